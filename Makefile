@@ -1,0 +1,124 @@
+# dt: the digital-twin batch analyzer.  See README.md.
+
+VERSION = 0.1.0
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share/dt
+DESTDIR ?=
+
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS = libcurl jansson
+
+# BUILD is where objects and programs go; the sanitizer build lives in
+# build/asan so both can exist side by side.
+BUILD ?= build
+SAN ?=
+
+CFLAGS ?= -O2 -g
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wno-format-nonliteral
+DT_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE -DDT_VERSION=\"$(VERSION)\" \
+	-DDT_DATADIR=\"$(DATADIR)\" -Ilib $(WARN) -MMD -MP \
+	$(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+DT_LDLIBS = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lm
+
+ifeq ($(SAN),1)
+CFLAGS = -O1 -g -fno-omit-frame-pointer
+DT_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+DT_LDFLAGS += -fsanitize=address,undefined
+endif
+
+ALL_PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report
+# A stage folder without sources yet builds no program.
+PROGS = $(foreach p,$(ALL_PROGS),$(if $(wildcard $(dir $(p))*.c),$(p)))
+BINS = $(addprefix $(BUILD)/bin/,$(notdir $(PROGS)))
+
+LIB_SRC = $(sort $(wildcard lib/*.c))
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB = $(BUILD)/lib/libdt.a
+
+UNIT_SRC = $(sort $(wildcard t/unit/*.c))
+UNITS = $(UNIT_SRC:t/unit/%.c=$(BUILD)/t/%)
+
+# Each program is every .c file in its folder.
+define prog_rule
+$(BUILD)/bin/$(notdir $(1)): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(dir $(1))*.c)) $(LIB)
+	@mkdir -p $$(@D)
+	$$(CC) $$(DT_LDFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(DT_LDLIBS) $$(LDLIBS)
+endef
+
+.PHONY: all units test check test-only asan demo bench deps install uninstall \
+	clean fmt lint fuzz image push
+
+all: $(BINS) $(UNITS)
+
+$(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(DT_CFLAGS) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/t/%: $(BUILD)/t/unit/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(DT_LDFLAGS) $(LDFLAGS) -o $@ $^ $(DT_LDLIBS) $(LDLIBS)
+
+units: $(UNITS)
+
+# make test: install what is missing, build, run the suite, then build
+# with ASan+UBSan and run it again.  TESTS narrows it to some files
+# (make test TESTS=t/001-lib-ndjson.bats); DEBUGGER wraps every dt
+# program (make test DEBUGGER='valgrind -q --error-exitcode=99').
+test check: deps-check
+	$(MAKE) all
+	t/run --build $(BUILD) $(TESTS)
+	$(MAKE) asan
+	t/run --build $(BUILD)/asan --sanitized $(TESTS)
+
+# Runs the suite once against BUILD without rebuilding the sanitizer build.
+test-only: all
+	t/run --build $(BUILD) $(TESTS)
+
+asan:
+	$(MAKE) BUILD=$(BUILD)/asan SAN=1 CC=$(CC) all
+
+demo: deps-check all
+	./demo/run
+
+bench: deps-check all
+	bench/run
+
+deps:
+	@tools/deps install
+
+deps-check:
+	@tools/deps check || tools/deps install
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
+	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
+	install -m 755 entrypoint.sh $(DESTDIR)$(BINDIR)/dt-entrypoint
+	install -m 644 analyze/prompt.txt analyze/schema.json $(DESTDIR)$(DATADIR)
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGS)) dt-entrypoint)
+	rm -rf $(DESTDIR)$(DATADIR)
+
+clean:
+	rm -rf $(BUILD)
+
+fmt:
+	clang-format -i lib/*.[ch] $(foreach p,$(PROGS),$(dir $(p))*.[ch]) t/unit/*.c
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
+		--inline-suppr --std=c11 -Ilib lib $(dir $(PROGS))
+	clang-tidy --quiet --checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
+		lib/*.c $(foreach p,$(PROGS),$(dir $(p))*.c) -- $(DT_CFLAGS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,34 @@
+/*
+ * cli.h: what every program's command line has in common.
+ */
+#ifndef DT_CLI_H
+#define DT_CLI_H
+
+#ifndef DT_VERSION
+#define DT_VERSION "0.0.0"
+#endif
+
+/* Prints "dt-fetch 0.1.0" to stdout. */
+void dt_cli_version(void);
+
+/*
+ * Prints "<prog>: <msg>" and "Try '<prog> --help'." to stderr and
+ * returns DT_EXIT_USAGE, for: return dt_cli_usage_error("...").
+ * msg may be NULL when getopt already printed the reason.
+ */
+int dt_cli_usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/*
+ * Writes the help text to stdout and returns 0, or DT_EXIT_IOERR when
+ * stdout cannot be written.
+ */
+int dt_cli_help(const char *text);
+
+/*
+ * Closes stdout and reports a write error that buffering hid until now.
+ * Returns status unchanged, or DT_EXIT_IOERR when the close failed.
+ */
+int dt_cli_close_stdout(int status);
+
+#endif

@@ -1,0 +1,29 @@
+/*
+ * exit.h: the exit statuses shared by every dt program (sysexits.h values).
+ *
+ * entrypoint.sh ranks them by severity to pick the status of a whole run;
+ * dt_exit_worse() does the same in C.
+ */
+#ifndef DT_EXIT_H
+#define DT_EXIT_H
+
+enum {
+	DT_EXIT_OK = 0,           /* every record handled */
+	DT_EXIT_PARTIAL = 1,      /* run finished, some records failed */
+	DT_EXIT_USAGE = 64,       /* bad command line */
+	DT_EXIT_DATAERR = 65,     /* bad input data (records skipped) */
+	DT_EXIT_UNAVAILABLE = 69, /* a service is unavailable (circuit open) */
+	DT_EXIT_IOERR = 74,       /* cannot write output */
+	DT_EXIT_TEMPFAIL = 75,    /* temporary failure, retry later */
+	DT_EXIT_CONFIG = 78,      /* bad configuration */
+	DT_EXIT_PIPE = 141        /* reader of stdout went away (128 + SIGPIPE) */
+};
+
+/*
+ * Returns whichever of the statuses a and b is more severe.  The order,
+ * most severe first, is 78 64 74 69 75 65 1 141 0; any status not in
+ * that list counts as just below 78.
+ */
+int dt_exit_worse(int a, int b);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * record.h: helpers for the records that travel between the stages.
+ */
+#ifndef DT_RECORD_H
+#define DT_RECORD_H
+
+#include <jansson.h>
+
+/*
+ * Checks a record's "id": a JSON integer or a non-empty string of at most
+ * 200 bytes.  Returns 0 and stores a borrowed reference in *id, or -1
+ * and stores a static description of what is wrong in *why ("missing
+ * id", "id must be an integer or a string, not a real", ...).
+ */
+int dt_record_id(json_t *rec, json_t **id, const char **why);
+
+/*
+ * Formats an id for messages: "42" or "\"a-1\"" into buf.  Returns buf.
+ */
+const char *dt_record_id_str(json_t *id, char *buf, size_t len);
+
+/*
+ * Sets rec["error"] to {"kind":kind,"message":message,"retryable":b}
+ * (message passed through dt_redact) and returns 0, or -1 when out of
+ * memory.  Does not steal rec.
+ */
+int dt_record_set_error(json_t *rec, const char *kind, int retryable,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * Builds a new error record for a line that could not be parsed:
+ * {"error":{"kind":"bad_record","message":...,"retryable":false},
+ *  "input":{"where":"<stdin>:3","excerpt":"..."}}.
+ * Returns a new reference or NULL when out of memory.
+ */
+json_t *dt_record_bad_line(const char *where, const char *why,
+    const char *excerpt);
+
+#endif
