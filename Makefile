@@ -31,8 +31,8 @@ DT_LDFLAGS += -fsanitize=address,undefined
 endif
 
 ALL_PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report
-# A stage folder without sources yet builds no program.
-PROGS = $(foreach p,$(ALL_PROGS),$(if $(wildcard $(dir $(p))*.c),$(p)))
+# A stage is built once its main file (fetch/dt-fetch.c ...) exists.
+PROGS = $(foreach p,$(ALL_PROGS),$(if $(wildcard $(p).c),$(p)))
 BINS = $(addprefix $(BUILD)/bin/,$(notdir $(PROGS)))
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
