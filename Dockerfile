@@ -1,0 +1,73 @@
+# dt: the digital-twin batch analyzer, as the image the CronJob runs.
+#
+#   make image                       (tools/image build: podman, see docs/deploy.md)
+#   make push REGISTRY=registry.digitalocean.com/NAME
+#
+# Two stages: "build" compiles the four programs with the -dev packages and
+# runs the unit tests (a failing test fails the build); the runtime stage
+# has only the shared libraries, GNU parallel, bash, tini and CA
+# certificates, runs as a numeric non-root user and writes only to /tmp, so
+# it works with a read-only root filesystem.
+
+FROM debian:bookworm-slim AS build
+
+RUN apt-get update \
+	&& apt-get install -y --no-install-recommends \
+		gcc libc6-dev make pkg-config \
+		libcurl4-openssl-dev libjansson-dev \
+	&& rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+# .dockerignore admits only the sources the build needs.
+COPY . .
+# The unit tests are the C programs under t/unit; the bats suite needs
+# PostgreSQL and the stand-ins and runs outside the image build.
+RUN make -j"$(nproc)" all \
+	&& for t in build/t/*; do \
+		if [ -f "$t" ] && [ -x "$t" ]; then "$t" >/dev/null || exit 1; fi; \
+	done \
+	&& make install DESTDIR=/out PREFIX=/usr/local
+
+
+FROM debian:bookworm-slim
+
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+
+LABEL org.opencontainers.image.title="dt" \
+	org.opencontainers.image.description="Digital-twin batch analyzer: Supabase rows analyzed by Perplexity, reported to Telegram" \
+	org.opencontainers.image.version="${VERSION}" \
+	org.opencontainers.image.revision="${REVISION}" \
+	org.opencontainers.image.created="${CREATED}" \
+	org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
+
+# tini is PID 1: it forwards SIGTERM to dt-entrypoint (which drains and
+# reports) and reaps any orphan, which a shell as PID 1 does not promise.
+RUN apt-get update \
+	&& apt-get install -y --no-install-recommends \
+		bash ca-certificates libcurl4 libjansson4 parallel tini \
+	&& rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/* \
+	&& groupadd --gid 10001 dt \
+	&& useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
+		--shell /usr/sbin/nologin dt
+
+COPY --from=build /out/usr/local/ /usr/local/
+
+# Defaults of the seed configuration; the CronJob sets them explicitly too.
+# HOME and TMPDIR point at /tmp, the only writable place (GNU parallel
+# keeps its state under $HOME).
+ENV HOME=/tmp \
+	TMPDIR=/tmp \
+	LC_ALL=C.UTF-8 \
+	BATCH_SIZE=100 \
+	MAX_WORKERS=5 \
+	TIMEOUT_SECONDS=300 \
+	PERPLEXITY_BASE_URL=https://api.perplexity.ai \
+	PERPLEXITY_MODEL=sonar \
+	TELEGRAM_API_URL=https://api.telegram.org
+
+USER 10001:10001
+WORKDIR /tmp
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/dt-entrypoint"]
