@@ -1,0 +1,81 @@
+/*
+ * api.h: the two request shapes dt-analyze speaks (Perplexity's Agent
+ * API and OpenAI-compatible chat completions) and what it reads back.
+ */
+#ifndef DT_API_H
+#define DT_API_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+enum {
+	DT_API_AGENT = 0,       /* POST {base}/v1/agent */
+	DT_API_CHAT = 1         /* POST {base}/chat/completions */
+};
+
+/* What one request needs besides the user's text. */
+struct dt_api {
+	int kind;               /* DT_API_AGENT or DT_API_CHAT */
+	const char *model;
+	const char *prompt;     /* the instructions */
+	json_t *schema;         /* borrowed */
+	const char *schema_name;
+	long long max_output_tokens;
+	int web_search;         /* agent: add the web_search tool */
+	int disable_search;     /* chat: send "disable_search": true */
+};
+
+struct dt_usage {
+	long long input_tokens;
+	long long output_tokens;
+	long long total_tokens;
+	double cost_usd;        /* the API's own total, 0 when it sent none */
+	int have_cost;
+};
+
+enum {
+	DT_API_OK = 0,          /* *analysis holds a valid analysis */
+	DT_API_FAILED = 1,      /* the API says the run failed (outage) */
+	DT_API_INVALID = 2      /* output missing, cut short, not JSON or
+				 * not valid against the schema */
+};
+
+/*
+ * Writes into buf (len bytes) the data block that carries the user's
+ * text: a marker line <dt-data-H>, the text, and </dt-data-H>, where H
+ * is derived from the text's SHA-256 so that the text cannot contain
+ * its own closing marker.  Returns a new string the caller frees, or
+ * NULL when out of memory.
+ */
+char *dt_api_wrap(const char *text, size_t len);
+
+/*
+ * Builds the request body for one text (already wrapped).  Returns a
+ * new JSON object, or NULL when out of memory.
+ */
+json_t *dt_api_request(const struct dt_api *a, const char *input);
+
+/* The path below the base URL for the API kind ("/v1/agent"). */
+const char *dt_api_path(int kind);
+
+/*
+ * Reads a 2xx response body.  Fills *u with what the API reported
+ * (zeros when it reported nothing) and model (cap bytes) with the model
+ * that answered.  Returns DT_API_OK with a new reference in *analysis;
+ * otherwise a description in why and, when the API returned some output
+ * text, a new string with it in *raw (the caller frees it).
+ */
+int dt_api_parse(const struct dt_api *a, const char *body, size_t len,
+    json_t **analysis, struct dt_usage *u, char *model, size_t cap,
+    char *why, size_t whylen, char **raw);
+
+/*
+ * Reads the message of an error body ({"error":{"message":...}} or
+ * {"error":"..."}) into buf, cut to len bytes; "" when there is none.
+ */
+void dt_api_error_message(const char *body, size_t n, char *buf, size_t len);
+
+/* Rough token count of s (about four bytes a token), for estimates. */
+long long dt_api_estimate_tokens(const char *s, size_t n);
+
+#endif

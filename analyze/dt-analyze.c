@@ -1,0 +1,1215 @@
+/*
+ * dt-analyze: adds a model's structured analysis to every source record.
+ *
+ * Reads NDJSON source records, sends each record's text to Perplexity's
+ * Agent API (or any OpenAI-compatible chat completions endpoint) with a
+ * JSON schema as the response format, checks the answer against the
+ * schema and writes the record back with "analysis" or an "error".
+ * docs/analyze.md has the whole story.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "cli.h"
+#include "config.h"
+#include "exit.h"
+#include "http.h"
+#include "log.h"
+#include "ndjson.h"
+#include "record.h"
+#include "schema.h"
+#include "sha256.h"
+#include "shared.h"
+
+#ifndef DT_DATADIR
+#define DT_DATADIR "/usr/local/share/dt"
+#endif
+
+#define RAW_KEEP 1024           /* bytes of bad output kept in an error */
+#define NKINDS 8
+
+static const char usage_text[] =
+    "usage: dt-analyze [-dhqVvw] [-a agent|chat] [-B url] [-b usd] "
+    "[-k failures]\n"
+    "                  [-m model] [-n bytes] [-p prompt] [-r rpm] "
+    "[-s schema]\n"
+    "                  [-t seconds] [-x cut|reject] [file ...]\n"
+    "\n"
+    "Adds a structured analysis of each record's \"text\" to the record.\n"
+    "\n"
+    "  -a, --api agent|chat      Agent API or chat completions "
+    "(DT_API; agent)\n"
+    "  -B, --base-url URL        API base URL (PERPLEXITY_BASE_URL)\n"
+    "  -b, --budget USD          stop calling once the run spent this "
+    "(DT_BUDGET_USD)\n"
+    "  -d, --dry-run             print the requests instead of sending "
+    "them\n"
+    "  -h, --help                print this help and exit\n"
+    "  -k, --breaker N           open the circuit after N consecutive "
+    "outage failures\n"
+    "                            (DT_BREAKER_THRESHOLD; 10)\n"
+    "  -m, --model NAME          model (PERPLEXITY_MODEL; "
+    "perplexity/sonar)\n"
+    "  -n, --max-text-bytes N    longest text sent (DT_MAX_TEXT_BYTES; "
+    "16384)\n"
+    "  -p, --prompt FILE         instructions (DT_PROMPT_FILE)\n"
+    "  -q, --quiet               log less\n"
+    "  -r, --rpm N               requests per minute, all workers "
+    "together (DT_RPM; 50)\n"
+    "  -s, --schema FILE         analysis JSON schema (DT_SCHEMA_FILE)\n"
+    "  -t, --timeout SECONDS     per API call (TIMEOUT_SECONDS; 300)\n"
+    "  -V, --version             print the version and exit\n"
+    "  -v, --verbose             log more (-vv: debug)\n"
+    "  -w, --web-search          let the model search the web "
+    "(DT_WEB_SEARCH)\n"
+    "  -x, --too-large cut|reject  longer texts are cut or rejected "
+    "(DT_TOO_LARGE)\n"
+    "\n"
+    "The key comes from PERPLEXITY_API_KEY or PERPLEXITY_API_KEY_FILE, "
+    "never from a flag.\n"
+    "Exit status: 0 all analyzed, 1 some records failed, 65 bad input "
+    "lines, 69 circuit\n"
+    "open, 75 budget spent or interrupted, 78 bad configuration or key "
+    "refused.\n";
+
+static const struct option longopts[] = {
+	{"api", required_argument, NULL, 'a'},
+	{"base-url", required_argument, NULL, 'B'},
+	{"budget", required_argument, NULL, 'b'},
+	{"breaker", required_argument, NULL, 'k'},
+	{"dry-run", no_argument, NULL, 'd'},
+	{"help", no_argument, NULL, 'h'},
+	{"max-text-bytes", required_argument, NULL, 'n'},
+	{"model", required_argument, NULL, 'm'},
+	{"prompt", required_argument, NULL, 'p'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"rpm", required_argument, NULL, 'r'},
+	{"schema", required_argument, NULL, 's'},
+	{"timeout", required_argument, NULL, 't'},
+	{"too-large", required_argument, NULL, 'x'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"version", no_argument, NULL, 'V'},
+	{"web-search", no_argument, NULL, 'w'},
+	{NULL, 0, NULL, 0}
+};
+
+/* Error kinds, in the order the stage record counts them. */
+static const char *const kinds[NKINDS] = {"timeout", "rate_limited",
+    "unavailable", "http_4xx", "invalid_output", "too_large", "bad_record",
+    "budget"};
+enum { K_TIMEOUT, K_RATE, K_UNAVAIL, K_4XX, K_INVALID, K_TOOLARGE, K_BAD,
+    K_BUDGET };
+
+struct config {
+	int api;
+	const char *base_url;
+	const char *model;
+	char *key;
+	int web_search;
+	int disable_search;
+	long long timeout_s, first_timeout_s;
+	const char *prompt_file, *schema_file;
+	const char *schema_name;
+	long long max_text;
+	int reject_large;
+	long long max_output_tokens;
+	long long rpm, rpm_window_ms;
+	double budget;
+	long long breaker;
+	struct dt_http_policy pol;
+	long long max_line;
+	int dry_run;
+	const char *run_id_env;
+};
+
+struct counts {
+	unsigned long records, analyzed, errors, passed, bad;
+	unsigned long kind[NKINDS];
+	long long tokens;
+	double cost;
+	long long est_in, est_out;
+};
+
+struct run {
+	struct config c;
+	struct dt_api api;
+	char *prompt;
+	json_t *schema;
+	char version[17];
+	char url[2048];
+	char *auth;
+	const char *headers[5];
+	struct dt_http *http;
+	struct dt_shared *sh;
+	char state_dir[4096];
+	int own_state_dir;
+	char run_id[256];
+	const char *where;      /* position of the current record */
+	struct counts n;
+	int status;
+	const char *message;
+	int seen_success;
+};
+
+static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t in_call;
+static char emergency[2048];
+static size_t emergency_len;
+
+/*
+ * On SIGTERM or SIGINT between calls, the main loop notices the flag
+ * and ends cleanly.  During a call libcurl would wait for the server,
+ * possibly for the whole timeout, so the handler writes the stage record
+ * prepared before the call and exits at once; the record in flight is
+ * not written and comes back when its lease expires.
+ */
+static void
+on_signal(int sig)
+{
+	got_signal = sig;
+	if (in_call) {
+		ssize_t w = write(STDOUT_FILENO, emergency, emergency_len);
+
+		(void)w;
+		_exit(DT_EXIT_TEMPFAIL);
+	}
+}
+
+/* Sleeps ms milliseconds, returning early (1) on a signal. */
+static int
+nap(long long ms)
+{
+	long long end = dt_shared_now() + ms;
+
+	while (!got_signal) {
+		long long left = end - dt_shared_now();
+		struct timespec ts;
+
+		if (left <= 0)
+			return 0;
+		ts.tv_sec = (time_t)(left / 1000);
+		ts.tv_nsec = (long)(left % 1000) * 1000000L;
+		nanosleep(&ts, NULL);
+	}
+	return 1;
+}
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f;
+	char *buf = NULL, *p;
+	size_t cap = 0, n = 0, r;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return NULL;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			if ((p = realloc(buf, cap)) == NULL) {
+				free(buf);
+				fclose(f);
+				errno = ENOMEM;
+				return NULL;
+			}
+			buf = p;
+		}
+		r = fread(buf + n, 1, cap - n - 1, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	if (ferror(f)) {
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static int
+parse_api(const char *name, const char *s, int *out)
+{
+	if (strcmp(s, "agent") == 0)
+		*out = DT_API_AGENT;
+	else if (strcmp(s, "chat") == 0)
+		*out = DT_API_CHAT;
+	else {
+		dt_error("%s: '%s' is not one of agent, chat", name, s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_too_large(const char *name, const char *s, int *out)
+{
+	if (strcmp(s, "cut") == 0)
+		*out = 0;
+	else if (strcmp(s, "reject") == 0)
+		*out = 1;
+	else {
+		dt_error("%s: '%s' is not one of cut, reject", name, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the environment.  Returns 0 or -1 (logged). */
+static int
+read_env(struct config *c)
+{
+	long long v;
+	const char *s;
+	int rc = 0;
+
+	c->base_url = dt_env("PERPLEXITY_BASE_URL", "https://api.perplexity.ai");
+	c->model = dt_env("PERPLEXITY_MODEL", "perplexity/sonar");
+	if ((s = dt_env("DT_API", NULL)) != NULL &&
+	    parse_api("DT_API", s, &c->api) < 0)
+		rc = -1;
+	if ((s = dt_env("DT_TOO_LARGE", NULL)) != NULL &&
+	    parse_too_large("DT_TOO_LARGE", s, &c->reject_large) < 0)
+		rc = -1;
+	c->prompt_file = dt_env("DT_PROMPT_FILE", DT_DATADIR "/prompt.txt");
+	c->schema_file = dt_env("DT_SCHEMA_FILE", DT_DATADIR "/schema.json");
+	c->schema_name = dt_env("DT_SCHEMA_NAME", "analysis");
+	c->run_id_env = dt_env("DT_RUN_ID", NULL);
+	if (dt_env_bool("DT_WEB_SEARCH", 0, &c->web_search) < 0 ||
+	    dt_env_bool("DT_CHAT_DISABLE_SEARCH", 1, &c->disable_search) < 0 ||
+	    dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout_s) < 0 ||
+	    dt_env_ll("DT_FIRST_TIMEOUT_SECONDS", 60, 1, 86400,
+	    &c->first_timeout_s) < 0 ||
+	    dt_env_ll("DT_MAX_TEXT_BYTES", 16384, 64, 1 << 24, &c->max_text) < 0 ||
+	    dt_env_ll("DT_MAX_OUTPUT_TOKENS", 1024, 16, 1 << 20,
+	    &c->max_output_tokens) < 0 ||
+	    dt_env_ll("DT_RPM", 50, 0, 1000000, &c->rpm) < 0 ||
+	    dt_env_ll("DT_RPM_WINDOW_MS", 60000, 100, 3600000,
+	    &c->rpm_window_ms) < 0 ||
+	    dt_env_double("DT_BUDGET_USD", 0, 0, 1e9, &c->budget) < 0 ||
+	    dt_env_ll("DT_BREAKER_THRESHOLD", 10, 1, 1000000, &c->breaker) < 0 ||
+	    dt_env_ll("DT_MAX_LINE", DT_NDJSON_MAX_LINE_DEFAULT, 1024, 1 << 28,
+	    &c->max_line) < 0)
+		rc = -1;
+	if (dt_env_ll("DT_HTTP_TRIES", 4, 1, 100, &v) < 0)
+		rc = -1;
+	c->pol.max_tries = (int)v;
+	if (dt_env_ll("DT_RETRY_BASE_MS", 500, 1, 3600000, &v) < 0)
+		rc = -1;
+	c->pol.base_ms = (long)v;
+	if (dt_env_ll("DT_RETRY_CAP_MS", 30000, 1, 3600000, &v) < 0)
+		rc = -1;
+	c->pol.cap_ms = (long)v;
+	if (dt_env_ll("DT_RETRY_TOTAL_MS", 120000, 0, 86400000, &v) < 0)
+		rc = -1;
+	c->pol.max_total_ms = (long)v;
+	if (dt_env_ll("DT_MAX_RESPONSE_BYTES", 1 << 20, 4096, 1 << 30, &v) < 0)
+		rc = -1;
+	c->pol.max_response = (size_t)v;
+	return rc;
+}
+
+/* Parses the command line over the environment.  Returns optind or -1. */
+static int
+read_flags(struct config *c, int argc, char **argv, int *exit_now)
+{
+	int ch;
+
+	*exit_now = -1;
+	while ((ch = getopt_long(argc, argv, "a:B:b:dhk:m:n:p:qr:s:t:Vvwx:",
+	    longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			if (parse_api("--api", optarg, &c->api) < 0)
+				goto usage;
+			break;
+		case 'B':
+			c->base_url = optarg;
+			break;
+		case 'b':
+			if (dt_parse_double("--budget", optarg, 0, 1e9,
+			    &c->budget) < 0)
+				goto usage;
+			break;
+		case 'd':
+			c->dry_run = 1;
+			break;
+		case 'h':
+			*exit_now = dt_cli_help(usage_text);
+			return -1;
+		case 'k':
+			if (dt_parse_ll("--breaker", optarg, 1, 1000000,
+			    &c->breaker) < 0)
+				goto usage;
+			break;
+		case 'm':
+			c->model = optarg;
+			break;
+		case 'n':
+			if (dt_parse_ll("--max-text-bytes", optarg, 64, 1 << 24,
+			    &c->max_text) < 0)
+				goto usage;
+			break;
+		case 'p':
+			c->prompt_file = optarg;
+			break;
+		case 'q':
+			dt_log_adjust(-1);
+			break;
+		case 'r':
+			if (dt_parse_ll("--rpm", optarg, 0, 1000000, &c->rpm) < 0)
+				goto usage;
+			break;
+		case 's':
+			c->schema_file = optarg;
+			break;
+		case 't':
+			if (dt_parse_ll("--timeout", optarg, 1, 86400,
+			    &c->timeout_s) < 0)
+				goto usage;
+			break;
+		case 'V':
+			dt_cli_version();
+			*exit_now = dt_cli_close_stdout(DT_EXIT_OK);
+			return -1;
+		case 'v':
+			dt_log_adjust(1);
+			break;
+		case 'w':
+			c->web_search = 1;
+			break;
+		case 'x':
+			if (parse_too_large("--too-large", optarg,
+			    &c->reject_large) < 0)
+				goto usage;
+			break;
+		default:
+			*exit_now = dt_cli_usage_error(NULL);
+			return -1;
+		}
+	}
+	return optind;
+usage:
+	*exit_now = dt_cli_usage_error(NULL);
+	return -1;
+}
+
+static int
+name_ok(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n < 1 || n > 64)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/*
+ * Loads the prompt and schema and derives prompt_version: the first 16
+ * hex digits of SHA-256 over the prompt, the schema in canonical form
+ * (sorted keys, compact) and the model, NUL-separated.
+ */
+static int
+load_prompt(struct run *x)
+{
+	struct config *c = &x->c;
+	json_error_t je;
+	struct dt_sha256 h;
+	unsigned char dig[32];
+	char err[300], *canon;
+	size_t plen;
+
+	if ((x->prompt = slurp(c->prompt_file, &plen)) == NULL) {
+		dt_error("%s: %s", c->prompt_file, strerror(errno));
+		return -1;
+	}
+	if (plen == 0 || strlen(x->prompt) != plen) {
+		dt_error("%s: the prompt must be non-empty text", c->prompt_file);
+		return -1;
+	}
+	if ((x->schema = json_load_file(c->schema_file, 0, &je)) == NULL) {
+		dt_error("%s:%d: %s", c->schema_file, je.line, je.text);
+		return -1;
+	}
+	if (dt_schema_check(x->schema, err, sizeof(err)) < 0) {
+		dt_error("%s: %s", c->schema_file, err);
+		return -1;
+	}
+	if (!name_ok(c->schema_name)) {
+		dt_error("DT_SCHEMA_NAME: '%s' must be 1 to 64 letters, digits, "
+		    "'_' or '-'", c->schema_name);
+		return -1;
+	}
+	if ((canon = json_dumps(x->schema, JSON_COMPACT | JSON_SORT_KEYS)) ==
+	    NULL) {
+		dt_error("out of memory");
+		return -1;
+	}
+	dt_sha256_init(&h);
+	dt_sha256_update(&h, x->prompt, plen);
+	dt_sha256_update(&h, "", 1);
+	dt_sha256_update(&h, canon, strlen(canon));
+	dt_sha256_update(&h, "", 1);
+	dt_sha256_update(&h, c->model, strlen(c->model));
+	dt_sha256_final(&h, dig);
+	dt_sha256_tohex(dig, x->version, 16);
+	free(canon);
+
+	x->api.kind = c->api;
+	x->api.model = c->model;
+	x->api.prompt = x->prompt;
+	x->api.schema = x->schema;
+	x->api.schema_name = c->schema_name;
+	x->api.max_output_tokens = c->max_output_tokens;
+	x->api.web_search = c->web_search;
+	x->api.disable_search = c->disable_search;
+	return 0;
+}
+
+/* Makes dir (mode 0700) unless it exists as this user's directory. */
+static int
+own_dir(const char *dir)
+{
+	struct stat sb;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		dt_error("%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (lstat(dir, &sb) < 0) {
+		dt_error("%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
+		dt_error("%s: not a directory of this user; refusing to keep "
+		    "state there", dir);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Picks the directory the workers share: DT_STATE_DIR, else one per run
+ * id under TMPDIR, else (a lone process) a private one removed at exit.
+ */
+static int
+open_state(struct run *x)
+{
+	const char *dir = dt_env("DT_STATE_DIR", NULL);
+	const char *tmp = dt_env("TMPDIR", "/tmp");
+	char err[512];
+
+	if (dir != NULL)
+		snprintf(x->state_dir, sizeof(x->state_dir), "%s", dir);
+	else if (x->c.run_id_env != NULL) {
+		char safe[128];
+		size_t i;
+
+		snprintf(safe, sizeof(safe), "%s", x->c.run_id_env);
+		for (i = 0; safe[i] != '\0'; i++)
+			if (!((safe[i] >= 'a' && safe[i] <= 'z') ||
+			    (safe[i] >= 'A' && safe[i] <= 'Z') ||
+			    (safe[i] >= '0' && safe[i] <= '9') ||
+			    safe[i] == '-' || safe[i] == '_' || safe[i] == '.'))
+				safe[i] = '_';
+		snprintf(x->state_dir, sizeof(x->state_dir),
+		    "%s/dt-analyze-%ld-%s", tmp, (long)geteuid(), safe);
+	} else {
+		snprintf(x->state_dir, sizeof(x->state_dir),
+		    "%s/dt-analyze.XXXXXX", tmp);
+		if (mkdtemp(x->state_dir) == NULL) {
+			dt_error("%s: %s", x->state_dir, strerror(errno));
+			return -1;
+		}
+		x->own_state_dir = 1;
+	}
+	if (!x->own_state_dir && own_dir(x->state_dir) < 0)
+		return -1;
+	if ((x->sh = dt_shared_open(x->state_dir, x->c.rpm,
+	    x->c.rpm_window_ms, err, sizeof(err))) == NULL) {
+		dt_error("%s", err);
+		return -1;
+	}
+	dt_debug("state shared in %s", x->state_dir);
+	return 0;
+}
+
+static void
+close_state(struct run *x)
+{
+	char path[4200];
+
+	dt_shared_close(x->sh);
+	x->sh = NULL;
+	if (x->own_state_dir) {
+		snprintf(path, sizeof(path), "%s/analyze.state", x->state_dir);
+		unlink(path);
+		rmdir(x->state_dir);
+	}
+}
+
+static int
+setup_http(struct run *x)
+{
+	size_t n = strlen(x->c.base_url);
+	const char *key = x->c.key;
+
+	while (n > 0 && x->c.base_url[n - 1] == '/')
+		n--;
+	if (strncmp(x->c.base_url, "http://", 7) != 0 &&
+	    strncmp(x->c.base_url, "https://", 8) != 0) {
+		dt_error("PERPLEXITY_BASE_URL: '%s' is not an http(s) URL",
+		    x->c.base_url);
+		return -1;
+	}
+	snprintf(x->url, sizeof(x->url), "%.*s%s", (int)n, x->c.base_url,
+	    dt_api_path(x->c.api));
+	if (asprintf(&x->auth, "Authorization: Bearer %s",
+	    key != NULL ? key : "***") < 0) {
+		x->auth = NULL;
+		dt_error("out of memory");
+		return -1;
+	}
+	x->headers[0] = x->auth;
+	x->headers[1] = "Content-Type: application/json";
+	x->headers[2] = "Accept: application/json";
+	x->headers[3] = NULL;
+	if (x->c.dry_run)
+		return 0;
+	if ((x->http = dt_http_new("perplexity")) == NULL)
+		return -1;
+	return 0;
+}
+
+/* Copies at most max bytes of s, ending on a UTF-8 character boundary. */
+static size_t
+utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return max;
+}
+
+static void
+count_error(struct run *x, int k, int status)
+{
+	x->n.errors++;
+	x->n.kind[k]++;
+	x->status = dt_exit_worse(x->status, status);
+}
+
+static void
+set_error(struct run *x, json_t *rec, int k, int retryable, int status,
+    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void
+set_error(struct run *x, json_t *rec, int k, int retryable, int status,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (dt_record_set_error(rec, kinds[k], retryable, "%s", msg) < 0)
+		dt_error("out of memory");
+	count_error(x, k, status);
+}
+
+static json_t *
+usage_json(const struct dt_usage *u)
+{
+	return json_pack("{s:I, s:I, s:I, s:f}", "prompt_tokens",
+	    (json_int_t)u->input_tokens, "completion_tokens",
+	    (json_int_t)u->output_tokens, "total_tokens",
+	    (json_int_t)u->total_tokens, "cost_usd", u->cost_usd);
+}
+
+/* Renders the stage record (see docs/pipeline.md) into buf. */
+static size_t
+render_stage(struct run *x, int status, const char *message, int interrupted,
+    char *buf, size_t len)
+{
+	size_t o = 0;
+	int i, n;
+
+#define PUT(...) do { \
+	n = snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__); \
+	if (n > 0) \
+		o += (size_t)n; \
+} while (0)
+	PUT("{\"stage\":\"dt-analyze\",\"run_id\":");
+	if (x->run_id[0] != '\0')
+		PUT("\"%s\"", x->run_id);
+	else
+		PUT("null");
+	PUT(",\"status\":%d,\"message\":", status);
+	if (message != NULL)
+		PUT("\"%s\"", message);
+	else
+		PUT("null");
+	PUT(",\"counts\":{\"records\":%lu,\"analyzed\":%lu,\"errors\":%lu,"
+	    "\"passed\":%lu,\"bad\":%lu", x->n.records, x->n.analyzed,
+	    x->n.errors, x->n.passed, x->n.bad);
+	for (i = 0; i < NKINDS; i++)
+		if (x->n.kind[i] > 0)
+			PUT(",\"%s\":%lu", kinds[i], x->n.kind[i]);
+	PUT("},\"tokens\":%lld,\"cost_usd\":%.9g,\"prompt_version\":\"%s\"",
+	    x->n.tokens, x->n.cost, x->version);
+	if (x->c.dry_run)
+		PUT(",\"dry_run\":true,\"estimate\":{\"input_tokens\":%lld,"
+		    "\"max_output_tokens\":%lld}", x->n.est_in, x->n.est_out);
+	PUT(",\"interrupted\":%s}\n", interrupted ? "true" : "false");
+#undef PUT
+	if (o >= len)
+		o = len - 1;
+	return o;
+}
+
+/* The run id and message strings go into JSON as they are: keep safe. */
+static void
+take_run_id(struct run *x, json_t *rec)
+{
+	const char *s;
+	size_t i;
+
+	if (x->run_id[0] != '\0')
+		return;
+	s = x->c.run_id_env;
+	if (s == NULL)
+		s = json_string_value(json_object_get(rec, "run_id"));
+	if (s == NULL)
+		return;
+	for (i = 0; s[i] != '\0' && i + 1 < sizeof(x->run_id); i++)
+		x->run_id[i] = (s[i] == '"' || s[i] == '\\' ||
+		    (unsigned char)s[i] < 0x20) ? '_' : s[i];
+	x->run_id[i] = '\0';
+}
+
+static int
+outage_kind(const struct dt_http_resp *r)
+{
+	if (r->result == DT_HTTP_ETIMEOUT || r->status == 408)
+		return K_TIMEOUT;
+	if (r->status == 429)
+		return K_RATE;
+	return K_UNAVAIL;
+}
+
+/*
+ * Sends one record's text until it has an analysis or a final error,
+ * and sets either on rec.
+ */
+static void
+call_api(struct run *x, json_t *rec, const char *id, const char *text,
+    size_t len)
+{
+	struct config *c = &x->c;
+	struct dt_http_resp resp;
+	struct dt_http_req req;
+	struct dt_usage u, sum;
+	json_t *body = NULL, *analysis;
+	char *input = NULL, *payload = NULL, *raw = NULL;
+	char why[600], model[128], apimsg[300];
+	long long start = dt_shared_now(), wait;
+	int tries = 0, outages = 0, invalid = 0, lead, warm, rc, k;
+
+	memset(&resp, 0, sizeof(resp));
+	memset(&sum, 0, sizeof(sum));
+	if ((input = dt_api_wrap(text, len)) == NULL ||
+	    (body = dt_api_request(&x->api, input)) == NULL ||
+	    (payload = json_dumps(body, JSON_COMPACT)) == NULL) {
+		dt_error("out of memory");
+		set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL, "out of memory");
+		goto out;
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.url = x->url;
+	req.headers = x->headers;
+	req.body = payload;
+	req.body_len = strlen(payload);
+	req.connect_timeout_ms = 10000;
+
+	for (;;) {
+		double reserved;
+		int br;
+
+		if (got_signal) {
+			set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
+			    "interrupted before the API answered");
+			goto out;
+		}
+		if ((br = dt_shared_breaker(x->sh)) != DT_BREAKER_CLOSED) {
+			set_error(x, rec, K_UNAVAIL, 1, br == DT_BREAKER_AUTH ?
+			    DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE,
+			    br == DT_BREAKER_AUTH ? "the API refused the key; "
+			    "not calling it again in this run" :
+			    "circuit open after %lld consecutive outage "
+			    "failures; not calling the API in this run",
+			    c->breaker);
+			goto out;
+		}
+		/* Only one worker makes the first call with a new schema. */
+		while ((lead = dt_shared_warm(x->sh, (c->first_timeout_s +
+		    10) * 1000, &warm)) == DT_WARM_WAIT)
+			if (nap(20))
+				break;
+		if (got_signal)
+			continue;
+		if (!dt_shared_budget_take(x->sh, c->budget, &reserved)) {
+			if (lead == DT_WARM_LEAD)
+				dt_shared_warm_done(x->sh, 0);
+			set_error(x, rec, K_BUDGET, 1, DT_EXIT_TEMPFAIL,
+			    "the run's budget of %.4f USD is spent; not calling "
+			    "the API", c->budget);
+			goto out;
+		}
+		if ((wait = dt_shared_slot(x->sh)) > 0) {
+			dt_debug("%s: id %s: waiting %lld ms for a request slot",
+			    x->where, id, wait);
+			nap(wait);
+		}
+		if (got_signal) {
+			dt_shared_budget_settle(x->sh, reserved, 0);
+			if (lead == DT_WARM_LEAD)
+				dt_shared_warm_done(x->sh, 0);
+			continue;
+		}
+		req.timeout_ms = (long)(c->timeout_s * 1000);
+		if (!warm && !x->seen_success &&
+		    c->first_timeout_s > c->timeout_s)
+			req.timeout_ms = (long)(c->first_timeout_s * 1000);
+		emergency_len = render_stage(x, DT_EXIT_TEMPFAIL,
+		    "interrupted by a signal", 1, emergency,
+		    sizeof(emergency));
+		in_call = 1;
+		if (got_signal) {
+			in_call = 0;
+			continue;
+		}
+		dt_http_once(x->http, &req, &c->pol, &resp);
+		in_call = 0;
+		tries++;
+
+		u.cost_usd = 0;
+		rc = -1;
+		analysis = NULL;
+		free(raw);
+		raw = NULL;
+		if (resp.result == DT_HTTP_OK && resp.status >= 200 &&
+		    resp.status <= 299) {
+			rc = dt_api_parse(&x->api, resp.body, resp.len, &analysis,
+			    &u, model, sizeof(model), why, sizeof(why), &raw);
+			sum.input_tokens += u.input_tokens;
+			sum.output_tokens += u.output_tokens;
+			sum.total_tokens += u.total_tokens;
+			sum.cost_usd += u.cost_usd;
+		} else if (resp.result == DT_HTTP_ETOOBIG) {
+			rc = DT_API_INVALID;
+			snprintf(why, sizeof(why), "%s", resp.error);
+		}
+		dt_shared_budget_settle(x->sh, reserved, u.cost_usd);
+		if (lead == DT_WARM_LEAD)
+			dt_shared_warm_done(x->sh, rc == DT_API_OK);
+
+		if (rc == DT_API_OK) {
+			dt_shared_breaker_note(x->sh, 0, c->breaker);
+			x->seen_success = 1;
+			json_object_set_new(rec, "analysis", analysis);
+			json_object_set_new(rec, "model", json_string(model));
+			json_object_set_new(rec, "usage", usage_json(&sum));
+			json_object_set_new(rec, "latency_ms",
+			    json_integer(resp.elapsed_ms));
+			json_object_set_new(rec, "tries", json_integer(tries));
+			json_object_set_new(rec, "prompt_version",
+			    json_string(x->version));
+			x->n.analyzed++;
+			goto out;
+		}
+		if (rc == DT_API_INVALID) {
+			dt_shared_breaker_note(x->sh, 0, c->breaker);
+			if (++invalid < 2) {
+				dt_warn("%s: id %s: %s; asking once more",
+				    x->where, id, why);
+				continue;
+			}
+			set_error(x, rec, K_INVALID, 1, DT_EXIT_PARTIAL,
+			    "%s (after %d tries)", why, tries);
+			if (raw != NULL) {
+				size_t n = utf8_cut(raw, strlen(raw), RAW_KEEP);
+				json_t *e = json_object_get(rec, "error");
+
+				json_object_set_new(e, "output",
+				    json_stringn(raw, n));
+				if (n < strlen(raw))
+					json_object_set_new(e, "output_cut",
+					    json_true());
+			}
+			goto fail;
+		}
+		if (resp.result == DT_HTTP_OK && (resp.status == 401 ||
+		    resp.status == 403)) {
+			dt_api_error_message(resp.body, resp.len, apimsg,
+			    sizeof(apimsg));
+			dt_error("%s: the API refused the key (HTTP %ld%s%s); not "
+			    "calling it again in this run", x->url, resp.status,
+			    apimsg[0] ? ": " : "", apimsg);
+			dt_shared_breaker_trip(x->sh, DT_BREAKER_AUTH);
+			continue;
+		}
+		if (rc == DT_API_FAILED || dt_http_retryable(&resp) ||
+		    resp.result != DT_HTTP_OK) {
+			long backoff;
+			const char *what;
+
+			k = rc == DT_API_FAILED ? K_UNAVAIL : outage_kind(&resp);
+			if (rc != DT_API_FAILED) {
+				if (resp.result == DT_HTTP_OK) {
+					dt_api_error_message(resp.body, resp.len,
+					    apimsg, sizeof(apimsg));
+					snprintf(why, sizeof(why), "HTTP %ld%s%s",
+					    resp.status, apimsg[0] ? ": " : "",
+					    apimsg);
+				} else
+					snprintf(why, sizeof(why), "%s",
+					    resp.error);
+			}
+			what = why;
+			outages++;
+			if (dt_shared_breaker_note(x->sh, 1, c->breaker) !=
+			    DT_BREAKER_CLOSED) {
+				dt_warn("%s: id %s: %s; circuit open", x->where,
+				    id, what);
+				continue;
+			}
+			backoff = dt_http_backoff_ms(&c->pol, outages, &resp);
+			if (outages >= c->pol.max_tries ||
+			    dt_shared_now() - start + backoff >
+			    c->pol.max_total_ms) {
+				dt_warn("%s: id %s: %s; giving up after %d tries",
+				    x->where, id, what, tries);
+				set_error(x, rec, k, 1, DT_EXIT_PARTIAL,
+				    "%s (after %d tries)", what, tries);
+				goto fail;
+			}
+			dt_warn("%s: id %s: %s; retrying in %.1f s (%d of %d "
+			    "tries left)", x->where, id, what, backoff / 1000.0,
+			    c->pol.max_tries - outages, c->pol.max_tries);
+			if (resp.status == 429)
+				dt_shared_hold(x->sh, backoff);
+			else
+				nap(backoff);
+			continue;
+		}
+		/* Any other 4xx: this request will not work however often. */
+		dt_shared_breaker_note(x->sh, 0, c->breaker);
+		dt_api_error_message(resp.body, resp.len, apimsg, sizeof(apimsg));
+		dt_warn("%s: id %s: HTTP %ld%s%s", x->where, id, resp.status,
+		    apimsg[0] ? ": " : "", apimsg);
+		set_error(x, rec, K_4XX, 0, DT_EXIT_PARTIAL, "HTTP %ld%s%s",
+		    resp.status, apimsg[0] ? ": " : "", apimsg);
+		goto fail;
+	}
+fail:
+	json_object_set_new(rec, "tries", json_integer(tries));
+	if (sum.total_tokens > 0 || sum.cost_usd > 0)
+		json_object_set_new(rec, "usage", usage_json(&sum));
+out:
+	x->n.tokens += sum.total_tokens;
+	x->n.cost += sum.cost_usd;
+	dt_http_resp_clear(&resp);
+	free(raw);
+	free(payload);
+	json_decref(body);
+	free(input);
+}
+
+/* Prints what would be sent for one text, with the key masked. */
+static void
+dry_run(struct run *x, json_t *rec, json_t *id, const char *text, size_t len)
+{
+	char *input = dt_api_wrap(text, len), *s;
+	json_t *body, *out;
+	long long est;
+
+	if (input == NULL || (body = dt_api_request(&x->api, input)) == NULL) {
+		free(input);
+		dt_error("out of memory");
+		return;
+	}
+	s = json_dumps(body, JSON_COMPACT);
+	est = dt_api_estimate_tokens(s, s ? strlen(s) : 0);
+	free(s);
+	x->n.est_in += est;
+	x->n.est_out += x->c.max_output_tokens;
+	out = json_pack("{s:O, s:b, s:{s:s, s:s, s:{s:s, s:s}, s:o}, "
+	    "s:{s:I, s:I}}", "id", id, "dry_run", 1, "request", "method",
+	    "POST", "url", x->url, "headers", "Authorization",
+	    x->c.key ? "Bearer ***" : "Bearer (PERPLEXITY_API_KEY unset)",
+	    "Content-Type", "application/json", "body", body, "estimate",
+	    "input_tokens", (json_int_t)est, "max_output_tokens",
+	    (json_int_t)x->c.max_output_tokens);
+	if (out != NULL && json_object_get(rec, "text_cut") != NULL)
+		json_object_set(out, "text_cut", json_object_get(rec,
+		    "text_cut"));
+	dt_emit(out);
+	json_decref(out);
+	free(input);
+}
+
+/* Handles one record; returns 1 when rec is to be written. */
+static int
+process(struct run *x, json_t *rec)
+{
+	json_t *id, *t, *pv;
+	const char *why, *text;
+	char idbuf[256];
+	size_t len, keep;
+	char *cut = NULL;
+
+	x->n.records++;
+	take_run_id(x, rec);
+	if (json_object_get(rec, "stage") != NULL &&
+	    json_object_get(rec, "id") == NULL) {
+		x->n.passed++;
+		return 1;
+	}
+	if (dt_record_id(rec, &id, &why) < 0) {
+		dt_warn("%s: %s", x->where, why);
+		set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR, "%s", why);
+		return 1;
+	}
+	dt_record_id_str(id, idbuf, sizeof(idbuf));
+	if (json_object_get(rec, "error") != NULL) {
+		x->n.passed++;
+		return 1;
+	}
+	pv = json_object_get(rec, "prompt_version");
+	if (json_object_get(rec, "analysis") != NULL && json_is_string(pv) &&
+	    strcmp(json_string_value(pv), x->version) == 0) {
+		x->n.passed++;
+		return 1;
+	}
+	t = json_object_get(rec, "text");
+	if (!json_is_string(t)) {
+		why = t == NULL ? "missing text" : "text must be a string";
+		dt_warn("%s: id %s: %s", x->where, idbuf, why);
+		set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR, "%s", why);
+		return 1;
+	}
+	text = json_string_value(t);
+	len = json_string_length(t);
+	if (len == 0 || strspn(text, " \t\r\n") == len) {
+		dt_warn("%s: id %s: text is empty", x->where, idbuf);
+		set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR, "text is empty");
+		return 1;
+	}
+	if (memchr(text, '\0', len) != NULL) {
+		dt_warn("%s: id %s: text contains a NUL character", x->where,
+		    idbuf);
+		set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR,
+		    "text contains a NUL character");
+		return 1;
+	}
+	dt_log_text("text", text);
+	if (len > (size_t)x->c.max_text) {
+		if (x->c.reject_large) {
+			dt_warn("%s: id %s: text of %zu bytes is over the "
+			    "limit of %lld", x->where, idbuf, len, x->c.max_text);
+			set_error(x, rec, K_TOOLARGE, 0, DT_EXIT_PARTIAL,
+			    "text of %zu bytes is over the limit of %lld bytes",
+			    len, x->c.max_text);
+			return 1;
+		}
+		keep = utf8_cut(text, len, (size_t)x->c.max_text);
+		if (asprintf(&cut, "%.*s\n[... cut by dt-analyze: %zu of %zu "
+		    "bytes kept]", (int)keep, text, keep, len) < 0) {
+			dt_error("out of memory");
+			set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
+			    "out of memory");
+			return 1;
+		}
+		json_object_set_new(rec, "text_cut", json_pack("{s:I, s:I}",
+		    "kept_bytes", (json_int_t)keep, "total_bytes",
+		    (json_int_t)len));
+		text = cut;
+		len = strlen(cut);
+	}
+	if (x->c.dry_run) {
+		dry_run(x, rec, id, text, len);
+		free(cut);
+		return 0;
+	}
+	call_api(x, rec, idbuf, text, len);
+	free(cut);
+	return 1;
+}
+
+/*
+ * A pipe from GNU parallel holds 64 KiB by default, hundreds of records
+ * that would wait behind one slow call; a one-page pipe keeps the
+ * backlog of each worker small so parallel hands records to whichever
+ * worker is free.
+ */
+static void
+shrink_stdin_pipe(void)
+{
+#ifdef F_SETPIPE_SZ
+	struct stat sb;
+
+	if (fstat(STDIN_FILENO, &sb) == 0 && S_ISFIFO(sb.st_mode))
+		(void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, 4096);
+#endif
+}
+
+static const char *
+final_message(struct run *x, int interrupted)
+{
+	if (interrupted)
+		return "interrupted by a signal";
+	switch (x->status) {
+	case DT_EXIT_OK:
+		return NULL;
+	case DT_EXIT_CONFIG:
+		return "the API refused the key";
+	case DT_EXIT_UNAVAILABLE:
+		return "circuit open: the API is unavailable";
+	case DT_EXIT_TEMPFAIL:
+		return x->n.kind[K_BUDGET] ? "the run's budget is spent" :
+		    "temporary failure";
+	case DT_EXIT_DATAERR:
+		return "bad input records";
+	case DT_EXIT_PARTIAL:
+		return "some records failed";
+	default:
+		return "output failed";
+	}
+}
+
+static void
+install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct run x;
+	struct dt_reader *r = NULL;
+	json_t *rec;
+	char stage[2048];
+	int first, exit_now, rc, interrupted = 0;
+
+	if (dt_log_init("dt-analyze") < 0)
+		return DT_EXIT_CONFIG;
+	dt_out_init();
+	dt_config_register_secrets();
+	if (read_env(&x.c) < 0)
+		return DT_EXIT_CONFIG;
+	if ((first = read_flags(&x.c, argc, argv, &exit_now)) < 0)
+		return exit_now;
+	if (dt_env_secret("PERPLEXITY_API_KEY", &x.c.key) < 0)
+		return DT_EXIT_CONFIG;
+	if (x.c.key == NULL && !x.c.dry_run) {
+		dt_error("PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is "
+		    "not set");
+		return DT_EXIT_CONFIG;
+	}
+	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
+	x.status = DT_EXIT_OK;
+	if (load_prompt(&x) < 0 || setup_http(&x) < 0 ||
+	    (!x.c.dry_run && open_state(&x) < 0)) {
+		x.status = DT_EXIT_CONFIG;
+		goto out;
+	}
+	install_signals();
+	shrink_stdin_pipe();
+	if ((r = dt_reader_new(argv + first, argc - first,
+	    (size_t)x.c.max_line)) == NULL) {
+		dt_error("out of memory");
+		x.status = DT_EXIT_TEMPFAIL;
+		goto out;
+	}
+	take_run_id(&x, NULL);
+	while (!got_signal && dt_out_status() == 0) {
+		rc = dt_reader_next(r, &rec);
+		if (rc == DT_NDJSON_EOF)
+			break;
+		if (rc == DT_NDJSON_ERROR) {
+			x.status = dt_exit_worse(x.status, DT_EXIT_DATAERR);
+			continue;
+		}
+		x.where = dt_reader_where(r);
+		if (rc == DT_NDJSON_BAD) {
+			json_t *bad = dt_record_bad_line(x.where,
+			    dt_reader_error(r), dt_reader_excerpt(r));
+
+			x.n.records++;
+			x.n.bad++;
+			count_error(&x, K_BAD, DT_EXIT_DATAERR);
+			if (bad != NULL && !x.c.dry_run)
+				dt_emit(bad);
+			json_decref(bad);
+			continue;
+		}
+		if (process(&x, rec))
+			dt_emit(rec);
+		json_decref(rec);
+	}
+	if (got_signal) {
+		interrupted = 1;
+		x.status = dt_exit_worse(x.status, DT_EXIT_TEMPFAIL);
+		dt_warn("interrupted by signal %d; %lu records done",
+		    (int)got_signal, x.n.records);
+	}
+	if (dt_out_status() != 0)
+		x.status = dt_exit_worse(x.status, dt_out_status());
+	else {
+		render_stage(&x, x.status, final_message(&x, interrupted),
+		    interrupted, stage, sizeof(stage));
+		if (fputs(stage, stdout) == EOF)
+			x.status = dt_exit_worse(x.status, DT_EXIT_IOERR);
+	}
+out:
+	dt_reader_free(r);
+	if (x.sh != NULL)
+		close_state(&x);
+	dt_http_free(x.http);
+	json_decref(x.schema);
+	free(x.prompt);
+	free(x.auth);
+	free(x.c.key);
+	return dt_cli_close_stdout(x.status);
+}

@@ -1,0 +1,308 @@
+/*
+ * shared.c: the state the dt-analyze workers of one run share; see
+ * shared.h.
+ */
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shared.h"
+
+#define STATE_MAGIC 0x64747361u /* "dtsa" */
+#define STATE_VERSION 1
+
+struct state {
+	uint32_t magic;
+	uint32_t version;
+	int64_t rpm;
+	int64_t window_ms;
+	int64_t hold_until;     /* no slot before this time */
+	int64_t next;           /* slots handed out so far */
+	int64_t breaker_fails;  /* consecutive outage failures */
+	int32_t breaker;        /* DT_BREAKER_* */
+	int32_t warm;           /* a call has succeeded */
+	int32_t warm_tried;     /* the warm-up call has been made */
+	int32_t warm_pid;       /* the worker making it */
+	int64_t warm_until;     /* its lease */
+	double spent;
+	double reserved;
+	double max_cost;
+	int64_t ring[];         /* the times of the last rpm slots */
+};
+
+struct dt_shared {
+	int fd;
+	struct state *st;
+	size_t size;
+};
+
+long long
+dt_shared_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+lock(struct dt_shared *s)
+{
+	while (flock(s->fd, LOCK_EX) < 0 && errno == EINTR)
+		;
+}
+
+static void
+unlock(struct dt_shared *s)
+{
+	flock(s->fd, LOCK_UN);
+}
+
+struct dt_shared *
+dt_shared_open(const char *dir, long long rpm, long long window_ms, char *err,
+    size_t errlen)
+{
+	struct dt_shared *s;
+	struct stat sb;
+	char path[4096];
+	size_t size = sizeof(struct state) + (size_t)rpm * sizeof(int64_t);
+	void *p;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->fd = -1;
+	snprintf(path, sizeof(path), "%s/analyze.state", dir);
+	if ((s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+	    0600)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	lock(s);
+	if (fstat(s->fd, &sb) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail_locked;
+	}
+	if (sb.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s: owned by another user", path);
+		goto fail_locked;
+	}
+	if (sb.st_size == 0 && ftruncate(s->fd, (off_t)size) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail_locked;
+	} else if (sb.st_size != 0 && (size_t)sb.st_size != size) {
+		snprintf(err, errlen, "%s: made by a worker with another "
+		    "DT_RPM; all workers of a run must share one configuration",
+		    path);
+		goto fail_locked;
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		goto fail_locked;
+	}
+	s->st = p;
+	s->size = size;
+	if (s->st->magic == 0) {
+		s->st->magic = STATE_MAGIC;
+		s->st->version = STATE_VERSION;
+		s->st->rpm = rpm;
+		s->st->window_ms = window_ms;
+	} else if (s->st->magic != STATE_MAGIC ||
+	    s->st->version != STATE_VERSION || s->st->rpm != rpm ||
+	    s->st->window_ms != window_ms) {
+		snprintf(err, errlen, "%s: made by a worker with another "
+		    "DT_RPM or DT_RPM_WINDOW_MS; all workers of a run must "
+		    "share one configuration", path);
+		goto fail_locked;
+	}
+	unlock(s);
+	return s;
+fail_locked:
+	unlock(s);
+fail:
+	dt_shared_close(s);
+	return NULL;
+}
+
+void
+dt_shared_close(struct dt_shared *s)
+{
+	if (s == NULL)
+		return;
+	if (s->st != NULL)
+		munmap(s->st, s->size);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s);
+}
+
+long long
+dt_shared_slot(struct dt_shared *s)
+{
+	struct state *st = s->st;
+	long long now, slot, margin;
+
+	lock(s);
+	now = dt_shared_now();
+	slot = now > st->hold_until ? now : st->hold_until;
+	if (st->rpm > 0) {
+		int64_t i = st->next % st->rpm;
+
+		/*
+		 * The slot rpm places back must be a whole window (plus a
+		 * margin for the time a request takes to reach the server)
+		 * older than this one, so no window ever holds more than rpm.
+		 */
+		margin = st->window_ms / 20 < 1000 ? st->window_ms / 20 : 1000;
+		if (st->next >= st->rpm &&
+		    st->ring[i] + st->window_ms + margin > slot)
+			slot = st->ring[i] + st->window_ms + margin;
+		st->ring[i] = slot;
+		st->next++;
+	}
+	unlock(s);
+	return slot - now;
+}
+
+void
+dt_shared_hold(struct dt_shared *s, long long ms)
+{
+	long long until;
+
+	lock(s);
+	until = dt_shared_now() + ms;
+	if (until > s->st->hold_until)
+		s->st->hold_until = until;
+	unlock(s);
+}
+
+int
+dt_shared_budget_take(struct dt_shared *s, double budget, double *reserved)
+{
+	struct state *st = s->st;
+	int ok = 1;
+
+	*reserved = 0;
+	if (budget <= 0)
+		return 1;
+	lock(s);
+	if (st->spent + st->reserved >= budget ||
+	    st->spent + st->reserved + st->max_cost > budget)
+		ok = 0;
+	else {
+		*reserved = st->max_cost;
+		st->reserved += st->max_cost;
+	}
+	unlock(s);
+	return ok;
+}
+
+void
+dt_shared_budget_settle(struct dt_shared *s, double reserved, double cost)
+{
+	struct state *st = s->st;
+
+	lock(s);
+	st->reserved -= reserved;
+	if (st->reserved < 0)
+		st->reserved = 0;
+	st->spent += cost;
+	if (cost > st->max_cost)
+		st->max_cost = cost;
+	unlock(s);
+}
+
+double
+dt_shared_spent(struct dt_shared *s)
+{
+	double v;
+
+	lock(s);
+	v = s->st->spent;
+	unlock(s);
+	return v;
+}
+
+int
+dt_shared_breaker(struct dt_shared *s)
+{
+	int v;
+
+	lock(s);
+	v = s->st->breaker;
+	unlock(s);
+	return v;
+}
+
+int
+dt_shared_breaker_note(struct dt_shared *s, int outage, long long threshold)
+{
+	struct state *st = s->st;
+	int v;
+
+	lock(s);
+	if (!outage)
+		st->breaker_fails = 0;
+	else if (++st->breaker_fails >= threshold && threshold > 0 &&
+	    st->breaker == DT_BREAKER_CLOSED)
+		st->breaker = DT_BREAKER_OUTAGE;
+	v = st->breaker;
+	unlock(s);
+	return v;
+}
+
+void
+dt_shared_breaker_trip(struct dt_shared *s, int reason)
+{
+	lock(s);
+	if (s->st->breaker == DT_BREAKER_CLOSED)
+		s->st->breaker = reason;
+	unlock(s);
+}
+
+int
+dt_shared_warm(struct dt_shared *s, long long lease_ms, int *warm)
+{
+	struct state *st = s->st;
+	long long now;
+	int v;
+
+	lock(s);
+	now = dt_shared_now();
+	*warm = st->warm;
+	if (st->warm || st->warm_tried)
+		v = DT_WARM_GO;
+	else if (st->warm_pid != 0 && st->warm_until > now &&
+	    (kill(st->warm_pid, 0) == 0 || errno != ESRCH))
+		v = DT_WARM_WAIT;
+	else {
+		st->warm_pid = (int32_t)getpid();
+		st->warm_until = now + lease_ms;
+		v = DT_WARM_LEAD;
+	}
+	unlock(s);
+	return v;
+}
+
+void
+dt_shared_warm_done(struct dt_shared *s, int ok)
+{
+	lock(s);
+	s->st->warm_tried = 1;
+	s->st->warm_pid = 0;
+	if (ok)
+		s->st->warm = 1;
+	unlock(s);
+}

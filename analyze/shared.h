@@ -1,0 +1,97 @@
+/*
+ * shared.h: what the dt-analyze workers of one run share.
+ *
+ * GNU parallel runs several dt-analyze processes side by side; the
+ * requests-per-minute limit, the cost budget, the circuit breaker and
+ * the first-call warm-up hold for all of them together.  Their common
+ * state is one small file in a directory that every worker of a run is
+ * given (DT_STATE_DIR), mapped into memory and guarded by flock(2): a
+ * worker holds the lock only for the few instructions of one update.
+ */
+#ifndef DT_SHARED_H
+#define DT_SHARED_H
+
+#include <stddef.h>
+
+struct dt_shared;
+
+enum {
+	DT_BREAKER_CLOSED = 0,
+	DT_BREAKER_OUTAGE = 1,  /* too many consecutive outage failures */
+	DT_BREAKER_AUTH = 2     /* the API refused the key */
+};
+
+enum {
+	DT_WARM_GO = 0,         /* warmed up, or a warm-up call was made */
+	DT_WARM_LEAD = 1,       /* this worker makes the warm-up call */
+	DT_WARM_WAIT = 2        /* another worker's warm-up call is running */
+};
+
+/*
+ * Opens (creating when needed) the state file "analyze.state" in dir.
+ * rpm requests are allowed per window_ms (rpm 0: no limit).  All the
+ * workers of a run must agree on rpm and window_ms; a file made with
+ * other values is an error.  Returns the state, or NULL after writing
+ * the reason to err.  Close with dt_shared_close().
+ */
+struct dt_shared *dt_shared_open(const char *dir, long long rpm,
+    long long window_ms, char *err, size_t errlen);
+void dt_shared_close(struct dt_shared *s);
+
+/*
+ * Takes the next request slot under the rate limit and any hold set by
+ * dt_shared_hold().  The slot is reserved at once, so workers are served
+ * in the order they ask.  Returns how many milliseconds the caller must
+ * wait before sending (0: now).
+ */
+long long dt_shared_slot(struct dt_shared *s);
+
+/* Makes every worker's next slot wait at least ms from now (after 429). */
+void dt_shared_hold(struct dt_shared *s, long long ms);
+
+/*
+ * Reserves budget for one call: the dearest call seen so far.  Returns
+ * 1 and stores the amount reserved in *reserved, or 0 when the budget
+ * (USD; <= 0 means none) is spent or would be by this call.
+ */
+int dt_shared_budget_take(struct dt_shared *s, double budget,
+    double *reserved);
+
+/* Releases a reservation and adds what the call actually cost. */
+void dt_shared_budget_settle(struct dt_shared *s, double reserved,
+    double cost);
+
+/* Total cost recorded by all workers so far. */
+double dt_shared_spent(struct dt_shared *s);
+
+/* Returns DT_BREAKER_CLOSED or the reason the breaker is open. */
+int dt_shared_breaker(struct dt_shared *s);
+
+/*
+ * Records the outcome of one call: outage (1) counts towards the
+ * threshold of consecutive outage failures, anything else resets it.
+ * Returns the breaker state afterwards.
+ */
+int dt_shared_breaker_note(struct dt_shared *s, int outage,
+    long long threshold);
+
+/* Opens the breaker for reason (DT_BREAKER_OUTAGE or DT_BREAKER_AUTH). */
+void dt_shared_breaker_trip(struct dt_shared *s, int reason);
+
+/*
+ * The first call with a new schema may be slow while the API prepares
+ * it, so only one worker makes it.  Returns DT_WARM_GO, DT_WARM_LEAD
+ * (the caller makes the call and reports with dt_shared_warm_done) or
+ * DT_WARM_WAIT (ask again shortly).  lease_ms bounds how long a leader
+ * that died can hold the others up.  *warm is set to 1 once some call
+ * succeeded, so callers know whether to allow the longer first timeout.
+ */
+int dt_shared_warm(struct dt_shared *s, long long lease_ms, int *warm);
+
+/* Ends the warm-up call; ok is 1 when it succeeded. */
+void dt_shared_warm_done(struct dt_shared *s, int ok);
+
+/* Milliseconds on the clock all workers share (CLOCK_MONOTONIC). */
+long long dt_shared_now(void);
+
+#endif
