@@ -38,6 +38,10 @@ create table if not exists public.dt_results (
 	done_at timestamptz
 );
 
+-- Columns added after the first version go here, so an older table
+-- gains them when the migration runs again.
+alter table public.dt_results add column if not exists claim_key text;
+
 do $$
 begin
 	if not exists (select 1 from pg_constraint

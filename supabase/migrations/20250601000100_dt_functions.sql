@@ -69,7 +69,15 @@ $$;
 -- attempt at once, so a record that kills its run every time still runs
 -- out of attempts; dt_settle gives the attempt back for an outage.
 -- FOR UPDATE SKIP LOCKED lets concurrent claimers pass each other's rows
--- instead of waiting or leasing the same row twice.
+-- instead of waiting or leasing the same row twice.  p_claim_key names the
+-- request: when rows are still leased under the same run and key, the
+-- request is a retry whose response was lost, and it gets those rows back
+-- instead of new ones.
+-- An earlier version had no p_claim_key; drop it so that PostgREST sees
+-- one dt_claim only.
+drop function if exists public.dt_claim(text, integer, integer, integer,
+	text, text, text, text[], integer);
+
 create or replace function public.dt_claim(
 	p_run_id text,
 	p_limit integer default 100,
@@ -79,7 +87,8 @@ create or replace function public.dt_claim(
 	p_id_column text default 'id',
 	p_text_column text default 'text',
 	p_columns text[] default null,
-	p_max_claims integer default 50)
+	p_max_claims integer default 50,
+	p_claim_key text default null)
 returns table (source_id text, attempt integer, data jsonb)
 language plpgsql
 volatile
@@ -130,6 +139,14 @@ begin
 		end loop;
 	end if;
 
+	if p_claim_key is not null then
+		select pg_catalog.array_agg(r.source_id) into got
+		from public.dt_results r
+		where r.status = 'leased' and r.run_id = p_run_id
+		    and r.claim_key = p_claim_key;
+		got := coalesce(got, '{}');
+	end if;
+
 	-- Park what may not be leased again: expired leases and pending rows
 	-- that used up their attempts or claims.
 	update public.dt_results r
@@ -153,6 +170,8 @@ begin
 		for update skip locked);
 
 	for pass in 1..2 loop
+		-- A retried request gets its rows back and nothing more.
+		exit when p_claim_key is not null and pg_catalog.cardinality(got) > 0;
 		want := p_limit - pg_catalog.cardinality(got);
 		exit when want <= 0;
 		if pass = 2 then
@@ -185,7 +204,7 @@ begin
 			    lease_until = pg_catalog.now()
 				+ pg_catalog.make_interval(secs => p_lease_seconds),
 			    attempts = r.attempts + 1, claims = r.claims + 1,
-			    max_attempts = p_max_attempts,
+			    max_attempts = p_max_attempts, claim_key = p_claim_key,
 			    claimed_at = pg_catalog.now(), updated_at = pg_catalog.now()
 			from c where r.source_id = c.source_id
 			returning r.source_id)
@@ -322,6 +341,56 @@ begin
 end
 $$;
 
+-- dt_peek: the source rows a claim could lease next (not done, not
+-- parked, not under a live lease), after p_after in id order, without
+-- changing anything.  For looking before claiming.
+create or replace function public.dt_peek(
+	p_limit integer default 100,
+	p_after text default null,
+	p_source_table text default 'messages',
+	p_id_column text default 'id',
+	p_text_column text default 'text',
+	p_columns text[] default null)
+returns table (source_id text, attempt integer, data jsonb)
+language plpgsql
+stable
+security invoker
+set search_path = ''
+as $$
+declare
+	src regclass;
+	id_type text;
+	cols text;
+	col text;
+begin
+	if p_limit is null or p_limit not between 1 and 10000 then
+		raise exception 'p_limit must be between 1 and 10000'
+		    using errcode = '22023';
+	end if;
+	src := public.dt_source(p_source_table);
+	id_type := public.dt_column_type(src, p_id_column);
+	perform public.dt_column_type(src, p_text_column);
+	cols := pg_catalog.format('%L, s.%I, %L, s.%I',
+	    p_id_column, p_id_column, p_text_column, p_text_column);
+	if p_columns is not null then
+		foreach col in array p_columns loop
+			continue when col = p_id_column or col = p_text_column;
+			perform public.dt_column_type(src, col);
+			cols := cols || pg_catalog.format(', %L, s.%I', col, col);
+		end loop;
+	end if;
+	return query execute pg_catalog.format(
+	    'select s.%2$I::text, coalesce(r.attempts, 0) + 1, '
+	    'pg_catalog.jsonb_build_object(%1$s) '
+	    'from %3$s s left join public.dt_results r on r.source_id = s.%2$I::text '
+	    'where ($1 is null or s.%2$I > $1::%4$s) '
+	    'and (r.source_id is null or r.status = ''pending'' '
+	    'or (r.status = ''leased'' and r.lease_until < now())) '
+	    'order by s.%2$I limit $2',
+	    cols, p_id_column, src, id_type) using p_after, p_limit;
+end
+$$;
+
 -- dt_backlog: what is left, for the run report.  unclaimed counts source
 -- rows dt has not seen, pending rows and expired leases.
 create or replace function public.dt_backlog(
@@ -361,13 +430,17 @@ $$;
 -- default, and PostgreSQL to PUBLIC: take both away.
 revoke all on function public.dt_source(text) from public, anon, authenticated;
 revoke all on function public.dt_column_type(regclass, text) from public, anon, authenticated;
-revoke all on function public.dt_claim(text, integer, integer, integer, text, text, text, text[], integer)
+revoke all on function public.dt_claim(text, integer, integer, integer, text, text, text, text[], integer, text)
 	from public, anon, authenticated;
 revoke all on function public.dt_settle(text, jsonb) from public, anon, authenticated;
+revoke all on function public.dt_peek(integer, text, text, text, text, text[])
+	from public, anon, authenticated;
 revoke all on function public.dt_backlog(text, text) from public, anon, authenticated;
 grant execute on function public.dt_source(text) to service_role;
 grant execute on function public.dt_column_type(regclass, text) to service_role;
-grant execute on function public.dt_claim(text, integer, integer, integer, text, text, text, text[], integer)
+grant execute on function public.dt_claim(text, integer, integer, integer, text, text, text, text[], integer, text)
 	to service_role;
 grant execute on function public.dt_settle(text, jsonb) to service_role;
+grant execute on function public.dt_peek(integer, text, text, text, text, text[])
+	to service_role;
 grant execute on function public.dt_backlog(text, text) to service_role;

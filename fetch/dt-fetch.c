@@ -1,0 +1,500 @@
+/*
+ * dt-fetch: claims unanalyzed rows of the bot's table through Supabase's
+ * data API and writes them as NDJSON source records.
+ *
+ * --claim leases batches through the dt_claim function until the per-run
+ * cap is reached or nothing is left, writing each batch as soon as it
+ * arrives.  --peek reads what a claim would get without leasing anything.
+ * The last line is always the stage report record, also when Supabase
+ * cannot be reached.  See docs/supabase.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "config.h"
+#include "exit.h"
+#include "http.h"
+#include "log.h"
+#include "ndjson.h"
+#include "supabase.h"
+
+#define RUN_ID_MAX 200
+
+static const char usage_text[] =
+    "usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]\n"
+    "                [-i column] [-l seconds] [-m count] [-r run-id]\n"
+    "                [-t table] [-x column]\n"
+    "\n"
+    "Claims unanalyzed rows of the source table through Supabase's data API\n"
+    "and writes one NDJSON source record per row, then a stage record.\n"
+    "\n"
+    "  -a, --max-attempts n   record-specific failures before a row is parked\n"
+    "                         as failed (DT_MAX_ATTEMPTS, 3)\n"
+    "  -b, --batch-size n     rows per claim (BATCH_SIZE, 100)\n"
+    "  -C, --columns list     more source columns for \"row\", comma-separated\n"
+    "                         (DT_SOURCE_COLUMNS)\n"
+    "  -c, --claim            lease rows to this run (the CronJob's mode)\n"
+    "  -h, --help             print this help and exit\n"
+    "  -i, --id-column name   the source id column (DT_SOURCE_ID, id)\n"
+    "  -l, --lease-seconds n  how long a claim holds its rows\n"
+    "                         (DT_LEASE_SECONDS, 900)\n"
+    "  -m, --max-records n    at most n rows this run, 0 for no cap\n"
+    "                         (DT_MAX_RECORDS, 10000)\n"
+    "  -n, --dry-run          print the first request instead of sending it\n"
+    "  -p, --peek             read what a claim would get; change nothing\n"
+    "  -q, --quiet            log less (repeatable)\n"
+    "  -r, --run-id id        this run's id (DT_RUN_ID; default generated)\n"
+    "  -t, --table name       the source table (DT_SOURCE_TABLE, messages)\n"
+    "  -v, --verbose          log more (repeatable)\n"
+    "  -V, --version          print the version and exit\n"
+    "  -x, --text-column name the message text column (DT_SOURCE_TEXT, text)\n"
+    "\n"
+    "Environment: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE (the\n"
+    "service role key), TIMEOUT_SECONDS.  Exit status: 0 done, 64 usage,\n"
+    "69 Supabase unavailable, 74 output error, 75 interrupted, 78 bad\n"
+    "configuration (URL, key, table, column or function).\n";
+
+static const struct option longopts[] = {
+	{"max-attempts", required_argument, NULL, 'a'},
+	{"batch-size", required_argument, NULL, 'b'},
+	{"columns", required_argument, NULL, 'C'},
+	{"claim", no_argument, NULL, 'c'},
+	{"help", no_argument, NULL, 'h'},
+	{"id-column", required_argument, NULL, 'i'},
+	{"lease-seconds", required_argument, NULL, 'l'},
+	{"max-records", required_argument, NULL, 'm'},
+	{"dry-run", no_argument, NULL, 'n'},
+	{"peek", no_argument, NULL, 'p'},
+	{"quiet", no_argument, NULL, 'q'},
+	{"run-id", required_argument, NULL, 'r'},
+	{"table", required_argument, NULL, 't'},
+	{"verbose", no_argument, NULL, 'v'},
+	{"version", no_argument, NULL, 'V'},
+	{"text-column", required_argument, NULL, 'x'},
+	{NULL, 0, NULL, 0}
+};
+
+struct fetch {
+	int mode;               /* 'c' or 'p' */
+	int dry_run;
+	long long batch;
+	long long max_records;
+	long long lease;
+	long long attempts;
+	const char *table;
+	const char *id_col;
+	const char *text_col;
+	json_t *columns;        /* array of strings or NULL */
+	char run_id[RUN_ID_MAX + 1];
+
+	/* What happened, for the stage record. */
+	long long emitted;
+	long long batches;
+	int status;
+	char message[1100];
+};
+
+static volatile int stop_flag;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void
+catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	dt_http_set_stop_flag(&stop_flag);
+}
+
+/* A generated run id: UTC time and 32 random bits, e.g. 20250601T120000Z-1a2b3c4d. */
+static void
+make_run_id(char *buf, size_t len)
+{
+	unsigned int r = (unsigned int)time(NULL) ^ ((unsigned int)getpid() << 16);
+	struct tm tm;
+	time_t now = time(NULL);
+	FILE *f;
+
+	if ((f = fopen("/dev/urandom", "rb")) != NULL) {
+		if (fread(&r, sizeof(r), 1, f) != 1)
+			r ^= (unsigned int)clock();
+		fclose(f);
+	}
+	gmtime_r(&now, &tm);
+	snprintf(buf, len, "%04d%02d%02dT%02d%02d%02dZ-%08x",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, r);
+}
+
+/* Splits "a,b" into a JSON array of names.  Returns 0 or -1 after logging. */
+static int
+parse_columns(const char *s, json_t **out)
+{
+	json_t *a = json_array();
+	const char *p = s;
+
+	if (a == NULL)
+		return -1;
+	while (*p != '\0') {
+		const char *e = strchr(p, ',');
+		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+
+		if (n == 0 || n > 63) {
+			dt_error("--columns: bad column list: %s", s);
+			json_decref(a);
+			return -1;
+		}
+		json_array_append_new(a, json_stringn(p, n));
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	json_decref(*out);
+	*out = a;
+	return 0;
+}
+
+static int
+check_name(const char *what, const char *v)
+{
+	if (v == NULL || *v == '\0' || strlen(v) > 127) {
+		dt_error("%s: must be a name of 1 to 127 characters", what);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the environment, then the flags.  Returns 0 or an exit status. */
+static int
+configure(struct fetch *f, int argc, char **argv)
+{
+	const char *run_id = dt_env("DT_RUN_ID", NULL), *cols;
+	int c;
+
+	f->table = dt_env("DT_SOURCE_TABLE", "messages");
+	f->id_col = dt_env("DT_SOURCE_ID", "id");
+	f->text_col = dt_env("DT_SOURCE_TEXT", "text");
+	if (dt_env_ll("BATCH_SIZE", 100, 1, 10000, &f->batch) < 0 ||
+	    dt_env_ll("DT_MAX_RECORDS", 10000, 0, 1000000000, &f->max_records) < 0 ||
+	    dt_env_ll("DT_LEASE_SECONDS", 900, 1, 604800, &f->lease) < 0 ||
+	    dt_env_ll("DT_MAX_ATTEMPTS", 3, 1, 1000, &f->attempts) < 0)
+		return DT_EXIT_CONFIG;
+	if ((cols = dt_env("DT_SOURCE_COLUMNS", NULL)) != NULL &&
+	    parse_columns(cols, &f->columns) < 0)
+		return DT_EXIT_CONFIG;
+
+	while ((c = getopt_long(argc, argv, "a:b:C:chi:l:m:npqr:t:vVx:",
+	    longopts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			if (dt_parse_ll("--max-attempts", optarg, 1, 1000,
+			    &f->attempts) < 0)
+				return DT_EXIT_USAGE;
+			break;
+		case 'b':
+			if (dt_parse_ll("--batch-size", optarg, 1, 10000,
+			    &f->batch) < 0)
+				return DT_EXIT_USAGE;
+			break;
+		case 'C':
+			if (parse_columns(optarg, &f->columns) < 0)
+				return DT_EXIT_USAGE;
+			break;
+		case 'c':
+		case 'p':
+			if (f->mode != 0 && f->mode != c)
+				return dt_cli_usage_error("--claim and --peek "
+				    "exclude each other");
+			f->mode = c;
+			break;
+		case 'h':
+			exit(dt_cli_help(usage_text));
+		case 'i':
+			f->id_col = optarg;
+			break;
+		case 'l':
+			if (dt_parse_ll("--lease-seconds", optarg, 1, 604800,
+			    &f->lease) < 0)
+				return DT_EXIT_USAGE;
+			break;
+		case 'm':
+			if (dt_parse_ll("--max-records", optarg, 0, 1000000000,
+			    &f->max_records) < 0)
+				return DT_EXIT_USAGE;
+			break;
+		case 'n':
+			f->dry_run = 1;
+			break;
+		case 'q':
+			dt_log_adjust(-1);
+			break;
+		case 'r':
+			run_id = optarg;
+			break;
+		case 't':
+			f->table = optarg;
+			break;
+		case 'v':
+			dt_log_adjust(1);
+			break;
+		case 'V':
+			dt_cli_version();
+			exit(dt_cli_close_stdout(DT_EXIT_OK));
+		case 'x':
+			f->text_col = optarg;
+			break;
+		default:
+			return dt_cli_usage_error(NULL);
+		}
+	}
+	if (optind < argc)
+		return dt_cli_usage_error("unexpected argument: %s",
+		    argv[optind]);
+	if (f->mode == 0)
+		return dt_cli_usage_error("say --claim or --peek");
+	if (check_name("DT_SOURCE_TABLE/--table", f->table) < 0 ||
+	    check_name("DT_SOURCE_ID/--id-column", f->id_col) < 0 ||
+	    check_name("DT_SOURCE_TEXT/--text-column", f->text_col) < 0)
+		return DT_EXIT_CONFIG;
+	if (run_id != NULL) {
+		if (*run_id == '\0' || strlen(run_id) > RUN_ID_MAX) {
+			dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",
+			    RUN_ID_MAX);
+			return DT_EXIT_CONFIG;
+		}
+		snprintf(f->run_id, sizeof(f->run_id), "%s", run_id);
+	} else
+		make_run_id(f->run_id, sizeof(f->run_id));
+	return 0;
+}
+
+/* The arguments of one dt_claim or dt_peek call.  Returns a new reference. */
+static json_t *
+request_args(struct fetch *f, long long want, const char *after)
+{
+	json_t *a = json_object();
+	char key[RUN_ID_MAX + 32];
+
+	if (a == NULL)
+		return NULL;
+	if (f->mode == 'c') {
+		snprintf(key, sizeof(key), "%s:%lld", f->run_id, f->batches + 1);
+		json_object_set_new(a, "p_run_id", json_string(f->run_id));
+		json_object_set_new(a, "p_lease_seconds", json_integer(f->lease));
+		json_object_set_new(a, "p_max_attempts",
+		    json_integer(f->attempts));
+		json_object_set_new(a, "p_claim_key", json_string(key));
+	} else
+		json_object_set_new(a, "p_after",
+		    after != NULL ? json_string(after) : json_null());
+	json_object_set_new(a, "p_limit", json_integer(want));
+	json_object_set_new(a, "p_source_table", json_string(f->table));
+	json_object_set_new(a, "p_id_column", json_string(f->id_col));
+	json_object_set_new(a, "p_text_column", json_string(f->text_col));
+	if (f->columns != NULL)
+		json_object_set(a, "p_columns", f->columns);
+	return a;
+}
+
+/*
+ * Writes the rows of one reply as source records.  Stores the last source
+ * id in *last (for --peek's paging).  Returns the number of rows, or -1
+ * when the reply is not what dt_claim returns or stdout failed.
+ */
+static long long
+emit_rows(struct fetch *f, json_t *rows, char *last, size_t lastlen)
+{
+	size_t i;
+	json_t *row;
+
+	if (!json_is_array(rows)) {
+		snprintf(f->message, sizeof(f->message),
+		    "Supabase: the %s reply is not a JSON array",
+		    f->mode == 'c' ? "dt_claim" : "dt_peek");
+		f->status = DT_EXIT_TEMPFAIL;
+		return -1;
+	}
+	json_array_foreach(rows, i, row) {
+		json_t *data = json_object_get(row, "data");
+		json_t *sid = json_object_get(row, "source_id");
+		json_t *id, *rec;
+		int rc;
+
+		if (!json_is_object(data) || !json_is_string(sid)) {
+			snprintf(f->message, sizeof(f->message),
+			    "Supabase: row %zu of the reply has no "
+			    "source_id/data", i + 1);
+			f->status = DT_EXIT_TEMPFAIL;
+			return -1;
+		}
+		if ((id = json_object_get(data, f->id_col)) == NULL)
+			id = sid;
+		rec = json_pack("{sOsOsOsssO}", "id", id, "text",
+		    json_object_get(data, f->text_col) != NULL ?
+		    json_object_get(data, f->text_col) : json_null(),
+		    "row", data, "run_id", f->run_id, "attempt",
+		    json_object_get(row, "attempt") != NULL ?
+		    json_object_get(row, "attempt") : json_null());
+		rc = rec != NULL ? dt_emit(rec) : -1;
+		json_decref(rec);
+		if (rc < 0) {
+			f->status = dt_out_status() != 0 ? dt_out_status() :
+			    DT_EXIT_IOERR;
+			snprintf(f->message, sizeof(f->message),
+			    "cannot write the records");
+			return -1;
+		}
+		f->emitted++;
+		snprintf(last, lastlen, "%s", json_string_value(sid));
+	}
+	return (long long)json_array_size(rows);
+}
+
+/* Claims or peeks batch after batch.  Sets f->status and f->message. */
+static void
+run(struct fetch *f, struct dt_supabase *sb)
+{
+	const char *path = f->mode == 'c' ? "rpc/dt_claim" : "rpc/dt_peek";
+	char last[512] = "";
+
+	while (!stop_flag) {
+		struct dt_sb_result res;
+		long long want = f->batch, n;
+		json_t *args;
+
+		if (f->max_records > 0) {
+			if (f->emitted >= f->max_records)
+				break;
+			if (f->max_records - f->emitted < want)
+				want = f->max_records - f->emitted;
+		}
+		args = request_args(f, want, last[0] != '\0' ? last : NULL);
+		if (args == NULL) {
+			f->status = DT_EXIT_TEMPFAIL;
+			snprintf(f->message, sizeof(f->message), "out of memory");
+			return;
+		}
+		if (dt_supabase_call(sb, "POST", path, args, NULL, 1, &res) !=
+		    DT_SB_OK) {
+			f->status = dt_sb_exit(res.kind);
+			snprintf(f->message, sizeof(f->message), "Supabase %s: %s%s",
+			    res.kind == DT_SB_CONFIG || res.kind == DT_SB_REJECTED ?
+			    "refused the request" : "unavailable", res.message,
+			    res.tries > 1 ? " (after retries)" : "");
+			dt_error("%s", f->message);
+			json_decref(args);
+			dt_sb_result_clear(&res);
+			return;
+		}
+		json_decref(args);
+		n = emit_rows(f, res.body, last, sizeof(last));
+		dt_sb_result_clear(&res);
+		if (n < 0) {
+			if (f->status != DT_EXIT_PIPE)
+				dt_error("%s", f->message);
+			return;
+		}
+		f->batches++;
+		dt_debug("batch %lld: %lld rows", f->batches, n);
+		if (n == 0)
+			break;
+	}
+}
+
+/* Writes the stage record; returns 0 or -1 when stdout failed. */
+static int
+emit_stage(struct fetch *f)
+{
+	json_t *rec;
+	int rc;
+
+	rec = json_pack("{sssssisos{sIsI}sb}", "stage", "dt-fetch",
+	    "run_id", f->run_id, "status", f->status,
+	    "message", f->message[0] != '\0' ? json_string(f->message) :
+	    json_null(), "counts", f->mode == 'c' ? "claimed" : "peeked",
+	    (json_int_t)f->emitted, "batches", (json_int_t)f->batches,
+	    "interrupted", stop_flag != 0);
+	if (rec == NULL)
+		return -1;
+	rc = dt_emit(rec);
+	json_decref(rec);
+	return rc;
+}
+
+/* Prints what --dry-run would send. */
+static int
+dry_run(struct fetch *f)
+{
+	json_t *args = request_args(f, f->max_records > 0 &&
+	    f->max_records < f->batch ? f->max_records : f->batch, NULL);
+	json_t *out = json_pack("{sssssssO}", "dry_run", "dt-fetch",
+	    "method", "POST", "path", f->mode == 'c' ? "/rest/v1/rpc/dt_claim" :
+	    "/rest/v1/rpc/dt_peek", "body", args);
+	int rc = out != NULL ? dt_emit(out) : -1;
+
+	json_decref(args);
+	json_decref(out);
+	return rc < 0 ? DT_EXIT_IOERR : DT_EXIT_OK;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct fetch f;
+	struct dt_supabase *sb = NULL;
+	int rc;
+
+	memset(&f, 0, sizeof(f));
+	if (dt_log_init("dt-fetch") < 0)
+		return DT_EXIT_CONFIG;
+	dt_out_init();
+	dt_config_register_secrets();
+	if ((rc = configure(&f, argc, argv)) != 0) {
+		json_decref(f.columns);
+		return rc;
+	}
+	if (f.dry_run) {
+		rc = dry_run(&f);
+		json_decref(f.columns);
+		return dt_cli_close_stdout(rc);
+	}
+	catch_signals();
+	if ((sb = dt_supabase_new()) == NULL) {
+		f.status = DT_EXIT_CONFIG;
+		snprintf(f.message, sizeof(f.message),
+		    "bad Supabase configuration (see the log)");
+	} else
+		run(&f, sb);
+	if (stop_flag && f.status == DT_EXIT_OK) {
+		f.status = DT_EXIT_TEMPFAIL;
+		snprintf(f.message, sizeof(f.message),
+		    "interrupted after %lld rows", f.emitted);
+		dt_warn("%s", f.message);
+	}
+	if (f.status != DT_EXIT_PIPE)
+		emit_stage(&f);
+	dt_info("run %s: %s %lld rows in %lld batches", f.run_id,
+	    f.mode == 'c' ? "claimed" : "peeked", f.emitted, f.batches);
+	dt_supabase_free(sb);
+	json_decref(f.columns);
+	return dt_cli_close_stdout(f.status);
+}

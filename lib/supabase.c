@@ -1,0 +1,282 @@
+/*
+ * supabase.c: calls to Supabase's data API (PostgREST).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "exit.h"
+#include "http.h"
+#include "log.h"
+#include "supabase.h"
+
+#define MAX_RESPONSE (256u * 1024 * 1024)
+
+struct dt_supabase {
+	struct dt_http *http;
+	char *url;              /* base URL, no trailing slash */
+	char safe_url[512];
+	char *apikey_hdr;       /* "apikey: <key>" */
+	char *auth_hdr;         /* "Authorization: Bearer <key>" */
+	long timeout_ms;
+};
+
+static char *
+joinstr(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 1);
+
+	if (s == NULL)
+		return NULL;
+	memcpy(s, a, la);
+	memcpy(s + la, b, lb + 1);
+	return s;
+}
+
+struct dt_supabase *
+dt_supabase_new(void)
+{
+	struct dt_supabase *sb;
+	const char *url = dt_env("SUPABASE_URL", NULL);
+	char *key = NULL;
+	long long timeout;
+	size_t n;
+
+	if (url == NULL) {
+		dt_error("SUPABASE_URL is not set (the project URL, e.g. "
+		    "https://xyz.supabase.co)");
+		return NULL;
+	}
+	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+		char safe[512];
+
+		dt_error("SUPABASE_URL: not an http:// or https:// URL: %s",
+		    dt_http_safe_url(url, safe, sizeof(safe)));
+		return NULL;
+	}
+	if (strchr(url, '?') != NULL || strchr(url, '#') != NULL ||
+	    strchr(url, ' ') != NULL) {
+		dt_error("SUPABASE_URL: must be the bare project URL, without a "
+		    "query, fragment or spaces");
+		return NULL;
+	}
+	if (dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &timeout) < 0)
+		return NULL;
+	if (dt_env_secret("SUPABASE_KEY", &key) < 0)
+		return NULL;
+	if (key == NULL || *key == '\0') {
+		dt_error("SUPABASE_KEY is not set (the service role key; or "
+		    "SUPABASE_KEY_FILE naming a file that holds it)");
+		free(key);
+		return NULL;
+	}
+	if (strpbrk(key, "\r\n") != NULL) {
+		dt_error("SUPABASE_KEY: contains a line break");
+		free(key);
+		return NULL;
+	}
+	if ((sb = calloc(1, sizeof(*sb))) == NULL)
+		goto oom;
+	sb->timeout_ms = (long)timeout * 1000;
+	if ((sb->url = strdup(url)) == NULL)
+		goto oom;
+	n = strlen(sb->url);
+	while (n > 0 && sb->url[n - 1] == '/')
+		sb->url[--n] = '\0';
+	/* A URL that already ends in /rest/v1 is taken as the API root. */
+	if (n >= 8 && strcmp(sb->url + n - 8, "/rest/v1") == 0)
+		sb->url[n - 8] = '\0';
+	dt_http_safe_url(sb->url, sb->safe_url, sizeof(sb->safe_url));
+	sb->apikey_hdr = joinstr("apikey: ", key);
+	sb->auth_hdr = joinstr("Authorization: Bearer ", key);
+	if (sb->apikey_hdr == NULL || sb->auth_hdr == NULL)
+		goto oom;
+	free(key);
+	if ((sb->http = dt_http_new("supabase")) == NULL) {
+		dt_supabase_free(sb);
+		return NULL;
+	}
+	return sb;
+oom:
+	dt_error("out of memory");
+	free(key);
+	dt_supabase_free(sb);
+	return NULL;
+}
+
+void
+dt_supabase_free(struct dt_supabase *sb)
+{
+	if (sb == NULL)
+		return;
+	dt_http_free(sb->http);
+	free(sb->url);
+	free(sb->apikey_hdr);
+	free(sb->auth_hdr);
+	free(sb);
+}
+
+const char *
+dt_supabase_url(const struct dt_supabase *sb)
+{
+	return sb->safe_url;
+}
+
+int
+dt_sb_exit(int kind)
+{
+	switch (kind) {
+	case DT_SB_OK:
+		return DT_EXIT_OK;
+	case DT_SB_UNAVAILABLE:
+	case DT_SB_TIMEOUT:
+		return DT_EXIT_UNAVAILABLE;
+	case DT_SB_CONFIG:
+		return DT_EXIT_CONFIG;
+	case DT_SB_REJECTED:
+		return DT_EXIT_DATAERR;
+	default:
+		return DT_EXIT_TEMPFAIL;
+	}
+}
+
+void
+dt_sb_result_clear(struct dt_sb_result *res)
+{
+	if (res == NULL)
+		return;
+	json_decref(res->body);
+	memset(res, 0, sizeof(*res));
+}
+
+/* Appends "what" from the error body's field to buf. */
+static void
+add_field(char *buf, size_t len, json_t *body, const char *field,
+    const char *fmt)
+{
+	const char *v = json_string_value(json_object_get(body, field));
+	size_t used = strlen(buf);
+
+	if (v == NULL || *v == '\0' || used >= len)
+		return;
+	snprintf(buf + used, len - used, fmt, v);
+}
+
+/* Describes a non-2xx response from PostgREST's error body. */
+static void
+describe_error(struct dt_sb_result *res, const char *raw)
+{
+	char *clean;
+
+	snprintf(res->message, sizeof(res->message), "HTTP %ld", res->status);
+	if (json_is_object(res->body)) {
+		add_field(res->message, sizeof(res->message), res->body, "code",
+		    ": %s");
+		add_field(res->message, sizeof(res->message), res->body,
+		    "message", ": %s");
+		add_field(res->message, sizeof(res->message), res->body,
+		    "details", " (%s)");
+		add_field(res->message, sizeof(res->message), res->body, "hint",
+		    " (hint: %s)");
+	} else if (raw != NULL && *raw != '\0') {
+		size_t used = strlen(res->message);
+
+		snprintf(res->message + used, sizeof(res->message) - used,
+		    ": %.200s", raw);
+	}
+	/* The message may quote what the server said; never a secret. */
+	if ((clean = dt_redact(res->message)) != NULL) {
+		snprintf(res->message, sizeof(res->message), "%s", clean);
+		free(clean);
+	}
+}
+
+int
+dt_supabase_call(struct dt_supabase *sb, const char *method,
+    const char *path, json_t *body, const char *prefer, int retry,
+    struct dt_sb_result *res)
+{
+	struct dt_http_policy pol = {
+		.max_tries = retry ? 5 : 1,
+		.base_ms = 500,
+		.cap_ms = 10000,
+		.max_total_ms = 60000,
+		.max_response = MAX_RESPONSE,
+	};
+	struct dt_http_resp resp;
+	struct dt_http_req req;
+	const char *headers[7];
+	char *url = NULL, *text = NULL, *prefer_hdr = NULL;
+	size_t n;
+	int h = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&resp, 0, sizeof(resp));
+	memset(&req, 0, sizeof(req));
+	n = strlen(sb->url) + strlen(path) + 16;
+	if ((url = malloc(n)) == NULL)
+		goto oom;
+	snprintf(url, n, "%s/rest/v1/%s", sb->url, path);
+	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL)
+		goto oom;
+	headers[h++] = sb->apikey_hdr;
+	headers[h++] = sb->auth_hdr;
+	headers[h++] = "Content-Type: application/json";
+	headers[h++] = "Accept: application/json";
+	if (prefer != NULL) {
+		if ((prefer_hdr = joinstr("Prefer: ", prefer)) == NULL)
+			goto oom;
+		headers[h++] = prefer_hdr;
+	}
+	headers[h] = NULL;
+	req.method = method;
+	req.url = url;
+	req.headers = headers;
+	req.body = text;
+	req.body_len = text != NULL ? strlen(text) : 0;
+	req.timeout_ms = sb->timeout_ms;
+	dt_http_send(sb->http, &req, &pol, &resp);
+	res->tries = resp.tries;
+	res->status = resp.status;
+	if (resp.result != DT_HTTP_OK) {
+		res->kind = resp.result == DT_HTTP_ETIMEOUT ? DT_SB_TIMEOUT :
+		    resp.result == DT_HTTP_ETOOBIG ? DT_SB_BADREPLY :
+		    DT_SB_UNAVAILABLE;
+		snprintf(res->message, sizeof(res->message), "%s", resp.error);
+		goto out;
+	}
+	if (resp.len > 0)
+		res->body = json_loadb(resp.body, resp.len, JSON_DECODE_ANY,
+		    NULL);
+	if (resp.status >= 200 && resp.status < 300) {
+		if (resp.len > 0 && res->body == NULL) {
+			res->kind = DT_SB_BADREPLY;
+			snprintf(res->message, sizeof(res->message),
+			    "HTTP %ld: the reply is not JSON", resp.status);
+		} else
+			res->kind = DT_SB_OK;
+		goto out;
+	}
+	describe_error(res, resp.body);
+	if (resp.status == 401 || resp.status == 403 || resp.status == 404)
+		res->kind = DT_SB_CONFIG;
+	else if (resp.status >= 500 || resp.status == 429 ||
+	    resp.status == 408)
+		res->kind = DT_SB_UNAVAILABLE;
+	else
+		res->kind = DT_SB_REJECTED;
+out:
+	dt_http_resp_clear(&resp);
+	free(url);
+	free(text);
+	free(prefer_hdr);
+	return res->kind;
+oom:
+	free(url);
+	free(text);
+	res->kind = DT_SB_UNAVAILABLE;
+	snprintf(res->message, sizeof(res->message), "out of memory");
+	return res->kind;
+}
