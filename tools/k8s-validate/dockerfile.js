@@ -98,6 +98,14 @@ function loadIgnore(file) {
 	    });
 }
 
+/* The variables an ENV or ARG sets: NAME=value pairs, or the old "NAME value". */
+function varNames(args) {
+	const names = [...args.matchAll(/(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=/g)].map(m => m[1]);
+	if (names.length === 0 && /^[A-Za-z_]\w*/.test(args))
+		names.push(/^[A-Za-z_]\w*/.exec(args)[0]);
+	return names;
+}
+
 function fromRef(args) {
 	const words = args.split(/\s+/).filter(w => !w.startsWith('--'));
 	return { image: words[0], alias: /^as$/i.test(words[1] || '') ? words[2] : null };
@@ -137,8 +145,10 @@ function checkDockerfile(file, ignoreFile) {
 			stages[stages.length - 1].list.push(i);
 		if (i.cmd === 'ADD')
 			errs.push(`${file}:${i.line}: ADD: use COPY (no remote or archive magic)`);
-		if ((i.cmd === 'ENV' || i.cmd === 'ARG') && SECRET_NAME.test(i.args.split(/[=\s]/)[0]))
-			errs.push(`${file}:${i.line}: ${i.cmd} ${i.args.split(/[=\s]/)[0]}: no secret in the image`);
+		if (i.cmd === 'ENV' || i.cmd === 'ARG')
+			for (const n of varNames(i.args))
+				if (SECRET_NAME.test(n))
+					errs.push(`${file}:${i.line}: ${i.cmd} ${n}: no secret in the image`);
 		if (i.cmd === 'RUN' && /apt-get\s+(-\S+\s+)*install/.test(i.args)) {
 			if (!i.args.includes('--no-install-recommends'))
 				errs.push(`${file}:${i.line}: apt-get install needs --no-install-recommends`);

@@ -33,7 +33,7 @@ function parseYaml(file, text) {
 	const out = [];
 	for (const d of YAML.parseAllDocuments(text, { uniqueKeys: true })) {
 		if (d.errors.length)
-			fail(file, `YAML: ${d.errors[0].message.split('\n')[0]}`);
+			fail(file, `YAML: ${d.errors[0].message.split('\n')[0].replace(/:$/, '')}`);
 		const o = d.toJS({ maxAliasCount: 0 });
 		if (o !== null && o !== undefined)
 			out.push(o);
