@@ -395,7 +395,9 @@ run(struct fetch *f, struct dt_supabase *sb)
 		}
 		if (dt_supabase_call(sb, "POST", path, args, NULL, 1, &res) !=
 		    DT_SB_OK) {
-			f->status = dt_sb_exit(res.kind);
+			/* A 400 here means a bad column or argument: config. */
+			f->status = res.kind == DT_SB_REJECTED ? DT_EXIT_CONFIG :
+			    dt_sb_exit(res.kind);
 			snprintf(f->message, sizeof(f->message), "Supabase %s: %s%s",
 			    res.kind == DT_SB_CONFIG || res.kind == DT_SB_REJECTED ?
 			    "refused the request" : "unavailable", res.message,

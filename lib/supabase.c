@@ -20,6 +20,8 @@ struct dt_supabase {
 	char *apikey_hdr;       /* "apikey: <key>" */
 	char *auth_hdr;         /* "Authorization: Bearer <key>" */
 	long timeout_ms;
+	long long tries;        /* DT_SUPABASE_TRIES */
+	long long backoff_ms;   /* DT_SUPABASE_BACKOFF_MS */
 };
 
 static char *
@@ -41,7 +43,7 @@ dt_supabase_new(void)
 	struct dt_supabase *sb;
 	const char *url = dt_env("SUPABASE_URL", NULL);
 	char *key = NULL;
-	long long timeout;
+	long long timeout, tries, backoff;
 	size_t n;
 
 	if (url == NULL) {
@@ -62,7 +64,9 @@ dt_supabase_new(void)
 		    "query, fragment or spaces");
 		return NULL;
 	}
-	if (dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &timeout) < 0)
+	if (dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &timeout) < 0 ||
+	    dt_env_ll("DT_SUPABASE_TRIES", 5, 1, 100, &tries) < 0 ||
+	    dt_env_ll("DT_SUPABASE_BACKOFF_MS", 500, 0, 600000, &backoff) < 0)
 		return NULL;
 	if (dt_env_secret("SUPABASE_KEY", &key) < 0)
 		return NULL;
@@ -80,6 +84,8 @@ dt_supabase_new(void)
 	if ((sb = calloc(1, sizeof(*sb))) == NULL)
 		goto oom;
 	sb->timeout_ms = (long)timeout * 1000;
+	sb->tries = tries;
+	sb->backoff_ms = backoff;
 	if ((sb->url = strdup(url)) == NULL)
 		goto oom;
 	n = strlen(sb->url);
@@ -199,9 +205,9 @@ dt_supabase_call(struct dt_supabase *sb, const char *method,
     struct dt_sb_result *res)
 {
 	struct dt_http_policy pol = {
-		.max_tries = retry ? 5 : 1,
-		.base_ms = 500,
-		.cap_ms = 10000,
+		.max_tries = retry ? (int)sb->tries : 1,
+		.base_ms = (long)sb->backoff_ms,
+		.cap_ms = sb->backoff_ms * 20 > 1 ? (long)sb->backoff_ms * 20 : 1,
 		.max_total_ms = 60000,
 		.max_response = MAX_RESPONSE,
 	};

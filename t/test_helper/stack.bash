@@ -55,6 +55,13 @@ rest() {
 		"$@" "$SUPABASE_URL/rest/v1/$path"
 }
 
+
+# results_md5: a digest of the whole of dt_results, to show a step
+# changed nothing.
+results_md5() {
+	sql "select md5(coalesce(string_agg(t::text, '|' order by source_id), '')) from public.dt_results t"
+}
+
 if [ -s "${BATS_FILE_TMPDIR:-/nonexistent}/stack.env" ]; then
 	# shellcheck disable=SC1090
 	. "$BATS_FILE_TMPDIR/stack.env"

@@ -1,0 +1,166 @@
+#!/usr/bin/env bats
+# dt-fetch against the local stack: claiming, peeking, errors, signals.
+
+load test_helper/common
+load test_helper/stack
+
+setup_file() { stack_up; }
+teardown_file() { stack_down; }
+
+setup() {
+	dt_common_setup
+	stack_reset
+	export DT_SUPABASE_BACKOFF_MS=5
+}
+
+@test "dt-fetch --claim: streams each row as a source record, then its stage record" {
+	messages 3
+	run -0 --separate-stderr dt-fetch --claim -r run-1 -b 2
+	assert_output '{"id":1,"text":"message 1","row":{"id":1,"text":"message 1"},"run_id":"run-1","attempt":1}
+{"id":2,"text":"message 2","row":{"id":2,"text":"message 2"},"run_id":"run-1","attempt":1}
+{"id":3,"text":"message 3","row":{"id":3,"text":"message 3"},"run_id":"run-1","attempt":1}
+{"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":3},"interrupted":false}'
+	assert_equal "$stderr" 'dt-fetch: info: run run-1: claimed 3 rows in 3 batches'
+	run -0 sql "select source_id, status, run_id, attempts from dt_results order by 1"
+	assert_output $'1\tleased\trun-1\t1\n2\tleased\trun-1\t1\n3\tleased\trun-1\t1'
+	# Nothing is left for another run.
+	run -0 dt-fetch -c -q -r run-2
+	assert_output '{"stage":"dt-fetch","run_id":"run-2","status":0,"message":null,"counts":{"claimed":0,"batches":1},"interrupted":false}'
+}
+
+@test "dt-fetch: --columns adds source columns to row; DT_MAX_RECORDS caps the run" {
+	sql "insert into messages (chat_id, text) values (7, 'a'), (8, 'b'), (9, 'c')"
+	DT_MAX_RECORDS=2 run -0 dt-fetch -c -q -r r --columns chat_id
+	assert_output '{"id":1,"text":"a","row":{"id":1,"text":"a","chat_id":7},"run_id":"r","attempt":1}
+{"id":2,"text":"b","row":{"id":2,"text":"b","chat_id":8},"run_id":"r","attempt":1}
+{"stage":"dt-fetch","run_id":"r","status":0,"message":null,"counts":{"claimed":2,"batches":1},"interrupted":false}'
+}
+
+@test "dt-fetch --peek: shows what a claim would get and changes nothing" {
+	messages 3
+	dt-fetch -c -q -r r -m 1 >/dev/null
+	before=$(results_md5)
+	run -0 dt-fetch --peek -q -r p -b 1
+	assert_output '{"id":2,"text":"message 2","row":{"id":2,"text":"message 2"},"run_id":"p","attempt":1}
+{"id":3,"text":"message 3","row":{"id":3,"text":"message 3"},"run_id":"p","attempt":1}
+{"stage":"dt-fetch","run_id":"p","status":0,"message":null,"counts":{"peeked":2,"batches":3},"interrupted":false}'
+	run -0 results_md5
+	assert_output "$before"
+}
+
+@test "dt-fetch: eight concurrent claimers over 5,000 rows claim every row exactly once" {
+	messages 5000
+	for i in 1 2 3 4 5 6 7 8; do
+		dt-fetch -c -q -r "run-$i" -b 50 >"$BATS_TEST_TMPDIR/out.$i" 2>"$BATS_TEST_TMPDIR/err.$i" &
+	done
+	wait
+	cat "$BATS_TEST_TMPDIR"/out.* | jq -r 'select(.id) | .id' | sort -n >"$BATS_TEST_TMPDIR/ids"
+	run -0 wc -l <"$BATS_TEST_TMPDIR/ids"
+	assert_output 5000
+	run -0 uniq -d "$BATS_TEST_TMPDIR/ids"
+	assert_output ''
+	run -0 sql "select count(*), count(distinct source_id), sum(claims) from dt_results where status = 'leased'"
+	assert_output $'5000\t5000\t5000'
+	# Each claimer's records agree with the lease it holds.
+	for i in 1 2 3 4 5 6 7 8; do
+		n=$(jq -r 'select(.id) | .id' "$BATS_TEST_TMPDIR/out.$i" | wc -l)
+		run -0 sql "select count(*) from dt_results where run_id = 'run-$i'"
+		assert_output "$n"
+	done
+}
+
+@test "dt-fetch: a claim whose response was lost is retried and gets the same rows" {
+	messages 4
+	standin supabase script '{"drop": 1, "match": "dt_claim"}'
+	run -0 --separate-stderr dt-fetch -c -r r -b 10
+	assert_output '{"id":1,"text":"message 1","row":{"id":1,"text":"message 1"},"run_id":"r","attempt":1}
+{"id":2,"text":"message 2","row":{"id":2,"text":"message 2"},"run_id":"r","attempt":1}
+{"id":3,"text":"message 3","row":{"id":3,"text":"message 3"},"run_id":"r","attempt":1}
+{"id":4,"text":"message 4","row":{"id":4,"text":"message 4"},"run_id":"r","attempt":1}
+{"stage":"dt-fetch","run_id":"r","status":0,"message":null,"counts":{"claimed":4,"batches":2},"interrupted":false}'
+	[[ $stderr == *'dt-fetch: warning: supabase: POST http://127.0.0.1:'*'/rest/v1/rpc/dt_claim: '*'retrying in '* ]]
+	run -0 sql "select sum(claims), sum(attempts) from dt_results"
+	assert_output $'4\t4'
+}
+
+@test "dt-fetch: Supabase unavailable still gives a stage record saying so" {
+	messages 2
+	standin supabase script '{"fail": 100}'
+	run -69 --separate-stderr dt-fetch -c -r r
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":69,"message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection. (after retries)","counts":{"claimed":0,"batches":0},"interrupted":false}'
+	assert_equal "${stderr_lines[4]}" 'dt-fetch: warning: supabase: POST http://127.0.0.1:'"${SUPABASE_URL##*:}"'/rest/v1/rpc/dt_claim: HTTP 503; giving up after 5 tries'
+	run -0 sql "select count(*) from dt_results where status = 'leased'"
+	assert_output 0
+}
+
+@test "dt-fetch: a wrong key is a configuration error with the server's hint, and no key is printed" {
+	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 --separate-stderr dt-fetch -c -r r
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"Supabase refused the request: HTTP 401: 42501: permission denied for function dt_claim","counts":{"claimed":0,"batches":0},"interrupted":false}'
+	echo "$output$stderr" >"$BATS_TEST_TMPDIR/all"
+	SUPABASE_KEY=${SUPABASE_KEY%?}x run -78 --separate-stderr dt-fetch -c -r r -v -v
+	assert_line --partial '"message":"Supabase refused the request: HTTP 401: Invalid API key (hint: Double check your Supabase `anon` or `service_role` API key.)"'
+	echo "$output$stderr" >>"$BATS_TEST_TMPDIR/all"
+	assert_no_secret "$SUPABASE_KEY" "$BATS_TEST_TMPDIR/all"
+	assert_no_secret "${SUPABASE_KEY%?}x" "$BATS_TEST_TMPDIR/all"
+	assert_no_secret "$SUPABASE_ANON_KEY" "$BATS_TEST_TMPDIR/all"
+}
+
+@test "dt-fetch: a missing table or function is named, with PostgREST's hint" {
+	run -78 --separate-stderr dt-fetch -c -r r -t mesages
+	assert_equal "$stderr" 'dt-fetch: error: Supabase refused the request: HTTP 404: 42P01: relation "mesages" does not exist (hint: Set DT_SOURCE_TABLE to the table that holds the messages.)
+dt-fetch: info: run r: claimed 0 rows in 0 batches'
+	DT_SOURCE_TEXT=body run -78 --separate-stderr dt-fetch -c -q -r r
+	assert_output --partial '"message":"Supabase refused the request: HTTP 400: 42703: column \"body\" of relation \"public.messages\" does not exist (hint: Check DT_SOURCE_ID, DT_SOURCE_TEXT and --columns.)"'
+	sql 'alter function dt_claim rename to dt_claim_away'
+	run -78 --separate-stderr dt-fetch -c -q -r r
+	sql 'alter function dt_claim_away rename to dt_claim'
+	assert_output --partial '"message":"Supabase refused the request: HTTP 404: PGRST202: Could not find the function public.dt_claim(p_claim_key, p_id_column, p_lease_seconds, p_limit, p_max_attempts, p_run_id, p_source_table, p_text_column) in the schema cache ('
+	assert_output --partial '(hint: Perhaps you meant to call the function public.dt_claim_away)'
+}
+
+@test "dt-fetch: a bad URL or missing settings are configuration errors" {
+	SUPABASE_URL=ftp://example.org run -78 --separate-stderr dt-fetch -c -r r
+	assert_equal "${stderr_lines[0]}" 'dt-fetch: error: SUPABASE_URL: not an http:// or https:// URL: ftp://example.org'
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"bad Supabase configuration (see the log)","counts":{"claimed":0,"batches":0},"interrupted":false}'
+	unset SUPABASE_KEY
+	run -78 --separate-stderr dt-fetch -c -r r
+	assert_equal "${stderr_lines[0]}" 'dt-fetch: error: SUPABASE_KEY is not set (the service role key; or SUPABASE_KEY_FILE naming a file that holds it)'
+	SUPABASE_URL=http://127.0.0.1:1 SUPABASE_KEY=k DT_SUPABASE_TRIES=1 run -69 --separate-stderr dt-fetch -c -r r
+	assert_output --partial '"status":69,"message":"Supabase unavailable: '
+}
+
+@test "dt-fetch: usage errors" {
+	run -64 --separate-stderr dt-fetch
+	assert_equal "$stderr" "dt-fetch: say --claim or --peek
+Try 'dt-fetch --help'."
+	run -64 --separate-stderr dt-fetch -c -p
+	assert_equal "$stderr" "dt-fetch: --claim and --peek exclude each other
+Try 'dt-fetch --help'."
+	run -64 --separate-stderr dt-fetch -c -b 0
+	[[ ${stderr_lines[0]} == *--batch-size* ]]
+	run -0 dt-fetch -V
+	assert_output 'dt-fetch 0.1.0'
+	run -0 dt-fetch -h
+	assert_line --index 0 'usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]'
+	run -0 dt-fetch -c -n -r r -b 5
+	assert_output '{"dry_run":"dt-fetch","method":"POST","path":"/rest/v1/rpc/dt_claim","body":{"p_run_id":"r","p_lease_seconds":900,"p_max_attempts":3,"p_claim_key":"r:1","p_limit":5,"p_source_table":"messages","p_id_column":"id","p_text_column":"text"}}'
+}
+
+@test "dt-fetch: SIGTERM stops claiming after the current batch and ends with a stage record" {
+	messages 50
+	standin supabase script '{"delay_ms": 300, "match": "dt_claim"}'
+	dt-fetch -c -q -r r -b 5 >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	sleep 1
+	kill -TERM "$pid"
+	status=0
+	wait "$pid" || status=$?
+	assert_equal "$status" 75
+	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
+	assert_output --regexp '^\{"stage":"dt-fetch","run_id":"r","status":75,"message":"interrupted after ([0-9]+) rows","counts":\{"claimed":\1,"batches":[0-9]+\},"interrupted":true\}$'
+	n=$(grep -c '"id"' "$BATS_TEST_TMPDIR/out")
+	[ "$n" -gt 0 ] && [ "$n" -lt 50 ]
+	# Every row it wrote is leased to it, and no more.
+	run -0 sql "select count(*) from dt_results where status = 'leased'"
+	assert_output "$n"
+}
