@@ -1,0 +1,181 @@
+/*
+ * fuzz/ndjson.c: the NDJSON reader (lib/ndjson.c) on arbitrary bytes.
+ *
+ * Input: byte 0 picks the maximum line length (0: the default 1 MiB,
+ * else 1..255 bytes so that "line too long" is reached often), byte 1
+ * seeds how the rest is cut into reads, bit 0x80 of byte 1 adds a
+ * missing file after stdin; the rest is what the reader reads.
+ *
+ * The data goes through a SOCK_SEQPACKET socket pair as several
+ * messages: each read(2) of the reader then returns exactly one of
+ * them, so lines split across reads are exercised the same way on
+ * every run.  Checks: the reader never crashes or leaks, every call
+ * returns a record (an object) or a bad line with a reason and a valid
+ * UTF-8 excerpt, the counts add up, and every record and bad-line
+ * error record can be written with dt_emit.
+ *
+ * fuzz-sources:
+ * fuzz-options: -max_len=20000
+ */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "ndjson.h"
+#include "record.h"
+
+#define MAX_CHUNKS 48
+#define MAX_MESSAGE (64 * 1024) /* the reader's buffer */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Checks that s is valid UTF-8 by the same rules the reader uses. */
+static int
+utf8_ok(const unsigned char *s)
+{
+	while (*s != '\0') {
+		unsigned c = *s, n, i;
+		unsigned long cp;
+
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 2, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 3, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 4, cp = c & 0x07;
+		else
+			return 0;
+		for (i = 1; i < n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i] & 0x3f);
+		}
+		if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		s += n;
+	}
+	return 1;
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	int fd;
+
+	(void)argc;
+	(void)argv;
+	dt_log_init("fuzz-ndjson");
+	/* Only errors: a warning per bad line would slow fuzzing down. */
+	dt_log_adjust(-DT_LOG_TRACE);
+	dt_out_init();
+	/* dt_emit writes to stdout: send it nowhere. */
+	if ((fd = open("/dev/null", O_WRONLY)) < 0 ||
+	    dup2(fd, STDOUT_FILENO) < 0)
+		abort();
+	close(fd);
+	return 0;
+}
+
+/* Sends data as messages of pseudo-random sizes; closes the sender. */
+static void
+send_chunks(int fd, const uint8_t *data, size_t size, unsigned seed)
+{
+	size_t off = 0;
+	int k;
+
+	for (k = 0; off < size; k++) {
+		size_t n;
+
+		seed = seed * 1103515245u + 12345u;
+		n = k < MAX_CHUNKS ? 1 + (seed >> 16) % 700 : MAX_MESSAGE;
+		/* A longer message would be cut by the reader's read(2). */
+		if (n > MAX_MESSAGE)
+			n = MAX_MESSAGE;
+		if (n > size - off)
+			n = size - off;
+		if (send(fd, data + off, n, 0) != (ssize_t)n)
+			abort();
+		off += n;
+	}
+	close(fd);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static char missing[] = "/nonexistent/fuzz-ndjson", dash[] = "-";
+	char *paths[] = { dash, missing };
+	struct dt_reader *r;
+	unsigned long nrec = 0, nbad = 0, nerr = 0;
+	json_t *rec;
+	int sv[2], rc, npaths;
+	size_t max_line;
+
+	if (size < 2)
+		return 0;
+	max_line = data[0];
+	npaths = data[1] & 0x80 ? 2 : 1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
+		abort();
+	/* Room for every message, so the sender never blocks. */
+	rc = 1 << 20;
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &rc, sizeof(rc));
+	send_chunks(sv[0], data + 2, size - 2, data[1]);
+	if (dup2(sv[1], STDIN_FILENO) < 0)
+		abort();
+	close(sv[1]);
+
+	if ((r = dt_reader_new(paths, npaths, max_line)) == NULL)
+		abort();
+	while ((rc = dt_reader_next(r, &rec)) != DT_NDJSON_EOF) {
+		switch (rc) {
+		case DT_NDJSON_RECORD:
+			if (rec == NULL || !json_is_object(rec))
+				abort();
+			if (dt_reader_error(r)[0] != '\0')
+				abort();
+			dt_emit(rec);
+			json_decref(rec);
+			nrec++;
+			break;
+		case DT_NDJSON_BAD:
+			if (rec != NULL || dt_reader_error(r)[0] == '\0')
+				abort();
+			if (strlen(dt_reader_excerpt(r)) > 256 * 3 ||
+			    !utf8_ok((const unsigned char *)dt_reader_excerpt(r)))
+				abort();
+			rec = dt_record_bad_line(dt_reader_where(r),
+			    dt_reader_error(r), dt_reader_excerpt(r));
+			if (rec == NULL)
+				abort();
+			dt_emit(rec);
+			json_decref(rec);
+			nbad++;
+			break;
+		case DT_NDJSON_ERROR:
+			if (rec != NULL)
+				abort();
+			nerr++;
+			break;
+		default:
+			abort();
+		}
+		(void)dt_reader_wait(r, 0);
+	}
+	if (dt_reader_nrecords(r) != nrec || dt_reader_nbad(r) != nbad ||
+	    dt_reader_nfail(r) != nerr || nerr != (unsigned long)(npaths - 1))
+		abort();
+	dt_reader_free(r);
+	return 0;
+}
