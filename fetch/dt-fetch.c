@@ -336,7 +336,7 @@ emit_rows(struct fetch *f, json_t *rows, char *last, size_t lastlen)
 	json_array_foreach(rows, i, row) {
 		json_t *data = json_object_get(row, "data");
 		json_t *sid = json_object_get(row, "source_id");
-		json_t *id, *rec;
+		json_t *id, *rec, *text;
 		int rc;
 
 		if (!json_is_object(data) || !json_is_string(sid)) {
@@ -348,14 +348,21 @@ emit_rows(struct fetch *f, json_t *rows, char *last, size_t lastlen)
 		}
 		if ((id = json_object_get(data, f->id_col)) == NULL)
 			id = sid;
-		rec = json_pack("{sOsOsOsssO}", "id", id, "text",
-		    json_object_get(data, f->text_col) != NULL ?
-		    json_object_get(data, f->text_col) : json_null(),
+		/*
+		 * The text goes in "text" only, not again in "row": a long
+		 * message must fit the line limit once, not twice.
+		 */
+		if ((text = json_object_get(data, f->text_col)) == NULL)
+			text = json_null();
+		json_incref(text);
+		json_object_del(data, f->text_col);
+		rec = json_pack("{sOsOsOsssO}", "id", id, "text", text,
 		    "row", data, "run_id", f->run_id, "attempt",
 		    json_object_get(row, "attempt") != NULL ?
 		    json_object_get(row, "attempt") : json_null());
 		rc = rec != NULL ? dt_emit(rec) : -1;
 		json_decref(rec);
+		json_decref(text);
 		if (rc < 0) {
 			f->status = dt_out_status() != 0 ? dt_out_status() :
 			    DT_EXIT_IOERR;

@@ -380,7 +380,11 @@ take(struct store *s, json_t *rec)
 
 	if (json_object_get(rec, "stage") != NULL &&
 	    json_object_get(rec, "id") == NULL) {
-		/* Another stage's report: pass it through as it is. */
+		/*
+		 * Another stage's report: pass it through as it is, after
+		 * what came before it, so the order stays.
+		 */
+		flush(s);
 		if (dt_emit(rec) < 0)
 			worse(s, dt_out_status());
 		return;

@@ -16,9 +16,9 @@ setup() {
 @test "dt-fetch --claim: streams each row as a source record, then its stage record" {
 	messages 3
 	run -0 --separate-stderr dt-fetch --claim -r run-1 -b 2
-	assert_output '{"id":1,"text":"message 1","row":{"id":1,"text":"message 1"},"run_id":"run-1","attempt":1}
-{"id":2,"text":"message 2","row":{"id":2,"text":"message 2"},"run_id":"run-1","attempt":1}
-{"id":3,"text":"message 3","row":{"id":3,"text":"message 3"},"run_id":"run-1","attempt":1}
+	assert_output '{"id":1,"text":"message 1","row":{"id":1},"run_id":"run-1","attempt":1}
+{"id":2,"text":"message 2","row":{"id":2},"run_id":"run-1","attempt":1}
+{"id":3,"text":"message 3","row":{"id":3},"run_id":"run-1","attempt":1}
 {"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":3},"interrupted":false}'
 	assert_equal "$stderr" 'dt-fetch: info: run run-1: claimed 3 rows in 3 batches'
 	run -0 sql "select source_id, status, run_id, attempts from dt_results order by 1"
@@ -31,8 +31,8 @@ setup() {
 @test "dt-fetch: --columns adds source columns to row; DT_MAX_RECORDS caps the run" {
 	sql "insert into messages (chat_id, text) values (7, 'a'), (8, 'b'), (9, 'c')"
 	DT_MAX_RECORDS=2 run -0 dt-fetch -c -q -r r --columns chat_id
-	assert_output '{"id":1,"text":"a","row":{"id":1,"text":"a","chat_id":7},"run_id":"r","attempt":1}
-{"id":2,"text":"b","row":{"id":2,"text":"b","chat_id":8},"run_id":"r","attempt":1}
+	assert_output '{"id":1,"text":"a","row":{"id":1,"chat_id":7},"run_id":"r","attempt":1}
+{"id":2,"text":"b","row":{"id":2,"chat_id":8},"run_id":"r","attempt":1}
 {"stage":"dt-fetch","run_id":"r","status":0,"message":null,"counts":{"claimed":2,"batches":1},"interrupted":false}'
 }
 
@@ -41,8 +41,8 @@ setup() {
 	dt-fetch -c -q -r r -m 1 >/dev/null
 	before=$(results_md5)
 	run -0 dt-fetch --peek -q -r p -b 1
-	assert_output '{"id":2,"text":"message 2","row":{"id":2,"text":"message 2"},"run_id":"p","attempt":1}
-{"id":3,"text":"message 3","row":{"id":3,"text":"message 3"},"run_id":"p","attempt":1}
+	assert_output '{"id":2,"text":"message 2","row":{"id":2},"run_id":"p","attempt":1}
+{"id":3,"text":"message 3","row":{"id":3},"run_id":"p","attempt":1}
 {"stage":"dt-fetch","run_id":"p","status":0,"message":null,"counts":{"peeked":2,"batches":3},"interrupted":false}'
 	run -0 results_md5
 	assert_output "$before"
@@ -73,10 +73,10 @@ setup() {
 	messages 4
 	standin supabase script '{"drop": 1, "match": "dt_claim"}'
 	run -0 --separate-stderr dt-fetch -c -r r -b 10
-	assert_output '{"id":1,"text":"message 1","row":{"id":1,"text":"message 1"},"run_id":"r","attempt":1}
-{"id":2,"text":"message 2","row":{"id":2,"text":"message 2"},"run_id":"r","attempt":1}
-{"id":3,"text":"message 3","row":{"id":3,"text":"message 3"},"run_id":"r","attempt":1}
-{"id":4,"text":"message 4","row":{"id":4,"text":"message 4"},"run_id":"r","attempt":1}
+	assert_output '{"id":1,"text":"message 1","row":{"id":1},"run_id":"r","attempt":1}
+{"id":2,"text":"message 2","row":{"id":2},"run_id":"r","attempt":1}
+{"id":3,"text":"message 3","row":{"id":3},"run_id":"r","attempt":1}
+{"id":4,"text":"message 4","row":{"id":4},"run_id":"r","attempt":1}
 {"stage":"dt-fetch","run_id":"r","status":0,"message":null,"counts":{"claimed":4,"batches":2},"interrupted":false}'
 	[[ $stderr == *'dt-fetch: warning: supabase: POST http://127.0.0.1:'*'/rest/v1/rpc/dt_claim: '*'retrying in '* ]]
 	run -0 sql "select sum(claims), sum(attempts) from dt_results"

@@ -1,0 +1,191 @@
+#!/usr/bin/env bats
+# dt-store against the local stack: batching, idempotence, attempts,
+# leases, bad input and outages.
+
+load test_helper/common
+load test_helper/stack
+
+setup_file() { stack_up; }
+teardown_file() { stack_down; }
+
+setup() {
+	dt_common_setup
+	stack_reset
+	export DT_SUPABASE_BACKOFF_MS=5
+}
+
+# analyzed FILTER <in >out: turns source records into analyzed records;
+# FILTER (jq) decides per record, e.g. 'ok' or 'err("invalid_output")'.
+analyzed() {
+	jq -c "def ok: . + {analysis: {sentiment: \"positive\"}, model: \"sonar\",
+		usage: {prompt_tokens: 10, completion_tokens: 5, total_tokens: 15}, latency_ms: 12};
+	def err(k): . + {error: {kind: k, message: (k + \" here\"), retryable: false}};
+	if .id then $1 else . end"
+}
+
+@test "dt-store: stores results and writes one status line per record after commit" {
+	messages 3
+	dt-fetch -c -q -r run-1 | analyzed 'if .id == 2 then err("invalid_output") else ok end' >"$BATS_TEST_TMPDIR/in"
+	run -1 --separate-stderr dt-store -b 2 "$BATS_TEST_TMPDIR/in"
+	assert_output '{"id":1,"run_id":"run-1","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"stored","attempts":1},"status":"stored"}
+{"id":2,"run_id":"run-1","attempt":1,"error":{"kind":"invalid_output","message":"invalid_output here","retryable":false},"store":{"outcome":"retry","attempts":1},"status":"failed"}
+{"id":3,"run_id":"run-1","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"stored","attempts":1},"status":"stored"}
+{"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":2},"interrupted":false}
+{"stage":"dt-store","run_id":"run-1","status":1,"message":"1 records failed","counts":{"stored":2,"failed":1,"skipped":0,"not_stored":0,"bad":0,"batches":2},"interrupted":false}'
+	assert_equal "$stderr" 'dt-store: info: stored 2, failed 1, skipped 0 in 2 requests'
+	run -0 sql "select source_id, status, attempts, analysis, model, total_tokens, latency_ms, last_error->>'kind' from dt_results order by 1"
+	assert_output $'1\tdone\t1\t{"sentiment": "positive"}\tsonar\t15\t12\t
+2\tpending\t1\t\t\t\t\tinvalid_output
+3\tdone\t1\t{"sentiment": "positive"}\tsonar\t15\t12\t'
+}
+
+@test "dt-store: replaying the same analyzed output twice changes nothing the second time" {
+	messages 20
+	dt-fetch -c -q -r run-1 | analyzed 'if .id % 3 == 0 then err("timeout") elif .id % 3 == 1 then err("invalid_output") else ok end' >"$BATS_TEST_TMPDIR/in"
+	dt-store -q "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out1" || true
+	before=$(results_md5)
+	dt-store -q "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out2" || true
+	run -0 results_md5
+	assert_output "$before"
+	run -0 diff "$BATS_TEST_TMPDIR/out1" "$BATS_TEST_TMPDIR/out2"
+}
+
+@test "dt-store: record-specific failures park a row after max attempts; outages burn none" {
+	messages 2
+	for run in r1 r2 r3; do
+		dt-fetch -c -q -r "$run" -a 3 | analyzed 'if .id == 1 then err("invalid_output") else err("rate_limited") end' >"$BATS_TEST_TMPDIR/in.$run"
+		dt-store -q "$BATS_TEST_TMPDIR/in.$run" >"$BATS_TEST_TMPDIR/out.$run" || true
+	done
+	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome, .store.attempts]' "$BATS_TEST_TMPDIR/out.r3"
+	assert_output '[1,"failed","failed",3]
+[2,"failed","released",0]'
+	run -0 sql "select source_id, status, attempts, claims from dt_results order by 1"
+	assert_output $'1\tfailed\t3\t3\n2\tpending\t0\t3'
+	# A parked row is not claimed again; the released one is.
+	run -0 dt-fetch -c -q -r r4 -a 3
+	assert_line --index 0 '{"id":2,"text":"message 2","row":{"id":2},"run_id":"r4","attempt":1}'
+	assert_equal "${#lines[@]}" 2
+	run -0 sql "select dt_backlog()"
+	assert_output '{"done": 0, "failed": 1, "leased": 1, "unclaimed": 0}'
+}
+
+@test "dt-store: a run killed between fetch and store loses nothing once the lease expires" {
+	messages 30
+	dt-fetch -c -q -r dead -l 1 -m 12 >"$BATS_TEST_TMPDIR/dead.out"
+	# The analyzer of run "dead" is SIGKILLed: nothing of it is stored.
+	sleep 1.2
+	dt-fetch -c -q -r next | analyzed ok >"$BATS_TEST_TMPDIR/in"
+	run -0 jq -s '[.[] | select(.id)] | length' "$BATS_TEST_TMPDIR/in"
+	assert_output 30
+	dt-store -q "$BATS_TEST_TMPDIR/in" >/dev/null
+	run -0 sql "select count(*), count(distinct source_id), count(*) filter (where status = 'done') from dt_results"
+	assert_output $'30\t30\t30'
+	run -0 sql "select sum(attempts) from dt_results where source_id::int <= 12"
+	assert_output 24
+	# What the dead run stores late is refused: the row is no longer its.
+	analyzed ok <"$BATS_TEST_TMPDIR/dead.out" >"$BATS_TEST_TMPDIR/late"
+	before=$(results_md5)
+	run -1 dt-store -q "$BATS_TEST_TMPDIR/late"
+	assert_line --index 0 --partial '"store":{"outcome":"lost","attempts":2},"status":"skipped"}'
+	run -0 results_md5
+	assert_output "$before"
+}
+
+@test "dt-store: a row whose run dies every time is parked, not claimed forever" {
+	messages 1
+	for run in a b c; do
+		dt-fetch -c -q -r "$run" -l 1 -a 3 >/dev/null
+		sleep 1.1
+	done
+	run -0 dt-fetch -c -q -r d -a 3
+	assert_output '{"stage":"dt-fetch","run_id":"d","status":0,"message":null,"counts":{"claimed":0,"batches":1},"interrupted":false}'
+	run -0 sql "select status, attempts, last_error->>'kind' from dt_results"
+	assert_output $'failed\t3\tlease_expired'
+}
+
+@test "dt-store: bad lines, missing and wrong ids are reported and the rest is stored" {
+	messages 2
+	dt-fetch -c -q -r r | analyzed ok >"$BATS_TEST_TMPDIR/in"
+	printf '%s\n' 'not json' '{"analysis":{}}' '{"id":1.5,"analysis":{},"run_id":"r"}' '{"id":1,"run_id":"r"}' >>"$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
+	assert_equal "${#lines[@]}" 8
+	assert_line '{"error":{"kind":"bad_record","message":"invalid JSON: invalid token near '"'"'not'"'"' (column 3)","retryable":false},"input":{"where":"'"$BATS_TEST_TMPDIR"'/in:4","excerpt":"not json"},"store":{"outcome":"bad_record","message":"invalid JSON: invalid token near '"'"'not'"'"' (column 3)"},"status":"failed"}'
+	assert_line '{"analysis":{},"error":{"kind":"bad_record","message":"missing id","retryable":false},"store":{"outcome":"bad_record","message":"missing id"},"status":"failed"}'
+	assert_line '{"id":1,"run_id":"r","error":{"kind":"bad_record","message":"neither an \"analysis\" nor an \"error\" object","retryable":false},"store":{"outcome":"bad_record","message":"neither an \"analysis\" nor an \"error\" object"},"status":"failed"}'
+	assert_line '{"id":1.5,"analysis":{},"run_id":"r","error":{"kind":"bad_record","message":"id must be an integer or a string, not a fraction","retryable":false},"store":{"outcome":"bad_record","message":"id must be an integer or a string, not a fraction"},"status":"failed"}'
+	assert_line --index 7 '{"stage":"dt-store","run_id":"r","status":65,"message":"4 bad input records","counts":{"stored":2,"failed":4,"skipped":0,"not_stored":0,"bad":4,"batches":1},"interrupted":false}'
+	run -0 sql "select count(*) from dt_results where status = 'done'"
+	assert_output 2
+}
+
+@test "dt-store: a 1 MiB text and a batch the server rejects with 400 lose nothing" {
+	sql "insert into messages (text) values (repeat('x', 1048000)), ('short'), ('other')"
+	dt-fetch -c -q -r r | analyzed 'if .id == 2 then ok | .analysis.note = "a\u0000b" else ok end' >"$BATS_TEST_TMPDIR/in"
+	run -0 jq -r 'select(.id == 1) | .text | length' "$BATS_TEST_TMPDIR/in"
+	assert_output 1048000
+	run -65 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
+	[[ $stderr == *'dt-store: warning: a batch of 3 records was rejected (HTTP 400: 22P05: unsupported Unicode escape sequence'*'sending them one by one'* ]]
+	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome]' <<<"$output"
+	assert_output '[1,"stored","stored"]
+[2,"failed","not_stored"]
+[3,"stored","stored"]'
+	run -0 sql "select source_id, status from dt_results order by 1"
+	assert_output $'1\tdone\n2\tleased\n3\tdone'
+}
+
+@test "dt-store: Supabase unavailable: records are not stored, stay leased, exit 69" {
+	messages 3
+	dt-fetch -c -q -r r | analyzed ok >"$BATS_TEST_TMPDIR/in"
+	standin supabase script '{"fail": 100}'
+	run -69 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
+	assert_line --index 0 '{"id":1,"run_id":"r","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"not_stored","message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection."},"status":"failed"}'
+	assert_line --index 4 '{"stage":"dt-store","run_id":"r","status":69,"message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection.","counts":{"stored":0,"failed":3,"skipped":0,"not_stored":3,"bad":0,"batches":1},"interrupted":false}'
+	run -0 sql "select count(*) from dt_results where status = 'leased'"
+	assert_output 3
+	assert_no_secret "$SUPABASE_KEY" <(printf '%s\n%s\n' "$output" "$stderr")
+}
+
+@test "dt-store: a settle whose reply was lost is retried and reports the same outcome" {
+	messages 2
+	dt-fetch -c -q -r r | analyzed ok >"$BATS_TEST_TMPDIR/in"
+	standin supabase script '{"drop": 1, "match": "dt_settle"}'
+	run -0 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
+	run -0 jq -c 'select(.id) | [.id, .status]' <<<"$output"
+	assert_output '[1,"stored"]
+[2,"stored"]'
+}
+
+@test "dt-store: a slow trickle is written before the input ends" {
+	messages 2
+	dt-fetch -c -q -r r | analyzed ok | grep '"id"' >"$BATS_TEST_TMPDIR/in"
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	dt-store -q -d 100 <"$BATS_TEST_TMPDIR/fifo" >"$BATS_TEST_TMPDIR/out" &
+	pid=$!
+	exec 5>"$BATS_TEST_TMPDIR/fifo"
+	head -n 1 "$BATS_TEST_TMPDIR/in" >&5
+	for i in $(seq 50); do
+		[ -s "$BATS_TEST_TMPDIR/out" ] && break
+		sleep 0.05
+	done
+	run -0 jq -c '[.id, .status]' "$BATS_TEST_TMPDIR/out"
+	assert_output '[1,"stored"]'
+	tail -n 1 "$BATS_TEST_TMPDIR/in" >&5
+	exec 5>&-
+	wait "$pid"
+	run -0 jq -c 'select(.id) | [.id, .status]' "$BATS_TEST_TMPDIR/out"
+	assert_output '[1,"stored"]
+[2,"stored"]'
+}
+
+@test "dt-store --dry-run: prints what it would write and touches nothing" {
+	messages 1
+	dt-fetch -c -q -r r | analyzed ok >"$BATS_TEST_TMPDIR/in"
+	before=$(results_md5)
+	standin supabase reset
+	run -0 dt-store -q -n "$BATS_TEST_TMPDIR/in"
+	assert_line --index 0 '{"id":1,"run_id":"r","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"dry_run","run_id":"r","would":{"id":"1","analysis":{"sentiment":"positive"},"model":"sonar","prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"latency_ms":12}},"status":"skipped"}'
+	run -0 results_md5
+	assert_output "$before"
+	run -0 standin supabase requests
+	assert_output ''
+}
