@@ -1,0 +1,558 @@
+/*
+ * dt-report: sums up a run.  Reads dt-store's status records (or any
+ * stage's saved output), prints one run-summary JSON object on stdout,
+ * sends the report to Telegram, writes the run ledger row and pushes the
+ * run's metrics.  See docs/report.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "config.h"
+#include "exit.h"
+#include "http.h"
+#include "log.h"
+#include "ndjson.h"
+#include "report.h"
+#include "supabase.h"
+
+#define TELEGRAM_LIMIT 4096
+
+static const char usage[] =
+    "usage: dt-report [-hnqVv] [-l lang] [-m file] [file ...]\n"
+    "\n"
+    "Reads status records (or any stage's output) from the files or stdin\n"
+    "and prints one run-summary JSON object on stdout.  Sends the report to\n"
+    "Telegram, upserts the run ledger row in Supabase and pushes metrics to\n"
+    "a Pushgateway when those are configured.\n"
+    "\n"
+    "  -h, --help               print this help and exit\n"
+    "  -l, --lang en|ru         report language (DT_REPORT_LANG, en)\n"
+    "  -m, --message-file FILE  also write the report's messages to FILE\n"
+    "  -n, --dry-run            send and write nothing; print the messages\n"
+    "                           on stderr (or to FILE)\n"
+    "  -q, --quiet              log less\n"
+    "  -V, --version            print the version and exit\n"
+    "  -v, --verbose            log more (-vv: trace HTTP)\n"
+    "\n"
+    "Environment: TELEGRAM_BOT_TOKEN[_FILE], TELEGRAM_CHAT_ID,\n"
+    "TELEGRAM_THREAD_ID, TELEGRAM_API_URL, SUPABASE_URL, SUPABASE_KEY[_FILE],\n"
+    "DT_PUSHGATEWAY_URL, DT_PUSHGATEWAY_JOB, DT_REPORT_NOTIFY, DT_REPORT_TOP,\n"
+    "DT_REPORT_SCHEMA, DT_REPORT_TOPICS_FIELD, DT_REPORT_RETRY_SECONDS,\n"
+    "DT_RUN_ID, DT_RUN_STARTED_AT, DT_RUN_FINISHED_AT, TIMEOUT_SECONDS.\n"
+    "\n"
+    "Exit status: the most severe of the run's own (the worst status the\n"
+    "stages reported; 1 when records failed) and the report's: 69 when\n"
+    "Telegram is unavailable, 75 after flood control outlasted the retry\n"
+    "limit or when the ledger or the metrics could not be written, 78 when\n"
+    "Telegram refuses the configuration (bad token or chat).\n";
+
+struct config {
+	int dry_run;
+	const char *lang;
+	const char *message_file;
+	char **files;
+	int nfiles;
+	int notify;             /* 0 problems, 1 always, -1 never */
+	long long top;
+	const char *schema;
+	const char *topics_field;
+	long long retry_s;
+	long long timeout_s;
+	const char *run_id;
+	const char *started;
+	const char *finished;
+	char *tg_token;
+	const char *tg_chat;
+	const char *tg_thread;
+	const char *tg_url;
+	int db;                 /* SUPABASE_URL is set */
+	const char *table, *id_column;
+	const char *pg_url;
+	const char *pg_job;
+};
+
+static int
+parse_args(struct config *c, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"dry-run", no_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{"lang", required_argument, NULL, 'l'},
+		{"message-file", required_argument, NULL, 'm'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "hl:m:nqVv", longopts, NULL)) !=
+	    -1) {
+		switch (ch) {
+		case 'h':
+			exit(dt_cli_help(usage));
+		case 'l':
+			c->lang = optarg;
+			break;
+		case 'm':
+			c->message_file = optarg;
+			break;
+		case 'n':
+			c->dry_run = 1;
+			break;
+		case 'q':
+			dt_log_adjust(-1);
+			break;
+		case 'V':
+			dt_cli_version();
+			exit(dt_cli_close_stdout(DT_EXIT_OK));
+		case 'v':
+			dt_log_adjust(1);
+			break;
+		default:
+			return dt_cli_usage_error(NULL);
+		}
+	}
+	c->files = argv + optind;
+	c->nfiles = argc - optind;
+	if (c->lang != NULL && strcmp(c->lang, "en") != 0 &&
+	    strcmp(c->lang, "ru") != 0)
+		return dt_cli_usage_error("--lang: '%s' is not one of en, ru",
+		    c->lang);
+	return 0;
+}
+
+/* Strips one trailing slash from a URL in the environment. */
+static const char *
+env_url(const char *name, const char *def, char *buf, size_t len)
+{
+	const char *v = dt_env(name, def);
+	size_t n;
+
+	if (v == NULL)
+		return NULL;
+	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+		dt_error("%s: '%s' is not an http(s) URL", name, v);
+		return "";
+	}
+	snprintf(buf, len, "%s", v);
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '/')
+		buf[--n] = '\0';
+	return buf;
+}
+
+static int
+read_config(struct config *c)
+{
+	static char tg_url[1024], pg_url[1024];
+	const char *v;
+	int bad = 0;
+
+	if (c->lang == NULL)
+		c->lang = dt_env("DT_REPORT_LANG", "en");
+	if (strcmp(c->lang, "en") != 0 && strcmp(c->lang, "ru") != 0) {
+		dt_error("DT_REPORT_LANG: '%s' is not one of en, ru", c->lang);
+		bad = 1;
+	}
+	v = dt_env("DT_REPORT_NOTIFY", "problems");
+	if (strcmp(v, "problems") == 0)
+		c->notify = 0;
+	else if (strcmp(v, "always") == 0)
+		c->notify = 1;
+	else if (strcmp(v, "never") == 0)
+		c->notify = -1;
+	else {
+		dt_error("DT_REPORT_NOTIFY: '%s' is not one of problems, "
+		    "always, never", v);
+		bad = 1;
+	}
+	if (dt_env_ll("DT_REPORT_TOP", 10, 1, 1000, &c->top) < 0 ||
+	    dt_env_ll("DT_REPORT_RETRY_SECONDS", 120, 0, 3600,
+	    &c->retry_s) < 0 ||
+	    dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout_s) < 0)
+		bad = 1;
+	if (c->timeout_s > 60)
+		c->timeout_s = 60;
+	c->schema = dt_env("DT_REPORT_SCHEMA", NULL);
+	c->topics_field = dt_env("DT_REPORT_TOPICS_FIELD", "topics");
+	c->run_id = dt_env("DT_RUN_ID", NULL);
+	c->started = dt_env("DT_RUN_STARTED_AT", NULL);
+	c->finished = dt_env("DT_RUN_FINISHED_AT", NULL);
+
+	if (dt_env_secret("TELEGRAM_BOT_TOKEN", &c->tg_token) < 0)
+		bad = 1;
+	c->tg_chat = dt_env("TELEGRAM_CHAT_ID", NULL);
+	c->tg_thread = dt_env("TELEGRAM_THREAD_ID", NULL);
+	c->tg_url = env_url("TELEGRAM_API_URL", "https://api.telegram.org",
+	    tg_url, sizeof(tg_url));
+	if (*c->tg_url == '\0')
+		bad = 1;
+	if ((c->tg_token == NULL) != (c->tg_chat == NULL)) {
+		dt_error("%s is set but %s is not: set both to send the report",
+		    c->tg_token ? "TELEGRAM_BOT_TOKEN" : "TELEGRAM_CHAT_ID",
+		    c->tg_token ? "TELEGRAM_CHAT_ID" : "TELEGRAM_BOT_TOKEN");
+		bad = 1;
+	}
+	if (c->tg_chat != NULL && dt_rpt_tg_chat_ok(c->tg_chat) < 0) {
+		dt_error("TELEGRAM_CHAT_ID: '%s' is neither a chat number nor "
+		    "an @channel name", c->tg_chat);
+		bad = 1;
+	}
+	if (c->tg_thread != NULL) {
+		long long t;
+
+		if (dt_parse_ll("TELEGRAM_THREAD_ID", c->tg_thread, 1,
+		    2147483647LL, &t) < 0)
+			bad = 1;
+	}
+
+	c->db = dt_env("SUPABASE_URL", NULL) != NULL;
+	c->table = dt_env("DT_SOURCE_TABLE", "messages");
+	c->id_column = dt_env("DT_SOURCE_ID", "id");
+	c->pg_url = env_url("DT_PUSHGATEWAY_URL", NULL, pg_url,
+	    sizeof(pg_url));
+	if (c->pg_url != NULL && *c->pg_url == '\0')
+		bad = 1;
+	c->pg_job = dt_env("DT_PUSHGATEWAY_JOB", "dt");
+	if (strspn(c->pg_job, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+	    "TUVWXYZ0123456789_.-") != strlen(c->pg_job) ||
+	    strlen(c->pg_job) > 100) {
+		dt_error("DT_PUSHGATEWAY_JOB: '%s' may only have letters, "
+		    "digits, '_', '.' and '-'", c->pg_job);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
+/* Reads an RFC 3339 time ("2024-05-01T10:00:00Z", "...+03:00", fractions)
+ * or seconds since the epoch.  Returns 0 or -1. */
+static int
+parse_time(const char *s, double *out)
+{
+	struct tm tm;
+	const char *p;
+	char *end;
+	double frac = 0;
+	long off = 0;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (end != s && *end == '\0' && errno == 0)
+		return 0;
+	memset(&tm, 0, sizeof(tm));
+	if ((p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL &&
+	    (p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm)) == NULL)
+		return -1;
+	if (*p == '.') {
+		frac = strtod(p, &end);
+		p = end;
+	}
+	if (*p == 'Z' || *p == 'z')
+		p++;
+	else if ((*p == '+' || *p == '-') && strlen(p) >= 3) {
+		int h = (p[1] - '0') * 10 + (p[2] - '0'), m = 0;
+
+		if (p[3] == ':' && strlen(p) >= 6)
+			m = (p[4] - '0') * 10 + (p[5] - '0');
+		off = (h * 60 + m) * 60L * (*p == '-' ? -1 : 1);
+		p += p[3] == ':' ? 6 : 3;
+	} else
+		return -1;
+	if (*p != '\0')
+		return -1;
+	*out = (double)timegm(&tm) - off + frac;
+	return 0;
+}
+
+static void
+format_time(double t, char *buf, size_t len)
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Reads every record into the tally.  Returns the input's exit status. */
+static int
+read_input(struct config *c, struct dt_rpt_tally *t)
+{
+	static struct dt_rpt_rec rec;
+	struct dt_rpt_scan *r;
+	int rc, status = DT_EXIT_OK;
+
+	if ((r = dt_rpt_scan_new(c->files, c->nfiles, 0)) == NULL) {
+		dt_error("out of memory");
+		return DT_EXIT_UNAVAILABLE;
+	}
+	while ((rc = dt_rpt_scan_next(r, dt_rpt_tally_names(t), t->nfields,
+	    &rec)) != DT_NDJSON_EOF) {
+		if (rc == DT_NDJSON_RECORD)
+			dt_rpt_tally_add(t, &rec);
+		else if (rc == DT_NDJSON_BAD)
+			t->bad_lines++;
+		else
+			status = DT_EXIT_DATAERR;
+	}
+	dt_rpt_scan_free(r);
+	return status;
+}
+
+/* Adds the backlog and the difference from the previous run. */
+static void
+add_database(struct config *c, struct dt_supabase *sb, json_t *s)
+{
+	json_t *backlog, *prev, *delta, *o, *counts;
+	const char *run_id = json_string_value(json_object_get(s, "run_id"));
+
+	if ((backlog = dt_rpt_db_backlog(sb, c->table, c->id_column)) != NULL)
+		json_object_set_new(s, "backlog", backlog);
+	if (dt_rpt_db_previous(sb, run_id, &prev) < 0 ||
+	    json_is_null(prev)) {
+		json_decref(prev);
+		return;
+	}
+	counts = json_object_get(prev, "counts");
+	o = json_object();
+	delta = json_object();
+	json_object_set(o, "run_id", json_object_get(prev, "run_id"));
+	json_object_set(o, "finished_at", json_object_get(prev,
+	    "finished_at"));
+	json_object_set_new(delta, "records", json_integer(
+	    json_integer_value(json_object_get(s, "records")) -
+	    json_integer_value(json_object_get(counts, "records"))));
+	json_object_set_new(delta, "failed", json_integer(
+	    json_integer_value(json_object_get(s, "failed")) -
+	    json_integer_value(json_object_get(counts, "failed"))));
+	json_object_set_new(delta, "tokens", json_integer(
+	    json_integer_value(json_object_get(json_object_get(s, "tokens"),
+	    "total")) - (json_is_integer(json_object_get(prev, "tokens")) ?
+	    json_integer_value(json_object_get(prev, "tokens")) :
+	    (json_int_t)json_number_value(json_object_get(prev, "tokens")))));
+	if (json_is_number(json_object_get(s, "cost_usd")))
+		json_object_set_new(delta, "cost_usd", json_real(
+		    json_number_value(json_object_get(s, "cost_usd")) -
+		    json_number_value(json_object_get(prev, "cost_usd"))));
+	json_object_set_new(o, "delta", delta);
+	json_object_set_new(s, "previous", o);
+	json_decref(prev);
+}
+
+/* Writes the messages to f, separated by a "-- 8< --" line. */
+static int
+print_messages(FILE *f, char **msgs)
+{
+	int i;
+
+	for (i = 0; msgs[i] != NULL; i++)
+		fprintf(f, "%s%s\n", i > 0 ? "-- 8< --\n" : "", msgs[i]);
+	return fflush(f) == 0 ? 0 : -1;
+}
+
+static int
+write_message_file(const char *path, char **msgs)
+{
+	FILE *f;
+
+	if ((f = fopen(path, "w")) == NULL) {
+		dt_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (print_messages(f, msgs) < 0 || fclose(f) != 0) {
+		dt_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *
+ledger_row(json_t *s)
+{
+	json_t *row = json_object(), *counts = json_object();
+
+	json_object_set(row, "run_id", json_object_get(s, "run_id"));
+	json_object_set(row, "started_at", json_object_get(s, "started_at"));
+	json_object_set(row, "finished_at", json_object_get(s, "finished_at"));
+	json_object_set(row, "status", json_object_get(s, "state"));
+	json_object_set(row, "exit_code", json_object_get(s, "exit_code"));
+	json_object_set(counts, "records", json_object_get(s, "records"));
+	json_object_set(counts, "failed", json_object_get(s, "failed"));
+	json_object_set(counts, "bad_lines", json_object_get(s, "bad_lines"));
+	json_object_set(counts, "by_status", json_object_get(s, "by_status"));
+	json_object_set(counts, "by_error", json_object_get(s, "by_error"));
+	json_object_set_new(row, "counts", counts);
+	json_object_set(row, "tokens", json_object_get(json_object_get(s,
+	    "tokens"), "total"));
+	json_object_set(row, "cost_usd", json_object_get(s, "cost_usd"));
+	json_object_set(row, "summary", s);
+	return row;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config c = {0};
+	struct dt_rpt_tally tally;
+	struct dt_http *h = NULL;
+	struct dt_supabase *sb = NULL;
+	json_t *schema = NULL, *summary = NULL, *rep;
+	char **msgs = NULL, finished[40];
+	const char *run_id, *started;
+	double t_start = -1, t_end;
+	int status, rc, sent = 0, silent, tally_ok = 0;
+
+	if (dt_log_init("dt-report") < 0)
+		return DT_EXIT_CONFIG;
+	dt_out_init();
+	if ((rc = parse_args(&c, argc, argv)) != 0)
+		return rc;
+	dt_config_register_secrets();
+	if (read_config(&c) < 0 || (c.db &&
+	    (sb = dt_supabase_new()) == NULL)) {
+		status = DT_EXIT_CONFIG;
+		goto out;
+	}
+	if (c.schema != NULL) {
+		json_error_t err;
+
+		if ((schema = json_load_file(c.schema, 0, &err)) == NULL) {
+			dt_error("DT_REPORT_SCHEMA: %s: %s", c.schema, err.text);
+			status = DT_EXIT_CONFIG;
+			goto out;
+		}
+	}
+	if (dt_rpt_tally_init(&tally, schema, (size_t)c.top,
+	    c.topics_field) < 0) {
+		status = DT_EXIT_UNAVAILABLE;
+		goto out;
+	}
+	tally_ok = 1;
+
+	status = read_input(&c, &tally);
+
+	run_id = c.run_id ? c.run_id : tally.run_id[0] ? tally.run_id : NULL;
+	if (c.finished != NULL) {
+		if (parse_time(c.finished, &t_end) < 0) {
+			dt_error("DT_RUN_FINISHED_AT: '%s' is not an RFC 3339 "
+			    "time", c.finished);
+			status = DT_EXIT_CONFIG;
+			goto out;
+		}
+	} else
+		t_end = (double)time(NULL);
+	format_time(t_end, finished, sizeof(finished));
+	started = c.started ? c.started : tally.started_at[0] ?
+	    tally.started_at : NULL;
+	if (started != NULL && parse_time(started, &t_start) < 0) {
+		dt_warn("%s: '%s' is not an RFC 3339 time; duration unknown",
+		    c.started ? "DT_RUN_STARTED_AT" : "started_at", started);
+		started = NULL;
+	}
+	if ((summary = dt_rpt_summary(&tally, run_id, started, finished,
+	    started ? t_end - t_start : -1)) == NULL) {
+		dt_error("out of memory");
+		status = DT_EXIT_UNAVAILABLE;
+		goto out;
+	}
+	status = dt_exit_worse(status, (int)json_integer_value(
+	    json_object_get(summary, "exit_code")));
+
+	if (((c.tg_token != NULL && !c.dry_run) ||
+	    (c.pg_url != NULL && !c.dry_run)) &&
+	    (h = dt_http_new("dt-report")) == NULL) {
+		status = dt_exit_worse(status, DT_EXIT_UNAVAILABLE);
+		goto out;
+	}
+	if (sb != NULL)
+		add_database(&c, sb, summary);
+
+	if ((msgs = dt_rpt_messages(summary, c.lang, TELEGRAM_LIMIT)) ==
+	    NULL) {
+		dt_error("out of memory");
+		status = dt_exit_worse(status, DT_EXIT_UNAVAILABLE);
+		goto out;
+	}
+	silent = c.notify < 0 || (c.notify == 0 && strcmp(json_string_value(
+	    json_object_get(summary, "state")), "ok") == 0);
+	if (c.message_file != NULL && write_message_file(c.message_file,
+	    msgs) < 0)
+		status = dt_exit_worse(status, DT_EXIT_IOERR);
+	if (c.tg_token != NULL && !c.dry_run) {
+		struct dt_rpt_tg tg = {c.tg_url, c.tg_token, c.tg_chat,
+		    c.tg_thread, c.timeout_s * 1000, c.retry_s * 1000};
+
+		rc = dt_rpt_tg_send(h, &tg, msgs, silent, &sent);
+		status = dt_exit_worse(status, rc);
+		if (rc == DT_EXIT_OK)
+			dt_info("report sent to Telegram (%d message%s, %s)",
+			    sent, sent == 1 ? "" : "s", silent ? "silently" :
+			    "with notification");
+	} else {
+		if (c.tg_token == NULL && !c.dry_run)
+			dt_info("Telegram is not configured "
+			    "(TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID); the "
+			    "report follows");
+		if (c.message_file == NULL)
+			print_messages(stderr, msgs);
+	}
+	rep = json_object();
+	json_object_set_new(rep, "lang", json_string(c.lang));
+	json_object_set_new(rep, "messages", json_integer(
+	    (json_int_t)(sent > 0 ? sent : 0)));
+	for (rc = 0; msgs[rc] != NULL; rc++)
+		;
+	json_object_set_new(rep, "parts", json_integer(rc));
+	json_object_set_new(rep, "sent", json_boolean(c.tg_token != NULL &&
+	    !c.dry_run && sent == rc));
+	json_object_set_new(rep, "notify", json_boolean(!silent));
+	json_object_set_new(summary, "report", rep);
+	json_object_set_new(summary, "exit_code", json_integer(status));
+
+	if (sb != NULL && !c.dry_run) {
+		json_t *row;
+
+		if (run_id == NULL)
+			dt_warn("no run id (DT_RUN_ID or the records' run_id): "
+			    "the run ledger is not written");
+		else if ((row = ledger_row(summary)) == NULL ||
+		    dt_rpt_db_upsert(sb, row) < 0) {
+			json_decref(row);
+			status = dt_exit_worse(status, DT_EXIT_TEMPFAIL);
+		} else
+			json_decref(row);
+	}
+	if (c.pg_url != NULL && !c.dry_run) {
+		struct dt_rpt_buf b = {0};
+		int ok = status == DT_EXIT_OK || status == DT_EXIT_PARTIAL;
+
+		dt_rpt_metrics_text(&b, summary, ok, (long long)t_end);
+		if (b.oom || dt_rpt_metrics_push(h, c.pg_url, c.pg_job, b.s,
+		    c.timeout_s * 1000) < 0)
+			status = dt_exit_worse(status, DT_EXIT_TEMPFAIL);
+		dt_rpt_buf_free(&b);
+	}
+	json_object_set_new(summary, "exit_code", json_integer(status));
+	if (json_dumpf(summary, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER |
+	    JSON_REAL_PRECISION(12)) <
+	    0 || putchar('\n') == EOF)
+		status = dt_exit_worse(status, DT_EXIT_IOERR);
+out:
+	dt_rpt_messages_free(msgs);
+	json_decref(summary);
+	json_decref(schema);
+	if (tally_ok)
+		dt_rpt_tally_free(&tally);
+	dt_http_free(h);
+	dt_supabase_free(sb);
+	free(c.tg_token);
+	return dt_cli_close_stdout(status);
+}

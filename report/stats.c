@@ -1,0 +1,1101 @@
+/*
+ * stats.c: the run's aggregates in memory that does not grow with the
+ * number of records.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "exit.h"
+#include "log.h"
+#include "report.h"
+
+/* Latency histogram. */
+
+static size_t
+hist_bucket(uint64_t v)
+{
+	int e;
+
+	if (v < DT_RPT_HIST_EXACT)
+		return (size_t)v;
+	e = 63 - __builtin_clzll(v);    /* >= 8 */
+	return DT_RPT_HIST_EXACT + (size_t)(e - 8) * DT_RPT_HIST_SUB +
+	    (size_t)((v >> (e - 7)) & (DT_RPT_HIST_SUB - 1));
+}
+
+static void
+hist_bounds(size_t i, uint64_t *lo, uint64_t *width)
+{
+	int e;
+
+	if (i < DT_RPT_HIST_EXACT) {
+		*lo = i;
+		*width = 1;
+		return;
+	}
+	i -= DT_RPT_HIST_EXACT;
+	e = (int)(i / DT_RPT_HIST_SUB) + 8;
+	*lo = (uint64_t)(DT_RPT_HIST_SUB + i % DT_RPT_HIST_SUB) << (e - 7);
+	*width = (uint64_t)1 << (e - 7);
+}
+
+void
+dt_rpt_hist_add(struct dt_rpt_hist *h, uint64_t v)
+{
+	if (h->n == 0 || v < h->min)
+		h->min = v;
+	if (v > h->max)
+		h->max = v;
+	h->n++;
+	h->count[hist_bucket(v)]++;
+}
+
+uint64_t
+dt_rpt_hist_quantile(const struct dt_rpt_hist *h, double q)
+{
+	uint64_t rank, seen = 0, lo, width, mid;
+	size_t i;
+
+	if (h->n == 0)
+		return 0;
+	rank = (uint64_t)ceil(q * (double)h->n);
+	if (rank < 1)
+		rank = 1;
+	if (rank >= h->n)
+		return h->max;
+	if (rank == 1)
+		return h->min;
+	for (i = 0; i < DT_RPT_HIST_BUCKETS; i++) {
+		seen += h->count[i];
+		if (seen >= rank)
+			break;
+	}
+	hist_bounds(i, &lo, &width);
+	mid = lo + (width - 1) / 2;
+	if (mid < h->min)
+		mid = h->min;
+	if (mid > h->max)
+		mid = h->max;
+	return mid;
+}
+
+/* Space-Saving top-k. */
+
+static uint32_t
+fnv1a(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	while (n-- > 0) {
+		h ^= (unsigned char)*s++;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+int
+dt_rpt_topk_init(struct dt_rpt_topk *t, size_t cap)
+{
+	size_t tsize = 8, i;
+
+	memset(t, 0, sizeof(*t));
+	if (cap < 1)
+		cap = 1;
+	while (tsize < 2 * cap)
+		tsize *= 2;
+	t->cap = cap;
+	t->tmask = tsize - 1;
+	t->items = calloc(cap, sizeof(*t->items));
+	t->heap = calloc(cap, sizeof(*t->heap));
+	t->table = malloc(tsize * sizeof(*t->table));
+	if (t->items == NULL || t->heap == NULL || t->table == NULL) {
+		dt_rpt_topk_free(t);
+		return -1;
+	}
+	for (i = 0; i < tsize; i++)
+		t->table[i] = -1;
+	return 0;
+}
+
+void
+dt_rpt_topk_free(struct dt_rpt_topk *t)
+{
+	if (t == NULL)
+		return;
+	free(t->items);
+	free(t->heap);
+	free(t->table);
+	t->items = NULL;
+	t->heap = NULL;
+	t->table = NULL;
+	t->n = t->cap = 0;
+}
+
+/*
+ * Returns the table slot holding key, or the empty slot where it would
+ * go; *found says which.
+ */
+static size_t
+topk_find(const struct dt_rpt_topk *t, const char *key, size_t len,
+    uint32_t hash, int *found)
+{
+	size_t i = hash & t->tmask;
+
+	while (t->table[i] >= 0) {
+		const struct dt_rpt_topk_item *it = &t->items[t->table[i]];
+
+		if (it->hash == hash && strncmp(it->key, key, len) == 0 &&
+		    it->key[len] == '\0') {
+			*found = 1;
+			return i;
+		}
+		i = (i + 1) & t->tmask;
+	}
+	*found = 0;
+	return i;
+}
+
+/* Linear probing deletion by moving later entries back (no tombstones). */
+static void
+topk_unlink(struct dt_rpt_topk *t, size_t i)
+{
+	size_t j = i, k;
+
+	for (;;) {
+		t->table[i] = -1;
+		for (;;) {
+			j = (j + 1) & t->tmask;
+			if (t->table[j] < 0)
+				return;
+			k = t->items[t->table[j]].hash & t->tmask;
+			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+				continue;
+			break;
+		}
+		t->table[i] = t->table[j];
+		i = j;
+	}
+}
+
+static void
+heap_swap(struct dt_rpt_topk *t, size_t a, size_t b)
+{
+	uint32_t x = t->heap[a];
+
+	t->heap[a] = t->heap[b];
+	t->heap[b] = x;
+	t->items[t->heap[a]].heap = (uint32_t)a;
+	t->items[t->heap[b]].heap = (uint32_t)b;
+}
+
+static uint64_t
+heap_count(const struct dt_rpt_topk *t, size_t pos)
+{
+	return t->items[t->heap[pos]].count;
+}
+
+static void
+heap_down(struct dt_rpt_topk *t, size_t pos)
+{
+	for (;;) {
+		size_t l = 2 * pos + 1, r = l + 1, m = pos;
+
+		if (l < t->n && heap_count(t, l) < heap_count(t, m))
+			m = l;
+		if (r < t->n && heap_count(t, r) < heap_count(t, m))
+			m = r;
+		if (m == pos)
+			return;
+		heap_swap(t, pos, m);
+		pos = m;
+	}
+}
+
+static void
+heap_up(struct dt_rpt_topk *t, size_t pos)
+{
+	while (pos > 0 && heap_count(t, (pos - 1) / 2) > heap_count(t, pos)) {
+		heap_swap(t, pos, (pos - 1) / 2);
+		pos = (pos - 1) / 2;
+	}
+}
+
+/* The longest prefix of s of at most max bytes that ends on a character. */
+static size_t
+utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	len = max;
+	while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
+		len--;
+	return len;
+}
+
+void
+dt_rpt_topk_add(struct dt_rpt_topk *t, const char *key, size_t len)
+{
+	struct dt_rpt_topk_item *it;
+	uint32_t hash, idx;
+	size_t slot;
+	int found, evicted = 0;
+
+	if (t->cap == 0)
+		return;
+	len = utf8_cut(key, len, DT_RPT_KEY_MAX);
+	hash = fnv1a(key, len);
+	t->total++;
+	slot = topk_find(t, key, len, hash, &found);
+	if (found) {
+		it = &t->items[t->table[slot]];
+		it->count++;
+		heap_down(t, it->heap);
+		return;
+	}
+	if (t->n < t->cap) {
+		idx = (uint32_t)t->n++;
+		it = &t->items[idx];
+		it->count = 1;
+		it->err = 0;
+		it->heap = idx;
+		t->heap[idx] = idx;
+	} else {
+		/* Replace the smallest counter: the new key inherits it. */
+		int f;
+
+		idx = t->heap[0];
+		it = &t->items[idx];
+		topk_unlink(t, topk_find(t, it->key, strlen(it->key),
+		    it->hash, &f));
+		slot = topk_find(t, key, len, hash, &found);
+		it->err = it->count;
+		it->count++;
+		t->evictions++;
+		evicted = 1;
+	}
+	memcpy(it->key, key, len);
+	it->key[len] = '\0';
+	it->hash = hash;
+	t->table[slot] = (int32_t)idx;
+	if (evicted)
+		heap_down(t, 0);
+	else
+		heap_up(t, it->heap);
+}
+
+static int
+item_cmp(const void *a, const void *b)
+{
+	const struct dt_rpt_topk_item *x = *(const struct dt_rpt_topk_item *const *)a;
+	const struct dt_rpt_topk_item *y = *(const struct dt_rpt_topk_item *const *)b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+size_t
+dt_rpt_topk_top(const struct dt_rpt_topk *t,
+    const struct dt_rpt_topk_item **out, size_t k)
+{
+	const struct dt_rpt_topk_item **all;
+	size_t i, n = t->n;
+
+	if (n == 0 || k == 0)
+		return 0;
+	if ((all = malloc(n * sizeof(*all))) == NULL)
+		return 0;
+	for (i = 0; i < n; i++)
+		all[i] = &t->items[i];
+	qsort(all, n, sizeof(*all), item_cmp);
+	if (k > n)
+		k = n;
+	memcpy(out, all, k * sizeof(*out));
+	free(all);
+	return k;
+}
+
+/*
+ * Decodes one UTF-8 character at s (n bytes left).  Returns its code
+ * point and stores its length in *len; an invalid sequence is U+FFFD of
+ * length 1.
+ */
+static uint32_t
+utf8_next(const unsigned char *s, size_t n, size_t *len)
+{
+	uint32_t c = s[0], min;
+	size_t k, i;
+
+	*len = 1;
+	if (c < 0x80)
+		return c;
+	if (c >= 0xC2 && c <= 0xDF) {
+		k = 2;
+		c &= 0x1F;
+		min = 0x80;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		k = 3;
+		c &= 0x0F;
+		min = 0x800;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		k = 4;
+		c &= 0x07;
+		min = 0x10000;
+	} else
+		return 0xFFFD;
+	if (n < k)
+		return 0xFFFD;
+	for (i = 1; i < k; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0xFFFD;
+		c = (c << 6) | (s[i] & 0x3F);
+	}
+	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+		return 0xFFFD;
+	*len = k;
+	return c;
+}
+
+static size_t
+utf8_put(uint32_t c, char *out)
+{
+	if (c < 0x80) {
+		out[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		out[0] = (char)(0xC0 | (c >> 6));
+		out[1] = (char)(0x80 | (c & 0x3F));
+		return 2;
+	}
+	if (c < 0x10000) {
+		out[0] = (char)(0xE0 | (c >> 12));
+		out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+		out[2] = (char)(0x80 | (c & 0x3F));
+		return 3;
+	}
+	out[0] = (char)(0xF0 | (c >> 18));
+	out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+	out[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+	out[3] = (char)(0x80 | (c & 0x3F));
+	return 4;
+}
+
+/* 1: white space; 2: invisible control to drop; 0: ordinary. */
+static int
+char_class(uint32_t c)
+{
+	if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' ||
+	    c == '\v' || c == 0xA0 || c == 0x1680 ||
+	    (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
+	    c == 0x202F || c == 0x205F || c == 0x3000)
+		return 1;
+	if (c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x200B ||
+	    c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+	    (c >= 0x2066 && c <= 0x2069) || c == 0xFEFF)
+		return 2;
+	return 0;
+}
+
+static uint32_t
+fold(uint32_t c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c + 32;
+	if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
+		return c + 32;
+	if (c >= 0x410 && c <= 0x42F)
+		return c + 32;
+	if (c >= 0x400 && c <= 0x40F)
+		return c + 80;
+	return c;
+}
+
+size_t
+dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t o = 0, k, max;
+	int space = 0;
+
+	max = len - 1 < DT_RPT_KEY_MAX ? len - 1 : DT_RPT_KEY_MAX;
+	while (n > 0) {
+		uint32_t c;
+		char tmp[4];
+		size_t m;
+
+		/* Plain ASCII letters and digits, the common case. */
+		if (*p > 0x20 && *p < 0x7F) {
+			if (o + space + 1 > max)
+				break;
+			if (space)
+				buf[o++] = ' ';
+			space = 0;
+			buf[o++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+			p++;
+			n--;
+			continue;
+		}
+		c = utf8_next(p, n, &k);
+		p += k;
+		n -= k;
+		switch (char_class(c)) {
+		case 1:
+			space = o > 0;
+			continue;
+		case 2:
+			continue;
+		}
+		m = utf8_put(fold(c), tmp);
+		if (o + space + m > max)
+			break;
+		if (space)
+			buf[o++] = ' ';
+		space = 0;
+		memcpy(buf + o, tmp, m);
+		o += m;
+	}
+	buf[o] = '\0';
+	return o;
+}
+
+/* The clipped copy the report shows: see report.h. */
+char *
+dt_rpt_clip(const char *s, size_t max_chars, char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), o = 0, k, chars = 0;
+
+	while (n > 0) {
+		uint32_t c = utf8_next(p, n, &k);
+		char tmp[4];
+		size_t m;
+
+		if (chars == max_chars || o + 4 + 3 + 1 > len) {
+			memcpy(buf + o, "\xE2\x80\xA6", 3); /* … */
+			o += 3;
+			break;
+		}
+		p += k;
+		n -= k;
+		if (char_class(c) != 0)
+			c = ' ';
+		m = utf8_put(c, tmp);
+		memcpy(buf + o, tmp, m);
+		o += m;
+		chars++;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+/* The tally. */
+
+static const char *const default_sentiment[] = {"positive", "neutral",
+    "negative", "mixed"};
+
+static struct dt_rpt_field *
+add_field(struct dt_rpt_tally *t, const char *name, int kind)
+{
+	struct dt_rpt_field *f;
+
+	if (t->nfields >= DT_RPT_MAX_FIELDS)
+		return NULL;
+	f = &t->fields[t->nfields++];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->kind = kind;
+	return f;
+}
+
+static int
+add_enum_values(struct dt_rpt_field *f, json_t *values)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(values, i, v) {
+		if (!json_is_string(v) || f->nvalues >= DT_RPT_MAX_ENUM)
+			continue;
+		snprintf(f->values[f->nvalues++], sizeof(f->values[0]), "%s",
+		    json_string_value(v));
+	}
+	return 0;
+}
+
+/* Decides from a property's schema what the report does with it. */
+static int
+field_kind(const char *name, json_t *prop, const char *topics_field,
+    json_t **enumv)
+{
+	const char *type = json_string_value(json_object_get(prop, "type"));
+	json_t *items, *ml;
+
+	*enumv = json_object_get(prop, "enum");
+	if (type == NULL)
+		return 0;
+	if (strcmp(type, "string") == 0) {
+		if (json_is_array(*enumv))
+			return DT_RPT_FIELD_ENUM;
+		/* A short code such as a language: its values are labels. */
+		ml = json_object_get(prop, "maxLength");
+		if (json_is_integer(ml) && json_integer_value(ml) <= 16)
+			return DT_RPT_FIELD_LABEL;
+		return 0;       /* free text: never reported */
+	}
+	if (strcmp(type, "array") == 0) {
+		items = json_object_get(prop, "items");
+		type = json_string_value(json_object_get(items, "type"));
+		if (type == NULL || strcmp(type, "string") != 0)
+			return 0;
+		*enumv = json_object_get(items, "enum");
+		if (json_is_array(*enumv))
+			return DT_RPT_FIELD_ENUM;
+		if (strcmp(name, topics_field) == 0)
+			return DT_RPT_FIELD_TOPICS;
+		return DT_RPT_FIELD_ITEMS;
+	}
+	if ((strcmp(type, "number") == 0 || strcmp(type, "integer") == 0) &&
+	    json_is_number(json_object_get(prop, "minimum")) &&
+	    json_is_number(json_object_get(prop, "maximum")))
+		return DT_RPT_FIELD_MEAN;
+	return 0;
+}
+
+int
+dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
+    const char *topics_field)
+{
+	struct dt_rpt_field *f;
+	const char *name;
+	json_t *props, *prop;
+	int i;
+
+	memset(t, 0, sizeof(*t));
+	t->top = top;
+	props = json_object_get(schema, "properties");
+	if (json_is_object(props)) {
+		json_object_foreach(props, name, prop) {
+			json_t *enumv;
+			int kind = field_kind(name, prop, topics_field, &enumv);
+
+			if (kind == 0)
+				continue;
+			if ((f = add_field(t, name, kind)) == NULL) {
+				dt_warn("schema: more than %d fields to "
+				    "report; '%s' and later ones are left out",
+				    DT_RPT_MAX_FIELDS, name);
+				break;
+			}
+			if (kind == DT_RPT_FIELD_ENUM)
+				add_enum_values(f, enumv);
+		}
+	} else {
+		f = add_field(t, "sentiment", DT_RPT_FIELD_ENUM);
+		for (i = 0; i < 4; i++)
+			snprintf(f->values[f->nvalues++], sizeof(f->values[0]),
+			    "%s", default_sentiment[i]);
+		add_field(t, "language", DT_RPT_FIELD_LABEL);
+		add_field(t, topics_field, DT_RPT_FIELD_TOPICS);
+		add_field(t, "action_items", DT_RPT_FIELD_ITEMS);
+		add_field(t, "confidence", DT_RPT_FIELD_MEAN);
+	}
+	for (i = 0; i < t->nfields; i++) {
+		size_t cap;
+
+		f = &t->fields[i];
+		t->names[i] = f->name;
+		if (f->kind == DT_RPT_FIELD_TOPICS)
+			cap = top * 10 < 100 ? 100 : top * 10;
+		else if (f->kind == DT_RPT_FIELD_LABEL)
+			cap = 64;
+		else
+			continue;
+		if (dt_rpt_topk_init(&f->topk, cap) < 0) {
+			dt_error("out of memory");
+			dt_rpt_tally_free(t);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void
+dt_rpt_tally_free(struct dt_rpt_tally *t)
+{
+	int i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->nfields; i++)
+		dt_rpt_topk_free(&t->fields[i].topk);
+}
+
+/* Finds or adds name in a small table whose last slot is "other". */
+static struct dt_rpt_named *
+named(struct dt_rpt_named *tab, int *n, int max, const char *name,
+    size_t len)
+{
+	char clean[sizeof(tab->name)];
+	int i;
+
+	dt_rpt_topic_norm(name, len, clean, sizeof(clean));
+	if (clean[0] == '\0')
+		snprintf(clean, sizeof(clean), "other");
+	for (i = 0; i < *n; i++)
+		if (strcmp(tab[i].name, clean) == 0)
+			return &tab[i];
+	for (i = 0; *n >= max - 1 && i < *n; i++)
+		if (strcmp(tab[i].name, "other") == 0)
+			return &tab[i];
+	if (*n == max - 1) {
+		snprintf(tab[*n].name, sizeof(tab->name), "other");
+		(*n)++;
+	}
+	if (*n == max)
+		return &tab[max - 1];
+	snprintf(tab[*n].name, sizeof(tab->name), "%s", clean);
+	return &tab[(*n)++];
+}
+
+static uint64_t
+count_of(double v)
+{
+	return v > 0 && v < 1.8e19 ? (uint64_t)v : 0;
+}
+
+static void
+tally_usage(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+{
+	uint64_t p = count_of(r->prompt), c = count_of(r->completion);
+
+	t->prompt_tokens += p;
+	t->completion_tokens += c;
+	t->total_tokens += r->has_total ? count_of(r->total) : p + c;
+	if (r->has_usage_cost && r->usage_cost >= 0) {
+		t->cost += r->usage_cost;
+		t->with_cost++;
+	} else if (r->has_cost_usd && r->cost_usd >= 0) {
+		t->cost += r->cost_usd;
+		t->with_cost++;
+	}
+}
+
+static void
+tally_topic(struct dt_rpt_field *f, const struct dt_rpt_span *v)
+{
+	char key[DT_RPT_KEY_MAX + 1];
+	size_t n;
+
+	if ((n = dt_rpt_topic_norm(v->s, v->n, key, sizeof(key))) > 0)
+		dt_rpt_topk_add(&f->topk, key, n);
+}
+
+static void
+tally_enum(struct dt_rpt_field *f, const struct dt_rpt_span *v)
+{
+	int i;
+
+	for (i = 0; i < f->nvalues; i++)
+		if (strlen(f->values[i]) == v->n &&
+		    memcmp(f->values[i], v->s, v->n) == 0) {
+			f->counts[i]++;
+			return;
+		}
+	f->other++;
+}
+
+static void
+tally_analysis(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+{
+	int i, j;
+
+	t->analyzed++;
+	for (i = 0; i < t->nfields; i++) {
+		struct dt_rpt_field *f = &t->fields[i];
+		const struct dt_rpt_rec_field *v = &r->fields[i];
+
+		if (!v->present)
+			continue;
+		switch (f->kind) {
+		case DT_RPT_FIELD_ENUM:
+			if (v->type != 's' && v->type != 'a')
+				continue;
+			for (j = 0; j < v->nvals; j++)
+				tally_enum(f, &v->vals[j]);
+			break;
+		case DT_RPT_FIELD_LABEL:
+			if (v->type != 's')
+				continue;
+			tally_topic(f, &v->vals[0]);
+			break;
+		case DT_RPT_FIELD_TOPICS:
+			if (v->type != 'a')
+				continue;
+			for (j = 0; j < v->nvals; j++)
+				tally_topic(f, &v->vals[j]);
+			break;
+		case DT_RPT_FIELD_ITEMS:
+			if (v->type != 'a' || v->nitems == 0)
+				continue;
+			f->items += v->nitems;
+			break;
+		case DT_RPT_FIELD_MEAN:
+			if (v->type != 'n')
+				continue;
+			f->sum += v->num;
+			break;
+		}
+		f->present++;
+	}
+}
+
+static void
+add_message(struct dt_rpt_stage *s, const char *msg)
+{
+	char clean[sizeof(s->messages[0])];
+	int i;
+
+	dt_rpt_clip(msg, 200, clean, sizeof(clean));
+	for (i = 0; i < s->nmessages; i++)
+		if (strcmp(s->messages[i], clean) == 0)
+			return;
+	if (s->nmessages < DT_RPT_MAX_MESSAGES)
+		memcpy(s->messages[s->nmessages++], clean, sizeof(clean));
+}
+
+static void
+tally_stage(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+{
+	char name[sizeof(t->stages[0].name)];
+	struct dt_rpt_stage *s = NULL;
+	int i, j, status;
+
+	dt_rpt_clip(r->stage.s, 24, name, sizeof(name));
+	for (i = 0; i < t->nstages; i++)
+		if (strcmp(t->stages[i].name, name) == 0)
+			s = &t->stages[i];
+	if (s == NULL) {
+		if (t->nstages == DT_RPT_MAX_STAGES) {
+			dt_warn("more than %d stages report; '%s' is left out",
+			    DT_RPT_MAX_STAGES, name);
+			return;
+		}
+		s = &t->stages[t->nstages++];
+		memset(s, 0, sizeof(*s));
+		memcpy(s->name, name, sizeof(name));
+	}
+	s->reports++;
+	status = r->has_status_num && r->status_num >= 0 &&
+	    r->status_num <= 255 ? (int)r->status_num : 0;
+	s->status = dt_exit_worse(s->status, status);
+	if (r->interrupted)
+		s->interrupted = 1;
+	if (r->message.s != NULL && r->message.n > 0)
+		add_message(s, r->message.s);
+	for (j = 0; j < r->ncounts; j++) {
+		for (i = 0; i < s->ncounts; i++)
+			if (strcmp(s->count_names[i], r->count_names[j]) == 0)
+				break;
+		if (i == s->ncounts) {
+			if (s->ncounts == DT_RPT_MAX_COUNTS)
+				continue;
+			memcpy(s->count_names[i], r->count_names[j],
+			    sizeof(s->count_names[0]));
+			s->counts[i] = 0;
+			s->ncounts++;
+		}
+		s->counts[i] += r->counts[j];
+	}
+	if (r->started_at.s != NULL &&
+	    r->started_at.n < sizeof(t->started_at) &&
+	    (t->started_at[0] == '\0' ||
+	    strcmp(r->started_at.s, t->started_at) < 0))
+		memcpy(t->started_at, r->started_at.s, r->started_at.n + 1);
+}
+
+static void
+tally_run_id(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+{
+	if (r->run_id.s == NULL || r->run_id.n == 0)
+		return;
+	if (t->run_id[0] == '\0')
+		dt_rpt_clip(r->run_id.s, 100, t->run_id, sizeof(t->run_id));
+	else if (strncmp(t->run_id, r->run_id.s, sizeof(t->run_id) - 1) != 0)
+		t->mixed_runs = 1;
+}
+
+const char *const *
+dt_rpt_tally_names(const struct dt_rpt_tally *t)
+{
+	return t->names;
+}
+
+void
+dt_rpt_tally_add(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+{
+	const char *status;
+	size_t len;
+	int failed;
+
+	tally_run_id(t, r);
+	if (r->stage.s != NULL && !r->has_id) {
+		tally_stage(t, r);
+		return;
+	}
+	t->records++;
+	/* Replayed output of an earlier stage has no status: derive one. */
+	if ((status = r->status.s) != NULL)
+		len = r->status.n;
+	else {
+		status = r->has_analysis ? "analyzed" : r->has_error ?
+		    "failed" : "fetched";
+		len = strlen(status);
+	}
+	named(t->status, &t->nstatus, DT_RPT_MAX_STATUS, status, len)->n++;
+	failed = len == 6 && memcmp(status, "failed", 6) == 0;
+	if (r->has_error) {
+		named(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
+		    r->kind.s ? r->kind.s : "unknown",
+		    r->kind.s ? r->kind.n : 7)->n++;
+		failed = 1;
+	}
+	if (failed)
+		t->failed++;
+	tally_usage(t, r);
+	if (r->has_latency && r->latency >= 0)
+		dt_rpt_hist_add(&t->latency, count_of(r->latency));
+	if (r->has_analysis)
+		tally_analysis(t, r);
+}
+
+const char *
+dt_rpt_tally_state(const struct dt_rpt_tally *t, int *status)
+{
+	int i, failed = 0, partial = 0, st = DT_EXIT_OK;
+
+	for (i = 0; i < t->nstages; i++) {
+		const struct dt_rpt_stage *s = &t->stages[i];
+
+		st = dt_exit_worse(st, s->status);
+		if (s->interrupted)
+			partial = 1;
+		else if (s->status != DT_EXIT_OK && s->status != DT_EXIT_PARTIAL)
+			failed = 1;
+		else if (s->status == DT_EXIT_PARTIAL)
+			partial = 1;
+	}
+	if (t->failed > 0) {
+		st = dt_exit_worse(st, DT_EXIT_PARTIAL);
+		partial = 1;
+	}
+	if (t->bad_lines > 0) {
+		st = dt_exit_worse(st, DT_EXIT_DATAERR);
+		partial = 1;
+	}
+	*status = st;
+	return failed ? "failed" : partial ? "partial" : "ok";
+}
+
+/* Summary JSON. */
+
+static json_t *
+named_obj(const struct dt_rpt_named *tab, int n)
+{
+	json_t *o = json_object();
+	int i;
+
+	for (i = 0; o != NULL && i < n; i++)
+		if (tab[i].n > 0)
+			json_object_set_new(o, tab[i].name,
+			    json_integer((json_int_t)tab[i].n));
+	return o;
+}
+
+static double
+round_to(double v, double unit)
+{
+	return round(v / unit) * unit;
+}
+
+static json_t *
+field_json(const struct dt_rpt_field *f, size_t top)
+{
+	const struct dt_rpt_topk_item *items[1000];
+	json_t *o = json_object(), *counts, *shares, *arr;
+	uint64_t shown = 0;
+	size_t n, i;
+	int j;
+
+	if (o == NULL)
+		return NULL;
+	switch (f->kind) {
+	case DT_RPT_FIELD_ENUM:
+		json_object_set_new(o, "kind", json_string("enum"));
+		counts = json_object();
+		shares = json_object();
+		for (j = 0; j < f->nvalues; j++) {
+			shown += f->counts[j];
+			json_object_set_new(counts, f->values[j],
+			    json_integer((json_int_t)f->counts[j]));
+		}
+		if (f->other > 0)
+			json_object_set_new(counts, "other",
+			    json_integer((json_int_t)f->other));
+		shown += f->other;
+		for (j = 0; j < f->nvalues && shown > 0; j++)
+			json_object_set_new(shares, f->values[j], json_real(
+			    round_to((double)f->counts[j] / shown, 1e-4)));
+		if (f->other > 0)
+			json_object_set_new(shares, "other", json_real(
+			    round_to((double)f->other / shown, 1e-4)));
+		json_object_set_new(o, "counts", counts);
+		json_object_set_new(o, "shares", shares);
+		break;
+	case DT_RPT_FIELD_LABEL:
+	case DT_RPT_FIELD_TOPICS:
+		json_object_set_new(o, "kind", json_string(
+		    f->kind == DT_RPT_FIELD_LABEL ? "label" : "topics"));
+		n = dt_rpt_topk_top(&f->topk, items,
+		    f->kind == DT_RPT_FIELD_LABEL ? 5 : top);
+		arr = json_array();
+		for (i = 0; i < n; i++) {
+			json_t *e = json_object();
+
+			json_object_set_new(e, "value",
+			    json_string(items[i]->key));
+			json_object_set_new(e, "count",
+			    json_integer((json_int_t)items[i]->count));
+			if (f->kind == DT_RPT_FIELD_TOPICS)
+				json_object_set_new(e, "error", json_integer(
+				    (json_int_t)items[i]->err));
+			json_array_append_new(arr, e);
+			shown += items[i]->count;
+		}
+		json_object_set_new(o, "top", arr);
+		json_object_set_new(o, "total",
+		    json_integer((json_int_t)f->topk.total));
+		if (f->kind == DT_RPT_FIELD_LABEL)
+			json_object_set_new(o, "other", json_integer(
+			    (json_int_t)(f->topk.total > shown ?
+			    f->topk.total - shown : 0)));
+		json_object_set_new(o, "approximate",
+		    json_boolean(f->topk.evictions > 0));
+		break;
+	case DT_RPT_FIELD_ITEMS:
+		json_object_set_new(o, "kind", json_string("items"));
+		json_object_set_new(o, "items",
+		    json_integer((json_int_t)f->items));
+		break;
+	case DT_RPT_FIELD_MEAN:
+		json_object_set_new(o, "kind", json_string("mean"));
+		json_object_set_new(o, "mean", f->present ? json_real(
+		    round_to(f->sum / f->present, 1e-4)) : json_null());
+		break;
+	}
+	json_object_set_new(o, "records", json_integer((json_int_t)f->present));
+	return o;
+}
+
+static json_t *
+stages_json(const struct dt_rpt_tally *t)
+{
+	json_t *arr = json_array();
+	int i, j;
+
+	for (i = 0; arr != NULL && i < t->nstages; i++) {
+		const struct dt_rpt_stage *s = &t->stages[i];
+		json_t *o = json_object(), *msgs = json_array(),
+		    *counts = json_object();
+
+		json_object_set_new(o, "stage", json_string(s->name));
+		json_object_set_new(o, "status", json_integer(s->status));
+		json_object_set_new(o, "interrupted",
+		    json_boolean(s->interrupted));
+		json_object_set_new(o, "reports", json_integer(s->reports));
+		for (j = 0; j < s->nmessages; j++)
+			json_array_append_new(msgs,
+			    json_string(s->messages[j]));
+		json_object_set_new(o, "messages", msgs);
+		for (j = 0; j < s->ncounts; j++) {
+			double v = s->counts[j];
+
+			json_object_set_new(counts, s->count_names[j],
+			    v == floor(v) && fabs(v) < 9e15 ?
+			    json_integer((json_int_t)v) : json_real(v));
+		}
+		json_object_set_new(o, "counts", counts);
+		json_array_append_new(arr, o);
+	}
+	return arr;
+}
+
+json_t *
+dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
+    const char *started, const char *finished, double duration_s)
+{
+	json_t *o = json_object(), *lat, *tok, *an, *fields;
+	const char *state;
+	int status, i;
+
+	if (o == NULL)
+		return NULL;
+	state = dt_rpt_tally_state(t, &status);
+	json_object_set_new(o, "run_id", run_id ? json_string(run_id) :
+	    json_null());
+	json_object_set_new(o, "state", json_string(state));
+	json_object_set_new(o, "exit_code", json_integer(status));
+	json_object_set_new(o, "started_at", started ? json_string(started) :
+	    json_null());
+	json_object_set_new(o, "finished_at", finished ?
+	    json_string(finished) : json_null());
+	json_object_set_new(o, "duration_s", duration_s >= 0 ?
+	    json_real(round_to(duration_s, 1e-3)) : json_null());
+	json_object_set_new(o, "records",
+	    json_integer((json_int_t)t->records));
+	json_object_set_new(o, "failed", json_integer((json_int_t)t->failed));
+	json_object_set_new(o, "bad_lines",
+	    json_integer((json_int_t)t->bad_lines));
+	json_object_set_new(o, "by_status", named_obj(t->status, t->nstatus));
+	json_object_set_new(o, "by_error", named_obj(t->kinds, t->nkinds));
+	tok = json_object();
+	json_object_set_new(tok, "prompt",
+	    json_integer((json_int_t)t->prompt_tokens));
+	json_object_set_new(tok, "completion",
+	    json_integer((json_int_t)t->completion_tokens));
+	json_object_set_new(tok, "total",
+	    json_integer((json_int_t)t->total_tokens));
+	json_object_set_new(o, "tokens", tok);
+	json_object_set_new(o, "cost_usd", t->with_cost ?
+	    json_real(round_to(t->cost, 1e-6)) : json_null());
+	lat = json_object();
+	json_object_set_new(lat, "count", json_integer((json_int_t)t->latency.n));
+	if (t->latency.n > 0) {
+		json_object_set_new(lat, "p50", json_integer((json_int_t)
+		    dt_rpt_hist_quantile(&t->latency, 0.50)));
+		json_object_set_new(lat, "p95", json_integer((json_int_t)
+		    dt_rpt_hist_quantile(&t->latency, 0.95)));
+		json_object_set_new(lat, "max",
+		    json_integer((json_int_t)t->latency.max));
+	} else {
+		json_object_set_new(lat, "p50", json_null());
+		json_object_set_new(lat, "p95", json_null());
+		json_object_set_new(lat, "max", json_null());
+	}
+	json_object_set_new(o, "latency_ms", lat);
+	an = json_object();
+	json_object_set_new(an, "records", json_integer((json_int_t)t->analyzed));
+	fields = json_object();
+	for (i = 0; i < t->nfields; i++)
+		json_object_set_new(fields, t->fields[i].name,
+		    field_json(&t->fields[i], t->top));
+	json_object_set_new(an, "fields", fields);
+	json_object_set_new(o, "analysis", an);
+	json_object_set_new(o, "stages", stages_json(t));
+	if (t->mixed_runs)
+		json_object_set_new(o, "mixed_run_ids", json_true());
+	return o;
+}

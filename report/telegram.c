@@ -1,0 +1,290 @@
+/*
+ * telegram.c: sending the report with the Bot API's sendMessage.
+ *
+ * Telegram says how long to wait after flood control in the body
+ * (parameters.retry_after), not always in a Retry-After header, so the
+ * retry loop is here rather than in dt_http_send().  The bot token is
+ * part of the URL path; the URL is only ever logged through
+ * dt_http_safe_url() and the token is a registered secret besides.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "exit.h"
+#include "http.h"
+#include "log.h"
+#include "report.h"
+
+#define MAX_TRIES 8
+
+/* What sending one message came to, besides an exit status. */
+enum {
+	TG_SENT = -1,
+	TG_MIGRATED = -2        /* the group became a supergroup, new id */
+};
+
+int
+dt_rpt_tg_chat_ok(const char *chat)
+{
+	size_t i, n = strlen(chat);
+
+	if (n >= 2 && chat[0] == '@') {
+		if (n < 5 || n > 33 || !((chat[1] >= 'a' && chat[1] <= 'z') ||
+		    (chat[1] >= 'A' && chat[1] <= 'Z')))
+			return -1;
+		for (i = 2; i < n; i++)
+			if (!((chat[i] >= 'a' && chat[i] <= 'z') ||
+			    (chat[i] >= 'A' && chat[i] <= 'Z') ||
+			    (chat[i] >= '0' && chat[i] <= '9') || chat[i] == '_'))
+				return -1;
+		return 0;
+	}
+	i = chat[0] == '-' ? 1 : 0;
+	if (n == i || n - i > 19)
+		return -1;
+	for (; i < n; i++)
+		if (chat[i] < '0' || chat[i] > '9')
+			return -1;
+	return 0;
+}
+
+/* A chat id as Telegram takes it: a number, or the @username string. */
+static json_t *
+chat_json(const char *chat)
+{
+	long long v;
+	char *end;
+
+	if (chat[0] == '@')
+		return json_string(chat);
+	errno = 0;
+	v = strtoll(chat, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return json_string(chat);
+	return json_integer(v);
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * Reads Telegram's answer: description (copied into desc), retry_after
+ * and migrate_to_chat_id (-1 / 0 when absent).  Returns 1 when the body
+ * says ok:true.
+ */
+static int
+read_answer(const struct dt_http_resp *r, char *desc, size_t len,
+    long *retry_after, long long *migrate)
+{
+	json_t *o, *p;
+	int ok;
+
+	*retry_after = -1;
+	*migrate = 0;
+	desc[0] = '\0';
+	if (r->body == NULL || (o = json_loads(r->body, 0, NULL)) == NULL)
+		return 0;
+	ok = json_is_true(json_object_get(o, "ok"));
+	if (json_is_string(json_object_get(o, "description")))
+		dt_rpt_clip(json_string_value(json_object_get(o,
+		    "description")), 300, desc, len);
+	p = json_object_get(o, "parameters");
+	if (json_is_integer(json_object_get(p, "retry_after")))
+		*retry_after = (long)json_integer_value(json_object_get(p,
+		    "retry_after"));
+	if (json_is_integer(json_object_get(p, "migrate_to_chat_id")))
+		*migrate = json_integer_value(json_object_get(p,
+		    "migrate_to_chat_id"));
+	json_decref(o);
+	return ok;
+}
+
+/*
+ * Sends one message, retrying outages and flood control within the
+ * budget.  Returns TG_SENT, TG_MIGRATED (new id in *migrate) or an exit
+ * status after logging.
+ */
+static int
+send_one(struct dt_http *h, const struct dt_rpt_tg *tg, const char *url,
+    const char *body, int part, int nparts, long long *migrate)
+{
+	static const char *const headers[] = {
+	    "Content-Type: application/json", "Accept: application/json",
+	    NULL};
+	struct dt_http_policy pol = {
+		.max_tries = 1, .base_ms = 1000, .cap_ms = 30000,
+		.max_total_ms = tg->budget_ms, .max_response = 1 << 20,
+	};
+	struct dt_http_req req = {
+		.method = "POST", .url = url, .headers = headers,
+		.body = body, .body_len = strlen(body),
+		.timeout_ms = tg->timeout_ms,
+	};
+	struct dt_http_resp resp = {0};
+	long long start = now_ms();
+	char desc[400], why[512], what[48];
+	long retry_after, wait;
+	int try, kind = 0, status = DT_EXIT_UNAVAILABLE;
+
+	if (nparts > 1)
+		snprintf(what, sizeof(what), " (message %d of %d)", part,
+		    nparts);
+	else
+		what[0] = '\0';
+	for (try = 1;; try++) {
+		dt_http_once(h, &req, &pol, &resp);
+		if (resp.result == DT_HTTP_OK && resp.status == 200 &&
+		    read_answer(&resp, desc, sizeof(desc), &retry_after,
+		    migrate)) {
+			kind = TG_SENT;
+			break;
+		}
+		if (resp.result == DT_HTTP_OK)
+			read_answer(&resp, desc, sizeof(desc), &retry_after,
+			    migrate);
+		else {
+			desc[0] = '\0';
+			retry_after = -1;
+			*migrate = 0;
+		}
+		if (resp.result != DT_HTTP_OK)
+			snprintf(why, sizeof(why), "%s", resp.error);
+		else
+			snprintf(why, sizeof(why), "HTTP %ld: %s", resp.status,
+			    desc[0] ? desc : "(no description)");
+
+		if (resp.result == DT_HTTP_OK && resp.status == 400 &&
+		    *migrate != 0) {
+			kind = TG_MIGRATED;
+			break;
+		}
+		if (resp.result == DT_HTTP_OK && resp.status == 429) {
+			wait = retry_after >= 0 ? retry_after * 1000 :
+			    dt_http_backoff_ms(&pol, try, &resp);
+			status = DT_EXIT_TEMPFAIL;
+		} else if (dt_http_retryable(&resp) || (resp.result ==
+		    DT_HTTP_OK && resp.status == 200)) {
+			wait = dt_http_backoff_ms(&pol, try, &resp);
+			status = DT_EXIT_UNAVAILABLE;
+		} else {
+			dt_error("telegram: sendMessage%s: %s", what, why);
+			status = resp.result == DT_HTTP_OK && resp.status >= 400 &&
+			    resp.status < 500 ? DT_EXIT_CONFIG :
+			    DT_EXIT_UNAVAILABLE;
+			break;
+		}
+		if (try >= MAX_TRIES) {
+			dt_error("telegram: sendMessage%s: %s; giving up after "
+			    "%d tries", what, why, try);
+			break;
+		}
+		if (now_ms() - start + wait > tg->budget_ms) {
+			dt_error("telegram: sendMessage%s: %s; giving up: "
+			    "waiting %.1f s more would pass the %.0f s retry "
+			    "limit (DT_REPORT_RETRY_SECONDS)", what, why,
+			    wait / 1000.0, tg->budget_ms / 1000.0);
+			break;
+		}
+		dt_warn("telegram: sendMessage%s: %s; retrying in %.1f s (%d "
+		    "of %d tries left)", what, why, wait / 1000.0,
+		    MAX_TRIES - try, MAX_TRIES);
+		sleep_ms(wait);
+	}
+	dt_http_resp_clear(&resp);
+	return kind != 0 ? kind : status;
+}
+
+/* The request body for one message. */
+static char *
+message_body(const struct dt_rpt_tg *tg, const char *chat, const char *text,
+    int silent)
+{
+	json_t *o = json_object(), *lp = json_object();
+	char *s;
+
+	json_object_set_new(o, "chat_id", chat_json(chat));
+	if (tg->thread_id != NULL)
+		json_object_set_new(o, "message_thread_id",
+		    json_integer(strtoll(tg->thread_id, NULL, 10)));
+	json_object_set_new(o, "text", json_string(text));
+	json_object_set_new(o, "parse_mode", json_string("HTML"));
+	json_object_set_new(o, "disable_notification", json_boolean(silent));
+	json_object_set_new(lp, "is_disabled", json_true());
+	json_object_set_new(o, "link_preview_options", lp);
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+int
+dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, char **msgs,
+    int silent, int *sent)
+{
+	char url[2048], chat[32];
+	int i, n, rc, migrated = 0;
+
+	*sent = 0;
+	for (n = 0; msgs[n] != NULL; n++)
+		;
+	if ((size_t)snprintf(url, sizeof(url), "%s/bot%s/sendMessage",
+	    tg->api_url, tg->token) >= sizeof(url)) {
+		dt_error("TELEGRAM_API_URL: too long");
+		return DT_EXIT_CONFIG;
+	}
+	snprintf(chat, sizeof(chat), "%s", tg->chat_id);
+	for (i = 0; i < n; i++) {
+		long long migrate = 0;
+		char *body = message_body(tg, chat, msgs[i], silent || i > 0);
+
+		if (body == NULL) {
+			dt_error("out of memory");
+			return DT_EXIT_UNAVAILABLE;
+		}
+		rc = send_one(h, tg, url, body, i + 1, n, &migrate);
+		free(body);
+		if (rc == TG_MIGRATED && !migrated) {
+			snprintf(chat, sizeof(chat), "%lld", migrate);
+			dt_warn("telegram: chat %s was upgraded to a supergroup; "
+			    "sending to %s instead: set TELEGRAM_CHAT_ID=%s",
+			    tg->chat_id, chat, chat);
+			migrated = 1;
+			i--;
+			continue;
+		}
+		if (rc == TG_MIGRATED) {
+			dt_error("telegram: sendMessage: chat %s moved again",
+			    chat);
+			return DT_EXIT_CONFIG;
+		}
+		if (rc != TG_SENT) {
+			if (i + 1 < n)
+				dt_error("telegram: %d of %d messages sent; the "
+				    "rest are not", i, n);
+			return rc;
+		}
+		(*sent)++;
+	}
+	return DT_EXIT_OK;
+}
