@@ -255,24 +255,24 @@ status_of(const char *outcome)
 static void
 emit_outcomes(struct store *s, size_t from, size_t to, json_t *rows)
 {
+	json_t *byid = json_object(), *row;
 	size_t i, j;
 
+	/* Index the reply by source id: one lookup per record. */
+	json_array_foreach(rows, j, row) {
+		const char *r = json_string_value(json_object_get(row,
+		    "source_id"));
+
+		if (r != NULL && byid != NULL)
+			json_object_set(byid, r, row);
+	}
 	for (i = from; i < to; i++) {
 		json_t *rec = json_array_get(s->recs, i);
 		const char *sid = json_string_value(json_object_get(
 		    json_array_get(s->items, i), "id"));
-		json_t *row, *hit = NULL;
+		json_t *hit = sid != NULL ? json_object_get(byid, sid) : NULL;
 		const char *outcome;
 
-		json_array_foreach(rows, j, row) {
-			const char *r = json_string_value(
-			    json_object_get(row, "source_id"));
-
-			if (r != NULL && sid != NULL && strcmp(r, sid) == 0) {
-				hit = row;
-				break;
-			}
-		}
 		outcome = json_string_value(json_object_get(hit, "outcome"));
 		if (outcome == NULL) {
 			emit_not_stored(s, rec, "the server did not report "
@@ -287,6 +287,7 @@ emit_outcomes(struct store *s, size_t from, size_t to, json_t *rows)
 			worse(s, DT_EXIT_PARTIAL);
 		emit_status(s, rec, status_of(outcome));
 	}
+	json_decref(byid);
 }
 
 /*
