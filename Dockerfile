@@ -4,28 +4,30 @@
 #   make push REGISTRY=registry.digitalocean.com/NAME
 #
 # Two stages: "build" compiles the four programs with the -dev packages and
-# runs the unit tests (a failing test fails the build); the runtime stage
+# runs the lib's unit tests (a failing test fails the build); the runtime stage
 # has only the shared libraries, GNU parallel, bash, tini and CA
 # certificates, runs as a numeric non-root user and writes only to /tmp, so
 # it works with a read-only root filesystem.
 
 FROM debian:bookworm-slim AS build
 
+# The -dev packages to compile; bats, curl, jq and python3 to run the lib's unit
+# tests (t/0*-lib-*.bats drive lib/ through t/unit's programs and a small
+# HTTP fixture server; they need no database).
 RUN apt-get update \
 	&& apt-get install -y --no-install-recommends \
 		gcc libc6-dev make pkg-config \
 		libcurl4-openssl-dev libjansson-dev \
+		bats bats-assert bats-support bats-file curl jq python3 \
 	&& rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-# .dockerignore admits only the sources the build needs.
+# .dockerignore admits only the sources and the unit tests.
 COPY . .
-# The unit tests are the C programs under t/unit; the bats suite needs
-# PostgreSQL and the stand-ins and runs outside the image build.
+# A failing unit test fails the build.  The rest of the suite needs
+# PostgreSQL and the service stand-ins and runs outside the image build.
 RUN make -j"$(nproc)" all \
-	&& for t in build/t/*; do \
-		if [ -f "$t" ] && [ -x "$t" ]; then "$t" >/dev/null || exit 1; fi; \
-	done \
+	&& t/run --build build t/0*-lib-*.bats \
 	&& make install DESTDIR=/out PREFIX=/usr/local
 
 

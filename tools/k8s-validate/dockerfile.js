@@ -22,10 +22,12 @@ const SECRET_NAME = /(KEY|TOKEN|SECRET|PASSWORD)/i;
 /* Paths the build context must leave out, and ones it must hold. */
 const MUST_EXCLUDE = ['.git/HEAD', 'build/bin/dt-fetch', 'build/lib/libdt.a',
     'tools/k8s-validate/node_modules/yaml/package.json', 'k8s/secret.yaml',
-    'lib/http.o', 't/stack/standin.py', 'docs/deploy.md', '.env'];
+    'lib/http.o', 't/stack/supabase-standin', 't/100-fetch-claim.bats',
+    'docs/deploy.md', 'demo/run', '.env'];
 const MUST_INCLUDE = ['Makefile', 'lib/exit.h', 'lib/http.c', 'fetch/dt-fetch.c',
     'analyze/dt-analyze.c', 'store/dt-store.c', 'report/dt-report.c',
-    'entrypoint.sh', 't/unit/ndjson.c'];
+    'entrypoint.sh', 't/unit/ndjson.c', 't/run', 't/001-lib-ndjson.bats',
+    't/test_helper/common.bash', 't/stack/http-fixture'];
 
 /* Joins continuation lines; returns [{line, cmd, args}] (line is 1-based). */
 function parse(text) {
