@@ -78,6 +78,98 @@ dt_api_request(const struct dt_api *a, const char *input)
 	return body;
 }
 
+/*
+ * The chat form keeps the user message last too: the static head ends
+ * inside the messages list, after the system message.
+ */
+int
+dt_api_prepare(struct dt_api *a)
+{
+	json_t *body;
+	char *s;
+	size_t n;
+
+	if ((body = dt_api_request(a, "")) == NULL)
+		return -1;
+	if (a->kind == DT_API_CHAT)
+		json_object_del(body, "messages");
+	else
+		json_object_del(body, "input");
+	s = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (s == NULL)
+		return -1;
+	n = strlen(s);
+	s[n - 1] = '\0';        /* drop the closing brace */
+	a->head = s;
+	return 0;
+}
+
+void
+dt_api_release(struct dt_api *a)
+{
+	free(a->head);
+	a->head = NULL;
+}
+
+/* Appends n bytes of s at *o in out. */
+static void
+put(char *out, size_t *o, const char *s, size_t n)
+{
+	memcpy(out + *o, s, n);
+	*o += n;
+}
+
+char *
+dt_api_body(const struct dt_api *a, const char *input)
+{
+	static const char chat1[] = ",\"messages\":[{\"role\":\"system\","
+	    "\"content\":";
+	static const char chat2[] = "},{\"role\":\"user\",\"content\":";
+	static const char chat3[] = "}]}";
+	static const char agent1[] = ",\"input\":";
+	json_t *str;
+	char *esc, *esys = NULL, *out = NULL;
+	size_t hl = strlen(a->head), el, sl = 0, o = 0;
+
+	if ((str = json_string(input)) == NULL)
+		return NULL;
+	esc = json_dumps(str, JSON_ENCODE_ANY);
+	json_decref(str);
+	if (esc == NULL)
+		return NULL;
+	el = strlen(esc);
+	if (a->kind == DT_API_CHAT) {
+		if ((str = json_string(a->prompt)) == NULL ||
+		    (esys = json_dumps(str, JSON_ENCODE_ANY)) == NULL) {
+			json_decref(str);
+			free(esc);
+			return NULL;
+		}
+		json_decref(str);
+		sl = strlen(esys);
+	}
+	if ((out = malloc(hl + el + sl + sizeof(chat1) + sizeof(chat2) +
+	    sizeof(chat3))) == NULL)
+		goto done;
+	put(out, &o, a->head, hl);
+	if (a->kind == DT_API_CHAT) {
+		put(out, &o, chat1, sizeof(chat1) - 1);
+		put(out, &o, esys, sl);
+		put(out, &o, chat2, sizeof(chat2) - 1);
+		put(out, &o, esc, el);
+		put(out, &o, chat3, sizeof(chat3));
+	} else {
+		put(out, &o, agent1, sizeof(agent1) - 1);
+		put(out, &o, esc, el);
+		put(out, &o, "}", 2);
+	}
+done:
+	free(esys);
+	free(esc);
+	return out;
+}
+
 static long long
 get_ll(json_t *o, const char *k)
 {

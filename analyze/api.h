@@ -23,6 +23,7 @@ struct dt_api {
 	long long max_output_tokens;
 	int web_search;         /* agent: add the web_search tool */
 	int disable_search;     /* chat: send "disable_search": true */
+	char *head;             /* dt_api_prepare(): the body without input */
 };
 
 struct dt_usage {
@@ -54,6 +55,22 @@ char *dt_api_wrap(const char *text, size_t len);
  * new JSON object, or NULL when out of memory.
  */
 json_t *dt_api_request(const struct dt_api *a, const char *input);
+
+/*
+ * Renders once the part of every request body that does not change (the
+ * prompt, the schema, the model), so that a request costs only the
+ * escaping of its own text.  Returns 0, or -1 when out of memory.  Free
+ * with dt_api_release().
+ */
+int dt_api_prepare(struct dt_api *a);
+void dt_api_release(struct dt_api *a);
+
+/*
+ * Returns the serialized request body for input: the same JSON as
+ * dt_api_request() with "input" (agent) or the user message (chat)
+ * added.  A new string the caller frees, or NULL when out of memory.
+ */
+char *dt_api_body(const struct dt_api *a, const char *input);
 
 /* The path below the base URL for the API kind ("/v1/agent"). */
 const char *dt_api_path(int kind);

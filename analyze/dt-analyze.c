@@ -7,6 +7,7 @@
  * schema and writes the record back with "analysis" or an "error".
  * docs/analyze.md has the whole story.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -131,6 +132,7 @@ struct config {
 	long long breaker;
 	struct dt_http_policy pol;
 	long long max_line;
+	long long pipe_bytes;
 	int dry_run;
 	const char *run_id_env;
 };
@@ -166,26 +168,87 @@ struct run {
 
 static volatile sig_atomic_t got_signal;
 static volatile sig_atomic_t in_call;
-static char emergency[2048];
-static size_t emergency_len;
+static struct run *cur;         /* for the signal handler */
+
+/* Async-signal-safe appending for the handler's stage record. */
+static void
+sput(char *buf, size_t len, size_t *o, const char *s)
+{
+	while (*s != '\0' && *o + 1 < len)
+		buf[(*o)++] = *s++;
+}
+
+static void
+sputu(char *buf, size_t len, size_t *o, unsigned long long v)
+{
+	char d[24];
+	int i = 0;
+
+	do
+		d[i++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (i > 0 && *o + 1 < len)
+		buf[(*o)++] = d[--i];
+}
 
 /*
  * On SIGTERM or SIGINT between calls, the main loop notices the flag
  * and ends cleanly.  During a call libcurl would wait for the server,
  * possibly for the whole timeout, so the handler writes the stage record
- * prepared before the call and exits at once; the record in flight is
- * not written and comes back when its lease expires.
+ * itself (with async-signal-safe code only) and exits at once; the
+ * record in flight is not written and comes back when its lease expires.
  */
 static void
 on_signal(int sig)
 {
-	got_signal = sig;
-	if (in_call) {
-		ssize_t w = write(STDOUT_FILENO, emergency, emergency_len);
+	char buf[2048];
+	size_t o = 0;
+	struct run *x = cur;
+	unsigned long long nano;
+	int i;
 
-		(void)w;
-		_exit(DT_EXIT_TEMPFAIL);
+	got_signal = sig;
+	if (!in_call || x == NULL)
+		return;
+	sput(buf, sizeof(buf), &o, "{\"stage\":\"dt-analyze\",\"run_id\":");
+	if (x->run_id[0] != '\0') {
+		sput(buf, sizeof(buf), &o, "\"");
+		sput(buf, sizeof(buf), &o, x->run_id);
+		sput(buf, sizeof(buf), &o, "\"");
+	} else
+		sput(buf, sizeof(buf), &o, "null");
+	sput(buf, sizeof(buf), &o, ",\"status\":75,\"message\":\"interrupted "
+	    "by a signal\",\"counts\":{\"records\":");
+	sputu(buf, sizeof(buf), &o, x->n.records);
+	sput(buf, sizeof(buf), &o, ",\"analyzed\":");
+	sputu(buf, sizeof(buf), &o, x->n.analyzed);
+	sput(buf, sizeof(buf), &o, ",\"errors\":");
+	sputu(buf, sizeof(buf), &o, x->n.errors);
+	sput(buf, sizeof(buf), &o, ",\"passed\":");
+	sputu(buf, sizeof(buf), &o, x->n.passed);
+	sput(buf, sizeof(buf), &o, ",\"bad\":");
+	sputu(buf, sizeof(buf), &o, x->n.bad);
+	for (i = 0; i < NKINDS; i++) {
+		if (x->n.kind[i] == 0)
+			continue;
+		sput(buf, sizeof(buf), &o, ",\"");
+		sput(buf, sizeof(buf), &o, kinds[i]);
+		sput(buf, sizeof(buf), &o, "\":");
+		sputu(buf, sizeof(buf), &o, x->n.kind[i]);
 	}
+	sput(buf, sizeof(buf), &o, "},\"tokens\":");
+	sputu(buf, sizeof(buf), &o, (unsigned long long)x->n.tokens);
+	sput(buf, sizeof(buf), &o, ",\"cost_usd\":");
+	nano = (unsigned long long)(x->n.cost * 1e9 + 0.5);
+	sputu(buf, sizeof(buf), &o, nano / 1000000000ULL);
+	sput(buf, sizeof(buf), &o, ".");
+	for (i = 100000000; i > 0; i /= 10)
+		sputu(buf, sizeof(buf), &o, (nano / (unsigned long long)i) % 10);
+	sput(buf, sizeof(buf), &o, ",\"prompt_version\":\"");
+	sput(buf, sizeof(buf), &o, x->version);
+	sput(buf, sizeof(buf), &o, "\",\"interrupted\":true}\n");
+	(void)!write(STDOUT_FILENO, buf, o);
+	_exit(DT_EXIT_TEMPFAIL);
 }
 
 /* Sleeps ms milliseconds, returning early (1) on a signal. */
@@ -305,7 +368,9 @@ read_env(struct config *c)
 	    dt_env_double("DT_BUDGET_USD", 0, 0, 1e9, &c->budget) < 0 ||
 	    dt_env_ll("DT_BREAKER_THRESHOLD", 10, 1, 1000000, &c->breaker) < 0 ||
 	    dt_env_ll("DT_MAX_LINE", DT_NDJSON_MAX_LINE_DEFAULT, 1024, 1 << 28,
-	    &c->max_line) < 0)
+	    &c->max_line) < 0 ||
+	    dt_env_ll("DT_STDIN_PIPE_BYTES", 4096, 0, 1 << 20,
+	    &c->pipe_bytes) < 0)
 		rc = -1;
 	if (dt_env_ll("DT_HTTP_TRIES", 4, 1, 100, &v) < 0)
 		rc = -1;
@@ -484,6 +549,10 @@ load_prompt(struct run *x)
 	x->api.max_output_tokens = c->max_output_tokens;
 	x->api.web_search = c->web_search;
 	x->api.disable_search = c->disable_search;
+	if (dt_api_prepare(&x->api) < 0) {
+		dt_error("out of memory");
+		return -1;
+	}
 	return 0;
 }
 
@@ -654,6 +723,7 @@ static size_t
 render_stage(struct run *x, int status, const char *message, int interrupted,
     char *buf, size_t len)
 {
+	struct rusage ru;
 	size_t o = 0;
 	int i, n;
 
@@ -683,6 +753,11 @@ render_stage(struct run *x, int status, const char *message, int interrupted,
 	if (x->c.dry_run)
 		PUT(",\"dry_run\":true,\"estimate\":{\"input_tokens\":%lld,"
 		    "\"max_output_tokens\":%lld}", x->n.est_in, x->n.est_out);
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		PUT(",\"resources\":{\"cpu_ms\":%ld,\"maxrss_kb\":%ld}",
+		    (long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+		    (long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000,
+		    ru.ru_maxrss);
 	PUT(",\"interrupted\":%s}\n", interrupted ? "true" : "false");
 #undef PUT
 	if (o >= len)
@@ -732,7 +807,7 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 	struct dt_http_resp resp;
 	struct dt_http_req req;
 	struct dt_usage u, sum;
-	json_t *body = NULL, *analysis;
+	json_t *analysis;
 	char *input = NULL, *payload = NULL, *raw = NULL;
 	char why[600], model[128], apimsg[300];
 	long long start = dt_shared_now(), wait;
@@ -741,8 +816,7 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 	memset(&resp, 0, sizeof(resp));
 	memset(&sum, 0, sizeof(sum));
 	if ((input = dt_api_wrap(text, len)) == NULL ||
-	    (body = dt_api_request(&x->api, input)) == NULL ||
-	    (payload = json_dumps(body, JSON_COMPACT)) == NULL) {
+	    (payload = dt_api_body(&x->api, input)) == NULL) {
 		dt_error("out of memory");
 		set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL, "out of memory");
 		goto out;
@@ -804,9 +878,6 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 		if (!warm && !x->seen_success &&
 		    c->first_timeout_s > c->timeout_s)
 			req.timeout_ms = (long)(c->first_timeout_s * 1000);
-		emergency_len = render_stage(x, DT_EXIT_TEMPFAIL,
-		    "interrupted by a signal", 1, emergency,
-		    sizeof(emergency));
 		in_call = 1;
 		if (got_signal) {
 			in_call = 0;
@@ -945,7 +1016,6 @@ out:
 	dt_http_resp_clear(&resp);
 	free(raw);
 	free(payload);
-	json_decref(body);
 	free(input);
 }
 
@@ -1077,13 +1147,14 @@ process(struct run *x, json_t *rec)
  * worker is free.
  */
 static void
-shrink_stdin_pipe(void)
+shrink_stdin_pipe(long long bytes)
 {
 #ifdef F_SETPIPE_SZ
 	struct stat sb;
 
-	if (fstat(STDIN_FILENO, &sb) == 0 && S_ISFIFO(sb.st_mode))
-		(void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, 4096);
+	if (bytes > 0 && fstat(STDIN_FILENO, &sb) == 0 &&
+	    S_ISFIFO(sb.st_mode))
+		(void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, (int)bytes);
 #endif
 }
 
@@ -1154,8 +1225,9 @@ main(int argc, char **argv)
 		x.status = DT_EXIT_CONFIG;
 		goto out;
 	}
+	cur = &x;
 	install_signals();
-	shrink_stdin_pipe();
+	shrink_stdin_pipe(x.c.pipe_bytes);
 	if ((r = dt_reader_new(argv + first, argc - first,
 	    (size_t)x.c.max_line)) == NULL) {
 		dt_error("out of memory");
@@ -1207,6 +1279,7 @@ out:
 	if (x.sh != NULL)
 		close_state(&x);
 	dt_http_free(x.http);
+	dt_api_release(&x.api);
 	json_decref(x.schema);
 	free(x.prompt);
 	free(x.auth);
