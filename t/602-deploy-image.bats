@@ -1,0 +1,137 @@
+#!/usr/bin/env bats
+# The container image, built for real (tools/image build) and run the way
+# the CronJob runs it: read-only root filesystem, a tmpfs at /tmp, its own
+# non-root user, no capabilities, against the local stack.
+#
+# Slow (the base, the build and a run take minutes), so it runs only with
+# DT_TEST_IMAGE=1; every other case says why it skips.
+
+# Read before test_helper/common clears inherited DT_* variables.
+test_image=${DT_TEST_IMAGE:-0}
+image_base=${DT_IMAGE_BASE:-debootstrap}
+
+load test_helper/common
+load test_helper/stack
+
+# Why this file cannot run here, or nothing.
+image_skip_reason() {
+	local f
+	if [ "$test_image" != 1 ]; then
+		echo "slow: set DT_TEST_IMAGE=1 to build and run the image"
+		return
+	fi
+	if [ "${DT_SANITIZED:-0}" = 1 ]; then
+		echo "the image builds its own unsanitized programs; the plain run covers it"
+		return
+	fi
+	for f in podman runc debootstrap; do
+		command -v "$f" >/dev/null || {
+			echo "$f not installed (tools/deps install)"
+			return
+		}
+	done
+	[ "$(id -u)" -eq 0 ] || {
+		echo "needs root (debootstrap and rootful podman)"
+		return
+	}
+	for f in fetch/dt-fetch.c analyze/dt-analyze.c analyze/dt-fanout \
+		store/dt-store.c report/dt-report.c entrypoint.sh; do
+		[ -e "$DT_ROOT/$f" ] || {
+			echo "the image needs $f, which does not exist yet"
+			return
+		}
+	done
+}
+
+setup_file() {
+	IMAGE_SKIP=$(image_skip_reason)
+	export IMAGE_SKIP
+	[ -z "$IMAGE_SKIP" ] || return 0
+	local t0=$SECONDS
+	DT_IMAGE_BASE=$image_base "$DT_ROOT/tools/image" build \
+		>"$BATS_FILE_TMPDIR/build.log" 2>&1 || {
+		tail -40 "$BATS_FILE_TMPDIR/build.log" >&2
+		return 1
+	}
+	echo "# image built in $((SECONDS - t0)) s" >&3
+	stack_up
+}
+
+teardown_file() {
+	[ -n "${IMAGE_SKIP:-}" ] || stack_down
+}
+
+setup() {
+	dt_common_setup
+	[ -z "$IMAGE_SKIP" ] || skip "$IMAGE_SKIP"
+	IMAGE=$("$DT_ROOT/tools/image" name)
+}
+
+# run_image [ENGINE-OPTS...] [-- ARGS]: runs the image as the CronJob does.
+run_image() {
+	"$DT_ROOT/tools/image" run "$@"
+}
+
+inspect() {
+	podman --runtime runc image inspect --format "$1" "$IMAGE"
+}
+
+@test "image: runs as 10001:10001, carries the OCI labels, and its size is shown" {
+	run -0 inspect '{{.Config.User}}'
+	assert_output "10001:10001"
+	run -0 inspect '{{index .Config.Labels "org.opencontainers.image.version"}}'
+	assert_output "$(sed -n 's/^VERSION *= *//p' "$DT_ROOT/Makefile")"
+	run -0 inspect '{{index .Config.Labels "org.opencontainers.image.revision"}}'
+	assert_output "$(git -C "$DT_ROOT" rev-parse --short HEAD)"
+	run -0 run_image --entrypoint /usr/bin/id -- -u
+	assert_output 10001
+	local size
+	size=$("$DT_ROOT/tools/image" size)
+	echo "# image $IMAGE: $size bytes ($((size / 1048576)) MiB)" >&3
+	[ "$size" -lt $((250 * 1048576)) ] || fail "image is $size bytes"
+}
+
+@test "image: the root filesystem is read-only and only /tmp is writable" {
+	run -1 --separate-stderr run_image --entrypoint /bin/sh -- -c 'touch /usr/local/x'
+	assert_equal "$stderr" "touch: cannot touch '/usr/local/x': Read-only file system"
+	run -0 run_image --entrypoint /bin/sh -- -c 'touch /tmp/x && echo ok'
+	assert_output ok
+}
+
+@test "image: the programs, the prompt and the schema are installed" {
+	run -0 run_image --entrypoint /bin/sh -- -c \
+		'for p in dt-fetch dt-analyze dt-store dt-report dt-entrypoint parallel; do command -v $p; done; ls /usr/local/share/dt'
+	assert_output --partial /usr/local/bin/dt-report
+	assert_line /usr/bin/parallel
+	assert_line prompt.txt
+	assert_line schema.json
+}
+
+@test "image: a missing secret fails at once with exit 78, naming it" {
+	run -78 --separate-stderr run_image -e SUPABASE_URL=http://127.0.0.1:9
+	assert_line --index 0 --partial SUPABASE_KEY
+}
+
+@test "image: a full run against the local stack, read-only, as non-root" {
+	stack_reset
+	messages 20 >/dev/null
+	standin telegram reset
+	# Secrets are passed by name (-e NAME), so they never appear in
+	# podman's own command line.
+	run -0 --separate-stderr run_image \
+		-e SUPABASE_URL -e SUPABASE_KEY -e PERPLEXITY_BASE_URL \
+		-e PERPLEXITY_API_KEY -e TELEGRAM_API_URL -e TELEGRAM_BOT_TOKEN \
+		-e TELEGRAM_CHAT_ID -e DT_RUN_ID=image-test -e BATCH_SIZE=10 \
+		-e MAX_WORKERS=2
+	printf '%s\n' "$stderr" >"$BATS_TEST_TMPDIR/stderr"
+	assert_no_secret "$SUPABASE_KEY" "$BATS_TEST_TMPDIR/stderr"
+	assert_no_secret "$PERPLEXITY_API_KEY" "$BATS_TEST_TMPDIR/stderr"
+	assert_no_secret "$TELEGRAM_BOT_TOKEN" "$BATS_TEST_TMPDIR/stderr"
+	run -0 sql "select count(*) from public.dt_results"
+	assert_output 20
+	run -0 sql "select status, exit_code from public.dt_runs where run_id = 'image-test'"
+	assert_output "$(printf 'ok\t0')"
+	standin telegram requests >"$BATS_TEST_TMPDIR/tg"
+	run -0 jq -s '[.[] | select(.path | endswith("/sendMessage"))] | length' "$BATS_TEST_TMPDIR/tg"
+	assert_output 1
+}
