@@ -1,0 +1,91 @@
+#!/usr/bin/env bats
+# dt-analyze: command line, configuration errors, the schema validator's
+# unit tests and --dry-run.
+
+load test_helper/common
+load test_helper/perplexity
+
+setup_file() { pplx_start; }
+teardown_file() { pplx_stop; }
+
+setup() {
+	dt_common_setup
+	pplx_env
+}
+
+@test "dt-analyze: schema validator and SHA-256 unit tests pass" {
+	run -0 "$DT_BUILD/t/analyze_schema" "$DT_ROOT/analyze/schema.json"
+	assert_output --regexp '^[0-9]+ checks, 0 failed$'
+}
+
+@test "dt-analyze: -h prints the usage to stdout, -V the version" {
+	run -0 --separate-stderr dt-analyze -h
+	assert_line --index 0 --regexp '^usage: dt-analyze \[-dhqVvw\]'
+	assert_output --partial '-x, --too-large cut|reject'
+	assert_equal "$stderr" ""
+	run -0 --separate-stderr dt-analyze --version
+	assert_output "dt-analyze 0.1.0"
+}
+
+@test "dt-analyze: a bad option or value is a usage error" {
+	run -64 --separate-stderr dt-analyze --bogus
+	assert_equal "${stderr_lines[1]}" "Try 'dt-analyze --help'."
+	run -64 --separate-stderr dt-analyze --api soap
+	assert_equal "${stderr_lines[0]}" "dt-analyze: error: --api: 'soap' is not one of agent, chat"
+	assert_equal "${stderr_lines[1]}" "Try 'dt-analyze --help'."
+	run -64 --separate-stderr dt-analyze -r -1
+	assert_equal "${stderr_lines[1]}" "Try 'dt-analyze --help'."
+}
+
+@test "dt-analyze: configuration errors exit 78 with one line naming the cause" {
+	run -78 --separate-stderr env -u PERPLEXITY_API_KEY dt-analyze </dev/null
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is not set"
+	DT_API=soap run -78 --separate-stderr dt-analyze </dev/null
+	assert_equal "$stderr" "dt-analyze: error: DT_API: 'soap' is not one of agent, chat"
+	DT_TOO_LARGE=drop run -78 --separate-stderr dt-analyze </dev/null
+	assert_equal "$stderr" "dt-analyze: error: DT_TOO_LARGE: 'drop' is not one of cut, reject"
+	run -78 --separate-stderr dt-analyze -p "$BATS_TEST_TMPDIR/none.txt" </dev/null
+	assert_equal "$stderr" "dt-analyze: error: $BATS_TEST_TMPDIR/none.txt: No such file or directory"
+	echo '{"type":"object","properties":{"a":{"type":"string","pattern":"^x"}}}' >"$BATS_TEST_TMPDIR/s.json"
+	run -78 --separate-stderr dt-analyze -s "$BATS_TEST_TMPDIR/s.json" </dev/null
+	assert_equal "$stderr" "dt-analyze: error: $BATS_TEST_TMPDIR/s.json: \$.a: unsupported keyword \"pattern\""
+	echo '{"type":' >"$BATS_TEST_TMPDIR/bad.json"
+	run -78 --separate-stderr dt-analyze -s "$BATS_TEST_TMPDIR/bad.json" </dev/null
+	assert_output ""
+	assert_equal "${#stderr_lines[@]}" 1
+	DT_SCHEMA_NAME='a b' run -78 --separate-stderr dt-analyze </dev/null
+	assert_equal "$stderr" "dt-analyze: error: DT_SCHEMA_NAME: 'a b' must be 1 to 64 letters, digits, '_' or '-'"
+	PERPLEXITY_BASE_URL=ftp://x run -78 --separate-stderr dt-analyze </dev/null
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_BASE_URL: 'ftp://x' is not an http(s) URL"
+	assert_equal "$(pplx requests | wc -l)" 0
+}
+
+@test "dt-analyze: the key can come from PERPLEXITY_API_KEY_FILE" {
+	printf '%s\n' "$PPLX_KEY" >"$BATS_TEST_TMPDIR/key"
+	records 1 >"$BATS_TEST_TMPDIR/in"
+	PERPLEXITY_API_KEY_FILE=$BATS_TEST_TMPDIR/key run -0 --separate-stderr \
+		env -u PERPLEXITY_API_KEY dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -r .analysis.sentiment)" positive
+}
+
+@test "dt-analyze: --dry-run prints each request with the key masked and an estimate, and sends nothing" {
+	records 2 >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze -d "$BATS_TEST_TMPDIR/in"
+	assert_equal "${#lines[@]}" 3
+	assert_equal "$(echo "${lines[0]}" | jq -c '[.id, .dry_run, .request.method, .request.url, .request.headers]')" \
+		"[1,true,\"POST\",\"$PPLX_URL/v1/agent\",{\"Authorization\":\"Bearer ***\",\"Content-Type\":\"application/json\"}]"
+	assert_equal "$(echo "${lines[0]}" | jq -r '.request.body.input')" "$(printf '<dt-data-%s>\n%s\n</dt-data-%s>' \
+		"$(echo "${lines[0]}" | jq -r '.request.body.input' | head -1 | sed 's/<dt-data-\(.*\)>/\1/')" \
+		"Thanks for the great meeting! Please send the report by Friday. #1" \
+		"$(echo "${lines[0]}" | jq -r '.request.body.input' | head -1 | sed 's/<dt-data-\(.*\)>/\1/')")"
+	assert_equal "$(echo "${lines[0]}" | jq -r '.estimate.max_output_tokens')" 1024
+	[ "$(echo "${lines[0]}" | jq -r '.estimate.input_tokens')" -gt 500 ]
+	assert_equal "$(echo "${lines[2]}" | jq -c '[.stage, .dry_run, .counts.records, .estimate.max_output_tokens]')" '["dt-analyze",true,2,2048]'
+	assert_equal "$(pplx requests | wc -l)" 0
+	assert_no_secret "$PPLX_KEY" <(echo "$output") <(echo "$stderr")
+}
+
+@test "dt-analyze: --dry-run works without a key and says so" {
+	records 1 | env -u PERPLEXITY_API_KEY dt-analyze --dry-run >"$BATS_TEST_TMPDIR/out"
+	assert_equal "$(head -1 "$BATS_TEST_TMPDIR/out" | jq -r '.request.headers.Authorization')" "Bearer (PERPLEXITY_API_KEY unset)"
+}
