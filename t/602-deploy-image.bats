@@ -109,7 +109,7 @@ inspect() {
 
 @test "image: a missing secret fails at once with exit 78, naming it" {
 	run -78 --separate-stderr run_image -e SUPABASE_URL=http://127.0.0.1:9
-	assert_line --index 0 --partial SUPABASE_KEY
+	assert_equal "${stderr_lines[0]}" "dt-entrypoint: error: SUPABASE_KEY is not set (nor SUPABASE_KEY_FILE)"
 }
 
 @test "image: a full run against the local stack, read-only, as non-root" {
@@ -127,11 +127,45 @@ inspect() {
 	assert_no_secret "$SUPABASE_KEY" "$BATS_TEST_TMPDIR/stderr"
 	assert_no_secret "$PERPLEXITY_API_KEY" "$BATS_TEST_TMPDIR/stderr"
 	assert_no_secret "$TELEGRAM_BOT_TOKEN" "$BATS_TEST_TMPDIR/stderr"
-	run -0 sql "select count(*) from public.dt_results"
-	assert_output 20
-	run -0 sql "select status, exit_code from public.dt_runs where run_id = 'image-test'"
-	assert_output "$(printf 'ok\t0')"
+	run -0 sql "select status, count(*) from public.dt_results group by status"
+	assert_output "$(printf 'done\t20')"
+	run -0 sql "select exit_code from public.dt_runs where run_id = 'image-test'"
+	assert_output 0
 	standin telegram requests >"$BATS_TEST_TMPDIR/tg"
 	run -0 jq -s '[.[] | select(.path | endswith("/sendMessage"))] | length' "$BATS_TEST_TMPDIR/tg"
 	assert_output 1
+}
+
+@test "image: SIGTERM (podman stop) reaches dt-entrypoint through tini: drained, reported" {
+	stack_reset
+	messages 40 >/dev/null
+	standin telegram reset
+	# Every analysis takes 2 s, so the run is mid-flight when it is stopped.
+	standin perplexity script '{"latency_ms":2000}'
+	local name=dt-sigterm-$$
+	"$DT_ROOT/tools/image" run -d --name "$name" \
+		-e SUPABASE_URL -e SUPABASE_KEY -e PERPLEXITY_BASE_URL \
+		-e PERPLEXITY_API_KEY -e TELEGRAM_API_URL -e TELEGRAM_BOT_TOKEN \
+		-e TELEGRAM_CHAT_ID -e DT_RUN_ID=image-sigterm -e BATCH_SIZE=5 \
+		-e MAX_WORKERS=2 -e DT_DRAIN_SECONDS=10 >/dev/null
+	local i
+	for i in $(seq 1 100); do
+		[ "$(sql "select count(*) from public.dt_results where status = 'leased'")" -gt 0 ] && break
+		sleep 0.1
+	done
+	sleep 1
+	# SIGTERM, then SIGKILL after 60 s as Kubernetes' grace period would.
+	podman --runtime runc stop -t 60 "$name" >/dev/null
+	run -0 podman --runtime runc wait "$name"
+	local status=$output
+	podman --runtime runc logs "$name" >"$BATS_TEST_TMPDIR/log" 2>&1 || true
+	podman --runtime runc rm "$name" >/dev/null
+	# Not 137 (SIGKILL) nor 143 (an unhandled TERM): the entrypoint drained.
+	[ "$status" != 137 ] && [ "$status" != 143 ] ||
+		fail "exit $status: $(tail -5 "$BATS_TEST_TMPDIR/log")"
+	standin telegram requests >"$BATS_TEST_TMPDIR/tg"
+	run -0 jq -s '[.[] | select(.path | endswith("/sendMessage"))] | length' "$BATS_TEST_TMPDIR/tg"
+	assert_output 1
+	run -0 sql "select count(*) from public.dt_results where status = 'done'"
+	[ "$output" -gt 0 ] && [ "$output" -lt 40 ] || fail "$output rows done"
 }
