@@ -20,14 +20,16 @@
 struct dt_http;
 
 /*
- * Latency histogram in fixed memory: values below 256 are counted
- * exactly; above, every power of two is split into 128 buckets, so a
- * value read back (the bucket's middle) is within 1/256 (0.4%) of any
- * value in the bucket.  Covers the whole uint64_t range.
+ * Latency histogram in fixed memory (440 KiB): values below 2048 are
+ * counted exactly; above, every power of two is split into 1024 buckets,
+ * so a value read back (the bucket's middle) is within 1/2048 (0.05%) of
+ * any value in the bucket.  Covers the whole uint64_t range.
  */
-#define DT_RPT_HIST_EXACT 256
-#define DT_RPT_HIST_SUB 128
-#define DT_RPT_HIST_BUCKETS (DT_RPT_HIST_EXACT + (64 - 8) * DT_RPT_HIST_SUB)
+#define DT_RPT_HIST_BITS 10
+#define DT_RPT_HIST_SUB (1 << DT_RPT_HIST_BITS)
+#define DT_RPT_HIST_EXACT (2 * DT_RPT_HIST_SUB)
+#define DT_RPT_HIST_BUCKETS (DT_RPT_HIST_EXACT + \
+	(64 - DT_RPT_HIST_BITS - 1) * DT_RPT_HIST_SUB)
 
 struct dt_rpt_hist {
 	uint64_t n;
@@ -231,7 +233,7 @@ int dt_rpt_scan_next(struct dt_rpt_scan *r, const char *const *names,
     int nnames, struct dt_rpt_rec *rec);
 
 /*
- * Scans one line (len bytes, valid UTF-8) into rec, with arena (len + 2
+ * Scans one line (len bytes) into rec, with arena (len + 2
  * bytes) for its strings.  Returns 0, or -1 with the reason in err
  * ("invalid JSON: ... (column N)", "not a JSON object (got an array)").
  */

@@ -45,6 +45,7 @@ struct sc {
 	const char *err;        /* what was wrong, once it was */
 	size_t errpos;
 	const char *const *names; /* analysis fields wanted */
+	size_t nlen[DT_RPT_MAX_FIELDS];
 	int nnames;
 	struct dt_rpt_rec *rec;
 };
@@ -116,6 +117,42 @@ put_utf8(unsigned c, char *o)
 }
 
 /*
+ * Returns the length of the valid UTF-8 sequence at s (n bytes left), or
+ * 0: no overlong forms, no surrogates, nothing above U+10FFFF.
+ */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0], cp;
+	size_t k, j;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		k = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		k = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		k = 4;
+		cp = c & 0x07;
+	} else
+		return 0;
+	if (n < k)
+		return 0;
+	for (j = 1; j < k; j++) {
+		if ((s[j] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[j] & 0x3F);
+	}
+	if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
+	    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+		return 0;
+	return k;
+}
+
+/*
  * Reads a string at s->p (on its opening quote).  With out, the
  * unescaped text goes to the arena, NUL-terminated, or into key[keylen]
  * for a key (a longer key is marked with *keylen = KEY_MAX + 1).  The
@@ -132,19 +169,40 @@ string(struct sc *s, struct dt_rpt_span *out, char *key, size_t *keylen)
 		o = s->arena + s->alen;
 	for (;;) {
 		run = p;
-		/* Eight bytes at a time while none is '"', '\\' or a control. */
-		while (end - p >= 8) {
-			uint64_t w;
+		for (;;) {
+			size_t k;
 
-			memcpy(&w, p, 8);
-			if (HASZERO(w ^ 0x2222222222222222ULL) |
-			    HASZERO(w ^ 0x5C5C5C5C5C5C5C5CULL) |
-			    HASLESS(w, 0x20))
+			/*
+			 * Eight bytes at a time while none is '"', '\\', a
+			 * control or beyond ASCII.
+			 */
+			while (end - p >= 8) {
+				uint64_t w;
+
+				memcpy(&w, p, 8);
+				if (HASZERO(w ^ 0x2222222222222222ULL) |
+				    HASZERO(w ^ 0x5C5C5C5C5C5C5C5CULL) |
+				    HASLESS(w, 0x20) | (w & HIGHS))
+					break;
+				p += 8;
+			}
+			while (p < end && *p != '"' && *p != '\\' &&
+			    *p >= 0x20 && *p < 0x80)
+				p++;
+			if (p >= end || *p < 0x80)
 				break;
-			p += 8;
+			/* Two-byte characters (Cyrillic, Latin-1) inline. */
+			while (end - p >= 2 && p[0] >= 0xC2 && p[0] <= 0xDF &&
+			    (p[1] & 0xC0) == 0x80)
+				p += 2;
+			if (p >= end || *p < 0x80)
+				continue;
+			if ((k = utf8_seq(p, (size_t)(end - p))) == 0) {
+				s->p = p;
+				return fail(s, "not valid UTF-8");
+			}
+			p += k;
 		}
-		while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
-			p++;
 		if (o != NULL) {
 			memcpy(o, run, (size_t)(p - run));
 			o += p - run;
@@ -349,6 +407,7 @@ literal(struct sc *s, const char *word)
 
 static int value(struct sc *, int (*)(struct sc *, const char *, size_t,
     void *), void *);
+static size_t utf8_check(const unsigned char *, size_t);
 
 /* Reads any value and keeps nothing. */
 static int
@@ -371,7 +430,8 @@ key(struct sc *s, char *buf, const char **k, size_t *n)
 {
 	const unsigned char *p = s->p + 1, *end = s->end;
 
-	while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
+	while (p < end && *p != '"' && *p != '\\' && *p >= 0x20 &&
+	    *p < 0x80)
 		p++;
 	if (p < end && *p == '"') {
 		*k = (const char *)s->p + 1;
@@ -651,7 +711,7 @@ on_analysis_key(struct sc *s, const char *k, size_t n, void *ctx)
 	int i;
 
 	for (i = 0; i < s->nnames; i++)
-		if (strlen(s->names[i]) == n && memcmp(s->names[i], k, n) == 0)
+		if (s->nlen[i] == n && memcmp(s->names[i], k, n) == 0)
 			break;
 	if (i == s->nnames || s->p >= s->end)
 		return skip(s);
@@ -781,13 +841,19 @@ dt_rpt_scan_line(const char *line, size_t len, char *arena,
     const char *const *names, int nnames, struct dt_rpt_rec *rec,
     char *err, size_t errlen)
 {
-	struct sc s = {0};
+	struct sc s;
+	int i;
 
+	s.depth = 0;
+	s.alen = 0;
+	s.err = NULL;
 	s.start = s.p = (const unsigned char *)line;
 	s.end = s.p + len;
 	s.arena = arena;
 	s.names = names;
-	s.nnames = nnames;
+	s.nnames = nnames < DT_RPT_MAX_FIELDS ? nnames : DT_RPT_MAX_FIELDS;
+	for (i = 0; i < s.nnames; i++)
+		s.nlen[i] = strlen(names[i]);
 	s.rec = rec;
 	rec_clear(rec, nnames);
 	ws(&s);
@@ -814,8 +880,15 @@ dt_rpt_scan_line(const char *line, size_t len, char *arena,
 			fail(&s, "end of input expected");
 	}
 	if (s.err != NULL) {
-		snprintf(err, errlen, "invalid JSON: %s (column %zu)", s.err,
-		    s.errpos + 1);
+		size_t off = utf8_check(s.start, len);
+
+		/* Bad UTF-8 anywhere is the complaint, as lib/ndjson.c has it. */
+		if (off != len)
+			snprintf(err, errlen, "not valid UTF-8 (byte %zu)",
+			    off + 1);
+		else
+			snprintf(err, errlen, "invalid JSON: %s (column %zu)",
+			    s.err, s.errpos + 1);
 		return -1;
 	}
 	return 0;
@@ -968,46 +1041,25 @@ read_line(struct dt_rpt_scan *r, int *toolong)
 static size_t
 utf8_check(const unsigned char *s, size_t n)
 {
-	size_t i = 0;
+	size_t i = 0, k;
 
 	while (i < n) {
-		unsigned c, cp;
-		size_t k, j;
 		uint64_t w;
 
 		/* Eight ASCII bytes at a time. */
 		while (n - i >= 8) {
 			memcpy(&w, s + i, 8);
-			if (w & 0x8080808080808080ULL)
+			if (w & HIGHS)
 				break;
 			i += 8;
 		}
 		if (i >= n)
 			break;
-		if ((c = s[i]) < 0x80) {
+		if (s[i] < 0x80) {
 			i++;
 			continue;
 		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			k = 2;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			k = 3;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			k = 4;
-			cp = c & 0x07;
-		} else
-			return i;
-		if (n - i < k)
-			return i;
-		for (j = 1; j < k; j++) {
-			if ((s[i + j] & 0xC0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + j] & 0x3F);
-		}
-		if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+		if ((k = utf8_seq(s + i, n - i)) == 0)
 			return i;
 		i += k;
 	}
@@ -1030,7 +1082,6 @@ dt_rpt_scan_next(struct dt_rpt_scan *r, const char *const *names,
     int nnames, struct dt_rpt_rec *rec)
 {
 	char err[256];
-	size_t off;
 	int rc, toolong;
 
 	for (;;) {
@@ -1058,12 +1109,6 @@ dt_rpt_scan_next(struct dt_rpt_scan *r, const char *const *names,
 		}
 		if (blank(r->line, r->line_len))
 			continue;
-		if ((off = utf8_check((const unsigned char *)r->line,
-		    r->line_len)) != r->line_len) {
-			dt_warn("%s:%lu: not valid UTF-8 (byte %zu)", r->name,
-			    r->lineno, off + 1);
-			return DT_NDJSON_BAD;
-		}
 		if (dt_rpt_scan_line(r->line, r->line_len, r->arena, names,
 		    nnames, rec, err, sizeof(err)) < 0) {
 			dt_warn("%s:%lu: %s", r->name, r->lineno, err);

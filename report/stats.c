@@ -21,9 +21,10 @@ hist_bucket(uint64_t v)
 
 	if (v < DT_RPT_HIST_EXACT)
 		return (size_t)v;
-	e = 63 - __builtin_clzll(v);    /* >= 8 */
-	return DT_RPT_HIST_EXACT + (size_t)(e - 8) * DT_RPT_HIST_SUB +
-	    (size_t)((v >> (e - 7)) & (DT_RPT_HIST_SUB - 1));
+	e = 63 - __builtin_clzll(v);    /* > DT_RPT_HIST_BITS */
+	return DT_RPT_HIST_EXACT +
+	    (size_t)(e - DT_RPT_HIST_BITS - 1) * DT_RPT_HIST_SUB +
+	    (size_t)((v >> (e - DT_RPT_HIST_BITS)) & (DT_RPT_HIST_SUB - 1));
 }
 
 static void
@@ -37,9 +38,10 @@ hist_bounds(size_t i, uint64_t *lo, uint64_t *width)
 		return;
 	}
 	i -= DT_RPT_HIST_EXACT;
-	e = (int)(i / DT_RPT_HIST_SUB) + 8;
-	*lo = (uint64_t)(DT_RPT_HIST_SUB + i % DT_RPT_HIST_SUB) << (e - 7);
-	*width = (uint64_t)1 << (e - 7);
+	e = (int)(i / DT_RPT_HIST_SUB) + DT_RPT_HIST_BITS + 1;
+	*lo = (uint64_t)(DT_RPT_HIST_SUB + i % DT_RPT_HIST_SUB) <<
+	    (e - DT_RPT_HIST_BITS);
+	*width = (uint64_t)1 << (e - DT_RPT_HIST_BITS);
 }
 
 void
