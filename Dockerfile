@@ -66,7 +66,6 @@ ENV HOME=/tmp \
 	MAX_WORKERS=5 \
 	TIMEOUT_SECONDS=300 \
 	PERPLEXITY_BASE_URL=https://api.perplexity.ai \
-	PERPLEXITY_MODEL=sonar \
 	TELEGRAM_API_URL=https://api.telegram.org
 
 USER 10001:10001
