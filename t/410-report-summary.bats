@@ -1,0 +1,173 @@
+#!/usr/bin/env bats
+# dt-report: the run summary and the report text, without Telegram.
+
+bats_require_minimum_version 1.5.0
+load test_helper/common
+
+setup() {
+	dt_common_setup
+	cd "$DT_ROOT"
+	export DT_REPORT_SCHEMA=$DT_ROOT/analyze/schema.json
+	export DT_RUN_STARTED_AT=2024-05-01T10:00:00Z
+	export DT_RUN_FINISHED_AT=2024-05-01T10:04:12.5Z
+	M=$BATS_TEST_TMPDIR/messages
+}
+
+# golden NAME LANG STATUS: a dry run over run-NAME.ndjson matches the files.
+golden() {
+	local name=$1 lang=$2 status=$3
+	run -"$status" --separate-stderr env DT_REPORT_LANG="$lang" \
+		dt-report -n -m "$M" "t/fixtures/report/run-$name.ndjson"
+	assert_equal "$stderr" ""
+	assert_equal "$(cat "$M")" "$(cat "t/fixtures/report/run-$name.$lang.html")"
+	if [ "$lang" = en ]; then
+		assert_output "$(cat "t/fixtures/report/run-$name.en.json")"
+	else
+		assert_equal "$(jq -c 'del(.report.lang)' <<<"$output")" \
+			"$(jq -c 'del(.report.lang)' "t/fixtures/report/run-$name.en.json")"
+		assert_equal "$(jq -r .report.lang <<<"$output")" ru
+	fi
+}
+
+@test "dt-report: a clean run's summary and English report match the golden files" {
+	golden ok en 0
+	assert_equal "$(jq -c '[.state, .records, .tokens.total, .cost_usd, .latency_ms.p50, .report.notify]' <<<"$output")" \
+		'["ok",6,2808,0.0062,700,false]'
+}
+
+@test "dt-report: the same run in Russian (DT_REPORT_LANG=ru)" {
+	golden ok ru 0
+}
+
+@test "dt-report: --lang overrides DT_REPORT_LANG" {
+	run -0 --separate-stderr env DT_REPORT_LANG=ru dt-report -l en -n -m "$M" t/fixtures/report/run-ok.ndjson
+	assert_equal "$(cat "$M")" "$(cat t/fixtures/report/run-ok.en.html)"
+}
+
+@test "dt-report: a failed upstream stage makes an alert saying what failed" {
+	golden failed en 69
+	assert_equal "$(jq -c '[.state, .report.notify, .stages[0].messages]' <<<"$output")" \
+		'["failed",true,["Supabase unavailable, HTTP 503, 0 of 0 rows claimed"]]'
+	grep -qF '• <b>dt-fetch</b> (exit 69, service unavailable): Supabase unavailable, HTTP 503, 0 of 0 rows claimed' "$M"
+	golden failed ru 69
+}
+
+@test "dt-report: an interrupted stage marks the run partial; hostile topics are escaped" {
+	golden partial en 75
+	assert_equal "$(jq -r .state <<<"$output")" partial
+	grep -qF '1. &lt;script&gt;alert(1)&lt;/script&gt; — 1' "$M"
+	golden partial ru 75
+}
+
+@test "dt-report: without Telegram configuration the report goes to stderr, stdout has only the summary" {
+	run -0 --separate-stderr dt-report t/fixtures/report/run-ok.ndjson
+	assert_equal "${#lines[@]}" 1
+	jq -e '.report.sent == false' <<<"$output" >/dev/null
+	assert_equal "$stderr" "dt-report: info: Telegram is not configured (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID); the report follows
+$(cat t/fixtures/report/run-ok.en.html)"
+}
+
+@test "dt-report: replaying dt-analyze output (no status) counts analysed and failed records" {
+	printf '%s\n' \
+		'{"id":1,"run_id":"r","analysis":{"sentiment":"positive","topics":["a"],"language":"en"},"usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10,"cost_usd":0.5},"latency_ms":10}' \
+		'{"id":2,"run_id":"r","error":{"kind":"too_large","message":"x","retryable":false}}' \
+		'{"id":3,"run_id":"r","text":"not analysed yet"}' \
+		'{"stage":"dt-analyze","run_id":"r","status":1,"message":null,"counts":{"records":3},"interrupted":false}' \
+		>"$BATS_TEST_TMPDIR/in"
+	run -1 --separate-stderr dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(jq -c '[.run_id, .state, .records, .failed, .by_status, .by_error, .tokens.total, .cost_usd]' <<<"$output")" \
+		'["r","partial",3,1,{"analyzed":1,"failed":1,"fetched":1},{"too_large":1},10,0.5]'
+}
+
+@test "dt-report: bad lines are warned about with file and line, counted, and the report still goes out" {
+	printf '%s\n' '{"id":1,"status":"stored"}' '{"id":2,' '[1]' '' '{"id":3,"status":"stored"}' >"$BATS_TEST_TMPDIR/in"
+	printf '{"id":4,"x":"\xff"}\n' >>"$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	assert_equal "${stderr_lines[0]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:2: invalid JSON: string or '}' expected (column 9)"
+	assert_equal "${stderr_lines[1]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:3: not a JSON object (got an array)"
+	assert_equal "${stderr_lines[2]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:6: not valid UTF-8 (byte 14)"
+	assert_equal "${#stderr_lines[@]}" 3
+	assert_equal "$(jq -c '[.records, .bad_lines, .state, .exit_code]' <<<"$output")" '[2,3,"partial",65]'
+	grep -qF 'Unreadable input lines: 3' "$M"
+}
+
+@test "dt-report: a line over the limit is a bad line, and reading goes on" {
+	{
+		printf '{"id":1,"status":"stored","pad":"'
+		head -c 1100000 /dev/zero | tr '\0' a
+		printf '"}\n{"id":2,"status":"stored"}\n'
+	} >"$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$stderr" "dt-report: warning: $BATS_TEST_TMPDIR/in:1: line too long (limit 1048576 bytes)"
+	assert_equal "$(jq -c '[.records, .bad_lines]' <<<"$output")" '[1,1]'
+}
+
+@test "dt-report: an input file that cannot be read is an error; the others are still read" {
+	echo '{"id":1,"status":"stored"}' >"$BATS_TEST_TMPDIR/b"
+	run -65 --separate-stderr dt-report -n -m "$M" "$BATS_TEST_TMPDIR/missing" "$BATS_TEST_TMPDIR/b"
+	assert_equal "$stderr" "dt-report: error: $BATS_TEST_TMPDIR/missing: No such file or directory"
+	assert_equal "$(jq -c .records <<<"$output")" 1
+}
+
+@test "dt-report: empty input is a clean, empty run" {
+	run -0 --separate-stderr dt-report -n -m "$M" </dev/null
+	assert_equal "$(jq -c '[.state, .records, .run_id, .report.notify]' <<<"$output")" '["ok",0,null,false]'
+	assert_equal "$(cat "$M")" $'✅ <b>dt run: ok</b>\nRecords: 0\nDuration: 4\u00a0min 13\u00a0s'
+}
+
+@test "dt-report: run id and times come from DT_RUN_ID and the stage records" {
+	unset DT_RUN_STARTED_AT
+	printf '%s\n' '{"stage":"dt-fetch","run_id":"r1","started_at":"2024-05-01T09:59:00+03:00","status":0,"counts":{}}' \
+		'{"stage":"dt-store","run_id":"r1","started_at":"2024-05-01T07:00:00Z","status":0,"counts":{}}' >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr env DT_RUN_ID=override dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(jq -c '[.run_id, .started_at, .duration_s]' <<<"$output")" '["override","2024-05-01T07:00:00Z",11052.5]'
+}
+
+@test "dt-report: without a schema file the default analysis fields are reported" {
+	unset DT_REPORT_SCHEMA
+	run -0 --separate-stderr dt-report -n -m "$M" t/fixtures/report/run-ok.ndjson
+	assert_equal "$(jq -c '.analysis.fields | keys_unsorted' <<<"$output")" \
+		'["sentiment","language","topics","action_items","confidence"]'
+	assert_equal "$(jq -c '.analysis.fields.sentiment.counts' <<<"$output")" \
+		'{"positive":1,"neutral":2,"negative":2,"mixed":1}'
+}
+
+@test "dt-report: memory stays flat and top topics are marked approximate past capacity" {
+	awk 'BEGIN { for (i = 0; i < 300000; i++)
+		printf "{\"id\":%d,\"status\":\"stored\",\"latency_ms\":%d,\"analysis\":{\"sentiment\":\"neutral\",\"topics\":[\"junk %d\",\"billing\"],\"language\":\"en\"}}\n", i, i % 9000, i }' >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr /usr/bin/time -f 'maxrss %M' -o "$BATS_TEST_TMPDIR/time" dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	rss=$(awk '/maxrss/ {print $2}' "$BATS_TEST_TMPDIR/time")
+	[ "$rss" -lt 16384 ] || fail "peak RSS $rss KiB"
+	assert_equal "$(jq -c '.analysis.fields.topics | [.top[0], .approximate, .total]' <<<"$output")" \
+		'[{"value":"billing","count":300000,"error":0},true,600000]'
+	# Exact nearest-rank values: p50 4454, p95 8545; buckets of 4 and 8 ms.
+	assert_equal "$(jq -c '.latency_ms' <<<"$output")" '{"count":300000,"p50":4453,"p95":8547,"max":8999}'
+	grep -qF '<b>Top topics</b> (approximate)' "$M"
+}
+
+@test "dt-report: --help, --version and bad options" {
+	run -0 --separate-stderr dt-report --help
+	assert_line --index 0 'usage: dt-report [-hnqVv] [-l lang] [-m file] [file ...]'
+	run -0 --separate-stderr dt-report -V
+	assert_output 'dt-report 0.1.0'
+	run -64 --separate-stderr dt-report --bogus
+	assert_equal "${stderr_lines[1]}" "Try 'dt-report --help'."
+	run -64 --separate-stderr dt-report --lang fr
+	assert_equal "$stderr" $'dt-report: --lang: \'fr\' is not one of en, ru\nTry \'dt-report --help\'.'
+}
+
+@test "dt-report: bad configuration is named and exits 78" {
+	run -78 --separate-stderr env DT_REPORT_LANG=de dt-report -n </dev/null
+	assert_equal "$stderr" "dt-report: error: DT_REPORT_LANG: 'de' is not one of en, ru"
+	run -78 --separate-stderr env DT_REPORT_NOTIFY=sometimes dt-report -n </dev/null
+	assert_equal "$stderr" "dt-report: error: DT_REPORT_NOTIFY: 'sometimes' is not one of problems, always, never"
+	run -78 --separate-stderr env TELEGRAM_BOT_TOKEN=123:abc dt-report -n </dev/null
+	assert_equal "$stderr" "dt-report: error: TELEGRAM_BOT_TOKEN is set but TELEGRAM_CHAT_ID is not: set both to send the report"
+	run -78 --separate-stderr env TELEGRAM_BOT_TOKEN=123:abc TELEGRAM_CHAT_ID='my chat' dt-report -n </dev/null
+	assert_equal "$stderr" "dt-report: error: TELEGRAM_CHAT_ID: 'my chat' is neither a chat number nor an @channel name"
+	run -78 --separate-stderr env DT_PUSHGATEWAY_JOB='a/b' dt-report -n </dev/null
+	assert_equal "$stderr" "dt-report: error: DT_PUSHGATEWAY_JOB: 'a/b' may only have letters, digits, '_', '.' and '-'"
+	run -78 --separate-stderr env DT_REPORT_SCHEMA=/nonexistent dt-report -n </dev/null
+	assert_output ""
+	[[ $stderr == "dt-report: error: DT_REPORT_SCHEMA: /nonexistent: unable to open /nonexistent: No such file or directory" ]]
+}
