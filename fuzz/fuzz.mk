@@ -16,7 +16,7 @@ VERSION := $(shell sed -n 's/^VERSION *= *//p' Makefile)
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_GNU_SOURCE \
 	-DDT_VERSION=\"$(VERSION)\" -DDT_DATADIR=\"/usr/local/share/dt\" \
-	-Ilib -g -O1 -fno-omit-frame-pointer $(SAN) -fsanitize=fuzzer-no-link \
+	-Ilib -Ifuzz -g -O1 -fno-omit-frame-pointer $(SAN) -fsanitize=fuzzer-no-link \
 	-Wall -Wextra -Werror -Wno-unused-command-line-argument -MMD -MP \
 	$(shell $(PKG_CONFIG) --cflags $(PKGS))
 FUZZ_LDLIBS = $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm

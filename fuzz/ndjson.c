@@ -3,15 +3,15 @@
  *
  * Input: byte 0 picks the maximum line length (0: the default 1 MiB,
  * else 1..255 bytes so that "line too long" is reached often), byte 1
- * seeds how the rest is cut into reads, bit 0x80 of byte 1 adds a
- * missing file after stdin; the rest is what the reader reads.
+ * seeds how the rest is cut into reads (0x80 also adds a missing file
+ * after stdin); the rest is what the reader reads.
  *
  * The data goes through a SOCK_SEQPACKET socket pair as several
  * messages: each read(2) of the reader then returns exactly one of
  * them, so lines split across reads are exercised the same way on
  * every run.  Checks: the reader never crashes or leaks, every call
- * returns a record (an object) or a bad line with a reason and a valid
- * UTF-8 excerpt, the counts add up, and every record and bad-line
+ * returns a record (an object) or a bad line with a UTF-8 reason and a
+ * valid UTF-8 excerpt, the counts add up, and every record and bad-line
  * error record can be written with dt_emit.
  *
  * fuzz-sources:
@@ -25,15 +25,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fuzz.h"
 #include "log.h"
 #include "ndjson.h"
 #include "record.h"
 
 #define MAX_CHUNKS 48
 #define MAX_MESSAGE (64 * 1024) /* the reader's buffer */
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Checks that s is valid UTF-8 by the same rules the reader uses. */
 static int
@@ -80,9 +78,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	dt_log_adjust(-DT_LOG_TRACE);
 	dt_out_init();
 	/* dt_emit writes to stdout: send it nowhere. */
-	if ((fd = open("/dev/null", O_WRONLY)) < 0 ||
-	    dup2(fd, STDOUT_FILENO) < 0)
-		abort();
+	fd = open("/dev/null", O_WRONLY);
+	FUZZ_CHECK(fd >= 0 && dup2(fd, STDOUT_FILENO) == STDOUT_FILENO);
 	close(fd);
 	return 0;
 }
@@ -104,8 +101,7 @@ send_chunks(int fd, const uint8_t *data, size_t size, unsigned seed)
 			n = MAX_MESSAGE;
 		if (n > size - off)
 			n = size - off;
-		if (send(fd, data + off, n, 0) != (ssize_t)n)
-			abort();
+		FUZZ_CHECK(send(fd, data + off, n, 0) == (ssize_t)n);
 		off += n;
 	}
 	close(fd);
@@ -125,57 +121,51 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	max_line = data[0];
-	npaths = data[1] & 0x80 ? 2 : 1;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) < 0)
-		abort();
+	npaths = data[1] == 0x80 ? 2 : 1;
+	FUZZ_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
 	/* Room for every message, so the sender never blocks. */
 	rc = 1 << 20;
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &rc, sizeof(rc));
 	send_chunks(sv[0], data + 2, size - 2, data[1]);
-	if (dup2(sv[1], STDIN_FILENO) < 0)
-		abort();
+	FUZZ_CHECK(dup2(sv[1], STDIN_FILENO) == STDIN_FILENO);
 	close(sv[1]);
 
-	if ((r = dt_reader_new(paths, npaths, max_line)) == NULL)
-		abort();
+	r = dt_reader_new(paths, npaths, max_line);
+	FUZZ_CHECK(r != NULL);
 	while ((rc = dt_reader_next(r, &rec)) != DT_NDJSON_EOF) {
 		switch (rc) {
 		case DT_NDJSON_RECORD:
-			if (rec == NULL || !json_is_object(rec))
-				abort();
-			if (dt_reader_error(r)[0] != '\0')
-				abort();
+			FUZZ_CHECK(json_is_object(rec));
+			FUZZ_CHECK(dt_reader_error(r)[0] == '\0');
 			dt_emit(rec);
 			json_decref(rec);
 			nrec++;
 			break;
 		case DT_NDJSON_BAD:
-			if (rec != NULL || dt_reader_error(r)[0] == '\0')
-				abort();
-			if (strlen(dt_reader_excerpt(r)) > 256 * 3 ||
-			    !utf8_ok((const unsigned char *)dt_reader_excerpt(r)))
-				abort();
+			FUZZ_CHECK(rec == NULL && dt_reader_error(r)[0] != '\0');
+			FUZZ_CHECK(utf8_ok((const unsigned char *)dt_reader_error(r)));
+			FUZZ_CHECK(strlen(dt_reader_excerpt(r)) <= 256 * 3);
+			FUZZ_CHECK(utf8_ok(
+			    (const unsigned char *)dt_reader_excerpt(r)));
 			rec = dt_record_bad_line(dt_reader_where(r),
 			    dt_reader_error(r), dt_reader_excerpt(r));
-			if (rec == NULL)
-				abort();
+			FUZZ_CHECK(rec != NULL);
 			dt_emit(rec);
 			json_decref(rec);
 			nbad++;
 			break;
 		case DT_NDJSON_ERROR:
-			if (rec != NULL)
-				abort();
+			FUZZ_CHECK(rec == NULL);
 			nerr++;
 			break;
 		default:
-			abort();
+			FUZZ_CHECK(!"an unknown return value");
 		}
 		(void)dt_reader_wait(r, 0);
 	}
-	if (dt_reader_nrecords(r) != nrec || dt_reader_nbad(r) != nbad ||
-	    dt_reader_nfail(r) != nerr || nerr != (unsigned long)(npaths - 1))
-		abort();
+	FUZZ_CHECK(dt_reader_nrecords(r) == nrec && dt_reader_nbad(r) == nbad);
+	FUZZ_CHECK(dt_reader_nfail(r) == nerr);
+	FUZZ_CHECK(nerr == (unsigned long)(npaths - 1));
 	dt_reader_free(r);
 	return 0;
 }
