@@ -1,0 +1,151 @@
+#!/usr/bin/env bats
+# dt-analyze: the limits that hold across all workers of a run (rate,
+# budget, circuit breaker, first-call warm-up) and signals.
+
+load test_helper/common
+load test_helper/perplexity
+
+setup_file() { pplx_start; }
+teardown_file() { pplx_stop; }
+
+setup() {
+	dt_common_setup
+	pplx_env
+	PATH=$DT_ROOT/analyze:$PATH
+}
+
+# cost of one call for the records() text.
+# (in a state directory of its own: spending is shared through it).
+one_cost() {
+	records 1 | DT_STATE_DIR=$(mktemp -d "$BATS_TEST_TMPDIR/st.XXXXXX") dt-analyze |
+		head -1 | jq .usage.cost_usd
+	pplx reset
+}
+
+@test "dt-analyze: the requests-per-window limit holds across 8 workers" {
+	pplx script '{"latency_ms":20,"rpm_limit":10,"rpm_window_s":1}'
+	records 40 >"$BATS_TEST_TMPDIR/in"
+	start=$(date +%s%N)
+	DT_RPM=10 DT_RPM_WINDOW_MS=1000 run -0 --separate-stderr dt-fanout -j 8 <"$BATS_TEST_TMPDIR/in"
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .analysis.sentiment' | sort | uniq -c | awk '{print $1, $2}')" "40 positive"
+	pplx requests >"$BATS_TEST_TMPDIR/req"
+	assert_equal "$(jq -r '.fault // "-"' "$BATS_TEST_TMPDIR/req" | sort | uniq -c | awk '{print $1, $2}')" "40 -"
+	# No 1-second window holds more than 10 arrivals.
+	max=$(jq -r .t "$BATS_TEST_TMPDIR/req" | sort -n | awk '{t[NR] = $1} END {
+		m = 0; j = 1
+		for (i = 1; i <= NR; i++) { while (t[i] - t[j] >= 1.0) j++; if (i - j + 1 > m) m = i - j + 1 }
+		print m }')
+	assert_equal "$max" 10
+	# 40 requests at 10 a second cannot take less than 3 s.
+	[ "$elapsed" -ge 3000 ]
+}
+
+@test "dt-analyze: once the budget is spent, the rest pass through as budget errors and nothing more is spent" {
+	c=$(one_cost)
+	budget=$(awk -v c="$c" 'BEGIN { printf "%.9f", c * 3.5 }')
+	records 10 >"$BATS_TEST_TMPDIR/in"
+	DT_BUDGET_USD=$budget run -75 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind // "analyzed"' | sort | uniq -c | awk '{printf "%s %s; ", $1, $2}')" "3 analyzed; 7 budget; "
+	assert_equal "$(echo "${lines[3]}" | jq -c .error)" \
+		"{\"kind\":\"budget\",\"message\":\"the run's budget of $(printf '%.4f' "$budget") USD is spent; not calling the API\",\"retryable\":true}"
+	assert_equal "$(echo "${lines[10]}" | jq -c '[.status, .message, .counts.budget]')" "[75,\"the run's budget is spent\",7]"
+	assert_equal "$(pplx requests | wc -l)" 3
+}
+
+@test "dt-analyze: the budget holds across 4 workers" {
+	c=$(one_cost)
+	budget=$(awk -v c="$c" 'BEGIN { printf "%.9f", c * 3.5 }')
+	records 20 >"$BATS_TEST_TMPDIR/in"
+	DT_BUDGET_USD=$budget run -75 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind // "analyzed"' | sort | uniq -c | awk '{printf "%s %s; ", $1, $2}')" "3 analyzed; 17 budget; "
+	spent=$(printf '%s\n' "${lines[@]}" | jq -s 'map(select(.stage) | .cost_usd) | add')
+	awk -v s="$spent" -v b="$budget" 'BEGIN { exit !(s <= b) }'
+	assert_equal "$(pplx requests | wc -l)" 3
+}
+
+@test "dt-analyze: the circuit breaker opens after DT_BREAKER_THRESHOLD outage failures and the rest pass at once" {
+	pplx script '{"faults":[{"kind":"503"}]}'
+	records 30 >"$BATS_TEST_TMPDIR/in"
+	start=$(date +%s%N)
+	DT_BREAKER_THRESHOLD=3 run -69 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	[ "$elapsed" -lt 3000 ]
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.id) | .error' | sort | uniq -c | awk '{$1 = $1; print}')" \
+		'30 {"kind":"unavailable","message":"circuit open after 3 consecutive outage failures; not calling the API in this run","retryable":true}'
+	assert_equal "$(echo "${lines[30]}" | jq -c '[.status, .message, .counts.unavailable]')" '[69,"circuit open: the API is unavailable",30]'
+	assert_equal "$(pplx requests | wc -l)" 3
+}
+
+@test "dt-analyze: the open circuit is shared by all workers and the fan-out exits 69 quickly" {
+	pplx script '{"faults":[{"kind":"drop"}]}'
+	records 60 >"$BATS_TEST_TMPDIR/in"
+	start=$(date +%s%N)
+	DT_BREAKER_THRESHOLD=3 run -69 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	[ "$elapsed" -lt 5000 ]
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind' | sort | uniq -c | awk '{print $1, $2}')" "60 unavailable"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.stage) | .status' | sort -u)" 69
+	[ "$(pplx requests | wc -l)" -le 6 ]
+}
+
+@test "dt-analyze: only one worker makes the first call with a new schema" {
+	pplx script '{"schema_warmup_ms":1000}'
+	records 8 >"$BATS_TEST_TMPDIR/in"
+	TIMEOUT_SECONDS=5 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .tries' | sort | uniq -c | awk '{print $1, $2}')" "8 1"
+	t=$(pplx requests | jq -r .t | sort -n | head -2 | tr '\n' ' ')
+	awk -v a="${t%% *}" -v b="$(echo "$t" | cut -d' ' -f2)" 'BEGIN { exit !(b - a >= 1.0) }'
+}
+
+@test "dt-analyze: SIGTERM during a call ends it at once with an interrupted stage record" {
+	pplx script '{"faults":[{"kind":"hang"}]}'
+	records 3 >"$BATS_TEST_TMPDIR/in"
+	dt-analyze "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	for i in $(seq 100); do [ "$(pplx requests | wc -l)" -ge 1 ] && break; sleep 0.05; done
+	start=$(date +%s%N)
+	kill -TERM "$pid"
+	status=0
+	wait "$pid" || status=$?
+	[ $((($(date +%s%N) - start) / 1000000)) -lt 1000 ]
+	assert_equal "$status" 75
+	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/out")" 1
+	assert_equal "$(jq -c '[.stage, .status, .message, .counts.records, .interrupted]' "$BATS_TEST_TMPDIR/out")" \
+		'["dt-analyze",75,"interrupted by a signal",1,true]'
+}
+
+@test "dt-analyze: SIGTERM during a backoff wait writes the record as unavailable and stops" {
+	pplx script '{"faults":[{"kind":"503"}]}'
+	records 3 >"$BATS_TEST_TMPDIR/in"
+	DT_RETRY_BASE_MS=20000 DT_RETRY_CAP_MS=20000 dt-analyze "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	for i in $(seq 100); do grep -q retrying "$BATS_TEST_TMPDIR/err" && break; sleep 0.05; done
+	kill -TERM "$pid"
+	status=0
+	wait "$pid" || status=$?
+	assert_equal "$status" 75
+	assert_equal "$(head -1 "$BATS_TEST_TMPDIR/out" | jq -c .error)" \
+		'{"kind":"unavailable","message":"interrupted before the API answered","retryable":true}'
+	assert_equal "$(tail -1 "$BATS_TEST_TMPDIR/out" | jq -c '[.status, .counts.records, .interrupted]')" '[75,1,true]'
+}
+
+@test "dt-fanout: SIGTERM reaches every worker; each writes its stage record and the fan-out exits 75" {
+	pplx script '{"faults":[{"kind":"hang"}]}'
+	# 40 records are several 1 KiB blocks: every worker gets some.
+	records 40 >"$BATS_TEST_TMPDIR/in"
+	dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	# The first call with the schema is made by one worker alone; the
+	# others wait for it.
+	for i in $(seq 200); do [ "$(pplx requests | wc -l)" -ge 1 ] && break; sleep 0.05; done
+	sleep 0.3
+	assert_equal "$(pplx requests | wc -l)" 1
+	start=$(date +%s%N)
+	kill -TERM "$pid"
+	status=0
+	wait "$pid" || status=$?
+	[ $((($(date +%s%N) - start) / 1000000)) -lt 4000 ]
+	assert_equal "$status" 75
+	assert_equal "$(jq -c 'select(.stage) | [.status, .interrupted]' "$BATS_TEST_TMPDIR/out" | sort | uniq -c | awk '{print $1, $2}')" "4 [75,true]"
+}
