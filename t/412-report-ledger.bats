@@ -1,0 +1,85 @@
+#!/usr/bin/env bats
+# dt-report and the database: the run ledger, the backlog and the
+# previous run, on the local stack (real PostgreSQL, t/stack/up).
+
+bats_require_minimum_version 1.5.0
+load test_helper/common
+
+setup_file() {
+	"$DT_ROOT/t/stack/up" -m 5 >"$BATS_FILE_TMPDIR/stack.env" 3>&-
+}
+
+teardown_file() {
+	(. "$BATS_FILE_TMPDIR/stack.env" && "$DT_ROOT/t/stack/down" -q "$DT_STACK_DIR")
+}
+
+setup() {
+	dt_common_setup
+	# shellcheck disable=SC1091
+	. "$BATS_FILE_TMPDIR/stack.env"
+	psql -XAqc 'delete from public.dt_runs'
+	standin telegram reset
+	standin supabase reset
+	cd "$DT_ROOT"
+	export DT_REPORT_SCHEMA=$DT_ROOT/analyze/schema.json
+	export DT_RUN_STARTED_AT=2024-05-01T10:00:00Z
+	export DT_RUN_FINISHED_AT=2024-05-01T10:04:12Z
+}
+
+@test "dt-report: writes one ledger row per run and reports the backlog" {
+	run -0 --separate-stderr dt-report t/fixtures/report/run-ok.ndjson
+	assert_equal "$(jq -cS .backlog <<<"$output")" '{"done":0,"failed":0,"leased":0,"unclaimed":5}'
+	run -0 psql -XAtF' ' -c "select run_id, status, exit_code, counts->>'records', counts->>'failed',
+		tokens, cost_usd, started_at at time zone 'UTC', finished_at at time zone 'UTC',
+		summary->>'state' from public.dt_runs"
+	assert_output '2024-05-01T10-00-00Z-a1b2 ok 0 6 0 2808 0.0062 2024-05-01 10:00:00 2024-05-01 10:04:12 ok'
+	standin telegram requests | jq -r 'select(.message) | .message.text' >"$BATS_TEST_TMPDIR/text"
+	grep -qF "Backlog: 5 unclaimed · 0 leased · 0 parked" "$BATS_TEST_TMPDIR/text"
+}
+
+@test "dt-report: the next run shows the difference from the previous one" {
+	run -0 --separate-stderr dt-report t/fixtures/report/run-ok.ndjson
+	run -75 --separate-stderr env DT_RUN_FINISHED_AT=2024-05-01T14:04:12Z dt-report t/fixtures/report/run-partial.ndjson
+	assert_equal "$(jq -c .previous <<<"$output")" \
+		'{"run_id":"2024-05-01T10-00-00Z-a1b2","finished_at":"2024-05-01T10:04:12+00:00","delta":{"records":-2,"failed":3,"tokens":-2688,"cost_usd":-0.006}}'
+	standin telegram requests | jq -r 'select(.message) | .message.text' | tail -n +1 >"$BATS_TEST_TMPDIR/text"
+	grep -qF "Since the last run: records −2 · failed +3 · tokens −2,688 · cost −\$0.0060" "$BATS_TEST_TMPDIR/text"
+	run -0 psql -XAt -c "select run_id || ' ' || status || ' ' || exit_code from public.dt_runs order by finished_at"
+	assert_output '2024-05-01T10-00-00Z-a1b2 ok 0
+2024-05-01T14-00-00Z-e5f6 partial 75'
+}
+
+@test "dt-report: reporting the same run again updates its row" {
+	run -0 --separate-stderr dt-report t/fixtures/report/run-ok.ndjson
+	run -0 --separate-stderr env DT_RUN_FINISHED_AT=2024-05-01T10:05:00Z dt-report t/fixtures/report/run-ok.ndjson
+	assert_equal "$(jq -c .previous <<<"$output")" null
+	run -0 psql -XAt -c "select count(*), max(finished_at at time zone 'UTC') from public.dt_runs"
+	assert_output '1|2024-05-01 10:05:00'
+}
+
+@test "dt-report: the ledger unavailable is an error (75), and the report still goes out" {
+	standin supabase script '{"fail":100,"match":"dt_runs"}'
+	run -75 --separate-stderr env DT_SUPABASE_TRIES=1 dt-report t/fixtures/report/run-ok.ndjson
+	grep -vE '^dt-report: warning: supabase: (GET|POST) http://127.0.0.1:[0-9]+/rest/v1/dt_runs.*: HTTP 503; giving up after 1 tries$' <<<"$stderr" >"$BATS_TEST_TMPDIR/errors" || true
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/errors")" "dt-report: error: supabase: GET /rest/v1/dt_runs: HTTP 503: PGRST001: Database client error. Retrying the connection.
+dt-report: info: report sent to Telegram (1 message, silently)
+dt-report: error: supabase: POST /rest/v1/dt_runs: HTTP 503: PGRST001: Database client error. Retrying the connection."
+	jq -e '.report.sent and .exit_code == 75' <<<"$output" >/dev/null
+	run -0 psql -XAt -c 'select count(*) from public.dt_runs'
+	assert_output 0
+}
+
+@test "dt-report: --dry-run reads the backlog but writes no ledger row" {
+	run -0 --separate-stderr dt-report -n -m /dev/null t/fixtures/report/run-ok.ndjson
+	jq -e '.backlog.unclaimed == 5' <<<"$output" >/dev/null
+	run -0 psql -XAt -c 'select count(*) from public.dt_runs'
+	assert_output 0
+}
+
+@test "dt-report: the service key appears in no output" {
+	standin supabase script '{"fail":1,"match":"dt_backlog"}'
+	run -0 --separate-stderr dt-report -vv t/fixtures/report/run-ok.ndjson
+	printf '%s\n%s\n' "$output" "$stderr" >"$BATS_TEST_TMPDIR/all"
+	assert_no_secret "$SUPABASE_KEY" "$BATS_TEST_TMPDIR/all"
+	assert_no_secret "$TELEGRAM_BOT_TOKEN" "$BATS_TEST_TMPDIR/all"
+}
