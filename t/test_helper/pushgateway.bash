@@ -12,7 +12,7 @@
 # calls pushgateway_env to export PUSHGATEWAY_URL again.
 
 pushgateway_start() {
-	local dir=${BATS_FILE_TMPDIR:?}/pushgateway i addr
+	local dir=${BATS_FILE_TMPDIR:?}/pushgateway addr
 	mkdir -p "$dir"
 	command -v prometheus-pushgateway >/dev/null || {
 		echo "pushgateway: prometheus-pushgateway is not installed (tools/deps install)" >&2
@@ -23,7 +23,7 @@ pushgateway_start() {
 		</dev/null >"$dir/log" 2>&1 3>&- &
 	echo $! >"$dir/pid"
 	addr=
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		addr=$(sed -n 's/.*msg="Listening on" address=\(127\.0\.0\.1:[0-9]*\).*/\1/p' "$dir/log" | head -n 1)
 		[ -n "$addr" ] && break
 		sleep 0.1
@@ -33,7 +33,7 @@ pushgateway_start() {
 		cat "$dir/log" >&2
 		return 1
 	}
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		curl -fsS -o /dev/null "http://$addr/-/ready" && break
 		sleep 0.1
 	done

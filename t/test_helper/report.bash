@@ -11,7 +11,7 @@
 # them again.
 
 report_standin_start() {
-	local dir=$BATS_FILE_TMPDIR/telegram i
+	local dir=$BATS_FILE_TMPDIR/telegram
 	mkdir -p "$dir"
 	TELEGRAM_BOT_TOKEN="123456789:AAH-standin-$$-$RANDOM$RANDOM-secret"
 	export TELEGRAM_BOT_TOKEN
@@ -19,7 +19,7 @@ report_standin_start() {
 		--listen 127.0.0.1:0 --port-file "$dir/port" \
 		</dev/null >"$dir/log" 2>&1 3>&- &
 	echo $! >"$dir/pid"
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ -s "$dir/port" ] && break
 		sleep 0.1
 	done
