@@ -1144,18 +1144,45 @@ process(struct run *x, json_t *rec)
  * A pipe from GNU parallel holds 64 KiB by default, hundreds of records
  * that would wait behind one slow call; a one-page pipe keeps the
  * backlog of each worker small so parallel hands records to whichever
- * worker is free.
+ * worker has room.  The kernel refuses while the pipe holds more than
+ * the new size, so main() tries first thing (parallel starts writing as
+ * soon as the worker exists) and the loop tries again after each record
+ * until it works.  Returns 1 when done or not applicable.
  */
-static void
+static int
 shrink_stdin_pipe(long long bytes)
 {
 #ifdef F_SETPIPE_SZ
 	struct stat sb;
 
-	if (bytes > 0 && fstat(STDIN_FILENO, &sb) == 0 &&
-	    S_ISFIFO(sb.st_mode))
-		(void)fcntl(STDIN_FILENO, F_SETPIPE_SZ, (int)bytes);
+	if (bytes <= 0 || fstat(STDIN_FILENO, &sb) < 0 || !S_ISFIFO(sb.st_mode))
+		return 1;
+	if (fcntl(STDIN_FILENO, F_GETPIPE_SZ) <= bytes)
+		return 1;
+	if (fcntl(STDIN_FILENO, F_SETPIPE_SZ, (int)bytes) < 0)
+		return 0;
+	dt_debug("input pipe now holds %d bytes",
+	    fcntl(STDIN_FILENO, F_GETPIPE_SZ));
+#else
+	(void)bytes;
 #endif
+	return 1;
+}
+
+/* The pipe size before anything else is read or set up. */
+static long long
+early_pipe_bytes(void)
+{
+	const char *s = getenv("DT_STDIN_PIPE_BYTES");
+	char *end;
+	long long v;
+
+	/* read_env() checks the value properly later; here a bad one is 0. */
+	if (s == NULL || *s == '\0')
+		return 4096;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	return errno != 0 || *end != '\0' || v < 0 ? 0 : v;
 }
 
 static const char *
@@ -1201,8 +1228,9 @@ main(int argc, char **argv)
 	struct dt_reader *r = NULL;
 	json_t *rec;
 	char stage[2048];
-	int first, exit_now, rc, interrupted = 0;
+	int first, exit_now, rc, interrupted = 0, shrunk;
 
+	shrunk = shrink_stdin_pipe(early_pipe_bytes());
 	if (dt_log_init("dt-analyze") < 0)
 		return DT_EXIT_CONFIG;
 	dt_out_init();
@@ -1227,7 +1255,6 @@ main(int argc, char **argv)
 	}
 	cur = &x;
 	install_signals();
-	shrink_stdin_pipe(x.c.pipe_bytes);
 	if ((r = dt_reader_new(argv + first, argc - first,
 	    (size_t)x.c.max_line)) == NULL) {
 		dt_error("out of memory");
@@ -1259,6 +1286,8 @@ main(int argc, char **argv)
 		if (process(&x, rec))
 			dt_emit(rec);
 		json_decref(rec);
+		if (!shrunk)
+			shrunk = shrink_stdin_pipe(x.c.pipe_bytes);
 	}
 	if (got_signal) {
 		interrupted = 1;

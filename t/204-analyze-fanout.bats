@@ -1,0 +1,83 @@
+#!/usr/bin/env bats
+# dt-fanout: dt-analyze under GNU parallel, as entrypoint.sh runs it.
+
+load test_helper/common
+load test_helper/perplexity
+
+setup_file() { pplx_start; }
+teardown_file() { pplx_stop; }
+
+setup() {
+	dt_common_setup
+	pplx_env
+	PATH=$DT_ROOT/analyze:$PATH
+}
+
+@test "dt-fanout: every record comes out exactly once, whole, under faults and uneven latency" {
+	pplx script '{"latency_ms":5,"jitter_ms":30,"seed":3,"faults":[{"kind":"503","rate":0.2},{"kind":"drop","rate":0.05}]}'
+	# Texts of very different lengths, up to 20 KB, so that blocks and
+	# lines are cut at every kind of place.
+	jq -nc 'range(1; 401) | {id: ., text: ("Спасибо 😀 thanks " * (1 + (. * 37 % 300))), run_id: "r"}' >"$BATS_TEST_TMPDIR/in"
+	DT_MAX_TEXT_BYTES=100000 run -0 --separate-stderr dt-fanout -j 8 <"$BATS_TEST_TMPDIR/in"
+	printf '%s\n' "${lines[@]}" >"$BATS_TEST_TMPDIR/out"
+	# Every line is one JSON object.
+	assert_equal "$(jq -c 'type' "$BATS_TEST_TMPDIR/out" | sort | uniq -c | awk '{print $1, $2}')" "$(( 400 + $(jq -c 'select(.stage)' "$BATS_TEST_TMPDIR/out" | wc -l) )) \"object\""
+	assert_equal "$(jq -r 'select(.id) | .id' "$BATS_TEST_TMPDIR/out" | sort -n | uniq -c | awk '$1 != 1' | wc -l)" 0
+	assert_equal "$(jq -r 'select(.id) | .id' "$BATS_TEST_TMPDIR/out" | sort -n | tr '\n' ' ')" "$(seq 400 | tr '\n' ' ')"
+	assert_equal "$(jq -r 'select(.id) | .analysis.language' "$BATS_TEST_TMPDIR/out" | sort | uniq -c | awk '{print $1, $2}')" "400 ru"
+	# Texts come back byte for byte.
+	assert_equal "$(jq -c 'select(.id) | [.id, .text]' "$BATS_TEST_TMPDIR/out" | sort | md5sum)" "$(jq -c '[.id, .text]' "$BATS_TEST_TMPDIR/in" | sort | md5sum)"
+	# One stage record per worker; their counts add up.
+	assert_equal "$(jq -s 'map(select(.stage) | .counts.records) | add' "$BATS_TEST_TMPDIR/out")" 400
+	[ "$(jq -c 'select(.stage)' "$BATS_TEST_TMPDIR/out" | wc -l)" -le 8 ]
+}
+
+@test "dt-fanout: one slow call does not hold up the other workers" {
+	pplx script '{"latency_ms":20,"faults":[{"kind":"slow","ms":3000,"match":"SLOW"}]}'
+	{
+		records 4
+		echo '{"id":"slow","text":"SLOW record"}'
+		records 300 | jq -c '.id += 1000'
+	} >"$BATS_TEST_TMPDIR/in"
+	start=$(date +%s%N)
+	run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	# Output streams in completion order: the slow record, fifth in the
+	# input, comes after almost all the others.
+	pos=$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .id' | grep -n '^slow$' | cut -d: -f1)
+	[ "$pos" -gt 250 ]
+	# 305 calls of 20 ms on 4 workers take about 1.5 s; the slow one 3 s
+	# runs beside them instead of after them.
+	[ "$elapsed" -lt 6000 ]
+}
+
+@test "dt-fanout: the most severe worker status is the fan-out's status" {
+	{ records 30; echo 'not json'; records 30 | jq -c '.id += 100'; } >"$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr dt-fanout -j 3 <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.error) | .error.kind')" bad_record
+	records 40 >"$BATS_TEST_TMPDIR/in2"
+	PERPLEXITY_API_KEY=not-the-key-42 run -78 --separate-stderr dt-fanout -j 3 <"$BATS_TEST_TMPDIR/in2"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind' | sort -u)" unavailable
+}
+
+@test "dt-fanout: empty input still gives the stage record; bad options are usage errors" {
+	run -0 --separate-stderr dt-fanout -j 4 </dev/null
+	assert_equal "$(echo "$output" | jq -c '[.stage, .status, .counts.records]')" '["dt-analyze",0,0]'
+	run -64 --separate-stderr dt-fanout -j
+	assert_equal "${stderr_lines[0]}" "dt-fanout: -j needs a value"
+	MAX_WORKERS=0 run -78 --separate-stderr dt-fanout </dev/null
+	assert_equal "$stderr" "dt-fanout: MAX_WORKERS: '0' is not a whole number from 1 up"
+	# Options after the fan-out's own go to every worker.
+	records 3 >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-fanout -j 2 -- --model other/model <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .model' | sort -u)" other/model
+}
+
+@test "dt-fanout: the workers share a state directory it makes and removes" {
+	unset DT_STATE_DIR
+	export TMPDIR=$BATS_TEST_TMPDIR/tmp
+	mkdir -p "$TMPDIR"
+	records 50 >"$BATS_TEST_TMPDIR/in"
+	DT_RPM=1000 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(ls -A "$TMPDIR")" ""
+}
