@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -25,14 +27,21 @@
 #define TELEGRAM_LIMIT 4096
 
 static const char usage[] =
-    "usage: dt-report [-hnqVv] [-l lang] [-m file] [file ...]\n"
+    "usage: dt-report [-hnqVv] [-L bytes] [-l lang] [-m file] [file ...]\n"
+    "       dt-report --check-config [option ...]\n"
     "\n"
     "Reads status records (or any stage's output) from the files or stdin\n"
     "and prints one run-summary JSON object on stdout.  Sends the report to\n"
     "Telegram, upserts the run ledger row in Supabase and pushes metrics to\n"
     "a Pushgateway when those are configured.\n"
     "\n"
+    "      --check-config       check the environment and options, read the\n"
+    "                           secret files, read no input and connect to\n"
+    "                           nothing; print nothing and exit 0 when valid,\n"
+    "                           else one line per problem and exit 78\n"
     "  -h, --help               print this help and exit\n"
+    "  -L, --max-line n         longest input line in bytes (DT_MAX_LINE,\n"
+    "                           1048576)\n"
     "  -l, --lang en|ru         report language (DT_REPORT_LANG, en)\n"
     "  -m, --message-file FILE  also write the report's messages to FILE\n"
     "  -n, --dry-run            send and write nothing; print the messages\n"
@@ -53,8 +62,14 @@ static const char usage[] =
     "limit or when the ledger or the metrics could not be written, 78 when\n"
     "Telegram refuses the configuration (bad token or chat).\n";
 
+/* The long-only option --check-config. */
+#define OPT_CHECK_CONFIG 256
+
 struct config {
+	int check;
 	int dry_run;
+	long long max_line;
+	const char *max_line_arg;
 	const char *lang;
 	const char *message_file;
 	char **files;
@@ -68,6 +83,7 @@ struct config {
 	const char *run_id;
 	const char *started;
 	const char *finished;
+	double t_started, t_finished;
 	char *tg_token;
 	const char *tg_chat;
 	const char *tg_thread;
@@ -82,9 +98,11 @@ static int
 parse_args(struct config *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
+		{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 		{"dry-run", no_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},
 		{"lang", required_argument, NULL, 'l'},
+		{"max-line", required_argument, NULL, 'L'},
 		{"message-file", required_argument, NULL, 'm'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -93,9 +111,15 @@ parse_args(struct config *c, int argc, char **argv)
 	};
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "hl:m:nqVv", longopts, NULL)) !=
-	    -1) {
+	while ((ch = getopt_long(argc, argv, "hL:l:m:nqVv", longopts,
+	    NULL)) != -1) {
 		switch (ch) {
+		case OPT_CHECK_CONFIG:
+			c->check = 1;
+			break;
+		case 'L':
+			c->max_line_arg = optarg;
+			break;
 		case 'h':
 			exit(dt_cli_help(usage));
 		case 'l':
@@ -126,6 +150,9 @@ parse_args(struct config *c, int argc, char **argv)
 	    strcmp(c->lang, "ru") != 0)
 		return dt_cli_usage_error("--lang: '%s' is not one of en, ru",
 		    c->lang);
+	if (c->max_line_arg != NULL && dt_parse_ll("--max-line",
+	    c->max_line_arg, 1024, 1073741824, &c->max_line) < 0)
+		return dt_cli_usage_error(NULL);
 	return 0;
 }
 
@@ -147,89 +174,6 @@ env_url(const char *name, const char *def, char *buf, size_t len)
 	while (n > 0 && buf[n - 1] == '/')
 		buf[--n] = '\0';
 	return buf;
-}
-
-static int
-read_config(struct config *c)
-{
-	static char tg_url[1024], pg_url[1024];
-	const char *v;
-	int bad = 0;
-
-	if (c->lang == NULL)
-		c->lang = dt_env("DT_REPORT_LANG", "en");
-	if (strcmp(c->lang, "en") != 0 && strcmp(c->lang, "ru") != 0) {
-		dt_error("DT_REPORT_LANG: '%s' is not one of en, ru", c->lang);
-		bad = 1;
-	}
-	v = dt_env("DT_REPORT_NOTIFY", "problems");
-	if (strcmp(v, "problems") == 0)
-		c->notify = 0;
-	else if (strcmp(v, "always") == 0)
-		c->notify = 1;
-	else if (strcmp(v, "never") == 0)
-		c->notify = -1;
-	else {
-		dt_error("DT_REPORT_NOTIFY: '%s' is not one of problems, "
-		    "always, never", v);
-		bad = 1;
-	}
-	if (dt_env_ll("DT_REPORT_TOP", 10, 1, 1000, &c->top) < 0 ||
-	    dt_env_ll("DT_REPORT_RETRY_SECONDS", 120, 0, 3600,
-	    &c->retry_s) < 0 ||
-	    dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout_s) < 0)
-		bad = 1;
-	if (c->timeout_s > 60)
-		c->timeout_s = 60;
-	c->schema = dt_env("DT_REPORT_SCHEMA", NULL);
-	c->topics_field = dt_env("DT_REPORT_TOPICS_FIELD", "topics");
-	c->run_id = dt_env("DT_RUN_ID", NULL);
-	c->started = dt_env("DT_RUN_STARTED_AT", NULL);
-	c->finished = dt_env("DT_RUN_FINISHED_AT", NULL);
-
-	if (dt_env_secret("TELEGRAM_BOT_TOKEN", &c->tg_token) < 0)
-		bad = 1;
-	c->tg_chat = dt_env("TELEGRAM_CHAT_ID", NULL);
-	c->tg_thread = dt_env("TELEGRAM_THREAD_ID", NULL);
-	c->tg_url = env_url("TELEGRAM_API_URL", "https://api.telegram.org",
-	    tg_url, sizeof(tg_url));
-	if (*c->tg_url == '\0')
-		bad = 1;
-	if ((c->tg_token == NULL) != (c->tg_chat == NULL)) {
-		dt_error("%s is set but %s is not: set both to send the report",
-		    c->tg_token ? "TELEGRAM_BOT_TOKEN" : "TELEGRAM_CHAT_ID",
-		    c->tg_token ? "TELEGRAM_CHAT_ID" : "TELEGRAM_BOT_TOKEN");
-		bad = 1;
-	}
-	if (c->tg_chat != NULL && dt_rpt_tg_chat_ok(c->tg_chat) < 0) {
-		dt_error("TELEGRAM_CHAT_ID: '%s' is neither a chat number nor "
-		    "an @channel name", c->tg_chat);
-		bad = 1;
-	}
-	if (c->tg_thread != NULL) {
-		long long t;
-
-		if (dt_parse_ll("TELEGRAM_THREAD_ID", c->tg_thread, 1,
-		    2147483647LL, &t) < 0)
-			bad = 1;
-	}
-
-	c->db = dt_env("SUPABASE_URL", NULL) != NULL;
-	c->table = dt_env("DT_SOURCE_TABLE", "messages");
-	c->id_column = dt_env("DT_SOURCE_ID", "id");
-	c->pg_url = env_url("DT_PUSHGATEWAY_URL", NULL, pg_url,
-	    sizeof(pg_url));
-	if (c->pg_url != NULL && *c->pg_url == '\0')
-		bad = 1;
-	c->pg_job = dt_env("DT_PUSHGATEWAY_JOB", "dt");
-	if (strspn(c->pg_job, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
-	    "TUVWXYZ0123456789_.-") != strlen(c->pg_job) ||
-	    strlen(c->pg_job) > 100) {
-		dt_error("DT_PUSHGATEWAY_JOB: '%s' may only have letters, "
-		    "digits, '_', '.' and '-'", c->pg_job);
-		bad = 1;
-	}
-	return bad ? -1 : 0;
 }
 
 /* Reads an RFC 3339 time ("2024-05-01T10:00:00Z", "...+03:00", fractions)
@@ -282,6 +226,103 @@ format_time(double t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+static int
+read_config(struct config *c)
+{
+	static char tg_url[1024], pg_url[1024];
+	const char *v;
+	int bad = 0;
+
+	if (c->lang == NULL)
+		c->lang = dt_env("DT_REPORT_LANG", "en");
+	if (strcmp(c->lang, "en") != 0 && strcmp(c->lang, "ru") != 0) {
+		dt_error("DT_REPORT_LANG: '%s' is not one of en, ru", c->lang);
+		bad = 1;
+	}
+	v = dt_env("DT_REPORT_NOTIFY", "problems");
+	if (strcmp(v, "problems") == 0)
+		c->notify = 0;
+	else if (strcmp(v, "always") == 0)
+		c->notify = 1;
+	else if (strcmp(v, "never") == 0)
+		c->notify = -1;
+	else {
+		dt_error("DT_REPORT_NOTIFY: '%s' is not one of problems, "
+		    "always, never", v);
+		bad = 1;
+	}
+	if (dt_env_ll("DT_REPORT_TOP", 10, 1, 1000, &c->top) < 0 ||
+	    dt_env_ll("DT_REPORT_RETRY_SECONDS", 120, 0, 3600,
+	    &c->retry_s) < 0 ||
+	    dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout_s) < 0)
+		bad = 1;
+	if (c->timeout_s > 60)
+		c->timeout_s = 60;
+	if (c->max_line_arg == NULL && dt_env_ll("DT_MAX_LINE",
+	    DT_NDJSON_MAX_LINE_DEFAULT, 1024, 1073741824, &c->max_line) < 0)
+		bad = 1;
+	c->schema = dt_env("DT_REPORT_SCHEMA", NULL);
+	c->topics_field = dt_env("DT_REPORT_TOPICS_FIELD", "topics");
+	c->run_id = dt_env("DT_RUN_ID", NULL);
+	c->started = dt_env("DT_RUN_STARTED_AT", NULL);
+	c->finished = dt_env("DT_RUN_FINISHED_AT", NULL);
+	if (c->started != NULL && parse_time(c->started, &c->t_started) < 0) {
+		dt_error("DT_RUN_STARTED_AT: '%s' is not an RFC 3339 time",
+		    c->started);
+		bad = 1;
+	}
+	if (c->finished != NULL && parse_time(c->finished,
+	    &c->t_finished) < 0) {
+		dt_error("DT_RUN_FINISHED_AT: '%s' is not an RFC 3339 time",
+		    c->finished);
+		bad = 1;
+	}
+
+	if (dt_env_secret("TELEGRAM_BOT_TOKEN", &c->tg_token) < 0)
+		bad = 1;
+	c->tg_chat = dt_env("TELEGRAM_CHAT_ID", NULL);
+	c->tg_thread = dt_env("TELEGRAM_THREAD_ID", NULL);
+	c->tg_url = env_url("TELEGRAM_API_URL", "https://api.telegram.org",
+	    tg_url, sizeof(tg_url));
+	if (*c->tg_url == '\0')
+		bad = 1;
+	if ((c->tg_token == NULL) != (c->tg_chat == NULL)) {
+		dt_error("%s is set but %s is not: set both to send the report",
+		    c->tg_token ? "TELEGRAM_BOT_TOKEN" : "TELEGRAM_CHAT_ID",
+		    c->tg_token ? "TELEGRAM_CHAT_ID" : "TELEGRAM_BOT_TOKEN");
+		bad = 1;
+	}
+	if (c->tg_chat != NULL && dt_rpt_tg_chat_ok(c->tg_chat) < 0) {
+		dt_error("TELEGRAM_CHAT_ID: '%s' is neither a chat number nor "
+		    "an @channel name", c->tg_chat);
+		bad = 1;
+	}
+	if (c->tg_thread != NULL) {
+		long long t;
+
+		if (dt_parse_ll("TELEGRAM_THREAD_ID", c->tg_thread, 1,
+		    2147483647LL, &t) < 0)
+			bad = 1;
+	}
+
+	c->db = dt_env("SUPABASE_URL", NULL) != NULL;
+	c->table = dt_env("DT_SOURCE_TABLE", "messages");
+	c->id_column = dt_env("DT_SOURCE_ID", "id");
+	c->pg_url = env_url("DT_PUSHGATEWAY_URL", NULL, pg_url,
+	    sizeof(pg_url));
+	if (c->pg_url != NULL && *c->pg_url == '\0')
+		bad = 1;
+	c->pg_job = dt_env("DT_PUSHGATEWAY_JOB", "dt");
+	if (strspn(c->pg_job, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+	    "TUVWXYZ0123456789_.-") != strlen(c->pg_job) ||
+	    strlen(c->pg_job) > 100) {
+		dt_error("DT_PUSHGATEWAY_JOB: '%s' may only have letters, "
+		    "digits, '_', '.' and '-'", c->pg_job);
+		bad = 1;
+	}
+	return bad ? -1 : 0;
+}
+
 /* Reads every record into the tally.  Returns the input's exit status. */
 static int
 read_input(struct config *c, struct dt_rpt_tally *t)
@@ -290,7 +331,8 @@ read_input(struct config *c, struct dt_rpt_tally *t)
 	struct dt_rpt_scan *r;
 	int rc, status = DT_EXIT_OK;
 
-	if ((r = dt_rpt_scan_new(c->files, c->nfiles, 0)) == NULL) {
+	if ((r = dt_rpt_scan_new(c->files, c->nfiles, (size_t)c->max_line)) ==
+	    NULL) {
 		dt_error("out of memory");
 		return DT_EXIT_UNAVAILABLE;
 	}
@@ -397,6 +439,14 @@ ledger_row(json_t *s)
 	return row;
 }
 
+static int
+stdin_is_pipe(void)
+{
+	struct stat st;
+
+	return fstat(STDIN_FILENO, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -405,7 +455,7 @@ main(int argc, char **argv)
 	struct dt_http *h = NULL;
 	struct dt_supabase *sb = NULL;
 	json_t *schema = NULL, *summary = NULL, *rep;
-	char **msgs = NULL, finished[40];
+	char **msgs = NULL, finished[40], own_start[40];
 	const char *run_id, *started;
 	double t_start = -1, t_end;
 	int status, rc, sent = 0, silent, tally_ok = 0;
@@ -416,20 +466,31 @@ main(int argc, char **argv)
 	if ((rc = parse_args(&c, argc, argv)) != 0)
 		return rc;
 	dt_config_register_secrets();
-	if (read_config(&c) < 0 || (c.db &&
-	    (sb = dt_supabase_new()) == NULL)) {
-		status = DT_EXIT_CONFIG;
-		goto out;
-	}
+	rc = read_config(&c);
 	if (c.schema != NULL) {
 		json_error_t err;
 
 		if ((schema = json_load_file(c.schema, 0, &err)) == NULL) {
 			dt_error("DT_REPORT_SCHEMA: %s: %s", c.schema, err.text);
-			status = DT_EXIT_CONFIG;
-			goto out;
+			rc = -1;
 		}
 	}
+	if (c.check) {
+		/* Input files are input, not configuration: not opened. */
+		if (c.db && dt_supabase_check() > 0)
+			rc = -1;
+		status = rc < 0 ? DT_EXIT_CONFIG : DT_EXIT_OK;
+		goto out;
+	}
+	if (rc < 0 || (c.db && (sb = dt_supabase_new()) == NULL)) {
+		status = DT_EXIT_CONFIG;
+		goto out;
+	}
+	/*
+	 * In the pipeline dt-report starts with the other stages, so its own
+	 * start is the run's when nothing better says when that was.
+	 */
+	t_start = (double)time(NULL);
 	if (dt_rpt_tally_init(&tally, schema, (size_t)c.top,
 	    c.topics_field) < 0) {
 		status = DT_EXIT_UNAVAILABLE;
@@ -440,22 +501,21 @@ main(int argc, char **argv)
 	status = read_input(&c, &tally);
 
 	run_id = c.run_id ? c.run_id : tally.run_id[0] ? tally.run_id : NULL;
-	if (c.finished != NULL) {
-		if (parse_time(c.finished, &t_end) < 0) {
-			dt_error("DT_RUN_FINISHED_AT: '%s' is not an RFC 3339 "
-			    "time", c.finished);
-			status = DT_EXIT_CONFIG;
-			goto out;
-		}
-	} else
-		t_end = (double)time(NULL);
+	t_end = c.finished ? c.t_finished : (double)time(NULL);
 	format_time(t_end, finished, sizeof(finished));
-	started = c.started ? c.started : tally.started_at[0] ?
-	    tally.started_at : NULL;
-	if (started != NULL && parse_time(started, &t_start) < 0) {
-		dt_warn("%s: '%s' is not an RFC 3339 time; duration unknown",
-		    c.started ? "DT_RUN_STARTED_AT" : "started_at", started);
-		started = NULL;
+	started = NULL;
+	if (c.started != NULL) {
+		t_start = c.t_started;
+		started = c.started;
+	} else if (tally.started_at[0] != '\0') {
+		if (parse_time(tally.started_at, &t_start) == 0)
+			started = tally.started_at;
+		else
+			dt_warn("started_at: '%s' is not an RFC 3339 time",
+			    tally.started_at);
+	} else if (c.nfiles == 0 && stdin_is_pipe()) {
+		format_time(t_start, own_start, sizeof(own_start));
+		started = own_start;
 	}
 	if ((summary = dt_rpt_summary(&tally, run_id, started, finished,
 	    started ? t_end - t_start : -1)) == NULL) {

@@ -147,7 +147,7 @@ $(cat t/fixtures/report/run-ok.en.html)"
 
 @test "dt-report: --help, --version and bad options" {
 	run -0 --separate-stderr dt-report --help
-	assert_line --index 0 'usage: dt-report [-hnqVv] [-l lang] [-m file] [file ...]'
+	assert_line --index 0 'usage: dt-report [-hnqVv] [-L bytes] [-l lang] [-m file] [file ...]'
 	run -0 --separate-stderr dt-report -V
 	assert_output 'dt-report 0.1.0'
 	run -64 --separate-stderr dt-report --bogus
@@ -170,4 +170,38 @@ $(cat t/fixtures/report/run-ok.en.html)"
 	run -78 --separate-stderr env DT_REPORT_SCHEMA=/nonexistent dt-report -n </dev/null
 	assert_output ""
 	[[ $stderr == "dt-report: error: DT_REPORT_SCHEMA: /nonexistent: unable to open /nonexistent: No such file or directory" ]]
+}
+
+@test "dt-report: --check-config reads no input, prints nothing when valid, names every problem" {
+	run -0 --separate-stderr dt-report --check-config <<<'not json'
+	assert_output ""
+	assert_equal "$stderr" ""
+	run -78 --separate-stderr env DT_REPORT_LANG=de DT_RUN_STARTED_AT=yesterday \
+		SUPABASE_URL=http://127.0.0.1:1 dt-report --check-config
+	assert_output ""
+	assert_equal "$stderr" "dt-report: error: DT_REPORT_LANG: 'de' is not one of en, ru
+dt-report: error: DT_RUN_STARTED_AT: 'yesterday' is not an RFC 3339 time
+dt-report: error: SUPABASE_KEY is not set (the service role key; or SUPABASE_KEY_FILE naming a file that holds it)"
+}
+
+@test "dt-report: -L and DT_MAX_LINE set the longest line" {
+	printf '{"id":1,"status":"stored","pad":"%02000d"}\n{"id":2,"status":"stored"}\n' 0 >"$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr dt-report -n -m "$M" -L 1024 "$BATS_TEST_TMPDIR/in"
+	assert_equal "$stderr" "dt-report: warning: $BATS_TEST_TMPDIR/in:1: line too long (limit 1024 bytes)"
+	run -65 --separate-stderr env DT_MAX_LINE=1500 dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$stderr" "dt-report: warning: $BATS_TEST_TMPDIR/in:1: line too long (limit 1500 bytes)"
+	run -64 --separate-stderr dt-report -L 10 "$BATS_TEST_TMPDIR/in"
+	assert_equal "${stderr_lines[0]}" "dt-report: error: --max-line: 10 is out of range (1024 to 1073741824)"
+}
+
+@test "dt-report: reading a pipe, the run started when dt-report did" {
+	unset DT_RUN_STARTED_AT DT_RUN_FINISHED_AT
+	before=$(date -u +%s)
+	{ sleep 1; echo '{"id":1,"status":"stored"}'; } | dt-report -n -m "$M" >"$BATS_TEST_TMPDIR/out"
+	jq -e --argjson b "$before" '(.started_at | fromdate) >= $b and .duration_s >= 1 and .duration_s < 5' \
+		"$BATS_TEST_TMPDIR/out" >/dev/null
+	# A file is a replay: when it ran is not known.
+	echo '{"id":1,"status":"stored"}' >"$BATS_TEST_TMPDIR/in"
+	dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out"
+	assert_equal "$(jq -c '[.started_at, .duration_s]' "$BATS_TEST_TMPDIR/out")" '[null,null]'
 }
