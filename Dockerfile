@@ -33,17 +33,6 @@ RUN make -j"$(nproc)" all \
 
 FROM debian:bookworm-slim
 
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-ARG CREATED=unknown
-
-LABEL org.opencontainers.image.title="dt" \
-	org.opencontainers.image.description="Digital-twin batch analyzer: Supabase rows analyzed by Perplexity, reported to Telegram" \
-	org.opencontainers.image.version="${VERSION}" \
-	org.opencontainers.image.revision="${REVISION}" \
-	org.opencontainers.image.created="${CREATED}" \
-	org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
-
 # tini is PID 1: it forwards SIGTERM to dt-entrypoint (which drains and
 # reports) and reaps any orphan, which a shell as PID 1 does not promise.
 RUN apt-get update \
@@ -67,6 +56,18 @@ ENV HOME=/tmp \
 	TIMEOUT_SECONDS=300 \
 	PERPLEXITY_BASE_URL=https://api.perplexity.ai \
 	TELEGRAM_API_URL=https://api.telegram.org
+
+# Last, so that a new revision or date does not invalidate the layers above.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
+
+LABEL org.opencontainers.image.title="dt" \
+	org.opencontainers.image.description="Digital-twin batch analyzer: Supabase rows analyzed by Perplexity, reported to Telegram" \
+	org.opencontainers.image.version="${VERSION}" \
+	org.opencontainers.image.revision="${REVISION}" \
+	org.opencontainers.image.created="${CREATED}" \
+	org.opencontainers.image.base.name="docker.io/library/debian:bookworm-slim"
 
 USER 10001:10001
 WORKDIR /tmp
