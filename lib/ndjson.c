@@ -279,6 +279,12 @@ bad(struct dt_reader *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->error, sizeof(r->error), fmt, ap);
 	va_end(ap);
+	/*
+	 * Jansson quotes the input near an error cut at a byte count, which
+	 * can split a UTF-8 sequence; the reason must stay valid UTF-8 to
+	 * travel in an error record.
+	 */
+	r->error[utf8_check(r->error, strlen(r->error))] = '\0';
 	make_excerpt(r);
 	r->nbad++;
 	dt_warn("%s: %s", r->where, r->error);
