@@ -212,7 +212,7 @@ parse_time(const char *s, double *out)
 		return -1;
 	if (*p != '\0')
 		return -1;
-	*out = (double)timegm(&tm) - off + frac;
+	*out = (double)timegm(&tm) - (double)off + frac;
 	return 0;
 }
 
@@ -259,7 +259,8 @@ read_config(struct config *c)
 	if (c->timeout_s > 60)
 		c->timeout_s = 60;
 	if (c->max_line_arg == NULL && dt_env_ll("DT_MAX_LINE",
-	    DT_NDJSON_MAX_LINE_DEFAULT, 1024, 1073741824, &c->max_line) < 0)
+	    (long long)DT_NDJSON_MAX_LINE_DEFAULT, 1024, 1073741824,
+	    &c->max_line) < 0)
 		bad = 1;
 	c->schema = dt_env("DT_REPORT_SCHEMA", NULL);
 	c->topics_field = dt_env("DT_REPORT_TOPICS_FIELD", "topics");

@@ -301,7 +301,7 @@ put_ms(struct dt_rpt_buf *b, const struct words *w, long long ms)
 		dt_rpt_buf_printf(b, "%lld\xC2\xA0%s", ms, w->unit_ms);
 		return;
 	}
-	put_dec(b, w, ms / 1000.0, ms < 10000 ? 2 : 1);
+	put_dec(b, w, (double)ms / 1000.0, ms < 10000 ? 2 : 1);
 	dt_rpt_buf_printf(b, "\xC2\xA0%s", w->unit_s);
 }
 
@@ -610,11 +610,13 @@ analysis_lines(struct lines *l, const struct words *w, json_t *s)
 				put_text(&b, json_string_value(json_object_get(e,
 				    "value")), NAME_CHARS);
 				dt_rpt_buf_puts(&b, " ");
-				put_share(&b, int_at(e, "count") / total);
+				put_share(&b, (double)int_at(e, "count") /
+				    total);
 			}
 			if (int_at(f, "other") > 0) {
 				dt_rpt_buf_printf(&b, "%s%s ", SEP, w->other);
-				put_share(&b, int_at(f, "other") / total);
+				put_share(&b, (double)int_at(f, "other") /
+				    total);
 			}
 		} else if (strcmp(kind, "mean") == 0) {
 			dt_rpt_buf_printf(&b, "%s ", w->mean);
@@ -678,7 +680,7 @@ lines_free(struct lines *l)
 }
 
 /* Room kept on every message for the "part N of M" line. */
-#define PART_RESERVE 40
+#define PART_RESERVE ((size_t)40)
 
 char **
 dt_rpt_messages(json_t *summary, const char *lang, size_t limit)

@@ -45,17 +45,21 @@ label(struct dt_rpt_buf *b, const char *v)
 	}
 }
 
+/* A sample with one label. */
 static void
 sample(struct dt_rpt_buf *b, const char *name, const char *lname,
     const char *lvalue, double v)
 {
-	dt_rpt_buf_puts(b, name);
-	if (lname != NULL) {
-		dt_rpt_buf_printf(b, "{%s=\"", lname);
-		label(b, lvalue);
-		dt_rpt_buf_puts(b, "\"}");
-	}
-	dt_rpt_buf_printf(b, " %.17g\n", v);
+	dt_rpt_buf_printf(b, "%s{%s=\"", name, lname);
+	label(b, lvalue);
+	dt_rpt_buf_printf(b, "\"} %.17g\n", v);
+}
+
+/* A sample without labels. */
+static void
+value(struct dt_rpt_buf *b, const char *name, double v)
+{
+	dt_rpt_buf_printf(b, "%s %.17g\n", name, v);
 }
 
 /* Samples for every key of obj, and 0 for each of the known keys missing. */
@@ -70,8 +74,9 @@ by_label(struct dt_rpt_buf *b, const char *name, const char *lname,
 	for (i = 0; i < nknown; i++)
 		if (json_object_get(obj, known[i]) == NULL)
 			sample(b, name, lname, known[i], 0);
-	json_object_foreach(obj, k, v)
+	json_object_foreach(obj, k, v) {
 		sample(b, name, lname, k, json_number_value(v));
+	}
 }
 
 void
@@ -89,34 +94,33 @@ dt_rpt_metrics_text(struct dt_rpt_buf *b, json_t *s, int success,
 	    kinds, sizeof(kinds) / sizeof(kinds[0]));
 	family(b, "dt_run_failed_records", "Records of the last run that "
 	    "failed.");
-	sample(b, "dt_run_failed_records", NULL, NULL,
+	value(b, "dt_run_failed_records",
 	    json_number_value(json_object_get(s, "failed")));
 	if (json_is_number(v = json_object_get(s, "duration_s"))) {
 		family(b, "dt_run_duration_seconds", "How long the last run "
 		    "took.");
-		sample(b, "dt_run_duration_seconds", NULL, NULL,
-		    json_number_value(v));
+		value(b, "dt_run_duration_seconds", json_number_value(v));
 	}
 	family(b, "dt_run_tokens", "Tokens the last run used.");
-	sample(b, "dt_run_tokens", NULL, NULL, json_number_value(
+	value(b, "dt_run_tokens", json_number_value(
 	    json_object_get(json_object_get(s, "tokens"), "total")));
 	family(b, "dt_run_cost_usd", "What the API charged for the last run, "
 	    "in US dollars.");
-	sample(b, "dt_run_cost_usd", NULL, NULL,
+	value(b, "dt_run_cost_usd",
 	    json_number_value(json_object_get(s, "cost_usd")));
 	lat = json_object_get(s, "latency_ms");
 	if (json_integer_value(json_object_get(lat, "count")) > 0) {
 		family(b, "dt_run_latency_p50_seconds", "Median API call "
 		    "latency in the last run.");
-		sample(b, "dt_run_latency_p50_seconds", NULL, NULL,
+		value(b, "dt_run_latency_p50_seconds",
 		    json_number_value(json_object_get(lat, "p50")) / 1000);
 		family(b, "dt_run_latency_p95_seconds", "95th percentile of "
 		    "API call latency in the last run.");
-		sample(b, "dt_run_latency_p95_seconds", NULL, NULL,
+		value(b, "dt_run_latency_p95_seconds",
 		    json_number_value(json_object_get(lat, "p95")) / 1000);
 		family(b, "dt_run_latency_max_seconds", "Slowest API call in "
 		    "the last run.");
-		sample(b, "dt_run_latency_max_seconds", NULL, NULL,
+		value(b, "dt_run_latency_max_seconds",
 		    json_number_value(json_object_get(lat, "max")) / 1000);
 	}
 	if (json_is_object(backlog = json_object_get(s, "backlog"))) {
@@ -133,19 +137,18 @@ dt_rpt_metrics_text(struct dt_rpt_buf *b, json_t *s, int success,
 				    json_number_value(v));
 	}
 	family(b, "dt_run_exit_code", "Exit status of the last run.");
-	sample(b, "dt_run_exit_code", NULL, NULL,
+	value(b, "dt_run_exit_code",
 	    json_number_value(json_object_get(s, "exit_code")));
 	family(b, "dt_run_success", "1 when the last run succeeded (exit "
 	    "status 0 or 1), else 0.");
-	sample(b, "dt_run_success", NULL, NULL, success);
+	value(b, "dt_run_success", success);
 	family(b, "dt_run_last_finish_timestamp_seconds", "When the last run "
 	    "finished, in seconds since the epoch.");
-	sample(b, "dt_run_last_finish_timestamp_seconds", NULL, NULL,
-	    (double)now);
+	value(b, "dt_run_last_finish_timestamp_seconds", (double)now);
 	if (success) {
 		family(b, "dt_run_last_success_timestamp_seconds", "When a run "
 		    "last succeeded, in seconds since the epoch.");
-		sample(b, "dt_run_last_success_timestamp_seconds", NULL, NULL,
+		value(b, "dt_run_last_success_timestamp_seconds",
 		    (double)now);
 	}
 }

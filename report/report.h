@@ -26,7 +26,7 @@ struct dt_http;
  * any value in the bucket.  Covers the whole uint64_t range.
  */
 #define DT_RPT_HIST_BITS 10
-#define DT_RPT_HIST_SUB (1 << DT_RPT_HIST_BITS)
+#define DT_RPT_HIST_SUB ((size_t)1 << DT_RPT_HIST_BITS)
 #define DT_RPT_HIST_EXACT (2 * DT_RPT_HIST_SUB)
 #define DT_RPT_HIST_BUCKETS (DT_RPT_HIST_EXACT + \
 	(64 - DT_RPT_HIST_BITS - 1) * DT_RPT_HIST_SUB)

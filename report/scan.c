@@ -24,7 +24,7 @@
 #include "ndjson.h"
 #include "report.h"
 
-#define INBUF_SIZE (256 * 1024)
+#define INBUF_SIZE ((size_t)256 * 1024)
 #define MAX_DEPTH 512
 #define KEY_MAX 64
 
@@ -844,9 +844,7 @@ dt_rpt_scan_line(const char *line, size_t len, char *arena,
 	struct sc s;
 	int i;
 
-	s.depth = 0;
-	s.alen = 0;
-	s.err = NULL;
+	memset(&s, 0, sizeof(s));
 	s.start = s.p = (const unsigned char *)line;
 	s.end = s.p + len;
 	s.arena = arena;
@@ -922,7 +920,8 @@ dt_rpt_scan_new(char **paths, int n, size_t max_line)
 	r->paths = paths;
 	r->npaths = n;
 	r->fd = -1;
-	r->max_line = max_line ? max_line : DT_NDJSON_MAX_LINE_DEFAULT;
+	r->max_line = max_line ? max_line :
+	    (size_t)DT_NDJSON_MAX_LINE_DEFAULT;
 	r->in = malloc(INBUF_SIZE);
 	r->buf = malloc(r->max_line + 1);
 	r->arena = malloc(r->max_line + 2);

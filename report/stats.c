@@ -883,11 +883,10 @@ dt_rpt_tally_state(const struct dt_rpt_tally *t, int *status)
 		const struct dt_rpt_stage *s = &t->stages[i];
 
 		st = dt_exit_worse(st, s->status);
-		if (s->interrupted)
-			partial = 1;
-		else if (s->status != DT_EXIT_OK && s->status != DT_EXIT_PARTIAL)
+		if (!s->interrupted && s->status != DT_EXIT_OK &&
+		    s->status != DT_EXIT_PARTIAL)
 			failed = 1;
-		else if (s->status == DT_EXIT_PARTIAL)
+		else if (s->interrupted || s->status == DT_EXIT_PARTIAL)
 			partial = 1;
 	}
 	if (t->failed > 0) {
@@ -950,10 +949,11 @@ field_json(const struct dt_rpt_field *f, size_t top)
 		shown += f->other;
 		for (j = 0; j < f->nvalues && shown > 0; j++)
 			json_object_set_new(shares, f->values[j], json_real(
-			    round_to((double)f->counts[j] / shown, 1e-4)));
+			    round_to((double)f->counts[j] / (double)shown,
+			    1e-4)));
 		if (f->other > 0)
 			json_object_set_new(shares, "other", json_real(
-			    round_to((double)f->other / shown, 1e-4)));
+			    round_to((double)f->other / (double)shown, 1e-4)));
 		json_object_set_new(o, "counts", counts);
 		json_object_set_new(o, "shares", shares);
 		break;
@@ -995,7 +995,8 @@ field_json(const struct dt_rpt_field *f, size_t top)
 	case DT_RPT_FIELD_MEAN:
 		json_object_set_new(o, "kind", json_string("mean"));
 		json_object_set_new(o, "mean", f->present ? json_real(
-		    round_to(f->sum / f->present, 1e-4)) : json_null());
+		    round_to(f->sum / (double)f->present, 1e-4)) :
+		    json_null());
 		break;
 	}
 	json_object_set_new(o, "records", json_integer((json_int_t)f->present));
