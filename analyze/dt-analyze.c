@@ -1161,12 +1161,28 @@ shrink_stdin_pipe(long long bytes)
 		return 1;
 	if (fcntl(STDIN_FILENO, F_SETPIPE_SZ, (int)bytes) < 0)
 		return 0;
-	dt_debug("input pipe now holds %d bytes",
-	    fcntl(STDIN_FILENO, F_GETPIPE_SZ));
 #else
 	(void)bytes;
 #endif
 	return 1;
+}
+
+/*
+ * Tells dt-fanout that this worker has set up its input pipe: it hands
+ * the next worker its first records only then (see dt-fanout).
+ */
+static void
+say_ready(void)
+{
+	const char *dir = getenv("DT_FANOUT_READY_DIR");
+	char path[4096];
+	int fd;
+
+	if (dir == NULL || *dir == '\0')
+		return;
+	snprintf(path, sizeof(path), "%s/ready.%ld", dir, (long)getpid());
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
+		close(fd);
 }
 
 /* The pipe size before anything else is read or set up. */
@@ -1231,8 +1247,15 @@ main(int argc, char **argv)
 	int first, exit_now, rc, interrupted = 0, shrunk;
 
 	shrunk = shrink_stdin_pipe(early_pipe_bytes());
+	say_ready();
 	if (dt_log_init("dt-analyze") < 0)
 		return DT_EXIT_CONFIG;
+#ifdef F_GETPIPE_SZ
+	if (dt_log_enabled(DT_LOG_DEBUG) && fcntl(STDIN_FILENO, F_GETPIPE_SZ) > 0)
+		dt_debug("input pipe holds %d bytes%s",
+		    fcntl(STDIN_FILENO, F_GETPIPE_SZ), shrunk ? "" :
+		    " (shrinking it again after each record)");
+#endif
 	dt_out_init();
 	dt_config_register_secrets();
 	if (read_env(&x.c) < 0)
