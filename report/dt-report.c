@@ -472,7 +472,8 @@ main(int argc, char **argv)
 		json_error_t err;
 
 		if ((schema = json_load_file(c.schema, 0, &err)) == NULL) {
-			dt_error("DT_REPORT_SCHEMA: %s: %s", c.schema, err.text);
+			dt_error("DT_REPORT_SCHEMA: %s: %s", c.schema,
+			    err.text);
 			rc = -1;
 		}
 	}

@@ -217,14 +217,22 @@ exit_words(const struct words *w, int status)
 		int status;
 		const char *en, *ru;
 	} tab[] = {
-		{DT_EXIT_PARTIAL, "some records failed", "часть записей с ошибкой"},
-		{DT_EXIT_USAGE, "bad command line", "ошибка в командной строке"},
-		{DT_EXIT_DATAERR, "bad input", "плохие входные данные"},
-		{DT_EXIT_UNAVAILABLE, "service unavailable", "сервис недоступен"},
-		{DT_EXIT_IOERR, "cannot write output", "ошибка записи"},
-		{DT_EXIT_TEMPFAIL, "temporary failure", "временный сбой"},
-		{DT_EXIT_CONFIG, "bad configuration", "ошибка конфигурации"},
-		{DT_EXIT_PIPE, "output closed", "выход закрыт"},
+		{DT_EXIT_PARTIAL, "some records failed",
+		    "часть записей с ошибкой"},
+		{DT_EXIT_USAGE, "bad command line",
+		    "ошибка в командной строке"},
+		{DT_EXIT_DATAERR, "bad input",
+		    "плохие входные данные"},
+		{DT_EXIT_UNAVAILABLE, "service unavailable",
+		    "сервис недоступен"},
+		{DT_EXIT_IOERR, "cannot write output",
+		    "ошибка записи"},
+		{DT_EXIT_TEMPFAIL, "temporary failure",
+		    "временный сбой"},
+		{DT_EXIT_CONFIG, "bad configuration",
+		    "ошибка конфигурации"},
+		{DT_EXIT_PIPE, "output closed",
+		    "выход закрыт"},
 	};
 	size_t i;
 
@@ -447,7 +455,8 @@ head_lines(struct lines *l, const struct words *w, json_t *s)
 				dt_rpt_buf_puts(&b, SEP);
 			put_text(&b, k, NAME_CHARS);
 			dt_rpt_buf_puts(&b, " ");
-			put_uint(&b, w, (unsigned long long)json_integer_value(v));
+			put_uint(&b, w,
+			    (unsigned long long)json_integer_value(v));
 			first = 0;
 		}
 		line_end(l, &b);
@@ -590,8 +599,10 @@ analysis_lines(struct lines *l, const struct words *w, json_t *s)
 		put_name(&b, w, name);
 		dt_rpt_buf_puts(&b, "</b>: ");
 		if (strcmp(kind, "enum") == 0) {
+			json_t *shares = json_object_get(f, "shares");
+
 			first = 1;
-			json_object_foreach(json_object_get(f, "shares"), k, v) {
+			json_object_foreach(shares, k, v) {
 				if (json_real_value(v) <= 0)
 					continue;
 				if (!first)
@@ -607,8 +618,8 @@ analysis_lines(struct lines *l, const struct words *w, json_t *s)
 			json_array_foreach(json_object_get(f, "top"), i, e) {
 				if (i > 0)
 					dt_rpt_buf_puts(&b, SEP);
-				put_text(&b, json_string_value(json_object_get(e,
-				    "value")), NAME_CHARS);
+				put_text(&b, json_string_value(
+				    json_object_get(e, "value")), NAME_CHARS);
 				dt_rpt_buf_puts(&b, " ");
 				put_share(&b, (double)int_at(e, "count") /
 				    total);
@@ -625,8 +636,10 @@ analysis_lines(struct lines *l, const struct words *w, json_t *s)
 		} else if (strcmp(kind, "items") == 0) {
 			struct dt_rpt_buf x = {0}, y = {0};
 
-			put_uint(&x, w, (unsigned long long)int_at(f, "items"));
-			put_uint(&y, w, (unsigned long long)int_at(f, "records"));
+			put_uint(&x, w,
+			    (unsigned long long)int_at(f, "items"));
+			put_uint(&y, w,
+			    (unsigned long long)int_at(f, "records"));
 			dt_rpt_buf_printf(&b, w->items_in, x.s ? x.s : "",
 			    y.s ? y.s : "");
 			dt_rpt_buf_free(&x);

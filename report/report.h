@@ -88,9 +88,10 @@ size_t dt_rpt_topk_top(const struct dt_rpt_topk *t,
     const struct dt_rpt_topk_item **out, size_t k);
 
 /*
- * Normalises a topic (s, n bytes) into buf (len >= DT_RPT_KEY_MAX + 1): white space
- * trimmed and runs of it made one space, control characters dropped, Latin
- * and Cyrillic capitals made small.  Returns the length (0: nothing left).
+ * Normalises a topic (s, n bytes) into buf (len >= DT_RPT_KEY_MAX + 1):
+ * white space trimmed and runs of it made one space, control and
+ * invisible characters dropped, Latin and Cyrillic capitals made small,
+ * cut to DT_RPT_KEY_MAX bytes.  Returns the length (0: nothing left).
  */
 size_t dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len);
 

@@ -273,11 +273,13 @@ string(struct sc *s, struct dt_rpt_span *out, char *key, size_t *keylen)
 					unsigned lo;
 
 					if (end - p < 6 || p[0] != '\\' ||
-					    p[1] != 'u' || hex4(p + 2, &lo) < 0 ||
+					    p[1] != 'u' ||
+					    hex4(p + 2, &lo) < 0 ||
 					    lo < 0xDC00 || lo > 0xDFFF) {
 						s->p = p - 6;
-						return fail(s, "invalid Unicode "
-						    "escape (lone high surrogate)");
+						return fail(s, "invalid "
+						    "Unicode escape (lone "
+						    "high surrogate)");
 					}
 					c = 0x10000 + ((c - 0xD800) << 10) +
 					    (lo - 0xDC00);
@@ -866,8 +868,8 @@ dt_rpt_scan_line(const char *line, size_t len, char *arena,
 		if (value(&s, NULL, NULL) == 0) {
 			ws(&s);
 			if (s.p == s.end) {
-				snprintf(err, errlen, "not a JSON object (got %s)",
-				    what);
+				snprintf(err, errlen,
+				    "not a JSON object (got %s)", what);
 				return -1;
 			}
 			fail(&s, "end of input expected");
@@ -880,7 +882,7 @@ dt_rpt_scan_line(const char *line, size_t len, char *arena,
 	if (s.err != NULL) {
 		size_t off = utf8_check(s.start, len);
 
-		/* Bad UTF-8 anywhere is the complaint, as lib/ndjson.c has it. */
+		/* Bad UTF-8 anywhere is the complaint, as in lib/ndjson.c. */
 		if (off != len)
 			snprintf(err, errlen, "not valid UTF-8 (byte %zu)",
 			    off + 1);
@@ -1011,7 +1013,7 @@ read_line(struct dt_rpt_scan *r, int *toolong)
 		nl = memchr(r->in + r->in_pos, '\n', avail);
 		take = nl ? (size_t)(nl - (r->in + r->in_pos)) : avail;
 		if (!got && nl != NULL && take <= r->max_line) {
-			/* The whole line is in the input buffer: use it there. */
+			/* The whole line is in the input buffer: use it. */
 			r->line = r->in + r->in_pos;
 			r->line_len = take;
 			r->in_pos += take + 1;

@@ -291,8 +291,8 @@ dt_rpt_topk_add(struct dt_rpt_topk *t, const char *key, size_t len)
 static int
 item_cmp(const void *a, const void *b)
 {
-	const struct dt_rpt_topk_item *x = *(const struct dt_rpt_topk_item *const *)a;
-	const struct dt_rpt_topk_item *y = *(const struct dt_rpt_topk_item *const *)b;
+	const struct dt_rpt_topk_item *const *pa = a, *const *pb = b;
+	const struct dt_rpt_topk_item *x = *pa, *y = *pb;
 
 	if (x->count != y->count)
 		return x->count > y->count ? -1 : 1;
@@ -436,7 +436,8 @@ dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len)
 			if (space)
 				buf[o++] = ' ';
 			space = 0;
-			buf[o++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+			buf[o++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 :
+			    *p);
 			p++;
 			n--;
 			continue;
@@ -1075,7 +1076,8 @@ dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
 	json_object_set_new(o, "cost_usd", t->with_cost ?
 	    json_real(round_to(t->cost, 1e-6)) : json_null());
 	lat = json_object();
-	json_object_set_new(lat, "count", json_integer((json_int_t)t->latency.n));
+	json_object_set_new(lat, "count",
+	    json_integer((json_int_t)t->latency.n));
 	if (t->latency.n > 0) {
 		json_object_set_new(lat, "p50", json_integer((json_int_t)
 		    dt_rpt_hist_quantile(&t->latency, 0.50)));
@@ -1090,7 +1092,8 @@ dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
 	}
 	json_object_set_new(o, "latency_ms", lat);
 	an = json_object();
-	json_object_set_new(an, "records", json_integer((json_int_t)t->analyzed));
+	json_object_set_new(an, "records",
+	    json_integer((json_int_t)t->analyzed));
 	fields = json_object();
 	for (i = 0; i < t->nfields; i++)
 		json_object_set_new(fields, t->fields[i].name,

@@ -40,7 +40,8 @@ dt_rpt_tg_chat_ok(const char *chat)
 		for (i = 2; i < n; i++)
 			if (!((chat[i] >= 'a' && chat[i] <= 'z') ||
 			    (chat[i] >= 'A' && chat[i] <= 'Z') ||
-			    (chat[i] >= '0' && chat[i] <= '9') || chat[i] == '_'))
+			    (chat[i] >= '0' && chat[i] <= '9') ||
+			    chat[i] == '_'))
 				return -1;
 		return 0;
 	}
@@ -190,9 +191,9 @@ send_one(struct dt_http *h, const struct dt_rpt_tg *tg, const char *url,
 			status = DT_EXIT_UNAVAILABLE;
 		} else {
 			dt_error("telegram: sendMessage%s: %s", what, why);
-			status = resp.result == DT_HTTP_OK && resp.status >= 400 &&
-			    resp.status < 500 ? DT_EXIT_CONFIG :
-			    DT_EXIT_UNAVAILABLE;
+			status = resp.result == DT_HTTP_OK &&
+			    resp.status >= 400 && resp.status < 500 ?
+			    DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
 			break;
 		}
 		if (try >= MAX_TRIES) {
@@ -266,8 +267,9 @@ dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, char **msgs,
 		free(body);
 		if (rc == TG_MIGRATED && !migrated) {
 			snprintf(chat, sizeof(chat), "%lld", migrate);
-			dt_warn("telegram: chat %s was upgraded to a supergroup; "
-			    "sending to %s instead: set TELEGRAM_CHAT_ID=%s",
+			dt_warn("telegram: chat %s was upgraded to a "
+			    "supergroup; sending to %s instead: set "
+			    "TELEGRAM_CHAT_ID=%s",
 			    tg->chat_id, chat, chat);
 			migrated = 1;
 			i--;
@@ -280,8 +282,8 @@ dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, char **msgs,
 		}
 		if (rc != TG_SENT) {
 			if (i + 1 < n)
-				dt_error("telegram: %d of %d messages sent; the "
-				    "rest are not", i, n);
+				dt_error("telegram: %d of %d messages sent; "
+				    "the rest are not", i, n);
 			return rc;
 		}
 		(*sent)++;
