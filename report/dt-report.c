@@ -452,7 +452,7 @@ int
 main(int argc, char **argv)
 {
 	struct config c = {0};
-	struct dt_rpt_tally tally;
+	static struct dt_rpt_tally tally; /* 500 KiB: not on the stack */
 	struct dt_http *h = NULL;
 	struct dt_supabase *sb = NULL;
 	json_t *schema = NULL, *summary = NULL, *rep;

@@ -289,7 +289,7 @@ balanced(const char *msg)
 static void
 test_split(void)
 {
-	struct dt_rpt_tally t;
+	static struct dt_rpt_tally t;
 	static struct dt_rpt_rec r;
 	char line[256], arena[512], err[256];
 	json_t *s;
