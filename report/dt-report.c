@@ -24,6 +24,10 @@
 #include "report.h"
 #include "supabase.h"
 
+#ifndef DT_DATADIR
+#define DT_DATADIR "/usr/local/share/dt"
+#endif
+
 #define TELEGRAM_LIMIT 4096
 
 static const char usage[] =
@@ -53,7 +57,8 @@ static const char usage[] =
     "Environment: TELEGRAM_BOT_TOKEN[_FILE], TELEGRAM_CHAT_ID,\n"
     "TELEGRAM_THREAD_ID, TELEGRAM_API_URL, SUPABASE_URL, SUPABASE_KEY[_FILE],\n"
     "DT_PUSHGATEWAY_URL, DT_PUSHGATEWAY_JOB, DT_REPORT_NOTIFY, DT_REPORT_TOP,\n"
-    "DT_REPORT_SCHEMA, DT_REPORT_TOPICS_FIELD, DT_REPORT_RETRY_SECONDS,\n"
+    "DT_REPORT_SCHEMA (else DT_SCHEMA_FILE), DT_REPORT_TOPICS_FIELD,\n"
+    "DT_REPORT_RETRY_SECONDS, DT_MAX_LINE,\n"
     "DT_RUN_ID, DT_RUN_STARTED_AT, DT_RUN_FINISHED_AT, TIMEOUT_SECONDS.\n"
     "\n"
     "Exit status: the most severe of the run's own (the worst status the\n"
@@ -262,7 +267,10 @@ read_config(struct config *c)
 	    (long long)DT_NDJSON_MAX_LINE_DEFAULT, 1024, 1073741824,
 	    &c->max_line) < 0)
 		bad = 1;
-	c->schema = dt_env("DT_REPORT_SCHEMA", NULL);
+	/* The schema dt-analyze uses, unless told otherwise. */
+	c->schema = dt_env("DT_REPORT_SCHEMA", dt_env("DT_SCHEMA_FILE", NULL));
+	if (c->schema == NULL && access(DT_DATADIR "/schema.json", R_OK) == 0)
+		c->schema = DT_DATADIR "/schema.json";
 	c->topics_field = dt_env("DT_REPORT_TOPICS_FIELD", "topics");
 	c->run_id = dt_env("DT_RUN_ID", NULL);
 	c->started = dt_env("DT_RUN_STARTED_AT", NULL);
