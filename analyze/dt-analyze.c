@@ -718,6 +718,29 @@ usage_json(const struct dt_usage *u)
 	    (json_int_t)u->total_tokens, "cost_usd", u->cost_usd);
 }
 
+/*
+ * The peak resident size of this program.  ru_maxrss also counts the
+ * process image before execve (under parallel, a forked perl), so the
+ * kernel's per-image high-water mark is read when there is one.
+ */
+static long
+peak_rss_kb(long fallback)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	long kb = fallback;
+
+	if (f == NULL)
+		return fallback;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "VmHWM:", 6) == 0) {
+			kb = strtol(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
 /* Renders the stage record (see docs/pipeline.md) into buf. */
 static size_t
 render_stage(struct run *x, int status, const char *message, int interrupted,
@@ -757,7 +780,7 @@ render_stage(struct run *x, int status, const char *message, int interrupted,
 		PUT(",\"resources\":{\"cpu_ms\":%ld,\"maxrss_kb\":%ld}",
 		    (long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
 		    (long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000,
-		    ru.ru_maxrss);
+		    peak_rss_kb(ru.ru_maxrss));
 	PUT(",\"interrupted\":%s}\n", interrupted ? "true" : "false");
 #undef PUT
 	if (o >= len)
