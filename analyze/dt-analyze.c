@@ -804,7 +804,8 @@ take_run_id(struct run *x, json_t *rec)
 		return;
 	for (i = 0; s[i] != '\0' && i + 1 < sizeof(x->run_id); i++)
 		x->run_id[i] = (s[i] == '"' || s[i] == '\\' ||
-		    (unsigned char)s[i] < 0x20) ? '_' : s[i];
+		    (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) ?
+		    '_' : s[i];
 	x->run_id[i] = '\0';
 }
 
