@@ -48,6 +48,8 @@ setup_file() {
 	export IMAGE_SKIP
 	[ -z "$IMAGE_SKIP" ] || return 0
 	local t0=$SECONDS
+	IMAGE_REVISION=$(git -C "$DT_ROOT" rev-parse --short HEAD)
+	export IMAGE_REVISION
 	DT_IMAGE_BASE=$image_base "$DT_ROOT/tools/image" build \
 		>"$BATS_FILE_TMPDIR/build.log" 2>&1 || {
 		tail -40 "$BATS_FILE_TMPDIR/build.log" >&2
@@ -82,7 +84,7 @@ inspect() {
 	run -0 inspect '{{index .Config.Labels "org.opencontainers.image.version"}}'
 	assert_output "$(sed -n 's/^VERSION *= *//p' "$DT_ROOT/Makefile")"
 	run -0 inspect '{{index .Config.Labels "org.opencontainers.image.revision"}}'
-	assert_output "$(git -C "$DT_ROOT" rev-parse --short HEAD)"
+	assert_output "$IMAGE_REVISION"
 	run -0 run_image --entrypoint /usr/bin/id -- -u
 	assert_output 10001
 	local size
@@ -143,7 +145,7 @@ inspect() {
 	# Every analysis takes 2 s, so the run is mid-flight when it is stopped.
 	standin perplexity script '{"latency_ms":2000}'
 	local name=dt-sigterm-$$
-	"$DT_ROOT/tools/image" run -d --name "$name" \
+	"$DT_ROOT/tools/image" run --keep -d --name "$name" \
 		-e SUPABASE_URL -e SUPABASE_KEY -e PERPLEXITY_BASE_URL \
 		-e PERPLEXITY_API_KEY -e TELEGRAM_API_URL -e TELEGRAM_BOT_TOKEN \
 		-e TELEGRAM_CHAT_ID -e DT_RUN_ID=image-sigterm -e BATCH_SIZE=5 \
@@ -154,6 +156,12 @@ inspect() {
 		sleep 0.1
 	done
 	sleep 1
+	run -0 podman --runtime runc inspect --format '{{.State.Running}}' "$name"
+	if [ "$output" != true ]; then
+		podman --runtime runc logs "$name" >&2 || true
+		podman --runtime runc rm "$name" >/dev/null
+		fail "the run ended before it could be stopped"
+	fi
 	# SIGTERM, then SIGKILL after 60 s as Kubernetes' grace period would.
 	podman --runtime runc stop -t 60 "$name" >/dev/null
 	run -0 podman --runtime runc wait "$name"
@@ -168,4 +176,37 @@ inspect() {
 	assert_output 1
 	run -0 sql "select count(*) from public.dt_results where status = 'done'"
 	[ "$output" -gt 0 ] && [ "$output" -lt 40 ] || fail "$output rows done"
+}
+
+@test "image: make push tags the image with the version and pushes it (a local registry)" {
+	command -v docker-registry >/dev/null ||
+		skip "docker-registry not installed: no local registry to push to (tools/deps install)"
+	local port dir=$BATS_TEST_TMPDIR/registry version
+	port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	mkdir -p "$dir/data"
+	cat >"$dir/config.yml" <<-EOC
+		version: 0.1
+		log:
+		  level: error
+		storage:
+		  filesystem:
+		    rootdirectory: $dir/data
+		http:
+		  addr: 127.0.0.1:$port
+	EOC
+	docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
+	local pid=$! i
+	for i in $(seq 1 50); do
+		curl -fsS "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	version=$(sed -n 's/^VERSION *= *//p' "$DT_ROOT/Makefile")
+	DT_PUSH_TLS_VERIFY=false run -0 --separate-stderr \
+		"$DT_ROOT/tools/image" push "127.0.0.1:$port"
+	assert_equal "${stderr_lines[${#stderr_lines[@]}-1]}" "tools/image: pushed 127.0.0.1:$port/dt:$version"
+	run -0 curl -fsS "http://127.0.0.1:$port/v2/dt/tags/list"
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	assert_output "{\"name\":\"dt\",\"tags\":[\"$version\"]}"
+	podman --runtime runc rmi "127.0.0.1:$port/dt:$version" >/dev/null
 }
