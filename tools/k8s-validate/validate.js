@@ -30,7 +30,6 @@ const YAML = require('yaml');
 const { kustomize, loadYamlFile } = require('./kustomize');
 const { unknownFields } = require('./fields');
 const { checkPolicy } = require('./policy');
-const { checkDockerfile } = require('./dockerfile');
 
 const PROG = 'k8s-validate';
 
@@ -238,7 +237,7 @@ function cmdDockerfile(args) {
 	const file = files[0];
 	if (ignore === null)
 		ignore = path.join(path.dirname(file), '.dockerignore');
-	const errs = checkDockerfile(file, ignore);
+	const errs = require('./dockerfile').checkDockerfile(file, ignore);
 	for (const e of errs)
 		process.stderr.write(`${PROG}: ${e}\n`);
 	if (errs.length) {
