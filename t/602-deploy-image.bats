@@ -101,12 +101,18 @@ inspect() {
 }
 
 @test "image: the programs, the prompt and the schema are installed" {
-	run -0 run_image --entrypoint /bin/sh -- -c \
-		'for p in dt-fetch dt-analyze dt-store dt-report dt-entrypoint parallel; do command -v $p; done; ls /usr/local/share/dt'
-	assert_output --partial /usr/local/bin/dt-report
-	assert_line /usr/bin/parallel
-	assert_line prompt.txt
-	assert_line schema.json
+	run -0 run_image --entrypoint /bin/bash -- -c \
+		'for p in dt-fetch dt-analyze dt-store dt-report dt-entrypoint dt-fanout parallel tini; do command -v $p || echo "no $p"; done; ls /usr/local/share/dt'
+	assert_output "/usr/local/bin/dt-fetch
+/usr/local/bin/dt-analyze
+/usr/local/bin/dt-store
+/usr/local/bin/dt-report
+/usr/local/bin/dt-entrypoint
+/usr/local/bin/dt-fanout
+/usr/bin/parallel
+/usr/bin/tini
+prompt.txt
+schema.json"
 }
 
 @test "image: a missing secret fails at once with exit 78, naming it" {
