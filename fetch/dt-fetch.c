@@ -6,7 +6,8 @@
  * cap is reached or nothing is left, writing each batch as soon as it
  * arrives.  --peek reads what a claim would get without leasing anything.
  * The last line is always the stage report record, also when Supabase
- * cannot be reached.  See docs/supabase.md.
+ * cannot be reached.  --check-config checks the configuration and exits.
+ * See docs/supabase.md.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -29,10 +30,14 @@
 
 #define RUN_ID_MAX 200
 
+/* The long-only option --check-config. */
+#define OPT_CHECK_CONFIG 256
+
 static const char usage_text[] =
     "usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]\n"
     "                [-i column] [-l seconds] [-m count] [-r run-id]\n"
     "                [-t table] [-x column]\n"
+    "       dt-fetch --check-config [-c | -p] [-n] [option ...]\n"
     "\n"
     "Claims unanalyzed rows of the source table through Supabase's data API\n"
     "and writes one NDJSON source record per row, then a stage record.\n"
@@ -43,6 +48,10 @@ static const char usage_text[] =
     "  -C, --columns list     more source columns for \"row\", comma-separated\n"
     "                         (DT_SOURCE_COLUMNS)\n"
     "  -c, --claim            lease rows to this run (the CronJob's mode)\n"
+    "      --check-config     check the environment and options, read the\n"
+    "                         key file, connect to nothing; print nothing\n"
+    "                         and exit 0 when valid, else one line per\n"
+    "                         problem and exit 78\n"
     "  -h, --help             print this help and exit\n"
     "  -i, --id-column name   the source id column (DT_SOURCE_ID, id)\n"
     "  -l, --lease-seconds n  how long a claim holds its rows\n"
@@ -59,15 +68,16 @@ static const char usage_text[] =
     "  -x, --text-column name the message text column (DT_SOURCE_TEXT, text)\n"
     "\n"
     "Environment: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE (the\n"
-    "service role key), TIMEOUT_SECONDS.  Exit status: 0 done, 64 usage,\n"
-    "69 Supabase unavailable, 74 output error, 75 interrupted, 78 bad\n"
-    "configuration (URL, key, table, column or function).\n";
+    "service role key), TIMEOUT_SECONDS, DT_SUPABASE_TRIES,\n"
+    "DT_SUPABASE_BACKOFF_MS.  Exit status: 0 done, 64 usage, 69 Supabase unavailable, 74 output error, 75 interrupted,\n"
+    "78 bad configuration (URL, key, table, column or function).\n";
 
 static const struct option longopts[] = {
 	{"max-attempts", required_argument, NULL, 'a'},
 	{"batch-size", required_argument, NULL, 'b'},
 	{"columns", required_argument, NULL, 'C'},
 	{"claim", no_argument, NULL, 'c'},
+	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"help", no_argument, NULL, 'h'},
 	{"id-column", required_argument, NULL, 'i'},
 	{"lease-seconds", required_argument, NULL, 'l'},
@@ -86,6 +96,7 @@ static const struct option longopts[] = {
 struct fetch {
 	int mode;               /* 'c' or 'p' */
 	int dry_run;
+	int check;              /* --check-config */
 	long long batch;
 	long long max_records;
 	long long lease;
@@ -145,9 +156,12 @@ make_run_id(char *buf, size_t len)
 	    tm.tm_min, tm.tm_sec, r);
 }
 
-/* Splits "a,b" into a JSON array of names.  Returns 0 or -1 after logging. */
+/*
+ * Splits "a,b" into a JSON array of names; what names the setting in the
+ * error.  Returns 0 or -1 after logging.
+ */
 static int
-parse_columns(const char *s, json_t **out)
+parse_columns(const char *what, const char *s, json_t **out)
 {
 	json_t *a = json_array();
 	const char *p = s;
@@ -159,7 +173,7 @@ parse_columns(const char *s, json_t **out)
 		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
 
 		if (n == 0 || n > 63) {
-			dt_error("--columns: bad column list: %s", s);
+			dt_error("%s: bad column list: %s", what, s);
 			json_decref(a);
 			return -1;
 		}
@@ -183,24 +197,38 @@ check_name(const char *what, const char *v)
 	return 0;
 }
 
-/* Reads the environment, then the flags.  Returns 0 or an exit status. */
+/*
+ * Reads the environment, then the flags, and checks them all, logging
+ * one line per problem.  Returns 0 or an exit status: DT_EXIT_USAGE for
+ * a bad command line, DT_EXIT_CONFIG for bad settings (with
+ * --check-config every bad value, flags included, and the Supabase
+ * settings too).
+ */
 static int
 configure(struct fetch *f, int argc, char **argv)
 {
 	const char *run_id = dt_env("DT_RUN_ID", NULL), *cols;
-	int c;
+	int c, nconf = 0, nusage = 0;
 
 	f->table = dt_env("DT_SOURCE_TABLE", "messages");
 	f->id_col = dt_env("DT_SOURCE_ID", "id");
 	f->text_col = dt_env("DT_SOURCE_TEXT", "text");
-	if (dt_env_ll("BATCH_SIZE", 100, 1, 10000, &f->batch) < 0 ||
-	    dt_env_ll("DT_MAX_RECORDS", 10000, 0, 1000000000, &f->max_records) < 0 ||
-	    dt_env_ll("DT_LEASE_SECONDS", 900, 1, 604800, &f->lease) < 0 ||
-	    dt_env_ll("DT_MAX_ATTEMPTS", 3, 1, 1000, &f->attempts) < 0)
-		return DT_EXIT_CONFIG;
+	f->batch = 100;
+	f->max_records = 10000;
+	f->lease = 900;
+	f->attempts = 3;
+	if (dt_env_ll("BATCH_SIZE", 100, 1, 10000, &f->batch) < 0)
+		nconf++;
+	if (dt_env_ll("DT_MAX_RECORDS", 10000, 0, 1000000000,
+	    &f->max_records) < 0)
+		nconf++;
+	if (dt_env_ll("DT_LEASE_SECONDS", 900, 1, 604800, &f->lease) < 0)
+		nconf++;
+	if (dt_env_ll("DT_MAX_ATTEMPTS", 3, 1, 1000, &f->attempts) < 0)
+		nconf++;
 	if ((cols = dt_env("DT_SOURCE_COLUMNS", NULL)) != NULL &&
-	    parse_columns(cols, &f->columns) < 0)
-		return DT_EXIT_CONFIG;
+	    parse_columns("DT_SOURCE_COLUMNS", cols, &f->columns) < 0)
+		nconf++;
 
 	while ((c = getopt_long(argc, argv, "a:b:C:chi:l:m:npqr:t:vVx:",
 	    longopts, NULL)) != -1) {
@@ -208,16 +236,16 @@ configure(struct fetch *f, int argc, char **argv)
 		case 'a':
 			if (dt_parse_ll("--max-attempts", optarg, 1, 1000,
 			    &f->attempts) < 0)
-				return DT_EXIT_USAGE;
+				nusage++;
 			break;
 		case 'b':
 			if (dt_parse_ll("--batch-size", optarg, 1, 10000,
 			    &f->batch) < 0)
-				return DT_EXIT_USAGE;
+				nusage++;
 			break;
 		case 'C':
-			if (parse_columns(optarg, &f->columns) < 0)
-				return DT_EXIT_USAGE;
+			if (parse_columns("--columns", optarg, &f->columns) < 0)
+				nusage++;
 			break;
 		case 'c':
 		case 'p':
@@ -227,6 +255,7 @@ configure(struct fetch *f, int argc, char **argv)
 			f->mode = c;
 			break;
 		case 'h':
+			json_decref(f->columns);
 			exit(dt_cli_help(usage_text));
 		case 'i':
 			f->id_col = optarg;
@@ -234,12 +263,12 @@ configure(struct fetch *f, int argc, char **argv)
 		case 'l':
 			if (dt_parse_ll("--lease-seconds", optarg, 1, 604800,
 			    &f->lease) < 0)
-				return DT_EXIT_USAGE;
+				nusage++;
 			break;
 		case 'm':
 			if (dt_parse_ll("--max-records", optarg, 0, 1000000000,
 			    &f->max_records) < 0)
-				return DT_EXIT_USAGE;
+				nusage++;
 			break;
 		case 'n':
 			f->dry_run = 1;
@@ -257,10 +286,14 @@ configure(struct fetch *f, int argc, char **argv)
 			dt_log_adjust(1);
 			break;
 		case 'V':
+			json_decref(f->columns);
 			dt_cli_version();
 			exit(dt_cli_close_stdout(DT_EXIT_OK));
 		case 'x':
 			f->text_col = optarg;
+			break;
+		case OPT_CHECK_CONFIG:
+			f->check = 1;
 			break;
 		default:
 			return dt_cli_usage_error(NULL);
@@ -269,22 +302,32 @@ configure(struct fetch *f, int argc, char **argv)
 	if (optind < argc)
 		return dt_cli_usage_error("unexpected argument: %s",
 		    argv[optind]);
-	if (f->mode == 0)
+	if (f->mode == 0 && !f->check)
 		return dt_cli_usage_error("say --claim or --peek");
-	if (check_name("DT_SOURCE_TABLE/--table", f->table) < 0 ||
-	    check_name("DT_SOURCE_ID/--id-column", f->id_col) < 0 ||
-	    check_name("DT_SOURCE_TEXT/--text-column", f->text_col) < 0)
-		return DT_EXIT_CONFIG;
+	if (check_name("DT_SOURCE_TABLE/--table", f->table) < 0)
+		nconf++;
+	if (check_name("DT_SOURCE_ID/--id-column", f->id_col) < 0)
+		nconf++;
+	if (check_name("DT_SOURCE_TEXT/--text-column", f->text_col) < 0)
+		nconf++;
 	if (run_id != NULL) {
 		if (*run_id == '\0' || strlen(run_id) > RUN_ID_MAX) {
 			dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",
 			    RUN_ID_MAX);
-			return DT_EXIT_CONFIG;
-		}
-		snprintf(f->run_id, sizeof(f->run_id), "%s", run_id);
-	} else
+			nconf++;
+		} else
+			snprintf(f->run_id, sizeof(f->run_id), "%s", run_id);
+	} else if (!f->check)
 		make_run_id(f->run_id, sizeof(f->run_id));
-	return 0;
+	if (f->check) {
+		/* What the run itself would find out only when it starts. */
+		if (!f->dry_run)
+			nconf += dt_supabase_check();
+		return nconf + nusage > 0 ? DT_EXIT_CONFIG : 0;
+	}
+	if (nconf > 0)
+		return DT_EXIT_CONFIG;
+	return nusage > 0 ? DT_EXIT_USAGE : 0;
 }
 
 /* The arguments of one dt_claim or dt_peek call.  Returns a new reference. */
@@ -477,7 +520,7 @@ main(int argc, char **argv)
 		return DT_EXIT_CONFIG;
 	dt_out_init();
 	dt_config_register_secrets();
-	if ((rc = configure(&f, argc, argv)) != 0) {
+	if ((rc = configure(&f, argc, argv)) != 0 || f.check) {
 		json_decref(f.columns);
 		return rc;
 	}

@@ -37,56 +37,109 @@ joinstr(const char *a, const char *b)
 	return s;
 }
 
-struct dt_supabase *
-dt_supabase_new(void)
-{
-	struct dt_supabase *sb;
-	const char *url = dt_env("SUPABASE_URL", NULL);
-	char *key = NULL;
+/* The settings a client is made from. */
+struct sb_config {
+	const char *url;
+	char *key;              /* new string, or NULL */
 	long long timeout, tries, backoff;
-	size_t n;
+};
+
+/* Checks SUPABASE_URL; returns 0, or -1 after logging one line. */
+static int
+check_url(const char *url)
+{
+	const char *host;
+	char safe[512];
 
 	if (url == NULL) {
 		dt_error("SUPABASE_URL is not set (the project URL, e.g. "
 		    "https://xyz.supabase.co)");
-		return NULL;
+		return -1;
 	}
-	if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
-		char safe[512];
-
+	if (strncmp(url, "http://", 7) == 0)
+		host = url + 7;
+	else if (strncmp(url, "https://", 8) == 0)
+		host = url + 8;
+	else {
 		dt_error("SUPABASE_URL: not an http:// or https:// URL: %s",
 		    dt_http_safe_url(url, safe, sizeof(safe)));
-		return NULL;
+		return -1;
 	}
 	if (strchr(url, '?') != NULL || strchr(url, '#') != NULL ||
 	    strchr(url, ' ') != NULL) {
 		dt_error("SUPABASE_URL: must be the bare project URL, without a "
 		    "query, fragment or spaces");
-		return NULL;
+		return -1;
 	}
-	if (dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &timeout) < 0 ||
-	    dt_env_ll("DT_SUPABASE_TRIES", 5, 1, 100, &tries) < 0 ||
-	    dt_env_ll("DT_SUPABASE_BACKOFF_MS", 500, 0, 600000, &backoff) < 0)
-		return NULL;
-	if (dt_env_secret("SUPABASE_KEY", &key) < 0)
-		return NULL;
-	if (key == NULL || *key == '\0') {
+	if (*host == '\0' || *host == '/') {
+		dt_error("SUPABASE_URL: no host name: %s",
+		    dt_http_safe_url(url, safe, sizeof(safe)));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Reads and checks every Supabase setting, logging one line per problem,
+ * so a person sees them all at once.  Returns the number of problems;
+ * c->key is then a new string (or NULL) the caller frees.
+ */
+static int
+read_config(struct sb_config *c)
+{
+	int bad = 0;
+
+	memset(c, 0, sizeof(*c));
+	c->url = dt_env("SUPABASE_URL", NULL);
+	if (check_url(c->url) < 0)
+		bad++;
+	if (dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout) < 0)
+		bad++;
+	if (dt_env_ll("DT_SUPABASE_TRIES", 5, 1, 100, &c->tries) < 0)
+		bad++;
+	if (dt_env_ll("DT_SUPABASE_BACKOFF_MS", 500, 0, 600000,
+	    &c->backoff) < 0)
+		bad++;
+	if (dt_env_secret("SUPABASE_KEY", &c->key) < 0)
+		bad++;
+	else if (c->key == NULL || *c->key == '\0') {
 		dt_error("SUPABASE_KEY is not set (the service role key; or "
 		    "SUPABASE_KEY_FILE naming a file that holds it)");
-		free(key);
-		return NULL;
-	}
-	if (strpbrk(key, "\r\n") != NULL) {
+		bad++;
+	} else if (strpbrk(c->key, "\r\n") != NULL) {
 		dt_error("SUPABASE_KEY: contains a line break");
-		free(key);
+		bad++;
+	}
+	return bad;
+}
+
+int
+dt_supabase_check(void)
+{
+	struct sb_config c;
+	int bad = read_config(&c);
+
+	free(c.key);
+	return bad;
+}
+
+struct dt_supabase *
+dt_supabase_new(void)
+{
+	struct dt_supabase *sb = NULL;
+	struct sb_config c;
+	size_t n;
+
+	if (read_config(&c) > 0) {
+		free(c.key);
 		return NULL;
 	}
 	if ((sb = calloc(1, sizeof(*sb))) == NULL)
 		goto oom;
-	sb->timeout_ms = (long)timeout * 1000;
-	sb->tries = tries;
-	sb->backoff_ms = backoff;
-	if ((sb->url = strdup(url)) == NULL)
+	sb->timeout_ms = (long)c.timeout * 1000;
+	sb->tries = c.tries;
+	sb->backoff_ms = c.backoff;
+	if ((sb->url = strdup(c.url)) == NULL)
 		goto oom;
 	n = strlen(sb->url);
 	while (n > 0 && sb->url[n - 1] == '/')
@@ -95,11 +148,11 @@ dt_supabase_new(void)
 	if (n >= 8 && strcmp(sb->url + n - 8, "/rest/v1") == 0)
 		sb->url[n - 8] = '\0';
 	dt_http_safe_url(sb->url, sb->safe_url, sizeof(sb->safe_url));
-	sb->apikey_hdr = joinstr("apikey: ", key);
-	sb->auth_hdr = joinstr("Authorization: Bearer ", key);
+	sb->apikey_hdr = joinstr("apikey: ", c.key);
+	sb->auth_hdr = joinstr("Authorization: Bearer ", c.key);
 	if (sb->apikey_hdr == NULL || sb->auth_hdr == NULL)
 		goto oom;
-	free(key);
+	free(c.key);
 	if ((sb->http = dt_http_new("supabase")) == NULL) {
 		dt_supabase_free(sb);
 		return NULL;
@@ -107,7 +160,7 @@ dt_supabase_new(void)
 	return sb;
 oom:
 	dt_error("out of memory");
-	free(key);
+	free(c.key);
 	dt_supabase_free(sb);
 	return NULL;
 }

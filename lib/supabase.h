@@ -34,12 +34,21 @@ struct dt_sb_result {
 
 /*
  * Creates a client from SUPABASE_URL, SUPABASE_KEY (or SUPABASE_KEY_FILE)
- * and TIMEOUT_SECONDS.  Returns NULL after logging one line naming the
- * variable when the configuration is missing or bad (exit with
- * DT_EXIT_CONFIG).  Free with dt_supabase_free().
+ * TIMEOUT_SECONDS, DT_SUPABASE_TRIES and DT_SUPABASE_BACKOFF_MS.  Returns
+ * NULL after logging one line per problem, naming the variable, when the
+ * configuration is missing or bad (exit with DT_EXIT_CONFIG).  Free with
+ * dt_supabase_free().
  */
 struct dt_supabase *dt_supabase_new(void);
 void dt_supabase_free(struct dt_supabase *sb);
+
+/*
+ * Checks the settings dt_supabase_new() reads (the URL's form, the key,
+ * reading SUPABASE_KEY_FILE, the numbers' ranges) without connecting to
+ * anything, and logs one line per problem.  Returns the number of
+ * problems, 0 when a client could be made.  For --check-config.
+ */
+int dt_supabase_check(void);
 
 /* The base URL without a trailing slash, with credentials removed.  Borrowed. */
 const char *dt_supabase_url(const struct dt_supabase *sb);

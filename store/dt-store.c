@@ -8,7 +8,8 @@
  * holding a row's lease can change it, so storing the same input twice
  * changes nothing.  A batch goes out when it is full or when its oldest
  * record has waited --max-delay, so a slow trickle is still written
- * promptly.  See docs/supabase.md.
+ * promptly.  --check-config checks the configuration and exits.  See
+ * docs/supabase.md.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -31,6 +32,7 @@
 static const char usage_text[] =
     "usage: dt-store [-hnqvV] [-b size] [-d ms] [-L bytes] [-r run-id]\n"
     "                [file ...]\n"
+    "       dt-store --check-config [-n] [option ...]\n"
     "\n"
     "Stores analyzed records (from the files, or stdin) through Supabase's\n"
     "data API and writes one status line per record after its batch is\n"
@@ -38,6 +40,10 @@ static const char usage_text[] =
     "through.\n"
     "\n"
     "  -b, --batch-size n   records per request (DT_STORE_BATCH, 100)\n"
+    "      --check-config   check the environment and options, read the key\n"
+    "                       file, read no input and connect to nothing;\n"
+    "                       print nothing and exit 0 when valid, else one\n"
+    "                       line per problem and exit 78\n"
     "  -d, --max-delay ms   send a batch once its first record waited this\n"
     "                       long (DT_STORE_MAX_DELAY_MS, 1000)\n"
     "  -h, --help           print this help and exit\n"
@@ -49,12 +55,20 @@ static const char usage_text[] =
     "  -V, --version        print the version and exit\n"
     "\n"
     "Environment: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE,\n"
-    "TIMEOUT_SECONDS.  Exit status: 0 all stored, 1 some records failed,\n"
-    "64 usage, 65 bad input, 69 Supabase unavailable (records not stored\n"
-    "stay leased and come back), 74 output error, 78 bad configuration.\n";
+    "TIMEOUT_SECONDS, DT_SUPABASE_TRIES, DT_SUPABASE_BACKOFF_MS.  Exit\n"
+    "status: 0 all stored, 1 some records failed, 64 usage, 65 bad input,\n"
+    "69 Supabase unavailable (records not stored stay leased and come\n"
+    "back), 74 output error, 78 bad configuration.\n";
+
+/* The long-only option --check-config. */
+#define OPT_CHECK_CONFIG 256
+
+/* The longest run id dt_claim accepts. */
+#define RUN_ID_MAX 200
 
 static const struct option longopts[] = {
 	{"batch-size", required_argument, NULL, 'b'},
+	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"max-delay", required_argument, NULL, 'd'},
 	{"help", no_argument, NULL, 'h'},
 	{"max-line", required_argument, NULL, 'L'},
@@ -74,6 +88,7 @@ struct store {
 	long long max_delay;
 	long long max_line;
 	int dry_run;
+	int check;              /* --check-config */
 	const char *default_run;
 	const char *where;      /* position of the record being taken */
 	struct dt_supabase *sb;
@@ -424,37 +439,49 @@ take(struct store *s, json_t *rec)
 		flush(s);
 }
 
+/*
+ * Reads the environment, then the flags, and checks them all, logging
+ * one line per problem.  Returns 0 or an exit status: DT_EXIT_USAGE for
+ * a bad command line, DT_EXIT_CONFIG for bad settings (with
+ * --check-config every bad value, flags included, and the Supabase
+ * settings too).
+ */
 static int
 configure(struct store *s, int argc, char **argv)
 {
-	int c;
+	int c, nconf = 0, nusage = 0;
 
 	s->default_run = dt_env("DT_RUN_ID", NULL);
-	if (dt_env_ll("DT_STORE_BATCH", 100, 1, 1000, &s->batch_size) < 0 ||
-	    dt_env_ll("DT_STORE_MAX_DELAY_MS", 1000, 0, 3600000,
-	    &s->max_delay) < 0 ||
-	    dt_env_ll("DT_MAX_LINE", DT_NDJSON_MAX_LINE_DEFAULT, 1024,
+	s->batch_size = 100;
+	s->max_delay = 1000;
+	s->max_line = DT_NDJSON_MAX_LINE_DEFAULT;
+	if (dt_env_ll("DT_STORE_BATCH", 100, 1, 1000, &s->batch_size) < 0)
+		nconf++;
+	if (dt_env_ll("DT_STORE_MAX_DELAY_MS", 1000, 0, 3600000,
+	    &s->max_delay) < 0)
+		nconf++;
+	if (dt_env_ll("DT_MAX_LINE", DT_NDJSON_MAX_LINE_DEFAULT, 1024,
 	    1073741824, &s->max_line) < 0)
-		return DT_EXIT_CONFIG;
+		nconf++;
 	while ((c = getopt_long(argc, argv, "b:d:hL:nqr:vV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
 		case 'b':
 			if (dt_parse_ll("--batch-size", optarg, 1, 1000,
 			    &s->batch_size) < 0)
-				return DT_EXIT_USAGE;
+				nusage++;
 			break;
 		case 'd':
 			if (dt_parse_ll("--max-delay", optarg, 0, 3600000,
 			    &s->max_delay) < 0)
-				return DT_EXIT_USAGE;
+				nusage++;
 			break;
 		case 'h':
 			exit(dt_cli_help(usage_text));
 		case 'L':
 			if (dt_parse_ll("--max-line", optarg, 1024, 1073741824,
 			    &s->max_line) < 0)
-				return DT_EXIT_USAGE;
+				nusage++;
 			break;
 		case 'n':
 			s->dry_run = 1;
@@ -471,11 +498,28 @@ configure(struct store *s, int argc, char **argv)
 		case 'V':
 			dt_cli_version();
 			exit(dt_cli_close_stdout(DT_EXIT_OK));
+		case OPT_CHECK_CONFIG:
+			s->check = 1;
+			break;
 		default:
 			return dt_cli_usage_error(NULL);
 		}
 	}
-	return 0;
+	if (s->default_run != NULL && (*s->default_run == '\0' ||
+	    strlen(s->default_run) > RUN_ID_MAX)) {
+		dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",
+		    RUN_ID_MAX);
+		nconf++;
+	}
+	if (s->check) {
+		/* Input files are input, not configuration: not opened. */
+		if (!s->dry_run)
+			nconf += dt_supabase_check();
+		return nconf + nusage > 0 ? DT_EXIT_CONFIG : 0;
+	}
+	if (nconf > 0)
+		return DT_EXIT_CONFIG;
+	return nusage > 0 ? DT_EXIT_USAGE : 0;
 }
 
 /* Reads, batches and stores until the input ends or a signal comes. */
@@ -554,7 +598,7 @@ main(int argc, char **argv)
 		return DT_EXIT_CONFIG;
 	dt_out_init();
 	dt_config_register_secrets();
-	if ((rc = configure(&s, argc, argv)) != 0)
+	if ((rc = configure(&s, argc, argv)) != 0 || s.check)
 		return rc;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;

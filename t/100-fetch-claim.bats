@@ -97,11 +97,15 @@ setup() {
 	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 --separate-stderr dt-fetch -c -r r
 	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"Supabase refused the request: HTTP 401: 42501: permission denied for function dt_claim","counts":{"claimed":0,"batches":0},"interrupted":false}'
 	echo "$output$stderr" >"$BATS_TEST_TMPDIR/all"
-	SUPABASE_KEY=${SUPABASE_KEY%?}x run -78 --separate-stderr dt-fetch -c -r r -v -v
+	# The key with a changed signature: the last of its 43 base64url
+	# characters carries only 4 bits, and A and Q differ in them.
+	wrong=${SUPABASE_KEY%?}
+	if [ "${SUPABASE_KEY: -1}" = A ]; then wrong+=Q; else wrong+=A; fi
+	SUPABASE_KEY=$wrong run -78 --separate-stderr dt-fetch -c -r r -v -v
 	assert_line --partial '"message":"Supabase refused the request: HTTP 401: Invalid API key (hint: Double check your Supabase `anon` or `service_role` API key.)"'
 	echo "$output$stderr" >>"$BATS_TEST_TMPDIR/all"
 	assert_no_secret "$SUPABASE_KEY" "$BATS_TEST_TMPDIR/all"
-	assert_no_secret "${SUPABASE_KEY%?}x" "$BATS_TEST_TMPDIR/all"
+	assert_no_secret "$wrong" "$BATS_TEST_TMPDIR/all"
 	assert_no_secret "$SUPABASE_ANON_KEY" "$BATS_TEST_TMPDIR/all"
 }
 
@@ -146,12 +150,22 @@ Try 'dt-fetch --help'."
 	assert_output '{"dry_run":"dt-fetch","method":"POST","path":"/rest/v1/rpc/dt_claim","body":{"p_run_id":"r","p_lease_seconds":900,"p_max_attempts":3,"p_claim_key":"r:1","p_limit":5,"p_source_table":"messages","p_id_column":"id","p_text_column":"text"}}'
 }
 
+# wait_for_line FILE: waits (up to 5 s) until FILE holds a whole line.
+wait_for_line() {
+	local i
+	for i in $(seq 250); do
+		[ -s "$1" ] && return 0
+		sleep 0.02
+	done
+	fail "nothing was written to $1"
+}
+
 @test "dt-fetch: SIGTERM stops claiming after the current batch and ends with a stage record" {
 	messages 50
-	standin supabase script '{"delay_ms": 300, "match": "dt_claim"}'
+	standin supabase script '{"delay_ms": 100, "match": "dt_claim"}'
 	dt-fetch -c -q -r r -b 5 >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
 	pid=$!
-	sleep 1
+	wait_for_line "$BATS_TEST_TMPDIR/out"
 	kill -TERM "$pid"
 	status=0
 	wait "$pid" || status=$?
@@ -163,4 +177,55 @@ Try 'dt-fetch --help'."
 	# Every row it wrote is leased to it, and no more.
 	run -0 sql "select count(*) from dt_results where status = 'leased'"
 	assert_output "$n"
+}
+
+@test "dt-fetch --check-config: a valid configuration passes silently and sends no request" {
+	run -0 --separate-stderr dt-fetch --check-config
+	assert_equal "$output" ''
+	assert_equal "$stderr" ''
+	run -0 --separate-stderr dt-fetch --check-config --claim -b 500 -C chat_id
+	assert_equal "$output$stderr" ''
+	run -0 standin supabase requests
+	assert_output ''
+	# Nothing listens on port 1, and a connection attempt would be retried
+	# for seconds: it is not made.
+	printf '%s\n' "$SUPABASE_KEY" >"$BATS_TEST_TMPDIR/key"
+	start=$(date +%s%N)
+	SUPABASE_URL=http://127.0.0.1:1 SUPABASE_KEY= SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/key \
+		DT_SUPABASE_BACKOFF_MS=2000 run -0 --separate-stderr dt-fetch --check-config
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	assert_equal "$output$stderr" ''
+	[ "$elapsed" -lt 1500 ] || fail "took $elapsed ms"
+}
+
+@test "dt-fetch --check-config: one line per problem, exit 78, no secret printed" {
+	printf 'line 1\nline 2\n' >"$BATS_TEST_TMPDIR/key"
+	SUPABASE_URL=ftp://example.org SUPABASE_KEY= SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/key \
+		BATCH_SIZE=0 DT_LEASE_SECONDS=1x DT_SOURCE_COLUMNS=a,,b DT_SUPABASE_TRIES=0 \
+		DT_RUN_ID=$(printf 'r%.0s' $(seq 201)) \
+		run -78 --separate-stderr dt-fetch --check-config -a 0 -t ''
+	assert_equal "$output" ''
+	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 10000)
+dt-fetch: error: DT_LEASE_SECONDS: '1x' is not a whole number (1 to 604800)
+dt-fetch: error: DT_SOURCE_COLUMNS: bad column list: a,,b
+dt-fetch: error: --max-attempts: 0 is out of range (1 to 1000)
+dt-fetch: error: DT_SOURCE_TABLE/--table: must be a name of 1 to 127 characters
+dt-fetch: error: DT_RUN_ID/--run-id: must be 1 to 200 characters
+dt-fetch: error: SUPABASE_URL: not an http:// or https:// URL: ftp://example.org
+dt-fetch: error: DT_SUPABASE_TRIES: 0 is out of range (1 to 100)
+dt-fetch: error: SUPABASE_KEY_FILE: $BATS_TEST_TMPDIR/key: file holds more than one line"
+	SUPABASE_URL= SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/none run -78 --separate-stderr dt-fetch --check-config
+	assert_equal "$stderr" "dt-fetch: error: SUPABASE_URL is not set (the project URL, e.g. https://xyz.supabase.co)
+dt-fetch: error: SUPABASE_KEY and SUPABASE_KEY_FILE are both set; set only one"
+	SUPABASE_URL=http:///rest/v1 SUPABASE_KEY= run -78 --separate-stderr dt-fetch --check-config
+	assert_equal "$stderr" "dt-fetch: error: SUPABASE_URL: no host name: http:///rest/v1
+dt-fetch: error: SUPABASE_KEY is not set (the service role key; or SUPABASE_KEY_FILE naming a file that holds it)"
+	echo "$output$stderr" >"$BATS_TEST_TMPDIR/all"
+	assert_no_secret "$SUPABASE_KEY" "$BATS_TEST_TMPDIR/all"
+	# The command line's grammar is still a usage error.
+	run -64 --separate-stderr dt-fetch --check-config --frobnicate
+	assert_equal "$stderr" "dt-fetch: unrecognized option '--frobnicate'
+Try 'dt-fetch --help'."
+	run -0 standin supabase requests
+	assert_output ''
 }

@@ -189,3 +189,44 @@ analyzed() {
 	run -0 standin supabase requests
 	assert_output ''
 }
+
+@test "dt-store --check-config: a valid configuration passes silently; reads no input, sends no request" {
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	# Held open for writing and never written: reading it would block.
+	exec 5<>"$BATS_TEST_TMPDIR/fifo"
+	run -0 --separate-stderr timeout 10 dt-store --check-config <"$BATS_TEST_TMPDIR/fifo"
+	assert_equal "$output$stderr" ''
+	run -0 --separate-stderr timeout 10 dt-store --check-config -b 1000 -r run-1 "$BATS_TEST_TMPDIR/fifo"
+	assert_equal "$output$stderr" ''
+	exec 5>&-
+	run -0 standin supabase requests
+	assert_output ''
+	start=$(date +%s%N)
+	SUPABASE_URL=http://127.0.0.1:1 DT_SUPABASE_BACKOFF_MS=2000 run -0 --separate-stderr dt-store --check-config
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	assert_equal "$output$stderr" ''
+	[ "$elapsed" -lt 1500 ] || fail "took $elapsed ms"
+	# --dry-run needs no Supabase settings.
+	SUPABASE_URL= SUPABASE_KEY= run -0 --separate-stderr dt-store --check-config -n
+	assert_equal "$output$stderr" ''
+}
+
+@test "dt-store --check-config: one line per problem, exit 78" {
+	SUPABASE_URL=https://x.supabase.co?x=1 SUPABASE_KEY= SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/none \
+		DT_STORE_BATCH=1001 DT_STORE_MAX_DELAY_MS=-5 DT_MAX_LINE=1k TIMEOUT_SECONDS=0 \
+		run -78 --separate-stderr dt-store --check-config -d x -r ''
+	assert_equal "$output" ''
+	assert_equal "$stderr" "dt-store: error: DT_STORE_BATCH: 1001 is out of range (1 to 1000)
+dt-store: error: DT_STORE_MAX_DELAY_MS: -5 is out of range (0 to 3600000)
+dt-store: error: DT_MAX_LINE: '1k' is not a whole number (1024 to 1073741824)
+dt-store: error: --max-delay: 'x' is not a whole number (0 to 3600000)
+dt-store: error: DT_RUN_ID/--run-id: must be 1 to 200 characters
+dt-store: error: SUPABASE_URL: must be the bare project URL, without a query, fragment or spaces
+dt-store: error: TIMEOUT_SECONDS: 0 is out of range (1 to 86400)
+dt-store: error: SUPABASE_KEY_FILE: cannot read $BATS_TEST_TMPDIR/none: No such file or directory"
+	run -64 --separate-stderr dt-store --check-config -z
+	assert_equal "$stderr" "dt-store: invalid option -- 'z'
+Try 'dt-store --help'."
+	run -0 standin supabase requests
+	assert_output ''
+}
