@@ -2,10 +2,12 @@
 #
 #   make -f fuzz/fuzz.mk [FUZZ_BUILD=build/fuzz]
 #
-# Every fuzz/NAME.c is one target, build/fuzz/NAME, linked with every
-# lib/*.c and with the stage files its "fuzz-sources:" comment line
-# names.  Everything is built with clang, ASan and UBSan; the target
-# files and the code under test with libFuzzer's coverage too.
+# Every fuzz/NAME.c is one target, build/fuzz/NAME, linked with the
+# stage files its "fuzz-sources:" comment line names and with lib/*.c
+# as an archive: a target that #includes a lib file to reach its static
+# functions defines that file's symbols itself, and then the archive's
+# copy is not linked in.  Everything is built with clang, ASan, UBSan
+# and libFuzzer's coverage.
 
 FUZZ_BUILD ?= build/fuzz
 FUZZ_CC ?= clang
@@ -23,6 +25,7 @@ FUZZ_LDLIBS = $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm
 
 TARGETS = $(sort $(basename $(notdir $(wildcard fuzz/*.c))))
 LIB_OBJ = $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(sort $(wildcard lib/*.c)))
+LIB = $(FUZZ_BUILD)/libdt-fuzz.a
 
 # sources NAME: the stage files fuzz/NAME.c asks for.
 sources = $(shell sed -n 's/^.*fuzz-sources:\(.*\)$$/\1/p' fuzz/$(1).c)
@@ -31,11 +34,15 @@ sources = $(shell sed -n 's/^.*fuzz-sources:\(.*\)$$/\1/p' fuzz/$(1).c)
 all: $(addprefix $(FUZZ_BUILD)/,$(TARGETS))
 
 define target_rule
-$(FUZZ_BUILD)/$(1): $(FUZZ_BUILD)/fuzz/$(1).o $(LIB_OBJ) \
-    $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(call sources,$(1)))
+$(FUZZ_BUILD)/$(1): $(FUZZ_BUILD)/fuzz/$(1).o \
+    $(patsubst %.c,$(FUZZ_BUILD)/%.o,$(call sources,$(1))) $(LIB)
 	$$(FUZZ_CC) -fsanitize=fuzzer $(SAN) -o $$@ $$^ $(FUZZ_LDLIBS)
 endef
 $(foreach t,$(TARGETS),$(eval $(call target_rule,$(t))))
+
+$(LIB): $(LIB_OBJ)
+	rm -f $@
+	$(AR) rcs $@ $^
 
 # A stage file with a main() gets it renamed, so that libFuzzer's main
 # is the one that runs.

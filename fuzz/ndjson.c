@@ -33,54 +33,13 @@
 #define MAX_CHUNKS 48
 #define MAX_MESSAGE (64 * 1024) /* the reader's buffer */
 
-/* Checks that s is valid UTF-8 by the same rules the reader uses. */
-static int
-utf8_ok(const unsigned char *s)
-{
-	while (*s != '\0') {
-		unsigned c = *s, n, i;
-		unsigned long cp;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 2, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 3, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 4, cp = c & 0x07;
-		else
-			return 0;
-		for (i = 1; i < n; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i] & 0x3f);
-		}
-		if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
-		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-			return 0;
-		s += n;
-	}
-	return 1;
-}
-
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	int fd;
-
 	(void)argc;
 	(void)argv;
-	dt_log_init("fuzz-ndjson");
-	/* Only errors: a warning per bad line would slow fuzzing down. */
-	dt_log_adjust(-DT_LOG_TRACE);
+	fuzz_quiet("fuzz-ndjson");
 	dt_out_init();
-	/* dt_emit writes to stdout: send it nowhere. */
-	fd = open("/dev/null", O_WRONLY);
-	FUZZ_CHECK(fd >= 0 && dup2(fd, STDOUT_FILENO) == STDOUT_FILENO);
-	close(fd);
 	return 0;
 }
 
@@ -143,10 +102,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case DT_NDJSON_BAD:
 			FUZZ_CHECK(rec == NULL && dt_reader_error(r)[0] != '\0');
-			FUZZ_CHECK(utf8_ok((const unsigned char *)dt_reader_error(r)));
+			FUZZ_CHECK(fuzz_utf8_ok(dt_reader_error(r),
+			    strlen(dt_reader_error(r))));
 			FUZZ_CHECK(strlen(dt_reader_excerpt(r)) <= 256 * 3);
-			FUZZ_CHECK(utf8_ok(
-			    (const unsigned char *)dt_reader_excerpt(r)));
+			FUZZ_CHECK(fuzz_utf8_ok(dt_reader_excerpt(r),
+			    strlen(dt_reader_excerpt(r))));
 			rec = dt_record_bad_line(dt_reader_where(r),
 			    dt_reader_error(r), dt_reader_excerpt(r));
 			FUZZ_CHECK(rec != NULL);

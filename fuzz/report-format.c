@@ -1,0 +1,172 @@
+/*
+ * fuzz/report-format.c: dt-report's summary and Telegram message
+ * formatting (report/stats.c, report/format.c).
+ *
+ * Input: byte 0 picks the language (bit 0: en/ru), the mode (bit 1) and
+ * the message size limit (bits 2-7: 4096, or smaller to force splits).
+ * Mode 0: the rest is NDJSON lines, scanned, tallied and summed up as
+ * dt-report does; mode 1: the rest is a summary JSON object given to
+ * the formatter directly.
+ *
+ * Checks on every message: not empty, valid UTF-8, at most the limit in
+ * Telegram's count (dt_rpt_html_utf16), and HTML Telegram accepts: only
+ * its tags, each closed in the same message in the right order, and no
+ * bare '<' or '&'.
+ *
+ * fuzz-sources: report/scan.c report/stats.c report/format.c
+ * fuzz-options: -max_len=8192
+ */
+#include <string.h>
+
+#include <jansson.h>
+
+#include "../report/report.h"
+#include "fuzz.h"
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	fuzz_quiet("fuzz-report-format");
+	return 0;
+}
+
+static int
+known_tag(const char *s, size_t n)
+{
+	static const char *const tags[] = { "b", "strong", "i", "em", "u",
+		"ins", "s", "strike", "del", "span", "tg-spoiler", "a", "code",
+		"pre", "blockquote", "tg-emoji" };
+	size_t i;
+
+	for (i = 0; i < sizeof(tags) / sizeof(tags[0]); i++)
+		if (strlen(tags[i]) == n && memcmp(tags[i], s, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* Checks m as Telegram's HTML parse mode would. */
+static void
+check_html(const char *m)
+{
+	const char *stack[32];
+	size_t slen[32];
+	int depth = 0;
+	const char *p = m;
+
+	while (*p != '\0') {
+		if (*p == '&') {
+			size_t n = strspn(p + 1,
+			    "abcdefghijklmnopqrstuvwxyz#0123456789ABCDEF");
+
+			FUZZ_CHECK(p[1 + n] == ';');
+			FUZZ_CHECK((n == 2 && (!memcmp(p + 1, "lt", 2) ||
+			    !memcmp(p + 1, "gt", 2))) ||
+			    (n == 3 && !memcmp(p + 1, "amp", 3)) ||
+			    (n == 4 && !memcmp(p + 1, "quot", 4)) ||
+			    (n > 1 && p[1] == '#'));
+			p += n + 2;
+		} else if (*p == '<') {
+			int close = p[1] == '/';
+			const char *name = p + 1 + close;
+			size_t n = strspn(name,
+			    "abcdefghijklmnopqrstuvwxyz-");
+			const char *end = strchr(name, '>');
+
+			FUZZ_CHECK(end != NULL && known_tag(name, n));
+			FUZZ_CHECK(memchr(name, '<', (size_t)(end - name)) ==
+			    NULL);
+			if (close) {
+				FUZZ_CHECK(depth > 0 && slen[depth - 1] == n &&
+				    memcmp(stack[depth - 1], name, n) == 0);
+				depth--;
+			} else {
+				FUZZ_CHECK(depth < 32);
+				stack[depth] = name;
+				slen[depth++] = n;
+			}
+			p = end + 1;
+		} else {
+			FUZZ_CHECK(*p != '>');
+			p++;
+		}
+	}
+	FUZZ_CHECK(depth == 0);
+}
+
+static void
+format(json_t *summary, const char *lang, size_t limit)
+{
+	char **msgs, **m;
+
+	msgs = dt_rpt_messages(summary, lang, limit);
+	FUZZ_CHECK(msgs != NULL && msgs[0] != NULL);
+	for (m = msgs; *m != NULL; m++) {
+		FUZZ_CHECK((*m)[0] != '\0');
+		FUZZ_CHECK(fuzz_utf8_ok(*m, strlen(*m)));
+		FUZZ_CHECK(dt_rpt_html_utf16(*m, strlen(*m)) <= limit);
+		check_html(*m);
+	}
+	dt_rpt_messages_free(msgs);
+}
+
+/* Scans and tallies the NDJSON lines in buf, as dt-report does. */
+static json_t *
+tally_lines(const char *buf, size_t size)
+{
+	static struct dt_rpt_rec rec;
+	struct dt_rpt_tally *t;
+	json_t *summary;
+	char err[256], *arena;
+	const char *p = buf, *end = buf + size;
+
+	t = calloc(1, sizeof(*t));
+	FUZZ_CHECK(t != NULL);
+	FUZZ_CHECK(dt_rpt_tally_init(t, NULL, 10, "topics") == 0);
+	arena = malloc(size + 2);
+	FUZZ_CHECK(arena != NULL);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (dt_rpt_scan_line(p, n, arena, dt_rpt_tally_names(t),
+		    t->nfields, &rec, err, sizeof(err)) == 0)
+			dt_rpt_tally_add(t, &rec);
+		else
+			t->bad_lines++;
+		p += n + 1;
+	}
+	free(arena);
+	summary = dt_rpt_summary(t, NULL, "2026-11-28T10:00:00Z",
+	    "2026-11-28T10:01:40Z", 100.0);
+	FUZZ_CHECK(summary != NULL);
+	dt_rpt_tally_free(t);
+	free(t);
+	return summary;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const char *lang;
+	json_t *summary;
+	size_t limit;
+
+	if (size < 1)
+		return 0;
+	lang = data[0] & 1 ? "ru" : "en";
+	limit = data[0] >> 2 == 0 ? 4096 : 600 + (size_t)(data[0] >> 2) * 50;
+	if (data[0] & 2) {
+		summary = json_loadb((const char *)data + 1, size - 1,
+		    JSON_ALLOW_NUL, NULL);
+		if (!json_is_object(summary)) {
+			json_decref(summary);
+			return 0;
+		}
+	} else
+		summary = tally_lines((const char *)data + 1, size - 1);
+	format(summary, lang, limit);
+	json_decref(summary);
+	return 0;
+}
