@@ -6,8 +6,9 @@
  * cap is reached or nothing is left, writing each batch as soon as it
  * arrives.  --peek reads what a claim would get without leasing anything.
  * The last line is always the stage report record, also when Supabase
- * cannot be reached.  --check-config checks the configuration and exits.
- * See docs/supabase.md.
+ * cannot be reached.  SIGTERM, SIGINT or the stop file (DT_STOP_FILE)
+ * end claiming after the current batch.  --check-config checks the
+ * configuration and exits.  See docs/supabase.md.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,7 +71,10 @@ static const char usage_text[] =
     "\n"
     "Environment: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE (the\n"
     "service role key), TIMEOUT_SECONDS, DT_SUPABASE_TRIES,\n"
-    "DT_SUPABASE_BACKOFF_MS.  Exit status: 0 done, 64 usage, 69 Supabase unavailable, 74 output error, 75 interrupted,\n"
+    "DT_SUPABASE_BACKOFF_MS.  SIGTERM, SIGINT, or a file appearing at the\n"
+    "path in DT_STOP_FILE (checked before each claim): no more claims, the\n"
+    "rows already claimed are written, exit 75.  Exit status: 0 done,\n"
+    "64 usage, 69 Supabase unavailable, 74 output error, 75 interrupted,\n"
     "78 bad configuration (URL, key, table, column or function).\n";
 
 static const struct option longopts[] = {
@@ -97,6 +102,7 @@ struct fetch {
 	int mode;               /* 'c' or 'p' */
 	int dry_run;
 	int check;              /* --check-config */
+	const char *stop_file;  /* DT_STOP_FILE or NULL */
 	long long batch;
 	long long max_records;
 	long long lease;
@@ -115,6 +121,22 @@ struct fetch {
 };
 
 static volatile int stop_flag;
+
+/*
+ * The stop file asks for what SIGTERM asks for.  It exists because in a
+ * Kubernetes pod only PID 1 (entrypoint.sh) gets the signal, and the
+ * fan-out between it and dt-fetch must not be signalled.
+ */
+static int
+stop_requested(const struct fetch *f)
+{
+	if (!stop_flag && f->stop_file != NULL &&
+	    access(f->stop_file, F_OK) == 0) {
+		dt_info("%s exists: claiming no more", f->stop_file);
+		stop_flag = 1;
+	}
+	return stop_flag;
+}
 
 static void
 on_signal(int sig)
@@ -198,6 +220,34 @@ check_name(const char *what, const char *v)
 }
 
 /*
+ * DT_STOP_FILE must name a place where a file can appear: a directory
+ * that exists.  Returns 0 or -1 after logging.
+ */
+static int
+check_stop_file(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char dir[4096];
+	struct stat st;
+
+	if (slash == NULL)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (slash != NULL && slash[1] == '\0') {
+		dt_error("DT_STOP_FILE: %s names a directory, not a file", path);
+		return -1;
+	}
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		dt_error("DT_STOP_FILE: %s: no such directory", dir);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Reads the environment, then the flags, and checks them all, logging
  * one line per problem.  Returns 0 or an exit status: DT_EXIT_USAGE for
  * a bad command line, DT_EXIT_CONFIG for bad settings (with
@@ -213,6 +263,7 @@ configure(struct fetch *f, int argc, char **argv)
 	f->table = dt_env("DT_SOURCE_TABLE", "messages");
 	f->id_col = dt_env("DT_SOURCE_ID", "id");
 	f->text_col = dt_env("DT_SOURCE_TEXT", "text");
+	f->stop_file = dt_env("DT_STOP_FILE", NULL);
 	f->batch = 100;
 	f->max_records = 10000;
 	f->lease = 900;
@@ -309,6 +360,8 @@ configure(struct fetch *f, int argc, char **argv)
 	if (check_name("DT_SOURCE_ID/--id-column", f->id_col) < 0)
 		nconf++;
 	if (check_name("DT_SOURCE_TEXT/--text-column", f->text_col) < 0)
+		nconf++;
+	if (f->stop_file != NULL && check_stop_file(f->stop_file) < 0)
 		nconf++;
 	if (run_id != NULL) {
 		if (*run_id == '\0' || strlen(run_id) > RUN_ID_MAX) {
@@ -426,7 +479,7 @@ run(struct fetch *f, struct dt_supabase *sb)
 	const char *path = f->mode == 'c' ? "rpc/dt_claim" : "rpc/dt_peek";
 	char last[512] = "";
 
-	while (!stop_flag) {
+	while (!stop_requested(f)) {
 		struct dt_sb_result res;
 		long long want = f->batch, n;
 		json_t *args;

@@ -8,8 +8,14 @@
  * holding a row's lease can change it, so storing the same input twice
  * changes nothing.  A batch goes out when it is full or when its oldest
  * record has waited --max-delay, so a slow trickle is still written
- * promptly.  --check-config checks the configuration and exits.  See
- * docs/supabase.md.
+ * promptly.
+ *
+ * SIGTERM and SIGINT do not cut a run short: dt-store goes on reading
+ * until its input ends and stores everything, because whatever it drops
+ * was analyzed (and paid for) already.  A pipeline is stopped from its
+ * start (dt-fetch claims no more), and its end drains.  A second signal
+ * ends the program at once.  --check-config checks the configuration
+ * and exits.  See docs/supabase.md.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -23,7 +29,6 @@
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
-#include "http.h"
 #include "log.h"
 #include "ndjson.h"
 #include "record.h"
@@ -55,10 +60,12 @@ static const char usage_text[] =
     "  -V, --version        print the version and exit\n"
     "\n"
     "Environment: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE,\n"
-    "TIMEOUT_SECONDS, DT_SUPABASE_TRIES, DT_SUPABASE_BACKOFF_MS.  Exit\n"
-    "status: 0 all stored, 1 some records failed, 64 usage, 65 bad input,\n"
-    "69 Supabase unavailable (records not stored stay leased and come\n"
-    "back), 74 output error, 78 bad configuration.\n";
+    "TIMEOUT_SECONDS, DT_SUPABASE_TRIES, DT_SUPABASE_BACKOFF_MS.  SIGTERM\n"
+    "and SIGINT: the rest of the input is still read and stored (a second\n"
+    "signal ends the program at once).  Exit status: 0 all stored, 1 some\n"
+    "records failed, 64 usage, 65 bad input, 69 Supabase unavailable\n"
+    "(records not stored stay leased and come back), 74 output error,\n"
+    "78 bad configuration.\n";
 
 /* The long-only option --check-config. */
 #define OPT_CHECK_CONFIG 256
@@ -108,13 +115,37 @@ struct store {
 	char message[1100];
 };
 
-static volatile int stop_flag;
+static volatile sig_atomic_t got_signal;
 
+/*
+ * The first SIGTERM or SIGINT is only noted (and logged by the loop):
+ * the input is still read to its end.  A second one takes the default
+ * action, so a person can still end the program by hand.
+ */
 static void
 on_signal(int sig)
 {
-	(void)sig;
-	stop_flag = 1;
+	if (got_signal != 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		raise(sig);
+		return;
+	}
+	got_signal = sig;
+}
+
+static void
+catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	/* Reads and writes go on after the handler. */
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 }
 
 static long long
@@ -522,10 +553,12 @@ configure(struct store *s, int argc, char **argv)
 	return nusage > 0 ? DT_EXIT_USAGE : 0;
 }
 
-/* Reads, batches and stores until the input ends or a signal comes. */
+/* Reads, batches and stores until the input ends. */
 static void
 loop(struct store *s, struct dt_reader *r)
 {
+	int noted = 0;
+
 	for (;;) {
 		json_t *rec = NULL;
 		int rc;
@@ -538,8 +571,12 @@ loop(struct store *s, struct dt_reader *r)
 				continue;
 			}
 		}
-		if (stop_flag)
-			break;
+		if (got_signal != 0 && !noted) {
+			noted = 1;
+			dt_warn("%s: storing the rest of the input before "
+			    "exiting", got_signal == SIGINT ? "SIGINT" :
+			    "SIGTERM");
+		}
 		rc = dt_reader_next(r, &rec);
 		if (rc == DT_NDJSON_EOF)
 			break;
@@ -578,7 +615,7 @@ emit_stage(struct store *s)
 	    "skipped", (json_int_t)s->skipped,
 	    "not_stored", (json_int_t)s->not_stored,
 	    "bad", (json_int_t)s->bad, "batches", (json_int_t)s->batches,
-	    "interrupted", stop_flag != 0);
+	    "interrupted", 0);
 
 	if (rec != NULL && dt_emit(rec) < 0)
 		worse(s, dt_out_status());
@@ -590,7 +627,6 @@ main(int argc, char **argv)
 {
 	struct store s;
 	struct dt_reader *r = NULL;
-	struct sigaction sa;
 	int rc;
 
 	memset(&s, 0, sizeof(s));
@@ -600,12 +636,11 @@ main(int argc, char **argv)
 	dt_config_register_secrets();
 	if ((rc = configure(&s, argc, argv)) != 0 || s.check)
 		return rc;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	dt_http_set_stop_flag(&stop_flag);
+	/*
+	 * No dt_http_set_stop_flag(): a signal must not cut the retries of
+	 * a batch short, or its records would not be stored.
+	 */
+	catch_signals();
 	s.recs = json_array();
 	s.items = json_array();
 	if (!s.dry_run && (s.sb = dt_supabase_new()) == NULL) {
@@ -621,12 +656,6 @@ main(int argc, char **argv)
 		return DT_EXIT_TEMPFAIL;
 	}
 	loop(&s, r);
-	if (stop_flag) {
-		worse(&s, DT_EXIT_TEMPFAIL);
-		if (s.message[0] == '\0')
-			snprintf(s.message, sizeof(s.message),
-			    "interrupted: input not read to the end");
-	}
 	if (dt_reader_nbad(r) > 0 || dt_reader_nfail(r) > 0)
 		worse(&s, DT_EXIT_DATAERR);
 	if (s.bad > 0 && s.message[0] == '\0')

@@ -179,6 +179,42 @@ wait_for_line() {
 	assert_output "$n"
 }
 
+@test "dt-fetch: a stop file (DT_STOP_FILE) appearing mid-run ends claiming as SIGTERM does" {
+	messages 50
+	export DT_STOP_FILE=$BATS_TEST_TMPDIR/stop
+	standin supabase script '{"delay_ms": 100, "match": "dt_claim"}'
+	dt-fetch -c -r r -b 5 >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	wait_for_line "$BATS_TEST_TMPDIR/out"
+	touch "$DT_STOP_FILE"
+	status=0
+	wait "$pid" || status=$?
+	assert_equal "$status" 75
+	n=$(grep -c '"id"' "$BATS_TEST_TMPDIR/out")
+	[ "$n" -gt 0 ] && [ "$n" -lt 50 ]
+	b=$((n / 5))
+	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":75,"message":"interrupted after '"$n"' rows","counts":{"claimed":'"$n"',"batches":'"$b"'},"interrupted":true}'
+	run -0 cat "$BATS_TEST_TMPDIR/err"
+	assert_output "dt-fetch: info: $DT_STOP_FILE exists: claiming no more
+dt-fetch: warning: interrupted after $n rows
+dt-fetch: info: run r: claimed $n rows in $b batches"
+	run -0 sql "select count(*) from dt_results where status = 'leased'"
+	assert_output "$n"
+}
+
+@test "dt-fetch: with the stop file already there it claims nothing" {
+	messages 5
+	export DT_STOP_FILE=$BATS_TEST_TMPDIR/stop
+	touch "$DT_STOP_FILE"
+	run -75 --separate-stderr dt-fetch -c -q -r r
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":75,"message":"interrupted after 0 rows","counts":{"claimed":0,"batches":0},"interrupted":true}'
+	run -0 standin supabase requests
+	assert_output ''
+	run -0 sql "select count(*) from dt_results"
+	assert_output 0
+}
+
 @test "dt-fetch --check-config: a valid configuration passes silently and sends no request" {
 	run -0 --separate-stderr dt-fetch --check-config
 	assert_equal "$output" ''
@@ -202,7 +238,7 @@ wait_for_line() {
 	printf 'line 1\nline 2\n' >"$BATS_TEST_TMPDIR/key"
 	SUPABASE_URL=ftp://example.org SUPABASE_KEY= SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/key \
 		BATCH_SIZE=0 DT_LEASE_SECONDS=1x DT_SOURCE_COLUMNS=a,,b DT_SUPABASE_TRIES=0 \
-		DT_RUN_ID=$(printf 'r%.0s' $(seq 201)) \
+		DT_STOP_FILE=$BATS_TEST_TMPDIR/none/stop DT_RUN_ID=$(printf 'r%.0s' $(seq 201)) \
 		run -78 --separate-stderr dt-fetch --check-config -a 0 -t ''
 	assert_equal "$output" ''
 	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 10000)
@@ -210,6 +246,7 @@ dt-fetch: error: DT_LEASE_SECONDS: '1x' is not a whole number (1 to 604800)
 dt-fetch: error: DT_SOURCE_COLUMNS: bad column list: a,,b
 dt-fetch: error: --max-attempts: 0 is out of range (1 to 1000)
 dt-fetch: error: DT_SOURCE_TABLE/--table: must be a name of 1 to 127 characters
+dt-fetch: error: DT_STOP_FILE: $BATS_TEST_TMPDIR/none: no such directory
 dt-fetch: error: DT_RUN_ID/--run-id: must be 1 to 200 characters
 dt-fetch: error: SUPABASE_URL: not an http:// or https:// URL: ftp://example.org
 dt-fetch: error: DT_SUPABASE_TRIES: 0 is out of range (1 to 100)

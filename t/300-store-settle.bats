@@ -190,6 +190,66 @@ analyzed() {
 	assert_output ''
 }
 
+# wait_catching PID: waits (up to 5 s) until PID has its SIGTERM handler.
+wait_catching() {
+	local i mask
+	for i in $(seq 250); do
+		mask=$(awk '/^SigCgt:/ { print $2 }' "/proc/$1/status" 2>/dev/null) || true
+		[ -n "$mask" ] && (((0x$mask >> 14) & 1)) && return 0
+		sleep 0.02
+	done
+	fail "process $1 does not catch SIGTERM"
+}
+
+@test "dt-store: SIGTERM does not lose a batch: the rest of the input is still stored" {
+	messages 3
+	dt-fetch -c -q -r r | analyzed ok | grep '"id"' >"$BATS_TEST_TMPDIR/in"
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	# A long delay keeps the first record's batch open when the signal comes.
+	dt-store -d 60000 <"$BATS_TEST_TMPDIR/fifo" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	exec 5>"$BATS_TEST_TMPDIR/fifo"
+	head -n 1 "$BATS_TEST_TMPDIR/in" >&5
+	wait_catching "$pid"
+	kill -TERM "$pid"
+	sleep 0.1
+	kill -0 "$pid"
+	tail -n 2 "$BATS_TEST_TMPDIR/in" >&5
+	exec 5>&-
+	status=0
+	wait "$pid" || status=$?
+	assert_equal "$status" 0
+	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome]' "$BATS_TEST_TMPDIR/out"
+	assert_output '[1,"stored","stored"]
+[2,"stored","stored"]
+[3,"stored","stored"]'
+	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
+	assert_output '{"stage":"dt-store","run_id":"r","status":0,"message":null,"counts":{"stored":3,"failed":0,"skipped":0,"not_stored":0,"bad":0,"batches":1},"interrupted":false}'
+	run -0 cat "$BATS_TEST_TMPDIR/err"
+	assert_output 'dt-store: warning: SIGTERM: storing the rest of the input before exiting
+dt-store: info: stored 3, failed 0, skipped 0 in 1 requests'
+	run -0 sql "select count(*) from dt_results where status = 'done'"
+	assert_output 3
+}
+
+@test "dt-store: a second signal ends it at once" {
+	mkfifo "$BATS_TEST_TMPDIR/fifo"
+	dt-store -q <"$BATS_TEST_TMPDIR/fifo" >"$BATS_TEST_TMPDIR/out" &
+	pid=$!
+	exec 5>"$BATS_TEST_TMPDIR/fifo"
+	wait_catching "$pid"
+	kill -INT "$pid"
+	sleep 0.1
+	kill -0 "$pid"
+	kill -INT "$pid"
+	status=0
+	wait "$pid" || status=$?
+	exec 5>&-
+	assert_equal "$status" 130
+	run -0 cat "$BATS_TEST_TMPDIR/out"
+	assert_output ''
+}
+
 @test "dt-store --check-config: a valid configuration passes silently; reads no input, sends no request" {
 	mkfifo "$BATS_TEST_TMPDIR/fifo"
 	# Held open for writing and never written: reading it would block.
