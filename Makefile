@@ -33,6 +33,10 @@ endif
 ALL_PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report
 # A stage is built once its main file (fetch/dt-fetch.c ...) exists.
 PROGS = $(foreach p,$(ALL_PROGS),$(if $(wildcard $(p).c),$(p)))
+# Scripts that belong beside the programs (installed, and on the tests'
+# PATH through build/bin).
+SCRIPTS = $(if $(wildcard analyze/dt-fanout),$(BUILD)/bin/dt-fanout) \
+	$(if $(wildcard entrypoint.sh),$(BUILD)/bin/dt-entrypoint)
 BINS = $(addprefix $(BUILD)/bin/,$(notdir $(PROGS)))
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
@@ -52,7 +56,15 @@ endef
 .PHONY: all units test check test-only asan demo bench deps install uninstall \
 	clean fmt lint fuzz image push
 
-all: $(BINS) $(UNITS)
+all: $(BINS) $(SCRIPTS) $(UNITS)
+
+$(BUILD)/bin/dt-fanout: analyze/dt-fanout
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(BUILD)/bin/dt-entrypoint: entrypoint.sh
+	@mkdir -p $(@D)
+	cp $< $@
 
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 
@@ -95,18 +107,26 @@ bench: deps-check all
 
 deps:
 	@tools/deps install
+	@tools/k8s-validate/install
 
 deps-check:
 	@tools/deps check || tools/deps install
+	@tools/k8s-validate/install --check 2>/dev/null || tools/k8s-validate/install
+
+# The container image (podman; see docs/deploy.md).
+image:
+	VERSION=$(VERSION) tools/image build
+
+push:
+	VERSION=$(VERSION) tools/image push $(REGISTRY)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
-	install -m 755 $(BINS) $(DESTDIR)$(BINDIR)
-	install -m 755 entrypoint.sh $(DESTDIR)$(BINDIR)/dt-entrypoint
+	install -m 755 $(BINS) $(SCRIPTS) $(DESTDIR)$(BINDIR)
 	install -m 644 analyze/prompt.txt analyze/schema.json $(DESTDIR)$(DATADIR)
 
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGS)) dt-entrypoint)
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGS)) dt-fanout dt-entrypoint)
 	rm -rf $(DESTDIR)$(DATADIR)
 
 clean:
