@@ -7,6 +7,7 @@
  * schema and writes the record back with "analysis" or an "error".
  * docs/analyze.md has the whole story.
  */
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -169,6 +170,7 @@ struct run {
 static volatile sig_atomic_t got_signal;
 static volatile sig_atomic_t in_call;
 static struct run *cur;         /* for the signal handler */
+static int out_lock_fd = -1;    /* DT_FANOUT_OUTPUT_LOCK, see emit() */
 
 /* Async-signal-safe appending for the handler's stage record. */
 static void
@@ -247,6 +249,8 @@ on_signal(int sig)
 	sput(buf, sizeof(buf), &o, ",\"prompt_version\":\"");
 	sput(buf, sizeof(buf), &o, x->version);
 	sput(buf, sizeof(buf), &o, "\",\"interrupted\":true}\n");
+	if (out_lock_fd >= 0)
+		(void)flock(out_lock_fd, LOCK_EX);
 	(void)!write(STDOUT_FILENO, buf, o);
 	_exit(DT_EXIT_TEMPFAIL);
 }
@@ -268,6 +272,66 @@ nap(long long ms)
 		nanosleep(&ts, NULL);
 	}
 	return 1;
+}
+
+/*
+ * Under dt-fanout the workers write straight to one shared stdout
+ * (parallel --ungroup, which costs parallel far less CPU than relaying
+ * lines).  A record can be longer than the pipe's atomic write size, so
+ * every write holds an flock(2) on a file dt-fanout names: records are
+ * never split or mixed.  Without DT_FANOUT_OUTPUT_LOCK there is no lock.
+ */
+static void
+open_output_lock(void)
+{
+	const char *path = getenv("DT_FANOUT_OUTPUT_LOCK");
+
+	if (path != NULL && *path != '\0' && (out_lock_fd = open(path,
+	    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		dt_warn("%s: %s; writing without the output lock", path,
+		    strerror(errno));
+}
+
+static void
+out_lock(int op)
+{
+	if (out_lock_fd >= 0)
+		while (flock(out_lock_fd, op) < 0 && errno == EINTR)
+			;
+}
+
+static void
+emit(json_t *rec)
+{
+	out_lock(LOCK_EX);
+	dt_emit(rec);
+	out_lock(LOCK_UN);
+}
+
+/* Writes n bytes of s to stdout under the lock.  Returns 0 or -1. */
+static int
+emit_raw(const char *s, size_t n)
+{
+	int rc = 0;
+
+	out_lock(LOCK_EX);
+	while (n > 0) {
+		ssize_t w = write(STDOUT_FILENO, s, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			if (errno != EPIPE)
+				dt_error("cannot write standard output: %s",
+				    strerror(errno));
+			rc = -1;
+			break;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	out_lock(LOCK_UN);
+	return rc;
 }
 
 static char *
@@ -1071,7 +1135,7 @@ dry_run(struct run *x, json_t *rec, json_t *id, const char *text, size_t len)
 	if (out != NULL && json_object_get(rec, "text_cut") != NULL)
 		json_object_set(out, "text_cut", json_object_get(rec,
 		    "text_cut"));
-	dt_emit(out);
+	emit(out);
 	json_decref(out);
 	free(input);
 }
@@ -1281,6 +1345,7 @@ main(int argc, char **argv)
 		    " (shrinking it again after each record)");
 #endif
 	dt_out_init();
+	open_output_lock();
 	dt_config_register_secrets();
 	if (read_env(&x.c) < 0)
 		return DT_EXIT_CONFIG;
@@ -1326,12 +1391,12 @@ main(int argc, char **argv)
 			x.n.bad++;
 			count_error(&x, K_BAD, DT_EXIT_DATAERR);
 			if (bad != NULL && !x.c.dry_run)
-				dt_emit(bad);
+				emit(bad);
 			json_decref(bad);
 			continue;
 		}
 		if (process(&x, rec))
-			dt_emit(rec);
+			emit(rec);
 		json_decref(rec);
 		if (!shrunk)
 			shrunk = shrink_stdin_pipe(x.c.pipe_bytes);
@@ -1345,10 +1410,13 @@ main(int argc, char **argv)
 	if (dt_out_status() != 0)
 		x.status = dt_exit_worse(x.status, dt_out_status());
 	else {
-		render_stage(&x, x.status, final_message(&x, interrupted),
-		    interrupted, stage, sizeof(stage));
-		if (fputs(stage, stdout) == EOF)
-			x.status = dt_exit_worse(x.status, DT_EXIT_IOERR);
+		size_t n = render_stage(&x, x.status,
+		    final_message(&x, interrupted), interrupted, stage,
+		    sizeof(stage));
+
+		if (emit_raw(stage, n) < 0)
+			x.status = dt_exit_worse(x.status, errno == EPIPE ?
+			    DT_EXIT_PIPE : DT_EXIT_IOERR);
 	}
 out:
 	dt_reader_free(r);
@@ -1356,6 +1424,8 @@ out:
 		close_state(&x);
 	dt_http_free(x.http);
 	dt_api_release(&x.api);
+	if (out_lock_fd >= 0)
+		close(out_lock_fd);
 	json_decref(x.schema);
 	free(x.prompt);
 	free(x.auth);

@@ -67,7 +67,9 @@ setup() {
 
 @test "dt-fanout: empty input still gives the stage record; bad options are usage errors" {
 	run -0 --separate-stderr dt-fanout -j 4 </dev/null
-	assert_equal "$(echo "$output" | jq -c '[.stage, .status, .counts.records]')" '["dt-analyze",0,0]'
+	# One per worker started, at least one.
+	assert_equal "$(echo "$output" | jq -c '[.stage, .status, .counts.records]' | sort -u)" '["dt-analyze",0,0]'
+	[ "${#lines[@]}" -ge 1 ] && [ "${#lines[@]}" -le 4 ]
 	run -64 --separate-stderr dt-fanout -j
 	assert_equal "${stderr_lines[0]}" "dt-fanout: -j needs a value"
 	MAX_WORKERS=0 run -78 --separate-stderr dt-fanout </dev/null
