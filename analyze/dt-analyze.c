@@ -431,7 +431,8 @@ read_env(struct config *c)
 	    &c->rpm_window_ms) < 0 ||
 	    dt_env_double("DT_BUDGET_USD", 0, 0, 1e9, &c->budget) < 0 ||
 	    dt_env_ll("DT_BREAKER_THRESHOLD", 10, 1, 1000000, &c->breaker) < 0 ||
-	    dt_env_ll("DT_MAX_LINE", DT_NDJSON_MAX_LINE_DEFAULT, 1024, 1 << 28,
+	    dt_env_ll("DT_MAX_LINE", (long long)DT_NDJSON_MAX_LINE_DEFAULT, 1024,
+	    1 << 28,
 	    &c->max_line) < 0 ||
 	    dt_env_ll("DT_STDIN_PIPE_BYTES", 4096, 0, 1 << 20,
 	    &c->pipe_bytes) < 0)
@@ -867,9 +868,9 @@ take_run_id(struct run *x, json_t *rec)
 	if (s == NULL)
 		return;
 	for (i = 0; s[i] != '\0' && i + 1 < sizeof(x->run_id); i++)
-		x->run_id[i] = (s[i] == '"' || s[i] == '\\' ||
+		x->run_id[i] = (char)((s[i] == '"' || s[i] == '\\' ||
 		    (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) ?
-		    '_' : s[i];
+		    '_' : s[i]);
 	x->run_id[i] = '\0';
 }
 

@@ -29,7 +29,7 @@ static void
 block(struct dt_sha256 *c, const unsigned char *p)
 {
 	uint32_t w[64], a, b, d, e, f, g, h, cc, t1, t2;
-	int i;
+	size_t i;
 
 	for (i = 0; i < 16; i++)
 		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
@@ -97,7 +97,7 @@ void
 dt_sha256_final(struct dt_sha256 *c, unsigned char out[32])
 {
 	uint64_t bits = c->len * 8;
-	int i;
+	size_t i;
 
 	c->buf[c->nbuf++] = 0x80;
 	if (c->nbuf > 56) {

@@ -23,7 +23,10 @@ one_cost() {
 }
 
 @test "dt-analyze: the requests-per-window limit holds across 8 workers" {
-	pplx script '{"latency_ms":20,"rpm_limit":10,"rpm_window_s":1}'
+	# The stand-in time-stamps a request a few ms after it arrives, more or
+	# less under load; it checks over 0.95 s so that this jitter cannot
+	# fail the test, while dt-analyze keeps to 1 s (plus its margin).
+	pplx script '{"latency_ms":20,"rpm_limit":10,"rpm_window_s":0.95}'
 	records 40 >"$BATS_TEST_TMPDIR/in"
 	start=$(date +%s%N)
 	DT_RPM=10 DT_RPM_WINDOW_MS=1000 run -0 --separate-stderr dt-fanout -j 8 <"$BATS_TEST_TMPDIR/in"
@@ -31,10 +34,10 @@ one_cost() {
 	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .analysis.sentiment' | sort | uniq -c | awk '{print $1, $2}')" "40 positive"
 	pplx requests >"$BATS_TEST_TMPDIR/req"
 	assert_equal "$(jq -r '.fault // "-"' "$BATS_TEST_TMPDIR/req" | sort | uniq -c | awk '{print $1, $2}')" "40 -"
-	# No 1-second window holds more than 10 arrivals.
+	# No 0.95-second window holds more than 10 arrivals.
 	max=$(jq -r .t "$BATS_TEST_TMPDIR/req" | sort -n | awk '{t[NR] = $1} END {
 		m = 0; j = 1
-		for (i = 1; i <= NR; i++) { while (t[i] - t[j] >= 1.0) j++; if (i - j + 1 > m) m = i - j + 1 }
+		for (i = 1; i <= NR; i++) { while (t[i] - t[j] >= 0.95) j++; if (i - j + 1 > m) m = i - j + 1 }
 		print m }')
 	assert_equal "$max" 10
 	# 40 requests at 10 a second cannot take less than 3 s.
@@ -91,11 +94,15 @@ one_cost() {
 
 @test "dt-analyze: only one worker makes the first call with a new schema" {
 	pplx script '{"schema_warmup_ms":1000}'
-	records 8 >"$BATS_TEST_TMPDIR/in"
+	# 40 records are several blocks: all 4 workers have records at once.
+	records 40 >"$BATS_TEST_TMPDIR/in"
 	TIMEOUT_SECONDS=5 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
-	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .tries' | sort | uniq -c | awk '{print $1, $2}')" "8 1"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .tries' | sort | uniq -c | awk '{print $1, $2}')" "40 1"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.stage)' | wc -l)" 4
+	# The second call comes only after the first has answered (1 s; the
+	# stand-in's time stamps are taken a few ms after arrival, unevenly).
 	t=$(pplx requests | jq -r .t | sort -n | head -2 | tr '\n' ' ')
-	awk -v a="${t%% *}" -v b="$(echo "$t" | cut -d' ' -f2)" 'BEGIN { exit !(b - a >= 1.0) }'
+	awk -v a="${t%% *}" -v b="$(echo "$t" | cut -d' ' -f2)" 'BEGIN { exit !(b - a >= 0.9) }'
 }
 
 @test "dt-analyze: SIGTERM during a call ends it at once with an interrupted stage record" {
