@@ -88,3 +88,11 @@ setup() {
 	DT_RPM=1000 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
 	assert_equal "$(ls -A "$TMPDIR")" ""
 }
+
+@test "dt-fanout: workers refusing their configuration make the fan-out exit 78" {
+	records 200 >"$BATS_TEST_TMPDIR/in"
+	run -78 --separate-stderr env -u PERPLEXITY_API_KEY dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
+	assert_output ""
+	assert_equal "$(printf '%s\n' "${stderr_lines[@]}" | sort -u)" "dt-analyze: error: PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is not set"
+	assert_equal "$(pplx requests | wc -l)" 0
+}
