@@ -221,12 +221,61 @@ type_matches(const char *t, const json_t *v)
 	return json_is_null(v);
 }
 
+/*
+ * Where a value sits, as a chain up to the root.  The path string is
+ * rendered only when a check fails: building it for every value took a
+ * tenth of the time of a whole record.
+ */
+struct where {
+	const struct where *up;
+	const char *key;        /* property name, or NULL for an item */
+	size_t idx;
+};
+
+static size_t
+render(const struct where *w, char *buf, size_t len)
+{
+	size_t o;
+	int n;
+
+	if (w == NULL)
+		return (size_t)snprintf(buf, len, "$") < len ? 1 : 0;
+	o = render(w->up, buf, len);
+	if (o >= len)
+		return o;
+	if (w->key != NULL)
+		n = snprintf(buf + o, len - o, ".%.60s", w->key);
+	else
+		n = snprintf(buf + o, len - o, "[%zu]", w->idx);
+	return n > 0 ? o + (size_t)n : o;
+}
+
 static int
-validate(const json_t *s, const json_t *v, const char *path, char *err,
-    size_t errlen)
+vfail(char *err, size_t errlen, const struct where *w, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int
+vfail(char *err, size_t errlen, const struct where *w, const char *fmt, ...)
+{
+	char path[PATH_MAX_LEN];
+	va_list ap;
+	int n;
+
+	render(w, path, sizeof(path));
+	n = snprintf(err, errlen, "%s: ", path);
+	if (n < 0 || (size_t)n >= errlen)
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int
+validate(const json_t *s, const json_t *v, const struct where *path,
+    char *err, size_t errlen)
 {
 	json_t *t, *kw;
-	char sub[PATH_MAX_LEN];
 
 	if ((t = json_object_get(s, "type")) != NULL) {
 		int ok = 0;
@@ -243,10 +292,10 @@ validate(const json_t *s, const json_t *v, const char *path, char *err,
 		}
 		if (!ok) {
 			if (json_is_string(t))
-				return fail(err, errlen, path,
+				return vfail(err, errlen, path,
 				    "expected %s, got %s", json_string_value(t),
 				    json_type_name(v));
-			return fail(err, errlen, path,
+			return vfail(err, errlen, path,
 			    "%s is not one of the allowed types",
 			    json_type_name(v));
 		}
@@ -261,10 +310,10 @@ validate(const json_t *s, const json_t *v, const char *path, char *err,
 				found = 1;
 		if (!found) {
 			if (json_is_string(v))
-				return fail(err, errlen, path,
+				return vfail(err, errlen, path,
 				    "\"%.60s\" is not one of the allowed values",
 				    json_string_value(v));
-			return fail(err, errlen, path,
+			return vfail(err, errlen, path,
 			    "value is not one of the allowed values");
 		}
 	}
@@ -274,12 +323,12 @@ validate(const json_t *s, const json_t *v, const char *path, char *err,
 
 		if ((kw = json_object_get(s, "maxLength")) != NULL &&
 		    n > (size_t)json_integer_value(kw))
-			return fail(err, errlen, path,
+			return vfail(err, errlen, path,
 			    "string of %zu characters is longer than %lld", n,
 			    (long long)json_integer_value(kw));
 		if ((kw = json_object_get(s, "minLength")) != NULL &&
 		    n < (size_t)json_integer_value(kw))
-			return fail(err, errlen, path,
+			return vfail(err, errlen, path,
 			    "string of %zu characters is shorter than %lld", n,
 			    (long long)json_integer_value(kw));
 	}
@@ -288,11 +337,11 @@ validate(const json_t *s, const json_t *v, const char *path, char *err,
 
 		if ((kw = json_object_get(s, "minimum")) != NULL &&
 		    d < json_number_value(kw))
-			return fail(err, errlen, path, "%g is less than %g", d,
+			return vfail(err, errlen, path, "%g is less than %g", d,
 			    json_number_value(kw));
 		if ((kw = json_object_get(s, "maximum")) != NULL &&
 		    d > json_number_value(kw))
-			return fail(err, errlen, path, "%g is more than %g", d,
+			return vfail(err, errlen, path, "%g is more than %g", d,
 			    json_number_value(kw));
 	}
 	if (json_is_array(v)) {
@@ -301,18 +350,19 @@ validate(const json_t *s, const json_t *v, const char *path, char *err,
 
 		if ((kw = json_object_get(s, "maxItems")) != NULL &&
 		    n > (size_t)json_integer_value(kw))
-			return fail(err, errlen, path,
+			return vfail(err, errlen, path,
 			    "%zu items are more than %lld", n,
 			    (long long)json_integer_value(kw));
 		if ((kw = json_object_get(s, "minItems")) != NULL &&
 		    n < (size_t)json_integer_value(kw))
-			return fail(err, errlen, path,
+			return vfail(err, errlen, path,
 			    "%zu items are fewer than %lld", n,
 			    (long long)json_integer_value(kw));
 		if ((kw = json_object_get(s, "items")) != NULL)
 			json_array_foreach(v, i, e) {
-				snprintf(sub, sizeof(sub), "%s[%zu]", path, i);
-				if (validate(kw, e, sub, err, errlen) < 0)
+				struct where sub = {path, NULL, i};
+
+				if (validate(kw, e, &sub, err, errlen) < 0)
 					return -1;
 			}
 	}
@@ -327,21 +377,21 @@ validate(const json_t *s, const json_t *v, const char *path, char *err,
 			json_array_foreach(kw, i, e)
 				if (json_object_get(v, json_string_value(e)) ==
 				    NULL)
-					return fail(err, errlen, path,
+					return vfail(err, errlen, path,
 					    "missing required property \"%s\"",
 					    json_string_value(e));
 		json_object_foreach((json_t *)v, k, e) {
 			json_t *ps = props ? json_object_get(props, k) : NULL;
+			struct where sub = {path, k, 0};
 
-			snprintf(sub, sizeof(sub), "%s.%.60s", path, k);
 			if (ps != NULL) {
-				if (validate(ps, e, sub, err, errlen) < 0)
+				if (validate(ps, e, &sub, err, errlen) < 0)
 					return -1;
 			} else if (json_is_false(addl)) {
-				return fail(err, errlen, path,
+				return vfail(err, errlen, path,
 				    "unexpected property \"%.60s\"", k);
 			} else if (json_is_object(addl)) {
-				if (validate(addl, e, sub, err, errlen) < 0)
+				if (validate(addl, e, &sub, err, errlen) < 0)
 					return -1;
 			}
 		}
@@ -353,5 +403,5 @@ int
 dt_schema_validate(const json_t *schema, const json_t *value, char *err,
     size_t errlen)
 {
-	return validate(schema, value, "$", err, errlen);
+	return validate(schema, value, NULL, err, errlen);
 }
