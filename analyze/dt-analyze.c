@@ -1314,6 +1314,45 @@ final_message(struct run *x, int interrupted)
 	}
 }
 
+/*
+ * The read-process-write loop: every line becomes one output line, until
+ * the input ends, a signal arrives or stdout fails.
+ */
+static void
+read_records(struct run *x, struct dt_reader *r, int shrunk)
+{
+	json_t *rec;
+	int rc;
+
+	while (!got_signal && dt_out_status() == 0) {
+		rc = dt_reader_next(r, &rec);
+		if (rc == DT_NDJSON_EOF)
+			break;
+		if (rc == DT_NDJSON_ERROR) {
+			x->status = dt_exit_worse(x->status, DT_EXIT_DATAERR);
+			continue;
+		}
+		x->where = dt_reader_where(r);
+		if (rc == DT_NDJSON_BAD) {
+			json_t *bad = dt_record_bad_line(x->where,
+			    dt_reader_error(r), dt_reader_excerpt(r));
+
+			x->n.records++;
+			x->n.bad++;
+			count_error(x, K_BAD, DT_EXIT_DATAERR);
+			if (bad != NULL && !x->c.dry_run)
+				emit(bad);
+			json_decref(bad);
+			continue;
+		}
+		if (process(x, rec))
+			emit(rec);
+		json_decref(rec);
+		if (!shrunk)
+			shrunk = shrink_stdin_pipe(x->c.pipe_bytes);
+	}
+}
+
 static void
 install_signals(void)
 {
@@ -1331,9 +1370,8 @@ main(int argc, char **argv)
 {
 	static struct run x;
 	struct dt_reader *r = NULL;
-	json_t *rec;
 	char stage[2048];
-	int first, exit_now, rc, interrupted = 0, shrunk;
+	int first, exit_now, interrupted = 0, shrunk;
 
 	shrunk = shrink_stdin_pipe(early_pipe_bytes());
 	say_ready();
@@ -1375,33 +1413,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	take_run_id(&x, NULL);
-	while (!got_signal && dt_out_status() == 0) {
-		rc = dt_reader_next(r, &rec);
-		if (rc == DT_NDJSON_EOF)
-			break;
-		if (rc == DT_NDJSON_ERROR) {
-			x.status = dt_exit_worse(x.status, DT_EXIT_DATAERR);
-			continue;
-		}
-		x.where = dt_reader_where(r);
-		if (rc == DT_NDJSON_BAD) {
-			json_t *bad = dt_record_bad_line(x.where,
-			    dt_reader_error(r), dt_reader_excerpt(r));
-
-			x.n.records++;
-			x.n.bad++;
-			count_error(&x, K_BAD, DT_EXIT_DATAERR);
-			if (bad != NULL && !x.c.dry_run)
-				emit(bad);
-			json_decref(bad);
-			continue;
-		}
-		if (process(&x, rec))
-			emit(rec);
-		json_decref(rec);
-		if (!shrunk)
-			shrunk = shrink_stdin_pipe(x.c.pipe_bytes);
-	}
+	read_records(&x, r, shrunk);
 	if (got_signal) {
 		interrupted = 1;
 		x.status = dt_exit_worse(x.status, DT_EXIT_TEMPFAIL);
