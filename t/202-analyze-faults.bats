@@ -178,3 +178,10 @@ sent() {
 	run -0 --separate-stderr dt-analyze -vv "$BATS_TEST_TMPDIR/in"
 	assert_no_secret "$PPLX_KEY" <(echo "$output") <(echo "$stderr")
 }
+
+@test "dt-analyze: the stand-in's shorthand fail_first and fail_kind script the first calls" {
+	pplx script '{"fail_first":2,"fail_kind":"502"}'
+	run -0 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq .tries)" 3
+	assert_equal "$(sent)" "-:1 502:2 "
+}
