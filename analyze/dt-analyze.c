@@ -1257,8 +1257,8 @@ shrink_stdin_pipe(long long bytes)
 }
 
 /*
- * Tells dt-fanout that this worker has set up its input pipe: it hands
- * the next worker its first records only then (see dt-fanout).
+ * Tells dt-fanout that this worker's input pipe is small now: the rest
+ * of the input flows only when every worker has said so (see dt-fanout).
  */
 static void
 say_ready(void)
@@ -1348,8 +1348,8 @@ read_records(struct run *x, struct dt_reader *r, int shrunk)
 		if (process(x, rec))
 			emit(rec);
 		json_decref(rec);
-		if (!shrunk)
-			shrunk = shrink_stdin_pipe(x->c.pipe_bytes);
+		if (!shrunk && (shrunk = shrink_stdin_pipe(x->c.pipe_bytes)))
+			say_ready();
 	}
 }
 
@@ -1373,8 +1373,8 @@ main(int argc, char **argv)
 	char stage[2048];
 	int first, exit_now, interrupted = 0, shrunk;
 
-	shrunk = shrink_stdin_pipe(early_pipe_bytes());
-	say_ready();
+	if ((shrunk = shrink_stdin_pipe(early_pipe_bytes())))
+		say_ready();
 	if (dt_log_init("dt-analyze") < 0)
 		return DT_EXIT_CONFIG;
 #ifdef F_GETPIPE_SZ
