@@ -96,3 +96,17 @@ setup() {
 	assert_equal "$(printf '%s\n' "${stderr_lines[@]}" | sort -u)" "dt-analyze: error: PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is not set"
 	assert_equal "$(pplx requests | wc -l)" 0
 }
+
+@test "dt-fanout: a long record does not make parallel deal out the rest in big lumps" {
+	pplx script '{"latency_ms":20}'
+	{
+		records 40
+		jq -nc --arg t "$(head -c 60000 /dev/zero | tr '\0' y)" '{id: "long", text: $t}'
+		records 300 | jq -c '.id += 1000'
+	} >"$BATS_TEST_TMPDIR/in"
+	DT_MAX_TEXT_BYTES=100000 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .id' | sort -u | wc -l)" 341
+	# Every worker takes its share: none is left with a handful.
+	min=$(printf '%s\n' "${lines[@]}" | jq -s 'map(select(.stage) | .counts.records) | min')
+	[ "$min" -ge 40 ]
+}
