@@ -11,7 +11,7 @@
 #include "log.h"
 #include "supabase.h"
 
-#define MAX_RESPONSE (256u * 1024 * 1024)
+#define MAX_RESPONSE ((size_t)256 * 1024 * 1024)
 
 struct dt_supabase {
 	struct dt_http *http;
@@ -257,6 +257,26 @@ dt_supabase_call(struct dt_supabase *sb, const char *method,
     const char *path, json_t *body, const char *prefer, int retry,
     struct dt_sb_result *res)
 {
+	char *text = NULL;
+	int kind;
+
+	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL) {
+		memset(res, 0, sizeof(*res));
+		res->kind = DT_SB_UNAVAILABLE;
+		snprintf(res->message, sizeof(res->message), "out of memory");
+		return res->kind;
+	}
+	kind = dt_supabase_call_raw(sb, method, path, text,
+	    text != NULL ? strlen(text) : 0, prefer, retry, res);
+	free(text);
+	return kind;
+}
+
+int
+dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
+    const char *path, const char *body, size_t body_len, const char *prefer,
+    int retry, struct dt_sb_result *res)
+{
 	struct dt_http_policy pol = {
 		.max_tries = retry ? (int)sb->tries : 1,
 		.base_ms = (long)sb->backoff_ms,
@@ -267,7 +287,7 @@ dt_supabase_call(struct dt_supabase *sb, const char *method,
 	struct dt_http_resp resp;
 	struct dt_http_req req;
 	const char *headers[7];
-	char *url = NULL, *text = NULL, *prefer_hdr = NULL;
+	char *url = NULL, *prefer_hdr = NULL;
 	size_t n;
 	int h = 0;
 
@@ -278,8 +298,6 @@ dt_supabase_call(struct dt_supabase *sb, const char *method,
 	if ((url = malloc(n)) == NULL)
 		goto oom;
 	snprintf(url, n, "%s/rest/v1/%s", sb->url, path);
-	if (body != NULL && (text = json_dumps(body, JSON_COMPACT)) == NULL)
-		goto oom;
 	headers[h++] = sb->apikey_hdr;
 	headers[h++] = sb->auth_hdr;
 	headers[h++] = "Content-Type: application/json";
@@ -293,8 +311,8 @@ dt_supabase_call(struct dt_supabase *sb, const char *method,
 	req.method = method;
 	req.url = url;
 	req.headers = headers;
-	req.body = text;
-	req.body_len = text != NULL ? strlen(text) : 0;
+	req.body = body;
+	req.body_len = body != NULL ? body_len : 0;
 	req.timeout_ms = sb->timeout_ms;
 	dt_http_send(sb->http, &req, &pol, &resp);
 	res->tries = resp.tries;
@@ -329,12 +347,10 @@ dt_supabase_call(struct dt_supabase *sb, const char *method,
 out:
 	dt_http_resp_clear(&resp);
 	free(url);
-	free(text);
 	free(prefer_hdr);
 	return res->kind;
 oom:
 	free(url);
-	free(text);
 	res->kind = DT_SB_UNAVAILABLE;
 	snprintf(res->message, sizeof(res->message), "out of memory");
 	return res->kind;

@@ -10,6 +10,8 @@
 #ifndef DT_SUPABASE_H
 #define DT_SUPABASE_H
 
+#include <stddef.h>
+
 #include <jansson.h>
 
 struct dt_supabase;
@@ -62,6 +64,15 @@ const char *dt_supabase_url(const struct dt_supabase *sb);
 int dt_supabase_call(struct dt_supabase *sb, const char *method,
     const char *path, json_t *body, const char *prefer, int retry,
     struct dt_sb_result *res);
+
+/*
+ * Like dt_supabase_call() with the body already JSON text: body_len
+ * bytes at body (borrowed; may be NULL), for a caller that builds large
+ * bodies piece by piece and should not encode them twice.
+ */
+int dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
+    const char *path, const char *body, size_t body_len, const char *prefer,
+    int retry, struct dt_sb_result *res);
 
 /* The exit status that fits a failure kind (DT_EXIT_*). */
 int dt_sb_exit(int kind);

@@ -17,12 +17,14 @@
  * ends the program at once.  --check-config checks the configuration
  * and exits.  See docs/supabase.md.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -33,6 +35,8 @@
 #include "ndjson.h"
 #include "record.h"
 #include "supabase.h"
+
+#include "encode.h"
 
 static const char usage_text[] =
     "usage: dt-store [-hnqvV] [-b size] [-d ms] [-L bytes] [-r run-id]\n"
@@ -88,7 +92,20 @@ static const struct option longopts[] = {
 };
 
 /* Keeps a batch's request small even when analyses are large. */
-#define MAX_BATCH_BYTES (4L * 1024 * 1024)
+#define MAX_BATCH_BYTES ((size_t)4 * 1024 * 1024)
+
+/*
+ * Where one record of the batch is.  Its dt_settle element is body's
+ * item_len bytes at item; its status line so far, the record without
+ * its closing brace, is lines' line_len bytes at line; its source id as
+ * text, NUL-terminated, is in sids at sid.
+ */
+struct slot {
+	size_t item, item_len;
+	size_t line, line_len;
+	size_t sid;
+	int sid_is_str;         /* a string id (else an integer) */
+};
 
 struct store {
 	long long batch_size;
@@ -102,12 +119,23 @@ struct store {
 	int dead;               /* a fatal error: store nothing more */
 	char dead_why[1100];
 
-	/* The batch being filled. */
-	json_t *recs;           /* the records, in input order */
-	json_t *items;          /* the dt_settle elements */
+	/*
+	 * The batch being filled.  A record is encoded as it comes, twice:
+	 * its dt_settle element (appended to body, with commas between
+	 * them, so a request is a slice of body in brackets) and its
+	 * status line (in lines); then it is freed.  So a batch holds text,
+	 * not parsed records, and each record is encoded once for the
+	 * request and once for the output, as it must be.
+	 */
+	struct dt_buf body, lines, sids;
+	struct slot *slot;      /* batch_size entries */
+	size_t n;               /* records in the batch */
 	char *run_id;           /* run of the batch */
-	long bytes;
 	long long first_ms;     /* when the first record came */
+
+	/* Status lines not yet written, and what writing them gave. */
+	struct dt_buf out;
+	int out_status;         /* 0, DT_EXIT_PIPE or DT_EXIT_IOERR */
 
 	char *first_run;        /* for the stage record */
 	long long stored, failed, skipped, not_stored, bad, batches;
@@ -163,29 +191,69 @@ worse(struct store *s, int status)
 	s->status = dt_exit_worse(s->status, status);
 }
 
-/* Writes rec with "status" set; counts it. */
+/*
+ * Writes the queued status lines to stdout.  Like dt_emit(): a reader
+ * that went away (EPIPE) ends the output quietly, another error is
+ * logged once; either way nothing more is written.
+ */
 static void
-emit_status(struct store *s, json_t *rec, const char *status)
+out_write(struct store *s)
 {
-	json_object_set_new(rec, "status", json_string(status));
+	size_t done = 0;
+
+	while (s->out_status == 0 && done < s->out.len) {
+		ssize_t n = write(STDOUT_FILENO, s->out.p + done,
+		    s->out.len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			if (errno == EPIPE)
+				s->out_status = DT_EXIT_PIPE;
+			else {
+				dt_error("cannot write standard output: %s",
+				    strerror(errno));
+				s->out_status = DT_EXIT_IOERR;
+			}
+			worse(s, s->out_status);
+			break;
+		}
+		done += (size_t)n;
+	}
+	s->out.len = 0;
+}
+
+/* Writes rec as a line of its own, after the queued lines. */
+static void
+emit(struct store *s, json_t *rec)
+{
+	out_write(s);
+	if (s->out_status != 0)
+		return;
+	if (dt_emit(rec) < 0)
+		worse(s, dt_out_status() != 0 ? dt_out_status() : DT_EXIT_IOERR);
+}
+
+/* Counts a status. */
+static void
+count(struct store *s, const char *status)
+{
 	if (strcmp(status, "stored") == 0)
 		s->stored++;
 	else if (strcmp(status, "skipped") == 0)
 		s->skipped++;
 	else
 		s->failed++;
-	if (dt_emit(rec) < 0)
-		worse(s, dt_out_status() != 0 ? dt_out_status() : DT_EXIT_IOERR);
 }
 
-/* Marks rec as not stored (why) and writes it. */
+/* Writes rec with "store" (a new reference, stolen) and "status" set. */
 static void
-emit_not_stored(struct store *s, json_t *rec, const char *why)
+emit_status(struct store *s, json_t *rec, json_t *store, const char *status)
 {
-	json_object_set_new(rec, "store", json_pack("{ssss}", "outcome",
-	    "not_stored", "message", why));
-	s->not_stored++;
-	emit_status(s, rec, "failed");
+	json_object_set_new(rec, "store", store);
+	json_object_set_new(rec, "status", json_string(status));
+	count(s, status);
+	emit(s, rec);
 }
 
 /* A bad input record: say why, keep what it had. */
@@ -196,93 +264,138 @@ emit_bad(struct store *s, json_t *rec, const char *why)
 		dt_warn("%s: %s", s->where, why);
 	if (json_object_get(rec, "error") == NULL)
 		dt_record_set_error(rec, "bad_record", 0, "%s", why);
-	json_object_set_new(rec, "store", json_pack("{ssss}", "outcome",
-	    "bad_record", "message", why));
 	s->bad++;
 	worse(s, DT_EXIT_DATAERR);
-	emit_status(s, rec, "failed");
-}
-
-/* The id as dt_settle wants it: the text form of the source id. */
-static int
-id_text(json_t *id, char *buf, size_t len)
-{
-	if (json_is_integer(id))
-		snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-	else if (json_is_string(id))
-		snprintf(buf, len, "%s", json_string_value(id));
-	else
-		return -1;
-	return 0;
-}
-
-/* Copies an integer field from src[key] to dst[as] when it is one. */
-static void
-copy_int(json_t *dst, const char *as, json_t *src, const char *key)
-{
-	json_t *v = json_object_get(src, key);
-
-	if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-	    json_integer_value(v) <= 2147483647)
-		json_object_set(dst, as, v);
+	emit_status(s, rec, json_pack("{ssss}", "outcome", "bad_record",
+	    "message", why), "failed");
 }
 
 /*
- * Builds the dt_settle element for rec.  Returns a new reference, or NULL
- * with *why set when the record cannot be stored.
+ * Ends the status line of batch record i with "store" (store_len bytes of
+ * JSON text at store) and "status", and queues it.  The queue is written
+ * out whenever it grows past 64 KiB, and at the end of every batch.
  */
-static json_t *
-settle_item(json_t *rec, const char **why)
+static void
+line_end(struct store *s, size_t i, const char *store, size_t store_len,
+    const char *status)
 {
-	json_t *id, *analysis, *error, *item, *usage, *v;
-	char idbuf[256];
+	const struct slot *sl = &s->slot[i];
+	struct dt_buf *o = &s->out;
+	size_t start = o->len;
+	int rc = 0;
+
+	count(s, status);
+	rc |= dt_buf_put(o, s->lines.p + sl->line, sl->line_len);
+	/* A record of nothing but dropped fields is "{" by now. */
+	if (sl->line_len > 1)
+		rc |= dt_buf_put(o, ",", 1);
+	rc |= dt_buf_put(o, "\"store\":", 8);
+	rc |= dt_buf_put(o, store, store_len);
+	rc |= dt_buf_put(o, ",\"status\":\"", 11);
+	rc |= dt_buf_put(o, status, strlen(status));
+	rc |= dt_buf_put(o, "\"}\n", 3);
+	if (rc != 0) {
+		o->len = start;
+		dt_error("out of memory: the status line of record %s is lost",
+		    s->sids.p + sl->sid);
+		worse(s, DT_EXIT_TEMPFAIL);
+	}
+	if (o->len >= 65536)
+		out_write(s);
+}
+
+/* Ends batch record i's line as not stored, for the reason why. */
+static void
+line_not_stored(struct store *s, size_t i, const char *why)
+{
+	json_t *st = json_pack("{ssss}", "outcome", "not_stored", "message",
+	    why);
+	char *text = st != NULL ? json_dumps(st, DT_LINE_FLAGS) : NULL;
+
+	s->not_stored++;
+	if (text != NULL)
+		line_end(s, i, text, strlen(text), "failed");
+	else
+		line_end(s, i, "null", 4, "failed");
+	free(text);
+	json_decref(st);
+}
+
+/*
+ * Checks that rec can be stored: a usable id, and an "analysis" or an
+ * "error" object.  Returns 0, or -1 with *why set.
+ */
+static int
+storable(json_t *rec, const char **why)
+{
+	json_t *id;
 
 	if (dt_record_id(rec, &id, why) < 0)
-		return NULL;
-	id_text(id, idbuf, sizeof(idbuf));
-	analysis = json_object_get(rec, "analysis");
-	error = json_object_get(rec, "error");
-	if (!json_is_object(error) && !json_is_object(analysis)) {
+		return -1;
+	if (!json_is_object(json_object_get(rec, "error")) &&
+	    !json_is_object(json_object_get(rec, "analysis"))) {
 		*why = "neither an \"analysis\" nor an \"error\" object";
-		return NULL;
+		return -1;
 	}
-	if ((item = json_pack("{ss}", "id", idbuf)) == NULL) {
-		*why = "out of memory";
-		return NULL;
-	}
-	if (json_is_object(error)) {
-		const char *kind = json_string_value(json_object_get(error, "kind"));
-		const char *msg = json_string_value(json_object_get(error, "message"));
+	return 0;
+}
 
-		json_object_set_new(item, "error", json_pack("{ssss}", "kind",
-		    kind != NULL ? kind : "bad_record", "message",
-		    msg != NULL ? msg : ""));
-		return item;
+/*
+ * Adds rec (storable, without "text" and "row") to the batch as record
+ * s->n: its source id, its dt_settle element and its status line so
+ * far.  Returns 0, or -1 when out of memory (the batch is as before).
+ */
+static int
+batch_add(struct store *s, json_t *rec)
+{
+	struct slot *sl = &s->slot[s->n];
+	json_t *id = json_object_get(rec, "id");
+	size_t body0 = s->body.len, lines0 = s->lines.len, sids0 = s->sids.len;
+	struct dt_spans sp;
+	char num[32];
+	int rc = 0;
+
+	sl->sid = s->sids.len;
+	sl->sid_is_str = json_is_string(id);
+	if (sl->sid_is_str)
+		rc |= dt_buf_put(&s->sids, json_string_value(id),
+		    strlen(json_string_value(id)) + 1);
+	else {
+		int k = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(id));
+
+		rc |= dt_buf_put(&s->sids, num, (size_t)k + 1);
 	}
-	json_object_set(item, "analysis", analysis);
-	if (json_is_string(v = json_object_get(rec, "model")))
-		json_object_set(item, "model", v);
-	if (json_is_string(v = json_object_get(rec, "prompt_version")))
-		json_object_set(item, "prompt_version", v);
-	usage = json_object_get(rec, "usage");
-	copy_int(item, "prompt_tokens", usage, "prompt_tokens");
-	copy_int(item, "completion_tokens", usage, "completion_tokens");
-	copy_int(item, "total_tokens", usage, "total_tokens");
-	copy_int(item, "latency_ms", rec, "latency_ms");
-	if (json_is_number(v = json_object_get(rec, "cost_usd")) ||
-	    json_is_number(v = json_object_get(usage, "cost_usd")))
-		json_object_set(item, "cost_usd", v);
-	return item;
+	sl->line = s->lines.len;
+	if (rc == 0)
+		rc |= dt_encode_line(&s->lines, rec, &sp);
+	sl->line_len = s->lines.len - sl->line;
+	if (s->n > 0)
+		rc |= dt_buf_put(&s->body, ",", 1);
+	sl->item = s->body.len;
+	if (rc == 0)
+		rc |= dt_encode_item(&s->body, rec, s->sids.p + sl->sid,
+		    sl->sid_is_str, &s->lines, &sp);
+	sl->item_len = s->body.len - sl->item;
+	if (rc != 0) {
+		s->body.len = body0;
+		s->lines.len = lines0;
+		s->sids.len = sids0;
+		return -1;
+	}
+	s->n++;
+	return 0;
 }
 
 static void
 batch_reset(struct store *s)
 {
-	json_array_clear(s->recs);
-	json_array_clear(s->items);
+	s->n = 0;
+	s->body.len = 0;
+	s->lines.len = 0;
+	s->sids.len = 0;
 	free(s->run_id);
 	s->run_id = NULL;
-	s->bytes = 0;
 	s->first_ms = 0;
 }
 
@@ -297,43 +410,141 @@ status_of(const char *outcome)
 	return "failed";
 }
 
+/* FNV-1a, for finding a record by its source id. */
+static size_t
+hash_id(const char *id)
+{
+	size_t h = 2166136261u;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h;
+}
+
+/*
+ * Finds the first record of [from, to) whose source id is id in tab (an
+ * open-addressing table of size mask + 1 holding record index + 1, 0 for
+ * empty), inserting i when add and it is not there.  Returns the index,
+ * or (size_t)-1.
+ */
+static size_t
+id_slot(const struct store *s, size_t *tab, size_t mask, const char *id,
+    size_t i, int add)
+{
+	size_t h;
+
+	for (h = hash_id(id) & mask; tab[h] != 0; h = (h + 1) & mask)
+		if (strcmp(s->sids.p + s->slot[tab[h] - 1].sid, id) == 0)
+			return tab[h] - 1;
+	if (!add)
+		return (size_t)-1;
+	tab[h] = i + 1;
+	return i;
+}
+
 /* Writes the status lines of records [from, to) from the reply rows. */
 static void
 emit_outcomes(struct store *s, size_t from, size_t to, json_t *rows)
 {
-	json_t *byid = json_object(), *row;
-	size_t i, j;
+	struct dt_buf st = {NULL, 0, 0};
+	size_t i, j, k, mask = 15, *tab;
+	json_t **hit, *row;
 
-	/* Index the reply by source id: one lookup per record. */
+	/*
+	 * Match the reply to the records by source id, through a table of
+	 * the batch's ids: the reply is as long as the batch.
+	 */
+	while (mask + 1 < 2 * (to - from))
+		mask = mask * 2 + 1;
+	tab = calloc(mask + 1, sizeof(*tab));
+	hit = calloc(to, sizeof(*hit));
+	if (tab == NULL || hit == NULL) {
+		for (i = from; i < to; i++)
+			line_not_stored(s, i, "out of memory");
+		worse(s, DT_EXIT_TEMPFAIL);
+		goto out;
+	}
+	for (i = from; i < to; i++)
+		id_slot(s, tab, mask, s->sids.p + s->slot[i].sid, i, 1);
 	json_array_foreach(rows, j, row) {
 		const char *r = json_string_value(json_object_get(row,
 		    "source_id"));
 
-		if (r != NULL && byid != NULL)
-			json_object_set(byid, r, row);
+		if (r != NULL && (k = id_slot(s, tab, mask, r, 0, 0)) !=
+		    (size_t)-1)
+			hit[k] = row;
 	}
 	for (i = from; i < to; i++) {
-		json_t *rec = json_array_get(s->recs, i);
-		const char *sid = json_string_value(json_object_get(
-		    json_array_get(s->items, i), "id"));
-		json_t *hit = sid != NULL ? json_object_get(byid, sid) : NULL;
-		const char *outcome;
+		json_t *outcome, *attempts;
+		int rc = 0;
 
-		outcome = json_string_value(json_object_get(hit, "outcome"));
-		if (outcome == NULL) {
-			emit_not_stored(s, rec, "the server did not report "
-			    "on this record");
+		/* An id given twice has one outcome, the first record's. */
+		k = id_slot(s, tab, mask, s->sids.p + s->slot[i].sid, i, 0);
+		outcome = json_object_get(hit[k], "outcome");
+		attempts = json_object_get(hit[k], "attempts");
+		if (!json_is_string(outcome)) {
+			line_not_stored(s, i, "the server did not report on "
+			    "this record");
 			worse(s, DT_EXIT_TEMPFAIL);
 			continue;
 		}
-		json_object_set_new(rec, "store", json_pack("{sssO}",
-		    "outcome", outcome, "attempts",
-		    json_object_get(hit, "attempts")));
-		if (strcmp(outcome, "stored") != 0)
+		st.len = 0;
+		rc |= dt_buf_put(&st, "{\"outcome\":", 11);
+		rc |= dt_encode_value(&st, outcome);
+		/* The usual case without the encoder: a small count. */
+		if (json_is_integer(attempts) && json_integer_value(attempts) >= 0)
+			rc |= dt_buf_count(&st, "attempts",
+			    json_integer_value(attempts));
+		else if (attempts != NULL) {
+			rc |= dt_buf_put(&st, ",\"attempts\":", 12);
+			rc |= dt_encode_value(&st, attempts);
+		} else
+			rc |= dt_buf_put(&st, ",\"attempts\":null", 16);
+		rc |= dt_buf_put(&st, "}", 1);
+		if (rc != 0) {
+			line_not_stored(s, i, "out of memory");
+			worse(s, DT_EXIT_TEMPFAIL);
+			continue;
+		}
+		if (strcmp(json_string_value(outcome), "stored") != 0)
 			worse(s, DT_EXIT_PARTIAL);
-		emit_status(s, rec, status_of(outcome));
+		line_end(s, i, st.p, st.len,
+		    status_of(json_string_value(outcome)));
 	}
-	json_decref(byid);
+out:
+	dt_buf_free(&st);
+	free(tab);
+	free(hit);
+}
+
+/*
+ * The request for records [from, to): {"p_run_id":...,"p_results":[...]}
+ * around the slice of the body that holds their elements.  Returns a new
+ * string (its length in *n), or NULL when out of memory.
+ */
+static char *
+request_body(struct store *s, size_t from, size_t to, size_t *n)
+{
+	json_t *run = json_string(s->run_id);
+	char *head = run != NULL ? json_dumps(run, JSON_ENCODE_ANY) : NULL;
+	size_t start = s->slot[from].item;
+	size_t slice = s->slot[to - 1].item + s->slot[to - 1].item_len - start;
+	char *req = NULL;
+	int at;
+
+	json_decref(run);
+	if (head == NULL)
+		return NULL;
+	*n = sizeof("{\"p_run_id\":,\"p_results\":[]}") - 1 + strlen(head) +
+	    slice;
+	if ((req = malloc(*n + 1)) != NULL) {
+		at = snprintf(req, *n + 1, "{\"p_run_id\":%s,\"p_results\":[",
+		    head);
+		memcpy(req + at, s->body.p + start, slice);
+		memcpy(req + at + slice, "]}", 3);
+	}
+	free(head);
+	return req;
 }
 
 /*
@@ -345,21 +556,22 @@ static void
 send_range(struct store *s, size_t from, size_t to)
 {
 	struct dt_sb_result res;
-	json_t *items, *args;
-	size_t i;
+	char *req;
+	size_t i, n = 0;
 
 	if (s->dead) {
 		for (i = from; i < to; i++)
-			emit_not_stored(s, json_array_get(s->recs, i), s->dead_why);
+			line_not_stored(s, i, s->dead_why);
 		return;
 	}
-	items = json_array();
-	for (i = from; i < to; i++)
-		json_array_append(items, json_array_get(s->items, i));
-	args = json_pack("{sssO}", "p_run_id", s->run_id, "p_results", items);
-	json_decref(items);
-	dt_supabase_call(s->sb, "POST", "rpc/dt_settle", args, NULL, 1, &res);
-	json_decref(args);
+	if ((req = request_body(s, from, to, &n)) == NULL) {
+		memset(&res, 0, sizeof(res));
+		res.kind = DT_SB_UNAVAILABLE;
+		snprintf(res.message, sizeof(res.message), "out of memory");
+	} else
+		dt_supabase_call_raw(s->sb, "POST", "rpc/dt_settle", req, n,
+		    NULL, 1, &res);
+	free(req);
 	s->batches++;
 	if (res.kind == DT_SB_OK && json_is_array(res.body)) {
 		emit_outcomes(s, from, to, res.body);
@@ -370,15 +582,14 @@ send_range(struct store *s, size_t from, size_t to)
 			send_range(s, i, i + 1);
 	} else if (res.kind == DT_SB_REJECTED) {
 		char why[1200];
-		char idb[64];
 
-		dt_record_id_str(json_object_get(json_array_get(s->recs, from),
-		    "id"), idb, sizeof(idb));
 		snprintf(why, sizeof(why), "Supabase rejected it: %s",
 		    res.message);
-		dt_warn("record %s: %s", idb, why);
+		dt_warn("record %s%.64s%s: %s", s->slot[from].sid_is_str ?
+		    "\"" : "", s->sids.p + s->slot[from].sid,
+		    s->slot[from].sid_is_str ? "\"" : "", why);
 		worse(s, DT_EXIT_DATAERR);
-		emit_not_stored(s, json_array_get(s->recs, from), why);
+		line_not_stored(s, from, why);
 	} else {
 		/* Unavailable, wrong key or table, or a bad reply: stop. */
 		s->dead = 1;
@@ -391,29 +602,46 @@ send_range(struct store *s, size_t from, size_t to)
 		worse(s, res.kind == DT_SB_BADREPLY ? DT_EXIT_TEMPFAIL :
 		    dt_sb_exit(res.kind));
 		for (i = from; i < to; i++)
-			emit_not_stored(s, json_array_get(s->recs, i), s->dead_why);
+			line_not_stored(s, i, s->dead_why);
 	}
 	dt_sb_result_clear(&res);
 }
 
+/* --dry-run: each record's line says what would have been sent. */
+static void
+dry_run(struct store *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++) {
+		json_t *would = json_loadb(s->body.p + s->slot[i].item,
+		    s->slot[i].item_len, JSON_ALLOW_NUL, NULL);
+		json_t *st = json_pack("{sssssO}", "outcome", "dry_run",
+		    "run_id", s->run_id, "would",
+		    would != NULL ? would : json_null());
+		char *text = st != NULL ? json_dumps(st, DT_LINE_FLAGS) : NULL;
+
+		if (text != NULL)
+			line_end(s, i, text, strlen(text), "skipped");
+		else
+			line_not_stored(s, i, "out of memory");
+		free(text);
+		json_decref(st);
+		json_decref(would);
+	}
+}
+
+/* Sends the batch, writes its status lines and empties it. */
 static void
 flush(struct store *s)
 {
-	size_t n = json_array_size(s->recs), i;
-
-	if (n == 0)
+	if (s->n == 0)
 		return;
-	if (s->dry_run) {
-		for (i = 0; i < n; i++) {
-			json_t *rec = json_array_get(s->recs, i);
-
-			json_object_set_new(rec, "store", json_pack("{sssssO}",
-			    "outcome", "dry_run", "run_id", s->run_id, "would",
-			    json_array_get(s->items, i)));
-			emit_status(s, rec, "skipped");
-		}
-	} else
-		send_range(s, 0, n);
+	if (s->dry_run)
+		dry_run(s);
+	else
+		send_range(s, 0, s->n);
+	out_write(s);
 	batch_reset(s);
 }
 
@@ -422,8 +650,6 @@ static void
 take(struct store *s, json_t *rec)
 {
 	const char *why = NULL, *run;
-	json_t *item;
-	char *dump;
 
 	if (json_object_get(rec, "stage") != NULL &&
 	    json_object_get(rec, "id") == NULL) {
@@ -432,11 +658,10 @@ take(struct store *s, json_t *rec)
 		 * what came before it, so the order stays.
 		 */
 		flush(s);
-		if (dt_emit(rec) < 0)
-			worse(s, dt_out_status());
+		emit(s, rec);
 		return;
 	}
-	if ((item = settle_item(rec, &why)) == NULL) {
+	if (storable(rec, &why) < 0) {
 		emit_bad(s, rec, why);
 		return;
 	}
@@ -444,7 +669,6 @@ take(struct store *s, json_t *rec)
 	if (run == NULL || *run == '\0')
 		run = s->default_run;
 	if (run == NULL) {
-		json_decref(item);
 		emit_bad(s, rec, "no \"run_id\" (and no --run-id)");
 		return;
 	}
@@ -456,17 +680,25 @@ take(struct store *s, json_t *rec)
 		s->run_id = strdup(run);
 		s->first_ms = now_ms();
 	}
-	/* Status lines carry no message text: it is private and large. */
+	/*
+	 * Status lines carry no message text: it is private and large.
+	 * "store" and "status" are dt-store's own, written last.
+	 */
 	json_object_del(rec, "text");
 	json_object_del(rec, "row");
-	if ((dump = json_dumps(item, JSON_COMPACT)) != NULL) {
-		s->bytes += (long)strlen(dump);
-		free(dump);
+	json_object_del(rec, "store");
+	json_object_del(rec, "status");
+	if (batch_add(s, rec) < 0) {
+		flush(s);
+		dt_error("out of memory");
+		worse(s, DT_EXIT_TEMPFAIL);
+		s->not_stored++;
+		emit_status(s, rec, json_pack("{ssss}", "outcome",
+		    "not_stored", "message", "out of memory"), "failed");
+		return;
 	}
-	json_array_append(s->recs, rec);
-	json_array_append_new(s->items, item);
-	if ((long long)json_array_size(s->recs) >= s->batch_size ||
-	    s->bytes >= MAX_BATCH_BYTES)
+	if ((long long)s->n >= s->batch_size ||
+	    s->body.len >= MAX_BATCH_BYTES || s->lines.len >= MAX_BATCH_BYTES)
 		flush(s);
 }
 
@@ -617,8 +849,8 @@ emit_stage(struct store *s)
 	    "bad", (json_int_t)s->bad, "batches", (json_int_t)s->batches,
 	    "interrupted", 0);
 
-	if (rec != NULL && dt_emit(rec) < 0)
-		worse(s, dt_out_status());
+	if (rec != NULL)
+		emit(s, rec);
 	json_decref(rec);
 }
 
@@ -641,8 +873,7 @@ main(int argc, char **argv)
 	 * a batch short, or its records would not be stored.
 	 */
 	catch_signals();
-	s.recs = json_array();
-	s.items = json_array();
+	s.slot = calloc((size_t)s.batch_size, sizeof(*s.slot));
 	if (!s.dry_run && (s.sb = dt_supabase_new()) == NULL) {
 		s.dead = 1;
 		snprintf(s.dead_why, sizeof(s.dead_why),
@@ -651,7 +882,7 @@ main(int argc, char **argv)
 		worse(&s, DT_EXIT_CONFIG);
 	}
 	r = dt_reader_new(argv + optind, argc - optind, (size_t)s.max_line);
-	if (r == NULL || s.recs == NULL || s.items == NULL) {
+	if (r == NULL || s.slot == NULL) {
 		dt_error("out of memory");
 		return DT_EXIT_TEMPFAIL;
 	}
@@ -664,14 +895,17 @@ main(int argc, char **argv)
 	if (s.status == DT_EXIT_PARTIAL && s.message[0] == '\0')
 		snprintf(s.message, sizeof(s.message), "%lld records failed",
 		    s.failed);
-	if (dt_out_status() != DT_EXIT_PIPE)
+	if (s.out_status == 0 && dt_out_status() != DT_EXIT_PIPE)
 		emit_stage(&s);
 	dt_info("stored %lld, failed %lld, skipped %lld in %lld requests",
 	    s.stored, s.failed, s.skipped, s.batches);
 	dt_reader_free(r);
 	dt_supabase_free(s.sb);
-	json_decref(s.recs);
-	json_decref(s.items);
+	dt_buf_free(&s.body);
+	dt_buf_free(&s.lines);
+	dt_buf_free(&s.sids);
+	dt_buf_free(&s.out);
+	free(s.slot);
 	free(s.run_id);
 	free(s.first_run);
 	return dt_cli_close_stdout(s.status);

@@ -39,6 +39,53 @@ analyzed() {
 3\tdone\t1\t{"sentiment": "positive"}\tsonar\t15\t12\t'
 }
 
+@test "dt-store: its encoder writes what Jansson writes, byte for byte" {
+	run -0 --separate-stderr store-encode "$(fixture store/encode.ndjson)"
+	assert_output '21 values, 7 objects'
+	assert_equal "$stderr" ''
+}
+
+# capture_once FILE REPLY: a one-request HTTP server on a free loopback
+# port that saves the raw request body in FILE and answers 200 with REPLY
+# (JSON).  Sets capture_url and capture_pid.  The stand-in parses bodies,
+# so it cannot show how numbers were written.
+capture_once() {
+	/usr/bin/python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        open(sys.argv[1], "wb").write(body)
+        out = sys.argv[2].encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    def log_message(self, *a):
+        pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1] + ".port", "w").write(str(s.server_port))
+s.handle_request()
+' "$1" "$2" &
+	capture_pid=$!
+	for _ in $(seq 100); do
+		[ -s "$1.port" ] && break
+		sleep 0.05
+	done
+	capture_url=http://127.0.0.1:$(cat "$1.port")
+}
+
+@test "dt-store: numbers go to Supabase as the status lines show them, without binary rounding digits" {
+	printf '%s\n' '{"id":7,"run_id":"r","analysis":{"score":0.1,"n":3},"model":"sonar","usage":{"total_tokens":9},"cost_usd":0.3}' >"$BATS_TEST_TMPDIR/in"
+	capture_once "$BATS_TEST_TMPDIR/body" '[{"source_id":"7","outcome":"stored","attempts":1}]'
+	SUPABASE_URL=$capture_url DT_SUPABASE_TRIES=1 run -0 --separate-stderr dt-store -q "$BATS_TEST_TMPDIR/in"
+	wait "$capture_pid"
+	assert_line --index 0 '{"id":7,"run_id":"r","analysis":{"score":0.1,"n":3},"model":"sonar","usage":{"total_tokens":9},"cost_usd":0.3,"store":{"outcome":"stored","attempts":1},"status":"stored"}'
+	run -0 cat "$BATS_TEST_TMPDIR/body"
+	assert_output '{"p_run_id":"r","p_results":[{"id":"7","analysis":{"score":0.1,"n":3},"model":"sonar","total_tokens":9,"cost_usd":0.3}]}'
+}
+
 @test "dt-store: replaying the same analyzed output twice changes nothing the second time" {
 	messages 20
 	dt-fetch -c -q -r run-1 | analyzed 'if .id % 3 == 0 then err("timeout") elif .id % 3 == 1 then err("invalid_output") else ok end' >"$BATS_TEST_TMPDIR/in"
