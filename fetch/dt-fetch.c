@@ -158,7 +158,7 @@ catch_signals(void)
 	dt_http_set_stop_flag(&stop_flag);
 }
 
-/* A generated run id: UTC time and 32 random bits, e.g. 20250601T120000Z-1a2b3c4d. */
+/* A generated run id: UTC time and 32 random bits, e.g. 20261128T120000Z-1a2b3c4d. */
 static void
 make_run_id(char *buf, size_t len)
 {

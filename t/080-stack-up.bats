@@ -68,13 +68,13 @@ export TELEGRAM_CHAT_ID"
 
 @test "stack: a failure halfway through up leaves no process and no directory" {
 	mkdir "$BATS_TEST_TMPDIR/migrations"
-	echo 'create table broken (;' >"$BATS_TEST_TMPDIR/migrations/20250101000000_broken.sql"
+	echo 'create table broken (;' >"$BATS_TEST_TMPDIR/migrations/20261128000000_broken.sql"
 	dir=$(mktemp -u /tmp/dt-stack-test.XXXXXX)
 	DT_STACK_MIGRATIONS=$BATS_TEST_TMPDIR/migrations run -1 --separate-stderr \
 		"$DT_ROOT/t/stack/up" -d "$dir" 3>&-
 	assert_equal "$output" ''
 	[[ $stderr == *'syntax error at or near ";"'* ]]
-	[[ $stderr == *'t/stack/up: psql -1 -f '*'/migrations/20250101000000_broken.sql'*' failed'* ]]
+	[[ $stderr == *'t/stack/up: psql -1 -f '*'/migrations/20261128000000_broken.sql'*' failed'* ]]
 	run -0 alive "$dir"
 	assert_output ''
 	assert_not_exist "$dir"
