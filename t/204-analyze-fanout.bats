@@ -87,6 +87,13 @@ setup() {
 	records 50 >"$BATS_TEST_TMPDIR/in"
 	DT_RPM=1000 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
 	assert_equal "$(ls -A "$TMPDIR")" ""
+	# One left by a fan-out killed with SIGKILL goes the next time; one
+	# whose fan-out still runs stays.
+	mkdir "$TMPDIR/dt-fanout.dead1" "$TMPDIR/dt-fanout.live1"
+	sh -c 'echo $$' >"$TMPDIR/dt-fanout.dead1/pid"
+	echo $$ >"$TMPDIR/dt-fanout.live1/pid"
+	run -0 --separate-stderr dt-fanout -j 2 <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(ls -A "$TMPDIR")" "dt-fanout.live1"
 }
 
 @test "dt-fanout: workers refusing their configuration make the fan-out exit 78" {
