@@ -10,14 +10,14 @@
 # the stand-in and gives each test its own state directory.
 
 pplx_start() {
-	local dir=$BATS_FILE_TMPDIR/pplx i
+	local dir=$BATS_FILE_TMPDIR/pplx _
 	mkdir -p "$dir"
 	PPLX_KEY="pplx-test-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 	DT_STANDIN_KEY=$PPLX_KEY "$DT_ROOT/t/stack/perplexity-standin" \
 		--listen 127.0.0.1:0 --port-file "$dir/port" \
 		>"$dir/log" 2>&1 &
 	echo $! >"$dir/pid"
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		[ -s "$dir/port" ] && break
 		sleep 0.05
 	done
