@@ -38,6 +38,8 @@ PROGS = $(foreach p,$(ALL_PROGS),$(if $(wildcard $(p).c),$(p)))
 SCRIPTS = $(if $(wildcard analyze/dt-fanout),$(BUILD)/bin/dt-fanout) \
 	$(if $(wildcard entrypoint.sh),$(BUILD)/bin/dt-entrypoint)
 BINS = $(addprefix $(BUILD)/bin/,$(notdir $(PROGS)))
+# Data files beside the programs, found through dt_data_file().
+DATA = $(addprefix $(BUILD)/share/dt/,$(notdir $(wildcard analyze/prompt.txt analyze/schema.json)))
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -56,7 +58,11 @@ endef
 .PHONY: all units test check test-only asan demo bench deps install uninstall \
 	clean fmt lint fuzz image push
 
-all: $(BINS) $(SCRIPTS) $(UNITS)
+all: $(BINS) $(SCRIPTS) $(DATA) $(UNITS)
+
+$(BUILD)/share/dt/%: analyze/%
+	@mkdir -p $(@D)
+	cp $< $@
 
 $(BUILD)/bin/dt-fanout: analyze/dt-fanout
 	@mkdir -p $(@D)

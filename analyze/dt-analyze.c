@@ -57,6 +57,10 @@ static const char usage_text[] =
     "  -B, --base-url URL        API base URL (PERPLEXITY_BASE_URL)\n"
     "  -b, --budget USD          stop calling once the run spent this "
     "(DT_BUDGET_USD)\n"
+    "      --check-config        check the configuration (environment, "
+    "options,\n"
+    "                            prompt, schema, key) and exit: 0 valid, "
+    "78 not\n"
     "  -d, --dry-run             print the requests instead of sending "
     "them\n"
     "  -h, --help                print this help and exit\n"
@@ -80,6 +84,13 @@ static const char usage_text[] =
     "  -x, --too-large cut|reject  longer texts are cut or rejected "
     "(DT_TOO_LARGE)\n"
     "\n"
+    "When the file named by DT_STOP_FILE appears (the run is stopping), no "
+    "more calls\n"
+    "are made: every later record passes through at once as an "
+    "\"unavailable\" error,\n"
+    "which gives its row back without using an attempt, and the exit "
+    "status is 75.\n"
+    "\n"
     "The key comes from PERPLEXITY_API_KEY or PERPLEXITY_API_KEY_FILE, "
     "never from a flag.\n"
     "Exit status: 0 all analyzed, 1 some records failed, 65 bad input "
@@ -92,6 +103,7 @@ static const struct option longopts[] = {
 	{"base-url", required_argument, NULL, 'B'},
 	{"budget", required_argument, NULL, 'b'},
 	{"breaker", required_argument, NULL, 'k'},
+	{"check-config", no_argument, NULL, 'C'},
 	{"dry-run", no_argument, NULL, 'd'},
 	{"help", no_argument, NULL, 'h'},
 	{"max-text-bytes", required_argument, NULL, 'n'},
@@ -124,6 +136,7 @@ struct config {
 	int disable_search;
 	long long timeout_s, first_timeout_s;
 	const char *prompt_file, *schema_file;
+	const char *stop_file;  /* DT_STOP_FILE or NULL */
 	const char *schema_name;
 	long long max_text;
 	int reject_large;
@@ -135,6 +148,7 @@ struct config {
 	long long max_line;
 	long long pipe_bytes;
 	int dry_run;
+	int check_config;       /* --check-config: validate and exit */
 	const char *run_id_env;
 };
 
@@ -168,6 +182,23 @@ struct run {
 };
 
 static volatile sig_atomic_t got_signal;
+static int stop_seen;
+
+/*
+ * Returns 1 once the stop file (DT_STOP_FILE) exists.  entrypoint.sh
+ * creates it on SIGTERM or at its deadline: only it gets the signal in
+ * a pod, and the fan-out between must keep the records flowing so that
+ * every claimed row comes out, analyzed or given back.
+ */
+static int
+stop_requested(const char *path)
+{
+	if (!stop_seen && path != NULL && access(path, F_OK) == 0) {
+		stop_seen = 1;
+		dt_info("the run is stopping: no more API calls");
+	}
+	return stop_seen;
+}
 static volatile sig_atomic_t in_call;
 static struct run *cur;         /* for the signal handler */
 static int out_lock_fd = -1;    /* DT_FANOUT_OUTPUT_LOCK, see emit() */
@@ -414,8 +445,9 @@ read_env(struct config *c)
 	if ((s = dt_env("DT_TOO_LARGE", NULL)) != NULL &&
 	    parse_too_large("DT_TOO_LARGE", s, &c->reject_large) < 0)
 		rc = -1;
-	c->prompt_file = dt_env("DT_PROMPT_FILE", DT_DATADIR "/prompt.txt");
-	c->schema_file = dt_env("DT_SCHEMA_FILE", DT_DATADIR "/schema.json");
+	c->prompt_file = dt_env("DT_PROMPT_FILE", dt_data_file("prompt.txt"));
+	c->stop_file = dt_env("DT_STOP_FILE", NULL);
+	c->schema_file = dt_env("DT_SCHEMA_FILE", dt_data_file("schema.json"));
 	c->schema_name = dt_env("DT_SCHEMA_NAME", "analysis");
 	c->run_id_env = dt_env("DT_RUN_ID", NULL);
 	if (dt_env_bool("DT_WEB_SEARCH", 0, &c->web_search) < 0 ||
@@ -476,6 +508,9 @@ read_flags(struct config *c, int argc, char **argv, int *exit_now)
 			if (dt_parse_double("--budget", optarg, 0, 1e9,
 			    &c->budget) < 0)
 				goto usage;
+			break;
+		case 'C':
+			c->check_config = 1;
 			break;
 		case 'd':
 			c->dry_run = 1;
@@ -927,6 +962,11 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			    "interrupted before the API answered");
 			goto out;
 		}
+		if (stop_requested(c->stop_file)) {
+			set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
+			    "the run is stopping; the API was not called");
+			goto out;
+		}
 		if ((br = dt_shared_breaker(x->sh)) != DT_BREAKER_CLOSED) {
 			set_error(x, rec, K_UNAVAIL, 1, br == DT_BREAKER_AUTH ?
 			    DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE,
@@ -1294,7 +1334,8 @@ static const char *
 final_message(struct run *x, int interrupted)
 {
 	if (interrupted)
-		return "interrupted by a signal";
+		return got_signal ? "interrupted by a signal" :
+		    "stopped: the run is stopping";
 	switch (x->status) {
 	case DT_EXIT_OK:
 		return NULL;
@@ -1399,8 +1440,14 @@ main(int argc, char **argv)
 	}
 	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
 	x.status = DT_EXIT_OK;
-	if (load_prompt(&x) < 0 || setup_http(&x) < 0 ||
-	    (!x.c.dry_run && open_state(&x) < 0)) {
+	if (load_prompt(&x) < 0 || setup_http(&x) < 0) {
+		x.status = DT_EXIT_CONFIG;
+		goto out;
+	}
+	/* The whole configuration is read and checked; nothing was sent. */
+	if (x.c.check_config)
+		goto out;
+	if (!x.c.dry_run && open_state(&x) < 0) {
 		x.status = DT_EXIT_CONFIG;
 		goto out;
 	}
@@ -1419,6 +1466,9 @@ main(int argc, char **argv)
 		x.status = dt_exit_worse(x.status, DT_EXIT_TEMPFAIL);
 		dt_warn("interrupted by signal %d; %lu records done",
 		    (int)got_signal, x.n.records);
+	} else if (stop_seen) {
+		interrupted = 1;
+		x.status = dt_exit_worse(x.status, DT_EXIT_TEMPFAIL);
 	}
 	if (dt_out_status() != 0)
 		x.status = dt_exit_worse(x.status, dt_out_status());

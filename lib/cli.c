@@ -4,11 +4,17 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "exit.h"
 #include "log.h"
+
+#ifndef DT_DATADIR
+#define DT_DATADIR "/usr/local/share/dt"
+#endif
 
 void
 dt_cli_version(void)
@@ -48,4 +54,37 @@ dt_cli_close_stdout(int status)
 		return dt_exit_worse(status, DT_EXIT_IOERR);
 	}
 	return status;
+}
+
+const char *
+dt_data_file(const char *name)
+{
+	static char paths[8][PATH_MAX];
+	static int used;
+	char exe[PATH_MAX], *slash;
+	ssize_t n;
+	int i;
+
+	for (i = 0; i < used; i++) {
+		const char *base = strrchr(paths[i], '/');
+
+		if (base != NULL && strcmp(base + 1, name) == 0)
+			return paths[i];
+	}
+	if (used == 8)
+		return DT_DATADIR;
+	i = used++;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = '\0';
+		if ((slash = strrchr(exe, '/')) != NULL) {
+			*slash = '\0';
+			if ((size_t)snprintf(paths[i], sizeof(paths[i]),
+			    "%s/../share/dt/%s", exe, name) < sizeof(paths[i]) &&
+			    access(paths[i], R_OK) == 0)
+				return paths[i];
+		}
+	}
+	snprintf(paths[i], sizeof(paths[i]), "%s/%s", DT_DATADIR, name);
+	return paths[i];
 }

@@ -6,6 +6,14 @@
 
 #ifndef DT_VERSION
 #define DT_VERSION "0.0.0"
+/*
+ * Returns the path of an installed data file (prompt.txt, schema.json):
+ * <dir of the running program>/../share/dt/<name> when that file exists,
+ * so a build tree or a relocated install finds its own files, else
+ * DT_DATADIR/<name>.  The string is static; at most 8 names are kept.
+ */
+const char *dt_data_file(const char *name);
+
 #endif
 
 /* Prints "dt-fetch 0.1.0" to stdout. */
@@ -30,5 +38,13 @@ int dt_cli_help(const char *text);
  * Returns status unchanged, or DT_EXIT_IOERR when the close failed.
  */
 int dt_cli_close_stdout(int status);
+
+/*
+ * Returns the path of an installed data file (prompt.txt, schema.json):
+ * <dir of the running program>/../share/dt/<name> when that file exists,
+ * so a build tree or a relocated install finds its own files, else
+ * DT_DATADIR/<name>.  The string is static; at most 8 names are kept.
+ */
+const char *dt_data_file(const char *name);
 
 #endif

@@ -269,8 +269,8 @@ read_config(struct config *c)
 		bad = 1;
 	/* The schema dt-analyze uses, unless told otherwise. */
 	c->schema = dt_env("DT_REPORT_SCHEMA", dt_env("DT_SCHEMA_FILE", NULL));
-	if (c->schema == NULL && access(DT_DATADIR "/schema.json", R_OK) == 0)
-		c->schema = DT_DATADIR "/schema.json";
+	if (c->schema == NULL && access(dt_data_file("schema.json"), R_OK) == 0)
+		c->schema = dt_data_file("schema.json");
 	c->topics_field = dt_env("DT_REPORT_TOPICS_FIELD", "topics");
 	c->run_id = dt_env("DT_RUN_ID", NULL);
 	c->started = dt_env("DT_RUN_STARTED_AT", NULL);

@@ -125,7 +125,9 @@ $(cat t/fixtures/report/run-ok.en.html)"
 
 @test "dt-report: without a schema file the default analysis fields are reported" {
 	unset DT_REPORT_SCHEMA
-	run -0 --separate-stderr dt-report -n -m "$M" t/fixtures/report/run-ok.ndjson
+	# A copy away from the build's share/dt finds no schema beside it.
+	cp "$DT_BUILD/bin/dt-report" "$BATS_TEST_TMPDIR/dt-report"
+	run -0 --separate-stderr "$BATS_TEST_TMPDIR/dt-report" -n -m "$M" t/fixtures/report/run-ok.ndjson
 	assert_equal "$(jq -c '.analysis.fields | keys_unsorted' <<<"$output")" \
 		'["sentiment","language","topics","action_items","confidence"]'
 	assert_equal "$(jq -c '.analysis.fields.sentiment.counts' <<<"$output")" \

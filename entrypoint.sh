@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# entrypoint.sh: one run of the dt batch analyzer, as the CronJob's pod
+# runs it.
+#
+#   dt-fetch --claim | dt-fanout (parallel --pipe dt-analyze) | dt-store | dt-report
+#
+# See docs/entrypoint.md.  Exit status: the most severe of the stages'
+# statuses (docs/pipeline.md), or 78 when the configuration is bad.
+set -euo pipefail
+
+readonly prog=dt-entrypoint
+readonly version=0.1.0
+
+usage() {
+	cat <<'USAGE'
+usage: dt-entrypoint [-hnV]
+
+Runs one batch: claims unanalyzed rows from Supabase, analyzes them with
+Perplexity under GNU parallel, stores the results and sends the report.
+
+  -h, --help      print this help and exit
+  -n, --dry-run   check the configuration, print the plan, claim nothing
+  -V, --version   print the version and exit
+
+Environment (secrets also as NAME_FILE, read from a mounted file):
+  SUPABASE_URL, SUPABASE_KEY        Supabase project URL and service key
+  PERPLEXITY_API_KEY                Perplexity API key
+  TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID
+                                    where the report goes (both or neither)
+  BATCH_SIZE (100)                  rows per claim
+  MAX_WORKERS (5)                   parallel analyzers
+  TIMEOUT_SECONDS (300)             per API call
+  DT_RUN_ID                         run id (default: the Job's name from
+                                    DT_JOB_NAME, else generated)
+  DT_RUN_DIR                        keep every stage's output here
+  DT_DEADLINE_SECONDS (3300)        stop claiming after this long
+  DT_DRAIN_SECONDS (60)             after a stop, how long in-flight work
+                                    may take before it is killed
+
+Exit status: 0 all records handled; 1 some records failed; 64 usage;
+65 bad input data; 69 a service unavailable; 74 output error; 75 temporary
+failure; 78 bad configuration.  Several problems: the most severe.
+USAGE
+}
+
+err() {
+	printf '%s: error: %s\n' "$prog" "$*" >&2
+}
+
+info() {
+	printf '%s: info: %s\n' "$prog" "$*" >&2
+}
+
+# rank STATUS: severity of an exit status, higher is worse.
+rank() {
+	case $1 in
+	78) echo 9 ;; 64) echo 7 ;; 74) echo 6 ;; 69) echo 5 ;; 75) echo 4 ;;
+	65) echo 3 ;; 1) echo 2 ;; 141) echo 1 ;; 0) echo 0 ;; *) echo 8 ;;
+	esac
+}
+
+# worst STATUS...: the most severe of the statuses.
+worst() {
+	local w=0 s
+	for s in "$@"; do
+		if [ "$(rank "$s")" -gt "$(rank "$w")" ]; then
+			w=$s
+		fi
+	done
+	echo "$w"
+}
+
+config_errors=0
+
+# need NAME: the variable must be set and non-empty.
+need() {
+	if [ -z "${!1:-}" ]; then
+		err "$1 is not set"
+		config_errors=$((config_errors + 1))
+	fi
+}
+
+# need_secret NAME: NAME or NAME_FILE (a readable file), not both.
+need_secret() {
+	local file_var=$1_FILE
+	local value=${!1:-} file=${!file_var:-}
+	if [ -n "$value" ] && [ -n "$file" ]; then
+		err "$1 and $file_var are both set; set only one"
+		config_errors=$((config_errors + 1))
+	elif [ -n "$file" ]; then
+		if [ ! -r "$file" ] || [ ! -s "$file" ]; then
+			err "$file_var: cannot read $file, or it is empty"
+			config_errors=$((config_errors + 1))
+		fi
+	elif [ -z "$value" ]; then
+		err "$1 is not set (nor $file_var)"
+		config_errors=$((config_errors + 1))
+	fi
+}
+
+# need_int NAME DEFAULT MIN MAX
+need_int() {
+	local v=${!1:-$2}
+	if ! [[ $v =~ ^[0-9]+$ ]] || [ "${#v}" -gt 9 ] || [ "$v" -lt "$3" ] ||
+		[ "$v" -gt "$4" ]; then
+		err "$1: '$v' is not a whole number ($3 to $4)"
+		config_errors=$((config_errors + 1))
+	fi
+}
+
+check_config() {
+	need SUPABASE_URL
+	need_secret SUPABASE_KEY
+	need_secret PERPLEXITY_API_KEY
+	if [ -n "${TELEGRAM_CHAT_ID:-}" ] || [ -n "${TELEGRAM_BOT_TOKEN:-}" ] ||
+		[ -n "${TELEGRAM_BOT_TOKEN_FILE:-}" ]; then
+		need TELEGRAM_CHAT_ID
+		need_secret TELEGRAM_BOT_TOKEN
+	fi
+	need_int BATCH_SIZE 100 1 1000
+	need_int MAX_WORKERS 5 1 256
+	need_int TIMEOUT_SECONDS 300 1 3600
+	need_int DT_DEADLINE_SECONDS 3300 1 86400
+	need_int DT_DRAIN_SECONDS 60 0 3600
+	if [ -n "${DT_RUN_DIR:-}" ] && ! mkdir -p "$DT_RUN_DIR" 2>/dev/null; then
+		err "DT_RUN_DIR: cannot create $DT_RUN_DIR"
+		config_errors=$((config_errors + 1))
+	fi
+	# Each stage checks the rest of its own configuration.
+	local stage
+	for stage in dt-fetch dt-analyze dt-store dt-report; do
+		if ! "$stage" --check-config; then
+			config_errors=$((config_errors + 1))
+		fi
+	done
+	[ "$config_errors" -eq 0 ]
+}
+
+make_run_id() {
+	if [ -n "${DT_RUN_ID:-}" ]; then
+		echo "$DT_RUN_ID"
+	elif [ -n "${DT_JOB_NAME:-}" ]; then
+		echo "$DT_JOB_NAME"
+	else
+		printf 'run-%s-%04x%04x\n' "$(date -u +%Y%m%dT%H%M%SZ)" \
+			"$RANDOM" "$RANDOM"
+	fi
+}
+
+dry_run=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	-h | --help) usage; exit 0 ;;
+	-V | --version) echo "$prog $version"; exit 0 ;;
+	-n | --dry-run) dry_run=1; shift ;;
+	*)
+		printf "%s: unknown option '%s'\nTry '%s --help'.\n" "$prog" "$1" "$prog" >&2
+		exit 64
+		;;
+	esac
+done
+
+check_config || exit 78
+
+DT_RUN_ID=$(make_run_id)
+DT_RUN_STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+export DT_RUN_ID DT_RUN_STARTED_AT
+state=$(mktemp -d "${TMPDIR:-/tmp}/dt-run.XXXXXX")
+export DT_STATE_DIR=$state
+export DT_STOP_FILE=$state/stop
+
+if [ "$dry_run" = 1 ]; then
+	info "configuration is valid; run $DT_RUN_ID would claim up to" \
+		"${BATCH_SIZE:-100} rows per batch with ${MAX_WORKERS:-5} workers"
+	rm -rf "$state"
+	exit 0
+fi
+
+# out FILE: a copy of what flows past, kept as DT_RUN_DIR/FILE.
+out() {
+	if [ -n "${DT_RUN_DIR:-}" ]; then
+		tee "$DT_RUN_DIR/$1"
+	else
+		cat
+	fi
+}
+
+info "run $DT_RUN_ID starting"
+set -m # the pipeline gets its own process group, so a drain can end it
+(
+	set +e
+	dt-fetch --claim | out fetch.ndjson | dt-fanout | out analyze.ndjson |
+		dt-store | out store.ndjson | dt-report | out report.json
+	echo "${PIPESTATUS[0]} ${PIPESTATUS[2]} ${PIPESTATUS[4]} ${PIPESTATUS[6]}" \
+		>"$state/status"
+) &
+pipeline=$!
+set +m
+
+# after SECONDS COMMAND...: runs COMMAND after SECONDS in a child that
+# leaves nothing behind when it is killed first.  Sets $! to the child.
+after() {
+	local seconds=$1
+	shift
+	(
+		trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+		sleep "$seconds" &
+		sleeper=$!
+		wait "$sleeper" && "$@"
+	) &
+}
+
+stopping=0
+drainer=
+# A stop (SIGTERM from Kubernetes, SIGINT, the deadline) tells dt-fetch
+# to claim no more and dt-analyze to finish its calls in flight; what is
+# left flows through dt-store and dt-report as usual, marked partial.
+# After DT_DRAIN_SECONDS whatever still runs is killed.
+# shellcheck disable=SC2317 # called from traps
+stop() {
+	[ "$stopping" = 0 ] || return 0
+	stopping=1
+	info "stopping ($1): no more claims; draining for ${DT_DRAIN_SECONDS:-60} s"
+	: >"$DT_STOP_FILE"
+	after "${DT_DRAIN_SECONDS:-60}" kill -KILL -- -"$pipeline"
+	drainer=$!
+}
+trap 'stop SIGTERM' TERM
+trap 'stop SIGINT' INT
+trap 'stop deadline' USR1
+after "${DT_DEADLINE_SECONDS:-3300}" kill -USR1 $$
+timer=$!
+
+while kill -0 "$pipeline" 2>/dev/null; do
+	wait "$pipeline" || true
+done
+kill "$timer" ${drainer:+"$drainer"} 2>/dev/null || true
+wait 2>/dev/null || true
+
+if [ -s "$state/status" ]; then
+	read -r s_fetch s_analyze s_store s_report <"$state/status"
+else
+	err "the pipeline was killed before it finished"
+	s_fetch=75 s_analyze=75 s_store=75 s_report=75
+fi
+rm -rf "$state"
+status=$(worst "$s_fetch" "$s_analyze" "$s_store" "$s_report")
+info "run $DT_RUN_ID finished: fetch $s_fetch, analyze $s_analyze," \
+	"store $s_store, report $s_report; exit $status"
+exit "$status"

@@ -1,0 +1,151 @@
+#!/usr/bin/env bats
+# entrypoint.sh (dt-entrypoint): configuration, exit status, run dir,
+# stops and deadlines, against the local stack.
+
+load test_helper/common
+load test_helper/stack
+load test_helper/faults
+
+setup_file() {
+	stack_up
+}
+
+teardown_file() {
+	stack_down
+}
+
+setup() {
+	faults_setup
+	rows 30
+}
+
+# Every dt-entrypoint of this file runs with DT_TEST_MARK in its
+# environment, which its children inherit.
+dt-entrypoint() {
+	DT_TEST_MARK=$BATS_TEST_TMPDIR command dt-entrypoint "$@"
+}
+
+# no_children: fails if any process started by this test's runs is left.
+no_children() {
+	local f left=
+	for f in /proc/[0-9]*/environ; do
+		if tr '\0' '\n' <"$f" 2>/dev/null | grep -qxF "DT_TEST_MARK=$BATS_TEST_TMPDIR"; then
+			f=${f%/environ}
+			left="$left ${f#/proc/}:$(cat "$f/comm" 2>/dev/null)"
+		fi
+	done
+	[ -z "$left" ] || fail "left running:$left"
+}
+
+@test "entrypoint: --help, --version and a bad option" {
+	run -0 dt-entrypoint --help
+	assert_line --index 0 "usage: dt-entrypoint [-hnV]"
+	assert_output --partial "DT_DEADLINE_SECONDS (3300)"
+	run -0 dt-entrypoint -V
+	assert_output "dt-entrypoint 0.1.0"
+	run -64 --separate-stderr dt-entrypoint --frobnicate
+	assert_equal "$stderr" "dt-entrypoint: unknown option '--frobnicate'
+Try 'dt-entrypoint --help'."
+}
+
+@test "entrypoint: a missing secret fails at once with its name and 78, before any claim" {
+	unset PERPLEXITY_API_KEY
+	SECONDS=0
+	run -78 --separate-stderr dt-entrypoint
+	[ "$SECONDS" -le 5 ] || fail "took $SECONDS s"
+	assert_equal "${stderr_lines[0]}" "dt-entrypoint: error: PERPLEXITY_API_KEY is not set (nor PERPLEXITY_API_KEY_FILE)"
+	assert_equal "$(count 'true')" 0
+	run -0 bash -c "standin supabase requests | wc -l"
+	assert_output 0
+}
+
+@test "entrypoint: every configuration problem is named, stages' own checks included" {
+	export BATCH_SIZE=0 SUPABASE_URL= TELEGRAM_CHAT_ID=
+	export DT_MAX_ATTEMPTS=zero
+	run -78 --separate-stderr dt-entrypoint
+	[[ $stderr == *"dt-entrypoint: error: SUPABASE_URL is not set"* ]] || fail "$stderr"
+	[[ $stderr == *"dt-entrypoint: error: TELEGRAM_CHAT_ID is not set"* ]] || fail "$stderr"
+	[[ $stderr == *"dt-entrypoint: error: BATCH_SIZE: '0' is not a whole number (1 to 1000)"* ]] || fail "$stderr"
+	[[ $stderr == *"DT_MAX_ATTEMPTS"* ]] || fail "stage check missing: $stderr"
+	assert_equal "$(count 'true')" 0
+}
+
+@test "entrypoint: --dry-run checks the configuration and claims nothing" {
+	run -0 --separate-stderr dt-entrypoint --dry-run
+	[[ $stderr == "dt-entrypoint: info: configuration is valid; run "*" would claim up to 10 rows per batch with 4 workers" ]] || fail "$stderr"
+	assert_equal "$(count 'true')" 0
+}
+
+@test "entrypoint: a clean run stores every row, keeps every stage's output and exits 0" {
+	DT_RUN_ID=clean-1 run -0 --separate-stderr dt-entrypoint
+	assert_equal "$(state)" "done	30	30	30"
+	for f in fetch.ndjson analyze.ndjson store.ndjson report.json; do
+		assert_file_exists "$DT_RUN_DIR/$f"
+	done
+	run -0 jq -r 'select(.stage == null) | .id' "$DT_RUN_DIR/fetch.ndjson"
+	assert_equal "${#lines[@]}" 30
+	run -0 jq -r '"\(.run_id) \(.records) \(.state)"' "$DT_RUN_DIR/report.json"
+	assert_output "clean-1 30 ok"
+	assert_equal "$(sql "select status, exit_code from public.dt_runs where run_id = 'clean-1'")" "ok	0"
+	[[ $stderr == *"dt-entrypoint: info: run clean-1 finished: fetch 0, analyze 0, store 0, report 0; exit 0"* ]] || fail "$stderr"
+	no_children
+}
+
+@test "entrypoint: the run id comes from DT_JOB_NAME when DT_RUN_ID is unset" {
+	DT_JOB_NAME=batch-analyzer-29012345 run -0 --separate-stderr dt-entrypoint
+	assert_equal "$(sql 'select run_id from public.dt_runs')" "batch-analyzer-29012345"
+	assert_equal "$(sql 'select distinct run_id from public.dt_results')" "batch-analyzer-29012345"
+}
+
+@test "entrypoint: Supabase unavailable: exit 69, and the report still goes out saying so" {
+	standin supabase script '{"fail": 1000}'
+	DT_RUN_ID=nosupa run -69 --separate-stderr dt-entrypoint
+	[[ $stderr == *"run nosupa finished: fetch 69,"* ]] || fail "$stderr"
+	run -0 telegram_text
+	assert_line --index 0 '❌ dt run: FAILED'
+	assert_output --partial 'dt-fetch (exit 69'
+	no_children
+}
+
+@test "entrypoint: SIGTERM mid-run stops claiming, stores what finished, reports partial, leaves no process" {
+	rows 200
+	export BATCH_SIZE=5 MAX_WORKERS=2
+	standin perplexity script '{"latency_ms": 200}'
+	DT_RUN_ID=term-1 DT_TEST_MARK=$BATS_TEST_TMPDIR command dt-entrypoint 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	# Wait for the first stored results, then stop the run.
+	for _ in $(seq 1 100); do
+		[ "$(count "status = 'done'")" -gt 0 ] && break
+		sleep 0.1
+	done
+	kill -TERM "$pid"
+	wait "$pid" && status=0 || status=$?
+	assert_equal "$status" 75
+	grep -q "dt-entrypoint: info: stopping (SIGTERM)" "$BATS_TEST_TMPDIR/err" || fail "$(cat "$BATS_TEST_TMPDIR/err")"
+	# Not everything was claimed; nothing is left leased; every claimed
+	# row is either stored or released with its attempt given back.
+	done=$(count "status = 'done'")
+	[ "$done" -gt 0 ] && [ "$done" -lt 200 ] || fail "done: $done"
+	assert_equal "$(count "status = 'leased'")" 0
+	assert_equal "$(count "status = 'pending' and attempts <> 0")" 0
+	run -0 telegram_text
+	assert_output --partial 'partial'
+	no_children
+	# The next run finishes the rest.
+	DT_RUN_ID=term-2 run -0 --separate-stderr dt-entrypoint
+	assert_equal "$(count "status = 'done'")" 200
+}
+
+@test "entrypoint: DT_DEADLINE_SECONDS ends a run cleanly before Kubernetes would" {
+	rows 200
+	export BATCH_SIZE=5 MAX_WORKERS=2 DT_DEADLINE_SECONDS=2
+	standin perplexity script '{"latency_ms": 200}'
+	SECONDS=0
+	DT_RUN_ID=deadline-1 run -75 --separate-stderr dt-entrypoint
+	[ "$SECONDS" -le 15 ] || fail "took $SECONDS s"
+	[[ $stderr == *"dt-entrypoint: info: stopping (deadline)"* ]] || fail "$stderr"
+	assert_equal "$(count "status = 'leased'")" 0
+	done=$(count "status = 'done'")
+	[ "$done" -gt 0 ] && [ "$done" -lt 200 ] || fail "done: $done"
+	no_children
+}
