@@ -5,8 +5,10 @@
  * Input: byte 0 picks the language (bit 0: en/ru), the mode (bit 1) and
  * the message size limit (bits 2-7: 4096, or smaller to force splits).
  * Mode 0: the rest is NDJSON lines, scanned, tallied and summed up as
- * dt-report does; mode 1: the rest is a summary JSON object given to
- * the formatter directly.
+ * dt-report does.  Mode 1: the rest is a JSON object whose "backlog" and
+ * "previous" replace those of a fixed run's summary: the parts dt-report
+ * takes from the database (the backlog function, the ledger's previous
+ * run), which the formatter must take in any shape.
  *
  * Checks on every message: not empty, valid UTF-8, at most the limit in
  * Telegram's count (dt_rpt_html_utf16), and HTML Telegram accepts: only
@@ -22,6 +24,17 @@
 
 #include "../report/report.h"
 #include "fuzz.h"
+
+/* A run with stored and failed records and two stage reports. */
+static const char fixed_run[] =
+    "{\"id\":1,\"status\":\"stored\",\"analysis\":{\"sentiment\":\"mixed\","
+    "\"topics\":[\"a <b>\",\"\u0440\u0430\u0431\u043e\u0442\u0430\"],"
+    "\"language\":\"ru\",\"confidence\":0.5},\"latency_ms\":800,"
+    "\"usage\":{\"total_tokens\":130,\"cost_usd\":0.005}}\n"
+    "{\"id\":2,\"status\":\"failed\",\"error\":{\"kind\":\"unavailable\"}}\n"
+    "{\"stage\":\"dt-analyze\",\"run_id\":\"r1\",\"status\":69,"
+    "\"message\":\"circuit open\"}\n"
+    "{\"stage\":\"dt-store\",\"run_id\":\"r1\",\"status\":1}\n";
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -158,12 +171,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	lang = data[0] & 1 ? "ru" : "en";
 	limit = data[0] >> 2 == 0 ? 4096 : 600 + (size_t)(data[0] >> 2) * 50;
 	if (data[0] & 2) {
-		summary = json_loadb((const char *)data + 1, size - 1,
+		json_t *db = json_loadb((const char *)data + 1, size - 1,
 		    JSON_ALLOW_NUL, NULL);
-		if (!json_is_object(summary)) {
-			json_decref(summary);
+
+		if (!json_is_object(db)) {
+			json_decref(db);
 			return 0;
 		}
+		summary = tally_lines(fixed_run, strlen(fixed_run));
+		json_object_set(summary, "backlog", json_object_get(db,
+		    "backlog"));
+		json_object_set(summary, "previous", json_object_get(db,
+		    "previous"));
+		json_decref(db);
 	} else
 		summary = tally_lines((const char *)data + 1, size - 1);
 	format(summary, lang, limit);
