@@ -6,14 +6,6 @@
 
 #ifndef DT_VERSION
 #define DT_VERSION "0.0.0"
-/*
- * Returns the path of an installed data file (prompt.txt, schema.json):
- * <dir of the running program>/../share/dt/<name> when that file exists,
- * so a build tree or a relocated install finds its own files, else
- * DT_DATADIR/<name>.  The string is static; at most 8 names are kept.
- */
-const char *dt_data_file(const char *name);
-
 #endif
 
 /* Prints "dt-fetch 0.1.0" to stdout. */
