@@ -33,6 +33,7 @@ struct dt_reader {
 
 	char *in;               /* read(2) buffer */
 	size_t in_pos, in_len;
+	size_t chunk;           /* bytes per read(2), <= INBUF_SIZE */
 
 	char *line;             /* current line, max_line + 1 bytes */
 	size_t line_len;
@@ -55,6 +56,7 @@ dt_reader_new(char **paths, int n, size_t max_line)
 	r->npaths = n;
 	r->fd = -1;
 	r->max_line = max_line ? max_line : DT_NDJSON_MAX_LINE_DEFAULT;
+	r->chunk = INBUF_SIZE;
 	r->in = malloc(INBUF_SIZE);
 	r->line = malloc(r->max_line + 1);
 	if (r->in == NULL || r->line == NULL) {
@@ -62,6 +64,16 @@ dt_reader_new(char **paths, int n, size_t max_line)
 		return NULL;
 	}
 	return r;
+}
+
+void
+dt_reader_set_chunk(struct dt_reader *r, size_t bytes)
+{
+	if (bytes < 1)
+		bytes = 1;
+	if (bytes > INBUF_SIZE)
+		bytes = INBUF_SIZE;
+	r->chunk = bytes;
 }
 
 void
@@ -124,7 +136,7 @@ fill(struct dt_reader *r)
 	ssize_t n;
 
 	do
-		n = read(r->fd, r->in, INBUF_SIZE);
+		n = read(r->fd, r->in, r->chunk);
 	while (n < 0 && errno == EINTR);
 	r->in_pos = 0;
 	r->in_len = n > 0 ? (size_t)n : 0;
