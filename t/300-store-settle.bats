@@ -23,6 +23,17 @@ analyzed() {
 	if .id then $1 else . end"
 }
 
+# wait_leases_expired: waits (up to 5 s) until no lease is live by the
+# database's clock.
+wait_leases_expired() {
+	local i
+	for i in $(seq 100); do
+		[ "$(sql "select count(*) from dt_results where status = 'leased' and lease_until >= now()")" = 0 ] && return 0
+		sleep 0.05
+	done
+	fail "leases still live after 5 s"
+}
+
 @test "dt-store: stores results and writes one status line per record after commit" {
 	messages 3
 	dt-fetch -c -q -r run-1 | analyzed 'if .id == 2 then err("invalid_output") else ok end' >"$BATS_TEST_TMPDIR/in"
@@ -120,7 +131,10 @@ s.handle_request()
 	messages 30
 	dt-fetch -c -q -r dead -l 1 -m 12 >"$BATS_TEST_TMPDIR/dead.out"
 	# The analyzer of run "dead" is SIGKILLed: nothing of it is stored.
-	sleep 1.2
+	# Its leases end a second after the claim, by the database's clock.
+	run -0 sql "select lease_until - claimed_at, count(*) from dt_results where run_id = 'dead' group by 1"
+	assert_output $'00:00:01\t12'
+	wait_leases_expired
 	dt-fetch -c -q -r next | analyzed ok >"$BATS_TEST_TMPDIR/in"
 	run -0 jq -s '[.[] | select(.id)] | length' "$BATS_TEST_TMPDIR/in"
 	assert_output 30
@@ -140,9 +154,15 @@ s.handle_request()
 
 @test "dt-store: a row whose run dies every time is parked, not claimed forever" {
 	messages 1
+	n=0
 	for run in a b c; do
 		dt-fetch -c -q -r "$run" -l 1 -a 3 >/dev/null
-		sleep 1.1
+		n=$((n + 1))
+		run -0 sql "select status, run_id, attempts from dt_results"
+		assert_output "leased"$'\t'"$run"$'\t'"$n"
+		# The run dies.  Its lease is moved into the past instead of
+		# waited for (the test above waits for a real one).
+		sql "update dt_results set lease_until = now() - interval '1 millisecond' where status = 'leased'"
 	done
 	run -0 dt-fetch -c -q -r d -a 3
 	assert_output '{"stage":"dt-fetch","run_id":"d","status":0,"message":null,"counts":{"claimed":0,"batches":1},"interrupted":false}'
