@@ -32,6 +32,7 @@
 
 static const char usage[] =
     "usage: dt-report [-hnqVv] [-L bytes] [-l lang] [-m file] [file ...]\n"
+    "       dt-report -M shards [-hnqVv] [-l lang] [-m file]\n"
     "       dt-report --check-config [option ...]\n"
     "\n"
     "Reads status records (or any stage's output) from the files or stdin\n"
@@ -47,6 +48,9 @@ static const char usage[] =
     "  -L, --max-line n         longest input line in bytes (DT_MAX_LINE,\n"
     "                           1048576)\n"
     "  -l, --lang en|ru         report language (DT_REPORT_LANG, en)\n"
+    "  -M, --merge-shards N     read no input: wait for the N shard rows of\n"
+    "                           the run (DT_RUN_ID) in the ledger, merge\n"
+    "                           them and report the whole run\n"
     "  -m, --message-file FILE  also write the report's messages to FILE\n"
     "  -n, --dry-run            send and write nothing; print the messages\n"
     "                           on stderr (or to FILE)\n"
@@ -58,7 +62,8 @@ static const char usage[] =
     "TELEGRAM_THREAD_ID, TELEGRAM_API_URL, SUPABASE_URL, SUPABASE_KEY[_FILE],\n"
     "DT_PUSHGATEWAY_URL, DT_PUSHGATEWAY_JOB, DT_REPORT_NOTIFY, DT_REPORT_TOP,\n"
     "DT_REPORT_SCHEMA (else DT_SCHEMA_FILE), DT_REPORT_TOPICS_FIELD,\n"
-    "DT_REPORT_RETRY_SECONDS, DT_MAX_LINE,\n"
+    "DT_REPORT_RETRY_SECONDS, DT_MAX_LINE, DT_EXPECT_STAGES,\n"
+    "DT_SHARDS, DT_SHARD_INDEX, DT_SHARD_WAIT_SECONDS, DT_STOP_FILE,\n"
     "DT_RUN_ID, DT_RUN_STARTED_AT, DT_RUN_FINISHED_AT, TIMEOUT_SECONDS.\n"
     "\n"
     "Exit status: the most severe of the run's own (the worst status the\n"
@@ -77,6 +82,12 @@ struct config {
 	const char *max_line_arg;
 	const char *lang;
 	const char *message_file;
+	const char *merge_arg;
+	long long merge;        /* --merge-shards: how many shards */
+	long long shards, shard_index;
+	long long wait_s, drain_s;
+	const char *stop_file;
+	const char *expect;     /* DT_EXPECT_STAGES */
 	char **files;
 	int nfiles;
 	int notify;             /* 0 problems, 1 always, -1 never */
@@ -108,6 +119,7 @@ parse_args(struct config *c, int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{"lang", required_argument, NULL, 'l'},
 		{"max-line", required_argument, NULL, 'L'},
+		{"merge-shards", required_argument, NULL, 'M'},
 		{"message-file", required_argument, NULL, 'm'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -116,7 +128,7 @@ parse_args(struct config *c, int argc, char **argv)
 	};
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "hL:l:m:nqVv", longopts,
+	while ((ch = getopt_long(argc, argv, "hL:l:M:m:nqVv", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case OPT_CHECK_CONFIG:
@@ -129,6 +141,9 @@ parse_args(struct config *c, int argc, char **argv)
 			exit(dt_cli_help(usage));
 		case 'l':
 			c->lang = optarg;
+			break;
+		case 'M':
+			c->merge_arg = optarg;
 			break;
 		case 'm':
 			c->message_file = optarg;
@@ -158,6 +173,12 @@ parse_args(struct config *c, int argc, char **argv)
 	if (c->max_line_arg != NULL && dt_parse_ll("--max-line",
 	    c->max_line_arg, 1024, 1073741824, &c->max_line) < 0)
 		return dt_cli_usage_error(NULL);
+	if (c->merge_arg != NULL && dt_parse_ll("--merge-shards",
+	    c->merge_arg, 1, 1000, &c->merge) < 0)
+		return dt_cli_usage_error(NULL);
+	if (c->merge_arg != NULL && c->nfiles > 0)
+		return dt_cli_usage_error("--merge-shards reads no input "
+		    "files");
 	return 0;
 }
 
@@ -272,6 +293,19 @@ read_config(struct config *c)
 	if (c->schema == NULL && access(dt_data_file("schema.json"), R_OK) == 0)
 		c->schema = dt_data_file("schema.json");
 	c->topics_field = dt_env("DT_REPORT_TOPICS_FIELD", "topics");
+	c->expect = dt_env("DT_EXPECT_STAGES", NULL);
+	if (dt_env_ll("DT_SHARDS", 1, 1, 1000, &c->shards) < 0 ||
+	    dt_env_ll("DT_SHARD_INDEX", 0, 0, 999, &c->shard_index) < 0 ||
+	    dt_env_ll("DT_SHARD_WAIT_SECONDS", 600, 0, 86400,
+	    &c->wait_s) < 0 ||
+	    dt_env_ll("DT_DRAIN_SECONDS", 60, 0, 3600, &c->drain_s) < 0)
+		bad = 1;
+	else if (c->shard_index >= c->shards) {
+		dt_error("DT_SHARD_INDEX: %lld is not below DT_SHARDS (%lld)",
+		    c->shard_index, c->shards);
+		bad = 1;
+	}
+	c->stop_file = dt_env("DT_STOP_FILE", NULL);
 	c->run_id = dt_env("DT_RUN_ID", NULL);
 	c->started = dt_env("DT_RUN_STARTED_AT", NULL);
 	c->finished = dt_env("DT_RUN_FINISHED_AT", NULL);
@@ -315,6 +349,11 @@ read_config(struct config *c)
 	}
 
 	c->db = dt_env("SUPABASE_URL", NULL) != NULL;
+	if (c->merge > 0 && (!c->db || c->run_id == NULL)) {
+		dt_error("--merge-shards reads the run ledger: it needs "
+		    "SUPABASE_URL, SUPABASE_KEY and DT_RUN_ID");
+		bad = 1;
+	}
 	c->table = dt_env("DT_SOURCE_TABLE", "messages");
 	c->id_column = dt_env("DT_SOURCE_ID", "id");
 	c->pg_url = env_url("DT_PUSHGATEWAY_URL", NULL, pg_url,
@@ -448,6 +487,154 @@ ledger_row(json_t *s)
 	return row;
 }
 
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_s(double s)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)s;
+	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The shard index k when id is "<run>/<k>" with k below n, else -1. */
+static int
+shard_of(const char *id, const char *run, long long n)
+{
+	size_t len = strlen(run);
+	long long k;
+	char *end;
+
+	if (id == NULL || strncmp(id, run, len) != 0 || id[len] != '/' ||
+	    id[len + 1] < '0' || id[len + 1] > '9')
+		return -1;
+	errno = 0;
+	k = strtoll(id + len + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || k >= n)
+		return -1;
+	return (int)k;
+}
+
+/*
+ * Polls the ledger, with backoff, until the run's c->merge shard rows
+ * are all finished or DT_SHARD_WAIT_SECONDS are over (cut to
+ * DT_DRAIN_SECONDS once the stop file appears).  rows[k] is shard k's
+ * summary (a new reference) or NULL.  Returns how many were found.
+ */
+static int
+wait_shards(struct config *c, struct dt_supabase *sb, json_t **rows)
+{
+	double now = now_s(), end = now + (double)c->wait_s, delay = 0.25;
+	int found = 0, stopped = 0, said = 0;
+
+	for (;;) {
+		json_t *arr = dt_rpt_db_shards(sb, c->run_id), *r, *sum;
+		size_t i;
+		int k;
+
+		json_array_foreach(arr, i, r) {
+			k = shard_of(json_string_value(json_object_get(r,
+			    "run_id")), c->run_id, c->merge);
+			sum = json_object_get(r, "summary");
+			if (k < 0 || rows[k] != NULL || !json_is_object(sum))
+				continue;
+			rows[k] = json_incref(sum);
+			found++;
+		}
+		json_decref(arr);
+		if (found == (int)c->merge)
+			break;
+		now = now_s();
+		if (!stopped && c->stop_file != NULL &&
+		    access(c->stop_file, F_OK) == 0) {
+			stopped = 1;
+			if (end > now + (double)c->drain_s)
+				end = now + (double)c->drain_s;
+			dt_info("stopping: waiting at most %lld s more for the "
+			    "shards", c->drain_s);
+		}
+		if (now >= end)
+			break;
+		if (!said) {
+			dt_info("%d of %lld shards finished; waiting up to %.0f "
+			    "s for the others", found, c->merge, end - now);
+			said = 1;
+		}
+		sleep_s(delay < end - now ? delay : end - now);
+		if ((delay *= 2) > 5)
+			delay = 5;
+	}
+	return found;
+}
+
+/*
+ * Merges the run's shard rows into the tally.  Returns a new reference
+ * to {"of": N, "merged": [...], "missing": [...]}.
+ */
+static json_t *
+merge_shards(struct config *c, struct dt_supabase *sb,
+    struct dt_rpt_tally *t)
+{
+	json_t **rows, *o = json_object(), *merged = json_array(),
+	    *missing = json_array();
+	long long k;
+
+	if ((rows = calloc((size_t)c->merge, sizeof(*rows))) == NULL) {
+		dt_error("out of memory");
+		json_decref(merged);
+		json_decref(missing);
+		json_decref(o);
+		return NULL;
+	}
+	wait_shards(c, sb, rows);
+	for (k = 0; k < c->merge; k++) {
+		if (rows[k] != NULL && dt_rpt_tally_merge(t, rows[k]) == 0)
+			json_array_append_new(merged, json_integer(k));
+		else
+			json_array_append_new(missing, json_integer(k));
+		json_decref(rows[k]);
+	}
+	free(rows);
+	snprintf(t->run_id, sizeof(t->run_id), "%s", c->run_id);
+	if (json_array_size(missing) > 0) {
+		struct dt_rpt_buf b = {0};
+		json_t *v;
+		size_t i;
+
+		json_array_foreach(missing, i, v)
+			dt_rpt_buf_printf(&b, "%s%lld", i > 0 ? ", " : "",
+			    (long long)json_integer_value(v));
+		dt_warn("run %s: no finished ledger row from shard%s %s; the "
+		    "report is partial", c->run_id,
+		    json_array_size(missing) > 1 ? "s" : "", b.s ? b.s : "");
+		dt_rpt_buf_free(&b);
+	}
+	json_object_set_new(o, "of", json_integer(c->merge));
+	json_object_set_new(o, "merged", merged);
+	json_object_set_new(o, "missing", missing);
+	return o;
+}
+
+/* A shard's row is keyed "<run>/<index>", so the run's rows do not collide. */
+static int
+ledger_shard_id(json_t *row, const char *run_id, long long index)
+{
+	char id[300];
+
+	snprintf(id, sizeof(id), "%s/%lld", run_id, index);
+	return json_object_set_new(row, "run_id", json_string(id));
+}
+
 static int
 stdin_is_pipe(void)
 {
@@ -463,11 +650,11 @@ main(int argc, char **argv)
 	static struct dt_rpt_tally tally; /* 500 KiB: not on the stack */
 	struct dt_http *h = NULL;
 	struct dt_supabase *sb = NULL;
-	json_t *schema = NULL, *summary = NULL, *rep;
+	json_t *schema = NULL, *summary = NULL, *rep, *shards = NULL;
 	char **msgs = NULL, finished[40], own_start[40];
 	const char *run_id, *started;
 	double t_start = -1, t_end;
-	int status, rc, sent = 0, silent, tally_ok = 0;
+	int status, rc, sent = 0, silent, tally_ok = 0, shard, send;
 
 	if (dt_log_init("dt-report") < 0)
 		return DT_EXIT_CONFIG;
@@ -508,7 +695,24 @@ main(int argc, char **argv)
 	}
 	tally_ok = 1;
 
-	status = read_input(&c, &tally);
+	/*
+	 * One shard of a scale-out run: its row goes to the ledger as
+	 * "<run>/<index>" and shard 0's --merge-shards sends the report.
+	 */
+	shard = c.merge == 0 && c.shards > 1;
+	if (c.merge > 0) {
+		if ((shards = merge_shards(&c, sb, &tally)) == NULL) {
+			status = DT_EXIT_UNAVAILABLE;
+			goto out;
+		}
+		status = DT_EXIT_OK;
+		if (tally.started_at[0] != '\0')
+			c.started = NULL;
+	} else {
+		status = read_input(&c, &tally);
+		if (c.expect != NULL)
+			dt_rpt_tally_expect(&tally, c.expect);
+	}
 
 	run_id = c.run_id ? c.run_id : tally.run_id[0] ? tally.run_id : NULL;
 	t_end = c.finished ? c.t_finished : (double)time(NULL);
@@ -533,16 +737,38 @@ main(int argc, char **argv)
 		status = DT_EXIT_UNAVAILABLE;
 		goto out;
 	}
+	if (shards != NULL) {
+		/* A shard that never finished: the run is partial. */
+		if (json_array_size(json_object_get(shards, "missing")) > 0) {
+			if (strcmp(json_string_value(json_object_get(summary,
+			    "state")), "ok") == 0)
+				json_object_set_new(summary, "state",
+				    json_string("partial"));
+			json_object_set_new(summary, "exit_code", json_integer(
+			    dt_exit_worse((int)json_integer_value(
+			    json_object_get(summary, "exit_code")),
+			    DT_EXIT_PARTIAL)));
+		}
+		json_object_set(summary, "shards", shards);
+	}
+	if (shard) {
+		json_t *o = json_object();
+
+		json_object_set_new(o, "index", json_integer(c.shard_index));
+		json_object_set_new(o, "of", json_integer(c.shards));
+		json_object_set_new(o, "internal", dt_rpt_shard_json(&tally));
+		json_object_set_new(summary, "shard", o);
+	}
 	status = dt_exit_worse(status, (int)json_integer_value(
 	    json_object_get(summary, "exit_code")));
+	send = !c.dry_run && !shard;
 
-	if (((c.tg_token != NULL && !c.dry_run) ||
-	    (c.pg_url != NULL && !c.dry_run)) &&
+	if (((c.tg_token != NULL && send) || (c.pg_url != NULL && send)) &&
 	    (h = dt_http_new("dt-report")) == NULL) {
 		status = dt_exit_worse(status, DT_EXIT_UNAVAILABLE);
 		goto out;
 	}
-	if (sb != NULL)
+	if (sb != NULL && !shard)
 		add_database(&c, sb, summary);
 
 	if ((msgs = dt_rpt_messages(summary, c.lang, TELEGRAM_LIMIT)) ==
@@ -556,7 +782,10 @@ main(int argc, char **argv)
 	if (c.message_file != NULL && write_message_file(c.message_file,
 	    msgs) < 0)
 		status = dt_exit_worse(status, DT_EXIT_IOERR);
-	if (c.tg_token != NULL && !c.dry_run) {
+	if (shard)
+		dt_info("shard %lld of %lld: the run's report is sent by shard "
+		    "0", c.shard_index, c.shards);
+	else if (c.tg_token != NULL && send) {
 		struct dt_rpt_tg tg = {c.tg_url, c.tg_token, c.tg_chat,
 		    c.tg_thread, c.timeout_s * 1000, c.retry_s * 1000};
 
@@ -582,7 +811,7 @@ main(int argc, char **argv)
 		;
 	json_object_set_new(rep, "parts", json_integer(rc));
 	json_object_set_new(rep, "sent", json_boolean(c.tg_token != NULL &&
-	    !c.dry_run && sent == rc));
+	    send && sent == rc));
 	json_object_set_new(rep, "notify", json_boolean(!silent));
 	json_object_set_new(summary, "report", rep);
 	json_object_set_new(summary, "exit_code", json_integer(status));
@@ -594,13 +823,14 @@ main(int argc, char **argv)
 			dt_warn("no run id (DT_RUN_ID or the records' run_id): "
 			    "the run ledger is not written");
 		else if ((row = ledger_row(summary)) == NULL ||
-		    dt_rpt_db_upsert(sb, row) < 0) {
+		    (shard && ledger_shard_id(row, run_id, c.shard_index) <
+		    0) || dt_rpt_db_upsert(sb, row) < 0) {
 			json_decref(row);
 			status = dt_exit_worse(status, DT_EXIT_TEMPFAIL);
 		} else
 			json_decref(row);
 	}
-	if (c.pg_url != NULL && !c.dry_run) {
+	if (c.pg_url != NULL && send) {
 		struct dt_rpt_buf b = {0};
 		int ok = status == DT_EXIT_OK || status == DT_EXIT_PARTIAL;
 
@@ -618,6 +848,7 @@ main(int argc, char **argv)
 out:
 	dt_rpt_messages_free(msgs);
 	json_decref(summary);
+	json_decref(shards);
 	json_decref(schema);
 	if (tally_ok)
 		dt_rpt_tally_free(&tally);

@@ -414,6 +414,34 @@ int_at(json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
+/*
+ * A run merged from shards: "Shards: 3 of 3", or "Shards: 2 of 3;
+ * missing: 2 (no finished ledger row)".
+ */
+static void
+shard_line(struct lines *l, const struct words *w, json_t *shards)
+{
+	struct dt_rpt_buf b = {0};
+	json_t *missing = json_object_get(shards, "missing"), *v;
+	size_t n = json_array_size(missing), i;
+	long long of = int_at(shards, "of");
+
+	if (!json_is_object(shards))
+		return;
+	dt_rpt_buf_printf(&b, "%s: %lld %s %lld", w == &ru ? "Шарды" :
+	    "Shards", of - (long long)n, w == &ru ? "из" : "of", of);
+	if (n > 0) {
+		dt_rpt_buf_puts(&b, w == &ru ? "; нет отчёта от " :
+		    "; missing: ");
+		json_array_foreach(missing, i, v)
+			dt_rpt_buf_printf(&b, "%s%lld", i > 0 ? ", " : "",
+			    (long long)json_integer_value(v));
+		dt_rpt_buf_puts(&b, w == &ru ? " (не закончили вовремя)" :
+		    " (no finished ledger row)");
+	}
+	line_end(l, &b);
+}
+
 static void
 head_lines(struct lines *l, const struct words *w, json_t *s)
 {
@@ -434,6 +462,8 @@ head_lines(struct lines *l, const struct words *w, json_t *s)
 		dt_rpt_buf_puts(&b, "</code>");
 		line_end(l, &b);
 	}
+
+	shard_line(l, w, json_object_get(s, "shards"));
 
 	dt_rpt_buf_printf(&b, "%s: ", w->records);
 	put_uint(&b, w, (unsigned long long)int_at(s, "records"));
@@ -554,6 +584,13 @@ failure_lines(struct lines *l, const struct words *w, json_t *s)
 		dt_rpt_buf_puts(&b, "\xE2\x80\xA2 <b>");
 		put_text(&b, json_string_value(json_object_get(stage,
 		    "stage")), NAME_CHARS);
+		if (json_is_true(json_object_get(stage, "missing"))) {
+			dt_rpt_buf_puts(&b, w == &ru ? "</b> завершилась без "
+			    "записи о стадии (упала или убита?)" : "</b> ended "
+			    "without its stage record (crashed or killed?)");
+			line_end(l, &b);
+			continue;
+		}
 		dt_rpt_buf_printf(&b, "</b> (%s %d", w->exit, status);
 		if ((what = exit_words(w, status)) != NULL)
 			dt_rpt_buf_printf(&b, ", %s", what);

@@ -89,7 +89,8 @@ dt_rpt_db_previous(struct dt_supabase *sb, const char *run_id, json_t **row)
 	*row = NULL;
 	snprintf(path, sizeof(path), "dt_runs?select=run_id,started_at,"
 	    "finished_at,status,exit_code,counts,tokens,cost_usd"
-	    "&finished_at=not.is.null&order=finished_at.desc&limit=1%s%s",
+	    "&finished_at=not.is.null&run_id=not.like.*%%2F*"
+	    "&order=finished_at.desc&limit=1%s%s",
 	    run_id ? "&run_id=neq." : "",
 	    run_id ? url_escape(run_id, esc, sizeof(esc)) : "");
 	if ((r = call(sb, "GET", path, "dt_runs", NULL, NULL)) == NULL)
@@ -116,4 +117,23 @@ dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row)
 		return -1;
 	json_decref(r);
 	return 0;
+}
+
+json_t *
+dt_rpt_db_shards(struct dt_supabase *sb, const char *run_id)
+{
+	char path[1024], esc[600];
+	json_t *r;
+
+	snprintf(path, sizeof(path), "dt_runs?select=run_id,finished_at,"
+	    "summary&finished_at=not.is.null&run_id=like.%s%%2F*",
+	    url_escape(run_id, esc, sizeof(esc)));
+	if ((r = call(sb, "GET", path, "dt_runs", NULL, NULL)) == NULL)
+		return NULL;
+	if (!json_is_array(r)) {
+		dt_error("supabase: GET /rest/v1/dt_runs: expected an array");
+		json_decref(r);
+		return NULL;
+	}
+	return r;
 }

@@ -81,6 +81,13 @@ void dt_rpt_topk_free(struct dt_rpt_topk *t);
 void dt_rpt_topk_add(struct dt_rpt_topk *t, const char *key, size_t len);
 
 /*
+ * Counts count occurrences of the key known to within err (another
+ * summary's counter, when merging).  Adds count to total.
+ */
+void dt_rpt_topk_add_n(struct dt_rpt_topk *t, const char *key, size_t len,
+    uint64_t count, uint64_t err);
+
+/*
  * Fills out[0..k-1] with pointers to the k items of largest count
  * (ties: by key), and returns how many there are (<= k).
  */
@@ -131,6 +138,7 @@ struct dt_rpt_stage {
 	int reports;
 	int status;             /* the worst status seen */
 	int interrupted;
+	int missing;            /* expected, but no stage report came */
 	int nmessages;
 	char messages[DT_RPT_MAX_MESSAGES][240];
 	int ncounts;
@@ -276,6 +284,31 @@ const char *dt_rpt_tally_state(const struct dt_rpt_tally *t, int *status);
 json_t *dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
     const char *started, const char *finished, double duration_s);
 
+/*
+ * Adds a stage, marked missing with status DT_EXIT_TEMPFAIL and the
+ * message "<name> ended without its stage record (crashed or killed?)"
+ * (also logged as an error), for every name in the comma-separated list
+ * that sent no stage report.  Returns how many were missing.
+ */
+int dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list);
+
+/*
+ * What a shard's summary carries beyond the public summary so that the
+ * shards can be merged exactly: the latency histogram's non-empty
+ * buckets, every top-k counter, the sums behind the means.  Returns a
+ * new reference.
+ */
+json_t *dt_rpt_shard_json(const struct dt_rpt_tally *t);
+
+/*
+ * Adds a shard's summary s (borrowed; from the ledger) to the tally, set
+ * up with the same schema: counts, tokens and cost add; latency
+ * histograms add; top-k counters merge (Space-Saving, bounds adding);
+ * stages merge as their reports would have.  The earliest started_at is
+ * kept.  Returns 0, or -1 (warned) when s has no shard part.
+ */
+int dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s);
+
 /* format.c */
 
 /* Appends s to the growing buffer with HTML's <, >, & and " escaped. */
@@ -362,6 +395,14 @@ json_t *dt_rpt_db_backlog(struct dt_supabase *sb, const char *table,
  */
 int dt_rpt_db_previous(struct dt_supabase *sb, const char *run_id,
     json_t **row);
+
+/*
+ * Reads the finished shard rows of the run ("<run_id>/<index>"): returns a
+ * new reference to an array of {"run_id","finished_at","summary"}, or
+ * NULL after logging.  The caller matches the run ids exactly (LIKE's
+ * '_' matches any character).
+ */
+json_t *dt_rpt_db_shards(struct dt_supabase *sb, const char *run_id);
 
 /* Upserts the ledger row (borrowed).  Returns 0 or -1 after logging. */
 int dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row);
