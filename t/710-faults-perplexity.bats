@@ -63,7 +63,7 @@ setup() {
 	assert_equal "$(count 'claims < 1')" 0
 	# The breaker: about its threshold of calls, not one per row.
 	run -0 bash -c "standin perplexity requests | jq -s 'length'"
-	[ "$output" -le 30 ] || fail "$output calls to a dead API"
+	[ "$output" -le 20 ] || fail "$output calls to a dead API"
 	# The report says why, with notification; the ledger has the run.
 	run -0 telegram_text
 	assert_line --index 0 '❌ dt run: FAILED'
