@@ -9,6 +9,7 @@
 #include "api.h"
 #include "schema.h"
 #include "sha256.h"
+#include "utf8.h"
 
 const char *
 dt_api_path(int kind)
@@ -287,17 +288,16 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 	memset(u, 0, sizeof(*u));
 	if ((resp = json_loadb(body, len, 0, &je)) == NULL ||
 	    !json_is_object(resp)) {
-		snprintf(why, whylen, "the response is not a JSON object%s%s",
+		utf8_format(why, whylen, "the response is not a JSON object%s%s",
 		    resp == NULL ? ": " : "", resp == NULL ? je.text : "");
 		json_decref(resp);
-		if ((*raw = strndup(body, len > 1024 ? 1024 : len)) == NULL)
-			return DT_API_INVALID;
+		*raw = utf8_dup(body, len, DT_API_RAW_MAX);
 		return DT_API_INVALID;
 	}
 	read_usage(a->kind, resp, u);
 	v = json_object_get(resp, "model");
-	snprintf(model, cap, "%s", json_is_string(v) ? json_string_value(v) :
-	    a->model);
+	utf8_format(model, cap, "%s", json_is_string(v) ?
+	    json_string_value(v) : a->model);
 
 	if (a->kind == DT_API_AGENT) {
 		status = json_string_value(json_object_get(resp, "status"));
@@ -308,7 +308,7 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 			const char *m = json_string_value(json_object_get(e,
 			    "message"));
 
-			snprintf(why, whylen, "the API reported status failed%s%s",
+			utf8_format(why, whylen, "the API reported status failed%s%s",
 			    m ? ": " : "", m ? m : "");
 			rc = DT_API_FAILED;
 			goto out;
@@ -319,12 +319,13 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 			    json_object_get(resp, "incomplete_details"),
 			    "reason"));
 
-			snprintf(why, whylen, "the API reported the output "
+			utf8_format(why, whylen, "the API reported the output "
 			    "incomplete%s%s", r ? ": " : "", r ? r : "");
 			goto out;
 		}
 		if (strcmp(status, "completed") != 0) {
-			snprintf(why, whylen, "unexpected response status \"%.40s\"",
+			utf8_format(why, whylen, "unexpected response status "
+			    "\"%.*s\"", (int)utf8_cut(status, strlen(status), 40),
 			    status);
 			goto out;
 		}
@@ -339,23 +340,23 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 		if (json_is_string(content))
 			text = strdup(json_string_value(content));
 		if (fin != NULL && strcmp(fin, "length") == 0) {
-			snprintf(why, whylen, "the API reported the output "
+			utf8_format(why, whylen, "the API reported the output "
 			    "incomplete: finish_reason length");
 			goto out;
 		}
 	}
 	if (text == NULL) {
-		snprintf(why, whylen, "the response holds no output text");
+		utf8_format(why, whylen, "the response holds no output text");
 		goto out;
 	}
 	strip_fence(text, strlen(text), &start, &tlen);
 	if ((out = json_loadb(text + start, tlen, 0, &je)) == NULL) {
-		snprintf(why, whylen, "the output is not JSON: %s", je.text);
+		utf8_format(why, whylen, "the output is not JSON: %s", je.text);
 		goto out;
 	}
 	if (dt_schema_validate(a->schema, out, verr, sizeof(verr)) < 0) {
-		snprintf(why, whylen, "the output does not match the schema: %s",
-		    verr);
+		utf8_format(why, whylen, "the output does not match the schema: "
+		    "%s", verr);
 		goto out;
 	}
 	*analysis = out;
@@ -382,7 +383,7 @@ dt_api_error_message(const char *body, size_t n, char *buf, size_t len)
 		m = json_string_value(e);
 	else if (json_is_object(e))
 		m = json_string_value(json_object_get(e, "message"));
-	snprintf(buf, len, "%s", m ? m : "");
+	utf8_format(buf, len, "%s", m ? m : "");
 	json_decref(resp);
 }
 

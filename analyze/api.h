@@ -75,12 +75,18 @@ char *dt_api_body(const struct dt_api *a, const char *input);
 /* The path below the base URL for the API kind ("/v1/agent"). */
 const char *dt_api_path(int kind);
 
+/* Bytes of a response body that is not JSON kept in dt_api_parse's *raw. */
+#define DT_API_RAW_MAX 4096
+
 /*
  * Reads a 2xx response body.  Fills *u with what the API reported
  * (zeros when it reported nothing) and model (cap bytes) with the model
  * that answered.  Returns DT_API_OK with a new reference in *analysis;
  * otherwise a description in why and, when the API returned some output
- * text, a new string with it in *raw (the caller frees it).
+ * text, a new string with it in *raw (the caller frees it): the output
+ * text, or the first DT_API_RAW_MAX bytes of a body that is not JSON.
+ * model, why and *raw are valid UTF-8 (cut on a character boundary when
+ * they do not fit; bytes of a body that are not UTF-8 become U+FFFD).
  */
 int dt_api_parse(const struct dt_api *a, const char *body, size_t len,
     json_t **analysis, struct dt_usage *u, char *model, size_t cap,
@@ -88,7 +94,8 @@ int dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 
 /*
  * Reads the message of an error body ({"error":{"message":...}} or
- * {"error":"..."}) into buf, cut to len bytes; "" when there is none.
+ * {"error":"..."}) into buf, cut on a character boundary to fit len
+ * bytes; "" when there is none.
  */
 void dt_api_error_message(const char *body, size_t n, char *buf, size_t len);
 

@@ -35,6 +35,7 @@
 #include "schema.h"
 #include "sha256.h"
 #include "shared.h"
+#include "utf8.h"
 
 #ifndef DT_DATADIR
 #define DT_DATADIR "/usr/local/share/dt"
@@ -613,6 +614,17 @@ load_prompt(struct run *x)
 		dt_error("%s: the prompt must be non-empty text", c->prompt_file);
 		return -1;
 	}
+	/* The prompt, the model and the URL go into JSON as they are. */
+	if (utf8_cut(x->prompt, plen, plen) != plen) {
+		dt_error("%s: the prompt is not valid UTF-8 (byte %zu)",
+		    c->prompt_file, utf8_cut(x->prompt, plen, plen) + 1);
+		return -1;
+	}
+	if (utf8_cut(c->model, strlen(c->model), strlen(c->model)) !=
+	    strlen(c->model)) {
+		dt_error("PERPLEXITY_MODEL: the model name is not valid UTF-8");
+		return -1;
+	}
 	if ((x->schema = json_load_file(c->schema_file, 0, &je)) == NULL) {
 		dt_error("%s:%d: %s", c->schema_file, je.line, je.text);
 		return -1;
@@ -752,6 +764,16 @@ setup_http(struct run *x)
 		    x->c.base_url);
 		return -1;
 	}
+	/* Room for the path; the URL goes into --dry-run's JSON. */
+	if (n > sizeof(x->url) - 32) {
+		dt_error("PERPLEXITY_BASE_URL: longer than %zu bytes",
+		    sizeof(x->url) - 32);
+		return -1;
+	}
+	if (utf8_cut(x->c.base_url, n, n) != n) {
+		dt_error("PERPLEXITY_BASE_URL: not valid UTF-8");
+		return -1;
+	}
 	snprintf(x->url, sizeof(x->url), "%.*s%s", (int)n, x->c.base_url,
 	    dt_api_path(x->c.api));
 	if (asprintf(&x->auth, "Authorization: Bearer %s",
@@ -769,17 +791,6 @@ setup_http(struct run *x)
 	if ((x->http = dt_http_new("perplexity")) == NULL)
 		return -1;
 	return 0;
-}
-
-/* Copies at most max bytes of s, ending on a UTF-8 character boundary. */
-static size_t
-utf8_cut(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
-		max--;
-	return max;
 }
 
 static void
@@ -804,6 +815,8 @@ set_error(struct run *x, json_t *rec, int k, int retryable, int status,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* Jansson refuses a message cut inside a character. */
+	utf8_fix(msg);
 	if (dt_record_set_error(rec, kinds[k], retryable, "%s", msg) < 0)
 		dt_error("out of memory");
 	count_error(x, k, status);
@@ -1031,7 +1044,7 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			sum.cost_usd += u.cost_usd;
 		} else if (resp.result == DT_HTTP_ETOOBIG) {
 			rc = DT_API_INVALID;
-			snprintf(why, sizeof(why), "%s", resp.error);
+			utf8_format(why, sizeof(why), "%s", resp.error);
 		}
 		dt_shared_budget_settle(x->sh, reserved, u.cost_usd);
 		if (lead == DT_WARM_LEAD)
@@ -1092,11 +1105,11 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 				if (resp.result == DT_HTTP_OK) {
 					dt_api_error_message(resp.body, resp.len,
 					    apimsg, sizeof(apimsg));
-					snprintf(why, sizeof(why), "HTTP %ld%s%s",
-					    resp.status, apimsg[0] ? ": " : "",
-					    apimsg);
+					utf8_format(why, sizeof(why),
+					    "HTTP %ld%s%s", resp.status,
+					    apimsg[0] ? ": " : "", apimsg);
 				} else
-					snprintf(why, sizeof(why), "%s",
+					utf8_format(why, sizeof(why), "%s",
 					    resp.error);
 			}
 			what = why;
@@ -1173,7 +1186,12 @@ dry_run(struct run *x, json_t *rec, json_t *id, const char *text, size_t len)
 	    "Content-Type", "application/json", "body", body, "estimate",
 	    "input_tokens", (json_int_t)est, "max_output_tokens",
 	    (json_int_t)x->c.max_output_tokens);
-	if (out != NULL && json_object_get(rec, "text_cut") != NULL)
+	if (out == NULL) {
+		dt_error("out of memory");
+		free(input);
+		return;
+	}
+	if (json_object_get(rec, "text_cut") != NULL)
 		json_object_set(out, "text_cut", json_object_get(rec,
 		    "text_cut"));
 	emit(out);

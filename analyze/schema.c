@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "schema.h"
+#include "utf8.h"
 
 #define PATH_MAX_LEN 256
 
@@ -28,11 +29,13 @@ fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
 	int n;
 
 	n = snprintf(err, errlen, "%s: ", path);
-	if (n < 0 || (size_t)n >= errlen)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	va_end(ap);
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	/* The buffer's size may have cut the message inside a character. */
+	utf8_fix(err);
 	return -1;
 }
 
@@ -106,6 +109,7 @@ check(const json_t *s, const char *path, char *err, size_t errlen)
 				    "\"properties\" must be an object");
 			json_object_foreach(v, pk, pv) {
 				snprintf(sub, sizeof(sub), "%s.%s", path, pk);
+				utf8_fix(sub);
 				if (check(pv, sub, err, errlen) < 0)
 					return -1;
 			}
@@ -244,7 +248,8 @@ render(const struct where *w, char *buf, size_t len)
 	if (o >= len)
 		return o;
 	if (w->key != NULL)
-		n = snprintf(buf + o, len - o, ".%.60s", w->key);
+		n = snprintf(buf + o, len - o, ".%.*s",
+		    (int)utf8_cut(w->key, strlen(w->key), 60), w->key);
 	else
 		n = snprintf(buf + o, len - o, "[%zu]", w->idx);
 	return n > 0 ? o + (size_t)n : o;
@@ -263,11 +268,13 @@ vfail(char *err, size_t errlen, const struct where *w, const char *fmt, ...)
 
 	render(w, path, sizeof(path));
 	n = snprintf(err, errlen, "%s: ", path);
-	if (n < 0 || (size_t)n >= errlen)
-		return -1;
-	va_start(ap, fmt);
-	vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	va_end(ap);
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	/* The buffer's size may have cut the message inside a character. */
+	utf8_fix(err);
 	return -1;
 }
 
@@ -311,7 +318,9 @@ validate(const json_t *s, const json_t *v, const struct where *path,
 		if (!found) {
 			if (json_is_string(v))
 				return vfail(err, errlen, path,
-				    "\"%.60s\" is not one of the allowed values",
+				    "\"%.*s\" is not one of the allowed values",
+				    (int)utf8_cut(json_string_value(v),
+				    json_string_length(v), 60),
 				    json_string_value(v));
 			return vfail(err, errlen, path,
 			    "value is not one of the allowed values");
@@ -389,7 +398,8 @@ validate(const json_t *s, const json_t *v, const struct where *path,
 					return -1;
 			} else if (json_is_false(addl)) {
 				return vfail(err, errlen, path,
-				    "unexpected property \"%.60s\"", k);
+				    "unexpected property \"%.*s\"",
+				    (int)utf8_cut(k, strlen(k), 60), k);
 			} else if (json_is_object(addl)) {
 				if (validate(addl, e, &sub, err, errlen) < 0)
 					return -1;

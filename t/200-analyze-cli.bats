@@ -57,6 +57,12 @@ setup() {
 	assert_equal "$stderr" "dt-analyze: error: DT_SCHEMA_NAME: 'a b' must be 1 to 64 letters, digits, '_' or '-'"
 	PERPLEXITY_BASE_URL=ftp://x run -78 --separate-stderr dt-analyze </dev/null
 	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_BASE_URL: 'ftp://x' is not an http(s) URL"
+	# What goes into the JSON of a request must be UTF-8.
+	printf 'Analyze \320\n' >"$BATS_TEST_TMPDIR/p.txt"
+	run -78 --separate-stderr dt-analyze -p "$BATS_TEST_TMPDIR/p.txt" </dev/null
+	assert_equal "$stderr" "dt-analyze: error: $BATS_TEST_TMPDIR/p.txt: the prompt is not valid UTF-8 (byte 9)"
+	PERPLEXITY_MODEL=$'sonar\xff' run -78 --separate-stderr dt-analyze </dev/null
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_MODEL: the model name is not valid UTF-8"
 	assert_equal "$(pplx requests | wc -l)" 0
 }
 

@@ -185,3 +185,32 @@ sent() {
 	assert_equal "$(echo "${lines[0]}" | jq .tries)" 3
 	assert_equal "$(sent)" "-:1 502:2 "
 }
+
+@test "dt-analyze: Cyrillic in messages and copies is cut between letters, so the error records stay whole" {
+	# An error message over the 299 bytes kept of it: 149 letters.
+	faults "{\"kind\":\"status\",\"status\":422,\"message\":$(jq -n '"я" * 200')}"
+	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -c .error)" \
+		"{\"kind\":\"http_4xx\",\"message\":\"HTTP 422: $(jq -nr '"я" * 149')\",\"retryable\":false}"
+	# A value quoted to 60 bytes: "m" and 29 letters.
+	faults "{\"kind\":\"schema_violation\",\"value\":$(jq -n '"m" + "я" * 50')}"
+	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -r .error.message)" \
+		"the output does not match the schema: \$.sentiment: \"m$(jq -nr '"я" * 29')\" is not one of the allowed values (after 2 tries)"
+	# Jansson quotes a bad escape with the first byte of the letter after it.
+	faults '{"kind":"not_json","text":"\"\\П\""}'
+	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -c '.error | [.message, .output]')" \
+		"[\"the output is not JSON: invalid escape near '\\\"\\\\' (after 2 tries)\",\"\\\"\\\\П\\\"\"]"
+	# A body that is not JSON: the copy keeps 1023 bytes, whole letters.
+	faults "{\"kind\":\"status\",\"status\":200,\"body\":$(jq -n '"<p>" + "ж" * 700')}"
+	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -c '.error | [.kind, .message, .output_cut]')" \
+		"[\"invalid_output\",\"the response is not a JSON object: '[' or '{' expected near '<' (after 2 tries)\",true]"
+	assert_equal "$(echo "${lines[0]}" | jq -r .error.output)" "<p>$(jq -nr '"ж" * 510')"
+	# The name of the model that answered is kept to 127 bytes.
+	pplx reset
+	run -0 --separate-stderr dt-analyze -m "$(jq -nr '"модель" * 25')" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -r .model)" "$(jq -nr '"модель" * 10 + "мод"')"
+	assert_equal "$(echo "${lines[1]}" | jq -c '[.stage, .status]')" '["dt-analyze",0]'
+}
