@@ -36,6 +36,10 @@ Environment (secrets also as NAME_FILE, read from a mounted file):
   DT_DEADLINE_SECONDS (3300)        stop claiming after this long
   DT_DRAIN_SECONDS (60)             after a stop, how long in-flight work
                                     may take before it is killed
+  DT_SHARDS (1), DT_SHARD_INDEX (0) scale-out: this pod is shard INDEX of
+                                    N; shard 0 sends the one report
+  DT_SHARD_WAIT_SECONDS             how long shard 0 waits for the others
+                                    (default: until DT_DEADLINE_SECONDS)
 
 Exit status: 0 all records handled; 1 some records failed; 64 usage;
 65 bad input data; 69 a service unavailable; 74 output error; 75 temporary
@@ -122,6 +126,16 @@ check_config() {
 	need_int TIMEOUT_SECONDS 300 1 3600
 	need_int DT_DEADLINE_SECONDS 3300 1 86400
 	need_int DT_DRAIN_SECONDS 60 0 3600
+	need_int DT_SHARDS 1 1 1000
+	need_int DT_SHARD_INDEX 0 0 999
+	if [ -n "${DT_SHARD_WAIT_SECONDS:-}" ]; then
+		need_int DT_SHARD_WAIT_SECONDS 0 0 86400
+	fi
+	if [ "$config_errors" -eq 0 ] &&
+		[ "${DT_SHARD_INDEX:-0}" -ge "${DT_SHARDS:-1}" ]; then
+		err "DT_SHARD_INDEX: ${DT_SHARD_INDEX:-0} is not below DT_SHARDS (${DT_SHARDS:-1})"
+		config_errors=$((config_errors + 1))
+	fi
 	if [ -n "${DT_RUN_DIR:-}" ] && ! mkdir -p "$DT_RUN_DIR" 2>/dev/null; then
 		err "DT_RUN_DIR: cannot create $DT_RUN_DIR"
 		config_errors=$((config_errors + 1))
@@ -168,9 +182,22 @@ export DT_RUN_ID DT_RUN_STARTED_AT
 state=$(mktemp -d "${TMPDIR:-/tmp}/dt-run.XXXXXX")
 export DT_STATE_DIR=$state
 export DT_STOP_FILE=$state/stop
+# dt-report fails the run when one of these sent no stage record (it
+# crashed or was killed before its end).
+export DT_EXPECT_STAGES=dt-fetch,dt-analyze,dt-store
+shards=${DT_SHARDS:-1}
+shard_index=${DT_SHARD_INDEX:-0}
+# The run.  The shards of a scale-out run share it, but each claims and
+# stores as "<run>/<index>": dt_claim leases rows to a run id and takes a
+# repeated claim key ("<run id>:<batch>") of the same run for a retry, so
+# pods claiming under one id would be handed each other's batches.
+run=$DT_RUN_ID
+if [ "$shards" -gt 1 ]; then
+	DT_RUN_ID=$run/$shard_index
+fi
 
 if [ "$dry_run" = 1 ]; then
-	info "configuration is valid; run $DT_RUN_ID would claim up to" \
+	info "configuration is valid; run $run would claim up to" \
 		"${BATCH_SIZE:-100} rows per batch with ${MAX_WORKERS:-5} workers"
 	rm -rf "$state"
 	exit 0
@@ -185,12 +212,17 @@ out() {
 	fi
 }
 
-info "run $DT_RUN_ID starting"
+if [ "$shards" -gt 1 ]; then
+	info "run $run starting (shard $shard_index of $shards)"
+else
+	info "run $run starting"
+fi
 set -m # the pipeline gets its own process group, so a drain can end it
 (
 	set +e
 	dt-fetch --claim | out fetch.ndjson | dt-fanout | out analyze.ndjson |
-		dt-store | out store.ndjson | dt-report | out report.json
+		dt-store | out store.ndjson | DT_RUN_ID=$run dt-report |
+		out report.json
 	echo "${PIPESTATUS[0]} ${PIPESTATUS[2]} ${PIPESTATUS[4]} ${PIPESTATUS[6]}" \
 		>"$state/status"
 ) &
@@ -211,6 +243,7 @@ after() {
 }
 
 stopping=0
+stopped_at=0
 drainer=
 # A stop (SIGTERM from Kubernetes, SIGINT, the deadline) tells dt-fetch
 # to claim no more and dt-analyze to finish its calls in flight; what is
@@ -220,6 +253,7 @@ drainer=
 stop() {
 	[ "$stopping" = 0 ] || return 0
 	stopping=1
+	stopped_at=$SECONDS
 	info "stopping ($1): no more claims; draining for ${DT_DRAIN_SECONDS:-60} s"
 	: >"$DT_STOP_FILE"
 	after "${DT_DRAIN_SECONDS:-60}" kill -KILL -- -"$pipeline"
@@ -243,8 +277,45 @@ else
 	err "the pipeline was killed before it finished"
 	s_fetch=75 s_analyze=75 s_store=75 s_report=75
 fi
-rm -rf "$state"
 status=$(worst "$s_fetch" "$s_analyze" "$s_store" "$s_report")
-info "run $DT_RUN_ID finished: fetch $s_fetch, analyze $s_analyze," \
-	"store $s_store, report $s_report; exit $status"
+
+# Scale-out: shard 0 reports the whole run once the other shards'
+# ledger rows are in (dt-report --merge-shards), waiting at most until
+# the deadline or DT_SHARD_WAIT_SECONDS.  After a stop the other pods,
+# stopped at the same moment, have what is left of the drain period (and
+# a little for their report); a stop during the wait cuts it to
+# DT_DRAIN_SECONDS (dt-report watches the stop file).  Its status joins
+# this pod's.
+s_merge=
+if [ "$shards" -gt 1 ] && [ "$shard_index" = 0 ]; then
+	left=$((${DT_DEADLINE_SECONDS:-3300} - SECONDS))
+	if [ "$stopping" = 1 ]; then
+		left=$((${DT_DRAIN_SECONDS:-60} - (SECONDS - stopped_at) + 2))
+	fi
+	[ "$left" -ge 0 ] || left=0
+	wait_s=${DT_SHARD_WAIT_SECONDS:-$left}
+	[ "$wait_s" -le "$left" ] || wait_s=$left
+	(
+		set +e
+		DT_RUN_ID=$run DT_SHARD_WAIT_SECONDS=$wait_s \
+			dt-report --merge-shards "$shards" </dev/null |
+			out merge.json
+		echo "${PIPESTATUS[0]}" >"$state/merge"
+	) &
+	merger=$!
+	while kill -0 "$merger" 2>/dev/null; do
+		wait "$merger" || true
+	done
+	if [ -s "$state/merge" ]; then
+		read -r s_merge <"$state/merge"
+	else
+		s_merge=75
+	fi
+	status=$(worst "$status" "$s_merge")
+	kill ${drainer:+"$drainer"} 2>/dev/null || true
+	wait 2>/dev/null || true
+fi
+rm -rf "$state"
+info "run $run finished: fetch $s_fetch, analyze $s_analyze," \
+	"store $s_store, report $s_report${s_merge:+, merge $s_merge}; exit $status"
 exit "$status"

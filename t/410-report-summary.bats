@@ -207,3 +207,24 @@ dt-report: error: SUPABASE_KEY is not set (the service role key; or SUPABASE_KEY
 	dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out"
 	assert_equal "$(jq -c '[.started_at, .duration_s]' "$BATS_TEST_TMPDIR/out")" '[null,null]'
 }
+
+@test "dt-report: an expected stage without its stage record fails the run and says so" {
+	grep -v '"stage":"dt-analyze"' t/fixtures/report/run-ok.ndjson >"$BATS_TEST_TMPDIR/in"
+	run -75 --separate-stderr env DT_EXPECT_STAGES=dt-fetch,dt-analyze,dt-store \
+		dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$stderr" "dt-report: error: dt-analyze ended without its stage record (crashed or killed?)"
+	assert_equal "$(jq -c '[.state, .exit_code, (.stages[] | select(.missing) | [.stage, .status, .messages])]' <<<"$output")" \
+		'["failed",75,["dt-analyze",75,["dt-analyze ended without its stage record (crashed or killed?)"]]]'
+	run -0 cat "$M"
+	assert_line --index 0 '❌ <b>dt run: FAILED</b>'
+	assert_line '• <b>dt-analyze</b> ended without its stage record (crashed or killed?)'
+	# Every stage there: nothing changes.
+	run -0 --separate-stderr env DT_EXPECT_STAGES=dt-fetch,dt-analyze,dt-store \
+		dt-report -n -m /dev/null t/fixtures/report/run-ok.ndjson
+	assert_output "$(cat t/fixtures/report/run-ok.en.json)"
+	# In Russian.
+	run -75 --separate-stderr env DT_EXPECT_STAGES=dt-analyze DT_REPORT_LANG=ru \
+		dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	run -0 cat "$M"
+	assert_line '• <b>dt-analyze</b> завершилась без записи о стадии (упала или убита?)'
+}

@@ -83,3 +83,57 @@ dt-report: error: supabase: POST /rest/v1/dt_runs: HTTP 503: PGRST001: Database 
 	assert_no_secret "$SUPABASE_KEY" "$BATS_TEST_TMPDIR/all"
 	assert_no_secret "$TELEGRAM_BOT_TOKEN" "$BATS_TEST_TMPDIR/all"
 }
+
+# shard_run N K FILE: dt-report as shard K of N over FILE.
+shard_run() {
+	DT_SHARDS=$1 DT_SHARD_INDEX=$2 DT_RUN_ID=split-1 dt-report "$3"
+}
+
+@test "dt-report: shards write <run>/<index> rows and send nothing; --merge-shards sends one report, exactly as one run" {
+	local f=t/fixtures/report/run-ok.ndjson t=$BATS_TEST_TMPDIR
+	# The run split in two: the first five lines, the rest.
+	head -n 5 "$f" >"$t/a"
+	tail -n +6 "$f" >"$t/b"
+	run -0 --separate-stderr shard_run 2 0 "$t/a"
+	assert_equal "$stderr" "dt-report: info: shard 0 of 2: the run's report is sent by shard 0"
+	run -0 --separate-stderr shard_run 2 1 "$t/b"
+	assert_equal "$(standin telegram requests | wc -l)" 0
+	run -0 psql -XAt -c "select string_agg(run_id || ' ' || (counts->>'records'), ',' order by run_id) from public.dt_runs"
+	assert_output 'split-1/0 4,split-1/1 2'
+	run -0 --separate-stderr env DT_RUN_ID=split-1 dt-report --merge-shards 2
+	assert_equal "$stderr" "dt-report: info: report sent to Telegram (1 message, silently)"
+	merged=$output
+	run -0 --separate-stderr env DT_RUN_ID=whole dt-report -n -m "$t/whole.html" "$f"
+	# Everything but the run id, the shards and the report's own record
+	# is what one dt-report over the whole run says.
+	filter='del(.run_id, .shards, .report, .backlog, .previous, .by_status, .stages) | .analysis.fields.topics.top |= sort_by(.value)'
+	assert_equal "$(jq -cS "$filter" <<<"$merged")" "$(jq -cS "$filter" <<<"$output")"
+	assert_equal "$(jq -c '[.shards, .by_status, [.stages[] | [.stage, .reports]]]' <<<"$merged")" \
+		'[{"of":2,"merged":[0,1],"missing":[]},{"stored":6},[["dt-fetch",1],["dt-analyze",2],["dt-store",1]]]'
+	assert_equal "$(standin telegram requests | jq -r 'select(.message) | .message.text' | sed -n 2,3p)" "Run: split-1
+Shards: 2 of 2"
+	run -0 psql -XAt -c "select run_id, status, counts->>'records' from public.dt_runs where run_id = 'split-1'"
+	assert_output 'split-1|ok|6'
+}
+
+@test "dt-report: --merge-shards gives up after DT_SHARD_WAIT_SECONDS and reports partial, naming the missing shard" {
+	run -0 --separate-stderr shard_run 3 0 t/fixtures/report/run-ok.ndjson
+	run -0 --separate-stderr shard_run 3 1 t/fixtures/report/run-ok.ndjson
+	SECONDS=0
+	run -1 --separate-stderr env DT_RUN_ID=split-1 DT_SHARD_WAIT_SECONDS=2 dt-report --merge-shards 3
+	[ "$SECONDS" -ge 2 ] && [ "$SECONDS" -le 6 ] || fail "took $SECONDS s"
+	assert_equal "$stderr" "dt-report: info: 2 of 3 shards finished; waiting up to 2 s for the others
+dt-report: warning: run split-1: no finished ledger row from shard 2; the report is partial
+dt-report: info: report sent to Telegram (1 message, with notification)"
+	assert_equal "$(jq -c '[.state, .exit_code, .records, .shards]' <<<"$output")" \
+		'["partial",1,12,{"of":3,"merged":[0,1],"missing":[2]}]'
+	run -0 bash -c "standin telegram requests | jq -r 'select(.message) | .message.text'"
+	assert_line --index 0 '⚠️ dt run: partial'
+	assert_line --index 2 'Shards: 2 of 3; missing: 2 (no finished ledger row)'
+}
+
+@test "dt-report: shard rows are not taken for the previous run" {
+	run -0 --separate-stderr shard_run 2 0 t/fixtures/report/run-ok.ndjson
+	run -0 --separate-stderr env DT_RUN_ID=next dt-report t/fixtures/report/run-ok.ndjson
+	assert_equal "$(jq -c .previous <<<"$output")" null
+}
