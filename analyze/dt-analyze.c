@@ -50,33 +50,38 @@ static const char usage_text[] =
     "                  [-m model] [-n bytes] [-p prompt] [-r rpm] "
     "[-s schema]\n"
     "                  [-t seconds] [-x cut|reject] [file ...]\n"
+    "       dt-analyze --check-config [option ...]\n"
     "\n"
     "Adds a structured analysis of each record's \"text\" to the record.\n"
     "\n"
     "  -a, --api agent|chat      Agent API or chat completions "
     "(DT_API; agent)\n"
     "  -B, --base-url URL        API base URL (PERPLEXITY_BASE_URL)\n"
-    "  -b, --budget USD          stop calling once the run spent this "
-    "(DT_BUDGET_USD)\n"
+    "  -b, --budget USD          stop calling once the run spent this\n"
+    "                            (DT_BUDGET_USD)\n"
     "      --check-config        check the configuration (environment, "
     "options,\n"
     "                            prompt, schema, key) and exit: 0 valid, "
-    "78 not\n"
+    "78 not;\n"
+    "                            reads no input and sends nothing\n"
     "  -d, --dry-run             print the requests instead of sending "
     "them\n"
     "  -h, --help                print this help and exit\n"
     "  -k, --breaker N           open the circuit after N consecutive "
-    "outage failures\n"
-    "                            (DT_BREAKER_THRESHOLD; 10)\n"
+    "outage\n"
+    "                            failures (DT_BREAKER_THRESHOLD; 10)\n"
     "  -m, --model NAME          model (PERPLEXITY_MODEL; "
     "perplexity/sonar)\n"
     "  -n, --max-text-bytes N    longest text sent (DT_MAX_TEXT_BYTES; "
     "16384)\n"
-    "  -p, --prompt FILE         instructions (DT_PROMPT_FILE)\n"
+    "  -p, --prompt FILE         instructions (DT_PROMPT_FILE; "
+    "share/dt/prompt.txt)\n"
     "  -q, --quiet               log less\n"
     "  -r, --rpm N               requests per minute, all workers "
-    "together (DT_RPM; 50)\n"
-    "  -s, --schema FILE         analysis JSON schema (DT_SCHEMA_FILE)\n"
+    "together\n"
+    "                            (DT_RPM; 50)\n"
+    "  -s, --schema FILE         analysis JSON schema (DT_SCHEMA_FILE;\n"
+    "                            share/dt/schema.json)\n"
     "  -t, --timeout SECONDS     per API call (TIMEOUT_SECONDS; 300)\n"
     "  -V, --version             print the version and exit\n"
     "  -v, --verbose             log more (-vv: debug)\n"
@@ -85,18 +90,22 @@ static const char usage_text[] =
     "  -x, --too-large cut|reject  longer texts are cut or rejected "
     "(DT_TOO_LARGE)\n"
     "\n"
-    "When the file named by DT_STOP_FILE appears (the run is stopping), no "
-    "more calls\n"
-    "are made: every later record passes through at once as an "
-    "\"unavailable\" error,\n"
-    "which gives its row back without using an attempt, and the exit "
-    "status is 75.\n"
-    "\n"
-    "The key comes from PERPLEXITY_API_KEY or PERPLEXITY_API_KEY_FILE, "
-    "never from a flag.\n"
+    "The default prompt and schema are looked for in ../share/dt beside "
+    "this\n"
+    "program, then in " DT_DATADIR ".\n"
+    "When the file named by DT_STOP_FILE appears (the run is stopping), "
+    "no more\n"
+    "calls are made: every later record passes through at once as an "
+    "\"unavailable\"\n"
+    "error, which gives its row back without using an attempt, and the "
+    "exit status\n"
+    "is 75.  The key comes from PERPLEXITY_API_KEY or "
+    "PERPLEXITY_API_KEY_FILE, never\n"
+    "from a flag.\n"
     "Exit status: 0 all analyzed, 1 some records failed, 65 bad input "
-    "lines, 69 circuit\n"
-    "open, 75 budget spent or interrupted, 78 bad configuration or key "
+    "lines,\n"
+    "69 circuit open, 75 budget spent or interrupted, 78 bad "
+    "configuration or key\n"
     "refused.\n";
 
 static const struct option longopts[] = {
@@ -287,18 +296,24 @@ on_signal(int sig)
 	_exit(DT_EXIT_TEMPFAIL);
 }
 
-/* Sleeps ms milliseconds, returning early (1) on a signal. */
+/*
+ * Sleeps ms milliseconds, returning early (1) on a signal or once the
+ * stop file appears, which is looked for every 100 ms: a record waiting
+ * for a retry or for the warm-up call must not hold up a stopping run.
+ */
 static int
-nap(long long ms)
+nap(long long ms, const char *stop_file)
 {
 	long long end = dt_shared_now() + ms;
 
-	while (!got_signal) {
+	while (!got_signal && !stop_requested(stop_file)) {
 		long long left = end - dt_shared_now();
 		struct timespec ts;
 
 		if (left <= 0)
 			return 0;
+		if (stop_file != NULL && left > 100)
+			left = 100;
 		ts.tv_sec = (time_t)(left / 1000);
 		ts.tv_nsec = (long)(left % 1000) * 1000000L;
 		nanosleep(&ts, NULL);
@@ -976,9 +991,16 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			goto out;
 		}
 		if (stop_requested(c->stop_file)) {
+			if (tries == 0) {
+				set_error(x, rec, K_UNAVAIL, 1,
+				    DT_EXIT_TEMPFAIL, "the run is stopping; the "
+				    "API was not called");
+				goto out;
+			}
 			set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
-			    "the run is stopping; the API was not called");
-			goto out;
+			    "the run is stopping; no call after the %d made",
+			    tries);
+			goto fail;
 		}
 		if ((br = dt_shared_breaker(x->sh)) != DT_BREAKER_CLOSED) {
 			set_error(x, rec, K_UNAVAIL, 1, br == DT_BREAKER_AUTH ?
@@ -993,9 +1015,9 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 		/* Only one worker makes the first call with a new schema. */
 		while ((lead = dt_shared_warm(x->sh, (c->first_timeout_s +
 		    10) * 1000, &warm)) == DT_WARM_WAIT)
-			if (nap(20))
+			if (nap(20, c->stop_file))
 				break;
-		if (got_signal)
+		if (got_signal || stop_seen)
 			continue;
 		if (!dt_shared_budget_take(x->sh, c->budget, &reserved)) {
 			if (lead == DT_WARM_LEAD)
@@ -1008,9 +1030,9 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 		if ((wait = dt_shared_slot(x->sh)) > 0) {
 			dt_debug("%s: id %s: waiting %lld ms for a request slot",
 			    x->where, id, wait);
-			nap(wait);
+			nap(wait, c->stop_file);
 		}
-		if (got_signal) {
+		if (got_signal || stop_seen) {
 			dt_shared_budget_settle(x->sh, reserved, 0);
 			if (lead == DT_WARM_LEAD)
 				dt_shared_warm_done(x->sh, 0);
@@ -1136,7 +1158,7 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			if (resp.status == 429)
 				dt_shared_hold(x->sh, backoff);
 			else
-				nap(backoff);
+				nap(backoff, c->stop_file);
 			continue;
 		}
 		/* Any other 4xx: this request will not work however often. */

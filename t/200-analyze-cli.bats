@@ -95,3 +95,59 @@ setup() {
 	records 1 | env -u PERPLEXITY_API_KEY dt-analyze --dry-run >"$BATS_TEST_TMPDIR/out"
 	assert_equal "$(head -1 "$BATS_TEST_TMPDIR/out" | jq -r '.request.headers.Authorization')" "Bearer (PERPLEXITY_API_KEY unset)"
 }
+
+@test "dt-analyze --check-config: a valid configuration passes silently, reads no input and sends nothing" {
+	records 3 >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze --check-config <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$output" ""
+	assert_equal "$stderr" ""
+	run -0 --separate-stderr dt-analyze --check-config -a chat -m other/model -r 10 "$BATS_TEST_TMPDIR/in"
+	assert_equal "$output$stderr" ""
+	# The API is not asked: a base URL nobody listens on is fine.
+	PERPLEXITY_BASE_URL=http://127.0.0.1:1 run -0 --separate-stderr dt-analyze --check-config
+	assert_equal "$output$stderr" ""
+	# --dry-run needs no key, and so neither does checking for it.
+	run -0 --separate-stderr env -u PERPLEXITY_API_KEY dt-analyze --check-config --dry-run
+	assert_equal "$output$stderr" ""
+	assert_equal "$(pplx requests | wc -l)" 0
+	assert_equal "$(ls -A "$DT_STATE_DIR")" ""
+}
+
+@test "dt-analyze --check-config: a bad configuration exits 78 with the cause" {
+	run -78 --separate-stderr env -u PERPLEXITY_API_KEY dt-analyze --check-config
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is not set"
+	echo '{"type":"object","properties":{"a":{"format":"date"}}}' >"$BATS_TEST_TMPDIR/s.json"
+	run -78 --separate-stderr dt-analyze --check-config -s "$BATS_TEST_TMPDIR/s.json"
+	assert_equal "$stderr" "dt-analyze: error: $BATS_TEST_TMPDIR/s.json: \$.a: unsupported keyword \"format\""
+	DT_RPM=many run -78 --separate-stderr dt-analyze --check-config
+	assert_equal "$stderr" "dt-analyze: error: DT_RPM: 'many' is not a whole number (0 to 1000000)"
+	run -64 --separate-stderr dt-analyze --check-config --rpm=-1
+	assert_equal "$stderr" "dt-analyze: error: --rpm: -1 is out of range (0 to 1000000)
+Try 'dt-analyze --help'."
+	assert_equal "$output" ""
+	assert_equal "$(pplx requests | wc -l)" 0
+}
+
+@test "dt-analyze: the default prompt and schema are the ones installed beside the program" {
+	unset DT_PROMPT_FILE DT_SCHEMA_FILE
+	records 1 >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze -d "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -r .request.body.instructions)" "$(cat "$DT_ROOT/analyze/prompt.txt")"
+	assert_equal "$(echo "${lines[0]}" | jq -c .request.body.response_format.json_schema.schema)" "$(jq -c . "$DT_ROOT/analyze/schema.json")"
+	# A copy elsewhere reads ../share/dt beside itself.
+	mkdir -p "$BATS_TEST_TMPDIR/opt/bin" "$BATS_TEST_TMPDIR/opt/share/dt"
+	cp "$DT_BUILD/bin/dt-analyze" "$BATS_TEST_TMPDIR/opt/bin/"
+	echo 'Say what the message is about.' >"$BATS_TEST_TMPDIR/opt/share/dt/prompt.txt"
+	echo '{"type":"object","properties":{"about":{"type":"string"}}}' >"$BATS_TEST_TMPDIR/opt/share/dt/schema.json"
+	run -0 --separate-stderr "$BATS_TEST_TMPDIR/opt/bin/dt-analyze" -d "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -c '.request.body | [.instructions, .response_format.json_schema.schema]')" \
+		'["Say what the message is about.\n",{"type":"object","properties":{"about":{"type":"string"}}}]'
+	# The variables and flags still win.
+	run -0 --separate-stderr "$BATS_TEST_TMPDIR/opt/bin/dt-analyze" -d -p "$DT_ROOT/analyze/prompt.txt" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -r .request.body.instructions)" "$(cat "$DT_ROOT/analyze/prompt.txt")"
+	# Without them, the installed path is named.
+	rm "$BATS_TEST_TMPDIR/opt/share/dt/prompt.txt"
+	[ ! -e /usr/local/share/dt/prompt.txt ] || skip "dt is installed in /usr/local"
+	run -78 --separate-stderr "$BATS_TEST_TMPDIR/opt/bin/dt-analyze" --check-config
+	assert_equal "$stderr" "dt-analyze: error: /usr/local/share/dt/prompt.txt: No such file or directory"
+}

@@ -156,3 +156,59 @@ one_cost() {
 	assert_equal "$status" 75
 	assert_equal "$(jq -c 'select(.stage) | [.status, .interrupted]' "$BATS_TEST_TMPDIR/out" | sort | uniq -c | awk '{print $1, $2}')" "4 [75,true]"
 }
+
+@test "dt-analyze: with the stop file present, records pass through at once as retryable unavailable errors, exit 75" {
+	: >"$BATS_TEST_TMPDIR/stop"
+	{
+		echo '{"stage":"dt-fetch","run_id":"run-1","status":0}'
+		records 5
+		echo '{"id":9,"error":{"kind":"timeout","message":"upstream","retryable":true}}'
+	} >"$BATS_TEST_TMPDIR/in"
+	DT_STOP_FILE=$BATS_TEST_TMPDIR/stop run -75 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$stderr" "dt-analyze: info: the run is stopping: no more API calls"
+	assert_equal "${#lines[@]}" 8
+	assert_equal "${lines[0]}" '{"stage":"dt-fetch","run_id":"run-1","status":0}'
+	assert_equal "${lines[1]}" '{"id":1,"text":"Thanks for the great meeting! Please send the report by Friday. #1","run_id":"run-1","attempt":1,"error":{"kind":"unavailable","message":"the run is stopping; the API was not called","retryable":true}}'
+	assert_equal "$(printf '%s\n' "${lines[@]:1:5}" | jq -c .error | sort | uniq -c | awk '{$1 = $1; print}')" \
+		'5 {"kind":"unavailable","message":"the run is stopping; the API was not called","retryable":true}'
+	assert_equal "${lines[6]}" '{"id":9,"error":{"kind":"timeout","message":"upstream","retryable":true}}'
+	assert_equal "$(echo "${lines[7]}" | jq -c '[.stage, .status, .message, .counts, .interrupted]')" \
+		'["dt-analyze",75,"stopped: the run is stopping",{"records":7,"analyzed":0,"errors":5,"passed":2,"bad":0,"unavailable":5},true]'
+	assert_equal "$(pplx requests | wc -l)" 0
+}
+
+@test "dt-analyze: the stop file appearing mid-run lets the call in flight finish and cuts a retry wait short" {
+	pplx script '{"latency_ms":400}'
+	records 3 >"$BATS_TEST_TMPDIR/in"
+	DT_STOP_FILE=$BATS_TEST_TMPDIR/stop dt-analyze "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	for i in $(seq 100); do [ "$(pplx requests | wc -l)" -ge 1 ] && break; sleep 0.05; done
+	: >"$BATS_TEST_TMPDIR/stop"
+	status=0
+	wait "$pid" || status=$?
+	assert_equal "$status" 75
+	assert_equal "$(jq -c 'select(.id) | [.id, .analysis.sentiment, .error.message]' "$BATS_TEST_TMPDIR/out" | tr '\n' ' ')" \
+		'[1,"positive",null] [2,null,"the run is stopping; the API was not called"] [3,null,"the run is stopping; the API was not called"] '
+	assert_equal "$(tail -1 "$BATS_TEST_TMPDIR/out" | jq -c '[.status, .counts.analyzed, .counts.unavailable, .interrupted]')" '[75,1,2,true]'
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/err")" "dt-analyze: info: the run is stopping: no more API calls"
+	assert_equal "$(pplx requests | wc -l)" 1
+
+	pplx reset
+	rm "$BATS_TEST_TMPDIR/stop"
+	pplx script '{"faults":[{"kind":"503"}]}'
+	DT_RETRY_BASE_MS=20000 DT_RETRY_CAP_MS=20000 DT_STOP_FILE=$BATS_TEST_TMPDIR/stop \
+		dt-analyze "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	for i in $(seq 100); do grep -q retrying "$BATS_TEST_TMPDIR/err" && break; sleep 0.05; done
+	start=$(date +%s%N)
+	: >"$BATS_TEST_TMPDIR/stop"
+	status=0
+	wait "$pid" || status=$?
+	[ $((($(date +%s%N) - start) / 1000000)) -lt 1000 ]
+	assert_equal "$status" 75
+	assert_equal "$(head -1 "$BATS_TEST_TMPDIR/out" | jq -c '[.error, .tries]')" \
+		'[{"kind":"unavailable","message":"the run is stopping; no call after the 1 made","retryable":true},1]'
+	assert_equal "$(tail -1 "$BATS_TEST_TMPDIR/out" | jq -c '[.status, .message, .counts.unavailable, .interrupted]')" \
+		'[75,"stopped: the run is stopping",3,true]'
+	assert_equal "$(pplx requests | wc -l)" 1
+}
