@@ -55,8 +55,8 @@ $(BUILD)/bin/$(notdir $(1)): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(dir $(1))*
 	$$(CC) $$(DT_LDFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(DT_LDLIBS) $$(LDLIBS)
 endef
 
-.PHONY: all units test check test-only asan demo bench deps install uninstall \
-	clean fmt lint fuzz image push
+.PHONY: all units test check test-only asan demo bench deps deps-check install \
+	uninstall clean fmt lint fuzz valgrind image push
 
 all: $(BINS) $(SCRIPTS) $(DATA) $(UNITS)
 
@@ -105,6 +105,15 @@ test-only: all
 asan:
 	$(MAKE) BUILD=$(BUILD)/asan SAN=1 CC=$(CC) all
 
+# libFuzzer targets in fuzz/, each for FUZZ_SECONDS (docs/proof.md).
+FUZZ_SECONDS ?= 10
+fuzz: deps-check
+	tools/fuzz -s $(FUZZ_SECONDS)
+
+# The whole suite once with every program under valgrind memcheck.
+valgrind: deps-check all
+	tools/valgrind
+
 demo: deps-check all
 	./demo/run
 
@@ -143,7 +152,9 @@ fmt:
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
-		--inline-suppr --std=c11 -Ilib lib $(dir $(PROGS))
+		--inline-suppr --std=c11 -Ilib --include=tools/cppcheck.h \
+		lib $(dir $(PROGS))
+	shellcheck entrypoint.sh analyze/dt-fanout demo/run t/run t/stack/up t/stack/down tools/deps
 	clang-tidy --quiet --checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
 		lib/*.c $(foreach p,$(PROGS),$(dir $(p))*.c) -- $(DT_CFLAGS)
 
