@@ -155,7 +155,9 @@ lint:
 		--inline-suppr --std=c11 -Ilib --include=tools/cppcheck.h \
 		lib $(dir $(PROGS))
 	shellcheck entrypoint.sh analyze/dt-fanout demo/run t/run t/stack/up t/stack/down tools/deps
-	clang-tidy --quiet --checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
+	clang-tidy --quiet --warnings-as-errors='*' \
+		--checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-bugprone-not-null-terminated-result' \
+		--config='{CheckOptions: [{key: bugprone-sizeof-expression.WarnOnSizeOfPointerToAggregate, value: false}]}' \
 		lib/*.c $(foreach p,$(PROGS),$(dir $(p))*.c) -- $(DT_CFLAGS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

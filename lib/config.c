@@ -12,7 +12,7 @@
 #include "config.h"
 #include "log.h"
 
-#define SECRET_FILE_MAX (64 * 1024)
+#define SECRET_FILE_MAX ((size_t)64 * 1024)
 
 int
 dt_parse_ll(const char *name, const char *s, long long min, long long max,

@@ -17,7 +17,7 @@
 #include "http.h"
 #include "log.h"
 
-#define DEFAULT_MAX_RESPONSE (8u * 1024 * 1024)
+#define DEFAULT_MAX_RESPONSE ((size_t)8 * 1024 * 1024)
 
 struct dt_http {
 	CURL *curl;

@@ -19,7 +19,7 @@
 #include "log.h"
 #include "ndjson.h"
 
-#define INBUF_SIZE (64 * 1024)
+#define INBUF_SIZE ((size_t)64 * 1024)
 #define EXCERPT_BYTES 256
 
 struct dt_reader {

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#define DT_NDJSON_MAX_LINE_DEFAULT (1024 * 1024)
+#define DT_NDJSON_MAX_LINE_DEFAULT (1024L * 1024L)
 
 enum {
 	DT_NDJSON_EOF = 0,    /* no more input */
