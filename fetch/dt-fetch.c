@@ -32,6 +32,13 @@
 
 #define RUN_ID_MAX 200
 
+/* How dt_emit() encodes a record; a line's size is measured the same way. */
+#define LINE_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* DT_FETCH_MAX_TEXT_BYTES and DT_MAX_LINE when not set. */
+#define DEFAULT_MAX_TEXT 65536
+#define DEFAULT_MAX_LINE 1048576
+
 /* The long-only option --check-config. */
 #define OPT_CHECK_CONFIG 256
 
@@ -107,6 +114,8 @@ struct fetch {
 	long long max_records;
 	long long lease;
 	long long attempts;
+	long long max_text;     /* DT_FETCH_MAX_TEXT_BYTES */
+	long long max_line;     /* DT_MAX_LINE */
 	const char *table;
 	const char *id_col;
 	const char *text_col;
@@ -116,6 +125,7 @@ struct fetch {
 	/* What happened, for the stage record. */
 	long long emitted;
 	long long batches;
+	long long cut;          /* texts cut to fit */
 	int status;
 	char message[1100];
 };
@@ -277,6 +287,12 @@ configure(struct fetch *f, int argc, char **argv)
 		nconf++;
 	if (dt_env_ll("DT_MAX_ATTEMPTS", 3, 1, 1000, &f->attempts) < 0)
 		nconf++;
+	if (dt_env_ll("DT_FETCH_MAX_TEXT_BYTES", DEFAULT_MAX_TEXT, 1024, 262144,
+	    &f->max_text) < 0)
+		nconf++;
+	if (dt_env_ll("DT_MAX_LINE", DEFAULT_MAX_LINE, 4096, 1073741824,
+	    &f->max_line) < 0)
+		nconf++;
 	if ((cols = dt_env("DT_SOURCE_COLUMNS", NULL)) != NULL &&
 	    parse_columns("DT_SOURCE_COLUMNS", cols, &f->columns) < 0)
 		nconf++;
@@ -408,7 +424,103 @@ request_args(struct fetch *f, long long want, const char *after)
 	json_object_set_new(a, "p_text_column", json_string(f->text_col));
 	if (f->columns != NULL)
 		json_object_set(a, "p_columns", f->columns);
+	/*
+	 * The server cuts the text to that many characters (at most four
+	 * bytes each), so a huge message never crosses the wire; the cut
+	 * to bytes is ours.
+	 */
+	json_object_set_new(a, "p_max_text_chars",
+	    json_integer(f->max_text));
 	return a;
+}
+
+/*
+ * The longest line dt-fetch writes: half of DT_MAX_LINE, so that the
+ * stages after it, which add the analysis to the record, stay within
+ * the limit too.
+ */
+static size_t
+line_limit(const struct fetch *f)
+{
+	return (size_t)(f->max_line > 0 ? f->max_line : DEFAULT_MAX_LINE) / 2;
+}
+
+/* The longest text dt-fetch writes, in bytes. */
+static size_t
+text_limit(const struct fetch *f)
+{
+	return (size_t)(f->max_text > 0 ? f->max_text : DEFAULT_MAX_TEXT);
+}
+
+/*
+ * Cuts rec's "text" (a new reference, stolen; NULL for none) to keep
+ * bytes on a character boundary when it is longer, and marks the record
+ * with "text_bytes" (the whole text's size, total: from the server when
+ * it cut first) and "text_cut": {"kept_bytes","total_bytes"}.  Returns
+ * the text to use (a new reference) or NULL when out of memory.
+ */
+static json_t *
+cut_text(json_t *rec, json_t *text, size_t keep,
+    json_int_t total)
+{
+	const char *s = json_string_value(text);
+	size_t len = json_string_length(text), k;
+	json_t *cut;
+
+	if (s == NULL || (len <= keep && (json_int_t)len >= total))
+		return text;
+	k = dt_utf8_cut(s, len, keep);
+	if ((json_int_t)len > total)
+		total = (json_int_t)len;
+	cut = json_stringn(s, k);
+	json_decref(text);
+	if (cut == NULL || json_object_set_new(rec, "text_bytes",
+	    json_integer(total)) < 0 || json_object_set_new(rec, "text_cut",
+	    json_pack("{sIsI}", "kept_bytes", (json_int_t)k, "total_bytes",
+	    total)) < 0 || json_object_set(rec, "text", cut) < 0) {
+		json_decref(cut);
+		return NULL;
+	}
+	return cut;
+}
+
+/*
+ * Makes rec's line fit line_limit(): cuts the text further, and as a
+ * last resort keeps only the id in "row" ("row_cut": true).  The common
+ * case, a short text and no extra columns, is not measured.  Returns 0,
+ * or -1 when out of memory or nothing makes it fit.
+ */
+static int
+fit_line(struct fetch *f, json_t *rec, json_t *id)
+{
+	json_t *text = json_object_get(rec, "text");
+	json_int_t total = json_integer_value(json_object_get(rec,
+	    "text_bytes"));
+	size_t limit = line_limit(f), len, keep;
+
+	len = json_is_string(text) ? json_string_length(text) : 0;
+	/* A byte of text takes at most six in JSON (\u0001). */
+	if (f->columns == NULL && len * 6 + 4096 < limit)
+		return 0;
+	if (total == 0)
+		total = (json_int_t)len;
+	keep = len;
+	while (json_dumpb(rec, NULL, 0, LINE_FLAGS) > limit) {
+		if (keep == 0) {
+			if (json_object_get(rec, "row_cut") != NULL)
+				return -1;
+			json_object_set_new(rec, "row", json_pack("{sO}",
+			    f->id_col, id));
+			json_object_set_new(rec, "row_cut", json_true());
+			continue;
+		}
+		keep /= 2;
+		json_incref(text);
+		if ((text = cut_text(rec, text, keep, total)) == NULL)
+			return -1;
+		json_decref(text);
+	}
+	return 0;
 }
 
 /*
@@ -456,6 +568,31 @@ emit_rows(struct fetch *f, json_t *rows, char *last, size_t lastlen)
 		    "row", data, "run_id", f->run_id, "attempt",
 		    json_object_get(row, "attempt") != NULL ?
 		    json_object_get(row, "attempt") : json_null());
+		/*
+		 * No line may be longer than the stages after us read: a
+		 * long text is cut (the server cut it to characters
+		 * already and says in text_bytes how long it was), and the
+		 * record says so; dt-analyze's own limit applies to the
+		 * rest.
+		 */
+		if (rec != NULL) {
+			json_t *tb = json_object_get(row, "text_bytes");
+
+			text = cut_text(rec, text, text_limit(f),
+			    json_is_integer(tb) ? json_integer_value(tb) : 0);
+			if (text == NULL || fit_line(f, rec, id) < 0) {
+				json_decref(rec);
+				rec = NULL;
+			} else if (json_object_get(rec, "text_cut") != NULL) {
+				f->cut++;
+				dt_info("row %s: text of %lld bytes cut to %lld",
+				    json_string_value(sid),
+				    (long long)json_integer_value(
+				    json_object_get(rec, "text_bytes")),
+				    (long long)json_string_length(
+				    json_object_get(rec, "text")));
+			}
+		}
 		rc = rec != NULL ? dt_emit(rec) : -1;
 		json_decref(rec);
 		json_decref(text);

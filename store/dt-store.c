@@ -581,12 +581,14 @@ send_range(struct store *s, size_t from, size_t to)
 		for (i = from; i < to; i++)
 			send_range(s, i, i + 1);
 	} else if (res.kind == DT_SB_REJECTED) {
+		const char *sid = s->sids.p + s->slot[from].sid;
 		char why[1200];
 
 		snprintf(why, sizeof(why), "Supabase rejected it: %s",
 		    res.message);
-		dt_warn("record %s%.64s%s: %s", s->slot[from].sid_is_str ?
-		    "\"" : "", s->sids.p + s->slot[from].sid,
+		/* A long id is quoted in part, cut between characters. */
+		dt_warn("record %s%.*s%s: %s", s->slot[from].sid_is_str ?
+		    "\"" : "", (int)dt_utf8_cut(sid, strlen(sid), 64), sid,
 		    s->slot[from].sid_is_str ? "\"" : "", why);
 		worse(s, DT_EXIT_DATAERR);
 		line_not_stored(s, from, why);

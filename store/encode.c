@@ -339,6 +339,11 @@ dt_encode_item(struct dt_buf *b, json_t *rec, const char *sid,
 			rc |= put_value(b, msg);
 		else
 			rc |= dt_buf_put(b, "\"\"", 2);
+		/* dt_settle parks a record whose error is not retryable. */
+		if (json_is_boolean(v = json_object_get(error, "retryable")))
+			rc |= json_is_true(v) ?
+			    dt_buf_put(b, ",\"retryable\":true", 17) :
+			    dt_buf_put(b, ",\"retryable\":false", 18);
 		rc |= dt_buf_put(b, "}", 1);
 	} else {
 		if (sp->analysis_len > 0)

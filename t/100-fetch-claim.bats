@@ -119,8 +119,53 @@ dt-fetch: info: run r: claimed 0 rows in 0 batches'
 	sql 'alter function dt_claim rename to dt_claim_away'
 	run -78 --separate-stderr dt-fetch -c -q -r r
 	sql 'alter function dt_claim_away rename to dt_claim'
-	assert_output --partial '"message":"Supabase refused the request: HTTP 404: PGRST202: Could not find the function public.dt_claim(p_claim_key, p_id_column, p_lease_seconds, p_limit, p_max_attempts, p_run_id, p_source_table, p_text_column) in the schema cache ('
+	assert_output --partial '"message":"Supabase refused the request: HTTP 404: PGRST202: Could not find the function public.dt_claim(p_claim_key, p_id_column, p_lease_seconds, p_limit, p_max_attempts, p_max_text_chars, p_run_id, p_source_table, p_text_column) in the schema cache ('
 	assert_output --partial '(hint: Perhaps you meant to call the function public.dt_claim_away)'
+}
+
+@test "dt-fetch: a 3 MiB text is cut in the database and on a character boundary; the row is settled" {
+	sql "insert into messages (text) values (repeat('Ж', 1572864)), (repeat('😀', 300)), ('short')"
+	run -0 --separate-stderr dt-fetch -c -r r
+	assert_equal "${#lines[@]}" 4
+	# One line per row, each well under the 1 MiB line limit.
+	run -0 awk '{ if (length($0) > max) max = length($0) } END { print (max < 524288) }' <<<"$output"
+	assert_output 1
+	sql "update dt_results set status = 'pending', run_id = null, attempts = 0"
+	DT_FETCH_MAX_TEXT_BYTES=1025 dt-fetch -c -q -r r3 >"$BATS_TEST_TMPDIR/in"
+	run -0 jq -c 'select(.id) | [.id, (.text | utf8bytelength), .text_bytes, .text_cut]' "$BATS_TEST_TMPDIR/in"
+	assert_output '[1,1024,3145728,{"kept_bytes":1024,"total_bytes":3145728}]
+[2,1024,1200,{"kept_bytes":1024,"total_bytes":1200}]
+[3,5,null,null]'
+	# The server sent at most 1025 characters, not 3 MiB.
+	run -0 standin supabase requests
+	run -0 jq -sc '[.[] | select(.path | endswith("dt_claim")) | .json.p_max_text_chars] | unique' <<<"$output"
+	assert_output '[1025,65536]'
+	# What dt-analyze makes of it is stored like any record.
+	jq -c 'if .id then . + {analysis: {a: 1}, model: "m"} else . end' "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/an"
+	run -0 dt-store -q "$BATS_TEST_TMPDIR/an"
+	run -0 sql "select source_id, status from dt_results order by 1"
+	assert_output $'1\tdone\n2\tdone\n3\tdone'
+	DT_FETCH_MAX_TEXT_BYTES=10 run -78 --separate-stderr dt-fetch --check-config -c
+	assert_equal "$stderr" 'dt-fetch: error: DT_FETCH_MAX_TEXT_BYTES: 10 is out of range (1024 to 262144)'
+}
+
+@test "dt-fetch: a long Cyrillic PostgREST error is quoted whole characters only" {
+	messages 1
+	# A view whose rows cannot be read: PostgreSQL's own error, in Russian, 1.5 KiB.
+	sql "create function public.boom() returns boolean language plpgsql as \$\$
+		begin raise exception '%', repeat('ошибка ', 150); end \$\$;
+		create view public.bad_messages as select * from public.messages where public.boom();
+		grant select on public.bad_messages to service_role;
+		grant execute on function public.boom() to service_role"
+	run -78 --separate-stderr dt-fetch -c -r r -t bad_messages
+	sql "drop view public.bad_messages; drop function public.boom()"
+	# The stage record could be written (it could not hold half a character).
+	run -0 jq -r '.message' <<<"$output"
+	[[ $output == 'Supabase refused the request: HTTP 400: P0001: ошибка ошибка '* ]]
+	run -0 jq -rn --arg m "$output" '$m | utf8bytelength > 1000'
+	assert_output true
+	[[ ${stderr_lines[0]} == 'dt-fetch: error: Supabase refused the request: HTTP 400: P0001: ошибка '* ]]
+	run -0 iconv -f UTF-8 -t UTF-8 <<<"$stderr"
 }
 
 @test "dt-fetch: a bad URL or missing settings are configuration errors" {
@@ -148,7 +193,7 @@ Try 'dt-fetch --help'."
 	run -0 dt-fetch -h
 	assert_line --index 0 'usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]'
 	run -0 dt-fetch -c -n -r r -b 5
-	assert_output '{"dry_run":"dt-fetch","method":"POST","path":"/rest/v1/rpc/dt_claim","body":{"p_run_id":"r","p_lease_seconds":900,"p_max_attempts":3,"p_claim_key":"r:1","p_limit":5,"p_source_table":"messages","p_id_column":"id","p_text_column":"text"}}'
+	assert_output '{"dry_run":"dt-fetch","method":"POST","path":"/rest/v1/rpc/dt_claim","body":{"p_run_id":"r","p_lease_seconds":900,"p_max_attempts":3,"p_claim_key":"r:1","p_limit":5,"p_source_table":"messages","p_id_column":"id","p_text_column":"text","p_max_text_chars":65536}}'
 }
 
 # wait_for_line FILE: waits (up to 5 s) until FILE holds a whole line.

@@ -19,7 +19,8 @@ setup() {
 analyzed() {
 	jq -c "def ok: . + {analysis: {sentiment: \"positive\"}, model: \"sonar\",
 		usage: {prompt_tokens: 10, completion_tokens: 5, total_tokens: 15}, latency_ms: 12};
-	def err(k): . + {error: {kind: k, message: (k + \" here\"), retryable: false}};
+	def err(k): . + {error: {kind: k, message: (k + \" here\"), retryable: true}};
+	def fatal(k): . + {error: {kind: k, message: (k + \" here\"), retryable: false}};
 	if .id then $1 else . end"
 }
 
@@ -39,7 +40,7 @@ wait_leases_expired() {
 	dt-fetch -c -q -r run-1 | analyzed 'if .id == 2 then err("invalid_output") else ok end' >"$BATS_TEST_TMPDIR/in"
 	run -1 --separate-stderr dt-store -b 2 "$BATS_TEST_TMPDIR/in"
 	assert_output '{"id":1,"run_id":"run-1","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"stored","attempts":1},"status":"stored"}
-{"id":2,"run_id":"run-1","attempt":1,"error":{"kind":"invalid_output","message":"invalid_output here","retryable":false},"store":{"outcome":"retry","attempts":1},"status":"failed"}
+{"id":2,"run_id":"run-1","attempt":1,"error":{"kind":"invalid_output","message":"invalid_output here","retryable":true},"store":{"outcome":"retry","attempts":1},"status":"failed"}
 {"id":3,"run_id":"run-1","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"stored","attempts":1},"status":"stored"}
 {"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":2},"interrupted":false}
 {"stage":"dt-store","run_id":"run-1","status":1,"message":"1 records failed","counts":{"stored":2,"failed":1,"skipped":0,"not_stored":0,"bad":0,"batches":2},"interrupted":false}'
@@ -127,6 +128,30 @@ s.handle_request()
 	assert_output '{"done": 0, "failed": 1, "leased": 1, "unclaimed": 0}'
 }
 
+@test "dt-store: an error that is not retryable parks the row at once; an outage still releases it" {
+	messages 4
+	dt-fetch -c -q -r r1 -a 3 | analyzed 'if .id == 1 then fatal("bad_record") elif .id == 2 then fatal("too_large")
+		elif .id == 3 then fatal("timeout") else err("invalid_output") end' >"$BATS_TEST_TMPDIR/in"
+	run -1 dt-store -q "$BATS_TEST_TMPDIR/in"
+	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome, .store.attempts]' <<<"$output"
+	assert_output '[1,"failed","failed",1]
+[2,"failed","failed",1]
+[3,"failed","released",0]
+[4,"failed","retry",1]'
+	run -0 sql "select source_id, status, attempts, last_error from dt_results order by 1"
+	assert_output $'1\tfailed\t1\t{"kind": "bad_record", "message": "bad_record here", "retryable": false}
+2\tfailed\t1\t{"kind": "too_large", "message": "too_large here", "retryable": false}
+3\tpending\t0\t{"kind": "timeout", "message": "timeout here", "retryable": false}
+4\tpending\t1\t{"kind": "invalid_output", "message": "invalid_output here", "retryable": true}'
+	# Replaying it changes nothing; the next run gets only rows 3 and 4.
+	run -1 dt-store -q "$BATS_TEST_TMPDIR/in"
+	run -0 sql "select source_id, status, attempts from dt_results order by 1"
+	assert_output $'1\tfailed\t1\n2\tfailed\t1\n3\tpending\t0\n4\tpending\t1'
+	run -0 dt-fetch -c -q -r r2
+	run -0 jq -c 'select(.id) | .id' <<<"$output"
+	assert_output $'3\n4'
+}
+
 @test "dt-store: a run killed between fetch and store loses nothing once the lease expires" {
 	messages 30
 	dt-fetch -c -q -r dead -l 1 -m 12 >"$BATS_TEST_TMPDIR/dead.out"
@@ -188,8 +213,9 @@ s.handle_request()
 @test "dt-store: a 1 MiB text and a batch the server rejects with 400 lose nothing" {
 	sql "insert into messages (text) values (repeat('x', 1048000)), ('short'), ('other')"
 	dt-fetch -c -q -r r | analyzed 'if .id == 2 then ok | .analysis.note = "a\u0000b" else ok end' >"$BATS_TEST_TMPDIR/in"
-	run -0 jq -r 'select(.id == 1) | .text | length' "$BATS_TEST_TMPDIR/in"
-	assert_output 1048000
+	# dt-fetch cut it (DT_FETCH_MAX_TEXT_BYTES) so its line fits.
+	run -0 jq -c 'select(.id == 1) | [(.text | length), .text_bytes]' "$BATS_TEST_TMPDIR/in"
+	assert_output '[65536,1048000]'
 	run -65 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
 	[[ $stderr == *'dt-store: warning: a batch of 3 records was rejected (HTTP 400: 22P05: unsupported Unicode escape sequence'*'sending them one by one'* ]]
 	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome]' <<<"$output"
