@@ -95,6 +95,9 @@ EOF
 	svg=${lines[-2]#chart: }
 	run -0 grep -c '<circle ' "$svg"
 	assert_output 2
+	# The y axis names the charted figures' unit only.
+	run -0 grep -c '>records/s</text>' "$svg"
+	assert_output 1
 }
 
 @test "bench/run: a missed target, a bad line and a failed script exit 1" {
