@@ -20,7 +20,9 @@ setup() {
 }
 
 @test "faults: Supabase answering 503 to dt-store loses nothing; after the lease expires the next run completes the rows" {
-	export DT_LEASE_SECONDS=3
+	# Leases long enough that none can expire while run 1 still retries;
+	# they are expired below by the database's clock.
+	export DT_LEASE_SECONDS=600
 	# Claims work; every settle request (dt-store) gets 503.
 	standin supabase script '{"fail": 1000, "match": "dt_settle"}'
 	DT_RUN_ID=sb503-1 run -69 --separate-stderr timeout 120 dt-entrypoint
@@ -38,7 +40,7 @@ setup() {
 	standin supabase reset
 	DT_RUN_ID=sb503-2 run -0 --separate-stderr timeout 120 dt-entrypoint
 	assert_equal "$(count "status = 'leased' and run_id = 'sb503-1'")" 60
-	sleep 3
+	sql "update public.dt_results set lease_until = now() - interval '1 second' where status = 'leased' and run_id = 'sb503-1'" >/dev/null
 	DT_RUN_ID=sb503-3 run -0 --separate-stderr timeout 120 dt-entrypoint
 	assert_equal "$(count "status = 'done' and run_id = 'sb503-3' and analysis is not null")" 60
 	# The lease of the failed run counted: two claims, two attempts each.
