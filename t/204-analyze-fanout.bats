@@ -117,3 +117,39 @@ setup() {
 	min=$(printf '%s\n' "${lines[@]}" | jq -s 'map(select(.stage) | .counts.records) | min')
 	[ "$min" -ge 40 ]
 }
+
+# left_in_pipe: starts dt-analyze on a pipe already holding the input
+# file, waits until its first call reaches the stand-in and prints how
+# many bytes of input are still in the pipe (FIONREAD).
+left_in_pipe() {
+	/usr/bin/python3 - "$BATS_TEST_TMPDIR/in" "$PPLX_URL" <<'PY'
+import fcntl, os, subprocess, sys, termios, time, urllib.request, array
+data = open(sys.argv[1], "rb").read()
+r, w = os.pipe()
+os.write(w, data)
+p = subprocess.Popen(["dt-analyze"], stdin=r, stdout=subprocess.DEVNULL)
+os.close(r)
+for _ in range(200):
+    with urllib.request.urlopen(sys.argv[2] + "/_standin/requests") as f:
+        if f.read().strip():
+            break
+    time.sleep(0.02)
+n = array.array("i", [0])
+fcntl.ioctl(w, termios.FIONREAD, n)
+print(n[0])
+os.close(w)
+p.wait()
+PY
+}
+
+@test "dt-analyze: a worker takes 512 bytes at a time out of its pipe, so the rest stays queued there" {
+	pplx script '{"faults":[{"kind":"slow","ms":300,"first":1}]}'
+	records 12 >"$BATS_TEST_TMPDIR/in"
+	size=$(wc -c <"$BATS_TEST_TMPDIR/in")
+	[ "$size" -gt 1024 ]
+	assert_equal "$(left_in_pipe)" $((size - 512))
+	# 0 reads as much as there is, as from a file.
+	pplx reset
+	pplx script '{"faults":[{"kind":"slow","ms":300,"first":1}]}'
+	assert_equal "$(DT_STDIN_READ_BYTES=0 left_in_pipe)" 0
+}
