@@ -121,9 +121,9 @@ check_config() {
 		need TELEGRAM_CHAT_ID
 		need_secret TELEGRAM_BOT_TOKEN
 	fi
-	need_int BATCH_SIZE 100 1 1000
+	# BATCH_SIZE, TIMEOUT_SECONDS and the rest belong to the stages,
+	# which check them below; these are the entrypoint's own.
 	need_int MAX_WORKERS 5 1 256
-	need_int TIMEOUT_SECONDS 300 1 3600
 	need_int DT_DEADLINE_SECONDS 3300 1 86400
 	need_int DT_DRAIN_SECONDS 60 0 3600
 	need_int DT_SHARDS 1 1 1000

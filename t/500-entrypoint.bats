@@ -65,7 +65,7 @@ Try 'dt-entrypoint --help'."
 	run -78 --separate-stderr dt-entrypoint
 	[[ $stderr == *"dt-entrypoint: error: SUPABASE_URL is not set"* ]] || fail "$stderr"
 	[[ $stderr == *"dt-entrypoint: error: TELEGRAM_CHAT_ID is not set"* ]] || fail "$stderr"
-	[[ $stderr == *"dt-entrypoint: error: BATCH_SIZE: '0' is not a whole number (1 to 1000)"* ]] || fail "$stderr"
+	[[ $stderr == *"dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 10000)"* ]] || fail "$stderr"
 	[[ $stderr == *"DT_MAX_ATTEMPTS"* ]] || fail "stage check missing: $stderr"
 	assert_equal "$(count 'true')" 0
 }
