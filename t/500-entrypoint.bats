@@ -144,8 +144,10 @@ Try 'dt-entrypoint --help'."
 	DT_RUN_ID=deadline-1 run -75 --separate-stderr dt-entrypoint
 	[ "$SECONDS" -le 15 ] || fail "took $SECONDS s"
 	[[ $stderr == *"dt-entrypoint: info: stopping (deadline)"* ]] || fail "$stderr"
+	# However far it got (a sanitizer build may get nowhere in 2 s), it
+	# stopped before the end and left no row leased.
 	assert_equal "$(count "status = 'leased'")" 0
 	done=$(count "status = 'done'")
-	[ "$done" -gt 0 ] && [ "$done" -lt 200 ] || fail "done: $done"
+	[ "$done" -lt 200 ] || fail "done: $done"
 	no_children
 }
