@@ -89,7 +89,7 @@ $(BUILD)/t/%: $(BUILD)/t/unit/%.o $(LIB)
 units: $(UNITS)
 
 # make test: install what is missing, build, run the suite, then build
-# with ASan+UBSan and run it again.  TESTS narrows it to some files
+# with ASan+UBSan and run it again, then fuzz every target briefly.  TESTS narrows it to some files
 # (make test TESTS=t/001-lib-ndjson.bats); DEBUGGER wraps every dt
 # program (make test DEBUGGER='valgrind -q --error-exitcode=99').
 test check: deps-check
@@ -97,6 +97,7 @@ test check: deps-check
 	t/run --build $(BUILD) $(TESTS)
 	$(MAKE) asan
 	t/run --build $(BUILD)/asan --sanitized $(TESTS)
+	$(if $(TESTS),,tools/fuzz -s $(TEST_FUZZ_SECONDS) -j 2)
 
 # Runs the suite once against BUILD without rebuilding the sanitizer build.
 test-only: all
@@ -107,6 +108,7 @@ asan:
 
 # libFuzzer targets in fuzz/, each for FUZZ_SECONDS (docs/proof.md).
 FUZZ_SECONDS ?= 10
+TEST_FUZZ_SECONDS ?= 5
 fuzz: deps-check
 	tools/fuzz -s $(FUZZ_SECONDS)
 
