@@ -160,3 +160,12 @@ complete() {
 	[ "$twice" -le $((N - stored)) ] || fail "stored rows were analyzed again"
 	echo "# killed with $stored stored, $inflight in flight; $twice analyzed twice" >&3
 }
+
+# took_at_most LIMIT: fails when the run took more than LIMIT seconds
+# ($SECONDS, reset before it), unless the programs are wrapped (DT_BINDIR
+# is set by t/run's DEBUGGER and tools/valgrind), which slows them down
+# many times.
+took_at_most() {
+	[ -n "${DT_BINDIR:-}" ] && return 0
+	[ "$SECONDS" -le "$1" ] || fail "the run took $SECONDS s (limit $1 s)"
+}
