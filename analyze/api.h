@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+struct dt_schema;
+
 enum {
 	DT_API_AGENT = 0,       /* POST {base}/v1/agent */
 	DT_API_CHAT = 1         /* POST {base}/chat/completions */
@@ -19,11 +21,13 @@ struct dt_api {
 	const char *model;
 	const char *prompt;     /* the instructions */
 	json_t *schema;         /* borrowed */
+	const struct dt_schema *compiled; /* schema compiled, or NULL */
 	const char *schema_name;
 	long long max_output_tokens;
 	int web_search;         /* agent: add the web_search tool */
 	int disable_search;     /* chat: send "disable_search": true */
 	char *head;             /* dt_api_prepare(): the body without input */
+	size_t head_len;
 };
 
 struct dt_usage {
@@ -42,13 +46,13 @@ enum {
 };
 
 /*
- * Writes into buf (len bytes) the data block that carries the user's
- * text: a marker line <dt-data-H>, the text, and </dt-data-H>, where H
- * is derived from the text's SHA-256 so that the text cannot contain
- * its own closing marker.  Returns a new string the caller frees, or
- * NULL when out of memory.
+ * Returns the data block that carries the user's text (len bytes): a
+ * marker line <dt-data-H>, the text, and </dt-data-H>, where H is
+ * derived from the text's SHA-256 so that the text cannot contain its
+ * own closing marker.  A new string the caller frees, its length in
+ * *outlen, or NULL when out of memory.
  */
-char *dt_api_wrap(const char *text, size_t len);
+char *dt_api_wrap(const char *text, size_t len, size_t *outlen);
 
 /*
  * Builds the request body for one text (already wrapped).  Returns a
@@ -66,11 +70,13 @@ int dt_api_prepare(struct dt_api *a);
 void dt_api_release(struct dt_api *a);
 
 /*
- * Returns the serialized request body for input: the same JSON as
- * dt_api_request() with "input" (agent) or the user message (chat)
- * added.  A new string the caller frees, or NULL when out of memory.
+ * Returns the serialized request body for input (len bytes of UTF-8):
+ * the same JSON as dt_api_request() with "input" (agent) or the user
+ * message (chat) added, after dt_api_prepare().  A new string the
+ * caller frees, its length in *body_len, or NULL when out of memory.
  */
-char *dt_api_body(const struct dt_api *a, const char *input);
+char *dt_api_body(const struct dt_api *a, const char *input, size_t len,
+    size_t *body_len);
 
 /* The path below the base URL for the API kind ("/v1/agent"). */
 const char *dt_api_path(int kind);

@@ -29,6 +29,7 @@
 #include "config.h"
 #include "exit.h"
 #include "http.h"
+#include "jsonout.h"
 #include "log.h"
 #include "ndjson.h"
 #include "record.h"
@@ -176,6 +177,7 @@ struct run {
 	struct dt_api api;
 	char *prompt;
 	json_t *schema;
+	struct dt_schema *compiled;
 	char version[17];
 	char url[2048];
 	char *auth;
@@ -213,6 +215,8 @@ stop_requested(const char *path)
 static volatile sig_atomic_t in_call;
 static struct run *cur;         /* for the signal handler */
 static int out_lock_fd = -1;    /* DT_FANOUT_OUTPUT_LOCK, see emit() */
+static int out_failed;          /* an exit status once stdout failed */
+static struct dt_buf out_line;  /* emit()'s buffer, kept between records */
 
 /* Async-signal-safe appending for the handler's stage record. */
 static void
@@ -348,20 +352,19 @@ out_lock(int op)
 			;
 }
 
-static void
-emit(json_t *rec)
-{
-	out_lock(LOCK_EX);
-	dt_emit(rec);
-	out_lock(LOCK_UN);
-}
-
-/* Writes n bytes of s to stdout under the lock.  Returns 0 or -1. */
+/*
+ * Writes n bytes of s to stdout under the lock.  Returns 0, or -1 once
+ * a write failed: EPIPE (the reader went away) silently, anything else
+ * logged; out_failed then holds the exit status for it, and every
+ * later call fails at once.
+ */
 static int
 emit_raw(const char *s, size_t n)
 {
 	int rc = 0;
 
+	if (out_failed)
+		return -1;
 	out_lock(LOCK_EX);
 	while (n > 0) {
 		ssize_t w = write(STDOUT_FILENO, s, n);
@@ -372,6 +375,8 @@ emit_raw(const char *s, size_t n)
 			if (errno != EPIPE)
 				dt_error("cannot write standard output: %s",
 				    strerror(errno));
+			out_failed = errno == EPIPE ? DT_EXIT_PIPE :
+			    DT_EXIT_IOERR;
 			rc = -1;
 			break;
 		}
@@ -380,6 +385,25 @@ emit_raw(const char *s, size_t n)
 	}
 	out_lock(LOCK_UN);
 	return rc;
+}
+
+/*
+ * Writes rec as one line, with the newline in the same write(2), in
+ * dt_emit's format (analyze/jsonout.h says why not with dt_emit).
+ */
+static void
+emit(json_t *rec)
+{
+	if (out_failed)
+		return;
+	out_line.len = 0;
+	if (dt_json_append(&out_line, rec) < 0 ||
+	    dt_json_append_byte(&out_line, '\n') < 0) {
+		dt_error("cannot encode a record (out of memory)");
+		out_failed = DT_EXIT_IOERR;
+		return;
+	}
+	(void)emit_raw(out_line.s, out_line.len);
 }
 
 static char *
@@ -675,6 +699,11 @@ load_prompt(struct run *x)
 	x->api.model = c->model;
 	x->api.prompt = x->prompt;
 	x->api.schema = x->schema;
+	if ((x->compiled = dt_schema_compile(x->schema)) == NULL) {
+		dt_error("out of memory");
+		return -1;
+	}
+	x->api.compiled = x->compiled;
 	x->api.schema_name = c->schema_name;
 	x->api.max_output_tokens = c->max_output_tokens;
 	x->api.web_search = c->web_search;
@@ -843,10 +872,21 @@ set_error(struct run *x, json_t *rec, int k, int retryable, int status,
 static json_t *
 usage_json(const struct dt_usage *u)
 {
-	return json_pack("{s:I, s:I, s:I, s:f}", "prompt_tokens",
-	    (json_int_t)u->input_tokens, "completion_tokens",
-	    (json_int_t)u->output_tokens, "total_tokens",
-	    (json_int_t)u->total_tokens, "cost_usd", u->cost_usd);
+	json_t *o = json_object();
+
+	/* (json_pack would read its format string for every record.) */
+	if (o != NULL && (json_object_set_new_nocheck(o, "prompt_tokens",
+	    json_integer(u->input_tokens)) < 0 ||
+	    json_object_set_new_nocheck(o, "completion_tokens",
+	    json_integer(u->output_tokens)) < 0 ||
+	    json_object_set_new_nocheck(o, "total_tokens",
+	    json_integer(u->total_tokens)) < 0 ||
+	    json_object_set_new_nocheck(o, "cost_usd",
+	    json_real(u->cost_usd)) < 0)) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 /*
@@ -965,13 +1005,14 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 	json_t *analysis;
 	char *input = NULL, *payload = NULL, *raw = NULL;
 	char why[600], model[128], apimsg[300];
+	size_t ilen, plen;
 	long long start = dt_shared_now(), wait;
 	int tries = 0, outages = 0, invalid = 0, lead, warm, rc, k;
 
 	memset(&resp, 0, sizeof(resp));
 	memset(&sum, 0, sizeof(sum));
-	if ((input = dt_api_wrap(text, len)) == NULL ||
-	    (payload = dt_api_body(&x->api, input)) == NULL) {
+	if ((input = dt_api_wrap(text, len, &ilen)) == NULL ||
+	    (payload = dt_api_body(&x->api, input, ilen, &plen)) == NULL) {
 		dt_error("out of memory");
 		set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL, "out of memory");
 		goto out;
@@ -981,7 +1022,7 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 	req.url = x->url;
 	req.headers = x->headers;
 	req.body = payload;
-	req.body_len = strlen(payload);
+	req.body_len = plen;
 	req.connect_timeout_ms = 10000;
 
 	for (;;) {
@@ -1036,7 +1077,7 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			nap(wait, c->stop_file);
 		}
 		if (got_signal || stop_seen) {
-			dt_shared_budget_settle(x->sh, reserved, 0);
+			dt_shared_budget_settle(x->sh, c->budget, reserved, 0);
 			if (lead == DT_WARM_LEAD)
 				dt_shared_warm_done(x->sh, 0);
 			continue;
@@ -1071,7 +1112,8 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			rc = DT_API_INVALID;
 			utf8_format(why, sizeof(why), "%s", resp.error);
 		}
-		dt_shared_budget_settle(x->sh, reserved, u.cost_usd);
+		dt_shared_budget_settle(x->sh, c->budget, reserved,
+		    u.cost_usd);
 		if (lead == DT_WARM_LEAD)
 			dt_shared_warm_done(x->sh, rc == DT_API_OK);
 
@@ -1190,7 +1232,8 @@ out:
 static void
 dry_run(struct run *x, json_t *rec, json_t *id, const char *text, size_t len)
 {
-	char *input = dt_api_wrap(text, len), *s;
+	size_t ilen;
+	char *input = dt_api_wrap(text, len, &ilen), *s;
 	json_t *body, *out;
 	long long est;
 
@@ -1427,7 +1470,7 @@ read_records(struct run *x, struct dt_reader *r, int shrunk)
 	json_t *rec;
 	int rc;
 
-	while (!got_signal && dt_out_status() == 0) {
+	while (!got_signal && out_failed == 0) {
 		rc = dt_reader_next(r, &rec);
 		if (rc == DT_NDJSON_EOF)
 			break;
@@ -1534,17 +1577,15 @@ main(int argc, char **argv)
 		interrupted = 1;
 		x.status = dt_exit_worse(x.status, DT_EXIT_TEMPFAIL);
 	}
-	if (dt_out_status() != 0)
-		x.status = dt_exit_worse(x.status, dt_out_status());
-	else {
+	if (out_failed == 0) {
 		size_t n = render_stage(&x, x.status,
 		    final_message(&x, interrupted), interrupted, stage,
 		    sizeof(stage));
 
-		if (emit_raw(stage, n) < 0)
-			x.status = dt_exit_worse(x.status, errno == EPIPE ?
-			    DT_EXIT_PIPE : DT_EXIT_IOERR);
+		(void)emit_raw(stage, n);
 	}
+	if (out_failed != 0)
+		x.status = dt_exit_worse(x.status, out_failed);
 out:
 	dt_reader_free(r);
 	if (x.sh != NULL)
@@ -1553,6 +1594,8 @@ out:
 	dt_api_release(&x.api);
 	if (out_lock_fd >= 0)
 		close(out_lock_fd);
+	dt_buf_free(&out_line);
+	dt_schema_free(x.compiled);
 	json_decref(x.schema);
 	free(x.prompt);
 	free(x.auth);

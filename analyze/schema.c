@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "schema.h"
@@ -199,32 +200,6 @@ json_type_name(const json_t *v)
 	}
 }
 
-static int
-type_matches(const char *t, const json_t *v)
-{
-	if (strcmp(t, "object") == 0)
-		return json_is_object(v);
-	if (strcmp(t, "array") == 0)
-		return json_is_array(v);
-	if (strcmp(t, "string") == 0)
-		return json_is_string(v);
-	if (strcmp(t, "number") == 0)
-		return json_is_number(v);
-	if (strcmp(t, "integer") == 0) {
-		double d;
-
-		if (json_is_integer(v))
-			return 1;
-		if (!json_is_real(v))
-			return 0;
-		d = json_real_value(v);
-		return isfinite(d) && floor(d) == d;
-	}
-	if (strcmp(t, "boolean") == 0)
-		return json_is_boolean(v);
-	return json_is_null(v);
-}
-
 /*
  * Where a value sits, as a chain up to the root.  The path string is
  * rendered only when a check fails: building it for every value took a
@@ -278,43 +253,195 @@ vfail(char *err, size_t errlen, const struct where *w, const char *fmt, ...)
 	return -1;
 }
 
-static int
-validate(const json_t *s, const json_t *v, const struct where *path,
-    char *err, size_t errlen)
+/*
+ * A schema compiled for validation: what each keyword says, looked up
+ * once.  Looking the keywords up in the schema's objects for every
+ * value was most of the validation's cost.
+ */
+enum { T_OBJECT = 1, T_ARRAY = 2, T_STRING = 4, T_NUMBER = 8, T_INTEGER = 16,
+    T_BOOLEAN = 32, T_NULL = 64 };
+
+struct prop {
+	const char *key;
+	struct dt_schema *node;
+};
+
+struct dt_schema {
+	unsigned types;         /* T_* allowed; 0: "type" absent */
+	const char *type1;      /* the name when "type" is one name */
+	const json_t *enumv;    /* borrowed from the schema */
+	long long min_len, max_len, min_items, max_items; /* -1: absent */
+	int has_min, has_max;
+	double min, max;
+	struct dt_schema *items;
+	struct prop *props;
+	size_t nprops;
+	int has_props;
+	const json_t *required;
+	int addl;               /* 0 absent or true, 1 false, 2 a schema */
+	struct dt_schema *addl_node;
+};
+
+static unsigned
+type_bit(const char *t)
 {
-	json_t *t, *kw;
+	size_t i;
 
+	for (i = 0; i < NELEM(types); i++)
+		if (strcmp(t, types[i]) == 0)
+			return 1u << i;
+	return 0;
+}
+
+static long long
+count_of(const json_t *s, const char *k)
+{
+	json_t *v = json_object_get(s, k);
+
+	return v != NULL ? (long long)json_integer_value(v) : -1;
+}
+
+struct dt_schema *
+dt_schema_compile(const json_t *s)
+{
+	struct dt_schema *c;
+	json_t *t, *v;
+	const char *k;
+	size_t i;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
 	if ((t = json_object_get(s, "type")) != NULL) {
-		int ok = 0;
-
-		if (json_is_string(t))
-			ok = type_matches(json_string_value(t), v);
-		else {
-			size_t i;
-			json_t *e;
-
-			json_array_foreach(t, i, e)
-				if (type_matches(json_string_value(e), v))
-					ok = 1;
+		if (json_is_string(t)) {
+			c->type1 = json_string_value(t);
+			c->types = type_bit(c->type1);
+		} else
+			json_array_foreach(t, i, v)
+				c->types |= type_bit(json_string_value(v));
+	}
+	c->enumv = json_object_get(s, "enum");
+	c->min_len = count_of(s, "minLength");
+	c->max_len = count_of(s, "maxLength");
+	c->min_items = count_of(s, "minItems");
+	c->max_items = count_of(s, "maxItems");
+	if ((v = json_object_get(s, "minimum")) != NULL) {
+		c->has_min = 1;
+		c->min = json_number_value(v);
+	}
+	if ((v = json_object_get(s, "maximum")) != NULL) {
+		c->has_max = 1;
+		c->max = json_number_value(v);
+	}
+	c->required = json_object_get(s, "required");
+	if ((v = json_object_get(s, "items")) != NULL &&
+	    (c->items = dt_schema_compile(v)) == NULL)
+		goto fail;
+	if ((t = json_object_get(s, "properties")) != NULL) {
+		c->has_props = 1;
+		if (json_object_size(t) > 0 && (c->props = calloc(
+		    json_object_size(t), sizeof(*c->props))) == NULL)
+			goto fail;
+		json_object_foreach(t, k, v) {
+			c->props[c->nprops].key = k;
+			if ((c->props[c->nprops].node = dt_schema_compile(v)) ==
+			    NULL)
+				goto fail;
+			c->nprops++;
 		}
-		if (!ok) {
-			if (json_is_string(t))
+	}
+	if ((v = json_object_get(s, "additionalProperties")) != NULL) {
+		if (json_is_false(v))
+			c->addl = 1;
+		else if (json_is_object(v)) {
+			c->addl = 2;
+			if ((c->addl_node = dt_schema_compile(v)) == NULL)
+				goto fail;
+		}
+	}
+	return c;
+fail:
+	dt_schema_free(c);
+	return NULL;
+}
+
+void
+dt_schema_free(struct dt_schema *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	dt_schema_free(c->items);
+	dt_schema_free(c->addl_node);
+	for (i = 0; i < c->nprops; i++)
+		dt_schema_free(c->props[i].node);
+	free(c->props);
+	free(c);
+}
+
+static unsigned
+value_bits(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return T_OBJECT;
+	case JSON_ARRAY:
+		return T_ARRAY;
+	case JSON_STRING:
+		return T_STRING;
+	case JSON_INTEGER:
+		return T_NUMBER | T_INTEGER;
+	case JSON_REAL: {
+		double d = json_real_value(v);
+
+		/* A whole real is an integer too. */
+		return isfinite(d) && floor(d) == d ? T_NUMBER | T_INTEGER :
+		    T_NUMBER;
+	}
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return T_BOOLEAN;
+	default:
+		return T_NULL;
+	}
+}
+
+static const struct dt_schema *
+prop_node(const struct dt_schema *c, const char *k)
+{
+	size_t i;
+
+	for (i = 0; i < c->nprops; i++)
+		if (strcmp(c->props[i].key, k) == 0)
+			return c->props[i].node;
+	return NULL;
+}
+
+static int
+validate(const struct dt_schema *c, const json_t *v,
+    const struct where *path, char *err, size_t errlen)
+{
+	if (c->types != 0 || c->type1 != NULL) {
+		if ((value_bits(v) & c->types) == 0) {
+			if (c->type1 != NULL)
 				return vfail(err, errlen, path,
-				    "expected %s, got %s", json_string_value(t),
+				    "expected %s, got %s", c->type1,
 				    json_type_name(v));
 			return vfail(err, errlen, path,
 			    "%s is not one of the allowed types",
 			    json_type_name(v));
 		}
 	}
-	if ((kw = json_object_get(s, "enum")) != NULL) {
+	if (c->enumv != NULL) {
 		size_t i;
 		json_t *e;
 		int found = 0;
 
-		json_array_foreach(kw, i, e)
-			if (json_equal(e, (json_t *)v))
+		json_array_foreach(c->enumv, i, e)
+			if (json_equal(e, (json_t *)v)) {
 				found = 1;
+				break;
+			}
 		if (!found) {
 			if (json_is_string(v))
 				return vfail(err, errlen, path,
@@ -326,82 +453,74 @@ validate(const json_t *s, const json_t *v, const struct where *path,
 			    "value is not one of the allowed values");
 		}
 	}
-	if (json_is_string(v)) {
+	if (json_is_string(v) && (c->max_len >= 0 || c->min_len >= 0)) {
 		size_t n = dt_utf8_len(json_string_value(v),
 		    json_string_length(v));
 
-		if ((kw = json_object_get(s, "maxLength")) != NULL &&
-		    n > (size_t)json_integer_value(kw))
+		if (c->max_len >= 0 && n > (size_t)c->max_len)
 			return vfail(err, errlen, path,
 			    "string of %zu characters is longer than %lld", n,
-			    (long long)json_integer_value(kw));
-		if ((kw = json_object_get(s, "minLength")) != NULL &&
-		    n < (size_t)json_integer_value(kw))
+			    c->max_len);
+		if (c->min_len >= 0 && n < (size_t)c->min_len)
 			return vfail(err, errlen, path,
 			    "string of %zu characters is shorter than %lld", n,
-			    (long long)json_integer_value(kw));
+			    c->min_len);
 	}
 	if (json_is_number(v)) {
 		double d = json_number_value(v);
 
-		if ((kw = json_object_get(s, "minimum")) != NULL &&
-		    d < json_number_value(kw))
+		if (c->has_min && d < c->min)
 			return vfail(err, errlen, path, "%g is less than %g", d,
-			    json_number_value(kw));
-		if ((kw = json_object_get(s, "maximum")) != NULL &&
-		    d > json_number_value(kw))
+			    c->min);
+		if (c->has_max && d > c->max)
 			return vfail(err, errlen, path, "%g is more than %g", d,
-			    json_number_value(kw));
+			    c->max);
 	}
 	if (json_is_array(v)) {
 		size_t i, n = json_array_size(v);
 		json_t *e;
 
-		if ((kw = json_object_get(s, "maxItems")) != NULL &&
-		    n > (size_t)json_integer_value(kw))
+		if (c->max_items >= 0 && n > (size_t)c->max_items)
 			return vfail(err, errlen, path,
-			    "%zu items are more than %lld", n,
-			    (long long)json_integer_value(kw));
-		if ((kw = json_object_get(s, "minItems")) != NULL &&
-		    n < (size_t)json_integer_value(kw))
+			    "%zu items are more than %lld", n, c->max_items);
+		if (c->min_items >= 0 && n < (size_t)c->min_items)
 			return vfail(err, errlen, path,
-			    "%zu items are fewer than %lld", n,
-			    (long long)json_integer_value(kw));
-		if ((kw = json_object_get(s, "items")) != NULL)
+			    "%zu items are fewer than %lld", n, c->min_items);
+		if (c->items != NULL)
 			json_array_foreach(v, i, e) {
 				struct where sub = {path, NULL, i};
 
-				if (validate(kw, e, &sub, err, errlen) < 0)
+				if (validate(c->items, e, &sub, err,
+				    errlen) < 0)
 					return -1;
 			}
 	}
 	if (json_is_object(v)) {
-		json_t *props = json_object_get(s, "properties");
-		json_t *addl = json_object_get(s, "additionalProperties");
+		const struct dt_schema *ps;
 		const char *k;
 		json_t *e;
 		size_t i;
 
-		if ((kw = json_object_get(s, "required")) != NULL)
-			json_array_foreach(kw, i, e)
+		if (c->required != NULL)
+			json_array_foreach(c->required, i, e)
 				if (json_object_get(v, json_string_value(e)) ==
 				    NULL)
 					return vfail(err, errlen, path,
 					    "missing required property \"%s\"",
 					    json_string_value(e));
 		json_object_foreach((json_t *)v, k, e) {
-			json_t *ps = props ? json_object_get(props, k) : NULL;
 			struct where sub = {path, k, 0};
 
-			if (ps != NULL) {
+			if ((ps = prop_node(c, k)) != NULL) {
 				if (validate(ps, e, &sub, err, errlen) < 0)
 					return -1;
-			} else if (json_is_false(addl)) {
+			} else if (c->addl == 1) {
 				return vfail(err, errlen, path,
 				    "unexpected property \"%.*s\"",
 				    (int)utf8_cut(k, strlen(k), 60), k);
-			} else if (json_is_object(addl)) {
-				if (validate(addl, e, &sub, err, errlen) < 0)
+			} else if (c->addl == 2) {
+				if (validate(c->addl_node, e, &sub, err,
+				    errlen) < 0)
 					return -1;
 			}
 		}
@@ -410,8 +529,24 @@ validate(const json_t *s, const json_t *v, const struct where *path,
 }
 
 int
+dt_schema_run(const struct dt_schema *c, const json_t *value, char *err,
+    size_t errlen)
+{
+	return validate(c, value, NULL, err, errlen);
+}
+
+int
 dt_schema_validate(const json_t *schema, const json_t *value, char *err,
     size_t errlen)
 {
-	return validate(schema, value, NULL, err, errlen);
+	struct dt_schema *c = dt_schema_compile(schema);
+	int rc;
+
+	if (c == NULL) {
+		utf8_format(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = dt_schema_run(c, value, err, errlen);
+	dt_schema_free(c);
+	return rc;
 }

@@ -57,11 +57,14 @@ void dt_shared_hold(struct dt_shared *s, long long ms);
 int dt_shared_budget_take(struct dt_shared *s, double budget,
     double *reserved);
 
-/* Releases a reservation and adds what the call actually cost. */
-void dt_shared_budget_settle(struct dt_shared *s, double reserved,
-    double cost);
+/*
+ * Releases a reservation and adds what the call actually cost; budget
+ * as given to dt_shared_budget_take() (without one, nothing is kept).
+ */
+void dt_shared_budget_settle(struct dt_shared *s, double budget,
+    double reserved, double cost);
 
-/* Total cost recorded by all workers so far. */
+/* Total cost recorded by all workers so far (kept with a budget only). */
 double dt_shared_spent(struct dt_shared *s);
 
 /* Returns DT_BREAKER_CLOSED or the reason the breaker is open. */
