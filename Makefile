@@ -114,7 +114,7 @@ fuzz: deps-check
 
 # The whole suite once with every program under valgrind memcheck.
 valgrind: deps-check all
-	tools/valgrind
+	tools/valgrind $(TESTS)
 
 demo: deps-check all
 	./demo/run
