@@ -11,6 +11,9 @@
 #     the contention of 20 processes on a small machine are left out (the
 #     figure under 20 workers is printed too)
 #   - peak RSS of a worker, target < 16 MiB
+#   - instructions per record (callgrind: one dt-analyze on 200 and on
+#     600 records, the difference over 400), which unlike microseconds
+#     does not move with the machine's load; skipped without valgrind
 #   - throughput with 1, 2, 4, 8, 16 and 32 workers at 50 ms (chart)
 # BENCH_RECORDS changes the 2,000.
 set -euo pipefail
@@ -108,6 +111,29 @@ script '{}'
 run 1 "$n"
 figure "dt-analyze own CPU per record" "$cpu_us" "us/record" "< 100 us/record" \
 	"$(within "$cpu_us" 99.999)" ""
+
+# Instructions per record, start-up apart: callgrind counts the same on
+# a busy machine as on an idle one.
+if command -v valgrind >/dev/null; then
+	echo "analyze: instructions per record (callgrind, 200 and 600 records)" >&2
+	ir() {
+		head -n "$1" "$work/in" >"$work/part"
+		rm -rf "$work/cgstate"
+		mkdir "$work/cgstate"
+		DT_STATE_DIR=$work/cgstate valgrind --tool=callgrind \
+			--callgrind-out-file=/dev/null "$bin/dt-analyze" \
+			<"$work/part" 2>&1 >/dev/null |
+			sed -n 's/^==[0-9]*== Collected : //p'
+	}
+	a=$(ir 200)
+	b=$(ir 600)
+	if [ -n "$a" ] && [ -n "$b" ]; then
+		figure "dt-analyze instructions per record" "$(((b - a) / 400))" \
+			"instructions/record" "" null ""
+		figure "dt-analyze start-up instructions" "$((a - (b - a) / 2))" \
+			"instructions" "" null ""
+	fi
+fi
 
 echo "analyze: the same with 1% of calls at 2 s" >&2
 script '{"latency_ms":50,"tail_rate":0.01,"tail_ms":2000,"seed":7}'
