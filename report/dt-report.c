@@ -589,6 +589,7 @@ merge_shards(struct config *c, struct dt_supabase *sb,
 	    *missing = json_array();
 	long long k;
 
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers, not structs */
 	if ((rows = calloc((size_t)c->merge, sizeof(*rows))) == NULL) {
 		dt_error("out of memory");
 		json_decref(merged);

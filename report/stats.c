@@ -323,13 +323,16 @@ dt_rpt_topk_top(const struct dt_rpt_topk *t,
 
 	if (n == 0 || k == 0)
 		return 0;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers, not structs */
 	if ((all = malloc(n * sizeof(*all))) == NULL)
 		return 0;
 	for (i = 0; i < n; i++)
 		all[i] = &t->items[i];
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers, not structs */
 	qsort(all, n, sizeof(*all), item_cmp);
 	if (k > n)
 		k = n;
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers, not structs */
 	memcpy(out, all, k * sizeof(*out));
 	free(all);
 	return k;
@@ -1212,6 +1215,7 @@ dt_rpt_shard_json(const struct dt_rpt_tally *t)
 		else if (f->kind == DT_RPT_FIELD_LABEL ||
 		    f->kind == DT_RPT_FIELD_TOPICS) {
 			free(items);
+			/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers, not structs */
 			items = calloc(f->topk.n + 1, sizeof(*items));
 			n = items ? dt_rpt_topk_top(&f->topk, items,
 			    f->topk.n) : 0;

@@ -457,6 +457,7 @@ emit_outcomes(struct store *s, size_t from, size_t to, json_t *rows)
 	while (mask + 1 < 2 * (to - from))
 		mask = mask * 2 + 1;
 	tab = calloc(mask + 1, sizeof(*tab));
+	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers, not structs */
 	hit = calloc(to, sizeof(*hit));
 	if (tab == NULL || hit == NULL) {
 		for (i = from; i < to; i++)
