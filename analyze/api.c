@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "jscan.h"
 #include "schema.h"
 #include "sha256.h"
 #include "utf8.h"
@@ -328,634 +329,29 @@ dom_reply(int kind, json_t *resp, struct reply *r)
 	return 0;
 }
 
-/*
- * ---- the scanner
- *
- * Jansson reads JSON a byte at a time through several calls and copies
- * every byte on its own: reading a response of 750 bytes took about
- * 130,000 instructions, a third of all a record cost.  This scanner
- * checks JSON text as strictly as json_loadb(..., 0) does, at a few
- * instructions a byte, and reads what dt-analyze needs straight from
- * the text.  It gives up (-1) on anything it does not take: invalid
- * JSON, a key holding an escape, nesting deeper than SCAN_DEPTH, a
- * number of more than 63 characters or out of range, \u0000.  The
- * Jansson reader then reads the text instead, with the same results
- * and Jansson's error messages.  t/unit/analyze_json.c compares the
- * two.
- */
-#define SCAN_DEPTH 64
-
-struct scan {
-	const char *p, *end;
-	int depth;
-};
-
-/* A value in the text; for a string, its content between the quotes. */
-struct span {
-	const char *s;
-	size_t n;
-	int esc;                /* a string with escapes in it */
-};
 
 static void
-ws(struct scan *s)
-{
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' ||
-	    *s->p == '\r' || *s->p == '\t'))
-		s->p++;
-}
-
-static int
-hex4(const char *p, unsigned *v)
-{
-	unsigned x = 0;
-	int i;
-
-	for (i = 0; i < 4; i++) {
-		x <<= 4;
-		if (p[i] >= '0' && p[i] <= '9')
-			x |= (unsigned)(p[i] - '0');
-		else if (p[i] >= 'a' && p[i] <= 'f')
-			x |= (unsigned)(p[i] - 'a' + 10);
-		else if (p[i] >= 'A' && p[i] <= 'F')
-			x |= (unsigned)(p[i] - 'A' + 10);
-		else
-			return -1;
-	}
-	*v = x;
-	return 0;
-}
-
-/* Printable ASCII but '"' and '\\': what a string holds as it is. */
-static const unsigned char plain[256] = {
-	[0x20] = 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	[0x30] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	[0x40] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	[0x50] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
-	[0x60] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-	[0x70] = 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
-/* Reads the string at s->p (a '"'); sp gets its content. */
-static int
-scan_string(struct scan *s, struct span *sp)
-{
-	const unsigned char *p = (const unsigned char *)s->p + 1;
-	const unsigned char *end = (const unsigned char *)s->end;
-	unsigned v, w;
-	size_t k;
-
-	sp->s = (const char *)p;
-	sp->esc = 0;
-	while (p < end) {
-		while (p < end && plain[*p])
-			p++;
-		if (p == end)
-			break;
-		if (*p == '"') {
-			sp->n = (size_t)((const char *)p - sp->s);
-			s->p = (const char *)p + 1;
-			return 0;
-		}
-		if (*p < 0x20)
-			return -1;
-		if (*p != '\\') {
-			if ((k = utf8_seq(p, (size_t)(end - p))) == 0)
-				return -1;
-			p += k;
-			continue;
-		}
-		sp->esc = 1;
-		if (end - p < 2)
-			return -1;
-		if (strchr("\"\\/bfnrt", p[1]) != NULL && p[1] != '\0') {
-			p += 2;
-			continue;
-		}
-		if (p[1] != 'u' || end - p < 6 || hex4((const char *)p + 2,
-		    &v) < 0 || v == 0 || (v >= 0xdc00 && v <= 0xdfff))
-			return -1;
-		p += 6;
-		if (v >= 0xd800 && v <= 0xdbff) {
-			if (end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
-			    hex4((const char *)p + 2, &w) < 0 || w < 0xdc00 ||
-			    w > 0xdfff)
-				return -1;
-			p += 6;
-		}
-	}
-	return -1;
-}
-
-/* Appends code point c to out as UTF-8.  Returns the bytes written. */
-static size_t
-put_utf8(char *out, unsigned long c)
-{
-	if (c < 0x80) {
-		out[0] = (char)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		out[0] = (char)(0xc0 | c >> 6);
-		out[1] = (char)(0x80 | (c & 0x3f));
-		return 2;
-	}
-	if (c < 0x10000) {
-		out[0] = (char)(0xe0 | c >> 12);
-		out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-		out[2] = (char)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | c >> 18);
-	out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-	out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-	out[3] = (char)(0x80 | (c & 0x3f));
-	return 4;
-}
-
-/*
- * Decodes a string scan_string() accepted into out (sp->n + 1 bytes: a
- * decoded string is never longer).  Returns its length; out ends in NUL.
- */
-static size_t
-decode(const struct span *sp, char *out)
-{
-	const char *p = sp->s, *end = sp->s + sp->n;
-	size_t o = 0;
-	unsigned v, w;
-
-	if (!sp->esc) {
-		memcpy(out, sp->s, sp->n);
-		out[sp->n] = '\0';
-		return sp->n;
-	}
-	while (p < end) {
-		const char *bs = memchr(p, '\\', (size_t)(end - p));
-
-		if (bs == NULL)
-			bs = end;
-		memcpy(out + o, p, (size_t)(bs - p));
-		o += (size_t)(bs - p);
-		if ((p = bs) == end)
-			break;
-		switch (p[1]) {
-		case 'b':
-			out[o++] = '\b';
-			break;
-		case 'f':
-			out[o++] = '\f';
-			break;
-		case 'n':
-			out[o++] = '\n';
-			break;
-		case 'r':
-			out[o++] = '\r';
-			break;
-		case 't':
-			out[o++] = '\t';
-			break;
-		case 'u':
-			(void)hex4(p + 2, &v);
-			if (v >= 0xd800 && v <= 0xdbff) {
-				(void)hex4(p + 8, &w);
-				o += put_utf8(out + o, 0x10000 +
-				    ((unsigned long)(v - 0xd800) << 10) +
-				    (w - 0xdc00));
-				p += 12;
-			} else {
-				o += put_utf8(out + o, v);
-				p += 6;
-			}
-			continue;
-		default:
-			out[o++] = p[1];
-			break;
-		}
-		p += 2;
-	}
-	out[o] = '\0';
-	return o;
-}
-
-/* A new copy of the decoded string sp, or NULL when out of memory. */
-static char *
-span_dup(const struct span *sp)
-{
-	char *out = malloc(sp->n + 1);
-
-	if (out != NULL)
-		decode(sp, out);
-	return out;
-}
-
-/*
- * Reads the number at s->p.  *real tells a number with a fraction or an
- * exponent (Jansson's real) from an integer.  With want set, the value
- * goes to *iv or *dv.  A number out of range fails, as in Jansson; only
- * one with an exponent or of 19 digits or more can be.
- */
-static int
-scan_number(struct scan *s, int want, int *real, long long *iv, double *dv)
-{
-	const char *p = s->p, *end = s->end;
-	char buf[64], *e;
-	int exp = 0;
-	size_t n;
-
-	*real = 0;
-	if (p < end && *p == '-')
-		p++;
-	if (p < end && *p == '0')
-		p++;
-	else if (p < end && *p >= '1' && *p <= '9')
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
-	else
-		return -1;
-	if (p < end && *p == '.') {
-		if (++p == end || *p < '0' || *p > '9')
-			return -1;
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
-		*real = 1;
-	}
-	if (p < end && (*p == 'e' || *p == 'E')) {
-		if (++p < end && (*p == '+' || *p == '-'))
-			p++;
-		if (p == end || *p < '0' || *p > '9')
-			return -1;
-		while (p < end && *p >= '0' && *p <= '9')
-			p++;
-		*real = exp = 1;
-	}
-	if ((n = (size_t)(p - s->p)) >= sizeof(buf))
-		return -1;
-	if (!*real && n < 19) {
-		/* Up to 18 digits cannot overflow: no strtoll needed. */
-		if (want) {
-			const char *q = s->p + (*s->p == '-');
-			long long v = 0;
-
-			while (q < p)
-				v = v * 10 + (*q++ - '0');
-			*iv = *s->p == '-' ? -v : v;
-		}
-		s->p = p;
-		return 0;
-	}
-	if (*real && !exp && !want) {
-		/* Under 64 characters without an exponent: in range. */
-		s->p = p;
-		return 0;
-	}
-	memcpy(buf, s->p, n);
-	buf[n] = '\0';
-	errno = 0;
-	if (*real) {
-		*dv = strtod(buf, &e);
-		if ((*dv == HUGE_VAL || *dv == -HUGE_VAL) && errno == ERANGE)
-			return -1;
-	} else {
-		*iv = strtoll(buf, &e, 10);
-		if (errno == ERANGE)
-			return -1;
-	}
-	s->p = p;
-	return 0;
-}
-
-static int
-scan_literal(struct scan *s, const char *w, size_t n)
-{
-	if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0)
-		return -1;
-	s->p += n;
-	return 0;
-}
-
-static int scan_value(struct scan *s);
-
-/* Reads ws, then ',' (1, more to come) or close (0, the end). */
-static int
-scan_more(struct scan *s, char close)
-{
-	ws(s);
-	if (s->p < s->end && *s->p == ',') {
-		s->p++;
-		ws(s);
-		return 1;
-	}
-	if (s->p < s->end && *s->p == close) {
-		s->p++;
-		return 0;
-	}
-	return -1;
-}
-
-/* Reads a member's key and the ':' after it. */
-static int
-scan_key(struct scan *s, struct span *k)
-{
-	if (s->p >= s->end || *s->p != '"' || scan_string(s, k) < 0 || k->esc)
-		return -1;
-	ws(s);
-	if (s->p >= s->end || *s->p != ':')
-		return -1;
-	s->p++;
-	ws(s);
-	return 0;
-}
-
-/* Reads the object or array at s->p. */
-static int
-scan_container(struct scan *s)
-{
-	char close = *s->p == '{' ? '}' : ']';
-	struct span k;
-	int rc;
-
-	if (++s->depth > SCAN_DEPTH)
-		return -1;
-	s->p++;
-	ws(s);
-	if (s->p < s->end && *s->p == close) {
-		s->p++;
-		s->depth--;
-		return 0;
-	}
-	do {
-		if (close == '}' && scan_key(s, &k) < 0)
-			return -1;
-		if (scan_value(s) < 0)
-			return -1;
-	} while ((rc = scan_more(s, close)) == 1);
-	s->depth--;
-	return rc;
-}
-
-static int
-scan_value(struct scan *s)
-{
-	struct span sp;
-	long long iv;
-	double dv;
-	int real;
-
-	if (s->p >= s->end)
-		return -1;
-	switch (*s->p) {
-	case '"':
-		return scan_string(s, &sp);
-	case '{':
-	case '[':
-		return scan_container(s);
-	case 't':
-		return scan_literal(s, "true", 4);
-	case 'f':
-		return scan_literal(s, "false", 5);
-	case 'n':
-		return scan_literal(s, "null", 4);
-	default:
-		return scan_number(s, 0, &real, &iv, &dv);
-	}
-}
-
-/*
- * Skips the string at p (a '"'), in text the scanner has checked (so the
- * closing quote is there), and returns the position after it; sp gets
- * its content.
- */
-static const char *
-skip_string(const char *p, struct span *sp)
-{
-	const unsigned char *u = (const unsigned char *)p + 1;
-
-	sp->s = (const char *)u;
-	sp->esc = 0;
-	for (;;) {
-		while (plain[*u] || *u >= 0x80)
-			u++;
-		if (*u == '"')
-			break;
-		sp->esc = 1;
-		u += 2;         /* a '\\' and what it escapes */
-	}
-	sp->n = (size_t)((const char *)u - sp->s);
-	return (const char *)u + 1;
-}
-
-/* Skips the value at s->p, in text the scanner has checked. */
-static void
-skip_value(struct scan *s)
-{
-	const char *p = s->p;
-	struct span sp;
-	int depth = 0;
-
-	do {
-		switch (*p) {
-		case '"':
-			p = skip_string(p, &sp);
-			break;
-		case '{':
-		case '[':
-			depth++;
-			p++;
-			break;
-		case '}':
-		case ']':
-			depth--;
-			p++;
-			break;
-		default:
-			if (depth > 0) {
-				p++;    /* , : white space, numbers, literals */
-				break;
-			}
-			/* A number or a literal ends where the value does. */
-			p += strcspn(p, "\"{}[],");
-			while (p > s->p && (p[-1] == ' ' || p[-1] == '\n' ||
-			    p[-1] == '\r' || p[-1] == '\t'))
-				p--;
-			break;
-		}
-	} while (depth > 0);
-	s->p = p;
-}
-
-/*
- * Walks the members of an object (or the items of an array) that the
- * scanner has checked: each call to walk_next() gives the next key
- * (objects) and value (as the text it spans), 1 while there is one,
- * then 0.
- */
-struct walk {
-	struct scan s;
-	char close;
-	int started;
-};
-
-static int
-walk_begin(struct walk *w, const struct span *v, char open)
-{
-	if (v->s == NULL || v->n == 0 || v->s[0] != open)
-		return -1;
-	w->s.p = v->s + 1;
-	w->s.end = v->s + v->n;
-	w->s.depth = 0;
-	w->close = open == '{' ? '}' : ']';
-	w->started = 0;
-	ws(&w->s);
-	return 0;
-}
-
-static int
-walk_next(struct walk *w, struct span *k, struct span *v)
-{
-	struct scan *s = &w->s;
-
-	if (!w->started) {
-		w->started = 1;
-		if (*s->p == w->close)
-			return 0;
-	} else {
-		ws(s);
-		if (*s->p != ',')
-			return 0;
-		s->p++;
-		ws(s);
-	}
-	if (w->close == '}') {
-		s->p = skip_string(s->p, k);
-		ws(s);
-		s->p++;         /* the ':' */
-		ws(s);
-	}
-	v->s = s->p;
-	skip_value(s);
-	v->n = (size_t)(s->p - v->s);
-	return 1;
-}
-
-/*
- * Finds the members keys[0..n-1] of the object v in one walk: vals[i]
- * gets the value of the last member named keys[i] (as json_object_get
- * finds it), or s NULL when there is none.  Returns 0, or -1 when v is
- * no object.
- */
-static int
-pick(const struct span *v, const char *const *keys, struct span *vals,
-    int n)
-{
-	struct walk w;
-	struct span k, m;
-	int i;
-
-	for (i = 0; i < n; i++)
-		vals[i].s = NULL;
-	if (walk_begin(&w, v, '{') < 0)
-		return -1;
-	while (walk_next(&w, &k, &m) == 1)
-		for (i = 0; i < n; i++)
-			if (k.s[0] == keys[i][0] &&
-			    strncmp(k.s, keys[i], k.n) == 0 &&
-			    keys[i][k.n] == '\0')
-				vals[i] = m;
-	return 0;
-}
-
-/* The value of the last member key of the object v, as json_object_get. */
-static int
-get(const struct span *v, const char *key, struct span *out)
-{
-	return pick(v, &key, out, 1) == 0 && out->s != NULL;
-}
-
-/* The string v (a value's text) in *sp; -1 when v is no string. */
-static int
-as_string(const struct span *v, struct span *sp)
-{
-	if (v->n == 0 || v->s[0] != '"')
-		return -1;
-	(void)skip_string(v->s, sp);
-	return 0;
-}
-
-/* A new copy of the string v, or NULL when v is no string. */
-static char *
-string_dup(const struct span *v)
-{
-	struct span sp;
-
-	return as_string(v, &sp) < 0 ? NULL : span_dup(&sp);
-}
-
-/* 1 when v is the string lit (which holds no escapes). */
-static int
-string_is(const struct span *v, const char *lit)
-{
-	struct span sp;
-	char *d;
-	int eq;
-
-	if (as_string(v, &sp) < 0)
-		return 0;
-	if (!sp.esc)
-		return sp.n == strlen(lit) && memcmp(sp.s, lit, sp.n) == 0;
-	if ((d = span_dup(&sp)) == NULL)
-		return 0;
-	eq = strcmp(d, lit) == 0;
-	free(d);
-	return eq;
-}
-
-/* v as a number: 0 when it is none; *real as in scan_number(). */
-static int
-as_number(const struct span *v, int *real, long long *iv, double *dv)
-{
-	struct scan s = {v->s, v->s + v->n, 0};
-
-	if (v->n == 0 || !(v->s[0] == '-' || (v->s[0] >= '0' &&
-	    v->s[0] <= '9')))
-		return 0;
-	return scan_number(&s, 1, real, iv, dv) == 0;
-}
-
-/* The integer v, 0 when it is none (a missing member included). */
-static long long
-as_int(const struct span *v)
-{
-	long long iv;
-	double dv;
-	int real;
-
-	if (v->s == NULL || !as_number(v, &real, &iv, &dv) || real)
-		return 0;
-	return iv;
-}
-
-static void
-scan_usage(int kind, const struct span *usage, struct dt_usage *u)
+scan_usage(int kind, const struct js_span *usage, struct dt_usage *u)
 {
 	static const char *const agent[] = {"input_tokens", "output_tokens",
 	    "total_tokens", "cost"};
 	static const char *const chat[] = {"prompt_tokens",
 	    "completion_tokens", "total_tokens", "cost"};
-	struct span m[4], total;
+	struct js_span m[4], total;
 	long long iv;
 	double dv;
 	int real;
 
-	if (pick(usage, kind == DT_API_CHAT ? chat : agent, m, 4) < 0)
+	if (js_pick(usage, kind == DT_API_CHAT ? chat : agent, m, 4) < 0)
 		return;
-	u->input_tokens = as_int(&m[0]);
-	u->output_tokens = as_int(&m[1]);
-	u->total_tokens = as_int(&m[2]);
+	u->input_tokens = js_as_int(&m[0]);
+	u->output_tokens = js_as_int(&m[1]);
+	u->total_tokens = js_as_int(&m[2]);
 	if (m[3].s == NULL)
 		return;
-	if (!(m[3].s[0] == '{' && get(&m[3], "total_cost", &total)))
+	if (!(m[3].s[0] == '{' && js_get(&m[3], "total_cost", &total)))
 		total = m[3];
-	if (as_number(&total, &real, &iv, &dv)) {
+	if (js_as_number(&total, &real, &iv, &dv)) {
 		u->cost_usd = real ? dv : (double)iv;
 		u->have_cost = 1;
 	}
@@ -963,29 +359,29 @@ scan_usage(int kind, const struct span *usage, struct dt_usage *u)
 
 /* dom_agent_text() on the text of "output". */
 static int
-scan_agent_text(const struct span *output, char **text)
+scan_agent_text(const struct js_span *output, char **text)
 {
 	static const char *const item_keys[] = {"type", "content"};
 	static const char *const part_keys[] = {"type", "text"};
-	struct span item, part, k, m[2], sp;
-	struct walk items, parts;
+	struct js_span item, part, k, m[2], sp;
+	struct js_walk items, parts;
 
-	if (walk_begin(&items, output, '[') < 0)
+	if (js_walk_begin(&items, output, '[') < 0)
 		return 0;
-	while (walk_next(&items, &k, &item) == 1) {
-		if (pick(&item, item_keys, m, 2) < 0 || m[0].s == NULL ||
-		    !string_is(&m[0], "message") || m[1].s == NULL ||
-		    walk_begin(&parts, &m[1], '[') < 0)
+	while (js_walk_next(&items, &k, &item) == 1) {
+		if (js_pick(&item, item_keys, m, 2) < 0 || m[0].s == NULL ||
+		    !js_string_is(&m[0], "message") || m[1].s == NULL ||
+		    js_walk_begin(&parts, &m[1], '[') < 0)
 			continue;
-		while (walk_next(&parts, &k, &part) == 1) {
+		while (js_walk_next(&parts, &k, &part) == 1) {
 			char *d;
 			int rc;
 
-			if (pick(&part, part_keys, m, 2) < 0 ||
-			    m[1].s == NULL || as_string(&m[1], &sp) < 0 ||
-			    m[0].s == NULL || !string_is(&m[0], "output_text"))
+			if (js_pick(&part, part_keys, m, 2) < 0 ||
+			    m[1].s == NULL || js_as_string(&m[1], &sp) < 0 ||
+			    m[0].s == NULL || !js_string_is(&m[0], "output_text"))
 				continue;
-			if ((d = span_dup(&sp)) == NULL)
+			if ((d = js_span_dup(&sp)) == NULL)
 				return -1;
 			rc = append(text, d, strlen(d));
 			free(d);
@@ -1011,9 +407,9 @@ static int
 scan_reply(int kind, const char *body, size_t len, struct reply *r)
 {
 	static const char *const choice_keys[] = {"message", "finish_reason"};
-	struct scan s = {body, body + len, 0};
-	struct span m[NMEMBERS], k, v = {NULL, 0, 0}, c[2];
-	struct walk w;
+	struct js_scan s = {body, body + len, 0};
+	struct js_span m[NMEMBERS], k, v = {NULL, 0, 0}, c[2];
+	struct js_walk w;
 	int i = 0;
 
 	/*
@@ -1021,18 +417,18 @@ scan_reply(int kind, const char *body, size_t len, struct reply *r)
 	 * wanted on the way; what they hold was checked with them.
 	 */
 	memset(m, 0, sizeof(m));
-	ws(&s);
+	js_ws(&s);
 	if (s.p >= s.end || *s.p++ != '{')
 		return -1;
-	ws(&s);
+	js_ws(&s);
 	if (s.p < s.end && *s.p == '}')
 		s.p++;
 	else
 		do {
-			if (scan_key(&s, &k) < 0)
+			if (js_key(&s, &k) < 0)
 				return -1;
 			v.s = s.p;
-			if (scan_value(&s) < 0)
+			if (js_value(&s) < 0)
 				return -1;
 			v.n = (size_t)(s.p - v.s);
 			for (i = 0; i < NMEMBERS; i++)
@@ -1040,40 +436,40 @@ scan_reply(int kind, const char *body, size_t len, struct reply *r)
 				    strncmp(k.s, members[i], k.n) == 0 &&
 				    members[i][k.n] == '\0')
 					m[i] = v;
-		} while ((i = scan_more(&s, '}')) == 1);
+		} while ((i = js_more(&s, '}')) == 1);
 	if (i < 0)
 		return -1;
-	ws(&s);
+	js_ws(&s);
 	if (s.p != s.end)
 		return -1;
 
 	scan_usage(kind, &m[M_USAGE], &r->u);
 	if (m[M_MODEL].s != NULL)
-		r->model = string_dup(&m[M_MODEL]);
+		r->model = js_string_dup(&m[M_MODEL]);
 	if (kind == DT_API_AGENT) {
 		if (m[M_STATUS].s != NULL)
-			r->status = string_dup(&m[M_STATUS]);
-		if (get(&m[M_ERROR], "message", &v))
-			r->error = string_dup(&v);
-		if (get(&m[M_INCOMPLETE], "reason", &v))
-			r->reason = string_dup(&v);
+			r->status = js_string_dup(&m[M_STATUS]);
+		if (js_get(&m[M_ERROR], "message", &v))
+			r->error = js_string_dup(&v);
+		if (js_get(&m[M_INCOMPLETE], "reason", &v))
+			r->reason = js_string_dup(&v);
 		return scan_agent_text(&m[M_OUTPUT], &r->text);
 	}
-	if (walk_begin(&w, &m[M_CHOICES], '[') < 0 ||
-	    walk_next(&w, &k, &v) != 1 || pick(&v, choice_keys, c, 2) < 0)
+	if (js_walk_begin(&w, &m[M_CHOICES], '[') < 0 ||
+	    js_walk_next(&w, &k, &v) != 1 || js_pick(&v, choice_keys, c, 2) < 0)
 		return 0;
-	if (c[0].s != NULL && get(&c[0], "content", &v))
-		r->text = string_dup(&v);
+	if (c[0].s != NULL && js_get(&c[0], "content", &v))
+		r->text = js_string_dup(&v);
 	if (c[1].s != NULL)
-		r->finish = string_dup(&c[1]);
+		r->finish = js_string_dup(&c[1]);
 	return 0;
 }
 
-/* Builds the Jansson value at s->p, which scan_value() would accept. */
+/* Builds the Jansson value at s->p, which js_value() would accept. */
 static json_t *
-build(struct scan *s)
+build(struct js_scan *s)
 {
-	struct span sp, k;
+	struct js_span sp, k;
 	json_t *v, *m;
 	long long iv;
 	double dv;
@@ -1084,7 +480,7 @@ build(struct scan *s)
 		return NULL;
 	switch (*s->p) {
 	case '"':
-		if (scan_string(s, &sp) < 0)
+		if (js_string(s, &sp) < 0)
 			return NULL;
 		if (!sp.esc)
 			return json_stringn_nocheck(sp.s, sp.n);
@@ -1095,7 +491,7 @@ build(struct scan *s)
 
 			if (d == NULL)
 				return NULL;
-			n = decode(&sp, d);
+			n = js_decode(&sp, d);
 			v = json_stringn_nocheck(d, n);
 			if (d != small)
 				free(d);
@@ -1104,11 +500,11 @@ build(struct scan *s)
 	case '{':
 	case '[':
 		close = *s->p == '{' ? '}' : ']';
-		if (++s->depth > SCAN_DEPTH || (v = close == '}' ?
+		if (++s->depth > JS_DEPTH || (v = close == '}' ?
 		    json_object() : json_array()) == NULL)
 			return NULL;
 		s->p++;
-		ws(s);
+		js_ws(s);
 		if (s->p < s->end && *s->p == close) {
 			s->p++;
 			s->depth--;
@@ -1117,7 +513,7 @@ build(struct scan *s)
 		m = NULL;
 		rc = -1;
 		do {
-			if (close == '}' && scan_key(s, &k) < 0)
+			if (close == '}' && js_key(s, &k) < 0)
 				break;
 			if ((m = build(s)) == NULL)
 				break;
@@ -1126,7 +522,7 @@ build(struct scan *s)
 				rc = -1;
 				break;
 			}
-		} while ((rc = scan_more(s, close)) == 1);
+		} while ((rc = js_more(s, close)) == 1);
 		if (m == NULL || rc != 0) {
 			json_decref(v);
 			return NULL;
@@ -1134,13 +530,13 @@ build(struct scan *s)
 		s->depth--;
 		return v;
 	case 't':
-		return scan_literal(s, "true", 4) < 0 ? NULL : json_true();
+		return js_literal(s, "true", 4) < 0 ? NULL : json_true();
 	case 'f':
-		return scan_literal(s, "false", 5) < 0 ? NULL : json_false();
+		return js_literal(s, "false", 5) < 0 ? NULL : json_false();
 	case 'n':
-		return scan_literal(s, "null", 4) < 0 ? NULL : json_null();
+		return js_literal(s, "null", 4) < 0 ? NULL : json_null();
 	default:
-		if (scan_number(s, 1, &real, &iv, &dv) < 0)
+		if (js_number(s, 1, &real, &iv, &dv) < 0)
 			return NULL;
 		return real ? json_real(dv) : json_integer(iv);
 	}
@@ -1153,14 +549,14 @@ build(struct scan *s)
 static json_t *
 read_output(const char *text, size_t len, char *why, size_t whylen)
 {
-	struct scan s = {text, text + len, 0};
+	struct js_scan s = {text, text + len, 0};
 	json_error_t je;
 	json_t *v = NULL;
 
-	ws(&s);
+	js_ws(&s);
 	if (s.p < s.end && (*s.p == '{' || *s.p == '[') &&
 	    (v = build(&s)) != NULL) {
-		ws(&s);
+		js_ws(&s);
 		if (s.p == s.end)
 			return v;
 		json_decref(v);

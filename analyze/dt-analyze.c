@@ -29,6 +29,7 @@
 #include "config.h"
 #include "exit.h"
 #include "http.h"
+#include "jscan.h"
 #include "jsonout.h"
 #include "log.h"
 #include "ndjson.h"
@@ -1461,22 +1462,152 @@ final_message(struct run *x, int interrupted)
 }
 
 /*
+ * The members of an input record that dt-analyze reads (the first
+ * three) or writes or passes records through for (the rest).
+ */
+static const char *const fast_keys[] = {"id", "text", "run_id", "stage",
+    "error", "analysis", "prompt_version", "model", "usage", "latency_ms",
+    "tries", "text_cut"};
+enum { F_ID, F_TEXT, F_RUN_ID, F_OTHERS, F_NKEYS = 12 };
+
+/*
+ * The quick way through for a record as dt-fetch writes them: the line
+ * is checked by the scanner and not parsed whole; *rec gets a small
+ * object with just its id, text and run_id for process(), and *obj the
+ * line's object, which emit_fast() writes on as it came with the new
+ * members after it.  Returns 0, or -1 for any record that is not plain
+ * (a stage record, one with an error or an analysis already, an id or
+ * text that is missing or not of the plain kinds, a repeated member):
+ * Jansson reads those and process() sees them whole.
+ */
+static int
+fast_record(const char *line, size_t len, json_t **rec, struct js_span *obj)
+{
+	struct js_span v[F_NKEYS], sp;
+	int seen[F_NKEYS], i, real;
+	long long iv;
+	double dv;
+	json_t *o, *id, *text;
+	char small[512], *d;
+	size_t n;
+
+	*rec = NULL;
+	if (js_object(line, len, fast_keys, F_NKEYS, v, seen, obj) < 0 ||
+	    seen[F_ID] != 1 || seen[F_TEXT] != 1 || seen[F_RUN_ID] > 1)
+		return -1;
+	for (i = F_OTHERS; i < F_NKEYS; i++)
+		if (seen[i])
+			return -1;
+	if (v[F_RUN_ID].s != NULL && v[F_RUN_ID].s[0] == '"' &&
+	    (js_as_string(&v[F_RUN_ID], &sp) < 0 || sp.esc))
+		return -1;
+	/* The id: an integer Jansson would print as it is, or a string. */
+	if (v[F_ID].s[0] == '"') {
+		if (js_as_string(&v[F_ID], &sp) < 0 || sp.esc || sp.n == 0 ||
+		    sp.n > 200)
+			return -1;
+		id = json_stringn_nocheck(sp.s, sp.n);
+	} else if (js_as_number(&v[F_ID], &real, &iv, &dv) && !real &&
+	    !(v[F_ID].s[0] == '-' && v[F_ID].s[1] == '0'))
+		id = json_integer(iv);
+	else
+		return -1;
+	if (js_as_string(&v[F_TEXT], &sp) < 0) {
+		json_decref(id);
+		return -1;
+	}
+	if (!sp.esc)
+		text = json_stringn_nocheck(sp.s, sp.n);
+	else {
+		d = sp.n < sizeof(small) ? small : malloc(sp.n + 1);
+		if (d == NULL) {
+			json_decref(id);
+			return -1;
+		}
+		n = js_decode(&sp, d);
+		text = json_stringn_nocheck(d, n);
+		if (d != small)
+			free(d);
+	}
+	o = json_object();
+	if (o == NULL || id == NULL || text == NULL ||
+	    json_object_set_new_nocheck(o, "id", id) < 0 ||
+	    json_object_set_new_nocheck(o, "text", text) < 0) {
+		json_decref(o);
+		return -1;
+	}
+	if (v[F_RUN_ID].s != NULL && v[F_RUN_ID].s[0] == '"' &&
+	    js_as_string(&v[F_RUN_ID], &sp) == 0 &&
+	    json_object_set_new_nocheck(o, "run_id",
+	    json_stringn_nocheck(sp.s, sp.n)) < 0) {
+		json_decref(o);
+		return -1;
+	}
+	*rec = o;
+	return 0;
+}
+
+/*
+ * Writes a record read by fast_record(): the input object as it came,
+ * then the members process() added to rec (all but id, text and run_id,
+ * which came from the input), in the order they were added.
+ */
+static void
+emit_fast(const struct js_span *obj, json_t *rec)
+{
+	const char *k;
+	json_t *v;
+
+	if (out_failed)
+		return;
+	out_line.len = 0;
+	if (dt_json_append_raw(&out_line, obj->s, obj->n - 1) < 0)
+		goto oom;
+	json_object_foreach(rec, k, v) {
+		if (strcmp(k, "id") == 0 || strcmp(k, "text") == 0 ||
+		    strcmp(k, "run_id") == 0)
+			continue;
+		if (dt_json_append_byte(&out_line, ',') < 0 ||
+		    dt_json_append_member(&out_line, k, v) < 0)
+			goto oom;
+	}
+	if (dt_json_append_raw(&out_line, "}\n", 2) < 0)
+		goto oom;
+	(void)emit_raw(out_line.s, out_line.len);
+	return;
+oom:
+	dt_error("cannot encode a record (out of memory)");
+	out_failed = DT_EXIT_IOERR;
+}
+
+/*
  * The read-process-write loop: every line becomes one output line, until
  * the input ends, a signal arrives or stdout fails.
  */
 static void
 read_records(struct run *x, struct dt_reader *r, int shrunk)
 {
+	struct js_span obj;
+	const char *line;
 	json_t *rec;
-	int rc;
+	size_t len;
+	int rc, fast;
 
 	while (!got_signal && out_failed == 0) {
-		rc = dt_reader_next(r, &rec);
+		rc = dt_reader_next_line(r, &line, &len);
 		if (rc == DT_NDJSON_EOF)
 			break;
 		if (rc == DT_NDJSON_ERROR) {
 			x->status = dt_exit_worse(x->status, DT_EXIT_DATAERR);
 			continue;
+		}
+		fast = 0;
+		if (rc == DT_NDJSON_RECORD) {
+			if (fast_record(line, len, &rec, &obj) == 0) {
+				dt_reader_took(r);
+				fast = 1;
+			} else
+				rc = dt_reader_parse(r, &rec);
 		}
 		x->where = dt_reader_where(r);
 		if (rc == DT_NDJSON_BAD) {
@@ -1491,8 +1622,12 @@ read_records(struct run *x, struct dt_reader *r, int shrunk)
 			json_decref(bad);
 			continue;
 		}
-		if (process(x, rec))
-			emit(rec);
+		if (process(x, rec)) {
+			if (fast)
+				emit_fast(&obj, rec);
+			else
+				emit(rec);
+		}
 		json_decref(rec);
 		if (!shrunk && (shrunk = shrink_stdin_pipe(x->c.pipe_bytes)))
 			say_ready();

@@ -167,6 +167,25 @@ dt_json_append_byte(struct dt_buf *b, char c)
 	return put_bytes(b, &c, 1);
 }
 
+int
+dt_json_append_raw(struct dt_buf *b, const char *s, size_t n)
+{
+	return put_bytes(b, s, n);
+}
+
+int
+dt_json_append_member(struct dt_buf *b, const char *key, const json_t *v)
+{
+	size_t len = b->len;
+
+	if (put_string(b, key, strlen(key)) < 0 ||
+	    put_bytes(b, ":", 1) < 0 || put_value(b, v, 0) < 0) {
+		b->len = len;
+		return -1;
+	}
+	return 0;
+}
+
 void
 dt_buf_free(struct dt_buf *b)
 {

@@ -31,6 +31,16 @@ int dt_json_append(struct dt_buf *b, const json_t *v);
 /* Appends one byte.  Returns 0, or -1 when out of memory. */
 int dt_json_append_byte(struct dt_buf *b, char c);
 
+/* Appends n bytes of s as they are.  Returns 0, or -1 (out of memory). */
+int dt_json_append_raw(struct dt_buf *b, const char *s, size_t n);
+
+/*
+ * Appends "key":v, as a member of an object that json_dumps writes.
+ * Returns 0, or -1 as dt_json_append(); b->len is then unchanged.
+ */
+int dt_json_append_member(struct dt_buf *b, const char *key,
+    const json_t *v);
+
 /* Frees what b holds and zeroes it.  Accepts a zeroed buffer. */
 void dt_buf_free(struct dt_buf *b);
 

@@ -336,14 +336,13 @@ type_name(const json_t *v)
 }
 
 int
-dt_reader_next(struct dt_reader *r, json_t **rec)
+dt_reader_next_line(struct dt_reader *r, const char **line, size_t *len)
 {
-	json_error_t jerr;
-	json_t *v;
 	size_t off;
 	int toolong, rc;
 
-	*rec = NULL;
+	*line = NULL;
+	*len = 0;
 	r->error[0] = '\0';
 	r->excerpt[0] = '\0';
 	for (;;) {
@@ -373,20 +372,52 @@ dt_reader_next(struct dt_reader *r, json_t **rec)
 			continue;
 		if ((off = utf8_check(r->line, r->line_len)) != r->line_len)
 			return bad(r, "not valid UTF-8 (byte %zu)", off + 1);
-		v = json_loadb(r->line, r->line_len, JSON_ALLOW_NUL | JSON_DECODE_ANY,
-		    &jerr);
-		if (v == NULL)
-			return bad(r, "invalid JSON: %s (column %d)", jerr.text,
-			    jerr.column);
-		if (!json_is_object(v)) {
-			rc = bad(r, "not a JSON object (got %s)", type_name(v));
-			json_decref(v);
-			return rc;
-		}
-		r->nrecords++;
-		*rec = v;
+		*line = r->line;
+		*len = r->line_len;
 		return DT_NDJSON_RECORD;
 	}
+}
+
+void
+dt_reader_took(struct dt_reader *r)
+{
+	r->nrecords++;
+}
+
+int
+dt_reader_parse(struct dt_reader *r, json_t **rec)
+{
+	json_error_t jerr;
+	json_t *v;
+	int rc;
+
+	*rec = NULL;
+	v = json_loadb(r->line, r->line_len, JSON_ALLOW_NUL | JSON_DECODE_ANY,
+	    &jerr);
+	if (v == NULL)
+		return bad(r, "invalid JSON: %s (column %d)", jerr.text,
+		    jerr.column);
+	if (!json_is_object(v)) {
+		rc = bad(r, "not a JSON object (got %s)", type_name(v));
+		json_decref(v);
+		return rc;
+	}
+	r->nrecords++;
+	*rec = v;
+	return DT_NDJSON_RECORD;
+}
+
+int
+dt_reader_next(struct dt_reader *r, json_t **rec)
+{
+	const char *line;
+	size_t len;
+	int rc;
+
+	*rec = NULL;
+	if ((rc = dt_reader_next_line(r, &line, &len)) != DT_NDJSON_RECORD)
+		return rc;
+	return dt_reader_parse(r, rec);
 }
 
 int

@@ -53,6 +53,25 @@ void dt_reader_set_chunk(struct dt_reader *r, size_t bytes);
  */
 int dt_reader_next(struct dt_reader *r, json_t **rec);
 
+/*
+ * Reads the next line without parsing it, for a stage that reads its
+ * records by its own means when it can.  Lines that are too long, blank
+ * or not UTF-8 are dealt with as by dt_reader_next(); on
+ * DT_NDJSON_RECORD *line and *len hold the line (borrowed, without its
+ * newline, valid until the next call).  The caller then either reads it
+ * itself and calls dt_reader_took(), or calls dt_reader_parse().
+ */
+int dt_reader_next_line(struct dt_reader *r, const char **line, size_t *len);
+
+/* Counts the line dt_reader_next_line() returned as a record read. */
+void dt_reader_took(struct dt_reader *r);
+
+/*
+ * Parses the line dt_reader_next_line() returned: the results of
+ * dt_reader_next() for that line (DT_NDJSON_RECORD or DT_NDJSON_BAD).
+ */
+int dt_reader_parse(struct dt_reader *r, json_t **rec);
+
 /* Where the last line came from: "<stdin>:42" or "runs/a.ndjson:7". */
 const char *dt_reader_where(const struct dt_reader *r);
 

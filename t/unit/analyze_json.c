@@ -11,6 +11,8 @@
  *     shapes, with the text as a response and inside one as the output;
  *   - the scanner's build() takes only what json_loadb(..., 0) takes,
  *     and builds an equal value;
+ *   - js_object() takes only the objects json_loadb takes, and finds
+ *     the same members;
  *   - dt_json_append() writes what json_dumps(JSON_COMPACT |
  *     JSON_REAL_PRECISION(15)) writes, for every value Jansson reads;
  *   - dt_api_body() is dt_api_request() serialized.
@@ -24,12 +26,13 @@
 #include <jansson.h>
 
 #include "../../analyze/api.c"
+#include "../../analyze/jscan.c"
 #include "../../analyze/jsonout.c"
 #include "../../analyze/schema.c"
 #include "../../analyze/sha256.c"
 
 static int failures, checks;
-static int scanned, responses_n, built, loadable;
+static int scanned, responses_n, built, loadable, objects;
 static const char *current;     /* the case, for messages */
 static json_t *schema;
 static struct dt_schema *compiled;
@@ -136,13 +139,13 @@ responses(const char *text, size_t len)
 static void
 builder(const char *text, size_t len)
 {
-	struct scan s = {text, text + len, 0};
+	struct js_scan s = {text, text + len, 0};
 	json_t *mine = NULL, *theirs = json_loadb(text, len, 0, NULL);
 
-	ws(&s);
+	js_ws(&s);
 	if (s.p < s.end && (*s.p == '{' || *s.p == '[') &&
 	    (mine = build(&s)) != NULL) {
-		ws(&s);
+		js_ws(&s);
 		if (s.p != s.end) {
 			json_decref(mine);
 			mine = NULL;
@@ -175,6 +178,43 @@ writer(const json_t *v)
 	dt_buf_free(&b);
 }
 
+/*
+ * js_object() takes only objects json_loadb takes, and finds the members
+ * json_object_get finds (id and text, as dt-analyze's input records).
+ */
+static void
+object(const char *text, size_t len)
+{
+	static const char *const keys[] = {"id", "text", "model"};
+	struct js_span v[3], obj;
+	int seen[3], i;
+	json_t *theirs;
+
+	if (js_object(text, len, keys, 3, v, seen, &obj) < 0)
+		return;
+	objects++;
+	theirs = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
+	expect(json_is_object(theirs), "js_object took what Jansson does "
+	    "not take as an object");
+	expect(obj.n >= 2 && obj.s[0] == '{' && obj.s[obj.n - 1] == '}',
+	    "js_object's object is not from '{' to '}'");
+	for (i = 0; theirs != NULL && i < 3; i++) {
+		json_t *m = json_object_get(theirs, keys[i]), *mine;
+
+		expect((v[i].s != NULL) == (m != NULL) &&
+		    (seen[i] == 0) == (m == NULL), "js_object found other "
+		    "members than json_object_get");
+		if (v[i].s == NULL || m == NULL)
+			continue;
+		mine = json_loadb(v[i].s, v[i].n, JSON_DECODE_ANY |
+		    JSON_ALLOW_NUL, NULL);
+		expect(mine != NULL && json_equal(mine, m), "js_object's "
+		    "member differs from Jansson's");
+		json_decref(mine);
+	}
+	json_decref(theirs);
+}
+
 static void
 one(const char *name, const char *text, size_t len)
 {
@@ -183,6 +223,7 @@ one(const char *name, const char *text, size_t len)
 	current = name;
 	responses(text, len);
 	builder(text, len);
+	object(text, len);
 	if ((v = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
 	    NULL)) != NULL)
 		writer(v);
@@ -307,6 +348,9 @@ cases(void)
 		"{\"type\":\"output_text\",\"text\":\"\"}]}],\"status\":"
 		"\"completed\"}",
 		"[1,2,3]",
+		"{\"id\":7,\"text\":\"a\\nb \\u00e9\\ud83d\\ude00\",\"id\":\"x\"}",
+		" { \"id\" : -12 , \"text\" : \"\" , \"row\" : { } } \r",
+		"{\"id\":1,\"text\":\"t\"}{\"id\":2}",
 		"\"just a string\"",
 		"",
 	};
@@ -408,6 +452,7 @@ main(int argc, char **argv)
 	current = "coverage";
 	expect(scanned > responses_n / 4, "the scanner read few responses");
 	expect(built > loadable / 2, "the scanner built few values");
+	expect(objects > 0, "js_object took no object");
 	printf("%d checks, %d failed (the scanner read %d of %d responses "
 	    "and built %d of the %d values Jansson read)\n", checks, failures,
 	    scanned, responses_n, built, loadable);
