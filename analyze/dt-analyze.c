@@ -538,6 +538,8 @@ read_flags(struct config *c, int argc, char **argv, int *exit_now)
 	int ch;
 
 	*exit_now = -1;
+	/* getopt's own messages name argv[0]: the name, not the path. */
+	argv[0] = (char *)dt_prog();
 	while ((ch = getopt_long(argc, argv, "a:B:b:dhk:m:n:p:qr:s:t:Vvwx:",
 	    longopts, NULL)) != -1) {
 		switch (ch) {

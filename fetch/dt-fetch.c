@@ -299,6 +299,8 @@ configure(struct fetch *f, int argc, char **argv)
 	    parse_columns("DT_SOURCE_COLUMNS", cols, &f->columns) < 0)
 		nconf++;
 
+	/* getopt's own messages name argv[0]: the name, not the path. */
+	argv[0] = (char *)dt_prog();
 	while ((c = getopt_long(argc, argv, "a:b:C:chi:l:m:npqr:t:vVx:",
 	    longopts, NULL)) != -1) {
 		switch (c) {

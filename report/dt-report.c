@@ -128,6 +128,8 @@ parse_args(struct config *c, int argc, char **argv)
 	};
 	int ch;
 
+	/* getopt's own messages name argv[0]: the name, not the path. */
+	argv[0] = (char *)dt_prog();
 	while ((ch = getopt_long(argc, argv, "hL:l:M:m:nqVv", longopts,
 	    NULL)) != -1) {
 		switch (ch) {

@@ -729,6 +729,8 @@ configure(struct store *s, int argc, char **argv)
 	if (dt_env_ll("DT_MAX_LINE", DT_NDJSON_MAX_LINE_DEFAULT, 1024,
 	    1073741824, &s->max_line) < 0)
 		nconf++;
+	/* getopt's own messages name argv[0]: the name, not the path. */
+	argv[0] = (char *)dt_prog();
 	while ((c = getopt_long(argc, argv, "b:d:hL:nqr:vV", longopts,
 	    NULL)) != -1) {
 		switch (c) {

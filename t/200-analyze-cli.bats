@@ -161,3 +161,12 @@ Try 'dt-analyze --help'."
 	run -78 --separate-stderr "$BATS_TEST_TMPDIR/opt/bin/dt-analyze" --check-config
 	assert_equal "$stderr" "dt-analyze: error: /usr/local/share/dt/prompt.txt: No such file or directory"
 }
+
+@test "every stage names itself, not the path it was started by, in a usage error" {
+	local p
+	for p in dt-fetch dt-analyze dt-store dt-report; do
+		run -64 --separate-stderr "$(command -v "$p")" --frobnicate </dev/null
+		assert_equal "$stderr" "$p: unrecognized option '--frobnicate'
+Try '$p --help'."
+	done
+}
