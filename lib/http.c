@@ -410,8 +410,9 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 		    (curl_off_t)(req->body ? req->body_len : 0));
 	}
 
-	dt_log(DT_LOG_DEBUG, "%s: %s %s", h->what, method,
-	    dt_http_safe_url(req->url, safe, sizeof(safe)));
+	if (dt_log_enabled(DT_LOG_DEBUG))
+		dt_log(DT_LOG_DEBUG, "%s: %s %s", h->what, method,
+		    dt_http_safe_url(req->url, safe, sizeof(safe)));
 	cc = curl_easy_perform(c);
 	curl_slist_free_all(hdrs);
 	h->resp = NULL;
