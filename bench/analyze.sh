@@ -9,7 +9,11 @@
 #     report in their stage records, over the records), target < 100 us:
 #     one worker against an API that answers at once, so that waiting and
 #     the contention of 20 processes on a small machine are left out (the
-#     figure under 20 workers is printed too)
+#     figure under 20 workers is printed too); beside it what libcurl and
+#     the kernel alone take for the same call (bench/curl-floor.c)
+#   - what no fan-out avoids: GNU parallel's own start with 20 jobs, and
+#     for the heavy tail the wall time of a perfect fan-out on the same
+#     latencies
 #   - peak RSS of a worker, target < 16 MiB
 #   - instructions per record (callgrind: one dt-analyze on 200 and on
 #     600 records, the difference over 400), which unlike microseconds
@@ -100,6 +104,15 @@ lim=$(awk -v i="$ideal" 'BEGIN { printf "%.3f", i * 1.10 }')
 echo "analyze: wall $wall s, ideal $ideal s" >&2
 figure "dt-analyze $n records, 50 ms, 20 workers" "$wall" "s" \
 	"<= $lim s (ideal $ideal s + 10%)" "$(within "$wall" "$lim")" ""
+# The fixed cost no fan-out through GNU parallel avoids: parallel
+# starting 20 jobs (cat) on empty input, the best of three.
+pstart=$(for _ in 1 2 3; do
+	s=$(date +%s%N)
+	parallel --pipe --round-robin -j 20 --block 1024 -N1 --ungroup cat </dev/null
+	echo $((($(date +%s%N) - s) / 1000000))
+done | sort -n | head -1)
+figure "GNU parallel starting 20 jobs on empty input" \
+	"$(awk -v m="$pstart" 'BEGIN { printf "%.3f", m / 1000 }')" "s" "" null ""
 figure "dt-analyze CPU per record, 20 workers on this machine" "$cpu_us" "us/record" "" null ""
 figure "dt-analyze peak RSS per worker" "$rss_mib" "MiB" "< 16 MiB" \
 	"$(within "$rss_mib" 15.999)" ""
@@ -111,6 +124,25 @@ script '{}'
 run 1 "$n"
 figure "dt-analyze own CPU per record" "$cpu_us" "us/record" "< 100 us/record" \
 	"$(within "$cpu_us" 99.999)" ""
+
+# The share of that no caller of libcurl avoids: the same POST, the
+# handle set up as lib/http.c does, in a loop doing nothing else
+# (bench/curl-floor.c), against the same stand-in.
+own=$cpu_us
+if cc -O2 -o "$work/curl-floor" "$root/bench/curl-floor.c" \
+	$(pkg-config --cflags --libs libcurl) 2>"$work/cc.log"; then
+	curl -fsS "$url/_standin/requests" | tail -1 | jq -c .json >"$work/body"
+	read -r fu fs < <("$work/curl-floor" "$url/v1/agent" "$key" "$work/body" "$n")
+	floor_us=$(awk -v u="$fu" -v s="$fs" 'BEGIN { printf "%.1f", u + s }')
+	echo "analyze: libcurl alone: $fu us user + $fs us system a call" >&2
+	figure "libcurl alone: one call as dt-analyze makes it, nothing else" \
+		"$floor_us" "us/call" "" null ""
+	figure "dt-analyze CPU per record beyond the HTTP call" \
+		"$(awk -v a="$own" -v b="$floor_us" 'BEGIN { printf "%.1f", a - b }')" \
+		"us/record" "" null ""
+else
+	echo "analyze: cannot build bench/curl-floor.c: $(head -1 "$work/cc.log")" >&2
+fi
 
 # Instructions per record, start-up apart: callgrind counts the same on
 # a busy machine as on an idle one.
@@ -138,12 +170,27 @@ fi
 echo "analyze: the same with 1% of calls at 2 s" >&2
 script '{"latency_ms":50,"tail_rate":0.01,"tail_ms":2000,"seed":7}'
 run 20 "$n"
-slow=$(curl -fsS "$url/_standin/requests" | wc -l)
+calls=$(curl -fsS "$url/_standin/requests" | wc -l)
 ideal=$(awk -v n="$n" 'BEGIN { printf "%.3f", n * (0.99 * 0.050 + 0.01 * 2.0) / 20 }')
 lim=$(awk -v i="$ideal" 'BEGIN { printf "%.3f", i * 1.25 }')
-echo "analyze: wall $wall s, ideal $ideal s ($slow calls)" >&2
+# The floor for these very latencies: the stand-in draws the slow calls
+# from random.Random(seed), one draw a call in the order they arrive;
+# a perfect fan-out hands each record to the first of the 20 workers to
+# be free, with no start-up and no cost of its own.
+read -r floor slow < <(/usr/bin/python3 -c '
+import heapq, random, sys
+n, seed = int(sys.argv[1]), int(sys.argv[2])
+r, slots, slow = random.Random(seed), [0.0] * 20, 0
+for _ in range(n):
+    d = 2.0 if r.random() < 0.01 else 0.050
+    slow += d > 1
+    heapq.heapreplace(slots, slots[0] + d)
+print("%.3f %d" % (max(slots), slow))' "$calls" 7)
+echo "analyze: wall $wall s, ideal $ideal s ($calls calls, $slow of them slow; a perfect fan-out needs $floor s)" >&2
 figure "dt-analyze $n records, 1% at 2 s, 20 workers" "$wall" "s" \
 	"<= $lim s (ideal $ideal s + 25%)" "$(within "$wall" "$lim")" ""
+figure "dt-analyze $n records, 1% at 2 s: a perfect fan-out on the same latencies ($slow slow calls)" \
+	"$floor" "s" "" null ""
 
 script '{"latency_ms":50}'
 for w in 1 2 4 8 16 32; do
