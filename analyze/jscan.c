@@ -92,32 +92,6 @@ js_string(struct js_scan *s, struct js_span *sp)
 	return -1;
 }
 
-/* Appends code point c to out as UTF-8.  Returns the bytes written. */
-static size_t
-put_utf8(char *out, unsigned long c)
-{
-	if (c < 0x80) {
-		out[0] = (char)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		out[0] = (char)(0xc0 | c >> 6);
-		out[1] = (char)(0x80 | (c & 0x3f));
-		return 2;
-	}
-	if (c < 0x10000) {
-		out[0] = (char)(0xe0 | c >> 12);
-		out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-		out[2] = (char)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | c >> 18);
-	out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-	out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-	out[3] = (char)(0x80 | (c & 0x3f));
-	return 4;
-}
-
 /*
  * Decodes a string js_string() accepted into out (sp->n + 1 bytes: a
  * decoded string is never longer).  Returns its length; out ends in NUL.
@@ -163,12 +137,12 @@ js_decode(const struct js_span *sp, char *out)
 			(void)hex4(p + 2, &v);
 			if (v >= 0xd800 && v <= 0xdbff) {
 				(void)hex4(p + 8, &w);
-				o += put_utf8(out + o, 0x10000 +
+				o += utf8_put(out + o, 0x10000 +
 				    ((unsigned long)(v - 0xd800) << 10) +
 				    (w - 0xdc00));
 				p += 12;
 			} else {
-				o += put_utf8(out + o, v);
+				o += utf8_put(out + o, v);
 				p += 6;
 			}
 			continue;

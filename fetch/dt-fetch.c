@@ -29,6 +29,7 @@
 #include "log.h"
 #include "ndjson.h"
 #include "supabase.h"
+#include "utf8.h"
 
 #define RUN_ID_MAX 200
 
@@ -473,7 +474,7 @@ cut_text(json_t *rec, json_t *text, size_t keep,
 
 	if (s == NULL || (len <= keep && (json_int_t)len >= total))
 		return text;
-	k = dt_utf8_cut(s, len, keep);
+	k = utf8_cut(s, len, keep);
 	if ((json_int_t)len > total)
 		total = (json_int_t)len;
 	cut = json_stringn(s, k);

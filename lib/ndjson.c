@@ -18,6 +18,7 @@
 #include "exit.h"
 #include "log.h"
 #include "ndjson.h"
+#include "utf8.h"
 
 #define INBUF_SIZE ((size_t)64 * 1024)
 #define EXCERPT_BYTES 256
@@ -194,63 +195,6 @@ read_line(struct dt_reader *r, int *toolong)
 			return 1;
 		}
 	}
-}
-
-/*
- * Returns the length of the valid UTF-8 sequence at s (at most n bytes
- * available), or 0 when it is not valid: no overlong forms, no
- * surrogates, nothing above U+10FFFF.
- */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len, i;
-	unsigned long cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		cp = c & 0x07;
-	} else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
-}
-
-/* Returns the offset of the first invalid byte, or len when valid. */
-static size_t
-utf8_check(const char *buf, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)buf;
-	size_t i = 0, n;
-
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((n = utf8_seq(s + i, len - i)) == 0)
-			return i;
-		i += n;
-	}
-	return len;
 }
 
 /* Copies up to EXCERPT_BYTES of the line as valid UTF-8. */

@@ -10,6 +10,7 @@
 #include "http.h"
 #include "log.h"
 #include "supabase.h"
+#include "utf8.h"
 
 #define MAX_RESPONSE ((size_t)256 * 1024 * 1024)
 
@@ -210,40 +211,6 @@ dt_sb_result_clear(struct dt_sb_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
-size_t
-dt_utf8_cut(const char *s, size_t len, size_t max)
-{
-	size_t k = max, back = 0;
-
-	if (len <= max)
-		return len;
-	/* s[k] is the first byte dropped: step back to its character's start. */
-	while (k > 0 && back < 3 && ((unsigned char)s[k] & 0xC0) == 0x80) {
-		k--;
-		back++;
-	}
-	return k;
-}
-
-void
-dt_utf8_trim(char *s)
-{
-	size_t n = strlen(s), i = n, need;
-	unsigned char c;
-
-	/* Find where the last character starts, at most 4 bytes back. */
-	while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
-		i--;
-	if (i == 0)
-		return;
-	c = (unsigned char)s[i - 1];
-	if (c < 0x80)
-		return;
-	need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-	if (n - (i - 1) < need)
-		s[i - 1] = '\0';
-}
-
 /* Appends "what" from the error body's field to buf. */
 static void
 add_field(char *buf, size_t len, json_t *body, const char *field,
@@ -277,16 +244,16 @@ describe_error(struct dt_sb_result *res, const char *raw)
 		size_t used = strlen(res->message);
 
 		snprintf(res->message + used, sizeof(res->message) - used,
-		    ": %.*s", (int)dt_utf8_cut(raw, strlen(raw), 200), raw);
+		    ": %.*s", (int)utf8_cut(raw, strlen(raw), 200), raw);
 	}
 	/* A field that did not fit was cut by snprintf, maybe mid-character. */
-	dt_utf8_trim(res->message);
+	utf8_fix(res->message);
 	/* The message may quote what the server said; never a secret. */
 	if ((clean = dt_redact(res->message)) != NULL) {
 		snprintf(res->message, sizeof(res->message), "%s", clean);
 		free(clean);
 	}
-	dt_utf8_trim(res->message);
+	utf8_fix(res->message);
 }
 
 int
@@ -359,7 +326,7 @@ dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
 		    resp.result == DT_HTTP_ETOOBIG ? DT_SB_BADREPLY :
 		    DT_SB_UNAVAILABLE;
 		snprintf(res->message, sizeof(res->message), "%s", resp.error);
-		dt_utf8_trim(res->message);
+		utf8_fix(res->message);
 		goto out;
 	}
 	if (resp.len > 0)

@@ -77,18 +77,6 @@ int dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
 /* The exit status that fits a failure kind (DT_EXIT_*). */
 int dt_sb_exit(int kind);
 
-/*
- * How many of the len bytes at s to keep so that at most max remain and
- * the cut falls on a UTF-8 character boundary (never inside a
- * character).  Returns len when len <= max.
- */
-size_t dt_utf8_cut(const char *s, size_t len, size_t max);
-
-/*
- * Removes an incomplete UTF-8 character from the end of the
- * NUL-terminated s, as left by a snprintf() that ran out of room.
- */
-void dt_utf8_trim(char *s);
 
 /* Frees what res owns.  Accepts NULL. */
 void dt_sb_result_clear(struct dt_sb_result *res);

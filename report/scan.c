@@ -23,6 +23,7 @@
 #include "log.h"
 #include "ndjson.h"
 #include "report.h"
+#include "utf8.h"
 
 #define INBUF_SIZE ((size_t)256 * 1024)
 #define MAX_DEPTH 512
@@ -89,67 +90,6 @@ hex4(const unsigned char *p, unsigned *out)
 	}
 	*out = v;
 	return 0;
-}
-
-static size_t
-put_utf8(unsigned c, char *o)
-{
-	if (c < 0x80) {
-		o[0] = (char)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		o[0] = (char)(0xC0 | (c >> 6));
-		o[1] = (char)(0x80 | (c & 0x3F));
-		return 2;
-	}
-	if (c < 0x10000) {
-		o[0] = (char)(0xE0 | (c >> 12));
-		o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-		o[2] = (char)(0x80 | (c & 0x3F));
-		return 3;
-	}
-	o[0] = (char)(0xF0 | (c >> 18));
-	o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-	o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-	o[3] = (char)(0x80 | (c & 0x3F));
-	return 4;
-}
-
-/*
- * Returns the length of the valid UTF-8 sequence at s (n bytes left), or
- * 0: no overlong forms, no surrogates, nothing above U+10FFFF.
- */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0], cp;
-	size_t k, j;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF) {
-		k = 2;
-		cp = c & 0x1F;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		k = 3;
-		cp = c & 0x0F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		k = 4;
-		cp = c & 0x07;
-	} else
-		return 0;
-	if (n < k)
-		return 0;
-	for (j = 1; j < k; j++) {
-		if ((s[j] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[j] & 0x3F);
-	}
-	if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
-	    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-		return 0;
-	return k;
 }
 
 /*
@@ -290,7 +230,7 @@ string(struct sc *s, struct dt_rpt_span *out, char *key, size_t *keylen)
 				s->p = p;
 				return fail(s, "invalid escape");
 			}
-			n = put_utf8(c, tmp);
+			n = utf8_put(tmp, c);
 			if (o != NULL) {
 				memcpy(o, tmp, n);
 				o += n;
@@ -409,7 +349,6 @@ literal(struct sc *s, const char *word)
 
 static int value(struct sc *, int (*)(struct sc *, const char *, size_t,
     void *), void *);
-static size_t utf8_check(const unsigned char *, size_t);
 
 /* Reads any value and keeps nothing. */
 static int
@@ -880,7 +819,7 @@ dt_rpt_scan_line(const char *line, size_t len, char *arena,
 			fail(&s, "end of input expected");
 	}
 	if (s.err != NULL) {
-		size_t off = utf8_check(s.start, len);
+		size_t off = utf8_check((const char *)s.start, len);
 
 		/* Bad UTF-8 anywhere is the complaint, as in lib/ndjson.c. */
 		if (off != len)
@@ -1036,35 +975,6 @@ read_line(struct dt_rpt_scan *r, int *toolong)
 			return 1;
 		}
 	}
-}
-
-/* Returns the offset of the first byte that is not valid UTF-8, or n. */
-static size_t
-utf8_check(const unsigned char *s, size_t n)
-{
-	size_t i = 0, k;
-
-	while (i < n) {
-		uint64_t w;
-
-		/* Eight ASCII bytes at a time. */
-		while (n - i >= 8) {
-			memcpy(&w, s + i, 8);
-			if (w & HIGHS)
-				break;
-			i += 8;
-		}
-		if (i >= n)
-			break;
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((k = utf8_seq(s + i, n - i)) == 0)
-			return i;
-		i += k;
-	}
-	return n;
 }
 
 static int

@@ -11,6 +11,7 @@
 #include "exit.h"
 #include "log.h"
 #include "report.h"
+#include "utf8.h"
 
 /* Latency histogram. */
 
@@ -225,18 +226,6 @@ heap_up(struct dt_rpt_topk *t, size_t pos)
 	}
 }
 
-/* The longest prefix of s of at most max bytes that ends on a character. */
-static size_t
-utf8_cut(const char *s, size_t len, size_t max)
-{
-	if (len <= max)
-		return len;
-	len = max;
-	while (len > 0 && ((unsigned char)s[len] & 0xC0) == 0x80)
-		len--;
-	return len;
-}
-
 void
 dt_rpt_topk_add(struct dt_rpt_topk *t, const char *key, size_t len)
 {
@@ -379,31 +368,6 @@ utf8_next(const unsigned char *s, size_t n, size_t *len)
 	return c;
 }
 
-static size_t
-utf8_put(uint32_t c, char *out)
-{
-	if (c < 0x80) {
-		out[0] = (char)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		out[0] = (char)(0xC0 | (c >> 6));
-		out[1] = (char)(0x80 | (c & 0x3F));
-		return 2;
-	}
-	if (c < 0x10000) {
-		out[0] = (char)(0xE0 | (c >> 12));
-		out[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-		out[2] = (char)(0x80 | (c & 0x3F));
-		return 3;
-	}
-	out[0] = (char)(0xF0 | (c >> 18));
-	out[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-	out[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-	out[3] = (char)(0x80 | (c & 0x3F));
-	return 4;
-}
-
 /* 1: white space; 2: invisible control to drop; 0: ordinary. */
 static int
 char_class(uint32_t c)
@@ -470,7 +434,7 @@ dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len)
 		case 2:
 			continue;
 		}
-		m = utf8_put(fold(c), tmp);
+		m = utf8_put(tmp, fold(c));
 		if (o + space + m > max)
 			break;
 		if (space)
@@ -504,7 +468,7 @@ dt_rpt_clip(const char *s, size_t max_chars, char *buf, size_t len)
 		n -= k;
 		if (char_class(c) != 0)
 			c = ' ';
-		m = utf8_put(c, tmp);
+		m = utf8_put(tmp, c);
 		memcpy(buf + o, tmp, m);
 		o += m;
 		chars++;

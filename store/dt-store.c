@@ -35,6 +35,7 @@
 #include "ndjson.h"
 #include "record.h"
 #include "supabase.h"
+#include "utf8.h"
 
 #include "encode.h"
 
@@ -589,7 +590,7 @@ send_range(struct store *s, size_t from, size_t to)
 		    res.message);
 		/* A long id is quoted in part, cut between characters. */
 		dt_warn("record %s%.*s%s: %s", s->slot[from].sid_is_str ?
-		    "\"" : "", (int)dt_utf8_cut(sid, strlen(sid), 64), sid,
+		    "\"" : "", (int)utf8_cut(sid, strlen(sid), 64), sid,
 		    s->slot[from].sid_is_str ? "\"" : "", why);
 		worse(s, DT_EXIT_DATAERR);
 		line_not_stored(s, from, why);

@@ -2,22 +2,23 @@
  * utf8.h: cutting, cleaning and quoting text so that it stays valid
  * UTF-8 and valid JSON.
  *
- * Everything dt-analyze writes goes into JSON records, and Jansson
+ * Everything the stages write goes into JSON records, and Jansson
  * refuses a string that is not valid UTF-8: a message cut inside a
  * character by a byte limit (a fixed buffer, "%.60s", Jansson's own
  * error text) would make the record that carries it fail to encode.
- * These helpers cut text on character boundaries and clean up what was
- * cut elsewhere.
+ * These helpers check text, cut it on character boundaries and clean up
+ * what was cut elsewhere.
  *
- * The functions are static and defined here, so that every file and
- * fuzz target that compiles one of analyze/'s files has them without
- * linking another object.
+ * The functions are static and defined here, so that every file, unit
+ * test and fuzz target that compiles one of the stages' files has them
+ * without linking another object.
  */
-#ifndef DT_ANALYZE_UTF8_H
-#define DT_ANALYZE_UTF8_H
+#ifndef DT_UTF8_H
+#define DT_UTF8_H
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,68 @@ utf8_seq(const unsigned char *s, size_t n)
 	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
 		return 0;
 	return len;
+}
+
+/*
+ * Returns the offset of the first byte of the n at s that is not part
+ * of a well-formed character, or n when all of them are valid UTF-8.
+ */
+static inline size_t
+utf8_check(const char *buf, size_t n)
+{
+	const unsigned char *s = (const unsigned char *)buf;
+	const uint64_t highs = 0x8080808080808080ULL;
+	size_t i = 0, k;
+	uint64_t w;
+
+	while (i < n) {
+		/* Eight ASCII bytes at a time. */
+		while (n - i >= 8) {
+			memcpy(&w, s + i, 8);
+			if (w & highs)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((k = utf8_seq(s + i, n - i)) == 0)
+			return i;
+		i += k;
+	}
+	return n;
+}
+
+/*
+ * Writes code point c (at most U+10FFFF, no surrogate) to out as UTF-8.
+ * Returns the bytes written, 1 to 4.
+ */
+static inline size_t
+utf8_put(char *out, unsigned long c)
+{
+	if (c < 0x80) {
+		out[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		out[0] = (char)(0xc0 | c >> 6);
+		out[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		out[0] = (char)(0xe0 | c >> 12);
+		out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | c >> 18);
+	out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
 }
 
 /*
