@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/report.sh: dt-report over N status records (default 1,000,000)
 # shaped like dt-store's output (the analysed record passed through with
-# its status); prints dt-report's CPU seconds, records/s and peak RSS as
+# its status); prints dt-report's CPU seconds, records/s, peak RSS and
+# instructions per record (callgrind, when valgrind is there) as
 # JSON lines (see bench/run).  Targets: under 2 s CPU, under 16 MiB.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,3 +54,19 @@ figure "dt-report records/s" "$(awk -v n="$n" -v e="$e" 'BEGIN{printf "%.0f", n 
 mib=$(awk -v m="$m" 'BEGIN{printf "%.1f", m / 1024}')
 figure "dt-report peak RSS" "$mib" "MiB" "< 16 MiB" \
 	"$(awk -v m="$mib" 'BEGIN{print (m < 16) ? "true" : "false"}')"
+
+# Instructions per record (callgrind on the first 100,000 records, start-up
+# included), which unlike seconds do not move with the machine's load.
+if command -v valgrind >/dev/null; then
+	k=$((n < 100000 ? n : 100000))
+	head -n "$k" "$work/in" >"$work/part"
+	# dt-report's own status (65: the bench has error records) is not
+	# the point here.
+	ir=$({ valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+		"$bin/dt-report" -q -n -m /dev/null "$work/part" 2>&1 >/dev/null ||
+		true; } | sed -n 's/^==[0-9]*== Collected : //p')
+	if [ -n "$ir" ]; then
+		figure "dt-report instructions per record" "$((ir / k))" \
+			"instructions/record" "" null
+	fi
+fi
