@@ -250,7 +250,9 @@ dt_rpt_topk_add_n(struct dt_rpt_topk *t, const char *key, size_t len,
 
 	if (t->cap == 0 || count == 0)
 		return;
-	len = utf8_cut(key, len, DT_RPT_KEY_MAX);
+	/* Keys come checked from the scanner: only a long one needs cutting. */
+	if (len > DT_RPT_KEY_MAX)
+		len = utf8_cut(key, len, DT_RPT_KEY_MAX);
 	hash = fnv1a(key, len);
 	t->total += count;
 	slot = topk_find(t, key, len, hash, &found);
