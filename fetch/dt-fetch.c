@@ -529,12 +529,12 @@ fit_line(struct fetch *f, json_t *rec, json_t *id)
 }
 
 /*
- * Writes the rows of one reply as source records.  Stores the last source
- * id in *last (for --peek's paging).  Returns the number of rows, or -1
+ * Writes the rows of one reply as source records.  Stores a copy of the
+ * last source id in *last (for --peek's paging; freed by the caller).  Returns the number of rows, or -1
  * when the reply is not what dt_claim returns or stdout failed.
  */
 static long long
-emit_rows(struct fetch *f, json_t *rows, char *last, size_t lastlen)
+emit_rows(struct fetch *f, json_t *rows, char **last)
 {
 	size_t i;
 	json_t *row;
@@ -609,7 +609,12 @@ emit_rows(struct fetch *f, json_t *rows, char *last, size_t lastlen)
 			return -1;
 		}
 		f->emitted++;
-		snprintf(last, lastlen, "%s", json_string_value(sid));
+		free(*last);
+		if ((*last = strdup(json_string_value(sid))) == NULL) {
+			f->status = DT_EXIT_TEMPFAIL;
+			snprintf(f->message, sizeof(f->message), "out of memory");
+			return -1;
+		}
 	}
 	return (long long)json_array_size(rows);
 }
@@ -619,7 +624,7 @@ static void
 run(struct fetch *f, struct dt_supabase *sb)
 {
 	const char *path = f->mode == 'c' ? "rpc/dt_claim" : "rpc/dt_peek";
-	char last[512] = "";
+	char *last = NULL;
 
 	while (!stop_requested(f)) {
 		struct dt_sb_result res;
@@ -632,11 +637,11 @@ run(struct fetch *f, struct dt_supabase *sb)
 			if (f->max_records - f->emitted < want)
 				want = f->max_records - f->emitted;
 		}
-		args = request_args(f, want, last[0] != '\0' ? last : NULL);
+		args = request_args(f, want, last);
 		if (args == NULL) {
 			f->status = DT_EXIT_TEMPFAIL;
 			snprintf(f->message, sizeof(f->message), "out of memory");
-			return;
+			break;
 		}
 		if (dt_supabase_call(sb, "POST", path, args, NULL, 1, &res) !=
 		    DT_SB_OK) {
@@ -650,21 +655,22 @@ run(struct fetch *f, struct dt_supabase *sb)
 			dt_error("%s", f->message);
 			json_decref(args);
 			dt_sb_result_clear(&res);
-			return;
+			break;
 		}
 		json_decref(args);
-		n = emit_rows(f, res.body, last, sizeof(last));
+		n = emit_rows(f, res.body, &last);
 		dt_sb_result_clear(&res);
 		if (n < 0) {
 			if (f->status != DT_EXIT_PIPE)
 				dt_error("%s", f->message);
-			return;
+			break;
 		}
 		f->batches++;
 		dt_debug("batch %lld: %lld rows", f->batches, n);
 		if (n == 0)
 			break;
 	}
+	free(last);
 }
 
 /* Writes the stage record; returns 0 or -1 when stdout failed. */

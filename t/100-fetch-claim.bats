@@ -149,6 +149,22 @@ dt-fetch: info: run r: claimed 0 rows in 0 batches'
 	assert_equal "$stderr" 'dt-fetch: error: DT_FETCH_MAX_TEXT_BYTES: 10 is out of range (1024 to 262144)'
 }
 
+@test "dt-fetch --peek: pages past ids of any length" {
+	# Ids longer than any fixed buffer: every row once, then an empty page.
+	sql "create table public.long_ids (id text primary key, text text);
+		grant select on public.long_ids to service_role;
+		insert into public.long_ids select repeat('x', 600) || g, 'message ' || g
+			from generate_series(1, 3) g"
+	# (A page that started again at the same row would never end.)
+	run -0 --separate-stderr timeout 60 dt-fetch --peek -q -r p -b 1 -t long_ids
+	sql "drop table public.long_ids"
+	run -0 jq -c 'if .stage then .counts else [(.id | length), .text] end' <<<"$output"
+	assert_output '[601,"message 1"]
+[601,"message 2"]
+[601,"message 3"]
+{"peeked":3,"batches":4}'
+}
+
 @test "dt-fetch: a long Cyrillic PostgREST error is quoted whole characters only" {
 	messages 1
 	# A view whose rows cannot be read: PostgreSQL's own error, in Russian, 1.5 KiB.
