@@ -530,8 +530,9 @@ fit_line(struct fetch *f, json_t *rec, json_t *id)
 
 /*
  * Writes the rows of one reply as source records.  Stores a copy of the
- * last source id in *last (for --peek's paging; freed by the caller).  Returns the number of rows, or -1
- * when the reply is not what dt_claim returns or stdout failed.
+ * last source id in *last (for --peek's paging; freed by the caller).
+ * Returns the number of rows, or -1 when the reply is not what dt_claim
+ * returns or stdout failed.
  */
 static long long
 emit_rows(struct fetch *f, json_t *rows, char **last)
@@ -680,12 +681,12 @@ emit_stage(struct fetch *f)
 	json_t *rec;
 	int rc;
 
-	rec = json_pack("{sssssisos{sIsI}sb}", "stage", "dt-fetch",
+	rec = json_pack("{sssssisos{sIsIsI}sb}", "stage", "dt-fetch",
 	    "run_id", f->run_id, "status", f->status,
 	    "message", f->message[0] != '\0' ? json_string(f->message) :
 	    json_null(), "counts", f->mode == 'c' ? "claimed" : "peeked",
 	    (json_int_t)f->emitted, "batches", (json_int_t)f->batches,
-	    "interrupted", stop_flag != 0);
+	    "text_cut", (json_int_t)f->cut, "interrupted", stop_flag != 0);
 	if (rec == NULL)
 		return -1;
 	rc = dt_emit(rec);

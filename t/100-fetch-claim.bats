@@ -19,13 +19,13 @@ setup() {
 	assert_output '{"id":1,"text":"message 1","row":{"id":1},"run_id":"run-1","attempt":1}
 {"id":2,"text":"message 2","row":{"id":2},"run_id":"run-1","attempt":1}
 {"id":3,"text":"message 3","row":{"id":3},"run_id":"run-1","attempt":1}
-{"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":3},"interrupted":false}'
+{"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":3,"text_cut":0},"interrupted":false}'
 	assert_equal "$stderr" 'dt-fetch: info: run run-1: claimed 3 rows in 3 batches'
 	run -0 sql "select source_id, status, run_id, attempts from dt_results order by 1"
 	assert_output $'1\tleased\trun-1\t1\n2\tleased\trun-1\t1\n3\tleased\trun-1\t1'
 	# Nothing is left for another run.
 	run -0 dt-fetch -c -q -r run-2
-	assert_output '{"stage":"dt-fetch","run_id":"run-2","status":0,"message":null,"counts":{"claimed":0,"batches":1},"interrupted":false}'
+	assert_output '{"stage":"dt-fetch","run_id":"run-2","status":0,"message":null,"counts":{"claimed":0,"batches":1,"text_cut":0},"interrupted":false}'
 }
 
 @test "dt-fetch: --columns adds source columns to row; DT_MAX_RECORDS caps the run" {
@@ -33,7 +33,7 @@ setup() {
 	DT_MAX_RECORDS=2 run -0 dt-fetch -c -q -r r --columns chat_id
 	assert_output '{"id":1,"text":"a","row":{"id":1,"chat_id":7},"run_id":"r","attempt":1}
 {"id":2,"text":"b","row":{"id":2,"chat_id":8},"run_id":"r","attempt":1}
-{"stage":"dt-fetch","run_id":"r","status":0,"message":null,"counts":{"claimed":2,"batches":1},"interrupted":false}'
+{"stage":"dt-fetch","run_id":"r","status":0,"message":null,"counts":{"claimed":2,"batches":1,"text_cut":0},"interrupted":false}'
 }
 
 @test "dt-fetch --peek: shows what a claim would get and changes nothing" {
@@ -43,7 +43,7 @@ setup() {
 	run -0 dt-fetch --peek -q -r p -b 1
 	assert_output '{"id":2,"text":"message 2","row":{"id":2},"run_id":"p","attempt":1}
 {"id":3,"text":"message 3","row":{"id":3},"run_id":"p","attempt":1}
-{"stage":"dt-fetch","run_id":"p","status":0,"message":null,"counts":{"peeked":2,"batches":3},"interrupted":false}'
+{"stage":"dt-fetch","run_id":"p","status":0,"message":null,"counts":{"peeked":2,"batches":3,"text_cut":0},"interrupted":false}'
 	run -0 results_md5
 	assert_output "$before"
 }
@@ -78,7 +78,7 @@ setup() {
 {"id":2,"text":"message 2","row":{"id":2},"run_id":"r","attempt":1}
 {"id":3,"text":"message 3","row":{"id":3},"run_id":"r","attempt":1}
 {"id":4,"text":"message 4","row":{"id":4},"run_id":"r","attempt":1}
-{"stage":"dt-fetch","run_id":"r","status":0,"message":null,"counts":{"claimed":4,"batches":2},"interrupted":false}'
+{"stage":"dt-fetch","run_id":"r","status":0,"message":null,"counts":{"claimed":4,"batches":2,"text_cut":0},"interrupted":false}'
 	[[ $stderr == *'dt-fetch: warning: supabase: POST http://127.0.0.1:'*'/rest/v1/rpc/dt_claim: '*'retrying in '* ]]
 	run -0 sql "select sum(claims), sum(attempts) from dt_results"
 	assert_output $'4\t4'
@@ -88,7 +88,7 @@ setup() {
 	messages 2
 	standin supabase script '{"fail": 100}'
 	run -69 --separate-stderr dt-fetch -c -r r
-	assert_output '{"stage":"dt-fetch","run_id":"r","status":69,"message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection. (after retries)","counts":{"claimed":0,"batches":0},"interrupted":false}'
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":69,"message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection. (after retries)","counts":{"claimed":0,"batches":0,"text_cut":0},"interrupted":false}'
 	assert_equal "${stderr_lines[4]}" 'dt-fetch: warning: supabase: POST http://127.0.0.1:'"${SUPABASE_URL##*:}"'/rest/v1/rpc/dt_claim: HTTP 503; giving up after 5 tries'
 	run -0 sql "select count(*) from dt_results where status = 'leased'"
 	assert_output 0
@@ -96,7 +96,7 @@ setup() {
 
 @test "dt-fetch: a wrong key is a configuration error with the server's hint, and no key is printed" {
 	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 --separate-stderr dt-fetch -c -r r
-	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"Supabase refused the request: HTTP 401: 42501: permission denied for function dt_claim","counts":{"claimed":0,"batches":0},"interrupted":false}'
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"Supabase refused the request: HTTP 401: 42501: permission denied for function dt_claim","counts":{"claimed":0,"batches":0,"text_cut":0},"interrupted":false}'
 	echo "$output$stderr" >"$BATS_TEST_TMPDIR/all"
 	# The key with a changed signature: the last of its 43 base64url
 	# characters carries only 4 bits, and A and Q differ in them.
@@ -136,6 +136,8 @@ dt-fetch: info: run r: claimed 0 rows in 0 batches'
 	assert_output '[1,1024,3145728,{"kept_bytes":1024,"total_bytes":3145728}]
 [2,1024,1200,{"kept_bytes":1024,"total_bytes":1200}]
 [3,5,null,null]'
+	run -0 jq -c 'select(.stage) | .counts' "$BATS_TEST_TMPDIR/in"
+	assert_output '{"claimed":3,"batches":2,"text_cut":2}'
 	# The server sent at most 1025 characters, not 3 MiB.
 	run -0 standin supabase requests
 	run -0 jq -sc '[.[] | select(.path | endswith("dt_claim")) | .json.p_max_text_chars] | unique' <<<"$output"
@@ -162,7 +164,7 @@ dt-fetch: info: run r: claimed 0 rows in 0 batches'
 	assert_output '[601,"message 1"]
 [601,"message 2"]
 [601,"message 3"]
-{"peeked":3,"batches":4}'
+{"peeked":3,"batches":4,"text_cut":0}'
 }
 
 @test "dt-fetch: a long Cyrillic PostgREST error is quoted whole characters only" {
@@ -187,7 +189,7 @@ dt-fetch: info: run r: claimed 0 rows in 0 batches'
 @test "dt-fetch: a bad URL or missing settings are configuration errors" {
 	SUPABASE_URL=ftp://example.org run -78 --separate-stderr dt-fetch -c -r r
 	assert_equal "${stderr_lines[0]}" 'dt-fetch: error: SUPABASE_URL: not an http:// or https:// URL: ftp://example.org'
-	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"bad Supabase configuration (see the log)","counts":{"claimed":0,"batches":0},"interrupted":false}'
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"bad Supabase configuration (see the log)","counts":{"claimed":0,"batches":0,"text_cut":0},"interrupted":false}'
 	unset SUPABASE_KEY
 	run -78 --separate-stderr dt-fetch -c -r r
 	assert_equal "${stderr_lines[0]}" 'dt-fetch: error: SUPABASE_KEY is not set (the service role key; or SUPABASE_KEY_FILE naming a file that holds it)'
@@ -233,7 +235,7 @@ wait_for_line() {
 	wait "$pid" || status=$?
 	assert_equal "$status" 75
 	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
-	assert_output --regexp '^\{"stage":"dt-fetch","run_id":"r","status":75,"message":"interrupted after ([0-9]+) rows","counts":\{"claimed":\1,"batches":[0-9]+\},"interrupted":true\}$'
+	assert_output --regexp '^\{"stage":"dt-fetch","run_id":"r","status":75,"message":"interrupted after ([0-9]+) rows","counts":\{"claimed":\1,"batches":[0-9]+,"text_cut":0\},"interrupted":true\}$'
 	n=$(grep -c '"id"' "$BATS_TEST_TMPDIR/out")
 	[ "$n" -gt 0 ] && [ "$n" -lt 50 ]
 	# Every row it wrote is leased to it, and no more.
@@ -256,7 +258,7 @@ wait_for_line() {
 	[ "$n" -gt 0 ] && [ "$n" -lt 50 ]
 	b=$((n / 5))
 	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
-	assert_output '{"stage":"dt-fetch","run_id":"r","status":75,"message":"interrupted after '"$n"' rows","counts":{"claimed":'"$n"',"batches":'"$b"'},"interrupted":true}'
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":75,"message":"interrupted after '"$n"' rows","counts":{"claimed":'"$n"',"batches":'"$b"',"text_cut":0},"interrupted":true}'
 	run -0 cat "$BATS_TEST_TMPDIR/err"
 	assert_output "dt-fetch: info: $DT_STOP_FILE exists: claiming no more
 dt-fetch: warning: interrupted after $n rows
@@ -270,7 +272,7 @@ dt-fetch: info: run r: claimed $n rows in $b batches"
 	export DT_STOP_FILE=$BATS_TEST_TMPDIR/stop
 	touch "$DT_STOP_FILE"
 	run -75 --separate-stderr dt-fetch -c -q -r r
-	assert_output '{"stage":"dt-fetch","run_id":"r","status":75,"message":"interrupted after 0 rows","counts":{"claimed":0,"batches":0},"interrupted":true}'
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":75,"message":"interrupted after 0 rows","counts":{"claimed":0,"batches":0,"text_cut":0},"interrupted":true}'
 	run -0 standin supabase requests
 	assert_output ''
 	run -0 sql "select count(*) from dt_results"

@@ -42,7 +42,7 @@ wait_leases_expired() {
 	assert_output '{"id":1,"run_id":"run-1","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"stored","attempts":1},"status":"stored"}
 {"id":2,"run_id":"run-1","attempt":1,"error":{"kind":"invalid_output","message":"invalid_output here","retryable":true},"store":{"outcome":"retry","attempts":1},"status":"failed"}
 {"id":3,"run_id":"run-1","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"stored","attempts":1},"status":"stored"}
-{"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":2},"interrupted":false}
+{"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":2,"text_cut":0},"interrupted":false}
 {"stage":"dt-store","run_id":"run-1","status":1,"message":"1 records failed","counts":{"stored":2,"failed":1,"skipped":0,"not_stored":0,"bad":0,"batches":2},"interrupted":false}'
 	assert_equal "$stderr" 'dt-store: info: stored 2, failed 1, skipped 0 in 2 requests'
 	run -0 sql "select source_id, status, attempts, analysis, model, total_tokens, latency_ms, last_error->>'kind' from dt_results order by 1"
@@ -190,7 +190,7 @@ s.handle_request()
 		sql "update dt_results set lease_until = now() - interval '1 millisecond' where status = 'leased'"
 	done
 	run -0 dt-fetch -c -q -r d -a 3
-	assert_output '{"stage":"dt-fetch","run_id":"d","status":0,"message":null,"counts":{"claimed":0,"batches":1},"interrupted":false}'
+	assert_output '{"stage":"dt-fetch","run_id":"d","status":0,"message":null,"counts":{"claimed":0,"batches":1,"text_cut":0},"interrupted":false}'
 	run -0 sql "select status, attempts, last_error->>'kind' from dt_results"
 	assert_output $'failed\t3\tlease_expired'
 }
