@@ -34,6 +34,14 @@ dt_clean_env
 # DT_BINDIR is set by t/run when the programs are wrapped (DEBUGGER).
 PATH="${DT_BINDIR:-$DT_BUILD/bin}:$DT_BUILD/t:$DT_ROOT/t/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 export PATH
+
+# unwrapped: true when the programs run as they are, not under t/run's
+# DEBUGGER (valgrind makes them many times slower and bigger), so that an
+# upper bound on time or memory means something.
+unwrapped() {
+	[ -z "${DT_BINDIR:-}" ]
+}
+
 export LC_ALL=C.UTF-8
 export TZ=UTC
 
