@@ -1485,13 +1485,12 @@ enum { F_ID, F_TEXT, F_RUN_ID, F_OTHERS, F_NKEYS = 12 };
 static int
 fast_record(const char *line, size_t len, json_t **rec, struct js_span *obj)
 {
-	struct js_span v[F_NKEYS], sp;
-	int seen[F_NKEYS], i, real;
+	struct js_span v[F_NKEYS], id, text, rid = {NULL, 0, 0};
+	int seen[F_NKEYS], i, real, rc;
 	long long iv;
 	double dv;
-	json_t *o, *id, *text;
 	char small[512], *d;
-	size_t n;
+	json_t *o;
 
 	*rec = NULL;
 	if (js_object(line, len, fast_keys, F_NKEYS, v, seen, obj) < 0 ||
@@ -1500,48 +1499,42 @@ fast_record(const char *line, size_t len, json_t **rec, struct js_span *obj)
 	for (i = F_OTHERS; i < F_NKEYS; i++)
 		if (seen[i])
 			return -1;
+	/* A run_id that is no string is ignored, as take_run_id() does. */
 	if (v[F_RUN_ID].s != NULL && v[F_RUN_ID].s[0] == '"' &&
-	    (js_as_string(&v[F_RUN_ID], &sp) < 0 || sp.esc))
+	    (js_as_string(&v[F_RUN_ID], &rid) < 0 || rid.esc))
 		return -1;
-	/* The id: an integer Jansson would print as it is, or a string. */
-	if (v[F_ID].s[0] == '"') {
-		if (js_as_string(&v[F_ID], &sp) < 0 || sp.esc || sp.n == 0 ||
-		    sp.n > 200)
-			return -1;
-		id = json_stringn_nocheck(sp.s, sp.n);
-	} else if (js_as_number(&v[F_ID], &real, &iv, &dv) && !real &&
-	    !(v[F_ID].s[0] == '-' && v[F_ID].s[1] == '0'))
-		id = json_integer(iv);
-	else
+	/*
+	 * The id as it is: an integer, or a string without escapes.  What
+	 * dt_record_id() refuses in it, process() finds as for any record.
+	 */
+	if (v[F_ID].s[0] == '"' ? js_as_string(&v[F_ID], &id) < 0 || id.esc :
+	    !js_as_number(&v[F_ID], &real, &iv, &dv) || real)
 		return -1;
-	if (js_as_string(&v[F_TEXT], &sp) < 0) {
-		json_decref(id);
+	if (js_as_string(&v[F_TEXT], &text) < 0 || (o = json_object()) == NULL)
 		return -1;
-	}
-	if (!sp.esc)
-		text = json_stringn_nocheck(sp.s, sp.n);
-	else {
-		d = sp.n < sizeof(small) ? small : malloc(sp.n + 1);
-		if (d == NULL) {
-			json_decref(id);
-			return -1;
-		}
-		n = js_decode(&sp, d);
-		text = json_stringn_nocheck(d, n);
-		if (d != small)
-			free(d);
-	}
-	o = json_object();
-	if (o == NULL || id == NULL || text == NULL ||
-	    json_object_set_new_nocheck(o, "id", id) < 0 ||
-	    json_object_set_new_nocheck(o, "text", text) < 0) {
+	/* The *_new calls take the value, also when they fail. */
+	if (json_object_set_new_nocheck(o, "id", v[F_ID].s[0] == '"' ?
+	    json_stringn_nocheck(id.s, id.n) : json_integer(iv)) < 0 ||
+	    (rid.s != NULL && json_object_set_new_nocheck(o, "run_id",
+	    json_stringn_nocheck(rid.s, rid.n)) < 0)) {
 		json_decref(o);
 		return -1;
 	}
-	if (v[F_RUN_ID].s != NULL && v[F_RUN_ID].s[0] == '"' &&
-	    js_as_string(&v[F_RUN_ID], &sp) == 0 &&
-	    json_object_set_new_nocheck(o, "run_id",
-	    json_stringn_nocheck(sp.s, sp.n)) < 0) {
+	if (!text.esc)
+		rc = json_object_set_new_nocheck(o, "text",
+		    json_stringn_nocheck(text.s, text.n));
+	else if ((d = text.n < sizeof(small) ? small : malloc(text.n + 1)) ==
+	    NULL)
+		rc = -1;
+	else {
+		size_t n = js_decode(&text, d);
+
+		rc = json_object_set_new_nocheck(o, "text",
+		    json_stringn_nocheck(d, n));
+		if (d != small)
+			free(d);
+	}
+	if (rc < 0) {
 		json_decref(o);
 		return -1;
 	}
