@@ -82,8 +82,6 @@ setup() {
 
 @test "dt-fanout: the workers share a state directory it makes and removes" {
 	unset DT_STATE_DIR
-	export TMPDIR=$BATS_TEST_TMPDIR/tmp
-	mkdir -p "$TMPDIR"
 	records 50 >"$BATS_TEST_TMPDIR/in"
 	DT_RPM=1000 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
 	assert_equal "$(ls -A "$TMPDIR")" ""

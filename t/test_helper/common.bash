@@ -45,10 +45,11 @@ unwrapped() {
 export LC_ALL=C.UTF-8
 export TZ=UTC
 
-# Every test gets its own HOME.
+# Every test gets its own HOME and TMPDIR, both removed with the test's
+# directory: a run the test kills cannot remove its own temporary files.
 dt_common_setup() {
-	export HOME="$BATS_TEST_TMPDIR/home"
-	mkdir -p "$HOME"
+	export HOME="$BATS_TEST_TMPDIR/home" TMPDIR="$BATS_TEST_TMPDIR/tmp"
+	mkdir -p "$HOME" "$TMPDIR"
 }
 
 setup() {
