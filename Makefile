@@ -15,6 +15,11 @@ PKGS = libcurl jansson
 # build/asan so both can exist side by side.
 BUILD ?= build
 SAN ?=
+# The sanitizer build's compiler: clang, whose ASan and UBSan share one
+# runtime, so both write their reports where log_path says (with GCC,
+# libubsan is a runtime of its own that writes to stderr whatever
+# UBSAN_OPTIONS says, and t/run would not see its reports).
+SAN_CC ?= clang
 
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -55,7 +60,7 @@ $(BUILD)/bin/$(notdir $(1)): $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(dir $(1))*
 	$$(CC) $$(DT_LDFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(DT_LDLIBS) $$(LDLIBS)
 endef
 
-.PHONY: all units test check test-only asan demo bench deps deps-check install \
+.PHONY: FORCE all units test check test-only asan demo bench deps deps-check install \
 	uninstall clean fmt lint fuzz valgrind image push
 
 all: $(BINS) $(SCRIPTS) $(DATA) $(UNITS)
@@ -74,9 +79,18 @@ $(BUILD)/bin/dt-entrypoint: entrypoint.sh
 
 $(foreach p,$(PROGS),$(eval $(call prog_rule,$(p))))
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c $(BUILD)/CFLAGS
 	@mkdir -p $(@D)
 	$(CC) $(DT_CFLAGS) $(CFLAGS) $(CPPFLAGS) -c -o $@ $<
+
+# The compiler and its flags as last used in BUILD: every object is
+# rebuilt when they change (another CC, SAN=1, CFLAGS=...).
+COMPILE = $(CC) $(DT_CFLAGS) $(CFLAGS) $(CPPFLAGS)
+$(BUILD)/CFLAGS: FORCE
+	@mkdir -p $(@D)
+	@c='$(subst ','\'',$(COMPILE))'; \
+	[ "$$c" = "$$(cat $@ 2>/dev/null)" ] || printf '%s\n' "$$c" >$@
+FORCE:
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(@D)
@@ -104,7 +118,7 @@ test-only: all
 	t/run --build $(BUILD) $(TESTS)
 
 asan:
-	$(MAKE) BUILD=$(BUILD)/asan SAN=1 CC=$(CC) all
+	$(MAKE) BUILD=$(BUILD)/asan SAN=1 CC=$(SAN_CC) all
 
 # libFuzzer targets in fuzz/, each for FUZZ_SECONDS (docs/proof.md).
 FUZZ_SECONDS ?= 10
