@@ -1660,7 +1660,6 @@ main(int argc, char **argv)
 		    " (shrinking it again after each record)");
 #endif
 	dt_out_init();
-	open_output_lock();
 	dt_config_register_secrets();
 	if (read_env(&x.c) < 0)
 		return DT_EXIT_CONFIG;
@@ -1673,6 +1672,12 @@ main(int argc, char **argv)
 		    "not set");
 		return DT_EXIT_CONFIG;
 	}
+	/*
+	 * Only a worker that takes its configuration touches the fan-out's
+	 * files: one refusing it may still be starting when parallel has
+	 * given up and dt-fanout removed them.
+	 */
+	open_output_lock();
 	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
 	x.status = DT_EXIT_OK;
 	if (load_prompt(&x) < 0 || setup_http(&x) < 0) {

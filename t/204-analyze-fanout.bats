@@ -102,6 +102,17 @@ setup() {
 	assert_equal "$(pplx requests | wc -l)" 0
 }
 
+@test "dt-analyze: a worker refusing its configuration touches none of the fan-out's files" {
+	# parallel may start one more worker after it gave up on the others,
+	# and dt-fanout may have removed its directory by then.
+	export DT_FANOUT_OUTPUT_LOCK=$BATS_TEST_TMPDIR/gone/output.lock
+	run -78 --separate-stderr env -u PERPLEXITY_API_KEY dt-analyze </dev/null
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is not set"
+	# A worker that takes it says when it writes without the lock.
+	run -0 --separate-stderr dt-analyze </dev/null
+	assert_equal "${stderr_lines[0]}" "dt-analyze: warning: $DT_FANOUT_OUTPUT_LOCK: No such file or directory; writing without the output lock"
+}
+
 @test "dt-fanout: a long record does not make parallel deal out the rest in big lumps" {
 	pplx script '{"latency_ms":20}'
 	{
