@@ -1520,11 +1520,11 @@ fast_record(const char *line, size_t len, json_t **rec, struct js_span *obj)
 		json_decref(o);
 		return -1;
 	}
+	d = small;
 	if (!text.esc)
 		rc = json_object_set_new_nocheck(o, "text",
 		    json_stringn_nocheck(text.s, text.n));
-	else if ((d = text.n < sizeof(small) ? small : malloc(text.n + 1)) ==
-	    NULL)
+	else if (text.n >= sizeof(small) && (d = malloc(text.n + 1)) == NULL)
 		rc = -1;
 	else {
 		size_t n = js_decode(&text, d);
