@@ -10,7 +10,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/dt-bench.XXXXXX")
 trap '"$root/t/stack/down" -q "${DT_STACK_DIR:-}" 2>/dev/null; rm -rf "$work"' EXIT
 
 echo "fetch-store: starting the stack with $n rows" >&2
-eval "$("$root/t/stack/up" -m "$n")"
+stack_env=$("$root/t/stack/up" -m "$n")
+eval "$stack_env"
 
 # figure NAME VALUE UNIT TARGET PASS
 figure() {

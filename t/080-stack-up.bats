@@ -80,6 +80,34 @@ export TELEGRAM_CHAT_ID"
 	assert_not_exist "$dir"
 }
 
+@test "stack: as root, a stack under a private directory works, and down removes all of it" {
+	[ "$(id -u)" -eq 0 ] || skip "only root runs PostgreSQL as another user"
+	private=$BATS_TEST_TMPDIR/private
+	mkdir -m 700 "$private"
+	dir=$private/stack
+	"$DT_ROOT/t/stack/up" -d "$dir" -m 2 >"$BATS_TEST_TMPDIR/env" 3>&-
+	. "$BATS_TEST_TMPDIR/env"
+	# The postgres user cannot enter $private: the cluster went elsewhere.
+	run -0 cat "$dir/pgdir"
+	pgdir=$output
+	[[ $pgdir == /tmp/dt-pg.* ]]
+	assert_equal "$PGHOST" "$pgdir/run"
+	run -0 psql -XAtc 'select count(*) from public.messages'
+	assert_output 2
+	run -0 curl -sS -H "apikey: $SUPABASE_KEY" "$SUPABASE_URL/rest/v1/messages?select=id&order=id&limit=1"
+	assert_output '[{"id":1}]'
+	run -0 alive "$pgdir"
+	[ "${#lines[@]}" -ge 1 ]
+
+	run -0 "$DT_ROOT/t/stack/down" "$dir"
+	run -0 alive "$pgdir"
+	assert_output ''
+	run -0 alive "$dir"
+	assert_output ''
+	assert_not_exist "$dir"
+	assert_not_exist "$pgdir"
+}
+
 @test "stack: down without a stack says so" {
 	run -1 --separate-stderr "$DT_ROOT/t/stack/down"
 	assert_equal "$stderr" "t/stack/down: no stack at '' (set DT_STACK_DIR)"
