@@ -35,16 +35,13 @@ DT_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 DT_LDFLAGS += -fsanitize=address,undefined
 endif
 
-ALL_PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report
-# A stage is built once its main file (fetch/dt-fetch.c ...) exists.
-PROGS = $(foreach p,$(ALL_PROGS),$(if $(wildcard $(p).c),$(p)))
+PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report
 # Scripts that belong beside the programs (installed, and on the tests'
 # PATH through build/bin).
-SCRIPTS = $(if $(wildcard analyze/dt-fanout),$(BUILD)/bin/dt-fanout) \
-	$(if $(wildcard entrypoint.sh),$(BUILD)/bin/dt-entrypoint)
+SCRIPTS = $(BUILD)/bin/dt-fanout $(BUILD)/bin/dt-entrypoint
 BINS = $(addprefix $(BUILD)/bin/,$(notdir $(PROGS)))
 # Data files beside the programs, found through dt_data_file().
-DATA = $(addprefix $(BUILD)/share/dt/,$(notdir $(wildcard analyze/prompt.txt analyze/schema.json)))
+DATA = $(BUILD)/share/dt/prompt.txt $(BUILD)/share/dt/schema.json
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
