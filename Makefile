@@ -136,10 +136,12 @@ bench: deps-check all
 deps:
 	@tools/deps install
 	@tools/k8s-validate/install
+	@tools/supabase-js/install
 
 deps-check:
 	@tools/deps check || tools/deps install
 	@tools/k8s-validate/install --check 2>/dev/null || tools/k8s-validate/install
+	@tools/supabase-js/install --check 2>/dev/null || tools/supabase-js/install
 
 # The container image (podman; see docs/deploy.md).
 image:

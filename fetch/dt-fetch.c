@@ -54,7 +54,7 @@ static const char usage_text[] =
     "\n"
     "  -a, --max-attempts n   record-specific failures before a row is parked\n"
     "                         as failed (DT_MAX_ATTEMPTS, 3)\n"
-    "  -b, --batch-size n     rows per claim (BATCH_SIZE, 100)\n"
+    "  -b, --batch-size n     rows per claim, at most 1000 (BATCH_SIZE, 100)\n"
     "  -C, --columns list     more source columns for \"row\", comma-separated\n"
     "                         (DT_SOURCE_COLUMNS)\n"
     "  -c, --claim            lease rows to this run (the CronJob's mode)\n"
@@ -384,6 +384,14 @@ configure(struct fetch *f, int argc, char **argv)
 		nconf++;
 	if (f->stop_file != NULL && check_stop_file(f->stop_file) < 0)
 		nconf++;
+	if (f->batch > DT_SB_MAX_ROWS) {
+		/* A claim leases every row it takes; the reply is cut. */
+		dt_error("BATCH_SIZE/--batch-size: %lld is more than the %d rows "
+		    "Supabase returns for one request (max_rows): a claim that "
+		    "large would lease rows that never arrive", f->batch,
+		    DT_SB_MAX_ROWS);
+		nconf++;
+	}
 	if (run_id != NULL) {
 		if (*run_id == '\0' || strlen(run_id) > RUN_ID_MAX) {
 			dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",
@@ -620,6 +628,45 @@ emit_rows(struct fetch *f, json_t *rows, char **last)
 	return (long long)json_array_size(rows);
 }
 
+/*
+ * After Supabase cut a dt_claim reply (rows, the array received, holds n
+ * of the total leased): gives the leases of that claim that did not
+ * arrive back through dt_release, and sets f->status and f->message.
+ */
+static void
+give_back(struct fetch *f, struct dt_supabase *sb, json_t *rows,
+    long long n, long long total, long long want)
+{
+	struct dt_sb_result res;
+	char key[RUN_ID_MAX + 32], back[200];
+	json_t *args, *keep = json_array(), *row;
+	size_t i;
+
+	snprintf(key, sizeof(key), "%s:%lld", f->run_id, f->batches + 1);
+	json_array_foreach(rows, i, row)
+		json_array_append(keep, json_object_get(row, "source_id"));
+	args = json_pack("{sssssO}", "p_run_id", f->run_id, "p_claim_key",
+	    key, "p_keep", keep);
+	if (args != NULL && dt_supabase_call(sb, "POST", "rpc/dt_release",
+	    args, NULL, 1, &res) == DT_SB_OK && json_is_integer(res.body))
+		snprintf(back, sizeof(back), "the other %lld are given back",
+		    (long long)json_integer_value(res.body));
+	else
+		snprintf(back, sizeof(back), "the others come back when "
+		    "their lease ends (dt_release: %.120s)", args == NULL ?
+		    "out of memory" : res.message);
+	if (args != NULL)
+		dt_sb_result_clear(&res);
+	json_decref(args);
+	json_decref(keep);
+	f->status = DT_EXIT_CONFIG;
+	snprintf(f->message, sizeof(f->message), "Supabase returned %lld of "
+	    "the %lld rows dt_claim leased: the project's Max rows (API "
+	    "settings) is below BATCH_SIZE (%lld); set BATCH_SIZE to at most "
+	    "%lld; %s", n, total, want, n, back);
+	dt_error("%s", f->message);
+}
+
 /* Claims or peeks batch after batch.  Sets f->status and f->message. */
 static void
 run(struct fetch *f, struct dt_supabase *sb)
@@ -644,8 +691,9 @@ run(struct fetch *f, struct dt_supabase *sb)
 			snprintf(f->message, sizeof(f->message), "out of memory");
 			break;
 		}
-		if (dt_supabase_call(sb, "POST", path, args, NULL, 1, &res) !=
-		    DT_SB_OK) {
+		/* The count shows whether the server cut the reply. */
+		if (dt_supabase_call(sb, "POST", path, args, f->mode == 'c' ?
+		    "count=exact" : NULL, 1, &res) != DT_SB_OK) {
 			/* A 400 here means a bad column or argument: config. */
 			f->status = res.kind == DT_SB_REJECTED ? DT_EXIT_CONFIG :
 			    dt_sb_exit(res.kind);
@@ -660,6 +708,17 @@ run(struct fetch *f, struct dt_supabase *sb)
 		}
 		json_decref(args);
 		n = emit_rows(f, res.body, &last);
+		if (n >= 0 && f->mode == 'c' && res.total > n) {
+			/*
+			 * The project caps replies below BATCH_SIZE: the rows
+			 * written are good; the rest were leased and never
+			 * arrived.  Give them back, and claim no more.
+			 */
+			give_back(f, sb, res.body, n, res.total, want);
+			dt_sb_result_clear(&res);
+			f->batches++;
+			break;
+		}
 		dt_sb_result_clear(&res);
 		if (n < 0) {
 			if (f->status != DT_EXIT_PIPE)

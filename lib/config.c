@@ -218,6 +218,7 @@ void
 dt_config_register_secrets(void)
 {
 	static const char *names[] = {"SUPABASE_KEY", "SUPABASE_ANON_KEY",
+	    "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SERVICE_ROLE_JWT",
 	    "PERPLEXITY_API_KEY", "TELEGRAM_BOT_TOKEN"};
 	char filevar[128];
 	const char *path;

@@ -49,9 +49,10 @@ int dt_env_secret(const char *name, char **out);
 
 /*
  * Registers with dt_log_secret() the values of every well-known secret
- * variable (SUPABASE_KEY, PERPLEXITY_API_KEY, TELEGRAM_BOT_TOKEN and
- * their _FILE variants' contents) whether or not this program uses them,
- * so that no program can print another program's secret.
+ * variable (SUPABASE_KEY, PERPLEXITY_API_KEY, TELEGRAM_BOT_TOKEN, Supabase's
+ * other keys, and their _FILE variants' contents) whether or not this
+ * program uses them, so that no program can print another program's
+ * secret.
  */
 void dt_config_register_secrets(void);
 

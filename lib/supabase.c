@@ -1,6 +1,7 @@
 /*
  * supabase.c: calls to Supabase's data API (PostgREST).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,10 @@
 #include "utf8.h"
 
 #define MAX_RESPONSE ((size_t)256 * 1024 * 1024)
+
+/* What to do about a key that is not a secret one. */
+#define NOT_SECRET_KEY "this is not a secret (service) key: set SUPABASE_KEY " \
+	"to a secret key (sb_secret_...) or the legacy service_role key"
 
 struct dt_supabase {
 	struct dt_http *http;
@@ -104,11 +109,16 @@ read_config(struct sb_config *c)
 	if (dt_env_secret("SUPABASE_KEY", &c->key) < 0)
 		bad++;
 	else if (c->key == NULL || *c->key == '\0') {
-		dt_error("SUPABASE_KEY is not set (the service role key; or "
-		    "SUPABASE_KEY_FILE naming a file that holds it)");
+		dt_error("SUPABASE_KEY is not set (a secret key, sb_secret_..., "
+		    "or the legacy service_role key; or SUPABASE_KEY_FILE naming "
+		    "a file that holds it)");
 		bad++;
 	} else if (strpbrk(c->key, "\r\n") != NULL) {
 		dt_error("SUPABASE_KEY: contains a line break");
+		bad++;
+	} else if (strncmp(c->key, "sb_publishable_", 15) == 0) {
+		dt_error("SUPABASE_KEY: a publishable key (sb_publishable_...); "
+		    NOT_SECRET_KEY);
 		bad++;
 	}
 	return bad;
@@ -246,6 +256,21 @@ describe_error(struct dt_sb_result *res, const char *raw)
 		snprintf(res->message + used, sizeof(res->message) - used,
 		    ": %.*s", (int)utf8_cut(raw, strlen(raw), 200), raw);
 	}
+	/*
+	 * PostgREST answers a permission error with 401 only to the anon
+	 * role, which is what a publishable or anon key gets: dt's tables
+	 * and functions are granted to service_role alone.
+	 */
+	if (res->status == 401 && json_is_object(res->body) &&
+	    json_string_value(json_object_get(res->body, "code")) != NULL &&
+	    strcmp(json_string_value(json_object_get(res->body, "code")),
+	    "42501") == 0) {
+		size_t used = strlen(res->message);
+
+		if (used < sizeof(res->message))
+			snprintf(res->message + used, sizeof(res->message) - used,
+			    ": %s", NOT_SECRET_KEY);
+	}
 	/* A field that did not fit was cut by snprintf, maybe mid-character. */
 	utf8_fix(res->message);
 	/* The message may quote what the server said; never a secret. */
@@ -254,6 +279,26 @@ describe_error(struct dt_sb_result *res, const char *raw)
 		free(clean);
 	}
 	utf8_fix(res->message);
+}
+
+/*
+ * The whole result's size, the number after the slash of a Content-Range
+ * value ("0-999/5000"), or -1 when there is none or it is "*".
+ */
+static long long
+range_total(const char *v)
+{
+	const char *slash = v != NULL ? strrchr(v, '/') : NULL;
+	char *end;
+	long long n;
+
+	if (slash == NULL || slash[1] < '0' || slash[1] > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(slash + 1, &end, 10);
+	while (*end == ' ' || *end == '\t' || *end == '\r')
+		end++;
+	return errno != 0 || *end != '\0' ? -1 : n;
 }
 
 int
@@ -321,6 +366,7 @@ dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
 	dt_http_send(sb->http, &req, &pol, &resp);
 	res->tries = resp.tries;
 	res->status = resp.status;
+	res->total = range_total(resp.content_range);
 	if (resp.result != DT_HTTP_OK) {
 		res->kind = resp.result == DT_HTTP_ETIMEOUT ? DT_SB_TIMEOUT :
 		    resp.result == DT_HTTP_ETOOBIG ? DT_SB_BADREPLY :

@@ -26,9 +26,19 @@ enum {
 	DT_SB_BADREPLY = 5     /* 2xx whose body is not the JSON expected */
 };
 
+/*
+ * The most rows Supabase gives back for one request (PostgREST's
+ * db-max-rows, "Max rows" in the project's API settings; RPC results
+ * included): more are cut off, silently.
+ */
+#define DT_SB_MAX_ROWS 1000
+
 struct dt_sb_result {
 	int kind;              /* DT_SB_* */
 	long status;           /* HTTP status, 0 when there was no response */
+	long long total;       /* rows in the whole result, from Content-Range
+	                          (asked with "Prefer: count=exact"); -1 when
+	                          the server did not say */
 	int tries;
 	json_t *body;          /* parsed body (new reference) or NULL */
 	char message[1024];    /* one line: "HTTP 404: PGRST202: ... (hint: ...)" */

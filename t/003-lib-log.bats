@@ -54,6 +54,15 @@ load test_helper/common
 	assert_no_secret "$SUPABASE_KEY" <(echo "$stderr")
 }
 
+@test "log: Supabase's secret and publishable keys and the legacy JWTs are redacted under every name" {
+	export SUPABASE_KEY=sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz
+	export SUPABASE_PUBLISHABLE_KEY=sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH
+	export SUPABASE_SERVICE_ROLE_JWT=eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig
+	export SUPABASE_ANON_KEY=eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.sig
+	run -0 --separate-stderr libcheck log 3 "a=$SUPABASE_KEY b=$SUPABASE_PUBLISHABLE_KEY c=$SUPABASE_SERVICE_ROLE_JWT d=$SUPABASE_ANON_KEY" -v -v -v
+	assert_equal "$stderr" "libcheck: debug: a=*** b=*** c=*** d=***"
+}
+
 @test "log: a secret read from a _FILE is redacted too, and cut lines leave no prefix of it" {
 	printf 'file-held-secret-0123456789\n' >"$BATS_TEST_TMPDIR/k"
 	export PERPLEXITY_API_KEY_FILE=$BATS_TEST_TMPDIR/k

@@ -34,6 +34,8 @@ Try 't/stack/up --help'."
 	assert_output "export DT_STACK_DIR
 export SUPABASE_URL
 export SUPABASE_KEY
+export SUPABASE_PUBLISHABLE_KEY
+export SUPABASE_SERVICE_ROLE_JWT
 export SUPABASE_ANON_KEY
 export SUPABASE_JWT_SECRET
 export PGHOST
@@ -48,6 +50,11 @@ export TELEGRAM_CHAT_ID"
 	[[ $TELEGRAM_BOT_TOKEN =~ ^[1-9][0-9]{9}:AAH[A-Za-z0-9_-]{32}$ ]]
 	[[ $TELEGRAM_CHAT_ID =~ ^-100[1-9][0-9]{9}$ ]]
 	[[ $SUPABASE_URL =~ ^http://127\.0\.0\.1:[0-9]+$ ]]
+	# Supabase's new API keys by default; the legacy JWTs beside them.
+	[[ $SUPABASE_KEY =~ ^sb_secret_[A-Za-z0-9_-]{22}_[A-Za-z0-9_-]{8}$ ]]
+	[[ $SUPABASE_PUBLISHABLE_KEY =~ ^sb_publishable_[A-Za-z0-9_-]{22}_[A-Za-z0-9_-]{8}$ ]]
+	[[ $SUPABASE_SERVICE_ROLE_JWT =~ ^eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$ ]]
+	[[ $SUPABASE_ANON_KEY =~ ^eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$ ]]
 
 	run -0 psql -XAtc 'select count(*) from public.messages'
 	assert_output 3

@@ -94,20 +94,35 @@ setup() {
 	assert_output 0
 }
 
-@test "dt-fetch: a wrong key is a configuration error with the server's hint, and no key is printed" {
-	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 --separate-stderr dt-fetch -c -r r
-	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"Supabase refused the request: HTTP 401: 42501: permission denied for function dt_claim","counts":{"claimed":0,"batches":0,"text_cut":0},"interrupted":false}'
+@test "dt-fetch: a publishable or anon key is \"not a secret (service) key\"; a wrong key gets the server's hint; no key is printed" {
+	messages 2
+	# The legacy anon JWT: the server's 42501, and what it means.
+	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 --separate-stderr dt-fetch -c -r r -v -v
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"Supabase refused the request: HTTP 401: 42501: permission denied for function dt_claim: this is not a secret (service) key: set SUPABASE_KEY to a secret key (sb_secret_...) or the legacy service_role key","counts":{"claimed":0,"batches":0,"text_cut":0},"interrupted":false}'
 	echo "$output$stderr" >"$BATS_TEST_TMPDIR/all"
-	# The key with a changed signature: the last of its 43 base64url
-	# characters carries only 4 bits, and A and Q differ in them.
+	# A publishable key is known by its form, before anything is sent.
+	SUPABASE_KEY=$SUPABASE_PUBLISHABLE_KEY run -78 --separate-stderr dt-fetch -c -r r -v -v
+	assert_line --partial '"message":"bad Supabase configuration (see the log)"'
+	assert_equal "${stderr_lines[0]}" 'dt-fetch: error: SUPABASE_KEY: a publishable key (sb_publishable_...); this is not a secret (service) key: set SUPABASE_KEY to a secret key (sb_secret_...) or the legacy service_role key'
+	echo "$output$stderr" >>"$BATS_TEST_TMPDIR/all"
+	SUPABASE_KEY=$SUPABASE_PUBLISHABLE_KEY run -78 --separate-stderr dt-fetch --check-config
+	assert_equal "$stderr" 'dt-fetch: error: SUPABASE_KEY: a publishable key (sb_publishable_...); this is not a secret (service) key: set SUPABASE_KEY to a secret key (sb_secret_...) or the legacy service_role key'
+	# A secret key that is not the project's.
 	wrong=${SUPABASE_KEY%?}
-	if [ "${SUPABASE_KEY: -1}" = A ]; then wrong+=Q; else wrong+=A; fi
+	if [ "${SUPABASE_KEY: -1}" = x ]; then wrong+=y; else wrong+=x; fi
 	SUPABASE_KEY=$wrong run -78 --separate-stderr dt-fetch -c -r r -v -v
 	assert_line --partial '"message":"Supabase refused the request: HTTP 401: Invalid API key (hint: Double check your Supabase `anon` or `service_role` API key.)"'
 	echo "$output$stderr" >>"$BATS_TEST_TMPDIR/all"
+	# The right one, as verbose as it gets.
+	run -0 --separate-stderr dt-fetch -c -r r2 -v -v -v
+	assert_line --index 2 --partial '"counts":{"claimed":2,'
+	echo "$output$stderr" >>"$BATS_TEST_TMPDIR/all"
+	run -0 grep -c 'supabase: POST http://127.0.0.1:[0-9]*/rest/v1/rpc/dt_claim' "$BATS_TEST_TMPDIR/all"
 	assert_no_secret "$SUPABASE_KEY" "$BATS_TEST_TMPDIR/all"
 	assert_no_secret "$wrong" "$BATS_TEST_TMPDIR/all"
 	assert_no_secret "$SUPABASE_ANON_KEY" "$BATS_TEST_TMPDIR/all"
+	assert_no_secret "$SUPABASE_PUBLISHABLE_KEY" "$BATS_TEST_TMPDIR/all"
+	run -1 grep -E 'sb_(secret|publishable)_[A-Za-z0-9_-]{4}' "$BATS_TEST_TMPDIR/all"
 }
 
 @test "dt-fetch: a missing table or function is named, with PostgREST's hint" {
@@ -192,7 +207,7 @@ dt-fetch: info: run r: claimed 0 rows in 0 batches'
 	assert_output '{"stage":"dt-fetch","run_id":"r","status":78,"message":"bad Supabase configuration (see the log)","counts":{"claimed":0,"batches":0,"text_cut":0},"interrupted":false}'
 	unset SUPABASE_KEY
 	run -78 --separate-stderr dt-fetch -c -r r
-	assert_equal "${stderr_lines[0]}" 'dt-fetch: error: SUPABASE_KEY is not set (the service role key; or SUPABASE_KEY_FILE naming a file that holds it)'
+	assert_equal "${stderr_lines[0]}" 'dt-fetch: error: SUPABASE_KEY is not set (a secret key, sb_secret_..., or the legacy service_role key; or SUPABASE_KEY_FILE naming a file that holds it)'
 	SUPABASE_URL=http://127.0.0.1:1 SUPABASE_KEY=k DT_SUPABASE_TRIES=1 run -69 --separate-stderr dt-fetch -c -r r
 	assert_output --partial '"status":69,"message":"Supabase unavailable: '
 }
@@ -320,7 +335,7 @@ dt-fetch: error: SUPABASE_KEY_FILE: $BATS_TEST_TMPDIR/key: file holds more than 
 dt-fetch: error: SUPABASE_KEY and SUPABASE_KEY_FILE are both set; set only one"
 	SUPABASE_URL=http:///rest/v1 SUPABASE_KEY= run -78 --separate-stderr dt-fetch --check-config
 	assert_equal "$stderr" "dt-fetch: error: SUPABASE_URL: no host name: http:///rest/v1
-dt-fetch: error: SUPABASE_KEY is not set (the service role key; or SUPABASE_KEY_FILE naming a file that holds it)"
+dt-fetch: error: SUPABASE_KEY is not set (a secret key, sb_secret_..., or the legacy service_role key; or SUPABASE_KEY_FILE naming a file that holds it)"
 	echo "$output$stderr" >"$BATS_TEST_TMPDIR/all"
 	assert_no_secret "$SUPABASE_KEY" "$BATS_TEST_TMPDIR/all"
 	# The command line's grammar is still a usage error.
@@ -329,4 +344,82 @@ dt-fetch: error: SUPABASE_KEY is not set (the service role key; or SUPABASE_KEY_
 Try 'dt-fetch --help'."
 	run -0 standin supabase requests
 	assert_output ''
+}
+
+@test "dt-fetch: BATCH_SIZE above Supabase's 1,000-row cap is refused before anything is leased" {
+	messages 5
+	BATCH_SIZE=1500 run -78 --separate-stderr dt-fetch -c -r r
+	assert_output ''
+	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE/--batch-size: 1500 is more than the 1000 rows Supabase returns for one request (max_rows): a claim that large would lease rows that never arrive"
+	run -78 --separate-stderr dt-fetch --check-config -b 1001
+	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE/--batch-size: 1001 is more than the 1000 rows Supabase returns for one request (max_rows): a claim that large would lease rows that never arrive"
+	run -0 sql 'select count(*) from dt_results'
+	assert_output 0
+	run -0 standin supabase requests
+	assert_output ''
+}
+
+@test "dt-fetch: at the cap every row leased is a row written" {
+	messages 2500
+	dt-fetch -c -q -r r -b 1000 -m 0 >"$BATS_TEST_TMPDIR/out"
+	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
+	assert_output '{"stage":"dt-fetch","run_id":"r","status":0,"message":null,"counts":{"claimed":2500,"batches":4,"text_cut":0},"interrupted":false}'
+	jq -r 'select(.id) | .id' "$BATS_TEST_TMPDIR/out" | sort -n >"$BATS_TEST_TMPDIR/written"
+	sql "select source_id from dt_results where status = 'leased' order by source_id::bigint" >"$BATS_TEST_TMPDIR/leased"
+	run -0 diff "$BATS_TEST_TMPDIR/written" "$BATS_TEST_TMPDIR/leased"
+	run -0 wc -l <"$BATS_TEST_TMPDIR/leased"
+	assert_output 2500
+}
+
+@test "dt-fetch: a reply cut below BATCH_SIZE (a lower Max rows) gives the rows that never arrived back and stops" {
+	messages 10
+	standin supabase script '{"max_rows": 3}'
+	run -78 --separate-stderr dt-fetch -c -r r -b 5
+	assert_output '{"id":1,"text":"message 1","row":{"id":1},"run_id":"r","attempt":1}
+{"id":2,"text":"message 2","row":{"id":2},"run_id":"r","attempt":1}
+{"id":3,"text":"message 3","row":{"id":3},"run_id":"r","attempt":1}
+{"stage":"dt-fetch","run_id":"r","status":78,"message":"Supabase returned 3 of the 5 rows dt_claim leased: the project'"'"'s Max rows (API settings) is below BATCH_SIZE (5); set BATCH_SIZE to at most 3; the other 2 are given back","counts":{"claimed":3,"batches":1,"text_cut":0},"interrupted":false}'
+	# Leased: exactly the rows written.  The two others as if never claimed.
+	run -0 sql "select source_id, status, attempts, claims from dt_results where source_id::int <= 5 order by 1"
+	assert_output $'1\tleased\t1\t1\n2\tleased\t1\t1\n3\tleased\t1\t1\n4\tpending\t0\t0\n5\tpending\t0\t0'
+	# Another run takes them.
+	standin supabase script '{"max_rows": 0}'
+	run -0 dt-fetch -c -q -r r2 -b 2 -m 2
+	assert_line --index 0 --partial '{"id":4,'
+	assert_line --index 1 --partial '{"id":5,'
+}
+
+@test "dt-fetch: a cut reply without dt_release (its migration not applied) says the rows come back after the lease" {
+	messages 4
+	standin supabase script '{"max_rows": 1}'
+	sql 'alter function dt_release rename to dt_release_away' >/dev/null
+	run -78 --separate-stderr dt-fetch -c -q -r r -b 2
+	sql 'alter function dt_release_away rename to dt_release' >/dev/null
+	assert_line --index 1 --partial '"message":"Supabase returned 1 of the 2 rows dt_claim leased: the project'"'"'s Max rows (API settings) is below BATCH_SIZE (2); set BATCH_SIZE to at most 1; the others come back when their lease ends (dt_release: HTTP 404: PGRST202: Could not find the function public.dt_release'
+	run -0 sql "select count(*) from dt_results where status = 'leased'"
+	assert_output 2
+}
+
+@test "dt-fetch --claim: 200,000 source rows, the first run and a later one, inside Supabase's statement timeouts" {
+	# The stand-in runs service_role under authenticator's 8 s, as
+	# Supabase does (t/081 checks it); each call below must finish in it.
+	sql "insert into messages (text) select 'message ' || g from generate_series(1, 200000) g" >/dev/null
+	# The first run: dt_results is empty, the first claim takes rows in.
+	dt-fetch -c -q -r run-1 -b 1000 >"$BATS_TEST_TMPDIR/out"
+	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
+	assert_output '{"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":10000,"batches":10,"text_cut":0},"interrupted":false}'
+	# Earlier runs took in and finished all but the last 10,000.
+	sql "insert into dt_results (source_id, status, attempts, claims, done_at)
+		select g::text, 'done', 1, 1, now() from generate_series(10001, 190000) g" >/dev/null
+	sql 'analyze dt_results' >/dev/null
+	dt-fetch -c -q -r run-2 -b 1000 -m 0 >"$BATS_TEST_TMPDIR/out"
+	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
+	assert_output '{"stage":"dt-fetch","run_id":"run-2","status":0,"message":null,"counts":{"claimed":10000,"batches":11,"text_cut":0},"interrupted":false}'
+	run -0 head -n 1 "$BATS_TEST_TMPDIR/out"
+	assert_output --partial '{"id":190001,'
+	# What dt-report and --peek ask of the same table.
+	run -0 rest POST rpc/dt_backlog -d '{}'
+	assert_output $'{"done": 180000, "failed": 0, "leased": 20000, "unclaimed": 0}\nHTTP 200'
+	run -0 dt-fetch -p -q -r peek
+	assert_output '{"stage":"dt-fetch","run_id":"peek","status":0,"message":null,"counts":{"peeked":0,"batches":1,"text_cut":0},"interrupted":false}'
 }

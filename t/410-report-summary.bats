@@ -187,7 +187,7 @@ $(cat t/fixtures/report/run-ok.en.html)"
 	assert_output ""
 	assert_equal "$stderr" "dt-report: error: DT_REPORT_LANG: 'de' is not one of en, ru
 dt-report: error: DT_RUN_STARTED_AT: 'yesterday' is not an RFC 3339 time
-dt-report: error: SUPABASE_KEY is not set (the service role key; or SUPABASE_KEY_FILE naming a file that holds it)"
+dt-report: error: SUPABASE_KEY is not set (a secret key, sb_secret_..., or the legacy service_role key; or SUPABASE_KEY_FILE naming a file that holds it)"
 }
 
 @test "dt-report: -L and DT_MAX_LINE set the longest line" {

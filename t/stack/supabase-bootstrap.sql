@@ -29,9 +29,12 @@ $$;
 grant anon, authenticated, service_role to authenticator;
 
 -- Supabase's per-role statement timeouts (PostgREST applies them to each
--- request that impersonates the role).
+-- request that impersonates the role).  service_role has none of its own:
+-- it runs under the timeout of the login, authenticator, which its
+-- connections get when they log in.
 alter role anon set statement_timeout = '3s';
 alter role authenticated set statement_timeout = '8s';
+alter role authenticator set statement_timeout = '8s';
 
 grant usage on schema public to postgres, anon, authenticated, service_role;
 alter default privileges for role postgres in schema public
