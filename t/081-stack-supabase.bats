@@ -245,6 +245,48 @@ HTTP 500'
 	[ $(( ($(date +%s%N) - start) / 1000000 )) -ge 300 ]
 }
 
+@test "migrations: dt_message_analysis is readable by service_role only, with the reader's rights, its id typed as the source's" {
+	run -0 sql "select r, has_table_privilege(r, 'public.dt_message_analysis', 'select') from unnest(array['anon', 'authenticated', 'service_role', 'public']) r"
+	assert_output $'anon\tf\nauthenticated\tf\nservice_role\tt\npublic\tf'
+	run -0 sql "select relkind, reloptions from pg_class where oid = 'public.dt_message_analysis'::regclass"
+	assert_output $'v\t{security_invoker=true}'
+	run -0 sql "select attname, format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'public.dt_message_analysis'::regclass and attnum > 0 order by attnum"
+	assert_output $'message_id\tbigint
+status\ttext
+sentiment\ttext
+topics\ttext[]
+language\ttext
+summary\ttext
+action_items\ttext[]
+confidence\tdouble precision
+model\ttext
+prompt_version\ttext
+analyzed_at\ttimestamp with time zone'
+	run -0 as "$SUPABASE_PUBLISHABLE_KEY" dt_message_analysis
+	assert_output '{"code":"42501","details":null,"hint":null,"message":"permission denied for view dt_message_analysis"} 401'
+	run -0 as "$SUPABASE_ANON_KEY" dt_message_analysis
+	assert_output '{"code":"42501","details":null,"hint":null,"message":"permission denied for view dt_message_analysis"} 401'
+	run -0 as "$SUPABASE_KEY" dt_message_analysis
+	assert_output '[] 200'
+}
+
+@test "migrations: dt_message_analysis follows the source table's id type when the migration runs again" {
+	sql 'create table public.t_uuid_messages (id uuid primary key, text text)' >/dev/null
+	sed "s/'public.messages'/'public.t_uuid_messages'/" \
+		"$DT_ROOT/supabase/migrations/20261201000300_dt_message_analysis.sql" >"$BATS_TEST_TMPDIR/view.sql"
+	run -1 grep -c "t_uuid_messages" "$DT_ROOT/supabase/migrations/20261201000300_dt_message_analysis.sql"
+	psql -X -q -v ON_ERROR_STOP=1 -1 -f "$BATS_TEST_TMPDIR/view.sql"
+	run -0 sql "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'public.dt_message_analysis'::regclass and attname = 'message_id'"
+	assert_output uuid
+	run -0 sql "select has_table_privilege('anon', 'public.dt_message_analysis', 'select'), has_table_privilege('service_role', 'public.dt_message_analysis', 'select')"
+	assert_output $'f\tt'
+	# Back to public.messages, as the migration has it.
+	psql -X -q -v ON_ERROR_STOP=1 -1 -f "$DT_ROOT/supabase/migrations/20261201000300_dt_message_analysis.sql"
+	run -0 sql "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'public.dt_message_analysis'::regclass and attname = 'message_id'"
+	assert_output bigint
+	sql 'drop table public.t_uuid_messages' >/dev/null
+}
+
 # supabase_js SCENARIO: runs tools/supabase-js/check.mjs (Supabase's own
 # client) against the stand-in.
 supabase_js() {
@@ -261,6 +303,7 @@ supabase_js() {
 secret dt_backlog: HTTP 200 data={"done":0,"failed":0,"leased":0,"unclaimed":2}
 publishable dt_results: HTTP 401 error=42501: permission denied for table dt_results
 publishable dt_claim: HTTP 401 error=42501: permission denied for function dt_claim
+publishable dt_message_analysis: HTTP 401 error=42501: permission denied for view dt_message_analysis
 service_role JWT dt_results: HTTP 200 rows=0
 anon JWT dt_results: HTTP 401 error=42501: permission denied for table dt_results
 secret key from a browser: HTTP 401 error=-: Forbidden use of secret API key in browser
@@ -295,6 +338,17 @@ publishable: HTTP 200 data="3s"
 service_role JWT: HTTP 200 data="8s"
 anon JWT: HTTP 200 data="3s"
 user JWT: HTTP 200 data="8s"'
+}
+
+@test "supabase-js: the bot's query on dt_message_analysis" {
+	messages 3
+	rest POST rpc/dt_claim -d '{"p_run_id":"r","p_limit":2}' >/dev/null
+	rest POST rpc/dt_settle -d '{"p_run_id":"r","p_results":[{"id":"1","analysis":{"summary":"Late delivery.","sentiment":"negative","topics":["delivery"],"language":"en","action_items":["call the courier"],"confidence":0.9},"model":"sonar","prompt_version":"v1"},{"id":"2","error":{"kind":"invalid_output","message":"bad"}}]}' >/dev/null
+	run -0 --separate-stderr supabase_js view
+	assert_output 'view: HTTP 200
+{"message_id":1,"status":"done","sentiment":"negative","topics":["delivery"],"language":"en","summary":"Late delivery.","action_items":["call the courier"],"confidence":0.9,"model":"sonar","prompt_version":"v1","analyzed_at":"string"}
+{"message_id":2,"status":"pending","sentiment":null,"topics":null,"language":null,"summary":null,"action_items":null,"confidence":null,"model":null,"prompt_version":null,"analyzed_at":"object"}
+{"message_id":3,"status":"pending","sentiment":null,"topics":null,"language":null,"summary":null,"action_items":null,"confidence":null,"model":null,"prompt_version":null,"analyzed_at":"object"}'
 }
 
 @test "dt_release: gives back the leases of one claim except the ones kept, with their attempt and claim" {

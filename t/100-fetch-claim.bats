@@ -423,3 +423,23 @@ Try 'dt-fetch --help'."
 	run -0 dt-fetch -p -q -r peek
 	assert_output '{"stage":"dt-fetch","run_id":"peek","status":0,"message":null,"counts":{"peeked":0,"batches":1,"text_cut":0},"interrupted":false}'
 }
+
+@test "dt_message_analysis: after a run, the bot reads each message's analysis with the secret key only" {
+	messages 3
+	dt-fetch -c -q -r run-1 |
+		jq -c 'if .id == 2 then . + {error: {kind: "invalid_output", message: "no JSON", retryable: true}}
+			elif .id then . + {analysis: {summary: "About \(.text).", sentiment: "neutral", topics: ["test"],
+				language: "en", action_items: [], confidence: 0.5}, model: "sonar", prompt_version: "p1",
+				usage: {prompt_tokens: 10, completion_tokens: 5, total_tokens: 15}, latency_ms: 7}
+			else . end' >"$BATS_TEST_TMPDIR/analyzed"
+	run -1 dt-store -q "$BATS_TEST_TMPDIR/analyzed"
+	run -0 rest GET 'dt_message_analysis?select=message_id,status,sentiment,topics,language,summary,action_items,confidence,model,prompt_version&order=message_id'
+	assert_output '[{"message_id":1,"status":"done","sentiment":"neutral","topics":["test"],"language":"en","summary":"About message 1.","action_items":[],"confidence":0.5,"model":"sonar","prompt_version":"p1"}, 
+ {"message_id":2,"status":"pending","sentiment":null,"topics":null,"language":null,"summary":null,"action_items":null,"confidence":null,"model":null,"prompt_version":null}, 
+ {"message_id":3,"status":"done","sentiment":"neutral","topics":["test"],"language":"en","summary":"About message 3.","action_items":[],"confidence":0.5,"model":"sonar","prompt_version":"p1"}]
+HTTP 200'
+	run -0 rest GET 'dt_message_analysis?select=message_id&analyzed_at=not.is.null&message_id=eq.3'
+	assert_output $'[{"message_id":3}]\nHTTP 200'
+	run -0 curl -sS -w ' %{http_code}' -H "apikey: $SUPABASE_PUBLISHABLE_KEY" "$SUPABASE_URL/rest/v1/dt_message_analysis"
+	assert_output '{"code":"42501","details":null,"hint":null,"message":"permission denied for view dt_message_analysis"} 401'
+}

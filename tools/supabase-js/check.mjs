@@ -5,7 +5,9 @@
 //
 //   <name>: HTTP <status> rows=<n>|data=<json> [count=<n>] [error=<code>: <message>]
 //
-//   node tools/supabase-js/check.mjs keys|cap|timeouts
+// (view also prints each row as JSON.)
+//
+//   node tools/supabase-js/check.mjs keys|cap|timeouts|view
 //
 // Reads SUPABASE_URL, SUPABASE_KEY (a secret key), SUPABASE_PUBLISHABLE_KEY,
 // SUPABASE_SERVICE_ROLE_JWT, SUPABASE_ANON_KEY and SUPABASE_JWT_SECRET
@@ -62,6 +64,7 @@ const scenarios = {
     show('secret dt_backlog', await secret().rpc('dt_backlog'));
     show('publishable dt_results', await publishable().from('dt_results').select('source_id'));
     show('publishable dt_claim', await publishable().rpc('dt_claim', { p_run_id: 'js' }));
+    show('publishable dt_message_analysis', await publishable().from('dt_message_analysis').select('*'));
     show('service_role JWT dt_results', await client(env.SUPABASE_SERVICE_ROLE_JWT).from('dt_results').select('source_id'));
     show('anon JWT dt_results', await client(env.SUPABASE_ANON_KEY).from('dt_results').select('source_id'));
     show('secret key from a browser', await client(env.SUPABASE_KEY, { 'User-Agent': BROWSER }).from('messages').select('id'));
@@ -81,6 +84,14 @@ const scenarios = {
     show('service_role JWT', await client(env.SUPABASE_SERVICE_ROLE_JWT).rpc('t_statement_timeout'));
     show('anon JWT', await client(env.SUPABASE_ANON_KEY).rpc('t_statement_timeout'));
     show('user JWT', await client(env.SUPABASE_PUBLISHABLE_KEY, { Authorization: `Bearer ${userJwt()}` }).rpc('t_statement_timeout'));
+  },
+  async view() {
+    const res = await secret().from('dt_message_analysis')
+      .select('message_id, status, sentiment, topics, language, summary, action_items, confidence, model, prompt_version, analyzed_at')
+      .order('message_id');
+    show('view', { ...res, data: null });
+    // The time changes from run to run: its type is what is compared.
+    for (const r of res.data || []) console.log(JSON.stringify({ ...r, analyzed_at: typeof r.analyzed_at }));
   },
 };
 
