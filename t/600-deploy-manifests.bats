@@ -50,6 +50,88 @@ edit() {
 	assert_equal "$stderr" "k8s-validate: 6 objects valid: k8s/overlays/scale-out k8s/secret.example.yaml"
 }
 
+@test "k8s: the existing-namespace overlay validates" {
+	run -0 --separate-stderr v k8s --version "$VERSION" k8s/overlays/existing-namespace k8s/overlays/existing-namespace/secrets.example.yaml
+	assert_equal "$stderr" "k8s-validate: 6 objects valid: k8s/overlays/existing-namespace k8s/overlays/existing-namespace/secrets.example.yaml"
+}
+
+# objs DIR: the rendered objects, one JSON object a line.
+objs() {
+	v render "$1" >objs.json || fail "render $1"
+}
+
+@test "k8s: the existing-namespace overlay creates no Namespace and reads the team's two Secrets" {
+	objs k8s/overlays/existing-namespace
+	run -0 jq -rs 'map("\(.kind)/\(.metadata.name) \(.metadata.namespace)") | sort[]' objs.json
+	assert_output - <<-'EOF'
+		ConfigMap/batch-analyzer-config production
+		CronJob/batch-analyzer production
+		NetworkPolicy/batch-analyzer production
+		ServiceAccount/batch-analyzer production
+	EOF
+	run -0 jq -r 'select(.kind == "CronJob") | .spec.jobTemplate.spec.template.spec.containers[0].env[]
+	    | select(.valueFrom.secretKeyRef or .valueFrom.configMapKeyRef)
+	    | "\(.name) \(.valueFrom | keys[0]) \(.valueFrom[.valueFrom | keys[0]] | "\(.name) \(.key)")"' objs.json
+	assert_output - <<-'EOF'
+		SUPABASE_URL secretKeyRef supabase-credentials SUPABASE_URL
+		SUPABASE_KEY secretKeyRef supabase-credentials SUPABASE_KEY
+		PERPLEXITY_API_KEY secretKeyRef api-credentials PERPLEXITY_API_KEY
+		TELEGRAM_BOT_TOKEN secretKeyRef api-credentials TELEGRAM_BOT_TOKEN
+		TELEGRAM_CHAT_ID configMapKeyRef batch-analyzer-config TELEGRAM_CHAT_ID
+		DT_PUSHGATEWAY_URL configMapKeyRef batch-analyzer-config DT_PUSHGATEWAY_URL
+	EOF
+	run -0 jq -c 'select(.kind == "ConfigMap") | .data' objs.json
+	assert_output '{"TELEGRAM_CHAT_ID":"-1000000000000"}'
+	run -0 jq -r 'select(.kind == "CronJob") | .spec.suspend' objs.json
+	assert_output false
+}
+
+@test "k8s: the namespace is named in one place, and changing it moves everything" {
+	# Comments aside: the example commands in them name it too.
+	run -0 grep -rn '^[^#]*production' k8s/overlays
+	assert_output --regexp '^k8s/overlays/existing-namespace/kustomization.yaml:[0-9]+:namespace: production$'
+	run -0 grep -rn '^ *namespace:' k8s/overlays/existing-namespace k8s/overlays/preflight
+	assert_output --regexp '^k8s/overlays/existing-namespace/kustomization.yaml:[0-9]+:namespace: production$'
+	edit k8s/overlays/existing-namespace/kustomization.yaml 's/^namespace: production$/namespace: team-x/'
+	run -0 --separate-stderr v k8s --version "$VERSION" k8s/overlays/preflight k8s/overlays/existing-namespace/secrets.example.yaml
+	objs k8s/overlays/preflight
+	run -0 jq -rs 'map("\(.kind) \(.metadata.namespace)") | sort[]' objs.json
+	assert_output - <<-'EOF'
+		ConfigMap team-x
+		CronJob team-x
+		Job team-x
+		NetworkPolicy team-x
+		ServiceAccount team-x
+	EOF
+}
+
+@test "k8s: an overlay that would relabel a shared namespace is refused" {
+	mkdir k8s/overlays/shared
+	printf 'namespace: production\nresources:\n  - ../../base\n' >k8s/overlays/shared/kustomization.yaml
+	run -1 --separate-stderr check k8s/overlays/shared
+	assert_equal "${stderr_lines[0]}" "k8s-validate: k8s/base/namespace.yaml: Namespace/production: metadata.name: policy: dt creates no namespace but its own (dt): applying this would create or relabel namespace production; delete it in the overlay (\$patch: delete) or name it with --own-namespace"
+	assert_equal "${stderr_lines[1]}" "k8s-validate: 1 problem"
+	# Deleting dt's Namespace object is the fix; so is naming the own one.
+	printf 'patches:\n  - patch: |-\n      $patch: delete\n      apiVersion: v1\n      kind: Namespace\n      metadata:\n        name: dt\n' >>k8s/overlays/shared/kustomization.yaml
+	run -0 --separate-stderr check k8s/overlays/shared
+	edit k8s/overlays/shared/kustomization.yaml '/^patches:/,$d'
+	run -0 --separate-stderr v k8s --own-namespace production --version "$VERSION" k8s/overlays/shared k8s/secret.example.yaml
+}
+
+@test "k8s: the preflight Job runs dt-entrypoint --preflight with the CronJob's image and environment, the schedule suspended" {
+	run -0 --separate-stderr v k8s --version "$VERSION" k8s/overlays/preflight k8s/overlays/existing-namespace/secrets.example.yaml
+	assert_equal "$stderr" "k8s-validate: 7 objects valid: k8s/overlays/preflight k8s/overlays/existing-namespace/secrets.example.yaml"
+	objs k8s/overlays/preflight
+	jq -c 'select(.kind == "CronJob") | .spec.jobTemplate.spec.template.spec.containers[0] | [.image, .env]' objs.json >cron
+	jq -c 'select(.kind == "Job") | .spec.template.spec.containers[0] | [.image, .env]' objs.json >job
+	run -0 diff cron job
+	run -0 jq -r 'select(.kind == "Job") | .spec.template.spec.containers[0].args | join(" ")' objs.json
+	assert_output --preflight
+	run -0 jq -r 'select(.kind == "CronJob") | .spec.suspend' objs.json
+	assert_output true
+	grep -q '"SUPABASE_KEY"' job || fail "the Job has no SUPABASE_KEY"
+}
+
 @test "k8s-validate: the renderer gives what kustomize v5.5.0 gave for each case" {
 	local d n=0
 	for d in "$DT_ROOT"/t/fixtures/kustomize/*/; do
@@ -72,7 +154,7 @@ kubectl_v5() {
 @test "k8s: the renderer agrees with kubectl kustomize" {
 	kubectl_v5 || skip "no kubectl with kustomize v5: the recorded cases above stand in"
 	local d
-	for d in k8s k8s/overlays/scale-out \
+	for d in k8s k8s/overlays/scale-out k8s/overlays/existing-namespace k8s/overlays/preflight \
 	    "$DT_ROOT"/t/fixtures/kustomize/*/; do
 		[ "$d" != "$DT_ROOT/t/fixtures/kustomize/base/" ] || continue
 		kubectl kustomize "$d" >kk.yaml 2>kk.err || fail "kubectl kustomize $d: $(cat kk.err)"
@@ -337,6 +419,46 @@ kubectl_v5() {
 	edit k8s/overlays/scale-out/kustomization.yaml 's/name: batch-analyzer/name: batch-analyser/'
 	run -1 --separate-stderr check k8s/overlays/scale-out
 	assert_equal "${stderr_lines[0]}" "k8s-validate: k8s/overlays/scale-out/kustomization.yaml: patches: target {\"group\":\"batch\",\"version\":\"v1\",\"kind\":\"CronJob\",\"name\":\"batch-analyser\"} matches nothing"
+}
+
+# refs DIR: checks that every 'docs/X.md, [words] "Heading"' in DIR's YAML
+# files names a heading of that document; prints the count.
+refs() {
+	node - "$1" <<-'EOF'
+		const fs = require('fs'), path = require('path');
+		const files = [];
+		const walk = d => fs.readdirSync(d, { withFileTypes: true }).forEach(e => {
+			const p = path.join(d, e.name);
+			if (e.isDirectory()) walk(p); else if (/\.ya?ml$/.test(e.name)) files.push(p);
+		});
+		walk(process.argv[2]);
+		let n = 0, bad = 0;
+		for (const f of files.sort()) {
+			const text = fs.readFileSync(f, 'utf8').split('\n')
+			    .map(l => l.replace(/^\s*#\s?/, '')).join(' ').replace(/\s+/g, ' ');
+			for (const m of text.matchAll(/(docs\/[a-z]+\.md),(?: [a-z ]+)? "([^"]+)"/g)) {
+				n++;
+				const doc = path.join(process.env.DT_ROOT, m[1]);
+				const heads = fs.readFileSync(doc, 'utf8').split('\n')
+				    .filter(l => /^#+ /.test(l)).map(l => l.replace(/^#+ /, ''));
+				if (!heads.includes(m[2])) {
+					console.log(`${f}: ${m[1]} has no heading "${m[2]}"`);
+					bad++;
+				}
+			}
+		}
+		console.log(`${n} references`);
+		process.exit(bad ? 1 : 0);
+	EOF
+}
+
+@test "k8s: every reference to docs/ in the manifests names a heading there" {
+	run -0 refs k8s
+	assert_output --regexp '^[0-9]+ references$'
+	[ "${output% references}" -ge 5 ] || fail "only $output"
+	edit k8s/secret.example.yaml 's/runbook$/"Secrets"/'
+	run -1 refs k8s
+	assert_line 'k8s/secret.example.yaml: docs/deploy.md has no heading "Secrets"'
 }
 
 @test "k8s-validate: usage errors exit 64" {

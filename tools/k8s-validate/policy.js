@@ -20,9 +20,10 @@
  *
  * RBAC and network: no Role or ClusterRole that reaches Secrets, every
  * ServiceAccount with automountServiceAccountToken false, a NetworkPolicy
- * that lets the pods out only to DNS and HTTPS, the namespace enforcing
- * the restricted profile, Secrets never part of a kustomization and the
- * example Secret holding placeholders only.
+ * that lets the pods out only to DNS and HTTPS, no Namespace object but
+ * dt's own (opts.ownNamespace, dt), which enforces the restricted
+ * profile, Secrets never part of a kustomization and the example Secret
+ * holding placeholders only.
  */
 'use strict';
 
@@ -61,7 +62,7 @@ function checkPolicy(items, opts = {}) {
 				    'must be false: the pod needs no Kubernetes API access (CIS 5.1.6)');
 			break;
 		case 'Secret': checkSecret(it, add); break;
-		case 'Namespace': checkNamespace(it, add); break;
+		case 'Namespace': checkNamespace(it, add, opts); break;
 		case 'Pod': case 'Deployment': case 'StatefulSet': case 'DaemonSet':
 		case 'ReplicaSet':
 			add(it, 'kind', 'dt runs only as a Job or CronJob');
@@ -73,7 +74,21 @@ function checkPolicy(items, opts = {}) {
 	return out;
 }
 
-function checkNamespace(it, add) {
+/*
+ * dt may create (and label) its own namespace only.  kustomize's namespace
+ * field renames every Namespace object, so an overlay that deploys into a
+ * team's existing namespace without deleting dt's Namespace would apply
+ * that namespace's metadata, labels included, over the team's own.
+ */
+function checkNamespace(it, add, opts) {
+	const own = opts.ownNamespace || 'dt';
+	const name = it.obj.metadata.name;
+	if (name !== own) {
+		add(it, 'metadata.name', `dt creates no namespace but its own (${own}): ` +
+		    `applying this would create or relabel namespace ${name}; ` +
+		    'delete it in the overlay ($patch: delete) or name it with --own-namespace');
+		return;
+	}
 	const l = (it.obj.metadata || {}).labels || {};
 	if (l['pod-security.kubernetes.io/enforce'] !== 'restricted')
 		add(it, 'metadata.labels', 'pod-security.kubernetes.io/enforce must be restricted');

@@ -2,7 +2,8 @@
 /*
  * validate.js: offline checks of dt's deployment files.
  *
- *   validate.js k8s [--version V] PATH...     validate manifests
+ *   validate.js k8s [--own-namespace NS] [--version V] PATH...
+ *                                              validate manifests
  *   validate.js render PATH...                 print the rendered objects
  *   validate.js canon FILE                     print a YAML stream the same way
  *   validate.js dockerfile [--dockerignore F] DOCKERFILE
@@ -37,7 +38,7 @@ function usage(msg) {
 	if (msg)
 		process.stderr.write(`${PROG}: ${msg}\n`);
 	process.stderr.write(
-	    'usage: validate.js k8s [--version V] PATH...\n' +
+	    'usage: validate.js k8s [--own-namespace NS] [--version V] PATH...\n' +
 	    '       validate.js render PATH...\n' +
 	    '       validate.js canon FILE\n' +
 	    '       validate.js dockerfile [--dockerignore FILE] DOCKERFILE\n');
@@ -118,12 +119,17 @@ function label(obj) {
 
 function cmdK8s(args) {
 	let version = null;
+	let ownNamespace = 'dt';
 	const paths = [];
 	for (let i = 0; i < args.length; i++) {
 		if (args[i] === '--version') {
 			if (i + 1 >= args.length)
 				usage('--version needs a value');
 			version = args[++i];
+		} else if (args[i] === '--own-namespace') {
+			if (i + 1 >= args.length)
+				usage('--own-namespace needs a value');
+			ownNamespace = args[++i];
 		} else if (args[i].startsWith('-')) {
 			usage(`unknown option ${args[i]}`);
 		} else {
@@ -148,7 +154,7 @@ function cmdK8s(args) {
 		for (const f of unknownFields(it.obj))
 			errs.push(`${head}: ${f}: unknown field`);
 	}
-	for (const p of checkPolicy(items, { version }))
+	for (const p of checkPolicy(items, { version, ownNamespace }))
 		errs.push(`${rel(p.file)}: ${p.label}: ${p.where}: policy: ${p.msg}`);
 	for (const e of errs)
 		process.stderr.write(`${PROG}: ${e}\n`);
