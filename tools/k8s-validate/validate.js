@@ -6,6 +6,8 @@
  *                                              validate manifests
  *   validate.js render PATH...                 print the rendered objects
  *   validate.js canon FILE                     print a YAML stream the same way
+ *   validate.js metrics PATH...                print the metric names that the
+ *                                              alert rules and dashboards query
  *   validate.js dockerfile [--dockerignore F] DOCKERFILE
  *
  * A PATH is a kustomization directory (rendered here, see kustomize.js) or
@@ -41,6 +43,7 @@ function usage(msg) {
 	    'usage: validate.js k8s [--own-namespace NS] [--version V] PATH...\n' +
 	    '       validate.js render PATH...\n' +
 	    '       validate.js canon FILE\n' +
+	    '       validate.js metrics PATH...\n' +
 	    '       validate.js dockerfile [--dockerignore FILE] DOCKERFILE\n');
 	process.exit(64);
 }
@@ -224,6 +227,58 @@ function cmdCanon(args) {
 	return 0;
 }
 
+/*
+ * The metric names that the PrometheusRules, rules files, dashboard
+ * ConfigMaps and dashboard JSON files among PATHs query, one a line,
+ * sorted; a PromQL syntax error is a problem.
+ */
+function cmdMetrics(args) {
+	if (args.length === 0)
+		usage('no PATH');
+	const { objectExprs, metricNames } = require('./promql');
+	const errs = [];
+	const items = [];
+	for (const p of args) {
+		if (/\.json$/.test(p)) {
+			try {
+				items.push({ obj: JSON.parse(fs.readFileSync(p, 'utf8')), file: p });
+			} catch (e) {
+				errs.push(`${p}: ${e.code ? `cannot read: ${e.code}` : e.message}`);
+			}
+		} else {
+			items.push(...loadAll([p], errs));
+		}
+	}
+	const names = new Set();
+	let n = 0;
+	for (const it of items) {
+		let exprs;
+		try {
+			exprs = objectExprs(it.obj);
+		} catch (e) {
+			errs.push(`${rel(it.file)}: ${label(it.obj)}: dashboard JSON: ${e.message}`);
+			continue;
+		}
+		for (const x of exprs) {
+			n++;
+			try {
+				for (const m of metricNames(x.expr))
+					names.add(m);
+			} catch (e) {
+				errs.push(`${rel(it.file)}: ${it.obj.kind ? label(it.obj) + ': ' : ''}${x.where}: PromQL: ${e.message}`);
+			}
+		}
+	}
+	for (const e of errs)
+		process.stderr.write(`${PROG}: ${e}\n`);
+	if (errs.length)
+		return 1;
+	for (const m of [...names].sort())
+		process.stdout.write(`${m}\n`);
+	process.stderr.write(`${PROG}: ${n} expressions, ${names.size} metrics\n`);
+	return 0;
+}
+
 function cmdDockerfile(args) {
 	let ignore = null;
 	const files = [];
@@ -260,10 +315,11 @@ function main(argv) {
 	case 'k8s': return cmdK8s(args);
 	case 'render': return cmdRender(args);
 	case 'canon': return cmdCanon(args);
+	case 'metrics': return cmdMetrics(args);
 	case 'dockerfile': return cmdDockerfile(args);
 	case '-h':
 	case '--help':
-		process.stdout.write('usage: validate.js k8s|render|canon|dockerfile ...\n');
+		process.stdout.write('usage: validate.js k8s|render|canon|metrics|dockerfile ...\n');
 		return 0;
 	default: usage(cmd ? `unknown command ${cmd}` : null);
 	}
