@@ -140,7 +140,7 @@ objs() {
 		run -0 diff "$d/want.canon" got
 		n=$((n + 1))
 	done
-	[ "$n" -eq 4 ] || fail "$n cases"
+	[ "$n" -eq 5 ] || fail "$n cases"
 }
 
 # kubectl_v5: true when kubectl's kustomize is v5 (Debian's kubectl 1.20
@@ -459,6 +459,18 @@ refs() {
 	edit k8s/secret.example.yaml 's/runbook$/"Secrets"/'
 	run -1 refs k8s
 	assert_line 'k8s/secret.example.yaml: docs/deploy.md has no heading "Secrets"'
+}
+
+@test "k8s: a strategic-merge patch that matches nothing is an error" {
+	edit k8s/overlays/existing-namespace/cronjob.yaml 's/^  name: batch-analyzer$/  name: batch-analyser/'
+	run -1 --separate-stderr v k8s --version "$VERSION" k8s/overlays/existing-namespace k8s/overlays/existing-namespace/secrets.example.yaml
+	assert_equal "${stderr_lines[0]}" "k8s-validate: k8s/overlays/existing-namespace/cronjob.yaml: patch: CronJob/batch-analyser matches no resource"
+}
+
+@test "k8s: a strategic-merge directive the renderer does not apply is an error" {
+	edit k8s/overlays/existing-namespace/cronjob.yaml 's/^  suspend: false$/  suspend: false\n  $retainKeys: [suspend]/'
+	run -1 --separate-stderr v k8s --version "$VERSION" k8s/overlays/existing-namespace k8s/overlays/existing-namespace/secrets.example.yaml
+	assert_equal "${stderr_lines[0]}" "k8s-validate: k8s/overlays/existing-namespace/cronjob.yaml: patch: directive \$retainKeys is not supported by this checker"
 }
 
 @test "k8s-validate: usage errors exit 64" {

@@ -14,7 +14,8 @@
  *   labels, annotations, disableNameSuffixHash, immutable),
  *   patchesStrategicMerge, patches (strategic-merge or JSON 6902, from a
  *   path or inline, with or without a target), namespace (which, as in
- *   kustomize, renames every Namespace object too), patchesJson6902,
+ *   kustomize, renames every Namespace object too), labels (not on
+ *   selectors), commonAnnotations, patchesJson6902,
  *   images (name, newName, newTag, digest), replacements (whole-value
  *   field copies; no delimiter or index options); then, for the top
  *   kustomization only, the content-hash suffix of generated ConfigMaps
@@ -36,7 +37,7 @@ const YAML = require('yaml');
 const KUSTOMIZATION_FIELDS = new Set(['apiVersion', 'kind', 'namespace',
     'resources', 'images', 'patches', 'patchesStrategicMerge',
     'patchesJson6902', 'configMapGenerator', 'generatorOptions',
-    'replacements']);
+    'replacements', 'labels', 'commonAnnotations']);
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole',
     'ClusterRoleBinding', 'PersistentVolume', 'StorageClass',
     'CustomResourceDefinition', 'PriorityClass']);
@@ -678,6 +679,70 @@ function patchDocs(p, dir, kfile) {
 	return null;
 }
 
+/* The metadata of the pod templates inside obj, created where missing. */
+function templateMetas(obj) {
+	const s = obj.spec;
+	if (!isMap(s))
+		return [];
+	const meta = o => {
+		if (!isMap(o.metadata))
+			o.metadata = {};
+		return o.metadata;
+	};
+	switch (obj.kind) {
+	case 'CronJob': {
+		if (!isMap(s.jobTemplate))
+			return [];
+		const out = [meta(s.jobTemplate)];
+		const js = s.jobTemplate.spec;
+		if (isMap(js) && isMap(js.template))
+			out.push(meta(js.template));
+		return out;
+	}
+	case 'Job': case 'Deployment': case 'StatefulSet': case 'DaemonSet':
+	case 'ReplicaSet':
+		return isMap(s.template) ? [meta(s.template)] : [];
+	default:
+		return [];
+	}
+}
+
+function addTo(meta, field, pairs) {
+	meta[field] = { ...(meta[field] || {}), ...pairs };
+}
+
+/*
+ * labels (without selectors: kustomize would change selectors too, which
+ * this renderer does not) and commonAnnotations, which kustomize also puts
+ * on pod templates.
+ */
+function applyLabels(items, k, kfile) {
+	for (const l of k.labels || []) {
+		if (!isMap(l) || !isMap(l.pairs))
+			fail(kfile, 'labels: every entry needs pairs');
+		for (const f of Object.keys(l))
+			if (!['pairs', 'includeSelectors', 'includeTemplates'].includes(f))
+				fail(kfile, `labels: field ${f} is not supported by this checker`);
+		if (l.includeSelectors === true)
+			fail(kfile, 'labels: includeSelectors is not supported by this checker');
+		for (const it of items) {
+			addTo(it.obj.metadata, 'labels', l.pairs);
+			if (l.includeTemplates === true)
+				for (const m of templateMetas(it.obj))
+					addTo(m, 'labels', l.pairs);
+		}
+	}
+	if (k.commonAnnotations !== undefined) {
+		if (!isMap(k.commonAnnotations))
+			fail(kfile, 'commonAnnotations must be a mapping');
+		for (const it of items) {
+			addTo(it.obj.metadata, 'annotations', k.commonAnnotations);
+			for (const m of templateMetas(it.obj))
+				addTo(m, 'annotations', k.commonAnnotations);
+		}
+	}
+}
+
 function setNamespace(items, ns, kfile) {
 	if (typeof ns !== 'string' || ns === '')
 		fail(kfile, 'kustomization: namespace must be a name');
@@ -751,6 +816,7 @@ function build(dir, depth) {
 	}
 	if (k.namespace !== undefined)
 		setNamespace(items, k.namespace, kfile);
+	applyLabels(items, k, kfile);
 	for (const p of k.patchesJson6902 || []) {
 		const [d, f] = patchDocs(p, dir, kfile);
 		if (!p.target)
