@@ -110,15 +110,18 @@ datasource prometheus"
 	export DT_PUSHGATEWAY_URL=$PUSHGATEWAY_URL
 	run -0 --separate-stderr dt-report "$DT_ROOT/t/fixtures/report/run-ok.ndjson"
 	curl -fsS "$PUSHGATEWAY_URL/metrics" >scrape
-	sed -n 's/^# TYPE \(dt_[a-z0-9_]*\) .*/\1/p' scrape | sort >pushed
-	[ "$(wc -l <pushed)" -ge 14 ] || fail "dt-report pushed only: $(cat pushed)"
-	run -0 comm -23 used pushed
-	assert_output ""
 	grep -q '^dt_backlog_rows{[^}]*state="failed"} 0$' scrape || fail "no parked rows sample: $(cat scrape)"
 
-	# The comparison finds a name that was not pushed.
-	jq '.panels[0].targets[0].expr = "dt_run_parked_rows"' "$DT_ROOT/k8s/monitoring/dt-dashboard.json" >d.json
-	v metrics d.json >used
-	run -0 comm -23 used pushed
-	assert_output dt_run_parked_rows
+	# Each selector of every rule and panel, its label matchers included,
+	# matches a sample of what dt-report pushed.
+	run -0 --separate-stderr v metrics --scrape scrape "$DT_ROOT/k8s/monitoring"
+	assert_equal "$stderr" "k8s-validate: 21 expressions, 14 metrics"
+
+	# And a name or a label value that was not pushed is found.
+	jq '.panels[0].targets[0].expr = "dt_run_parked_rows" |
+	    .panels[6].targets[0].expr = "dt_backlog_rows{state=\"parked\"}"' \
+		"$DT_ROOT/k8s/monitoring/dt-dashboard.json" >d.json
+	run -1 --separate-stderr v metrics --scrape scrape d.json
+	assert_equal "${stderr_lines[0]}" "k8s-validate: d.json: panels[0].targets[0].expr: dt_run_parked_rows matches no sample of the scrape"
+	assert_equal "${stderr_lines[1]}" 'k8s-validate: d.json: panels[6].targets[0].expr: dt_backlog_rows{state="parked"} matches no sample of the scrape'
 }

@@ -6,8 +6,11 @@
  *                                              validate manifests
  *   validate.js render PATH...                 print the rendered objects
  *   validate.js canon FILE                     print a YAML stream the same way
- *   validate.js metrics PATH...                print the metric names that the
- *                                              alert rules and dashboards query
+ *   validate.js metrics [--scrape FILE] PATH...
+ *                                              print the metric names that the
+ *                                              alert rules and dashboards query;
+ *                                              with a scrape, each selector
+ *                                              must match one of its samples
  *   validate.js dockerfile [--dockerignore F] DOCKERFILE
  *
  * A PATH is a kustomization directory (rendered here, see kustomize.js) or
@@ -43,7 +46,7 @@ function usage(msg) {
 	    'usage: validate.js k8s [--own-namespace NS] [--version V] PATH...\n' +
 	    '       validate.js render PATH...\n' +
 	    '       validate.js canon FILE\n' +
-	    '       validate.js metrics PATH...\n' +
+	    '       validate.js metrics [--scrape FILE] PATH...\n' +
 	    '       validate.js dockerfile [--dockerignore FILE] DOCKERFILE\n');
 	process.exit(64);
 }
@@ -230,15 +233,37 @@ function cmdCanon(args) {
 /*
  * The metric names that the PrometheusRules, rules files, dashboard
  * ConfigMaps and dashboard JSON files among PATHs query, one a line,
- * sorted; a PromQL syntax error is a problem.
+ * sorted; a PromQL syntax error is a problem.  With --scrape FILE (a
+ * Pushgateway's or exporter's /metrics), a selector that matches none of
+ * its samples, by name and label matchers, is a problem too.
  */
 function cmdMetrics(args) {
-	if (args.length === 0)
+	const { objectExprs, selectors, parseScrape, matches, selectorText } =
+	    require('./promql');
+	let scrape = null;
+	const paths = [];
+	for (let i = 0; i < args.length; i++) {
+		if (args[i] === '--scrape') {
+			if (i + 1 >= args.length)
+				usage('--scrape needs a value');
+			const f = args[++i];
+			try {
+				scrape = parseScrape(fs.readFileSync(f, 'utf8'));
+			} catch (e) {
+				process.stderr.write(`${PROG}: ${f}: cannot read: ${e.code || e.message}\n`);
+				return 1;
+			}
+		} else if (args[i].startsWith('-')) {
+			usage(`unknown option ${args[i]}`);
+		} else {
+			paths.push(args[i]);
+		}
+	}
+	if (paths.length === 0)
 		usage('no PATH');
-	const { objectExprs, metricNames } = require('./promql');
 	const errs = [];
 	const items = [];
-	for (const p of args) {
+	for (const p of paths) {
 		if (/\.json$/.test(p)) {
 			try {
 				items.push({ obj: JSON.parse(fs.readFileSync(p, 'utf8')), file: p });
@@ -259,13 +284,20 @@ function cmdMetrics(args) {
 			errs.push(`${rel(it.file)}: ${label(it.obj)}: dashboard JSON: ${e.message}`);
 			continue;
 		}
+		const head = `${rel(it.file)}: ${it.obj.kind ? label(it.obj) + ': ' : ''}`;
 		for (const x of exprs) {
 			n++;
+			let sels;
 			try {
-				for (const m of metricNames(x.expr))
-					names.add(m);
+				sels = selectors(x.expr);
 			} catch (e) {
-				errs.push(`${rel(it.file)}: ${it.obj.kind ? label(it.obj) + ': ' : ''}${x.where}: PromQL: ${e.message}`);
+				errs.push(`${head}${x.where}: PromQL: ${e.message}`);
+				continue;
+			}
+			for (const sel of sels) {
+				names.add(sel.name);
+				if (scrape && !scrape.some(smp => matches(smp, sel)))
+					errs.push(`${head}${x.where}: ${selectorText(sel)} matches no sample of the scrape`);
 			}
 		}
 	}
