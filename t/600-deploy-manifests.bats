@@ -140,7 +140,7 @@ objs() {
 		run -0 diff "$d/want.canon" got
 		n=$((n + 1))
 	done
-	[ "$n" -eq 5 ] || fail "$n cases"
+	[ "$n" -eq 6 ] || fail "$n cases"
 }
 
 # kubectl_v5: true when kubectl's kustomize is v5 (Debian's kubectl 1.20

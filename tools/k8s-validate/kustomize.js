@@ -156,14 +156,22 @@ function applyJsonPatch(obj, ops, file) {
  * API declares it (x-kubernetes-patch-merge-key), or null for a list that
  * is replaced whole.  trail is the field names from the object's root.
  */
+const PRIMITIVE = Symbol('a set of scalars');
+
 function mergeKey(kind, trail) {
 	const f = trail[trail.length - 1];
 	const inContainer = trail.some(t => t === 'containers' ||
 	    t === 'initContainers' || t === 'ephemeralContainers');
 	switch (f) {
 	case 'containers': case 'initContainers': case 'ephemeralContainers':
-	case 'volumes': case 'imagePullSecrets': case 'resourceClaims':
+	case 'volumes': case 'resourceClaims':
 		return 'name';
+	case 'imagePullSecrets':	/* a ServiceAccount's are replaced */
+		return trail.length > 1 ? 'name' : null;
+	case 'secrets':
+		return kind === 'ServiceAccount' && trail.length === 1 ? 'name' : null;
+	case 'finalizers':
+		return trail.length === 2 && trail[0] === 'metadata' ? PRIMITIVE : null;
 	case 'env':
 		return inContainer ? 'name' : null;
 	case 'volumeMounts': return 'mountPath';
@@ -244,6 +252,8 @@ function smpList(d, p, kind, trail, file) {
 		return structuredClone(p);
 	}
 	const old = Array.isArray(d) ? d : [];
+	if (key === PRIMITIVE)
+		return [...p, ...old.filter(x => !p.includes(x))];
 	const out = [];
 	const used = new Set();
 	for (const e of p) {
