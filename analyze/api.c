@@ -566,15 +566,28 @@ read_output(const char *text, size_t len, char *why, size_t whylen)
 	return v;
 }
 
-/* Drops a Markdown code fence around the JSON, which some models add. */
+#define WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
+
+/*
+ * Drops what some models put around the JSON: a leading <think>...</think>
+ * block (reasoning models think aloud first) and a Markdown code fence.
+ */
 static void
 strip_fence(const char *s, size_t n, size_t *start, size_t *len)
 {
 	size_t b = 0, e = n;
 
-	while (b < e && (s[b] == ' ' || s[b] == '\n' || s[b] == '\r' ||
-	    s[b] == '\t'))
+	while (b < e && WS(s[b]))
 		b++;
+	if (e - b >= 7 && memcmp(s + b, "<think>", 7) == 0) {
+		const char *end = memmem(s + b + 7, e - b - 7, "</think>", 8);
+
+		if (end != NULL) {
+			b = (size_t)(end - s) + 8;
+			while (b < e && WS(s[b]))
+				b++;
+		}
+	}
 	while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\n' ||
 	    s[e - 1] == '\r' || s[e - 1] == '\t'))
 		e--;
@@ -697,6 +710,25 @@ dt_api_error_message(const char *body, size_t n, char *buf, size_t len)
 	else if (json_is_object(e))
 		m = json_string_value(json_object_get(e, "message"));
 	utf8_format(buf, len, "%s", m ? m : "");
+	json_decref(resp);
+}
+
+void
+dt_api_error_type(const char *body, size_t n, char *buf, size_t len)
+{
+	json_t *resp = json_loadb(body, n, 0, NULL), *e, *t;
+
+	*buf = '\0';
+	e = json_object_get(resp, "error");
+	if (json_is_object(e)) {
+		if (json_is_string(t = json_object_get(e, "type")))
+			utf8_format(buf, len, "%s", json_string_value(t));
+		else if (json_is_string(t = json_object_get(e, "code")))
+			utf8_format(buf, len, "%s", json_string_value(t));
+		else if (json_is_integer(t))
+			snprintf(buf, len, "%lld",
+			    (long long)json_integer_value(t));
+	}
 	json_decref(resp);
 }
 

@@ -105,6 +105,14 @@ int dt_api_parse(const struct dt_api *a, const char *body, size_t len,
  */
 void dt_api_error_message(const char *body, size_t n, char *buf, size_t len);
 
+/*
+ * Reads what kind of error an error body reports: its error's "type",
+ * else its "code" (a string or a number), into buf (len bytes); "" when
+ * there is none.  The same message and type for different records is
+ * what tells a setup error from a record's own.
+ */
+void dt_api_error_type(const char *body, size_t n, char *buf, size_t len);
+
 /* Rough token count of s (about four bytes a token), for estimates. */
 long long dt_api_estimate_tokens(const char *s, size_t n);
 

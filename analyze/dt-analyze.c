@@ -73,7 +73,8 @@ static const char usage_text[] =
     "outage\n"
     "                            failures (DT_BREAKER_THRESHOLD; 10)\n"
     "  -m, --model NAME          model (PERPLEXITY_MODEL; "
-    "perplexity/sonar)\n"
+    "perplexity/sonar,\n"
+    "                            with --api chat: sonar)\n"
     "  -n, --max-text-bytes N    longest text sent (DT_MAX_TEXT_BYTES; "
     "16384)\n"
     "  -p, --prompt FILE         instructions (DT_PROMPT_FILE; "
@@ -104,11 +105,20 @@ static const char usage_text[] =
     "is 75.  The key comes from PERPLEXITY_API_KEY or "
     "PERPLEXITY_API_KEY_FILE, never\n"
     "from a flag.\n"
+    "An error answer of the API that is not about the record (a refused "
+    "key, no\n"
+    "credits, a wrong URL, the same refusal for 3 records in a row: a "
+    "misspelt\n"
+    "model) opens the circuit for the whole run: no more calls, every "
+    "row is given\n"
+    "back unused (error kind \"config\"), exit status 78 with one "
+    "line saying what\n"
+    "to fix.\n"
     "Exit status: 0 all analyzed, 1 some records failed, 65 bad input "
     "lines,\n"
     "69 circuit open, 75 budget spent or interrupted, 78 bad "
-    "configuration or key\n"
-    "refused.\n";
+    "configuration, or the\n"
+    "API refused the run's setup.\n";
 
 static const struct option longopts[] = {
 	{"api", required_argument, NULL, 'a'},
@@ -134,10 +144,16 @@ static const struct option longopts[] = {
 
 /* Error kinds, in the order the stage record counts them. */
 static const char *const kinds[NKINDS] = {"timeout", "rate_limited",
-    "unavailable", "http_4xx", "invalid_output", "too_large", "bad_record",
+    "unavailable", "config", "invalid_output", "too_large", "bad_record",
     "budget"};
-enum { K_TIMEOUT, K_RATE, K_UNAVAIL, K_4XX, K_INVALID, K_TOOLARGE, K_BAD,
+enum { K_TIMEOUT, K_RATE, K_UNAVAIL, K_CONFIG, K_INVALID, K_TOOLARGE, K_BAD,
     K_BUDGET };
+
+/*
+ * Error answers alike for this many consecutive calls, from any worker,
+ * are the run's setup (a misspelt model), not the records.
+ */
+#define SETUP_THRESHOLD 3
 
 struct config {
 	int api;
@@ -193,6 +209,7 @@ struct run {
 	int status;
 	const char *message;
 	int seen_success;
+	char last_refused[400];  /* the last 4xx a record of this worker got */
 };
 
 static volatile sig_atomic_t got_signal;
@@ -204,17 +221,22 @@ static int stop_seen;
  * a pod, and the fan-out between must keep the records flowing so that
  * every claimed row comes out, analyzed or given back.
  */
+static volatile sig_atomic_t in_call;
+static struct run *cur;         /* for the signal handler */
+
 static int
 stop_requested(const char *path)
 {
 	if (!stop_seen && path != NULL && access(path, F_OK) == 0) {
 		stop_seen = 1;
-		dt_info("the run is stopping: no more API calls");
+		/* A circuit opened for a setup error said why already. */
+		if (cur == NULL || cur->sh == NULL ||
+		    dt_shared_breaker(cur->sh) == DT_BREAKER_CLOSED ||
+		    dt_shared_breaker(cur->sh) == DT_BREAKER_OUTAGE)
+			dt_info("the run is stopping: no more API calls");
 	}
 	return stop_seen;
 }
-static volatile sig_atomic_t in_call;
-static struct run *cur;         /* for the signal handler */
 static int out_lock_fd = -1;    /* DT_FANOUT_OUTPUT_LOCK, see emit() */
 static int out_failed;          /* an exit status once stdout failed */
 static struct dt_buf out_line;  /* emit()'s buffer, kept between records */
@@ -480,7 +502,8 @@ read_env(struct config *c)
 	int rc = 0;
 
 	c->base_url = dt_env("PERPLEXITY_BASE_URL", "https://api.perplexity.ai");
-	c->model = dt_env("PERPLEXITY_MODEL", "perplexity/sonar");
+	/* The default depends on DT_API, which a flag may change: main(). */
+	c->model = dt_env("PERPLEXITY_MODEL", NULL);
 	if ((s = dt_env("DT_API", NULL)) != NULL &&
 	    parse_api("DT_API", s, &c->api) < 0)
 		rc = -1;
@@ -495,7 +518,7 @@ read_env(struct config *c)
 	if (dt_env_bool("DT_WEB_SEARCH", 0, &c->web_search) < 0 ||
 	    dt_env_bool("DT_CHAT_DISABLE_SEARCH", 1, &c->disable_search) < 0 ||
 	    dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout_s) < 0 ||
-	    dt_env_ll("DT_FIRST_TIMEOUT_SECONDS", 60, 1, 86400,
+	    dt_env_ll("DT_FIRST_TIMEOUT_SECONDS", 0, 1, 86400,
 	    &c->first_timeout_s) < 0 ||
 	    dt_env_ll("DT_MAX_TEXT_BYTES", 16384, 64, 1 << 24, &c->max_text) < 0 ||
 	    dt_env_ll("DT_MAX_OUTPUT_TOKENS", 1024, 16, 1 << 20,
@@ -637,6 +660,42 @@ name_ok(const char *s)
 }
 
 /*
+ * A model name must have the form its API gives it: provider/model on
+ * the Agent API ("perplexity/sonar"), a bare name on chat completions
+ * ("sonar"), and neither white space nor control characters (a value
+ * pasted with a newline).  Otherwise every call of the run would be
+ * refused.  Returns 0, or -1 after one error line.
+ */
+static int
+check_model(const char *m, int api)
+{
+	const char *slash = strchr(m, '/');
+	size_t i;
+
+	for (i = 0; m[i] != '\0'; i++)
+		if ((unsigned char)m[i] <= ' ' || m[i] == 0x7f) {
+			dt_error("PERPLEXITY_MODEL: the model name contains "
+			    "white space or a control character (byte %zu)",
+			    i + 1);
+			return -1;
+		}
+	if (api == DT_API_AGENT && (slash == NULL || slash == m ||
+	    slash[1] == '\0' || strchr(slash + 1, '/') != NULL)) {
+		dt_error("PERPLEXITY_MODEL: '%s' is not a model name of the "
+		    "Agent API (DT_API=agent), which are provider/model, such "
+		    "as perplexity/sonar", m);
+		return -1;
+	}
+	if (api == DT_API_CHAT && slash != NULL) {
+		dt_error("PERPLEXITY_MODEL: '%s' is not a model name of chat "
+		    "completions (DT_API=chat), which are bare names, such as "
+		    "sonar", m);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * Loads the prompt and schema and derives prompt_version: the first 16
  * hex digits of SHA-256 over the prompt, the schema in canonical form
  * (sorted keys, compact) and the model, NUL-separated.
@@ -670,6 +729,8 @@ load_prompt(struct run *x)
 		dt_error("PERPLEXITY_MODEL: the model name is not valid UTF-8");
 		return -1;
 	}
+	if (check_model(c->model, c->api) < 0)
+		return -1;
 	if ((x->schema = json_load_file(c->schema_file, 0, &je)) == NULL) {
 		dt_error("%s:%d: %s", c->schema_file, je.line, je.text);
 		return -1;
@@ -994,6 +1055,74 @@ outage_kind(const struct dt_http_resp *r)
 }
 
 /*
+ * An error answer that is no record's fault however it came: a refused
+ * key, an account that cannot pay, a path that does not exist.
+ */
+static int
+never_the_record(long status)
+{
+	return status < 400 || status == 401 || status == 402 ||
+	    status == 403 || status == 404;
+}
+
+static int
+mentions(const char *s, const char *word)
+{
+	return strcasestr(s, word) != NULL;
+}
+
+/*
+ * The one line that says what to fix when the API refuses the run's
+ * setup: which variable, why (the API's own message) and what happens
+ * to the rows.
+ */
+static void
+setup_line(struct run *x, long status, const char *sig, const char *apimsg,
+    char *buf, size_t len)
+{
+	char answer[400];
+
+	utf8_format(answer, sizeof(answer), "HTTP %ld%s%s", status,
+	    apimsg[0] ? ": " : "", apimsg);
+	if (status == 401 || status == 403)
+		utf8_format(buf, len, "PERPLEXITY_API_KEY: the API refused the "
+		    "key (%s); check the key", answer);
+	else if (status == 402)
+		utf8_format(buf, len, "PERPLEXITY_API_KEY: the API account "
+		    "cannot pay for calls (%s); add credits to it", answer);
+	else if (status < 400)
+		utf8_format(buf, len, "PERPLEXITY_BASE_URL: %s answers with a "
+		    "redirect (%s); set PERPLEXITY_BASE_URL to where it points "
+		    "(https://api.perplexity.ai)", x->url, answer);
+	else if (status == 404)
+		utf8_format(buf, len, "PERPLEXITY_BASE_URL: %s does not exist "
+		    "(%s); check PERPLEXITY_BASE_URL (https://api.perplexity.ai) "
+		    "and DT_API", x->url, answer);
+	else if (mentions(apimsg, "model") || mentions(sig, "model"))
+		utf8_format(buf, len, "PERPLEXITY_MODEL: the API refused model "
+		    "'%s' (%s); fix the model name", x->c.model, answer);
+	else
+		utf8_format(buf, len, "the API gave %d different records the "
+		    "same refusal (%s); check PERPLEXITY_MODEL, DT_API, "
+		    "DT_SCHEMA_FILE and PERPLEXITY_BASE_URL", SETUP_THRESHOLD,
+		    answer);
+}
+
+/*
+ * Once the circuit opened for a setup error, dt-fetch is to claim no
+ * more: the stop file says so (and every worker sees it too).
+ */
+static void
+stop_the_run(const char *stop_file)
+{
+	int fd;
+
+	if (stop_file != NULL && (fd = open(stop_file, O_WRONLY | O_CREAT |
+	    O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
+		close(fd);
+}
+
+/*
  * Sends one record's text until it has an analysis or a final error,
  * and sets either on rec.
  */
@@ -1007,10 +1136,10 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 	struct dt_usage u, sum;
 	json_t *analysis;
 	char *input = NULL, *payload = NULL, *raw = NULL;
-	char why[600], model[128], apimsg[300];
+	char why[600], model[128], apimsg[300], sig[64];
 	size_t ilen, plen;
 	long long start = dt_shared_now(), wait;
-	int tries = 0, outages = 0, invalid = 0, lead, warm, rc, k;
+	int tries = 0, outages = 0, invalid = 0, lead, warm, rc, k, refused;
 
 	memset(&resp, 0, sizeof(resp));
 	memset(&sum, 0, sizeof(sum));
@@ -1037,6 +1166,22 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			    "interrupted before the API answered");
 			goto out;
 		}
+		/*
+		 * The breaker before the stop file: a run stopped for a
+		 * setup error gives its rows back as such.
+		 */
+		if ((br = dt_shared_breaker(x->sh)) == DT_BREAKER_OUTAGE) {
+			set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_UNAVAILABLE,
+			    "circuit open after %lld consecutive outage "
+			    "failures; not calling the API in this run",
+			    c->breaker);
+			goto done;
+		} else if (br != DT_BREAKER_CLOSED) {
+			dt_shared_breaker_why(x->sh, why, sizeof(why));
+			set_error(x, rec, K_CONFIG, 1, DT_EXIT_CONFIG,
+			    "not called: %s", why);
+			goto done;
+		}
 		if (stop_requested(c->stop_file)) {
 			if (tries == 0) {
 				set_error(x, rec, K_UNAVAIL, 1,
@@ -1049,26 +1194,25 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			    tries);
 			goto fail;
 		}
-		if ((br = dt_shared_breaker(x->sh)) != DT_BREAKER_CLOSED) {
-			set_error(x, rec, K_UNAVAIL, 1, br == DT_BREAKER_AUTH ?
-			    DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE,
-			    br == DT_BREAKER_AUTH ? "the API refused the key; "
-			    "not calling it again in this run" :
-			    "circuit open after %lld consecutive outage "
-			    "failures; not calling the API in this run",
-			    c->breaker);
-			goto out;
-		}
-		/* Only one worker makes the first call with a new schema. */
-		while ((lead = dt_shared_warm(x->sh, (c->first_timeout_s +
-		    10) * 1000, &warm)) == DT_WARM_WAIT)
+		/*
+		 * Only one worker makes the first call with a new schema,
+		 * and each call after it while the answers look like a
+		 * setup error.
+		 */
+		while ((lead = dt_shared_warm(x->sh, ((c->first_timeout_s >
+		    c->timeout_s ? c->first_timeout_s : c->timeout_s) + 10) *
+		    1000, &warm)) == DT_WARM_WAIT)
 			if (nap(20, c->stop_file))
 				break;
-		if (got_signal || stop_seen)
+		if (got_signal || stop_seen ||
+		    dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED) {
+			if (lead == DT_WARM_LEAD)
+				dt_shared_warm_done(x->sh, DT_WARM_AGAIN);
 			continue;
+		}
 		if (!dt_shared_budget_take(x->sh, c->budget, &reserved)) {
 			if (lead == DT_WARM_LEAD)
-				dt_shared_warm_done(x->sh, 0);
+				dt_shared_warm_done(x->sh, DT_WARM_FAILED);
 			set_error(x, rec, K_BUDGET, 1, DT_EXIT_TEMPFAIL,
 			    "the run's budget of %.4f USD is spent; not calling "
 			    "the API", c->budget);
@@ -1082,9 +1226,14 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 		if (got_signal || stop_seen) {
 			dt_shared_budget_settle(x->sh, c->budget, reserved, 0);
 			if (lead == DT_WARM_LEAD)
-				dt_shared_warm_done(x->sh, 0);
+				dt_shared_warm_done(x->sh, DT_WARM_AGAIN);
 			continue;
 		}
+		/*
+		 * TIMEOUT_SECONDS bounds every call; only a
+		 * DT_FIRST_TIMEOUT_SECONDS set on purpose gives the calls
+		 * before the first answer (a new schema) longer.
+		 */
 		req.timeout_ms = (long)(c->timeout_s * 1000);
 		if (!warm && !x->seen_success &&
 		    c->first_timeout_s > c->timeout_s)
@@ -1115,10 +1264,22 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			rc = DT_API_INVALID;
 			utf8_format(why, sizeof(why), "%s", resp.error);
 		}
+		/*
+		 * An error answer that no retry changes (a 3xx, a 4xx but
+		 * 408 and 429) is not known to be about this record: the same
+		 * answer for every record is the run's setup.
+		 */
+		refused = rc == -1 && resp.result == DT_HTTP_OK &&
+		    resp.status >= 300 && resp.status <= 499 &&
+		    !dt_http_retryable(&resp);
 		dt_shared_budget_settle(x->sh, c->budget, reserved,
 		    u.cost_usd);
 		if (lead == DT_WARM_LEAD)
-			dt_shared_warm_done(x->sh, rc == DT_API_OK);
+			dt_shared_warm_done(x->sh, rc == DT_API_OK ? DT_WARM_OK :
+			    refused ? DT_WARM_AGAIN : DT_WARM_FAILED);
+		/* Any answer from the model ends a streak of refusals. */
+		if (rc != -1)
+			dt_shared_setup_ok(x->sh);
 
 		if (rc == DT_API_OK) {
 			dt_shared_breaker_note(x->sh, 0, c->breaker);
@@ -1155,15 +1316,47 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			}
 			goto fail;
 		}
-		if (resp.result == DT_HTTP_OK && (resp.status == 401 ||
-		    resp.status == 403)) {
+		if (refused) {
+			char line[1024];
+			int streak = 0, opened;
+
+			dt_shared_breaker_note(x->sh, 0, c->breaker);
 			dt_api_error_message(resp.body, resp.len, apimsg,
 			    sizeof(apimsg));
-			dt_error("%s: the API refused the key (HTTP %ld%s%s); not "
-			    "calling it again in this run", x->url, resp.status,
-			    apimsg[0] ? ": " : "", apimsg);
-			dt_shared_breaker_trip(x->sh, DT_BREAKER_AUTH);
-			continue;
+			dt_api_error_type(resp.body, resp.len, sig, sizeof(sig));
+			setup_line(x, resp.status, sig, apimsg, line,
+			    sizeof(line));
+			if (never_the_record(resp.status))
+				opened = dt_shared_breaker_trip(x->sh,
+				    resp.status == 401 || resp.status == 403 ?
+				    DT_BREAKER_AUTH : DT_BREAKER_SETUP, line);
+			else
+				opened = dt_shared_setup_note(x->sh, resp.status,
+				    sig, SETUP_THRESHOLD, line, &streak);
+			/*
+			 * The row goes back without using an attempt: the
+			 * answer may be the setup's (the next calls tell),
+			 * and an attempt is for what is the record's own.
+			 */
+			set_error(x, rec, K_CONFIG, 1, dt_shared_breaker(x->sh) ==
+			    DT_BREAKER_CLOSED ? DT_EXIT_PARTIAL : DT_EXIT_CONFIG,
+			    "HTTP %ld%s%s", resp.status, apimsg[0] ? ": " : "",
+			    apimsg);
+			if (opened) {
+				dt_error("%s; no more calls in this run, every "
+				    "row is given back", line);
+				stop_the_run(c->stop_file);
+			} else {
+				dt_debug("%s: id %s: HTTP %ld%s%s (%d in a row); "
+				    "the row is given back", x->where, id,
+				    resp.status, apimsg[0] ? ": " : "", apimsg,
+				    streak);
+				utf8_format(x->last_refused,
+				    sizeof(x->last_refused), "id %s: HTTP %ld%s%s",
+				    id, resp.status, apimsg[0] ? ": " : "",
+				    apimsg);
+			}
+			goto fail;
 		}
 		if (rc == DT_API_FAILED || dt_http_retryable(&resp) ||
 		    resp.result != DT_HTTP_OK) {
@@ -1209,15 +1402,15 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 				nap(backoff, c->stop_file);
 			continue;
 		}
-		/* Any other 4xx: this request will not work however often. */
-		dt_shared_breaker_note(x->sh, 0, c->breaker);
-		dt_api_error_message(resp.body, resp.len, apimsg, sizeof(apimsg));
-		dt_warn("%s: id %s: HTTP %ld%s%s", x->where, id, resp.status,
-		    apimsg[0] ? ": " : "", apimsg);
-		set_error(x, rec, K_4XX, 0, DT_EXIT_PARTIAL, "HTTP %ld%s%s",
-		    resp.status, apimsg[0] ? ": " : "", apimsg);
+		/* A status no HTTP server should send. */
+		utf8_format(why, sizeof(why), "unexpected HTTP %ld", resp.status);
+		set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_PARTIAL, "%s (after %d "
+		    "tries)", why, tries);
 		goto fail;
 	}
+done:
+	if (tries == 0)
+		goto out;
 fail:
 	json_object_set_new(rec, "tries", json_integer(tries));
 	if (sum.total_tokens > 0 || sum.cost_usd > 0)
@@ -1448,7 +1641,9 @@ final_message(struct run *x, int interrupted)
 	case DT_EXIT_OK:
 		return NULL;
 	case DT_EXIT_CONFIG:
-		return "the API refused the key";
+		return dt_shared_breaker(x->sh) == DT_BREAKER_AUTH ?
+		    "the API refused the key" :
+		    "the API refused the run's setup";
 	case DT_EXIT_UNAVAILABLE:
 		return "circuit open: the API is unavailable";
 	case DT_EXIT_TEMPFAIL:
@@ -1665,6 +1860,8 @@ main(int argc, char **argv)
 		return DT_EXIT_CONFIG;
 	if ((first = read_flags(&x.c, argc, argv, &exit_now)) < 0)
 		return exit_now;
+	if (x.c.model == NULL)
+		x.c.model = x.c.api == DT_API_CHAT ? "sonar" : "perplexity/sonar";
 	if (dt_env_secret("PERPLEXITY_API_KEY", &x.c.key) < 0)
 		return DT_EXIT_CONFIG;
 	if (x.c.key == NULL && !x.c.dry_run) {
@@ -1708,10 +1905,21 @@ main(int argc, char **argv)
 		x.status = dt_exit_worse(x.status, DT_EXIT_TEMPFAIL);
 		dt_warn("interrupted by signal %d; %lu records done",
 		    (int)got_signal, x.n.records);
+	} else if (x.sh != NULL && dt_shared_breaker(x.sh) != DT_BREAKER_CLOSED &&
+	    dt_shared_breaker(x.sh) != DT_BREAKER_OUTAGE) {
+		/* It stopped the run itself: nothing interrupted it. */
+		if (x.n.kind[K_CONFIG] > 0)
+			x.status = dt_exit_worse(x.status, DT_EXIT_CONFIG);
 	} else if (stop_seen) {
 		interrupted = 1;
 		x.status = dt_exit_worse(x.status, DT_EXIT_TEMPFAIL);
 	}
+	if (x.n.kind[K_CONFIG] > 0 && x.last_refused[0] != '\0' &&
+	    x.sh != NULL && dt_shared_breaker(x.sh) == DT_BREAKER_CLOSED)
+		dt_warn("%lu record%s refused by the API with an answer other "
+		    "records did not get (last: %s); given back without using "
+		    "an attempt", x.n.kind[K_CONFIG], x.n.kind[K_CONFIG] == 1 ?
+		    " was" : "s were", x.last_refused);
 	if (out_failed == 0) {
 		size_t n = render_stage(&x, x.status,
 		    final_message(&x, interrupted), interrupted, stage,

@@ -19,7 +19,7 @@
 #include "shared.h"
 
 #define STATE_MAGIC 0x64747361u /* "dtsa" */
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 
 struct state {
 	uint32_t magic;
@@ -37,6 +37,9 @@ struct state {
 	double spent;
 	double reserved;
 	double max_cost;
+	int64_t setup_streak;   /* consecutive answers like setup_sig */
+	char setup_sig[64];     /* "status type" of the last of them */
+	char why[DT_SHARED_WHY]; /* why the breaker opened */
 	int64_t ring[];         /* the times of the last rpm slots */
 };
 
@@ -278,12 +281,67 @@ dt_shared_breaker_note(struct dt_shared *s, int outage, long long threshold)
 	return v;
 }
 
+/* Opens the breaker under the lock; returns 1 when this call opened it. */
+static int
+trip_locked(struct state *st, int reason, const char *why)
+{
+	if (st->breaker != DT_BREAKER_CLOSED)
+		return 0;
+	snprintf(st->why, sizeof(st->why), "%s", why != NULL ? why : "");
+	__atomic_store_n(&st->breaker, reason, __ATOMIC_RELEASE);
+	return 1;
+}
+
+int
+dt_shared_breaker_trip(struct dt_shared *s, int reason, const char *why)
+{
+	int v;
+
+	lock(s);
+	v = trip_locked(s->st, reason, why);
+	unlock(s);
+	return v;
+}
+
 void
-dt_shared_breaker_trip(struct dt_shared *s, int reason)
+dt_shared_breaker_why(struct dt_shared *s, char *buf, size_t len)
 {
 	lock(s);
-	if (s->st->breaker == DT_BREAKER_CLOSED)
-		s->st->breaker = reason;
+	snprintf(buf, len, "%s", s->st->why);
+	unlock(s);
+}
+
+int
+dt_shared_setup_note(struct dt_shared *s, long status, const char *sig,
+    long long threshold, const char *why, int *streak)
+{
+	struct state *st = s->st;
+	char key[sizeof(st->setup_sig)];
+	int v = 0;
+
+	snprintf(key, sizeof(key), "%ld %s", status, sig != NULL ? sig : "");
+	lock(s);
+	if (st->setup_streak > 0 && strcmp(st->setup_sig, key) == 0)
+		st->setup_streak++;
+	else {
+		st->setup_streak = 1;
+		memcpy(st->setup_sig, key, sizeof(key));
+	}
+	*streak = (int)st->setup_streak;
+	if (st->setup_streak >= threshold)
+		v = trip_locked(st, DT_BREAKER_SETUP, why);
+	unlock(s);
+	return v;
+}
+
+void
+dt_shared_setup_ok(struct dt_shared *s)
+{
+	/* The common case, no streak, takes no lock. */
+	if (PEEK(s->st->setup_streak) == 0)
+		return;
+	lock(s);
+	s->st->setup_streak = 0;
 	unlock(s);
 }
 
@@ -317,12 +375,13 @@ dt_shared_warm(struct dt_shared *s, long long lease_ms, int *warm)
 }
 
 void
-dt_shared_warm_done(struct dt_shared *s, int ok)
+dt_shared_warm_done(struct dt_shared *s, int how)
 {
 	lock(s);
-	s->st->warm_tried = 1;
 	s->st->warm_pid = 0;
-	if (ok)
+	if (how != DT_WARM_AGAIN)
+		s->st->warm_tried = 1;
+	if (how == DT_WARM_OK)
 		s->st->warm = 1;
 	unlock(s);
 }

@@ -18,13 +18,22 @@ struct dt_shared;
 enum {
 	DT_BREAKER_CLOSED = 0,
 	DT_BREAKER_OUTAGE = 1,  /* too many consecutive outage failures */
-	DT_BREAKER_AUTH = 2     /* the API refused the key */
+	DT_BREAKER_AUTH = 2,    /* the API refused the key */
+	DT_BREAKER_SETUP = 3    /* the API refused the run's configuration */
 };
 
 enum {
 	DT_WARM_GO = 0,         /* warmed up, or a warm-up call was made */
 	DT_WARM_LEAD = 1,       /* this worker makes the warm-up call */
 	DT_WARM_WAIT = 2        /* another worker's warm-up call is running */
+};
+
+/* How a warm-up call ended (dt_shared_warm_done). */
+enum {
+	DT_WARM_FAILED = 0,     /* it failed: everyone goes */
+	DT_WARM_OK = 1,         /* it succeeded: everyone goes */
+	DT_WARM_AGAIN = 2       /* a possible setup error: the next call is
+				 * made alone too */
 };
 
 /*
@@ -78,8 +87,37 @@ int dt_shared_breaker(struct dt_shared *s);
 int dt_shared_breaker_note(struct dt_shared *s, int outage,
     long long threshold);
 
-/* Opens the breaker for reason (DT_BREAKER_OUTAGE or DT_BREAKER_AUTH). */
-void dt_shared_breaker_trip(struct dt_shared *s, int reason);
+/*
+ * Opens the breaker for reason (DT_BREAKER_*), with why (the API's own
+ * answer, kept up to DT_SHARED_WHY bytes; may be NULL) for the workers
+ * that find it open.  Returns 1 when this call opened it, 0 when it was
+ * open already: the one worker that opened it says why, once a run.
+ */
+int dt_shared_breaker_trip(struct dt_shared *s, int reason, const char *why);
+
+#define DT_SHARED_WHY 512
+
+/*
+ * Copies into buf (len bytes) why the breaker was opened, as given to
+ * dt_shared_breaker_trip(); "" when nothing was given.
+ */
+void dt_shared_breaker_why(struct dt_shared *s, char *buf, size_t len);
+
+/*
+ * Counts an API answer that may be a setup error: an error answer
+ * (status, and sig: the error's type or code, "" when none) that is not
+ * about any one record as far as dt-analyze can tell.  The same answer
+ * for consecutive calls, from any worker, is the run's setup, not the
+ * records: once threshold of them come in a row, the breaker opens for
+ * DT_BREAKER_SETUP and the call returns 1 when it was this one that
+ * opened it.  Any other answer (dt_shared_setup_ok) ends the streak.
+ * Returns 0 otherwise; *streak gets the length of the streak.
+ */
+int dt_shared_setup_note(struct dt_shared *s, long status, const char *sig,
+    long long threshold, const char *why, int *streak);
+
+/* An answer that was not a setup error: the streak ends. */
+void dt_shared_setup_ok(struct dt_shared *s);
 
 /*
  * The first call with a new schema may be slow while the API prepares
@@ -91,8 +129,13 @@ void dt_shared_breaker_trip(struct dt_shared *s, int reason);
  */
 int dt_shared_warm(struct dt_shared *s, long long lease_ms, int *warm);
 
-/* Ends the warm-up call; ok is 1 when it succeeded. */
-void dt_shared_warm_done(struct dt_shared *s, int ok);
+/*
+ * Ends the warm-up call with how (DT_WARM_*).  After DT_WARM_AGAIN the
+ * warm-up goes on: the next call is made by one worker alone again, so
+ * that a run whose every call is refused (a misspelt model) makes no
+ * more calls than it takes to tell, however many workers it has.
+ */
+void dt_shared_warm_done(struct dt_shared *s, int how);
 
 /* Milliseconds on the clock all workers share (CLOCK_MONOTONIC). */
 long long dt_shared_now(void);

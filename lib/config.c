@@ -189,6 +189,7 @@ dt_env_secret(const char *name, char **out)
 	char filevar[128];
 	const char *v, *path;
 	char *s;
+	size_t i;
 
 	*out = NULL;
 	snprintf(filevar, sizeof(filevar), "%s_FILE", name);
@@ -210,6 +211,21 @@ dt_env_secret(const char *name, char **out)
 		return -1;
 	}
 	dt_log_secret(s);
+	/*
+	 * No key or token holds white space or a control character: one
+	 * that does was pasted with a newline (a Kubernetes Secret made
+	 * with echo), and every call would be refused.  Named, not shown.
+	 */
+	for (i = 0; s[i] != '\0'; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f) {
+			dt_error("%s: the value contains %s (byte %zu); remove "
+			    "it", v != NULL ? name : filevar, s[i] == '\n' ||
+			    s[i] == '\r' ? "a line break" : s[i] == ' ' ||
+			    s[i] == '\t' ? "white space" : "a control character",
+			    i + 1);
+			free(s);
+			return -1;
+		}
 	*out = s;
 	return 0;
 }

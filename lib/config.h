@@ -40,7 +40,9 @@ int dt_env_bool(const char *name, int def, int *out);
 /*
  * Reads a secret: the variable name itself, or the file named by
  * name_FILE (one trailing newline, CRLF included, is trimmed).  Setting
- * both is an error.  The value is registered with dt_log_secret().
+ * both is an error.  A value holding white space or a control character
+ * (a line break left in it) is an error naming the variable, never the
+ * value.  The value is registered with dt_log_secret().
  * Stores a new string in *out (NULL when neither is set; the caller
  * decides whether that is an error) and returns 0, or -1 on error.
  * The caller frees *out.

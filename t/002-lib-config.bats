@@ -76,6 +76,23 @@ load test_helper/common
 	assert_equal "$stderr" "libcheck: error: SUPABASE_KEY_FILE: $BATS_TEST_TMPDIR/two: file holds more than one line"
 }
 
+@test "config: a key or token with white space or a control character is refused, naming the variable, never the value" {
+	SUPABASE_KEY=$'secret-value-1\n' run -78 --separate-stderr libcheck secret SUPABASE_KEY
+	assert_equal "$stderr" "libcheck: error: SUPABASE_KEY: the value contains a line break (byte 15); remove it"
+	PERPLEXITY_API_KEY='pplx-abc secret' run -78 --separate-stderr libcheck secret PERPLEXITY_API_KEY
+	assert_equal "$stderr" "libcheck: error: PERPLEXITY_API_KEY: the value contains white space (byte 9); remove it"
+	TELEGRAM_BOT_TOKEN=$'123:tok\x01en' run -78 --separate-stderr libcheck secret TELEGRAM_BOT_TOKEN
+	assert_equal "$stderr" "libcheck: error: TELEGRAM_BOT_TOKEN: the value contains a control character (byte 8); remove it"
+	# A file's one trailing newline is trimmed; what is left must be clean.
+	printf 'file-secret-2 \n' >"$BATS_TEST_TMPDIR/k"
+	SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/k run -78 --separate-stderr libcheck secret SUPABASE_KEY
+	assert_equal "$stderr" "libcheck: error: SUPABASE_KEY_FILE: the value contains white space (byte 14); remove it"
+	printf '\tfile-secret-2' >"$BATS_TEST_TMPDIR/k"
+	SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/k run -78 --separate-stderr libcheck secret SUPABASE_KEY
+	assert_equal "$stderr" "libcheck: error: SUPABASE_KEY_FILE: the value contains white space (byte 1); remove it"
+	assert_equal "$output" ""
+}
+
 @test "config: exit statuses are ranked by severity" {
 	run -0 libcheck worse 0 1
 	assert_output 1

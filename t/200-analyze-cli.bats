@@ -76,6 +76,17 @@ setup() {
 	assert_equal "$(pplx requests | wc -l)" 0
 }
 
+@test "dt-analyze: a key with a newline, or a model of the wrong form, is refused at start: exit 78, nothing sent" {
+	records 3 >"$BATS_TEST_TMPDIR/in"
+	PERPLEXITY_API_KEY=$PPLX_KEY$'\n' run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_API_KEY: the value contains a line break (byte $((${#PPLX_KEY} + 1))); remove it"
+	assert_equal "$output" ""
+	PERPLEXITY_MODEL=sonnar run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	[[ $stderr =~ ^dt-analyze:\ error:\ PERPLEXITY_MODEL:\ \'sonnar\'\ is\ not\ a\ model\ name ]]
+	assert_equal "$output" ""
+	assert_equal "$(pplx requests | wc -l)" 0
+}
+
 @test "dt-analyze: the key can come from PERPLEXITY_API_KEY_FILE" {
 	printf '%s\n' "$PPLX_KEY" >"$BATS_TEST_TMPDIR/key"
 	records 1 >"$BATS_TEST_TMPDIR/in"
@@ -111,7 +122,7 @@ setup() {
 	run -0 --separate-stderr dt-analyze --check-config <"$BATS_TEST_TMPDIR/in"
 	assert_equal "$output" ""
 	assert_equal "$stderr" ""
-	run -0 --separate-stderr dt-analyze --check-config -a chat -m other/model -r 10 "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze --check-config -a chat -m sonar-pro -r 10 "$BATS_TEST_TMPDIR/in"
 	assert_equal "$output$stderr" ""
 	# The API is not asked: a base URL nobody listens on is fine.
 	PERPLEXITY_BASE_URL=http://127.0.0.1:1 run -0 --separate-stderr dt-analyze --check-config
@@ -131,6 +142,24 @@ setup() {
 	assert_equal "$stderr" "dt-analyze: error: $BATS_TEST_TMPDIR/s.json: \$.a: unsupported keyword \"format\""
 	DT_RPM=many run -78 --separate-stderr dt-analyze --check-config
 	assert_equal "$stderr" "dt-analyze: error: DT_RPM: 'many' is not a whole number (0 to 1000000)"
+	# A key pasted with its newline.
+	PERPLEXITY_API_KEY=$PPLX_KEY$'\n' run -78 --separate-stderr dt-analyze --check-config
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_API_KEY: the value contains a line break (byte $((${#PPLX_KEY} + 1))); remove it"
+	assert_no_secret "$PPLX_KEY" <(echo "$output") <(echo "$stderr")
+	# A model name must have its API's form.
+	PERPLEXITY_MODEL=sonar run -78 --separate-stderr dt-analyze --check-config
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_MODEL: 'sonar' is not a model name of the Agent API (DT_API=agent), which are provider/model, such as perplexity/sonar"
+	DT_API=chat PERPLEXITY_MODEL=perplexity/sonar run -78 --separate-stderr dt-analyze --check-config
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_MODEL: 'perplexity/sonar' is not a model name of chat completions (DT_API=chat), which are bare names, such as sonar"
+	run -78 --separate-stderr dt-analyze --check-config -m 'perplexity/sonar '
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_MODEL: the model name contains white space or a control character (byte 17)"
+	for m in /sonar perplexity/ a/b/c; do
+		run -78 --separate-stderr dt-analyze --check-config -m "$m"
+		[[ $stderr =~ is\ not\ a\ model\ name\ of\ the\ Agent\ API ]]
+	done
+	# Without PERPLEXITY_MODEL each API gets its own default.
+	run -0 --separate-stderr dt-analyze --check-config -a chat
+	assert_equal "$stderr" ""
 	run -64 --separate-stderr dt-analyze --check-config --rpm=-1
 	assert_equal "$stderr" "dt-analyze: error: --rpm: -1 is out of range (0 to 1000000)
 Try 'dt-analyze --help'."

@@ -19,6 +19,11 @@ faults() {
 	pplx script "{\"faults\":[$*]}"
 }
 
+# fresh_state: a new run's shared state (the circuit of the last is open).
+fresh_state() {
+	rm -f "$DT_STATE_DIR/analyze.state"
+}
+
 # sent: how many API calls the stand-in received, by fault ("-" none).
 sent() {
 	pplx requests | jq -r '.fault // "-"' | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}'
@@ -143,13 +148,117 @@ sent() {
 		'[{"kind":"invalid_output","message":"response larger than 1048576 bytes (after 2 tries)","retryable":true},2]'
 }
 
-@test "dt-analyze: a 4xx other than 408 and 429 is not retried and is not retryable" {
+@test "dt-analyze: a 4xx other than 408 and 429 is not retried; not known to be the record's, it gives the row back" {
 	faults '{"kind":"status","status":422}'
 	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(echo "${lines[0]}" | jq -c '[.error, .tries]')" \
-		'[{"kind":"http_4xx","message":"HTTP 422: stand-in fault status","retryable":false},1]'
-	assert_equal "$stderr" "dt-analyze: warning: $BATS_TEST_TMPDIR/in:1: id 1: HTTP 422: stand-in fault status"
+		'[{"kind":"config","message":"HTTP 422: stand-in fault status","retryable":true},1]'
+	assert_equal "$stderr" "dt-analyze: warning: 1 record was refused by the API with an answer other records did not get (last: id 1: HTTP 422: stand-in fault status); given back without using an attempt"
 	assert_equal "$(sent)" "status:1 "
+	# Refusals between answers are no setup error: the run goes on.
+	records 7 >"$BATS_TEST_TMPDIR/seven"
+	faults '{"kind":"status","status":422,"every":2}'
+	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/seven"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind // "analysis"' | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')" "analysis:4 config:3 "
+	assert_equal "$(echo "${lines[7]}" | jq -c '[.status, .counts.config]')" '[1,3]'
+	[[ $stderr =~ ^dt-analyze:\ warning:\ 3\ records\ were\ refused\ by\ the\ API ]]
+}
+
+@test "dt-analyze: a misspelt model opens the circuit after 3 calls: exit 78, one line naming PERPLEXITY_MODEL, every row given back" {
+	pplx script '{"models":["perplexity/sonar"]}'
+	records 10 >"$BATS_TEST_TMPDIR/ten"
+	PERPLEXITY_MODEL=perplexity/sonnar run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/ten"
+	assert_equal "$(sent)" "invalid_model:3 "
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_MODEL: the API refused model 'perplexity/sonnar' (HTTP 400: Invalid model 'perplexity/sonnar'. Permitted models can be found in the documentation at https://docs.perplexity.ai/getting-started/models.); fix the model name; no more calls in this run, every row is given back"
+	# Every record is given back (retryable, kind config): the three
+	# refused with the API's answer, the rest not called.
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.id) | [.error.kind, .error.retryable]' | sort | uniq -c | awk '{print $1, $2}')" '10 ["config",true]'
+	assert_equal "$(echo "${lines[0]}" | jq -c '[.error.message, .tries]')" "[\"HTTP 400: Invalid model 'perplexity/sonnar'. Permitted models can be found in the documentation at https://docs.perplexity.ai/getting-started/models.\",1]"
+	[[ $(echo "${lines[9]}" | jq -r .error.message) =~ ^not\ called:\ PERPLEXITY_MODEL:\ the\ API\ refused\ model ]]
+	assert_equal "$(echo "${lines[9]}" | jq 'has("tries")')" false
+	assert_equal "$(echo "${lines[10]}" | jq -c '[.stage, .status, .message, .counts.config, .interrupted]')" \
+		'["dt-analyze",78,"the API refused the run'"'"'s setup",10,false]'
+	# The same model through chat completions, as a bare name.
+	pplx reset
+	fresh_state
+	pplx script '{"models":["sonar"]}'
+	DT_API=chat PERPLEXITY_MODEL=sonnar run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/ten"
+	assert_equal "$(sent)" "invalid_model:3 "
+	[[ $stderr =~ ^dt-analyze:\ error:\ PERPLEXITY_MODEL:\ the\ API\ refused\ model\ \'sonnar\' ]]
+}
+
+@test "dt-analyze: under dt-fanout the workers share the circuit: a misspelt model costs 3 calls in all, and the run stops claiming" {
+	pplx script '{"models":["perplexity/sonar"]}'
+	records 40 >"$BATS_TEST_TMPDIR/forty"
+	export DT_STOP_FILE=$BATS_TEST_TMPDIR/stop
+	PERPLEXITY_MODEL=perplexity/sonnar run -78 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/forty"
+	assert_equal "$(sent)" "invalid_model:3 "
+	# One line from all four workers.
+	assert_equal "$(printf '%s\n' "${stderr_lines[@]}" | grep -c '^dt-analyze:')" 1
+	[[ $stderr =~ dt-analyze:\ error:\ PERPLEXITY_MODEL:\ the\ API\ refused\ model\ \'perplexity/sonnar\' ]]
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.id) | .error.kind' | sort | uniq -c | awk '{print $1, $2}')" '40 "config"'
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.stage) | .status' | sort -u | tr '\n' ' ')" "78 "
+	# The stop file tells dt-fetch to claim no more.
+	assert_file_exists "$DT_STOP_FILE"
+}
+
+@test "dt-analyze: 402, 404 and a redirect are never the record's: the circuit opens at the first, with what to fix" {
+	records 5 >"$BATS_TEST_TMPDIR/five"
+	faults '{"kind":"status","status":402,"type":"insufficient_quota","message":"Your account has insufficient credits"}'
+	run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/five"
+	assert_equal "$(sent)" "status:1 "
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_API_KEY: the API account cannot pay for calls (HTTP 402: Your account has insufficient credits); add credits to it; no more calls in this run, every row is given back"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.id) | .error | [.kind, .retryable]' | sort -u)" '["config",true]'
+	# A base URL with a wrong path.
+	pplx reset
+	fresh_state
+	PERPLEXITY_BASE_URL=$PPLX_URL/api run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/five"
+	assert_equal "$(pplx requests | jq -r '[.path, .status] | @tsv')" "/api/v1/agent	404"
+	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_BASE_URL: $PPLX_URL/api/v1/agent does not exist (HTTP 404: Not Found); check PERPLEXITY_BASE_URL (https://api.perplexity.ai) and DT_API; no more calls in this run, every row is given back"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.id) | .error.kind' | sort | uniq -c | awk '{print $1, $2}')" '5 "config"'
+	# A redirect (http:// for https://, say).
+	pplx reset
+	fresh_state
+	faults '{"kind":"status","status":301,"body":"<html>Moved Permanently</html>"}'
+	run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/five"
+	assert_equal "$(sent)" "status:1 "
+	[[ $stderr =~ ^dt-analyze:\ error:\ PERPLEXITY_BASE_URL:\ .*\ answers\ with\ a\ redirect\ \(HTTP\ 301\) ]]
+}
+
+@test "dt-analyze: a 422 for every record opens the circuit after 3, and only the same answer counts" {
+	records 6 >"$BATS_TEST_TMPDIR/six"
+	faults '{"kind":"status","status":422,"type":"unprocessable_entity","message":"response_format is not supported"}'
+	run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/six"
+	assert_equal "$(sent)" "status:3 "
+	assert_equal "$stderr" "dt-analyze: error: the API gave 3 different records the same refusal (HTTP 422: response_format is not supported); check PERPLEXITY_MODEL, DT_API, DT_SCHEMA_FILE and PERPLEXITY_BASE_URL; no more calls in this run, every row is given back"
+	# Two different refusals in turn are no streak.
+	pplx reset
+	fresh_state
+	faults '{"kind":"status","status":422,"every":2}' '{"kind":"status","status":400,"type":"bad_request"}'
+	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/six"
+	assert_equal "$(sent)" "status:6 "
+}
+
+@test "dt-analyze: a leading <think> block is dropped like a Markdown fence" {
+	faults '{"kind":"think"}'
+	run -0 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -c '[.tries, .analysis.sentiment]')" '[1,"positive"]'
+	assert_equal "$stderr" ""
+	assert_equal "$(sent)" "think:1 "
+	# And inside it, a fence.
+	faults '{"kind":"not_json","text":"<think>x</think>\n```json\n{\"sentiment\":\"positive\",\"language\":\"en\",\"topics\":[],\"summary\":\"s\",\"action_items\":[],\"confidence\":0.5}\n```"}'
+	run -0 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -c '[.tries, .analysis.summary]')" '[1,"s"]'
+}
+
+@test "dt-analyze: TIMEOUT_SECONDS bounds the first call too, and the workers waiting for it" {
+	faults '{"kind":"hang"}'
+	records 4 >"$BATS_TEST_TMPDIR/four"
+	SECONDS=0
+	TIMEOUT_SECONDS=1 DT_HTTP_TRIES=1 run -1 --separate-stderr dt-fanout -j 2 <"$BATS_TEST_TMPDIR/four"
+	[ "$SECONDS" -le 15 ] || fail "took $SECONDS s"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.message' | sort | uniq -c | awk '{$1=$1; print}')" \
+		"4 no complete response within 1000 ms (after 1 tries)"
 }
 
 @test "dt-analyze: an unknown request field is refused by the API as the Agent API does" {
@@ -162,12 +271,14 @@ sent() {
 @test "dt-analyze: a refused key stops all calls at once and exits 78, without the key in any output" {
 	records 5 >"$BATS_TEST_TMPDIR/five"
 	PERPLEXITY_API_KEY=wrong-key-0123456789 run -78 --separate-stderr dt-analyze -vv "$BATS_TEST_TMPDIR/five"
-	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.id) | .error.kind' | sort | uniq -c | awk '{print $1, $2}')" '5 "unavailable"'
-	assert_equal "$(echo "${lines[0]}" | jq -r .error.message)" "the API refused the key; not calling it again in this run"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.id) | [.error.kind, .error.retryable]' | sort | uniq -c | awk '{print $1, $2}')" '5 ["config",true]'
+	assert_equal "$(echo "${lines[0]}" | jq -r .error.message)" "HTTP 401: Invalid API key provided"
+	assert_equal "$(echo "${lines[1]}" | jq -r .error.message)" "not called: PERPLEXITY_API_KEY: the API refused the key (HTTP 401: Invalid API key provided); check the key"
 	assert_equal "$(echo "${lines[5]}" | jq -c '[.status, .message]')" '[78,"the API refused the key"]'
 	assert_equal "$(pplx requests | wc -l)" 1
 	assert_no_secret wrong-key-0123456789 <(echo "$output") <(echo "$stderr")
-	[[ $stderr =~ the\ API\ refused\ the\ key\ \(HTTP\ 401:\ Invalid\ API\ key\ provided\) ]]
+	assert_equal "$(printf '%s\n' "${stderr_lines[@]}" | grep -v ': debug: ' | grep -v ': trace: ')" \
+		"dt-analyze: error: PERPLEXITY_API_KEY: the API refused the key (HTTP 401: Invalid API key provided); check the key; no more calls in this run, every row is given back"
 }
 
 @test "dt-analyze: the key appears in no output or log, even at trace level" {
@@ -191,7 +302,7 @@ sent() {
 	faults "{\"kind\":\"status\",\"status\":422,\"message\":$(jq -n '"я" * 200')}"
 	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(echo "${lines[0]}" | jq -c .error)" \
-		"{\"kind\":\"http_4xx\",\"message\":\"HTTP 422: $(jq -nr '"я" * 149')\",\"retryable\":false}"
+		"{\"kind\":\"config\",\"message\":\"HTTP 422: $(jq -nr '"я" * 149')\",\"retryable\":true}"
 	# A value quoted to 60 bytes: "m" and 29 letters.
 	faults "{\"kind\":\"schema_violation\",\"value\":$(jq -n '"m" + "я" * 50')}"
 	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
@@ -210,7 +321,7 @@ sent() {
 	assert_equal "$(echo "${lines[0]}" | jq -r .error.output)" "<p>$(jq -nr '"ж" * 510')"
 	# The name of the model that answered is kept to 127 bytes.
 	pplx reset
-	run -0 --separate-stderr dt-analyze -m "$(jq -nr '"модель" * 25')" "$BATS_TEST_TMPDIR/in"
-	assert_equal "$(echo "${lines[0]}" | jq -r .model)" "$(jq -nr '"модель" * 10 + "мод"')"
+	run -0 --separate-stderr dt-analyze -m "perplexity/$(jq -nr '"модель" * 25')" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[0]}" | jq -r .model)" "perplexity/$(jq -nr '"модель" * 9 + "моде"')"
 	assert_equal "$(echo "${lines[1]}" | jq -c '[.stage, .status]')" '["dt-analyze",0]'
 }

@@ -61,8 +61,12 @@ setup() {
 	run -65 --separate-stderr dt-fanout -j 3 <"$BATS_TEST_TMPDIR/in"
 	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.error) | .error.kind')" bad_record
 	records 40 >"$BATS_TEST_TMPDIR/in2"
+	pplx reset
 	PERPLEXITY_API_KEY=not-the-key-42 run -78 --separate-stderr dt-fanout -j 3 <"$BATS_TEST_TMPDIR/in2"
-	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind' | sort -u)" unavailable
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind' | sort -u)" config
+	# One call and one line for all three workers.
+	assert_equal "$(pplx requests | wc -l)" 1
+	assert_equal "$(printf '%s\n' "${stderr_lines[@]}" | grep -c '^dt-analyze:')" 1
 }
 
 @test "dt-fanout: empty input still gives the stage record; bad options are usage errors" {
