@@ -237,6 +237,15 @@ sent() {
 	faults '{"kind":"status","status":422,"every":2}' '{"kind":"status","status":400,"type":"bad_request"}'
 	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/six"
 	assert_equal "$(sent)" "status:6 "
+	# Nor the same status with another error type.
+	pplx reset
+	fresh_state
+	faults '{"kind":"status","status":400,"type":"invalid_request","every":2}' '{"kind":"status","status":400,"type":"bad_request"}'
+	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/six"
+	assert_equal "$(sent)" "status:6 "
+	faults '{"kind":"status","status":400,"type":"bad_request"}'
+	run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/six"
+	assert_equal "$(sent)" "status:9 "
 }
 
 @test "dt-analyze: a leading <think> block is dropped like a Markdown fence" {
