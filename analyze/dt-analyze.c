@@ -215,15 +215,16 @@ struct run {
 static volatile sig_atomic_t got_signal;
 static int stop_seen;
 
+static volatile sig_atomic_t in_call;
+static struct run *cur;         /* for the signal handler */
+
 /*
  * Returns 1 once the stop file (DT_STOP_FILE) exists.  entrypoint.sh
  * creates it on SIGTERM or at its deadline: only it gets the signal in
  * a pod, and the fan-out between must keep the records flowing so that
- * every claimed row comes out, analyzed or given back.
+ * every claimed row comes out, analyzed or given back.  dt-analyze
+ * creates it itself when the API refuses the run's setup.
  */
-static volatile sig_atomic_t in_call;
-static struct run *cur;         /* for the signal handler */
-
 static int
 stop_requested(const char *path)
 {
@@ -237,6 +238,7 @@ stop_requested(const char *path)
 	}
 	return stop_seen;
 }
+
 static int out_lock_fd = -1;    /* DT_FANOUT_OUTPUT_LOCK, see emit() */
 static int out_failed;          /* an exit status once stdout failed */
 static struct dt_buf out_line;  /* emit()'s buffer, kept between records */
