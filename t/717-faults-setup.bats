@@ -33,6 +33,14 @@ untouched() {
 	assert_equal "$(count "last_error is not null and last_error->>'kind' <> 'config'")" 0
 }
 
+# with_newline VAR COMMAND...: runs COMMAND with a line break after VAR's
+# value, as a Secret made with echo gives it.
+with_newline() {
+	local var=$1
+	shift
+	env "$var=${!var}"$'\n' "$@"
+}
+
 # healthy_run ID: a run with the setup mended analyzes all 60 rows, each
 # at its first attempt.
 healthy_run() {
@@ -104,6 +112,15 @@ healthy_run() {
 	stderr_has "dt-analyze: error: PERPLEXITY_API_KEY: the value contains a line break"
 	assert_no_secret "$key" <(echo "$output") <(echo "$stderr")
 	assert_equal "$(standin perplexity requests | wc -l)" 0
+	assert_equal "$(count 'true')" 0
+	# The same for the other keys and tokens.
+	local var
+	for var in SUPABASE_KEY TELEGRAM_BOT_TOKEN; do
+		[ -n "${!var}" ] || fail "$var is not set by the stack"
+		DT_RUN_ID=newline-$var run -78 --separate-stderr with_newline "$var" timeout 120 dt-entrypoint
+		stderr_has "$var: the value contains a line break"
+		assert_no_secret "${!var}" <(echo "$output") <(echo "$stderr")
+	done
 	assert_equal "$(count 'true')" 0
 	healthy_run newline-2
 }
