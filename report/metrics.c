@@ -19,7 +19,7 @@
 
 static const char *const statuses[] = {"stored", "failed", "skipped"};
 static const char *const kinds[] = {"timeout", "rate_limited",
-    "unavailable", "http_4xx", "invalid_output", "too_large", "bad_record",
+    "unavailable", "config", "invalid_output", "too_large", "bad_record",
     "budget"};
 
 static void
