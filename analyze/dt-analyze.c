@@ -44,7 +44,7 @@
 #endif
 
 #define RAW_KEEP 1024           /* bytes of bad output kept in an error */
-#define NKINDS 8
+#define NKINDS 9
 
 static const char usage_text[] =
     "usage: dt-analyze [-dhqVvw] [-a agent|chat] [-B url] [-b usd] "
@@ -144,10 +144,10 @@ static const struct option longopts[] = {
 
 /* Error kinds, in the order the stage record counts them. */
 static const char *const kinds[NKINDS] = {"timeout", "rate_limited",
-    "unavailable", "config", "invalid_output", "too_large", "bad_record",
-    "budget"};
-enum { K_TIMEOUT, K_RATE, K_UNAVAIL, K_CONFIG, K_INVALID, K_TOOLARGE, K_BAD,
-    K_BUDGET };
+    "unavailable", "config", "http_4xx", "invalid_output", "too_large",
+    "bad_record", "budget"};
+enum { K_TIMEOUT, K_RATE, K_UNAVAIL, K_CONFIG, K_4XX, K_INVALID, K_TOOLARGE,
+    K_BAD, K_BUDGET };
 
 /*
  * Error answers alike for this many consecutive calls, from any worker,
@@ -1281,7 +1281,7 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			    refused ? DT_WARM_AGAIN : DT_WARM_FAILED);
 		/* Any answer from the model ends a streak of refusals. */
 		if (rc != -1)
-			dt_shared_setup_ok(x->sh);
+			dt_shared_setup_ok(x->sh, rc == DT_API_OK);
 
 		if (rc == DT_API_OK) {
 			dt_shared_breaker_note(x->sh, 0, c->breaker);
@@ -1328,6 +1328,22 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			dt_api_error_type(resp.body, resp.len, sig, sizeof(sig));
 			setup_line(x, resp.status, sig, apimsg, line,
 			    sizeof(line));
+			/*
+			 * The same key, model, URL and schema got an analysis
+			 * for another record in this run: a refusal (but for
+			 * what is never a record's) is this record's own, and
+			 * uses an attempt.
+			 */
+			if (!never_the_record(resp.status) &&
+			    dt_shared_setup_proven(x->sh)) {
+				dt_warn("%s: id %s: HTTP %ld%s%s; the API answered "
+				    "other records of this run", x->where, id,
+				    resp.status, apimsg[0] ? ": " : "", apimsg);
+				set_error(x, rec, K_4XX, 1, DT_EXIT_PARTIAL,
+				    "HTTP %ld%s%s", resp.status, apimsg[0] ?
+				    ": " : "", apimsg);
+				goto fail;
+			}
 			if (never_the_record(resp.status))
 				opened = dt_shared_breaker_trip(x->sh,
 				    resp.status == 401 || resp.status == 403 ?

@@ -38,6 +38,8 @@ struct state {
 	double reserved;
 	double max_cost;
 	int64_t setup_streak;   /* consecutive answers like setup_sig */
+	int32_t proven;         /* some call got an analysis */
+	int32_t pad;
 	char setup_sig[64];     /* "status type" of the last of them */
 	char why[DT_SHARED_WHY]; /* why the breaker opened */
 	int64_t ring[];         /* the times of the last rpm slots */
@@ -335,14 +337,23 @@ dt_shared_setup_note(struct dt_shared *s, long status, const char *sig,
 }
 
 void
-dt_shared_setup_ok(struct dt_shared *s)
+dt_shared_setup_ok(struct dt_shared *s, int analyzed)
 {
-	/* The common case, no streak, takes no lock. */
-	if (PEEK(s->st->setup_streak) == 0)
+	/* The common case, no streak and proven, takes no lock. */
+	if (PEEK(s->st->setup_streak) == 0 &&
+	    (!analyzed || PEEK(s->st->proven)))
 		return;
 	lock(s);
 	s->st->setup_streak = 0;
+	if (analyzed)
+		s->st->proven = 1;
 	unlock(s);
+}
+
+int
+dt_shared_setup_proven(struct dt_shared *s)
+{
+	return PEEK(s->st->proven);
 }
 
 int

@@ -116,8 +116,15 @@ void dt_shared_breaker_why(struct dt_shared *s, char *buf, size_t len);
 int dt_shared_setup_note(struct dt_shared *s, long status, const char *sig,
     long long threshold, const char *why, int *streak);
 
-/* An answer that was not a setup error: the streak ends. */
-void dt_shared_setup_ok(struct dt_shared *s);
+/*
+ * An answer that was not a setup error: the streak ends.  analyzed is 1
+ * when the call got an analysis: the run's setup is proven good, and a
+ * refusal after it is about its record (dt_shared_setup_proven).
+ */
+void dt_shared_setup_ok(struct dt_shared *s, int analyzed);
+
+/* Returns 1 once some call of the run got an analysis. */
+int dt_shared_setup_proven(struct dt_shared *s);
 
 /*
  * The first call with a new schema may be slow while the API prepares

@@ -19,8 +19,8 @@
 
 static const char *const statuses[] = {"stored", "failed", "skipped"};
 static const char *const kinds[] = {"timeout", "rate_limited",
-    "unavailable", "config", "invalid_output", "too_large", "bad_record",
-    "budget"};
+    "unavailable", "config", "http_4xx", "invalid_output", "too_large",
+    "bad_record", "budget"};
 
 static void
 family(struct dt_rpt_buf *b, const char *name, const char *help)

@@ -148,20 +148,28 @@ sent() {
 		'[{"kind":"invalid_output","message":"response larger than 1048576 bytes (after 2 tries)","retryable":true},2]'
 }
 
-@test "dt-analyze: a 4xx other than 408 and 429 is not retried; not known to be the record's, it gives the row back" {
+@test "dt-analyze: a 4xx other than 408 and 429 is not retried; before any analysis it gives the row back, after one it is the record's" {
 	faults '{"kind":"status","status":422}'
 	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(echo "${lines[0]}" | jq -c '[.error, .tries]')" \
 		'[{"kind":"config","message":"HTTP 422: stand-in fault status","retryable":true},1]'
 	assert_equal "$stderr" "dt-analyze: warning: 1 record was refused by the API with an answer other records did not get (last: id 1: HTTP 422: stand-in fault status); given back without using an attempt"
 	assert_equal "$(sent)" "status:1 "
-	# Refusals between answers are no setup error: the run goes on.
+	# Once the run's setup got an analysis, a refusal is the record's
+	# own: http_4xx, which uses an attempt (the row is parked after
+	# DT_MAX_ATTEMPTS), and the run goes on.
 	records 7 >"$BATS_TEST_TMPDIR/seven"
+	pplx reset
+	fresh_state
 	faults '{"kind":"status","status":422,"every":2}'
 	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/seven"
-	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind // "analysis"' | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')" "analysis:4 config:3 "
-	assert_equal "$(echo "${lines[7]}" | jq -c '[.status, .counts.config]')" '[1,3]'
-	[[ $stderr =~ ^dt-analyze:\ warning:\ 3\ records\ were\ refused\ by\ the\ API ]]
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind // "analysis"' | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')" "analysis:4 http_4xx:3 "
+	assert_equal "$(echo "${lines[1]}" | jq -c '[.error, .tries]')" \
+		'[{"kind":"http_4xx","message":"HTTP 422: stand-in fault status","retryable":true},1]'
+	assert_equal "$(echo "${lines[7]}" | jq -c '[.status, .counts.http_4xx]')" '[1,3]'
+	assert_equal "${stderr_lines[0]}" "dt-analyze: warning: $BATS_TEST_TMPDIR/seven:2: id 2: HTTP 422: stand-in fault status; the API answered other records of this run"
+	assert_equal "${#stderr_lines[@]}" 3
+	assert_equal "$(sent)" "-:4 status:3 "
 }
 
 @test "dt-analyze: a misspelt model opens the circuit after 3 calls: exit 78, one line naming PERPLEXITY_MODEL, every row given back" {

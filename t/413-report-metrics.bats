@@ -32,6 +32,7 @@ dt_run_duration_seconds{instance="",job="dt"} 252
 dt_run_errors{instance="",job="dt",kind="bad_record"} 0
 dt_run_errors{instance="",job="dt",kind="budget"} 0
 dt_run_errors{instance="",job="dt",kind="config"} 0
+dt_run_errors{instance="",job="dt",kind="http_4xx"} 0
 dt_run_errors{instance="",job="dt",kind="invalid_output"} 0
 dt_run_errors{instance="",job="dt",kind="rate_limited"} 0
 dt_run_errors{instance="",job="dt",kind="timeout"} 0

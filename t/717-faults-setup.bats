@@ -124,3 +124,28 @@ healthy_run() {
 	assert_equal "$(count 'true')" 0
 	healthy_run newline-2
 }
+
+@test "setup: once the run got an analysis, a refusal is the record's own and uses an attempt; alone it is given back" {
+	standin perplexity script '{"models": ["perplexity/sonar"], "faults": [
+		{"kind": "status", "status": 400, "type": "invalid_request", "match": "fault row 30\n",
+		 "message": "Input rejected by the content filter"}]}'
+	DT_RUN_ID=content-1 run -1 --separate-stderr timeout 120 dt-entrypoint
+	stderr_has "id 30: HTTP 400: Input rejected by the content filter; the API answered other records of this run"
+	assert_equal "$(sql "select status, attempts, last_error->>'kind', last_error->>'retryable' from public.dt_results where source_id = '30'")" \
+		"pending	1	http_4xx	true"
+	assert_equal "$(count "status = 'done' and attempts = 1")" 59
+	# Alone in the next run nothing shows whose fault the refusal is: the
+	# row is given back unused, and the run says so in one line.
+	DT_RUN_ID=content-2 run -1 --separate-stderr timeout 120 dt-entrypoint
+	stderr_has "dt-analyze: warning: 1 record was refused by the API with an answer other records did not get (last: id 30: HTTP 400: Input rejected by the content filter); given back without using an attempt"
+	assert_equal "$(sql "select status, attempts, claims, last_error->>'kind' from public.dt_results where source_id = '30'")" \
+		"pending	1	1	config"
+	# The same refusal for every record before any analysis is the
+	# setup's.
+	rows 60
+	standin perplexity script '{"models": ["perplexity/sonar"], "faults": [
+		{"kind": "status", "status": 400, "type": "invalid_request", "message": "Input rejected by the content filter"}]}'
+	DT_RUN_ID=content-3 run -78 --separate-stderr timeout 120 dt-entrypoint
+	assert_equal "$(standin perplexity requests | wc -l)" 3
+	untouched
+}
