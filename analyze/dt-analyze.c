@@ -107,13 +107,13 @@ static const char usage_text[] =
     "from a flag.\n"
     "An error answer of the API that is not about the record (a refused "
     "key, no\n"
-    "credits, a wrong URL, the same refusal for 3 records in a row: a "
-    "misspelt\n"
-    "model) opens the circuit for the whole run: no more calls, every "
-    "row is given\n"
-    "back unused (error kind \"config\"), exit status 78 with one "
-    "line saying what\n"
-    "to fix.\n"
+    "credits, a wrong URL, the same refusal for 2 records and a plain "
+    "test text:\n"
+    "a misspelt model) opens the circuit for the whole run: no more "
+    "calls, every\n"
+    "row is given back unused (error kind \"config\"), exit status 78 "
+    "with one line\n"
+    "saying what to fix.\n"
     "Exit status: 0 all analyzed, 1 some records failed, 65 bad input "
     "lines,\n"
     "69 circuit open, 75 budget spent or interrupted, 78 bad "
@@ -151,7 +151,8 @@ enum { K_TIMEOUT, K_RATE, K_UNAVAIL, K_CONFIG, K_4XX, K_INVALID, K_TOOLARGE,
 
 /*
  * Error answers alike for this many consecutive calls, from any worker,
- * are the run's setup (a misspelt model), not the records.
+ * the last of them with a plain test text (probe_setup), are the run's
+ * setup (a misspelt model), not the records.
  */
 #define SETUP_THRESHOLD 3
 
@@ -1104,10 +1105,80 @@ setup_line(struct run *x, long status, const char *sig, const char *apimsg,
 		utf8_format(buf, len, "PERPLEXITY_MODEL: the API refused model "
 		    "'%s' (%s); fix the model name", x->c.model, answer);
 	else
-		utf8_format(buf, len, "the API gave %d different records the "
-		    "same refusal (%s); check PERPLEXITY_MODEL, DT_API, "
-		    "DT_SCHEMA_FILE and PERPLEXITY_BASE_URL", SETUP_THRESHOLD,
-		    answer);
+		utf8_format(buf, len, "the API refused records and a plain "
+		    "test text alike (%s); check PERPLEXITY_MODEL, DT_API, "
+		    "DT_SCHEMA_FILE and PERPLEXITY_BASE_URL", answer);
+}
+
+/*
+ * The last call of a streak of refusals: the same request with a plain
+ * text of no user's in place of a record's.  The same refusal for it is
+ * the setup's, and opens the circuit (returns 1); an analysis proves
+ * the setup good, so the refusals were the records' own.  The call is
+ * made under the rate limit and the budget; what it costs counts in
+ * the stage's totals, not in any record's.
+ */
+static int
+probe_setup(struct run *x, const struct dt_http_req *like, const char *line)
+{
+	static const char probe[] = "Thanks for the update, see you tomorrow.";
+	struct config *c = &x->c;
+	struct dt_http_req req = *like;
+	struct dt_http_resp resp;
+	struct dt_usage u;
+	json_t *analysis = NULL;
+	char *input, *body, *raw = NULL, sig[64], why[300], model[128];
+	size_t ilen, blen;
+	double reserved;
+	long long wait;
+	int opened = 0, streak, rc;
+
+	if ((input = dt_api_wrap(probe, sizeof(probe) - 1, &ilen)) == NULL ||
+	    (body = dt_api_body(&x->api, input, ilen, &blen)) == NULL) {
+		free(input);
+		return 0;
+	}
+	if (!dt_shared_budget_take(x->sh, c->budget, &reserved))
+		goto done;
+	if ((wait = dt_shared_slot(x->sh)) > 0)
+		nap(wait, c->stop_file);
+	if (got_signal || stop_seen) {
+		dt_shared_budget_settle(x->sh, c->budget, reserved, 0);
+		goto done;
+	}
+	req.body = body;
+	req.body_len = blen;
+	memset(&resp, 0, sizeof(resp));
+	memset(&u, 0, sizeof(u));
+	in_call = 1;
+	dt_http_once(x->http, &req, &c->pol, &resp);
+	in_call = 0;
+	rc = -1;
+	if (resp.result == DT_HTTP_OK && resp.status >= 200 &&
+	    resp.status <= 299)
+		rc = dt_api_parse(&x->api, resp.body, resp.len, &analysis, &u,
+		    model, sizeof(model), why, sizeof(why), &raw);
+	json_decref(analysis);
+	free(raw);
+	dt_shared_budget_settle(x->sh, c->budget, reserved, u.cost_usd);
+	x->n.tokens += u.total_tokens;
+	x->n.cost += u.cost_usd;
+	if (rc != -1)
+		dt_shared_setup_ok(x->sh, rc == DT_API_OK);
+	else if (resp.result == DT_HTTP_OK && resp.status >= 300 &&
+	    resp.status <= 499 && !dt_http_retryable(&resp)) {
+		dt_api_error_type(resp.body, resp.len, sig, sizeof(sig));
+		opened = dt_shared_setup_note(x->sh, resp.status, sig,
+		    SETUP_THRESHOLD, line, &streak);
+	}
+	dt_debug("the test call with a plain text: %s", rc == DT_API_OK ?
+	    "analyzed: the setup is good" : opened ? "refused alike: the "
+	    "setup is at fault" : "no verdict");
+	dt_http_resp_clear(&resp);
+done:
+	free(body);
+	free(input);
+	return opened;
 }
 
 /*
@@ -1276,12 +1347,15 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 		    !dt_http_retryable(&resp);
 		dt_shared_budget_settle(x->sh, c->budget, reserved,
 		    u.cost_usd);
-		if (lead == DT_WARM_LEAD)
-			dt_shared_warm_done(x->sh, rc == DT_API_OK ? DT_WARM_OK :
-			    refused ? DT_WARM_AGAIN : DT_WARM_FAILED);
 		/* Any answer from the model ends a streak of refusals. */
 		if (rc != -1)
 			dt_shared_setup_ok(x->sh, rc == DT_API_OK);
+		/* A refusal keeps the lead until it is told (below). */
+		if (lead == DT_WARM_LEAD && !refused) {
+			dt_shared_warm_done(x->sh, rc == DT_API_OK ? DT_WARM_OK :
+			    DT_WARM_FAILED);
+			lead = DT_WARM_GO;
+		}
 
 		if (rc == DT_API_OK) {
 			dt_shared_breaker_note(x->sh, 0, c->breaker);
@@ -1336,6 +1410,8 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 			 */
 			if (!never_the_record(resp.status) &&
 			    dt_shared_setup_proven(x->sh)) {
+				if (lead == DT_WARM_LEAD)
+					dt_shared_warm_done(x->sh, DT_WARM_FAILED);
 				dt_warn("%s: id %s: HTTP %ld%s%s; the API answered "
 				    "other records of this run", x->where, id,
 				    resp.status, apimsg[0] ? ": " : "", apimsg);
@@ -1348,9 +1424,22 @@ call_api(struct run *x, json_t *rec, const char *id, const char *text,
 				opened = dt_shared_breaker_trip(x->sh,
 				    resp.status == 401 || resp.status == 403 ?
 				    DT_BREAKER_AUTH : DT_BREAKER_SETUP, line);
-			else
+			else {
 				opened = dt_shared_setup_note(x->sh, resp.status,
 				    sig, SETUP_THRESHOLD, line, &streak);
+				/*
+				 * Records refused alike so far may each be at
+				 * fault (three spam messages first in the
+				 * queue): the last call of the streak asks
+				 * about a plain text instead.
+				 */
+				if (!opened && streak == SETUP_THRESHOLD - 1)
+					opened = probe_setup(x, &req, line);
+			}
+			if (lead == DT_WARM_LEAD)
+				dt_shared_warm_done(x->sh,
+				    dt_shared_setup_proven(x->sh) ? DT_WARM_OK :
+				    DT_WARM_AGAIN);
 			/*
 			 * The row goes back without using an attempt: the
 			 * answer may be the setup's (the next calls tell),

@@ -238,7 +238,10 @@ sent() {
 	faults '{"kind":"status","status":422,"type":"unprocessable_entity","message":"response_format is not supported"}'
 	run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/six"
 	assert_equal "$(sent)" "status:3 "
-	assert_equal "$stderr" "dt-analyze: error: the API gave 3 different records the same refusal (HTTP 422: response_format is not supported); check PERPLEXITY_MODEL, DT_API, DT_SCHEMA_FILE and PERPLEXITY_BASE_URL; no more calls in this run, every row is given back"
+	assert_equal "$stderr" "dt-analyze: error: the API refused records and a plain test text alike (HTTP 422: response_format is not supported); check PERPLEXITY_MODEL, DT_API, DT_SCHEMA_FILE and PERPLEXITY_BASE_URL; no more calls in this run, every row is given back"
+	# The third call was the test text, not a record.
+	assert_equal "$(pplx requests | jq -r '.json.input | contains("#")' | tr '\n' ' ')" "true true false "
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .tries // 0' | tr '\n' ' ')" "1 1 0 0 0 0 "
 	# Two different refusals in turn are no streak.
 	pplx reset
 	fresh_state
@@ -254,6 +257,22 @@ sent() {
 	faults '{"kind":"status","status":400,"type":"bad_request"}'
 	run -78 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/six"
 	assert_equal "$(sent)" "status:9 "
+}
+
+@test "dt-analyze: records refused alike first in the queue do not stop the run when a plain text is analyzed" {
+	records 6 >"$BATS_TEST_TMPDIR/six"
+	faults '{"kind":"status","status":400,"type":"invalid_request","message":"Input rejected","match":"Friday. #1\n"}' \
+		'{"kind":"status","status":400,"type":"invalid_request","message":"Input rejected","match":"Friday. #2\n"}' \
+		'{"kind":"status","status":400,"type":"invalid_request","message":"Input rejected","match":"Friday. #3\n"}'
+	run -1 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/six"
+	# 1 and 2 refused, the test text analyzed, then 3 refused: the
+	# record's own now; 4 to 6 analyzed.
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.id) | [.id, .error.kind // "analysis"]' | tr '\n' ' ')" \
+		'[1,"config"] [2,"config"] [3,"http_4xx"] [4,"analysis"] [5,"analysis"] [6,"analysis"] '
+	assert_equal "$(pplx requests | jq -r 'if (.json.input | contains("#")) then (.fault // "-") else "test" end' | tr '\n' ' ')" \
+		"status status test status - - - "
+	# The test text's cost is in the stage's total, not in a record's.
+	assert_equal "$(echo "${lines[6]}" | jq '.cost_usd > 0 and .counts.analyzed == 3')" true
 }
 
 @test "dt-analyze: a leading <think> block is dropped like a Markdown fence" {

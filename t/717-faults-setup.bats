@@ -97,7 +97,7 @@ healthy_run() {
 		untouched
 		standin perplexity reset
 	done
-	stderr_has 'dt-analyze: error: the API gave 3 different records the same refusal (HTTP 422: response_format: unsupported)'
+	stderr_has 'dt-analyze: error: the API refused records and a plain test text alike (HTTP 422: response_format: unsupported)'
 	# A PERPLEXITY_BASE_URL with a wrong path: the stand-in's own 404.
 	PERPLEXITY_BASE_URL=$PERPLEXITY_BASE_URL/api DT_RUN_ID=refused-404 run -78 --separate-stderr timeout 120 dt-entrypoint
 	assert_equal "$(standin perplexity requests | jq -r '[.path, .status] | @tsv')" "/api/v1/agent	404"
@@ -148,4 +148,19 @@ healthy_run() {
 	DT_RUN_ID=content-3 run -78 --separate-stderr timeout 120 dt-entrypoint
 	assert_equal "$(standin perplexity requests | wc -l)" 3
 	untouched
+}
+
+@test "setup: rows first in the queue that the API refuses for their text do not stop the run" {
+	standin perplexity script '{"models": ["perplexity/sonar"], "faults": [
+		{"kind": "status", "status": 400, "type": "invalid_request", "match": "fault row 1\n", "message": "Input rejected"},
+		{"kind": "status", "status": 400, "type": "invalid_request", "match": "fault row 2\n", "message": "Input rejected"},
+		{"kind": "status", "status": 400, "type": "invalid_request", "match": "fault row 3\n", "message": "Input rejected"}]}'
+	DT_RUN_ID=head-1 run -1 --separate-stderr timeout 120 dt-entrypoint
+	assert_equal "$(count "status = 'done' and attempts = 1")" 57
+	# Rows 1 to 3 wait for the next run, none parked; one that was
+	# refused after the test text was analyzed used its attempt.
+	assert_equal "$(sql "select string_agg(source_id || ':' || status || ':' || (last_error->>'kind'), ' ' order by source_id) from public.dt_results where status <> 'done'")" \
+		"$(sql "select string_agg(source_id || ':pending:' || (last_error->>'kind'), ' ' order by source_id) from public.dt_results where source_id in ('1', '2', '3')")"
+	assert_equal "$(count "status <> 'done' and last_error->>'kind' not in ('config', 'http_4xx')")" 0
+	[[ $stderr != *"dt-analyze: error:"* ]] || fail "the circuit opened: $stderr"
 }
