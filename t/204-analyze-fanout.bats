@@ -62,6 +62,8 @@ setup() {
 	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.error) | .error.kind')" bad_record
 	records 40 >"$BATS_TEST_TMPDIR/in2"
 	pplx reset
+	# A new run's state: the first call is made alone again.
+	rm -f "$DT_STATE_DIR/analyze.state"
 	PERPLEXITY_API_KEY=not-the-key-42 run -78 --separate-stderr dt-fanout -j 3 <"$BATS_TEST_TMPDIR/in2"
 	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .error.kind' | sort -u)" config
 	# One call and one line for all three workers.
