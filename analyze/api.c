@@ -721,9 +721,9 @@ dt_api_error_type(const char *body, size_t n, char *buf, size_t len)
 	*buf = '\0';
 	e = json_object_get(resp, "error");
 	if (json_is_object(e)) {
-		if (json_is_string(t = json_object_get(e, "type")))
-			utf8_format(buf, len, "%s", json_string_value(t));
-		else if (json_is_string(t = json_object_get(e, "code")))
+		if (!json_is_string(t = json_object_get(e, "type")))
+			t = json_object_get(e, "code");
+		if (json_is_string(t))
 			utf8_format(buf, len, "%s", json_string_value(t));
 		else if (json_is_integer(t))
 			snprintf(buf, len, "%lld",
