@@ -30,7 +30,9 @@ setup() {
 dt_claim\tf\t{"search_path=\\"\\""}
 dt_column_type\tf\t{"search_path=\\"\\""}
 dt_peek\tf\t{"search_path=\\"\\""}
+dt_reclaim\tf\t{"search_path=\\"\\""}
 dt_release\tf\t{"search_path=\\"\\""}
+dt_requeue\tf\t{"search_path=\\"\\""}
 dt_settle\tf\t{"search_path=\\"\\""}
 dt_source\tf\t{"search_path=\\"\\""}'
 	run -0 sql "select r, t, has_table_privilege(r, t, 'select'), has_table_privilege(r, t, 'insert') from unnest(array['anon', 'authenticated', 'service_role']) r, unnest(array['public.dt_results', 'public.dt_runs']) t order by 1, 2"
@@ -44,6 +46,13 @@ service_role\tpublic.dt_runs\tt\tt'
 	assert_output $'anon\tf\nauthenticated\tf\nservice_role\tt'
 	run -0 sql "select r, has_function_privilege(r, 'public.dt_release(text, text, text[])', 'execute') from unnest(array['anon', 'authenticated', 'service_role', 'public']) r"
 	assert_output $'anon\tf\nauthenticated\tf\nservice_role\tt\npublic\tf'
+	run -0 sql "select r, f, has_function_privilege(r, f, 'execute') from unnest(array['anon', 'authenticated', 'service_role']) r, unnest(array['public.dt_reclaim(text, jsonb)', 'public.dt_requeue(text, boolean)']) f order by 2, 1"
+	assert_output $'anon\tpublic.dt_reclaim(text, jsonb)\tf
+authenticated\tpublic.dt_reclaim(text, jsonb)\tf
+service_role\tpublic.dt_reclaim(text, jsonb)\tt
+anon\tpublic.dt_requeue(text, boolean)\tf
+authenticated\tpublic.dt_requeue(text, boolean)\tf
+service_role\tpublic.dt_requeue(text, boolean)\tt'
 	run -0 sql "select relname, relrowsecurity from pg_class where oid in ('public.dt_results'::regclass, 'public.dt_runs'::regclass) order by 1"
 	assert_output $'dt_results\tt\ndt_runs\tt'
 }

@@ -131,11 +131,11 @@ setup() {
 dt-fetch: info: run r: claimed 0 rows in 0 batches'
 	DT_SOURCE_TEXT=body run -78 --separate-stderr dt-fetch -c -q -r r
 	assert_output --partial '"message":"Supabase refused the request: HTTP 400: 42703: column \"body\" of relation \"public.messages\" does not exist (hint: Check DT_SOURCE_ID, DT_SOURCE_TEXT and --columns.)"'
-	sql 'alter function dt_claim rename to dt_claim_away'
+	sql 'alter function dt_claim rename to dt_claim2'
 	run -78 --separate-stderr dt-fetch -c -q -r r
-	sql 'alter function dt_claim_away rename to dt_claim'
+	sql 'alter function dt_claim2 rename to dt_claim'
 	assert_output --partial '"message":"Supabase refused the request: HTTP 404: PGRST202: Could not find the function public.dt_claim(p_claim_key, p_id_column, p_lease_seconds, p_limit, p_max_attempts, p_max_text_chars, p_run_id, p_source_table, p_text_column) in the schema cache ('
-	assert_output --partial '(hint: Perhaps you meant to call the function public.dt_claim_away)'
+	assert_output --partial '(hint: Perhaps you meant to call the function public.dt_claim2)'
 }
 
 @test "dt-fetch: a 3 MiB text is cut in the database and on a character boundary; the row is settled" {
