@@ -55,6 +55,8 @@ static const char usage_text[] =
     "       dt-analyze --check-config [option ...]\n"
     "\n"
     "Adds a structured analysis of each record's \"text\" to the record.\n"
+    "A record whose text is null, empty or blank gets \"skip\" instead, "
+    "with no call.\n"
     "\n"
     "  -a, --api agent|chat      Agent API or chat completions "
     "(DT_API; agent)\n"
@@ -183,7 +185,7 @@ struct config {
 };
 
 struct counts {
-	unsigned long records, analyzed, errors, passed, bad;
+	unsigned long records, analyzed, errors, passed, bad, skipped;
 	unsigned long kind[NKINDS];
 	long long tokens;
 	double cost;
@@ -302,6 +304,8 @@ on_signal(int sig)
 	sputu(buf, sizeof(buf), &o, x->n.passed);
 	sput(buf, sizeof(buf), &o, ",\"bad\":");
 	sputu(buf, sizeof(buf), &o, x->n.bad);
+	sput(buf, sizeof(buf), &o, ",\"skipped\":");
+	sputu(buf, sizeof(buf), &o, x->n.skipped);
 	for (i = 0; i < NKINDS; i++) {
 		if (x->n.kind[i] == 0)
 			continue;
@@ -1004,8 +1008,8 @@ render_stage(struct run *x, int status, const char *message, int interrupted,
 	else
 		PUT("null");
 	PUT(",\"counts\":{\"records\":%lu,\"analyzed\":%lu,\"errors\":%lu,"
-	    "\"passed\":%lu,\"bad\":%lu", x->n.records, x->n.analyzed,
-	    x->n.errors, x->n.passed, x->n.bad);
+	    "\"passed\":%lu,\"bad\":%lu,\"skipped\":%lu", x->n.records,
+	    x->n.analyzed, x->n.errors, x->n.passed, x->n.bad, x->n.skipped);
 	for (i = 0; i < NKINDS; i++)
 		if (x->n.kind[i] > 0)
 			PUT(",\"%s\":%lu", kinds[i], x->n.kind[i]);
@@ -1570,6 +1574,21 @@ dry_run(struct run *x, json_t *rec, json_t *id, const char *text, size_t len)
 	free(input);
 }
 
+/*
+ * A record with nothing to analyze (a sticker, a photo, a join: a row
+ * without text) is ordinary data, not a failure: it gets "skip" and no
+ * call is made; dt-store settles its row as skipped.  Returns 1.
+ */
+static int
+skip(struct run *x, json_t *rec, const char *id, const char *why)
+{
+	dt_debug("%s: id %s: %s: skipped", x->where, id, why);
+	x->n.skipped++;
+	json_object_set_new(rec, "skip", json_pack("{ssss}", "reason",
+	    "no_text", "message", why));
+	return 1;
+}
+
 /* Handles one record; returns 1 when rec is to be written. */
 static int
 process(struct run *x, json_t *rec)
@@ -1593,7 +1612,8 @@ process(struct run *x, json_t *rec)
 		return 1;
 	}
 	dt_record_id_str(id, idbuf, sizeof(idbuf));
-	if (json_object_get(rec, "error") != NULL) {
+	if (json_object_get(rec, "error") != NULL ||
+	    json_object_get(rec, "skip") != NULL) {
 		x->n.passed++;
 		return 1;
 	}
@@ -1604,6 +1624,8 @@ process(struct run *x, json_t *rec)
 		return 1;
 	}
 	t = json_object_get(rec, "text");
+	if (json_is_null(t))
+		return skip(x, rec, idbuf, "the text is null");
 	if (!json_is_string(t)) {
 		why = t == NULL ? "missing text" : "text must be a string";
 		dt_warn("%s: id %s: %s", x->where, idbuf, why);
@@ -1612,11 +1634,10 @@ process(struct run *x, json_t *rec)
 	}
 	text = json_string_value(t);
 	len = json_string_length(t);
-	if (len == 0 || strspn(text, " \t\r\n") == len) {
-		dt_warn("%s: id %s: text is empty", x->where, idbuf);
-		set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR, "text is empty");
-		return 1;
-	}
+	if (len == 0)
+		return skip(x, rec, idbuf, "the text is empty");
+	if (strspn(text, " \t\r\n") == len)
+		return skip(x, rec, idbuf, "the text is blank");
 	if (memchr(text, '\0', len) != NULL) {
 		dt_warn("%s: id %s: text contains a NUL character", x->where,
 		    idbuf);
@@ -1771,8 +1792,8 @@ final_message(struct run *x, int interrupted)
  */
 static const char *const fast_keys[] = {"id", "text", "run_id", "stage",
     "error", "analysis", "prompt_version", "model", "usage", "latency_ms",
-    "tries", "text_cut"};
-enum { F_ID, F_TEXT, F_RUN_ID, F_OTHERS, F_NKEYS = 12 };
+    "tries", "text_cut", "skip"};
+enum { F_ID, F_TEXT, F_RUN_ID, F_OTHERS, F_NKEYS = 13 };
 
 /*
  * The quick way through for a record as dt-fetch writes them: the line

@@ -172,7 +172,7 @@ static const struct words en = {
 	    {"topics", "Top topics"}, {"action_items", "Action items"},
 	    {"confidence", "Confidence"}, {"unclaimed", "unclaimed"},
 	    {"leased", "leased"}, {"parked", "parked"},
-	    {NULL, NULL}},
+	    {"skipped", "skipped (no text)"}, {NULL, NULL}},
 };
 
 static const struct words ru = {
@@ -192,7 +192,9 @@ static const struct words ru = {
 	    {"confidence", "Уверенность"}, {"unclaimed", "не взято"},
 	    {"leased", "в работе"}, {"parked", "отложено"},
 	    {"stored", "сохранено"}, {"failed", "с ошибкой"},
-	    {"skipped", "пропущено"}, {"analyzed", "проанализировано"},
+	    {"skipped", "пропущено (без текста)"},
+	    {"unchanged", "без изменений"},
+	    {"analyzed", "проанализировано"},
 	    {"fetched", "получено"}, {"positive", "позитив"},
 	    {"neutral", "нейтрально"}, {"negative", "негатив"},
 	    {"mixed", "смешанно"}},

@@ -12,9 +12,13 @@
  *
  * SIGTERM and SIGINT do not cut a run short: dt-store goes on reading
  * until its input ends and stores everything, because whatever it drops
- * was analyzed (and paid for) already.  A pipeline is stopped from its
- * start (dt-fetch claims no more), and its end drains.  A second signal
- * ends the program at once.  --check-config checks the configuration
+ * was analyzed (and paid for) already.  For the same reason it waits
+ * through a Supabase outage, probing with backoff, until the run's drain
+ * window is half over (DT_STOP_FILE and DT_DRAIN_SECONDS) or
+ * DT_STORE_OUTAGE_SECONDS.  A pipeline is stopped from its start
+ * (dt-fetch claims no more), and its end drains.  A second signal ends
+ * the program at once.  --reclaim stores a saved run's results after its
+ * leases expired (dt_reclaim).  --check-config checks the configuration
  * and exits.  See docs/supabase.md.
  */
 #include <errno.h>
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,6 +36,7 @@
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
+#include "http.h"
 #include "log.h"
 #include "ndjson.h"
 #include "record.h"
@@ -42,6 +48,7 @@
 static const char usage_text[] =
     "usage: dt-store [-hnqvV] [-b size] [-d ms] [-L bytes] [-r run-id]\n"
     "                [file ...]\n"
+    "       dt-store -R [-hnqvV] [-b size] [-r run-id] file ...\n"
     "       dt-store --check-config [-n] [option ...]\n"
     "\n"
     "Stores analyzed records (from the files, or stdin) through Supabase's\n"
@@ -60,17 +67,26 @@ static const char usage_text[] =
     "  -L, --max-line n     longest input line in bytes (DT_MAX_LINE, 1048576)\n"
     "  -n, --dry-run        validate and print what would be written\n"
     "  -q, --quiet          log less (repeatable)\n"
+    "  -R, --reclaim        store a saved run's output (its analyze.ndjson)\n"
+    "                       after its leases expired: take over each row\n"
+    "                       that is still unsettled and not leased live by\n"
+    "                       another run; rows settled meanwhile are left\n"
+    "                       alone (status \"unchanged\")\n"
     "  -r, --run-id id      run id for records that carry none (DT_RUN_ID)\n"
     "  -v, --verbose        log more (repeatable)\n"
     "  -V, --version        print the version and exit\n"
     "\n"
     "Environment: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE,\n"
-    "TIMEOUT_SECONDS, DT_SUPABASE_TRIES, DT_SUPABASE_BACKOFF_MS.  SIGTERM\n"
-    "and SIGINT: the rest of the input is still read and stored (a second\n"
-    "signal ends the program at once).  Exit status: 0 all stored, 1 some\n"
-    "records failed, 64 usage, 65 bad input, 69 Supabase unavailable\n"
-    "(records not stored stay leased and come back), 74 output error,\n"
-    "78 bad configuration.\n";
+    "TIMEOUT_SECONDS, DT_SUPABASE_TRIES, DT_SUPABASE_BACKOFF_MS.  When\n"
+    "Supabase is unavailable, dt-store probes it with backoff and sends the\n"
+    "batch again once it answers, for at most DT_STORE_OUTAGE_SECONDS\n"
+    "(3600) per outage, and no longer than half of DT_DRAIN_SECONDS (60)\n"
+    "after the run stops (DT_STOP_FILE appears, or a first signal).\n"
+    "SIGTERM and SIGINT: the rest of the input is still read and stored (a\n"
+    "second signal ends the program at once).  Exit status: 0 all stored\n"
+    "or skipped (no text), 1 some records failed, 64 usage, 65 bad input,\n"
+    "69 Supabase unavailable (records not stored stay leased and come\n"
+    "back), 74 output error, 78 bad configuration.\n";
 
 /* The long-only option --check-config. */
 #define OPT_CHECK_CONFIG 256
@@ -86,6 +102,7 @@ static const struct option longopts[] = {
 	{"max-line", required_argument, NULL, 'L'},
 	{"dry-run", no_argument, NULL, 'n'},
 	{"quiet", no_argument, NULL, 'q'},
+	{"reclaim", no_argument, NULL, 'R'},
 	{"run-id", required_argument, NULL, 'r'},
 	{"verbose", no_argument, NULL, 'v'},
 	{"version", no_argument, NULL, 'V'},
@@ -114,6 +131,11 @@ struct store {
 	long long max_line;
 	int dry_run;
 	int check;              /* --check-config */
+	int reclaim;            /* --reclaim: dt_reclaim, not dt_settle */
+	long long outage_s;     /* DT_STORE_OUTAGE_SECONDS */
+	long long drain_s;      /* DT_DRAIN_SECONDS */
+	const char *stop_file;  /* DT_STOP_FILE or NULL */
+	long long stop_ms;      /* when the run stopped (now_ms()), or 0 */
 	const char *default_run;
 	const char *where;      /* position of the record being taken */
 	struct dt_supabase *sb;
@@ -140,6 +162,9 @@ struct store {
 
 	char *first_run;        /* for the stage record */
 	long long stored, failed, skipped, not_stored, bad, batches;
+	long long lost;         /* rows this run no longer held */
+	long long unchanged;    /* --reclaim: rows left alone */
+	long long outages;      /* outages waited through */
 	int status;
 	char message[1100];
 };
@@ -243,6 +268,8 @@ count(struct store *s, const char *status)
 		s->stored++;
 	else if (strcmp(status, "skipped") == 0)
 		s->skipped++;
+	else if (strcmp(status, "unchanged") == 0)
+		s->unchanged++;
 	else
 		s->failed++;
 }
@@ -323,8 +350,8 @@ line_not_stored(struct store *s, size_t i, const char *why)
 }
 
 /*
- * Checks that rec can be stored: a usable id, and an "analysis" or an
- * "error" object.  Returns 0, or -1 with *why set.
+ * Checks that rec can be stored: a usable id, and an "analysis", an
+ * "error" or a "skip" object.  Returns 0, or -1 with *why set.
  */
 static int
 storable(json_t *rec, const char **why)
@@ -334,8 +361,9 @@ storable(json_t *rec, const char **why)
 	if (dt_record_id(rec, &id, why) < 0)
 		return -1;
 	if (!json_is_object(json_object_get(rec, "error")) &&
-	    !json_is_object(json_object_get(rec, "analysis"))) {
-		*why = "neither an \"analysis\" nor an \"error\" object";
+	    !json_is_object(json_object_get(rec, "analysis")) &&
+	    !json_is_object(json_object_get(rec, "skip"))) {
+		*why = "no \"analysis\", \"error\" or \"skip\" object";
 		return -1;
 	}
 	return 0;
@@ -400,15 +428,47 @@ batch_reset(struct store *s)
 	s->first_ms = 0;
 }
 
-/* Maps a dt_settle outcome to the status line. */
+/*
+ * Maps a dt_settle or dt_reclaim outcome to the status line: "stored",
+ * "skipped" (nothing to analyze), "unchanged" (--reclaim left the row
+ * alone: settled meanwhile, held by a live run, or waiting to be claimed
+ * again), else "failed" (lost included: the result was not written).
+ */
 static const char *
 status_of(const char *outcome)
 {
 	if (strcmp(outcome, "stored") == 0)
 		return "stored";
-	if (strcmp(outcome, "lost") == 0)
+	if (strcmp(outcome, "skipped") == 0)
 		return "skipped";
+	if (strcmp(outcome, "settled") == 0 || strcmp(outcome, "held") == 0 ||
+	    strcmp(outcome, "pending") == 0)
+		return "unchanged";
 	return "failed";
+}
+
+/*
+ * Says why a record came back "lost", one line per record, and how to
+ * store its result anyway.
+ */
+static void
+warn_lost(struct store *s, size_t i)
+{
+	const char *sid = s->sids.p + s->slot[i].sid;
+	int q = s->slot[i].sid_is_str;
+	int n = (int)utf8_cut(sid, strlen(sid), 64);
+
+	s->lost++;
+	if (s->reclaim)
+		dt_warn("record %s%.*s%s: not reclaimed: the id is not in "
+		    "dt_results", q ? "\"" : "", n, sid, q ? "\"" : "");
+	else
+		dt_warn("record %s%.*s%s: lost: run %s no longer holds this "
+		    "row (its lease expired and another run took it over, or "
+		    "the id is not in dt_results); its result is in this "
+		    "run's analyze output, which dt-store --reclaim stores "
+		    "once no live run holds the row", q ? "\"" : "", n, sid,
+		    q ? "\"" : "", s->run_id);
 }
 
 /* FNV-1a, for finding a record by its source id. */
@@ -508,7 +568,10 @@ emit_outcomes(struct store *s, size_t from, size_t to, json_t *rows)
 			worse(s, DT_EXIT_TEMPFAIL);
 			continue;
 		}
-		if (strcmp(json_string_value(outcome), "stored") != 0)
+		if (strcmp(json_string_value(outcome), "lost") == 0)
+			warn_lost(s, i);
+		if (strcmp(status_of(json_string_value(outcome)), "failed") ==
+		    0)
 			worse(s, DT_EXIT_PARTIAL);
 		line_end(s, i, st.p, st.len,
 		    status_of(json_string_value(outcome)));
@@ -550,16 +613,133 @@ request_body(struct store *s, size_t from, size_t to, size_t *n)
 }
 
 /*
+ * Notes when the run stopped, once: a first SIGTERM or SIGINT, or the
+ * stop file (whose age says when it appeared: it may have been there
+ * long before an outage made us look).
+ */
+static void
+note_stop(struct store *s)
+{
+	struct timespec now;
+	struct stat st;
+	long long age;
+
+	if (s->stop_ms > 0)
+		return;
+	if (got_signal != 0)
+		s->stop_ms = now_ms();
+	else if (s->stop_file != NULL && stat(s->stop_file, &st) == 0) {
+		clock_gettime(CLOCK_REALTIME, &now);
+		age = ((long long)now.tv_sec - (long long)st.st_mtim.tv_sec) *
+		    1000 + (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
+		s->stop_ms = now_ms() - (age > 0 ? age : 0);
+		if (s->stop_ms <= 0)
+			s->stop_ms = 1;
+	}
+}
+
+/*
+ * When to give up on an outage that began at start: after
+ * DT_STORE_OUTAGE_SECONDS, and no later than half of DT_DRAIN_SECONDS
+ * after the run stopped (the other half is for the rest of the pipeline
+ * and the report before the entrypoint ends it).
+ */
+static long long
+give_up_at(struct store *s, long long start)
+{
+	long long until = start + s->outage_s * 1000;
+
+	note_stop(s);
+	if (s->stop_ms > 0 && s->stop_ms + s->drain_s * 500 < until)
+		until = s->stop_ms + s->drain_s * 500;
+	return until;
+}
+
+/*
+ * Waits through an outage (why: what the last request got): probes
+ * Supabase with a call of the same function on no records, after each
+ * wait (exponential backoff with full jitter, the shared policy), until
+ * it answers (returns 0: send the batch again) or it is time to give up
+ * (returns -1).  A stop that comes meanwhile shortens the wait.  Each try
+ * logs one line.
+ */
+static int
+outage_wait(struct store *s, const char *path, const char *why)
+{
+	static const struct dt_http_policy pol = {
+		.max_tries = 1, .base_ms = 250, .cap_ms = 5000,
+	};
+	long long start = now_ms(), until, wait;
+	char last[sizeof(((struct dt_sb_result *)0)->message)];
+	json_t *probe;
+	int n = 0, rc = -1;
+
+	if (give_up_at(s, start) <= start)
+		return -1;
+	if ((probe = json_pack("{sss[]}", "p_run_id", s->run_id,
+	    "p_results")) == NULL)
+		return -1;
+	s->outages++;
+	for (;;) {
+		struct dt_sb_result res;
+		long long now = now_ms();
+
+		until = give_up_at(s, start);
+		if (now >= until) {
+			dt_error("Supabase still unavailable after %lld s (%s); "
+			    "giving up", (now - start) / 1000, why);
+			break;
+		}
+		wait = dt_http_backoff_ms(&pol, ++n, NULL);
+		if (wait > until - now)
+			wait = until - now;
+		dt_warn("Supabase unavailable (%s); probing again in %lld ms, "
+		    "giving up in %lld s", why, wait, (until - now + 999) / 1000);
+		/* In slices, so that a stop meanwhile is seen. */
+		while (wait > 0) {
+			long long slice = wait < 250 ? wait : 250;
+			struct timespec ts = {0, (long)slice * 1000000};
+
+			nanosleep(&ts, NULL);
+			wait -= slice;
+			if (give_up_at(s, start) <= now_ms())
+				break;
+		}
+		if (give_up_at(s, start) <= now_ms())
+			continue;
+		dt_supabase_call(s->sb, "POST", path, probe, NULL, 0, &res);
+		if (res.kind != DT_SB_UNAVAILABLE && res.kind != DT_SB_TIMEOUT) {
+			dt_info("Supabase answers again after %lld ms; sending "
+			    "the batch again", now_ms() - start);
+			dt_sb_result_clear(&res);
+			rc = 0;
+			break;
+		}
+		snprintf(last, sizeof(last), "%s", res.message);
+		why = last;
+		dt_sb_result_clear(&res);
+	}
+	json_decref(probe);
+	return rc;
+}
+
+/*
  * Sends records [from, to) of the batch in one request.  On a 400 for
  * more than one record it sends them one by one, so one bad record does
- * not take its batch down with it.
+ * not take its batch down with it.  Through an outage it waits and sends
+ * them again (outage_wait()).  A request that still fails while the
+ * probes get answers is this request's trouble, not an outage (a
+ * statement timeout on a large batch, say): its records are sent one by
+ * one, and a single one is given up without ending the run's storing.
  */
 static void
 send_range(struct store *s, size_t from, size_t to)
 {
+	const char *path = s->reclaim ? "rpc/dt_reclaim" : "rpc/dt_settle";
 	struct dt_sb_result res;
 	char *req;
 	size_t i, n = 0;
+	int answered = 0;       /* probes answered while this request failed */
 
 	if (s->dead) {
 		for (i = from; i < to; i++)
@@ -570,9 +750,18 @@ send_range(struct store *s, size_t from, size_t to)
 		memset(&res, 0, sizeof(res));
 		res.kind = DT_SB_UNAVAILABLE;
 		snprintf(res.message, sizeof(res.message), "out of memory");
-	} else
-		dt_supabase_call_raw(s->sb, "POST", "rpc/dt_settle", req, n,
-		    NULL, 1, &res);
+	} else {
+		for (;;) {
+			dt_supabase_call_raw(s->sb, "POST", path, req, n, NULL,
+			    1, &res);
+			if ((res.kind != DT_SB_UNAVAILABLE &&
+			    res.kind != DT_SB_TIMEOUT) || answered == 2 ||
+			    outage_wait(s, path, res.message) < 0)
+				break;
+			answered++;
+			dt_sb_result_clear(&res);
+		}
+	}
 	free(req);
 	s->batches++;
 	if (res.kind == DT_SB_OK && json_is_array(res.body)) {
@@ -582,6 +771,23 @@ send_range(struct store *s, size_t from, size_t to)
 		    "them one by one", to - from, res.message);
 		for (i = from; i < to; i++)
 			send_range(s, i, i + 1);
+	} else if (answered == 2 && to - from > 1) {
+		dt_warn("a batch of %zu records failed (%s) while Supabase "
+		    "answers; sending them one by one", to - from, res.message);
+		for (i = from; i < to; i++)
+			send_range(s, i, i + 1);
+	} else if (answered == 2) {
+		const char *sid = s->sids.p + s->slot[from].sid;
+		char why[1200];
+
+		snprintf(why, sizeof(why), "Supabase answers, but not to this "
+		    "record: %s", res.message);
+		dt_warn("record %s%.*s%s: %s; it stays leased and comes back "
+		    "after the lease", s->slot[from].sid_is_str ? "\"" : "",
+		    (int)utf8_cut(sid, strlen(sid), 64), sid,
+		    s->slot[from].sid_is_str ? "\"" : "", why);
+		worse(s, dt_sb_exit(res.kind));
+		line_not_stored(s, from, why);
 	} else if (res.kind == DT_SB_REJECTED) {
 		const char *sid = s->sids.p + s->slot[from].sid;
 		char why[1200];
@@ -626,7 +832,7 @@ dry_run(struct store *s)
 		char *text = st != NULL ? json_dumps(st, DT_LINE_FLAGS) : NULL;
 
 		if (text != NULL)
-			line_end(s, i, text, strlen(text), "skipped");
+			line_end(s, i, text, strlen(text), "unchanged");
 		else
 			line_not_stored(s, i, "out of memory");
 		free(text);
@@ -719,9 +925,12 @@ configure(struct store *s, int argc, char **argv)
 	int c, nconf = 0, nusage = 0;
 
 	s->default_run = dt_env("DT_RUN_ID", NULL);
+	s->stop_file = dt_env("DT_STOP_FILE", NULL);
 	s->batch_size = 100;
 	s->max_delay = 1000;
 	s->max_line = DT_NDJSON_MAX_LINE_DEFAULT;
+	s->outage_s = 3600;
+	s->drain_s = 60;
 	if (dt_env_ll("DT_STORE_BATCH", 100, 1, 1000, &s->batch_size) < 0)
 		nconf++;
 	if (dt_env_ll("DT_STORE_MAX_DELAY_MS", 1000, 0, 3600000,
@@ -730,9 +939,14 @@ configure(struct store *s, int argc, char **argv)
 	if (dt_env_ll("DT_MAX_LINE", DT_NDJSON_MAX_LINE_DEFAULT, 1024,
 	    1073741824, &s->max_line) < 0)
 		nconf++;
+	if (dt_env_ll("DT_STORE_OUTAGE_SECONDS", 3600, 0, 86400,
+	    &s->outage_s) < 0)
+		nconf++;
+	if (dt_env_ll("DT_DRAIN_SECONDS", 60, 0, 3600, &s->drain_s) < 0)
+		nconf++;
 	/* getopt's own messages name argv[0]: the name, not the path. */
 	argv[0] = (char *)dt_prog();
-	while ((c = getopt_long(argc, argv, "b:d:hL:nqr:vV", longopts,
+	while ((c = getopt_long(argc, argv, "b:d:hL:nqRr:vV", longopts,
 	    NULL)) != -1) {
 		switch (c) {
 		case 'b':
@@ -757,6 +971,9 @@ configure(struct store *s, int argc, char **argv)
 			break;
 		case 'q':
 			dt_log_adjust(-1);
+			break;
+		case 'R':
+			s->reclaim = 1;
 			break;
 		case 'r':
 			s->default_run = optarg;
@@ -844,15 +1061,18 @@ loop(struct store *s, struct dt_reader *r)
 static void
 emit_stage(struct store *s)
 {
-	json_t *rec = json_pack("{sssosisos{sIsIsIsIsIsI}sb}", "stage",
+	json_t *rec = json_pack("{sssosisos{sIsIsIsIsIsIsIsIsI}sb}", "stage",
 	    "dt-store", "run_id", s->first_run != NULL ?
 	    json_string(s->first_run) : json_null(), "status", s->status,
 	    "message", s->message[0] != '\0' ? json_string(s->message) :
 	    json_null(), "counts",
 	    "stored", (json_int_t)s->stored, "failed", (json_int_t)s->failed,
 	    "skipped", (json_int_t)s->skipped,
+	    "unchanged", (json_int_t)s->unchanged,
+	    "lost", (json_int_t)s->lost,
 	    "not_stored", (json_int_t)s->not_stored,
 	    "bad", (json_int_t)s->bad, "batches", (json_int_t)s->batches,
+	    "outages", (json_int_t)s->outages,
 	    "interrupted", 0);
 
 	if (rec != NULL)
@@ -903,8 +1123,13 @@ main(int argc, char **argv)
 		    s.failed);
 	if (s.out_status == 0 && dt_out_status() != DT_EXIT_PIPE)
 		emit_stage(&s);
-	dt_info("stored %lld, failed %lld, skipped %lld in %lld requests",
-	    s.stored, s.failed, s.skipped, s.batches);
+	if (s.reclaim)
+		dt_info("reclaimed: stored %lld, failed %lld, skipped %lld, "
+		    "unchanged %lld in %lld requests", s.stored, s.failed,
+		    s.skipped, s.unchanged, s.batches);
+	else
+		dt_info("stored %lld, failed %lld, skipped %lld in %lld "
+		    "requests", s.stored, s.failed, s.skipped, s.batches);
 	dt_reader_free(r);
 	dt_supabase_free(s.sb);
 	dt_buf_free(&s.body);

@@ -345,6 +345,21 @@ dt_encode_item(struct dt_buf *b, json_t *rec, const char *sid,
 			    dt_buf_put(b, ",\"retryable\":true", 17) :
 			    dt_buf_put(b, ",\"retryable\":false", 18);
 		rc |= dt_buf_put(b, "}", 1);
+	} else if (!json_is_object(analysis)) {
+		/* Nothing to analyze: {"skip":{"reason","message"}}. */
+		json_t *skip = json_object_get(rec, "skip");
+
+		rc |= dt_buf_put(b, ",\"skip\":{\"reason\":", 18);
+		if (json_is_string(v = json_object_get(skip, "reason")))
+			rc |= put_value(b, v);
+		else
+			rc |= dt_buf_put(b, "\"no_text\"", 9);
+		rc |= dt_buf_put(b, ",\"message\":", 11);
+		if (json_is_string(v = json_object_get(skip, "message")))
+			rc |= put_value(b, v);
+		else
+			rc |= dt_buf_put(b, "\"\"", 2);
+		rc |= dt_buf_put(b, "}", 1);
 	} else {
 		if (sp->analysis_len > 0)
 			rc |= put_span(b, ",\"analysis\":", 12, lines,

@@ -57,9 +57,10 @@ int dt_encode_line(struct dt_buf *b, json_t *rec, struct dt_spans *sp);
 
 /*
  * Appends the dt_settle element of rec (a record with a usable id and an
- * "analysis" or "error" object): {"id":"<sid>", then "error":{"kind",
- * "message"} (and "retryable" when rec's error has it), or "analysis" with model, prompt_version, token counts,
- * latency_ms and cost_usd where rec has them}.  sid is the id as text
+ * "analysis", "error" or "skip" object): {"id":"<sid>", then
+ * "error":{"kind", "message"} (and "retryable" when rec's error has it),
+ * or "analysis" with model, prompt_version, token counts, latency_ms and
+ * cost_usd where rec has them, or else "skip":{"reason","message"}}.  sid is the id as text
  * (sid_is_str: rec's id is a string, encoded from it).  Values sp marks
  * in lines are copied from there.  Returns 0 or -1.
  */

@@ -31,7 +31,7 @@ setup() {
 		'BEGIN { printf "%.9f", i * 0.25 / 1e6 + o * 2.5 / 1e6 }')
 	assert_equal "$(echo "$r" | jq -r '.usage.cost_usd * 1e9 | round')" "$(awk -v c="$expect" 'BEGIN { printf "%d", c * 1e9 + 0.5 }')"
 	assert_equal "$(echo "${lines[1]}" | jq -c '[.stage, .run_id, .status, .message, .counts, .interrupted]')" \
-		'["dt-analyze","r-9",0,null,{"records":1,"analyzed":1,"errors":0,"passed":0,"bad":0},false]'
+		'["dt-analyze","r-9",0,null,{"records":1,"analyzed":1,"errors":0,"passed":0,"bad":0,"skipped":0},false]'
 }
 
 @test "dt-analyze: a record is written on as it came, the new members after it; escapes and repeated members are read as Jansson reads them" {
@@ -63,7 +63,7 @@ IN
 	# The text sent is the decoded one, between the markers.
 	assert_equal "$(pplx requests | jq -r '.json.input' | sed -n '/line one/,/two/p')" 'line one
 line "two" é😀	/'
-	assert_equal "$(echo "$stage" | jq -c .counts)" '{"records":5,"analyzed":5,"errors":0,"passed":0,"bad":0}'
+	assert_equal "$(echo "$stage" | jq -c .counts)" '{"records":5,"analyzed":5,"errors":0,"passed":0,"bad":0,"skipped":0}'
 }
 
 @test "dt-analyze: a text with escapes longer than the stack buffer is decoded whole" {
@@ -144,10 +144,11 @@ IN
 	assert_equal "${lines[4]}" '{"id":1.5,"text":"x","error":{"kind":"bad_record","message":"id must be an integer or a string, not a fraction","retryable":false}}'
 	assert_equal "${lines[5]}" '{"id":2,"error":{"kind":"bad_record","message":"missing text","retryable":false}}'
 	assert_equal "${lines[6]}" '{"id":3,"text":42,"error":{"kind":"bad_record","message":"text must be a string","retryable":false}}'
-	assert_equal "$(echo "${lines[7]}" | jq -c .error)" '{"kind":"bad_record","message":"text is empty","retryable":false}'
+	# A blank text is no failure: nothing to analyze, and no warning.
+	assert_equal "${lines[7]}" '{"id":4,"text":"  \n ","skip":{"reason":"no_text","message":"the text is blank"}}'
 	assert_equal "$(echo "${lines[8]}" | jq -c '[.id, .analysis.sentiment]')" '[5,"positive"]'
 	assert_equal "$(echo "${lines[9]}" | jq -c '[.status, .message, .counts]')" \
-		'[65,"bad input records",{"records":9,"analyzed":1,"errors":6,"passed":2,"bad":2,"bad_record":6}]'
+		'[65,"bad input records",{"records":9,"analyzed":1,"errors":5,"passed":2,"bad":2,"skipped":1,"bad_record":5}]'
 	assert_equal "${stderr_lines[0]}" "dt-analyze: warning: $BATS_TEST_TMPDIR/in:3: invalid JSON: invalid token near 'not' (column 3)"
 	assert_equal "${stderr_lines[3]}" "dt-analyze: warning: $BATS_TEST_TMPDIR/in:6: id 2: missing text"
 	assert_equal "$(pplx requests | wc -l)" 1
@@ -158,7 +159,7 @@ IN
 	pplx reset
 	run -0 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/once"
 	assert_equal "$(printf '%s\n' "${lines[@]}" | head -2)" "$(head -2 "$BATS_TEST_TMPDIR/once")"
-	assert_equal "$(echo "${lines[3]}" | jq -c .counts)" '{"records":3,"analyzed":0,"errors":0,"passed":3,"bad":0}'
+	assert_equal "$(echo "${lines[3]}" | jq -c .counts)" '{"records":3,"analyzed":0,"errors":0,"passed":3,"bad":0,"skipped":0}'
 	assert_equal "$(pplx requests | wc -l)" 0
 	# Another model is another prompt_version: analyzed again.
 	run -0 --separate-stderr dt-analyze -m other/model "$BATS_TEST_TMPDIR/once"

@@ -173,7 +173,7 @@ one_cost() {
 		'5 {"kind":"unavailable","message":"the run is stopping; the API was not called","retryable":true}'
 	assert_equal "${lines[6]}" '{"id":9,"error":{"kind":"timeout","message":"upstream","retryable":true}}'
 	assert_equal "$(echo "${lines[7]}" | jq -c '[.stage, .status, .message, .counts, .interrupted]')" \
-		'["dt-analyze",75,"stopped: the run is stopping",{"records":7,"analyzed":0,"errors":5,"passed":2,"bad":0,"unavailable":5},true]'
+		'["dt-analyze",75,"stopped: the run is stopping",{"records":7,"analyzed":0,"errors":5,"passed":2,"bad":0,"skipped":0,"unavailable":5},true]'
 	assert_equal "$(pplx requests | wc -l)" 0
 }
 

@@ -43,7 +43,7 @@ wait_leases_expired() {
 {"id":2,"run_id":"run-1","attempt":1,"error":{"kind":"invalid_output","message":"invalid_output here","retryable":true},"store":{"outcome":"retry","attempts":1},"status":"failed"}
 {"id":3,"run_id":"run-1","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"stored","attempts":1},"status":"stored"}
 {"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":2,"text_cut":0},"interrupted":false}
-{"stage":"dt-store","run_id":"run-1","status":1,"message":"1 records failed","counts":{"stored":2,"failed":1,"skipped":0,"not_stored":0,"bad":0,"batches":2},"interrupted":false}'
+{"stage":"dt-store","run_id":"run-1","status":1,"message":"1 records failed","counts":{"stored":2,"failed":1,"skipped":0,"unchanged":0,"lost":0,"not_stored":0,"bad":0,"batches":2,"outages":0},"interrupted":false}'
 	assert_equal "$stderr" 'dt-store: info: stored 2, failed 1, skipped 0 in 2 requests'
 	run -0 sql "select source_id, status, attempts, analysis, model, total_tokens, latency_ms, last_error->>'kind' from dt_results order by 1"
 	assert_output $'1\tdone\t1\t{"sentiment": "positive"}\tsonar\t15\t12\t
@@ -152,6 +152,17 @@ s.handle_request()
 	assert_output $'3\n4'
 }
 
+@test "dt-store: a setup error (kind config) gives the row back with its attempt and its claim" {
+	messages 2
+	dt-fetch -c -q -r r1 | analyzed 'if .id == 1 then fatal("config") else err("timeout") end' >"$BATS_TEST_TMPDIR/in"
+	run -1 dt-store -q "$BATS_TEST_TMPDIR/in"
+	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome, .store.attempts]' <<<"$output"
+	assert_output '[1,"failed","released",0]
+[2,"failed","released",0]'
+	run -0 sql "select source_id, status, attempts, claims, last_error->>'kind' from dt_results order by 1"
+	assert_output $'1\tpending\t0\t0\tconfig\n2\tpending\t0\t1\ttimeout'
+}
+
 @test "dt-store: a run killed between fetch and store loses nothing once the lease expires" {
 	messages 30
 	dt-fetch -c -q -r dead -l 1 -m 12 >"$BATS_TEST_TMPDIR/dead.out"
@@ -169,10 +180,14 @@ s.handle_request()
 	run -0 sql "select sum(attempts) from dt_results where source_id::int <= 12"
 	assert_output 24
 	# What the dead run stores late is refused: the row is no longer its.
+	# Each such record says why, and how its result could be kept.
 	analyzed ok <"$BATS_TEST_TMPDIR/dead.out" >"$BATS_TEST_TMPDIR/late"
 	before=$(results_md5)
-	run -1 dt-store -q "$BATS_TEST_TMPDIR/late"
-	assert_line --index 0 --partial '"store":{"outcome":"lost","attempts":2},"status":"skipped"}'
+	run -1 --separate-stderr dt-store "$BATS_TEST_TMPDIR/late"
+	assert_line --index 0 --partial '"store":{"outcome":"lost","attempts":2},"status":"failed"}'
+	assert_line --index 13 --partial '"counts":{"stored":0,"failed":12,"skipped":0,"unchanged":0,"lost":12,'
+	assert_equal "${stderr_lines[0]}" "dt-store: warning: record 1: lost: run dead no longer holds this row (its lease expired and another run took it over, or the id is not in dt_results); its result is in this run's analyze output, which dt-store --reclaim stores once no live run holds the row"
+	assert_equal "$(grep -c ': lost: run dead no longer holds this row' <<<"$stderr")" 12
 	run -0 results_md5
 	assert_output "$before"
 }
@@ -195,6 +210,124 @@ s.handle_request()
 	assert_output $'failed\t3\tlease_expired'
 }
 
+@test "dt-store: rows without text (empty, blank, NULL) are skipped: final, not failures, exit 0" {
+	standin perplexity reset
+	sql "insert into messages (text) values ('hello there'), (''), (E'  \\n '), (null)"
+	dt-fetch -c -q -r r1 >"$BATS_TEST_TMPDIR/fetched"
+	run -0 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/fetched"
+	printf '%s\n' "${lines[@]}" >"$BATS_TEST_TMPDIR/analyzed"
+	assert_equal "$stderr" ''
+	run -0 jq -c 'select(.id) | [.id, .skip, (.analysis | type), .error]' "$BATS_TEST_TMPDIR/analyzed"
+	assert_output '[1,null,"object",null]
+[2,{"reason":"no_text","message":"the text is empty"},"null",null]
+[3,{"reason":"no_text","message":"the text is blank"},"null",null]
+[4,{"reason":"no_text","message":"the text is null"},"null",null]'
+	run -0 jq -c 'select(.stage == "dt-analyze") | [.status, .counts.analyzed, .counts.skipped, .counts.errors]' "$BATS_TEST_TMPDIR/analyzed"
+	assert_output '[0,1,3,0]'
+	# One call, for the one text.
+	assert_equal "$(standin perplexity requests | grep -c '"path"')" 1
+	run -0 --separate-stderr dt-store "$BATS_TEST_TMPDIR/analyzed"
+	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome]' <<<"$output"
+	assert_output '[1,"stored","stored"]
+[2,"skipped","skipped"]
+[3,"skipped","skipped"]
+[4,"skipped","skipped"]'
+	assert_equal "$stderr" 'dt-store: info: stored 1, failed 0, skipped 3 in 1 requests'
+	run -0 sql "select source_id, status, attempts, analysis is null, last_error from dt_results order by 1"
+	assert_output $'1\tdone\t1\tf\t
+2\tskipped\t1\tt\t
+3\tskipped\t1\tt\t
+4\tskipped\t1\tt\t'
+	# Final: never claimed again, by any run, and not in the backlog.
+	run -0 dt-fetch -c -q -r r2
+	assert_output --partial '"counts":{"claimed":0,'
+	run -0 sql "select dt_backlog()"
+	assert_output '{"done": 1, "failed": 0, "leased": 0, "unclaimed": 0}'
+	# Replaying it changes nothing.
+	before=$(results_md5)
+	run -0 dt-store -q "$BATS_TEST_TMPDIR/analyzed"
+	run -0 results_md5
+	assert_output "$before"
+}
+
+@test "dt-store --reclaim: stores a saved run's results after its leases expired; rows settled or held meanwhile are left alone" {
+	standin perplexity reset
+	messages 5
+	dt-fetch -c -q -r old -l 1 | analyzed ok >"$BATS_TEST_TMPDIR/analyze.ndjson"
+	wait_leases_expired
+	# Meanwhile: run "other" claimed and stored row 1; run "live" holds
+	# row 2; a claim parked row 3 (its lease ran out once too often);
+	# row 5 was claimed by run "gone", which died too.
+	dt-fetch -c -q -r other -m 1 | analyzed ok | dt-store -q >/dev/null
+	dt-fetch -c -q -r live -m 1 >/dev/null
+	sql "update dt_results set status = 'failed', lease_until = null, last_error = '{\"kind\":\"lease_expired\",\"message\":\"x\"}' where source_id = '3'"
+	sql "update dt_results set run_id = 'gone', claims = claims + 1, attempts = attempts + 1 where source_id = '5'"
+	run -0 sql "select source_id, status, run_id from dt_results order by 1"
+	assert_output $'1\tdone\tother\n2\tleased\tlive\n3\tfailed\told\n4\tleased\told\n5\tleased\tgone'
+	# Without --reclaim the late results are lost, each with its hint.
+	before=$(results_md5)
+	run -1 --separate-stderr dt-store "$BATS_TEST_TMPDIR/analyze.ndjson"
+	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome]' <<<"$output"
+	assert_output '[1,"failed","lost"]
+[2,"failed","lost"]
+[3,"stored","stored"]
+[4,"stored","stored"]
+[5,"failed","lost"]'
+	assert_equal "$(grep -c 'dt-store --reclaim stores' <<<"$stderr")" 3
+	assert_no_secret "$SUPABASE_KEY" <(printf '%s\n%s\n' "$output" "$stderr")
+	# Rows 3 and 4 were still this run's (3 was parked only for want of
+	# a result), so they took theirs.  Undo that, to reclaim them below.
+	sql "update dt_results set status = 'leased', analysis = null, done_at = null where source_id = '4'"
+	sql "update dt_results set status = 'failed', analysis = null, done_at = null, last_error = '{\"kind\":\"lease_expired\",\"message\":\"x\"}' where source_id = '3'"
+	run -0 --separate-stderr dt-store --reclaim "$BATS_TEST_TMPDIR/analyze.ndjson"
+	printf '%s\n' "${lines[@]}" >"$BATS_TEST_TMPDIR/out1"
+	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome]' "$BATS_TEST_TMPDIR/out1"
+	assert_output '[1,"unchanged","settled"]
+[2,"unchanged","held"]
+[3,"stored","stored"]
+[4,"stored","stored"]
+[5,"stored","stored"]'
+	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out1"
+	assert_output '{"stage":"dt-store","run_id":"old","status":0,"message":null,"counts":{"stored":3,"failed":0,"skipped":0,"unchanged":2,"lost":0,"not_stored":0,"bad":0,"batches":1,"outages":0},"interrupted":false}'
+	assert_equal "$stderr" 'dt-store: info: reclaimed: stored 3, failed 0, skipped 0, unchanged 2 in 1 requests'
+	run -0 sql "select source_id, status, run_id, analysis is not null, attempts from dt_results order by 1"
+	assert_output $'1\tdone\tother\tt\t2\n2\tleased\tlive\tf\t2\n3\tdone\told\tt\t1\n4\tdone\told\tt\t1\n5\tdone\told\tt\t2'
+	# It talks to Supabase only; and reclaiming again changes nothing.
+	assert_equal "$(standin perplexity requests | grep -c '"path"')" 0
+	before=$(results_md5)
+	run -0 dt-store -q --reclaim "$BATS_TEST_TMPDIR/analyze.ndjson"
+	assert_equal "$output" "$(cat "$BATS_TEST_TMPDIR/out1")"
+	run -0 results_md5
+	assert_output "$before"
+}
+
+@test "dt-store --reclaim: racing a live claim, no row goes to both" {
+	messages 600
+	dt-fetch -c -q -r old -l 1 -b 600 -m 600 | analyzed ok >"$BATS_TEST_TMPDIR/analyze.ndjson"
+	wait_leases_expired
+	dt-fetch -c -q -r new -b 20 >"$BATS_TEST_TMPDIR/claimed" &
+	fetcher=$!
+	# The claim goes up from the first row, the reclaim down from the
+	# last: they meet somewhere.
+	tac "$BATS_TEST_TMPDIR/analyze.ndjson" >"$BATS_TEST_TMPDIR/reversed"
+	dt-store -q --reclaim -b 20 "$BATS_TEST_TMPDIR/reversed" >"$BATS_TEST_TMPDIR/stored" || true
+	wait "$fetcher"
+	jq -r 'select(.id) | .id' "$BATS_TEST_TMPDIR/claimed" | sort >"$BATS_TEST_TMPDIR/a"
+	jq -r 'select(.id and .status == "stored") | .id' "$BATS_TEST_TMPDIR/stored" | sort >"$BATS_TEST_TMPDIR/b"
+	# Every row went to exactly one of them ...
+	run -0 comm -12 "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
+	assert_output ''
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b" | sort -u | wc -l)" 600
+	# ... and the database agrees: reclaimed rows done, claimed rows leased.
+	run -0 sql "select source_id from dt_results where status = 'done' and run_id = 'old' order by 1"
+	assert_equal "$output" "$(cat "$BATS_TEST_TMPDIR/b")"
+	run -0 sql "select source_id from dt_results where status = 'leased' and run_id = 'new' order by 1"
+	assert_equal "$output" "$(cat "$BATS_TEST_TMPDIR/a")"
+	# Those the claim got first were left alone, as held by a live run.
+	run -0 jq -r 'select(.id and .status != "stored") | .store.outcome' "$BATS_TEST_TMPDIR/stored"
+	assert_equal "$(sort -u <<<"$output")" "$(comm -23 <(seq 600 | sort) "$BATS_TEST_TMPDIR/b" | sed 's/.*/held/' | sort -u)"
+}
+
 @test "dt-store: bad lines, missing and wrong ids are reported and the rest is stored" {
 	messages 2
 	dt-fetch -c -q -r r | analyzed ok >"$BATS_TEST_TMPDIR/in"
@@ -203,9 +336,9 @@ s.handle_request()
 	assert_equal "${#lines[@]}" 8
 	assert_line '{"error":{"kind":"bad_record","message":"invalid JSON: invalid token near '"'"'not'"'"' (column 3)","retryable":false},"input":{"where":"'"$BATS_TEST_TMPDIR"'/in:4","excerpt":"not json"},"store":{"outcome":"bad_record","message":"invalid JSON: invalid token near '"'"'not'"'"' (column 3)"},"status":"failed"}'
 	assert_line '{"analysis":{},"error":{"kind":"bad_record","message":"missing id","retryable":false},"store":{"outcome":"bad_record","message":"missing id"},"status":"failed"}'
-	assert_line '{"id":1,"run_id":"r","error":{"kind":"bad_record","message":"neither an \"analysis\" nor an \"error\" object","retryable":false},"store":{"outcome":"bad_record","message":"neither an \"analysis\" nor an \"error\" object"},"status":"failed"}'
+	assert_line '{"id":1,"run_id":"r","error":{"kind":"bad_record","message":"no \"analysis\", \"error\" or \"skip\" object","retryable":false},"store":{"outcome":"bad_record","message":"no \"analysis\", \"error\" or \"skip\" object"},"status":"failed"}'
 	assert_line '{"id":1.5,"analysis":{},"run_id":"r","error":{"kind":"bad_record","message":"id must be an integer or a string, not a fraction","retryable":false},"store":{"outcome":"bad_record","message":"id must be an integer or a string, not a fraction"},"status":"failed"}'
-	assert_line --index 7 '{"stage":"dt-store","run_id":"r","status":65,"message":"4 bad input records","counts":{"stored":2,"failed":4,"skipped":0,"not_stored":0,"bad":4,"batches":1},"interrupted":false}'
+	assert_line --index 7 '{"stage":"dt-store","run_id":"r","status":65,"message":"4 bad input records","counts":{"stored":2,"failed":4,"skipped":0,"unchanged":0,"lost":0,"not_stored":0,"bad":4,"batches":1,"outages":0},"interrupted":false}'
 	run -0 sql "select count(*) from dt_results where status = 'done'"
 	assert_output 2
 }
@@ -230,12 +363,66 @@ s.handle_request()
 	messages 3
 	dt-fetch -c -q -r r | analyzed ok >"$BATS_TEST_TMPDIR/in"
 	standin supabase script '{"fail": 100}'
-	run -69 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
+	# No waiting through the outage (below, 711 waits).
+	DT_STORE_OUTAGE_SECONDS=0 run -69 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
 	assert_line --index 0 '{"id":1,"run_id":"r","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"not_stored","message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection."},"status":"failed"}'
-	assert_line --index 4 '{"stage":"dt-store","run_id":"r","status":69,"message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection.","counts":{"stored":0,"failed":3,"skipped":0,"not_stored":3,"bad":0,"batches":1},"interrupted":false}'
+	assert_line --index 4 '{"stage":"dt-store","run_id":"r","status":69,"message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection.","counts":{"stored":0,"failed":3,"skipped":0,"unchanged":0,"lost":0,"not_stored":3,"bad":0,"batches":1,"outages":0},"interrupted":false}'
 	run -0 sql "select count(*) from dt_results where status = 'leased'"
 	assert_output 3
 	assert_no_secret "$SUPABASE_KEY" <(printf '%s\n%s\n' "$output" "$stderr")
+}
+
+@test "dt-store: through an outage it probes and stores once Supabase is back; a stop leaves it half the drain window" {
+	messages 3
+	dt-fetch -c -q -r r | analyzed ok >"$BATS_TEST_TMPDIR/in"
+	export DT_SUPABASE_TRIES=2 DT_STOP_FILE=$BATS_TEST_TMPDIR/stop
+	# A 2 s outage, far longer than a request's own retries.
+	standin supabase script '{"fail_for_ms": 2000, "match": "dt_settle"}'
+	run -0 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
+	run -0 jq -c 'select(.id) | [.id, .status]' <<<"$output"
+	assert_output '[1,"stored"]
+[2,"stored"]
+[3,"stored"]'
+	run -0 grep -m 1 'probing' <<<"$stderr"
+	[[ $output == 'dt-store: warning: Supabase unavailable (HTTP 503: PGRST001: Database client error. Retrying the connection.); probing again in '*' ms, giving up in 3600 s' ]]
+	[[ $stderr == *'dt-store: info: Supabase answers again after '* ]]
+	assert_no_secret "$SUPABASE_KEY" <(printf '%s\n' "$stderr")
+	# The probes asked for nothing: an empty settle, never the batch.
+	run -0 jq -c 'select(.path | endswith("dt_settle")) | .json.p_results | length' <(standin supabase requests)
+	assert_equal "$(sort -u <<<"$output" | tr '\n' ' ')" '0 3 '
+	# The run stopped 1 s ago and drains for 4 s: dt-store waits 1 s more.
+	sql "update dt_results set status = 'leased', analysis = null"
+	standin supabase script '{"fail": 100000}'
+	touch -d '-1 second' "$DT_STOP_FILE"
+	DT_DRAIN_SECONDS=4 run -69 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
+	run -0 jq -c 'select(.id) | .store.outcome' <<<"$output"
+	assert_output $'"not_stored"\n"not_stored"\n"not_stored"'
+	run -0 grep -m 1 'probing' <<<"$stderr"
+	[[ $output == 'dt-store: warning: Supabase unavailable (HTTP 503: '*'giving up in 1 s' ]]
+	assert_equal "$(grep -cE 'dt-store: error: Supabase still unavailable after [0-9]+ s \(HTTP 503: .*\); giving up$' <<<"$stderr")" 1
+	# Stopped longer ago than that: it gives up at once.
+	touch -d '-10 seconds' "$DT_STOP_FILE"
+	DT_DRAIN_SECONDS=4 run -69 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
+	refute_output --partial 'probing again'
+}
+
+@test "dt-store: a batch that fails while the probes are answered is sent one by one, not waited on forever" {
+	messages 3
+	dt-fetch -c -q -r r | analyzed ok >"$BATS_TEST_TMPDIR/in"
+	# Every settle with records fails; the empty probes get answers.
+	standin supabase script '{"fail": 100000, "match": "dt_settle", "match_min_bytes": 100}'
+	DT_SUPABASE_TRIES=1 run -69 --separate-stderr dt-store -b 3 "$BATS_TEST_TMPDIR/in"
+	printf '%s\n' "${lines[@]}" >"$BATS_TEST_TMPDIR/out"
+	run -0 grep -c 'dt-store: warning: a batch of 3 records failed (HTTP 503: PGRST001: Database client error. Retrying the connection.) while Supabase answers; sending them one by one' <<<"$stderr"
+	assert_output 1
+	run -0 grep -c "^dt-store: warning: record [123]: Supabase answers, but not to this record: HTTP 503: .*; it stays leased and comes back after the lease$" <<<"$stderr"
+	assert_output 3
+	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome]' "$BATS_TEST_TMPDIR/out"
+	assert_output '[1,"failed","not_stored"]
+[2,"failed","not_stored"]
+[3,"failed","not_stored"]'
+	run -0 sql "select count(*) from dt_results where status = 'leased'"
+	assert_output 3
 }
 
 @test "dt-store: a settle whose reply was lost is retried and reports the same outcome" {
@@ -276,7 +463,7 @@ s.handle_request()
 	before=$(results_md5)
 	standin supabase reset
 	run -0 dt-store -q -n "$BATS_TEST_TMPDIR/in"
-	assert_line --index 0 '{"id":1,"run_id":"r","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"dry_run","run_id":"r","would":{"id":"1","analysis":{"sentiment":"positive"},"model":"sonar","prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"latency_ms":12}},"status":"skipped"}'
+	assert_line --index 0 '{"id":1,"run_id":"r","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"dry_run","run_id":"r","would":{"id":"1","analysis":{"sentiment":"positive"},"model":"sonar","prompt_tokens":10,"completion_tokens":5,"total_tokens":15,"latency_ms":12}},"status":"unchanged"}'
 	run -0 results_md5
 	assert_output "$before"
 	run -0 standin supabase requests
@@ -317,7 +504,7 @@ wait_catching() {
 [2,"stored","stored"]
 [3,"stored","stored"]'
 	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
-	assert_output '{"stage":"dt-store","run_id":"r","status":0,"message":null,"counts":{"stored":3,"failed":0,"skipped":0,"not_stored":0,"bad":0,"batches":1},"interrupted":false}'
+	assert_output '{"stage":"dt-store","run_id":"r","status":0,"message":null,"counts":{"stored":3,"failed":0,"skipped":0,"unchanged":0,"lost":0,"not_stored":0,"bad":0,"batches":1,"outages":0},"interrupted":false}'
 	run -0 cat "$BATS_TEST_TMPDIR/err"
 	assert_output 'dt-store: warning: SIGTERM: storing the rest of the input before exiting
 dt-store: info: stored 3, failed 0, skipped 0 in 1 requests'
@@ -367,11 +554,14 @@ dt-store: info: stored 3, failed 0, skipped 0 in 1 requests'
 @test "dt-store --check-config: one line per problem, exit 78" {
 	SUPABASE_URL=https://x.supabase.co?x=1 SUPABASE_KEY= SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/none \
 		DT_STORE_BATCH=1001 DT_STORE_MAX_DELAY_MS=-5 DT_MAX_LINE=1k TIMEOUT_SECONDS=0 \
+		DT_STORE_OUTAGE_SECONDS=-1 DT_DRAIN_SECONDS=3601 \
 		run -78 --separate-stderr dt-store --check-config -d x -r ''
 	assert_equal "$output" ''
 	assert_equal "$stderr" "dt-store: error: DT_STORE_BATCH: 1001 is out of range (1 to 1000)
 dt-store: error: DT_STORE_MAX_DELAY_MS: -5 is out of range (0 to 3600000)
 dt-store: error: DT_MAX_LINE: '1k' is not a whole number (1024 to 1073741824)
+dt-store: error: DT_STORE_OUTAGE_SECONDS: -1 is out of range (0 to 86400)
+dt-store: error: DT_DRAIN_SECONDS: 3601 is out of range (0 to 3600)
 dt-store: error: --max-delay: 'x' is not a whole number (0 to 3600000)
 dt-store: error: DT_RUN_ID/--run-id: must be 1 to 200 characters
 dt-store: error: SUPABASE_URL: must be the bare project URL, without a query, fragment or spaces

@@ -44,6 +44,15 @@ golden() {
 	assert_equal "$(cat "$M")" "$(cat t/fixtures/report/run-ok.en.html)"
 }
 
+@test "dt-report: rows without text are counted as skipped; a run whose only oddity they are is ok" {
+	golden skipped en 0
+	assert_equal "$(jq -c '[.state, .exit_code, .records, .failed, .by_status, .report.notify]' <<<"$output")" \
+		'["ok",0,5,0,{"stored":2,"skipped":3},false]'
+	grep -qF 'Records: 5 — stored 2 · skipped (no text) 3' "$M"
+	golden skipped ru 0
+	grep -qF 'Записи: 5 — сохранено 2 · пропущено (без текста) 3' "$M"
+}
+
 @test "dt-report: a failed upstream stage makes an alert saying what failed" {
 	golden failed en 69
 	assert_equal "$(jq -c '[.state, .report.notify, .stages[0].messages]' <<<"$output")" \

@@ -49,6 +49,12 @@ sent() {
 	jq -e '.report == {"lang":"en","messages":1,"parts":1,"sent":true,"notify":false}' "$OUT/stdout" >/dev/null
 }
 
+@test "dt-report: a run whose only oddity is rows without text is sent silently as ok" {
+	run -0 report t/fixtures/report/run-skipped.ndjson
+	assert_equal "$(cat "$OUT/stderr")" "dt-report: info: report sent to Telegram (1 message, silently)"
+	assert_equal "$(sent | jq -c '[.disable_notification, (.text | split("\n")[0])]')" '[true,"✅ dt run: ok"]'
+}
+
 @test "dt-report: DT_REPORT_NOTIFY=always notifies for a clean run, never silences an alert" {
 	run -0 env DT_REPORT_NOTIFY=always dt-report t/fixtures/report/run-ok.ndjson
 	run -69 env DT_REPORT_NOTIFY=never dt-report t/fixtures/report/run-failed.ndjson

@@ -137,3 +137,19 @@ dt-report: info: report sent to Telegram (1 message, with notification)"
 	run -0 --separate-stderr env DT_RUN_ID=next dt-report t/fixtures/report/run-ok.ndjson
 	assert_equal "$(jq -c .previous <<<"$output")" null
 }
+
+@test "dt-report: a whole run over rows without text exits 0, reports ok silently and counts them skipped in the ledger" {
+	psql -XAqc "truncate public.dt_results; insert into public.messages (text) values (''), (null), (E' \n')"
+	export DT_RUN_ID=run-skips
+	unset DT_RUN_STARTED_AT
+	dt-fetch -c -q | dt-analyze -q | dt-store -q | dt-report -q >"$BATS_TEST_TMPDIR/summary"
+	assert_equal "${PIPESTATUS[*]}" '0 0 0 0'
+	assert_equal "$(jq -c '[.state, .exit_code, .records, .failed, .by_status, .by_error]' "$BATS_TEST_TMPDIR/summary")" \
+		'["ok",0,8,0,{"stored":5,"skipped":3},{}]'
+	run -0 psql -XAt -c "select status, exit_code, counts->'by_status' from public.dt_runs where run_id = 'run-skips'"
+	assert_output 'ok|0|{"stored": 5, "skipped": 3}'
+	assert_equal "$(standin telegram requests | jq -c 'select(.message) | .message.disable_notification')" true
+	run -0 psql -XAt -c "select status, count(*) from public.dt_results group by 1 order by 1"
+	assert_output $'done|5\nskipped|3'
+	psql -XAqc "truncate public.dt_results; delete from public.messages where id > 5"
+}

@@ -30,13 +30,14 @@ setup() {
 	if [ "$(id -u)" -eq 0 ]; then
 		[[ $pgdir == /tmp/dt-pg.* ]]
 	fi
-	# Run 1 analyzed everything it could and parked what cannot be.
+	# Run 1 analyzed everything it could and skipped the rows without
+	# text (empty, blank, NULL), which are not failures.
 	assert_line "200 messages waiting in public.messages"
 	assert_line --partial "run demo-1 finished: fetch 0,"
-	assert_line --regexp '^Records: 200 — stored 197 · failed 3$'
+	assert_line --regexp '^Records: 200 — stored 197 · skipped \(no text\) 3$'
 	assert_line --partial "Sentiment: "
 	assert_line --regexp '^ done +\| +197$'
-	assert_line --regexp '^ failed +\| +3$'
+	assert_line --regexp '^ skipped +\| +3$'
 	# Run 2 found nothing to do.
 	assert_line --partial "run demo-2 finished: fetch 0, analyze 0, store 0, report 0; exit 0"
 	assert_line --regexp '^run demo-2: 0 records, backlog '
@@ -44,9 +45,9 @@ setup() {
 	for f in fetch.ndjson analyze.ndjson store.ndjson report.json; do
 		assert_file_exists "$DT_BUILD/demo/run-1/$f"
 	done
-	# Run 1 had bad input (the empty messages), and the replay says so.
-	run -65 --separate-stderr dt-report --dry-run "$DT_BUILD/demo/run-1/store.ndjson"
-	assert_equal "$(jq -r .records <<<"$output")" 200
+	# Run 1's replay counts them the same: 200 records, none failed.
+	run -0 --separate-stderr dt-report --dry-run "$DT_BUILD/demo/run-1/store.ndjson"
+	assert_equal "$(jq -c '[.records, .failed, .by_status.skipped]' <<<"$output")" '[200,0,3]'
 	# Everything the demo started has stopped, and its stack is gone.
 	run pgrep -f "$stack/"
 	assert_equal "$status" 1

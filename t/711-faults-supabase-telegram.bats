@@ -23,8 +23,10 @@ setup() {
 	# Leases long enough that none can expire while run 1 still retries;
 	# they are expired below by the database's clock.
 	export DT_LEASE_SECONDS=600
-	# Claims work; every settle request (dt-store) gets 503.
+	# Claims work; every settle request (dt-store) gets 503, for longer
+	# than dt-store waits through an outage.
 	standin supabase script '{"fail": 1000, "match": "dt_settle"}'
+	export DT_STORE_OUTAGE_SECONDS=3
 	DT_RUN_ID=sb503-1 run -69 --separate-stderr timeout 120 dt-entrypoint
 	stderr_has 'dt-store: error: Supabase unavailable: HTTP 503'
 	stderr_has 'dt-entrypoint: info: run sb503-1 finished: fetch 0, analyze 0, store 69,'
@@ -52,6 +54,27 @@ setup() {
 		"sb503-1	69
 sb503-2	0
 sb503-3	0"
+}
+
+@test "faults: Supabase down for 8 s mid-run: dt-store waits, probes and stores every analysis once it is back; none is bought twice" {
+	rows 300
+	# The data API fails every settle for 8 s from dt-store's first one
+	# on; each request gives up after about 0.1 s of retries, which
+	# alone would have lost the batch.
+	standin supabase script '{"fail_for_ms": 8000, "match": "dt_settle"}'
+	DT_RUN_ID=blip-1 run -0 --separate-stderr timeout 120 dt-entrypoint
+	stderr_has 'dt-store: warning: Supabase unavailable (HTTP 503: PGRST001'
+	stderr_has 'dt-store: info: Supabase answers again after'
+	# Every analysis is stored, each row analyzed once.
+	assert_equal "$(state)" "done	300	300	300"
+	assert_equal "$(count "run_id = 'blip-1' and analysis is not null")" 300
+	assert_equal "$(analyses | wc -l)" 300
+	assert_equal "$(analyses | awk '{ print $2 }' | sort -u)" 1
+	run -0 jq -c 'select(.stage == "dt-store") | [.status, .counts.stored, .counts.not_stored, .counts.lost, (.counts.outages > 0)]' "$DT_RUN_DIR/store.ndjson"
+	assert_output '[0,300,0,0,true]'
+	# The next run finds nothing to do.
+	DT_RUN_ID=blip-2 run -0 --separate-stderr timeout 120 dt-entrypoint
+	assert_equal "$(analyses | wc -l)" 300
 }
 
 @test "faults: Telegram down: every result is stored and the exit status says the report failed" {
