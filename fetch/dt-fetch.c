@@ -5,6 +5,8 @@
  * --claim leases batches through the dt_claim function until the per-run
  * cap is reached or nothing is left, writing each batch as soon as it
  * arrives.  --peek reads what a claim would get without leasing anything.
+ * --requeue returns parked rows to the queue (dt_requeue) and says how
+ * many.
  * The last line is always the stage report record, also when Supabase
  * cannot be reached.  SIGTERM, SIGINT or the stop file (DT_STOP_FILE)
  * end claiming after the current batch.  --check-config checks the
@@ -47,10 +49,14 @@ static const char usage_text[] =
     "usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]\n"
     "                [-i column] [-l seconds] [-m count] [-r run-id]\n"
     "                [-t table] [-x column]\n"
+    "       dt-fetch -R [-nqv] [kind]\n"
     "       dt-fetch --check-config [-c | -p] [-n] [option ...]\n"
     "\n"
     "Claims unanalyzed rows of the source table through Supabase's data API\n"
     "and writes one NDJSON source record per row, then a stage record.\n"
+    "--requeue returns parked rows (status failed: all, or those whose\n"
+    "last_error.kind is kind) to pending with their attempts reset, and\n"
+    "prints how many on one line; with -n it only counts them.\n"
     "\n"
     "  -a, --max-attempts n   record-specific failures before a row is parked\n"
     "                         as failed (DT_MAX_ATTEMPTS, 3)\n"
@@ -71,6 +77,7 @@ static const char usage_text[] =
     "  -n, --dry-run          print the first request instead of sending it\n"
     "  -p, --peek             read what a claim would get; change nothing\n"
     "  -q, --quiet            log less (repeatable)\n"
+    "  -R, --requeue [kind]   return parked rows to the queue (below)\n"
     "  -r, --run-id id        this run's id (DT_RUN_ID; default generated)\n"
     "  -t, --table name       the source table (DT_SOURCE_TABLE, messages)\n"
     "  -v, --verbose          log more (repeatable)\n"
@@ -100,6 +107,7 @@ static const struct option longopts[] = {
 	{"dry-run", no_argument, NULL, 'n'},
 	{"peek", no_argument, NULL, 'p'},
 	{"quiet", no_argument, NULL, 'q'},
+	{"requeue", no_argument, NULL, 'R'},
 	{"run-id", required_argument, NULL, 'r'},
 	{"table", required_argument, NULL, 't'},
 	{"verbose", no_argument, NULL, 'v'},
@@ -109,7 +117,8 @@ static const struct option longopts[] = {
 };
 
 struct fetch {
-	int mode;               /* 'c' or 'p' */
+	int mode;               /* 'c', 'p' or 'R' (--requeue) */
+	const char *kind;       /* --requeue's kind, or NULL for all */
 	int dry_run;
 	int check;              /* --check-config */
 	const char *stop_file;  /* DT_STOP_FILE or NULL */
@@ -302,7 +311,7 @@ configure(struct fetch *f, int argc, char **argv)
 
 	/* getopt's own messages name argv[0]: the name, not the path. */
 	argv[0] = (char *)dt_prog();
-	while ((c = getopt_long(argc, argv, "a:b:C:chi:l:m:npqr:t:vVx:",
+	while ((c = getopt_long(argc, argv, "a:b:C:chi:l:m:npqRr:t:vVx:",
 	    longopts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
@@ -321,9 +330,10 @@ configure(struct fetch *f, int argc, char **argv)
 			break;
 		case 'c':
 		case 'p':
+		case 'R':
 			if (f->mode != 0 && f->mode != c)
-				return dt_cli_usage_error("--claim and --peek "
-				    "exclude each other");
+				return dt_cli_usage_error("--claim, --peek and "
+				    "--requeue exclude each other");
 			f->mode = c;
 			break;
 		case 'h':
@@ -371,11 +381,22 @@ configure(struct fetch *f, int argc, char **argv)
 			return dt_cli_usage_error(NULL);
 		}
 	}
+	/* --requeue's kind: a name as error kinds are. */
+	if (f->mode == 'R' && optind < argc) {
+		f->kind = argv[optind++];
+		if (*f->kind == '\0' || strlen(f->kind) > 64 ||
+		    strspn(f->kind, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+		    strlen(f->kind))
+			return dt_cli_usage_error("--requeue: bad kind: %s "
+			    "(an error kind, e.g. config or lease_expired)",
+			    f->kind);
+	}
 	if (optind < argc)
 		return dt_cli_usage_error("unexpected argument: %s",
 		    argv[optind]);
 	if (f->mode == 0 && !f->check)
-		return dt_cli_usage_error("say --claim or --peek");
+		return dt_cli_usage_error("say --claim, --peek or --requeue");
 	if (check_name("DT_SOURCE_TABLE/--table", f->table) < 0)
 		nconf++;
 	if (check_name("DT_SOURCE_ID/--id-column", f->id_col) < 0)
@@ -403,7 +424,7 @@ configure(struct fetch *f, int argc, char **argv)
 		make_run_id(f->run_id, sizeof(f->run_id));
 	if (f->check) {
 		/* What the run itself would find out only when it starts. */
-		if (!f->dry_run)
+		if (!f->dry_run || f->mode == 'R')
 			nconf += dt_supabase_check();
 		return nconf + nusage > 0 ? DT_EXIT_CONFIG : 0;
 	}
@@ -753,6 +774,70 @@ emit_stage(struct fetch *f)
 	return rc;
 }
 
+/*
+ * --requeue: returns the parked rows (of f->kind, or all) to the queue
+ * through dt_requeue, or with --dry-run only counts them, and prints one
+ * line: how many, by kind.  Returns the exit status.
+ */
+static int
+requeue(struct fetch *f)
+{
+	struct dt_supabase *sb = dt_supabase_new();
+	struct dt_sb_result res;
+	json_t *args, *rows, *by, *v;
+	char line[2048];
+	const char *k;
+	size_t o;
+	int rc, first = 1;
+
+	if (sb == NULL)
+		return DT_EXIT_CONFIG;
+	args = json_pack("{sosb}", "p_kind", f->kind != NULL ?
+	    json_string(f->kind) : json_null(), "p_dry_run", f->dry_run);
+	if (args == NULL) {
+		dt_error("out of memory");
+		dt_supabase_free(sb);
+		return DT_EXIT_TEMPFAIL;
+	}
+	rc = dt_supabase_call(sb, "POST", "rpc/dt_requeue", args, NULL, 1,
+	    &res);
+	json_decref(args);
+	rows = json_object_get(res.body, "rows");
+	by = json_object_get(res.body, "by_kind");
+	if (rc == DT_SB_OK && (!json_is_integer(rows) || !json_is_object(by))) {
+		rc = DT_SB_BADREPLY;
+		snprintf(res.message, sizeof(res.message),
+		    "the dt_requeue reply is not {\"rows\",\"by_kind\"}");
+	}
+	if (rc != DT_SB_OK) {
+		dt_error("Supabase %s: %s", rc == DT_SB_CONFIG ||
+		    rc == DT_SB_REJECTED ? "refused the request" : "unavailable",
+		    res.message);
+		rc = rc == DT_SB_REJECTED ? DT_EXIT_CONFIG : dt_sb_exit(rc);
+		dt_sb_result_clear(&res);
+		dt_supabase_free(sb);
+		return rc;
+	}
+	o = (size_t)snprintf(line, sizeof(line), "%s %" JSON_INTEGER_FORMAT
+	    " parked row%s%s%s", f->dry_run ? "would requeue" : "requeued",
+	    json_integer_value(rows), json_integer_value(rows) == 1 ? "" : "s",
+	    f->kind != NULL ? " of kind " : "", f->kind != NULL ? f->kind : "");
+	/* Without a kind, how many of each. */
+	json_object_foreach(by, k, v) {
+		if (f->kind != NULL || o >= sizeof(line) - 1)
+			break;
+		o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s %"
+		    JSON_INTEGER_FORMAT, first ? ": " : ", ", k,
+		    json_integer_value(v));
+		first = 0;
+	}
+	dt_sb_result_clear(&res);
+	dt_supabase_free(sb);
+	if (printf("%s\n", line) < 0)
+		return DT_EXIT_IOERR;
+	return DT_EXIT_OK;
+}
+
 /* Prints what --dry-run would send. */
 static int
 dry_run(struct fetch *f)
@@ -784,6 +869,11 @@ main(int argc, char **argv)
 	if ((rc = configure(&f, argc, argv)) != 0 || f.check) {
 		json_decref(f.columns);
 		return rc;
+	}
+	if (f.mode == 'R') {
+		rc = requeue(&f);
+		json_decref(f.columns);
+		return dt_cli_close_stdout(rc);
 	}
 	if (f.dry_run) {
 		rc = dry_run(&f);

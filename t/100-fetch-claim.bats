@@ -214,11 +214,19 @@ dt-fetch: info: run r: claimed 0 rows in 0 batches'
 
 @test "dt-fetch: usage errors" {
 	run -64 --separate-stderr dt-fetch
-	assert_equal "$stderr" "dt-fetch: say --claim or --peek
+	assert_equal "$stderr" "dt-fetch: say --claim, --peek or --requeue
 Try 'dt-fetch --help'."
 	run -64 --separate-stderr dt-fetch -c -p
-	assert_equal "$stderr" "dt-fetch: --claim and --peek exclude each other
+	assert_equal "$stderr" "dt-fetch: --claim, --peek and --requeue exclude each other
 Try 'dt-fetch --help'."
+	run -64 --separate-stderr dt-fetch -c -R
+	assert_equal "${stderr_lines[0]}" "dt-fetch: --claim, --peek and --requeue exclude each other"
+	run -64 --separate-stderr dt-fetch -R 'no such'
+	assert_equal "${stderr_lines[0]}" "dt-fetch: --requeue: bad kind: no such (an error kind, e.g. config or lease_expired)"
+	run -64 --separate-stderr dt-fetch -R config timeout
+	assert_equal "${stderr_lines[0]}" "dt-fetch: unexpected argument: timeout"
+	run -64 --separate-stderr dt-fetch -c config
+	assert_equal "${stderr_lines[0]}" "dt-fetch: unexpected argument: config"
 	run -64 --separate-stderr dt-fetch -c -b 0
 	[[ ${stderr_lines[0]} == *--batch-size* ]]
 	run -0 dt-fetch -V
@@ -227,6 +235,61 @@ Try 'dt-fetch --help'."
 	assert_line --index 0 'usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]'
 	run -0 dt-fetch -c -n -r r -b 5
 	assert_output '{"dry_run":"dt-fetch","method":"POST","path":"/rest/v1/rpc/dt_claim","body":{"p_run_id":"r","p_lease_seconds":900,"p_max_attempts":3,"p_claim_key":"r:1","p_limit":5,"p_source_table":"messages","p_id_column":"id","p_text_column":"text","p_max_text_chars":65536}}'
+}
+
+@test "dt-fetch --requeue [KIND]: parked rows go back to pending with attempts reset; --dry-run only counts" {
+	messages 6
+	dt-fetch -c -q -r r1 >/dev/null
+	# Parked for different reasons; row 5 is done, row 6 skipped.
+	sql "update dt_results set status = 'failed', lease_until = null, attempts = 3, claims = 4,
+		last_error = jsonb_build_object('kind', case when source_id in ('1', '2') then 'config'
+			when source_id = '3' then 'lease_expired' else 'too_large' end, 'message', 'x')
+		where source_id::int <= 4"
+	sql "update dt_results set status = 'done', lease_until = null, analysis = '{}' where source_id = '5'"
+	sql "update dt_results set status = 'skipped', lease_until = null where source_id = '6'"
+	before=$(results_md5)
+	run -0 --separate-stderr dt-fetch --requeue --dry-run
+	assert_output 'would requeue 4 parked rows: config 2, too_large 1, lease_expired 1'
+	assert_equal "$stderr" ''
+	run -0 dt-fetch -R -n config
+	assert_output 'would requeue 2 parked rows of kind config'
+	run -0 results_md5
+	assert_output "$before"
+	# One kind.
+	run -0 --separate-stderr dt-fetch --requeue config
+	assert_output 'requeued 2 parked rows of kind config'
+	run -0 sql "select source_id, status, attempts, claims, run_id is null, last_error->>'kind' from dt_results order by 1"
+	assert_output $'1\tpending\t0\t0\tt\tconfig
+2\tpending\t0\t0\tt\tconfig
+3\tfailed\t3\t4\tf\tlease_expired
+4\tfailed\t3\t4\tf\ttoo_large
+5\tdone\t1\t1\tf\t
+6\tskipped\t1\t1\tf\t'
+	run -0 dt-fetch -R config
+	assert_output 'requeued 0 parked rows of kind config'
+	# All the rest.
+	run -0 dt-fetch -R
+	assert_output 'requeued 2 parked rows: too_large 1, lease_expired 1'
+	run -0 sql "select count(*) from dt_results where status = 'failed'"
+	assert_output 0
+	# Any run claims them again, the run that parked them too, with
+	# their attempts counted from 1.
+	run -0 dt-fetch -c -q -r r1
+	run -0 jq -c 'select(.id) | [.id, .attempt]' <<<"$output"
+	assert_output $'[1,1]\n[2,1]\n[3,1]\n[4,1]'
+}
+
+@test "dt-fetch --requeue: Supabase unavailable or refusing is said in one line, exit 69 or 78, no key printed" {
+	standin supabase script '{"fail": 100}'
+	DT_SUPABASE_TRIES=1 run -69 --separate-stderr dt-fetch -R
+	assert_output ''
+	assert_equal "${stderr_lines[1]}" 'dt-fetch: error: Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection.'
+	assert_equal "${#stderr_lines[@]}" 2
+	standin supabase reset
+	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 --separate-stderr dt-fetch -R
+	assert_equal "$stderr" 'dt-fetch: error: Supabase refused the request: HTTP 401: 42501: permission denied for function dt_requeue: this is not a secret (service) key: set SUPABASE_KEY to a secret key (sb_secret_...) or the legacy service_role key'
+	assert_no_secret "$SUPABASE_KEY" <(printf '%s\n%s\n' "$output" "$stderr")
+	assert_no_secret "$SUPABASE_ANON_KEY" <(printf '%s\n%s\n' "$output" "$stderr")
 }
 
 # wait_for_line FILE: waits (up to 5 s) until FILE holds a whole line.
