@@ -69,8 +69,9 @@ static const char usage[] =
     "Exit status: the most severe of the run's own (the worst status the\n"
     "stages reported; 1 when records failed) and the report's: 69 when\n"
     "Telegram is unavailable, 75 after flood control outlasted the retry\n"
-    "limit or when the ledger or the metrics could not be written, 78 when\n"
-    "Telegram refuses the configuration (bad token or chat).\n";
+    "limit (or a shard's ledger row could not be written), 78 when Telegram\n"
+    "refuses the configuration (bad token or chat).  The ledger row and the\n"
+    "metrics are best effort: a failure is a warning, not an exit status.\n";
 
 /* The long-only option --check-config. */
 #define OPT_CHECK_CONFIG 256
@@ -829,18 +830,36 @@ main(int argc, char **argv)
 		    (shard && ledger_shard_id(row, run_id, c.shard_index) <
 		    0) || dt_rpt_db_upsert(sb, row) < 0) {
 			json_decref(row);
-			status = dt_exit_worse(status, DT_EXIT_TEMPFAIL);
-		} else
+			/*
+			 * The ledger is best effort: the data is stored and
+			 * the report sent, and a failed status would only
+			 * make Kubernetes run (and report) again.  A shard's
+			 * row is its report to shard 0, so there it counts.
+			 */
+			json_object_set_new(summary, "ledger",
+			    json_string("failed"));
+			if (shard)
+				status = dt_exit_worse(status,
+				    DT_EXIT_TEMPFAIL);
+		} else {
 			json_decref(row);
+			json_object_set_new(summary, "ledger",
+			    json_string("written"));
+		}
 	}
 	if (c.pg_url != NULL && send) {
 		struct dt_rpt_buf b = {0};
 		int ok = status == DT_EXIT_OK || status == DT_EXIT_PARTIAL;
 
+		/* Best effort, as the ledger: a warning, never the status. */
 		dt_rpt_metrics_text(&b, summary, ok, (long long)t_end);
 		if (b.oom || dt_rpt_metrics_push(h, c.pg_url, c.pg_job, b.s,
 		    c.timeout_s * 1000) < 0)
-			status = dt_exit_worse(status, DT_EXIT_TEMPFAIL);
+			json_object_set_new(summary, "metrics",
+			    json_string("failed"));
+		else
+			json_object_set_new(summary, "metrics",
+			    json_string("pushed"));
 		dt_rpt_buf_free(&b);
 	}
 	json_object_set_new(summary, "exit_code", json_integer(status));

@@ -51,7 +51,7 @@ call(struct dt_supabase *sb, const char *method, const char *path,
 	    DT_SB_OK) {
 		out = res.body ? json_incref(res.body) : json_null();
 	} else
-		dt_error("supabase: %s /rest/v1/%s: %s", method, what,
+		dt_warn("supabase: %s /rest/v1/%s: %s", method, what,
 		    res.message);
 	dt_sb_result_clear(&res);
 	return out;

@@ -177,14 +177,14 @@ dt_rpt_metrics_push(struct dt_http *h, const char *url, const char *job,
 	req.timeout_ms = timeout_ms;
 	dt_http_send(h, &req, &pol, &resp);
 	if (resp.result != DT_HTTP_OK) {
-		dt_error("pushgateway: POST %s: %s",
+		dt_warn("pushgateway: POST %s: %s",
 		    dt_http_safe_url(full, safe, sizeof(safe)), resp.error);
 		rc = -1;
 	} else if (resp.status != 200 && resp.status != 202) {
 		char body[300];
 
 		dt_rpt_clip(resp.body, 200, body, sizeof(body));
-		dt_error("pushgateway: POST %s: HTTP %ld: %s",
+		dt_warn("pushgateway: POST %s: HTTP %ld: %s",
 		    dt_http_safe_url(full, safe, sizeof(safe)), resp.status,
 		    body);
 		rc = -1;

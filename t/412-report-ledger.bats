@@ -29,6 +29,7 @@ setup() {
 @test "dt-report: writes one ledger row per run and reports the backlog" {
 	run -0 --separate-stderr dt-report t/fixtures/report/run-ok.ndjson
 	assert_equal "$(jq -cS .backlog <<<"$output")" '{"done":0,"failed":0,"leased":0,"unclaimed":5}'
+	assert_equal "$(jq -r .ledger <<<"$output")" written
 	run -0 psql -XAtF' ' -c "select run_id, status, exit_code, counts->>'records', counts->>'failed',
 		tokens, cost_usd, started_at at time zone 'UTC', finished_at at time zone 'UTC',
 		summary->>'state' from public.dt_runs"
@@ -57,16 +58,24 @@ setup() {
 	assert_output '1|2024-05-01 10:05:00'
 }
 
-@test "dt-report: the ledger unavailable is an error (75), and the report still goes out" {
+@test "dt-report: the ledger unavailable is a warning, the run's status stays 0, and the report still goes out" {
 	standin supabase script '{"fail":100,"match":"dt_runs"}'
-	run -75 --separate-stderr env DT_SUPABASE_TRIES=1 dt-report t/fixtures/report/run-ok.ndjson
+	run -0 --separate-stderr env DT_SUPABASE_TRIES=1 dt-report t/fixtures/report/run-ok.ndjson
 	grep -vE '^dt-report: warning: supabase: (GET|POST) http://127.0.0.1:[0-9]+/rest/v1/dt_runs.*: HTTP 503; giving up after 1 tries$' <<<"$stderr" >"$BATS_TEST_TMPDIR/errors" || true
-	assert_equal "$(cat "$BATS_TEST_TMPDIR/errors")" "dt-report: error: supabase: GET /rest/v1/dt_runs: HTTP 503: PGRST001: Database client error. Retrying the connection.
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/errors")" "dt-report: warning: supabase: GET /rest/v1/dt_runs: HTTP 503: PGRST001: Database client error. Retrying the connection.
 dt-report: info: report sent to Telegram (1 message, silently)
-dt-report: error: supabase: POST /rest/v1/dt_runs: HTTP 503: PGRST001: Database client error. Retrying the connection."
-	jq -e '.report.sent and .exit_code == 75' <<<"$output" >/dev/null
+dt-report: warning: supabase: POST /rest/v1/dt_runs: HTTP 503: PGRST001: Database client error. Retrying the connection."
+	jq -e '.report.sent and .exit_code == 0 and .ledger == "failed"' <<<"$output" >/dev/null || fail "$output"
+	assert_equal "$(standin telegram requests | jq -c 'select(.message)' | wc -l)" 1
 	run -0 psql -XAt -c 'select count(*) from public.dt_runs'
 	assert_output 0
+}
+
+@test "dt-report: a shard whose ledger row cannot be written fails (75): the row is its report" {
+	standin supabase script '{"fail":100,"match":"dt_runs"}'
+	run -75 --separate-stderr env DT_SUPABASE_TRIES=1 DT_SHARDS=2 DT_SHARD_INDEX=1 DT_RUN_ID=split-9 \
+		dt-report t/fixtures/report/run-ok.ndjson
+	jq -e '.exit_code == 75 and .ledger == "failed"' <<<"$output" >/dev/null || fail "$output"
 }
 
 @test "dt-report: --dry-run reads the backlog but writes no ledger row" {
@@ -106,7 +115,7 @@ shard_run() {
 	run -0 --separate-stderr env DT_RUN_ID=whole dt-report -n -m "$t/whole.html" "$f"
 	# Everything but the run id, the shards and the report's own record
 	# is what one dt-report over the whole run says.
-	filter='del(.run_id, .shards, .report, .backlog, .previous, .by_status, .stages) | .analysis.fields.topics.top |= sort_by(.value)'
+	filter='del(.run_id, .shards, .report, .ledger, .backlog, .previous, .by_status, .stages) | .analysis.fields.topics.top |= sort_by(.value)'
 	assert_equal "$(jq -cS "$filter" <<<"$merged")" "$(jq -cS "$filter" <<<"$output")"
 	assert_equal "$(jq -c '[.shards, .by_status, [.stages[] | [.stage, .reports]]]' <<<"$merged")" \
 		'[{"of":2,"merged":[0,1],"missing":[]},{"stored":6},[["dt-fetch",1],["dt-analyze",2],["dt-store",1]]]'

@@ -70,13 +70,29 @@ dt_run_success{instance="",job="dt"} 0'
 dt_run_errors{instance="",job="dt-nightly",kind="timeout"} 1'
 }
 
-@test "dt-report: an unreachable Pushgateway is an error (75); the report is still sent" {
+@test "dt-report: an unreachable Pushgateway is a warning; the run's status stays 0 and the report is sent" {
 	port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-	run -75 --separate-stderr env DT_PUSHGATEWAY_URL="http://127.0.0.1:$port" \
+	run -0 --separate-stderr env DT_PUSHGATEWAY_URL="http://127.0.0.1:$port" \
 		dt-report t/fixtures/report/run-ok.ndjson
-	[[ ${stderr_lines[-1]} == "dt-report: error: pushgateway: POST http://127.0.0.1:$port/metrics/job/dt: "*"onnect"* ]] ||
+	[[ ${stderr_lines[-1]} == "dt-report: warning: pushgateway: POST http://127.0.0.1:$port/metrics/job/dt: "*"onnect"* ]] ||
 		fail "$stderr"
-	jq -e '.exit_code == 75' <<<"$output" >/dev/null
+	[[ $stderr != *": error: "* ]] || fail "$stderr"
+	jq -e '.exit_code == 0 and .metrics == "failed" and .state == "ok"' <<<"$output" >/dev/null ||
+		fail "$output"
+}
+
+@test "dt-report: a Pushgateway that refuses the push leaves a failed run's status as it was" {
+	# A path the Pushgateway answers with 404: the push is refused.
+	run -69 --separate-stderr env DT_PUSHGATEWAY_URL="$PUSHGATEWAY_URL/nothing-here" \
+		dt-report t/fixtures/report/run-failed.ndjson
+	[[ $stderr == *"dt-report: warning: pushgateway: POST $PUSHGATEWAY_URL/nothing-here/metrics/job/dt: HTTP 404"* ]] ||
+		fail "$stderr"
+	jq -e '.exit_code == 69 and .metrics == "failed"' <<<"$output" >/dev/null || fail "$output"
+}
+
+@test "dt-report: the summary says the metrics were pushed" {
+	run -0 --separate-stderr dt-report t/fixtures/report/run-ok.ndjson
+	jq -e '.metrics == "pushed"' <<<"$output" >/dev/null || fail "$output"
 }
 
 @test "dt-report: --dry-run pushes nothing" {

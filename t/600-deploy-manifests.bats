@@ -388,7 +388,26 @@ kubectl_v5() {
 @test "k8s: egress is limited to DNS and HTTPS" {
 	edit k8s/base/batch-analyzer-networkpolicy.yaml 's/port: 443/port: 80/'
 	run -1 --separate-stderr check
-	assert_equal "${stderr_lines[0]}" "k8s-validate: k8s/base/batch-analyzer-networkpolicy.yaml: NetworkPolicy/batch-analyzer: spec.egress[1].ports: policy: TCP 80: only DNS (53) and HTTPS (443)"
+	assert_equal "${stderr_lines[0]}" "k8s-validate: k8s/base/batch-analyzer-networkpolicy.yaml: NetworkPolicy/batch-analyzer: spec.egress[1].ports: policy: TCP 80: only DNS (53), HTTPS (443) and a Pushgateway's pods in the cluster (9091)"
+}
+
+@test "k8s: the Pushgateway's port is open to its pods in the cluster, not to addresses" {
+	local np=k8s/base/batch-analyzer-networkpolicy.yaml
+	local msg="k8s-validate: $np: NetworkPolicy/batch-analyzer: spec.egress[2].ports: policy: TCP 9091: only DNS (53), HTTPS (443) and a Pushgateway's pods in the cluster (9091)"
+	# The ConfigMap's example URL is the service the rule lets through.
+	grep -q '^  # DT_PUSHGATEWAY_URL: "http://pushgateway.monitoring.svc:9091"$' k8s/base/batch-analyzer-config.yaml
+	cp $np "$BATS_TEST_TMPDIR/np"
+	# Any pod of the namespace: refused.
+	perl -0pi -e 's/\n {10}podSelector:\n {12}matchLabels:\n {14}app.kubernetes.io\/name: prometheus-pushgateway//' $np
+	! cmp -s $np "$BATS_TEST_TMPDIR/np" || fail "the edit changed nothing"
+	run -1 --separate-stderr check
+	assert_equal "${stderr_lines[0]}" "$msg"
+	# An address block: refused.
+	cp "$BATS_TEST_TMPDIR/np" $np
+	perl -0pi -e 's/- namespaceSelector:\n {12}matchLabels:\n {14}kubernetes.io\/metadata.name: monitoring\n {10}podSelector:\n {12}matchLabels:\n {14}app.kubernetes.io\/name: prometheus-pushgateway/- ipBlock:\n            cidr: 10.0.0.0\/8/' $np
+	! cmp -s $np "$BATS_TEST_TMPDIR/np" || fail "the edit changed nothing"
+	run -1 --separate-stderr check
+	assert_equal "${stderr_lines[0]}" "$msg"
 }
 
 @test "k8s: the pod must be covered by a NetworkPolicy" {

@@ -398,14 +398,22 @@ function checkNetwork(objs, policies, add) {
 			add(it, 'spec.ingress', 'must be empty: the pod serves nothing');
 		(s.egress || []).forEach((r, i) => {
 			const ports = r.ports || [];
+			/*
+			 * A Pushgateway (9091) only inside the cluster: every
+			 * peer names both its namespace and its pods.
+			 */
+			const inCluster = (r.to || []).length > 0 && r.to.every(t =>
+			    !t.ipBlock && Object.keys(((t.namespaceSelector || {}).matchLabels) || {}).length &&
+			    Object.keys(((t.podSelector || {}).matchLabels) || {}).length);
 			if (ports.length === 0)
 				add(it, `spec.egress[${i}].ports`, 'must be listed: egress only to DNS (53) and HTTPS (443)');
 			for (const p of ports) {
 				const ok = (p.port === 53 && (p.protocol === 'UDP' || p.protocol === 'TCP')) ||
-				    (p.port === 443 && (p.protocol || 'TCP') === 'TCP');
+				    (p.port === 443 && (p.protocol || 'TCP') === 'TCP') ||
+				    (p.port === 9091 && (p.protocol || 'TCP') === 'TCP' && inCluster);
 				if (!ok || p.endPort !== undefined)
 					add(it, `spec.egress[${i}].ports`,
-					    `${p.protocol || 'TCP'} ${p.port}${p.endPort ? '-' + p.endPort : ''}: only DNS (53) and HTTPS (443)`);
+					    `${p.protocol || 'TCP'} ${p.port}${p.endPort ? '-' + p.endPort : ''}: only DNS (53), HTTPS (443) and a Pushgateway's pods in the cluster (9091)`);
 			}
 		});
 	}
