@@ -279,6 +279,12 @@ type_name(const json_t *v)
 	}
 }
 
+size_t
+dt_ndjson_bom(const char *s, size_t n)
+{
+	return n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+}
+
 int
 dt_reader_next_line(struct dt_reader *r, const char **line, size_t *len)
 {
@@ -309,6 +315,11 @@ dt_reader_next_line(struct dt_reader *r, const char **line, size_t *len)
 		r->lineno++;
 		snprintf(r->where, sizeof(r->where), "%s:%lu", r->name,
 		    r->lineno);
+		if (r->lineno == 1 && (off = dt_ndjson_bom(r->line,
+		    r->line_len)) > 0) {
+			r->line_len -= off;
+			memmove(r->line, r->line + off, r->line_len);
+		}
 		if (toolong)
 			return bad(r, "line too long (limit %zu bytes)",
 			    r->max_line);

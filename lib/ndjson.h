@@ -72,6 +72,13 @@ void dt_reader_took(struct dt_reader *r);
  */
 int dt_reader_parse(struct dt_reader *r, json_t **rec);
 
+/*
+ * The length of a UTF-8 byte order mark (EF BB BF) at the start of the
+ * n bytes at s: 3, or 0 when there is none.  Editors on Windows put one
+ * at the start of a file; the readers skip it on an input's first line.
+ */
+size_t dt_ndjson_bom(const char *s, size_t n);
+
 /* Where the last line came from: "<stdin>:42" or "runs/a.ndjson:7". */
 const char *dt_reader_where(const struct dt_reader *r);
 

@@ -1013,6 +1013,12 @@ dt_rpt_scan_next(struct dt_rpt_scan *r, const char *const *names,
 			continue;
 		}
 		r->lineno++;
+		if (r->lineno == 1) {
+			size_t bom = dt_ndjson_bom(r->line, r->line_len);
+
+			r->line += bom;
+			r->line_len -= bom;
+		}
 		if (toolong) {
 			dt_warn("%s:%lu: line too long (limit %zu bytes)",
 			    r->name, r->lineno, r->max_line);
