@@ -597,7 +597,8 @@ secret_param(const char *name, size_t n)
 const char *
 dt_http_safe_url(const char *url, char *buf, size_t len)
 {
-	const char *p = url, *scheme_end, *auth_end, *at;
+	const char *p, *scheme_end, *auth_end, *at, *q;
+	char *clean;
 	size_t o = 0;
 	int in_query = 0;
 
@@ -605,6 +606,16 @@ dt_http_safe_url(const char *url, char *buf, size_t len)
 #define PUTS(s) do { const char *s_ = (s); while (*s_) PUT(*s_++); } while (0)
 	if (len == 0)
 		return buf;
+	/*
+	 * Registered secrets go first and whole: the masks below find a
+	 * token's end by its form, which a token with a '/' does not keep
+	 * to, and would leave its tail behind.
+	 */
+	if ((clean = dt_redact(url)) == NULL) {
+		snprintf(buf, len, "(URL not shown: out of memory)");
+		return buf;
+	}
+	p = url = clean;
 	/* scheme://[userinfo@]host... */
 	if ((scheme_end = strstr(url, "://")) != NULL) {
 		while (p < scheme_end + 3)
@@ -619,10 +630,18 @@ dt_http_safe_url(const char *url, char *buf, size_t len)
 	while (*p != '\0') {
 		if (!in_query && *p == '/' && strncmp(p, "/bot", 4) == 0 &&
 		    p[4] != '\0' && p[4] != '/') {
+			/*
+			 * A Bot API path is /bot<token>/<method>: everything
+			 * up to the last segment is the token, '/' or not.
+			 * The path ends at a space too: a request line is
+			 * "/path HTTP/1.1".
+			 */
 			PUTS("/bot***");
 			p += 4;
-			while (*p != '\0' && *p != '/' && *p != '?')
-				p++;
+			q = p + strcspn(p, "?# ");
+			while (q > p && q[-1] != '/')
+				q--;
+			p = q > p ? q - 1 : p + strcspn(p, "?# ");
 			continue;
 		}
 		if (*p == '?' || (in_query && *p == '&')) {
@@ -644,6 +663,7 @@ dt_http_safe_url(const char *url, char *buf, size_t len)
 		PUT(*p++);
 	}
 	buf[o] = '\0';
+	free(clean);
 #undef PUT
 #undef PUTS
 	return buf;

@@ -103,9 +103,11 @@ long dt_http_backoff_ms(const struct dt_http_policy *pol, int n,
 long dt_http_parse_retry_after(const char *value, long long now);
 
 /*
- * Copies url into buf with credentials removed: the userinfo part, the
- * token after "/bot" in a path, and the values of query parameters named
- * like key/token/apikey.  Returns buf.
+ * Copies url into buf with credentials removed: every registered secret
+ * (dt_log_secret), the userinfo part, the token after "/bot" in a path
+ * (up to the path's last '/', so a token holding a '/' goes whole), and
+ * the values of query parameters named like key/token/apikey.  Returns
+ * buf.
  */
 const char *dt_http_safe_url(const char *url, char *buf, size_t len);
 

@@ -132,6 +132,15 @@ setup() {
 	assert_output 'http://h/robots/bot'
 }
 
+@test "http: a bot token holding a '/' is masked whole in logged URLs" {
+	# By the path's form alone: the token is everything up to the method.
+	run -0 libcheck safe-url 'https://api.telegram.org/bot123:AB/cd-tail/sendMessage?chat_id=1'
+	assert_output 'https://api.telegram.org/bot***/sendMessage?chat_id=1'
+	# And as a registered secret, wherever it is.
+	TELEGRAM_BOT_TOKEN=123:AB/cd-tail run -0 libcheck safe-url 'https://h/x/123:AB/cd-tail/y'
+	assert_output 'https://h/x/***/y'
+}
+
 @test "http: no secret reaches stderr at maximum verbosity with a failing request" {
 	export TELEGRAM_BOT_TOKEN=987654321:AAHsecretTokenValue-xyz
 	export SUPABASE_KEY=service-role-key-value-abc

@@ -171,6 +171,19 @@ dt-report: info: report sent to Telegram (1 message, silently)"
 	assert_no_secret "wrong-token-value" "$OUT/all"
 }
 
+@test "dt-report: no part of a bot token holding a '/' shows, even with -vv" {
+	local token=999:first-part/second-part-tail
+	# The stand-in, as Telegram, finds no such method: 404.
+	run -78 --separate-stderr env TELEGRAM_BOT_TOKEN=$token dt-report -vv t/fixtures/report/run-ok.ndjson
+	[[ $stderr == *"dt-report: error: telegram: sendMessage: HTTP 404: Not Found"* ]] || fail "$stderr"
+	# The request was logged, masked.
+	[[ $stderr == *"/bot***/sendMessage"* ]] || fail "$stderr"
+	printf '%s\n%s\n' "$output" "$stderr" >"$OUT/all"
+	assert_no_secret "first-part" "$OUT/all"
+	assert_no_secret "second-part" "$OUT/all"
+	assert_no_secret "part-tail" "$OUT/all"
+}
+
 @test "dt-report: the bot token appears in no output, even with -vv and a failing request" {
 	standin telegram script '{"fail_5xx":1,"fail_429":0}'
 	run -0 --separate-stderr dt-report -vv t/fixtures/report/run-ok.ndjson

@@ -186,6 +186,7 @@ main(int argc, char **argv)
 	else if (strcmp(cmd, "safe-url") == 0 && argc == 3) {
 		char buf[1024];
 
+		dt_config_register_secrets();
 		printf("%s\n", dt_http_safe_url(argv[2], buf, sizeof(buf)));
 	} else if (strcmp(cmd, "retry-after") == 0 && argc == 4)
 		printf("%ld\n", dt_http_parse_retry_after(argv[2],
