@@ -35,9 +35,11 @@ FROM debian:bookworm-slim
 
 # tini is PID 1: it forwards SIGTERM to dt-entrypoint (which drains and
 # reports) and reaps any orphan, which a shell as PID 1 does not promise.
+# util-linux (essential, named for its setpriv): dt-fanout gives parallel
+# a parent-death signal with it.
 RUN apt-get update \
 	&& apt-get install -y --no-install-recommends \
-		bash ca-certificates libcurl4 libjansson4 parallel tini \
+		bash ca-certificates libcurl4 libjansson4 parallel tini util-linux \
 	&& rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/* \
 	&& groupadd --gid 10001 dt \
 	&& useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \

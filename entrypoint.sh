@@ -181,6 +181,14 @@ DT_RUN_STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 export DT_RUN_ID DT_RUN_STARTED_AT
 state=$(mktemp -d "${TMPDIR:-/tmp}/dt-run.XXXXXX")
 export DT_STATE_DIR=$state
+# No child outlives dt-entrypoint, however it ends (SIGKILL included):
+# each stage watches this process (DT_WATCH_PID, lib/watch.h) and ends
+# with it, and the timers below wait on a lifeline, a FIFO that only
+# this shell holds open for writing, whose end they see when it is gone.
+export DT_WATCH_PID=$$
+mkfifo "$state/lifeline"
+exec {lifeline_w}<>"$state/lifeline"
+exec {lifeline}<"$state/lifeline"
 export DT_STOP_FILE=$state/stop
 # dt-report fails the run when one of these sent no stage record (it
 # crashed or was killed before its end).
@@ -220,6 +228,7 @@ fi
 set -m # the pipeline gets its own process group, so a drain can end it
 (
 	set +e
+	exec {lifeline_w}>&- {lifeline}<&-
 	dt-fetch --claim | out fetch.ndjson | dt-fanout | out analyze.ndjson |
 		dt-store | out store.ndjson | DT_RUN_ID=$run dt-report |
 		out report.json
@@ -229,16 +238,18 @@ set -m # the pipeline gets its own process group, so a drain can end it
 pipeline=$!
 set +m
 
-# after SECONDS COMMAND...: runs COMMAND after SECONDS in a child that
-# leaves nothing behind when it is killed first.  Sets $! to the child.
+# after SECONDS COMMAND...: runs COMMAND after SECONDS in a child, a
+# subshell and nothing else, which ends without running it when it is
+# killed first or when dt-entrypoint ends (the read sees the lifeline's
+# end: status 1; a timeout is above 128).  Sets $! to the child.
 after() {
 	local seconds=$1
 	shift
 	(
-		trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-		sleep "$seconds" &
-		sleeper=$!
-		wait "$sleeper" && "$@"
+		exec {lifeline_w}>&-
+		s=0
+		read -r -t "$seconds" -u "$lifeline" _ || s=$?
+		[ "$s" -le 128 ] || "$@"
 	) &
 }
 
@@ -297,6 +308,7 @@ if [ "$shards" -gt 1 ] && [ "$shard_index" = 0 ]; then
 	[ "$wait_s" -le "$left" ] || wait_s=$left
 	(
 		set +e
+		exec {lifeline_w}>&- {lifeline}<&-
 		DT_RUN_ID=$run DT_SHARD_WAIT_SECONDS=$wait_s \
 			dt-report --merge-shards "$shards" </dev/null |
 			out merge.json

@@ -38,6 +38,7 @@
 #include "sha256.h"
 #include "shared.h"
 #include "utf8.h"
+#include "watch.h"
 
 #ifndef DT_DATADIR
 #define DT_DATADIR "/usr/local/share/dt"
@@ -1974,7 +1975,7 @@ main(int argc, char **argv)
 
 	if ((shrunk = shrink_stdin_pipe(early_pipe_bytes())))
 		say_ready();
-	if (dt_log_init("dt-analyze") < 0)
+	if (dt_log_init("dt-analyze") < 0 || dt_watch_start() < 0)
 		return DT_EXIT_CONFIG;
 #ifdef F_GETPIPE_SZ
 	if (dt_log_enabled(DT_LOG_DEBUG) && fcntl(STDIN_FILENO, F_GETPIPE_SZ) > 0)

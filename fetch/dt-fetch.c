@@ -32,6 +32,7 @@
 #include "ndjson.h"
 #include "supabase.h"
 #include "utf8.h"
+#include "watch.h"
 
 #define RUN_ID_MAX 200
 
@@ -862,7 +863,7 @@ main(int argc, char **argv)
 	int rc;
 
 	memset(&f, 0, sizeof(f));
-	if (dt_log_init("dt-fetch") < 0)
+	if (dt_log_init("dt-fetch") < 0 || dt_watch_start() < 0)
 		return DT_EXIT_CONFIG;
 	dt_out_init();
 	dt_config_register_secrets();

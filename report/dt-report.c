@@ -23,6 +23,7 @@
 #include "ndjson.h"
 #include "report.h"
 #include "supabase.h"
+#include "watch.h"
 
 #ifndef DT_DATADIR
 #define DT_DATADIR "/usr/local/share/dt"
@@ -660,7 +661,7 @@ main(int argc, char **argv)
 	double t_start = -1, t_end;
 	int status, rc, sent = 0, silent, tally_ok = 0, shard, send;
 
-	if (dt_log_init("dt-report") < 0)
+	if (dt_log_init("dt-report") < 0 || dt_watch_start() < 0)
 		return DT_EXIT_CONFIG;
 	dt_out_init();
 	if ((rc = parse_args(&c, argc, argv)) != 0)

@@ -42,6 +42,7 @@
 #include "record.h"
 #include "supabase.h"
 #include "utf8.h"
+#include "watch.h"
 
 #include "encode.h"
 
@@ -1088,7 +1089,7 @@ main(int argc, char **argv)
 	int rc;
 
 	memset(&s, 0, sizeof(s));
-	if (dt_log_init("dt-store") < 0)
+	if (dt_log_init("dt-store") < 0 || dt_watch_start() < 0)
 		return DT_EXIT_CONFIG;
 	dt_out_init();
 	dt_config_register_secrets();

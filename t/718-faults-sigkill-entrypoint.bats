@@ -1,0 +1,138 @@
+#!/usr/bin/env bats
+# SIGKILL of dt-entrypoint itself, with the API slow and every worker in
+# a call: no process of the run outlives it (docs/entrypoint.md), so no
+# row is stored and no report sent by orphans; the rows stay leased and
+# come back when their leases expire.
+
+bats_require_minimum_version 1.5.0
+load test_helper/common
+load test_helper/stack
+load test_helper/faults
+
+setup_file() {
+	stack_up
+}
+
+teardown_file() {
+	stack_down
+}
+
+setup() {
+	faults_setup
+	export BATCH_SIZE=5 MAX_WORKERS=4 DT_LEASE_SECONDS=60
+	rows 40
+	# Each call takes 3 s: at the kill every worker is in one, and an
+	# orphan would store its result 3 s later.
+	standin perplexity script '{"latency_ms": 3000}'
+	MARK=DT_TEST_MARK=$BATS_TEST_TMPDIR
+}
+
+# left: the processes (pid:name) whose environment holds this test's
+# mark, which every process of the run inherits.
+left() {
+	local f out=
+	# One grep over every environment (-z: NUL-separated entries).
+	for f in $(grep -lzxF "$MARK" /proc/[0-9]*/environ 2>/dev/null); do
+		f=${f%/environ}
+		out="$out ${f#/proc/}:$(cat "$f/comm" 2>/dev/null)"
+	done
+	echo "${out# }"
+}
+
+# start: dt-entrypoint in a session of its own; sets pid.  Returns once
+# every worker is in a call (4 leased batches' worth of rows and 4
+# dt-analyze processes).
+start() {
+	DT_RUN_ID=killed env "$MARK" setsid dt-entrypoint >"$BATS_TEST_TMPDIR/out" \
+		2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	pid=$!
+	for _ in $(seq 1 500); do
+		[ "$(count "status = 'leased'")" -ge 20 ] &&
+			[ "$(left | tr ' ' '\n' | grep -c ':dt-analyze$')" -ge 4 ] && break
+		kill -0 "$pid" 2>/dev/null || fail "the run ended early: $(cat "$BATS_TEST_TMPDIR/err")"
+		sleep 0.02
+	done
+	# Half a second into the calls.
+	sleep 0.5
+	kill -0 "$pid" 2>/dev/null || fail "the run ended before the kill"
+	[ "$(count "status = 'done'")" -eq 0 ] || fail "rows were stored before the kill"
+}
+
+# none_left: within 5 s no process of the run is left; then, after the
+# calls in flight would have finished (3 s), nothing was stored, reported
+# or written to the ledger, and every claimed row is still leased.
+none_left() {
+	local l
+	for _ in $(seq 1 50); do
+		l=$(left)
+		[ -z "$l" ] && break
+		sleep 0.1
+	done
+	[ -z "$l" ] || fail "left running 5 s after the kill: $l
+$(ps -o pid,ppid,pgid,args -p "$(echo "$l" | tr ' ' '\n' | cut -d: -f1 | paste -sd,)" 2>&1)"
+	sleep 3.5
+	assert_equal "$(left)" ""
+	assert_equal "$(count "status = 'done'")" 0
+	assert_equal "$(count "status <> 'leased'")" 0
+	[ "$(count "status = 'leased'")" -ge 20 ] || fail "leased: $(count "status = 'leased'")"
+	assert_equal "$(standin telegram requests | wc -l)" 0
+	assert_equal "$(sql 'select count(*) from public.dt_runs')" 0
+	grep -q "the process that started this run (DT_WATCH_PID $pid) has ended; stopping at once" \
+		"$BATS_TEST_TMPDIR/err" || fail "$(cat "$BATS_TEST_TMPDIR/err")"
+}
+
+@test "entrypoint: SIGKILL of its process group leaves no process of the run, and nothing is stored or reported" {
+	start
+	kill -KILL -- -"$pid"
+	wait "$pid" 2>/dev/null || true
+	none_left
+}
+
+@test "entrypoint: SIGKILL of dt-entrypoint alone leaves no process of the run, and nothing is stored or reported" {
+	start
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	none_left
+}
+
+@test "entrypoint: after a SIGKILL the rows come back when their leases expire, and the next run stores them all" {
+	export DT_LEASE_SECONDS=2
+	start
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	none_left
+	standin perplexity script '{"latency_ms": 0}'
+	DT_RUN_ID=after run -0 --separate-stderr timeout 120 dt-entrypoint
+	# Each row claimed twice; the dead lease counts as an attempt.
+	assert_equal "$(state)" "done	40	80	80"
+	assert_equal "$(sql "select count(*) from public.dt_runs where run_id = 'after'")" 1
+}
+
+@test "dt-fanout: SIGKILL of the fan-out alone ends its workers and GNU parallel" {
+	local fifo=$BATS_TEST_TMPDIR/in
+	mkfifo "$fifo"
+	# The input stays open, as a live upstream stage's would.
+	{
+		for i in $(seq 1 40); do printf '{"id":%d,"text":"record %d"}\n' "$i" "$i"; done
+		# Past the first blocks, which go out one at a time.
+		head -c 8192 /dev/zero | tr '\0' '\n'
+		sleep 60
+	} >"$fifo" 3>&- &
+	writer=$!
+	env "$MARK" dt-fanout <"$fifo" >/dev/null 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	fanout=$!
+	for _ in $(seq 1 500); do
+		[ "$(left | tr ' ' '\n' | grep -c ':dt-analyze$')" -ge 4 ] && break
+		sleep 0.02
+	done
+	sleep 0.5
+	kill -KILL "$fanout"
+	wait "$fanout" 2>/dev/null || true
+	for _ in $(seq 1 50); do
+		[ -z "$(left)" ] && break
+		sleep 0.1
+	done
+	l=$(left)
+	kill "$writer" 2>/dev/null || true
+	[ -z "$l" ] || fail "left running 5 s after the kill: $l"
+}
