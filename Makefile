@@ -35,7 +35,8 @@ DT_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 DT_LDFLAGS += -fsanitize=address,undefined
 endif
 
-PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report
+PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report \
+	log/dt-log
 # Scripts that belong beside the programs (installed, and on the tests'
 # PATH through build/bin).
 SCRIPTS = $(BUILD)/bin/dt-fanout $(BUILD)/bin/dt-entrypoint

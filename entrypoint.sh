@@ -40,6 +40,8 @@ Environment (secrets also as NAME_FILE, read from a mounted file):
                                     N; shard 0 sends the one report
   DT_SHARD_WAIT_SECONDS             how long shard 0 waits for the others
                                     (default: until DT_DEADLINE_SECONDS)
+  DT_LOG_FORMAT (text)              json: every line on stderr is a JSON
+                                    object (through dt-log --relay)
 
 Exit status: 0 all records handled; 1 some records failed; 64 usage;
 65 bad input data; 69 a service unavailable; 74 output error; 75 temporary
@@ -53,6 +55,29 @@ err() {
 
 info() {
 	printf '%s: info: %s\n' "$prog" "$*" >&2
+}
+
+# Under DT_LOG_FORMAT=json every line on stderr goes out as one JSON
+# object with the keys of the stages' own lines (ts, prog, level, msg):
+# this script's, GNU parallel's and any shell's or crash's are turned
+# into one by dt-log --relay, the stages' pass through it unchanged.  The
+# relay is a grandchild, not a job (the waits below would wait for it);
+# it ends once every process holding the FIFO has closed it.
+relay_json_logs() {
+	local dir
+	[ "${DT_LOG_FORMAT:-}" = json ] && command -v dt-log >/dev/null ||
+		return 0
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/dt-log.XXXXXX") || return 0
+	mkfifo -m 600 "$dir/fifo" || return 0
+	# Both ends are opened here, the writing one first (read-write, so
+	# neither open waits); the relay holds only the reading one.
+	exec {log_w}<>"$dir/fifo"
+	exec {log_r}<"$dir/fifo"
+	rm -rf "$dir"
+	# Its stdout stays ours (it writes nothing there), so a reader of
+	# our stdout also waits for its last lines.
+	(dt-log --relay --prog "$prog" <&"$log_r" {log_w}>&- &)
+	exec 2>&"$log_w" {log_w}>&- {log_r}<&-
 }
 
 # rank STATUS: severity of an exit status, higher is worse.
@@ -140,12 +165,25 @@ check_config() {
 		err "DT_RUN_DIR: cannot create $DT_RUN_DIR"
 		config_errors=$((config_errors + 1))
 	fi
-	# Each stage checks the rest of its own configuration.
-	local stage
+	# Each stage checks the rest of its own configuration, the run id
+	# included, which is made here for that.  A problem several stages
+	# find (a variable they all read) is named once.
+	DT_RUN_ID=$(make_run_id)
+	export DT_RUN_ID
+	local stage out line key seen=$'\n'
 	for stage in dt-fetch dt-analyze dt-store dt-report; do
-		if ! "$stage" --check-config; then
+		if ! out=$("$stage" --check-config 2>&1 >/dev/null </dev/null); then
 			config_errors=$((config_errors + 1))
 		fi
+		while IFS= read -r line; do
+			[ -n "$line" ] || continue
+			# The message without the program (and the time).
+			key=${line#*\"level\":}
+			[ "$key" != "$line" ] || key=${line#*: }
+			case $seen in *$'\n'"$key"$'\n'*) continue ;; esac
+			seen=$seen$key$'\n'
+			printf '%s\n' "$line" >&2
+		done <<<"$out"
 	done
 	[ "$config_errors" -eq 0 ]
 }
@@ -161,6 +199,7 @@ make_run_id() {
 	fi
 }
 
+relay_json_logs
 dry_run=0
 while [ $# -gt 0 ]; do
 	case $1 in
