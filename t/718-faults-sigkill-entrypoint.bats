@@ -136,3 +136,17 @@ $(ps -o pid,ppid,pgid,args -p "$(echo "$l" | tr ' ' '\n' | cut -d: -f1 | paste -
 	kill "$writer" 2>/dev/null || true
 	[ -z "$l" ] || fail "left running 5 s after the kill: $l"
 }
+
+@test "DT_WATCH_PID: a stage started for a process that is not its ancestor (it ended) exits at once; a bad value is 78" {
+	sleep 30 3>&- &
+	other=$!
+	SECONDS=0
+	DT_WATCH_PID=$other run -75 --separate-stderr dt-store --dry-run </dev/null
+	assert_equal "$stderr" "dt-store: error: the process that started this run (DT_WATCH_PID $other) has ended; stopping at once"
+	assert_output ""
+	kill "$other"
+	# Its parent (this shell's run) is watched: it goes on.
+	DT_WATCH_PID=$$ run -0 --separate-stderr dt-store --dry-run </dev/null
+	DT_WATCH_PID=abc run -78 --separate-stderr dt-report --check-config
+	[[ $stderr == *"DT_WATCH_PID"* ]] || fail "$stderr"
+}
