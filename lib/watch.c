@@ -79,8 +79,13 @@ watch(void *arg)
 	pfd.events = POLLIN;
 	for (;;) {
 		if (watch_fd >= 0) {
-			if (poll(&pfd, 1, -1) > 0)
+			int n = poll(&pfd, 1, -1);
+
+			if (n > 0)
 				gone();
+			/* The pidfd failing: go on by looking. */
+			if (n < 0 && errno != EINTR)
+				watch_fd = -1;
 		} else {
 			/* No pidfd (Linux before 5.3): look once a second. */
 			sleep(1);
