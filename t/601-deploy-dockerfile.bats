@@ -123,6 +123,10 @@ line() {
 	edit .dockerignore '/^!entrypoint.sh/d'
 	run -1 --separate-stderr v dockerfile Dockerfile
 	assert_equal "${stderr_lines[0]}" "k8s-validate: .dockerignore: entrypoint.sh must be in the build context"
+	cp "$DT_ROOT/.dockerignore" .
+	edit .dockerignore '/^!log\//d'
+	run -1 --separate-stderr v dockerfile Dockerfile
+	assert_equal "${stderr_lines[0]}" "k8s-validate: .dockerignore: log/dt-log.c must be in the build context"
 }
 
 @test "dockerignore: the repository and build outputs stay out" {
