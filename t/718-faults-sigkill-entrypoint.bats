@@ -112,12 +112,13 @@ $(ps -o pid,ppid,pgid,args -p "$(echo "$l" | tr ' ' '\n' | cut -d: -f1 | paste -
 	local fifo=$BATS_TEST_TMPDIR/in
 	mkfifo "$fifo"
 	# The input stays open, as a live upstream stage's would.
-	{
+	(
 		for i in $(seq 1 40); do printf '{"id":%d,"text":"record %d"}\n' "$i" "$i"; done
 		# Past the first blocks, which go out one at a time.
 		head -c 8192 /dev/zero | tr '\0' '\n'
-		sleep 60
-	} >"$fifo" 3>&- &
+		# The writer is then this sleep itself, killed at the end.
+		exec sleep 60
+	) >"$fifo" 3>&- &
 	writer=$!
 	env "$MARK" dt-fanout <"$fifo" >/dev/null 2>"$BATS_TEST_TMPDIR/err" 3>&- &
 	fanout=$!
