@@ -150,3 +150,25 @@ assert_rejected() {
 	run -28 curl -sS -m 0.5 -d chat_id=1 -d text=x \
 		"$TELEGRAM_API_URL/bot$TELEGRAM_BOT_TOKEN/sendMessage"
 }
+
+@test "telegram-standin: getChat answers a known chat and says chat not found for others" {
+	getchat() {
+		curl -sS -o "$BATS_TEST_TMPDIR/resp" -w '%{http_code}' -H 'Content-Type: application/json' \
+			--data-binary "$1" "$TELEGRAM_API_URL/bot$TELEGRAM_BOT_TOKEN/getChat" >"$BATS_TEST_TMPDIR/code"
+	}
+	getchat '{"chat_id":-1001234567890}'
+	assert_equal "$(code)" 200
+	assert_equal "$(jq -c '[.ok, .result.id, .result.type, .result.title]' "$BATS_TEST_TMPDIR/resp")" \
+		'[true,-1001234567890,"supergroup","dt stand-in supergroup"]'
+	getchat '{"chat_id":"@dt_reports"}'
+	assert_equal "$(jq -c '[.result.type, .result.username]' "$BATS_TEST_TMPDIR/resp")" '["channel","dt_reports"]'
+	standin telegram script '{"chats":["-1001234567890"], "migrate":{"-42":-1009999}}'
+	getchat '{"chat_id":-1001234567891}'
+	assert_rejected "Bad Request: chat not found"
+	getchat '{"chat_id":"not a chat"}'
+	assert_rejected "Bad Request: chat not found"
+	getchat '{"chat_id":-42}'
+	assert_equal "$(jq -c '[.error_code, .parameters.migrate_to_chat_id]' "$BATS_TEST_TMPDIR/resp")" '[400,-1009999]'
+	# Nothing of it is a message.
+	assert_equal "$(tg_messages | wc -l)" 0
+}
