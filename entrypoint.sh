@@ -13,13 +13,18 @@ readonly version=0.1.0
 
 usage() {
 	cat <<'USAGE'
-usage: dt-entrypoint [-hnV]
+usage: dt-entrypoint [-hnpV]
 
 Runs one batch: claims unanalyzed rows from Supabase, analyzes them with
 Perplexity under GNU parallel, stores the results and sends the report.
 
   -h, --help      print this help and exit
-  -n, --dry-run   check the configuration, print the plan, claim nothing
+  -n, --dry-run   check the configuration, print the backlog, the runs it
+                  takes and their cost (dt-fetch --backlog | dt-analyze
+                  --estimate); claim nothing, call no API
+  -p, --preflight check the configuration, then ask each service without
+                  changing anything (dt-fetch, dt-analyze and dt-report
+                  --preflight): one line each; exit 0 when all are ready
   -V, --version   print the version and exit
 
 Environment (secrets also as NAME_FILE, read from a mounted file):
@@ -201,11 +206,13 @@ make_run_id() {
 
 relay_json_logs
 dry_run=0
+preflight=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	-h | --help) usage; exit 0 ;;
 	-V | --version) echo "$prog $version"; exit 0 ;;
 	-n | --dry-run) dry_run=1; shift ;;
+	-p | --preflight) preflight=1; shift ;;
 	*)
 		printf "%s: unknown option '%s'\nTry '%s --help'.\n" "$prog" "$1" "$prog" >&2
 		exit 64
@@ -214,6 +221,16 @@ while [ $# -gt 0 ]; do
 done
 
 check_config || exit 78
+
+# The runbook's first step: each stage asks its own service, changing
+# nothing, and prints one line; the worst status wins.
+if [ "$preflight" = 1 ]; then
+	s_fetch=0 s_analyze=0 s_report=0
+	dt-fetch --preflight || s_fetch=$?
+	dt-analyze --preflight || s_analyze=$?
+	dt-report --preflight || s_report=$?
+	exit "$(worst "$s_fetch" "$s_analyze" "$s_report")"
+fi
 
 DT_RUN_ID=$(make_run_id)
 DT_RUN_STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
@@ -246,8 +263,12 @@ fi
 if [ "$dry_run" = 1 ]; then
 	info "configuration is valid; run $run would claim up to" \
 		"${BATCH_SIZE:-100} rows per batch with ${MAX_WORKERS:-5} workers"
+	# The backlog and what it will take: read-only, no API call.
+	status=0
+	dt-fetch --backlog >"$state/backlog.json" &&
+		dt-analyze --estimate <"$state/backlog.json" || status=$?
 	rm -rf "$state"
-	exit 0
+	exit "$status"
 fi
 
 # out FILE: a copy of what flows past, kept as DT_RUN_DIR/FILE.

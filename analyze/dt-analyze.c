@@ -27,12 +27,14 @@
 #include "api.h"
 #include "cli.h"
 #include "config.h"
+#include "estimate.h"
 #include "exit.h"
 #include "http.h"
 #include "jscan.h"
 #include "jsonout.h"
 #include "log.h"
 #include "ndjson.h"
+#include "preflight.h"
 #include "record.h"
 #include "schema.h"
 #include "sha256.h"
@@ -53,7 +55,7 @@ static const char usage_text[] =
     "                  [-m model] [-n bytes] [-p prompt] [-r rpm] "
     "[-s schema]\n"
     "                  [-t seconds] [-x cut|reject] [file ...]\n"
-    "       dt-analyze --check-config [option ...]\n"
+    "       dt-analyze --check-config | --preflight | --estimate [option ...]\n"
     "\n"
     "Adds a structured analysis of each record's \"text\" to the record.\n"
     "A record whose text is null, empty or blank gets \"skip\" instead, "
@@ -71,6 +73,15 @@ static const char usage_text[] =
     "                            reads no input and sends nothing\n"
     "  -d, --dry-run             print the requests instead of sending "
     "them\n"
+    "      --estimate            read dt-fetch --backlog's object on stdin "
+    "and\n"
+    "                            print the runs, tokens and cost the "
+    "backlog\n"
+    "                            will take (DT_PRICE_INPUT_PER_M, 0.25;\n"
+    "                            DT_PRICE_OUTPUT_PER_M, 2.50; "
+    "DT_PRICE_PER_REQUEST,\n"
+    "                            0.005 with --web-search, else 0); call "
+    "nothing\n"
     "  -h, --help                print this help and exit\n"
     "  -k, --breaker N           open the circuit after N consecutive "
     "outage\n"
@@ -82,6 +93,15 @@ static const char usage_text[] =
     "16384)\n"
     "  -p, --prompt FILE         instructions (DT_PROMPT_FILE; "
     "share/dt/prompt.txt)\n"
+    "      --preflight           send one tiny request (a few words, at "
+    "most 16\n"
+    "                            output tokens) as a run would, and "
+    "print one\n"
+    "                            line: \"perplexity: ready: ...\" or "
+    "\"perplexity:\n"
+    "                            not ready: ...\" naming the variable to "
+    "fix;\n"
+    "                            exit 0, 78, or 69 (unreachable)\n"
     "  -q, --quiet               log less\n"
     "  -r, --rpm N               requests per minute, all workers "
     "together\n"
@@ -130,9 +150,11 @@ static const struct option longopts[] = {
 	{"breaker", required_argument, NULL, 'k'},
 	{"check-config", no_argument, NULL, 'C'},
 	{"dry-run", no_argument, NULL, 'd'},
+	{"estimate", no_argument, NULL, 'E'},
 	{"help", no_argument, NULL, 'h'},
 	{"max-text-bytes", required_argument, NULL, 'n'},
 	{"model", required_argument, NULL, 'm'},
+	{"preflight", no_argument, NULL, 'P'},
 	{"prompt", required_argument, NULL, 'p'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"rpm", required_argument, NULL, 'r'},
@@ -182,6 +204,10 @@ struct config {
 	long long read_bytes;   /* per read(2) from a pipe on stdin */
 	int dry_run;
 	int check_config;       /* --check-config: validate and exit */
+	int preflight;          /* --preflight */
+	int estimate;           /* --estimate */
+	double price_in, price_out, price_request; /* DT_PRICE_* */
+	int prices_set;
 	const char *run_id_env;
 };
 
@@ -544,6 +570,14 @@ read_env(struct config *c)
 	    dt_env_ll("DT_STDIN_READ_BYTES", 512, 0, 65536,
 	    &c->read_bytes) < 0)
 		rc = -1;
+	c->prices_set = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ||
+	    dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL;
+	if (dt_env_double("DT_PRICE_INPUT_PER_M", DT_PRICE_INPUT_PER_M, 0, 1e6,
+	    &c->price_in) < 0 || dt_env_double("DT_PRICE_OUTPUT_PER_M",
+	    DT_PRICE_OUTPUT_PER_M, 0, 1e6, &c->price_out) < 0 ||
+	    dt_env_double("DT_PRICE_PER_REQUEST", c->web_search ?
+	    DT_PRICE_WEB_SEARCH : 0, 0, 1e3, &c->price_request) < 0)
+		rc = -1;
 	if (dt_env_ll("DT_HTTP_TRIES", 4, 1, 100, &v) < 0)
 		rc = -1;
 	c->pol.max_tries = (int)v;
@@ -591,6 +625,12 @@ read_flags(struct config *c, int argc, char **argv, int *exit_now)
 			break;
 		case 'd':
 			c->dry_run = 1;
+			break;
+		case 'E':
+			c->estimate = 1;
+			break;
+		case 'P':
+			c->preflight = 1;
 			break;
 		case 'h':
 			*exit_now = dt_cli_help(usage_text);
@@ -1590,6 +1630,157 @@ skip(struct run *x, json_t *rec, const char *id, const char *why)
 	return 1;
 }
 
+/* The tokens of a request for an empty text: the prompt, schema, framing. */
+static long long
+fixed_tokens(struct run *x)
+{
+	size_t ilen, blen = 0;
+	char *input = dt_api_wrap("", 0, &ilen), *body = NULL;
+	long long n;
+
+	if (input != NULL)
+		body = dt_api_body(&x->api, input, ilen, &blen);
+	n = dt_api_estimate_tokens(body, body != NULL ? blen : 0);
+	free(body);
+	free(input);
+	return n;
+}
+
+/* --estimate: reads dt-fetch --backlog's object.  Returns the exit status. */
+static int
+estimate(struct run *x)
+{
+	struct dt_estimate e = {0};
+	json_error_t je;
+	json_t *in;
+	int rc;
+
+	e.model = x->c.model;
+	e.rpm = x->c.rpm;
+	e.max_text = x->c.max_text;
+	e.max_output_tokens = x->c.max_output_tokens;
+	e.web_search = x->c.web_search;
+	e.price_in = x->c.price_in;
+	e.price_out = x->c.price_out;
+	e.price_request = x->c.price_request;
+	e.prices_set = x->c.prices_set;
+	e.budget = x->c.budget;
+	/* dt-entrypoint's settings, which it has checked. */
+	if (dt_env_ll("DT_DEADLINE_SECONDS", 3300, 1, 86400,
+	    &e.deadline_s) < 0 || dt_env_ll("DT_SHARDS", 1, 1, 1000,
+	    &e.shards) < 0)
+		return DT_EXIT_CONFIG;
+	e.fixed_tokens = fixed_tokens(x);
+	if ((in = json_loadf(stdin, 0, &je)) == NULL) {
+		dt_error("--estimate: <stdin>:%d: %s", je.line, je.text);
+		return DT_EXIT_DATAERR;
+	}
+	rc = dt_estimate_print(&e, in, stdout) < 0 ? DT_EXIT_DATAERR :
+	    DT_EXIT_OK;
+	json_decref(in);
+	return rc;
+}
+
+/*
+ * --preflight: one request as small as a request can be, through the
+ * run's own URL, headers, model, prompt and schema, with a text of two
+ * words and at most 16 output tokens (a few hundred input tokens: about
+ * a ten-thousandth of a dollar at perplexity/sonar's prices).  Whatever
+ * the answer holds, a 2xx says the key, the model and the URL work.
+ * Prints the one line; returns the exit status.
+ */
+static int
+preflight(struct run *x)
+{
+	static const char text[] = "Preflight check.";
+	struct dt_api a = x->api;
+	struct dt_http_policy pol = x->c.pol;
+	struct dt_http_resp resp = {0};
+	struct dt_http_req req = {0};
+	struct dt_usage u = {0};
+	json_t *analysis = NULL;
+	char *input = NULL, *body = NULL, *raw = NULL;
+	char msg[300], why[600], model[128], safe[512];
+	size_t ilen, blen;
+	long long t;
+	int rc;
+
+	a.head = NULL;
+	a.max_output_tokens = 16;
+	if (dt_api_prepare(&a) < 0 || (input = dt_api_wrap(text,
+	    sizeof(text) - 1, &ilen)) == NULL || (body = dt_api_body(&a,
+	    input, ilen, &blen)) == NULL) {
+		rc = dt_preflight_line("perplexity", DT_EXIT_TEMPFAIL,
+		    "out of memory");
+		goto out;
+	}
+	t = x->c.first_timeout_s > x->c.timeout_s ? x->c.first_timeout_s :
+	    x->c.timeout_s;
+	req.method = "POST";
+	req.url = x->url;
+	req.headers = x->headers;
+	req.body = body;
+	req.body_len = blen;
+	req.timeout_ms = (long)(t * 1000);
+	req.connect_timeout_ms = 10000;
+	pol.max_tries = 1;
+	dt_http_once(x->http, &req, &pol, &resp);
+	dt_http_safe_url(x->url, safe, sizeof(safe));
+	if (resp.result != DT_HTTP_OK) {
+		rc = dt_preflight_line("perplexity", DT_EXIT_UNAVAILABLE,
+		    "PERPLEXITY_BASE_URL: %s cannot be reached (%s)", safe,
+		    resp.error);
+		goto out;
+	}
+	dt_api_error_message(resp.body, resp.len, msg, sizeof(msg));
+	if (resp.status >= 200 && resp.status <= 299) {
+		rc = dt_api_parse(&a, resp.body, resp.len, &analysis, &u, model,
+		    sizeof(model), why, sizeof(why), &raw);
+		if (rc == DT_API_FAILED)
+			rc = dt_preflight_line("perplexity", DT_EXIT_UNAVAILABLE,
+			    "model %s at %s: the API says the call failed (%s)",
+			    x->c.model, safe, why);
+		else
+			rc = dt_preflight_line("perplexity", DT_EXIT_OK,
+			    "model %s answered at %s (HTTP %ld, %lld tokens, "
+			    "%.6f USD)", model[0] ? model : x->c.model, safe,
+			    resp.status, u.total_tokens, u.cost_usd);
+	} else if (resp.status == 401 || resp.status == 403)
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "PERPLEXITY_API_KEY: refused (HTTP %ld%s%s)", resp.status,
+		    msg[0] ? ": " : "", msg);
+	else if (resp.status == 402)
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "PERPLEXITY_API_KEY: its API group has no credits left "
+		    "(HTTP 402%s%s)", msg[0] ? ": " : "", msg);
+	else if (resp.status == 404 || resp.status == 405)
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "PERPLEXITY_BASE_URL: %s is not the API (HTTP %ld%s%s)", safe,
+		    resp.status, msg[0] ? ": " : "", msg);
+	else if (resp.status == 408 || resp.status == 429 ||
+	    resp.status >= 500)
+		rc = dt_preflight_line("perplexity", DT_EXIT_UNAVAILABLE,
+		    "%s is busy or down (HTTP %ld%s%s); try again", safe,
+		    resp.status, msg[0] ? ": " : "", msg);
+	else if (strstr(msg, "model") != NULL || strstr(msg, "Model") != NULL)
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "PERPLEXITY_MODEL: %s refused (HTTP %ld: %s)", x->c.model,
+		    resp.status, msg);
+	else
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "the API refused the request (HTTP %ld%s%s): check "
+		    "PERPLEXITY_MODEL, DT_API and DT_SCHEMA_FILE", resp.status,
+		    msg[0] ? ": " : "", msg);
+out:
+	json_decref(analysis);
+	free(raw);
+	free(body);
+	free(input);
+	dt_http_resp_clear(&resp);
+	dt_api_release(&a);
+	return rc;
+}
+
 /* Handles one record; returns 1 when rec is to be written. */
 static int
 process(struct run *x, json_t *rec)
@@ -1991,9 +2182,14 @@ main(int argc, char **argv)
 		return exit_now;
 	if (x.c.model == NULL)
 		x.c.model = x.c.api == DT_API_CHAT ? "sonar" : "perplexity/sonar";
+	if ((x.c.preflight || x.c.estimate) && (first < argc ||
+	    x.c.dry_run || x.c.check_config || (x.c.preflight &&
+	    x.c.estimate)))
+		return dt_cli_usage_error("--preflight and --estimate read no "
+		    "files and go with no other mode");
 	if (dt_env_secret("PERPLEXITY_API_KEY", &x.c.key) < 0)
 		return DT_EXIT_CONFIG;
-	if (x.c.key == NULL && !x.c.dry_run) {
+	if (x.c.key == NULL && !x.c.dry_run && !x.c.estimate) {
 		dt_error("PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is "
 		    "not set");
 		return DT_EXIT_CONFIG;
@@ -2013,6 +2209,14 @@ main(int argc, char **argv)
 	/* The whole configuration is read and checked; nothing was sent. */
 	if (x.c.check_config)
 		goto out;
+	if (x.c.estimate) {
+		x.status = estimate(&x);
+		goto out;
+	}
+	if (x.c.preflight) {
+		x.status = preflight(&x);
+		goto out;
+	}
 	if (!x.c.dry_run && open_state(&x) < 0) {
 		x.status = DT_EXIT_CONFIG;
 		goto out;

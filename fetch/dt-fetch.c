@@ -30,6 +30,7 @@
 #include "http.h"
 #include "log.h"
 #include "ndjson.h"
+#include "preflight.h"
 #include "supabase.h"
 #include "utf8.h"
 #include "watch.h"
@@ -43,8 +44,13 @@
 #define DEFAULT_MAX_TEXT 65536
 #define DEFAULT_MAX_LINE 1048576
 
-/* The long-only option --check-config. */
+/* The long-only options. */
 #define OPT_CHECK_CONFIG 256
+#define OPT_PREFLIGHT 257
+#define OPT_BACKLOG 258
+
+/* Rows --backlog reads (as --peek would) to learn the texts' sizes. */
+#define SAMPLE_ROWS 200
 
 static const char usage_text[] =
     "usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]\n"
@@ -52,6 +58,7 @@ static const char usage_text[] =
     "                [-t table] [-x column]\n"
     "       dt-fetch -R [-nqv] [kind]\n"
     "       dt-fetch --check-config [-c | -p] [-n] [option ...]\n"
+    "       dt-fetch --preflight | --backlog [option ...]\n"
     "\n"
     "Claims unanalyzed rows of the source table through Supabase's data API\n"
     "and writes one NDJSON source record per row, then a stage record.\n"
@@ -59,6 +66,10 @@ static const char usage_text[] =
     "last_error.kind is kind) to pending with their attempts reset, and\n"
     "prints how many on one line; with -n it only counts them.\n"
     "\n"
+    "      --backlog          change nothing: print one JSON object with\n"
+    "                         dt_backlog's counts, the sizes of the first\n"
+    "                         texts a claim would take, and the batch\n"
+    "                         limits (for dt-entrypoint --dry-run)\n"
     "  -a, --max-attempts n   record-specific failures before a row is parked\n"
     "                         as failed (DT_MAX_ATTEMPTS, 3)\n"
     "  -b, --batch-size n     rows per claim, at most 1000 (BATCH_SIZE, 100)\n"
@@ -77,6 +88,13 @@ static const char usage_text[] =
     "                         (DT_MAX_RECORDS, 10000)\n"
     "  -n, --dry-run          print the first request instead of sending it\n"
     "  -p, --peek             read what a claim would get; change nothing\n"
+    "      --preflight        change nothing: check that dt's functions\n"
+    "                         exist (the migrations are applied), that the\n"
+    "                         key is the service role key and that the\n"
+    "                         source table and columns can be read; print\n"
+    "                         one line, \"supabase: ready: ...\" with the\n"
+    "                         backlog or \"supabase: not ready: ...\" naming\n"
+    "                         what to fix; exit 0, 78 or 69 (unreachable)\n"
     "  -q, --quiet            log less (repeatable)\n"
     "  -R, --requeue [kind]   return parked rows to the queue (below)\n"
     "  -r, --run-id id        this run's id (DT_RUN_ID; default generated)\n"
@@ -99,6 +117,7 @@ static const struct option longopts[] = {
 	{"max-attempts", required_argument, NULL, 'a'},
 	{"batch-size", required_argument, NULL, 'b'},
 	{"columns", required_argument, NULL, 'C'},
+	{"backlog", no_argument, NULL, OPT_BACKLOG},
 	{"claim", no_argument, NULL, 'c'},
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"help", no_argument, NULL, 'h'},
@@ -107,6 +126,7 @@ static const struct option longopts[] = {
 	{"max-records", required_argument, NULL, 'm'},
 	{"dry-run", no_argument, NULL, 'n'},
 	{"peek", no_argument, NULL, 'p'},
+	{"preflight", no_argument, NULL, OPT_PREFLIGHT},
 	{"quiet", no_argument, NULL, 'q'},
 	{"requeue", no_argument, NULL, 'R'},
 	{"run-id", required_argument, NULL, 'r'},
@@ -118,7 +138,8 @@ static const struct option longopts[] = {
 };
 
 struct fetch {
-	int mode;               /* 'c', 'p' or 'R' (--requeue) */
+	int mode;               /* 'c', 'p', 'R' (--requeue), OPT_PREFLIGHT
+				 * or OPT_BACKLOG */
 	const char *kind;       /* --requeue's kind, or NULL for all */
 	int dry_run;
 	int check;              /* --check-config */
@@ -333,8 +354,18 @@ configure(struct fetch *f, int argc, char **argv)
 		case 'p':
 		case 'R':
 			if (f->mode != 0 && f->mode != c)
-				return dt_cli_usage_error("--claim, --peek and "
-				    "--requeue exclude each other");
+				return dt_cli_usage_error("%s", f->mode == 'c' ||
+				    f->mode == 'p' || f->mode == 'R' ?
+				    "--claim, --peek and --requeue exclude each "
+				    "other" : "--preflight and --backlog go with "
+				    "no other mode");
+			f->mode = c;
+			break;
+		case OPT_PREFLIGHT:
+		case OPT_BACKLOG:
+			if (f->mode != 0 && f->mode != c)
+				return dt_cli_usage_error("--preflight and "
+				    "--backlog go with no other mode");
 			f->mode = c;
 			break;
 		case 'h':
@@ -398,6 +429,10 @@ configure(struct fetch *f, int argc, char **argv)
 		    argv[optind]);
 	if (f->mode == 0 && !f->check)
 		return dt_cli_usage_error("say --claim, --peek or --requeue");
+	if ((f->mode == OPT_PREFLIGHT || f->mode == OPT_BACKLOG) &&
+	    (f->check || f->dry_run))
+		return dt_cli_usage_error("--preflight and --backlog go with "
+		    "no --check-config or --dry-run");
 	if (check_name("DT_SOURCE_TABLE/--table", f->table) < 0)
 		nconf++;
 	if (check_name("DT_SOURCE_ID/--id-column", f->id_col) < 0)
@@ -839,6 +874,202 @@ requeue(struct fetch *f)
 	return DT_EXIT_OK;
 }
 
+/* The PostgREST error code of a failed call ("" when it sent none). */
+static const char *
+sb_code(const struct dt_sb_result *res)
+{
+	const char *c = json_string_value(json_object_get(res->body, "code"));
+
+	return c != NULL ? c : "";
+}
+
+/*
+ * Says in line what a failed call to fn means for the operator, naming
+ * what to fix.  Returns the exit status: 69 when Supabase could not be
+ * reached, else 78.
+ */
+static int
+explain(const struct fetch *f, const char *fn, const struct dt_sb_result *res,
+    char *line, size_t len)
+{
+	const char *code = sb_code(res);
+
+	if (res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) {
+		snprintf(line, len, "SUPABASE_URL: Supabase cannot be reached "
+		    "(%s)", res->message);
+		return DT_EXIT_UNAVAILABLE;
+	}
+	if (strcmp(code, "PGRST202") == 0)
+		snprintf(line, len, "migrations not applied: %s is missing or "
+		    "older than this dt (%s); apply supabase/migrations "
+		    "(supabase db push)", fn, res->message);
+	else if (strcmp(code, "42501") == 0)
+		snprintf(line, len, "SUPABASE_KEY: not the service role key: "
+		    "its role may not call %s (%s)", fn, res->message);
+	else if (res->status == 401 || res->status == 403)
+		snprintf(line, len, "SUPABASE_KEY: refused (%s)", res->message);
+	else if (strcmp(code, "42P01") == 0)
+		snprintf(line, len, "DT_SOURCE_TABLE: no table or view %s "
+		    "(%s)", f->table, res->message);
+	else if (strcmp(code, "42703") == 0)
+		snprintf(line, len, "DT_SOURCE_ID, DT_SOURCE_TEXT or "
+		    "DT_SOURCE_COLUMNS: %s", res->message);
+	else if (res->status == 404)
+		snprintf(line, len, "SUPABASE_URL: not a Supabase project's URL "
+		    "(%s)", res->message);
+	else
+		snprintf(line, len, "Supabase refused %s (%s)", fn,
+		    res->message);
+	return DT_EXIT_CONFIG;
+}
+
+/* A count from dt_backlog's answer (0 when absent). */
+static long long
+backlog_count(json_t *backlog, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(backlog, key));
+}
+
+/*
+ * The checks of --preflight and --backlog, none of which changes
+ * anything: dt_backlog (only the service role may call it, so it also
+ * proves the key) and dt_peek with this run's table, columns and limits
+ * (its signature is the newest migration's, so a database behind this
+ * dt answers PGRST202).  Stores a new reference to the backlog in
+ * *backlog and to the peeked rows in *rows.  Returns 0, or the exit
+ * status with the reason in line.
+ */
+static int
+inspect(struct fetch *f, struct dt_supabase *sb, json_t **backlog,
+    json_t **rows, char *line, size_t len)
+{
+	struct dt_sb_result res;
+	json_t *args;
+	int rc = 0;
+
+	*backlog = *rows = NULL;
+	args = json_pack("{ssss}", "p_source_table", f->table, "p_id_column",
+	    f->id_col);
+	if (args == NULL || dt_supabase_call(sb, "POST", "rpc/dt_backlog",
+	    args, NULL, 1, &res) != DT_SB_OK || !json_is_object(res.body)) {
+		rc = args == NULL ? DT_EXIT_TEMPFAIL :
+		    res.kind == DT_SB_OK ? DT_EXIT_TEMPFAIL :
+		    explain(f, "dt_backlog", &res, line, len);
+		if (args == NULL)
+			snprintf(line, len, "out of memory");
+		else if (res.kind == DT_SB_OK)
+			snprintf(line, len, "dt_backlog's answer is not a JSON "
+			    "object");
+		json_decref(args);
+		if (args != NULL)
+			dt_sb_result_clear(&res);
+		return rc;
+	}
+	json_decref(args);
+	*backlog = json_incref(res.body);
+	dt_sb_result_clear(&res);
+	args = request_args(f, SAMPLE_ROWS, NULL);
+	if (args == NULL) {
+		snprintf(line, len, "out of memory");
+		return DT_EXIT_TEMPFAIL;
+	}
+	/* The sizes come from text_bytes: the texts themselves may be cut. */
+	json_object_set_new(args, "p_max_text_chars", json_integer(64));
+	if (dt_supabase_call(sb, "POST", "rpc/dt_peek", args, NULL, 1, &res) !=
+	    DT_SB_OK)
+		rc = explain(f, "dt_peek", &res, line, len);
+	else if (!json_is_array(res.body)) {
+		snprintf(line, len, "dt_peek's answer is not a JSON array");
+		rc = DT_EXIT_TEMPFAIL;
+	} else
+		*rows = json_incref(res.body);
+	json_decref(args);
+	dt_sb_result_clear(&res);
+	return rc;
+}
+
+/* Whether a (possibly cut) text holds anything but white space. */
+static int
+blank(json_t *text)
+{
+	const char *s = json_string_value(text);
+
+	if (s == NULL)
+		return 1;
+	return s[strspn(s, " \t\r\n\f\v")] == '\0';
+}
+
+/* --preflight: prints the one line.  Returns the exit status. */
+static int
+preflight(struct fetch *f, struct dt_supabase *sb)
+{
+	json_t *backlog, *rows;
+	char line[1400];
+	int rc;
+
+	if (sb == NULL)
+		return dt_preflight_line("supabase", DT_EXIT_CONFIG,
+		    "SUPABASE_URL or SUPABASE_KEY: not valid (the lines above "
+		    "say why)");
+	if ((rc = inspect(f, sb, &backlog, &rows, line, sizeof(line))) != 0)
+		return dt_preflight_line("supabase", rc, "%s", line);
+	rc = dt_preflight_line("supabase", DT_EXIT_OK, "migrations applied, "
+	    "service role key, source %s readable; backlog: %lld unclaimed, "
+	    "%lld leased, %lld parked (%lld done)", f->table,
+	    backlog_count(backlog, "unclaimed"), backlog_count(backlog,
+	    "leased"), backlog_count(backlog, "failed"),
+	    backlog_count(backlog, "done"));
+	json_decref(backlog);
+	json_decref(rows);
+	return rc;
+}
+
+/*
+ * --backlog: one JSON object on stdout, {"backlog": dt_backlog's answer,
+ * "sample": {"rows", "blank", "text_bytes"}, "max_records", "batch_size",
+ * "max_text_bytes"}: the first rows a claim would take (at most
+ * SAMPLE_ROWS), how many of them have no text, and the bytes of the
+ * others' texts as a run would send them (cut to DT_FETCH_MAX_TEXT_BYTES).
+ * On failure the one line of --preflight on stderr.  Returns the exit
+ * status.
+ */
+static int
+backlog(struct fetch *f, struct dt_supabase *sb)
+{
+	json_t *bl, *rows, *row, *out;
+	long long nblank = 0, bytes = 0;
+	char line[1400];
+	size_t i;
+	int rc;
+
+	if (sb == NULL)
+		return DT_EXIT_CONFIG;
+	if ((rc = inspect(f, sb, &bl, &rows, line, sizeof(line))) != 0) {
+		dt_error("%s", line);
+		return rc;
+	}
+	json_array_foreach(rows, i, row) {
+		json_t *tb = json_object_get(row, "text_bytes");
+		long long n = json_is_integer(tb) ? json_integer_value(tb) : 0;
+
+		if (blank(json_object_get(json_object_get(row, "data"),
+		    f->text_col)))
+			nblank++;
+		else
+			bytes += n < f->max_text ? n : f->max_text;
+	}
+	out = json_pack("{sOs{sIsIsI}sIsIsI}", "backlog", bl, "sample",
+	    "rows", (json_int_t)json_array_size(rows), "blank",
+	    (json_int_t)nblank, "text_bytes", (json_int_t)bytes,
+	    "max_records", (json_int_t)f->max_records, "batch_size",
+	    (json_int_t)f->batch, "max_text_bytes", (json_int_t)f->max_text);
+	rc = out != NULL && dt_emit(out) == 0 ? DT_EXIT_OK : DT_EXIT_IOERR;
+	json_decref(out);
+	json_decref(bl);
+	json_decref(rows);
+	return rc;
+}
+
 /* Prints what --dry-run would send. */
 static int
 dry_run(struct fetch *f)
@@ -878,6 +1109,14 @@ main(int argc, char **argv)
 	}
 	if (f.dry_run) {
 		rc = dry_run(&f);
+		json_decref(f.columns);
+		return dt_cli_close_stdout(rc);
+	}
+	if (f.mode == OPT_PREFLIGHT || f.mode == OPT_BACKLOG) {
+		sb = dt_supabase_new();
+		rc = f.mode == OPT_PREFLIGHT ? preflight(&f, sb) :
+		    backlog(&f, sb);
+		dt_supabase_free(sb);
 		json_decref(f.columns);
 		return dt_cli_close_stdout(rc);
 	}

@@ -21,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "ndjson.h"
+#include "preflight.h"
 #include "report.h"
 #include "supabase.h"
 #include "watch.h"
@@ -34,7 +35,7 @@
 static const char usage[] =
     "usage: dt-report [-hnqVv] [-L bytes] [-l lang] [-m file] [file ...]\n"
     "       dt-report -M shards [-hnqVv] [-l lang] [-m file]\n"
-    "       dt-report --check-config [option ...]\n"
+    "       dt-report --check-config | --preflight [option ...]\n"
     "\n"
     "Reads status records (or any stage's output) from the files or stdin\n"
     "and prints one run-summary JSON object on stdout.  Sends the report to\n"
@@ -55,6 +56,12 @@ static const char usage[] =
     "  -m, --message-file FILE  also write the report's messages to FILE\n"
     "  -n, --dry-run            send and write nothing; print the messages\n"
     "                           on stderr (or to FILE)\n"
+    "      --preflight          read no input, send no message: ask Telegram\n"
+    "                           about the bot (getMe) and the chat (getChat)\n"
+    "                           and print one line, \"telegram: ready: ...\"\n"
+    "                           or \"telegram: not ready: ...\" naming the\n"
+    "                           variable to fix; exit 0, 78 (refused) or 69\n"
+    "                           (unreachable)\n"
     "  -q, --quiet              log less\n"
     "  -V, --version            print the version and exit\n"
     "  -v, --verbose            log more (-vv: trace HTTP)\n"
@@ -74,11 +81,13 @@ static const char usage[] =
     "refuses the configuration (bad token or chat).  The ledger row and the\n"
     "metrics are best effort: a failure is a warning, not an exit status.\n";
 
-/* The long-only option --check-config. */
+/* The long-only options --check-config and --preflight. */
 #define OPT_CHECK_CONFIG 256
+#define OPT_PREFLIGHT 257
 
 struct config {
 	int check;
+	int preflight;
 	int dry_run;
 	long long max_line;
 	const char *max_line_arg;
@@ -123,6 +132,7 @@ parse_args(struct config *c, int argc, char **argv)
 		{"max-line", required_argument, NULL, 'L'},
 		{"merge-shards", required_argument, NULL, 'M'},
 		{"message-file", required_argument, NULL, 'm'},
+		{"preflight", no_argument, NULL, OPT_PREFLIGHT},
 		{"quiet", no_argument, NULL, 'q'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
@@ -137,6 +147,9 @@ parse_args(struct config *c, int argc, char **argv)
 		switch (ch) {
 		case OPT_CHECK_CONFIG:
 			c->check = 1;
+			break;
+		case OPT_PREFLIGHT:
+			c->preflight = 1;
 			break;
 		case 'L':
 			c->max_line_arg = optarg;
@@ -183,6 +196,10 @@ parse_args(struct config *c, int argc, char **argv)
 	if (c->merge_arg != NULL && c->nfiles > 0)
 		return dt_cli_usage_error("--merge-shards reads no input "
 		    "files");
+	if (c->preflight && (c->nfiles > 0 || c->merge_arg != NULL ||
+	    c->check))
+		return dt_cli_usage_error("--preflight reads no input and "
+		    "goes with no --check-config or --merge-shards");
 	return 0;
 }
 
@@ -648,6 +665,35 @@ stdin_is_pipe(void)
 	return fstat(STDIN_FILENO, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
+/*
+ * --preflight: can the report be sent?  bad is read_config()'s result.
+ * Prints the one line and returns the exit status.
+ */
+static int
+preflight(struct config *c, int bad)
+{
+	struct dt_rpt_tg tg = {c->tg_url, c->tg_token, c->tg_chat,
+	    c->tg_thread, c->timeout_s * 1000, 0};
+	struct dt_http *h;
+	char line[1200];
+	int rc;
+
+	if (bad < 0)
+		return dt_preflight_line("telegram", DT_EXIT_CONFIG,
+		    "the configuration is not valid (the lines above say "
+		    "why)");
+	if (c->tg_token == NULL)
+		return dt_preflight_line("telegram", DT_EXIT_OK,
+		    "not configured (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID): "
+		    "the report goes to the log only");
+	if ((h = dt_http_new("telegram")) == NULL)
+		return dt_preflight_line("telegram", DT_EXIT_UNAVAILABLE,
+		    "cannot set up HTTP");
+	rc = dt_rpt_tg_preflight(h, &tg, line, sizeof(line));
+	dt_http_free(h);
+	return dt_preflight_line("telegram", rc, "%s", line);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -676,6 +722,10 @@ main(int argc, char **argv)
 			    err.text);
 			rc = -1;
 		}
+	}
+	if (c.preflight) {
+		status = preflight(&c, rc);
+		goto out;
 	}
 	if (c.check) {
 		/* Input files are input, not configuration: not opened. */

@@ -376,6 +376,17 @@ int dt_rpt_tg_chat_ok(const char *chat);
 int dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg,
     char **msgs, int silent, int *sent);
 
+/*
+ * The preflight: getMe (is the token a bot's?) and getChat for the chat
+ * id (can the bot see the chat?), one try each, sending no message.
+ * Writes one sentence into line: what was found, or what to fix, naming
+ * the variable and quoting Telegram's description.  Returns 0 when both
+ * answered ok, DT_EXIT_CONFIG when Telegram refused the token or the
+ * chat, DT_EXIT_UNAVAILABLE when it could not be reached.
+ */
+int dt_rpt_tg_preflight(struct dt_http *h, const struct dt_rpt_tg *tg,
+    char *line, size_t len);
+
 /* ledger.c */
 
 struct dt_supabase;

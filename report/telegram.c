@@ -290,3 +290,129 @@ dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, char **msgs,
 	}
 	return DT_EXIT_OK;
 }
+
+/*
+ * Calls one Bot API method with a JSON body (NULL: none) once.  Returns
+ * 1 with a new reference to "result" in *result when Telegram said ok,
+ * else 0 with what went wrong in why and *status set to 0 (no answer)
+ * or the HTTP status.
+ */
+static int
+tg_call(struct dt_http *h, const struct dt_rpt_tg *tg, const char *method,
+    const char *body, json_t **result, long *status, char *why, size_t len)
+{
+	static const char *const headers[] = {
+	    "Content-Type: application/json", "Accept: application/json",
+	    NULL};
+	struct dt_http_policy pol = {
+		.max_tries = 1, .base_ms = 1000, .cap_ms = 1000,
+		.max_total_ms = 0, .max_response = 1 << 20,
+	};
+	struct dt_http_req req = {
+		.method = body != NULL ? "POST" : "GET", .headers = headers,
+		.body = body, .body_len = body != NULL ? strlen(body) : 0,
+		.timeout_ms = tg->timeout_ms,
+	};
+	struct dt_http_resp resp = {0};
+	char url[2048], desc[400];
+	long retry_after;
+	long long migrate;
+	json_t *o;
+	int ok = 0;
+
+	*result = NULL;
+	*status = 0;
+	if ((size_t)snprintf(url, sizeof(url), "%s/bot%s/%s", tg->api_url,
+	    tg->token, method) >= sizeof(url)) {
+		snprintf(why, len, "TELEGRAM_API_URL is too long");
+		return 0;
+	}
+	req.url = url;
+	dt_http_once(h, &req, &pol, &resp);
+	if (resp.result != DT_HTTP_OK) {
+		snprintf(why, len, "%s", resp.error);
+		goto out;
+	}
+	*status = resp.status;
+	if (resp.status == 200 && read_answer(&resp, desc, sizeof(desc),
+	    &retry_after, &migrate) && (o = json_loads(resp.body, 0,
+	    NULL)) != NULL) {
+		*result = json_incref(json_object_get(o, "result"));
+		json_decref(o);
+		ok = *result != NULL;
+	}
+	if (!ok) {
+		read_answer(&resp, desc, sizeof(desc), &retry_after, &migrate);
+		if (migrate != 0)
+			snprintf(why, len, "HTTP %ld: %s (the new id is %lld)",
+			    resp.status, desc[0] ? desc : "(no description)",
+			    migrate);
+		else
+			snprintf(why, len, "HTTP %ld: %s", resp.status,
+			    desc[0] ? desc : "(no description)");
+	}
+out:
+	dt_http_resp_clear(&resp);
+	return ok;
+}
+
+int
+dt_rpt_tg_preflight(struct dt_http *h, const struct dt_rpt_tg *tg,
+    char *line, size_t len)
+{
+	json_t *me = NULL, *chat = NULL, *o;
+	char why[600], *body, name[160];
+	const char *user, *title;
+	long status;
+	int rc;
+
+	if (!tg_call(h, tg, "getMe", NULL, &me, &status, why, sizeof(why))) {
+		if (status == 401 || status == 404)
+			snprintf(line, len, "TELEGRAM_BOT_TOKEN: Telegram does "
+			    "not know this bot token (getMe: %s)", why);
+		else
+			snprintf(line, len, "TELEGRAM_API_URL: Telegram cannot "
+			    "be reached (getMe: %s)", why);
+		return status >= 400 && status < 500 && status != 429 ?
+		    DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
+	}
+	user = json_string_value(json_object_get(me, "username"));
+	snprintf(name, sizeof(name), "@%s", user != NULL ? user : "?");
+	o = json_object();
+	json_object_set_new(o, "chat_id", chat_json(tg->chat_id));
+	body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (body == NULL) {
+		json_decref(me);
+		snprintf(line, len, "out of memory");
+		return DT_EXIT_UNAVAILABLE;
+	}
+	if (!tg_call(h, tg, "getChat", body, &chat, &status, why,
+	    sizeof(why))) {
+		if (status >= 400 && status < 500 && status != 429) {
+			snprintf(line, len, "TELEGRAM_CHAT_ID: bot %s cannot see "
+			    "chat %s (getChat: %s); add the bot to the chat, or "
+			    "fix the id", name, tg->chat_id, why);
+			rc = DT_EXIT_CONFIG;
+		} else {
+			snprintf(line, len, "TELEGRAM_API_URL: Telegram cannot "
+			    "be reached (getChat: %s)", why);
+			rc = DT_EXIT_UNAVAILABLE;
+		}
+		goto out;
+	}
+	title = json_string_value(json_object_get(chat, "title"));
+	if (title == NULL)
+		title = json_string_value(json_object_get(chat, "first_name"));
+	snprintf(line, len, "bot %s, chat %s (%s%s%s%s)", name, tg->chat_id,
+	    json_string_value(json_object_get(chat, "type")) != NULL ?
+	    json_string_value(json_object_get(chat, "type")) : "chat",
+	    title != NULL ? " \"" : "", title != NULL ? title : "",
+	    title != NULL ? "\"" : "");
+	rc = DT_EXIT_OK;
+out:
+	free(body);
+	json_decref(me);
+	json_decref(chat);
+	return rc;
+}

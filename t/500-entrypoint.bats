@@ -39,7 +39,7 @@ no_children() {
 
 @test "entrypoint: --help, --version and a bad option" {
 	run -0 dt-entrypoint --help
-	assert_line --index 0 "usage: dt-entrypoint [-hnV]"
+	assert_line --index 0 "usage: dt-entrypoint [-hnpV]"
 	assert_output --partial "DT_DEADLINE_SECONDS (3300)"
 	run -0 dt-entrypoint -V
 	assert_output "dt-entrypoint 0.1.0"

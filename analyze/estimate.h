@@ -1,0 +1,55 @@
+/*
+ * estimate.h: what a backlog will take, for dt-entrypoint --dry-run
+ * (dt-fetch --backlog | dt-analyze --estimate).
+ */
+#ifndef DT_ESTIMATE_H
+#define DT_ESTIMATE_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+/*
+ * perplexity/sonar on the Agent API, USD per million tokens, as
+ * docs.perplexity.ai/docs/agent-api/models lists it; the defaults of
+ * DT_PRICE_INPUT_PER_M and DT_PRICE_OUTPUT_PER_M.  A web_search tool
+ * call costs DT_PRICE_WEB_SEARCH (per invocation, the pricing page).
+ */
+#define DT_PRICE_INPUT_PER_M 0.25
+#define DT_PRICE_OUTPUT_PER_M 2.50
+#define DT_PRICE_WEB_SEARCH 0.005
+
+/* What dt-analyze knows of a run, besides dt-fetch --backlog's answer. */
+struct dt_estimate {
+	const char *model;
+	long long rpm;              /* DT_RPM, 0: no limit */
+	long long deadline_s;       /* DT_DEADLINE_SECONDS */
+	long long shards;           /* DT_SHARDS */
+	long long max_text;         /* DT_MAX_TEXT_BYTES */
+	long long fixed_tokens;     /* a request's tokens without the text */
+	long long max_output_tokens;
+	int web_search;
+	double price_in, price_out; /* USD per million tokens */
+	double price_request;       /* USD per request */
+	int prices_set;             /* some DT_PRICE_* was set */
+	double budget;              /* DT_BUDGET_USD, 0: none */
+};
+
+/*
+ * Expected output tokens of one answer for a text of text_tokens tokens:
+ * 100 (the schema's names, an enum value, a number, the JSON around
+ * them) plus half the text's (the summary, topics and action items say
+ * again, shorter, what the text said), at most max_output_tokens.
+ */
+long long dt_estimate_output_tokens(long long text_tokens,
+    long long max_output_tokens);
+
+/*
+ * Reads dt-fetch --backlog's object (borrowed) and prints the estimate
+ * on out: the backlog, the runs it takes, the tokens per message and
+ * the cost.  Returns 0, or -1 after logging when the object is not what
+ * dt-fetch --backlog writes.
+ */
+int dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out);
+
+#endif
