@@ -705,7 +705,7 @@ main(int argc, char **argv)
 	char **msgs = NULL, finished[40], own_start[40];
 	const char *run_id, *started;
 	double t_start = -1, t_end;
-	int status, rc, sent = 0, silent, tally_ok = 0, shard, send;
+	int status, rc, sent = 0, silent, empty, tally_ok = 0, shard, send;
 
 	if (dt_log_init("dt-report") < 0 || dt_watch_start() < 0)
 		return DT_EXIT_CONFIG;
@@ -834,12 +834,22 @@ main(int argc, char **argv)
 	}
 	silent = c.notify < 0 || (c.notify == 0 && strcmp(json_string_value(
 	    json_object_get(summary, "state")), "ok") == 0);
+	/*
+	 * Under "problems", a run that had nothing to do and no trouble is
+	 * not worth a message at all: the chat would get one every two
+	 * hours saying so.  The ledger row and the metrics still say it ran.
+	 */
+	empty = c.notify == 0 && silent && json_integer_value(
+	    json_object_get(summary, "records")) == 0;
 	if (c.message_file != NULL && write_message_file(c.message_file,
 	    msgs) < 0)
 		status = dt_exit_worse(status, DT_EXIT_IOERR);
 	if (shard)
 		dt_info("shard %lld of %lld: the run's report is sent by shard "
 		    "0", c.shard_index, c.shards);
+	else if (c.tg_token != NULL && send && empty)
+		dt_info("nothing to report (no records, no problems): no "
+		    "Telegram message under DT_REPORT_NOTIFY=problems");
 	else if (c.tg_token != NULL && send) {
 		struct dt_rpt_tg tg = {c.tg_url, c.tg_token, c.tg_chat,
 		    c.tg_thread, c.timeout_s * 1000, c.retry_s * 1000};

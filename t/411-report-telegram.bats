@@ -235,3 +235,21 @@ dt-report: info: report sent to Telegram (1 message, silently)"
 	assert_equal "$(standin telegram requests | jq -s length)" 0
 	assert_equal "$(cat "$OUT/m")" "$(cat t/fixtures/report/run-ok.en.html)"
 }
+
+@test "dt-report: a run with nothing to do sends no message under DT_REPORT_NOTIFY=problems" {
+	empty=$OUT/empty.ndjson
+	printf '%s\n' \
+		'{"stage":"dt-fetch","run_id":"empty-1","status":0,"message":null,"counts":{"claimed":0,"batches":1,"text_cut":0},"interrupted":false}' \
+		'{"stage":"dt-analyze","run_id":"empty-1","status":0,"message":null,"counts":{"records":0,"analyzed":0,"errors":0,"passed":0,"bad":0},"tokens":0,"cost_usd":0,"interrupted":false}' \
+		'{"stage":"dt-store","run_id":"empty-1","status":0,"message":null,"counts":{"records":0,"stored":0},"interrupted":false}' >"$empty"
+	run -0 report "$empty"
+	assert_equal "$(cat "$OUT/stderr")" "dt-report: info: nothing to report (no records, no problems): no Telegram message under DT_REPORT_NOTIFY=problems"
+	jq -e '.records == 0 and .state == "ok" and .report.sent == false and .report.notify == false' "$OUT/stdout" >/dev/null
+	assert_equal "$(standin telegram requests | wc -l)" 0
+	# Asked for always, it is sent; with a problem, it is an alert.
+	DT_REPORT_NOTIFY=always run -0 report "$empty"
+	assert_equal "$(tg_messages | wc -l)" 1
+	sed -i '1s/"status":0,"message":null/"status":69,"message":"Supabase unavailable"/' "$empty"
+	run -69 report "$empty"
+	assert_equal "$(tg_messages | jq -s -c 'map(.disable_notification)')" '[false,false]'
+}
