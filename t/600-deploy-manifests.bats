@@ -498,3 +498,14 @@ refs() {
 	run -64 --separate-stderr v frobnicate
 	assert_equal "${stderr_lines[0]}" "k8s-validate: unknown command frobnicate"
 }
+
+@test "k8s: every run has a budget: DT_BUDGET_USD from the ConfigMap, a positive number" {
+	v render k8s >rendered.ndjson
+	run -0 jq -r 'select(.kind == "CronJob") | .spec.jobTemplate.spec.template.spec.containers[0].env[]
+		| select(.name == "DT_BUDGET_USD") | .valueFrom.configMapKeyRef | "\(.name) \(.key) \(.optional // false)"' rendered.ndjson
+	assert_output "batch-analyzer-config DT_BUDGET_USD false"
+	run -0 jq -r 'select(.kind == "ConfigMap" and .metadata.name == "batch-analyzer-config") | .data.DT_BUDGET_USD' rendered.ndjson
+	[[ $output =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v b="$output" 'BEGIN { exit !(b > 0) }' ||
+		fail "DT_BUDGET_USD: '$output' is not a positive number"
+	PERPLEXITY_API_KEY=pplx-test DT_BUDGET_USD=$output run -0 dt-analyze --check-config
+}
