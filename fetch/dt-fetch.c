@@ -31,6 +31,7 @@
 #include "log.h"
 #include "ndjson.h"
 #include "preflight.h"
+#include "progress.h"
 #include "supabase.h"
 #include "utf8.h"
 #include "watch.h"
@@ -107,7 +108,9 @@ static const char usage_text[] =
     "service role key), TIMEOUT_SECONDS, DT_SUPABASE_TRIES,\n"
     "DT_SUPABASE_BACKOFF_MS; DT_FETCH_MAX_TEXT_BYTES (65536): longer texts\n"
     "are cut and marked \"text_cut\"; no line is longer than half of\n"
-    "DT_MAX_LINE (1048576).  SIGTERM, SIGINT, or a file appearing at the\n"
+    "DT_MAX_LINE (1048576).  With DT_STATE_DIR (dt-entrypoint sets it),\n"
+    "--claim keeps the count of rows claimed in DT_STATE_DIR/fetch.claimed\n"
+    "for dt-store's progress lines.  SIGTERM, SIGINT, or a file appearing at the\n"
     "path in DT_STOP_FILE (checked before each claim): no more claims, the\n"
     "rows already claimed are written, exit 75.  Exit status: 0 done,\n"
     "64 usage, 69 Supabase unavailable, 74 output error, 75 interrupted,\n"
@@ -783,11 +786,16 @@ run(struct fetch *f, struct dt_supabase *sb)
 			break;
 		}
 		f->batches++;
+		if (f->mode == 'c')
+			dt_progress_note_claimed(f->emitted, n < want);
 		dt_debug("batch %lld: %lld rows", f->batches, n);
 		if (n == 0)
 			break;
 	}
 	free(last);
+	/* However claiming ended, no more rows come. */
+	if (f->mode == 'c')
+		dt_progress_note_claimed(f->emitted, 1);
 }
 
 /* Writes the stage record; returns 0 or -1 when stdout failed. */

@@ -39,6 +39,7 @@
 #include "http.h"
 #include "log.h"
 #include "ndjson.h"
+#include "progress.h"
 #include "record.h"
 #include "supabase.h"
 #include "utf8.h"
@@ -83,6 +84,11 @@ static const char usage_text[] =
     "batch again once it answers, for at most DT_STORE_OUTAGE_SECONDS\n"
     "(3600) per outage, and no longer than half of DT_DRAIN_SECONDS (60)\n"
     "after the run stops (DT_STOP_FILE appears, or a first signal).\n"
+    "DT_PROGRESS_SECONDS (60; 0: never): a progress line that often, with\n"
+    "the records done, failed and skipped, the rate, the cost so far and\n"
+    "the time left (from DT_STATE_DIR/fetch.claimed, DT_MAX_RECORDS,\n"
+    "DT_RUN_STARTED_AT and DT_DEADLINE_SECONDS, as dt-entrypoint sets\n"
+    "them).\n"
     "SIGTERM and SIGINT: the rest of the input is still read and stored (a\n"
     "second signal ends the program at once).  Exit status: 0 all stored\n"
     "or skipped (no text), 1 some records failed, 64 usage, 65 bad input,\n"
@@ -161,6 +167,7 @@ struct store {
 	struct dt_buf out;
 	int out_status;         /* 0, DT_EXIT_PIPE or DT_EXIT_IOERR */
 
+	struct dt_progress progress;
 	char *first_run;        /* for the stage record */
 	long long stored, failed, skipped, not_stored, bad, batches;
 	long long lost;         /* rows this run no longer held */
@@ -872,6 +879,7 @@ take(struct store *s, json_t *rec)
 		emit(s, rec);
 		return;
 	}
+	dt_progress_add(&s->progress, rec);
 	if (storable(rec, &why) < 0) {
 		emit_bad(s, rec, why);
 		return;
@@ -945,6 +953,7 @@ configure(struct store *s, int argc, char **argv)
 		nconf++;
 	if (dt_env_ll("DT_DRAIN_SECONDS", 60, 0, 3600, &s->drain_s) < 0)
 		nconf++;
+	nconf += dt_progress_init(&s->progress);
 	/* getopt's own messages name argv[0]: the name, not the path. */
 	argv[0] = (char *)dt_prog();
 	while ((c = getopt_long(argc, argv, "b:d:hL:nqRr:vV", longopts,
@@ -1017,16 +1026,28 @@ loop(struct store *s, struct dt_reader *r)
 
 	for (;;) {
 		json_t *rec = NULL;
+		long long pw;
 		int rc;
 
+		/* Waits for input end early when a progress line is due. */
+		dt_progress_tick(&s->progress, s->stored, s->failed,
+		    s->skipped);
+		pw = dt_progress_wait_ms(&s->progress);
 		if (s->first_ms > 0) {
 			long long left = s->first_ms + s->max_delay - now_ms();
 
-			if (left <= 0 || dt_reader_wait(r, (int)left) == 0) {
+			if (left <= 0) {
 				flush(s);
 				continue;
 			}
-		}
+			if (dt_reader_wait(r, (int)(pw >= 0 && pw < left ? pw :
+			    left)) == 0) {
+				if (s->first_ms + s->max_delay <= now_ms())
+					flush(s);
+				continue;
+			}
+		} else if (pw >= 0 && dt_reader_wait(r, (int)pw) == 0)
+			continue;
 		if (got_signal != 0 && !noted) {
 			noted = 1;
 			dt_warn("%s: storing the rest of the input before "

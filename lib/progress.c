@@ -1,0 +1,184 @@
+/*
+ * progress.c: dt-store's progress lines (see progress.h).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "log.h"
+#include "progress.h"
+
+/* The file dt-fetch keeps its count in, below DT_STATE_DIR. */
+#define CLAIMED_FILE "fetch.claimed"
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads "2026-12-01T22:00:00Z" (as dt-entrypoint writes it).  -1: not. */
+static double
+utc_time(const char *s)
+{
+	struct tm tm;
+	const char *end;
+
+	memset(&tm, 0, sizeof(tm));
+	if (s == NULL || (end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) ==
+	    NULL || (*end != 'Z' && *end != '\0'))
+		return -1;
+	return (double)timegm(&tm);
+}
+
+int
+dt_progress_init(struct dt_progress *p)
+{
+	const char *dir = dt_env("DT_STATE_DIR", NULL);
+	long long every, deadline;
+	double started;
+	int bad = 0;
+
+	memset(p, 0, sizeof(*p));
+	if (dt_env_ll("DT_PROGRESS_SECONDS", 60, 0, 86400, &every) < 0)
+		bad++;
+	if (dt_env_ll("DT_MAX_RECORDS", 10000, 0, 1000000000,
+	    &p->max_records) < 0)
+		bad++;
+	if (dt_env_ll("DT_DEADLINE_SECONDS", 3300, 1, 86400, &deadline) < 0)
+		bad++;
+	p->every_ms = every * 1000;
+	p->start_ms = mono_ms();
+	p->next_ms = p->start_ms + p->every_ms;
+	/* Only dt-entrypoint's runs have a start and a deadline. */
+	if ((started = utc_time(dt_env("DT_RUN_STARTED_AT", NULL))) > 0 &&
+	    dir != NULL)
+		p->deadline = started + (double)deadline;
+	if (dir != NULL)
+		snprintf(p->claimed_file, sizeof(p->claimed_file), "%s/%s", dir,
+		    CLAIMED_FILE);
+	return bad;
+}
+
+long long
+dt_progress_wait_ms(const struct dt_progress *p)
+{
+	long long left;
+
+	if (p->every_ms <= 0)
+		return -1;
+	left = p->next_ms - mono_ms();
+	return left > 0 ? left : 0;
+}
+
+void
+dt_progress_add(struct dt_progress *p, json_t *rec)
+{
+	json_t *c = json_object_get(json_object_get(rec, "usage"), "cost_usd");
+
+	if (json_is_number(c) && json_number_value(c) > 0)
+		p->cost += json_number_value(c);
+}
+
+/* Reads dt-fetch's count: returns 0 with *rows and *finished, or -1. */
+static int
+read_claimed(const struct dt_progress *p, long long *rows, int *finished)
+{
+	FILE *f;
+	int n;
+
+	if (p->claimed_file[0] == '\0' ||
+	    (f = fopen(p->claimed_file, "re")) == NULL)
+		return -1;
+	n = fscanf(f, "%lld %d", rows, finished);
+	fclose(f);
+	return n == 2 && *rows >= 0 ? 0 : -1;
+}
+
+/* "45 s", "12 min", "3.5 h" into buf. */
+static void
+duration(double s, char *buf, size_t len)
+{
+	if (s < 90)
+		snprintf(buf, len, "%.0f s", s);
+	else if (s < 5400)
+		snprintf(buf, len, "%.0f min", s / 60);
+	else
+		snprintf(buf, len, "%.1f h", s / 3600);
+}
+
+void
+dt_progress_tick(struct dt_progress *p, long long done, long long failed,
+    long long skipped)
+{
+	long long now = mono_ms(), handled = done + failed + skipped;
+	long long claimed = 0, total = -1;
+	double minutes, rate, left = -1, until_stop = -1;
+	char what[160], d[32];
+	int finished = 0;
+
+	if (p->every_ms <= 0 || now < p->next_ms)
+		return;
+	while (p->next_ms <= now)
+		p->next_ms += p->every_ms;
+	minutes = (double)(now - p->start_ms) / 60000.0;
+	rate = minutes > 0 ? (double)handled / minutes : 0;
+	if (read_claimed(p, &claimed, &finished) == 0) {
+		if (finished)
+			total = claimed;
+		else if (p->max_records > 0)
+			total = claimed > p->max_records ? claimed :
+			    p->max_records;
+	}
+	if (p->deadline > 0)
+		until_stop = p->deadline - (double)time(NULL);
+	if (total >= 0 && rate > 0)
+		left = (double)(total > handled ? total - handled : 0) / rate *
+		    60;
+	/* At the deadline the run stops claiming and drains. */
+	if (until_stop >= 0 && (left < 0 || left > until_stop)) {
+		duration(until_stop, d, sizeof(d));
+		snprintf(what, sizeof(what), "at most %s left (the deadline)",
+		    d);
+	} else if (left >= 0) {
+		duration(left, d, sizeof(d));
+		snprintf(what, sizeof(what), "about %s left (%lld of %s%lld "
+		    "rows)", d, handled, finished ? "" : "at most ", total);
+	} else
+		snprintf(what, sizeof(what), "time left unknown (%lld rows "
+		    "claimed so far)", claimed);
+	dt_info("progress: %lld done, %lld failed, %lld skipped in %.1f min "
+	    "(%.1f a minute); %.4f USD so far; %s", done, failed, skipped,
+	    minutes, rate, p->cost, what);
+}
+
+void
+dt_progress_note_claimed(long long rows, int finished)
+{
+	const char *dir = dt_env("DT_STATE_DIR", NULL);
+	char path[4200], tmp[4300];
+	FILE *f;
+
+	if (dir == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", dir, CLAIMED_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
+	if ((f = fopen(tmp, "we")) == NULL) {
+		dt_debug("%s: %s", tmp, strerror(errno));
+		return;
+	}
+	fprintf(f, "%lld %d\n", rows, finished);
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		dt_debug("%s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
+}
