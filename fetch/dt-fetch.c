@@ -1012,7 +1012,7 @@ static int
 preflight(struct fetch *f, struct dt_supabase *sb)
 {
 	json_t *backlog, *rows;
-	char line[1400];
+	char line[1400], skipped[48];
 	int rc;
 
 	if (sb == NULL)
@@ -1021,12 +1021,17 @@ preflight(struct fetch *f, struct dt_supabase *sb)
 		    "say why)");
 	if ((rc = inspect(f, sb, &backlog, &rows, line, sizeof(line))) != 0)
 		return dt_preflight_line("supabase", rc, "%s", line);
+	/* A database that counts skipped rows (no text) says so too. */
+	skipped[0] = '\0';
+	if (json_object_get(backlog, "skipped") != NULL)
+		snprintf(skipped, sizeof(skipped), ", %lld skipped",
+		    backlog_count(backlog, "skipped"));
 	rc = dt_preflight_line("supabase", DT_EXIT_OK, "migrations applied, "
 	    "service role key, source %s readable; backlog: %lld unclaimed, "
-	    "%lld leased, %lld parked (%lld done)", f->table,
+	    "%lld leased, %lld parked (%lld done%s)", f->table,
 	    backlog_count(backlog, "unclaimed"), backlog_count(backlog,
 	    "leased"), backlog_count(backlog, "failed"),
-	    backlog_count(backlog, "done"));
+	    backlog_count(backlog, "done"), skipped);
 	json_decref(backlog);
 	json_decref(rows);
 	return rc;

@@ -194,3 +194,36 @@ nothing to do: a run now claims nothing and costs nothing"
 	assert_output ""
 	assert_equal "${stderr_lines[1]}" "dt-fetch: error: SUPABASE_KEY: not the service role key: its role may not call dt_backlog (HTTP 401: 42501: permission denied for function dt_backlog)"
 }
+
+@test "preflight: no key or token in any output, at trace level either" {
+	DT_LOG_LEVEL=trace run -0 preflight
+	[ "$(wc -l <"$OUT/stderr")" -gt 10 ] || fail "no trace output: $(cat "$OUT/stderr")"
+	no_secrets
+	DT_LOG_LEVEL=trace run -0 --separate-stderr dt-entrypoint --dry-run
+	printf '%s\n' "$output" >"$OUT/stdout"
+	printf '%s\n' "$stderr" >"$OUT/stderr"
+	no_secrets
+}
+
+@test "preflight: the stages' --preflight, --backlog and --estimate read no input and go with no other mode" {
+	run -64 --separate-stderr dt-fetch --preflight --claim
+	assert_equal "${stderr_lines[0]}" "dt-fetch: --preflight and --backlog go with no other mode"
+	run -64 --separate-stderr dt-fetch --backlog --check-config
+	assert_equal "${stderr_lines[0]}" "dt-fetch: --preflight and --backlog go with no --check-config or --dry-run"
+	run -64 --separate-stderr dt-analyze --preflight --dry-run
+	assert_equal "${stderr_lines[0]}" "dt-analyze: --preflight and --estimate read no files and go with no other mode"
+	run -64 --separate-stderr dt-analyze --estimate /dev/null
+	assert_equal "${stderr_lines[0]}" "dt-analyze: --preflight and --estimate read no files and go with no other mode"
+	run -64 --separate-stderr dt-report --preflight /dev/null
+	assert_equal "${stderr_lines[0]}" "dt-report: --preflight reads no input and goes with no --check-config or --merge-shards"
+	# Not what dt-fetch --backlog writes: 65, and nothing printed.
+	run -65 --separate-stderr dt-analyze --estimate <<<'{"backlog": {}}'
+	assert_output ""
+	assert_equal "$stderr" "dt-analyze: error: --estimate: the input is not what dt-fetch --backlog writes"
+	for p in dt-fetch dt-analyze dt-report; do
+		run -0 "$p" --help
+		assert_output --partial "--preflight"
+	done
+	run -0 dt-entrypoint --help
+	assert_output --partial "-p, --preflight"
+}
