@@ -945,7 +945,7 @@ backlog_count(json_t *backlog, const char *key)
  * (its signature is the newest migration's, so a database behind this
  * dt answers PGRST202).  Stores a new reference to the backlog in
  * *backlog and to the peeked rows in *rows.  Returns 0, or the exit
- * status with the reason in line.
+ * status with the reason in line (and both NULL).
  */
 static int
 inspect(struct fetch *f, struct dt_supabase *sb, json_t **backlog,
@@ -993,6 +993,10 @@ inspect(struct fetch *f, struct dt_supabase *sb, json_t **backlog,
 		*rows = json_incref(res.body);
 	json_decref(args);
 	dt_sb_result_clear(&res);
+	if (rc != 0) {
+		json_decref(*backlog);
+		*backlog = NULL;
+	}
 	return rc;
 }
 
