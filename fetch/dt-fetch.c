@@ -91,7 +91,7 @@ static const char usage_text[] =
     "  -p, --peek             read what a claim would get; change nothing\n"
     "      --preflight        change nothing: check that dt's functions\n"
     "                         exist (the migrations are applied), that the\n"
-    "                         key is the service role key and that the\n"
+    "                         key is a secret (service) key and that the\n"
     "                         source table and columns can be read; print\n"
     "                         one line, \"supabase: ready: ...\" with the\n"
     "                         backlog or \"supabase: not ready: ...\" naming\n"
@@ -902,9 +902,16 @@ explain(const struct fetch *f, const char *fn, const struct dt_sb_result *res,
 {
 	const char *code = sb_code(res);
 
-	if (res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) {
+	if ((res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) &&
+	    res->status == 0) {
 		snprintf(line, len, "SUPABASE_URL: Supabase cannot be reached "
 		    "(%s)", res->message);
+		return DT_EXIT_UNAVAILABLE;
+	}
+	if (res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) {
+		/* 5xx, 429: e.g. a statement timeout (57014) on a big table. */
+		snprintf(line, len, "Supabase could not answer %s (%s); try "
+		    "again later", fn, res->message);
 		return DT_EXIT_UNAVAILABLE;
 	}
 	if (strcmp(code, "PGRST202") == 0)
@@ -912,8 +919,10 @@ explain(const struct fetch *f, const char *fn, const struct dt_sb_result *res,
 		    "older than this dt (%s); apply supabase/migrations "
 		    "(supabase db push)", fn, res->message);
 	else if (strcmp(code, "42501") == 0)
-		snprintf(line, len, "SUPABASE_KEY: not the service role key: "
-		    "its role may not call %s (%s)", fn, res->message);
+		/* lib/supabase.c says "not a secret (service) key" after a 401. */
+		snprintf(line, len, "SUPABASE_KEY: %sits role may not call %s "
+		    "(%s)", strstr(res->message, "not a secret") != NULL ? "" :
+		    "not a secret (service) key: ", fn, res->message);
 	else if (res->status == 401 || res->status == 403)
 		snprintf(line, len, "SUPABASE_KEY: refused (%s)", res->message);
 	else if (strcmp(code, "42P01") == 0)
@@ -1031,7 +1040,7 @@ preflight(struct fetch *f, struct dt_supabase *sb)
 		snprintf(skipped, sizeof(skipped), ", %lld skipped",
 		    backlog_count(backlog, "skipped"));
 	rc = dt_preflight_line("supabase", DT_EXIT_OK, "migrations applied, "
-	    "service role key, source %s readable; backlog: %lld unclaimed, "
+	    "secret (service) key, source %s readable; backlog: %lld unclaimed, "
 	    "%lld leased, %lld parked (%lld done%s)", f->table,
 	    backlog_count(backlog, "unclaimed"), backlog_count(backlog,
 	    "leased"), backlog_count(backlog, "failed"),

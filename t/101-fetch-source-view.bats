@@ -41,7 +41,7 @@ setup() {
 
 @test "source view: the backlog and the preflight read the view" {
 	run -0 --separate-stderr dt-fetch --preflight
-	assert_output "supabase: ready: migrations applied, service role key, source dt_recent_messages readable; backlog: 8 unclaimed, 0 leased, 0 parked (0 done)"
+	assert_output "supabase: ready: migrations applied, secret (service) key, source dt_recent_messages readable; backlog: 8 unclaimed, 0 leased, 0 parked (0 done)"
 	run -0 --separate-stderr dt-fetch --backlog
 	assert_equal "$(jq -c '[.backlog.unclaimed, .sample.rows, .sample.blank]' <<<"$output")" "[8,8,0]"
 }

@@ -53,7 +53,7 @@ reapply_migrations() {
 	run -0 preflight
 	run -0 cat "$OUT/stdout"
 	assert_equal "${#lines[@]}" 3
-	assert_line --index 0 "supabase: ready: migrations applied, service role key, source messages readable; backlog: 30 unclaimed, 0 leased, 0 parked (0 done)"
+	assert_line --index 0 "supabase: ready: migrations applied, secret (service) key, source messages readable; backlog: 30 unclaimed, 0 leased, 0 parked (0 done)"
 	assert_line --index 1 --regexp '^perplexity: ready: model perplexity/sonar answered at http://127\.0\.0\.1:[0-9]+/v1/agent \(HTTP 200, [0-9]+ tokens, 0\.0[0-9]+ USD\)$'
 	assert_line --index 2 "telegram: ready: bot @dt_standin_bot, chat $TELEGRAM_CHAT_ID (supergroup \"dt stand-in supergroup\")"
 	assert_equal "$(cat "$OUT/stderr")" ""
@@ -82,7 +82,7 @@ reapply_migrations() {
 
 	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 preflight
 	run -0 line supabase
-	assert_output "supabase: not ready: SUPABASE_KEY: not the service role key: its role may not call dt_backlog (HTTP 401: 42501: permission denied for function dt_backlog)"
+	assert_output "supabase: not ready: SUPABASE_KEY: its role may not call dt_backlog (HTTP 401: 42501: permission denied for function dt_backlog: this is not a secret (service) key: set SUPABASE_KEY to a secret key (sb_secret_...) or the legacy service_role key)"
 	assert_no_secret "$SUPABASE_ANON_KEY" "$OUT/stdout" "$OUT/stderr"
 	no_secrets
 }
@@ -192,7 +192,7 @@ reapply_migrations() {
 nothing to do: a run now claims nothing and costs nothing"
 	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 --separate-stderr dt-entrypoint --dry-run
 	assert_output ""
-	assert_equal "${stderr_lines[1]}" "dt-fetch: error: SUPABASE_KEY: not the service role key: its role may not call dt_backlog (HTTP 401: 42501: permission denied for function dt_backlog)"
+	assert_equal "${stderr_lines[1]}" "dt-fetch: error: SUPABASE_KEY: its role may not call dt_backlog (HTTP 401: 42501: permission denied for function dt_backlog: this is not a secret (service) key: set SUPABASE_KEY to a secret key (sb_secret_...) or the legacy service_role key)"
 }
 
 @test "preflight: no key or token in any output, at trace level either" {
@@ -226,4 +226,12 @@ nothing to do: a run now claims nothing and costs nothing"
 	done
 	run -0 dt-entrypoint --help
 	assert_output --partial "-p, --preflight"
+}
+
+@test "preflight: Supabase answering 5xx (a statement timeout) is 69, not a configuration error" {
+	standin supabase script '{"statement_timeout": 100, "match": "dt_backlog"}'
+	DT_SUPABASE_TRIES=1 run -69 preflight
+	run -0 line supabase
+	assert_output --partial "supabase: not ready: Supabase could not answer dt_backlog (HTTP 500: 57014: "
+	assert_output --partial "; try again later"
 }
