@@ -207,7 +207,8 @@ struct config {
 	int preflight;          /* --preflight */
 	int estimate;           /* --estimate */
 	double price_in, price_out, price_request; /* DT_PRICE_* */
-	int prices_set;
+	int prices_set;         /* DT_PRICE_INPUT/OUTPUT_PER_M given */
+	int request_price_set;  /* DT_PRICE_PER_REQUEST given */
 	const char *run_id_env;
 };
 
@@ -575,9 +576,10 @@ read_env(struct config *c)
 	if (dt_env_double("DT_PRICE_INPUT_PER_M", DT_PRICE_INPUT_PER_M, 0, 1e6,
 	    &c->price_in) < 0 || dt_env_double("DT_PRICE_OUTPUT_PER_M",
 	    DT_PRICE_OUTPUT_PER_M, 0, 1e6, &c->price_out) < 0 ||
-	    dt_env_double("DT_PRICE_PER_REQUEST", c->web_search ?
-	    DT_PRICE_WEB_SEARCH : 0, 0, 1e3, &c->price_request) < 0)
+	    dt_env_double("DT_PRICE_PER_REQUEST", 0, 0, 1e3,
+	    &c->price_request) < 0)
 		rc = -1;
+	c->request_price_set = dt_env("DT_PRICE_PER_REQUEST", NULL) != NULL;
 	if (dt_env_ll("DT_HTTP_TRIES", 4, 1, 100, &v) < 0)
 		rc = -1;
 	c->pol.max_tries = (int)v;
@@ -1662,7 +1664,9 @@ estimate(struct run *x)
 	e.web_search = x->c.web_search;
 	e.price_in = x->c.price_in;
 	e.price_out = x->c.price_out;
-	e.price_request = x->c.price_request;
+	/* Unless told otherwise, every request searches the web once. */
+	e.price_request = x->c.request_price_set ? x->c.price_request :
+	    x->c.web_search ? DT_PRICE_WEB_SEARCH : 0;
 	e.prices_set = x->c.prices_set;
 	e.budget = x->c.budget;
 	/* dt-entrypoint's settings, which it has checked. */

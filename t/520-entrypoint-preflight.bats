@@ -183,6 +183,11 @@ reapply_migrations() {
 	# Web search adds its fee to every request.
 	DT_WEB_SEARCH=1 run -0 --separate-stderr dt-entrypoint --dry-run
 	assert_line --index 4 --partial ", 0.005 per request"
+	dt-fetch --backlog >"$OUT/backlog.json"
+	run -0 --separate-stderr dt-analyze --estimate --web-search <"$OUT/backlog.json"
+	assert_line --index 4 --partial ", 0.005 per request"
+	DT_PRICE_PER_REQUEST=0 run -0 --separate-stderr dt-analyze --estimate --web-search <"$OUT/backlog.json"
+	assert_line --index 4 --partial ", 0 per request"
 }
 
 @test "dry-run: nothing to do, and a key that is not the service key" {
