@@ -24,7 +24,8 @@ Perplexity under GNU parallel, stores the results and sends the report.
                   --estimate); claim nothing, call no API
   -p, --preflight check the configuration, then ask each service without
                   changing anything (dt-fetch, dt-analyze and dt-report
-                  --preflight): one line each; exit 0 when all are ready
+                  --preflight): one line each; exit 0 when all are
+                  ready, else 78 (something to fix) or 69 (unreachable)
   -V, --version   print the version and exit
 
 Environment (secrets also as NAME_FILE, read from a mounted file):
