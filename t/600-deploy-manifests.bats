@@ -78,10 +78,11 @@ objs() {
 		PERPLEXITY_API_KEY secretKeyRef api-credentials PERPLEXITY_API_KEY
 		TELEGRAM_BOT_TOKEN secretKeyRef api-credentials TELEGRAM_BOT_TOKEN
 		TELEGRAM_CHAT_ID configMapKeyRef batch-analyzer-config TELEGRAM_CHAT_ID
+		DT_BUDGET_USD configMapKeyRef batch-analyzer-config DT_BUDGET_USD
 		DT_PUSHGATEWAY_URL configMapKeyRef batch-analyzer-config DT_PUSHGATEWAY_URL
 	EOF
 	run -0 jq -c 'select(.kind == "ConfigMap") | .data' objs.json
-	assert_output '{"TELEGRAM_CHAT_ID":"-1000000000000"}'
+	assert_output '{"DT_BUDGET_USD":"5","TELEGRAM_CHAT_ID":"-1000000000000"}'
 	run -0 jq -r 'select(.kind == "CronJob") | .spec.suspend' objs.json
 	assert_output false
 }
@@ -500,12 +501,16 @@ refs() {
 }
 
 @test "k8s: every run has a budget: DT_BUDGET_USD from the ConfigMap, a positive number" {
-	v render k8s >rendered.ndjson
-	run -0 jq -r 'select(.kind == "CronJob") | .spec.jobTemplate.spec.template.spec.containers[0].env[]
-		| select(.name == "DT_BUDGET_USD") | .valueFrom.configMapKeyRef | "\(.name) \(.key) \(.optional // false)"' rendered.ndjson
-	assert_output "batch-analyzer-config DT_BUDGET_USD false"
-	run -0 jq -r 'select(.kind == "ConfigMap" and .metadata.name == "batch-analyzer-config") | .data.DT_BUDGET_USD' rendered.ndjson
-	[[ $output =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v b="$output" 'BEGIN { exit !(b > 0) }' ||
-		fail "DT_BUDGET_USD: '$output' is not a positive number"
+	local d
+	for d in k8s k8s/overlays/scale-out k8s/overlays/existing-namespace k8s/overlays/preflight; do
+		v render "$d" >rendered.ndjson
+		run -0 jq -r 'select(.kind == "CronJob" or .kind == "Job") | [.spec.jobTemplate.spec.template, .spec.template][]
+			| select(. != null) | .spec.containers[0].env[]
+			| select(.name == "DT_BUDGET_USD") | .valueFrom.configMapKeyRef | "\(.name) \(.key) \(.optional // false)"' rendered.ndjson
+		[ "$(sort -u <<<"$output")" = "batch-analyzer-config DT_BUDGET_USD false" ] || fail "$d: $output"
+		run -0 jq -r 'select(.kind == "ConfigMap" and .metadata.name == "batch-analyzer-config") | .data.DT_BUDGET_USD' rendered.ndjson
+		[[ $output =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v b="$output" 'BEGIN { exit !(b > 0) }' ||
+			fail "$d: DT_BUDGET_USD: '$output' is not a positive number"
+	done
 	PERPLEXITY_API_KEY=pplx-test DT_BUDGET_USD=$output run -0 dt-analyze --check-config
 }
