@@ -38,6 +38,7 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 {
 	json_t *bl = json_object_get(fetch, "backlog");
 	json_t *sample = json_object_get(fetch, "sample");
+	json_t *hist = json_object_get(fetch, "history");
 	long long unclaimed = num(bl, "unclaimed"), rows = num(sample, "rows");
 	long long nblank = num(sample, "blank"), bytes = num(sample,
 	    "text_bytes"), max_records = num(fetch, "max_records");
@@ -119,6 +120,16 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	    e->prices_set || strcmp(e->model, "perplexity/sonar") == 0 ? "" :
 	    "; these are perplexity/sonar's prices: set DT_PRICE_INPUT_PER_M "
 	    "and DT_PRICE_OUTPUT_PER_M for the model in PERPLEXITY_MODEL");
+	/* After some runs, the API's own counts say more than the sizes. */
+	if (num(hist, "rows") > 0)
+		fprintf(out, "measured: the last %lld analyses averaged %.0f "
+		    "tokens in, %.0f out and %.6f USD each (the API's own "
+		    "counts): about %.4f USD for the backlog at that cost\n",
+		    num(hist, "rows"), json_number_value(json_object_get(hist,
+		    "prompt_tokens")), json_number_value(json_object_get(hist,
+		    "completion_tokens")), json_number_value(json_object_get(
+		    hist, "cost_usd")), json_number_value(json_object_get(hist,
+		    "cost_usd")) * (double)todo);
 	if (per_run > 0 && runs > 1)
 		fprintf(out, "first run: about %.4f USD for %lld texts\n",
 		    per_msg * (double)per_run * share,

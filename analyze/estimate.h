@@ -46,8 +46,9 @@ long long dt_estimate_output_tokens(long long text_tokens,
 
 /*
  * Reads dt-fetch --backlog's object (borrowed) and prints the estimate
- * on out: the backlog, the runs it takes, the tokens per message and
- * the cost.  Returns 0, or -1 after logging when the object is not what
+ * on out: the backlog, the runs it takes, the tokens per text and the
+ * cost, and with "history" what the last analyses really cost.
+ * Returns 0, or -1 after logging when the object is not what
  * dt-fetch --backlog writes.
  */
 int dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out);

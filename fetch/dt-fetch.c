@@ -1050,19 +1050,73 @@ preflight(struct fetch *f, struct dt_supabase *sb)
 	return rc;
 }
 
+/* Analyses --backlog averages, the newest first (the "limit" below). */
+#define HISTORY_ROWS "200"
+
+/*
+ * The token counts and cost of the last analyses stored (at most
+ * HISTORY_ROWS), for an estimate from what the API really counted.
+ * Returns a new reference to {"rows", "prompt_tokens",
+ * "completion_tokens", "cost_usd"} (averages), or NULL when there are
+ * none or they cannot be read (logged at debug level: an estimate does
+ * without them).
+ */
+static json_t *
+history(struct dt_supabase *sb)
+{
+	struct dt_sb_result res;
+	double in = 0, out = 0, cost = 0;
+	long long n = 0, ncost = 0;
+	json_t *row, *o = NULL;
+	size_t i;
+
+	if (dt_supabase_call(sb, "GET", "dt_results?select=prompt_tokens,"
+	    "completion_tokens,cost_usd&status=eq.done&prompt_tokens=not.is."
+	    "null&completion_tokens=not.is.null&order=done_at.desc.nullslast"
+	    "&limit=" HISTORY_ROWS, NULL, NULL, 1, &res) != DT_SB_OK ||
+	    !json_is_array(res.body)) {
+		dt_debug("no history of analyses: %s", res.message);
+		dt_sb_result_clear(&res);
+		return NULL;
+	}
+	json_array_foreach(res.body, i, row) {
+		json_t *p = json_object_get(row, "prompt_tokens");
+		json_t *c = json_object_get(row, "completion_tokens");
+		json_t *u = json_object_get(row, "cost_usd");
+
+		if (!json_is_integer(p) || !json_is_integer(c))
+			continue;
+		in += (double)json_integer_value(p);
+		out += (double)json_integer_value(c);
+		n++;
+		if (json_is_number(u)) {
+			cost += json_number_value(u);
+			ncost++;
+		}
+	}
+	dt_sb_result_clear(&res);
+	if (n > 0)
+		o = json_pack("{sIsfsfsf}", "rows", (json_int_t)n,
+		    "prompt_tokens", in / (double)n, "completion_tokens",
+		    out / (double)n, "cost_usd", ncost > 0 ?
+		    cost / (double)ncost : 0.0);
+	return o;
+}
+
 /*
  * --backlog: one JSON object on stdout, {"backlog": dt_backlog's answer,
  * "sample": {"rows", "blank", "text_bytes"}, "max_records", "batch_size",
- * "max_text_bytes"}: the first rows a claim would take (at most
+ * "max_text_bytes", "history"}: the first rows a claim would take (at most
  * SAMPLE_ROWS), how many of them have no text, and the bytes of the
- * others' texts as a run would send them (cut to DT_FETCH_MAX_TEXT_BYTES).
+ * others' texts as a run would send them (cut to DT_FETCH_MAX_TEXT_BYTES);
+ * "history" (only when there is one) from history().
  * On failure the one line of --preflight on stderr.  Returns the exit
  * status.
  */
 static int
 backlog(struct fetch *f, struct dt_supabase *sb)
 {
-	json_t *bl, *rows, *row, *out;
+	json_t *bl, *rows, *row, *out, *hist;
 	long long nblank = 0, bytes = 0;
 	char line[1400];
 	size_t i;
@@ -1089,6 +1143,8 @@ backlog(struct fetch *f, struct dt_supabase *sb)
 	    (json_int_t)nblank, "text_bytes", (json_int_t)bytes,
 	    "max_records", (json_int_t)f->max_records, "batch_size",
 	    (json_int_t)f->batch, "max_text_bytes", (json_int_t)f->max_text);
+	if (out != NULL && (hist = history(sb)) != NULL)
+		json_object_set_new(out, "history", hist);
 	rc = out != NULL && dt_emit(out) == 0 ? DT_EXIT_OK : DT_EXIT_IOERR;
 	json_decref(out);
 	json_decref(bl);

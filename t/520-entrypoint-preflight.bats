@@ -170,8 +170,9 @@ reapply_migrations() {
 	assert_equal "$(count true)" 0
 	assert_equal "$(standin perplexity requests | wc -l)" 0
 	assert_equal "$(standin telegram requests | wc -l)" 0
-	assert_equal "$(standin supabase requests | jq -r .path | sort -u | tr '\n' ' ')" \
-		"/rest/v1/rpc/dt_backlog /rest/v1/rpc/dt_peek "
+	# Two read-only functions, and a read of the last analyses.
+	assert_equal "$(standin supabase requests | jq -r '"\(.method) \(.path | sub("[?].*"; ""))"' | sort -u | tr '\n' ' ')" \
+		"GET /rest/v1/dt_results POST /rest/v1/rpc/dt_backlog POST /rest/v1/rpc/dt_peek "
 }
 
 @test "dry-run: the default prices are perplexity/sonar's; another model is told to set its own" {
@@ -239,4 +240,17 @@ nothing to do: a run now claims nothing and costs nothing"
 	run -0 line supabase
 	assert_output --partial "supabase: not ready: Supabase could not answer dt_backlog (HTTP 500: 57014: "
 	assert_output --partial "; try again later"
+}
+
+@test "dry-run: after a run, what its analyses really cost, by the API's own count" {
+	DT_RUN_ID=hist-1 DT_MAX_RECORDS=10 run -0 --separate-stderr dt-entrypoint
+	assert_equal "$(count "status = 'done'")" 10
+	IFS=$'\t' read -r n pin pout cost <<<"$(sql "select count(*), avg(prompt_tokens), avg(completion_tokens), avg(cost_usd) from public.dt_results where status = 'done'")"
+	want=$(awk -v n="$n" -v i="$pin" -v o="$pout" -v c="$cost" -v t=20 \
+		'BEGIN { printf "measured: the last %d analyses averaged %.0f tokens in, %.0f out and %.6f USD each (the API'"'"'s own counts): about %.4f USD for the backlog at that cost", n, i, o, c, c * t }')
+	run -0 --separate-stderr dt-entrypoint --dry-run
+	assert_line --index 0 "backlog: 20 unclaimed, 0 leased, 0 parked, 10 done"
+	assert_line --index 5 "$want"
+	# The other lines are those of a backlog without history.
+	assert_line --index 4 --partial "cost: about "
 }
