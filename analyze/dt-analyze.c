@@ -77,11 +77,12 @@ static const char usage_text[] =
     "and\n"
     "                            print the runs, tokens and cost the "
     "backlog\n"
-    "                            will take (DT_PRICE_INPUT_PER_M, 0.25;\n"
-    "                            DT_PRICE_OUTPUT_PER_M, 2.50; "
-    "DT_PRICE_PER_REQUEST,\n"
-    "                            0.005 with --web-search, else 0); call "
-    "nothing\n"
+    "                            will take (DT_PRICE_INPUT_PER_M,\n"
+    "                            DT_PRICE_OUTPUT_PER_M, "
+    "DT_PRICE_PER_REQUEST: by\n"
+    "                            default the model's published prices); "
+    "call\n"
+    "                            nothing\n"
     "  -h, --help                print this help and exit\n"
     "  -k, --breaker N           open the circuit after N consecutive "
     "outage\n"
@@ -573,9 +574,10 @@ read_env(struct config *c)
 		rc = -1;
 	c->prices_set = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ||
 	    dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL;
-	if (dt_env_double("DT_PRICE_INPUT_PER_M", DT_PRICE_INPUT_PER_M, 0, 1e6,
+	/* Their defaults depend on the model: estimate() fills them in. */
+	if (dt_env_double("DT_PRICE_INPUT_PER_M", 0, 0, 1e6,
 	    &c->price_in) < 0 || dt_env_double("DT_PRICE_OUTPUT_PER_M",
-	    DT_PRICE_OUTPUT_PER_M, 0, 1e6, &c->price_out) < 0 ||
+	    0, 0, 1e6, &c->price_out) < 0 ||
 	    dt_env_double("DT_PRICE_PER_REQUEST", 0, 0, 1e3,
 	    &c->price_request) < 0)
 		rc = -1;
@@ -1653,6 +1655,7 @@ static int
 estimate(struct run *x)
 {
 	struct dt_estimate e = {0};
+	const struct dt_price *p;
 	json_error_t je;
 	json_t *in;
 	int rc;
@@ -1662,12 +1665,21 @@ estimate(struct run *x)
 	e.max_text = x->c.max_text;
 	e.max_output_tokens = x->c.max_output_tokens;
 	e.web_search = x->c.web_search;
-	e.price_in = x->c.price_in;
-	e.price_out = x->c.price_out;
-	/* Unless told otherwise, every request searches the web once. */
+	/*
+	 * Unset prices are the model's published ones, else
+	 * perplexity/sonar's (and the estimate says so); with web search,
+	 * every Agent API request is taken to search once.
+	 */
+	if ((p = dt_price_of(x->c.model)) == NULL)
+		p = dt_price_of("perplexity/sonar");
+	e.prices_known = x->c.prices_set || dt_price_of(x->c.model) != NULL;
+	e.price_in = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ?
+	    x->c.price_in : p->in;
+	e.price_out = dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL ?
+	    x->c.price_out : p->out;
 	e.price_request = x->c.request_price_set ? x->c.price_request :
-	    x->c.web_search ? DT_PRICE_WEB_SEARCH : 0;
-	e.prices_set = x->c.prices_set;
+	    p->request + (x->c.web_search && x->c.api == DT_API_AGENT ?
+	    DT_PRICE_WEB_SEARCH : 0);
 	e.budget = x->c.budget;
 	/* dt-entrypoint's settings, which it has checked. */
 	if (dt_env_ll("DT_DEADLINE_SECONDS", 3300, 1, 86400,

@@ -15,6 +15,28 @@
 /* The CronJob's schedule (k8s/base/cronjob.yaml): every two hours. */
 #define SCHEDULE_HOURS 2
 
+/*
+ * docs.perplexity.ai: the Agent API's models page (perplexity/sonar:
+ * 0.25 and 2.50 per million tokens, no fee per request without tools)
+ * and the pricing page's Sonar API (chat completions, sonar: 1 and 1,
+ * and 5 USD per 1,000 requests at the low search context size).
+ */
+static const struct dt_price prices[] = {
+	{"perplexity/sonar", 0.25, 2.50, 0},
+	{"sonar", 1.0, 1.0, 0.005},
+};
+
+const struct dt_price *
+dt_price_of(const char *model)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(prices) / sizeof(prices[0]); i++)
+		if (strcmp(prices[i].model, model) == 0)
+			return &prices[i];
+	return NULL;
+}
+
 long long
 dt_estimate_output_tokens(long long text_tokens, long long max_output_tokens)
 {
@@ -117,9 +139,9 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	    "long), at %g USD per million input tokens, %g per million "
 	    "output tokens, %g per request%s\n", total, per_msg, total_max,
 	    e->price_in, e->price_out, e->price_request,
-	    e->prices_set || strcmp(e->model, "perplexity/sonar") == 0 ? "" :
-	    "; these are perplexity/sonar's prices: set DT_PRICE_INPUT_PER_M "
-	    "and DT_PRICE_OUTPUT_PER_M for the model in PERPLEXITY_MODEL");
+	    e->prices_known ? "" : "; these are perplexity/sonar's prices: "
+	    "set DT_PRICE_INPUT_PER_M and DT_PRICE_OUTPUT_PER_M for the model "
+	    "in PERPLEXITY_MODEL");
 	/* After some runs, the API's own counts say more than the sizes. */
 	if (num(hist, "rows") > 0)
 		fprintf(out, "measured: the last %lld analyses averaged %.0f "

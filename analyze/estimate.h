@@ -9,14 +9,21 @@
 
 #include <jansson.h>
 
+/* A model's published prices in USD. */
+struct dt_price {
+	const char *model;
+	double in, out;         /* per million input, output tokens */
+	double request;         /* per request */
+};
+
 /*
- * perplexity/sonar on the Agent API, USD per million tokens, as
- * docs.perplexity.ai/docs/agent-api/models lists it; the defaults of
- * DT_PRICE_INPUT_PER_M and DT_PRICE_OUTPUT_PER_M.  A web_search tool
- * call costs DT_PRICE_WEB_SEARCH (per invocation, the pricing page).
+ * The prices of the default models (estimate.c has the table and where
+ * each figure comes from), or NULL for a model not in it.  The defaults
+ * of DT_PRICE_INPUT_PER_M, DT_PRICE_OUTPUT_PER_M and DT_PRICE_PER_REQUEST.
  */
-#define DT_PRICE_INPUT_PER_M 0.25
-#define DT_PRICE_OUTPUT_PER_M 2.50
+const struct dt_price *dt_price_of(const char *model);
+
+/* The Agent API's web_search tool, per invocation (the pricing page). */
 #define DT_PRICE_WEB_SEARCH 0.005
 
 /* What dt-analyze knows of a run, besides dt-fetch --backlog's answer. */
@@ -31,7 +38,7 @@ struct dt_estimate {
 	int web_search;
 	double price_in, price_out; /* USD per million tokens */
 	double price_request;       /* USD per request */
-	int prices_set;             /* some DT_PRICE_* was set */
+	int prices_known;           /* set, or the model's from the table */
 	double budget;              /* DT_BUDGET_USD, 0: none */
 };
 

@@ -181,6 +181,9 @@ reapply_migrations() {
 	refute_output --partial "set DT_PRICE_INPUT_PER_M"
 	PERPLEXITY_MODEL=openai/gpt-5.1 run -0 --separate-stderr dt-entrypoint --dry-run
 	assert_line --index 4 --partial "; these are perplexity/sonar's prices: set DT_PRICE_INPUT_PER_M and DT_PRICE_OUTPUT_PER_M for the model in PERPLEXITY_MODEL"
+	# Chat completions' default model, sonar, has its own prices.
+	DT_API=chat run -0 --separate-stderr dt-entrypoint --dry-run
+	assert_line --index 4 --regexp ", at 1 USD per million input tokens, 1 per million output tokens, 0\.005 per request$"
 	# Web search adds its fee to every request.
 	DT_WEB_SEARCH=1 run -0 --separate-stderr dt-entrypoint --dry-run
 	assert_line --index 4 --partial ", 0.005 per request"
