@@ -116,6 +116,15 @@ reapply_migrations() {
 	# The other services are still asked, and ready.
 	assert_equal "$(grep -c ': ready: ' "$OUT/stdout")" 2
 	no_secrets
+	# Chat completions go through their own path and model.
+	DT_API=chat run -0 preflight
+	run -0 line perplexity
+	assert_output --regexp '^perplexity: ready: model sonar answered at http://127\.0\.0\.1:[0-9]+/chat/completions \(HTTP 200, '
+	# An answer that says the call failed is an outage of the API: 69.
+	standin perplexity script '{"faults":[{"kind":"failed"}]}'
+	run -69 preflight
+	run -0 line perplexity
+	assert_output --regexp '^perplexity: not ready: model perplexity/sonar at http://127\.0\.0\.1:[0-9]+/v1/agent: the API says the call failed \('
 }
 
 @test "preflight: Telegram: a chat the bot cannot see, a wrong token, and none configured" {
