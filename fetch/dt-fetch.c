@@ -948,11 +948,28 @@ backlog_count(json_t *backlog, const char *key)
 }
 
 /*
+ * The other functions the stages call, each with arguments that give it
+ * nothing to do (no results, a run that holds nothing, a dry run), so a
+ * database without them, or with an older signature, answers PGRST202.
+ * dt_claim cannot be called so; dt_peek has its signature.
+ */
+static const struct {
+	const char *path;
+	const char *args;
+} probes[] = {
+	{"rpc/dt_settle", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
+	{"rpc/dt_reclaim", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
+	{"rpc/dt_release", "{\"p_run_id\":\"dt-preflight\",\"p_claim_key\":"
+	    "\"dt-preflight:0\",\"p_keep\":[]}"},
+	{"rpc/dt_requeue", "{\"p_dry_run\":true}"},
+};
+
+/*
  * The checks of --preflight and --backlog, none of which changes
  * anything: dt_backlog (only the service role may call it, so it also
- * proves the key) and dt_peek with this run's table, columns and limits
- * (its signature is the newest migration's, so a database behind this
- * dt answers PGRST202).  Stores a new reference to the backlog in
+ * proves the key), dt_peek with this run's table, columns and limits
+ * (dt_claim's arguments: a database behind this dt answers PGRST202),
+ * and the probes above.  Stores a new reference to the backlog in
  * *backlog and to the peeked rows in *rows.  Returns 0, or the exit
  * status with the reason in line (and both NULL).
  */
@@ -962,6 +979,7 @@ inspect(struct fetch *f, struct dt_supabase *sb, json_t **backlog,
 {
 	struct dt_sb_result res;
 	json_t *args;
+	size_t i;
 	int rc = 0;
 
 	*backlog = *rows = NULL;
@@ -1002,9 +1020,17 @@ inspect(struct fetch *f, struct dt_supabase *sb, json_t **backlog,
 		*rows = json_incref(res.body);
 	json_decref(args);
 	dt_sb_result_clear(&res);
+	for (i = 0; rc == 0 && i < sizeof(probes) / sizeof(probes[0]); i++) {
+		if (dt_supabase_call_raw(sb, "POST", probes[i].path,
+		    probes[i].args, strlen(probes[i].args), NULL, 1, &res) !=
+		    DT_SB_OK)
+			rc = explain(f, probes[i].path + 4, &res, line, len);
+		dt_sb_result_clear(&res);
+	}
 	if (rc != 0) {
 		json_decref(*backlog);
-		*backlog = NULL;
+		json_decref(*rows);
+		*backlog = *rows = NULL;
 	}
 	return rc;
 }

@@ -61,8 +61,9 @@ reapply_migrations() {
 	# Nothing claimed or settled, no message sent.
 	assert_equal "$(results_md5)" "$before"
 	assert_equal "$(count true)" 0
+	# Every function the stages call but dt_claim, with nothing to do.
 	assert_equal "$(standin supabase requests | jq -r .path | sort | tr '\n' ' ')" \
-		"/rest/v1/rpc/dt_backlog /rest/v1/rpc/dt_peek "
+		"/rest/v1/rpc/dt_backlog /rest/v1/rpc/dt_peek /rest/v1/rpc/dt_reclaim /rest/v1/rpc/dt_release /rest/v1/rpc/dt_requeue /rest/v1/rpc/dt_settle "
 	assert_equal "$(standin telegram requests | jq -r .path | tr '\n' ' ')" \
 		"/bot***/getMe /bot***/getChat "
 	# One Perplexity call, as small as a call can be.
@@ -79,6 +80,13 @@ reapply_migrations() {
 	# The other two still answer.
 	run -0 line perplexity
 	assert_output --partial "perplexity: ready: "
+	# A later migration's function missing (dt_requeue, 20261201000100).
+	sql 'drop function public.dt_requeue(text, boolean)' >/dev/null
+	run -78 preflight
+	reapply_migrations
+	run -0 line supabase
+	assert_output --regexp '^supabase: not ready: migrations not applied: dt_requeue is missing or older than this dt \(HTTP 404: PGRST202: '
+	run -0 preflight
 
 	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 preflight
 	run -0 line supabase
@@ -179,9 +187,10 @@ reapply_migrations() {
 	assert_equal "$(count true)" 0
 	assert_equal "$(standin perplexity requests | wc -l)" 0
 	assert_equal "$(standin telegram requests | wc -l)" 0
-	# Two read-only functions, and a read of the last analyses.
+	# Read-only functions, the others with nothing to do, and a read of
+	# the last analyses.
 	assert_equal "$(standin supabase requests | jq -r '"\(.method) \(.path | sub("[?].*"; ""))"' | sort -u | tr '\n' ' ')" \
-		"GET /rest/v1/dt_results POST /rest/v1/rpc/dt_backlog POST /rest/v1/rpc/dt_peek "
+		"GET /rest/v1/dt_results POST /rest/v1/rpc/dt_backlog POST /rest/v1/rpc/dt_peek POST /rest/v1/rpc/dt_reclaim POST /rest/v1/rpc/dt_release POST /rest/v1/rpc/dt_requeue POST /rest/v1/rpc/dt_settle "
 }
 
 @test "dry-run: the default prices are perplexity/sonar's; another model is told to set its own" {
