@@ -83,9 +83,11 @@ verdicts() {
 	run --separate-stderr timeout "$LIMIT" "${cmd[@]}" "${files[@]}"
 	expect_status 65
 	assert_equal "${#lines[@]}" "$("$JTS" lines "$SUITE")"
-	# Only cases that are one JSON object on one line become records.
+	# Only cases that are one JSON object on one line become records
+	# (i_structure_UTF-8_BOM_empty_object.json too: a byte order mark
+	# that starts an input is skipped).
 	run -0 jq -sc '[.[] | select(has("error") | not)] | length' <<<"$output"
-	assert_output 10
+	assert_output 11
 }
 
 @test "JSONTestSuite: dt-analyze --dry-run reads every case, verdicts as the reader's" {
@@ -103,7 +105,7 @@ verdicts() {
 	run --separate-stderr timeout "$LIMIT" "${cmd[@]}" "${files[@]}"
 	expect_status 65
 	run -0 jq -c '[.stage, .counts.records, .counts.bad]' <<<"${lines[-1]}"
-	assert_output "[\"dt-analyze\",$("$JTS" lines "$SUITE"),314]"
+	assert_output "[\"dt-analyze\",$("$JTS" lines "$SUITE"),312]"
 }
 
 @test "JSONTestSuite: dt-store --dry-run reads every case, one status line per line" {
@@ -139,5 +141,5 @@ verdicts() {
 	run --separate-stderr timeout "$LIMIT" "${cmd[@]}" "${files[@]}"
 	expect_status 65
 	run -0 jq -c '[.records, .bad_lines]' <<<"$output"
-	assert_output "[11,313]"
+	assert_output "[12,311]"
 }
