@@ -307,19 +307,25 @@ kubectl_v5() {
 }
 
 @test "k8s: configuration errors (78) must fail the Job" {
-	edit $cron 's/values: \[1, 64, 65, 69, 78\]/values: [1, 64, 65, 69]/'
+	edit $cron 's/values: \[1, 64, 65, 69, 75, 78\]/values: [1, 64, 65, 69, 75]/'
 	run -1 --separate-stderr check
 	assert_equal "${stderr_lines[0]}" "$head: spec.jobTemplate.spec.podFailurePolicy: policy: must FailJob on exit code 78"
 }
 
 @test "k8s: usage errors (64) must fail the Job" {
-	edit $cron 's/values: \[1, 64, 65, 69, 78\]/values: [1, 65, 69, 78]/'
+	edit $cron 's/values: \[1, 64, 65, 69, 75, 78\]/values: [1, 65, 69, 75, 78]/'
 	run -1 --separate-stderr check
 	assert_equal "${stderr_lines[0]}" "$head: spec.jobTemplate.spec.podFailurePolicy: policy: must FailJob on exit code 64"
 }
 
+@test "k8s: a run that stopped at its deadline or budget (75) must fail the Job, not be retried" {
+	edit $cron 's/values: \[1, 64, 65, 69, 75, 78\]/values: [1, 64, 65, 69, 78]/'
+	run -1 --separate-stderr check
+	assert_equal "${stderr_lines[0]}" "$head: spec.jobTemplate.spec.podFailurePolicy: policy: must FailJob on exit code 75"
+}
+
 @test "k8s: exit codes out of order are refused as the API server would" {
-	edit $cron 's/values: \[1, 64, 65, 69, 78\]/values: [1, 78, 64, 65, 69]/'
+	edit $cron 's/values: \[1, 64, 65, 69, 75, 78\]/values: [1, 78, 64, 65, 69, 75]/'
 	run -1 --separate-stderr check
 	assert_equal "${stderr_lines[0]}" "$head: spec.jobTemplate.spec.podFailurePolicy.rules[1].onExitCodes.values: policy: must be unique and in ascending order"
 }

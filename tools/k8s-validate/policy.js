@@ -40,7 +40,12 @@ const PLACEHOLDER = /^REPLACE_ME/;
 const ALLOWED_VOLUMES = ['configMap', 'downwardAPI', 'emptyDir', 'projected',
     'secret', 'csi', 'ephemeral', 'persistentVolumeClaim'];
 const MAX_ACTIVE_DEADLINE = 3600;
-const FAILJOB_CODES = [64, 78];
+/*
+ * Exit codes a Job must not retry: 64 and 78 need a human; 75 is a run
+ * that stopped at its deadline or its budget, and a retry pod would spend
+ * the budget again.
+ */
+const FAILJOB_CODES = [64, 75, 78];
 
 function checkPolicy(items, opts = {}) {
 	const out = [];
