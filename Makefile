@@ -35,14 +35,15 @@ DT_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 DT_LDFLAGS += -fsanitize=address,undefined
 endif
 
-PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report \
-	log/dt-log
+PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report
 # Scripts that belong beside the programs (installed, and on the tests'
 # PATH through build/bin).
 SCRIPTS = $(BUILD)/bin/dt-fanout $(BUILD)/bin/dt-entrypoint
 BINS = $(addprefix $(BUILD)/bin/,$(notdir $(PROGS)))
-# Data files beside the programs, found through dt_data_file().
-DATA = $(BUILD)/share/dt/prompt.txt $(BUILD)/share/dt/schema.json
+# Data files beside the programs, found through dt_data_file(); the
+# scripts source log.sh from there.
+DATA = $(BUILD)/share/dt/prompt.txt $(BUILD)/share/dt/schema.json \
+	$(BUILD)/share/dt/log.sh
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -64,6 +65,10 @@ endef
 all: $(BINS) $(SCRIPTS) $(DATA) $(UNITS)
 
 $(BUILD)/share/dt/%: analyze/%
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(BUILD)/share/dt/log.sh: lib/log.sh
 	@mkdir -p $(@D)
 	cp $< $@
 
@@ -154,7 +159,7 @@ push:
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 755 $(BINS) $(SCRIPTS) $(DESTDIR)$(BINDIR)
-	install -m 644 analyze/prompt.txt analyze/schema.json $(DESTDIR)$(DATADIR)
+	install -m 644 analyze/prompt.txt analyze/schema.json lib/log.sh $(DESTDIR)$(DATADIR)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGS)) dt-fanout dt-entrypoint)
@@ -170,7 +175,7 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr --std=c11 -Ilib --include=tools/cppcheck.h \
 		lib $(dir $(PROGS))
-	shellcheck entrypoint.sh analyze/dt-fanout demo/run t/run t/stack/up t/stack/down tools/deps
+	shellcheck -x entrypoint.sh analyze/dt-fanout lib/log.sh demo/run t/run t/stack/up t/stack/down tools/deps
 	clang-tidy --quiet --warnings-as-errors='*' \
 		--checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-bugprone-not-null-terminated-result' \
 		--config='{CheckOptions: [{key: bugprone-sizeof-expression.WarnOnSizeOfPointerToAggregate, value: false}]}' \

@@ -11,6 +11,19 @@ set -euo pipefail
 readonly prog=dt-entrypoint
 readonly version=0.1.0
 
+# lib/log.sh (dt_log, dt_log_relay), installed in share/dt beside bin/
+# (or lib/ beside entrypoint.sh in the source tree).
+here=$(cd "$(dirname "$0")" && pwd)
+for f in "$here/../share/dt/log.sh" "$here/lib/log.sh" /usr/local/share/dt/log.sh ""; do
+	[ -z "$f" ] || [ ! -r "$f" ] || break
+done
+if [ -z "$f" ]; then
+	echo "$prog: error: share/dt/log.sh not found (in $here/../share/dt or /usr/local/share/dt)" >&2
+	exit 78
+fi
+# shellcheck source=lib/log.sh
+. "$f"
+
 usage() {
 	cat <<'USAGE'
 usage: dt-entrypoint [-hnpV]
@@ -47,7 +60,8 @@ Environment (secrets also as NAME_FILE, read from a mounted file):
   DT_SHARD_WAIT_SECONDS             how long shard 0 waits for the others
                                     (default: until DT_DEADLINE_SECONDS)
   DT_LOG_FORMAT (text)              json: every line on stderr is a JSON
-                                    object (through dt-log --relay)
+                                    object, this script's and GNU
+                                    parallel's lines included
 
 Exit status: 0 all records handled; 1 some records failed; 64 usage;
 65 bad input data; 69 a service unavailable; 74 output error; 75 temporary
@@ -66,13 +80,12 @@ info() {
 # Under DT_LOG_FORMAT=json every line on stderr goes out as one JSON
 # object with the keys of the stages' own lines (ts, prog, level, msg):
 # this script's, GNU parallel's and any shell's or crash's are turned
-# into one by dt-log --relay, the stages' pass through it unchanged.  The
-# relay is a grandchild, not a job (the waits below would wait for it);
-# it ends once every process holding the FIFO has closed it.
+# into one by dt_log_relay (lib/log.sh), the stages' pass through it
+# unchanged.  The relay is a grandchild, not a job (the waits below would
+# wait for it); it ends once every process holding the FIFO has closed it.
 relay_json_logs() {
 	local dir
-	[ "${DT_LOG_FORMAT:-}" = json ] && command -v dt-log >/dev/null ||
-		return 0
+	[ "${DT_LOG_FORMAT:-}" = json ] || return 0
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/dt-log.XXXXXX") || return 0
 	mkfifo -m 600 "$dir/fifo" || return 0
 	# Both ends are opened here, the writing one first (read-write, so
@@ -82,7 +95,7 @@ relay_json_logs() {
 	rm -rf "$dir"
 	# Its stdout stays ours (it writes nothing there), so a reader of
 	# our stdout also waits for its last lines.
-	(dt-log --relay --prog "$prog" <&"$log_r" {log_w}>&- &)
+	(dt_log_relay "$prog" <&"$log_r" {log_w}>&- &)
 	exec 2>&"$log_w" {log_w}>&- {log_r}<&-
 }
 

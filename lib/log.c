@@ -250,23 +250,6 @@ dt_log(int l, const char *fmt, ...)
 	va_end(ap);
 }
 
-int
-dt_log_level_of(const char *word)
-{
-	if (word[0] >= '0' && word[0] <= '9')
-		return -1;
-	return parse_level(word);
-}
-
-void
-dt_log_as(const char *name, int l, const char *msg)
-{
-	const char *saved = prog;
-
-	prog = name;
-	dt_log(l, "%s", msg);
-	prog = saved;
-}
 
 void
 dt_log_text(const char *label, const char *text)

@@ -56,19 +56,6 @@ void dt_log_secret(const char *value);
  */
 char *dt_redact(const char *s);
 
-/*
- * The level a word names ("error", "Warning", "warn", "info", "debug",
- * "trace", any case), or -1: for reading other programs' lines.
- */
-int dt_log_level_of(const char *word);
-
-/*
- * Logs msg as a line of program name (not this program's) at level, in
- * the configured format, with secrets redacted: for relaying the lines
- * of programs that do not write dt's format (dt-log --relay).
- */
-void dt_log_as(const char *name, int level, const char *msg);
-
 /* Logs one line at level; printf-style format.  Never fails. */
 void dt_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

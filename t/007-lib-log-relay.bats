@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
-# dt-log: dt's log lines for the scripts, and the relay that turns other
-# programs' lines into them (lib/log.c's format).
+# lib/log.sh: dt's log lines for the scripts (dt_log), and the relay that
+# turns other programs' lines into them (dt_log_relay), in lib/log.c's
+# format.  The scripts source it from the build's share/dt/log.sh.
 
 bats_require_minimum_version 1.5.0
 load test_helper/common
@@ -9,7 +10,24 @@ setup() {
 	dt_common_setup
 }
 
-@test "dt-log: a message in the text and the JSON format" {
+# dt-log ARGS...: the functions as the scripts call them, in a new shell
+# with the environment of the test: "-l LEVEL -p PROG words..." or "-r -p
+# PROG".
+dt-log() {
+	bash -c '. "$DT_BUILD/share/dt/log.sh"
+		level=error prog=dt-log relay=
+		while [ $# -gt 0 ]; do
+			case $1 in
+			-l | --level) level=$2; shift 2 ;;
+			-p | --prog) prog=$2; shift 2 ;;
+			-r | --relay) relay=1; shift ;;
+			*) break ;;
+			esac
+		done
+		if [ -n "$relay" ]; then dt_log_relay "$prog"; else dt_log "$prog" "$level" "$@"; fi' dt-log "$@"
+}
+
+@test "dt_log: a message in the text and the JSON format" {
 	run -0 --separate-stderr dt-log -p dt-entrypoint -l info run r1 starting
 	assert_equal "$stderr" "dt-entrypoint: info: run r1 starting"
 	assert_output ""
@@ -21,7 +39,7 @@ setup() {
 	assert_equal "$stderr" ""
 }
 
-@test "dt-log --relay: JSON lines pass, others become JSON lines with their program and level" {
+@test "dt_log_relay: JSON lines pass, others become JSON lines with their program and level" {
 	printf '%s\n' '{"ts":"t","prog":"dt-fetch","level":"info","msg":"m"}' \
 		'parallel: Warning: A record was longer than 1024.' \
 		'parallel: Error: gone' \
@@ -42,7 +60,7 @@ setup() {
 	assert_equal "$stderr" "$(cat "$BATS_TEST_TMPDIR/in")"
 }
 
-@test "dt-log --relay: a configured secret in a relayed line is redacted" {
+@test "dt_log_relay: a configured secret in a relayed line is redacted" {
 	export TELEGRAM_BOT_TOKEN=123456:relay-secret-token-value
 	echo "curl: (6) https://api.telegram.org/bot$TELEGRAM_BOT_TOKEN/sendMessage" >"$BATS_TEST_TMPDIR/in"
 	DT_LOG_FORMAT=json run -0 --separate-stderr dt-log -r <"$BATS_TEST_TMPDIR/in"
@@ -51,16 +69,18 @@ setup() {
 	assert_no_secret "$TELEGRAM_BOT_TOKEN" "$BATS_TEST_TMPDIR/all"
 }
 
-@test "dt-log: --help, --version and usage errors" {
-	run -0 dt-log --help
-	assert_line --index 0 "usage: dt-log [-hV] [-l level] [-p prog] message ..."
-	run -0 dt-log -V
-	assert_output "dt-log 0.1.0"
-	run -64 --separate-stderr dt-log
-	assert_equal "$stderr" "dt-log: no message
-Try 'dt-log --help'."
-	run -64 --separate-stderr dt-log -l loud x
-	assert_equal "${stderr_lines[0]}" "dt-log: --level: 'loud' is not one of error, warning, info, debug, trace"
-	run -64 --separate-stderr dt-log -r extra
-	assert_equal "${stderr_lines[0]}" "dt-log: --relay takes no message"
+@test "dt_log_relay: a secret from a *_FILE and control characters" {
+	printf 'sb_secret_%s\n' filekeyfilekey >"$BATS_TEST_TMPDIR/key"
+	export SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/key
+	printf 'x: error: key sb_secret_filekeyfilekey\tand \001 bell\n' >"$BATS_TEST_TMPDIR/in"
+	DT_LOG_FORMAT=json run -0 --separate-stderr dt-log -r <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(jq -c 'del(.ts)' <<<"$stderr")" '{"prog":"x","level":"error","msg":"key ***\tand \u0001 bell"}'
+}
+
+@test "dt_log: the time stamp is UTC whatever TZ says" {
+	before=$(date -u +%Y-%m-%dT%H)
+	TZ=Pacific/Kiritimati DT_LOG_FORMAT=json run -0 --separate-stderr dt-log -l error now
+	after=$(date -u +%Y-%m-%dT%H)
+	ts=$(jq -r .ts <<<"$stderr")
+	[[ $ts == "$before"* || $ts == "$after"* ]] || fail "$stderr (want $before...)"
 }

@@ -124,9 +124,9 @@ line() {
 	run -1 --separate-stderr v dockerfile Dockerfile
 	assert_equal "${stderr_lines[0]}" "k8s-validate: .dockerignore: entrypoint.sh must be in the build context"
 	cp "$DT_ROOT/.dockerignore" .
-	edit .dockerignore '/^!log\//d'
+	edit .dockerignore '/^!lib\//d'
 	run -1 --separate-stderr v dockerfile Dockerfile
-	assert_equal "${stderr_lines[0]}" "k8s-validate: .dockerignore: log/dt-log.c must be in the build context"
+	assert_equal "${stderr_lines[0]}" "k8s-validate: .dockerignore: lib/exit.h must be in the build context"
 }
 
 @test "dockerignore: the repository and build outputs stay out" {

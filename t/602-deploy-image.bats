@@ -103,17 +103,17 @@ inspect() {
 
 @test "image: the programs, setpriv, the prompt and the schema are installed" {
 	run -0 run_image --entrypoint /bin/bash -- -c \
-		'for p in dt-fetch dt-analyze dt-store dt-report dt-log dt-entrypoint dt-fanout parallel setpriv tini; do command -v $p || echo "no $p"; done; ls /usr/local/share/dt'
+		'for p in dt-fetch dt-analyze dt-store dt-report dt-entrypoint dt-fanout parallel setpriv tini; do command -v $p || echo "no $p"; done; ls /usr/local/share/dt'
 	assert_output "/usr/local/bin/dt-fetch
 /usr/local/bin/dt-analyze
 /usr/local/bin/dt-store
 /usr/local/bin/dt-report
-/usr/local/bin/dt-log
 /usr/local/bin/dt-entrypoint
 /usr/local/bin/dt-fanout
 /usr/bin/parallel
 /usr/bin/setpriv
 /usr/bin/tini
+log.sh
 prompt.txt
 schema.json"
 }

@@ -26,7 +26,7 @@ const MUST_EXCLUDE = ['.git/HEAD', 'build/bin/dt-fetch', 'build/lib/libdt.a',
     'docs/deploy.md', 'demo/run', '.env'];
 const MUST_INCLUDE = ['Makefile', 'lib/exit.h', 'lib/http.c', 'fetch/dt-fetch.c',
     'analyze/dt-analyze.c', 'store/dt-store.c', 'report/dt-report.c',
-    'log/dt-log.c', 'entrypoint.sh', 't/unit/ndjson.c', 't/run', 't/001-lib-ndjson.bats',
+    'lib/log.sh', 'entrypoint.sh', 't/unit/ndjson.c', 't/run', 't/001-lib-ndjson.bats',
     't/test_helper/common.bash', 't/stack/http-fixture'];
 
 /* Joins continuation lines; returns [{line, cmd, args}] (line is 1-based). */
