@@ -172,7 +172,8 @@ static const struct words en = {
 	    {"topics", "Top topics"}, {"action_items", "Action items"},
 	    {"confidence", "Confidence"}, {"unclaimed", "unclaimed"},
 	    {"leased", "leased"}, {"parked", "parked"},
-	    {"skipped", "skipped (no text)"}, {NULL, NULL}},
+	    {"skipped", "skipped (no text)"},
+	    {"released", "given back for the next run"}, {NULL, NULL}},
 };
 
 static const struct words ru = {
@@ -193,6 +194,7 @@ static const struct words ru = {
 	    {"leased", "в работе"}, {"parked", "отложено"},
 	    {"stored", "сохранено"}, {"failed", "с ошибкой"},
 	    {"skipped", "пропущено (без текста)"},
+	    {"released", "возвращено в очередь"},
 	    {"unchanged", "без изменений"},
 	    {"analyzed", "проанализировано"},
 	    {"fetched", "получено"}, {"positive", "позитив"},

@@ -17,7 +17,8 @@
 #include "log.h"
 #include "report.h"
 
-static const char *const statuses[] = {"stored", "failed", "skipped"};
+static const char *const statuses[] = {"stored", "released", "failed",
+    "skipped"};
 static const char *const kinds[] = {"timeout", "rate_limited",
     "unavailable", "config", "http_4xx", "invalid_output", "too_large",
     "bad_record", "budget"};

@@ -848,7 +848,9 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
 		named(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
 		    r->kind.s ? r->kind.s : "unknown",
 		    r->kind.s ? r->kind.n : 7)->n++;
-		failed = 1;
+		/* Given back to the queue with its attempt is not failed. */
+		if (!(len == 8 && memcmp(status, "released", 8) == 0))
+			failed = 1;
 	}
 	if (failed)
 		t->failed++;

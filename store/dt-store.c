@@ -90,8 +90,10 @@ static const char usage_text[] =
     "DT_RUN_STARTED_AT and DT_DEADLINE_SECONDS, as dt-entrypoint sets\n"
     "them).\n"
     "SIGTERM and SIGINT: the rest of the input is still read and stored (a\n"
-    "second signal ends the program at once).  Exit status: 0 all stored\n"
-    "or skipped (no text), 1 some records failed, 64 usage, 65 bad input,\n"
+    "second signal ends the program at once).  Exit status: 0 all stored,\n"
+    "skipped (no text) or released (given back unanalyzed, with the\n"
+    "attempt: an outage, a setup error, the deadline, the budget), 1 some\n"
+    "records failed, 64 usage, 65 bad input,\n"
     "69 Supabase unavailable (records not stored stay leased and come\n"
     "back), 74 output error, 78 bad configuration.\n";
 
@@ -172,6 +174,7 @@ struct store {
 	long long stored, failed, skipped, not_stored, bad, batches;
 	long long lost;         /* rows this run no longer held */
 	long long unchanged;    /* --reclaim: rows left alone */
+	long long released;     /* given back unanalyzed, attempt returned */
 	long long outages;      /* outages waited through */
 	int status;
 	char message[1100];
@@ -268,6 +271,18 @@ emit(struct store *s, json_t *rec)
 		worse(s, dt_out_status() != 0 ? dt_out_status() : DT_EXIT_IOERR);
 }
 
+/* ", released N" for the closing line when rows were given back. */
+static const char *
+released_note(const struct store *s)
+{
+	static char note[48];
+
+	note[0] = '\0';
+	if (s->released > 0)
+		snprintf(note, sizeof(note), ", released %lld", s->released);
+	return note;
+}
+
 /* Counts a status. */
 static void
 count(struct store *s, const char *status)
@@ -278,6 +293,8 @@ count(struct store *s, const char *status)
 		s->skipped++;
 	else if (strcmp(status, "unchanged") == 0)
 		s->unchanged++;
+	else if (strcmp(status, "released") == 0)
+		s->released++;
 	else
 		s->failed++;
 }
@@ -438,9 +455,11 @@ batch_reset(struct store *s)
 
 /*
  * Maps a dt_settle or dt_reclaim outcome to the status line: "stored",
- * "skipped" (nothing to analyze), "unchanged" (--reclaim left the row
- * alone: settled meanwhile, held by a live run, or waiting to be claimed
- * again), else "failed" (lost included: the result was not written).
+ * "skipped" (nothing to analyze), "released" (not analyzed: an outage, a
+ * setup error, the deadline or the budget; the row is back in the queue
+ * with its attempt), "unchanged" (--reclaim left the row alone: settled
+ * meanwhile, held by a live run, or waiting to be claimed again), else
+ * "failed" (lost included: the result was not written).
  */
 static const char *
 status_of(const char *outcome)
@@ -449,6 +468,8 @@ status_of(const char *outcome)
 		return "stored";
 	if (strcmp(outcome, "skipped") == 0)
 		return "skipped";
+	if (strcmp(outcome, "released") == 0)
+		return "released";
 	if (strcmp(outcome, "settled") == 0 || strcmp(outcome, "held") == 0 ||
 	    strcmp(outcome, "pending") == 0)
 		return "unchanged";
@@ -1083,12 +1104,13 @@ loop(struct store *s, struct dt_reader *r)
 static void
 emit_stage(struct store *s)
 {
-	json_t *rec = json_pack("{sssosisos{sIsIsIsIsIsIsIsIsI}sb}", "stage",
+	json_t *rec = json_pack("{sssosisos{sIsIsIsIsIsIsIsIsIsI}sb}", "stage",
 	    "dt-store", "run_id", s->first_run != NULL ?
 	    json_string(s->first_run) : json_null(), "status", s->status,
 	    "message", s->message[0] != '\0' ? json_string(s->message) :
 	    json_null(), "counts",
-	    "stored", (json_int_t)s->stored, "failed", (json_int_t)s->failed,
+	    "stored", (json_int_t)s->stored, "released",
+	    (json_int_t)s->released, "failed", (json_int_t)s->failed,
 	    "skipped", (json_int_t)s->skipped,
 	    "unchanged", (json_int_t)s->unchanged,
 	    "lost", (json_int_t)s->lost,
@@ -1150,8 +1172,9 @@ main(int argc, char **argv)
 		    "unchanged %lld in %lld requests", s.stored, s.failed,
 		    s.skipped, s.unchanged, s.batches);
 	else
-		dt_info("stored %lld, failed %lld, skipped %lld in %lld "
-		    "requests", s.stored, s.failed, s.skipped, s.batches);
+		dt_info("stored %lld, failed %lld, skipped %lld%s in %lld "
+		    "requests", s.stored, s.failed, s.skipped, released_note(&s),
+		    s.batches);
 	dt_reader_free(r);
 	dt_supabase_free(s.sb);
 	dt_buf_free(&s.body);

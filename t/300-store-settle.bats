@@ -43,7 +43,7 @@ wait_leases_expired() {
 {"id":2,"run_id":"run-1","attempt":1,"error":{"kind":"invalid_output","message":"invalid_output here","retryable":true},"store":{"outcome":"retry","attempts":1},"status":"failed"}
 {"id":3,"run_id":"run-1","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"stored","attempts":1},"status":"stored"}
 {"stage":"dt-fetch","run_id":"run-1","status":0,"message":null,"counts":{"claimed":3,"batches":2,"text_cut":0},"interrupted":false}
-{"stage":"dt-store","run_id":"run-1","status":1,"message":"1 records failed","counts":{"stored":2,"failed":1,"skipped":0,"unchanged":0,"lost":0,"not_stored":0,"bad":0,"batches":2,"outages":0},"interrupted":false}'
+{"stage":"dt-store","run_id":"run-1","status":1,"message":"1 records failed","counts":{"stored":2,"released":0,"failed":1,"skipped":0,"unchanged":0,"lost":0,"not_stored":0,"bad":0,"batches":2,"outages":0},"interrupted":false}'
 	assert_equal "$stderr" 'dt-store: info: stored 2, failed 1, skipped 0 in 2 requests'
 	run -0 sql "select source_id, status, attempts, analysis, model, total_tokens, latency_ms, last_error->>'kind' from dt_results order by 1"
 	assert_output $'1\tdone\t1\t{"sentiment": "positive"}\tsonar\t15\t12\t
@@ -117,7 +117,7 @@ s.handle_request()
 	done
 	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome, .store.attempts]' "$BATS_TEST_TMPDIR/out.r3"
 	assert_output '[1,"failed","failed",3]
-[2,"failed","released",0]'
+[2,"released","released",0]'
 	run -0 sql "select source_id, status, attempts, claims from dt_results order by 1"
 	assert_output $'1\tfailed\t3\t3\n2\tpending\t0\t3'
 	# A parked row is not claimed again; the released one is.
@@ -136,7 +136,7 @@ s.handle_request()
 	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome, .store.attempts]' <<<"$output"
 	assert_output '[1,"failed","failed",1]
 [2,"failed","failed",1]
-[3,"failed","released",0]
+[3,"released","released",0]
 [4,"failed","retry",1]'
 	run -0 sql "select source_id, status, attempts, last_error from dt_results order by 1"
 	assert_output $'1\tfailed\t1\t{"kind": "bad_record", "message": "bad_record here", "retryable": false}
@@ -155,10 +155,12 @@ s.handle_request()
 @test "dt-store: a setup error (kind config) gives the row back with its attempt and its claim" {
 	messages 2
 	dt-fetch -c -q -r r1 | analyzed 'if .id == 1 then fatal("config") else err("timeout") end' >"$BATS_TEST_TMPDIR/in"
-	run -1 dt-store -q "$BATS_TEST_TMPDIR/in"
+	# Given back is not failed: the stage's own status stays 0 (dt-analyze's
+	# status says what went wrong).
+	run -0 dt-store -q "$BATS_TEST_TMPDIR/in"
 	run -0 jq -c 'select(.id) | [.id, .status, .store.outcome, .store.attempts]' <<<"$output"
-	assert_output '[1,"failed","released",0]
-[2,"failed","released",0]'
+	assert_output '[1,"released","released",0]
+[2,"released","released",0]'
 	run -0 sql "select source_id, status, attempts, claims, last_error->>'kind' from dt_results order by 1"
 	assert_output $'1\tpending\t0\t0\tconfig\n2\tpending\t0\t1\ttimeout'
 }
@@ -185,7 +187,7 @@ s.handle_request()
 	before=$(results_md5)
 	run -1 --separate-stderr dt-store "$BATS_TEST_TMPDIR/late"
 	assert_line --index 0 --partial '"store":{"outcome":"lost","attempts":2},"status":"failed"}'
-	assert_line --index 13 --partial '"counts":{"stored":0,"failed":12,"skipped":0,"unchanged":0,"lost":12,'
+	assert_line --index 13 --partial '"counts":{"stored":0,"released":0,"failed":12,"skipped":0,"unchanged":0,"lost":12,'
 	assert_equal "${stderr_lines[0]}" "dt-store: warning: record 1: lost: run dead no longer holds this row (its lease expired and another run took it over, or the id is not in dt_results); its result is in this run's analyze output, which dt-store --reclaim stores once no live run holds the row"
 	assert_equal "$(grep -c ': lost: run dead no longer holds this row' <<<"$stderr")" 12
 	run -0 results_md5
@@ -288,7 +290,7 @@ s.handle_request()
 [4,"stored","stored"]
 [5,"stored","stored"]'
 	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out1"
-	assert_output '{"stage":"dt-store","run_id":"old","status":0,"message":null,"counts":{"stored":3,"failed":0,"skipped":0,"unchanged":2,"lost":0,"not_stored":0,"bad":0,"batches":1,"outages":0},"interrupted":false}'
+	assert_output '{"stage":"dt-store","run_id":"old","status":0,"message":null,"counts":{"stored":3,"released":0,"failed":0,"skipped":0,"unchanged":2,"lost":0,"not_stored":0,"bad":0,"batches":1,"outages":0},"interrupted":false}'
 	assert_equal "$stderr" 'dt-store: info: reclaimed: stored 3, failed 0, skipped 0, unchanged 2 in 1 requests'
 	run -0 sql "select source_id, status, run_id, analysis is not null, attempts from dt_results order by 1"
 	assert_output $'1\tdone\tother\tt\t2\n2\tleased\tlive\tf\t2\n3\tdone\told\tt\t1\n4\tdone\told\tt\t1\n5\tdone\told\tt\t2'
@@ -338,7 +340,7 @@ s.handle_request()
 	assert_line '{"analysis":{},"error":{"kind":"bad_record","message":"missing id","retryable":false},"store":{"outcome":"bad_record","message":"missing id"},"status":"failed"}'
 	assert_line '{"id":1,"run_id":"r","error":{"kind":"bad_record","message":"no \"analysis\", \"error\" or \"skip\" object","retryable":false},"store":{"outcome":"bad_record","message":"no \"analysis\", \"error\" or \"skip\" object"},"status":"failed"}'
 	assert_line '{"id":1.5,"analysis":{},"run_id":"r","error":{"kind":"bad_record","message":"id must be an integer or a string, not a fraction","retryable":false},"store":{"outcome":"bad_record","message":"id must be an integer or a string, not a fraction"},"status":"failed"}'
-	assert_line --index 7 '{"stage":"dt-store","run_id":"r","status":65,"message":"4 bad input records","counts":{"stored":2,"failed":4,"skipped":0,"unchanged":0,"lost":0,"not_stored":0,"bad":4,"batches":1,"outages":0},"interrupted":false}'
+	assert_line --index 7 '{"stage":"dt-store","run_id":"r","status":65,"message":"4 bad input records","counts":{"stored":2,"released":0,"failed":4,"skipped":0,"unchanged":0,"lost":0,"not_stored":0,"bad":4,"batches":1,"outages":0},"interrupted":false}'
 	run -0 sql "select count(*) from dt_results where status = 'done'"
 	assert_output 2
 }
@@ -366,7 +368,7 @@ s.handle_request()
 	# No waiting through the outage (below, 711 waits).
 	DT_STORE_OUTAGE_SECONDS=0 run -69 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
 	assert_line --index 0 '{"id":1,"run_id":"r","attempt":1,"analysis":{"sentiment":"positive"},"model":"sonar","usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15},"latency_ms":12,"store":{"outcome":"not_stored","message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection."},"status":"failed"}'
-	assert_line --index 4 '{"stage":"dt-store","run_id":"r","status":69,"message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection.","counts":{"stored":0,"failed":3,"skipped":0,"unchanged":0,"lost":0,"not_stored":3,"bad":0,"batches":1,"outages":0},"interrupted":false}'
+	assert_line --index 4 '{"stage":"dt-store","run_id":"r","status":69,"message":"Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection.","counts":{"stored":0,"released":0,"failed":3,"skipped":0,"unchanged":0,"lost":0,"not_stored":3,"bad":0,"batches":1,"outages":0},"interrupted":false}'
 	run -0 sql "select count(*) from dt_results where status = 'leased'"
 	assert_output 3
 	assert_no_secret "$SUPABASE_KEY" <(printf '%s\n%s\n' "$output" "$stderr")
@@ -504,7 +506,7 @@ wait_catching() {
 [2,"stored","stored"]
 [3,"stored","stored"]'
 	run -0 tail -n 1 "$BATS_TEST_TMPDIR/out"
-	assert_output '{"stage":"dt-store","run_id":"r","status":0,"message":null,"counts":{"stored":3,"failed":0,"skipped":0,"unchanged":0,"lost":0,"not_stored":0,"bad":0,"batches":1,"outages":0},"interrupted":false}'
+	assert_output '{"stage":"dt-store","run_id":"r","status":0,"message":null,"counts":{"stored":3,"released":0,"failed":0,"skipped":0,"unchanged":0,"lost":0,"not_stored":0,"bad":0,"batches":1,"outages":0},"interrupted":false}'
 	run -0 cat "$BATS_TEST_TMPDIR/err"
 	assert_output 'dt-store: warning: SIGTERM: storing the rest of the input before exiting
 dt-store: info: stored 3, failed 0, skipped 0 in 1 requests'

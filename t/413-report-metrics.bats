@@ -46,6 +46,7 @@ dt_run_latency_max_seconds{instance="",job="dt"} 1.93
 dt_run_latency_p50_seconds{instance="",job="dt"} 0.7
 dt_run_latency_p95_seconds{instance="",job="dt"} 1.93
 dt_run_records{instance="",job="dt",status="failed"} 0
+dt_run_records{instance="",job="dt",status="released"} 0
 dt_run_records{instance="",job="dt",status="skipped"} 0
 dt_run_records{instance="",job="dt",status="stored"} 6
 dt_run_success{instance="",job="dt"} 1

@@ -149,5 +149,10 @@ Try 'dt-entrypoint --help'."
 	assert_equal "$(count "status = 'leased'")" 0
 	done=$(count "status = 'done'")
 	[ "$done" -lt 200 ] || fail "done: $done"
+	# The rows it claimed and did not analyze were given back with their
+	# attempt, and the report says so: none of them counts as failed.
+	released=$(count "status = 'pending' and attempts = 0 and claims > 0")
+	run -0 jq -c '[.failed, (.by_status.released // 0), (.by_status.failed // 0)]' <<<"$output"
+	assert_output "[0,$released,0]"
 	no_children
 }
