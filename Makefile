@@ -9,7 +9,7 @@ DESTDIR ?=
 
 CC ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS = libcurl jansson
+PKGS = libcurl jansson libcrypto
 
 # BUILD is where objects and programs go; the sanitizer build lives in
 # build/asan so both can exist side by side.

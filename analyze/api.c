@@ -2,16 +2,16 @@
  * api.c: request bodies and response reading for the Agent API and chat
  * completions; docs/analyze.md describes the shapes.
  */
-#include <errno.h>
-#include <math.h>
+#include <sys/uio.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "api.h"
-#include "jscan.h"
 #include "schema.h"
-#include "sha256.h"
 #include "utf8.h"
 
 const char *
@@ -29,24 +29,46 @@ closing(char *close, const char *hex)
 	memcpy(close + 22, ">", 2);
 }
 
+void
+dt_api_digest(const struct iovec *parts, int n, char *hex, size_t nhex)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char dig[EVP_MAX_MD_SIZE];
+	unsigned int dlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	size_t i;
+	int ok;
+
+	ok = c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1;
+	for (i = 0; ok && i < (size_t)n; i++)
+		ok = EVP_DigestUpdate(c, parts[i].iov_base,
+		    parts[i].iov_len) == 1;
+	if (!ok || EVP_DigestFinal_ex(c, dig, &dlen) != 1)
+		dlen = 0;
+	EVP_MD_CTX_free(c);
+	for (i = 0; i < nhex && i / 2 < dlen; i++)
+		hex[i] = digits[(dig[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+	/* Without a digest (out of memory) the hex is all zeros. */
+	for (; i < nhex; i++)
+		hex[i] = '0';
+	hex[nhex] = '\0';
+}
+
 char *
 dt_api_wrap(const char *text, size_t len, size_t *outlen)
 {
 	static const char digits[] = "0123456789abcdef";
-	struct dt_sha256 c;
-	unsigned char dig[32];
 	char hex[13], close[32], *out;
 	unsigned long long h = 0xcbf29ce484222325ULL;
-	size_t cl, o, i;
 	unsigned salt = 0;
+	size_t cl, o, i;
 
 	/*
-	 * The marker is twelve hex digits of the text's 64-bit FNV-1a hash
-	 * (cheap: SHA-256 was 6 % of a record's instructions).  Should the
-	 * text hold that closing marker (anyone can compute it), it comes
-	 * from the SHA-256 of the text and a salt instead, salted again
-	 * until the text does not hold it.  Either way the text cannot
-	 * close its own block.
+	 * The marker is twelve hex digits of the text's 64-bit FNV-1a hash.
+	 * Should the text hold that closing marker (anyone can compute it),
+	 * it comes from the SHA-256 of the text and a salt instead, salted
+	 * again until the text does not hold it.  Either way the text
+	 * cannot close its own block.
 	 */
 	for (i = 0; i < len; i++) {
 		h ^= (unsigned char)text[i];
@@ -57,11 +79,10 @@ dt_api_wrap(const char *text, size_t len, size_t *outlen)
 	hex[12] = '\0';
 	closing(close, hex);
 	while (memmem(text, len, close, 23) != NULL) {
-		dt_sha256_init(&c);
-		dt_sha256_update(&c, text, len);
-		dt_sha256_update(&c, &salt, sizeof(salt));
-		dt_sha256_final(&c, dig);
-		dt_sha256_tohex(dig, hex, 12);
+		struct iovec parts[2] = {{(void *)text, len},
+		    {&salt, sizeof(salt)}};
+
+		dt_api_digest(parts, 2, hex, 12);
 		closing(close, hex);
 		salt++;
 	}
@@ -82,7 +103,7 @@ dt_api_wrap(const char *text, size_t len, size_t *outlen)
 }
 
 json_t *
-dt_api_request(const struct dt_api *a, const char *input)
+dt_api_request(const struct dt_api *a, const char *input, size_t len)
 {
 	json_t *body, *fmt;
 
@@ -92,109 +113,37 @@ dt_api_request(const struct dt_api *a, const char *input)
 	if (fmt == NULL)
 		return NULL;
 	if (a->kind == DT_API_CHAT) {
-		body = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:o, s:I}",
+		body = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s%}], s:o, s:I}",
 		    "model", a->model, "messages", "role", "system", "content",
-		    a->prompt, "role", "user", "content", input,
+		    a->prompt, "role", "user", "content", input, len,
 		    "response_format", fmt, "max_tokens",
 		    (json_int_t)a->max_output_tokens);
 		if (body != NULL && a->disable_search && !a->web_search)
 			json_object_set_new(body, "disable_search", json_true());
 		return body;
 	}
-	body = json_pack("{s:s, s:s, s:s, s:o, s:I}", "model", a->model,
-	    "instructions", a->prompt, "input", input, "response_format", fmt,
-	    "max_output_tokens", (json_int_t)a->max_output_tokens);
+	body = json_pack("{s:s, s:s, s:s%, s:o, s:I}", "model", a->model,
+	    "instructions", a->prompt, "input", input, len, "response_format",
+	    fmt, "max_output_tokens", (json_int_t)a->max_output_tokens);
 	if (body != NULL && a->web_search)
 		json_object_set_new(body, "tools",
 		    json_pack("[{s:s}]", "type", "web_search"));
 	return body;
 }
 
-/*
- * The static part of every body, rendered once.  Agent: the body up to
- * its closing brace, and a request adds ,"input":TEXT}.  Chat: the user
- * message goes last, so the head ends inside the messages list after
- * the system message, and a request adds TEXT}]}.
- */
-int
-dt_api_prepare(struct dt_api *a)
-{
-	static const char chat1[] = ",\"messages\":[{\"role\":\"system\","
-	    "\"content\":";
-	static const char chat2[] = "},{\"role\":\"user\",\"content\":";
-	json_t *body;
-	char *s, *h;
-	size_t n, pl = 0;
-
-	if ((body = dt_api_request(a, "")) == NULL)
-		return -1;
-	if (a->kind == DT_API_CHAT)
-		json_object_del(body, "messages");
-	else
-		json_object_del(body, "input");
-	s = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	if (s == NULL)
-		return -1;
-	n = strlen(s) - 1;      /* without the closing brace */
-	if (a->kind == DT_API_CHAT)
-		pl = strlen(a->prompt);
-	if ((h = malloc(n + sizeof(chat1) + 6 * pl + 2 + sizeof(chat2))) ==
-	    NULL) {
-		free(s);
-		return -1;
-	}
-	memcpy(h, s, n);
-	free(s);
-	if (a->kind == DT_API_CHAT) {
-		memcpy(h + n, chat1, sizeof(chat1) - 1);
-		n += sizeof(chat1) - 1;
-		n += json_quote(h + n, a->prompt, pl);
-		memcpy(h + n, chat2, sizeof(chat2) - 1);
-		n += sizeof(chat2) - 1;
-	}
-	h[n] = '\0';
-	a->head = h;
-	a->head_len = n;
-	return 0;
-}
-
-void
-dt_api_release(struct dt_api *a)
-{
-	free(a->head);
-	a->head = NULL;
-	a->head_len = 0;
-}
-
 char *
 dt_api_body(const struct dt_api *a, const char *input, size_t len,
     size_t *body_len)
 {
-	static const char agent[] = ",\"input\":";
-	char *out;
-	size_t o = a->head_len;
+	json_t *body = dt_api_request(a, input, len);
+	char *s = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
 
-	if ((out = malloc(a->head_len + sizeof(agent) + 6 * len + 2 + 4)) ==
-	    NULL)
-		return NULL;
-	memcpy(out, a->head, a->head_len);
-	if (a->kind == DT_API_CHAT) {
-		o += json_quote(out + o, input, len);
-		memcpy(out + o, "}]}", 4);
-		o += 3;
-	} else {
-		memcpy(out + o, agent, sizeof(agent) - 1);
-		o += sizeof(agent) - 1;
-		o += json_quote(out + o, input, len);
-		memcpy(out + o, "}", 2);
-		o += 1;
-	}
-	*body_len = o;
-	return out;
+	json_decref(body);
+	*body_len = s != NULL ? strlen(s) : 0;
+	return s;
 }
 
-/* What a response says, as either reader below finds it. */
+/* What a response says. */
 struct reply {
 	char *model;            /* "model", when a string */
 	char *status;           /* agent: "status", when a string */
@@ -235,8 +184,6 @@ append(char **s, const char *add, size_t n)
 	return 0;
 }
 
-/* ---- the Jansson reader, for whatever the scanner below does not take */
-
 static char *
 dup_string(json_t *v)
 {
@@ -252,7 +199,7 @@ get_ll(json_t *o, const char *k)
 }
 
 static void
-dom_usage(int kind, json_t *resp, struct dt_usage *u)
+read_usage(int kind, json_t *resp, struct dt_usage *u)
 {
 	json_t *usage = json_object_get(resp, "usage"), *cost;
 
@@ -280,7 +227,7 @@ dom_usage(int kind, json_t *resp, struct dt_usage *u)
 
 /* The text of every output_text part of every message item, joined. */
 static int
-dom_agent_text(json_t *resp, char **text)
+agent_text(json_t *resp, char **text)
 {
 	json_t *output = json_object_get(resp, "output"), *item, *part;
 	size_t i, j;
@@ -308,11 +255,11 @@ dom_agent_text(json_t *resp, char **text)
 }
 
 static int
-dom_reply(int kind, json_t *resp, struct reply *r)
+read_reply(int kind, json_t *resp, struct reply *r)
 {
 	json_t *choice;
 
-	dom_usage(kind, resp, &r->u);
+	read_usage(kind, resp, &r->u);
 	r->model = dup_string(json_object_get(resp, "model"));
 	if (kind == DT_API_AGENT) {
 		r->status = dup_string(json_object_get(resp, "status"));
@@ -320,7 +267,7 @@ dom_reply(int kind, json_t *resp, struct reply *r)
 		    "error"), "message"));
 		r->reason = dup_string(json_object_get(json_object_get(resp,
 		    "incomplete_details"), "reason"));
-		return dom_agent_text(resp, &r->text);
+		return agent_text(resp, &r->text);
 	}
 	choice = json_array_get(json_object_get(resp, "choices"), 0);
 	r->text = dup_string(json_object_get(json_object_get(choice,
@@ -329,242 +276,6 @@ dom_reply(int kind, json_t *resp, struct reply *r)
 	return 0;
 }
 
-
-static void
-scan_usage(int kind, const struct js_span *usage, struct dt_usage *u)
-{
-	static const char *const agent[] = {"input_tokens", "output_tokens",
-	    "total_tokens", "cost"};
-	static const char *const chat[] = {"prompt_tokens",
-	    "completion_tokens", "total_tokens", "cost"};
-	struct js_span m[4], total;
-	long long iv;
-	double dv;
-	int real;
-
-	if (js_pick(usage, kind == DT_API_CHAT ? chat : agent, m, 4) < 0)
-		return;
-	u->input_tokens = js_as_int(&m[0]);
-	u->output_tokens = js_as_int(&m[1]);
-	u->total_tokens = js_as_int(&m[2]);
-	if (m[3].s == NULL)
-		return;
-	if (!(m[3].s[0] == '{' && js_get(&m[3], "total_cost", &total)))
-		total = m[3];
-	if (js_as_number(&total, &real, &iv, &dv)) {
-		u->cost_usd = real ? dv : (double)iv;
-		u->have_cost = 1;
-	}
-}
-
-/* dom_agent_text() on the text of "output". */
-static int
-scan_agent_text(const struct js_span *output, char **text)
-{
-	static const char *const item_keys[] = {"type", "content"};
-	static const char *const part_keys[] = {"type", "text"};
-	struct js_span item, part, k, m[2], sp;
-	struct js_walk items, parts;
-
-	if (js_walk_begin(&items, output, '[') < 0)
-		return 0;
-	while (js_walk_next(&items, &k, &item) == 1) {
-		if (js_pick(&item, item_keys, m, 2) < 0 || m[0].s == NULL ||
-		    !js_string_is(&m[0], "message") || m[1].s == NULL ||
-		    js_walk_begin(&parts, &m[1], '[') < 0)
-			continue;
-		while (js_walk_next(&parts, &k, &part) == 1) {
-			char *d;
-			int rc;
-
-			if (js_pick(&part, part_keys, m, 2) < 0 ||
-			    m[1].s == NULL || js_as_string(&m[1], &sp) < 0 ||
-			    m[0].s == NULL || !js_string_is(&m[0], "output_text"))
-				continue;
-			if ((d = js_span_dup(&sp)) == NULL)
-				return -1;
-			rc = append(text, d, strlen(d));
-			free(d);
-			if (rc < 0)
-				return -1;
-		}
-	}
-	return 0;
-}
-
-/* The members of a response that dt-analyze reads (the last of each). */
-enum { M_MODEL, M_STATUS, M_ERROR, M_INCOMPLETE, M_OUTPUT, M_USAGE,
-    M_CHOICES, NMEMBERS };
-
-static const char *const members[NMEMBERS] = {"model", "status", "error",
-    "incomplete_details", "output", "usage", "choices"};
-
-/*
- * Reads a response with the scanner.  Returns 0 with *r filled, or -1
- * when the Jansson reader must read it (then *r is to be freed).
- */
-static int
-scan_reply(int kind, const char *body, size_t len, struct reply *r)
-{
-	static const char *const choice_keys[] = {"message", "finish_reason"};
-	struct js_scan s = {body, body + len, 0};
-	struct js_span m[NMEMBERS], k, v = {NULL, 0, 0}, c[2];
-	struct js_walk w;
-	int i = 0;
-
-	/*
-	 * The top level is checked member by member, noting the members
-	 * wanted on the way; what they hold was checked with them.
-	 */
-	memset(m, 0, sizeof(m));
-	js_ws(&s);
-	if (s.p >= s.end || *s.p++ != '{')
-		return -1;
-	js_ws(&s);
-	if (s.p < s.end && *s.p == '}')
-		s.p++;
-	else
-		do {
-			if (js_key(&s, &k) < 0)
-				return -1;
-			v.s = s.p;
-			if (js_value(&s) < 0)
-				return -1;
-			v.n = (size_t)(s.p - v.s);
-			for (i = 0; i < NMEMBERS; i++)
-				if (k.s[0] == members[i][0] &&
-				    strncmp(k.s, members[i], k.n) == 0 &&
-				    members[i][k.n] == '\0')
-					m[i] = v;
-		} while ((i = js_more(&s, '}')) == 1);
-	if (i < 0)
-		return -1;
-	js_ws(&s);
-	if (s.p != s.end)
-		return -1;
-
-	scan_usage(kind, &m[M_USAGE], &r->u);
-	if (m[M_MODEL].s != NULL)
-		r->model = js_string_dup(&m[M_MODEL]);
-	if (kind == DT_API_AGENT) {
-		if (m[M_STATUS].s != NULL)
-			r->status = js_string_dup(&m[M_STATUS]);
-		if (js_get(&m[M_ERROR], "message", &v))
-			r->error = js_string_dup(&v);
-		if (js_get(&m[M_INCOMPLETE], "reason", &v))
-			r->reason = js_string_dup(&v);
-		return scan_agent_text(&m[M_OUTPUT], &r->text);
-	}
-	if (js_walk_begin(&w, &m[M_CHOICES], '[') < 0 ||
-	    js_walk_next(&w, &k, &v) != 1 || js_pick(&v, choice_keys, c, 2) < 0)
-		return 0;
-	if (c[0].s != NULL && js_get(&c[0], "content", &v))
-		r->text = js_string_dup(&v);
-	if (c[1].s != NULL)
-		r->finish = js_string_dup(&c[1]);
-	return 0;
-}
-
-/* Builds the Jansson value at s->p, which js_value() would accept. */
-static json_t *
-build(struct js_scan *s)
-{
-	struct js_span sp, k;
-	json_t *v, *m;
-	long long iv;
-	double dv;
-	int real, rc;
-	char close;
-
-	if (s->p >= s->end)
-		return NULL;
-	switch (*s->p) {
-	case '"':
-		if (js_string(s, &sp) < 0)
-			return NULL;
-		if (!sp.esc)
-			return json_stringn_nocheck(sp.s, sp.n);
-		{
-			char small[256], *d = sp.n < sizeof(small) ? small :
-			    malloc(sp.n + 1);
-			size_t n;
-
-			if (d == NULL)
-				return NULL;
-			n = js_decode(&sp, d);
-			v = json_stringn_nocheck(d, n);
-			if (d != small)
-				free(d);
-			return v;
-		}
-	case '{':
-	case '[':
-		close = *s->p == '{' ? '}' : ']';
-		if (++s->depth > JS_DEPTH || (v = close == '}' ?
-		    json_object() : json_array()) == NULL)
-			return NULL;
-		s->p++;
-		js_ws(s);
-		if (s->p < s->end && *s->p == close) {
-			s->p++;
-			s->depth--;
-			return v;
-		}
-		m = NULL;
-		rc = -1;
-		do {
-			if (close == '}' && js_key(s, &k) < 0)
-				break;
-			if ((m = build(s)) == NULL)
-				break;
-			if (close == '}' ? json_object_setn_new_nocheck(v, k.s,
-			    k.n, m) : json_array_append_new(v, m)) {
-				rc = -1;
-				break;
-			}
-		} while ((rc = js_more(s, close)) == 1);
-		if (m == NULL || rc != 0) {
-			json_decref(v);
-			return NULL;
-		}
-		s->depth--;
-		return v;
-	case 't':
-		return js_literal(s, "true", 4) < 0 ? NULL : json_true();
-	case 'f':
-		return js_literal(s, "false", 5) < 0 ? NULL : json_false();
-	case 'n':
-		return js_literal(s, "null", 4) < 0 ? NULL : json_null();
-	default:
-		if (js_number(s, 1, &real, &iv, &dv) < 0)
-			return NULL;
-		return real ? json_real(dv) : json_integer(iv);
-	}
-}
-
-/*
- * Reads the model's output text as JSON (an object or an array, as
- * json_loadb with no flags), with the scanner, else with Jansson.
- */
-static json_t *
-read_output(const char *text, size_t len, char *why, size_t whylen)
-{
-	struct js_scan s = {text, text + len, 0};
-	json_error_t je;
-	json_t *v = NULL;
-
-	js_ws(&s);
-	if (s.p < s.end && (*s.p == '{' || *s.p == '[') &&
-	    (v = build(&s)) != NULL) {
-		js_ws(&s);
-		if (s.p == s.end)
-			return v;
-		json_decref(v);
-	}
-	if ((v = json_loadb(text, len, 0, &je)) == NULL)
-		utf8_format(why, whylen, "the output is not JSON: %s", je.text);
-	return v;
-}
 
 #define WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
@@ -604,9 +315,6 @@ strip_fence(const char *s, size_t n, size_t *start, size_t *len)
 	*len = e - b;
 }
 
-/* Set by the unit tests to compare the two readers. */
-static int jansson_only;
-
 int
 dt_api_parse(const struct dt_api *a, const char *body, size_t len,
     json_t **analysis, struct dt_usage *u, char *model, size_t cap,
@@ -623,21 +331,17 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 	*analysis = NULL;
 	*raw = NULL;
 	memset(&r, 0, sizeof(r));
-	if (jansson_only || scan_reply(a->kind, body, len, &r) < 0) {
-		reply_free(&r);
-		if ((resp = json_loadb(body, len, 0, &je)) == NULL ||
-		    !json_is_object(resp)) {
-			utf8_format(why, whylen, "the response is not a JSON "
-			    "object%s%s", resp == NULL ? ": " : "",
-			    resp == NULL ? je.text : "");
-			json_decref(resp);
-			*raw = utf8_dup(body, len, DT_API_RAW_MAX);
-			memset(u, 0, sizeof(*u));
-			return DT_API_INVALID;
-		}
-		(void)dom_reply(a->kind, resp, &r);
+	if ((resp = json_loadb(body, len, 0, &je)) == NULL ||
+	    !json_is_object(resp)) {
+		utf8_format(why, whylen, "the response is not a JSON object%s%s",
+		    resp == NULL ? ": " : "", resp == NULL ? je.text : "");
 		json_decref(resp);
+		*raw = utf8_dup(body, len, DT_API_RAW_MAX);
+		memset(u, 0, sizeof(*u));
+		return DT_API_INVALID;
 	}
+	(void)read_reply(a->kind, resp, &r);
+	json_decref(resp);
 	*u = r.u;
 	if (u->total_tokens == 0)
 		u->total_tokens = u->input_tokens + u->output_tokens;
@@ -676,8 +380,10 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 		goto out;
 	}
 	strip_fence(r.text, strlen(r.text), &start, &tlen);
-	if ((out = read_output(r.text + start, tlen, why, whylen)) == NULL)
+	if ((out = json_loadb(r.text + start, tlen, 0, &je)) == NULL) {
+		utf8_format(why, whylen, "the output is not JSON: %s", je.text);
 		goto out;
+	}
 	if ((a->compiled != NULL ? dt_schema_run(a->compiled, out, verr,
 	    sizeof(verr)) : dt_schema_validate(a->schema, out, verr,
 	    sizeof(verr))) < 0) {

@@ -5,7 +5,10 @@
 #ifndef DT_API_H
 #define DT_API_H
 
+#include <sys/uio.h>
+
 #include <stddef.h>
+
 #include <jansson.h>
 
 struct dt_schema;
@@ -26,8 +29,6 @@ struct dt_api {
 	long long max_output_tokens;
 	int web_search;         /* agent: add the web_search tool */
 	int disable_search;     /* chat: send "disable_search": true */
-	char *head;             /* dt_api_prepare(): the body without input */
-	size_t head_len;
 };
 
 struct dt_usage {
@@ -46,33 +47,29 @@ enum {
 };
 
 /*
+ * Writes the first nhex hex digits of the SHA-256 of the parts, one
+ * after the other, into hex (nhex + 1 bytes, at most 64 digits).
+ */
+void dt_api_digest(const struct iovec *parts, int n, char *hex, size_t nhex);
+
+/*
  * Returns the data block that carries the user's text (len bytes): a
  * marker line <dt-data-H>, the text, and </dt-data-H>, where H is
- * derived from the text's SHA-256 so that the text cannot contain its
- * own closing marker.  A new string the caller frees, its length in
- * *outlen, or NULL when out of memory.
+ * derived from the text so that the text cannot contain its own closing
+ * marker.  A new string the caller frees, its length in *outlen, or
+ * NULL when out of memory.
  */
 char *dt_api_wrap(const char *text, size_t len, size_t *outlen);
 
 /*
- * Builds the request body for one text (already wrapped).  Returns a
- * new JSON object, or NULL when out of memory.
+ * Builds the request body for one text (already wrapped, len bytes of
+ * UTF-8).  Returns a new JSON object, or NULL when out of memory.
  */
-json_t *dt_api_request(const struct dt_api *a, const char *input);
+json_t *dt_api_request(const struct dt_api *a, const char *input,
+    size_t len);
 
 /*
- * Renders once the part of every request body that does not change (the
- * prompt, the schema, the model), so that a request costs only the
- * escaping of its own text.  Returns 0, or -1 when out of memory.  Free
- * with dt_api_release().
- */
-int dt_api_prepare(struct dt_api *a);
-void dt_api_release(struct dt_api *a);
-
-/*
- * Returns the serialized request body for input (len bytes of UTF-8):
- * the same JSON as dt_api_request() with "input" (agent) or the user
- * message (chat) added, after dt_api_prepare().  A new string the
+ * Returns dt_api_request() serialized (compact): a new string the
  * caller frees, its length in *body_len, or NULL when out of memory.
  */
 char *dt_api_body(const struct dt_api *a, const char *input, size_t len,

@@ -30,14 +30,11 @@
 #include "estimate.h"
 #include "exit.h"
 #include "http.h"
-#include "jscan.h"
-#include "jsonout.h"
 #include "log.h"
 #include "ndjson.h"
 #include "preflight.h"
 #include "record.h"
 #include "schema.h"
-#include "sha256.h"
 #include "shared.h"
 #include "utf8.h"
 #include "watch.h"
@@ -273,7 +270,10 @@ stop_requested(const char *path)
 
 static int out_lock_fd = -1;    /* DT_FANOUT_OUTPUT_LOCK, see emit() */
 static int out_failed;          /* an exit status once stdout failed */
-static struct dt_buf out_line;  /* emit()'s buffer, kept between records */
+static struct {
+	char *s;
+	size_t len, cap;
+} out_line;                     /* emit()'s buffer, kept between records */
 
 /* Async-signal-safe appending for the handler's stage record. */
 static void
@@ -446,9 +446,31 @@ emit_raw(const char *s, size_t n)
 	return rc;
 }
 
+/* Appends n bytes of s to out_line (json_dump_callback's callback). */
+static int
+append_line(const char *s, size_t n, void *arg)
+{
+	(void)arg;
+	if (out_line.len + n + 1 > out_line.cap) {
+		size_t cap = out_line.cap ? out_line.cap : 4096;
+		char *p;
+
+		while (cap < out_line.len + n + 1)
+			cap *= 2;
+		if ((p = realloc(out_line.s, cap)) == NULL)
+			return -1;
+		out_line.s = p;
+		out_line.cap = cap;
+	}
+	memcpy(out_line.s + out_line.len, s, n);
+	out_line.len += n;
+	return 0;
+}
+
 /*
- * Writes rec as one line, with the newline in the same write(2), in
- * dt_emit's format (analyze/jsonout.h says why not with dt_emit).
+ * Writes rec as one line, in dt_emit's format, with the newline in the
+ * same write(2): under the fan-out a record is written whole or not at
+ * all.
  */
 static void
 emit(json_t *rec)
@@ -456,8 +478,8 @@ emit(json_t *rec)
 	if (out_failed)
 		return;
 	out_line.len = 0;
-	if (dt_json_append(&out_line, rec) < 0 ||
-	    dt_json_append_byte(&out_line, '\n') < 0) {
+	if (json_dump_callback(rec, append_line, NULL, JSON_COMPACT |
+	    JSON_REAL_PRECISION(15)) < 0 || append_line("\n", 1, NULL) < 0) {
 		dt_error("cannot encode a record (out of memory)");
 		out_failed = DT_EXIT_IOERR;
 		return;
@@ -757,8 +779,6 @@ load_prompt(struct run *x)
 {
 	struct config *c = &x->c;
 	json_error_t je;
-	struct dt_sha256 h;
-	unsigned char dig[32];
 	char err[300], *canon;
 	size_t plen;
 
@@ -801,14 +821,13 @@ load_prompt(struct run *x)
 		dt_error("out of memory");
 		return -1;
 	}
-	dt_sha256_init(&h);
-	dt_sha256_update(&h, x->prompt, plen);
-	dt_sha256_update(&h, "", 1);
-	dt_sha256_update(&h, canon, strlen(canon));
-	dt_sha256_update(&h, "", 1);
-	dt_sha256_update(&h, c->model, strlen(c->model));
-	dt_sha256_final(&h, dig);
-	dt_sha256_tohex(dig, x->version, 16);
+	{
+		struct iovec parts[5] = {{x->prompt, plen}, {"", 1},
+		    {canon, strlen(canon)}, {"", 1},
+		    {(void *)c->model, strlen(c->model)}};
+
+		dt_api_digest(parts, 5, x->version, 16);
+	}
 	free(canon);
 
 	x->api.kind = c->api;
@@ -824,10 +843,6 @@ load_prompt(struct run *x)
 	x->api.max_output_tokens = c->max_output_tokens;
 	x->api.web_search = c->web_search;
 	x->api.disable_search = c->disable_search;
-	if (dt_api_prepare(&x->api) < 0) {
-		dt_error("out of memory");
-		return -1;
-	}
 	return 0;
 }
 
@@ -1589,7 +1604,7 @@ dry_run(struct run *x, json_t *rec, json_t *id, const char *text, size_t len)
 	json_t *body, *out;
 	long long est;
 
-	if (input == NULL || (body = dt_api_request(&x->api, input)) == NULL) {
+	if (input == NULL || (body = dt_api_request(&x->api, input, ilen)) == NULL) {
 		free(input);
 		dt_error("out of memory");
 		return;
@@ -1721,11 +1736,9 @@ preflight(struct run *x)
 	long long t;
 	int rc;
 
-	a.head = NULL;
 	a.max_output_tokens = 16;
-	if (dt_api_prepare(&a) < 0 || (input = dt_api_wrap(text,
-	    sizeof(text) - 1, &ilen)) == NULL || (body = dt_api_body(&a,
-	    input, ilen, &blen)) == NULL) {
+	if ((input = dt_api_wrap(text, sizeof(text) - 1, &ilen)) == NULL ||
+	    (body = dt_api_body(&a, input, ilen, &blen)) == NULL) {
 		rc = dt_preflight_line("perplexity", DT_EXIT_TEMPFAIL,
 		    "out of memory");
 		goto out;
@@ -1793,7 +1806,6 @@ out:
 	free(body);
 	free(input);
 	dt_http_resp_clear(&resp);
-	dt_api_release(&a);
 	return rc;
 }
 
@@ -1995,145 +2007,22 @@ final_message(struct run *x, int interrupted)
 }
 
 /*
- * The members of an input record that dt-analyze reads (the first
- * three) or writes or passes records through for (the rest).
- */
-static const char *const fast_keys[] = {"id", "text", "run_id", "stage",
-    "error", "analysis", "prompt_version", "model", "usage", "latency_ms",
-    "tries", "text_cut", "skip"};
-enum { F_ID, F_TEXT, F_RUN_ID, F_OTHERS, F_NKEYS = 13 };
-
-/*
- * The quick way through for a record as dt-fetch writes them: the line
- * is checked by the scanner and not parsed whole; *rec gets a small
- * object with just its id, text and run_id for process(), and *obj the
- * line's object, which emit_fast() writes on as it came with the new
- * members after it.  Returns 0, or -1 for any record that is not plain
- * (a stage record, one with an error or an analysis already, an id or
- * text that is missing or not of the plain kinds, a repeated member):
- * Jansson reads those and process() sees them whole.
- */
-static int
-fast_record(const char *line, size_t len, json_t **rec, struct js_span *obj)
-{
-	struct js_span v[F_NKEYS], id, text, rid = {NULL, 0, 0};
-	int seen[F_NKEYS], i, real, rc;
-	long long iv;
-	double dv;
-	char small[512], *d;
-	json_t *o;
-
-	*rec = NULL;
-	if (js_object(line, len, fast_keys, F_NKEYS, v, seen, obj) < 0 ||
-	    seen[F_ID] != 1 || seen[F_TEXT] != 1 || seen[F_RUN_ID] > 1)
-		return -1;
-	for (i = F_OTHERS; i < F_NKEYS; i++)
-		if (seen[i])
-			return -1;
-	/* A run_id that is no string is ignored, as take_run_id() does. */
-	if (v[F_RUN_ID].s != NULL && v[F_RUN_ID].s[0] == '"' &&
-	    (js_as_string(&v[F_RUN_ID], &rid) < 0 || rid.esc))
-		return -1;
-	/*
-	 * The id as it is: an integer, or a string without escapes.  What
-	 * dt_record_id() refuses in it, process() finds as for any record.
-	 */
-	if (v[F_ID].s[0] == '"' ? js_as_string(&v[F_ID], &id) < 0 || id.esc :
-	    !js_as_number(&v[F_ID], &real, &iv, &dv) || real)
-		return -1;
-	if (js_as_string(&v[F_TEXT], &text) < 0 || (o = json_object()) == NULL)
-		return -1;
-	/* The *_new calls take the value, also when they fail. */
-	if (json_object_set_new_nocheck(o, "id", v[F_ID].s[0] == '"' ?
-	    json_stringn_nocheck(id.s, id.n) : json_integer(iv)) < 0 ||
-	    (rid.s != NULL && json_object_set_new_nocheck(o, "run_id",
-	    json_stringn_nocheck(rid.s, rid.n)) < 0)) {
-		json_decref(o);
-		return -1;
-	}
-	d = small;
-	if (!text.esc)
-		rc = json_object_set_new_nocheck(o, "text",
-		    json_stringn_nocheck(text.s, text.n));
-	else if (text.n >= sizeof(small) && (d = malloc(text.n + 1)) == NULL)
-		rc = -1;
-	else {
-		size_t n = js_decode(&text, d);
-
-		rc = json_object_set_new_nocheck(o, "text",
-		    json_stringn_nocheck(d, n));
-		if (d != small)
-			free(d);
-	}
-	if (rc < 0) {
-		json_decref(o);
-		return -1;
-	}
-	*rec = o;
-	return 0;
-}
-
-/*
- * Writes a record read by fast_record(): the input object as it came,
- * then the members process() added to rec (all but id, text and run_id,
- * which came from the input), in the order they were added.
- */
-static void
-emit_fast(const struct js_span *obj, json_t *rec)
-{
-	const char *k;
-	json_t *v;
-
-	if (out_failed)
-		return;
-	out_line.len = 0;
-	if (dt_json_append_raw(&out_line, obj->s, obj->n - 1) < 0)
-		goto oom;
-	json_object_foreach(rec, k, v) {
-		if (strcmp(k, "id") == 0 || strcmp(k, "text") == 0 ||
-		    strcmp(k, "run_id") == 0)
-			continue;
-		if (dt_json_append_byte(&out_line, ',') < 0 ||
-		    dt_json_append_member(&out_line, k, v) < 0)
-			goto oom;
-	}
-	if (dt_json_append_raw(&out_line, "}\n", 2) < 0)
-		goto oom;
-	(void)emit_raw(out_line.s, out_line.len);
-	return;
-oom:
-	dt_error("cannot encode a record (out of memory)");
-	out_failed = DT_EXIT_IOERR;
-}
-
-/*
  * The read-process-write loop: every line becomes one output line, until
  * the input ends, a signal arrives or stdout fails.
  */
 static void
 read_records(struct run *x, struct dt_reader *r, int shrunk)
 {
-	struct js_span obj;
-	const char *line;
 	json_t *rec;
-	size_t len;
-	int rc, fast;
+	int rc;
 
 	while (!got_signal && out_failed == 0) {
-		rc = dt_reader_next_line(r, &line, &len);
+		rc = dt_reader_next(r, &rec);
 		if (rc == DT_NDJSON_EOF)
 			break;
 		if (rc == DT_NDJSON_ERROR) {
 			x->status = dt_exit_worse(x->status, DT_EXIT_DATAERR);
 			continue;
-		}
-		fast = 0;
-		if (rc == DT_NDJSON_RECORD) {
-			if (fast_record(line, len, &rec, &obj) == 0) {
-				dt_reader_took(r);
-				fast = 1;
-			} else
-				rc = dt_reader_parse(r, &rec);
 		}
 		x->where = dt_reader_where(r);
 		if (rc == DT_NDJSON_BAD) {
@@ -2148,12 +2037,8 @@ read_records(struct run *x, struct dt_reader *r, int shrunk)
 			json_decref(bad);
 			continue;
 		}
-		if (process(x, rec)) {
-			if (fast)
-				emit_fast(&obj, rec);
-			else
-				emit(rec);
-		}
+		if (process(x, rec))
+			emit(rec);
 		json_decref(rec);
 		if (!shrunk && (shrunk = shrink_stdin_pipe(x->c.pipe_bytes)))
 			say_ready();
@@ -2283,10 +2168,9 @@ out:
 	if (x.sh != NULL)
 		close_state(&x);
 	dt_http_free(x.http);
-	dt_api_release(&x.api);
 	if (out_lock_fd >= 0)
 		close(out_lock_fd);
-	dt_buf_free(&out_line);
+	free(out_line.s);
 	dt_schema_free(x.compiled);
 	json_decref(x.schema);
 	free(x.prompt);

@@ -12,7 +12,7 @@
 FUZZ_BUILD ?= build/fuzz
 FUZZ_CC ?= clang
 PKG_CONFIG ?= pkg-config
-PKGS = libcurl jansson
+PKGS = libcurl jansson libcrypto
 VERSION := $(shell sed -n 's/^VERSION *= *//p' Makefile)
 
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=undefined

@@ -1,6 +1,6 @@
 /*
- * utf8.h: cutting, cleaning and quoting text so that it stays valid
- * UTF-8 and valid JSON.
+ * utf8.h: checking, cutting and cleaning text so that it stays valid
+ * UTF-8, as JSON records need.
  *
  * Everything the stages write goes into JSON records, and Jansson
  * refuses a string that is not valid UTF-8: a message cut inside a
@@ -232,69 +232,6 @@ utf8_dup(const char *s, size_t n, size_t max)
 	}
 	out[o] = '\0';
 	return out;
-}
-
-/*
- * Writes the n bytes at s (valid UTF-8, NULs allowed) to out as a JSON
- * string with its quotes, escaped the way Jansson's json_dumps escapes:
- * '"', '\\' and the control characters (\b \f \n \r \t, others as
- * \u00XX with upper-case hex); nothing else.  out must have room for
- * 6 * n + 2 bytes.  Returns the number of bytes written.
- */
-static inline size_t
-json_quote(char *out, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	/* 1 for the bytes that need an escape. */
-	static const unsigned char esc[256] = {
-		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-		1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-		['"'] = 1, ['\\'] = 1
-	};
-	const unsigned char *u = (const unsigned char *)s;
-	size_t i = 0, o = 0, run;
-
-	out[o++] = '"';
-	for (;;) {
-		run = i;
-		while (i < n && !esc[u[i]])
-			i++;
-		memcpy(out + o, s + run, i - run);
-		o += i - run;
-		if (i == n)
-			break;
-		out[o++] = '\\';
-		switch (u[i]) {
-		case '"':
-		case '\\':
-			out[o++] = (char)u[i];
-			break;
-		case '\b':
-			out[o++] = 'b';
-			break;
-		case '\f':
-			out[o++] = 'f';
-			break;
-		case '\n':
-			out[o++] = 'n';
-			break;
-		case '\r':
-			out[o++] = 'r';
-			break;
-		case '\t':
-			out[o++] = 't';
-			break;
-		default:
-			memcpy(out + o, "u00", 3);
-			out[o + 3] = hex[u[i] >> 4];
-			out[o + 4] = hex[u[i] & 15];
-			o += 5;
-			break;
-		}
-		i++;
-	}
-	out[o++] = '"';
-	return o;
 }
 
 #endif

@@ -13,19 +13,9 @@ setup() {
 	pplx_env
 }
 
-@test "dt-analyze: schema validator and SHA-256 unit tests pass" {
+@test "dt-analyze: schema validator and digest unit tests pass" {
 	run -0 "$DT_BUILD/t/analyze_schema" "$DT_ROOT/analyze/schema.json"
 	assert_output --regexp '^[0-9]+ checks, 0 failed$'
-}
-
-@test "dt-analyze: its JSON scanner and writer agree with Jansson on every case" {
-	# The JSONTestSuite cases beside the project when they are there,
-	# and the fuzz seeds of the API reader and the schema validator.
-	suite=$DT_ROOT/../shared/testdata/JSONTestSuite/test_parsing
-	set -- "$DT_ROOT"/fuzz/corpus/api/* "$DT_ROOT"/fuzz/corpus/schema/*
-	[ ! -d "$suite" ] || set -- "$@" "$suite"/*
-	run -0 "$DT_BUILD/t/analyze_json" "$DT_ROOT/analyze/schema.json" "$@"
-	assert_output --regexp '^[0-9]+ checks, 0 failed \(the scanner read [0-9]+ of [0-9]+ responses and built [0-9]+ of the [0-9]+ values Jansson read\)$'
 }
 
 @test "dt-analyze: -h prints the usage to stdout, -V the version" {

@@ -34,7 +34,7 @@ setup() {
 		'["dt-analyze","r-9",0,null,{"records":1,"analyzed":1,"errors":0,"passed":0,"bad":0,"skipped":0},false]'
 }
 
-@test "dt-analyze: a record is written on as it came, the new members after it; escapes and repeated members are read as Jansson reads them" {
+@test "dt-analyze: a record keeps its members in their order, the new members after them; escapes and repeated members are read as Jansson reads them" {
 	# As dt-fetch writes it (compact), with white space, with escapes in
 	# the text, with a string id, and with a repeated id (the last one
 	# counts, as in every stage that reads it with Jansson).
@@ -49,10 +49,12 @@ IN
 	assert_equal "$stderr" ""
 	assert_equal "${#lines[@]}" 6
 	stage=${lines[5]}
-	# The input's bytes come first, as they were.
+	# The input's members come first, in their order, written compact:
+	# a record as dt-fetch writes it comes out with its own bytes first.
 	assert_equal "${lines[0]%%,\"analysis\":*}" '{"id":1,"text":"plain text, thanks","row":{"a":[1,2.5,null]},"run_id":"r-1"'
-	assert_equal "${lines[1]%%,\"analysis\":*}" '{ "id" : 2 , "text" : "spaced" , "z" : true '
-	assert_equal "${lines[2]%%,\"analysis\":*}" '{"id":3,"text":"line one\nline \"two\" \u00e9\ud83d\ude00\t/"'
+	assert_equal "${lines[1]%%,\"analysis\":*}" '{"id":2,"text":"spaced","z":true'
+	assert_equal "${lines[2]%%,\"analysis\":*}" '{"id":3,"text":"line one\nline \"two\" é😀\t/"'
+	assert_equal "${lines[4]%%,\"analysis\":*}" '{"id":6,"text":"first"'
 	# Every line is one object with what came in and what was added.
 	run -0 jq -c '[.id, .text, .z, .row, (.analysis.summary | type), .tries, (keys | length)]' <<<"$(printf '%s\n' "${lines[@]:0:5}")"
 	assert_equal "$output" '[1,"plain text, thanks",null,{"a":[1,2.5,null]},"string",1,10]
