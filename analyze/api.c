@@ -315,6 +315,43 @@ strip_fence(const char *s, size_t n, size_t *start, size_t *len)
 	*len = e - b;
 }
 
+/*
+ * What the reply says of the run: DT_API_OK when it completed,
+ * DT_API_FAILED (its output text dropped) or DT_API_INVALID with why.
+ */
+static int
+reply_status(int kind, struct reply *r, char *why, size_t whylen)
+{
+	const char *status = r->status ? r->status : "(none)";
+
+	if (kind == DT_API_CHAT) {
+		if (r->finish == NULL || strcmp(r->finish, "length") != 0)
+			return DT_API_OK;
+		utf8_format(why, whylen, "the API reported the output "
+		    "incomplete: finish_reason length");
+		return DT_API_INVALID;
+	}
+	if (strcmp(status, "failed") == 0) {
+		utf8_format(why, whylen, "the API reported status failed%s%s",
+		    r->error ? ": " : "", r->error ? r->error : "");
+		free(r->text);
+		r->text = NULL;
+		return DT_API_FAILED;
+	}
+	if (strcmp(status, "incomplete") == 0) {
+		utf8_format(why, whylen, "the API reported the output "
+		    "incomplete%s%s", r->reason ? ": " : "",
+		    r->reason ? r->reason : "");
+		return DT_API_INVALID;
+	}
+	if (strcmp(status, "completed") != 0) {
+		utf8_format(why, whylen, "unexpected response status \"%.*s\"",
+		    (int)utf8_cut(status, strlen(status), 40), status);
+		return DT_API_INVALID;
+	}
+	return DT_API_OK;
+}
+
 int
 dt_api_parse(const struct dt_api *a, const char *body, size_t len,
     json_t **analysis, struct dt_usage *u, char *model, size_t cap,
@@ -323,7 +360,6 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 	struct reply r;
 	json_error_t je;
 	json_t *resp, *out = NULL;
-	const char *status;
 	char verr[300];
 	size_t start, tlen;
 	int rc = DT_API_INVALID;
@@ -333,8 +369,8 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 	memset(&r, 0, sizeof(r));
 	if ((resp = json_loadb(body, len, 0, &je)) == NULL ||
 	    !json_is_object(resp)) {
-		utf8_format(why, whylen, "the response is not a JSON object%s%s",
-		    resp == NULL ? ": " : "", resp == NULL ? je.text : "");
+		utf8_format(why, whylen, "the response is not a JSON "
+		    "object%s%s", resp == NULL ? ": " : "", resp == NULL ? je.text : "");
 		json_decref(resp);
 		*raw = utf8_dup(body, len, DT_API_RAW_MAX);
 		memset(u, 0, sizeof(*u));
@@ -347,34 +383,9 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 		u->total_tokens = u->input_tokens + u->output_tokens;
 	utf8_format(model, cap, "%s", r.model ? r.model : a->model);
 
-	if (a->kind == DT_API_AGENT) {
-		status = r.status ? r.status : "(none)";
-		if (strcmp(status, "failed") == 0) {
-			utf8_format(why, whylen, "the API reported status "
-			    "failed%s%s", r.error ? ": " : "",
-			    r.error ? r.error : "");
-			free(r.text);
-			r.text = NULL;
-			rc = DT_API_FAILED;
-			goto out;
-		}
-		if (strcmp(status, "incomplete") == 0) {
-			utf8_format(why, whylen, "the API reported the output "
-			    "incomplete%s%s", r.reason ? ": " : "",
-			    r.reason ? r.reason : "");
-			goto out;
-		}
-		if (strcmp(status, "completed") != 0) {
-			utf8_format(why, whylen, "unexpected response status "
-			    "\"%.*s\"", (int)utf8_cut(status, strlen(status),
-			    40), status);
-			goto out;
-		}
-	} else if (r.finish != NULL && strcmp(r.finish, "length") == 0) {
-		utf8_format(why, whylen, "the API reported the output "
-		    "incomplete: finish_reason length");
+	if ((rc = reply_status(a->kind, &r, why, whylen)) != DT_API_OK)
 		goto out;
-	}
+	rc = DT_API_INVALID;
 	if (r.text == NULL) {
 		utf8_format(why, whylen, "the response holds no output text");
 		goto out;

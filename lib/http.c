@@ -457,18 +457,45 @@ oom:
 }
 
 int
-dt_http_retryable(const struct dt_http_resp *resp)
+dt_http_answer(const struct dt_http_resp *resp)
 {
-	switch (resp->result) {
-	case DT_HTTP_ETIMEOUT:
-	case DT_HTTP_ECONNECT:
-		return 1;
-	case DT_HTTP_OK:
-		return resp->status == 408 || resp->status == 429 ||
-		    (resp->status >= 500 && resp->status <= 599);
-	default:
-		return 0;
-	}
+	long st = resp->status;
+
+	if (resp->result == DT_HTTP_ETIMEOUT ||
+	    resp->result == DT_HTTP_ECONNECT)
+		return DT_ANSWER_OUTAGE;
+	if (resp->result != DT_HTTP_OK)
+		return DT_ANSWER_FAILED;
+	if (st >= 200 && st <= 299)
+		return DT_ANSWER_OK;
+	if (st == 408 || st == 429 || (st >= 500 && st <= 599))
+		return DT_ANSWER_OUTAGE;
+	if ((st >= 300 && st <= 399) || st == 401 || st == 402 || st == 403 ||
+	    st == 404)
+		return DT_ANSWER_SETUP;
+	if (st >= 400 && st <= 499)
+		return DT_ANSWER_REFUSED;
+	return DT_ANSWER_FAILED;
+}
+
+void
+dt_http_retrycheck(const struct dt_http_policy *pol,
+    const struct dt_http_resp *resp, int answer, int outages,
+    long long spent_ms, struct dt_retry *r)
+{
+	if (pol == NULL)
+		pol = &default_policy;
+	memset(r, 0, sizeof(*r));
+	r->answer = answer;
+	if (answer != DT_ANSWER_OUTAGE)
+		return;
+	r->wait_ms = dt_http_backoff_ms(pol, outages, resp);
+	if (outages >= pol->max_tries)
+		r->gave_up = DT_RETRY_TRIES;
+	else if (spent_ms + r->wait_ms > pol->max_total_ms)
+		r->gave_up = DT_RETRY_TIME;
+	else
+		r->retry = 1;
 }
 
 long
@@ -547,33 +574,34 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 		seeded = 1;
 	}
 	for (try = 1;; try++) {
-		long wait;
+		struct dt_retry r;
 
 		dt_http_once(h, req, pol, resp);
 		resp->tries = try;
-		if (!dt_http_retryable(resp) || stopping())
+		dt_http_retrycheck(pol, resp, dt_http_answer(resp), try,
+		    now_ms() - start, &r);
+		if (r.answer != DT_ANSWER_OUTAGE || stopping())
 			break;
 		describe(resp, why, sizeof(why));
 		dt_http_safe_url(req->url, safe, sizeof(safe));
-		if (try >= pol->max_tries) {
+		if (r.gave_up == DT_RETRY_TRIES) {
 			dt_warn("%s: %s %s: %s; giving up after %d tries",
 			    h->what, req->method ? req->method : "GET", safe,
 			    why, try);
 			break;
 		}
-		wait = dt_http_backoff_ms(pol, try, resp);
-		if (now_ms() - start + wait > pol->max_total_ms) {
+		if (r.gave_up == DT_RETRY_TIME) {
 			dt_warn("%s: %s %s: %s; giving up: waiting %.1f s more "
 			    "would pass the %.0f s retry limit", h->what,
 			    req->method ? req->method : "GET", safe, why,
-			    wait / 1000.0, pol->max_total_ms / 1000.0);
+			    r.wait_ms / 1000.0, pol->max_total_ms / 1000.0);
 			break;
 		}
 		dt_warn("%s: %s %s: %s; retrying in %.1f s (%d of %d tries "
 		    "left)", h->what, req->method ? req->method : "GET", safe,
-		    why, wait / 1000.0, pol->max_tries - try,
+		    why, r.wait_ms / 1000.0, pol->max_tries - try,
 		    pol->max_tries);
-		sleep_ms(wait);
+		sleep_ms(r.wait_ms);
 		if (stopping())
 			break;
 	}

@@ -3,7 +3,8 @@
  *
  * Telegram says how long to wait after flood control in the body
  * (parameters.retry_after), not always in a Retry-After header, so the
- * retry loop is here rather than in dt_http_send().  The bot token is
+ * retry loop is here rather than in dt_http_send(); it reads the body
+ * and obeys the one retry policy, dt_http_retrycheck().  The bot token is
  * part of the URL path; the URL is only ever logged through
  * dt_http_safe_url() and the token is a registered secret besides.
  */
@@ -123,6 +124,52 @@ read_answer(const struct dt_http_resp *r, char *desc, size_t len,
 }
 
 /*
+ * Obeys the retry policy after an answer that did not send the message:
+ * returns 0 with *wait set to send again, else the exit status after
+ * one error line.
+ */
+static int
+retry_or_fail(const struct dt_rpt_tg *tg, const struct dt_http_policy *pol,
+    struct dt_http_resp *resp, long retry_after, int try, long long spent,
+    const char *what, const char *why, long *wait)
+{
+	struct dt_retry r;
+	int answer;
+
+	/*
+	 * Telegram's flood control says how long to wait in the body; an
+	 * HTTP 200 that is not ok:true is an outage.
+	 */
+	if (resp->status == 429 && retry_after >= 0)
+		resp->retry_after_ms = retry_after * 1000;
+	answer = dt_http_answer(resp);
+	if (answer == DT_ANSWER_OK && resp->status == 200)
+		answer = DT_ANSWER_OUTAGE;
+	dt_http_retrycheck(pol, resp, answer, try, spent, &r);
+	if (answer != DT_ANSWER_OUTAGE) {
+		dt_error("telegram: sendMessage%s: %s", what, why);
+		return resp->result == DT_HTTP_OK && resp->status >= 400 &&
+		    resp->status < 500 ? DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
+	}
+	if (r.gave_up == DT_RETRY_TRIES)
+		dt_error("telegram: sendMessage%s: %s; giving up after %d "
+		    "tries", what, why, try);
+	else if (r.gave_up == DT_RETRY_TIME)
+		dt_error("telegram: sendMessage%s: %s; giving up: waiting "
+		    "%.1f s more would pass the %.0f s retry limit "
+		    "(DT_REPORT_RETRY_SECONDS)", what, why, r.wait_ms / 1000.0,
+		    tg->budget_ms / 1000.0);
+	else {
+		dt_warn("telegram: sendMessage%s: %s; retrying in %.1f s (%d "
+		    "of %d tries left)", what, why, r.wait_ms / 1000.0,
+		    MAX_TRIES - try, MAX_TRIES);
+		*wait = r.wait_ms;
+		return 0;
+	}
+	return resp->status == 429 ? DT_EXIT_TEMPFAIL : DT_EXIT_UNAVAILABLE;
+}
+
+/*
  * Sends one message, retrying outages and flood control within the
  * budget.  Returns TG_SENT, TG_MIGRATED (new id in *migrate) or an exit
  * status after logging.
@@ -135,7 +182,7 @@ send_one(struct dt_http *h, const struct dt_rpt_tg *tg, const char *url,
 	    "Content-Type: application/json", "Accept: application/json",
 	    NULL};
 	struct dt_http_policy pol = {
-		.max_tries = 1, .base_ms = 1000, .cap_ms = 30000,
+		.max_tries = MAX_TRIES, .base_ms = 1000, .cap_ms = 30000,
 		.max_total_ms = tg->budget_ms, .max_response = 1 << 20,
 	};
 	struct dt_http_req req = {
@@ -155,62 +202,32 @@ send_one(struct dt_http *h, const struct dt_rpt_tg *tg, const char *url,
 	else
 		what[0] = '\0';
 	for (try = 1;; try++) {
+		int ok = 0;
+
 		dt_http_once(h, &req, &pol, &resp);
-		if (resp.result == DT_HTTP_OK && resp.status == 200 &&
-		    read_answer(&resp, desc, sizeof(desc), &retry_after,
-		    migrate)) {
+		desc[0] = '\0';
+		retry_after = -1;
+		*migrate = 0;
+		if (resp.result == DT_HTTP_OK)
+			ok = read_answer(&resp, desc, sizeof(desc),
+			    &retry_after, migrate);
+		if (ok && resp.status == 200) {
 			kind = TG_SENT;
 			break;
-		}
-		if (resp.result == DT_HTTP_OK)
-			read_answer(&resp, desc, sizeof(desc), &retry_after,
-			    migrate);
-		else {
-			desc[0] = '\0';
-			retry_after = -1;
-			*migrate = 0;
 		}
 		if (resp.result != DT_HTTP_OK)
 			snprintf(why, sizeof(why), "%s", resp.error);
 		else
 			snprintf(why, sizeof(why), "HTTP %ld: %s", resp.status,
 			    desc[0] ? desc : "(no description)");
-
 		if (resp.result == DT_HTTP_OK && resp.status == 400 &&
 		    *migrate != 0) {
 			kind = TG_MIGRATED;
 			break;
 		}
-		if (resp.result == DT_HTTP_OK && resp.status == 429) {
-			wait = retry_after >= 0 ? retry_after * 1000 :
-			    dt_http_backoff_ms(&pol, try, &resp);
-			status = DT_EXIT_TEMPFAIL;
-		} else if (dt_http_retryable(&resp) || (resp.result ==
-		    DT_HTTP_OK && resp.status == 200)) {
-			wait = dt_http_backoff_ms(&pol, try, &resp);
-			status = DT_EXIT_UNAVAILABLE;
-		} else {
-			dt_error("telegram: sendMessage%s: %s", what, why);
-			status = resp.result == DT_HTTP_OK &&
-			    resp.status >= 400 && resp.status < 500 ?
-			    DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
+		if ((status = retry_or_fail(tg, &pol, &resp, retry_after, try,
+		    now_ms() - start, what, why, &wait)) != 0)
 			break;
-		}
-		if (try >= MAX_TRIES) {
-			dt_error("telegram: sendMessage%s: %s; giving up after "
-			    "%d tries", what, why, try);
-			break;
-		}
-		if (now_ms() - start + wait > tg->budget_ms) {
-			dt_error("telegram: sendMessage%s: %s; giving up: "
-			    "waiting %.1f s more would pass the %.0f s retry "
-			    "limit (DT_REPORT_RETRY_SECONDS)", what, why,
-			    wait / 1000.0, tg->budget_ms / 1000.0);
-			break;
-		}
-		dt_warn("telegram: sendMessage%s: %s; retrying in %.1f s (%d "
-		    "of %d tries left)", what, why, wait / 1000.0,
-		    MAX_TRIES - try, MAX_TRIES);
 		sleep_ms(wait);
 	}
 	dt_http_resp_clear(&resp);

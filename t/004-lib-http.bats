@@ -91,6 +91,41 @@ setup() {
 	assert_output "2500 2500"
 }
 
+@test "http: one retry policy classifies every answer and says when to give up" {
+	# result status outages spent_ms -> answer retry gave_up
+	while read -r result status want; do
+		run -0 libcheck answer "$result" "$status" 1 0
+		assert_output "$want"
+	done <<'CASES'
+0 200 ok 0 -
+0 204 ok 0 -
+1 0 outage 1 -
+2 0 outage 1 -
+0 408 outage 1 -
+0 429 outage 1 -
+0 500 outage 1 -
+0 503 outage 1 -
+0 301 setup 0 -
+0 401 setup 0 -
+0 402 setup 0 -
+0 403 setup 0 -
+0 404 setup 0 -
+0 400 refused 0 -
+0 422 refused 0 -
+3 0 failed 0 -
+4 0 failed 0 -
+0 600 failed 0 -
+CASES
+	# An outage stops being retried when the tries are used up, or when
+	# the wait would end past the total (backoff at most 800 ms here).
+	run -0 libcheck answer 0 503 3 0
+	assert_output "outage 1 -"
+	run -0 libcheck answer 0 503 4 0
+	assert_output "outage 0 tries"
+	run -0 libcheck answer 0 503 1 10001
+	assert_output "outage 0 time"
+}
+
 @test "http: a timeout is reported as such and retried" {
 	script_responses '[{"status":200,"delay":2},{"status":200,"body":"ok"}]'
 	run -0 --separate-stderr libcheck http -n 2 -b 10 -t 300 "$FIXTURE_URL/slow"

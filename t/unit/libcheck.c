@@ -15,6 +15,12 @@
  *   libcheck retry-after VALUE NOW         dt_http_parse_retry_after
  *   libcheck backoff BASE CAP N [RA]       dt_http_backoff_ms, 1000 draws:
  *                                          prints min and max
+ *   libcheck answer RESULT STATUS OUTAGES SPENT_MS
+ *                                          dt_http_answer and
+ *                                          dt_http_retrycheck (4 tries,
+ *                                          base 100 ms, cap 1 s, 10 s in
+ *                                          all): prints "answer retry
+ *                                          gave_up"
  *   libcheck id JSON                       dt_record_id
  *   libcheck http [-v] [-n TRIES] [-b BASE_MS] [-c CAP_MS] [-T TOTAL_MS]
  *            [-m MAX_BYTES] [-t TIMEOUT_MS] [-X METHOD] [-H HEADER]
@@ -210,6 +216,21 @@ main(int argc, char **argv)
 				hi = w;
 		}
 		printf("%ld %ld\n", lo, hi);
+	} else if (strcmp(cmd, "answer") == 0 && argc == 6) {
+		static const char *const names[] = {"ok", "outage", "setup",
+		    "refused", "failed"};
+		static const char *const gave_up[] = {"-", "tries", "time"};
+		struct dt_http_policy pol = {.max_tries = 4, .base_ms = 100,
+		    .cap_ms = 1000, .max_total_ms = 10000};
+		struct dt_http_resp resp = {.result = (int)num(argv[2]),
+		    .status = (long)num(argv[3]), .retry_after_ms = -1,
+		    .ratelimit_reset_ms = -1};
+		struct dt_retry r;
+
+		dt_http_retrycheck(&pol, &resp, dt_http_answer(&resp),
+		    (int)num(argv[4]), num(argv[5]), &r);
+		printf("%s %d %s\n", names[r.answer], r.retry,
+		    gave_up[r.gave_up]);
 	} else if (strcmp(cmd, "id") == 0 && argc == 3) {
 		json_t *rec = json_loads(argv[2], 0, NULL), *id;
 		const char *why;

@@ -1,0 +1,187 @@
+/*
+ * modes.c: dt-analyze's two modes that analyze no records: --estimate
+ * (what the backlog will take, from dt-fetch --backlog; no call) and
+ * --preflight (one tiny request, as a run would make it).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "analyze.h"
+#include "config.h"
+#include "estimate.h"
+#include "exit.h"
+#include "log.h"
+#include "preflight.h"
+
+/* The tokens of a request for an empty text: the prompt, schema, framing. */
+static long long
+fixed_tokens(struct run *x)
+{
+	size_t ilen, blen = 0;
+	char *input = dt_api_wrap("", 0, &ilen), *body = NULL;
+	long long n;
+
+	if (input != NULL)
+		body = dt_api_body(&x->api, input, ilen, &blen);
+	n = dt_api_estimate_tokens(body, body != NULL ? blen : 0);
+	free(body);
+	free(input);
+	return n;
+}
+
+int
+dt_az_estimate(struct run *x)
+{
+	struct dt_estimate e = {0};
+	const struct dt_price *p;
+	json_error_t je;
+	json_t *in;
+	int rc;
+
+	e.model = x->c.model;
+	e.rpm = x->c.rpm;
+	e.max_text = x->c.max_text;
+	e.max_output_tokens = x->c.max_output_tokens;
+	e.web_search = x->c.web_search;
+	/*
+	 * Unset prices are the model's published ones, else
+	 * perplexity/sonar's (and the estimate says so); with web search,
+	 * every Agent API request is taken to search once.
+	 */
+	if ((p = dt_price_of(x->c.model)) == NULL)
+		p = dt_price_of("perplexity/sonar");
+	e.prices_known = x->c.prices_set || dt_price_of(x->c.model) != NULL;
+	e.price_in = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ?
+	    x->c.price_in : p->in;
+	e.price_out = dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL ?
+	    x->c.price_out : p->out;
+	e.price_request = x->c.request_price_set ? x->c.price_request :
+	    p->request + (x->c.web_search && x->c.api == DT_API_AGENT ?
+	    DT_PRICE_WEB_SEARCH : 0);
+	e.budget = x->c.budget;
+	/* dt-entrypoint's settings, which it has checked. */
+	if (dt_env_ll("DT_DEADLINE_SECONDS", 3300, 1, 86400,
+	    &e.deadline_s) < 0 || dt_env_ll("DT_SHARDS", 1, 1, 1000,
+	    &e.shards) < 0)
+		return DT_EXIT_CONFIG;
+	e.fixed_tokens = fixed_tokens(x);
+	if ((in = json_loadf(stdin, 0, &je)) == NULL) {
+		dt_error("--estimate: <stdin>:%d: %s", je.line, je.text);
+		return DT_EXIT_DATAERR;
+	}
+	rc = dt_estimate_print(&e, in, stdout) < 0 ? DT_EXIT_DATAERR :
+	    DT_EXIT_OK;
+	json_decref(in);
+	return rc;
+}
+
+/* The one line --preflight prints for the answer resp; returns its status. */
+static int
+preflight_answer(struct run *x, const struct dt_api *a,
+    const struct dt_http_resp *r, const char *safe)
+{
+	struct dt_usage u = {0};
+	json_t *analysis = NULL;
+	char msg[300], why[600], model[128], *raw = NULL;
+	int rc;
+
+	dt_api_error_message(r->body, r->len, msg, sizeof(msg));
+	if (r->status >= 200 && r->status <= 299) {
+		rc = dt_api_parse(a, r->body, r->len, &analysis, &u, model,
+		    sizeof(model), why, sizeof(why), &raw);
+		if (rc == DT_API_FAILED)
+			rc = dt_preflight_line("perplexity", DT_EXIT_UNAVAILABLE,
+			    "model %s at %s: the API says the call failed (%s)",
+			    x->c.model, safe, why);
+		else
+			rc = dt_preflight_line("perplexity", DT_EXIT_OK,
+			    "model %s answered at %s (HTTP %ld, %lld tokens, "
+			    "%.6f USD)", model[0] ? model : x->c.model, safe,
+			    r->status, u.total_tokens, u.cost_usd);
+	} else if (r->status == 401 || r->status == 403)
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "PERPLEXITY_API_KEY: refused (HTTP %ld%s%s)", r->status,
+		    msg[0] ? ": " : "", msg);
+	else if (r->status == 402)
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "PERPLEXITY_API_KEY: its API group has no credits left "
+		    "(HTTP 402%s%s)", msg[0] ? ": " : "", msg);
+	else if (r->status == 404 || r->status == 405)
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "PERPLEXITY_BASE_URL: %s is not the API (HTTP %ld%s%s)", safe,
+		    r->status, msg[0] ? ": " : "", msg);
+	else if (r->status == 408 || r->status == 429 ||
+	    r->status >= 500)
+		rc = dt_preflight_line("perplexity", DT_EXIT_UNAVAILABLE,
+		    "%s is busy or down (HTTP %ld%s%s); try again", safe,
+		    r->status, msg[0] ? ": " : "", msg);
+	else if (strstr(msg, "model") != NULL || strstr(msg, "Model") != NULL)
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "PERPLEXITY_MODEL: %s refused (HTTP %ld: %s)", x->c.model,
+		    r->status, msg);
+	else
+		rc = dt_preflight_line("perplexity", DT_EXIT_CONFIG,
+		    "the API refused the request (HTTP %ld%s%s): check "
+		    "PERPLEXITY_MODEL, DT_API and DT_SCHEMA_FILE", r->status,
+		    msg[0] ? ": " : "", msg);
+	json_decref(analysis);
+	free(raw);
+	return rc;
+}
+
+/*
+ * --preflight: one request as small as a request can be, through the
+ * run's own URL, headers, model, prompt and schema, with a text of two
+ * words and at most 16 output tokens (a few hundred input tokens: about
+ * a ten-thousandth of a dollar at perplexity/sonar's prices).  Whatever
+ * the answer holds, a 2xx says the key, the model and the URL work.
+ * Prints the one line; returns the exit status.
+ */
+int
+dt_az_preflight(struct run *x)
+{
+	static const char text[] = "Preflight check.";
+	struct dt_api a = x->api;
+	struct dt_http_policy pol = x->c.pol;
+	struct dt_http_resp resp = {0};
+	struct dt_http_req req = {0};
+	char *input = NULL, *body = NULL, safe[512];
+	size_t ilen, blen;
+	long long t;
+	int rc;
+
+	a.max_output_tokens = 16;
+	if ((input = dt_api_wrap(text, sizeof(text) - 1, &ilen)) == NULL ||
+	    (body = dt_api_body(&a, input, ilen, &blen)) == NULL) {
+		rc = dt_preflight_line("perplexity", DT_EXIT_TEMPFAIL,
+		    "out of memory");
+		goto out;
+	}
+	t = x->c.first_timeout_s > x->c.timeout_s ? x->c.first_timeout_s :
+	    x->c.timeout_s;
+	req.method = "POST";
+	req.url = x->url;
+	req.headers = x->headers;
+	req.body = body;
+	req.body_len = blen;
+	req.timeout_ms = (long)(t * 1000);
+	req.connect_timeout_ms = 10000;
+	pol.max_tries = 1;
+	dt_http_once(x->http, &req, &pol, &resp);
+	dt_http_safe_url(x->url, safe, sizeof(safe));
+	if (resp.result != DT_HTTP_OK) {
+		rc = dt_preflight_line("perplexity", DT_EXIT_UNAVAILABLE,
+		    "PERPLEXITY_BASE_URL: %s cannot be reached (%s)", safe,
+		    resp.error);
+		goto out;
+	}
+	rc = preflight_answer(x, &a, &resp, safe);
+out:
+	free(body);
+	free(input);
+	dt_http_resp_clear(&resp);
+	return rc;
+}

@@ -1,0 +1,345 @@
+/*
+ * output.c: dt-analyze's output: every record as one line, and the
+ * stage record at the end, also from the signal handler.
+ */
+#include <sys/file.h>
+#include <sys/resource.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "analyze.h"
+#include "exit.h"
+#include "log.h"
+
+const char *const dt_az_kinds[NKINDS] = {"timeout", "rate_limited",
+    "unavailable", "config", "http_4xx", "invalid_output", "too_large",
+    "bad_record", "budget"};
+
+volatile sig_atomic_t dt_az_signal;
+volatile sig_atomic_t dt_az_in_call;
+struct run *dt_az_run;
+int dt_az_out_failed;
+
+static int out_lock_fd = -1;    /* DT_FANOUT_OUTPUT_LOCK, see dt_az_emit() */
+static struct {
+	char *s;
+	size_t len, cap;
+} out_line;                     /* emit()'s buffer, kept between records */
+
+/* Async-signal-safe appending for the handler's stage record. */
+static void
+sput(char *buf, size_t len, size_t *o, const char *s)
+{
+	while (*s != '\0' && *o + 1 < len)
+		buf[(*o)++] = *s++;
+}
+
+static void
+sputu(char *buf, size_t len, size_t *o, unsigned long long v)
+{
+	char d[24];
+	int i = 0;
+
+	do
+		d[i++] = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	while (i > 0 && *o + 1 < len)
+		buf[(*o)++] = d[--i];
+}
+
+/*
+ * On SIGTERM or SIGINT between calls, the main loop notices the flag
+ * and ends cleanly.  During a call libcurl would wait for the server,
+ * possibly for the whole timeout, so the handler writes the stage record
+ * itself (with async-signal-safe code only) and exits at once; the
+ * record in flight is not written and comes back when its lease expires.
+ */
+static void
+on_signal(int sig)
+{
+	char buf[2048];
+	size_t o = 0;
+	struct run *x = dt_az_run;
+	unsigned long long nano;
+	int i;
+
+	dt_az_signal = sig;
+	if (!dt_az_in_call || x == NULL)
+		return;
+	sput(buf, sizeof(buf), &o, "{\"stage\":\"dt-analyze\",\"run_id\":");
+	if (x->run_id[0] != '\0') {
+		sput(buf, sizeof(buf), &o, "\"");
+		sput(buf, sizeof(buf), &o, x->run_id);
+		sput(buf, sizeof(buf), &o, "\"");
+	} else
+		sput(buf, sizeof(buf), &o, "null");
+	sput(buf, sizeof(buf), &o, ",\"status\":75,\"message\":\"interrupted "
+	    "by a signal\",\"counts\":{\"records\":");
+	sputu(buf, sizeof(buf), &o, x->n.records);
+	sput(buf, sizeof(buf), &o, ",\"analyzed\":");
+	sputu(buf, sizeof(buf), &o, x->n.analyzed);
+	sput(buf, sizeof(buf), &o, ",\"errors\":");
+	sputu(buf, sizeof(buf), &o, x->n.errors);
+	sput(buf, sizeof(buf), &o, ",\"passed\":");
+	sputu(buf, sizeof(buf), &o, x->n.passed);
+	sput(buf, sizeof(buf), &o, ",\"bad\":");
+	sputu(buf, sizeof(buf), &o, x->n.bad);
+	sput(buf, sizeof(buf), &o, ",\"skipped\":");
+	sputu(buf, sizeof(buf), &o, x->n.skipped);
+	for (i = 0; i < NKINDS; i++) {
+		if (x->n.kind[i] == 0)
+			continue;
+		sput(buf, sizeof(buf), &o, ",\"");
+		sput(buf, sizeof(buf), &o, dt_az_kinds[i]);
+		sput(buf, sizeof(buf), &o, "\":");
+		sputu(buf, sizeof(buf), &o, x->n.kind[i]);
+	}
+	sput(buf, sizeof(buf), &o, "},\"tokens\":");
+	sputu(buf, sizeof(buf), &o, (unsigned long long)x->n.tokens);
+	sput(buf, sizeof(buf), &o, ",\"cost_usd\":");
+	nano = (unsigned long long)(x->n.cost * 1e9 + 0.5);
+	sputu(buf, sizeof(buf), &o, nano / 1000000000ULL);
+	sput(buf, sizeof(buf), &o, ".");
+	for (i = 100000000; i > 0; i /= 10)
+		sputu(buf, sizeof(buf), &o, (nano / (unsigned long long)i) % 10);
+	sput(buf, sizeof(buf), &o, ",\"prompt_version\":\"");
+	sput(buf, sizeof(buf), &o, x->version);
+	sput(buf, sizeof(buf), &o, "\",\"interrupted\":true}\n");
+	if (out_lock_fd >= 0)
+		(void)flock(out_lock_fd, LOCK_EX);
+	(void)!write(STDOUT_FILENO, buf, o);
+	_exit(DT_EXIT_TEMPFAIL);
+}
+
+/*
+ * Under dt-fanout the workers write straight to one shared stdout
+ * (parallel --ungroup; docs/analyze.md says why).  A record can be
+ * longer than the pipe's atomic write size, so
+ * every write holds an flock(2) on a file dt-fanout names: records are
+ * never split or mixed.  Without DT_FANOUT_OUTPUT_LOCK there is no lock.
+ */
+void
+dt_az_open_output_lock(void)
+{
+	const char *path = getenv("DT_FANOUT_OUTPUT_LOCK");
+
+	if (path != NULL && *path != '\0' && (out_lock_fd = open(path,
+	    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
+		dt_warn("%s: %s; writing without the output lock", path,
+		    strerror(errno));
+}
+
+static void
+out_lock(int op)
+{
+	if (out_lock_fd >= 0)
+		while (flock(out_lock_fd, op) < 0 && errno == EINTR)
+			;
+}
+
+/*
+ * Writes n bytes of s to stdout under the lock.  Returns 0, or -1 once
+ * a write failed: EPIPE (the reader went away) silently, anything else
+ * logged; dt_az_out_failed then holds the exit status for it, and every
+ * later call fails at once.
+ */
+static int
+emit_raw(const char *s, size_t n)
+{
+	int rc = 0;
+
+	if (dt_az_out_failed)
+		return -1;
+	out_lock(LOCK_EX);
+	while (n > 0) {
+		ssize_t w = write(STDOUT_FILENO, s, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			if (errno != EPIPE)
+				dt_error("cannot write standard output: %s",
+				    strerror(errno));
+			dt_az_out_failed = errno == EPIPE ? DT_EXIT_PIPE :
+			    DT_EXIT_IOERR;
+			rc = -1;
+			break;
+		}
+		s += w;
+		n -= (size_t)w;
+	}
+	out_lock(LOCK_UN);
+	return rc;
+}
+
+/* Appends n bytes of s to out_line (json_dump_callback's callback). */
+static int
+append_line(const char *s, size_t n, void *arg)
+{
+	(void)arg;
+	if (out_line.len + n + 1 > out_line.cap) {
+		size_t cap = out_line.cap ? out_line.cap : 4096;
+		char *p;
+
+		while (cap < out_line.len + n + 1)
+			cap *= 2;
+		if ((p = realloc(out_line.s, cap)) == NULL)
+			return -1;
+		out_line.s = p;
+		out_line.cap = cap;
+	}
+	memcpy(out_line.s + out_line.len, s, n);
+	out_line.len += n;
+	return 0;
+}
+
+/* The newline goes in the same write(2): a record is written whole. */
+void
+dt_az_emit(json_t *rec)
+{
+	if (dt_az_out_failed)
+		return;
+	out_line.len = 0;
+	if (json_dump_callback(rec, append_line, NULL, JSON_COMPACT |
+	    JSON_REAL_PRECISION(15)) < 0 || append_line("\n", 1, NULL) < 0) {
+		dt_error("cannot encode a record (out of memory)");
+		dt_az_out_failed = DT_EXIT_IOERR;
+		return;
+	}
+	(void)emit_raw(out_line.s, out_line.len);
+}
+
+/*
+ * The peak resident size of this program.  ru_maxrss also counts the
+ * process image before execve (under parallel, a forked perl), so the
+ * kernel's per-image high-water mark is read when there is one.
+ */
+static long
+peak_rss_kb(long fallback)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	long kb = fallback;
+
+	if (f == NULL)
+		return fallback;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "VmHWM:", 6) == 0) {
+			kb = strtol(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return kb;
+}
+
+/* Renders the stage record (see docs/pipeline.md) into buf. */
+static size_t
+render_stage(struct run *x, int status, const char *message, int interrupted,
+    char *buf, size_t len)
+{
+	struct rusage ru;
+	size_t o = 0;
+	int i, n;
+
+#define PUT(...) do { \
+	n = snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__); \
+	if (n > 0) \
+		o += (size_t)n; \
+} while (0)
+	PUT("{\"stage\":\"dt-analyze\",\"run_id\":");
+	if (x->run_id[0] != '\0')
+		PUT("\"%s\"", x->run_id);
+	else
+		PUT("null");
+	PUT(",\"status\":%d,\"message\":", status);
+	if (message != NULL)
+		PUT("\"%s\"", message);
+	else
+		PUT("null");
+	PUT(",\"counts\":{\"records\":%lu,\"analyzed\":%lu,\"errors\":%lu,"
+	    "\"passed\":%lu,\"bad\":%lu,\"skipped\":%lu", x->n.records,
+	    x->n.analyzed, x->n.errors, x->n.passed, x->n.bad, x->n.skipped);
+	for (i = 0; i < NKINDS; i++)
+		if (x->n.kind[i] > 0)
+			PUT(",\"%s\":%lu", dt_az_kinds[i], x->n.kind[i]);
+	PUT("},\"tokens\":%lld,\"cost_usd\":%.9g,\"prompt_version\":\"%s\"",
+	    x->n.tokens, x->n.cost, x->version);
+	if (x->c.dry_run)
+		PUT(",\"dry_run\":true,\"estimate\":{\"input_tokens\":%lld,"
+		    "\"max_output_tokens\":%lld}", x->n.est_in, x->n.est_out);
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		PUT(",\"resources\":{\"cpu_ms\":%ld,\"maxrss_kb\":%ld}",
+		    (long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+		    (long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000,
+		    peak_rss_kb(ru.ru_maxrss));
+	PUT(",\"interrupted\":%s}\n", interrupted ? "true" : "false");
+#undef PUT
+	if (o >= len)
+		o = len - 1;
+	return o;
+}
+
+/* The run id goes into JSON as it is (render_stage): keep it safe. */
+void
+dt_az_take_run_id(struct run *x, json_t *rec)
+{
+	const char *s;
+	size_t i;
+
+	if (x->run_id[0] != '\0')
+		return;
+	s = x->c.run_id_env;
+	if (s == NULL)
+		s = json_string_value(json_object_get(rec, "run_id"));
+	if (s == NULL)
+		return;
+	for (i = 0; s[i] != '\0' && i + 1 < sizeof(x->run_id); i++)
+		x->run_id[i] = (char)((s[i] == '"' || s[i] == '\\' ||
+		    (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) ?
+		    '_' : s[i]);
+	x->run_id[i] = '\0';
+}
+
+void
+dt_az_emit_stage(struct run *x, int status, const char *message,
+    int interrupted)
+{
+	char stage[2048];
+	size_t n;
+
+	if (dt_az_out_failed)
+		return;
+	n = render_stage(x, status, message, interrupted, stage, sizeof(stage));
+	(void)emit_raw(stage, n);
+}
+
+void
+dt_az_install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+void
+dt_az_close_output(void)
+{
+	if (out_lock_fd >= 0)
+		close(out_lock_fd);
+	out_lock_fd = -1;
+	free(out_line.s);
+	out_line.s = NULL;
+	out_line.len = out_line.cap = 0;
+}
