@@ -161,34 +161,37 @@ static const struct option longopts[] = {
 static int
 set_value(struct config *c, int ch, const char *arg)
 {
+	/* The options that take a whole number, with their ranges. */
+	static const struct {
+		int ch;
+		const char *name;
+		long long min, max;
+	} whole[] = {{'k', "--breaker", 1, 1000000},
+	    {'n', "--max-text-bytes", 64, 1 << 24}, {'r', "--rpm", 0, 1000000},
+	    {'t', "--timeout", 1, 86400}};
+	long long *number[] = {&c->breaker, &c->max_text, &c->rpm,
+	    &c->timeout_s};
 	const char **text = ch == 'B' ? &c->base_url : ch == 'm' ? &c->model :
 	    ch == 'p' ? &c->prompt_file : ch == 's' ? &c->schema_file : NULL;
+	size_t i;
 
 	if (text != NULL) {
 		*text = arg;
 		return 0;
 	}
-	switch (ch) {
-	case 'a':
+	for (i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
+		if (ch == whole[i].ch)
+			return dt_parse_ll(whole[i].name, arg, whole[i].min,
+			    whole[i].max, number[i]);
+	if (ch == 'a')
 		return dt_az_parse_choice("--api", arg, "agent", "chat",
 		    &c->api);
-	case 'b':
+	if (ch == 'b')
 		return dt_parse_double("--budget", arg, 0, 1e9, &c->budget);
-	case 'k':
-		return dt_parse_ll("--breaker", arg, 1, 1000000, &c->breaker);
-	case 'n':
-		return dt_parse_ll("--max-text-bytes", arg, 64, 1 << 24,
-		    &c->max_text);
-	case 'r':
-		return dt_parse_ll("--rpm", arg, 0, 1000000, &c->rpm);
-	case 't':
-		return dt_parse_ll("--timeout", arg, 1, 86400, &c->timeout_s);
-	case 'x':
+	if (ch == 'x')
 		return dt_az_parse_choice("--too-large", arg, "cut", "reject",
 		    &c->reject_large);
-	default:
-		return 1;
-	}
+	return 1;
 }
 
 /* Parses the command line over the environment.  Returns optind or -1. */
