@@ -246,17 +246,6 @@ dt_shared_budget_settle(struct dt_shared *s, double budget, double reserved,
 	unlock(s);
 }
 
-double
-dt_shared_spent(struct dt_shared *s)
-{
-	double v;
-
-	lock(s);
-	v = s->st->spent;
-	unlock(s);
-	return v;
-}
-
 int
 dt_shared_breaker(struct dt_shared *s)
 {

@@ -73,9 +73,6 @@ int dt_shared_budget_take(struct dt_shared *s, double budget,
 void dt_shared_budget_settle(struct dt_shared *s, double budget,
     double reserved, double cost);
 
-/* Total cost recorded by all workers so far (kept with a budget only). */
-double dt_shared_spent(struct dt_shared *s);
-
 /* Returns DT_BREAKER_CLOSED or the reason the breaker is open. */
 int dt_shared_breaker(struct dt_shared *s);
 

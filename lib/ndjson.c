@@ -285,8 +285,13 @@ dt_ndjson_bom(const char *s, size_t n)
 	return n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
 }
 
-int
-dt_reader_next_line(struct dt_reader *r, const char **line, size_t *len)
+/*
+ * Reads the next line that is not blank: DT_NDJSON_RECORD with *line
+ * and *len set (borrowed, without the newline), or DT_NDJSON_BAD for a
+ * line too long or not UTF-8, DT_NDJSON_EOF, DT_NDJSON_ERROR.
+ */
+static int
+next_line(struct dt_reader *r, const char **line, size_t *len)
 {
 	size_t off;
 	int toolong, rc;
@@ -333,14 +338,9 @@ dt_reader_next_line(struct dt_reader *r, const char **line, size_t *len)
 	}
 }
 
-void
-dt_reader_took(struct dt_reader *r)
-{
-	r->nrecords++;
-}
-
-int
-dt_reader_parse(struct dt_reader *r, json_t **rec)
+/* Parses the line next_line() returned into *rec. */
+static int
+parse_line(struct dt_reader *r, json_t **rec)
 {
 	json_error_t jerr;
 	json_t *v;
@@ -370,9 +370,9 @@ dt_reader_next(struct dt_reader *r, json_t **rec)
 	int rc;
 
 	*rec = NULL;
-	if ((rc = dt_reader_next_line(r, &line, &len)) != DT_NDJSON_RECORD)
+	if ((rc = next_line(r, &line, &len)) != DT_NDJSON_RECORD)
 		return rc;
-	return dt_reader_parse(r, rec);
+	return parse_line(r, rec);
 }
 
 int

@@ -54,25 +54,6 @@ void dt_reader_set_chunk(struct dt_reader *r, size_t bytes);
 int dt_reader_next(struct dt_reader *r, json_t **rec);
 
 /*
- * Reads the next line without parsing it, for a stage that reads its
- * records by its own means when it can.  Lines that are too long, blank
- * or not UTF-8 are dealt with as by dt_reader_next(); on
- * DT_NDJSON_RECORD *line and *len hold the line (borrowed, without its
- * newline, valid until the next call).  The caller then either reads it
- * itself and calls dt_reader_took(), or calls dt_reader_parse().
- */
-int dt_reader_next_line(struct dt_reader *r, const char **line, size_t *len);
-
-/* Counts the line dt_reader_next_line() returned as a record read. */
-void dt_reader_took(struct dt_reader *r);
-
-/*
- * Parses the line dt_reader_next_line() returned: the results of
- * dt_reader_next() for that line (DT_NDJSON_RECORD or DT_NDJSON_BAD).
- */
-int dt_reader_parse(struct dt_reader *r, json_t **rec);
-
-/*
  * The length of a UTF-8 byte order mark (EF BB BF) at the start of the
  * n bytes at s: 3, or 0 when there is none.  Editors on Windows put one
  * at the start of a file; the readers skip it on an input's first line.
