@@ -342,37 +342,12 @@ classify(CURLcode cc, int toobig)
 	}
 }
 
-int
-dt_http_once(struct dt_http *h, const struct dt_http_req *req,
-    const struct dt_http_policy *pol, struct dt_http_resp *resp)
+/* Sets up the handle for one request; hdrs is the header list. */
+static void
+set_options(struct dt_http *h, const struct dt_http_req *req,
+    const char *method, struct curl_slist *hdrs)
 {
-	struct curl_slist *hdrs = NULL, *t;
-	const char *const *hp;
-	const char *method = req->method ? req->method : "GET";
-	char safe[1024];
-	curl_off_t us = 0;
-	CURLcode cc;
 	CURL *c = h->curl;
-
-	if (pol == NULL)
-		pol = &default_policy;
-	dt_http_resp_clear(resp);
-	h->resp = resp;
-	h->cap = 0;
-	h->toobig = 0;
-	h->errbuf[0] = '\0';
-	h->max_response = pol->max_response ? pol->max_response :
-	    DEFAULT_MAX_RESPONSE;
-
-	for (hp = req->headers; hp != NULL && *hp != NULL; hp++) {
-		if ((t = curl_slist_append(hdrs, *hp)) == NULL)
-			goto oom;
-		hdrs = t;
-	}
-	/* No "Expect: 100-continue" round trip for large bodies. */
-	if ((t = curl_slist_append(hdrs, "Expect:")) == NULL)
-		goto oom;
-	hdrs = t;
 
 	curl_easy_reset(c);
 	curl_easy_setopt(c, CURLOPT_URL, req->url);
@@ -409,7 +384,63 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
 		    (curl_off_t)(req->body ? req->body_len : 0));
 	}
+}
 
+/* Fills resp->error for a failed transfer (cc, resp->result). */
+static void
+describe_failure(const struct dt_http *h, const struct dt_http_req *req,
+    CURLcode cc, struct dt_http_resp *resp)
+{
+	if (resp->result == DT_HTTP_ETOOBIG)
+		snprintf(resp->error, sizeof(resp->error),
+		    "response larger than %zu bytes", h->max_response);
+	else if (resp->result == DT_HTTP_ETIMEOUT)
+		snprintf(resp->error, sizeof(resp->error),
+		    "no complete response within %ld ms", req->timeout_ms > 0 ?
+		    req->timeout_ms : 300000L);
+	else if (cc != CURLE_OK) {
+		char *clean = dt_redact(h->errbuf[0] ? h->errbuf :
+		    curl_easy_strerror(cc));
+
+		snprintf(resp->error, sizeof(resp->error), "%s",
+		    clean ? clean : curl_easy_strerror(cc));
+		free(clean);
+	}
+}
+
+int
+dt_http_once(struct dt_http *h, const struct dt_http_req *req,
+    const struct dt_http_policy *pol, struct dt_http_resp *resp)
+{
+	struct curl_slist *hdrs = NULL, *t;
+	const char *const *hp;
+	const char *method = req->method ? req->method : "GET";
+	char safe[1024];
+	curl_off_t us = 0;
+	CURLcode cc;
+	CURL *c = h->curl;
+
+	if (pol == NULL)
+		pol = &default_policy;
+	dt_http_resp_clear(resp);
+	h->resp = resp;
+	h->cap = 0;
+	h->toobig = 0;
+	h->errbuf[0] = '\0';
+	h->max_response = pol->max_response ? pol->max_response :
+	    DEFAULT_MAX_RESPONSE;
+
+	for (hp = req->headers; hp != NULL && *hp != NULL; hp++) {
+		if ((t = curl_slist_append(hdrs, *hp)) == NULL)
+			goto oom;
+		hdrs = t;
+	}
+	/* No "Expect: 100-continue" round trip for large bodies. */
+	if ((t = curl_slist_append(hdrs, "Expect:")) == NULL)
+		goto oom;
+	hdrs = t;
+
+	set_options(h, req, method, hdrs);
 	if (dt_log_enabled(DT_LOG_DEBUG))
 		dt_log(DT_LOG_DEBUG, "%s: %s %s", h->what, method,
 		    dt_http_safe_url(req->url, safe, sizeof(safe)));
@@ -426,21 +457,7 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 		snprintf(resp->error, sizeof(resp->error), "out of memory");
 		return resp->result;
 	}
-	if (resp->result == DT_HTTP_ETOOBIG)
-		snprintf(resp->error, sizeof(resp->error),
-		    "response larger than %zu bytes", h->max_response);
-	else if (resp->result == DT_HTTP_ETIMEOUT)
-		snprintf(resp->error, sizeof(resp->error),
-		    "no complete response within %ld ms", req->timeout_ms > 0 ?
-		    req->timeout_ms : 300000L);
-	else if (cc != CURLE_OK) {
-		char *clean = dt_redact(h->errbuf[0] ? h->errbuf :
-		    curl_easy_strerror(cc));
-
-		snprintf(resp->error, sizeof(resp->error), "%s",
-		    clean ? clean : curl_easy_strerror(cc));
-		free(clean);
-	}
+	describe_failure(h, req, cc, resp);
 	/* Only a complete response has a status. */
 	if (cc != CURLE_OK)
 		resp->status = 0;
