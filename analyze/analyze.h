@@ -23,6 +23,7 @@
 
 #include "api.h"
 #include "http.h"
+#include "retry.h"
 #include "ndjson.h"
 
 #define NKINDS 9

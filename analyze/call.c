@@ -1,6 +1,6 @@
 /*
  * call.c: calling the API for one record until it has an analysis or a
- * final error.  What an answer means comes from dt_http_retrycheck()
+ * final error.  What an answer means comes from dt_retry_check()
  * (lib/http.h); whether a refusal is the record's or the run's setup is
  * decided here, from the answers all workers got (docs/analyze.md,
  * "Setup errors").
@@ -235,7 +235,7 @@ probe_setup(struct run *x, const struct dt_http_req *like, const char *line)
 	dt_http_once(x->http, &req, &c->pol, &resp);
 	dt_az_in_call = 0;
 	rc = -1;
-	if (dt_http_answer(&resp) == DT_ANSWER_OK)
+	if (dt_retry_answer(&resp) == DT_ANSWER_OK)
 		rc = dt_api_parse(&x->api, resp.body, resp.len, &analysis, &u,
 		    model, sizeof(model), why, sizeof(why), &raw);
 	json_decref(analysis);
@@ -245,8 +245,8 @@ probe_setup(struct run *x, const struct dt_http_req *like, const char *line)
 	x->n.cost += u.cost_usd;
 	if (rc != -1)
 		dt_shared_setup_ok(x->sh, rc == DT_API_OK);
-	else if (dt_http_answer(&resp) == DT_ANSWER_REFUSED ||
-	    dt_http_answer(&resp) == DT_ANSWER_SETUP) {
+	else if (dt_retry_answer(&resp) == DT_ANSWER_REFUSED ||
+	    dt_retry_answer(&resp) == DT_ANSWER_SETUP) {
 		dt_api_error_type(resp.body, resp.len, sig, sizeof(sig));
 		opened = dt_shared_setup_note(x->sh, resp.status, sig,
 		    SETUP_THRESHOLD, line, &streak);
@@ -409,7 +409,7 @@ call_once(struct run *x, struct call *k, double reserved)
 	k->analysis = NULL;
 	free(k->raw);
 	k->raw = NULL;
-	k->answer = dt_http_answer(&k->resp);
+	k->answer = dt_retry_answer(&k->resp);
 	if (k->answer == DT_ANSWER_OK) {
 		k->rc = dt_api_parse(&x->api, k->resp.body, k->resp.len,
 		    &k->analysis, &u, k->model, sizeof(k->model), k->why,
@@ -540,7 +540,7 @@ on_refusal(struct run *x, struct call *k)
 	return END_FAIL;
 }
 
-/* An outage: retried as dt_http_retrycheck() says, under the breaker. */
+/* An outage: retried as dt_retry_check() says, under the breaker. */
 static int
 on_outage(struct run *x, struct call *k)
 {
@@ -561,7 +561,7 @@ on_outage(struct run *x, struct call *k)
 		dt_warn("%s: id %s: %s; circuit open", x->where, k->id, k->why);
 		return NEXT_CALL;
 	}
-	dt_http_retrycheck(&c->pol, &k->resp, DT_ANSWER_OUTAGE, k->outages,
+	dt_retry_check(&c->pol, &k->resp, DT_ANSWER_OUTAGE, k->outages,
 	    dt_shared_now() - k->start, &r);
 	if (!r.retry) {
 		dt_warn("%s: id %s: %s; giving up after %d tries", x->where,

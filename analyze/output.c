@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "analyze.h"
+#include "cli.h"
 #include "exit.h"
 #include "log.h"
 
@@ -324,13 +325,7 @@ dt_az_emit_stage(struct run *x, int status, const char *message,
 void
 dt_az_install_signals(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	dt_cli_catch_signals(on_signal, 0);
 }
 
 void

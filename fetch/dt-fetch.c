@@ -195,13 +195,7 @@ on_signal(int sig)
 static void
 catch_signals(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	dt_cli_catch_signals(on_signal, 0);
 	dt_http_set_stop_flag(&stop_flag);
 }
 

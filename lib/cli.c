@@ -2,6 +2,7 @@
  * cli.c: the parts of a command line every dt program shares.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <limits.h>
@@ -87,4 +88,17 @@ dt_data_file(const char *name)
 	}
 	snprintf(paths[i], sizeof(paths[i]), "%s/%s", DT_DATADIR, name);
 	return paths[i];
+}
+
+void
+dt_cli_catch_signals(void (*handler)(int), int flags)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = flags;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 }

@@ -39,4 +39,10 @@ int dt_cli_close_stdout(int status);
  */
 const char *dt_data_file(const char *name);
 
+/*
+ * Calls handler on SIGTERM and SIGINT; flags are sigaction's sa_flags
+ * (SA_RESTART: reads and writes go on after the handler).
+ */
+void dt_cli_catch_signals(void (*handler)(int), int flags);
+
 #endif

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "config.h"
 #include "http.h"
+#include "retry.h"
 #include "log.h"
 
 #define DEFAULT_MAX_RESPONSE ((size_t)8 * 1024 * 1024)
@@ -473,48 +474,6 @@ oom:
 	return resp->result;
 }
 
-int
-dt_http_answer(const struct dt_http_resp *resp)
-{
-	long st = resp->status;
-
-	if (resp->result == DT_HTTP_ETIMEOUT ||
-	    resp->result == DT_HTTP_ECONNECT)
-		return DT_ANSWER_OUTAGE;
-	if (resp->result != DT_HTTP_OK)
-		return DT_ANSWER_FAILED;
-	if (st >= 200 && st <= 299)
-		return DT_ANSWER_OK;
-	if (st == 408 || st == 429 || (st >= 500 && st <= 599))
-		return DT_ANSWER_OUTAGE;
-	if ((st >= 300 && st <= 399) || st == 401 || st == 402 || st == 403 ||
-	    st == 404)
-		return DT_ANSWER_SETUP;
-	if (st >= 400 && st <= 499)
-		return DT_ANSWER_REFUSED;
-	return DT_ANSWER_FAILED;
-}
-
-void
-dt_http_retrycheck(const struct dt_http_policy *pol,
-    const struct dt_http_resp *resp, int answer, int outages,
-    long long spent_ms, struct dt_retry *r)
-{
-	if (pol == NULL)
-		pol = &default_policy;
-	memset(r, 0, sizeof(*r));
-	r->answer = answer;
-	if (answer != DT_ANSWER_OUTAGE)
-		return;
-	r->wait_ms = dt_http_backoff_ms(pol, outages, resp);
-	if (outages >= pol->max_tries)
-		r->gave_up = DT_RETRY_TRIES;
-	else if (spent_ms + r->wait_ms > pol->max_total_ms)
-		r->gave_up = DT_RETRY_TIME;
-	else
-		r->retry = 1;
-}
-
 long
 dt_http_backoff_ms(const struct dt_http_policy *pol, int n,
     const struct dt_http_resp *resp)
@@ -595,7 +554,7 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 
 		dt_http_once(h, req, pol, resp);
 		resp->tries = try;
-		dt_http_retrycheck(pol, resp, dt_http_answer(resp), try,
+		dt_retry_check(pol, resp, dt_retry_answer(resp), try,
 		    now_ms() - start, &r);
 		if (r.answer != DT_ANSWER_OUTAGE || stopping())
 			break;

@@ -4,7 +4,7 @@
  * Telegram says how long to wait after flood control in the body
  * (parameters.retry_after), not always in a Retry-After header, so the
  * retry loop is here rather than in dt_http_send(); it reads the body
- * and obeys the one retry policy, dt_http_retrycheck().  The bot token is
+ * and obeys the one retry policy, dt_retry_check().  The bot token is
  * part of the URL path; the URL is only ever logged through
  * dt_http_safe_url() and the token is a registered secret besides.
  */
@@ -18,6 +18,7 @@
 
 #include "exit.h"
 #include "http.h"
+#include "retry.h"
 #include "log.h"
 #include "report.h"
 
@@ -142,10 +143,10 @@ retry_or_fail(const struct dt_rpt_tg *tg, const struct dt_http_policy *pol,
 	 */
 	if (resp->status == 429 && retry_after >= 0)
 		resp->retry_after_ms = retry_after * 1000;
-	answer = dt_http_answer(resp);
+	answer = dt_retry_answer(resp);
 	if (answer == DT_ANSWER_OK && resp->status == 200)
 		answer = DT_ANSWER_OUTAGE;
-	dt_http_retrycheck(pol, resp, answer, try, spent, &r);
+	dt_retry_check(pol, resp, answer, try, spent, &r);
 	if (answer != DT_ANSWER_OUTAGE) {
 		dt_error("telegram: sendMessage%s: %s", what, why);
 		return resp->result == DT_HTTP_OK && resp->status >= 400 &&

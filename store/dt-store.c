@@ -202,15 +202,8 @@ on_signal(int sig)
 static void
 catch_signals(void)
 {
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
 	/* Reads and writes go on after the handler. */
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	dt_cli_catch_signals(on_signal, SA_RESTART);
 }
 
 static long long

@@ -16,8 +16,8 @@
  *   libcheck backoff BASE CAP N [RA]       dt_http_backoff_ms, 1000 draws:
  *                                          prints min and max
  *   libcheck answer RESULT STATUS OUTAGES SPENT_MS
- *                                          dt_http_answer and
- *                                          dt_http_retrycheck (4 tries,
+ *                                          dt_retry_answer and
+ *                                          dt_retry_check (4 tries,
  *                                          base 100 ms, cap 1 s, 10 s in
  *                                          all): prints "answer retry
  *                                          gave_up"
@@ -36,6 +36,7 @@
 #include "config.h"
 #include "exit.h"
 #include "http.h"
+#include "retry.h"
 #include "log.h"
 #include "record.h"
 
@@ -227,7 +228,7 @@ main(int argc, char **argv)
 		    .ratelimit_reset_ms = -1};
 		struct dt_retry r;
 
-		dt_http_retrycheck(&pol, &resp, dt_http_answer(&resp),
+		dt_retry_check(&pol, &resp, dt_retry_answer(&resp),
 		    (int)num(argv[4]), num(argv[5]), &r);
 		printf("%s %d %s\n", names[r.answer], r.retry,
 		    gave_up[r.gave_up]);
