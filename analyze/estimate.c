@@ -55,6 +55,56 @@ num(json_t *o, const char *key)
 	    (long long)json_integer_value(v) : -1;
 }
 
+/*
+ * The cost lines: per text, for the backlog of todo texts, as measured
+ * (hist), for a first run of first_run rows (0: no such line) and
+ * against the budget.
+ */
+static void
+print_cost(const struct dt_estimate *e, FILE *out, long long in,
+    long long outk, long long todo, long long first_run, double share,
+    json_t *hist)
+{
+	double per_msg, per_msg_max, total, total_max;
+
+	per_msg = (double)in * e->price_in / 1e6 + (double)outk *
+	    e->price_out / 1e6 + e->price_request;
+	per_msg_max = (double)in * e->price_in / 1e6 +
+	    (double)e->max_output_tokens * e->price_out / 1e6 +
+	    e->price_request;
+	total = per_msg * (double)todo;
+	total_max = per_msg_max * (double)todo;
+	fprintf(out, "cost: about %.4f USD for the whole backlog (%.6f per "
+	    "text; at most %.4f if every answer were DT_MAX_OUTPUT_TOKENS "
+	    "long), at %g USD per million input tokens, %g per million "
+	    "output tokens, %g per request%s\n", total, per_msg, total_max,
+	    e->price_in, e->price_out, e->price_request,
+	    e->prices_known ? "" : "; these are perplexity/sonar's prices: "
+	    "set DT_PRICE_INPUT_PER_M and DT_PRICE_OUTPUT_PER_M for the model "
+	    "in PERPLEXITY_MODEL");
+	/* After some runs, the API's own counts say more than the sizes. */
+	if (num(hist, "rows") > 0)
+		fprintf(out, "measured: the last %lld analyses averaged %.0f "
+		    "tokens in, %.0f out and %.6f USD each (the API's own "
+		    "counts): about %.4f USD for the backlog at that cost\n",
+		    num(hist, "rows"), json_number_value(json_object_get(hist,
+		    "prompt_tokens")), json_number_value(json_object_get(hist,
+		    "completion_tokens")), json_number_value(json_object_get(
+		    hist, "cost_usd")), json_number_value(json_object_get(hist,
+		    "cost_usd")) * (double)todo);
+	if (first_run > 0)
+		fprintf(out, "first run: about %.4f USD for %lld texts\n",
+		    per_msg * (double)first_run * share,
+		    (long long)llround((double)first_run * share));
+	if (e->budget > 0)
+		fprintf(out, "budget: DT_BUDGET_USD %g: a run stops calling once "
+		    "it spent that (about %lld texts)\n", e->budget,
+		    per_msg > 0 ? (long long)(e->budget / per_msg) : 0);
+	else
+		fprintf(out, "budget: DT_BUDGET_USD is not set: no run has a "
+		    "spending limit\n");
+}
+
 int
 dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 {
@@ -65,7 +115,7 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	long long nblank = num(sample, "blank"), bytes = num(sample,
 	    "text_bytes"), max_records = num(fetch, "max_records");
 	long long per_run, by_rate = -1, runs, text_tokens, in, outk, todo;
-	double avg_bytes, share, per_msg, per_msg_max, total, total_max;
+	double avg_bytes, share;
 
 	if (unclaimed < 0 || rows < 0 || nblank < 0 || bytes < 0 ||
 	    max_records < 0 || nblank > rows) {
@@ -127,41 +177,7 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	    "most %lld, DT_MAX_OUTPUT_TOKENS)\n", in, e->fixed_tokens,
 	    text_tokens, outk, e->max_output_tokens);
 
-	per_msg = (double)in * e->price_in / 1e6 + (double)outk *
-	    e->price_out / 1e6 + e->price_request;
-	per_msg_max = (double)in * e->price_in / 1e6 +
-	    (double)e->max_output_tokens * e->price_out / 1e6 +
-	    e->price_request;
-	total = per_msg * (double)todo;
-	total_max = per_msg_max * (double)todo;
-	fprintf(out, "cost: about %.4f USD for the whole backlog (%.6f per "
-	    "text; at most %.4f if every answer were DT_MAX_OUTPUT_TOKENS "
-	    "long), at %g USD per million input tokens, %g per million "
-	    "output tokens, %g per request%s\n", total, per_msg, total_max,
-	    e->price_in, e->price_out, e->price_request,
-	    e->prices_known ? "" : "; these are perplexity/sonar's prices: "
-	    "set DT_PRICE_INPUT_PER_M and DT_PRICE_OUTPUT_PER_M for the model "
-	    "in PERPLEXITY_MODEL");
-	/* After some runs, the API's own counts say more than the sizes. */
-	if (num(hist, "rows") > 0)
-		fprintf(out, "measured: the last %lld analyses averaged %.0f "
-		    "tokens in, %.0f out and %.6f USD each (the API's own "
-		    "counts): about %.4f USD for the backlog at that cost\n",
-		    num(hist, "rows"), json_number_value(json_object_get(hist,
-		    "prompt_tokens")), json_number_value(json_object_get(hist,
-		    "completion_tokens")), json_number_value(json_object_get(
-		    hist, "cost_usd")), json_number_value(json_object_get(hist,
-		    "cost_usd")) * (double)todo);
-	if (per_run > 0 && runs > 1)
-		fprintf(out, "first run: about %.4f USD for %lld texts\n",
-		    per_msg * (double)per_run * share,
-		    (long long)llround((double)per_run * share));
-	if (e->budget > 0)
-		fprintf(out, "budget: DT_BUDGET_USD %g: a run stops calling once "
-		    "it spent that (about %lld texts)\n", e->budget,
-		    per_msg > 0 ? (long long)(e->budget / per_msg) : 0);
-	else
-		fprintf(out, "budget: DT_BUDGET_USD is not set: no run has a "
-		    "spending limit\n");
+	print_cost(e, out, in, outk, todo, per_run > 0 && runs > 1 ?
+	    per_run : 0, share, hist);
 	return 0;
 }
