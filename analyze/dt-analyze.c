@@ -198,7 +198,7 @@ set_value(struct config *c, int ch, const char *arg)
 static int
 read_flags(struct config *c, int argc, char **argv, int *exit_now)
 {
-	int ch, rc;
+	int ch, rc, *mode;
 
 	*exit_now = -1;
 	/* getopt's own messages name argv[0]: the name, not the path. */
@@ -209,35 +209,26 @@ read_flags(struct config *c, int argc, char **argv, int *exit_now)
 			goto usage;
 		if (rc == 0)
 			continue;
+		/* The switches that turn something on. */
+		mode = ch == 'C' ? &c->check_config : ch == 'd' ? &c->dry_run :
+		    ch == 'E' ? &c->estimate : ch == 'P' ? &c->preflight :
+		    ch == 'w' ? &c->web_search : NULL;
+		if (mode != NULL) {
+			*mode = 1;
+			continue;
+		}
 		switch (ch) {
-		case 'C':
-			c->check_config = 1;
-			break;
-		case 'd':
-			c->dry_run = 1;
-			break;
-		case 'E':
-			c->estimate = 1;
-			break;
-		case 'P':
-			c->preflight = 1;
-			break;
 		case 'h':
 			*exit_now = dt_cli_help(usage_text);
 			return -1;
 		case 'q':
-			dt_log_adjust(-1);
+		case 'v':
+			dt_log_adjust(ch == 'v' ? 1 : -1);
 			break;
 		case 'V':
 			dt_cli_version();
 			*exit_now = dt_cli_close_stdout(DT_EXIT_OK);
 			return -1;
-		case 'v':
-			dt_log_adjust(1);
-			break;
-		case 'w':
-			c->web_search = 1;
-			break;
 		default:
 			goto usage;
 		}
