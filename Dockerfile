@@ -17,7 +17,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
 	&& apt-get install -y --no-install-recommends \
 		gcc libc6-dev make pkg-config \
-		libcurl4-openssl-dev libjansson-dev \
+		libcurl4-openssl-dev libjansson-dev libssl-dev \
 		bats bats-assert bats-support bats-file curl jq python3 \
 	&& rm -rf /var/lib/apt/lists/*
 
