@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/report.sh: dt-report over N status records (default 1,000,000)
+# bench/report.sh: dt-report over N status records (default 100,000)
 # shaped like dt-store's output (the analysed record passed through with
 # its status); prints dt-report's CPU seconds, records/s, peak RSS and
 # instructions per record (callgrind, when valgrind is there) as
@@ -7,7 +7,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${DT_BUILD:-$root/build}/bin
-n=${BENCH_RECORDS:-1000000}
+n=${BENCH_RECORDS:-100000}
 work=$(mktemp -d "${TMPDIR:-/tmp}/dt-bench-report.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 

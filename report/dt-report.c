@@ -396,25 +396,25 @@ read_config(struct config *c)
 static int
 read_input(struct config *c, struct dt_rpt_tally *t)
 {
-	static struct dt_rpt_rec rec;
-	struct dt_rpt_scan *r;
+	struct dt_reader *r;
+	json_t *rec;
 	int rc, status = DT_EXIT_OK;
 
-	if ((r = dt_rpt_scan_new(c->files, c->nfiles, (size_t)c->max_line)) ==
+	if ((r = dt_reader_new(c->files, c->nfiles, (size_t)c->max_line)) ==
 	    NULL) {
 		dt_error("out of memory");
 		return DT_EXIT_UNAVAILABLE;
 	}
-	while ((rc = dt_rpt_scan_next(r, dt_rpt_tally_names(t), t->nfields,
-	    &rec)) != DT_NDJSON_EOF) {
+	while ((rc = dt_reader_next(r, &rec)) != DT_NDJSON_EOF) {
 		if (rc == DT_NDJSON_RECORD)
-			dt_rpt_tally_add(t, &rec);
+			dt_rpt_tally_add(t, rec);
 		else if (rc == DT_NDJSON_BAD)
 			t->bad_lines++;
 		else
 			status = DT_EXIT_DATAERR;
+		json_decref(rec);
 	}
-	dt_rpt_scan_free(r);
+	dt_reader_free(r);
 	return status;
 }
 

@@ -172,83 +172,7 @@ struct dt_rpt_tally {
 	int mixed_runs;
 	char started_at[40];    /* earliest stage "started_at", if any */
 	size_t top;             /* topics to report */
-	const char *names[DT_RPT_MAX_FIELDS + 1];
 };
-
-/* scan.c */
-
-/* A string unescaped into the scanner's arena (NUL-terminated too). */
-struct dt_rpt_span {
-	const char *s;          /* NULL: absent */
-	size_t n;
-};
-
-#define DT_RPT_REC_VALUES 64    /* strings kept per analysis field */
-#define DT_RPT_REC_COUNTS 16
-
-/* One analysis field of one record, as the scanner found it. */
-struct dt_rpt_rec_field {
-	int present;
-	int type;               /* 's' string, 'a' array, 'n' number, 'o' */
-	size_t nitems;          /* array length */
-	int nvals;
-	struct dt_rpt_span vals[DT_RPT_REC_VALUES];
-	double num;
-};
-
-/* What the tally uses of one line.  Spans point into the arena. */
-struct dt_rpt_rec {
-	int has_id;
-	struct dt_rpt_span stage, run_id, status, message, started_at, kind;
-	int has_status_num;
-	double status_num;
-	int interrupted;
-	int ncounts;
-	char count_names[DT_RPT_REC_COUNTS][32];
-	double counts[DT_RPT_REC_COUNTS];
-	int has_error, error_is_obj;
-	int has_usage;
-	double prompt, completion, total;
-	int has_total;
-	int has_usage_cost;
-	double usage_cost;
-	int has_cost_usd;
-	double cost_usd;
-	int has_latency;
-	double latency;
-	int has_analysis;
-	struct dt_rpt_rec_field fields[DT_RPT_MAX_FIELDS]; /* keep last */
-};
-
-struct dt_rpt_scan;
-
-/*
- * Opens a reader over the files (stdin when n is 0; "-" is stdin) with
- * lines of at most max_line bytes (0: the library's default).  Returns
- * NULL when out of memory.
- */
-struct dt_rpt_scan *dt_rpt_scan_new(char **paths, int n, size_t max_line);
-void dt_rpt_scan_free(struct dt_rpt_scan *r);
-
-/*
- * Reads the next record into *rec, keeping of the analysis the fields
- * names[0..nnames-1].  Returns DT_NDJSON_RECORD, DT_NDJSON_BAD (logged
- * as a warning with file and line, as lib/ndjson.c words it),
- * DT_NDJSON_ERROR (a file could not be read; logged; the next call goes
- * on with the next file) or DT_NDJSON_EOF.  rec's spans are valid until
- * the next call.
- */
-int dt_rpt_scan_next(struct dt_rpt_scan *r, const char *const *names,
-    int nnames, struct dt_rpt_rec *rec);
-
-/*
- * Scans one line (len bytes) into rec, with arena (len + 2
- * bytes) for its strings.  Returns 0, or -1 with the reason in err
- * ("invalid JSON: ... (column N)", "not a JSON object (got an array)").
- */
-int dt_rpt_scan_line(const char *line, size_t len, char *arena,
-    const char *const *names, int nnames, struct dt_rpt_rec *rec,
-    char *err, size_t errlen);
 
 /*
  * Sets up a tally.  schema is the analysis JSON schema (borrowed; NULL:
@@ -261,14 +185,12 @@ int dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
     const char *topics_field);
 void dt_rpt_tally_free(struct dt_rpt_tally *t);
 
-/* The analysis field names the tally wants from the scanner. */
-const char *const *dt_rpt_tally_names(const struct dt_rpt_tally *t);
-
 /*
- * Counts one record: a status record, any stage's output, or a stage
- * report ({"stage": ..., no "id"}).
+ * Counts one record (borrowed): a status record, any stage's output, or
+ * a stage report ({"stage": ..., no "id"}).  Members of an unexpected
+ * type count as absent.
  */
-void dt_rpt_tally_add(struct dt_rpt_tally *t, const struct dt_rpt_rec *r);
+void dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec);
 
 /*
  * The run's state from what was tallied: "ok", "partial" or "failed", and

@@ -594,7 +594,6 @@ dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
 		size_t cap;
 
 		f = &t->fields[i];
-		t->names[i] = f->name;
 		if (f->kind == DT_RPT_FIELD_TOPICS)
 			cap = top * 10 < 100 ? 100 : top * 10;
 		else if (f->kind == DT_RPT_FIELD_LABEL)
@@ -654,89 +653,168 @@ count_of(double v)
 	return v > 0 && v < 1.8e19 ? (uint64_t)v : 0;
 }
 
-static void
-tally_usage(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+/* Sets *out to v's value and returns 1 when v is a number, else 0. */
+static int
+number(json_t *v, double *out)
 {
-	uint64_t p = count_of(r->prompt), c = count_of(r->completion);
+	if (!json_is_number(v))
+		return 0;
+	*out = json_number_value(v);
+	return 1;
+}
 
+/* Adds v to *sum when v is a positive number. */
+static void
+add_positive(double *sum, json_t *v)
+{
+	double x;
+
+	if (number(v, &x) && x > 0)
+		*sum += x;
+}
+
+/*
+ * A cost: a number, or an object with "total_cost" or else the sum of
+ * its "*_cost" members.  Returns 1 with *out set, or 0 when v has none.
+ */
+static int
+cost_of(json_t *v, double *out)
+{
+	const char *k;
+	json_t *m;
+	double sum = 0, x;
+	int has = 0;
+
+	if (number(v, out))
+		return 1;
+	if (!json_is_object(v))
+		return 0;
+	if (number(json_object_get(v, "total_cost"), out))
+		return 1;
+	json_object_foreach(v, k, m) {
+		size_t n = strlen(k);
+
+		if (n > 5 && strcmp(k + n - 5, "_cost") == 0 &&
+		    number(m, &x)) {
+			sum += x;
+			has = 1;
+		}
+	}
+	*out = sum;
+	return has;
+}
+
+static void
+tally_usage(struct dt_rpt_tally *t, json_t *rec)
+{
+	json_t *u = json_object_get(rec, "usage");
+	double prompt = 0, completion = 0, total, cost;
+	uint64_t p, c;
+
+	if (!json_is_object(u))
+		u = NULL;
+	add_positive(&prompt, json_object_get(u, "prompt_tokens"));
+	add_positive(&prompt, json_object_get(u, "input_tokens"));
+	add_positive(&completion, json_object_get(u, "completion_tokens"));
+	add_positive(&completion, json_object_get(u, "output_tokens"));
+	p = count_of(prompt);
+	c = count_of(completion);
 	t->prompt_tokens += p;
 	t->completion_tokens += c;
-	t->total_tokens += r->has_total ? count_of(r->total) : p + c;
-	if (r->has_usage_cost && r->usage_cost >= 0) {
-		t->cost += r->usage_cost;
-		t->with_cost++;
-	} else if (r->has_cost_usd && r->cost_usd >= 0) {
-		t->cost += r->cost_usd;
+	t->total_tokens += number(json_object_get(u, "total_tokens"), &total) ?
+	    count_of(total) : p + c;
+	if (((cost_of(json_object_get(u, "cost"), &cost) ||
+	    cost_of(json_object_get(u, "cost_usd"), &cost)) && cost >= 0) ||
+	    (cost_of(json_object_get(rec, "cost_usd"), &cost) && cost >= 0)) {
+		t->cost += cost;
 		t->with_cost++;
 	}
 }
 
 static void
-tally_topic(struct dt_rpt_field *f, const struct dt_rpt_span *v)
+tally_topic(struct dt_rpt_field *f, json_t *v)
 {
 	char key[DT_RPT_KEY_MAX + 1];
 	size_t n;
 
-	if ((n = dt_rpt_topic_norm(v->s, v->n, key, sizeof(key))) > 0)
+	if (json_is_string(v) && (n = dt_rpt_topic_norm(json_string_value(v),
+	    json_string_length(v), key, sizeof(key))) > 0)
 		dt_rpt_topk_add(&f->topk, key, n);
 }
 
 static void
-tally_enum(struct dt_rpt_field *f, const struct dt_rpt_span *v)
+tally_enum(struct dt_rpt_field *f, json_t *v)
 {
+	size_t n = json_string_length(v);
 	int i;
 
+	if (!json_is_string(v))
+		return;
 	for (i = 0; i < f->nvalues; i++)
-		if (strlen(f->values[i]) == v->n &&
-		    memcmp(f->values[i], v->s, v->n) == 0) {
+		if (strlen(f->values[i]) == n &&
+		    memcmp(f->values[i], json_string_value(v), n) == 0) {
 			f->counts[i]++;
 			return;
 		}
 	f->other++;
 }
 
-static void
-tally_analysis(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+/*
+ * Counts one analysis field's value v.  Returns 1 when v has the type
+ * the field's kind counts, else 0.
+ */
+static int
+tally_value(struct dt_rpt_field *f, json_t *v)
 {
-	int i, j;
+	size_t j;
+	json_t *item;
+
+	switch (f->kind) {
+	case DT_RPT_FIELD_ENUM:
+		if (json_is_string(v))
+			tally_enum(f, v);
+		else if (json_is_array(v))
+			json_array_foreach(v, j, item)
+				tally_enum(f, item);
+		else
+			return 0;
+		return 1;
+	case DT_RPT_FIELD_LABEL:
+		if (!json_is_string(v))
+			return 0;
+		tally_topic(f, v);
+		return 1;
+	case DT_RPT_FIELD_TOPICS:
+		if (!json_is_array(v))
+			return 0;
+		json_array_foreach(v, j, item)
+			tally_topic(f, item);
+		return 1;
+	case DT_RPT_FIELD_ITEMS:
+		if (!json_is_array(v) || json_array_size(v) == 0)
+			return 0;
+		f->items += json_array_size(v);
+		return 1;
+	case DT_RPT_FIELD_MEAN:
+		if (!json_is_number(v))
+			return 0;
+		f->sum += json_number_value(v);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+tally_analysis(struct dt_rpt_tally *t, json_t *analysis)
+{
+	int i;
 
 	t->analyzed++;
 	for (i = 0; i < t->nfields; i++) {
 		struct dt_rpt_field *f = &t->fields[i];
-		const struct dt_rpt_rec_field *v = &r->fields[i];
 
-		if (!v->present)
-			continue;
-		switch (f->kind) {
-		case DT_RPT_FIELD_ENUM:
-			if (v->type != 's' && v->type != 'a')
-				continue;
-			for (j = 0; j < v->nvals; j++)
-				tally_enum(f, &v->vals[j]);
-			break;
-		case DT_RPT_FIELD_LABEL:
-			if (v->type != 's')
-				continue;
-			tally_topic(f, &v->vals[0]);
-			break;
-		case DT_RPT_FIELD_TOPICS:
-			if (v->type != 'a')
-				continue;
-			for (j = 0; j < v->nvals; j++)
-				tally_topic(f, &v->vals[j]);
-			break;
-		case DT_RPT_FIELD_ITEMS:
-			if (v->type != 'a' || v->nitems == 0)
-				continue;
-			f->items += v->nitems;
-			break;
-		case DT_RPT_FIELD_MEAN:
-			if (v->type != 'n')
-				continue;
-			f->sum += v->num;
-			break;
-		}
-		f->present++;
+		if (tally_value(f, json_object_get(analysis, f->name)))
+			f->present++;
 	}
 }
 
@@ -754,111 +832,143 @@ add_message(struct dt_rpt_stage *s, const char *msg)
 		memcpy(s->messages[s->nmessages++], clean, sizeof(clean));
 }
 
+/* Adds a stage record's numeric "counts" members to the stage's. */
 static void
-tally_stage(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+add_counts(struct dt_rpt_stage *s, json_t *counts)
 {
-	char name[sizeof(t->stages[0].name)];
-	struct dt_rpt_stage *s = NULL;
-	int i, j, status;
+	const char *k;
+	json_t *v;
+	int i;
 
-	dt_rpt_clip(r->stage.s, 24, name, sizeof(name));
-	for (i = 0; i < t->nstages; i++)
-		if (strcmp(t->stages[i].name, name) == 0)
-			s = &t->stages[i];
-	if (s == NULL) {
-		if (t->nstages == DT_RPT_MAX_STAGES) {
-			dt_warn("more than %d stages report; '%s' is left out",
-			    DT_RPT_MAX_STAGES, name);
-			return;
-		}
-		s = &t->stages[t->nstages++];
-		memset(s, 0, sizeof(*s));
-		memcpy(s->name, name, sizeof(name));
-	}
-	s->reports++;
-	status = r->has_status_num && r->status_num >= 0 &&
-	    r->status_num <= 255 ? (int)r->status_num : 0;
-	s->status = dt_exit_worse(s->status, status);
-	if (r->interrupted)
-		s->interrupted = 1;
-	if (r->message.s != NULL && r->message.n > 0)
-		add_message(s, r->message.s);
-	for (j = 0; j < r->ncounts; j++) {
+	json_object_foreach(counts, k, v) {
+		if (!json_is_number(v) || strlen(k) >= sizeof(s->count_names[0]))
+			continue;
 		for (i = 0; i < s->ncounts; i++)
-			if (strcmp(s->count_names[i], r->count_names[j]) == 0)
+			if (strcmp(s->count_names[i], k) == 0)
 				break;
 		if (i == s->ncounts) {
 			if (s->ncounts == DT_RPT_MAX_COUNTS)
 				continue;
-			memcpy(s->count_names[i], r->count_names[j],
-			    sizeof(s->count_names[0]));
+			snprintf(s->count_names[i], sizeof(s->count_names[0]),
+			    "%s", k);
 			s->counts[i] = 0;
 			s->ncounts++;
 		}
-		s->counts[i] += r->counts[j];
+		s->counts[i] += json_number_value(v);
 	}
-	if (r->started_at.s != NULL &&
-	    r->started_at.n < sizeof(t->started_at) &&
-	    (t->started_at[0] == '\0' ||
-	    strcmp(r->started_at.s, t->started_at) < 0))
-		memcpy(t->started_at, r->started_at.s, r->started_at.n + 1);
+}
+
+/* The stage named name, added when new; NULL when the table is full. */
+static struct dt_rpt_stage *
+stage_of(struct dt_rpt_tally *t, const char *stage)
+{
+	char name[sizeof(t->stages[0].name)];
+	struct dt_rpt_stage *s;
+	int i;
+
+	dt_rpt_clip(stage, 24, name, sizeof(name));
+	for (i = 0; i < t->nstages; i++)
+		if (strcmp(t->stages[i].name, name) == 0)
+			return &t->stages[i];
+	if (t->nstages == DT_RPT_MAX_STAGES) {
+		dt_warn("more than %d stages report; '%s' is left out",
+		    DT_RPT_MAX_STAGES, name);
+		return NULL;
+	}
+	s = &t->stages[t->nstages++];
+	memset(s, 0, sizeof(*s));
+	memcpy(s->name, name, sizeof(name));
+	return s;
 }
 
 static void
-tally_run_id(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+tally_stage(struct dt_rpt_tally *t, json_t *rec, const char *stage)
 {
-	if (r->run_id.s == NULL || r->run_id.n == 0)
+	struct dt_rpt_stage *s;
+	const char *msg, *started;
+	double st;
+	json_t *counts = json_object_get(rec, "counts");
+
+	if ((s = stage_of(t, stage)) == NULL)
+		return;
+	s->reports++;
+	if (!number(json_object_get(rec, "status"), &st) || st < 0 || st > 255)
+		st = 0;
+	s->status = dt_exit_worse(s->status, (int)st);
+	if (json_is_true(json_object_get(rec, "interrupted")))
+		s->interrupted = 1;
+	if ((msg = json_string_value(json_object_get(rec, "message"))) !=
+	    NULL && *msg != '\0')
+		add_message(s, msg);
+	if (json_is_object(counts))
+		add_counts(s, counts);
+	started = json_string_value(json_object_get(rec, "started_at"));
+	if (started != NULL && strlen(started) < sizeof(t->started_at) &&
+	    (t->started_at[0] == '\0' || strcmp(started, t->started_at) < 0))
+		snprintf(t->started_at, sizeof(t->started_at), "%s", started);
+}
+
+static void
+tally_run_id(struct dt_rpt_tally *t, json_t *rec)
+{
+	const char *run_id = json_string_value(json_object_get(rec, "run_id"));
+
+	if (run_id == NULL || *run_id == '\0')
 		return;
 	if (t->run_id[0] == '\0')
-		dt_rpt_clip(r->run_id.s, 100, t->run_id, sizeof(t->run_id));
-	else if (strncmp(t->run_id, r->run_id.s, sizeof(t->run_id) - 1) != 0)
+		dt_rpt_clip(run_id, 100, t->run_id, sizeof(t->run_id));
+	else if (strncmp(t->run_id, run_id, sizeof(t->run_id) - 1) != 0)
 		t->mixed_runs = 1;
 }
 
-const char *const *
-dt_rpt_tally_names(const struct dt_rpt_tally *t)
-{
-	return t->names;
-}
-
 void
-dt_rpt_tally_add(struct dt_rpt_tally *t, const struct dt_rpt_rec *r)
+dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 {
-	const char *status;
+	json_t *status = json_object_get(rec, "status");
+	json_t *error = json_object_get(rec, "error");
+	json_t *analysis = json_object_get(rec, "analysis");
+	json_t *kind = json_object_get(error, "kind");
+	const char *stage = json_string_value(json_object_get(rec, "stage"));
+	const char *st;
 	size_t len;
-	int failed;
+	int failed, has_error = error != NULL && !json_is_null(error);
+	double latency;
 
-	tally_run_id(t, r);
-	if (r->stage.s != NULL && !r->has_id) {
-		tally_stage(t, r);
+	tally_run_id(t, rec);
+	if (stage != NULL && json_object_get(rec, "id") == NULL) {
+		tally_stage(t, rec, stage);
 		return;
 	}
 	t->records++;
-	/* Replayed output of an earlier stage has no status: derive one. */
-	if ((status = r->status.s) != NULL)
-		len = r->status.n;
-	else {
-		status = r->has_analysis ? "analyzed" : r->has_error ?
+	if (json_is_string(status)) {
+		st = json_string_value(status);
+		len = json_string_length(status);
+	} else {
+		/* Replayed output of an earlier stage has none: derive one. */
+		st = json_is_object(analysis) ? "analyzed" : has_error ?
 		    "failed" : "fetched";
-		len = strlen(status);
+		len = strlen(st);
 	}
-	named(t->status, &t->nstatus, DT_RPT_MAX_STATUS, status, len)->n++;
-	failed = len == 6 && memcmp(status, "failed", 6) == 0;
-	if (r->has_error) {
+	named(t->status, &t->nstatus, DT_RPT_MAX_STATUS, st, len)->n++;
+	failed = len == 6 && memcmp(st, "failed", 6) == 0;
+	if (has_error) {
+		if (!json_is_string(kind))
+			kind = NULL;
 		named(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
-		    r->kind.s ? r->kind.s : "unknown",
-		    r->kind.s ? r->kind.n : 7)->n++;
+		    kind ? json_string_value(kind) : "unknown",
+		    kind ? json_string_length(kind) : 7)->n++;
 		/* Given back to the queue with its attempt is not failed. */
-		if (!(len == 8 && memcmp(status, "released", 8) == 0))
+		if (!(len == 8 && memcmp(st, "released", 8) == 0))
 			failed = 1;
 	}
 	if (failed)
 		t->failed++;
-	tally_usage(t, r);
-	if (r->has_latency && r->latency >= 0)
-		dt_rpt_hist_add(&t->latency, count_of(r->latency));
-	if (r->has_analysis)
-		tally_analysis(t, r);
+	tally_usage(t, rec);
+	if (number(json_object_get(rec, "latency_ms"), &latency) &&
+	    latency >= 0)
+		dt_rpt_hist_add(&t->latency, count_of(latency));
+	if (json_is_object(analysis))
+		tally_analysis(t, analysis);
 }
 
 const char *

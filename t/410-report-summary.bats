@@ -92,7 +92,7 @@ $(cat t/fixtures/report/run-ok.en.html)"
 	printf '%s\n' '{"id":1,"status":"stored"}' '{"id":2,' '[1]' '' '{"id":3,"status":"stored"}' >"$BATS_TEST_TMPDIR/in"
 	printf '{"id":4,"x":"\xff"}\n' >>"$BATS_TEST_TMPDIR/in"
 	run -65 --separate-stderr dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
-	assert_equal "${stderr_lines[0]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:2: invalid JSON: string or '}' expected (column 9)"
+	assert_equal "${stderr_lines[0]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:2: invalid JSON: string or '}' expected near end of file (column 8)"
 	assert_equal "${stderr_lines[1]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:3: not a JSON object (got an array)"
 	assert_equal "${stderr_lines[2]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:6: not valid UTF-8 (byte 14)"
 	assert_equal "${#stderr_lines[@]}" 3

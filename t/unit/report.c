@@ -1,12 +1,11 @@
 /*
  * report: unit checks of dt-report's pure parts (report/stats.c,
- * report/format.c, report/scan.c): the histogram's error bound, the
- * top-k guarantees, topic normalisation, HTML escaping and length, the
- * record scanner and the splitting of long reports.  Prints one line
+ * report/format.c): the histogram's error bound, the top-k guarantees,
+ * topic normalisation, HTML escaping and length, what the tally takes
+ * from a record and the splitting of long reports.  Prints one line
  * per failed check and exits 1 when any failed.
  */
 #include "../../report/format.c"
-#include "../../report/scan.c"
 #include "../../report/stats.c"
 
 static int failures;
@@ -176,84 +175,65 @@ test_text(void)
 	CHECK(dt_rpt_html_utf16(s, strlen(s)) == 6);
 }
 
-static const char *const names[] = {"sentiment", "topics", "confidence",
-    NULL};
-
-static int
-scan(const char *line, struct dt_rpt_rec *r, char *err)
+/* Tallies the JSON text line, which must be an object. */
+static void
+add(struct dt_rpt_tally *t, const char *line)
 {
-	static char arena[4096];
+	json_t *rec = json_loads(line, 0, NULL);
 
-	err[0] = '\0';
-	return dt_rpt_scan_line(line, strlen(line), arena, names, 3, r, err,
-	    256);
+	CHECK(json_is_object(rec));
+	dt_rpt_tally_add(t, rec);
+	json_decref(rec);
 }
 
 static void
-test_scan(void)
+test_tally(void)
 {
-	static struct dt_rpt_rec r;
-	char err[256];
+	static struct dt_rpt_tally t;
+	const struct dt_rpt_topk_item *top[4];
 
-	CHECK(scan("{\"id\":7,\"status\":\"stored\",\"usage\":{\"prompt_tokens\":"
+	CHECK(dt_rpt_tally_init(&t, NULL, 10, "topics") == 0);
+	add(&t, "{\"id\":7,\"status\":\"stored\",\"usage\":{\"prompt_tokens\":"
 	    "3,\"completion_tokens\":4,\"cost\":{\"input_cost\":0.25,"
 	    "\"output_cost\":0.5}},\"latency_ms\":812.5,\"x\":[1,{\"y\":null}],"
 	    "\"analysis\":{\"sentiment\":\"neg\\u0061tive\",\"topics\":[\"a\","
-	    "\"\\ud83c\\udfdf\",3,\"c\"],\"confidence\":1e-1,\"other\":true}}",
-	    &r, err) == 0);
-	CHECK(r.has_id && r.status.n == 6 && strcmp(r.status.s, "stored") == 0);
-	CHECK(r.prompt == 3 && r.completion == 4 && !r.has_total);
-	CHECK(r.has_usage_cost && r.usage_cost == 0.75);
-	CHECK(r.has_latency && r.latency == 812.5);
-	CHECK(r.has_analysis);
-	CHECK_STR(r.fields[0].vals[0].s, "negative");
-	CHECK(r.fields[1].type == 'a' && r.fields[1].nitems == 4 &&
-	    r.fields[1].nvals == 3);
-	CHECK_STR(r.fields[1].vals[1].s, "\xF0\x9F\x8F\x9F");
-	CHECK(r.fields[2].type == 'n' && r.fields[2].num == 0.1);
+	    "\"\\ud83c\\udfdf\",3,\"A\"],\"confidence\":1e-1,\"other\":true}}");
+	CHECK(t.records == 1 && t.nstatus == 1);
+	CHECK_STR(t.status[0].name, "stored");
+	CHECK(t.prompt_tokens == 3 && t.completion_tokens == 4 &&
+	    t.total_tokens == 7);
+	CHECK(t.with_cost == 1 && t.cost == 0.75);
+	CHECK(t.latency.n == 1 && t.latency.min == 812);
+	CHECK(t.analyzed == 1 && t.failed == 0);
+	CHECK_STR(t.fields[0].name, "sentiment");
+	CHECK(t.fields[0].counts[2] == 1 && t.fields[0].present == 1);
+	CHECK_STR(t.fields[2].name, "topics");
+	CHECK(dt_rpt_topk_top(&t.fields[2].topk, top, 4) == 2);
+	CHECK_STR(top[0]->key, "a");
+	CHECK(top[0]->count == 2);
+	CHECK(t.fields[4].sum == 0.1 && t.fields[4].present == 1);
 
-	CHECK(scan("{\"stage\":\"dt-fetch\",\"status\":69,\"message\":\"Supabase "
-	    "unavailable\",\"counts\":{\"claimed\":0},\"interrupted\":true}", &r,
-	    err) == 0);
-	CHECK(!r.has_id && r.stage.s != NULL && r.has_status_num &&
-	    r.status_num == 69 && r.interrupted && r.ncounts == 1);
+	/* A stage record: no id. */
+	add(&t, "{\"stage\":\"dt-fetch\",\"status\":69,\"message\":\"Supabase "
+	    "unavailable\",\"counts\":{\"claimed\":2,\"x\":\"y\"},"
+	    "\"interrupted\":true}");
+	CHECK(t.records == 1 && t.nstages == 1);
+	CHECK(t.stages[0].status == 69 && t.stages[0].interrupted);
+	CHECK(t.stages[0].ncounts == 1 && t.stages[0].counts[0] == 2);
+	CHECK_STR(t.stages[0].messages[0], "Supabase unavailable");
 
-	CHECK(scan("{\"id\":1,\"error\":{\"kind\":\"timeout\"}}", &r, err) == 0);
-	CHECK(r.has_error && r.error_is_obj && strcmp(r.kind.s, "timeout") == 0);
-	CHECK(scan("{\"id\":1,\"error\":null}", &r, err) == 0 && !r.has_error);
-
-	CHECK(scan("[1,2]", &r, err) < 0);
-	CHECK_STR(err, "not a JSON object (got an array)");
-	CHECK(scan("{\"id\":1,}", &r, err) < 0);
-	CHECK_STR(err, "invalid JSON: string or '}' expected (column 9)");
-	CHECK(scan("{\"id\":01}", &r, err) < 0);
-	CHECK_STR(err, "invalid JSON: ',' or '}' expected (column 8)");
-	CHECK(scan("{\"a\":\"\\ud800\"}", &r, err) < 0);
-	CHECK_STR(err, "invalid JSON: invalid Unicode escape (lone high "
-	    "surrogate) (column 7)");
-	CHECK(scan("{\"a\":\"x\ty\"}", &r, err) < 0);
-	CHECK_STR(err, "invalid JSON: control character in a string (column 8)");
-	CHECK(scan("{\"a\":tru}", &r, err) < 0);
-	CHECK_STR(err, "invalid JSON: invalid token (column 6)");
-	CHECK(scan("{\"a\":1} x", &r, err) < 0);
-	CHECK_STR(err, "invalid JSON: end of input expected (column 9)");
-	CHECK(scan("{\"a\":[1,2}", &r, err) < 0);
-	CHECK_STR(err, "invalid JSON: ',' or ']' expected (column 10)");
-	CHECK(scan("{\"a\":\"abc", &r, err) < 0);
-	CHECK_STR(err, "invalid JSON: premature end of input in a string "
-	    "(column 10)");
-	CHECK(scan("", &r, err) < 0);
-	CHECK_STR(err, "invalid JSON: premature end of input (column 1)");
-	{
-		char deep[2000];
-		size_t i;
-
-		for (i = 0; i < 600; i++)
-			deep[i] = '[';
-		deep[600] = '\0';
-		CHECK(scan(deep, &r, err) < 0);
-		CHECK(strstr(err, "too deeply nested") != NULL);
-	}
+	/* Errors, with and without a kind; a null error is none. */
+	add(&t, "{\"id\":1,\"error\":{\"kind\":\"timeout\"}}");
+	add(&t, "{\"id\":2,\"error\":\"boom\"}");
+	add(&t, "{\"id\":3,\"error\":null,\"usage\":{\"total_tokens\":5},"
+	    "\"cost_usd\":0.5,\"latency_ms\":\"slow\"}");
+	CHECK(t.records == 4 && t.failed == 2 && t.nkinds == 2);
+	CHECK_STR(t.kinds[0].name, "timeout");
+	CHECK_STR(t.kinds[1].name, "unknown");
+	CHECK(t.total_tokens == 12 && t.with_cost == 2 && t.cost == 1.25);
+	CHECK(t.latency.n == 1);
+	CHECK(t.nstatus == 3);  /* stored, failed, fetched */
+	dt_rpt_tally_free(&t);
 }
 
 /* Checks that every tag opened in msg is closed in msg. */
@@ -290,8 +270,7 @@ static void
 test_split(void)
 {
 	static struct dt_rpt_tally t;
-	static struct dt_rpt_rec r;
-	char line[256], arena[512], err[256];
+	char line[256];
 	json_t *s;
 	char **msgs;
 	const char *p;
@@ -304,10 +283,7 @@ test_split(void)
 			snprintf(line, sizeof(line), "{\"id\":%d,\"analysis\":"
 			    "{\"topics\":[\"%03d <&> %s\"]}}", n, i,
 			    "ёжик-в-тумане-и-лошадка-🏟");
-			CHECK(dt_rpt_scan_line(line, strlen(line), arena,
-			    dt_rpt_tally_names(&t), t.nfields, &r, err,
-			    sizeof(err)) == 0);
-			dt_rpt_tally_add(&t, &r);
+			add(&t, line);
 		}
 	}
 	s = dt_rpt_summary(&t, "run-x", NULL, NULL, -1);
@@ -344,7 +320,7 @@ main(void)
 	test_hist();
 	test_topk();
 	test_text();
-	test_scan();
+	test_tally();
 	test_split();
 	if (failures > 0) {
 		printf("%d checks failed\n", failures);
