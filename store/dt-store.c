@@ -45,7 +45,7 @@
 #include "utf8.h"
 #include "watch.h"
 
-#include "encode.h"
+#include "buf.h"
 
 static const char usage_text[] =
     "usage: dt-store [-hnqvV] [-b size] [-d ms] [-L bytes] [-r run-id]\n"
@@ -387,42 +387,130 @@ storable(json_t *rec, const char **why)
 	return 0;
 }
 
+/* Sets o[key] to v when v is a string, else to the string dflt. */
+static int
+set_string(json_t *o, const char *key, json_t *v, const char *dflt)
+{
+	if (json_is_string(v))
+		return json_object_set(o, key, v);
+	return json_object_set_new(o, key, json_string(dflt));
+}
+
+/* Sets o[key] to src[key] when that is a count an integer column holds. */
+static int
+set_count(json_t *o, json_t *src, const char *key)
+{
+	json_t *v = json_object_get(src, key);
+
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > 2147483647)
+		return 0;
+	return json_object_set(o, key, v);
+}
+
+/* Sets item's "analysis" and the fields dt_settle keeps beside it. */
+static int
+set_analysis(json_t *item, json_t *rec)
+{
+	json_t *usage = json_object_get(rec, "usage"), *v;
+	int rc = 0;
+
+	rc |= json_object_set(item, "analysis", json_object_get(rec,
+	    "analysis"));
+	if (json_is_string(v = json_object_get(rec, "model")))
+		rc |= json_object_set(item, "model", v);
+	if (json_is_string(v = json_object_get(rec, "prompt_version")))
+		rc |= json_object_set(item, "prompt_version", v);
+	rc |= set_count(item, usage, "prompt_tokens");
+	rc |= set_count(item, usage, "completion_tokens");
+	rc |= set_count(item, usage, "total_tokens");
+	rc |= set_count(item, rec, "latency_ms");
+	if (json_is_number(v = json_object_get(rec, "cost_usd")) ||
+	    json_is_number(v = json_object_get(usage, "cost_usd")))
+		rc |= json_object_set(item, "cost_usd", v);
+	return rc;
+}
+
+/*
+ * The dt_settle element of rec (storable), with the source id sid as a
+ * string: {"id", then "error":{"kind","message"} (and "retryable" when
+ * rec's error has it), or "analysis" with "model", "prompt_version",
+ * the token counts out of "usage", "latency_ms" and "cost_usd" where rec
+ * has them, or else "skip":{"reason","message"}}.  Returns a new
+ * reference, or NULL when out of memory.
+ */
+static json_t *
+settle_item(json_t *rec, const char *sid)
+{
+	json_t *error = json_object_get(rec, "error");
+	json_t *skip = json_object_get(rec, "skip");
+	json_t *item = json_object(), *o = NULL, *v;
+	int rc = item == NULL ||
+	    json_object_set_new(item, "id", json_string(sid));
+
+	if (rc == 0 && json_is_object(error)) {
+		rc |= json_object_set_new(item, "error", o = json_object());
+		rc |= set_string(o, "kind", json_object_get(error, "kind"),
+		    "bad_record");
+		rc |= set_string(o, "message", json_object_get(error,
+		    "message"), "");
+		/* dt_settle parks a record whose error is not retryable. */
+		if (json_is_boolean(v = json_object_get(error, "retryable")))
+			rc |= json_object_set(o, "retryable", v);
+	} else if (rc == 0 && json_is_object(json_object_get(rec,
+	    "analysis")))
+		rc |= set_analysis(item, rec);
+	else if (rc == 0) {
+		/* Nothing to analyze. */
+		rc |= json_object_set_new(item, "skip", o = json_object());
+		rc |= set_string(o, "reason", json_object_get(skip, "reason"),
+		    "no_text");
+		rc |= set_string(o, "message", json_object_get(skip,
+		    "message"), "");
+	}
+	if (rc != 0) {
+		json_decref(item);
+		return NULL;
+	}
+	return item;
+}
+
 /*
  * Adds rec (storable, without "text" and "row") to the batch as record
- * s->n: its source id, its dt_settle element and its status line so
- * far.  Returns 0, or -1 when out of memory (the batch is as before).
+ * s->n: its source id, its dt_settle element and its status line so far
+ * (the record without its closing brace).  Returns 0, or -1 when out of
+ * memory (the batch is as before).
  */
 static int
 batch_add(struct store *s, json_t *rec)
 {
 	struct slot *sl = &s->slot[s->n];
-	json_t *id = json_object_get(rec, "id");
+	json_t *id = json_object_get(rec, "id"), *item;
 	size_t body0 = s->body.len, lines0 = s->lines.len, sids0 = s->sids.len;
-	struct dt_spans sp;
 	char num[32];
+	const char *sid = num;
 	int rc = 0;
 
 	sl->sid = s->sids.len;
 	sl->sid_is_str = json_is_string(id);
 	if (sl->sid_is_str)
-		rc |= dt_buf_put(&s->sids, json_string_value(id),
-		    strlen(json_string_value(id)) + 1);
-	else {
-		int k = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+		sid = json_string_value(id);
+	else
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 		    json_integer_value(id));
-
-		rc |= dt_buf_put(&s->sids, num, (size_t)k + 1);
-	}
+	rc |= dt_buf_put(&s->sids, sid, strlen(sid) + 1);
 	sl->line = s->lines.len;
-	if (rc == 0)
-		rc |= dt_encode_line(&s->lines, rec, &sp);
+	rc |= dt_buf_put(&s->lines, "{", 1);
+	rc |= dt_buf_json(&s->lines, rec, DT_LINE_FLAGS | JSON_EMBED);
 	sl->line_len = s->lines.len - sl->line;
 	if (s->n > 0)
 		rc |= dt_buf_put(&s->body, ",", 1);
 	sl->item = s->body.len;
-	if (rc == 0)
-		rc |= dt_encode_item(&s->body, rec, s->sids.p + sl->sid,
-		    sl->sid_is_str, &s->lines, &sp);
+	if ((item = settle_item(rec, sid)) == NULL)
+		rc = -1;
+	else
+		rc |= dt_buf_json(&s->body, item, DT_LINE_FLAGS);
+	json_decref(item);
 	sl->item_len = s->body.len - sl->item;
 	if (rc != 0) {
 		s->body.len = body0;
@@ -559,8 +647,7 @@ emit_outcomes(struct store *s, size_t from, size_t to, json_t *rows)
 			hit[k] = row;
 	}
 	for (i = from; i < to; i++) {
-		json_t *outcome, *attempts;
-		int rc = 0;
+		json_t *outcome, *attempts, *o;
 
 		/* An id given twice has one outcome, the first record's. */
 		k = id_slot(s, tab, mask, s->sids.p + s->slot[i].sid, i, 0);
@@ -573,23 +660,15 @@ emit_outcomes(struct store *s, size_t from, size_t to, json_t *rows)
 			continue;
 		}
 		st.len = 0;
-		rc |= dt_buf_put(&st, "{\"outcome\":", 11);
-		rc |= dt_encode_value(&st, outcome);
-		/* The usual case without the encoder: a small count. */
-		if (json_is_integer(attempts) && json_integer_value(attempts) >= 0)
-			rc |= dt_buf_count(&st, "attempts",
-			    json_integer_value(attempts));
-		else if (attempts != NULL) {
-			rc |= dt_buf_put(&st, ",\"attempts\":", 12);
-			rc |= dt_encode_value(&st, attempts);
-		} else
-			rc |= dt_buf_put(&st, ",\"attempts\":null", 16);
-		rc |= dt_buf_put(&st, "}", 1);
-		if (rc != 0) {
+		o = json_pack("{sOsO}", "outcome", outcome, "attempts",
+		    attempts != NULL ? attempts : json_null());
+		if (o == NULL || dt_buf_json(&st, o, DT_LINE_FLAGS) < 0) {
+			json_decref(o);
 			line_not_stored(s, i, "out of memory");
 			worse(s, DT_EXIT_TEMPFAIL);
 			continue;
 		}
+		json_decref(o);
 		if (strcmp(json_string_value(outcome), "lost") == 0)
 			warn_lost(s, i);
 		if (strcmp(status_of(json_string_value(outcome)), "failed") ==

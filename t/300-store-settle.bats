@@ -51,12 +51,6 @@ wait_leases_expired() {
 3\tdone\t1\t{"sentiment": "positive"}\tsonar\t15\t12\t'
 }
 
-@test "dt-store: its encoder writes what Jansson writes, byte for byte" {
-	run -0 --separate-stderr store-encode "$(fixture store/encode.ndjson)"
-	assert_output '21 values, 7 objects'
-	assert_equal "$stderr" ''
-}
-
 # capture_once FILE REPLY: a one-request HTTP server on a free loopback
 # port that saves the raw request body in FILE and answers 200 with REPLY
 # (JSON).  Sets capture_url and capture_pid.  The stand-in parses bodies,
