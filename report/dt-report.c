@@ -22,9 +22,16 @@
 #include "log.h"
 #include "ndjson.h"
 #include "preflight.h"
-#include "report.h"
 #include "supabase.h"
 #include "watch.h"
+
+#include "format.h"
+#include "ledger.h"
+#include "metrics.h"
+#include "shard.h"
+#include "summary.h"
+#include "tally.h"
+#include "telegram.h"
 
 #ifndef DT_DATADIR
 #define DT_DATADIR "/usr/local/share/dt"

@@ -18,7 +18,8 @@
 
 #include "exit.h"
 #include "log.h"
-#include "report.h"
+#include "format.h"
+#include "text.h"
 
 #define TOPIC_CHARS 48
 #define NAME_CHARS 32

@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "log.h"
-#include "report.h"
+#include "ledger.h"
 #include "supabase.h"
 
 /* URL-encodes s into buf (unreserved characters as they are). */

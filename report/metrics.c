@@ -15,7 +15,8 @@
 
 #include "http.h"
 #include "log.h"
-#include "report.h"
+#include "metrics.h"
+#include "text.h"
 
 static const char *const statuses[] = {"stored", "released", "failed",
     "skipped"};

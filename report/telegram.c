@@ -20,7 +20,8 @@
 #include "http.h"
 #include "retry.h"
 #include "log.h"
-#include "report.h"
+#include "telegram.h"
+#include "text.h"
 
 #define MAX_TRIES 8
 

@@ -1,12 +1,16 @@
 /*
- * report: unit checks of dt-report's pure parts (report/stats.c,
- * report/format.c): the histogram's error bound, the top-k guarantees,
+ * report: unit checks of dt-report's pure parts (report/hist.c,
+ * topk.c, text.c, tally.c, summary.c, format.c): the histogram's error bound, the top-k guarantees,
  * topic normalisation, HTML escaping and length, what the tally takes
  * from a record and the splitting of long reports.  Prints one line
  * per failed check and exits 1 when any failed.
  */
 #include "../../report/format.c"
-#include "../../report/stats.c"
+#include "../../report/hist.c"
+#include "../../report/summary.c"
+#include "../../report/tally.c"
+#include "../../report/text.c"
+#include "../../report/topk.c"
 
 static int failures;
 

@@ -1,0 +1,46 @@
+/*
+ * format.h: the Telegram message (HTML) made from the summary, in English or Russian, split under Telegram's length limit.
+ */
+#ifndef DT_RPT_FORMAT_H
+#define DT_RPT_FORMAT_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+
+
+/*
+ * A growing text buffer; the functions append (dt_rpt_buf_html with
+ * HTML's <, >, & and " escaped) and set oom when out of memory.
+ */
+struct dt_rpt_buf {
+	char *s;
+	size_t len, cap;
+	int oom;
+};
+void dt_rpt_buf_add(struct dt_rpt_buf *b, const char *s, size_t n);
+void dt_rpt_buf_puts(struct dt_rpt_buf *b, const char *s);
+void dt_rpt_buf_printf(struct dt_rpt_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void dt_rpt_buf_html(struct dt_rpt_buf *b, const char *s, size_t n);
+void dt_rpt_buf_free(struct dt_rpt_buf *b);
+
+
+/*
+ * The length Telegram gives the text after parsing the HTML html (tags
+ * not counted, an entity one character), in UTF-16 code units.
+ */
+size_t dt_rpt_html_utf16(const char *html, size_t n);
+
+/*
+ * Builds the report for summary in lang ("en" or "ru") and splits it at
+ * line boundaries into messages of at most limit UTF-16 units (after
+ * parsing), every tag closed on the line that opened it.  Returns a new
+ * NULL-terminated array of new strings (dt_rpt_messages_free), or NULL
+ * when out of memory.
+ */
+char **dt_rpt_messages(json_t *summary, const char *lang, size_t limit);
+void dt_rpt_messages_free(char **msgs);
+
+
+#endif

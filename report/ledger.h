@@ -1,0 +1,39 @@
+/*
+ * ledger.h: the Supabase run ledger, backlog and previous run.
+ */
+#ifndef DT_RPT_LEDGER_H
+#define DT_RPT_LEDGER_H
+
+#include <jansson.h>
+
+struct dt_supabase;
+
+/*
+ * Asks the database for the backlog (POST /rest/v1/rpc/dt_backlog) of the
+ * source table.  Returns a new reference to the object
+ * {"unclaimed":N,"leased":N,"failed":N,"done":N}, or NULL after logging.
+ */
+json_t *dt_rpt_db_backlog(struct dt_supabase *sb, const char *table,
+    const char *id_column);
+
+/*
+ * Reads the latest finished run in the ledger other than run_id (NULL:
+ * any).  Returns 0 with *row a new reference (json_null() when there is
+ * none), or -1 after logging.
+ */
+int dt_rpt_db_previous(struct dt_supabase *sb, const char *run_id,
+    json_t **row);
+
+/*
+ * Reads the finished shard rows of the run ("<run_id>/<index>"): returns a
+ * new reference to an array of {"run_id","finished_at","summary"}, or
+ * NULL after logging.  The caller matches the run ids exactly (LIKE's
+ * '_' matches any character).
+ */
+json_t *dt_rpt_db_shards(struct dt_supabase *sb, const char *run_id);
+
+/* Upserts the ledger row (borrowed).  Returns 0 or -1 after logging. */
+int dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row);
+
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * text.h: making untrusted text fit to count and to show.
+ */
+#ifndef DT_RPT_TEXT_H
+#define DT_RPT_TEXT_H
+
+#include <stddef.h>
+
+/*
+ * Normalises a topic (s, n bytes) into buf (len >= DT_RPT_KEY_MAX + 1):
+ * white space trimmed and runs of it made one space, control and
+ * invisible characters dropped, Latin and Cyrillic capitals made small,
+ * cut to DT_RPT_KEY_MAX bytes.  Returns the length (0: nothing left).
+ */
+size_t dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len);
+
+
+/*
+ * Copies at most max_chars characters of the UTF-8 string s into buf
+ * (len bytes), making control, line-separator and bidi-override
+ * characters spaces and invalid bytes U+FFFD, and ending a cut string
+ * with "…".  Returns buf.
+ */
+char *dt_rpt_clip(const char *s, size_t max_chars, char *buf, size_t len);
+
+
+#endif
