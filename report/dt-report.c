@@ -701,249 +701,345 @@ preflight(struct config *c, int bad)
 	return dt_preflight_line("telegram", rc, "%s", line);
 }
 
-int
-main(int argc, char **argv)
-{
-	struct config c = {0};
-	static struct dt_rpt_tally tally; /* 500 KiB: not on the stack */
-	struct dt_http *h = NULL;
-	struct dt_supabase *sb = NULL;
-	json_t *schema = NULL, *summary = NULL, *rep, *shards = NULL;
-	char **msgs = NULL, finished[40], own_start[40];
-	const char *run_id, *started;
-	double t_start = -1, t_end;
-	int status, rc, sent = 0, silent, empty, tally_ok = 0, shard, send;
+/* One run of dt-report: what main() sets up and its steps share. */
+struct run {
+	struct config c;
+	struct dt_rpt_tally tally;
+	int tally_ok;           /* tally set up: free it */
+	struct dt_http *h;
+	struct dt_supabase *sb;
+	json_t *schema;
+	json_t *shards;         /* --merge-shards: the shards' state */
+	json_t *summary;
+	char **msgs;
+	const char *run_id;
+	double t_start, t_end;
+	int shard;              /* one shard of a scale-out run */
+	int send;               /* send, record and push (not a dry run) */
+	int sent, silent;
+	int status;
+};
 
-	if (dt_log_init("dt-report") < 0 || dt_watch_start() < 0)
-		return DT_EXIT_CONFIG;
-	dt_out_init();
-	if ((rc = parse_args(&c, argc, argv)) != 0)
-		return rc;
-	dt_config_register_secrets();
-	rc = read_config(&c);
-	if (c.schema != NULL) {
+/*
+ * Reads the configuration and the schema, and sets up the Supabase client
+ * and the tally.  With --check-config, only checks.  Returns 0, or -1
+ * with r->status set.
+ */
+static int
+setup(struct run *r)
+{
+	struct config *c = &r->c;
+	int rc = read_config(c);
+
+	if (c->schema != NULL) {
 		json_error_t err;
 
-		if ((schema = json_load_file(c.schema, 0, &err)) == NULL) {
-			dt_error("DT_REPORT_SCHEMA: %s: %s", c.schema,
+		if ((r->schema = json_load_file(c->schema, 0, &err)) == NULL) {
+			dt_error("DT_REPORT_SCHEMA: %s: %s", c->schema,
 			    err.text);
 			rc = -1;
 		}
 	}
-	if (c.preflight) {
-		status = preflight(&c, rc);
-		goto out;
+	if (c->preflight) {
+		r->status = preflight(c, rc);
+		return 0;
 	}
-	if (c.check) {
+	if (c->check) {
 		/* Input files are input, not configuration: not opened. */
-		if (c.db && dt_supabase_check() > 0)
+		if (c->db && dt_supabase_check() > 0)
 			rc = -1;
-		status = rc < 0 ? DT_EXIT_CONFIG : DT_EXIT_OK;
-		goto out;
+		r->status = rc < 0 ? DT_EXIT_CONFIG : DT_EXIT_OK;
+		return 0;
 	}
-	if (rc < 0 || (c.db && (sb = dt_supabase_new()) == NULL)) {
-		status = DT_EXIT_CONFIG;
-		goto out;
+	if (rc < 0 || (c->db && (r->sb = dt_supabase_new()) == NULL)) {
+		r->status = DT_EXIT_CONFIG;
+		return -1;
 	}
 	/*
 	 * In the pipeline dt-report starts with the other stages, so its own
 	 * start is the run's when nothing better says when that was.
 	 */
-	t_start = (double)time(NULL);
-	if (dt_rpt_tally_init(&tally, schema, (size_t)c.top,
-	    c.topics_field) < 0) {
-		status = DT_EXIT_UNAVAILABLE;
-		goto out;
+	r->t_start = (double)time(NULL);
+	if (dt_rpt_tally_init(&r->tally, r->schema, (size_t)c->top,
+	    c->topics_field) < 0) {
+		r->status = DT_EXIT_UNAVAILABLE;
+		return -1;
 	}
-	tally_ok = 1;
-
+	r->tally_ok = 1;
 	/*
 	 * One shard of a scale-out run: its row goes to the ledger as
 	 * "<run>/<index>" and shard 0's --merge-shards sends the report.
 	 */
-	shard = c.merge == 0 && c.shards > 1;
-	if (c.merge > 0) {
-		if ((shards = merge_shards(&c, sb, &tally)) == NULL) {
-			status = DT_EXIT_UNAVAILABLE;
-			goto out;
-		}
-		status = DT_EXIT_OK;
-		if (tally.started_at[0] != '\0')
-			c.started = NULL;
-	} else {
-		status = read_input(&c, &tally);
-		if (c.expect != NULL)
-			dt_rpt_tally_expect(&tally, c.expect);
-	}
+	r->shard = c->merge == 0 && c->shards > 1;
+	r->send = !c->dry_run && !r->shard;
+	return 0;
+}
 
-	run_id = c.run_id ? c.run_id : tally.run_id[0] ? tally.run_id : NULL;
-	t_end = c.finished ? c.t_finished : (double)time(NULL);
-	format_time(t_end, finished, sizeof(finished));
-	started = NULL;
-	if (c.started != NULL) {
-		t_start = c.t_started;
-		started = c.started;
-	} else if (tally.started_at[0] != '\0') {
-		if (parse_time(tally.started_at, &t_start) == 0)
-			started = tally.started_at;
-		else
-			dt_warn("started_at: '%s' is not an RFC 3339 time",
-			    tally.started_at);
-	} else if (c.nfiles == 0 && stdin_is_pipe()) {
-		format_time(t_start, own_start, sizeof(own_start));
-		started = own_start;
+/*
+ * Tallies the input, or with --merge-shards the shards' rows.  Returns 0,
+ * or -1 with r->status set.
+ */
+static int
+read_records(struct run *r)
+{
+	if (r->c.merge == 0) {
+		r->status = read_input(&r->c, &r->tally);
+		if (r->c.expect != NULL)
+			dt_rpt_tally_expect(&r->tally, r->c.expect);
+		return 0;
 	}
-	if ((summary = dt_rpt_summary(&tally, run_id, started, finished,
-	    started ? t_end - t_start : -1)) == NULL) {
+	if ((r->shards = merge_shards(&r->c, r->sb, &r->tally)) == NULL) {
+		r->status = DT_EXIT_UNAVAILABLE;
+		return -1;
+	}
+	if (r->tally.started_at[0] != '\0')
+		r->c.started = NULL;
+	return 0;
+}
+
+/*
+ * When the run started, as RFC 3339 text (own: room for it), or NULL
+ * when unknown; sets r->t_start to match.
+ */
+static const char *
+run_started(struct run *r, char *own, size_t len)
+{
+	const char *at = r->tally.started_at;
+
+	if (r->c.started != NULL) {
+		r->t_start = r->c.t_started;
+		return r->c.started;
+	}
+	if (at[0] != '\0') {
+		if (parse_time(at, &r->t_start) == 0)
+			return at;
+		dt_warn("started_at: '%s' is not an RFC 3339 time", at);
+	} else if (r->c.nfiles == 0 && stdin_is_pipe()) {
+		format_time(r->t_start, own, len);
+		return own;
+	}
+	return NULL;
+}
+
+/* Adds the shards' state, partial when a shard never finished. */
+static void
+add_shards(json_t *summary, json_t *shards)
+{
+	json_t *code = json_object_get(summary, "exit_code");
+
+	if (json_array_size(json_object_get(shards, "missing")) > 0) {
+		if (strcmp(json_string_value(json_object_get(summary,
+		    "state")), "ok") == 0)
+			json_object_set_new(summary, "state",
+			    json_string("partial"));
+		json_object_set_new(summary, "exit_code", json_integer(
+		    dt_exit_worse((int)json_integer_value(code),
+		    DT_EXIT_PARTIAL)));
+	}
+	json_object_set(summary, "shards", shards);
+}
+
+/*
+ * Builds the run summary from the tally.  Returns 0, or -1 with
+ * r->status set.
+ */
+static int
+summarise(struct run *r)
+{
+	char finished[40], own_start[40];
+	const char *started;
+
+	r->run_id = r->c.run_id ? r->c.run_id : r->tally.run_id[0] ?
+	    r->tally.run_id : NULL;
+	r->t_end = r->c.finished ? r->c.t_finished : (double)time(NULL);
+	format_time(r->t_end, finished, sizeof(finished));
+	started = run_started(r, own_start, sizeof(own_start));
+	if ((r->summary = dt_rpt_summary(&r->tally, r->run_id, started,
+	    finished, started ? r->t_end - r->t_start : -1)) == NULL) {
 		dt_error("out of memory");
-		status = DT_EXIT_UNAVAILABLE;
-		goto out;
+		r->status = DT_EXIT_UNAVAILABLE;
+		return -1;
 	}
-	if (shards != NULL) {
-		/* A shard that never finished: the run is partial. */
-		if (json_array_size(json_object_get(shards, "missing")) > 0) {
-			if (strcmp(json_string_value(json_object_get(summary,
-			    "state")), "ok") == 0)
-				json_object_set_new(summary, "state",
-				    json_string("partial"));
-			json_object_set_new(summary, "exit_code", json_integer(
-			    dt_exit_worse((int)json_integer_value(
-			    json_object_get(summary, "exit_code")),
-			    DT_EXIT_PARTIAL)));
-		}
-		json_object_set(summary, "shards", shards);
-	}
-	if (shard) {
-		json_t *o = json_object();
+	if (r->shards != NULL)
+		add_shards(r->summary, r->shards);
+	if (r->shard)
+		json_object_set_new(r->summary, "shard", json_pack("{sIsIso}",
+		    "index", (json_int_t)r->c.shard_index, "of",
+		    (json_int_t)r->c.shards, "internal",
+		    dt_rpt_shard_json(&r->tally)));
+	r->status = dt_exit_worse(r->status, (int)json_integer_value(
+	    json_object_get(r->summary, "exit_code")));
+	return 0;
+}
 
-		json_object_set_new(o, "index", json_integer(c.shard_index));
-		json_object_set_new(o, "of", json_integer(c.shards));
-		json_object_set_new(o, "internal", dt_rpt_shard_json(&tally));
-		json_object_set_new(summary, "shard", o);
-	}
-	status = dt_exit_worse(status, (int)json_integer_value(
-	    json_object_get(summary, "exit_code")));
-	send = !c.dry_run && !shard;
+/* Sends the messages to Telegram, or shows them when it is not to be. */
+static void
+deliver(struct run *r)
+{
+	struct config *c = &r->c;
+	int rc, empty;
 
-	if (((c.tg_token != NULL && send) || (c.pg_url != NULL && send)) &&
-	    (h = dt_http_new("dt-report")) == NULL) {
-		status = dt_exit_worse(status, DT_EXIT_UNAVAILABLE);
-		goto out;
-	}
-	if (sb != NULL && !shard)
-		add_database(&c, sb, summary);
-
-	if ((msgs = dt_rpt_messages(summary, c.lang, TELEGRAM_LIMIT)) ==
-	    NULL) {
-		dt_error("out of memory");
-		status = dt_exit_worse(status, DT_EXIT_UNAVAILABLE);
-		goto out;
-	}
-	silent = c.notify < 0 || (c.notify == 0 && strcmp(json_string_value(
-	    json_object_get(summary, "state")), "ok") == 0);
 	/*
 	 * Under "problems", a run that had nothing to do and no trouble is
 	 * not worth a message at all: the chat would get one every two
 	 * hours saying so.  The ledger row and the metrics still say it ran.
 	 */
-	empty = c.notify == 0 && silent && json_integer_value(
-	    json_object_get(summary, "records")) == 0;
-	if (c.message_file != NULL && write_message_file(c.message_file,
-	    msgs) < 0)
-		status = dt_exit_worse(status, DT_EXIT_IOERR);
-	if (shard)
+	empty = c->notify == 0 && r->silent && json_integer_value(
+	    json_object_get(r->summary, "records")) == 0;
+	if (r->shard)
 		dt_info("shard %lld of %lld: the run's report is sent by shard "
-		    "0", c.shard_index, c.shards);
-	else if (c.tg_token != NULL && send && empty)
+		    "0", c->shard_index, c->shards);
+	else if (c->tg_token != NULL && r->send && empty)
 		dt_info("nothing to report (no records, no problems): no "
 		    "Telegram message under DT_REPORT_NOTIFY=problems");
-	else if (c.tg_token != NULL && send) {
-		struct dt_rpt_tg tg = {c.tg_url, c.tg_token, c.tg_chat,
-		    c.tg_thread, c.timeout_s * 1000, c.retry_s * 1000};
+	else if (c->tg_token != NULL && r->send) {
+		struct dt_rpt_tg tg = {c->tg_url, c->tg_token, c->tg_chat,
+		    c->tg_thread, c->timeout_s * 1000, c->retry_s * 1000};
 
-		rc = dt_rpt_tg_send(h, &tg, msgs, silent, &sent);
-		status = dt_exit_worse(status, rc);
+		rc = dt_rpt_tg_send(r->h, &tg, r->msgs, r->silent, &r->sent);
+		r->status = dt_exit_worse(r->status, rc);
 		if (rc == DT_EXIT_OK)
 			dt_info("report sent to Telegram (%d message%s, %s)",
-			    sent, sent == 1 ? "" : "s", silent ? "silently" :
-			    "with notification");
+			    r->sent, r->sent == 1 ? "" : "s", r->silent ?
+			    "silently" : "with notification");
 	} else {
-		if (c.tg_token == NULL && !c.dry_run)
+		if (c->tg_token == NULL && !c->dry_run)
 			dt_info("Telegram is not configured "
 			    "(TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID); the "
 			    "report follows");
-		if (c.message_file == NULL)
-			print_messages(stderr, msgs);
+		if (c->message_file == NULL)
+			print_messages(stderr, r->msgs);
 	}
-	rep = json_object();
-	json_object_set_new(rep, "lang", json_string(c.lang));
-	json_object_set_new(rep, "messages", json_integer(
-	    (json_int_t)(sent > 0 ? sent : 0)));
-	for (rc = 0; msgs[rc] != NULL; rc++)
+}
+
+/*
+ * Adds what the database says, makes the messages and sends them, and
+ * notes the report in the summary.  Returns 0, or -1 with r->status set.
+ */
+static int
+send_report(struct run *r)
+{
+	struct config *c = &r->c;
+	int parts;
+
+	if (((c->tg_token != NULL && r->send) || (c->pg_url != NULL &&
+	    r->send)) && (r->h = dt_http_new("dt-report")) == NULL) {
+		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
+		return -1;
+	}
+	if (r->sb != NULL && !r->shard)
+		add_database(c, r->sb, r->summary);
+	if ((r->msgs = dt_rpt_messages(r->summary, c->lang,
+	    TELEGRAM_LIMIT)) == NULL) {
+		dt_error("out of memory");
+		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
+		return -1;
+	}
+	r->silent = c->notify < 0 || (c->notify == 0 && strcmp(
+	    json_string_value(json_object_get(r->summary, "state")),
+	    "ok") == 0);
+	if (c->message_file != NULL && write_message_file(c->message_file,
+	    r->msgs) < 0)
+		r->status = dt_exit_worse(r->status, DT_EXIT_IOERR);
+	deliver(r);
+	for (parts = 0; r->msgs[parts] != NULL; parts++)
 		;
-	json_object_set_new(rep, "parts", json_integer(rc));
-	json_object_set_new(rep, "sent", json_boolean(c.tg_token != NULL &&
-	    send && sent == rc));
-	json_object_set_new(rep, "notify", json_boolean(!silent));
-	json_object_set_new(summary, "report", rep);
-	json_object_set_new(summary, "exit_code", json_integer(status));
+	json_object_set_new(r->summary, "report", json_pack(
+	    "{sssIsisbsb}", "lang", c->lang, "messages",
+	    (json_int_t)(r->sent > 0 ? r->sent : 0), "parts", parts,
+	    "sent", c->tg_token != NULL && r->send && r->sent == parts,
+	    "notify", !r->silent));
+	json_object_set_new(r->summary, "exit_code",
+	    json_integer(r->status));
+	return 0;
+}
 
-	if (sb != NULL && !c.dry_run) {
-		json_t *row;
+/* Writes the run's row in the ledger (best effort but for a shard). */
+static void
+record(struct run *r)
+{
+	json_t *row;
+	int ok;
 
-		if (run_id == NULL)
-			dt_warn("no run id (DT_RUN_ID or the records' run_id): "
-			    "the run ledger is not written");
-		else if ((row = ledger_row(summary)) == NULL ||
-		    (shard && ledger_shard_id(row, run_id, c.shard_index) <
-		    0) || dt_rpt_db_upsert(sb, row) < 0) {
-			json_decref(row);
-			/*
-			 * The ledger is best effort: the data is stored and
-			 * the report sent, and a failed status would only
-			 * make Kubernetes run (and report) again.  A shard's
-			 * row is its report to shard 0, so there it counts.
-			 */
-			json_object_set_new(summary, "ledger",
-			    json_string("failed"));
-			if (shard)
-				status = dt_exit_worse(status,
-				    DT_EXIT_TEMPFAIL);
-		} else {
-			json_decref(row);
-			json_object_set_new(summary, "ledger",
-			    json_string("written"));
-		}
+	if (r->sb == NULL || r->c.dry_run)
+		return;
+	if (r->run_id == NULL) {
+		dt_warn("no run id (DT_RUN_ID or the records' run_id): the run "
+		    "ledger is not written");
+		return;
 	}
-	if (c.pg_url != NULL && send) {
-		struct dt_rpt_buf b = {0};
-		int ok = status == DT_EXIT_OK || status == DT_EXIT_PARTIAL;
+	ok = (row = ledger_row(r->summary)) != NULL && (!r->shard ||
+	    ledger_shard_id(row, r->run_id, r->c.shard_index) == 0) &&
+	    dt_rpt_db_upsert(r->sb, row) == 0;
+	json_decref(row);
+	/*
+	 * The ledger is best effort: the data is stored and the report
+	 * sent, and a failed status would only make Kubernetes run (and
+	 * report) again.  A shard's row is its report to shard 0, so there
+	 * it counts.
+	 */
+	json_object_set_new(r->summary, "ledger", json_string(ok ?
+	    "written" : "failed"));
+	if (!ok && r->shard)
+		r->status = dt_exit_worse(r->status, DT_EXIT_TEMPFAIL);
+}
 
-		/* Best effort, as the ledger: a warning, never the status. */
-		dt_rpt_metrics_text(&b, summary, ok, (long long)t_end);
-		if (b.oom || dt_rpt_metrics_push(h, c.pg_url, c.pg_job, b.s,
-		    c.timeout_s * 1000) < 0)
-			json_object_set_new(summary, "metrics",
-			    json_string("failed"));
-		else
-			json_object_set_new(summary, "metrics",
-			    json_string("pushed"));
-		dt_rpt_buf_free(&b);
+/* Pushes the metrics (best effort, as the ledger: never the status). */
+static void
+push_metrics(struct run *r)
+{
+	struct dt_rpt_buf b = {0};
+	int ok = r->status == DT_EXIT_OK || r->status == DT_EXIT_PARTIAL;
+
+	if (r->c.pg_url == NULL || !r->send)
+		return;
+	dt_rpt_metrics_text(&b, r->summary, ok, (long long)r->t_end);
+	ok = !b.oom && dt_rpt_metrics_push(r->h, r->c.pg_url, r->c.pg_job,
+	    b.s, r->c.timeout_s * 1000) == 0;
+	json_object_set_new(r->summary, "metrics", json_string(ok ?
+	    "pushed" : "failed"));
+	dt_rpt_buf_free(&b);
+}
+
+/* Prints the summary, with the final exit status, on stdout. */
+static void
+print_summary(struct run *r)
+{
+	json_object_set_new(r->summary, "exit_code",
+	    json_integer(r->status));
+	if (json_dumpf(r->summary, stdout, JSON_COMPACT |
+	    JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) < 0 ||
+	    putchar('\n') == EOF)
+		r->status = dt_exit_worse(r->status, DT_EXIT_IOERR);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct run r;    /* the tally is 500 KiB: not on the stack */
+
+	if (dt_log_init("dt-report") < 0 || dt_watch_start() < 0)
+		return DT_EXIT_CONFIG;
+	dt_out_init();
+	r.t_start = -1;
+	if ((r.status = parse_args(&r.c, argc, argv)) != 0)
+		return r.status;
+	dt_config_register_secrets();
+	if (setup(&r) == 0 && !r.c.check && !r.c.preflight &&
+	    read_records(&r) == 0 &&
+	    summarise(&r) == 0 && send_report(&r) == 0) {
+		record(&r);
+		push_metrics(&r);
+		print_summary(&r);
 	}
-	json_object_set_new(summary, "exit_code", json_integer(status));
-	if (json_dumpf(summary, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER |
-	    JSON_REAL_PRECISION(12)) <
-	    0 || putchar('\n') == EOF)
-		status = dt_exit_worse(status, DT_EXIT_IOERR);
-out:
-	dt_rpt_messages_free(msgs);
-	json_decref(summary);
-	json_decref(shards);
-	json_decref(schema);
-	if (tally_ok)
-		dt_rpt_tally_free(&tally);
-	dt_http_free(h);
-	dt_supabase_free(sb);
-	free(c.tg_token);
-	return dt_cli_close_stdout(status);
+	dt_rpt_messages_free(r.msgs);
+	json_decref(r.summary);
+	json_decref(r.shards);
+	json_decref(r.schema);
+	if (r.tally_ok)
+		dt_rpt_tally_free(&r.tally);
+	dt_http_free(r.h);
+	dt_supabase_free(r.sb);
+	free(r.c.tg_token);
+	return dt_cli_close_stdout(r.status);
 }
