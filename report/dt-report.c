@@ -31,377 +31,13 @@
 #include "shard.h"
 #include "summary.h"
 #include "tally.h"
+#include "settings.h"
 #include "telegram.h"
-
-#ifndef DT_DATADIR
-#define DT_DATADIR "/usr/local/share/dt"
-#endif
 
 #define TELEGRAM_LIMIT 4096
 
-static const char usage[] =
-    "usage: dt-report [-hnqVv] [-L bytes] [-l lang] [-m file] [file ...]\n"
-    "       dt-report -M shards [-hnqVv] [-l lang] [-m file]\n"
-    "       dt-report --check-config | --preflight [option ...]\n"
-    "\n"
-    "Reads status records (or any stage's output) from the files or stdin\n"
-    "and prints one run-summary JSON object on stdout.  Sends the report to\n"
-    "Telegram, upserts the run ledger row in Supabase and pushes metrics to\n"
-    "a Pushgateway when those are configured.\n"
-    "\n"
-    "      --check-config       check the environment and options, read the\n"
-    "                           secret files, read no input and connect to\n"
-    "                           nothing; print nothing and exit 0 when valid,\n"
-    "                           else one line per problem and exit 78\n"
-    "  -h, --help               print this help and exit\n"
-    "  -L, --max-line n         longest input line in bytes (DT_MAX_LINE,\n"
-    "                           1048576)\n"
-    "  -l, --lang en|ru         report language (DT_REPORT_LANG, en)\n"
-    "  -M, --merge-shards N     read no input: wait for the N shard rows of\n"
-    "                           the run (DT_RUN_ID) in the ledger, merge\n"
-    "                           them and report the whole run\n"
-    "  -m, --message-file FILE  also write the report's messages to FILE\n"
-    "  -n, --dry-run            send and write nothing; print the messages\n"
-    "                           on stderr (or to FILE)\n"
-    "      --preflight          read no input, send no message: ask Telegram\n"
-    "                           about the bot (getMe) and the chat (getChat)\n"
-    "                           and print one line, \"telegram: ready: ...\"\n"
-    "                           or \"telegram: not ready: ...\" naming the\n"
-    "                           variable to fix; exit 0, 78 (refused) or 69\n"
-    "                           (unreachable)\n"
-    "  -q, --quiet              log less\n"
-    "  -V, --version            print the version and exit\n"
-    "  -v, --verbose            log more (-vv: trace HTTP)\n"
-    "\n"
-    "Environment: TELEGRAM_BOT_TOKEN[_FILE], TELEGRAM_CHAT_ID,\n"
-    "TELEGRAM_THREAD_ID, TELEGRAM_API_URL, SUPABASE_URL, SUPABASE_KEY[_FILE],\n"
-    "DT_PUSHGATEWAY_URL, DT_PUSHGATEWAY_JOB, DT_REPORT_NOTIFY, DT_REPORT_TOP,\n"
-    "DT_REPORT_SCHEMA (else DT_SCHEMA_FILE), DT_REPORT_TOPICS_FIELD,\n"
-    "DT_REPORT_RETRY_SECONDS, DT_MAX_LINE, DT_EXPECT_STAGES,\n"
-    "DT_SHARDS, DT_SHARD_INDEX, DT_SHARD_WAIT_SECONDS, DT_STOP_FILE,\n"
-    "DT_RUN_ID, DT_RUN_STARTED_AT, DT_RUN_FINISHED_AT, TIMEOUT_SECONDS.\n"
-    "\n"
-    "Exit status: the most severe of the run's own (the worst status the\n"
-    "stages reported; 1 when records failed) and the report's: 69 when\n"
-    "Telegram is unavailable, 75 after flood control outlasted the retry\n"
-    "limit (or a shard's ledger row could not be written), 78 when Telegram\n"
-    "refuses the configuration (bad token or chat).  The ledger row and the\n"
-    "metrics are best effort: a failure is a warning, not an exit status.\n";
-
-/* The long-only options --check-config and --preflight. */
-#define OPT_CHECK_CONFIG 256
-#define OPT_PREFLIGHT 257
-
-struct config {
-	int check;
-	int preflight;
-	int dry_run;
-	long long max_line;
-	const char *max_line_arg;
-	const char *lang;
-	const char *message_file;
-	const char *merge_arg;
-	long long merge;        /* --merge-shards: how many shards */
-	long long shards, shard_index;
-	long long wait_s, drain_s;
-	const char *stop_file;
-	const char *expect;     /* DT_EXPECT_STAGES */
-	char **files;
-	int nfiles;
-	int notify;             /* 0 problems, 1 always, -1 never */
-	long long top;
-	const char *schema;
-	const char *topics_field;
-	long long retry_s;
-	long long timeout_s;
-	const char *run_id;
-	const char *started;
-	const char *finished;
-	double t_started, t_finished;
-	char *tg_token;
-	const char *tg_chat;
-	const char *tg_thread;
-	const char *tg_url;
-	int db;                 /* SUPABASE_URL is set */
-	const char *table, *id_column;
-	const char *pg_url;
-	const char *pg_job;
-};
-
 static int
-parse_args(struct config *c, int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{"lang", required_argument, NULL, 'l'},
-		{"max-line", required_argument, NULL, 'L'},
-		{"merge-shards", required_argument, NULL, 'M'},
-		{"message-file", required_argument, NULL, 'm'},
-		{"preflight", no_argument, NULL, OPT_PREFLIGHT},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	int ch;
-
-	/* getopt's own messages name argv[0]: the name, not the path. */
-	argv[0] = (char *)dt_prog();
-	while ((ch = getopt_long(argc, argv, "hL:l:M:m:nqVv", longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case OPT_CHECK_CONFIG:
-			c->check = 1;
-			break;
-		case OPT_PREFLIGHT:
-			c->preflight = 1;
-			break;
-		case 'L':
-			c->max_line_arg = optarg;
-			break;
-		case 'h':
-			exit(dt_cli_help(usage));
-		case 'l':
-			c->lang = optarg;
-			break;
-		case 'M':
-			c->merge_arg = optarg;
-			break;
-		case 'm':
-			c->message_file = optarg;
-			break;
-		case 'n':
-			c->dry_run = 1;
-			break;
-		case 'q':
-			dt_log_adjust(-1);
-			break;
-		case 'V':
-			dt_cli_version();
-			exit(dt_cli_close_stdout(DT_EXIT_OK));
-		case 'v':
-			dt_log_adjust(1);
-			break;
-		default:
-			return dt_cli_usage_error(NULL);
-		}
-	}
-	c->files = argv + optind;
-	c->nfiles = argc - optind;
-	if (c->lang != NULL && strcmp(c->lang, "en") != 0 &&
-	    strcmp(c->lang, "ru") != 0)
-		return dt_cli_usage_error("--lang: '%s' is not one of en, ru",
-		    c->lang);
-	if (c->max_line_arg != NULL && dt_parse_ll("--max-line",
-	    c->max_line_arg, 1024, 1073741824, &c->max_line) < 0)
-		return dt_cli_usage_error(NULL);
-	if (c->merge_arg != NULL && dt_parse_ll("--merge-shards",
-	    c->merge_arg, 1, 1000, &c->merge) < 0)
-		return dt_cli_usage_error(NULL);
-	if (c->merge_arg != NULL && c->nfiles > 0)
-		return dt_cli_usage_error("--merge-shards reads no input "
-		    "files");
-	if (c->preflight && (c->nfiles > 0 || c->merge_arg != NULL ||
-	    c->check))
-		return dt_cli_usage_error("--preflight reads no input and "
-		    "goes with no --check-config or --merge-shards");
-	return 0;
-}
-
-/* Strips one trailing slash from a URL in the environment. */
-static const char *
-env_url(const char *name, const char *def, char *buf, size_t len)
-{
-	const char *v = dt_env(name, def);
-	size_t n;
-
-	if (v == NULL)
-		return NULL;
-	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
-		dt_error("%s: '%s' is not an http(s) URL", name, v);
-		return "";
-	}
-	snprintf(buf, len, "%s", v);
-	n = strlen(buf);
-	while (n > 0 && buf[n - 1] == '/')
-		buf[--n] = '\0';
-	return buf;
-}
-
-/* Reads an RFC 3339 time ("2024-05-01T10:00:00Z", "...+03:00", fractions)
- * or seconds since the epoch.  Returns 0 or -1. */
-static int
-parse_time(const char *s, double *out)
-{
-	struct tm tm;
-	const char *p;
-	char *end;
-	double frac = 0;
-	long off = 0;
-
-	errno = 0;
-	*out = strtod(s, &end);
-	if (end != s && *end == '\0' && errno == 0)
-		return 0;
-	memset(&tm, 0, sizeof(tm));
-	if ((p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL &&
-	    (p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm)) == NULL)
-		return -1;
-	if (*p == '.') {
-		frac = strtod(p, &end);
-		p = end;
-	}
-	if (*p == 'Z' || *p == 'z')
-		p++;
-	else if ((*p == '+' || *p == '-') && strlen(p) >= 3) {
-		int h = (p[1] - '0') * 10 + (p[2] - '0'), m = 0;
-
-		if (p[3] == ':' && strlen(p) >= 6)
-			m = (p[4] - '0') * 10 + (p[5] - '0');
-		off = (h * 60 + m) * 60L * (*p == '-' ? -1 : 1);
-		p += p[3] == ':' ? 6 : 3;
-	} else
-		return -1;
-	if (*p != '\0')
-		return -1;
-	*out = (double)timegm(&tm) - (double)off + frac;
-	return 0;
-}
-
-static void
-format_time(double t, char *buf, size_t len)
-{
-	time_t secs = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&secs, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int
-read_config(struct config *c)
-{
-	static char tg_url[1024], pg_url[1024];
-	const char *v;
-	int bad = 0;
-
-	if (c->lang == NULL)
-		c->lang = dt_env("DT_REPORT_LANG", "en");
-	if (strcmp(c->lang, "en") != 0 && strcmp(c->lang, "ru") != 0) {
-		dt_error("DT_REPORT_LANG: '%s' is not one of en, ru", c->lang);
-		bad = 1;
-	}
-	v = dt_env("DT_REPORT_NOTIFY", "problems");
-	if (strcmp(v, "problems") == 0)
-		c->notify = 0;
-	else if (strcmp(v, "always") == 0)
-		c->notify = 1;
-	else if (strcmp(v, "never") == 0)
-		c->notify = -1;
-	else {
-		dt_error("DT_REPORT_NOTIFY: '%s' is not one of problems, "
-		    "always, never", v);
-		bad = 1;
-	}
-	if (dt_env_ll("DT_REPORT_TOP", 10, 1, 1000, &c->top) < 0 ||
-	    dt_env_ll("DT_REPORT_RETRY_SECONDS", 120, 0, 3600,
-	    &c->retry_s) < 0 ||
-	    dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout_s) < 0)
-		bad = 1;
-	if (c->timeout_s > 60)
-		c->timeout_s = 60;
-	if (c->max_line_arg == NULL && dt_env_ll("DT_MAX_LINE",
-	    (long long)DT_NDJSON_MAX_LINE_DEFAULT, 1024, 1073741824,
-	    &c->max_line) < 0)
-		bad = 1;
-	/* The schema dt-analyze uses, unless told otherwise. */
-	c->schema = dt_env("DT_REPORT_SCHEMA", dt_env("DT_SCHEMA_FILE", NULL));
-	if (c->schema == NULL && access(dt_data_file("schema.json"), R_OK) == 0)
-		c->schema = dt_data_file("schema.json");
-	c->topics_field = dt_env("DT_REPORT_TOPICS_FIELD", "topics");
-	c->expect = dt_env("DT_EXPECT_STAGES", NULL);
-	if (dt_env_ll("DT_SHARDS", 1, 1, 1000, &c->shards) < 0 ||
-	    dt_env_ll("DT_SHARD_INDEX", 0, 0, 999, &c->shard_index) < 0 ||
-	    dt_env_ll("DT_SHARD_WAIT_SECONDS", 600, 0, 86400,
-	    &c->wait_s) < 0 ||
-	    dt_env_ll("DT_DRAIN_SECONDS", 60, 0, 3600, &c->drain_s) < 0)
-		bad = 1;
-	else if (c->shard_index >= c->shards) {
-		dt_error("DT_SHARD_INDEX: %lld is not below DT_SHARDS (%lld)",
-		    c->shard_index, c->shards);
-		bad = 1;
-	}
-	c->stop_file = dt_env("DT_STOP_FILE", NULL);
-	c->run_id = dt_env("DT_RUN_ID", NULL);
-	c->started = dt_env("DT_RUN_STARTED_AT", NULL);
-	c->finished = dt_env("DT_RUN_FINISHED_AT", NULL);
-	if (c->started != NULL && parse_time(c->started, &c->t_started) < 0) {
-		dt_error("DT_RUN_STARTED_AT: '%s' is not an RFC 3339 time",
-		    c->started);
-		bad = 1;
-	}
-	if (c->finished != NULL && parse_time(c->finished,
-	    &c->t_finished) < 0) {
-		dt_error("DT_RUN_FINISHED_AT: '%s' is not an RFC 3339 time",
-		    c->finished);
-		bad = 1;
-	}
-
-	if (dt_env_secret("TELEGRAM_BOT_TOKEN", &c->tg_token) < 0)
-		bad = 1;
-	c->tg_chat = dt_env("TELEGRAM_CHAT_ID", NULL);
-	c->tg_thread = dt_env("TELEGRAM_THREAD_ID", NULL);
-	c->tg_url = env_url("TELEGRAM_API_URL", "https://api.telegram.org",
-	    tg_url, sizeof(tg_url));
-	if (*c->tg_url == '\0')
-		bad = 1;
-	if ((c->tg_token == NULL) != (c->tg_chat == NULL)) {
-		dt_error("%s is set but %s is not: set both to send the report",
-		    c->tg_token ? "TELEGRAM_BOT_TOKEN" : "TELEGRAM_CHAT_ID",
-		    c->tg_token ? "TELEGRAM_CHAT_ID" : "TELEGRAM_BOT_TOKEN");
-		bad = 1;
-	}
-	if (c->tg_chat != NULL && dt_rpt_tg_chat_ok(c->tg_chat) < 0) {
-		dt_error("TELEGRAM_CHAT_ID: '%s' is neither a chat number nor "
-		    "an @channel name", c->tg_chat);
-		bad = 1;
-	}
-	if (c->tg_thread != NULL) {
-		long long t;
-
-		if (dt_parse_ll("TELEGRAM_THREAD_ID", c->tg_thread, 1,
-		    2147483647LL, &t) < 0)
-			bad = 1;
-	}
-
-	c->db = dt_env("SUPABASE_URL", NULL) != NULL;
-	if (c->merge > 0 && (!c->db || c->run_id == NULL)) {
-		dt_error("--merge-shards reads the run ledger: it needs "
-		    "SUPABASE_URL, SUPABASE_KEY and DT_RUN_ID");
-		bad = 1;
-	}
-	c->table = dt_env("DT_SOURCE_TABLE", "messages");
-	c->id_column = dt_env("DT_SOURCE_ID", "id");
-	c->pg_url = env_url("DT_PUSHGATEWAY_URL", NULL, pg_url,
-	    sizeof(pg_url));
-	if (c->pg_url != NULL && *c->pg_url == '\0')
-		bad = 1;
-	c->pg_job = dt_env("DT_PUSHGATEWAY_JOB", "dt");
-	if (strspn(c->pg_job, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
-	    "TUVWXYZ0123456789_.-") != strlen(c->pg_job) ||
-	    strlen(c->pg_job) > 100) {
-		dt_error("DT_PUSHGATEWAY_JOB: '%s' may only have letters, "
-		    "digits, '_', '.' and '-'", c->pg_job);
-		bad = 1;
-	}
-	return bad ? -1 : 0;
-}
-
-/* Reads every record into the tally.  Returns the input's exit status. */
-static int
-read_input(struct config *c, struct dt_rpt_tally *t)
+read_input(struct dt_rpt_config *c, struct dt_rpt_tally *t)
 {
 	struct dt_reader *r;
 	json_t *rec;
@@ -427,7 +63,7 @@ read_input(struct config *c, struct dt_rpt_tally *t)
 
 /* Adds the backlog and the difference from the previous run. */
 static void
-add_database(struct config *c, struct dt_supabase *sb, json_t *s)
+add_database(struct dt_rpt_config *c, struct dt_supabase *sb, json_t *s)
 {
 	json_t *backlog, *prev, *delta, *o, *counts;
 	const char *run_id = json_string_value(json_object_get(s, "run_id"));
@@ -560,7 +196,7 @@ shard_of(const char *id, const char *run, long long n)
  * summary (a new reference) or NULL.  Returns how many were found.
  */
 static int
-wait_shards(struct config *c, struct dt_supabase *sb, json_t **rows)
+wait_shards(struct dt_rpt_config *c, struct dt_supabase *sb, json_t **rows)
 {
 	double now = now_s(), end = now + (double)c->wait_s, delay = 0.25;
 	int found = 0, stopped = 0, said = 0;
@@ -610,7 +246,7 @@ wait_shards(struct config *c, struct dt_supabase *sb, json_t **rows)
  * to {"of": N, "merged": [...], "missing": [...]}.
  */
 static json_t *
-merge_shards(struct config *c, struct dt_supabase *sb,
+merge_shards(struct dt_rpt_config *c, struct dt_supabase *sb,
     struct dt_rpt_tally *t)
 {
 	json_t **rows, *o = json_object(), *merged = json_array(),
@@ -673,11 +309,11 @@ stdin_is_pipe(void)
 }
 
 /*
- * --preflight: can the report be sent?  bad is read_config()'s result.
+ * --preflight: can the report be sent?  bad is dt_rpt_read_config()'s result.
  * Prints the one line and returns the exit status.
  */
 static int
-preflight(struct config *c, int bad)
+preflight(struct dt_rpt_config *c, int bad)
 {
 	struct dt_rpt_tg tg = {c->tg_url, c->tg_token, c->tg_chat,
 	    c->tg_thread, c->timeout_s * 1000, 0};
@@ -703,7 +339,7 @@ preflight(struct config *c, int bad)
 
 /* One run of dt-report: what main() sets up and its steps share. */
 struct run {
-	struct config c;
+	struct dt_rpt_config c;
 	struct dt_rpt_tally tally;
 	int tally_ok;           /* tally set up: free it */
 	struct dt_http *h;
@@ -728,8 +364,8 @@ struct run {
 static int
 setup(struct run *r)
 {
-	struct config *c = &r->c;
-	int rc = read_config(c);
+	struct dt_rpt_config *c = &r->c;
+	int rc = dt_rpt_read_config(c);
 
 	if (c->schema != NULL) {
 		json_error_t err;
@@ -811,11 +447,11 @@ run_started(struct run *r, char *own, size_t len)
 		return r->c.started;
 	}
 	if (at[0] != '\0') {
-		if (parse_time(at, &r->t_start) == 0)
+		if (dt_rpt_parse_time(at, &r->t_start) == 0)
 			return at;
 		dt_warn("started_at: '%s' is not an RFC 3339 time", at);
 	} else if (r->c.nfiles == 0 && stdin_is_pipe()) {
-		format_time(r->t_start, own, len);
+		dt_rpt_format_time(r->t_start, own, len);
 		return own;
 	}
 	return NULL;
@@ -852,7 +488,7 @@ summarise(struct run *r)
 	r->run_id = r->c.run_id ? r->c.run_id : r->tally.run_id[0] ?
 	    r->tally.run_id : NULL;
 	r->t_end = r->c.finished ? r->c.t_finished : (double)time(NULL);
-	format_time(r->t_end, finished, sizeof(finished));
+	dt_rpt_format_time(r->t_end, finished, sizeof(finished));
 	started = run_started(r, own_start, sizeof(own_start));
 	if ((r->summary = dt_rpt_summary(&r->tally, r->run_id, started,
 	    finished, started ? r->t_end - r->t_start : -1)) == NULL) {
@@ -876,7 +512,7 @@ summarise(struct run *r)
 static void
 deliver(struct run *r)
 {
-	struct config *c = &r->c;
+	struct dt_rpt_config *c = &r->c;
 	int rc, empty;
 
 	/*
@@ -919,7 +555,7 @@ deliver(struct run *r)
 static int
 send_report(struct run *r)
 {
-	struct config *c = &r->c;
+	struct dt_rpt_config *c = &r->c;
 	int parts;
 
 	if (((c->tg_token != NULL && r->send) || (c->pg_url != NULL &&
@@ -1022,7 +658,7 @@ main(int argc, char **argv)
 		return DT_EXIT_CONFIG;
 	dt_out_init();
 	r.t_start = -1;
-	if ((r.status = parse_args(&r.c, argc, argv)) != 0)
+	if ((r.status = dt_rpt_parse_args(&r.c, argc, argv)) != 0)
 		return r.status;
 	dt_config_register_secrets();
 	if (setup(&r) == 0 && !r.c.check && !r.c.preflight &&
