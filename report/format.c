@@ -19,130 +19,13 @@
 #include "exit.h"
 #include "log.h"
 #include "format.h"
+#include "html.h"
 #include "text.h"
 
 #define TOPIC_CHARS 48
 #define NAME_CHARS 32
 #define MESSAGE_CHARS 200
 #define RUN_ID_CHARS 64
-
-/* Growing buffer. */
-
-void
-dt_rpt_buf_add(struct dt_rpt_buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->s, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-void
-dt_rpt_buf_puts(struct dt_rpt_buf *b, const char *s)
-{
-	dt_rpt_buf_add(b, s, strlen(s));
-}
-
-void
-dt_rpt_buf_printf(struct dt_rpt_buf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	dt_rpt_buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n :
-	    sizeof(tmp) - 1);
-}
-
-void
-dt_rpt_buf_html(struct dt_rpt_buf *b, const char *s, size_t n)
-{
-	size_t i, start = 0;
-
-	for (i = 0; i < n; i++) {
-		const char *e;
-
-		switch (s[i]) {
-		case '<':
-			e = "&lt;";
-			break;
-		case '>':
-			e = "&gt;";
-			break;
-		case '&':
-			e = "&amp;";
-			break;
-		case '"':
-			e = "&quot;";
-			break;
-		default:
-			continue;
-		}
-		dt_rpt_buf_add(b, s + start, i - start);
-		dt_rpt_buf_puts(b, e);
-		start = i + 1;
-	}
-	dt_rpt_buf_add(b, s + start, n - start);
-}
-
-void
-dt_rpt_buf_free(struct dt_rpt_buf *b)
-{
-	if (b == NULL)
-		return;
-	free(b->s);
-	memset(b, 0, sizeof(*b));
-}
-
-size_t
-dt_rpt_html_utf16(const char *html, size_t n)
-{
-	const unsigned char *p = (const unsigned char *)html;
-	size_t i = 0, units = 0;
-
-	while (i < n) {
-		unsigned char c = p[i];
-
-		if (c == '<') {
-			while (i < n && p[i] != '>')
-				i++;
-			i++;
-			continue;
-		}
-		if (c == '&') {
-			while (i < n && p[i] != ';')
-				i++;
-			i++;
-			units++;
-			continue;
-		}
-		if (c < 0x80 || (c >= 0xC0 && c < 0xF0))
-			units++;
-		else if (c >= 0xF0)
-			units += 2;
-		i++;
-	}
-	return units;
-}
 
 /* The words of a report. */
 
@@ -447,13 +330,89 @@ shard_line(struct lines *l, const struct words *w, json_t *shards)
 	line_end(l, &b);
 }
 
+/* Tokens and cost, latency and duration. */
+static void
+usage_lines(struct lines *l, const struct words *w, json_t *s)
+{
+	struct dt_rpt_buf b = {0};
+	json_t *lat, *tok, *cost, *dur;
+
+	tok = json_object_get(s, "tokens");
+	cost = json_object_get(s, "cost_usd");
+	if (int_at(tok, "total") > 0 || json_is_number(cost)) {
+		dt_rpt_buf_printf(&b, "%s: ", w->tokens);
+		put_uint(&b, w, (unsigned long long)int_at(tok, "total"));
+		if (json_is_number(cost)) {
+			dt_rpt_buf_printf(&b, "%s%s ", SEP, w->cost);
+			put_cost(&b, w, json_number_value(cost), 0);
+		}
+		line_end(l, &b);
+	}
+
+	lat = json_object_get(s, "latency_ms");
+	if (int_at(lat, "count") > 0) {
+		dt_rpt_buf_printf(&b, "%s: p50 ", w->latency);
+		put_ms(&b, w, int_at(lat, "p50"));
+		dt_rpt_buf_printf(&b, "%sp95 ", SEP);
+		put_ms(&b, w, int_at(lat, "p95"));
+		dt_rpt_buf_printf(&b, "%s%s ", SEP, w->max);
+		put_ms(&b, w, int_at(lat, "max"));
+		line_end(l, &b);
+	}
+
+	if (json_is_number(dur = json_object_get(s, "duration_s"))) {
+		dt_rpt_buf_printf(&b, "%s: ", w->duration);
+		put_duration(&b, w, json_number_value(dur));
+		line_end(l, &b);
+	}
+}
+
+/* The backlog and the difference from the previous run, when known. */
+static void
+database_lines(struct lines *l, const struct words *w, json_t *s)
+{
+	struct dt_rpt_buf b = {0};
+	json_t *v, *backlog, *prev;
+
+	if (json_is_object(backlog = json_object_get(s, "backlog"))) {
+		static const char *const keys[][2] = {{"unclaimed",
+		    "unclaimed"}, {"leased", "leased"}, {"failed", "parked"}};
+		size_t i;
+
+		dt_rpt_buf_printf(&b, "%s: ", w->backlog);
+		for (i = 0; i < 3; i++) {
+			if (i > 0)
+				dt_rpt_buf_puts(&b, SEP);
+			put_uint(&b, w, (unsigned long long)int_at(backlog,
+			    keys[i][0]));
+			dt_rpt_buf_printf(&b, " %s", word(w, keys[i][1]));
+		}
+		line_end(l, &b);
+	}
+
+	prev = json_object_get(json_object_get(s, "previous"), "delta");
+	if (json_is_object(prev)) {
+		dt_rpt_buf_printf(&b, "%s: %s ", w->since, w->lc_records);
+		put_int(&b, w, int_at(prev, "records"), 1);
+		dt_rpt_buf_printf(&b, "%s%s ", SEP, w->lc_failed);
+		put_int(&b, w, int_at(prev, "failed"), 1);
+		dt_rpt_buf_printf(&b, "%s%s ", SEP, w->lc_tokens);
+		put_int(&b, w, int_at(prev, "tokens"), 1);
+		if (json_is_number(v = json_object_get(prev, "cost_usd"))) {
+			dt_rpt_buf_printf(&b, "%s%s ", SEP, w->cost);
+			put_cost(&b, w, json_number_value(v), 1);
+		}
+		line_end(l, &b);
+	}
+}
+
 static void
 head_lines(struct lines *l, const struct words *w, json_t *s)
 {
 	struct dt_rpt_buf b = {0};
 	const char *state = json_string_value(json_object_get(s, "state"));
 	const char *k;
-	json_t *v, *lat, *tok, *cost, *dur, *backlog, *prev;
+	json_t *v;
 	int first;
 
 	dt_rpt_buf_puts(&b, w->title[state == NULL ? 2 :
@@ -501,66 +460,8 @@ head_lines(struct lines *l, const struct words *w, json_t *s)
 		put_uint(&b, w, (unsigned long long)int_at(s, "bad_lines"));
 		line_end(l, &b);
 	}
-
-	tok = json_object_get(s, "tokens");
-	cost = json_object_get(s, "cost_usd");
-	if (int_at(tok, "total") > 0 || json_is_number(cost)) {
-		dt_rpt_buf_printf(&b, "%s: ", w->tokens);
-		put_uint(&b, w, (unsigned long long)int_at(tok, "total"));
-		if (json_is_number(cost)) {
-			dt_rpt_buf_printf(&b, "%s%s ", SEP, w->cost);
-			put_cost(&b, w, json_number_value(cost), 0);
-		}
-		line_end(l, &b);
-	}
-
-	lat = json_object_get(s, "latency_ms");
-	if (int_at(lat, "count") > 0) {
-		dt_rpt_buf_printf(&b, "%s: p50 ", w->latency);
-		put_ms(&b, w, int_at(lat, "p50"));
-		dt_rpt_buf_printf(&b, "%sp95 ", SEP);
-		put_ms(&b, w, int_at(lat, "p95"));
-		dt_rpt_buf_printf(&b, "%s%s ", SEP, w->max);
-		put_ms(&b, w, int_at(lat, "max"));
-		line_end(l, &b);
-	}
-
-	if (json_is_number(dur = json_object_get(s, "duration_s"))) {
-		dt_rpt_buf_printf(&b, "%s: ", w->duration);
-		put_duration(&b, w, json_number_value(dur));
-		line_end(l, &b);
-	}
-
-	if (json_is_object(backlog = json_object_get(s, "backlog"))) {
-		static const char *const keys[][2] = {{"unclaimed",
-		    "unclaimed"}, {"leased", "leased"}, {"failed", "parked"}};
-		size_t i;
-
-		dt_rpt_buf_printf(&b, "%s: ", w->backlog);
-		for (i = 0; i < 3; i++) {
-			if (i > 0)
-				dt_rpt_buf_puts(&b, SEP);
-			put_uint(&b, w, (unsigned long long)int_at(backlog,
-			    keys[i][0]));
-			dt_rpt_buf_printf(&b, " %s", word(w, keys[i][1]));
-		}
-		line_end(l, &b);
-	}
-
-	prev = json_object_get(json_object_get(s, "previous"), "delta");
-	if (json_is_object(prev)) {
-		dt_rpt_buf_printf(&b, "%s: %s ", w->since, w->lc_records);
-		put_int(&b, w, int_at(prev, "records"), 1);
-		dt_rpt_buf_printf(&b, "%s%s ", SEP, w->lc_failed);
-		put_int(&b, w, int_at(prev, "failed"), 1);
-		dt_rpt_buf_printf(&b, "%s%s ", SEP, w->lc_tokens);
-		put_int(&b, w, int_at(prev, "tokens"), 1);
-		if (json_is_number(v = json_object_get(prev, "cost_usd"))) {
-			dt_rpt_buf_printf(&b, "%s%s ", SEP, w->cost);
-			put_cost(&b, w, json_number_value(v), 1);
-		}
-		line_end(l, &b);
-	}
+	usage_lines(l, w, s);
+	database_lines(l, w, s);
 }
 
 /* What went wrong upstream: one line per stage that did not end well. */
@@ -616,14 +517,72 @@ failure_lines(struct lines *l, const struct words *w, json_t *s)
 	}
 }
 
+/* The value of one short analysis field of the given kind. */
+static void
+field_value(struct dt_rpt_buf *b, const struct words *w, const char *kind,
+    json_t *f)
+{
+	const char *k;
+	json_t *v, *e;
+	size_t i;
+	int first;
+
+	if (strcmp(kind, "enum") == 0) {
+		json_t *shares = json_object_get(f, "shares");
+
+		first = 1;
+		json_object_foreach(shares, k, v) {
+			if (json_real_value(v) <= 0)
+				continue;
+			if (!first)
+				dt_rpt_buf_puts(b, SEP);
+			put_name(b, w, k);
+			dt_rpt_buf_puts(b, " ");
+			put_share(b, json_real_value(v));
+			first = 0;
+		}
+	} else if (strcmp(kind, "label") == 0) {
+		double total = (double)int_at(f, "total");
+
+		json_array_foreach(json_object_get(f, "top"), i, e) {
+			if (i > 0)
+				dt_rpt_buf_puts(b, SEP);
+			put_text(b, json_string_value(
+			    json_object_get(e, "value")), NAME_CHARS);
+			dt_rpt_buf_puts(b, " ");
+			put_share(b, (double)int_at(e, "count") /
+			    total);
+		}
+		if (int_at(f, "other") > 0) {
+			dt_rpt_buf_printf(b, "%s%s ", SEP, w->other);
+			put_share(b, (double)int_at(f, "other") /
+			    total);
+		}
+	} else if (strcmp(kind, "mean") == 0) {
+		dt_rpt_buf_printf(b, "%s ", w->mean);
+		put_dec(b, w, json_number_value(json_object_get(f,
+		    "mean")), 2);
+	} else if (strcmp(kind, "items") == 0) {
+		struct dt_rpt_buf x = {0}, y = {0};
+
+		put_uint(&x, w,
+		    (unsigned long long)int_at(f, "items"));
+		put_uint(&y, w,
+		    (unsigned long long)int_at(f, "records"));
+		dt_rpt_buf_printf(b, w->items_in, x.s ? x.s : "",
+		    y.s ? y.s : "");
+		dt_rpt_buf_free(&x);
+		dt_rpt_buf_free(&y);
+	}
+}
+
 static void
 analysis_lines(struct lines *l, const struct words *w, json_t *s)
 {
 	struct dt_rpt_buf b = {0};
-	json_t *an = json_object_get(s, "analysis"), *f, *v, *e;
-	const char *name, *k, *kind;
+	json_t *an = json_object_get(s, "analysis"), *f, *e;
+	const char *name, *kind;
 	size_t i;
-	int first;
 
 	if (int_at(an, "records") == 0)
 		return;
@@ -640,53 +599,7 @@ analysis_lines(struct lines *l, const struct words *w, json_t *s)
 		dt_rpt_buf_puts(&b, "<b>");
 		put_name(&b, w, name);
 		dt_rpt_buf_puts(&b, "</b>: ");
-		if (strcmp(kind, "enum") == 0) {
-			json_t *shares = json_object_get(f, "shares");
-
-			first = 1;
-			json_object_foreach(shares, k, v) {
-				if (json_real_value(v) <= 0)
-					continue;
-				if (!first)
-					dt_rpt_buf_puts(&b, SEP);
-				put_name(&b, w, k);
-				dt_rpt_buf_puts(&b, " ");
-				put_share(&b, json_real_value(v));
-				first = 0;
-			}
-		} else if (strcmp(kind, "label") == 0) {
-			double total = (double)int_at(f, "total");
-
-			json_array_foreach(json_object_get(f, "top"), i, e) {
-				if (i > 0)
-					dt_rpt_buf_puts(&b, SEP);
-				put_text(&b, json_string_value(
-				    json_object_get(e, "value")), NAME_CHARS);
-				dt_rpt_buf_puts(&b, " ");
-				put_share(&b, (double)int_at(e, "count") /
-				    total);
-			}
-			if (int_at(f, "other") > 0) {
-				dt_rpt_buf_printf(&b, "%s%s ", SEP, w->other);
-				put_share(&b, (double)int_at(f, "other") /
-				    total);
-			}
-		} else if (strcmp(kind, "mean") == 0) {
-			dt_rpt_buf_printf(&b, "%s ", w->mean);
-			put_dec(&b, w, json_number_value(json_object_get(f,
-			    "mean")), 2);
-		} else if (strcmp(kind, "items") == 0) {
-			struct dt_rpt_buf x = {0}, y = {0};
-
-			put_uint(&x, w,
-			    (unsigned long long)int_at(f, "items"));
-			put_uint(&y, w,
-			    (unsigned long long)int_at(f, "records"));
-			dt_rpt_buf_printf(&b, w->items_in, x.s ? x.s : "",
-			    y.s ? y.s : "");
-			dt_rpt_buf_free(&x);
-			dt_rpt_buf_free(&y);
-		}
+		field_value(&b, w, kind, f);
 		line_end(l, &b);
 	}
 	json_object_foreach(json_object_get(an, "fields"), name, f) {

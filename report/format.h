@@ -1,5 +1,6 @@
 /*
- * format.h: the Telegram message (HTML) made from the summary, in English or Russian, split under Telegram's length limit.
+ * format.h: the Telegram message (HTML) made from the summary, in English
+ * or Russian, split under Telegram's length limit.
  */
 #ifndef DT_RPT_FORMAT_H
 #define DT_RPT_FORMAT_H
@@ -8,29 +9,7 @@
 
 #include <jansson.h>
 
-
-/*
- * A growing text buffer; the functions append (dt_rpt_buf_html with
- * HTML's <, >, & and " escaped) and set oom when out of memory.
- */
-struct dt_rpt_buf {
-	char *s;
-	size_t len, cap;
-	int oom;
-};
-void dt_rpt_buf_add(struct dt_rpt_buf *b, const char *s, size_t n);
-void dt_rpt_buf_puts(struct dt_rpt_buf *b, const char *s);
-void dt_rpt_buf_printf(struct dt_rpt_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-void dt_rpt_buf_html(struct dt_rpt_buf *b, const char *s, size_t n);
-void dt_rpt_buf_free(struct dt_rpt_buf *b);
-
-
-/*
- * The length Telegram gives the text after parsing the HTML html (tags
- * not counted, an entity one character), in UTF-16 code units.
- */
-size_t dt_rpt_html_utf16(const char *html, size_t n);
+#include "html.h"
 
 /*
  * Builds the report for summary in lang ("en" or "ru") and splits it at
@@ -41,6 +20,5 @@ size_t dt_rpt_html_utf16(const char *html, size_t n);
  */
 char **dt_rpt_messages(json_t *summary, const char *lang, size_t limit);
 void dt_rpt_messages_free(char **msgs);
-
 
 #endif

@@ -34,5 +34,4 @@ void dt_rpt_hist_add(struct dt_rpt_hist *h, uint64_t v);
  */
 uint64_t dt_rpt_hist_quantile(const struct dt_rpt_hist *h, double q);
 
-
 #endif

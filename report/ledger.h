@@ -35,5 +35,4 @@ json_t *dt_rpt_db_shards(struct dt_supabase *sb, const char *run_id);
 /* Upserts the ledger row (borrowed).  Returns 0 or -1 after logging. */
 int dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row);
 
-
 #endif

@@ -6,7 +6,7 @@
 
 #include <jansson.h>
 
-#include "format.h"
+#include "html.h"
 
 struct dt_http;
 
@@ -24,6 +24,5 @@ void dt_rpt_metrics_text(struct dt_rpt_buf *b, json_t *summary, int success,
  */
 int dt_rpt_metrics_push(struct dt_http *h, const char *url, const char *job,
     const char *text, long timeout_ms);
-
 
 #endif

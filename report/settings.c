@@ -22,7 +22,6 @@
 #define DT_DATADIR "/usr/local/share/dt"
 #endif
 
-
 static const char usage[] =
     "usage: dt-report [-hnqVv] [-L bytes] [-l lang] [-m file] [file ...]\n"
     "       dt-report -M shards [-hnqVv] [-l lang] [-m file]\n"
@@ -75,8 +74,6 @@ static const char usage[] =
 /* The long-only options --check-config and --preflight. */
 #define OPT_CHECK_CONFIG 256
 #define OPT_PREFLIGHT 257
-
-
 
 int
 dt_rpt_parse_args(struct dt_rpt_config *c, int argc, char **argv)

@@ -25,5 +25,4 @@ json_t *dt_rpt_shard_json(const struct dt_rpt_tally *t);
  */
 int dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s);
 
-
 #endif

@@ -1,5 +1,6 @@
 /*
- * summary.c: the run summary from the tally (summary.h; its keys are in docs/report.md).
+ * summary.c: the run summary from the tally (summary.h; its keys are in
+ * docs/report.md).
  */
 #include <math.h>
 #include <stdlib.h>

@@ -16,5 +16,4 @@
 json_t *dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
     const char *started, const char *finished, double duration_s);
 
-
 #endif

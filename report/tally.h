@@ -1,5 +1,6 @@
 /*
- * tally.h: the run's tally: what the records and stage reports say, counted in memory that does not grow with the input.
+ * tally.h: the run's tally: what the records and stage reports say,
+ * counted in memory that does not grow with the input.
  */
 #ifndef DT_RPT_TALLY_H
 #define DT_RPT_TALLY_H

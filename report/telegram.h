@@ -45,5 +45,4 @@ int dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg,
 int dt_rpt_tg_preflight(struct dt_http *h, const struct dt_rpt_tg *tg,
     char *line, size_t len);
 
-
 #endif

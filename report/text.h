@@ -14,7 +14,6 @@
  */
 size_t dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len);
 
-
 /*
  * Copies at most max_chars characters of the UTF-8 string s into buf
  * (len bytes), making control, line-separator and bidi-override
@@ -22,6 +21,5 @@ size_t dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len);
  * with "…".  Returns buf.
  */
 char *dt_rpt_clip(const char *s, size_t max_chars, char *buf, size_t len);
-
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * topk.h: the most frequent strings of a stream (topics, languages), in fixed memory.
+ * topk.h: the most frequent strings of a stream (topics, languages), in
+ * fixed memory.
  */
 #ifndef DT_RPT_TOPK_H
 #define DT_RPT_TOPK_H
@@ -54,6 +55,5 @@ void dt_rpt_topk_add_n(struct dt_rpt_topk *t, const char *key, size_t len,
  */
 size_t dt_rpt_topk_top(const struct dt_rpt_topk *t,
     const struct dt_rpt_topk_item **out, size_t k);
-
 
 #endif

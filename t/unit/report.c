@@ -7,6 +7,7 @@
  */
 #include "../../report/format.c"
 #include "../../report/hist.c"
+#include "../../report/html.c"
 #include "../../report/summary.c"
 #include "../../report/tally.c"
 #include "../../report/text.c"
