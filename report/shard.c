@@ -88,16 +88,16 @@ static void
 merge_stages(struct dt_rpt_tally *t, json_t *stages)
 {
 	struct dt_rpt_stage *s;
-	json_t *st, *m, *counts, *v;
-	const char *k;
+	json_t *st, *m;
 	size_t i, j;
-	int added, c;
+	int added;
 
 	json_array_foreach(stages, i, st) {
 		const char *name = json_string_value(json_object_get(st,
 		    "stage"));
 
-		if (name == NULL || (s = dt_rpt_tally_stage(t, name, &added)) == NULL)
+		if (name == NULL || (s = dt_rpt_tally_stage(t, name,
+		    &added)) == NULL)
 			continue;
 		s->reports += (int)u64_at(st, "reports");
 		s->status = dt_exit_worse(s->status,
@@ -108,23 +108,7 @@ merge_stages(struct dt_rpt_tally *t, json_t *stages)
 		json_array_foreach(json_object_get(st, "messages"), j, m)
 			if (json_is_string(m))
 				dt_rpt_stage_message(s, json_string_value(m));
-		counts = json_object_get(st, "counts");
-		json_object_foreach(counts, k, v) {
-			if (!json_is_number(v))
-				continue;
-			for (c = 0; c < s->ncounts; c++)
-				if (strcmp(s->count_names[c], k) == 0)
-					break;
-			if (c == s->ncounts) {
-				if (s->ncounts == DT_RPT_MAX_COUNTS)
-					continue;
-				snprintf(s->count_names[c],
-				    sizeof(s->count_names[0]), "%s", k);
-				s->counts[c] = 0;
-				s->ncounts++;
-			}
-			s->counts[c] += json_number_value(v);
-		}
+		dt_rpt_stage_counts(s, json_object_get(st, "counts"));
 	}
 }
 

@@ -362,16 +362,16 @@ dt_rpt_stage_message(struct dt_rpt_stage *s, const char *msg)
 		memcpy(s->messages[s->nmessages++], clean, sizeof(clean));
 }
 
-/* Adds a stage record's numeric "counts" members to the stage's. */
-static void
-add_counts(struct dt_rpt_stage *s, json_t *counts)
+void
+dt_rpt_stage_counts(struct dt_rpt_stage *s, json_t *counts)
 {
 	const char *k;
 	json_t *v;
 	int i;
 
 	json_object_foreach(counts, k, v) {
-		if (!json_is_number(v) || strlen(k) >= sizeof(s->count_names[0]))
+		if (!json_is_number(v) ||
+		    strlen(k) >= sizeof(s->count_names[0]))
 			continue;
 		for (i = 0; i < s->ncounts; i++)
 			if (strcmp(s->count_names[i], k) == 0)
@@ -410,7 +410,7 @@ tally_stage(struct dt_rpt_tally *t, json_t *rec, const char *stage)
 	    NULL && *msg != '\0')
 		dt_rpt_stage_message(s, msg);
 	if (json_is_object(counts))
-		add_counts(s, counts);
+		dt_rpt_stage_counts(s, counts);
 	started = json_string_value(json_object_get(rec, "started_at"));
 	if (started != NULL && strlen(started) < sizeof(t->started_at) &&
 	    (t->started_at[0] == '\0' || strcmp(started, t->started_at) < 0))

@@ -124,6 +124,13 @@ int dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list);
 struct dt_rpt_stage *dt_rpt_tally_stage(struct dt_rpt_tally *t,
     const char *name, int *added);
 
+/*
+ * Adds the numeric members of the object counts (borrowed) to the
+ * stage's counts of the same name; names of 32 bytes or more and counts
+ * past DT_RPT_MAX_COUNTS are left out.
+ */
+void dt_rpt_stage_counts(struct dt_rpt_stage *s, json_t *counts);
+
 /* Adds msg to the stage's distinct messages (clipped; at most 4). */
 void dt_rpt_stage_message(struct dt_rpt_stage *s, const char *msg);
 
