@@ -21,119 +21,17 @@
 #include "format.h"
 #include "html.h"
 #include "text.h"
+#include "words.h"
 
 #define TOPIC_CHARS 48
 #define NAME_CHARS 32
 #define MESSAGE_CHARS 200
 #define RUN_ID_CHARS 64
 
-/* The words of a report. */
-
-struct words {
-	const char *lang;
-	const char *title[3];   /* ok, partial, failed */
-	const char *run, *records, *errors, *bad_lines, *tokens, *cost;
-	const char *latency, *max, *duration, *backlog, *since, *what_failed;
-	const char *interrupted, *exit, *analyses, *mean, *items_in;
-	const char *approximate, *part, *unit_h, *unit_min, *unit_s, *unit_ms;
-	const char *reports_of, *lc_records, *lc_failed, *lc_tokens, *other;
-	char thousands[4], decimal;
-	const char *names[24][2];       /* field, status and value words */
-};
-
-static const struct words en = {
-	"en",
-	{"\xE2\x9C\x85 <b>dt run: ok</b>",
-	    "\xE2\x9A\xA0\xEF\xB8\x8F <b>dt run: partial</b>",
-	    "\xE2\x9D\x8C <b>dt run: FAILED</b>"},
-	"Run", "Records", "Errors", "Unreadable input lines", "Tokens",
-	"cost", "Latency", "max", "Duration", "Backlog", "Since the last run",
-	"What failed", "interrupted", "exit", "Analyses", "mean",
-	"%s in %s messages", "approximate", "part %d of %d", "h", "min", "s",
-	"ms", "%d reports", "records", "failed", "tokens", "other",
-	",", '.',
-	{{"sentiment", "Sentiment"}, {"language", "Language"},
-	    {"topics", "Top topics"}, {"action_items", "Action items"},
-	    {"confidence", "Confidence"}, {"unclaimed", "unclaimed"},
-	    {"leased", "leased"}, {"parked", "parked"},
-	    {"skipped", "skipped (no text)"},
-	    {"released", "given back for the next run"}, {NULL, NULL}},
-};
-
-static const struct words ru = {
-	"ru",
-	{"\xE2\x9C\x85 <b>Прогон dt: успешно</b>",
-	    "\xE2\x9A\xA0\xEF\xB8\x8F <b>Прогон dt: частично</b>",
-	    "\xE2\x9D\x8C <b>Прогон dt: СБОЙ</b>"},
-	"Прогон", "Записи", "Ошибки", "Нечитаемые строки на входе", "Токены",
-	"стоимость", "Задержка", "макс", "Длительность", "Очередь",
-	"С прошлого прогона", "Что пошло не так", "прерван", "код",
-	"Анализы", "среднее", "%s в %s сообщениях", "приблизительно",
-	"часть %d из %d", "ч", "мин", "с", "мс", "отчётов: %d", "записи",
-	"с ошибкой", "токены", "другие",
-	"\xC2\xA0", ',',
-	{{"sentiment", "Тональность"}, {"language", "Язык"},
-	    {"topics", "Популярные темы"}, {"action_items", "Задачи"},
-	    {"confidence", "Уверенность"}, {"unclaimed", "не взято"},
-	    {"leased", "в работе"}, {"parked", "отложено"},
-	    {"stored", "сохранено"}, {"failed", "с ошибкой"},
-	    {"skipped", "пропущено (без текста)"},
-	    {"released", "возвращено в очередь"},
-	    {"unchanged", "без изменений"},
-	    {"analyzed", "проанализировано"},
-	    {"fetched", "получено"}, {"positive", "позитив"},
-	    {"neutral", "нейтрально"}, {"negative", "негатив"},
-	    {"mixed", "смешанно"}},
-};
-
-/* The report's word for a field, status or value name, or NULL. */
-static const char *
-word(const struct words *w, const char *key)
-{
-	int i;
-
-	for (i = 0; i < 24 && w->names[i][0] != NULL; i++)
-		if (strcmp(w->names[i][0], key) == 0)
-			return w->names[i][1];
-	return NULL;
-}
-
-static const char *
-exit_words(const struct words *w, int status)
-{
-	static const struct {
-		int status;
-		const char *en, *ru;
-	} tab[] = {
-		{DT_EXIT_PARTIAL, "some records failed",
-		    "часть записей с ошибкой"},
-		{DT_EXIT_USAGE, "bad command line",
-		    "ошибка в командной строке"},
-		{DT_EXIT_DATAERR, "bad input",
-		    "плохие входные данные"},
-		{DT_EXIT_UNAVAILABLE, "service unavailable",
-		    "сервис недоступен"},
-		{DT_EXIT_IOERR, "cannot write output",
-		    "ошибка записи"},
-		{DT_EXIT_TEMPFAIL, "temporary failure",
-		    "временный сбой"},
-		{DT_EXIT_CONFIG, "bad configuration",
-		    "ошибка конфигурации"},
-		{DT_EXIT_PIPE, "output closed",
-		    "выход закрыт"},
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-		if (tab[i].status == status)
-			return w == &ru ? tab[i].ru : tab[i].en;
-	return NULL;
-}
-
 /* Numbers. */
 
 static void
-put_uint(struct dt_rpt_buf *b, const struct words *w, unsigned long long v)
+put_uint(struct dt_rpt_buf *b, const struct dt_rpt_words *w, unsigned long long v)
 {
 	char digits[32];
 	int n, i;
@@ -147,7 +45,7 @@ put_uint(struct dt_rpt_buf *b, const struct words *w, unsigned long long v)
 }
 
 static void
-put_int(struct dt_rpt_buf *b, const struct words *w, long long v, int sign)
+put_int(struct dt_rpt_buf *b, const struct dt_rpt_words *w, long long v, int sign)
 {
 	if (v < 0) {
 		dt_rpt_buf_puts(b, "\xE2\x88\x92"); /* − */
@@ -161,7 +59,7 @@ put_int(struct dt_rpt_buf *b, const struct words *w, long long v, int sign)
 
 /* A fraction with the language's decimal mark. */
 static void
-put_dec(struct dt_rpt_buf *b, const struct words *w, double v, int places)
+put_dec(struct dt_rpt_buf *b, const struct dt_rpt_words *w, double v, int places)
 {
 	char tmp[64], *p;
 
@@ -172,7 +70,7 @@ put_dec(struct dt_rpt_buf *b, const struct words *w, double v, int places)
 }
 
 static void
-put_cost(struct dt_rpt_buf *b, const struct words *w, double v, int sign)
+put_cost(struct dt_rpt_buf *b, const struct dt_rpt_words *w, double v, int sign)
 {
 	double a = fabs(v);
 	int places = a >= 100 ? 0 : a >= 1 ? 2 : 4;
@@ -181,7 +79,7 @@ put_cost(struct dt_rpt_buf *b, const struct words *w, double v, int sign)
 		dt_rpt_buf_puts(b, "\xE2\x88\x92");
 	else if (sign)
 		dt_rpt_buf_puts(b, "+");
-	if (w == &ru) {
+	if (w == &dt_rpt_ru) {
 		put_dec(b, w, a, places);
 		dt_rpt_buf_puts(b, "\xC2\xA0$");
 	} else {
@@ -191,7 +89,7 @@ put_cost(struct dt_rpt_buf *b, const struct words *w, double v, int sign)
 }
 
 static void
-put_ms(struct dt_rpt_buf *b, const struct words *w, long long ms)
+put_ms(struct dt_rpt_buf *b, const struct dt_rpt_words *w, long long ms)
 {
 	if (ms < 1000) {
 		dt_rpt_buf_printf(b, "%lld\xC2\xA0%s", ms, w->unit_ms);
@@ -202,7 +100,7 @@ put_ms(struct dt_rpt_buf *b, const struct words *w, long long ms)
 }
 
 static void
-put_duration(struct dt_rpt_buf *b, const struct words *w, double secs)
+put_duration(struct dt_rpt_buf *b, const struct dt_rpt_words *w, double secs)
 {
 	long long s = llround(secs);
 
@@ -244,9 +142,9 @@ put_text(struct dt_rpt_buf *b, const char *s, size_t max_chars)
 
 /* A status, field or enum name, in the report's language when known. */
 static void
-put_name(struct dt_rpt_buf *b, const struct words *w, const char *name)
+put_name(struct dt_rpt_buf *b, const struct dt_rpt_words *w, const char *name)
 {
-	const char *t = word(w, name);
+	const char *t = dt_rpt_word(w, name);
 
 	if (t != NULL)
 		dt_rpt_buf_puts(b, t);
@@ -307,7 +205,7 @@ int_at(json_t *o, const char *key)
  * missing: 2 (no finished ledger row)".
  */
 static void
-shard_line(struct lines *l, const struct words *w, json_t *shards)
+shard_line(struct lines *l, const struct dt_rpt_words *w, json_t *shards)
 {
 	struct dt_rpt_buf b = {0};
 	json_t *missing = json_object_get(shards, "missing"), *v;
@@ -316,15 +214,15 @@ shard_line(struct lines *l, const struct words *w, json_t *shards)
 
 	if (!json_is_object(shards))
 		return;
-	dt_rpt_buf_printf(&b, "%s: %lld %s %lld", w == &ru ? "Шарды" :
-	    "Shards", of - (long long)n, w == &ru ? "из" : "of", of);
+	dt_rpt_buf_printf(&b, "%s: %lld %s %lld", w == &dt_rpt_ru ? "Шарды" :
+	    "Shards", of - (long long)n, w == &dt_rpt_ru ? "из" : "of", of);
 	if (n > 0) {
-		dt_rpt_buf_puts(&b, w == &ru ? "; нет отчёта от " :
+		dt_rpt_buf_puts(&b, w == &dt_rpt_ru ? "; нет отчёта от " :
 		    "; missing: ");
 		json_array_foreach(missing, i, v)
 			dt_rpt_buf_printf(&b, "%s%lld", i > 0 ? ", " : "",
 			    (long long)json_integer_value(v));
-		dt_rpt_buf_puts(&b, w == &ru ? " (не закончили вовремя)" :
+		dt_rpt_buf_puts(&b, w == &dt_rpt_ru ? " (не закончили вовремя)" :
 		    " (no finished ledger row)");
 	}
 	line_end(l, &b);
@@ -332,7 +230,7 @@ shard_line(struct lines *l, const struct words *w, json_t *shards)
 
 /* Tokens and cost, latency and duration. */
 static void
-usage_lines(struct lines *l, const struct words *w, json_t *s)
+usage_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
 {
 	struct dt_rpt_buf b = {0};
 	json_t *lat, *tok, *cost, *dur;
@@ -369,7 +267,7 @@ usage_lines(struct lines *l, const struct words *w, json_t *s)
 
 /* The backlog and the difference from the previous run, when known. */
 static void
-database_lines(struct lines *l, const struct words *w, json_t *s)
+database_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
 {
 	struct dt_rpt_buf b = {0};
 	json_t *v, *backlog, *prev;
@@ -385,7 +283,7 @@ database_lines(struct lines *l, const struct words *w, json_t *s)
 				dt_rpt_buf_puts(&b, SEP);
 			put_uint(&b, w, (unsigned long long)int_at(backlog,
 			    keys[i][0]));
-			dt_rpt_buf_printf(&b, " %s", word(w, keys[i][1]));
+			dt_rpt_buf_printf(&b, " %s", dt_rpt_word(w, keys[i][1]));
 		}
 		line_end(l, &b);
 	}
@@ -407,7 +305,7 @@ database_lines(struct lines *l, const struct words *w, json_t *s)
 }
 
 static void
-head_lines(struct lines *l, const struct words *w, json_t *s)
+head_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
 {
 	struct dt_rpt_buf b = {0};
 	const char *state = json_string_value(json_object_get(s, "state"));
@@ -466,7 +364,7 @@ head_lines(struct lines *l, const struct words *w, json_t *s)
 
 /* What went wrong upstream: one line per stage that did not end well. */
 static void
-failure_lines(struct lines *l, const struct words *w, json_t *s)
+failure_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
 {
 	struct dt_rpt_buf b = {0};
 	json_t *stage, *msgs, *m;
@@ -491,14 +389,14 @@ failure_lines(struct lines *l, const struct words *w, json_t *s)
 		put_text(&b, json_string_value(json_object_get(stage,
 		    "stage")), NAME_CHARS);
 		if (json_is_true(json_object_get(stage, "missing"))) {
-			dt_rpt_buf_puts(&b, w == &ru ? "</b> завершилась без "
+			dt_rpt_buf_puts(&b, w == &dt_rpt_ru ? "</b> завершилась без "
 			    "записи о стадии (упала или убита?)" : "</b> ended "
 			    "without its stage record (crashed or killed?)");
 			line_end(l, &b);
 			continue;
 		}
 		dt_rpt_buf_printf(&b, "</b> (%s %d", w->exit, status);
-		if ((what = exit_words(w, status)) != NULL)
+		if ((what = dt_rpt_exit_words(w, status)) != NULL)
 			dt_rpt_buf_printf(&b, ", %s", what);
 		if (interrupted)
 			dt_rpt_buf_printf(&b, ", %s", w->interrupted);
@@ -519,7 +417,7 @@ failure_lines(struct lines *l, const struct words *w, json_t *s)
 
 /* The value of one short analysis field of the given kind. */
 static void
-field_value(struct dt_rpt_buf *b, const struct words *w, const char *kind,
+field_value(struct dt_rpt_buf *b, const struct dt_rpt_words *w, const char *kind,
     json_t *f)
 {
 	const char *k;
@@ -577,7 +475,7 @@ field_value(struct dt_rpt_buf *b, const struct words *w, const char *kind,
 }
 
 static void
-analysis_lines(struct lines *l, const struct words *w, json_t *s)
+analysis_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
 {
 	struct dt_rpt_buf b = {0};
 	json_t *an = json_object_get(s, "analysis"), *f, *e;
@@ -653,8 +551,8 @@ lines_free(struct lines *l)
 char **
 dt_rpt_messages(json_t *summary, const char *lang, size_t limit)
 {
-	const struct words *w = lang != NULL && strcmp(lang, "ru") == 0 ?
-	    &ru : &en;
+	const struct dt_rpt_words *w = lang != NULL && strcmp(lang, "ru") == 0 ?
+	    &dt_rpt_ru : &dt_rpt_en;
 	struct lines l = {0};
 	struct dt_rpt_buf cur = {0};
 	char **parts = NULL, **p;

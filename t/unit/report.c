@@ -12,6 +12,7 @@
 #include "../../report/tally.c"
 #include "../../report/text.c"
 #include "../../report/topk.c"
+#include "../../report/words.c"
 
 static int failures;
 
