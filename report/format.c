@@ -283,7 +283,8 @@ database_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
 				dt_rpt_buf_puts(&b, SEP);
 			put_uint(&b, w, (unsigned long long)int_at(backlog,
 			    keys[i][0]));
-			dt_rpt_buf_printf(&b, " %s", dt_rpt_word(w, keys[i][1]));
+			dt_rpt_buf_printf(&b, " %s",
+			    dt_rpt_word(w, keys[i][1]));
 		}
 		line_end(l, &b);
 	}
@@ -417,8 +418,8 @@ failure_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
 
 /* The value of one short analysis field of the given kind. */
 static void
-field_value(struct dt_rpt_buf *b, const struct dt_rpt_words *w, const char *kind,
-    json_t *f)
+field_value(struct dt_rpt_buf *b, const struct dt_rpt_words *w,
+    const char *kind, json_t *f)
 {
 	const char *k;
 	json_t *v, *e;

@@ -282,7 +282,8 @@ read_report(struct dt_rpt_config *c)
 	c->run_id = dt_env("DT_RUN_ID", NULL);
 	c->started = dt_env("DT_RUN_STARTED_AT", NULL);
 	c->finished = dt_env("DT_RUN_FINISHED_AT", NULL);
-	if (c->started != NULL && dt_rpt_parse_time(c->started, &c->t_started) < 0) {
+	if (c->started != NULL && dt_rpt_parse_time(c->started,
+	    &c->t_started) < 0) {
 		dt_error("DT_RUN_STARTED_AT: '%s' is not an RFC 3339 time",
 		    c->started);
 		bad = 1;

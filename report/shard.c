@@ -81,7 +81,8 @@ merge_named(struct dt_rpt_named *tab, int *n, int max, json_t *obj)
 	json_t *v;
 
 	json_object_foreach(obj, k, v)
-		dt_rpt_named_find(tab, n, max, k, strlen(k))->n += u64_at(obj, k);
+		dt_rpt_named_find(tab, n, max, k, strlen(k))->n +=
+		    u64_at(obj, k);
 }
 
 static void

@@ -458,7 +458,8 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 		    "failed" : "fetched";
 		len = strlen(st);
 	}
-	dt_rpt_named_find(t->status, &t->nstatus, DT_RPT_MAX_STATUS, st, len)->n++;
+	dt_rpt_named_find(t->status, &t->nstatus, DT_RPT_MAX_STATUS, st,
+	    len)->n++;
 	failed = len == 6 && memcmp(st, "failed", 6) == 0;
 	if (has_error) {
 		if (!json_is_string(kind))
@@ -550,11 +551,13 @@ dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 		if (n > 0 && n < sizeof(name)) {
 			memcpy(name, p, n);
 			name[n] = '\0';
-			if ((s = dt_rpt_tally_stage(t, name, &added)) != NULL && added) {
+			if ((s = dt_rpt_tally_stage(t, name, &added)) != NULL &&
+			    added) {
 				s->missing = 1;
 				s->status = DT_EXIT_TEMPFAIL;
-				snprintf(msg, sizeof(msg), "%s ended without its "
-				    "stage record (crashed or killed?)", s->name);
+				snprintf(msg, sizeof(msg), "%s ended without "
+				    "its stage record (crashed or killed?)",
+				    s->name);
 				dt_error("%s", msg);
 				dt_rpt_stage_message(s, msg);
 				missing++;

@@ -340,7 +340,8 @@ loop(struct dt_store *s, struct dt_reader *r)
 		    s->skipped);
 		pw = dt_progress_wait_ms(&s->progress);
 		if (s->first_ms > 0) {
-			long long left = s->first_ms + s->max_delay - dt_store_now_ms();
+			long long left = s->first_ms + s->max_delay -
+			    dt_store_now_ms();
 
 			if (left <= 0) {
 				flush(s);
@@ -348,7 +349,8 @@ loop(struct dt_store *s, struct dt_reader *r)
 			}
 			if (dt_reader_wait(r, (int)(pw >= 0 && pw < left ? pw :
 			    left)) == 0) {
-				if (s->first_ms + s->max_delay <= dt_store_now_ms())
+				if (s->first_ms + s->max_delay <=
+				    dt_store_now_ms())
 					flush(s);
 				continue;
 			}
@@ -357,8 +359,8 @@ loop(struct dt_store *s, struct dt_reader *r)
 		if (dt_store_got_signal != 0 && !noted) {
 			noted = 1;
 			dt_warn("%s: storing the rest of the input before "
-			    "exiting", dt_store_got_signal == SIGINT ? "SIGINT" :
-			    "SIGTERM");
+			    "exiting", dt_store_got_signal == SIGINT ?
+			    "SIGINT" : "SIGTERM");
 		}
 		rc = dt_reader_next(r, &rec);
 		if (rc == DT_NDJSON_EOF)

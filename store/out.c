@@ -115,8 +115,8 @@ dt_store_emit_bad(struct dt_store *s, json_t *rec, const char *why)
 		dt_record_set_error(rec, "bad_record", 0, "%s", why);
 	s->bad++;
 	dt_store_worse(s, DT_EXIT_DATAERR);
-	dt_store_emit_status(s, rec, json_pack("{ssss}", "outcome", "bad_record",
-	    "message", why), "failed");
+	dt_store_emit_status(s, rec, json_pack("{ssss}", "outcome",
+	    "bad_record", "message", why), "failed");
 }
 
 /*
@@ -290,8 +290,8 @@ dt_store_emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 		outcome = json_object_get(hit[k], "outcome");
 		attempts = json_object_get(hit[k], "attempts");
 		if (!json_is_string(outcome)) {
-			dt_store_line_not_stored(s, i, "the server did not report on "
-			    "this record");
+			dt_store_line_not_stored(s, i, "the server did not "
+			    "report on this record");
 			dt_store_worse(s, DT_EXIT_TEMPFAIL);
 			continue;
 		}

@@ -261,7 +261,8 @@ dt_store_dry_run(struct dt_store *s)
 		char *text = st != NULL ? json_dumps(st, DT_LINE_FLAGS) : NULL;
 
 		if (text != NULL)
-			dt_store_line_end(s, i, text, strlen(text), "unchanged");
+			dt_store_line_end(s, i, text, strlen(text),
+			    "unchanged");
 		else
 			dt_store_line_not_stored(s, i, "out of memory");
 		free(text);
