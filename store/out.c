@@ -75,7 +75,8 @@ dt_store_emit(struct dt_store *s, json_t *rec)
 	if (s->out_status != 0)
 		return;
 	if (dt_emit(rec) < 0)
-		dt_store_worse(s, dt_out_status() != 0 ? dt_out_status() : DT_EXIT_IOERR);
+		dt_store_worse(s, dt_out_status() != 0 ? dt_out_status() :
+		    DT_EXIT_IOERR);
 }
 
 /* Counts a status. */
