@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "shared.h"
 
 #define STATE_MAGIC 0x64747361u /* "dtsa" */
@@ -54,10 +55,7 @@ struct dt_shared {
 long long
 dt_shared_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return dt_now_ms();
 }
 
 static void

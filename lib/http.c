@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "config.h"
 #include "http.h"
@@ -496,23 +497,14 @@ dt_http_backoff_ms(const struct dt_http_policy *pol, int n,
 	return (long)(ceiling * ((double)random() / (double)RAND_MAX));
 }
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleeps ms milliseconds in slices, returning early when stopping. */
 static void
 sleep_ms(long ms)
 {
-	long long end = now_ms() + ms;
+	long long end = dt_now_ms() + ms;
 
 	while (!stopping()) {
-		long long left = end - now_ms();
+		long long left = end - dt_now_ms();
 		struct timespec ts;
 
 		if (left <= 0)
@@ -539,7 +531,7 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp)
 {
 	static int seeded;
-	long long start = now_ms();
+	long long start = dt_now_ms();
 	char safe[1024], why[300];
 	int try;
 
@@ -555,7 +547,7 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 		dt_http_once(h, req, pol, resp);
 		resp->tries = try;
 		dt_retry_check(pol, resp, dt_retry_answer(resp), try,
-		    now_ms() - start, &r);
+		    dt_now_ms() - start, &r);
 		if (r.answer != DT_ANSWER_OUTAGE || stopping())
 			break;
 		describe(resp, why, sizeof(why));

@@ -10,21 +10,13 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "progress.h"
 
 /* The file dt-fetch keeps its count in, below DT_STATE_DIR. */
 #define CLAIMED_FILE "fetch.claimed"
-
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Reads "2026-12-01T22:00:00Z" (as dt-entrypoint writes it).  -1: not. */
 static double
@@ -57,7 +49,7 @@ dt_progress_init(struct dt_progress *p)
 	if (dt_env_ll("DT_DEADLINE_SECONDS", 3300, 1, 86400, &deadline) < 0)
 		bad++;
 	p->every_ms = every * 1000;
-	p->start_ms = mono_ms();
+	p->start_ms = dt_now_ms();
 	p->next_ms = p->start_ms + p->every_ms;
 	/* Only dt-entrypoint's runs have a start and a deadline. */
 	if ((started = utc_time(dt_env("DT_RUN_STARTED_AT", NULL))) > 0 &&
@@ -76,7 +68,7 @@ dt_progress_wait_ms(const struct dt_progress *p)
 
 	if (p->every_ms <= 0)
 		return -1;
-	left = p->next_ms - mono_ms();
+	left = p->next_ms - dt_now_ms();
 	return left > 0 ? left : 0;
 }
 
@@ -120,7 +112,7 @@ void
 dt_progress_tick(struct dt_progress *p, long long done, long long failed,
     long long skipped)
 {
-	long long now = mono_ms(), handled = done + failed + skipped;
+	long long now = dt_now_ms(), handled = done + failed + skipped;
 	long long claimed = 0, total = -1;
 	double minutes, rate, left = -1, until_stop = -1;
 	char what[160], d[32];

@@ -16,6 +16,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "exit.h"
 #include "http.h"
 #include "retry.h"
@@ -71,26 +72,6 @@ chat_json(const char *chat)
 	if (errno != 0 || *end != '\0')
 		return json_string(chat);
 	return json_integer(v);
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /*
@@ -193,7 +174,7 @@ send_one(struct dt_http *h, const struct dt_rpt_tg *tg, const char *url,
 		.timeout_ms = tg->timeout_ms,
 	};
 	struct dt_http_resp resp = {0};
-	long long start = now_ms();
+	long long start = dt_now_ms();
 	char desc[400], why[512], what[48];
 	long retry_after, wait;
 	int try, kind = 0, status = DT_EXIT_UNAVAILABLE;
@@ -228,9 +209,9 @@ send_one(struct dt_http *h, const struct dt_rpt_tg *tg, const char *url,
 			break;
 		}
 		if ((status = retry_or_fail(tg, &pol, &resp, retry_after, try,
-		    now_ms() - start, what, why, &wait)) != 0)
+		    dt_now_ms() - start, what, why, &wait)) != 0)
 			break;
-		sleep_ms(wait);
+		dt_sleep_ms(wait);
 	}
 	dt_http_resp_clear(&resp);
 	return kind != 0 ? kind : status;

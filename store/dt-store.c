@@ -33,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
@@ -193,7 +194,7 @@ take(struct dt_store *s, json_t *rec)
 		flush(s);
 	if (s->run_id == NULL) {
 		s->run_id = strdup(run);
-		s->first_ms = dt_store_now_ms();
+		s->first_ms = dt_now_ms();
 	}
 	/*
 	 * Status lines carry no message text: it is private and large.
@@ -341,7 +342,7 @@ loop(struct dt_store *s, struct dt_reader *r)
 		pw = dt_progress_wait_ms(&s->progress);
 		if (s->first_ms > 0) {
 			long long left = s->first_ms + s->max_delay -
-			    dt_store_now_ms();
+			    dt_now_ms();
 
 			if (left <= 0) {
 				flush(s);
@@ -350,7 +351,7 @@ loop(struct dt_store *s, struct dt_reader *r)
 			if (dt_reader_wait(r, (int)(pw >= 0 && pw < left ? pw :
 			    left)) == 0) {
 				if (s->first_ms + s->max_delay <=
-				    dt_store_now_ms())
+				    dt_now_ms())
 					flush(s);
 				continue;
 			}

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
@@ -28,15 +29,6 @@
 
 #include "buf.h"
 #include "store.h"
-
-long long
-dt_store_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /*
  * Notes when the run stopped, once: a first SIGTERM or SIGINT, or the
@@ -53,12 +45,12 @@ note_stop(struct dt_store *s)
 	if (s->stop_ms > 0)
 		return;
 	if (dt_store_got_signal != 0)
-		s->stop_ms = dt_store_now_ms();
+		s->stop_ms = dt_now_ms();
 	else if (s->stop_file != NULL && stat(s->stop_file, &st) == 0) {
 		clock_gettime(CLOCK_REALTIME, &now);
 		age = ((long long)now.tv_sec - (long long)st.st_mtim.tv_sec) *
 		    1000 + (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
-		s->stop_ms = dt_store_now_ms() - (age > 0 ? age : 0);
+		s->stop_ms = dt_now_ms() - (age > 0 ? age : 0);
 		if (s->stop_ms <= 0)
 			s->stop_ms = 1;
 	}
@@ -95,7 +87,7 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 	static const struct dt_http_policy pol = {
 		.max_tries = 1, .base_ms = 250, .cap_ms = 5000,
 	};
-	long long start = dt_store_now_ms(), until, wait;
+	long long start = dt_now_ms(), until, wait;
 	char last[sizeof(((struct dt_sb_result *)0)->message)];
 	json_t *probe;
 	int n = 0, rc = -1;
@@ -108,7 +100,7 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 	s->outages++;
 	for (;;) {
 		struct dt_sb_result res;
-		long long now = dt_store_now_ms();
+		long long now = dt_now_ms();
 
 		until = give_up_at(s, start);
 		if (now >= until) {
@@ -128,15 +120,15 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 
 			nanosleep(&ts, NULL);
 			wait -= slice;
-			if (give_up_at(s, start) <= dt_store_now_ms())
+			if (give_up_at(s, start) <= dt_now_ms())
 				break;
 		}
-		if (give_up_at(s, start) <= dt_store_now_ms())
+		if (give_up_at(s, start) <= dt_now_ms())
 			continue;
 		dt_supabase_call(s->sb, "POST", path, probe, NULL, 0, &res);
 		if (res.kind != DT_SB_UNAVAILABLE && res.kind != DT_SB_TIMEOUT) {
 			dt_info("Supabase answers again after %lld ms; sending "
-			    "the batch again", dt_store_now_ms() - start);
+			    "the batch again", dt_now_ms() - start);
 			dt_sb_result_clear(&res);
 			rc = 0;
 			break;

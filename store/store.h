@@ -85,9 +85,6 @@ struct dt_store {
 /* The first SIGTERM or SIGINT seen, else 0 (set by dt-store.c). */
 extern volatile sig_atomic_t dt_store_got_signal;
 
-/* Milliseconds on the monotonic clock. */
-long long dt_store_now_ms(void);
-
 /* Makes s->status the worse of it and status. */
 void dt_store_worse(struct dt_store *s, int status);
 
