@@ -69,12 +69,14 @@ failure; 78 bad configuration.  Several problems: the most severe.
 USAGE
 }
 
+# This script's own lines, as the stages write theirs (lib/log.sh):
+# DT_LOG_LEVEL and DT_LOG_FORMAT apply, secrets are redacted.
 err() {
-	printf '%s: error: %s\n' "$prog" "$*" >&2
+	dt_log "$prog" error "$*"
 }
 
 info() {
-	printf '%s: info: %s\n' "$prog" "$*" >&2
+	dt_log "$prog" info "$*"
 }
 
 # Under DT_LOG_FORMAT=json every line on stderr goes out as one JSON

@@ -74,3 +74,10 @@ dt-entrypoint error Try 'dt-entrypoint --help'."
 	assert_equal "$(count 'true')" 0
 	assert_equal "$(standin telegram requests | wc -l)" 0
 }
+
+@test "entrypoint: DT_LOG_LEVEL holds back its own info lines as it does the stages'" {
+	DT_RUN_ID=quiet-1 DT_LOG_LEVEL=warn run -0 --separate-stderr dt-entrypoint
+	assert_equal "$stderr" ""
+	DT_RUN_ID=quiet-2 run -0 --separate-stderr dt-entrypoint
+	[[ ${stderr_lines[0]} == "dt-entrypoint: info: run quiet-2 starting" ]] || fail "$stderr"
+}
