@@ -1,6 +1,6 @@
 /*
  * fuzz/fetch-rows.c: dt-fetch's reading of a dt_claim / dt_peek reply
- * (emit_rows in fetch/dt-fetch.c, included here to reach it) on
+ * (emit_rows in fetch/claim.c, included here to reach it) on
  * arbitrary bodies.
  *
  * Input: byte 0 bit 0 picks claim or peek; the rest is the reply body.
@@ -16,9 +16,7 @@
 
 #include "fuzz.h"
 
-#define main dt_fetch_main
-#include "../fetch/dt-fetch.c"
-#undef main
+#include "../fetch/claim.c"
 
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -33,7 +31,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct fetch f;
+	static struct dt_fetch f;
 	char *last;
 	json_t *rows;
 	long long n;

@@ -1,0 +1,113 @@
+/*
+ * fetch.h: what the files of dt-fetch share: the run's settings and
+ * counts.  Options and environment are read in options.c; claiming and
+ * peeking, and the stage record, in claim.c; --requeue in requeue.c;
+ * --preflight and --backlog in inspect.c; main is in dt-fetch.c.
+ */
+#ifndef DT_FETCH_H
+#define DT_FETCH_H
+
+#include <jansson.h>
+
+#include "supabase.h"
+
+#define RUN_ID_MAX 200
+
+/* DT_FETCH_MAX_TEXT_BYTES and DT_MAX_LINE when not set. */
+#define DEFAULT_MAX_TEXT 65536
+#define DEFAULT_MAX_LINE 1048576
+
+/* The long-only options, and the modes --preflight and --backlog. */
+#define OPT_CHECK_CONFIG 256
+#define OPT_PREFLIGHT 257
+#define OPT_BACKLOG 258
+
+struct dt_fetch {
+	int mode;               /* 'c', 'p', 'R' (--requeue), OPT_PREFLIGHT
+				 * or OPT_BACKLOG */
+	const char *kind;       /* --requeue's kind, or NULL for all */
+	int dry_run;
+	int check;              /* --check-config */
+	const char *stop_file;  /* DT_STOP_FILE or NULL */
+	long long batch;
+	long long max_records;
+	long long lease;
+	long long attempts;
+	long long max_text;     /* DT_FETCH_MAX_TEXT_BYTES */
+	long long max_line;     /* DT_MAX_LINE */
+	const char *table;
+	const char *id_col;
+	const char *text_col;
+	json_t *columns;        /* array of strings or NULL */
+	char run_id[RUN_ID_MAX + 1];
+
+	/* What happened, for the stage record. */
+	long long emitted;
+	long long batches;
+	long long cut;          /* texts cut to fit */
+	int status;
+	char message[1100];
+};
+
+/*
+ * Reads the environment, then the flags, and checks them all, logging
+ * one line per problem.  Returns 0 or an exit status: DT_EXIT_USAGE for
+ * a bad command line, DT_EXIT_CONFIG for bad settings (with
+ * --check-config every bad value, flags included, and the Supabase
+ * settings too).  --help and --version exit here.
+ */
+int dt_fetch_configure(struct dt_fetch *f, int argc, char **argv);
+
+/*
+ * Makes SIGTERM and SIGINT (and, checked before each claim, the stop
+ * file) end claiming after the current batch.
+ */
+void dt_fetch_catch_signals(void);
+
+/*
+ * The arguments of one dt_claim (f->mode 'c') or dt_peek call for want
+ * rows after the source id after (peek only; NULL for the first page).
+ * Returns a new reference, or NULL when out of memory.
+ */
+json_t *dt_fetch_request_args(struct dt_fetch *f, long long want,
+    const char *after);
+
+/*
+ * Claims or peeks batch after batch, writing each row as a source
+ * record.  Sets f->status and f->message.
+ */
+void dt_fetch_run(struct dt_fetch *f, struct dt_supabase *sb);
+
+/*
+ * Ends a claim or peek: a run interrupted but otherwise fine gets
+ * status 75, the stage record is written (unless stdout is a closed
+ * pipe) and one summary line logged.  Returns the exit status.
+ */
+int dt_fetch_finish(struct dt_fetch *f);
+
+/* --dry-run: prints the first request instead of sending it.  Returns
+ * the exit status. */
+int dt_fetch_dry_run(struct dt_fetch *f);
+
+/*
+ * --requeue: returns the parked rows (of f->kind, or all) to the queue
+ * through dt_requeue, or with --dry-run only counts them, and prints one
+ * line: how many, by kind.  Returns the exit status.
+ */
+int dt_fetch_requeue(struct dt_fetch *f);
+
+/*
+ * --preflight: prints the one line "supabase: ready: ..." or "supabase:
+ * not ready: ...".  sb may be NULL (bad settings, already logged).
+ * Returns the exit status.
+ */
+int dt_fetch_preflight(struct dt_fetch *f, struct dt_supabase *sb);
+
+/*
+ * --backlog: prints one JSON object with dt_backlog's counts, a sample
+ * of the texts a claim would take and the batch limits (see inspect.c).
+ * sb may be NULL.  Returns the exit status.
+ */
+int dt_fetch_backlog(struct dt_fetch *f, struct dt_supabase *sb);
+
+#endif

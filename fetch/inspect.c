@@ -1,0 +1,316 @@
+/*
+ * inspect.c: dt-fetch --preflight and --backlog, which change nothing:
+ * they check that the migrations are applied, the key is a secret key
+ * and the source can be read, and say how big the backlog is (see
+ * fetch.h).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "exit.h"
+#include "log.h"
+#include "ndjson.h"
+#include "preflight.h"
+#include "supabase.h"
+
+#include "fetch.h"
+
+/* Rows --backlog reads (as --peek would) to learn the texts' sizes. */
+#define SAMPLE_ROWS 200
+
+/* The PostgREST error code of a failed call ("" when it sent none). */
+static const char *
+sb_code(const struct dt_sb_result *res)
+{
+	const char *c = json_string_value(json_object_get(res->body, "code"));
+
+	return c != NULL ? c : "";
+}
+
+/*
+ * Says in line what a failed call to fn means for the operator, naming
+ * what to fix.  Returns the exit status: 69 when Supabase could not be
+ * reached, else 78.
+ */
+static int
+explain(const struct dt_fetch *f, const char *fn, const struct dt_sb_result *res,
+    char *line, size_t len)
+{
+	const char *code = sb_code(res);
+
+	if ((res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) &&
+	    res->status == 0) {
+		snprintf(line, len, "SUPABASE_URL: Supabase cannot be reached "
+		    "(%s)", res->message);
+		return DT_EXIT_UNAVAILABLE;
+	}
+	if (res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) {
+		/* 5xx, 429: e.g. a statement timeout (57014) on a big table. */
+		snprintf(line, len, "Supabase could not answer %s (%s); try "
+		    "again later", fn, res->message);
+		return DT_EXIT_UNAVAILABLE;
+	}
+	if (strcmp(code, "PGRST202") == 0)
+		snprintf(line, len, "migrations not applied: %s is missing or "
+		    "older than this dt (%s); apply supabase/migrations "
+		    "(supabase db push)", fn, res->message);
+	else if (strcmp(code, "42501") == 0)
+		/* lib/supabase.c says "not a secret (service) key" after a 401. */
+		snprintf(line, len, "SUPABASE_KEY: %sits role may not call %s "
+		    "(%s)", strstr(res->message, "not a secret") != NULL ? "" :
+		    "not a secret (service) key: ", fn, res->message);
+	else if (res->status == 401 || res->status == 403)
+		snprintf(line, len, "SUPABASE_KEY: refused (%s)", res->message);
+	else if (strcmp(code, "42P01") == 0)
+		snprintf(line, len, "DT_SOURCE_TABLE: no table or view %s "
+		    "(%s)", f->table, res->message);
+	else if (strcmp(code, "42703") == 0)
+		snprintf(line, len, "DT_SOURCE_ID, DT_SOURCE_TEXT or "
+		    "DT_SOURCE_COLUMNS: %s", res->message);
+	else if (res->status == 404)
+		snprintf(line, len, "SUPABASE_URL: not a Supabase project's URL "
+		    "(%s)", res->message);
+	else
+		snprintf(line, len, "Supabase refused %s (%s)", fn,
+		    res->message);
+	return DT_EXIT_CONFIG;
+}
+
+/* A count from dt_backlog's answer (0 when absent). */
+static long long
+backlog_count(json_t *backlog, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(backlog, key));
+}
+
+/*
+ * The other functions the stages call, each with arguments that give it
+ * nothing to do (no results, a run that holds nothing, a dry run), so a
+ * database without them, or with an older signature, answers PGRST202.
+ * dt_claim cannot be called so; dt_peek has its signature.
+ */
+static const struct {
+	const char *path;
+	const char *args;
+} probes[] = {
+	{"rpc/dt_settle", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
+	{"rpc/dt_reclaim", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
+	{"rpc/dt_release", "{\"p_run_id\":\"dt-preflight\",\"p_claim_key\":"
+	    "\"dt-preflight:0\",\"p_keep\":[]}"},
+	{"rpc/dt_requeue", "{\"p_dry_run\":true}"},
+};
+
+/*
+ * The checks of --preflight and --backlog, none of which changes
+ * anything: dt_backlog (only the service role may call it, so it also
+ * proves the key), dt_peek with this run's table, columns and limits
+ * (dt_claim's arguments: a database behind this dt answers PGRST202),
+ * and the probes above.  Stores a new reference to the backlog in
+ * *backlog and to the peeked rows in *rows.  Returns 0, or the exit
+ * status with the reason in line (and both NULL).
+ */
+static int
+inspect(struct dt_fetch *f, struct dt_supabase *sb, json_t **backlog,
+    json_t **rows, char *line, size_t len)
+{
+	struct dt_sb_result res;
+	json_t *args;
+	size_t i;
+	int rc = 0;
+
+	*backlog = *rows = NULL;
+	args = json_pack("{ssss}", "p_source_table", f->table, "p_id_column",
+	    f->id_col);
+	if (args == NULL || dt_supabase_call(sb, "POST", "rpc/dt_backlog",
+	    args, NULL, 1, &res) != DT_SB_OK || !json_is_object(res.body)) {
+		rc = args == NULL ? DT_EXIT_TEMPFAIL :
+		    res.kind == DT_SB_OK ? DT_EXIT_TEMPFAIL :
+		    explain(f, "dt_backlog", &res, line, len);
+		if (args == NULL)
+			snprintf(line, len, "out of memory");
+		else if (res.kind == DT_SB_OK)
+			snprintf(line, len, "dt_backlog's answer is not a JSON "
+			    "object");
+		json_decref(args);
+		if (args != NULL)
+			dt_sb_result_clear(&res);
+		return rc;
+	}
+	json_decref(args);
+	*backlog = json_incref(res.body);
+	dt_sb_result_clear(&res);
+	args = dt_fetch_request_args(f, SAMPLE_ROWS, NULL);
+	if (args == NULL) {
+		snprintf(line, len, "out of memory");
+		return DT_EXIT_TEMPFAIL;
+	}
+	/* The sizes come from text_bytes: the texts themselves may be cut. */
+	json_object_set_new(args, "p_max_text_chars", json_integer(64));
+	if (dt_supabase_call(sb, "POST", "rpc/dt_peek", args, NULL, 1, &res) !=
+	    DT_SB_OK)
+		rc = explain(f, "dt_peek", &res, line, len);
+	else if (!json_is_array(res.body)) {
+		snprintf(line, len, "dt_peek's answer is not a JSON array");
+		rc = DT_EXIT_TEMPFAIL;
+	} else
+		*rows = json_incref(res.body);
+	json_decref(args);
+	dt_sb_result_clear(&res);
+	for (i = 0; rc == 0 && i < sizeof(probes) / sizeof(probes[0]); i++) {
+		if (dt_supabase_call_raw(sb, "POST", probes[i].path,
+		    probes[i].args, strlen(probes[i].args), NULL, 1, &res) !=
+		    DT_SB_OK)
+			rc = explain(f, probes[i].path + 4, &res, line, len);
+		dt_sb_result_clear(&res);
+	}
+	if (rc != 0) {
+		json_decref(*backlog);
+		json_decref(*rows);
+		*backlog = *rows = NULL;
+	}
+	return rc;
+}
+
+/* Whether a (possibly cut) text holds anything but white space. */
+static int
+blank(json_t *text)
+{
+	const char *s = json_string_value(text);
+
+	if (s == NULL)
+		return 1;
+	return s[strspn(s, " \t\r\n\f\v")] == '\0';
+}
+
+int
+dt_fetch_preflight(struct dt_fetch *f, struct dt_supabase *sb)
+{
+	json_t *backlog, *rows;
+	char line[1400], skipped[48];
+	int rc;
+
+	if (sb == NULL)
+		return dt_preflight_line("supabase", DT_EXIT_CONFIG,
+		    "SUPABASE_URL or SUPABASE_KEY: not valid (the lines above "
+		    "say why)");
+	if ((rc = inspect(f, sb, &backlog, &rows, line, sizeof(line))) != 0)
+		return dt_preflight_line("supabase", rc, "%s", line);
+	/* A database that counts skipped rows (no text) says so too. */
+	skipped[0] = '\0';
+	if (json_object_get(backlog, "skipped") != NULL)
+		snprintf(skipped, sizeof(skipped), ", %lld skipped",
+		    backlog_count(backlog, "skipped"));
+	rc = dt_preflight_line("supabase", DT_EXIT_OK, "migrations applied, "
+	    "secret (service) key, source %s readable; backlog: %lld unclaimed, "
+	    "%lld leased, %lld parked (%lld done%s)", f->table,
+	    backlog_count(backlog, "unclaimed"), backlog_count(backlog,
+	    "leased"), backlog_count(backlog, "failed"),
+	    backlog_count(backlog, "done"), skipped);
+	json_decref(backlog);
+	json_decref(rows);
+	return rc;
+}
+
+/* Analyses --backlog averages, the newest first (the "limit" below). */
+#define HISTORY_ROWS "200"
+
+/*
+ * The token counts and cost of the last analyses stored (at most
+ * HISTORY_ROWS), for an estimate from what the API really counted.
+ * Returns a new reference to {"rows", "prompt_tokens",
+ * "completion_tokens", "cost_usd"} (averages), or NULL when there are
+ * none or they cannot be read (logged at debug level: an estimate does
+ * without them).
+ */
+static json_t *
+history(struct dt_supabase *sb)
+{
+	struct dt_sb_result res;
+	double in = 0, out = 0, cost = 0;
+	long long n = 0, ncost = 0;
+	json_t *row, *o = NULL;
+	size_t i;
+
+	if (dt_supabase_call(sb, "GET", "dt_results?select=prompt_tokens,"
+	    "completion_tokens,cost_usd&status=eq.done&prompt_tokens=not.is."
+	    "null&completion_tokens=not.is.null&order=done_at.desc.nullslast"
+	    "&limit=" HISTORY_ROWS, NULL, NULL, 1, &res) != DT_SB_OK ||
+	    !json_is_array(res.body)) {
+		dt_debug("no history of analyses: %s", res.message);
+		dt_sb_result_clear(&res);
+		return NULL;
+	}
+	json_array_foreach(res.body, i, row) {
+		json_t *p = json_object_get(row, "prompt_tokens");
+		json_t *c = json_object_get(row, "completion_tokens");
+		json_t *u = json_object_get(row, "cost_usd");
+
+		if (!json_is_integer(p) || !json_is_integer(c))
+			continue;
+		in += (double)json_integer_value(p);
+		out += (double)json_integer_value(c);
+		n++;
+		if (json_is_number(u)) {
+			cost += json_number_value(u);
+			ncost++;
+		}
+	}
+	dt_sb_result_clear(&res);
+	if (n > 0)
+		o = json_pack("{sIsfsfsf}", "rows", (json_int_t)n,
+		    "prompt_tokens", in / (double)n, "completion_tokens",
+		    out / (double)n, "cost_usd", ncost > 0 ?
+		    cost / (double)ncost : 0.0);
+	return o;
+}
+
+/*
+ * --backlog: one JSON object on stdout, {"backlog": dt_backlog's answer,
+ * "sample": {"rows", "blank", "text_bytes"}, "max_records", "batch_size",
+ * "max_text_bytes", "history"}: the first rows a claim would take (at most
+ * SAMPLE_ROWS), how many of them have no text, and the bytes of the
+ * others' texts as a run would send them (cut to DT_FETCH_MAX_TEXT_BYTES);
+ * "history" (only when there is one) from history().
+ * On failure the one line of --preflight on stderr.  Returns the exit
+ * status.
+ */
+int
+dt_fetch_backlog(struct dt_fetch *f, struct dt_supabase *sb)
+{
+	json_t *bl, *rows, *row, *out, *hist;
+	long long nblank = 0, bytes = 0;
+	char line[1400];
+	size_t i;
+	int rc;
+
+	if (sb == NULL)
+		return DT_EXIT_CONFIG;
+	if ((rc = inspect(f, sb, &bl, &rows, line, sizeof(line))) != 0) {
+		dt_error("%s", line);
+		return rc;
+	}
+	json_array_foreach(rows, i, row) {
+		json_t *tb = json_object_get(row, "text_bytes");
+		long long n = json_is_integer(tb) ? json_integer_value(tb) : 0;
+
+		if (blank(json_object_get(json_object_get(row, "data"),
+		    f->text_col)))
+			nblank++;
+		else
+			bytes += n < f->max_text ? n : f->max_text;
+	}
+	out = json_pack("{sOs{sIsIsI}sIsIsI}", "backlog", bl, "sample",
+	    "rows", (json_int_t)json_array_size(rows), "blank",
+	    (json_int_t)nblank, "text_bytes", (json_int_t)bytes,
+	    "max_records", (json_int_t)f->max_records, "batch_size",
+	    (json_int_t)f->batch, "max_text_bytes", (json_int_t)f->max_text);
+	if (out != NULL && (hist = history(sb)) != NULL)
+		json_object_set_new(out, "history", hist);
+	rc = out != NULL && dt_emit(out) == 0 ? DT_EXIT_OK : DT_EXIT_IOERR;
+	json_decref(out);
+	json_decref(bl);
+	json_decref(rows);
+	return rc;
+}
