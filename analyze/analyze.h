@@ -5,11 +5,13 @@
  *   dt-analyze.c  the command line, the per-record loop, main()
  *   setup.c       the environment, the prompt and schema, the HTTP
  *                 client and the state shared with the other workers
- *   call.c        calling the API for one record until it has an
- *                 analysis or a final error
+ *   call.c        calling the API for one request until it has an
+ *                 answer or a final error
+ *   pack.c        packed requests: several records in one request,
+ *                 each item of the answer checked alone
  *   output.c      writing records and the stage record (also from the
- *                 signal handler)
- *   modes.c       --estimate and --preflight
+ *                 signal handler), errors and usage on records
+ *   modes.c       --estimate, --preflight and --dry-run
  *
  * Names shared between these files begin with dt_az_.
  */
@@ -47,6 +49,7 @@ struct config {
 	long long max_text;
 	int reject_large;
 	long long max_output_tokens;
+	long long pack;         /* DT_PACK: records per request */
 	long long rpm, rpm_window_ms;
 	double budget;
 	long long breaker;
@@ -79,6 +82,9 @@ struct run {
 	json_t *schema;
 	struct dt_schema *compiled;
 	char version[17];
+	char *pack_prompt;      /* the prompt with the rules for packs */
+	json_t *pack_schema;    /* {"results": [analysis + id]} */
+	struct dt_api pack_api; /* api with the two above; packed */
 	char url[2048];
 	char *auth;
 	const char *headers[5];
@@ -145,6 +151,114 @@ void dt_az_teardown(struct run *x);
 void dt_az_call(struct run *x, json_t *rec, const char *id,
     const char *text, size_t len);
 
+/*
+ * What dt_az_send() got: the usage of every call, the calls made, the
+ * last call's latency and model, and why the answer was not taken.
+ */
+struct dt_az_sent {
+	json_t *answer;         /* DT_AZ_ANSWERED: a new reference */
+	struct dt_usage sum;
+	int tries;
+	long long latency_ms;
+	char model[128];
+	char why[600];
+};
+
+enum {
+	DT_AZ_ANSWERED = 0,     /* out->answer holds the packed answer */
+	DT_AZ_ERROR = 1,        /* an error is set on rec (and counted once) */
+	DT_AZ_ALONE = 2         /* the answer cannot be used as a whole
+				 * (out->why): send each message alone */
+};
+
+/*
+ * Sends a packed request (body, len bytes, built with api) as
+ * dt_az_call() sends one record's, with the same retries, circuit,
+ * budget and rate limit.  Errors go on rec, a scratch object; id names
+ * the request in logs.  Adds the usage to the run's totals.  Returns
+ * DT_AZ_*; out is filled in every case.
+ */
+int dt_az_send(struct run *x, const struct dt_api *api, const char *body,
+    size_t len, json_t *rec, const char *id, struct dt_az_sent *out);
+
+/* pack.c */
+
+/* A record waiting in a group for its call. */
+struct dt_az_item {
+	json_t *rec;            /* a reference the group holds */
+	char id[256];           /* the record's id, for logs */
+	char where[512];        /* where it was read */
+	char *cut;              /* the cut text (owned), or NULL */
+	const char *text;       /* the text to send, len bytes */
+	size_t len;
+};
+
+/*
+ * Builds pack_prompt, pack_schema and pack_api from the prompt and
+ * schema when DT_PACK is over 1.  A schema that is not an object with
+ * properties cannot carry an id: packing is turned off (c.pack = 1)
+ * with a warning.  Returns 0, or -1 when out of memory (logged).
+ */
+int dt_az_pack_setup(struct run *x);
+
+/*
+ * Gets an analysis or an error for each of the n records in it: one
+ * packed request for all of them (a lone record is sent as today),
+ * then each message whose item is missing, repeated, invalid, or whose
+ * whole answer was unusable, alone.  Sets on each record what
+ * dt_az_call() sets, and "pack".
+ */
+void dt_az_call_group(struct run *x, struct dt_az_item *it, int n);
+
+/*
+ * The packed request body for the n records of it: the ids sent are
+ * their places in the group, "1" to "n", short and unique even when
+ * two records share an id; max_output_tokens is DT_MAX_OUTPUT_TOKENS
+ * times n, at most 16384 (or DT_MAX_OUTPUT_TOKENS when that is more).
+ * A new string the caller frees (its length in *blen), or NULL.
+ */
+char *dt_az_group_body(struct run *x, struct dt_az_item *it, int n,
+    size_t *blen);
+
+/*
+ * The records read and not yet written, in input order: those to
+ * analyze (up to DT_PACK, in calls) and, once there is one, the records
+ * read after it that need no call, held so that the output keeps the
+ * input's order (up to DT_AZ_HOLD times DT_PACK records in all).
+ */
+struct dt_az_group {
+	struct dt_az_item *calls;
+	int ncalls;
+	json_t **held;          /* references, in input order */
+	unsigned char *is_call; /* held[i] is in calls */
+	int nheld, cap;
+};
+
+#define DT_AZ_HOLD 4
+
+/* Allocates g for DT_PACK pack.  Returns 0, or -1 when out of memory. */
+int dt_az_group_init(struct dt_az_group *g, long long pack);
+
+/* Frees what dt_az_group_init() allocated (g zeroed: nothing). */
+void dt_az_group_free(struct dt_az_group *g);
+
+/*
+ * Takes rec (a reference) to be written: at once when no record waits
+ * for a call, else after the group.  is_call: rec is the group's next
+ * record to analyze (calls[ncalls], already filled in but for rec).
+ */
+void dt_az_hold(struct run *x, struct dt_az_group *g, json_t *rec,
+    int is_call);
+
+/*
+ * Calls the API for the group's records (or, with --dry-run, prints
+ * the requests), writes every held record in order and empties it.
+ */
+void dt_az_flush(struct run *x, struct dt_az_group *g);
+
+/* --dry-run with DT_PACK over 1: prints one group's request. */
+void dt_az_dry_run_group(struct run *x, struct dt_az_item *it, int n);
+
 /* --dry-run: prints what would be sent for one text, with the key masked. */
 void dt_az_dry_run(struct run *x, json_t *rec, json_t *id, const char *text,
     size_t len);
@@ -158,6 +272,9 @@ void dt_az_set_error(struct run *x, json_t *rec, int k, int retryable,
 
 /* Counts an error of kind k without setting one. */
 void dt_az_count_error(struct run *x, int k, int status);
+
+/* The record's "usage" for u: a new object, or NULL when out of memory. */
+json_t *dt_az_usage_json(const struct dt_usage *u);
 
 /* modes.c */
 
@@ -193,6 +310,16 @@ void dt_az_take_run_id(struct run *x, json_t *rec);
  * during a call the handler writes the stage record and exits 75.
  */
 void dt_az_install_signals(void);
+
+/*
+ * How the input loop ended: the exit status it adds to x and the line
+ * about rows given back.  Returns 1 when the run was interrupted (a
+ * signal, the stop file), not stopped by its own circuit.
+ */
+int dt_az_end_of_run(struct run *x);
+
+/* The stage record's message for x's status (NULL when all went well). */
+const char *dt_az_final_message(struct run *x, int interrupted);
 
 /* Closes the output lock and frees emit's buffer. */
 void dt_az_close_output(void);

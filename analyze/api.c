@@ -395,7 +395,13 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 		utf8_format(why, whylen, "the output is not JSON: %s", je.text);
 		goto out;
 	}
-	if ((a->compiled != NULL ? dt_schema_run(a->compiled, out, verr,
+	if (a->packed) {
+		if (!json_is_array(json_object_get(out, "results"))) {
+			utf8_format(why, whylen, "the output has no \"results\" "
+			    "array");
+			goto out;
+		}
+	} else if ((a->compiled != NULL ? dt_schema_run(a->compiled, out, verr,
 	    sizeof(verr)) : dt_schema_validate(a->schema, out, verr,
 	    sizeof(verr))) < 0) {
 		utf8_format(why, whylen, "the output does not match the "

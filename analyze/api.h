@@ -29,6 +29,10 @@ struct dt_api {
 	long long max_output_tokens;
 	int web_search;         /* agent: add the web_search tool */
 	int disable_search;     /* chat: send "disable_search": true */
+	int packed;             /* schema is the packed one: dt_api_parse
+				 * checks only that the output is an object
+				 * with a "results" array; the caller checks
+				 * each item (analyze/pack.c) */
 };
 
 struct dt_usage {
@@ -82,7 +86,8 @@ const char *dt_api_path(int kind);
 #define DT_API_RAW_MAX 4096
 
 /*
- * Reads a 2xx response body.  Fills *u with what the API reported
+ * Reads a 2xx response body.  With a->packed the analysis is the whole
+ * packed answer, {"results": [...]}, its items not yet checked.  Fills *u with what the API reported
  * (zeros when it reported nothing) and model (cap bytes) with the model
  * that answered.  Returns DT_API_OK with a new reference in *analysis;
  * otherwise a description in why and, when the API returned some output

@@ -39,13 +39,18 @@ enum {
 	NEXT_CALL,              /* call (again) */
 	END_OUT,                /* done; tries and usage are not added */
 	END_FAIL,               /* done with an error; add tries and usage */
-	END_DONE                /* done; add them when a call was made */
+	END_DONE,               /* done; add them when a call was made */
+	END_ALONE               /* a pack's answer unusable as a whole:
+				 * each message is to be sent alone */
 };
 
 /* One record's calls: what dt_az_call() keeps between them. */
 struct call {
-	json_t *rec;
+	json_t *rec;            /* where an error goes */
 	const char *id;
+	const struct dt_api *api; /* how the answer is read */
+	int pack;               /* a packed request: the answer is kept in
+				 * analysis, not set on rec */
 	struct dt_http_req req;
 	struct dt_http_resp resp;
 	struct dt_usage sum;    /* every call's usage, added up */
@@ -58,40 +63,6 @@ struct call {
 	int rc;                 /* dt_api_parse()'s, -1 for no 2xx */
 	int answer;             /* DT_ANSWER_* of the last call */
 };
-
-void
-dt_az_count_error(struct run *x, int k, int status)
-{
-	x->n.errors++;
-	x->n.kind[k]++;
-	x->status = dt_exit_worse(x->status, status);
-}
-
-void
-dt_az_set_error(struct run *x, json_t *rec, int k, int retryable, int status,
-    const char *fmt, ...)
-{
-	va_list ap;
-	char msg[1024];
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	/* Jansson refuses a message cut inside a character. */
-	utf8_fix(msg);
-	if (dt_record_set_error(rec, dt_az_kinds[k], retryable, "%s", msg) < 0)
-		dt_error("out of memory");
-	dt_az_count_error(x, k, status);
-}
-
-static json_t *
-usage_json(const struct dt_usage *u)
-{
-	return json_pack("{s:I, s:I, s:I, s:f}", "prompt_tokens",
-	    (json_int_t)u->input_tokens, "completion_tokens",
-	    (json_int_t)u->output_tokens, "total_tokens",
-	    (json_int_t)u->total_tokens, "cost_usd", u->cost_usd);
-}
 
 /*
  * Returns 1 once the stop file (DT_STOP_FILE) exists.  entrypoint.sh
@@ -149,12 +120,6 @@ outage_kind(const struct dt_http_resp *r)
 	return K_UNAVAIL;
 }
 
-static int
-mentions(const char *s, const char *word)
-{
-	return strcasestr(s, word) != NULL;
-}
-
 /*
  * The one line that says what to fix when the API refuses the run's
  * setup: which variable, why (the API's own message) and what happens
@@ -182,7 +147,8 @@ setup_line(struct run *x, long status, const char *sig, const char *apimsg,
 		utf8_format(buf, len, "PERPLEXITY_BASE_URL: %s does not exist "
 		    "(%s); check PERPLEXITY_BASE_URL (https://api.perplexity.ai) "
 		    "and DT_API", x->url, answer);
-	else if (mentions(apimsg, "model") || mentions(sig, "model"))
+	else if (strcasestr(apimsg, "model") != NULL ||
+	    strcasestr(sig, "model") != NULL)
 		utf8_format(buf, len, "PERPLEXITY_MODEL: the API refused model "
 		    "'%s' (%s); fix the model name", x->c.model, answer);
 	else
@@ -411,7 +377,7 @@ call_once(struct run *x, struct call *k, double reserved)
 	k->raw = NULL;
 	k->answer = dt_retry_answer(&k->resp);
 	if (k->answer == DT_ANSWER_OK) {
-		k->rc = dt_api_parse(&x->api, k->resp.body, k->resp.len,
+		k->rc = dt_api_parse(k->api, k->resp.body, k->resp.len,
 		    &k->analysis, &u, k->model, sizeof(k->model), k->why,
 		    sizeof(k->why), &k->raw);
 		k->sum.input_tokens += u.input_tokens;
@@ -445,10 +411,12 @@ on_analysis(struct run *x, struct call *k)
 
 	dt_shared_breaker_note(x->sh, 0, x->c.breaker);
 	x->seen_success = 1;
+	if (k->pack)
+		return END_OUT;
 	json_object_set_new(rec, "analysis", k->analysis);
 	k->analysis = NULL;
 	json_object_set_new(rec, "model", json_string(k->model));
-	json_object_set_new(rec, "usage", usage_json(&k->sum));
+	json_object_set_new(rec, "usage", dt_az_usage_json(&k->sum));
 	json_object_set_new(rec, "latency_ms",
 	    json_integer(k->resp.elapsed_ms));
 	json_object_set_new(rec, "tries", json_integer(k->tries));
@@ -465,6 +433,11 @@ on_invalid(struct run *x, struct call *k)
 	size_t n;
 
 	dt_shared_breaker_note(x->sh, 0, x->c.breaker);
+	if (k->pack) {
+		dt_warn("%s: id %s: %s; sending each message alone", x->where,
+		    k->id, k->why);
+		return END_ALONE;
+	}
 	if (++k->invalid < 2) {
 		dt_warn("%s: id %s: %s; asking once more", x->where, k->id,
 		    k->why);
@@ -480,6 +453,20 @@ on_invalid(struct run *x, struct call *k)
 			json_object_set_new(e, "output_cut", json_true());
 	}
 	return END_FAIL;
+}
+
+/*
+ * A refused pack: each of its messages is sent alone (a warning once
+ * the setup is proven good: a message was refused).
+ */
+static int
+pack_refused(struct run *x, struct call *k, const char *answer)
+{
+	utf8_format(k->why, sizeof(k->why), "%s", answer);
+	dt_log(dt_shared_setup_proven(x->sh) ? DT_LOG_WARN : DT_LOG_DEBUG,
+	    "%s: id %s: %s; sending each message alone", x->where, k->id,
+	    answer);
+	return END_ALONE;
 }
 
 /*
@@ -502,6 +489,9 @@ on_refusal(struct run *x, struct call *k)
 	    apimsg[0] ? ": " : "", apimsg);
 	if (k->answer == DT_ANSWER_REFUSED && dt_shared_setup_proven(x->sh)) {
 		warm_done(x, k, DT_WARM_FAILED);
+		/* One message of a pack may be what was refused. */
+		if (k->pack)
+			return pack_refused(x, k, answer);
 		dt_warn("%s: id %s: %s; the API answered other records of this "
 		    "run", x->where, k->id, answer);
 		dt_az_set_error(x, k->rec, K_4XX, 1, DT_EXIT_PARTIAL, "%s",
@@ -515,6 +505,14 @@ on_refusal(struct run *x, struct call *k)
 	else {
 		opened = dt_shared_setup_note(x->sh, r->status, sig,
 		    SETUP_THRESHOLD, line, &streak);
+		/*
+		 * A pack refused may hold the one message at fault: its
+		 * messages go alone, and their answers go on with the streak.
+		 */
+		if (!opened && k->pack) {
+			warm_done(x, k, DT_WARM_AGAIN);
+			return pack_refused(x, k, answer);
+		}
 		/*
 		 * Records refused alike so far may each be at fault (three
 		 * spam messages first in the queue): the last call of the
@@ -601,6 +599,44 @@ answered(struct run *x, struct call *k)
 	return END_FAIL;
 }
 
+/*
+ * Calls until the request in k has an answer or a final error.  Returns
+ * how it ended (END_*); the usage of every call is in k->sum.
+ */
+static int
+call_loop(struct run *x, struct call *k)
+{
+	double reserved;
+	int end, turn;
+
+	k->start = dt_shared_now();
+	k->req.method = "POST";
+	k->req.url = x->url;
+	k->req.headers = x->headers;
+	k->req.connect_timeout_ms = 10000;
+	for (;;) {
+		if ((end = may_call(x, k)) != NEXT_CALL)
+			break;
+		if ((turn = take_turn(x, k, &reserved)) < 0) {
+			end = END_OUT;
+			break;
+		}
+		if (turn == 0 || !call_once(x, k, reserved))
+			continue;
+		if ((end = answered(x, k)) != NEXT_CALL)
+			break;
+	}
+	if (end == END_FAIL || (end == END_DONE && k->tries > 0)) {
+		json_object_set_new(k->rec, "tries", json_integer(k->tries));
+		if (k->sum.total_tokens > 0 || k->sum.cost_usd > 0)
+			json_object_set_new(k->rec, "usage",
+			    dt_az_usage_json(&k->sum));
+	}
+	x->n.tokens += k->sum.total_tokens;
+	x->n.cost += k->sum.cost_usd;
+	return end;
+}
+
 void
 dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
     size_t len)
@@ -608,13 +644,11 @@ dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
 	struct call k;
 	char *input, *payload = NULL;
 	size_t ilen, plen;
-	double reserved;
-	int end = END_OUT, turn;
 
 	memset(&k, 0, sizeof(k));
 	k.rec = rec;
 	k.id = id;
-	k.start = dt_shared_now();
+	k.api = &x->api;
 	if ((input = dt_api_wrap(text, len, &ilen)) == NULL ||
 	    (payload = dt_api_body(&x->api, input, ilen, &plen)) == NULL) {
 		dt_error("out of memory");
@@ -622,32 +656,10 @@ dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
 		    "out of memory");
 		goto out;
 	}
-	k.req.method = "POST";
-	k.req.url = x->url;
-	k.req.headers = x->headers;
 	k.req.body = payload;
 	k.req.body_len = plen;
-	k.req.connect_timeout_ms = 10000;
-	for (;;) {
-		if ((end = may_call(x, &k)) != NEXT_CALL)
-			break;
-		if ((turn = take_turn(x, &k, &reserved)) < 0) {
-			end = END_OUT;
-			break;
-		}
-		if (turn == 0 || !call_once(x, &k, reserved))
-			continue;
-		if ((end = answered(x, &k)) != NEXT_CALL)
-			break;
-	}
-	if (end == END_FAIL || (end == END_DONE && k.tries > 0)) {
-		json_object_set_new(rec, "tries", json_integer(k.tries));
-		if (k.sum.total_tokens > 0 || k.sum.cost_usd > 0)
-			json_object_set_new(rec, "usage", usage_json(&k.sum));
-	}
+	(void)call_loop(x, &k);
 out:
-	x->n.tokens += k.sum.total_tokens;
-	x->n.cost += k.sum.cost_usd;
 	dt_http_resp_clear(&k.resp);
 	json_decref(k.analysis);
 	free(k.raw);
@@ -655,43 +667,34 @@ out:
 	free(input);
 }
 
-/* Prints what would be sent for one text, with the key masked. */
-void
-dt_az_dry_run(struct run *x, json_t *rec, json_t *id, const char *text,
-    size_t len)
+int
+dt_az_send(struct run *x, const struct dt_api *api, const char *body,
+    size_t len, json_t *rec, const char *id, struct dt_az_sent *out)
 {
-	size_t ilen;
-	char *input = dt_api_wrap(text, len, &ilen), *s;
-	json_t *body, *out;
-	long long est;
+	struct call k;
+	int end;
 
-	if (input == NULL ||
-	    (body = dt_api_request(&x->api, input, ilen)) == NULL) {
-		free(input);
-		dt_error("out of memory");
-		return;
+	memset(&k, 0, sizeof(k));
+	memset(out, 0, sizeof(*out));
+	k.rec = rec;
+	k.id = id;
+	k.api = api;
+	k.pack = 1;
+	k.req.body = body;
+	k.req.body_len = len;
+	end = call_loop(x, &k);
+	out->sum = k.sum;
+	out->tries = k.tries;
+	out->latency_ms = k.resp.elapsed_ms;
+	utf8_format(out->model, sizeof(out->model), "%s", k.model);
+	utf8_format(out->why, sizeof(out->why), "%s", k.why);
+	if (end == END_OUT && k.rc == DT_API_OK && k.analysis != NULL) {
+		out->answer = k.analysis;
+		k.analysis = NULL;
 	}
-	s = json_dumps(body, JSON_COMPACT);
-	est = dt_api_estimate_tokens(s, s ? strlen(s) : 0);
-	free(s);
-	x->n.est_in += est;
-	x->n.est_out += x->c.max_output_tokens;
-	out = json_pack("{s:O, s:b, s:{s:s, s:s, s:{s:s, s:s}, s:o}, "
-	    "s:{s:I, s:I}}", "id", id, "dry_run", 1, "request", "method",
-	    "POST", "url", x->url, "headers", "Authorization",
-	    x->c.key ? "Bearer ***" : "Bearer (PERPLEXITY_API_KEY unset)",
-	    "Content-Type", "application/json", "body", body, "estimate",
-	    "input_tokens", (json_int_t)est, "max_output_tokens",
-	    (json_int_t)x->c.max_output_tokens);
-	if (out == NULL) {
-		dt_error("out of memory");
-		free(input);
-		return;
-	}
-	if (json_object_get(rec, "text_cut") != NULL)
-		json_object_set(out, "text_cut", json_object_get(rec,
-		    "text_cut"));
-	dt_az_emit(out);
-	json_decref(out);
-	free(input);
+	dt_http_resp_clear(&k.resp);
+	json_decref(k.analysis);
+	free(k.raw);
+	return end == END_ALONE ? DT_AZ_ALONE : out->answer != NULL ?
+	    DT_AZ_ANSWERED : DT_AZ_ERROR;
 }

@@ -46,6 +46,11 @@ static const char usage_text[] =
     "Adds a structured analysis of each record's \"text\" to the record.\n"
     "A record whose text is null, empty or blank gets \"skip\" instead, "
     "with no call.\n"
+    "Up to DT_PACK records (10; 1: one a request) go in one request; a "
+    "record whose\n"
+    "item of the answer is missing, repeated or invalid is sent again "
+    "alone, and\n"
+    "its record says so in \"pack\".\n"
     "\n"
     "  -a, --api agent|chat      Agent API or chat completions "
     "(DT_API; agent)\n"
@@ -270,16 +275,14 @@ bad_text(const json_t *t, int *skip)
 /*
  * A record with nothing to analyze is ordinary data, not a failure: it
  * gets "skip" and no call is made; dt-store settles its row as skipped.
- * Returns 1.
  */
-static int
+static void
 skip(struct run *x, json_t *rec, const char *id, const char *why)
 {
 	dt_debug("%s: id %s: %s: skipped", x->where, id, why);
 	x->n.skipped++;
 	json_object_set_new(rec, "skip", json_pack("{ssss}", "reason",
 	    "no_text", "message", why));
-	return 1;
 }
 
 /*
@@ -315,15 +318,19 @@ cut_text(struct run *x, json_t *rec, const char *idbuf, const char *text,
 	return 0;
 }
 
-/* Handles one record; returns 1 when rec is to be written. */
+/* What prepare() found a record to need. */
+enum { WRITE, CALL };
+
+/*
+ * Handles one record up to its call.  Returns WRITE when rec is to be
+ * written as it is now, or CALL with t filled in (t->rec still to be
+ * set by the caller) for a record to be analyzed.
+ */
 static int
-process(struct run *x, json_t *rec)
+prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 {
-	json_t *id, *t, *pv;
-	const char *why, *text;
-	char idbuf[256];
-	size_t len;
-	char *cut = NULL;
+	json_t *id, *tx, *pv;
+	const char *why;
 	int skipped;
 
 	x->n.records++;
@@ -331,50 +338,43 @@ process(struct run *x, json_t *rec)
 	if (json_object_get(rec, "stage") != NULL &&
 	    json_object_get(rec, "id") == NULL) {
 		x->n.passed++;
-		return 1;
+		return WRITE;
 	}
 	if (dt_record_id(rec, &id, &why) < 0) {
 		dt_warn("%s: %s", x->where, why);
 		dt_az_set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR, "%s", why);
-		return 1;
+		return WRITE;
 	}
-	dt_record_id_str(id, idbuf, sizeof(idbuf));
-	if (json_object_get(rec, "error") != NULL ||
-	    json_object_get(rec, "skip") != NULL) {
-		x->n.passed++;
-		return 1;
-	}
+	dt_record_id_str(id, t->id, sizeof(t->id));
 	pv = json_object_get(rec, "prompt_version");
-	if (json_object_get(rec, "analysis") != NULL && json_is_string(pv) &&
-	    strcmp(json_string_value(pv), x->version) == 0) {
+	if (json_object_get(rec, "error") != NULL ||
+	    json_object_get(rec, "skip") != NULL ||
+	    (json_object_get(rec, "analysis") != NULL && json_is_string(pv) &&
+	    strcmp(json_string_value(pv), x->version) == 0)) {
 		x->n.passed++;
-		return 1;
+		return WRITE;
 	}
-	t = json_object_get(rec, "text");
-	if ((why = bad_text(t, &skipped)) != NULL && skipped)
-		return skip(x, rec, idbuf, why);
-	if (why != NULL) {
-		dt_warn("%s: id %s: %s", x->where, idbuf, why);
+	tx = json_object_get(rec, "text");
+	if ((why = bad_text(tx, &skipped)) != NULL && skipped)
+		skip(x, rec, t->id, why);
+	else if (why != NULL) {
+		dt_warn("%s: id %s: %s", x->where, t->id, why);
 		dt_az_set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR, "%s", why);
-		return 1;
 	}
-	text = json_string_value(t);
-	len = json_string_length(t);
-	dt_log_text("text", text);
-	if (len > (size_t)x->c.max_text) {
-		if (cut_text(x, rec, idbuf, text, len, &cut) < 0)
-			return 1;
-		text = cut;
-		len = strlen(cut);
+	if (why != NULL)
+		return WRITE;
+	t->text = json_string_value(tx);
+	t->len = json_string_length(tx);
+	t->cut = NULL;
+	dt_log_text("text", t->text);
+	if (t->len > (size_t)x->c.max_text) {
+		if (cut_text(x, rec, t->id, t->text, t->len, &t->cut) < 0)
+			return WRITE;
+		t->text = t->cut;
+		t->len = strlen(t->cut);
 	}
-	if (x->c.dry_run) {
-		dt_az_dry_run(x, rec, id, text, len);
-		free(cut);
-		return 0;
-	}
-	dt_az_call(x, rec, idbuf, text, len);
-	free(cut);
-	return 1;
+	snprintf(t->where, sizeof(t->where), "%s", x->where);
+	return CALL;
 }
 
 /*
@@ -456,44 +456,38 @@ early_pipe_bytes(void)
 	return errno != 0 || *end != '\0' || v < 0 ? 0 : v;
 }
 
-static const char *
-final_message(struct run *x, int interrupted)
+
+/* A line that is not a JSON object: a bad_record error, or NULL. */
+static json_t *
+bad_line(struct run *x, struct dt_reader *r)
 {
-	if (interrupted)
-		return dt_az_signal ? "interrupted by a signal" :
-		    "stopped: the run is stopping";
-	switch (x->status) {
-	case DT_EXIT_OK:
-		return NULL;
-	case DT_EXIT_CONFIG:
-		return dt_shared_breaker(x->sh) == DT_BREAKER_AUTH ?
-		    "the API refused the key" :
-		    "the API refused the run's setup";
-	case DT_EXIT_UNAVAILABLE:
-		return "circuit open: the API is unavailable";
-	case DT_EXIT_TEMPFAIL:
-		return x->n.kind[K_BUDGET] ? "the run's budget is spent" :
-		    "temporary failure";
-	case DT_EXIT_DATAERR:
-		return "bad input records";
-	case DT_EXIT_PARTIAL:
-		return "some records failed";
-	default:
-		return "output failed";
-	}
+	x->n.records++;
+	x->n.bad++;
+	dt_az_count_error(x, K_BAD, DT_EXIT_DATAERR);
+	return dt_record_bad_line(x->where, dt_reader_error(r),
+	    dt_reader_excerpt(r));
 }
 
 /*
- * The read-process-write loop: every line becomes one output line, until
- * the input ends, a signal arrives or stdout fails.
+ * The read-process-write loop: every line becomes one output line, in
+ * input order, until the input ends, a signal arrives or stdout fails.
+ * Records to analyze wait in a group of up to DT_PACK; the group is
+ * sent once it is full or no more input is ready: it never waits for
+ * input once it holds a record.
  */
 static void
-read_records(struct run *x, struct dt_reader *r, int shrunk)
+read_records(struct run *x, struct dt_reader *r, int shrunk,
+    struct dt_az_group *g)
 {
 	json_t *rec;
 	int rc;
 
 	while (!dt_az_signal && dt_az_out_failed == 0) {
+		if (g->ncalls > 0 && (g->ncalls == x->c.pack ||
+		    g->nheld == g->cap || !dt_reader_wait(r, 0))) {
+			dt_az_flush(x, g);
+			continue;
+		}
 		rc = dt_reader_next(r, &rec);
 		if (rc == DT_NDJSON_EOF)
 			break;
@@ -503,57 +497,21 @@ read_records(struct run *x, struct dt_reader *r, int shrunk)
 		}
 		x->where = dt_reader_where(r);
 		if (rc == DT_NDJSON_BAD) {
-			json_t *bad = dt_record_bad_line(x->where,
-			    dt_reader_error(r), dt_reader_excerpt(r));
-
-			x->n.records++;
-			x->n.bad++;
-			dt_az_count_error(x, K_BAD, DT_EXIT_DATAERR);
-			if (bad != NULL && !x->c.dry_run)
-				dt_az_emit(bad);
-			json_decref(bad);
-			continue;
-		}
-		if (process(x, rec))
-			dt_az_emit(rec);
-		json_decref(rec);
+			if ((rec = bad_line(x, r)) != NULL && x->c.dry_run) {
+				json_decref(rec);
+				rec = NULL;
+			}
+			if (rec != NULL)
+				dt_az_hold(x, g, rec, 0);
+		} else
+			dt_az_hold(x, g, rec, prepare(x, rec, &g->calls[g->ncalls]) ==
+			    CALL);
 		if (!shrunk && (shrunk = shrink_stdin_pipe(x->c.pipe_bytes)))
 			say_ready();
 	}
-}
-
-/*
- * How the input loop ended: the exit status it adds to x and the line
- * about rows given back.  Returns 1 when the run was interrupted (a
- * signal, the stop file), not stopped by its own circuit.
- */
-static int
-end_of_run(struct run *x)
-{
-	int interrupted = 0;
-
-	if (dt_az_signal) {
-		interrupted = 1;
-		x->status = dt_exit_worse(x->status, DT_EXIT_TEMPFAIL);
-		dt_warn("interrupted by signal %d; %lu records done",
-		    (int)dt_az_signal, x->n.records);
-	} else if (x->sh != NULL && dt_shared_breaker(x->sh) !=
-	    DT_BREAKER_CLOSED && dt_shared_breaker(x->sh) != DT_BREAKER_OUTAGE) {
-		/* It stopped the run itself: nothing interrupted it. */
-		if (x->n.kind[K_CONFIG] > 0)
-			x->status = dt_exit_worse(x->status, DT_EXIT_CONFIG);
-	} else if (dt_az_stopping) {
-		interrupted = 1;
-		x->status = dt_exit_worse(x->status, DT_EXIT_TEMPFAIL);
-	}
-	if (x->n.kind[K_CONFIG] > 0 && x->last_refused[0] != '\0' &&
-	    x->sh != NULL && dt_shared_breaker(x->sh) == DT_BREAKER_CLOSED)
-		dt_warn("%lu record%s refused by the API with an answer other "
-		    "records did not get (last: %s); given back without using "
-		    "an attempt", x->n.kind[K_CONFIG],
-		    x->n.kind[K_CONFIG] == 1 ? " was" : "s were",
-		    x->last_refused);
-	return interrupted;
+	/* Records read before a signal still get their lines. */
+	if (g->ncalls > 0)
+		dt_az_flush(x, g);
 }
 
 /*
@@ -596,8 +554,10 @@ main(int argc, char **argv)
 {
 	static struct run x;
 	struct dt_reader *r = NULL;
+	struct dt_az_group g;
 	int first, exit_now, interrupted = 0, shrunk;
 
+	memset(&g, 0, sizeof(g));
 	if ((shrunk = shrink_stdin_pipe(early_pipe_bytes())))
 		say_ready();
 	if (dt_log_init("dt-analyze") < 0 || dt_watch_start() < 0)
@@ -646,13 +606,19 @@ main(int argc, char **argv)
 	if (first == argc)
 		small_reads(r, x.c.read_bytes);
 	dt_az_take_run_id(&x, NULL);
-	read_records(&x, r, shrunk);
-	interrupted = end_of_run(&x);
-	dt_az_emit_stage(&x, x.status, final_message(&x, interrupted),
+	if (dt_az_group_init(&g, x.c.pack) < 0) {
+		dt_error("out of memory");
+		x.status = DT_EXIT_TEMPFAIL;
+		goto out;
+	}
+	read_records(&x, r, shrunk, &g);
+	interrupted = dt_az_end_of_run(&x);
+	dt_az_emit_stage(&x, x.status, dt_az_final_message(&x, interrupted),
 	    interrupted);
 	if (dt_az_out_failed != 0)
 		x.status = dt_exit_worse(x.status, dt_az_out_failed);
 out:
+	dt_az_group_free(&g);
 	dt_reader_free(r);
 	dt_az_teardown(&x);
 	dt_az_close_output();

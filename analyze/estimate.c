@@ -67,11 +67,12 @@ print_cost(const struct dt_estimate *e, FILE *out, long long in,
 {
 	double per_msg, per_msg_max, total, total_max;
 
+	/* A request's price is shared by the DT_PACK texts it carries. */
 	per_msg = (double)in * e->price_in / 1e6 + (double)outk *
-	    e->price_out / 1e6 + e->price_request;
+	    e->price_out / 1e6 + e->price_request / (double)e->pack;
 	per_msg_max = (double)in * e->price_in / 1e6 +
 	    (double)e->max_output_tokens * e->price_out / 1e6 +
-	    e->price_request;
+	    e->price_request / (double)e->pack;
 	total = per_msg * (double)todo;
 	total_max = per_msg_max * (double)todo;
 	fprintf(out, "cost: about %.4f USD for the whole backlog (%.6f per "
@@ -116,6 +117,7 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	    "text_bytes"), max_records = num(fetch, "max_records");
 	long long per_run, by_rate = -1, runs, text_tokens, in, outk, todo;
 	double avg_bytes, share;
+	char packs[64] = "";
 
 	if (unclaimed < 0 || rows < 0 || nblank < 0 || bytes < 0 ||
 	    max_records < 0 || nblank > rows) {
@@ -144,10 +146,13 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	    "takes, %lld have no text (skipped, no call), the others "
 	    "average %.0f bytes\n", todo, rows, nblank, avg_bytes);
 
+	if (e->pack > 1)
+		snprintf(packs, sizeof(packs), " of up to DT_PACK %lld texts "
+		    "each", e->pack);
 	/* Rows per run: DT_MAX_RECORDS, and the calls DT_RPM allows. */
 	per_run = max_records;
 	if (e->rpm > 0) {
-		by_rate = e->rpm * e->deadline_s / 60;
+		by_rate = e->rpm * e->deadline_s / 60 * e->pack;
 		if (share > 0)
 			by_rate = (long long)((double)by_rate / share);
 		if (per_run == 0 || by_rate < per_run)
@@ -161,10 +166,10 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	else
 		fprintf(out, "runs: %lld of at most %lld rows each "
 		    "(DT_MAX_RECORDS %lld%s; DT_RPM %lld for DT_DEADLINE_SECONDS "
-		    "%lld: %lld calls%s%s); at one run every %d h the backlog "
+		    "%lld: %lld calls%s%s%s); at one run every %d h the backlog "
 		    "is done in about %lld h\n", runs, per_run, max_records,
 		    max_records == 0 ? ", no cap" : "", e->rpm, e->deadline_s,
-		    e->rpm > 0 ? e->rpm * e->deadline_s / 60 : 0,
+		    e->rpm > 0 ? e->rpm * e->deadline_s / 60 : 0, packs,
 		    e->rpm > 0 ? "" : ", no limit",
 		    e->shards > 1 ? ", times DT_SHARDS" : "", SCHEDULE_HOURS,
 		    (runs - 1) * SCHEDULE_HOURS);
@@ -172,10 +177,11 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	text_tokens = dt_api_estimate_tokens(NULL, (size_t)avg_bytes);
 	in = e->fixed_tokens + text_tokens;
 	outk = dt_estimate_output_tokens(text_tokens, e->max_output_tokens);
-	fprintf(out, "tokens per text: about %lld in (%lld for the prompt, "
-	    "the schema and the request, %lld for the text), %lld out (at "
-	    "most %lld, DT_MAX_OUTPUT_TOKENS)\n", in, e->fixed_tokens,
-	    text_tokens, outk, e->max_output_tokens);
+	fprintf(out, "tokens per text: about %lld in (%lld for %s, %lld for "
+	    "the text), %lld out (at most %lld, DT_MAX_OUTPUT_TOKENS)\n", in,
+	    e->fixed_tokens, e->pack > 1 ? "its share of the prompt, the "
+	    "schema and a packed request" : "the prompt, the schema and the "
+	    "request", text_tokens, outk, e->max_output_tokens);
 
 	print_cost(e, out, in, outk, todo, per_run > 0 && runs > 1 ?
 	    per_run : 0, share, hist);

@@ -33,7 +33,9 @@ struct dt_estimate {
 	long long deadline_s;       /* DT_DEADLINE_SECONDS */
 	long long shards;           /* DT_SHARDS */
 	long long max_text;         /* DT_MAX_TEXT_BYTES */
-	long long fixed_tokens;     /* a request's tokens without the text */
+	long long fixed_tokens;     /* a text's share of a request's tokens
+				     * without the texts */
+	long long pack;             /* DT_PACK: texts per request */
 	long long max_output_tokens;
 	int web_search;
 	double price_in, price_out; /* USD per million tokens */

@@ -16,20 +16,30 @@
 #include "log.h"
 #include "preflight.h"
 
-/* The tokens of a request for an empty text: the prompt, schema, framing. */
+/*
+ * The tokens of a request for an empty text (the prompt, schema,
+ * framing), or with DT_PACK over 1 a packed request's for empty texts
+ * shared by its DT_PACK messages.
+ */
 static long long
 fixed_tokens(struct run *x)
 {
 	size_t ilen, blen = 0;
 	char *input = dt_api_wrap("", 0, &ilen), *body = NULL;
-	long long n;
+	struct dt_az_item *it;
+	long long n, i, pack = x->c.pack;
 
-	if (input != NULL)
+	if (pack > 1 && (it = calloc((size_t)pack, sizeof(*it))) != NULL) {
+		for (i = 0; i < pack; i++)
+			it[i].text = "";
+		body = dt_az_group_body(x, it, (int)pack, &blen);
+		free(it);
+	} else if (input != NULL)
 		body = dt_api_body(&x->api, input, ilen, &blen);
 	n = dt_api_estimate_tokens(body, body != NULL ? blen : 0);
 	free(body);
 	free(input);
-	return n;
+	return pack > 1 ? (n + pack - 1) / pack : n;
 }
 
 int
@@ -45,6 +55,7 @@ dt_az_estimate(struct run *x)
 	e.rpm = x->c.rpm;
 	e.max_text = x->c.max_text;
 	e.max_output_tokens = x->c.max_output_tokens;
+	e.pack = x->c.pack;
 	e.web_search = x->c.web_search;
 	/*
 	 * Unset prices are the model's published ones, else
@@ -184,4 +195,45 @@ out:
 	free(input);
 	dt_http_resp_clear(&resp);
 	return rc;
+}
+
+/* Prints what would be sent for one text, with the key masked. */
+void
+dt_az_dry_run(struct run *x, json_t *rec, json_t *id, const char *text,
+    size_t len)
+{
+	size_t ilen;
+	char *input = dt_api_wrap(text, len, &ilen), *s;
+	json_t *body, *out;
+	long long est;
+
+	if (input == NULL ||
+	    (body = dt_api_request(&x->api, input, ilen)) == NULL) {
+		free(input);
+		dt_error("out of memory");
+		return;
+	}
+	s = json_dumps(body, JSON_COMPACT);
+	est = dt_api_estimate_tokens(s, s ? strlen(s) : 0);
+	free(s);
+	x->n.est_in += est;
+	x->n.est_out += x->c.max_output_tokens;
+	out = json_pack("{s:O, s:b, s:{s:s, s:s, s:{s:s, s:s}, s:o}, "
+	    "s:{s:I, s:I}}", "id", id, "dry_run", 1, "request", "method",
+	    "POST", "url", x->url, "headers", "Authorization",
+	    x->c.key ? "Bearer ***" : "Bearer (PERPLEXITY_API_KEY unset)",
+	    "Content-Type", "application/json", "body", body, "estimate",
+	    "input_tokens", (json_int_t)est, "max_output_tokens",
+	    (json_int_t)x->c.max_output_tokens);
+	if (out == NULL) {
+		dt_error("out of memory");
+		free(input);
+		return;
+	}
+	if (json_object_get(rec, "text_cut") != NULL)
+		json_object_set(out, "text_cut", json_object_get(rec,
+		    "text_cut"));
+	dt_az_emit(out);
+	json_decref(out);
+	free(input);
 }

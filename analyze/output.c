@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,9 @@
 #include "cli.h"
 #include "exit.h"
 #include "log.h"
+#include "record.h"
+#include "shared.h"
+#include "utf8.h"
 
 const char *const dt_az_kinds[NKINDS] = {"timeout", "rate_limited",
     "unavailable", "config", "http_4xx", "invalid_output", "too_large",
@@ -337,4 +341,94 @@ dt_az_close_output(void)
 	free(out_line.s);
 	out_line.s = NULL;
 	out_line.len = out_line.cap = 0;
+}
+
+void
+dt_az_count_error(struct run *x, int k, int status)
+{
+	x->n.errors++;
+	x->n.kind[k]++;
+	x->status = dt_exit_worse(x->status, status);
+}
+
+void
+dt_az_set_error(struct run *x, json_t *rec, int k, int retryable, int status,
+    const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* Jansson refuses a message cut inside a character. */
+	utf8_fix(msg);
+	if (dt_record_set_error(rec, dt_az_kinds[k], retryable, "%s", msg) < 0)
+		dt_error("out of memory");
+	dt_az_count_error(x, k, status);
+}
+
+json_t *
+dt_az_usage_json(const struct dt_usage *u)
+{
+	return json_pack("{s:I, s:I, s:I, s:f}", "prompt_tokens",
+	    (json_int_t)u->input_tokens, "completion_tokens",
+	    (json_int_t)u->output_tokens, "total_tokens",
+	    (json_int_t)u->total_tokens, "cost_usd", u->cost_usd);
+}
+
+const char *
+dt_az_final_message(struct run *x, int interrupted)
+{
+	if (interrupted)
+		return dt_az_signal ? "interrupted by a signal" :
+		    "stopped: the run is stopping";
+	switch (x->status) {
+	case DT_EXIT_OK:
+		return NULL;
+	case DT_EXIT_CONFIG:
+		return dt_shared_breaker(x->sh) == DT_BREAKER_AUTH ?
+		    "the API refused the key" :
+		    "the API refused the run's setup";
+	case DT_EXIT_UNAVAILABLE:
+		return "circuit open: the API is unavailable";
+	case DT_EXIT_TEMPFAIL:
+		return x->n.kind[K_BUDGET] ? "the run's budget is spent" :
+		    "temporary failure";
+	case DT_EXIT_DATAERR:
+		return "bad input records";
+	case DT_EXIT_PARTIAL:
+		return "some records failed";
+	default:
+		return "output failed";
+	}
+}
+
+int
+dt_az_end_of_run(struct run *x)
+{
+	int interrupted = 0;
+
+	if (dt_az_signal) {
+		interrupted = 1;
+		x->status = dt_exit_worse(x->status, DT_EXIT_TEMPFAIL);
+		dt_warn("interrupted by signal %d; %lu records done",
+		    (int)dt_az_signal, x->n.records);
+	} else if (x->sh != NULL && dt_shared_breaker(x->sh) !=
+	    DT_BREAKER_CLOSED && dt_shared_breaker(x->sh) != DT_BREAKER_OUTAGE) {
+		/* It stopped the run itself: nothing interrupted it. */
+		if (x->n.kind[K_CONFIG] > 0)
+			x->status = dt_exit_worse(x->status, DT_EXIT_CONFIG);
+	} else if (dt_az_stopping) {
+		interrupted = 1;
+		x->status = dt_exit_worse(x->status, DT_EXIT_TEMPFAIL);
+	}
+	if (x->n.kind[K_CONFIG] > 0 && x->last_refused[0] != '\0' &&
+	    x->sh != NULL && dt_shared_breaker(x->sh) == DT_BREAKER_CLOSED)
+		dt_warn("%lu record%s refused by the API with an answer other "
+		    "records did not get (last: %s); given back without using "
+		    "an attempt", x->n.kind[K_CONFIG],
+		    x->n.kind[K_CONFIG] == 1 ? " was" : "s were",
+		    x->last_refused);
+	return interrupted;
 }

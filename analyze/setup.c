@@ -103,6 +103,7 @@ dt_az_read_env(struct config *c)
 	    dt_env_ll("DT_MAX_TEXT_BYTES", 16384, 64, 1 << 24, &c->max_text) < 0 ||
 	    dt_env_ll("DT_MAX_OUTPUT_TOKENS", 1024, 16, 1 << 20,
 	    &c->max_output_tokens) < 0 ||
+	    dt_env_ll("DT_PACK", 10, 1, 100, &c->pack) < 0 ||
 	    dt_env_ll("DT_RPM", 50, 0, 1000000, &c->rpm) < 0 ||
 	    dt_env_ll("DT_RPM_WINDOW_MS", 60000, 100, 3600000,
 	    &c->rpm_window_ms) < 0 ||
@@ -396,7 +397,8 @@ setup_http(struct run *x)
 int
 dt_az_setup(struct run *x)
 {
-	return load_prompt(x) < 0 || setup_http(x) < 0 ? -1 : 0;
+	return load_prompt(x) < 0 || dt_az_pack_setup(x) < 0 ||
+	    setup_http(x) < 0 ? -1 : 0;
 }
 
 void
@@ -408,6 +410,8 @@ dt_az_teardown(struct run *x)
 	dt_schema_free(x->compiled);
 	json_decref(x->schema);
 	free(x->prompt);
+	json_decref(x->pack_schema);
+	free(x->pack_prompt);
 	free(x->auth);
 	free(x->c.key);
 }

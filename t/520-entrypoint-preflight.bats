@@ -164,7 +164,7 @@ reapply_migrations() {
 	# 30 rows, 6 of them without text; 10 rows a run.
 	sql "update public.messages set text = case when id % 5 = 0 then '  ' else repeat('x', 400) end" >/dev/null
 	before=$(results_md5)
-	export DT_MAX_RECORDS=10 DT_RPM=50 DT_DEADLINE_SECONDS=3300
+	export DT_MAX_RECORDS=10 DT_RPM=50 DT_DEADLINE_SECONDS=3300 DT_PACK=1
 	export DT_PRICE_INPUT_PER_M=1 DT_PRICE_OUTPUT_PER_M=2 DT_PRICE_PER_REQUEST=0.001
 	export DT_BUDGET_USD=0.5
 	run -0 --separate-stderr dt-entrypoint --dry-run

@@ -17,9 +17,10 @@ teardown_file() {
 setup() {
 	faults_setup
 	rows 20
-	# One worker and 300 ms a call: the run takes at least 6 s.
+	# One worker, one record a call and 300 ms a call: the run takes at
+	# least 6 s.
 	standin perplexity script '{"latency_ms": 300}'
-	export MAX_WORKERS=1 BATCH_SIZE=5 DT_STORE_BATCH=5
+	export MAX_WORKERS=1 BATCH_SIZE=5 DT_STORE_BATCH=5 DT_PACK=1
 	OUT=$BATS_TEST_TMPDIR
 }
 

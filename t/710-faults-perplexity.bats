@@ -22,7 +22,9 @@ setup() {
 @test "faults: with 30% of Perplexity calls failing (429, 500, 503, timeouts) every row ends stored, no attempt burnt" {
 	# Four rules of 8.5% each: about 30% of calls fail, in a mix.  A
 	# hang is a 200 whose body never ends: the call times out.
-	export TIMEOUT_SECONDS=2 DT_FIRST_TIMEOUT_SECONDS=2
+	# One record a request, so that 60 rows make enough calls for the
+	# faults' rates.
+	export TIMEOUT_SECONDS=2 DT_FIRST_TIMEOUT_SECONDS=2 DT_PACK=1
 	standin perplexity script '{"seed": 7, "faults": [
 		{"kind": "429", "rate": 0.085, "retry_after": 1},
 		{"kind": "500", "rate": 0.085},

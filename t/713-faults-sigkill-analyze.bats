@@ -20,6 +20,8 @@ teardown_file() {
 
 setup() {
 	sigkill_setup
+	# The kill points count calls: one record a call.
+	export DT_PACK=1
 }
 
 @test "sigkill: 5 points while analyzing, then completion: each row once" {

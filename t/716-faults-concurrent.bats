@@ -46,7 +46,7 @@ setup() {
 	# Each row went to Perplexity exactly once.
 	assert_equal "$(analyses | wc -l)" 100
 	assert_equal "$(twice)" 0
-	run -0 bash -c "standin perplexity requests | wc -l"
+	run -0 bash -c "standin perplexity requests | jq -s 'map(.items // 1) | add'"
 	assert_output 100
 	# Each run counted what it did, and the two add up.
 	run -0 jq -s '[.[] | select(.stage == "dt-store") | .counts.stored] | add' \

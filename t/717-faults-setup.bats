@@ -126,6 +126,8 @@ healthy_run() {
 }
 
 @test "setup: once the run got an analysis, a refusal is the record's own and uses an attempt; alone it is given back" {
+	# One record a request: the faults match one record's text.
+	export DT_PACK=1
 	standin perplexity script '{"models": ["perplexity/sonar"], "faults": [
 		{"kind": "status", "status": 400, "type": "invalid_request", "match": "fault row 30\n",
 		 "message": "Input rejected by the content filter"}]}'
@@ -151,6 +153,8 @@ healthy_run() {
 }
 
 @test "setup: rows first in the queue that the API refuses for their text do not stop the run" {
+	# One record a request: the faults match one record's text.
+	export DT_PACK=1
 	standin perplexity script '{"models": ["perplexity/sonar"], "faults": [
 		{"kind": "status", "status": 400, "type": "invalid_request", "match": "fault row 1\n", "message": "Input rejected"},
 		{"kind": "status", "status": 400, "type": "invalid_request", "match": "fault row 2\n", "message": "Input rejected"},

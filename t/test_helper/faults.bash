@@ -55,11 +55,15 @@ count() {
 }
 
 # analyses: "id count" for every source row the Perplexity stand-in
-# analyzed (HTTP 200, no fault), from the requests it recorded.
+# analyzed (HTTP 200, no fault), from the requests it recorded (every
+# message of a packed request).
 analyses() {
 	standin perplexity requests |
 		jq -r 'select(.status == 200 and .fault == null)
 			| (.json.input // (.json.messages | map(.content) | join("\n")))
+			| if test("^<dt-data-[0-9a-f]+>\n\\[") then
+				split("\n")[1] | fromjson | .[].text + "\n"
+			  else . end
 			| capture("fault row (?<id>[0-9]+)\n").id' |
 		sort -n | uniq -c | awk '{ print $2, $1 }'
 }

@@ -7,7 +7,9 @@
 # with a fresh key and exports PERPLEXITY_BASE_URL, PERPLEXITY_API_KEY,
 # and the prompt and schema files of the source tree.  pplx_env (call it
 # from setup) exports them again after common.bash cleared them, resets
-# the stand-in and gives each test its own state directory.
+# the stand-in and gives each test its own state directory.  It sets
+# DT_PACK=1, one record per request, as most tests here are about what
+# happens to one record's call; a test of packed requests sets DT_PACK.
 
 pplx_start() {
 	local dir=$BATS_FILE_TMPDIR/pplx _
@@ -40,7 +42,7 @@ pplx_env() {
 	export DT_PROMPT_FILE=$DT_ROOT/analyze/prompt.txt
 	export DT_SCHEMA_FILE=$DT_ROOT/analyze/schema.json
 	export DT_STATE_DIR=$BATS_TEST_TMPDIR/state
-	export DT_RETRY_BASE_MS=50 DT_RPM=0
+	export DT_RETRY_BASE_MS=50 DT_RPM=0 DT_PACK=1
 	mkdir -p "$DT_STATE_DIR"
 	pplx reset
 }
