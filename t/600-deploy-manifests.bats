@@ -79,10 +79,11 @@ objs() {
 		TELEGRAM_BOT_TOKEN secretKeyRef api-credentials TELEGRAM_BOT_TOKEN
 		TELEGRAM_CHAT_ID configMapKeyRef batch-analyzer-config TELEGRAM_CHAT_ID
 		DT_BUDGET_USD configMapKeyRef batch-analyzer-config DT_BUDGET_USD
+		DT_PACK configMapKeyRef batch-analyzer-config DT_PACK
 		DT_PUSHGATEWAY_URL configMapKeyRef batch-analyzer-config DT_PUSHGATEWAY_URL
 	EOF
 	run -0 jq -c 'select(.kind == "ConfigMap") | .data' objs.json
-	assert_output '{"DT_BUDGET_USD":"5","TELEGRAM_CHAT_ID":"-1000000000000"}'
+	assert_output '{"DT_BUDGET_USD":"5","DT_PACK":"10","TELEGRAM_CHAT_ID":"-1000000000000"}'
 	run -0 jq -r 'select(.kind == "CronJob") | .spec.suspend' objs.json
 	assert_output false
 }
