@@ -22,9 +22,6 @@
 
 #include "fetch.h"
 
-/* How dt_emit() encodes a record; a line's size is measured the same way. */
-#define LINE_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
-
 static volatile int stop_flag;
 
 /*
@@ -162,7 +159,7 @@ fit_line(struct dt_fetch *f, json_t *rec, json_t *id)
 	if (total == 0)
 		total = (json_int_t)len;
 	keep = len;
-	while (json_dumpb(rec, NULL, 0, LINE_FLAGS) > limit) {
+	while (json_dumpb(rec, NULL, 0, DT_LINE_FLAGS) > limit) {
 		if (keep == 0) {
 			if (json_object_get(rec, "row_cut") != NULL)
 				return -1;

@@ -12,6 +12,7 @@
 
 #include <curl/curl.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "cli.h"
 #include "config.h"
@@ -28,7 +29,7 @@ struct dt_http {
 	char user_agent[96];
 	char errbuf[CURL_ERROR_SIZE];
 	struct dt_http_resp *resp; /* response being filled */
-	size_t cap;                /* bytes allocated for resp->body */
+	struct dt_buf body;        /* its body so far */
 	size_t max_response;
 	int toobig;
 };
@@ -107,28 +108,13 @@ static size_t
 on_body(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct dt_http *h = arg;
-	struct dt_http_resp *r = h->resp;
 	size_t n = size * nmemb;
 
-	if (r->len + n > h->max_response) {
+	if (h->body.len + n > h->max_response) {
 		h->toobig = 1;
 		return 0; /* makes libcurl fail with CURLE_WRITE_ERROR */
 	}
-	if (r->len + n + 1 > h->cap) {
-		size_t cap = h->cap ? h->cap : 4096;
-		char *p;
-
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(r->body, cap)) == NULL)
-			return 0;
-		r->body = p;
-		h->cap = cap;
-	}
-	memcpy(r->body + r->len, data, n);
-	r->len += n;
-	r->body[r->len] = '\0';
-	return n;
+	return dt_buf_add(&h->body, data, n) == 0 ? n : 0;
 }
 
 /*
@@ -426,7 +412,7 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 		pol = &default_policy;
 	dt_http_resp_clear(resp);
 	h->resp = resp;
-	h->cap = 0;
+	memset(&h->body, 0, sizeof(h->body));
 	h->toobig = 0;
 	h->errbuf[0] = '\0';
 	h->max_response = pol->max_response ? pol->max_response :
@@ -449,6 +435,9 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 	cc = curl_easy_perform(c);
 	curl_slist_free_all(hdrs);
 	h->resp = NULL;
+	resp->body = h->body.p;         /* owned by resp from here */
+	resp->len = h->body.len;
+	memset(&h->body, 0, sizeof(h->body));
 
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME_T, &us);

@@ -455,8 +455,7 @@ dt_emit(json_t *rec)
 
 	if (out_status != 0)
 		return -1;
-	if ((s = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(15))) ==
-	    NULL) {
+	if ((s = json_dumps(rec, DT_LINE_FLAGS)) == NULL) {
 		dt_error("cannot encode a record (out of memory)");
 		out_status = DT_EXIT_IOERR;
 		return -1;

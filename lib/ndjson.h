@@ -17,6 +17,12 @@
 
 #define DT_NDJSON_MAX_LINE_DEFAULT (1024L * 1024L)
 
+/*
+ * How dt_emit() encodes a record; a stage that writes or measures a line
+ * itself uses the same flags.
+ */
+#define DT_LINE_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 enum {
 	DT_NDJSON_EOF = 0,    /* no more input */
 	DT_NDJSON_RECORD = 1, /* *rec holds a new reference to an object */

@@ -272,17 +272,17 @@ merge_shards(struct dt_rpt_config *c, struct dt_supabase *sb,
 	free(rows);
 	snprintf(t->run_id, sizeof(t->run_id), "%s", c->run_id);
 	if (json_array_size(missing) > 0) {
-		struct dt_rpt_buf b = {0};
+		struct dt_buf b = {0};
 		json_t *v;
 		size_t i;
 
 		json_array_foreach(missing, i, v)
-			dt_rpt_buf_printf(&b, "%s%lld", i > 0 ? ", " : "",
+			dt_buf_printf(&b, "%s%lld", i > 0 ? ", " : "",
 			    (long long)json_integer_value(v));
 		dt_warn("run %s: no finished ledger row from shard%s %s; the "
 		    "report is partial", c->run_id,
-		    json_array_size(missing) > 1 ? "s" : "", b.s ? b.s : "");
-		dt_rpt_buf_free(&b);
+		    json_array_size(missing) > 1 ? "s" : "", b.p ? b.p : "");
+		dt_buf_free(&b);
 	}
 	json_object_set_new(o, "of", json_integer(c->merge));
 	json_object_set_new(o, "merged", merged);
@@ -624,17 +624,17 @@ record(struct run *r)
 static void
 push_metrics(struct run *r)
 {
-	struct dt_rpt_buf b = {0};
+	struct dt_buf b = {0};
 	int ok = r->status == DT_EXIT_OK || r->status == DT_EXIT_PARTIAL;
 
 	if (r->c.pg_url == NULL || !r->send)
 		return;
 	dt_rpt_metrics_text(&b, r->summary, ok, (long long)r->t_end);
 	ok = !b.oom && dt_rpt_metrics_push(r->h, r->c.pg_url, r->c.pg_job,
-	    b.s, r->c.timeout_s * 1000) == 0;
+	    b.p, r->c.timeout_s * 1000) == 0;
 	json_object_set_new(r->summary, "metrics", json_string(ok ?
 	    "pushed" : "failed"));
-	dt_rpt_buf_free(&b);
+	dt_buf_free(&b);
 }
 
 /* Prints the summary, with the final exit status, on stdout. */

@@ -1,61 +1,15 @@
 /*
- * html.c: the growing text buffer the report and the metrics are written
- * into, HTML escaping, and the length Telegram gives HTML text (html.h).
+ * html.c: HTML escaping, and the length Telegram gives HTML text
+ * (html.h).
  */
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include <stddef.h>
+
+#include "buf.h"
 
 #include "html.h"
 
 void
-dt_rpt_buf_add(struct dt_rpt_buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		if ((p = realloc(b->s, cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->s = p;
-		b->cap = cap;
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = '\0';
-}
-
-void
-dt_rpt_buf_puts(struct dt_rpt_buf *b, const char *s)
-{
-	dt_rpt_buf_add(b, s, strlen(s));
-}
-
-void
-dt_rpt_buf_printf(struct dt_rpt_buf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	dt_rpt_buf_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n :
-	    sizeof(tmp) - 1);
-}
-
-void
-dt_rpt_buf_html(struct dt_rpt_buf *b, const char *s, size_t n)
+dt_rpt_buf_html(struct dt_buf *b, const char *s, size_t n)
 {
 	size_t i, start = 0;
 
@@ -78,20 +32,11 @@ dt_rpt_buf_html(struct dt_rpt_buf *b, const char *s, size_t n)
 		default:
 			continue;
 		}
-		dt_rpt_buf_add(b, s + start, i - start);
-		dt_rpt_buf_puts(b, e);
+		dt_buf_add(b, s + start, i - start);
+		dt_buf_puts(b, e);
 		start = i + 1;
 	}
-	dt_rpt_buf_add(b, s + start, n - start);
-}
-
-void
-dt_rpt_buf_free(struct dt_rpt_buf *b)
-{
-	if (b == NULL)
-		return;
-	free(b->s);
-	memset(b, 0, sizeof(*b));
+	dt_buf_add(b, s + start, n - start);
 }
 
 size_t

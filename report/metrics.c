@@ -25,48 +25,48 @@ static const char *const kinds[] = {"timeout", "rate_limited",
     "bad_record", "budget"};
 
 static void
-family(struct dt_rpt_buf *b, const char *name, const char *help)
+family(struct dt_buf *b, const char *name, const char *help)
 {
-	dt_rpt_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help,
+	dt_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help,
 	    name);
 }
 
 /* A label value with \, " and newline escaped as the format wants. */
 static void
-label(struct dt_rpt_buf *b, const char *v)
+label(struct dt_buf *b, const char *v)
 {
 	for (; *v != '\0'; v++) {
 		if (*v == '\\')
-			dt_rpt_buf_puts(b, "\\\\");
+			dt_buf_puts(b, "\\\\");
 		else if (*v == '"')
-			dt_rpt_buf_puts(b, "\\\"");
+			dt_buf_puts(b, "\\\"");
 		else if (*v == '\n')
-			dt_rpt_buf_puts(b, "\\n");
+			dt_buf_puts(b, "\\n");
 		else
-			dt_rpt_buf_add(b, v, 1);
+			dt_buf_add(b, v, 1);
 	}
 }
 
 /* A sample with one label. */
 static void
-sample(struct dt_rpt_buf *b, const char *name, const char *lname,
+sample(struct dt_buf *b, const char *name, const char *lname,
     const char *lvalue, double v)
 {
-	dt_rpt_buf_printf(b, "%s{%s=\"", name, lname);
+	dt_buf_printf(b, "%s{%s=\"", name, lname);
 	label(b, lvalue);
-	dt_rpt_buf_printf(b, "\"} %.17g\n", v);
+	dt_buf_printf(b, "\"} %.17g\n", v);
 }
 
 /* A sample without labels. */
 static void
-value(struct dt_rpt_buf *b, const char *name, double v)
+value(struct dt_buf *b, const char *name, double v)
 {
-	dt_rpt_buf_printf(b, "%s %.17g\n", name, v);
+	dt_buf_printf(b, "%s %.17g\n", name, v);
 }
 
 /* Samples for every key of obj, and 0 for each of the known keys missing. */
 static void
-by_label(struct dt_rpt_buf *b, const char *name, const char *lname,
+by_label(struct dt_buf *b, const char *name, const char *lname,
     json_t *obj, const char *const *known, size_t nknown)
 {
 	const char *k;
@@ -82,7 +82,7 @@ by_label(struct dt_rpt_buf *b, const char *name, const char *lname,
 }
 
 void
-dt_rpt_metrics_text(struct dt_rpt_buf *b, json_t *s, int success,
+dt_rpt_metrics_text(struct dt_buf *b, json_t *s, int success,
     long long now)
 {
 	json_t *v, *lat, *backlog;

@@ -14,7 +14,7 @@ struct dt_http;
  * Writes the run's metrics in the Prometheus text format into b, from
  * the summary; the last-success time only when success is set.
  */
-void dt_rpt_metrics_text(struct dt_rpt_buf *b, json_t *summary, int success,
+void dt_rpt_metrics_text(struct dt_buf *b, json_t *summary, int success,
     long long now);
 
 /*

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
@@ -26,7 +27,6 @@
 #include "utf8.h"
 #include "watch.h"
 
-#include "buf.h"
 #include "store.h"
 
 /*
@@ -160,13 +160,13 @@ dt_store_batch_add(struct dt_store *s, json_t *rec)
 	else
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 		    json_integer_value(id));
-	rc |= dt_buf_put(&s->sids, sid, strlen(sid) + 1);
+	rc |= dt_buf_add(&s->sids, sid, strlen(sid) + 1);
 	sl->line = s->lines.len;
-	rc |= dt_buf_put(&s->lines, "{", 1);
+	rc |= dt_buf_add(&s->lines, "{", 1);
 	rc |= dt_buf_json(&s->lines, rec, DT_LINE_FLAGS | JSON_EMBED);
 	sl->line_len = s->lines.len - sl->line;
 	if (s->n > 0)
-		rc |= dt_buf_put(&s->body, ",", 1);
+		rc |= dt_buf_add(&s->body, ",", 1);
 	sl->item = s->body.len;
 	if ((item = settle_item(rec, sid)) == NULL)
 		rc = -1;

@@ -33,6 +33,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "cli.h"
 #include "config.h"
@@ -46,7 +47,6 @@
 #include "utf8.h"
 #include "watch.h"
 
-#include "buf.h"
 #include "store.h"
 
 static const char usage_text[] =

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
@@ -26,7 +27,6 @@
 #include "utf8.h"
 #include "watch.h"
 
-#include "buf.h"
 #include "store.h"
 
 void
@@ -135,15 +135,15 @@ dt_store_line_end(struct dt_store *s, size_t i, const char *store,
 	int rc = 0;
 
 	count(s, status);
-	rc |= dt_buf_put(o, s->lines.p + sl->line, sl->line_len);
+	rc |= dt_buf_add(o, s->lines.p + sl->line, sl->line_len);
 	/* A record of nothing but dropped fields is "{" by now. */
 	if (sl->line_len > 1)
-		rc |= dt_buf_put(o, ",", 1);
-	rc |= dt_buf_put(o, "\"store\":", 8);
-	rc |= dt_buf_put(o, store, store_len);
-	rc |= dt_buf_put(o, ",\"status\":\"", 11);
-	rc |= dt_buf_put(o, status, strlen(status));
-	rc |= dt_buf_put(o, "\"}\n", 3);
+		rc |= dt_buf_add(o, ",", 1);
+	rc |= dt_buf_add(o, "\"store\":", 8);
+	rc |= dt_buf_add(o, store, store_len);
+	rc |= dt_buf_add(o, ",\"status\":\"", 11);
+	rc |= dt_buf_add(o, status, strlen(status));
+	rc |= dt_buf_add(o, "\"}\n", 3);
 	if (rc != 0) {
 		o->len = start;
 		dt_error("out of memory: the status line of record %s is lost",
@@ -254,7 +254,7 @@ id_slot(const struct dt_store *s, size_t *tab, size_t mask, const char *id,
 void
 dt_store_emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 {
-	struct dt_buf st = {NULL, 0, 0};
+	struct dt_buf st = {NULL, 0, 0, 0};
 	size_t i, j, k, mask = 15, *tab;
 	json_t **hit, *row;
 

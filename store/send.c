@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "cli.h"
 #include "config.h"
@@ -27,7 +28,6 @@
 #include "utf8.h"
 #include "watch.h"
 
-#include "buf.h"
 #include "store.h"
 
 /*

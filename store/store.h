@@ -11,10 +11,10 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "progress.h"
 #include "supabase.h"
 
-#include "buf.h"
 
 /* Keeps a batch's request small even when analyses are large. */
 #define DT_STORE_MAX_BATCH_BYTES ((size_t)4 * 1024 * 1024)

@@ -150,7 +150,7 @@ static void
 test_text(void)
 {
 	char buf[DT_RPT_KEY_MAX + 1], clip[64];
-	struct dt_rpt_buf b = {0};
+	struct dt_buf b = {0};
 	const char *s;
 
 	s = "  Billing\t \n ISSUES  ";
@@ -175,8 +175,8 @@ test_text(void)
 	    "bad\xEF\xBF\xBD");
 
 	dt_rpt_buf_html(&b, "<b> & \"q\"", 9);
-	CHECK_STR(b.s, "&lt;b&gt; &amp; &quot;q&quot;");
-	dt_rpt_buf_free(&b);
+	CHECK_STR(b.p, "&lt;b&gt; &amp; &quot;q&quot;");
+	dt_buf_free(&b);
 	s = "<b>a</b>&lt;\xF0\x9F\x8F\x9F ж";
 	CHECK(dt_rpt_html_utf16(s, strlen(s)) == 6);
 }
