@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "config.h"
 #include "exit.h"
 #include "http.h"
@@ -321,6 +322,46 @@ dt_supabase_call(struct dt_supabase *sb, const char *method,
 	return kind;
 }
 
+/*
+ * Fills res from the answer resp to a call: the kind of result, the
+ * parsed body and, for a failure, the message.
+ */
+static void
+read_reply(struct dt_sb_result *res, const struct dt_http_resp *resp)
+{
+	res->tries = resp->tries;
+	res->status = resp->status;
+	res->total = range_total(resp->content_range);
+	if (resp->result != DT_HTTP_OK) {
+		res->kind = resp->result == DT_HTTP_ETIMEOUT ? DT_SB_TIMEOUT :
+		    resp->result == DT_HTTP_ETOOBIG ? DT_SB_BADREPLY :
+		    DT_SB_UNAVAILABLE;
+		snprintf(res->message, sizeof(res->message), "%s", resp->error);
+		utf8_fix(res->message);
+		return;
+	}
+	if (resp->len > 0)
+		res->body = json_loadb(resp->body, resp->len, JSON_DECODE_ANY,
+		    NULL);
+	if (resp->status >= 200 && resp->status < 300) {
+		if (resp->len > 0 && res->body == NULL) {
+			res->kind = DT_SB_BADREPLY;
+			snprintf(res->message, sizeof(res->message),
+			    "HTTP %ld: the reply is not JSON", resp->status);
+		} else
+			res->kind = DT_SB_OK;
+		return;
+	}
+	describe_error(res, resp->body);
+	if (resp->status == 401 || resp->status == 403 || resp->status == 404)
+		res->kind = DT_SB_CONFIG;
+	else if (resp->status >= 500 || resp->status == 429 ||
+	    resp->status == 408)
+		res->kind = DT_SB_UNAVAILABLE;
+	else
+		res->kind = DT_SB_REJECTED;
+}
+
 int
 dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
     const char *path, const char *body, size_t body_len, const char *prefer,
@@ -333,76 +374,35 @@ dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
 		.max_total_ms = 60000,
 		.max_response = MAX_RESPONSE,
 	};
+	struct dt_buf url = {0}, prefer_hdr = {0};
+	const char *headers[] = {sb->apikey_hdr, sb->auth_hdr,
+	    "Content-Type: application/json", "Accept: application/json",
+	    NULL, NULL};
 	struct dt_http_resp resp;
 	struct dt_http_req req;
-	const char *headers[7];
-	char *url = NULL, *prefer_hdr = NULL;
-	size_t n;
-	int h = 0;
 
 	memset(res, 0, sizeof(*res));
 	memset(&resp, 0, sizeof(resp));
 	memset(&req, 0, sizeof(req));
-	n = strlen(sb->url) + strlen(path) + 16;
-	if ((url = malloc(n)) == NULL)
-		goto oom;
-	snprintf(url, n, "%s/rest/v1/%s", sb->url, path);
-	headers[h++] = sb->apikey_hdr;
-	headers[h++] = sb->auth_hdr;
-	headers[h++] = "Content-Type: application/json";
-	headers[h++] = "Accept: application/json";
-	if (prefer != NULL) {
-		if ((prefer_hdr = joinstr("Prefer: ", prefer)) == NULL)
-			goto oom;
-		headers[h++] = prefer_hdr;
-	}
-	headers[h] = NULL;
-	req.method = method;
-	req.url = url;
-	req.headers = headers;
-	req.body = body;
-	req.body_len = body != NULL ? body_len : 0;
-	req.timeout_ms = sb->timeout_ms;
-	dt_http_send(sb->http, &req, &pol, &resp);
-	res->tries = resp.tries;
-	res->status = resp.status;
-	res->total = range_total(resp.content_range);
-	if (resp.result != DT_HTTP_OK) {
-		res->kind = resp.result == DT_HTTP_ETIMEOUT ? DT_SB_TIMEOUT :
-		    resp.result == DT_HTTP_ETOOBIG ? DT_SB_BADREPLY :
-		    DT_SB_UNAVAILABLE;
-		snprintf(res->message, sizeof(res->message), "%s", resp.error);
-		utf8_fix(res->message);
-		goto out;
-	}
-	if (resp.len > 0)
-		res->body = json_loadb(resp.body, resp.len, JSON_DECODE_ANY,
-		    NULL);
-	if (resp.status >= 200 && resp.status < 300) {
-		if (resp.len > 0 && res->body == NULL) {
-			res->kind = DT_SB_BADREPLY;
-			snprintf(res->message, sizeof(res->message),
-			    "HTTP %ld: the reply is not JSON", resp.status);
-		} else
-			res->kind = DT_SB_OK;
-		goto out;
-	}
-	describe_error(res, resp.body);
-	if (resp.status == 401 || resp.status == 403 || resp.status == 404)
-		res->kind = DT_SB_CONFIG;
-	else if (resp.status >= 500 || resp.status == 429 ||
-	    resp.status == 408)
+	dt_buf_printf(&url, "%s/rest/v1/%s", sb->url, path);
+	if (prefer != NULL && dt_buf_printf(&prefer_hdr, "Prefer: %s",
+	    prefer) == 0)
+		headers[4] = prefer_hdr.p;
+	if (url.oom || prefer_hdr.oom) {
 		res->kind = DT_SB_UNAVAILABLE;
-	else
-		res->kind = DT_SB_REJECTED;
-out:
-	dt_http_resp_clear(&resp);
-	free(url);
-	free(prefer_hdr);
-	return res->kind;
-oom:
-	free(url);
-	res->kind = DT_SB_UNAVAILABLE;
-	snprintf(res->message, sizeof(res->message), "out of memory");
+		snprintf(res->message, sizeof(res->message), "out of memory");
+	} else {
+		req.method = method;
+		req.url = url.p;
+		req.headers = headers;
+		req.body = body;
+		req.body_len = body != NULL ? body_len : 0;
+		req.timeout_ms = sb->timeout_ms;
+		dt_http_send(sb->http, &req, &pol, &resp);
+		read_reply(res, &resp);
+		dt_http_resp_clear(&resp);
+	}
+	dt_buf_free(&url);
+	dt_buf_free(&prefer_hdr);
 	return res->kind;
 }
