@@ -41,9 +41,9 @@ PROGS = fetch/dt-fetch analyze/dt-analyze store/dt-store report/dt-report
 SCRIPTS = $(BUILD)/bin/dt-fanout $(BUILD)/bin/dt-entrypoint
 BINS = $(addprefix $(BUILD)/bin/,$(notdir $(PROGS)))
 # Data files beside the programs, found through dt_data_file(); the
-# scripts source log.sh from there.
+# scripts source log.sh from there, and rank exit statuses by exit.def.
 DATA = $(BUILD)/share/dt/prompt.txt $(BUILD)/share/dt/schema.json \
-	$(BUILD)/share/dt/log.sh
+	$(BUILD)/share/dt/log.sh $(BUILD)/share/dt/exit.def
 
 LIB_SRC = $(sort $(wildcard lib/*.c))
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -69,6 +69,10 @@ $(BUILD)/share/dt/%: analyze/%
 	cp $< $@
 
 $(BUILD)/share/dt/log.sh: lib/log.sh
+	@mkdir -p $(@D)
+	cp $< $@
+
+$(BUILD)/share/dt/exit.def: lib/exit.def
 	@mkdir -p $(@D)
 	cp $< $@
 
@@ -159,7 +163,8 @@ push:
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)
 	install -m 755 $(BINS) $(SCRIPTS) $(DESTDIR)$(BINDIR)
-	install -m 644 analyze/prompt.txt analyze/schema.json lib/log.sh $(DESTDIR)$(DATADIR)
+	install -m 644 analyze/prompt.txt analyze/schema.json lib/log.sh lib/exit.def \
+		$(DESTDIR)$(DATADIR)
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGS)) dt-fanout dt-entrypoint)

@@ -11,7 +11,7 @@ set -euo pipefail
 readonly prog=dt-entrypoint
 readonly version=0.1.0
 
-# lib/log.sh (dt_log, dt_log_relay), installed in share/dt beside bin/
+# lib/log.sh (dt_log, dt_log_relay, dt_exit_worst), installed in share/dt beside bin/
 # (or lib/ beside entrypoint.sh in the source tree).
 here=$(cd "$(dirname "$0")" && pwd)
 for f in "$here/../share/dt/log.sh" "$here/lib/log.sh" /usr/local/share/dt/log.sh ""; do
@@ -99,25 +99,6 @@ relay_json_logs() {
 	# our stdout also waits for its last lines.
 	(dt_log_relay "$prog" <&"$log_r" {log_w}>&- &)
 	exec 2>&"$log_w" {log_w}>&- {log_r}<&-
-}
-
-# rank STATUS: severity of an exit status, higher is worse.
-rank() {
-	case $1 in
-	78) echo 9 ;; 64) echo 7 ;; 74) echo 6 ;; 69) echo 5 ;; 75) echo 4 ;;
-	65) echo 3 ;; 1) echo 2 ;; 141) echo 1 ;; 0) echo 0 ;; *) echo 8 ;;
-	esac
-}
-
-# worst STATUS...: the most severe of the statuses.
-worst() {
-	local w=0 s
-	for s in "$@"; do
-		if [ "$(rank "$s")" -gt "$(rank "$w")" ]; then
-			w=$s
-		fi
-	done
-	echo "$w"
 }
 
 config_errors=0
@@ -245,7 +226,7 @@ if [ "$preflight" = 1 ]; then
 	dt-fetch --preflight || s_fetch=$?
 	dt-analyze --preflight || s_analyze=$?
 	dt-report --preflight || s_report=$?
-	exit "$(worst "$s_fetch" "$s_analyze" "$s_report")"
+	exit "$(dt_exit_worst "$s_fetch" "$s_analyze" "$s_report")"
 fi
 
 DT_RUN_ID=$(make_run_id)
@@ -364,7 +345,7 @@ else
 	err "the pipeline was killed before it finished"
 	s_fetch=75 s_analyze=75 s_store=75 s_report=75
 fi
-status=$(worst "$s_fetch" "$s_analyze" "$s_store" "$s_report")
+status=$(dt_exit_worst "$s_fetch" "$s_analyze" "$s_store" "$s_report")
 
 # Scale-out: shard 0 reports the whole run once the other shards'
 # ledger rows are in (dt-report --merge-shards), waiting at most until
@@ -399,7 +380,7 @@ if [ "$shards" -gt 1 ] && [ "$shard_index" = 0 ]; then
 	else
 		s_merge=75
 	fi
-	status=$(worst "$status" "$s_merge")
+	status=$(dt_exit_worst "$status" "$s_merge")
 	kill ${drainer:+"$drainer"} 2>/dev/null || true
 	wait 2>/dev/null || true
 fi

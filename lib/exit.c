@@ -1,33 +1,32 @@
 /*
- * exit.c: ranking exit statuses by severity.
+ * exit.c: ranking exit statuses by severity, from the table in exit.def.
  */
+#include <stddef.h>
+
 #include "exit.h"
 
-static int
+/* The statuses, most severe first; -1 is any other. */
+static const int order[] = {
+#define DT_SEVERITY(status) status,
+#include "exit.def"
+#undef DT_SEVERITY
+};
+
+#define NORDER (sizeof(order) / sizeof(order[0]))
+
+/* The status's severity: higher is worse. */
+static size_t
 rank(int status)
 {
-	switch (status) {
-	case DT_EXIT_CONFIG:
-		return 9;
-	case DT_EXIT_USAGE:
-		return 7;
-	case DT_EXIT_IOERR:
-		return 6;
-	case DT_EXIT_UNAVAILABLE:
-		return 5;
-	case DT_EXIT_TEMPFAIL:
-		return 4;
-	case DT_EXIT_DATAERR:
-		return 3;
-	case DT_EXIT_PARTIAL:
-		return 2;
-	case DT_EXIT_PIPE:
-		return 1;
-	case DT_EXIT_OK:
-		return 0;
-	default:
-		return 8;
+	size_t i, other = 0;
+
+	for (i = 0; i < NORDER; i++) {
+		if (order[i] == status)
+			return NORDER - i;
+		if (order[i] == -1)
+			other = NORDER - i;
 	}
+	return other;
 }
 
 int

@@ -1,8 +1,9 @@
 /*
  * exit.h: the exit statuses shared by every dt program (sysexits.h values).
  *
- * entrypoint.sh ranks them by severity to pick the status of a whole run;
- * dt_exit_worse() does the same in C.
+ * exit.def ranks them by severity: dt_exit_worse() here, and
+ * dt-entrypoint and dt-fanout (through share/dt/exit.def), pick the status
+ * of a whole run from it.
  */
 #ifndef DT_EXIT_H
 #define DT_EXIT_H
@@ -20,9 +21,9 @@ enum {
 };
 
 /*
- * Returns whichever of the statuses a and b is more severe.  The order,
- * most severe first, is 78 64 74 69 75 65 1 141 0; any status not in
- * that list counts as just below 78.
+ * Returns whichever of the statuses a and b is more severe, in the order
+ * of exit.def (78, then any status not listed, then 64 74 69 75 65 1 141
+ * 0); a itself when they rank the same.
  */
 int dt_exit_worse(int a, int b);
 

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # lib/log.sh: lib/log.c's log lines for dt's scripts (dt-entrypoint,
-# dt-fanout), sourced by them from share/dt/log.sh.  Its own names start
-# with dt_log or _dt_log, and its locals are not the scripts' (prog is).
+# dt-fanout), sourced by them from share/dt/log.sh, and the ranking of
+# exit statuses.  Its own names start with dt_log, dt_exit or _dt_, and
+# its locals are not the scripts' (prog is).
 #
 #   dt_log PROG LEVEL MESSAGE   one line on stderr: "PROG: LEVEL: MESSAGE",
 #                               or under DT_LOG_FORMAT=json one JSON object
@@ -16,6 +17,10 @@
 #                               name at level error, any other line (a
 #                               shell's, a crash's) a line of PROG; in the
 #                               text format every line goes on as it came
+#   dt_exit_worst STATUS...     prints the most severe of the exit
+#                               statuses, ranked by exit.def beside this
+#                               file (the table lib/exit.c is built from);
+#                               78 and an error line when it cannot be read
 #
 # Every configured secret (the variables lib/config.c registers, and the
 # files their *_FILE variants name) is replaced by *** in what is written.
@@ -132,4 +137,44 @@ dt_log_relay() {
 			_dt_log_line "$who" 0 "$line"
 		fi
 	done
+}
+
+# The exit statuses, most severe first, as exit.def lists them (-1 for
+# any other), once read.
+_dt_exit_def=${BASH_SOURCE[0]%/*}/exit.def
+_dt_exit_order=()
+
+# _dt_exit_rank STATUS: sets REPLY to the status's severity (higher is
+# worse); returns 1 when exit.def cannot be read.
+_dt_exit_rank() {
+	local line i other=0 n
+	if [ "${#_dt_exit_order[@]}" -eq 0 ]; then
+		while IFS= read -r line; do
+			[[ $line =~ ^DT_SEVERITY\((-?[0-9]+)\) ]] &&
+				_dt_exit_order+=("${BASH_REMATCH[1]}")
+		done 2>/dev/null <"$_dt_exit_def"
+		[ "${#_dt_exit_order[@]}" -gt 0 ] || return 1
+	fi
+	n=${#_dt_exit_order[@]}
+	for ((i = 0; i < n; i++)); do
+		REPLY=$((n - i))
+		[ "${_dt_exit_order[i]}" != "$1" ] || return 0
+		[ "${_dt_exit_order[i]}" != -1 ] || other=$REPLY
+	done
+	REPLY=$other
+}
+
+dt_exit_worst() {
+	local s w=0 wr=-1
+	for s in "$@"; do
+		if ! _dt_exit_rank "$s"; then
+			echo "dt_exit_worst: cannot read $_dt_exit_def" >&2
+			echo 78
+			return
+		fi
+		if [ "$REPLY" -gt "$wr" ]; then
+			w=$s wr=$REPLY
+		fi
+	done
+	echo "$w"
 }

@@ -109,3 +109,29 @@ load test_helper/common
 	run -0 libcheck worse 2 69
 	assert_output 2
 }
+
+@test "config: the scripts rank exit statuses as the programs do" {
+	local a b c
+	for a in 0 1 2 64 65 69 74 75 78 137 141; do
+		for b in 0 1 2 64 65 69 74 75 78 137 141; do
+			run -0 libcheck worse "$a" "$b"
+			c=$output
+			run -0 bash -c '. "$1" && dt_exit_worst "$2" "$3"' x \
+				"$DT_BUILD/share/dt/log.sh" "$a" "$b"
+			assert_equal "$output" "$c"
+		done
+	done
+}
+
+@test "config: the scripts take the ranking from exit.def beside log.sh" {
+	local d=$BATS_TEST_TMPDIR/share
+	mkdir "$d"
+	cp "$DT_BUILD/share/dt/log.sh" "$d/"
+	printf 'DT_SEVERITY(0)\nDT_SEVERITY(-1)\nDT_SEVERITY(78)\n' >"$d/exit.def"
+	run -0 bash -c '. "$1" && dt_exit_worst 78 0 && dt_exit_worst 78 2' x "$d/log.sh"
+	assert_output $'0\n2'
+	rm "$d/exit.def"
+	run -0 --separate-stderr bash -c '. "$1" && dt_exit_worst 0 1' x "$d/log.sh"
+	assert_output 78
+	assert_equal "$stderr" "dt_exit_worst: cannot read $d/exit.def"
+}
