@@ -17,7 +17,6 @@
 #include "log.h"
 #include "ndjson.h"
 #include "progress.h"
-#include "supabase.h"
 #include "utf8.h"
 
 #include "fetch.h"

@@ -19,12 +19,7 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "config.h"
 #include "exit.h"
-#include "log.h"
-#include "ndjson.h"
-#include "supabase.h"
-#include "watch.h"
 
 #include "fetch.h"
 
@@ -66,10 +61,8 @@ main(int argc, char **argv)
 	int rc;
 
 	memset(&f, 0, sizeof(f));
-	if (dt_log_init("dt-fetch") < 0 || dt_watch_start() < 0)
+	if (dt_cli_start("dt-fetch") < 0)
 		return DT_EXIT_CONFIG;
-	dt_out_init();
-	dt_config_register_secrets();
 	if ((rc = dt_fetch_configure(&f, argc, argv)) != 0 || f.check) {
 		json_decref(f.columns);
 		return rc;

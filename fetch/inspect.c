@@ -13,7 +13,6 @@
 #include "log.h"
 #include "ndjson.h"
 #include "preflight.h"
-#include "supabase.h"
 
 #include "fetch.h"
 

@@ -16,7 +16,6 @@
 #include "config.h"
 #include "exit.h"
 #include "log.h"
-#include "supabase.h"
 
 #include "fetch.h"
 

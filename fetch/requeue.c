@@ -2,13 +2,13 @@
  * requeue.c: dt-fetch --requeue, which returns parked rows to the queue
  * (see fetch.h).
  */
+
 #include <stdio.h>
 
 #include <jansson.h>
 
 #include "exit.h"
 #include "log.h"
-#include "supabase.h"
 
 #include "fetch.h"
 

@@ -10,12 +10,25 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "config.h"
 #include "exit.h"
 #include "log.h"
+#include "ndjson.h"
+#include "watch.h"
 
 #ifndef DT_DATADIR
 #define DT_DATADIR "/usr/local/share/dt"
 #endif
+
+int
+dt_cli_start(const char *prog)
+{
+	if (dt_log_init(prog) < 0 || dt_watch_start() < 0)
+		return -1;
+	dt_out_init();
+	dt_config_register_secrets();
+	return 0;
+}
 
 void
 dt_cli_version(void)

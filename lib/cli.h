@@ -8,6 +8,15 @@
 #define DT_VERSION "0.0.0"
 #endif
 
+/*
+ * What every program does first: logging as prog, the watch on the
+ * parent (DT_WATCH_PID), stdout for records (dt_out_init) and the
+ * secrets to redact (dt_config_register_secrets).  Returns 0, or -1 when
+ * logging or the watch cannot start (logged where possible): exit
+ * DT_EXIT_CONFIG then.
+ */
+int dt_cli_start(const char *prog);
+
 /* Prints "dt-fetch 0.1.0" to stdout. */
 void dt_cli_version(void);
 

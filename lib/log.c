@@ -1,8 +1,8 @@
 /*
  * log.c: one line per diagnostic on stderr, with secrets redacted.
  */
-#include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,12 +90,6 @@ dt_log_adjust(int delta)
 }
 
 int
-dt_log_level(void)
-{
-	return level;
-}
-
-int
 dt_log_enabled(int l)
 {
 	return l <= level;
@@ -176,8 +170,9 @@ json_escape(char *buf, size_t cap, size_t *len, const char *s)
 	}
 }
 
-void
-dt_vlog(int l, const char *fmt, va_list ap)
+/* dt_log() with the arguments in ap. */
+static void
+vlog(int l, const char *fmt, va_list ap)
 {
 	char line[LINE_MAX_BYTES * 2], *msg, *clean, *p;
 	int saved = errno;
@@ -246,10 +241,9 @@ dt_log(int l, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	dt_vlog(l, fmt, ap);
+	vlog(l, fmt, ap);
 	va_end(ap);
 }
-
 
 void
 dt_log_text(const char *label, const char *text)

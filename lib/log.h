@@ -12,7 +12,6 @@
 #ifndef DT_LOG_H
 #define DT_LOG_H
 
-#include <stdarg.h>
 #include <stddef.h>
 
 enum {
@@ -37,9 +36,6 @@ const char *dt_prog(void);
 /* Raises (delta > 0, -v) or lowers (delta < 0, -q) the level, clamped. */
 void dt_log_adjust(int delta);
 
-/* Returns the current level. */
-int dt_log_level(void);
-
 /* Returns 1 when a line at level would be printed, else 0. */
 int dt_log_enabled(int level);
 
@@ -59,8 +55,6 @@ char *dt_redact(const char *s);
 /* Logs one line at level; printf-style format.  Never fails. */
 void dt_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-void dt_vlog(int level, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
 
 #define dt_error(...) dt_log(DT_LOG_ERROR, __VA_ARGS__)
 #define dt_warn(...) dt_log(DT_LOG_WARN, __VA_ARGS__)

@@ -279,8 +279,13 @@ type_name(const json_t *v)
 	}
 }
 
-size_t
-dt_ndjson_bom(const char *s, size_t n)
+/*
+ * The length of a UTF-8 byte order mark (EF BB BF) at the start of the
+ * n bytes at s: 3, or 0 when there is none.  Editors on Windows put one
+ * at the start of a file; the reader skips it on an input's first line.
+ */
+static size_t
+bom_len(const char *s, size_t n)
 {
 	return n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
 }
@@ -320,7 +325,7 @@ next_line(struct dt_reader *r, const char **line, size_t *len)
 		r->lineno++;
 		snprintf(r->where, sizeof(r->where), "%s:%lu", r->name,
 		    r->lineno);
-		if (r->lineno == 1 && (off = dt_ndjson_bom(r->line,
+		if (r->lineno == 1 && (off = bom_len(r->line,
 		    r->line_len)) > 0) {
 			r->line_len -= off;
 			memmove(r->line, r->line + off, r->line_len);
@@ -395,12 +400,6 @@ const char *
 dt_reader_where(const struct dt_reader *r)
 {
 	return r->where;
-}
-
-unsigned long
-dt_reader_lineno(const struct dt_reader *r)
-{
-	return r->lineno;
 }
 
 const char *

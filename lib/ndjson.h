@@ -59,18 +59,8 @@ void dt_reader_set_chunk(struct dt_reader *r, size_t bytes);
  */
 int dt_reader_next(struct dt_reader *r, json_t **rec);
 
-/*
- * The length of a UTF-8 byte order mark (EF BB BF) at the start of the
- * n bytes at s: 3, or 0 when there is none.  Editors on Windows put one
- * at the start of a file; the readers skip it on an input's first line.
- */
-size_t dt_ndjson_bom(const char *s, size_t n);
-
 /* Where the last line came from: "<stdin>:42" or "runs/a.ndjson:7". */
 const char *dt_reader_where(const struct dt_reader *r);
-
-/* Line number of the last line read in its file (1-based). */
-unsigned long dt_reader_lineno(const struct dt_reader *r);
 
 /* The reason the last line was bad ("invalid JSON: ..."), else "". */
 const char *dt_reader_error(const struct dt_reader *r);

@@ -23,7 +23,6 @@
 struct dt_supabase {
 	struct dt_http *http;
 	char *url;              /* base URL, no trailing slash */
-	char safe_url[512];
 	char *apikey_hdr;       /* "apikey: <key>" */
 	char *auth_hdr;         /* "Authorization: Bearer <key>" */
 	long timeout_ms;
@@ -159,7 +158,6 @@ dt_supabase_new(void)
 	/* A URL that already ends in /rest/v1 is taken as the API root. */
 	if (n >= 8 && strcmp(sb->url + n - 8, "/rest/v1") == 0)
 		sb->url[n - 8] = '\0';
-	dt_http_safe_url(sb->url, sb->safe_url, sizeof(sb->safe_url));
 	sb->apikey_hdr = joinstr("apikey: ", c.key);
 	sb->auth_hdr = joinstr("Authorization: Bearer ", c.key);
 	if (sb->apikey_hdr == NULL || sb->auth_hdr == NULL)
@@ -187,12 +185,6 @@ dt_supabase_free(struct dt_supabase *sb)
 	free(sb->apikey_hdr);
 	free(sb->auth_hdr);
 	free(sb);
-}
-
-const char *
-dt_supabase_url(const struct dt_supabase *sb)
-{
-	return sb->safe_url;
 }
 
 int

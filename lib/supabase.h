@@ -62,9 +62,6 @@ void dt_supabase_free(struct dt_supabase *sb);
  */
 int dt_supabase_check(void);
 
-/* The base URL without a trailing slash, with credentials removed.  Borrowed. */
-const char *dt_supabase_url(const struct dt_supabase *sb);
-
 /*
  * Sends method to /rest/v1/<path> with body (may be NULL; not stolen)
  * as JSON and the extra header prefer (may be NULL).  retry: 1 to use

@@ -5,7 +5,6 @@
  * run's metrics.  See docs/report.md.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,21 +15,18 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "config.h"
 #include "exit.h"
 #include "http.h"
 #include "log.h"
 #include "ndjson.h"
 #include "preflight.h"
 #include "supabase.h"
-#include "watch.h"
 
 #include "format.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "shard.h"
 #include "summary.h"
-#include "tally.h"
 #include "settings.h"
 #include "telegram.h"
 
@@ -654,13 +650,11 @@ main(int argc, char **argv)
 {
 	static struct run r;    /* the tally is 500 KiB: not on the stack */
 
-	if (dt_log_init("dt-report") < 0 || dt_watch_start() < 0)
+	if (dt_cli_start("dt-report") < 0)
 		return DT_EXIT_CONFIG;
-	dt_out_init();
 	r.t_start = -1;
 	if ((r.status = dt_rpt_parse_args(&r.c, argc, argv)) != 0)
 		return r.status;
-	dt_config_register_secrets();
 	if (setup(&r) == 0 && !r.c.check && !r.c.preflight &&
 	    read_records(&r) == 0 &&
 	    summarise(&r) == 0 && send_report(&r) == 0) {

@@ -9,17 +9,14 @@
  * no line can grow past a message or break the markup.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "exit.h"
 #include "log.h"
 #include "format.h"
-#include "html.h"
 #include "text.h"
 #include "words.h"
 

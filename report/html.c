@@ -4,8 +4,6 @@
  */
 #include <stddef.h>
 
-#include "buf.h"
-
 #include "html.h"
 
 void

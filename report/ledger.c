@@ -2,6 +2,7 @@
  * ledger.c: the run ledger (public.dt_runs), the backlog and the previous
  * run, through Supabase's data API (lib/supabase.h).
  */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -12,13 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
 #include "clock.h"
 #include "exit.h"
-#include "http.h"
 #include "retry.h"
 #include "log.h"
 #include "telegram.h"

@@ -21,31 +21,21 @@
  * leases expired (dt_reclaim).  --check-config checks the configuration
  * and exits.  See docs/supabase.md.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
-#include "buf.h"
 #include "clock.h"
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
-#include "http.h"
 #include "log.h"
 #include "ndjson.h"
-#include "progress.h"
 #include "record.h"
-#include "supabase.h"
-#include "utf8.h"
-#include "watch.h"
 
 #include "store.h"
 
@@ -432,10 +422,8 @@ main(int argc, char **argv)
 	int rc;
 
 	memset(&s, 0, sizeof(s));
-	if (dt_log_init("dt-store") < 0 || dt_watch_start() < 0)
+	if (dt_cli_start("dt-store") < 0)
 		return DT_EXIT_CONFIG;
-	dt_out_init();
-	dt_config_register_secrets();
 	if ((rc = configure(&s, argc, argv)) != 0 || s.check)
 		return rc;
 	/*

@@ -3,29 +3,18 @@
  * server's outcomes (store.h).
  */
 #include <errno.h>
-#include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
-#include "buf.h"
-#include "cli.h"
-#include "config.h"
 #include "exit.h"
-#include "http.h"
 #include "log.h"
 #include "ndjson.h"
-#include "progress.h"
 #include "record.h"
-#include "supabase.h"
 #include "utf8.h"
-#include "watch.h"
 
 #include "store.h"
 
