@@ -17,6 +17,7 @@
 #include "log.h"
 #include "ndjson.h"
 #include "progress.h"
+#include "record.h"
 #include "utf8.h"
 
 #include "fetch.h"
@@ -391,18 +392,13 @@ dt_fetch_run(struct dt_fetch *f, struct dt_supabase *sb)
 static int
 emit_stage(struct dt_fetch *f)
 {
-	json_t *rec;
-	int rc;
+	json_t *rec = dt_record_stage("dt-fetch", f->run_id, f->status,
+	    f->message, json_pack("{sIsIsI}", f->mode == 'c' ? "claimed" :
+	    "peeked", (json_int_t)f->emitted, "batches",
+	    (json_int_t)f->batches, "text_cut", (json_int_t)f->cut),
+	    stop_flag);
+	int rc = rec != NULL ? dt_emit(rec) : -1;
 
-	rec = json_pack("{sssssisos{sIsIsI}sb}", "stage", "dt-fetch",
-	    "run_id", f->run_id, "status", f->status,
-	    "message", f->message[0] != '\0' ? json_string(f->message) :
-	    json_null(), "counts", f->mode == 'c' ? "claimed" : "peeked",
-	    (json_int_t)f->emitted, "batches", (json_int_t)f->batches,
-	    "text_cut", (json_int_t)f->cut, "interrupted", stop_flag != 0);
-	if (rec == NULL)
-		return -1;
-	rc = dt_emit(rec);
 	json_decref(rec);
 	return rc;
 }

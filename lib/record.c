@@ -113,3 +113,14 @@ dt_record_bad_line(const char *where, const char *why, const char *excerpt)
 	    "input", "where", where, "excerpt", excerpt ? excerpt : "");
 	return rec;
 }
+
+json_t *
+dt_record_stage(const char *stage, const char *run_id, int status,
+    const char *message, json_t *counts, int interrupted)
+{
+	return json_pack("{sssosisososb}", "stage", stage, "run_id",
+	    run_id != NULL ? json_string(run_id) : json_null(), "status",
+	    status, "message", message != NULL && *message != '\0' ?
+	    json_string(message) : json_null(), "counts", counts,
+	    "interrupted", interrupted != 0);
+}

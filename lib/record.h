@@ -36,4 +36,15 @@ int dt_record_set_error(json_t *rec, const char *kind, int retryable,
 json_t *dt_record_bad_line(const char *where, const char *why,
     const char *excerpt);
 
+/*
+ * Builds a stage record, the last line a stage writes:
+ * {"stage":stage,"run_id":run_id,"status":status,"message":message,
+ *  "counts":counts,"interrupted":interrupted}, with null for a NULL
+ * run_id and a NULL or empty message.  Steals counts (an object; NULL
+ * makes the call fail).  Returns a new reference or NULL when out of
+ * memory.
+ */
+json_t *dt_record_stage(const char *stage, const char *run_id, int status,
+    const char *message, json_t *counts, int interrupted);
+
 #endif

@@ -394,11 +394,8 @@ released_note(const struct dt_store *s)
 static void
 emit_stage(struct dt_store *s)
 {
-	json_t *rec = json_pack("{sssosisos{sIsIsIsIsIsIsIsIsIsI}sb}", "stage",
-	    "dt-store", "run_id", s->first_run != NULL ?
-	    json_string(s->first_run) : json_null(), "status", s->status,
-	    "message", s->message[0] != '\0' ? json_string(s->message) :
-	    json_null(), "counts",
+	json_t *rec = dt_record_stage("dt-store", s->first_run, s->status,
+	    s->message, json_pack("{sIsIsIsIsIsIsIsIsIsI}",
 	    "stored", (json_int_t)s->stored, "released",
 	    (json_int_t)s->released, "failed", (json_int_t)s->failed,
 	    "skipped", (json_int_t)s->skipped,
@@ -406,8 +403,7 @@ emit_stage(struct dt_store *s)
 	    "lost", (json_int_t)s->lost,
 	    "not_stored", (json_int_t)s->not_stored,
 	    "bad", (json_int_t)s->bad, "batches", (json_int_t)s->batches,
-	    "outages", (json_int_t)s->outages,
-	    "interrupted", 0);
+	    "outages", (json_int_t)s->outages), 0);
 
 	if (rec != NULL)
 		dt_store_emit(s, rec);
