@@ -207,78 +207,37 @@ warn_lost(struct dt_store *s, size_t i)
 		    q ? "\"" : "", s->run_id);
 }
 
-/* FNV-1a, for finding a record by its source id. */
-static size_t
-hash_id(const char *id)
-{
-	size_t h = 2166136261u;
-
-	for (; *id != '\0'; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h;
-}
-
-/*
- * Finds the first record of [from, to) whose source id is id in tab (an
- * open-addressing table of size mask + 1 holding record index + 1, 0 for
- * empty), inserting i when add and it is not there.  Returns the index,
- * or (size_t)-1.
- */
-static size_t
-id_slot(const struct dt_store *s, size_t *tab, size_t mask, const char *id,
-    size_t i, int add)
-{
-	size_t h;
-
-	for (h = hash_id(id) & mask; tab[h] != 0; h = (h + 1) & mask)
-		if (strcmp(s->sids.p + s->slot[tab[h] - 1].sid, id) == 0)
-			return tab[h] - 1;
-	if (!add)
-		return (size_t)-1;
-	tab[h] = i + 1;
-	return i;
-}
-
 /* Writes the status lines of records [from, to) from the reply rows. */
 void
 dt_store_emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 {
 	struct dt_buf st = {NULL, 0, 0, 0};
-	size_t i, j, k, mask = 15, *tab;
-	json_t **hit, *row;
+	json_t *by_id = json_object(), *row, *hit;
+	size_t i, j;
 
 	/*
-	 * Match the reply to the records by source id, through a table of
-	 * the batch's ids: the reply is as long as the batch.
+	 * Match the reply to the records by source id; an id given twice
+	 * has one outcome (the last row the server sent for it).
 	 */
-	while (mask + 1 < 2 * (to - from))
-		mask = mask * 2 + 1;
-	tab = calloc(mask + 1, sizeof(*tab));
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers, not structs */
-	hit = calloc(to, sizeof(*hit));
-	if (tab == NULL || hit == NULL) {
-		for (i = from; i < to; i++)
-			dt_store_line_not_stored(s, i, "out of memory");
-		dt_store_worse(s, DT_EXIT_TEMPFAIL);
-		goto out;
-	}
-	for (i = from; i < to; i++)
-		id_slot(s, tab, mask, s->sids.p + s->slot[i].sid, i, 1);
 	json_array_foreach(rows, j, row) {
 		const char *r = json_string_value(json_object_get(row,
 		    "source_id"));
 
-		if (r != NULL && (k = id_slot(s, tab, mask, r, 0, 0)) !=
-		    (size_t)-1)
-			hit[k] = row;
+		if (r != NULL && by_id != NULL)
+			json_object_set(by_id, r, row);
+	}
+	if (by_id == NULL) {
+		for (i = from; i < to; i++)
+			dt_store_line_not_stored(s, i, "out of memory");
+		dt_store_worse(s, DT_EXIT_TEMPFAIL);
+		return;
 	}
 	for (i = from; i < to; i++) {
 		json_t *outcome, *attempts, *o;
 
-		/* An id given twice has one outcome, the first record's. */
-		k = id_slot(s, tab, mask, s->sids.p + s->slot[i].sid, i, 0);
-		outcome = json_object_get(hit[k], "outcome");
-		attempts = json_object_get(hit[k], "attempts");
+		hit = json_object_get(by_id, s->sids.p + s->slot[i].sid);
+		outcome = json_object_get(hit, "outcome");
+		attempts = json_object_get(hit, "attempts");
 		if (!json_is_string(outcome)) {
 			dt_store_line_not_stored(s, i, "the server did not "
 			    "report on this record");
@@ -303,8 +262,6 @@ dt_store_emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 		dt_store_line_end(s, i, st.p, st.len,
 		    status_of(json_string_value(outcome)));
 	}
-out:
 	dt_buf_free(&st);
-	free(tab);
-	free(hit);
+	json_decref(by_id);
 }

@@ -339,6 +339,18 @@ s.handle_request()
 	assert_output 2
 }
 
+@test "dt-store: a record given twice in one batch gets the server's one outcome on both lines" {
+	messages 2
+	dt-fetch -c -q -r r | analyzed ok | jq -c 'select(.id)' >"$BATS_TEST_TMPDIR/in"
+	head -1 "$BATS_TEST_TMPDIR/in" >>"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-store "$BATS_TEST_TMPDIR/in"
+	assert_equal "${#lines[@]}" 4
+	run -0 jq -c 'select(.id) | [.id, .status, .store]' <<<"$output"
+	assert_output '[1,"stored",{"outcome":"stored","attempts":1}]
+[2,"stored",{"outcome":"stored","attempts":1}]
+[1,"stored",{"outcome":"stored","attempts":1}]'
+}
+
 @test "dt-store: a 1 MiB text and a batch the server rejects with 400 lose nothing" {
 	sql "insert into messages (text) values (repeat('x', 1048000)), ('short'), ('other')"
 	dt-fetch -c -q -r r | analyzed 'if .id == 2 then ok | .analysis.note = "a\u0000b" else ok end' >"$BATS_TEST_TMPDIR/in"
