@@ -18,7 +18,6 @@
 
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,24 +68,9 @@ static inline size_t
 utf8_check(const char *buf, size_t n)
 {
 	const unsigned char *s = (const unsigned char *)buf;
-	const uint64_t highs = 0x8080808080808080ULL;
 	size_t i = 0, k;
-	uint64_t w;
 
 	while (i < n) {
-		/* Eight ASCII bytes at a time. */
-		while (n - i >= 8) {
-			memcpy(&w, s + i, 8);
-			if (w & highs)
-				break;
-			i += 8;
-		}
-		if (i >= n)
-			break;
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
 		if ((k = utf8_seq(s + i, n - i)) == 0)
 			return i;
 		i += k;
