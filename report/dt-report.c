@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "exit.h"
 #include "http.h"
 #include "log.h"
@@ -147,26 +148,6 @@ ledger_row(json_t *s)
 	return row;
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-sleep_s(double s)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 /* The shard index k when id is "<run>/<k>" with k below n, else -1. */
 static int
 shard_of(const char *id, const char *run, long long n)
@@ -194,7 +175,7 @@ shard_of(const char *id, const char *run, long long n)
 static int
 wait_shards(struct dt_rpt_config *c, struct dt_supabase *sb, json_t **rows)
 {
-	double now = now_s(), end = now + (double)c->wait_s, delay = 0.25;
+	long long now = dt_now_ms(), end = now + c->wait_s * 1000, delay = 250;
 	int found = 0, stopped = 0, said = 0;
 
 	for (;;) {
@@ -214,12 +195,12 @@ wait_shards(struct dt_rpt_config *c, struct dt_supabase *sb, json_t **rows)
 		json_decref(arr);
 		if (found == (int)c->merge)
 			break;
-		now = now_s();
+		now = dt_now_ms();
 		if (!stopped && c->stop_file != NULL &&
 		    access(c->stop_file, F_OK) == 0) {
 			stopped = 1;
-			if (end > now + (double)c->drain_s)
-				end = now + (double)c->drain_s;
+			if (end > now + c->drain_s * 1000)
+				end = now + c->drain_s * 1000;
 			dt_info("stopping: waiting at most %lld s more for the "
 			    "shards", c->drain_s);
 		}
@@ -227,12 +208,13 @@ wait_shards(struct dt_rpt_config *c, struct dt_supabase *sb, json_t **rows)
 			break;
 		if (!said) {
 			dt_info("%d of %lld shards finished; waiting up to %.0f "
-			    "s for the others", found, c->merge, end - now);
+			    "s for the others", found, c->merge,
+			    (double)(end - now) / 1000);
 			said = 1;
 		}
-		sleep_s(delay < end - now ? delay : end - now);
-		if ((delay *= 2) > 5)
-			delay = 5;
+		dt_sleep_ms((long)(delay < end - now ? delay : end - now));
+		if ((delay *= 2) > 5000)
+			delay = 5000;
 	}
 	return found;
 }
