@@ -61,6 +61,7 @@ struct config {
 	int check_config;       /* --check-config: validate and exit */
 	int preflight;          /* --preflight */
 	int estimate;           /* --estimate */
+	int show_version;       /* --prompt-version */
 	double price_in, price_out, price_request; /* DT_PRICE_* */
 	int prices_set;         /* DT_PRICE_INPUT/OUTPUT_PER_M given */
 	int request_price_set;  /* DT_PRICE_PER_REQUEST given */

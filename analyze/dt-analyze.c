@@ -41,7 +41,8 @@ static const char usage_text[] =
     "                  [-m model] [-n bytes] [-p prompt] [-r rpm] "
     "[-s schema]\n"
     "                  [-t seconds] [-x cut|reject] [file ...]\n"
-    "       dt-analyze --check-config | --preflight | --estimate [option ...]\n"
+    "       dt-analyze --check-config | --preflight | --estimate |\n"
+    "                  --prompt-version [option ...]\n"
     "\n"
     "Adds a structured analysis of each record's \"text\" to the record.\n"
     "A record whose text is null, empty or blank gets \"skip\" instead, "
@@ -85,6 +86,11 @@ static const char usage_text[] =
     "16384)\n"
     "  -p, --prompt FILE         instructions (DT_PROMPT_FILE; "
     "share/dt/prompt.txt)\n"
+    "      --prompt-version      print the prompt version analyses get "
+    "(from the\n"
+    "                            prompt, the schema and the model) and "
+    "exit;\n"
+    "                            reads no input, sends nothing\n"
     "      --preflight           send one tiny request (a few words, at "
     "most 16\n"
     "                            output tokens) as a run would, and "
@@ -148,6 +154,7 @@ static const struct option longopts[] = {
 	{"model", required_argument, NULL, 'm'},
 	{"preflight", no_argument, NULL, 'P'},
 	{"prompt", required_argument, NULL, 'p'},
+	{"prompt-version", no_argument, NULL, 'G'},
 	{"quiet", no_argument, NULL, 'q'},
 	{"rpm", required_argument, NULL, 'r'},
 	{"schema", required_argument, NULL, 's'},
@@ -216,7 +223,8 @@ read_flags(struct config *c, int argc, char **argv, int *exit_now)
 			continue;
 		/* The switches that turn something on. */
 		mode = ch == 'C' ? &c->check_config : ch == 'd' ? &c->dry_run :
-		    ch == 'E' ? &c->estimate : ch == 'P' ? &c->preflight :
+		    ch == 'E' ? &c->estimate : ch == 'G' ? &c->show_version :
+		    ch == 'P' ? &c->preflight :
 		    ch == 'w' ? &c->web_search : NULL;
 		if (mode != NULL) {
 			*mode = 1;
@@ -532,6 +540,12 @@ configure(struct config *c, int argc, char **argv, int *exit_now)
 		return -1;
 	if (c->model == NULL)
 		c->model = c->api == DT_API_CHAT ? "sonar" : "perplexity/sonar";
+	if (c->show_version && (first < argc || c->dry_run ||
+	    c->check_config || c->preflight || c->estimate)) {
+		*exit_now = dt_cli_usage_error("--prompt-version reads no files "
+		    "and goes with no other mode");
+		return -1;
+	}
 	if ((c->preflight || c->estimate) && (first < argc || c->dry_run ||
 	    c->check_config || (c->preflight && c->estimate))) {
 		*exit_now = dt_cli_usage_error("--preflight and --estimate read "
@@ -541,7 +555,8 @@ configure(struct config *c, int argc, char **argv, int *exit_now)
 	*exit_now = DT_EXIT_CONFIG;
 	if (dt_env_secret("PERPLEXITY_API_KEY", &c->key) < 0)
 		return -1;
-	if (c->key == NULL && !c->dry_run && !c->estimate) {
+	if (c->key == NULL && !c->dry_run && !c->estimate &&
+	    !c->show_version) {
 		dt_error("PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is "
 		    "not set");
 		return -1;
@@ -586,6 +601,10 @@ main(int argc, char **argv)
 	/* The whole configuration is read and checked; nothing was sent. */
 	if (x.c.check_config)
 		goto out;
+	if (x.c.show_version) {
+		printf("%s\n", x.version);
+		goto out;
+	}
 	if (x.c.estimate || x.c.preflight) {
 		x.status = x.c.estimate ? dt_az_estimate(&x) :
 		    dt_az_preflight(&x);

@@ -21,6 +21,7 @@
 #include "utf8.h"
 
 #include "fetch.h"
+#include "reuse.h"
 
 static volatile int stop_flag;
 
@@ -69,6 +70,9 @@ dt_fetch_request_args(struct dt_fetch *f, long long want, const char *after)
 		json_object_set_new(a, "p_max_attempts",
 		    json_integer(f->attempts));
 		json_object_set_new(a, "p_claim_key", json_string(key));
+		if (f->reuse != NULL)
+			json_object_set_new(a, "p_prompt_version",
+			    json_string(f->reuse));
 	} else
 		json_object_set_new(a, "p_after",
 		    after != NULL ? json_string(after) : json_null());
@@ -208,6 +212,23 @@ fit_record(struct dt_fetch *f, json_t *rec, json_t *text, json_t *row,
 }
 
 /*
+ * With --reuse: a text analysed before gives rec, built from row, its
+ * analysis; one being analysed, the row whose analysis it takes
+ * (reuse.h).  Counts them.  Returns 0, or -1 when out of memory.
+ */
+static int
+reuse_record(struct dt_fetch *f, json_t *rec, json_t *row)
+{
+	int r = dt_fetch_reuse_record(rec, row);
+
+	if (r == DT_FETCH_REUSED)
+		f->reused++;
+	else if (r == DT_FETCH_SAME_TEXT)
+		f->same_text++;
+	return r < 0 ? -1 : 0;
+}
+
+/*
  * Writes the rows of one reply as source records.  Stores a copy of the
  * last source id in *last (for --peek's paging; freed by the caller).
  * Returns the number of rows, or -1 when the reply is not what dt_claim
@@ -255,7 +276,8 @@ emit_rows(struct dt_fetch *f, json_t *rows, char **last)
 		    json_object_get(row, "attempt") : json_null());
 		if (rec == NULL)
 			json_decref(text);
-		else if (fit_record(f, rec, text, row, id) < 0) {
+		else if (fit_record(f, rec, text, row, id) < 0 ||
+		    (f->reuse != NULL && reuse_record(f, rec, row) < 0)) {
 			json_decref(rec);
 			rec = NULL;
 		}
@@ -318,6 +340,23 @@ give_back(struct dt_fetch *f, struct dt_supabase *sb, json_t *rows,
 	dt_error("%s", f->message);
 }
 
+/*
+ * A database whose dt_claim has no p_prompt_version (its migration not
+ * applied yet) answers a claim with --reuse with PGRST202: claiming goes
+ * on without reuse.  Returns 1 when res is that answer.
+ */
+static int
+reuse_unknown(struct dt_fetch *f, const struct dt_sb_result *res)
+{
+	if (f->reuse == NULL || strstr(res->message, "PGRST202") == NULL)
+		return 0;
+	dt_warn("dt_claim takes no p_prompt_version (migration "
+	    "20261202000000_dt_reuse.sql is not applied): claiming without "
+	    "--reuse");
+	f->reuse = NULL;
+	return 1;
+}
+
 void
 dt_fetch_run(struct dt_fetch *f, struct dt_supabase *sb)
 {
@@ -344,6 +383,11 @@ dt_fetch_run(struct dt_fetch *f, struct dt_supabase *sb)
 		/* The count shows whether the server cut the reply. */
 		if (dt_supabase_call(sb, "POST", path, args, f->mode == 'c' ?
 		    "count=exact" : NULL, 1, &res) != DT_SB_OK) {
+			if (reuse_unknown(f, &res)) {
+				json_decref(args);
+				dt_sb_result_clear(&res);
+				continue;
+			}
 			/* A 400 here means a bad column or argument: config. */
 			f->status = res.kind == DT_SB_REJECTED ? DT_EXIT_CONFIG :
 			    dt_sb_exit(res.kind);
@@ -392,12 +436,24 @@ dt_fetch_run(struct dt_fetch *f, struct dt_supabase *sb)
 static int
 emit_stage(struct dt_fetch *f)
 {
-	json_t *rec = dt_record_stage("dt-fetch", f->run_id, f->status,
-	    f->message, json_pack("{sIsIsI}", f->mode == 'c' ? "claimed" :
+	json_t *counts = json_pack("{sIsIsI}", f->mode == 'c' ? "claimed" :
 	    "peeked", (json_int_t)f->emitted, "batches",
-	    (json_int_t)f->batches, "text_cut", (json_int_t)f->cut),
-	    stop_flag);
-	int rc = rec != NULL ? dt_emit(rec) : -1;
+	    (json_int_t)f->batches, "text_cut", (json_int_t)f->cut);
+	json_t *rec;
+	int rc;
+
+	/*
+	 * With --reuse: how many rows came with a stored analysis, and how
+	 * many take the analysis of a row with the same text.
+	 */
+	if (counts != NULL && f->reuse != NULL) {
+		json_object_set_new(counts, "reused", json_integer(f->reused));
+		json_object_set_new(counts, "same_text",
+		    json_integer(f->same_text));
+	}
+	rec = dt_record_stage("dt-fetch", f->run_id, f->status, f->message,
+	    counts, stop_flag);
+	rc = rec != NULL ? dt_emit(rec) : -1;
 
 	json_decref(rec);
 	return rc;

@@ -21,6 +21,7 @@
 #define OPT_CHECK_CONFIG 256
 #define OPT_PREFLIGHT 257
 #define OPT_BACKLOG 258
+#define OPT_REUSE 259
 
 struct dt_fetch {
 	int mode;               /* 'c', 'p', 'R' (--requeue), OPT_PREFLIGHT
@@ -39,12 +40,15 @@ struct dt_fetch {
 	const char *id_col;
 	const char *text_col;
 	json_t *columns;        /* array of strings or NULL */
+	const char *reuse;      /* --reuse's prompt version, or NULL */
 	char run_id[RUN_ID_MAX + 1];
 
 	/* What happened, for the stage record. */
 	long long emitted;
 	long long batches;
 	long long cut;          /* texts cut to fit */
+	long long reused;       /* rows that came with a stored analysis */
+	long long same_text;    /* rows that follow one with the same text */
 	int status;
 	char message[1100];
 };

@@ -18,11 +18,12 @@
 #include "log.h"
 
 #include "fetch.h"
+#include "reuse.h"
 
 static const char usage_text[] =
     "usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]\n"
     "                [-i column] [-l seconds] [-m count] [-r run-id]\n"
-    "                [-t table] [-x column]\n"
+    "                [-t table] [-x column] [--reuse version]\n"
     "       dt-fetch -R [-nqv] [kind]\n"
     "       dt-fetch --check-config [-c | -p] [-n] [option ...]\n"
     "       dt-fetch --preflight | --backlog [option ...]\n"
@@ -64,6 +65,13 @@ static const char usage_text[] =
     "                         what to fix; exit 0, 78 or 69 (unreachable)\n"
     "  -q, --quiet            log less (repeatable)\n"
     "  -R, --requeue [kind]   return parked rows to the queue (below)\n"
+    "      --reuse version    with --claim: a text already analysed with\n"
+    "                         this prompt version (dt-analyze\n"
+    "                         --prompt-version) comes with its stored\n"
+    "                         analysis and \"reused\"; a text being\n"
+    "                         analysed (in this claim or under another\n"
+    "                         lease) comes with \"same_text\" and a \"skip\",\n"
+    "                         and takes that analysis in dt-store\n"
     "  -r, --run-id id        this run's id (DT_RUN_ID; default generated)\n"
     "  -t, --table name       the source table (DT_SOURCE_TABLE, messages)\n"
     "  -v, --verbose          log more (repeatable)\n"
@@ -98,6 +106,7 @@ static const struct option longopts[] = {
 	{"preflight", no_argument, NULL, OPT_PREFLIGHT},
 	{"quiet", no_argument, NULL, 'q'},
 	{"requeue", no_argument, NULL, 'R'},
+	{"reuse", required_argument, NULL, OPT_REUSE},
 	{"run-id", required_argument, NULL, 'r'},
 	{"table", required_argument, NULL, 't'},
 	{"verbose", no_argument, NULL, 'v'},
@@ -326,6 +335,10 @@ read_flags(struct dt_fetch *f, int argc, char **argv, const char **run_id,
 		case OPT_CHECK_CONFIG:
 			f->check = 1;
 			break;
+		case OPT_REUSE:
+			*nusage += dt_fetch_reuse_check("--reuse", optarg) < 0;
+			f->reuse = optarg;
+			break;
 		default:
 			return dt_cli_usage_error(NULL);
 		}
@@ -356,6 +369,8 @@ read_operands(struct dt_fetch *f, int argc, char **argv)
 		    argv[optind]);
 	if (f->mode == 0 && !f->check)
 		return dt_cli_usage_error("say --claim, --peek or --requeue");
+	if (f->reuse != NULL && f->mode != 'c')
+		return dt_cli_usage_error("--reuse goes with --claim only");
 	if ((f->mode == OPT_PREFLIGHT || f->mode == OPT_BACKLOG) &&
 	    (f->check || f->dry_run))
 		return dt_cli_usage_error("--preflight and --backlog go with "

@@ -3,13 +3,15 @@
  * (emit_rows in fetch/claim.c, included here to reach it) on
  * arbitrary bodies.
  *
- * Input: byte 0 bit 0 picks claim or peek; the rest is the reply body.
+ * Input: byte 0 bit 0 picks claim or peek, bit 1 --reuse (its "reused"
+ * column: a stored analysis, or a row with the same text); the rest is
+ * the reply body.
  * Checks: no crash, leak or sanitizer report; a reply that is not an
  * array of {"source_id": string, "data": object} rows is refused with
  * status 75 and a message (valid UTF-8); otherwise every row becomes one
  * record and the last source id is kept.
  *
- * fuzz-sources:
+ * fuzz-sources: fetch/reuse.c
  * fuzz-options: -max_len=8192
  */
 #include <string.h>
@@ -44,6 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(&f, 0, sizeof(f));
 	f.mode = data[0] & 1 ? 'p' : 'c';
+	f.reuse = data[0] & 2 && f.mode == 'c' ? "v1" : NULL;
 	f.id_col = "id";
 	f.text_col = "text";
 	snprintf(f.run_id, sizeof(f.run_id), "fuzz-run");

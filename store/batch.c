@@ -8,6 +8,9 @@
 
 #include <jansson.h>
 
+#include "clock.h"
+#include "exit.h"
+#include "log.h"
 #include "ndjson.h"
 #include "record.h"
 
@@ -74,19 +77,42 @@ set_analysis(json_t *item, json_t *rec)
 	if (json_is_number(v = json_object_get(rec, "cost_usd")) ||
 	    json_is_number(v = json_object_get(usage, "cost_usd")))
 		rc |= json_object_set(item, "cost_usd", v);
+	/* An analysis dt-fetch found stored for the same text. */
+	if (json_is_string(v = json_object_get(json_object_get(rec, "reused"),
+	    "from")))
+		rc |= json_object_set_new(item, "reused", json_pack("{sO}",
+		    "from", v));
 	return rc;
+}
+
+/*
+ * The source id of the row whose analysis rec takes (dt-fetch --reuse
+ * wrote "same_text": {"as"} and a "skip" of reason same_text), or NULL.
+ * Borrowed.
+ */
+static json_t *
+same_text_as(json_t *rec)
+{
+	json_t *as = json_object_get(json_object_get(rec, "same_text"), "as");
+	const char *reason = json_string_value(json_object_get(
+	    json_object_get(rec, "skip"), "reason"));
+
+	return json_is_string(as) && reason != NULL &&
+	    strcmp(reason, "same_text") == 0 ? as : NULL;
 }
 
 /*
  * The dt_settle element of rec (storable), with the source id sid as a
  * string: {"id", then "error":{"kind","message"} (and "retryable" when
  * rec's error has it), or "analysis" with "model", "prompt_version",
- * the token counts out of "usage", "latency_ms" and "cost_usd" where rec
- * has them, or else "skip":{"reason","message"}}.  Returns a new
- * reference, or NULL when out of memory.
+ * the token counts out of "usage", "latency_ms", "cost_usd" and "reused"
+ * where rec has them, or "same_text":{"as"} (with "final": true when
+ * final) for a row that takes the analysis of another, or else
+ * "skip":{"reason","message"}}.  Returns a new reference, or NULL when
+ * out of memory.
  */
 static json_t *
-settle_item(json_t *rec, const char *sid)
+settle_item(json_t *rec, const char *sid, int final)
 {
 	json_t *error = json_object_get(rec, "error");
 	json_t *skip = json_object_get(rec, "skip");
@@ -94,7 +120,13 @@ settle_item(json_t *rec, const char *sid)
 	int rc = item == NULL ||
 	    json_object_set_new(item, "id", json_string(sid));
 
-	if (rc == 0 && json_is_object(error)) {
+	if (rc == 0 && !json_is_object(error) && (v = same_text_as(rec)) !=
+	    NULL) {
+		rc |= json_object_set_new(item, "same_text", o = json_pack(
+		    "{sO}", "as", v));
+		if (final)
+			rc |= json_object_set_new(o, "final", json_true());
+	} else if (rc == 0 && json_is_object(error)) {
 		rc |= json_object_set_new(item, "error", o = json_object());
 		rc |= set_string(o, "kind", json_object_get(error, "kind"),
 		    "bad_record");
@@ -139,12 +171,23 @@ dt_store_batch_add(struct dt_store *s, json_t *rec)
 
 	sl->sid = s->sids.len;
 	sl->sid_is_str = json_is_string(id);
+	sl->reused = (json_is_object(json_object_get(rec, "analysis")) &&
+	    json_is_object(json_object_get(rec, "reused"))) ||
+	    (!json_is_object(json_object_get(rec, "error")) &&
+	    same_text_as(rec) != NULL);
 	if (sl->sid_is_str)
 		sid = json_string_value(id);
 	else
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 		    json_integer_value(id));
 	rc |= dt_buf_add(&s->sids, sid, strlen(sid) + 1);
+	/* A following row's status line gets its row's analysis. */
+	sl->follows = !json_is_object(json_object_get(rec, "error")) &&
+	    same_text_as(rec) != NULL;
+	sl->as = s->sids.len;
+	if (sl->follows)
+		rc |= dt_buf_add(&s->sids, json_string_value(same_text_as(rec)),
+		    json_string_length(same_text_as(rec)) + 1);
 	sl->line = s->lines.len;
 	rc |= dt_buf_add(&s->lines, "{", 1);
 	rc |= dt_buf_json(&s->lines, rec, DT_LINE_FLAGS | JSON_EMBED);
@@ -152,7 +195,7 @@ dt_store_batch_add(struct dt_store *s, json_t *rec)
 	if (s->n > 0)
 		rc |= dt_buf_add(&s->body, ",", 1);
 	sl->item = s->body.len;
-	if ((item = settle_item(rec, sid)) == NULL)
+	if ((item = settle_item(rec, sid, s->final)) == NULL)
 		rc = -1;
 	else
 		rc |= dt_buf_json(&s->body, item, DT_LINE_FLAGS);
@@ -208,4 +251,91 @@ dt_store_request_body(struct dt_store *s, size_t from, size_t to, size_t *n)
 	}
 	free(head);
 	return req;
+}
+
+void
+dt_store_wait_keep(struct dt_store *s, size_t i)
+{
+	const struct dt_store_slot *sl = &s->slot[i];
+	char *text = malloc(sl->line_len + 2);
+	json_t *rec = NULL;
+
+	/* The status line so far is the record without its closing brace. */
+	if (text != NULL) {
+		memcpy(text, s->lines.p + sl->line, sl->line_len);
+		memcpy(text + sl->line_len, "}", 2);
+		rec = json_loads(text, 0, NULL);
+	}
+	free(text);
+	if (s->waiting == NULL)
+		s->waiting = json_array();
+	if (rec == NULL || json_array_append_new(s->waiting, rec) < 0) {
+		dt_error("out of memory: record %s is not stored", s->sids.p +
+		    sl->sid);
+		dt_store_worse(s, DT_EXIT_TEMPFAIL);
+		dt_store_line_not_stored(s, i, "out of memory");
+	}
+}
+
+size_t
+dt_store_wait_take(struct dt_store *s)
+{
+	size_t i = 0, moved = 0;
+	json_t *rec;
+	const char *run;
+
+	while (i < json_array_size(s->waiting) &&
+	    (long long)s->n < s->batch_size) {
+		rec = json_array_get(s->waiting, i);
+		run = json_string_value(json_object_get(rec, "run_id"));
+		if (run == NULL)
+			run = s->default_run;
+		if (run == NULL || (s->run_id != NULL &&
+		    strcmp(s->run_id, run) != 0)) {
+			i++;
+			continue;
+		}
+		if (s->run_id == NULL && (s->run_id = strdup(run)) == NULL)
+			break;
+		if (dt_store_batch_add(s, rec) < 0)
+			break;
+		json_array_remove(s->waiting, i);
+		moved++;
+	}
+	/* The row it waits for gets a moment to be analysed and stored. */
+	if (moved > 0 && s->first_ms == 0)
+		s->first_ms = dt_now_ms() + (s->max_delay < 200 ?
+		    200 - s->max_delay : 0);
+	return moved;
+}
+
+void
+dt_store_note_analysis(struct dt_store *s, json_t *rec)
+{
+	json_t *as = same_text_as(rec), *analysis, *id;
+	char num[32];
+	const char *sid = num;
+
+	if (s->wanted == NULL && (s->wanted = json_object()) == NULL)
+		return;
+	if (as != NULL && json_object_get(s->wanted,
+	    json_string_value(as)) == NULL)
+		json_object_set_new(s->wanted, json_string_value(as),
+		    json_null());
+	analysis = json_object_get(rec, "analysis");
+	id = json_object_get(rec, "id");
+	if (!json_is_object(analysis) || json_object_size(s->wanted) == 0)
+		return;
+	if (json_is_string(id))
+		sid = json_string_value(id);
+	else
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+		    json_integer_value(id));
+	if (json_is_null(json_object_get(s->wanted, sid)))
+		json_object_set_new(s->wanted, sid, json_pack("{sOsOsO}",
+		    "analysis", analysis, "model", json_object_get(rec,
+		    "model") != NULL ? json_object_get(rec, "model") :
+		    json_null(), "prompt_version", json_object_get(rec,
+		    "prompt_version") != NULL ? json_object_get(rec,
+		    "prompt_version") : json_null()));
 }

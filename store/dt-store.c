@@ -81,6 +81,10 @@ static const char usage_text[] =
     "the time left (from DT_STATE_DIR/fetch.claimed, DT_MAX_RECORDS,\n"
     "DT_RUN_STARTED_AT and DT_DEADLINE_SECONDS, as dt-entrypoint sets\n"
     "them).\n"
+    "A record of a row that takes the analysis of another with the same\n"
+    "text (\"same_text\", from dt-fetch --reuse) is sent again while that\n"
+    "row is being analysed; once it is stored the record is too, and once\n"
+    "the input has ended, what still waits is given back (\"released\").\n"
     "SIGTERM and SIGINT: the rest of the input is still read and stored (a\n"
     "second signal ends the program at once).  Exit status: 0 all stored,\n"
     "skipped (no text) or released (given back unanalyzed, with the\n"
@@ -180,7 +184,9 @@ take(struct dt_store *s, json_t *rec)
 	}
 	if (s->first_run == NULL)
 		s->first_run = strdup(run);
-	if (s->run_id != NULL && strcmp(s->run_id, run) != 0)
+	/* Records sent again may have filled the batch. */
+	if ((s->run_id != NULL && strcmp(s->run_id, run) != 0) ||
+	    (long long)s->n >= s->batch_size)
 		flush(s);
 	if (s->run_id == NULL) {
 		s->run_id = strdup(run);
@@ -194,6 +200,7 @@ take(struct dt_store *s, json_t *rec)
 	json_object_del(rec, "row");
 	json_object_del(rec, "store");
 	json_object_del(rec, "status");
+	dt_store_note_analysis(s, rec);
 	if (dt_store_batch_add(s, rec) < 0) {
 		flush(s);
 		dt_error("out of memory");
@@ -326,6 +333,9 @@ loop(struct dt_store *s, struct dt_reader *r)
 		long long pw;
 		int rc;
 
+		/* Rows waiting for another's analysis are asked about again. */
+		if (s->n == 0 && json_array_size(s->waiting) > 0)
+			dt_store_wait_take(s);
 		/* Waits for input end early when a progress line is due. */
 		dt_progress_tick(&s->progress, s->stored, s->failed,
 		    s->skipped);
@@ -377,6 +387,13 @@ loop(struct dt_store *s, struct dt_reader *r)
 		json_decref(rec);
 	}
 	flush(s);
+	/*
+	 * Every record has come: a row still waiting for another's analysis
+	 * takes it if it is stored by now, and is given back otherwise.
+	 */
+	s->final = 1;
+	while (json_array_size(s->waiting) > 0 && dt_store_wait_take(s) > 0)
+		flush(s);
 }
 
 /* ", released N" for the closing line when rows were given back. */
@@ -388,6 +405,18 @@ released_note(const struct dt_store *s)
 	note[0] = '\0';
 	if (s->released > 0)
 		snprintf(note, sizeof(note), ", released %lld", s->released);
+	return note;
+}
+
+/* " (N reused)" for the closing line when analyses were reused. */
+static const char *
+reused_note(const struct dt_store *s)
+{
+	static char note[48];
+
+	note[0] = '\0';
+	if (s->reused > 0)
+		snprintf(note, sizeof(note), " (%lld reused)", s->reused);
 	return note;
 }
 
@@ -405,6 +434,10 @@ emit_stage(struct dt_store *s)
 	    "bad", (json_int_t)s->bad, "batches", (json_int_t)s->batches,
 	    "outages", (json_int_t)s->outages), 0);
 
+	/* Only a run that reused analyses says how many. */
+	if (rec != NULL && s->reused > 0)
+		json_object_set_new(json_object_get(rec, "counts"), "reused",
+		    json_integer(s->reused));
 	if (rec != NULL)
 		dt_store_emit(s, rec);
 	json_decref(rec);
@@ -456,8 +489,9 @@ main(int argc, char **argv)
 		    "unchanged %lld in %lld requests", s.stored, s.failed,
 		    s.skipped, s.unchanged, s.batches);
 	else
-		dt_info("stored %lld, failed %lld, skipped %lld%s in %lld "
-		    "requests", s.stored, s.failed, s.skipped, released_note(&s),
+		dt_info("stored %lld%s, failed %lld, skipped %lld%s in %lld "
+		    "requests", s.stored, reused_note(&s), s.failed, s.skipped,
+		    released_note(&s),
 		    s.batches);
 	dt_reader_free(r);
 	dt_supabase_free(s.sb);
@@ -466,6 +500,8 @@ main(int argc, char **argv)
 	dt_buf_free(&s.sids);
 	dt_buf_free(&s.out);
 	free(s.slot);
+	json_decref(s.waiting);
+	json_decref(s.wanted);
 	free(s.run_id);
 	free(s.first_run);
 	return dt_cli_close_stdout(s.status);

@@ -121,13 +121,23 @@ dt_store_line_end(struct dt_store *s, size_t i, const char *store,
 	const struct dt_store_slot *sl = &s->slot[i];
 	struct dt_buf *o = &s->out;
 	size_t start = o->len;
+	json_t *w;
 	int rc = 0;
 
 	count(s, status);
+	if (sl->reused && strcmp(status, "stored") == 0)
+		s->reused++;
 	rc |= dt_buf_add(o, s->lines.p + sl->line, sl->line_len);
 	/* A record of nothing but dropped fields is "{" by now. */
 	if (sl->line_len > 1)
 		rc |= dt_buf_add(o, ",", 1);
+	/* A following row stored with its row's analysis shows it. */
+	if (sl->follows && strcmp(status, "stored") == 0 &&
+	    json_is_object(w = json_object_get(s->wanted, s->sids.p +
+	    sl->as))) {
+		rc |= dt_buf_json(o, w, DT_LINE_FLAGS | JSON_EMBED);
+		rc |= dt_buf_add(o, ",", 1);
+	}
 	rc |= dt_buf_add(o, "\"store\":", 8);
 	rc |= dt_buf_add(o, store, store_len);
 	rc |= dt_buf_add(o, ",\"status\":\"", 11);
@@ -254,6 +264,10 @@ dt_store_emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 			continue;
 		}
 		json_decref(o);
+		if (strcmp(json_string_value(outcome), "waiting") == 0) {
+			dt_store_wait_keep(s, i);
+			continue;
+		}
 		if (strcmp(json_string_value(outcome), "lost") == 0)
 			warn_lost(s, i);
 		if (strcmp(status_of(json_string_value(outcome)), "failed") ==

@@ -30,6 +30,10 @@ struct dt_store_slot {
 	size_t line, line_len;
 	size_t sid;
 	int sid_is_str;         /* a string id (else an integer) */
+	int reused;             /* it takes an analysis made before, or
+				 * another row's ("same_text") */
+	int follows;            /* "same_text": the row's id is at as */
+	size_t as;              /* in sids */
 };
 
 /*
@@ -77,6 +81,20 @@ struct dt_store {
 	long long lost;         /* rows this run no longer held */
 	long long unchanged;    /* --reclaim: rows left alone */
 	long long released;     /* given back unanalyzed, attempt returned */
+	long long reused;       /* stored with another row's analysis */
+	/*
+	 * Records of rows that take the analysis of a row still being
+	 * analysed (dt_settle said "waiting"), to be sent again; final: the
+	 * input has ended, so what they wait for will not come.
+	 */
+	json_t *waiting;
+	int final;
+	/*
+	 * The rows that following records take the analysis of, by source
+	 * id: null until that row's record came with its analysis, then
+	 * {"analysis","model","prompt_version"} for their status lines.
+	 */
+	json_t *wanted;
 	long long outages;      /* outages waited through */
 	int status;
 	char message[1100];
@@ -117,6 +135,13 @@ void dt_store_line_end(struct dt_store *s, size_t i, const char *store,
 void dt_store_line_not_stored(struct dt_store *s, size_t i, const char *why);
 
 /*
+ * Notes what rec (a record about to be batched) says about analyses that
+ * following rows take (s->wanted): a follower wants its row's analysis,
+ * and a record with an analysis that is wanted gives it.
+ */
+void dt_store_note_analysis(struct dt_store *s, json_t *rec);
+
+/*
  * Checks that rec can be stored: a usable id, and an "analysis", an
  * "error" or a "skip" object.  Returns 0, or -1 with *why set.
  */
@@ -132,6 +157,20 @@ int dt_store_batch_add(struct dt_store *s, json_t *rec);
 
 /* Empties the batch. */
 void dt_store_batch_reset(struct dt_store *s);
+
+/*
+ * Keeps batch record i, whose row waits for the analysis of another
+ * (outcome "waiting"), in s->waiting to be sent again; its status line
+ * is written once the row is settled.
+ */
+void dt_store_wait_keep(struct dt_store *s, size_t i);
+
+/*
+ * Moves the waiting records into the empty batch, as many as fit and
+ * belong to one run; the batch is then sent no sooner than 200 ms from
+ * now.  Returns how many it moved.
+ */
+size_t dt_store_wait_take(struct dt_store *s);
 
 /* Writes the status lines of records [from, to) from the reply rows. */
 void dt_store_emit_outcomes(struct dt_store *s, size_t from, size_t to,
