@@ -334,6 +334,15 @@ head_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
 		dt_buf_puts(&b, " ");
 		put_uint(&b, w, (unsigned long long)json_integer_value(v));
 		first = 0;
+		/* Of the stored: analyses of texts seen before, at no cost. */
+		if (strcmp(k, "stored") == 0 && int_at(s, "reused") > 0) {
+			dt_buf_puts(&b, " (");
+			put_uint(&b, w, (unsigned long long)int_at(s,
+			    "reused"));
+			dt_buf_puts(&b, " ");
+			put_name(&b, w, "reused");
+			dt_buf_puts(&b, ")");
+		}
 	}
 	line_end(l, &b);
 

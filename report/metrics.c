@@ -98,6 +98,10 @@ dt_rpt_metrics_text(struct dt_buf *b, json_t *s, int success,
 	    "failed.");
 	value(b, "dt_run_failed_records",
 	    json_number_value(json_object_get(s, "failed")));
+	family(b, "dt_run_reused_records", "Records of the last run stored "
+	    "with the analysis of the same text made before, at no cost.");
+	value(b, "dt_run_reused_records",
+	    json_number_value(json_object_get(s, "reused")));
 	if (json_is_number(v = json_object_get(s, "duration_s"))) {
 		family(b, "dt_run_duration_seconds", "How long the last run "
 		    "took.");

@@ -174,6 +174,7 @@ dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
 	t->records += u64_at(s, "records");
 	t->failed += u64_at(s, "failed");
 	t->bad_lines += u64_at(s, "bad_lines");
+	t->reused += u64_at(s, "reused");
 	merge_named(t->status, &t->nstatus, DT_RPT_MAX_STATUS,
 	    json_object_get(s, "by_status"));
 	merge_named(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,

@@ -172,6 +172,10 @@ dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
 	json_object_set_new(o, "bad_lines",
 	    json_integer((json_int_t)t->bad_lines));
 	json_object_set_new(o, "by_status", named_obj(t->status, t->nstatus));
+	/* Only a run that reused analyses says how many. */
+	if (t->reused > 0)
+		json_object_set_new(o, "reused",
+		    json_integer((json_int_t)t->reused));
 	json_object_set_new(o, "by_error", named_obj(t->kinds, t->nkinds));
 	tok = json_object();
 	json_object_set_new(tok, "prompt",

@@ -473,6 +473,11 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 	}
 	if (failed)
 		t->failed++;
+	/* dt-fetch --reuse: an analysis that cost nothing this time. */
+	if (len == 6 && memcmp(st, "stored", 6) == 0 &&
+	    (json_is_object(json_object_get(rec, "reused")) ||
+	    json_is_object(json_object_get(rec, "same_text"))))
+		t->reused++;
 	tally_usage(t, rec);
 	if (number(json_object_get(rec, "latency_ms"), &latency) &&
 	    latency >= 0)

@@ -75,6 +75,8 @@ struct dt_rpt_tally {
 	uint64_t with_cost;
 	struct dt_rpt_hist latency;
 	uint64_t analyzed;      /* records with an analysis object */
+	uint64_t reused;        /* stored with an analysis made before or
+				 * for another row with the same text */
 	int nfields;
 	struct dt_rpt_field fields[DT_RPT_MAX_FIELDS];
 	int nstages;

@@ -23,7 +23,8 @@ const struct dt_rpt_words dt_rpt_en = {
 	    {"confidence", "Confidence"}, {"unclaimed", "unclaimed"},
 	    {"leased", "leased"}, {"parked", "parked"},
 	    {"skipped", "skipped (no text)"},
-	    {"released", "given back for the next run"}, {NULL, NULL}},
+	    {"released", "given back for the next run"},
+	    {"reused", "reused at no cost"}, {NULL, NULL}},
 };
 
 const struct dt_rpt_words dt_rpt_ru = {
@@ -45,6 +46,7 @@ const struct dt_rpt_words dt_rpt_ru = {
 	    {"stored", "сохранено"}, {"failed", "с ошибкой"},
 	    {"skipped", "пропущено (без текста)"},
 	    {"released", "возвращено в очередь"},
+	    {"reused", "повторно, без затрат"},
 	    {"unchanged", "без изменений"},
 	    {"analyzed", "проанализировано"},
 	    {"fetched", "получено"}, {"positive", "позитив"},

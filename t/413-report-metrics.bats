@@ -49,6 +49,7 @@ dt_run_records{instance="",job="dt",status="failed"} 0
 dt_run_records{instance="",job="dt",status="released"} 0
 dt_run_records{instance="",job="dt",status="skipped"} 0
 dt_run_records{instance="",job="dt",status="stored"} 6
+dt_run_reused_records{instance="",job="dt"} 0
 dt_run_success{instance="",job="dt"} 1
 dt_run_tokens{instance="",job="dt"} 2808'
 }
