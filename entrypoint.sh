@@ -59,6 +59,10 @@ Environment (secrets also as NAME_FILE, read from a mounted file):
                                     N; shard 0 sends the one report
   DT_SHARD_WAIT_SECONDS             how long shard 0 waits for the others
                                     (default: until DT_DEADLINE_SECONDS)
+  DT_REUSE (1)                      0: analyse every text, also one that
+                                    was analysed before with the same
+                                    prompt, schema and model (whose
+                                    stored analysis is otherwise reused)
   DT_LOG_FORMAT (text)              json: every line on stderr is a JSON
                                     object, this script's and GNU
                                     parallel's lines included
@@ -155,6 +159,7 @@ check_config() {
 	need_int DT_DRAIN_SECONDS 60 0 3600
 	need_int DT_SHARDS 1 1 1000
 	need_int DT_SHARD_INDEX 0 0 999
+	need_int DT_REUSE 1 0 1
 	if [ -n "${DT_SHARD_WAIT_SECONDS:-}" ]; then
 		need_int DT_SHARD_WAIT_SECONDS 0 0 86400
 	fi
@@ -229,6 +234,15 @@ if [ "$preflight" = 1 ]; then
 	exit "$(dt_exit_worst "$s_fetch" "$s_analyze" "$s_report")"
 fi
 
+# A text analysed before with the same prompt, schema and model (the
+# prompt version) is not sent again: dt-fetch claims it with the stored
+# analysis, which dt-analyze passes through (docs/supabase.md).
+reuse=()
+if [ "${DT_REUSE:-1}" = 1 ]; then
+	prompt_version=$(dt-analyze --prompt-version) || exit 78
+	reuse=(--reuse "$prompt_version")
+fi
+
 DT_RUN_ID=$(make_run_id)
 DT_RUN_STARTED_AT=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 export DT_RUN_ID DT_RUN_STARTED_AT
@@ -286,7 +300,7 @@ set -m # the pipeline gets its own process group, so a drain can end it
 (
 	set +e
 	exec {lifeline_w}>&- {lifeline}<&-
-	dt-fetch --claim | out fetch.ndjson | dt-fanout | out analyze.ndjson |
+	dt-fetch --claim "${reuse[@]}" | out fetch.ndjson | dt-fanout | out analyze.ndjson |
 		dt-store | out store.ndjson | DT_RUN_ID=$run dt-report |
 		out report.json
 	echo "${PIPESTATUS[0]} ${PIPESTATUS[2]} ${PIPESTATUS[4]} ${PIPESTATUS[6]}" \
