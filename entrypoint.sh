@@ -296,15 +296,32 @@ if [ "$shards" -gt 1 ]; then
 else
 	info "run $run starting"
 fi
+# guard: started first in a subshell that leads a process group of its
+# own (set -m), kills that whole group with SIGKILL once dt-entrypoint is
+# gone (the lifeline's end).  Then nothing in the group outlives it, not
+# even a process that watches nothing (the subshells, tee, dt-fanout,
+# parallel) or a stage whose watch did not act.  Sets guard to its pid,
+# which the subshell kills when its work is done.
+guard() {
+	local group=$BASHPID
+	(
+		read -r -u "$lifeline" _ || kill -KILL -- -"$group"
+	) >/dev/null &
+	guard=$!
+}
+
 set -m # the pipeline gets its own process group, so a drain can end it
 (
 	set +e
-	exec {lifeline_w}>&- {lifeline}<&-
+	exec {lifeline_w}>&-
+	guard
+	exec {lifeline}<&-
 	dt-fetch --claim "${reuse[@]}" | out fetch.ndjson | dt-fanout | out analyze.ndjson |
 		dt-store | out store.ndjson | DT_RUN_ID=$run dt-report |
 		out report.json
 	echo "${PIPESTATUS[0]} ${PIPESTATUS[2]} ${PIPESTATUS[4]} ${PIPESTATUS[6]}" \
 		>"$state/status"
+	kill "$guard" 2>/dev/null
 ) &
 pipeline=$!
 set +m

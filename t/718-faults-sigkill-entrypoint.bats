@@ -25,18 +25,47 @@ setup() {
 	# orphan would store its result 3 s later.
 	standin perplexity script '{"latency_ms": 3000}'
 	MARK=DT_TEST_MARK=$BATS_TEST_TMPDIR
+	# For the last test, which looks again for every run of the file.
+	echo "$MARK" >>"$BATS_FILE_TMPDIR/runs"
 }
 
-# left: the processes (pid:name) whose environment holds this test's
-# mark, which every process of the run inherits.
-left() {
-	local f out=
-	# One grep over every environment (-z: NUL-separated entries).
-	for f in $(grep -lzxF "$MARK" /proc/[0-9]*/environ 2>/dev/null); do
-		f=${f%/environ}
-		out="$out ${f#/proc/}:$(cat "$f/comm" 2>/dev/null)"
+# of MARK|SESSION...: the processes (pid:name) whose environment holds one
+# of the marks (which every process of a run inherits) or which are in
+# one of the sessions (a dt-entrypoint's pid, under setsid): a process
+# whose environment cannot be read is still seen.
+of() {
+	local p out=
+	for p in $(of_pids "$@" 2>/dev/null | sort -un); do
+		out="$out $p:$(cat "/proc/$p/comm" 2>/dev/null)"
 	done
 	echo "${out# }"
+}
+
+of_pids() {
+	local f marks=() sids=" "
+	for f; do
+		case $f in
+		DT_TEST_MARK=*) marks+=(-e "$f") ;;
+		*) sids="$sids$f " ;;
+		esac
+	done
+	# One grep over every environment (-z: NUL-separated entries).
+	if [ ${#marks[@]} -gt 0 ]; then
+		grep -lzxF "${marks[@]}" /proc/[0-9]*/environ | cut -d/ -f3
+	fi
+	[ "$sids" != " " ] || return 0
+	# The session: the 4th field after the command name, which may hold
+	# spaces and parentheses; the 1st is the state (Z: ended, not yet
+	# reaped by init).  (No shell loop: bats' DEBUG trap makes one over
+	# every process take seconds.)
+	cat /proc/[0-9]*/stat | awk -v sids="$sids" '{ s = $0
+		sub(/.*\) /, "", s); split(s, f, " ")
+		if (f[1] != "Z" && index(sids, " " f[4] " ")) print $1 }'
+}
+
+# left: the processes of this test's run.
+left() {
+	of "$MARK" ${pid:+"$pid"}
 }
 
 # start: dt-entrypoint in a session of its own; sets pid.  Returns once
@@ -46,6 +75,7 @@ start() {
 	DT_RUN_ID=killed env "$MARK" setsid dt-entrypoint >"$BATS_TEST_TMPDIR/out" \
 		2>"$BATS_TEST_TMPDIR/err" 3>&- &
 	pid=$!
+	echo "$pid" >>"$BATS_FILE_TMPDIR/runs"
 	for _ in $(seq 1 500); do
 		[ "$(count "status = 'leased'")" -ge 20 ] &&
 			[ "$(left | tr ' ' '\n' | grep -c ':dt-analyze$')" -ge 4 ] && break
@@ -150,4 +180,30 @@ $(ps -o pid,ppid,pgid,args -p "$(echo "$l" | tr ' ' '\n' | cut -d: -f1 | paste -
 	DT_WATCH_PID=$$ run -0 --separate-stderr dt-store --dry-run </dev/null
 	DT_WATCH_PID=abc run -78 --separate-stderr dt-report --check-config
 	[[ $stderr == *"DT_WATCH_PID"* ]] || fail "$stderr"
+}
+
+@test "entrypoint: a pipeline process that watches nothing does not outlive dt-entrypoint either" {
+	# A dt-report that ignores DT_WATCH_PID, as a stage whose watch did
+	# not act would: it waits on past the end of its input.
+	mkdir -p "$BATS_TEST_TMPDIR/bin"
+	# shellcheck disable=SC2016 # the script's own text
+	printf '%s\n' '#!/bin/sh' '[ "${1:-}" = --check-config ] && exit 0' \
+		'cat >/dev/null' 'exec sleep 600' >"$BATS_TEST_TMPDIR/bin/dt-report"
+	chmod +x "$BATS_TEST_TMPDIR/bin/dt-report"
+	PATH=$BATS_TEST_TMPDIR/bin:$PATH start
+	[[ " $(left) " == *:dt-report\ * ]] || fail "no dt-report: $(left)"
+	kill -KILL "$pid"
+	wait "$pid" 2>/dev/null || true
+	none_left
+}
+
+@test "entrypoint: no process of any killed run of this file shows up later" {
+	local l
+	for _ in $(seq 1 50); do
+		# shellcheck disable=SC2046 # a mark or a session a line
+		l=$(of $(cat "$BATS_FILE_TMPDIR/runs"))
+		[ -z "$l" ] && break
+		sleep 0.1
+	done
+	[ -z "$l" ] || fail "left running: $l"
 }
