@@ -128,8 +128,11 @@ dt_watch_start(void)
 	rc = pthread_create(&t, &attr, watch, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0)
-		dt_warn("DT_WATCH_PID: cannot start the watch: %s",
-		    strerror(rc));
+	if (rc != 0) {
+		/* Unwatched, this stage could outlive the run: it stops. */
+		dt_error("DT_WATCH_PID: cannot start the watch (%s); stopping "
+		    "rather than run unwatched", strerror(rc));
+		_exit(DT_EXIT_TEMPFAIL);
+	}
 	return 0;
 }

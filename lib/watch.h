@@ -15,6 +15,8 @@
  * signal.  When it ends (or has already ended: it is no longer an
  * ancestor), logs one error line and ends this program at once with
  * _exit(DT_EXIT_TEMPFAIL): no stage record, nothing flushed, no cleanup.
+ * When the watch cannot be started (no thread), it logs one error line
+ * and ends this program the same way rather than run unwatched.
  * Without DT_WATCH_PID it does nothing.  Returns 0, or -1 when
  * DT_WATCH_PID is not a pid (logged).
  */

@@ -182,6 +182,18 @@ $(ps -o pid,ppid,pgid,args -p "$(echo "$l" | tr ' ' '\n' | cut -d: -f1 | paste -
 	[[ $stderr == *"DT_WATCH_PID"* ]] || fail "$stderr"
 }
 
+@test "DT_WATCH_PID: a stage that cannot start its watch stops (75) rather than run unwatched" {
+	unwrapped || skip "valgrind starts threads its own way"
+	[ "$(cat /proc/sys/vm/overcommit_memory)" != 1 ] ||
+		skip "with overcommit always, a 1 TiB thread stack can be had"
+	# A stack limit of 1 TiB: the watch thread's default stack is that
+	# size, which the kernel refuses to commit.
+	DT_WATCH_PID=$$ run -75 --separate-stderr \
+		prlimit --stack=1099511627776 dt-store --dry-run </dev/null
+	assert_equal "$stderr" "dt-store: error: DT_WATCH_PID: cannot start the watch (Resource temporarily unavailable); stopping rather than run unwatched"
+	assert_output ""
+}
+
 @test "entrypoint: a pipeline process that watches nothing does not outlive dt-entrypoint either" {
 	# A dt-report that ignores DT_WATCH_PID, as a stage whose watch did
 	# not act would: it waits on past the end of its input.
