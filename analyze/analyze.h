@@ -12,6 +12,7 @@
  *   output.c      writing records and the stage record (also from the
  *                 signal handler), errors and usage on records
  *   modes.c       --estimate, --preflight and --dry-run
+ *   stages.c      --merge-stages
  *
  * Names shared between these files begin with dt_az_.
  */
@@ -55,13 +56,12 @@ struct config {
 	long long breaker;
 	struct dt_http_policy pol;
 	long long max_line;
-	long long pipe_bytes;
-	long long read_bytes;   /* per read(2) from a pipe on stdin */
 	int dry_run;
 	int check_config;       /* --check-config: validate and exit */
 	int preflight;          /* --preflight */
 	int estimate;           /* --estimate */
 	int show_version;       /* --prompt-version */
+	const char *merge_dir;  /* --merge-stages DIR */
 	double price_in, price_out, price_request; /* DT_PRICE_* */
 	int prices_set;         /* DT_PRICE_INPUT/OUTPUT_PER_M given */
 	int request_price_set;  /* DT_PRICE_PER_REQUEST given */
@@ -288,12 +288,26 @@ int dt_az_estimate(struct run *x);
  */
 int dt_az_preflight(struct run *x);
 
+/* stages.c */
+
+/*
+ * --merge-stages: writes one stage record summing those the workers of
+ * a fan-out left in dir ("stage.*" files; dt_az_open_stage_file): counts,
+ * tokens, cost and CPU added up, the largest peak memory, the most severe
+ * status with its message, interrupted when any was.  Writes nothing when
+ * there is none.  Returns 0, or the exit status of a failed read or write.
+ */
+int dt_az_merge_stages(const char *dir);
+
 /* output.c */
 
-/* Opens DT_FANOUT_OUTPUT_LOCK, the lock every write to stdout holds. */
-void dt_az_open_output_lock(void);
+/*
+ * Under dt-fanout, opens the file in DT_FANOUT_STAGE_DIR the stage record
+ * goes to instead of stdout.
+ */
+void dt_az_open_stage_file(void);
 
-/* Writes rec as one line (dt_emit's format) in one write(2), under the lock. */
+/* Writes rec as one line (dt_emit's format) in one write(2). */
 void dt_az_emit(json_t *rec);
 
 /*
@@ -322,7 +336,7 @@ int dt_az_end_of_run(struct run *x);
 /* The stage record's message for x's status (NULL when all went well). */
 const char *dt_az_final_message(struct run *x, int interrupted);
 
-/* Closes the output lock and frees emit's buffer. */
+/* Closes the stage file and frees emit's buffer. */
 void dt_az_close_output(void);
 
 #endif

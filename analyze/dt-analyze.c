@@ -7,10 +7,8 @@
  * schema and writes the record back with "analysis" or an "error".
  * docs/analyze.md has the whole story.
  */
-#include <sys/stat.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +41,7 @@ static const char usage_text[] =
     "                  [-t seconds] [-x cut|reject] [file ...]\n"
     "       dt-analyze --check-config | --preflight | --estimate |\n"
     "                  --prompt-version [option ...]\n"
+    "       dt-analyze --merge-stages dir\n"
     "\n"
     "Adds a structured analysis of each record's \"text\" to the record.\n"
     "A record whose text is null, empty or blank gets \"skip\" instead, "
@@ -84,6 +83,11 @@ static const char usage_text[] =
     "                            with --api chat: sonar)\n"
     "  -n, --max-text-bytes N    longest text sent (DT_MAX_TEXT_BYTES; "
     "16384)\n"
+    "      --merge-stages DIR    write one stage record summing the "
+    "\"stage.*\"\n"
+    "                            files dt-fanout's jobs left in DIR; "
+    "read no\n"
+    "                            input\n"
     "  -p, --prompt FILE         instructions (DT_PROMPT_FILE; "
     "share/dt/prompt.txt)\n"
     "      --prompt-version      print the prompt version analyses get "
@@ -151,6 +155,7 @@ static const struct option longopts[] = {
 	{"estimate", no_argument, NULL, 'E'},
 	{"help", no_argument, NULL, 'h'},
 	{"max-text-bytes", required_argument, NULL, 'n'},
+	{"merge-stages", required_argument, NULL, 'M'},
 	{"model", required_argument, NULL, 'm'},
 	{"preflight", no_argument, NULL, 'P'},
 	{"prompt", required_argument, NULL, 'p'},
@@ -184,7 +189,8 @@ set_value(struct config *c, int ch, const char *arg)
 	long long *number[] = {&c->breaker, &c->max_text, &c->rpm,
 	    &c->timeout_s};
 	const char **text = ch == 'B' ? &c->base_url : ch == 'm' ? &c->model :
-	    ch == 'p' ? &c->prompt_file : ch == 's' ? &c->schema_file : NULL;
+	    ch == 'p' ? &c->prompt_file : ch == 's' ? &c->schema_file :
+	    ch == 'M' ? &c->merge_dir : NULL;
 	size_t i;
 
 	if (text != NULL) {
@@ -386,82 +392,42 @@ prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 }
 
 /*
- * A pipe from GNU parallel holds 64 KiB by default, hundreds of records
- * that would wait behind one slow call; a one-page pipe keeps the
- * backlog of each worker small so parallel hands records to whichever
- * worker has room.  The kernel refuses while the pipe holds more than
- * the new size, so main() tries first thing (parallel starts writing as
- * soon as the worker exists) and the loop tries again after each record
- * until it works.  Returns 1 when done or not applicable.
+ * While waiting for a call slot: the run is stopping (a signal, the stop
+ * file) or its circuit is open, so this worker will make no call and
+ * needs no slot.
  */
 static int
-shrink_stdin_pipe(long long bytes)
+no_call_coming(void)
 {
-#ifdef F_SETPIPE_SZ
-	struct stat sb;
+	const char *stop = dt_az_run->c.stop_file;
 
-	if (bytes <= 0 || fstat(STDIN_FILENO, &sb) < 0 || !S_ISFIFO(sb.st_mode))
-		return 1;
-	if (fcntl(STDIN_FILENO, F_GETPIPE_SZ) <= bytes)
-		return 1;
-	if (fcntl(STDIN_FILENO, F_SETPIPE_SZ, (int)bytes) < 0)
+	return dt_az_signal || (stop != NULL && access(stop, F_OK) == 0) ||
+	    dt_shared_breaker(dt_az_run->sh) != DT_BREAKER_CLOSED;
+}
+
+/*
+ * Under dt-fanout, which starts more workers than may call at once, a
+ * worker takes a call slot (DT_FANOUT_SLOTS of them, in the shared
+ * state) before its records, and keeps it until it exits: a started
+ * worker waits with its few records, and none queue behind a slow call.
+ * Returns 0, or -1 after an error line.
+ */
+static int
+call_slot(struct run *x)
+{
+	long long slots;
+	char err[512];
+
+	if (x->sh == NULL || getenv("DT_FANOUT_SLOTS") == NULL)
 		return 0;
-#else
-	(void)bytes;
-#endif
-	return 1;
-}
-
-/*
- * Tells dt-fanout that this worker's input pipe is small now: the rest
- * of the input flows only when every worker has said so (see dt-fanout).
- */
-static void
-say_ready(void)
-{
-	const char *dir = getenv("DT_FANOUT_READY_DIR");
-	char path[4096];
-	int fd;
-
-	if (dir == NULL || *dir == '\0')
-		return;
-	snprintf(path, sizeof(path), "%s/ready.%ld", dir, (long)getpid());
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) >= 0)
-		close(fd);
-}
-
-/*
- * Under the fan-out the input pipe is this worker's queue: what the
- * reader has taken out of it waits here however slow the current call
- * is, while what is still in the pipe keeps the pipe full, so parallel
- * hands the next records to other workers.  So a pipe on stdin is read
- * a little at a time (DT_STDIN_READ_BYTES; docs/analyze.md says why);
- * files are read 64 KiB at a time.
- */
-static void
-small_reads(struct dt_reader *r, long long bytes)
-{
-	struct stat sb;
-
-	if (bytes > 0 && fstat(STDIN_FILENO, &sb) == 0 &&
-	    S_ISFIFO(sb.st_mode))
-		dt_reader_set_chunk(r, (size_t)bytes);
-}
-
-/* The pipe size before anything else is read or set up. */
-static long long
-early_pipe_bytes(void)
-{
-	const char *s = getenv("DT_STDIN_PIPE_BYTES");
-	char *end;
-	long long v;
-
-	/* read_env() checks the value properly later; here a bad one is 0. */
-	if (s == NULL || *s == '\0')
-		return 4096;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	return errno != 0 || *end != '\0' || v < 0 ? 0 : v;
+	if (dt_env_ll("DT_FANOUT_SLOTS", 0, 1, 100000, &slots) < 0)
+		return -1;
+	if (dt_shared_call_slot(x->sh, (int)slots, no_call_coming, err,
+	    sizeof(err)) < 0) {
+		dt_error("%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 
@@ -484,8 +450,7 @@ bad_line(struct run *x, struct dt_reader *r)
  * input once it holds a record.
  */
 static void
-read_records(struct run *x, struct dt_reader *r, int shrunk,
-    struct dt_az_group *g)
+read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 {
 	json_t *rec;
 	int rc;
@@ -514,8 +479,6 @@ read_records(struct run *x, struct dt_reader *r, int shrunk,
 		} else
 			dt_az_hold(x, g, rec, prepare(x, rec, &g->calls[g->ncalls]) ==
 			    CALL);
-		if (!shrunk && (shrunk = shrink_stdin_pipe(x->c.pipe_bytes)))
-			say_ready();
 	}
 	/* Records read before a signal still get their lines. */
 	if (g->ncalls > 0)
@@ -556,7 +519,7 @@ configure(struct config *c, int argc, char **argv, int *exit_now)
 	if (dt_env_secret("PERPLEXITY_API_KEY", &c->key) < 0)
 		return -1;
 	if (c->key == NULL && !c->dry_run && !c->estimate &&
-	    !c->show_version) {
+	    !c->show_version && c->merge_dir == NULL) {
 		dt_error("PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is "
 		    "not set");
 		return -1;
@@ -570,28 +533,24 @@ main(int argc, char **argv)
 	static struct run x;
 	struct dt_reader *r = NULL;
 	struct dt_az_group g;
-	int first, exit_now, interrupted = 0, shrunk;
+	int first, exit_now, interrupted = 0;
 
 	memset(&g, 0, sizeof(g));
-	if ((shrunk = shrink_stdin_pipe(early_pipe_bytes())))
-		say_ready();
 	if (dt_log_init("dt-analyze") < 0 || dt_watch_start() < 0)
 		return DT_EXIT_CONFIG;
-#ifdef F_GETPIPE_SZ
-	if (dt_log_enabled(DT_LOG_DEBUG) && fcntl(STDIN_FILENO, F_GETPIPE_SZ) > 0)
-		dt_debug("input pipe holds %d bytes%s",
-		    fcntl(STDIN_FILENO, F_GETPIPE_SZ), shrunk ? "" :
-		    " (shrinking it again after each record)");
-#endif
 	dt_out_init();
 	if ((first = configure(&x.c, argc, argv, &exit_now)) < 0)
 		return exit_now;
+	if (x.c.merge_dir != NULL) {
+		x.status = dt_az_merge_stages(x.c.merge_dir);
+		goto out;
+	}
 	/*
 	 * Only a worker that takes its configuration touches the fan-out's
 	 * files: one refusing it may still be starting when parallel has
 	 * given up and dt-fanout removed them.
 	 */
-	dt_az_open_output_lock();
+	dt_az_open_stage_file();
 	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
 	x.status = DT_EXIT_OK;
 	if (dt_az_setup(&x) < 0) {
@@ -622,15 +581,17 @@ main(int argc, char **argv)
 		x.status = DT_EXIT_TEMPFAIL;
 		goto out;
 	}
-	if (first == argc)
-		small_reads(r, x.c.read_bytes);
 	dt_az_take_run_id(&x, NULL);
 	if (dt_az_group_init(&g, x.c.pack) < 0) {
 		dt_error("out of memory");
 		x.status = DT_EXIT_TEMPFAIL;
 		goto out;
 	}
-	read_records(&x, r, shrunk, &g);
+	if (call_slot(&x) < 0) {
+		x.status = DT_EXIT_TEMPFAIL;
+		goto out;
+	}
+	read_records(&x, r, &g);
 	interrupted = dt_az_end_of_run(&x);
 	dt_az_emit_stage(&x, x.status, dt_az_final_message(&x, interrupted),
 	    interrupted);

@@ -2,7 +2,6 @@
  * output.c: dt-analyze's output: every record as one line, and the
  * stage record at the end, also from the signal handler.
  */
-#include <sys/file.h>
 #include <sys/resource.h>
 
 #include <errno.h>
@@ -33,7 +32,7 @@ volatile sig_atomic_t dt_az_in_call;
 struct run *dt_az_run;
 int dt_az_out_failed;
 
-static int out_lock_fd = -1;    /* DT_FANOUT_OUTPUT_LOCK, see dt_az_emit() */
+static int stage_fd = STDOUT_FILENO; /* see dt_az_open_stage_file() */
 static struct {
 	char *s;
 	size_t len, cap;
@@ -118,60 +117,56 @@ on_signal(int sig)
 	sput(buf, sizeof(buf), &o, ",\"prompt_version\":\"");
 	sput(buf, sizeof(buf), &o, x->version);
 	sput(buf, sizeof(buf), &o, "\",\"interrupted\":true}\n");
-	if (out_lock_fd >= 0)
-		(void)flock(out_lock_fd, LOCK_EX);
-	(void)!write(STDOUT_FILENO, buf, o);
+	(void)!write(stage_fd, buf, o);
 	_exit(DT_EXIT_TEMPFAIL);
 }
 
 /*
- * Under dt-fanout the workers write straight to one shared stdout
- * (parallel --ungroup; docs/analyze.md says why).  A record can be
- * longer than the pipe's atomic write size, so
- * every write holds an flock(2) on a file dt-fanout names: records are
- * never split or mixed.  Without DT_FANOUT_OUTPUT_LOCK there is no lock.
+ * Under dt-fanout the stage record goes to a file of its own in
+ * DT_FANOUT_STAGE_DIR, "stage.<pid>": the fan-out starts hundreds of
+ * short-lived workers and writes one stage record for them all
+ * (--merge-stages).  Without DT_FANOUT_STAGE_DIR it goes to stdout.
  */
 void
-dt_az_open_output_lock(void)
+dt_az_open_stage_file(void)
 {
-	const char *path = getenv("DT_FANOUT_OUTPUT_LOCK");
+	const char *dir = getenv("DT_FANOUT_STAGE_DIR");
+	char path[4096];
+	int fd;
 
-	if (path != NULL && *path != '\0' && (out_lock_fd = open(path,
-	    O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
-		dt_warn("%s: %s; writing without the output lock", path,
-		    strerror(errno));
-}
-
-static void
-out_lock(int op)
-{
-	if (out_lock_fd >= 0)
-		while (flock(out_lock_fd, op) < 0 && errno == EINTR)
-			;
+	if (dir == NULL || *dir == '\0')
+		return;
+	snprintf(path, sizeof(path), "%s/stage.%ld", dir, (long)getpid());
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) < 0)
+		dt_warn("%s: %s; writing the stage record to standard output",
+		    path, strerror(errno));
+	else
+		stage_fd = fd;
 }
 
 /*
- * Writes n bytes of s to stdout under the lock.  Returns 0, or -1 once
- * a write failed: EPIPE (the reader went away) silently, anything else
- * logged; dt_az_out_failed then holds the exit status for it, and every
- * later call fails at once.
+ * Writes n bytes of s to fd (stdout or the stage file).  Returns 0, or
+ * -1 once a write failed: EPIPE (the reader went away) silently,
+ * anything else logged; dt_az_out_failed then holds the exit status for
+ * it, and every later call fails at once.
  */
 static int
-emit_raw(const char *s, size_t n)
+emit_raw(int fd, const char *s, size_t n)
 {
 	int rc = 0;
 
 	if (dt_az_out_failed)
 		return -1;
-	out_lock(LOCK_EX);
 	while (n > 0) {
-		ssize_t w = write(STDOUT_FILENO, s, n);
+		ssize_t w = write(fd, s, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0) {
 			if (errno != EPIPE)
-				dt_error("cannot write standard output: %s",
+				dt_error("cannot write %s: %s", fd == STDOUT_FILENO ?
+				    "standard output" : "the stage record",
 				    strerror(errno));
 			dt_az_out_failed = errno == EPIPE ? DT_EXIT_PIPE :
 			    DT_EXIT_IOERR;
@@ -181,7 +176,6 @@ emit_raw(const char *s, size_t n)
 		s += w;
 		n -= (size_t)w;
 	}
-	out_lock(LOCK_UN);
 	return rc;
 }
 
@@ -219,7 +213,7 @@ dt_az_emit(json_t *rec)
 		dt_az_out_failed = DT_EXIT_IOERR;
 		return;
 	}
-	(void)emit_raw(out_line.s, out_line.len);
+	(void)emit_raw(STDOUT_FILENO, out_line.s, out_line.len);
 }
 
 /*
@@ -323,7 +317,7 @@ dt_az_emit_stage(struct run *x, int status, const char *message,
 	if (dt_az_out_failed)
 		return;
 	n = render_stage(x, status, message, interrupted, stage, sizeof(stage));
-	(void)emit_raw(stage, n);
+	(void)emit_raw(stage_fd, stage, n);
 }
 
 void
@@ -335,9 +329,9 @@ dt_az_install_signals(void)
 void
 dt_az_close_output(void)
 {
-	if (out_lock_fd >= 0)
-		close(out_lock_fd);
-	out_lock_fd = -1;
+	if (stage_fd != STDOUT_FILENO)
+		close(stage_fd);
+	stage_fd = STDOUT_FILENO;
 	free(out_line.s);
 	out_line.s = NULL;
 	out_line.len = out_line.cap = 0;

@@ -112,10 +112,6 @@ dt_az_read_env(struct config *c)
 	    dt_env_ll("DT_MAX_LINE", (long long)DT_NDJSON_MAX_LINE_DEFAULT, 1024,
 	    1 << 28,
 	    &c->max_line) < 0 ||
-	    dt_env_ll("DT_STDIN_PIPE_BYTES", 4096, 0, 1 << 20,
-	    &c->pipe_bytes) < 0 ||
-	    dt_env_ll("DT_STDIN_READ_BYTES", 512, 0, 65536,
-	    &c->read_bytes) < 0 ||
 	    dt_env_ll("DT_HTTP_TRIES", 4, 1, 100, &tries) < 0 ||
 	    dt_env_ll("DT_RETRY_BASE_MS", 500, 1, 3600000, &base) < 0 ||
 	    dt_env_ll("DT_RETRY_CAP_MS", 30000, 1, 3600000, &cap) < 0 ||

@@ -48,6 +48,8 @@ struct state {
 
 struct dt_shared {
 	int fd;
+	int call_fd;            /* the call slot held, or -1 */
+	char dir[4096];
 	struct state *st;
 	size_t size;
 };
@@ -93,7 +95,8 @@ dt_shared_open(const char *dir, long long rpm, long long window_ms, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	s->fd = -1;
+	s->fd = s->call_fd = -1;
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
 	snprintf(path, sizeof(path), "%s/analyze.state", dir);
 	if ((s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600)) < 0) {
@@ -156,6 +159,8 @@ dt_shared_close(struct dt_shared *s)
 		munmap(s->st, s->size);
 	if (s->fd >= 0)
 		close(s->fd);
+	if (s->call_fd >= 0)
+		close(s->call_fd);
 	free(s);
 }
 
@@ -382,4 +387,34 @@ dt_shared_warm_done(struct dt_shared *s, int how)
 	if (how == DT_WARM_OK)
 		s->st->warm = 1;
 	unlock(s);
+}
+
+int
+dt_shared_call_slot(struct dt_shared *s, int slots, int (*stop)(void),
+    char *err, size_t errlen)
+{
+	char path[4200];
+	int i, fd;
+
+	if (s->call_fd >= 0)
+		return 1;
+	for (;;) {
+		for (i = 0; i < slots; i++) {
+			snprintf(path, sizeof(path), "%s/call.%d", s->dir, i);
+			if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC |
+			    O_NOFOLLOW, 0600)) < 0) {
+				snprintf(err, errlen, "%s: %s", path,
+				    strerror(errno));
+				return -1;
+			}
+			if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+				s->call_fd = fd;
+				return 1;
+			}
+			close(fd);
+		}
+		if (stop())
+			return 0;
+		dt_sleep_ms(2);
+	}
 }

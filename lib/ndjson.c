@@ -34,7 +34,6 @@ struct dt_reader {
 
 	char *in;               /* read(2) buffer */
 	size_t in_pos, in_len;
-	size_t chunk;           /* bytes per read(2), <= INBUF_SIZE */
 
 	char *line;             /* current line, max_line + 1 bytes */
 	size_t line_len;
@@ -57,7 +56,6 @@ dt_reader_new(char **paths, int n, size_t max_line)
 	r->npaths = n;
 	r->fd = -1;
 	r->max_line = max_line ? max_line : DT_NDJSON_MAX_LINE_DEFAULT;
-	r->chunk = INBUF_SIZE;
 	r->in = malloc(INBUF_SIZE);
 	r->line = malloc(r->max_line + 1);
 	if (r->in == NULL || r->line == NULL) {
@@ -65,16 +63,6 @@ dt_reader_new(char **paths, int n, size_t max_line)
 		return NULL;
 	}
 	return r;
-}
-
-void
-dt_reader_set_chunk(struct dt_reader *r, size_t bytes)
-{
-	if (bytes < 1)
-		bytes = 1;
-	if (bytes > INBUF_SIZE)
-		bytes = INBUF_SIZE;
-	r->chunk = bytes;
 }
 
 void
@@ -137,7 +125,7 @@ fill(struct dt_reader *r)
 	ssize_t n;
 
 	do
-		n = read(r->fd, r->in, r->chunk);
+		n = read(r->fd, r->in, INBUF_SIZE);
 	while (n < 0 && errno == EINTR);
 	r->in_pos = 0;
 	r->in_len = n > 0 ? (size_t)n : 0;

@@ -42,15 +42,6 @@ struct dt_reader;
 struct dt_reader *dt_reader_new(char **paths, int n, size_t max_line);
 
 /*
- * Sets how many bytes one read(2) may take (1 to 64 KiB; the default is
- * 64 KiB).  A stage whose input is its private queue, as dt-analyze's
- * pipe under the fan-out, reads little at a time so that what it has not
- * started on stays in the pipe, where the pipe's small size makes the
- * feeder send it to another worker.
- */
-void dt_reader_set_chunk(struct dt_reader *r, size_t bytes);
-
-/*
  * Reads the next record.  On DT_NDJSON_RECORD *rec is a new reference the
  * caller must json_decref.  On DT_NDJSON_BAD the line was already logged
  * and counted, and *rec is NULL.  On DT_NDJSON_ERROR a file could not be

@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
-# dt-fanout: dt-analyze under GNU parallel, as entrypoint.sh runs it.
+# dt-fanout: dt-analyze under GNU parallel, as entrypoint.sh runs it:
+# short-lived jobs of DT_PACK records, MAX_WORKERS calls at a time.
 
 load test_helper/common
 load test_helper/perplexity
@@ -27,33 +28,61 @@ setup() {
 	assert_equal "$(jq -r 'select(.id) | .analysis.language' "$BATS_TEST_TMPDIR/out" | sort | uniq -c | awk '{print $1, $2}')" "400 ru"
 	# Texts come back byte for byte.
 	assert_equal "$(jq -c 'select(.id) | [.id, .text]' "$BATS_TEST_TMPDIR/out" | sort | md5sum)" "$(jq -c '[.id, .text]' "$BATS_TEST_TMPDIR/in" | sort | md5sum)"
-	# One stage record per worker; their counts add up.
-	assert_equal "$(jq -s 'map(select(.stage) | .counts.records) | add' "$BATS_TEST_TMPDIR/out")" 400
-	[ "$(jq -c 'select(.stage)' "$BATS_TEST_TMPDIR/out" | wc -l)" -le 8 ]
+	# One stage record for all the jobs, the last line; its counts add up.
+	assert_equal "$(jq -c 'select(.stage)' "$BATS_TEST_TMPDIR/out" | wc -l)" 1
+	assert_equal "$(tail -1 "$BATS_TEST_TMPDIR/out" | jq -c '[.stage, .status, .counts.records, .counts.analyzed]')" '["dt-analyze",0,400,400]'
 }
 
-@test "dt-fanout: one slow call does not hold up the other workers" {
+# over_slow LOG: the input positions (ids 1000 up) of the calls that
+# reached the stand-in while the call of the record "slow" was on the
+# wire ("during") and after it was answered ("after"), one line each.
+over_slow() {
+	jq -rs '(map(select(.json | tostring | test("SLOW"))) | first) as $s |
+		($s.t + $s.delay_ms / 1000) as $answered |
+		map(select(.json | tostring | test("SLOW") | not) |
+			{id: ([.json | tostring | scan("#[0-9]+")] | last | .[1:] | tonumber),
+			 after: (.t > $answered)}) |
+		"during \(map(select(.after | not) | .id) | max // 0)",
+		"after \(map(select(.after) | .id) | min // 100000)",
+		"calls \(length)"' "$1"
+}
+
+@test "dt-fanout: a slow call holds up no record but its own; the other calls go on" {
 	{
 		records 4
 		echo '{"id":"slow","text":"SLOW record"}'
-		records 300 | jq -c '.id += 1000'
+		records 300 | jq -c '.id += 1000 | .text += " #\(.id)"'
 	} >"$BATS_TEST_TMPDIR/in"
-	# The same input without the slow call, for the time it takes here.
-	pplx script '{"latency_ms":20}'
-	start=$(date +%s%N)
-	run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
-	base=$((($(date +%s%N) - start) / 1000000))
-	pplx reset
 	pplx script '{"latency_ms":20,"faults":[{"kind":"slow","ms":3000,"match":"SLOW"}]}'
-	start=$(date +%s%N)
-	run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
-	elapsed=$((($(date +%s%N) - start) / 1000000))
-	# Output streams in completion order: the slow record, fifth in the
-	# input, comes after almost all the others; only the few queued to
-	# the same worker wait for it.
-	pos=$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .id' | grep -n '^slow$' | cut -d: -f1)
-	[ "$pos" -gt 250 ]
-	! unwrapped || [ "$elapsed" -lt $((base + 4500)) ] || fail "took $elapsed ms"
+	DT_PACK=1 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .id' | sort -u | wc -l)" 305
+	pplx requests >"$BATS_TEST_TMPDIR/log"
+	over_slow "$BATS_TEST_TMPDIR/log" >"$BATS_TEST_TMPDIR/over"
+	during=$(awk '$1 == "during" { print $2 }' "$BATS_TEST_TMPDIR/over")
+	after=$(awk '$1 == "after" { print $2 }' "$BATS_TEST_TMPDIR/over")
+	# Other calls went on while the slow one was on the wire ...
+	[ "$during" -gt 1000 ] || fail "$(cat "$BATS_TEST_TMPDIR/over")"
+	# ... and no record waited for it: every call made after its answer
+	# is for a record later in the input than those made during it (but
+	# for the 12 jobs started side by side, which take the free call
+	# slots in any order).  Records queued behind the slow call would be
+	# far earlier.
+	[ "$after" -gt $((during - 12)) ] || fail "$(cat "$BATS_TEST_TMPDIR/over")"
+}
+
+@test "dt-fanout: no more than MAX_WORKERS calls are on the wire at once, though three times as many jobs run" {
+	pplx script '{"latency_ms":30,"jitter_ms":30,"seed":5}'
+	records 60 >"$BATS_TEST_TMPDIR/in"
+	DT_PACK=1 run -0 --separate-stderr dt-fanout -j 3 <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .id' | sort -u | wc -l)" 60
+	# From the stand-in's log: each call from its arrival to its answer
+	# (arrival plus the latency it drew); the most at any one time.
+	# A job's call slot is free only once the job has its answer, so
+	# the next call arrives after it.
+	most=$(pplx requests | jq -rs 'map([.t, 1], [.t + .delay_ms / 1000, -1]) | sort_by(.[0], .[1]) |
+		reduce .[] as $e ({n: 0, max: 0}; .n += $e[1] | .max = ([.max, .n] | max)) | .max')
+	[ "$most" -le 3 ] || fail "$most calls at once"
+	[ "$most" -ge 2 ] || fail "$most calls at once"
 }
 
 @test "dt-fanout: the most severe worker status is the fan-out's status" {
@@ -73,9 +102,8 @@ setup() {
 
 @test "dt-fanout: empty input still gives the stage record; bad options are usage errors" {
 	run -0 --separate-stderr dt-fanout -j 4 </dev/null
-	# One per worker started, at least one.
-	assert_equal "$(echo "$output" | jq -c '[.stage, .status, .counts.records]' | sort -u)" '["dt-analyze",0,0]'
-	[ "${#lines[@]}" -ge 1 ] && [ "${#lines[@]}" -le 4 ]
+	assert_equal "$output" "$(echo "$output" | jq -c 'select([.stage, .status, .counts.records] == ["dt-analyze",0,0])')"
+	assert_equal "${#lines[@]}" 1
 	run -64 --separate-stderr dt-fanout -j
 	assert_equal "${stderr_lines[0]}" "dt-fanout: -j needs a value"
 	MAX_WORKERS=0 run -78 --separate-stderr dt-fanout </dev/null
@@ -109,62 +137,61 @@ setup() {
 }
 
 @test "dt-analyze: a worker refusing its configuration touches none of the fan-out's files" {
-	# parallel may start one more worker after it gave up on the others,
-	# and dt-fanout may have removed its directory by then.
-	export DT_FANOUT_OUTPUT_LOCK=$BATS_TEST_TMPDIR/gone/output.lock
+	export DT_FANOUT_STAGE_DIR=$BATS_TEST_TMPDIR/stages
+	mkdir "$DT_FANOUT_STAGE_DIR"
 	run -78 --separate-stderr env -u PERPLEXITY_API_KEY dt-analyze </dev/null
 	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is not set"
-	# A worker that takes it says when it writes without the lock.
-	run -0 --separate-stderr dt-analyze </dev/null
-	assert_equal "${stderr_lines[0]}" "dt-analyze: warning: $DT_FANOUT_OUTPUT_LOCK: No such file or directory; writing without the output lock"
+	assert_equal "$(ls -A "$DT_FANOUT_STAGE_DIR")" ""
+	# A worker that takes it writes its stage record there, not to stdout.
+	records 2 >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.stage)')" ""
+	assert_equal "$(jq -c '[.stage, .counts.records]' "$DT_FANOUT_STAGE_DIR"/stage.*)" '["dt-analyze",2]'
+	# Without the directory it says so and writes it to stdout.
+	rm -r "$DT_FANOUT_STAGE_DIR"
+	run -0 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "${stderr_lines[0]}" "dt-analyze: warning: $DT_FANOUT_STAGE_DIR/stage.${stderr_lines[0]##*/stage.}"
+	[[ "${stderr_lines[0]}" == *": No such file or directory; writing the stage record to standard output" ]]
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.stage) | .counts.records')" 2
 }
 
-@test "dt-fanout: a long record does not make parallel deal out the rest in big lumps" {
+@test "dt-analyze --merge-stages: one stage record summing the jobs' own" {
+	d=$BATS_TEST_TMPDIR/stages
+	mkdir "$d"
+	echo '{"stage":"dt-analyze","run_id":null,"status":0,"message":null,"counts":{"records":3,"analyzed":3,"errors":0,"passed":0,"bad":0,"skipped":0},"tokens":30,"cost_usd":0.25,"prompt_version":"p1","resources":{"cpu_ms":10,"maxrss_kb":9000},"interrupted":false}' >"$d/stage.1"
+	echo '{"stage":"dt-analyze","run_id":"r","status":1,"message":"some records failed","counts":{"records":2,"analyzed":1,"errors":1,"passed":0,"bad":0,"skipped":0,"timeout":1},"tokens":20,"cost_usd":0.5,"prompt_version":"p1","resources":{"cpu_ms":5,"maxrss_kb":9500},"interrupted":false}' >"$d/stage.2"
+	echo '{"stage":"dt-analyze","run_id":"r","status":75,"message":"interrupted by a signal","counts":{"records":1,"analyzed":0,"errors":0,"passed":0,"bad":0,"skipped":0},"tokens":0,"cost_usd":0,"prompt_version":"p1","interrupted":true}' >"$d/stage.3"
+	# A job that ended before its stage record, and one cut short.
+	: >"$d/stage.4"
+	echo '{"stage":"dt-analyze","run_id":"r","sta' >"$d/stage.5"
+	echo 'not mine' >"$d/other"
+	run -0 --separate-stderr dt-analyze --merge-stages "$d"
+	assert_equal "${#lines[@]}" 1
+	assert_equal "$(echo "$output" | jq -c 'del(.cost_usd)')" '{"stage":"dt-analyze","run_id":"r","status":75,"message":"interrupted by a signal","counts":{"records":6,"analyzed":4,"errors":1,"passed":0,"bad":0,"skipped":0,"timeout":1},"tokens":50,"prompt_version":"p1","resources":{"cpu_ms":15,"maxrss_kb":9500},"interrupted":true}'
+	assert_equal "$(echo "$output" | jq .cost_usd)" 0.75
+	assert_equal "${#stderr_lines[@]}" 1
+	[[ "${stderr_lines[0]}" == "dt-analyze: warning: $d/stage.5: not a stage record ("*"); left out of the stage record" ]]
+	# No stage record at all: nothing.
+	run -0 --separate-stderr dt-analyze --merge-stages "$BATS_TEST_TMPDIR"
+	assert_output ""
+	run -74 --separate-stderr dt-analyze --merge-stages "$BATS_TEST_TMPDIR/none"
+	assert_equal "$stderr" "dt-analyze: error: $BATS_TEST_TMPDIR/none: No such file or directory"
+}
+
+@test "dt-fanout: a long record among short ones: each job still takes its DT_PACK records" {
 	pplx script '{"latency_ms":20}'
 	{
 		records 40
 		jq -nc --arg t "$(head -c 60000 /dev/zero | tr '\0' y)" '{id: "long", text: $t}'
 		records 300 | jq -c '.id += 1000'
 	} >"$BATS_TEST_TMPDIR/in"
-	DT_MAX_TEXT_BYTES=100000 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
+	DT_PACK=7 DT_MAX_TEXT_BYTES=100000 run -0 --separate-stderr dt-fanout -j 4 <"$BATS_TEST_TMPDIR/in"
 	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .id' | sort -u | wc -l)" 341
-	# Every worker takes its share: none is left with a handful.
-	min=$(printf '%s\n' "${lines[@]}" | jq -s 'map(select(.stage) | .counts.records) | min')
-	[ "$min" -ge 40 ]
-}
-
-# left_in_pipe: starts dt-analyze on a pipe already holding the input
-# file, waits until its first call reaches the stand-in and prints how
-# many bytes of input are still in the pipe (FIONREAD).
-left_in_pipe() {
-	/usr/bin/python3 - "$BATS_TEST_TMPDIR/in" "$PPLX_URL" <<'PY'
-import fcntl, os, subprocess, sys, termios, time, urllib.request, array
-data = open(sys.argv[1], "rb").read()
-r, w = os.pipe()
-os.write(w, data)
-p = subprocess.Popen(["dt-analyze"], stdin=r, stdout=subprocess.DEVNULL)
-os.close(r)
-for _ in range(200):
-    with urllib.request.urlopen(sys.argv[2] + "/_standin/requests") as f:
-        if f.read().strip():
-            break
-    time.sleep(0.02)
-n = array.array("i", [0])
-fcntl.ioctl(w, termios.FIONREAD, n)
-print(n[0])
-os.close(w)
-p.wait()
-PY
-}
-
-@test "dt-analyze: a worker takes 512 bytes at a time out of its pipe, so the rest stays queued there" {
-	pplx script '{"faults":[{"kind":"slow","ms":300,"first":1}]}'
-	records 12 >"$BATS_TEST_TMPDIR/in"
-	size=$(wc -c <"$BATS_TEST_TMPDIR/in")
-	[ "$size" -gt 1024 ]
-	assert_equal "$(left_in_pipe)" $((size - 512))
-	# 0 reads as much as there is, as from a file.
-	pplx reset
-	pplx script '{"faults":[{"kind":"slow","ms":300,"first":1}]}'
-	assert_equal "$(DT_STDIN_READ_BYTES=0 left_in_pipe)" 0
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c 'select(.stage) | .counts.records')" 341
+	# A job's records come out together: the output is groups of 7 (the
+	# last 5), in the input's groups, whatever parallel's block size.
+	printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .id' >"$BATS_TEST_TMPDIR/ids"
+	jq -r '.id' "$BATS_TEST_TMPDIR/in" | awk '{ print int((NR - 1) / 7), $0 }' >"$BATS_TEST_TMPDIR/groups"
+	awk 'NR == FNR { g[$2] = $1; next } { print g[$1] }' "$BATS_TEST_TMPDIR/groups" "$BATS_TEST_TMPDIR/ids" | uniq -c | awk '{ print $1 }' | sort -n | uniq -c | awk '{ print $1, $2 }' >"$BATS_TEST_TMPDIR/sizes"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/sizes")" "$(printf '1 5\n48 7')"
 }
