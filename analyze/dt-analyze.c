@@ -392,6 +392,13 @@ prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 }
 
 /*
+ * 1 in a dt-fanout job: its input is one group that ends, written by
+ * parallel a piece at a time, so a group waits for it to be full or to
+ * end rather than going out at the first pause.
+ */
+static int fanout_job;
+
+/*
  * While waiting for a call slot: the run is stopping (a signal, the stop
  * file) or its circuit is open, so this worker will make no call and
  * needs no slot.
@@ -422,6 +429,7 @@ call_slot(struct run *x)
 		return 0;
 	if (dt_env_ll("DT_FANOUT_SLOTS", 0, 1, 100000, &slots) < 0)
 		return -1;
+	fanout_job = 1;
 	if (dt_shared_call_slot(x->sh, (int)slots, no_call_coming, err,
 	    sizeof(err)) < 0) {
 		dt_error("%s", err);
@@ -457,7 +465,8 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 
 	while (!dt_az_signal && dt_az_out_failed == 0) {
 		if (g->ncalls > 0 && (g->ncalls == x->c.pack ||
-		    g->nheld == g->cap || !dt_reader_wait(r, 0))) {
+		    g->nheld == g->cap || (!fanout_job &&
+		    !dt_reader_wait(r, 0)))) {
 			dt_az_flush(x, g);
 			continue;
 		}
