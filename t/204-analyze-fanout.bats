@@ -195,3 +195,26 @@ over_slow() {
 	awk 'NR == FNR { g[$2] = $1; next } { print g[$1] }' "$BATS_TEST_TMPDIR/groups" "$BATS_TEST_TMPDIR/ids" | uniq -c | awk '{ print $1 }' | sort -n | uniq -c | awk '{ print $1, $2 }' >"$BATS_TEST_TMPDIR/sizes"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/sizes")" "$(printf '1 5\n48 7')"
 }
+
+@test "dt-fanout: each job's DT_PACK records go out as one packed request" {
+	records 40 >"$BATS_TEST_TMPDIR/in"
+	DT_PACK=10 run -0 --separate-stderr dt-fanout -j 2 <"$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .analysis.sentiment' | sort | uniq -c | awk '{print $1, $2}')" "40 positive"
+	# However parallel's writes to a job's pipe are cut up.
+	assert_equal "$(pplx requests | jq -c .items | sort | uniq -c | awk '{print $1, $2}')" "4 10"
+}
+
+@test "dt-analyze: a fan-out job waits for its whole group, however its input pauses" {
+	records 5 >"$BATS_TEST_TMPDIR/in"
+	# One record, a pause, the other four: alone, dt-analyze sends what it
+	# holds at the pause; as a fan-out job (DT_FANOUT_SLOTS), whose input
+	# is one group that ends, it waits for the rest.
+	{ head -1 "$BATS_TEST_TMPDIR/in"; sleep 1; tail -n +2 "$BATS_TEST_TMPDIR/in"; } |
+		DT_PACK=5 DT_FANOUT_SLOTS=2 dt-analyze >"$BATS_TEST_TMPDIR/out"
+	assert_equal "$(jq -r 'select(.id) | .analysis.sentiment' "$BATS_TEST_TMPDIR/out" | sort | uniq -c | awk '{print $1, $2}')" "5 positive"
+	assert_equal "$(pplx requests | jq -c .items)" 5
+	pplx reset
+	{ head -1 "$BATS_TEST_TMPDIR/in"; sleep 1; tail -n +2 "$BATS_TEST_TMPDIR/in"; } |
+		DT_PACK=5 dt-analyze >"$BATS_TEST_TMPDIR/out"
+	assert_equal "$(pplx requests | jq -c .items | tr '\n' ' ')" "null 4 "
+}
