@@ -295,9 +295,12 @@ int dt_az_preflight(struct run *x);
  * a fan-out left in dir ("stage.*" files; dt_az_open_stage_file): counts,
  * tokens, cost and CPU added up, the largest peak memory, the most severe
  * status with its message, interrupted when any was.  Writes nothing when
- * there is none.  Returns 0, or the exit status of a failed read or write.
+ * there is none.  Then, when the jobs left "refused.*" files and the
+ * run's circuit (sh, the shared state; may be NULL) is closed, says how
+ * many records the API refused one by one, as dt-analyze alone does.
+ * Returns 0, or the exit status of a failed read or write.
  */
-int dt_az_merge_stages(const char *dir);
+int dt_az_merge_stages(const char *dir, struct dt_shared *sh);
 
 /* output.c */
 

@@ -551,7 +551,8 @@ main(int argc, char **argv)
 	if ((first = configure(&x.c, argc, argv, &exit_now)) < 0)
 		return exit_now;
 	if (x.c.merge_dir != NULL) {
-		x.status = dt_az_merge_stages(x.c.merge_dir);
+		x.status = dt_az_merge_stages(x.c.merge_dir,
+		    dt_az_open_state(&x) == 0 ? x.sh : NULL);
 		goto out;
 	}
 	/*

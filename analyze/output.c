@@ -146,6 +146,28 @@ dt_az_open_stage_file(void)
 }
 
 /*
+ * Under dt-fanout a job's refused records are told about at the end of
+ * the run (--merge-stages), once the circuit's state is final: writes
+ * "<n>\t<last>" to "refused.<pid>" beside the stage file.  Returns 1
+ * when written, 0 when the caller is to say it itself.
+ */
+static int
+stage_refused(unsigned long n, const char *last)
+{
+	const char *dir = getenv("DT_FANOUT_STAGE_DIR");
+	char path[4096];
+	FILE *f;
+
+	if (dir == NULL || *dir == '\0' || stage_fd == STDOUT_FILENO)
+		return 0;
+	snprintf(path, sizeof(path), "%s/refused.%ld", dir, (long)getpid());
+	if ((f = fopen(path, "we")) == NULL)
+		return 0;
+	fprintf(f, "%lu\t%s", n, last);
+	return fclose(f) == 0;
+}
+
+/*
  * Writes n bytes of s to fd (stdout or the stage file).  Returns 0, or
  * -1 once a write failed: EPIPE (the reader went away) silently,
  * anything else logged; dt_az_out_failed then holds the exit status for
@@ -418,7 +440,8 @@ dt_az_end_of_run(struct run *x)
 		x->status = dt_exit_worse(x->status, DT_EXIT_TEMPFAIL);
 	}
 	if (x->n.kind[K_CONFIG] > 0 && x->last_refused[0] != '\0' &&
-	    x->sh != NULL && dt_shared_breaker(x->sh) == DT_BREAKER_CLOSED)
+	    x->sh != NULL && dt_shared_breaker(x->sh) == DT_BREAKER_CLOSED &&
+	    !stage_refused(x->n.kind[K_CONFIG], x->last_refused))
 		dt_warn("%lu record%s refused by the API with an answer other "
 		    "records did not get (last: %s); given back without using "
 		    "an attempt", x->n.kind[K_CONFIG],

@@ -14,6 +14,7 @@
 #include "analyze.h"
 #include "exit.h"
 #include "log.h"
+#include "shared.h"
 
 /* Adds the numbers of from's member key into to's (max: the larger). */
 static void
@@ -121,9 +122,33 @@ merge_file(json_t **sum, const char *path)
 	json_decref(rec);
 }
 
-int
-dt_az_merge_stages(const char *dir)
+/* Adds the "refused.*" file path ("<n>\t<last>") into *n and last. */
+static void
+add_refused(const char *path, unsigned long *n, char *last, size_t len)
 {
+	char buf[1024];
+	unsigned long k;
+	char *tab;
+	FILE *f;
+	size_t got;
+
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	got = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[got] = '\0';
+	if ((tab = strchr(buf, '\t')) == NULL)
+		return;
+	k = strtoul(buf, NULL, 10);
+	*n += k;
+	snprintf(last, len, "%s", tab + 1);
+}
+
+int
+dt_az_merge_stages(const char *dir, struct dt_shared *sh)
+{
+	unsigned long refused = 0;
+	char last[1024] = "";
 	struct dirent **names = NULL;
 	json_t *sum = NULL;
 	char path[4096];
@@ -134,14 +159,21 @@ dt_az_merge_stages(const char *dir)
 		return DT_EXIT_IOERR;
 	}
 	for (i = 0; i < n; i++) {
-		if (strncmp(names[i]->d_name, "stage.", 6) == 0) {
-			snprintf(path, sizeof(path), "%s/%s", dir,
-			    names[i]->d_name);
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		if (strncmp(names[i]->d_name, "stage.", 6) == 0)
 			merge_file(&sum, path);
-		}
+		else if (strncmp(names[i]->d_name, "refused.", 8) == 0)
+			add_refused(path, &refused, last, sizeof(last));
 		free(names[i]);
 	}
 	free(names);
+	/* As dt-analyze alone says it at its end (dt_az_end_of_run). */
+	if (refused > 0 && (sh == NULL ||
+	    dt_shared_breaker(sh) == DT_BREAKER_CLOSED))
+		dt_warn("%lu record%s refused by the API with an answer other "
+		    "records did not get (last: %s); given back without using "
+		    "an attempt", refused, refused == 1 ? " was" : "s were",
+		    last);
 	if (sum == NULL)
 		return DT_EXIT_OK;
 	dt_az_emit(sum);

@@ -171,6 +171,13 @@ over_slow() {
 	assert_equal "$(echo "$output" | jq .cost_usd)" 0.75
 	assert_equal "${#stderr_lines[@]}" 1
 	[[ "${stderr_lines[0]}" == "dt-analyze: warning: $d/stage.5: not a stage record ("*"); left out of the stage record" ]]
+	# Records the API refused one by one, told once for all the jobs
+	# while the circuit stays closed.
+	rm "$d/stage.5"
+	printf '2\tid 4: HTTP 400: no' >"$d/refused.1"
+	printf '1\tid 9: HTTP 400: nope' >"$d/refused.2"
+	run -0 --separate-stderr dt-analyze --merge-stages "$d"
+	assert_equal "$stderr" "dt-analyze: warning: 3 records were refused by the API with an answer other records did not get (last: id 9: HTTP 400: nope); given back without using an attempt"
 	# No stage record at all: nothing.
 	run -0 --separate-stderr dt-analyze --merge-stages "$BATS_TEST_TMPDIR"
 	assert_output ""
