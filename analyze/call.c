@@ -187,9 +187,10 @@ probe_setup(struct run *x, const struct dt_http_req *like, const char *line)
 	}
 	if (!dt_shared_budget_take(x->sh, c->budget, &reserved))
 		goto done;
-	if ((wait = dt_shared_slot(x->sh)) > 0)
-		nap(wait, c->stop_file);
-	if (dt_az_signal || dt_az_stopping) {
+	while ((wait = dt_shared_slot(x->sh)) > 0 &&
+	    !nap(wait, c->stop_file))
+		;
+	if (dt_az_signal || dt_az_stopping || wait > 0) {
 		dt_shared_budget_settle(x->sh, c->budget, reserved, 0);
 		goto done;
 	}
@@ -329,12 +330,12 @@ take_turn(struct run *x, struct call *k, double *reserved)
 		    "API", c->budget);
 		return -1;
 	}
-	if ((wait = dt_shared_slot(x->sh)) > 0) {
+	if ((wait = dt_shared_slot(x->sh)) > 0)
 		dt_debug("%s: id %s: waiting %lld ms for a request slot",
 		    x->where, k->id, wait);
-		nap(wait, c->stop_file);
-	}
-	if (dt_az_signal || dt_az_stopping) {
+	while (wait > 0 && !nap(wait, c->stop_file))
+		wait = dt_shared_slot(x->sh);
+	if (dt_az_signal || dt_az_stopping || wait > 0) {
 		dt_shared_budget_settle(x->sh, c->budget, *reserved, 0);
 		warm_done(x, k, DT_WARM_AGAIN);
 		return 0;

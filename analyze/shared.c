@@ -190,8 +190,16 @@ dt_shared_slot(struct dt_shared *s)
 		if (st->next >= st->rpm &&
 		    st->ring[i] + st->window_ms + margin > slot)
 			slot = st->ring[i] + st->window_ms + margin;
-		st->ring[i] = slot;
-		st->next++;
+		/*
+		 * A slot is taken only when it is due, and stamped with the
+		 * time it is taken: a worker that reserved a slot ahead and
+		 * woke late (a busy machine, a new process) would otherwise
+		 * send later than its stamp says, and crowd the next window.
+		 */
+		if (slot <= now) {
+			st->ring[i] = now;
+			st->next++;
+		}
 	}
 	unlock(s);
 	return slot - now;

@@ -48,10 +48,11 @@ struct dt_shared *dt_shared_open(const char *dir, long long rpm,
 void dt_shared_close(struct dt_shared *s);
 
 /*
- * Takes the next request slot under the rate limit and any hold set by
- * dt_shared_hold().  The slot is reserved at once, so workers are served
- * in the order they ask.  Returns how many milliseconds the caller must
- * wait before sending (0: now).
+ * Takes a request slot under the rate limit and any hold set by
+ * dt_shared_hold() when one is due now, and returns 0: send now.  Else
+ * takes nothing and returns how many milliseconds are left until the
+ * next slot is due; the caller waits and asks again (another worker may
+ * take that slot first).
  */
 long long dt_shared_slot(struct dt_shared *s);
 

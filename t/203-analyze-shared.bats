@@ -23,25 +23,28 @@ one_cost() {
 }
 
 @test "dt-analyze: the requests-per-window limit holds across 8 workers" {
-	# The stand-in time-stamps a request a few ms after it arrives, more or
-	# less under load; it checks over 0.95 s so that this jitter cannot
-	# fail the test, while dt-analyze keeps to 1 s (plus its margin).
-	pplx script '{"latency_ms":20,"rpm_limit":10,"rpm_window_s":0.95}'
-	records 40 >"$BATS_TEST_TMPDIR/in"
+	# A request reaches the stand-in, and is time-stamped there, some ms
+	# after its job took its slot: a new process on a loaded machine
+	# (over 150 ms seen at load 10 on two cores).  Production's window of
+	# 60 s has a margin of 1 s for this; here the window is 2 s (margin
+	# 100 ms) and the stand-in checks over 1.8 s.  Without a limit the 30
+	# requests arrive within 0.5 s.
+	pplx script '{"latency_ms":20,"rpm_limit":10,"rpm_window_s":1.8}'
+	records 30 >"$BATS_TEST_TMPDIR/in"
 	start=$(date +%s%N)
-	DT_RPM=10 DT_RPM_WINDOW_MS=1000 run -0 --separate-stderr dt-fanout -j 8 <"$BATS_TEST_TMPDIR/in"
+	DT_RPM=10 DT_RPM_WINDOW_MS=2000 run -0 --separate-stderr dt-fanout -j 8 <"$BATS_TEST_TMPDIR/in"
 	elapsed=$((($(date +%s%N) - start) / 1000000))
-	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .analysis.sentiment' | sort | uniq -c | awk '{print $1, $2}')" "40 positive"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .analysis.sentiment' | sort | uniq -c | awk '{print $1, $2}')" "30 positive"
 	pplx requests >"$BATS_TEST_TMPDIR/req"
-	assert_equal "$(jq -r '.fault // "-"' "$BATS_TEST_TMPDIR/req" | sort | uniq -c | awk '{print $1, $2}')" "40 -"
-	# No 0.95-second window holds more than 10 arrivals.
+	assert_equal "$(jq -r '.fault // "-"' "$BATS_TEST_TMPDIR/req" | sort | uniq -c | awk '{print $1, $2}')" "30 -"
+	# No 1.8-second window holds more than 10 arrivals.
 	max=$(jq -r .t "$BATS_TEST_TMPDIR/req" | sort -n | awk '{t[NR] = $1} END {
 		m = 0; j = 1
-		for (i = 1; i <= NR; i++) { while (t[i] - t[j] >= 0.95) j++; if (i - j + 1 > m) m = i - j + 1 }
+		for (i = 1; i <= NR; i++) { while (t[i] - t[j] >= 1.8) j++; if (i - j + 1 > m) m = i - j + 1 }
 		print m }')
 	assert_equal "$max" 10
-	# 40 requests at 10 a second cannot take less than 3 s.
-	[ "$elapsed" -ge 3000 ]
+	# 30 requests at 10 in 2 s cannot take less than 4 s.
+	[ "$elapsed" -ge 4000 ]
 }
 
 @test "dt-analyze: once the budget is spent, the rest pass through as budget errors and nothing more is spent" {
