@@ -306,12 +306,28 @@ on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 	return 0;
 }
 
+/* Abandons the transfer (a non-zero return) once *req->cancel is set. */
+static int
+on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+    curl_off_t ultotal, curl_off_t ulnow)
+{
+	const volatile sig_atomic_t *cancel = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return *cancel != 0;
+}
+
 static int
 classify(CURLcode cc, int toobig)
 {
 	switch (cc) {
 	case CURLE_OK:
 		return DT_HTTP_OK;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return DT_HTTP_ECANCELED;
 	case CURLE_OPERATION_TIMEDOUT:
 		return DT_HTTP_ETIMEOUT;
 	case CURLE_COULDNT_RESOLVE_HOST:
@@ -357,6 +373,11 @@ set_options(struct dt_http *h, const struct dt_http_req *req,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
+	if (req->cancel != NULL) {
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, req->cancel);
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	}
 	if (dt_log_enabled(DT_LOG_TRACE)) {
 		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
 		curl_easy_setopt(c, CURLOPT_DEBUGDATA, h);
@@ -382,6 +403,9 @@ describe_failure(const struct dt_http *h, const struct dt_http_req *req,
 	if (resp->result == DT_HTTP_ETOOBIG)
 		snprintf(resp->error, sizeof(resp->error),
 		    "response larger than %zu bytes", h->max_response);
+	else if (resp->result == DT_HTTP_ECANCELED)
+		snprintf(resp->error, sizeof(resp->error),
+		    "interrupted before the answer");
 	else if (resp->result == DT_HTTP_ETIMEOUT)
 		snprintf(resp->error, sizeof(resp->error),
 		    "no complete response within %ld ms", req->timeout_ms > 0 ?
@@ -537,7 +561,8 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 		resp->tries = try;
 		dt_retry_check(pol, resp, dt_retry_answer(resp), try,
 		    dt_now_ms() - start, &r);
-		if (r.answer != DT_ANSWER_OUTAGE || stopping())
+		if (r.answer != DT_ANSWER_OUTAGE || stopping() ||
+		    resp->result == DT_HTTP_ECANCELED)
 			break;
 		describe(resp, why, sizeof(why));
 		dt_http_safe_url(req->url, safe, sizeof(safe));

@@ -18,6 +18,7 @@
 #ifndef DT_HTTP_H
 #define DT_HTTP_H
 
+#include <signal.h>
 #include <stddef.h>
 
 struct dt_http;
@@ -28,7 +29,8 @@ enum {
 	DT_HTTP_ETIMEOUT = 1,   /* connect or total timeout */
 	DT_HTTP_ECONNECT = 2,   /* could not connect / connection dropped */
 	DT_HTTP_ETOOBIG = 3,    /* response over max_response bytes */
-	DT_HTTP_EOTHER = 4      /* anything else (bad URL, TLS, ...) */
+	DT_HTTP_EOTHER = 4,     /* anything else (bad URL, TLS, ...) */
+	DT_HTTP_ECANCELED = 5   /* given up on once *req->cancel was set */
 };
 
 struct dt_http_req {
@@ -39,6 +41,13 @@ struct dt_http_req {
 	size_t body_len;
 	long timeout_ms;        /* total per attempt; 0 = default 300 s */
 	long connect_timeout_ms; /* 0 = default 10 s */
+	/*
+	 * NULL, or a flag (set by a signal handler) that abandons the
+	 * transfer, even one waiting for the answer, within about a
+	 * second of turning non-zero: libcurl's progress callback looks
+	 * at it.  The result is then DT_HTTP_ECANCELED.
+	 */
+	const volatile sig_atomic_t *cancel;
 };
 
 struct dt_http_resp {

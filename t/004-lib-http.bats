@@ -37,6 +37,22 @@ setup() {
 	[[ ${stderr_lines[2]} == *"HTTP 500; retrying in"*"(2 of 5 tries left)" ]] || fail "${stderr_lines[2]}"
 }
 
+@test "http: a request's cancel flag abandons a slow answer at once and is not retried" {
+	script_responses '[{"status":200,"delay":30,"body":"late"},{"status":200,"body":"again"}]'
+	libcheck http -s -n 3 "$FIXTURE_URL/slow" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	for i in $(seq 100); do [ "$(fixture_requests | wc -l)" -ge 1 ] && break; sleep 0.05; done
+	start=$(date +%s%N)
+	kill -TERM "$pid"
+	wait "$pid"
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+	[ "$elapsed" -lt 2000 ] || fail "took $elapsed ms"
+	# DT_HTTP_ECANCELED (5), no status, one try, no body.
+	assert_equal "$(head -1 "$BATS_TEST_TMPDIR/out")" "5 0 1 0"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/err")" "libcheck: interrupted before the answer"
+	assert_equal "$(fixture_requests | wc -l)" 1
+}
+
 @test "http: 400 and 404 are not retried" {
 	script_responses '[{"status":400,"body":{"message":"bad"}},{"status":200}]'
 	run -0 --separate-stderr libcheck http -n 5 -b 10 "$FIXTURE_URL/r"

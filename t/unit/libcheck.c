@@ -22,17 +22,20 @@
  *                                          all): prints "answer retry
  *                                          gave_up"
  *   libcheck id JSON                       dt_record_id
- *   libcheck http [-v] [-n TRIES] [-b BASE_MS] [-c CAP_MS] [-T TOTAL_MS]
+ *   libcheck http [-sv] [-n TRIES] [-b BASE_MS] [-c CAP_MS] [-T TOTAL_MS]
  *            [-m MAX_BYTES] [-t TIMEOUT_MS] [-X METHOD] [-H HEADER]
  *            [-d BODY] URL                 dt_http_send: prints
  *                                          "result status tries bytes"
- *                                          then the body
+ *                                          then the body; -s: SIGTERM
+ *                                          sets the request's cancel
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "exit.h"
 #include "http.h"
@@ -50,6 +53,14 @@ num(const char *s)
 	return v;
 }
 
+static volatile sig_atomic_t cancel;
+
+static void
+on_term(int sig)
+{
+	cancel = sig;
+}
+
 static int
 http(int argc, char **argv)
 {
@@ -63,8 +74,12 @@ http(int argc, char **argv)
 
 	optind = 2;
 	dt_config_register_secrets();
-	while ((c = getopt(argc, argv, "vn:b:c:T:m:t:X:H:d:")) != -1) {
+	while ((c = getopt(argc, argv, "svn:b:c:T:m:t:X:H:d:")) != -1) {
 		switch (c) {
+		case 's':
+			req.cancel = &cancel;
+			dt_cli_catch_signals(on_term, 0);
+			break;
 		case 'v':
 			dt_log_adjust(1);
 			break;
