@@ -452,7 +452,7 @@ emit_stage(struct dt_fetch *f)
 		    json_integer(f->same_text));
 	}
 	rec = dt_record_stage("dt-fetch", f->run_id, f->status, f->message,
-	    counts, stop_flag);
+	    counts, NULL, stop_flag);
 	rc = rec != NULL ? dt_emit(rec) : -1;
 
 	json_decref(rec);

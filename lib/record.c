@@ -116,11 +116,20 @@ dt_record_bad_line(const char *where, const char *why, const char *excerpt)
 
 json_t *
 dt_record_stage(const char *stage, const char *run_id, int status,
-    const char *message, json_t *counts, int interrupted)
+    const char *message, json_t *counts, json_t *more, int interrupted)
 {
-	return json_pack("{sssosisososb}", "stage", stage, "run_id",
+	json_t *rec;
+
+	rec = json_pack("{sssosisoso}", "stage", stage, "run_id",
 	    run_id != NULL ? json_string(run_id) : json_null(), "status",
 	    status, "message", message != NULL && *message != '\0' ?
-	    json_string(message) : json_null(), "counts", counts,
-	    "interrupted", interrupted != 0);
+	    json_string(message) : json_null(), "counts", counts);
+	if (rec != NULL && ((more != NULL && json_object_update(rec,
+	    more) < 0) || json_object_set_new(rec, "interrupted",
+	    json_boolean(interrupted)) < 0)) {
+		json_decref(rec);
+		rec = NULL;
+	}
+	json_decref(more);
+	return rec;
 }

@@ -39,12 +39,13 @@ json_t *dt_record_bad_line(const char *where, const char *why,
 /*
  * Builds a stage record, the last line a stage writes:
  * {"stage":stage,"run_id":run_id,"status":status,"message":message,
- *  "counts":counts,"interrupted":interrupted}, with null for a NULL
- * run_id and a NULL or empty message.  Steals counts (an object; NULL
- * makes the call fail).  Returns a new reference or NULL when out of
- * memory.
+ *  "counts":counts,<more's members>,"interrupted":interrupted}, with
+ * null for a NULL run_id and a NULL or empty message.  Steals counts
+ * (an object; NULL makes the call fail) and more (an object of the
+ * stage's own members, or NULL for none).  Returns a new reference or
+ * NULL when out of memory.
  */
 json_t *dt_record_stage(const char *stage, const char *run_id, int status,
-    const char *message, json_t *counts, int interrupted);
+    const char *message, json_t *counts, json_t *more, int interrupted);
 
 #endif

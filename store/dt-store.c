@@ -432,7 +432,7 @@ emit_stage(struct dt_store *s)
 	    "lost", (json_int_t)s->lost,
 	    "not_stored", (json_int_t)s->not_stored,
 	    "bad", (json_int_t)s->bad, "batches", (json_int_t)s->batches,
-	    "outages", (json_int_t)s->outages), 0);
+	    "outages", (json_int_t)s->outages), NULL, 0);
 
 	/* Only a run that reused analyses says how many. */
 	if (rec != NULL && s->reused > 0)
