@@ -9,8 +9,8 @@
  *                 answer or a final error
  *   pack.c        packed requests: several records in one request,
  *                 each item of the answer checked alone
- *   output.c      writing records and the stage record (also from the
- *                 signal handler), errors and usage on records
+ *   output.c      writing records and the stage record, errors and
+ *                 usage on records
  *   modes.c       --estimate, --preflight and --dry-run
  *   stages.c      --merge-stages
  *
@@ -104,8 +104,6 @@ struct run {
 
 /* The signal that arrived (SIGTERM, SIGINT), 0 before one did. */
 extern volatile sig_atomic_t dt_az_signal;
-/* 1 while an API call is on the wire (the signal handler exits then). */
-extern volatile sig_atomic_t dt_az_in_call;
 /* 1 once the stop file was seen (dt_az_stop_requested). */
 extern int dt_az_stopping;
 /* The run, for the signal handler; NULL until the run is set up. */
@@ -324,8 +322,10 @@ void dt_az_emit_stage(struct run *x, int status, const char *message,
 void dt_az_take_run_id(struct run *x, json_t *rec);
 
 /*
- * SIGTERM and SIGINT: between calls the loop sees dt_az_signal and ends;
- * during a call the handler writes the stage record and exits 75.
+ * SIGTERM and SIGINT set dt_az_signal: waits end, a call on the wire is
+ * abandoned (within about a second), the records not answered get
+ * "interrupted before the API answered" and the run ends with its stage
+ * record, interrupted, exit 75.
  */
 void dt_az_install_signals(void);
 

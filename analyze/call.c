@@ -170,7 +170,7 @@ probe_setup(struct run *x, const struct dt_http_req *like, const char *line)
 {
 	static const char probe[] = "Thanks for the update, see you tomorrow.";
 	struct config *c = &x->c;
-	struct dt_http_req req = *like;
+	struct dt_http_req req = *like; /* cancel too */
 	struct dt_http_resp resp;
 	struct dt_usage u;
 	json_t *analysis = NULL;
@@ -198,9 +198,7 @@ probe_setup(struct run *x, const struct dt_http_req *like, const char *line)
 	req.body_len = blen;
 	memset(&resp, 0, sizeof(resp));
 	memset(&u, 0, sizeof(u));
-	dt_az_in_call = 1;
 	dt_http_once(x->http, &req, &c->pol, &resp);
-	dt_az_in_call = 0;
 	rc = -1;
 	if (dt_retry_answer(&resp) == DT_ANSWER_OK)
 		rc = dt_api_parse(&x->api, resp.body, resp.len, &analysis, &u,
@@ -346,7 +344,8 @@ take_turn(struct run *x, struct call *k, double *reserved)
 /*
  * Makes one call and reads its answer into k: its class (k->answer),
  * the reply (k->rc, k->analysis, k->raw, k->why) and the usage.
- * Returns 0 when a signal came first and no call was made.
+ * Returns 0 when a signal came first or abandoned the call: there is
+ * no answer, and the loop's next look (may_call) ends the record.
  */
 static int
 call_once(struct run *x, struct call *k, double reserved)
@@ -362,13 +361,12 @@ call_once(struct run *x, struct call *k, double reserved)
 	k->req.timeout_ms = (long)(c->timeout_s * 1000);
 	if (!k->warm && !x->seen_success && c->first_timeout_s > c->timeout_s)
 		k->req.timeout_ms = (long)(c->first_timeout_s * 1000);
-	dt_az_in_call = 1;
-	if (dt_az_signal) {
-		dt_az_in_call = 0;
+	if (dt_az_signal || dt_http_once(x->http, &k->req, &c->pol,
+	    &k->resp) == DT_HTTP_ECANCELED) {
+		dt_shared_budget_settle(x->sh, c->budget, reserved, 0);
+		warm_done(x, k, DT_WARM_AGAIN);
 		return 0;
 	}
-	dt_http_once(x->http, &k->req, &c->pol, &k->resp);
-	dt_az_in_call = 0;
 	k->tries++;
 
 	memset(&u, 0, sizeof(u));
@@ -615,6 +613,7 @@ call_loop(struct run *x, struct call *k)
 	k->req.url = x->url;
 	k->req.headers = x->headers;
 	k->req.connect_timeout_ms = 10000;
+	k->req.cancel = &dt_az_signal;
 	for (;;) {
 		if ((end = may_call(x, k)) != NEXT_CALL)
 			break;

@@ -1,6 +1,6 @@
 /*
  * output.c: dt-analyze's output: every record as one line, and the
- * stage record at the end, also from the signal handler.
+ * stage record at the end.
  */
 #include <sys/resource.h>
 
@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "analyze.h"
+#include "buf.h"
 #include "cli.h"
 #include "exit.h"
 #include "log.h"
@@ -28,97 +29,23 @@ const char *const dt_az_kinds[NKINDS] = {"timeout", "rate_limited",
     "bad_record", "budget"};
 
 volatile sig_atomic_t dt_az_signal;
-volatile sig_atomic_t dt_az_in_call;
 struct run *dt_az_run;
 int dt_az_out_failed;
 
 static int stage_fd = STDOUT_FILENO; /* see dt_az_open_stage_file() */
-static struct {
-	char *s;
-	size_t len, cap;
-} out_line;                     /* emit()'s buffer, kept between records */
-
-/* Async-signal-safe appending for the handler's stage record. */
-static void
-sput(char *buf, size_t len, size_t *o, const char *s)
-{
-	while (*s != '\0' && *o + 1 < len)
-		buf[(*o)++] = *s++;
-}
-
-static void
-sputu(char *buf, size_t len, size_t *o, unsigned long long v)
-{
-	char d[24];
-	int i = 0;
-
-	do
-		d[i++] = (char)('0' + v % 10);
-	while ((v /= 10) > 0);
-	while (i > 0 && *o + 1 < len)
-		buf[(*o)++] = d[--i];
-}
+static struct dt_buf out_line;  /* emit_to()'s, kept between records */
 
 /*
- * On SIGTERM or SIGINT between calls, the main loop notices the flag
- * and ends cleanly.  During a call libcurl would wait for the server,
- * possibly for the whole timeout, so the handler writes the stage record
- * itself (with async-signal-safe code only) and exits at once; the
- * record in flight is not written and comes back when its lease expires.
+ * On SIGTERM or SIGINT the loops see the flag: a wait ends at once, a
+ * call on the wire is abandoned by libcurl's progress callback
+ * (dt_http_req's cancel), and every record not answered yet gets
+ * "interrupted before the API answered".  The stage record is written
+ * by dt_az_emit_stage() as at any other end.
  */
 static void
 on_signal(int sig)
 {
-	char buf[2048];
-	size_t o = 0;
-	struct run *x = dt_az_run;
-	unsigned long long nano;
-	int i;
-
 	dt_az_signal = sig;
-	if (!dt_az_in_call || x == NULL)
-		return;
-	sput(buf, sizeof(buf), &o, "{\"stage\":\"dt-analyze\",\"run_id\":");
-	if (x->run_id[0] != '\0') {
-		sput(buf, sizeof(buf), &o, "\"");
-		sput(buf, sizeof(buf), &o, x->run_id);
-		sput(buf, sizeof(buf), &o, "\"");
-	} else
-		sput(buf, sizeof(buf), &o, "null");
-	sput(buf, sizeof(buf), &o, ",\"status\":75,\"message\":\"interrupted "
-	    "by a signal\",\"counts\":{\"records\":");
-	sputu(buf, sizeof(buf), &o, x->n.records);
-	sput(buf, sizeof(buf), &o, ",\"analyzed\":");
-	sputu(buf, sizeof(buf), &o, x->n.analyzed);
-	sput(buf, sizeof(buf), &o, ",\"errors\":");
-	sputu(buf, sizeof(buf), &o, x->n.errors);
-	sput(buf, sizeof(buf), &o, ",\"passed\":");
-	sputu(buf, sizeof(buf), &o, x->n.passed);
-	sput(buf, sizeof(buf), &o, ",\"bad\":");
-	sputu(buf, sizeof(buf), &o, x->n.bad);
-	sput(buf, sizeof(buf), &o, ",\"skipped\":");
-	sputu(buf, sizeof(buf), &o, x->n.skipped);
-	for (i = 0; i < NKINDS; i++) {
-		if (x->n.kind[i] == 0)
-			continue;
-		sput(buf, sizeof(buf), &o, ",\"");
-		sput(buf, sizeof(buf), &o, dt_az_kinds[i]);
-		sput(buf, sizeof(buf), &o, "\":");
-		sputu(buf, sizeof(buf), &o, x->n.kind[i]);
-	}
-	sput(buf, sizeof(buf), &o, "},\"tokens\":");
-	sputu(buf, sizeof(buf), &o, (unsigned long long)x->n.tokens);
-	sput(buf, sizeof(buf), &o, ",\"cost_usd\":");
-	nano = (unsigned long long)(x->n.cost * 1e9 + 0.5);
-	sputu(buf, sizeof(buf), &o, nano / 1000000000ULL);
-	sput(buf, sizeof(buf), &o, ".");
-	for (i = 100000000; i > 0; i /= 10)
-		sputu(buf, sizeof(buf), &o, (nano / (unsigned long long)i) % 10);
-	sput(buf, sizeof(buf), &o, ",\"prompt_version\":\"");
-	sput(buf, sizeof(buf), &o, x->version);
-	sput(buf, sizeof(buf), &o, "\",\"interrupted\":true}\n");
-	(void)!write(stage_fd, buf, o);
-	_exit(DT_EXIT_TEMPFAIL);
 }
 
 /*
@@ -201,41 +128,27 @@ emit_raw(int fd, const char *s, size_t n)
 	return rc;
 }
 
-/* Appends n bytes of s to out_line (json_dump_callback's callback). */
-static int
-append_line(const char *s, size_t n, void *arg)
-{
-	(void)arg;
-	if (out_line.len + n + 1 > out_line.cap) {
-		size_t cap = out_line.cap ? out_line.cap : 4096;
-		char *p;
-
-		while (cap < out_line.len + n + 1)
-			cap *= 2;
-		if ((p = realloc(out_line.s, cap)) == NULL)
-			return -1;
-		out_line.s = p;
-		out_line.cap = cap;
-	}
-	memcpy(out_line.s + out_line.len, s, n);
-	out_line.len += n;
-	return 0;
-}
-
 /* The newline goes in the same write(2): a record is written whole. */
-void
-dt_az_emit(json_t *rec)
+static void
+emit_to(int fd, json_t *rec)
 {
 	if (dt_az_out_failed)
 		return;
 	out_line.len = 0;
-	if (json_dump_callback(rec, append_line, NULL, JSON_COMPACT |
-	    JSON_REAL_PRECISION(15)) < 0 || append_line("\n", 1, NULL) < 0) {
+	if (dt_buf_json(&out_line, rec, JSON_COMPACT |
+	    JSON_REAL_PRECISION(15)) < 0 ||
+	    dt_buf_add(&out_line, "\n", 1) < 0) {
 		dt_error("cannot encode a record (out of memory)");
 		dt_az_out_failed = DT_EXIT_IOERR;
 		return;
 	}
-	(void)emit_raw(STDOUT_FILENO, out_line.s, out_line.len);
+	(void)emit_raw(fd, out_line.p, out_line.len);
+}
+
+void
+dt_az_emit(json_t *rec)
+{
+	emit_to(STDOUT_FILENO, rec);
 }
 
 /*
@@ -261,85 +174,97 @@ peak_rss_kb(long fallback)
 	return kb;
 }
 
-/* Renders the stage record (see docs/pipeline.md) into buf. */
-static size_t
-render_stage(struct run *x, int status, const char *message, int interrupted,
-    char *buf, size_t len)
+/* The stage record's counts: a new object, or NULL. */
+static json_t *
+stage_counts(const struct run *x)
 {
-	struct rusage ru;
-	size_t o = 0;
-	int i, n;
+	json_t *c;
+	int i;
 
-#define PUT(...) do { \
-	n = snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__); \
-	if (n > 0) \
-		o += (size_t)n; \
-} while (0)
-	PUT("{\"stage\":\"dt-analyze\",\"run_id\":");
-	if (x->run_id[0] != '\0')
-		PUT("\"%s\"", x->run_id);
-	else
-		PUT("null");
-	PUT(",\"status\":%d,\"message\":", status);
-	if (message != NULL)
-		PUT("\"%s\"", message);
-	else
-		PUT("null");
-	PUT(",\"counts\":{\"records\":%lu,\"analyzed\":%lu,\"errors\":%lu,"
-	    "\"passed\":%lu,\"bad\":%lu,\"skipped\":%lu", x->n.records,
-	    x->n.analyzed, x->n.errors, x->n.passed, x->n.bad, x->n.skipped);
-	for (i = 0; i < NKINDS; i++)
-		if (x->n.kind[i] > 0)
-			PUT(",\"%s\":%lu", dt_az_kinds[i], x->n.kind[i]);
-	PUT("},\"tokens\":%lld,\"cost_usd\":%.9g,\"prompt_version\":\"%s\"",
-	    x->n.tokens, x->n.cost, x->version);
-	if (x->c.dry_run)
-		PUT(",\"dry_run\":true,\"estimate\":{\"input_tokens\":%lld,"
-		    "\"max_output_tokens\":%lld}", x->n.est_in, x->n.est_out);
-	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		PUT(",\"resources\":{\"cpu_ms\":%ld,\"maxrss_kb\":%ld}",
-		    (long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
-		    (long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000,
-		    peak_rss_kb(ru.ru_maxrss));
-	PUT(",\"interrupted\":%s}\n", interrupted ? "true" : "false");
-#undef PUT
-	if (o >= len)
-		o = len - 1;
-	return o;
+	c = json_pack("{sIsIsIsIsIsI}", "records", (json_int_t)x->n.records,
+	    "analyzed", (json_int_t)x->n.analyzed, "errors",
+	    (json_int_t)x->n.errors, "passed", (json_int_t)x->n.passed, "bad",
+	    (json_int_t)x->n.bad, "skipped", (json_int_t)x->n.skipped);
+	for (i = 0; c != NULL && i < NKINDS; i++)
+		if (x->n.kind[i] > 0 && json_object_set_new(c, dt_az_kinds[i],
+		    json_integer((json_int_t)x->n.kind[i])) < 0) {
+			json_decref(c);
+			c = NULL;
+		}
+	return c;
 }
 
-/* The run id goes into JSON as it is (render_stage): keep it safe. */
+/*
+ * The stage record's own members after counts (docs/analyze.md): a new
+ * object, or NULL when out of memory.
+ */
+static json_t *
+stage_more(const struct run *x)
+{
+	struct rusage ru;
+	json_t *m;
+	int rc = 0;
+
+	m = json_pack("{sIsfss}", "tokens", (json_int_t)x->n.tokens,
+	    "cost_usd", x->n.cost, "prompt_version", x->version);
+	if (m != NULL && x->c.dry_run)
+		rc = json_object_set_new(m, "dry_run", json_true()) |
+		    json_object_set_new(m, "estimate", json_pack("{sIsI}",
+		    "input_tokens", (json_int_t)x->n.est_in,
+		    "max_output_tokens", (json_int_t)x->n.est_out));
+	if (m != NULL && getrusage(RUSAGE_SELF, &ru) == 0)
+		rc |= json_object_set_new(m, "resources", json_pack("{sIsI}",
+		    "cpu_ms", (json_int_t)(ru.ru_utime.tv_sec +
+		    ru.ru_stime.tv_sec) * 1000 + (ru.ru_utime.tv_usec +
+		    ru.ru_stime.tv_usec) / 1000, "maxrss_kb",
+		    (json_int_t)peak_rss_kb(ru.ru_maxrss)));
+	if (rc != 0) {
+		json_decref(m);
+		m = NULL;
+	}
+	return m;
+}
+
+/* Kept as valid UTF-8: Jansson refuses anything else. */
 void
 dt_az_take_run_id(struct run *x, json_t *rec)
 {
 	const char *s;
-	size_t i;
 
 	if (x->run_id[0] != '\0')
 		return;
 	s = x->c.run_id_env;
 	if (s == NULL)
 		s = json_string_value(json_object_get(rec, "run_id"));
-	if (s == NULL)
-		return;
-	for (i = 0; s[i] != '\0' && i + 1 < sizeof(x->run_id); i++)
-		x->run_id[i] = (char)((s[i] == '"' || s[i] == '\\' ||
-		    (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) ?
-		    '_' : s[i]);
-	x->run_id[i] = '\0';
+	if (s != NULL)
+		utf8_format(x->run_id, sizeof(x->run_id), "%s", s);
 }
 
 void
 dt_az_emit_stage(struct run *x, int status, const char *message,
     int interrupted)
 {
-	char stage[2048];
-	size_t n;
+	json_t *counts, *more, *rec = NULL;
 
 	if (dt_az_out_failed)
 		return;
-	n = render_stage(x, status, message, interrupted, stage, sizeof(stage));
-	(void)emit_raw(stage_fd, stage, n);
+	counts = stage_counts(x);
+	more = stage_more(x);
+	if (counts != NULL && more != NULL)
+		rec = dt_record_stage("dt-analyze", x->run_id[0] != '\0' ?
+		    x->run_id : NULL, status, message, counts, more,
+		    interrupted);
+	else {
+		json_decref(counts);
+		json_decref(more);
+	}
+	if (rec == NULL) {
+		dt_error("cannot encode the stage record (out of memory)");
+		dt_az_out_failed = DT_EXIT_IOERR;
+		return;
+	}
+	emit_to(stage_fd, rec);
+	json_decref(rec);
 }
 
 void
@@ -354,9 +279,7 @@ dt_az_close_output(void)
 	if (stage_fd != STDOUT_FILENO)
 		close(stage_fd);
 	stage_fd = STDOUT_FILENO;
-	free(out_line.s);
-	out_line.s = NULL;
-	out_line.len = out_line.cap = 0;
+	dt_buf_free(&out_line);
 }
 
 void

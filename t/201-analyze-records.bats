@@ -34,6 +34,16 @@ setup() {
 		'["dt-analyze","r-9",0,null,{"records":1,"analyzed":1,"errors":0,"passed":0,"bad":0,"skipped":0},false]'
 }
 
+@test "dt-analyze: the stage record keeps the run id as given and its members in the documented order" {
+	echo '{"id":1,"text":null}' >"$BATS_TEST_TMPDIR/in"
+	DT_RUN_ID='run "7" \ ü' run -0 --separate-stderr dt-analyze "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(echo "${lines[1]}" | jq -r .run_id)" 'run "7" \ ü'
+	assert_equal "$(echo "${lines[1]}" | jq -c keys_unsorted)" \
+		'["stage","run_id","status","message","counts","tokens","cost_usd","prompt_version","resources","interrupted"]'
+	assert_equal "$(echo "${lines[1]}" | jq -c '[.counts.skipped, .tokens, .cost_usd, (.resources.cpu_ms|type), (.resources.maxrss_kb > 0)]')" \
+		'[1,0,0,"number",true]'
+}
+
 @test "dt-analyze: a record keeps its members in their order, the new members after them; escapes and repeated members are read as Jansson reads them" {
 	# As dt-fetch writes it (compact), with white space, with escapes in
 	# the text, with a string id, and with a repeated id (the last one

@@ -22,6 +22,25 @@ one_cost() {
 	pplx reset
 }
 
+# signal_in_call SIG [VAR=VALUE ...]: runs dt-analyze on $BATS_TEST_TMPDIR/in
+# in the background with the variables given, sends it SIG once its first
+# call reached the stand-in (after 0.3 s more, so that a hanging answer
+# has begun), and waits: $status is its exit status, $elapsed the ms from
+# the signal to its end; out and err hold its output.
+signal_in_call() {
+	local sig=$1 pid start
+	shift
+	env "$@" dt-analyze "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
+	pid=$!
+	for _ in $(seq 100); do [ "$(pplx requests | wc -l)" -ge 1 ] && break; sleep 0.05; done
+	sleep 0.3
+	start=$(date +%s%N)
+	kill "-$sig" "$pid"
+	status=0
+	wait "$pid" || status=$?
+	elapsed=$((($(date +%s%N) - start) / 1000000))
+}
+
 @test "dt-analyze: the requests-per-window limit holds across 8 workers" {
 	# A request reaches the stand-in, and is time-stamped there, some ms
 	# after its job took its slot: a new process on a loaded machine
@@ -108,21 +127,31 @@ one_cost() {
 	awk -v a="${t%% *}" -v b="$(echo "$t" | cut -d' ' -f2)" 'BEGIN { exit !(b - a >= 0.9) }'
 }
 
-@test "dt-analyze: SIGTERM during a call ends it at once with an interrupted stage record" {
+@test "dt-analyze: SIGTERM during a slow call abandons it within 2 s; the record is given back and the stage record written" {
+	# Every call would take 30 s.
+	pplx script '{"latency_ms":30000}'
+	records 3 >"$BATS_TEST_TMPDIR/in"
+	signal_in_call TERM TIMEOUT_SECONDS=60
+	[ "$elapsed" -lt 2000 ] || { echo "took $elapsed ms" >&2; false; }
+	assert_equal "$status" 75
+	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/out")" 2
+	assert_equal "$(head -1 "$BATS_TEST_TMPDIR/out" | jq -c '[.id, .error, .tries]')" \
+		'[1,{"kind":"unavailable","message":"interrupted before the API answered","retryable":true},null]'
+	assert_equal "$(tail -1 "$BATS_TEST_TMPDIR/out" | jq -c '[.stage, .status, .message, .counts.records, .counts.unavailable, .interrupted]')" \
+		'["dt-analyze",75,"interrupted by a signal",1,1,true]'
+	assert_equal "$(pplx requests | wc -l)" 1
+}
+
+@test "dt-analyze: SIGINT while a packed answer is arriving gives every record of the pack back" {
+	# A 200 whose body never ends.
 	pplx script '{"faults":[{"kind":"hang"}]}'
 	records 3 >"$BATS_TEST_TMPDIR/in"
-	dt-analyze "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" &
-	pid=$!
-	for i in $(seq 100); do [ "$(pplx requests | wc -l)" -ge 1 ] && break; sleep 0.05; done
-	start=$(date +%s%N)
-	kill -TERM "$pid"
-	status=0
-	wait "$pid" || status=$?
-	[ $((($(date +%s%N) - start) / 1000000)) -lt 1000 ]
+	signal_in_call INT DT_PACK=3
 	assert_equal "$status" 75
-	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/out")" 1
-	assert_equal "$(jq -c '[.stage, .status, .message, .counts.records, .interrupted]' "$BATS_TEST_TMPDIR/out")" \
-		'["dt-analyze",75,"interrupted by a signal",1,true]'
+	assert_equal "$(jq -c 'select(.id) | [.id, .error.kind, .error.message, .error.retryable]' "$BATS_TEST_TMPDIR/out" | tr '\n' ' ')" \
+		'[1,"unavailable","interrupted before the API answered",true] [2,"unavailable","interrupted before the API answered",true] [3,"unavailable","interrupted before the API answered",true] '
+	assert_equal "$(tail -1 "$BATS_TEST_TMPDIR/out" | jq -c '[.status, .counts.records, .counts.unavailable, .interrupted]')" '[75,3,3,true]'
+	assert_equal "$(pplx requests | wc -l)" 1
 }
 
 @test "dt-analyze: SIGTERM during a backoff wait writes the record as unavailable and stops" {
