@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "api.h"
+#include "buf.h"
 #include "schema.h"
 #include "utf8.h"
 
@@ -143,52 +144,19 @@ dt_api_body(const struct dt_api *a, const char *input, size_t len,
 	return s;
 }
 
-/* What a response says. */
+/*
+ * What a response says.  The strings but text are borrowed from the
+ * parsed response and NULL when absent or not strings; text is owned.
+ */
 struct reply {
-	char *model;            /* "model", when a string */
-	char *status;           /* agent: "status", when a string */
-	char *error;            /* agent: error.message */
-	char *reason;           /* agent: incomplete_details.reason */
+	const char *model;      /* "model" */
+	const char *status;     /* agent: "status" */
+	const char *error;      /* agent: error.message */
+	const char *reason;     /* agent: incomplete_details.reason */
 	char *text;             /* the output text, NULL when there is none */
-	char *finish;           /* chat: choices[0].finish_reason */
+	const char *finish;     /* chat: choices[0].finish_reason */
 	struct dt_usage u;
 };
-
-static void
-reply_free(struct reply *r)
-{
-	free(r->model);
-	free(r->status);
-	free(r->error);
-	free(r->reason);
-	free(r->text);
-	free(r->finish);
-	memset(r, 0, sizeof(*r));
-}
-
-/*
- * Appends n bytes to the NUL-terminated string *s (NULL: empty).
- * Returns 0, or -1 when out of memory.
- */
-static int
-append(char **s, const char *add, size_t n)
-{
-	size_t o = *s ? strlen(*s) : 0;
-	char *p;
-
-	if ((p = realloc(*s, o + n + 1)) == NULL)
-		return -1;
-	memcpy(p + o, add, n);
-	p[o + n] = '\0';
-	*s = p;
-	return 0;
-}
-
-static char *
-dup_string(json_t *v)
-{
-	return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
-}
 
 static long long
 get_ll(json_t *o, const char *k)
@@ -225,11 +193,16 @@ read_usage(int kind, json_t *resp, struct dt_usage *u)
 	}
 }
 
-/* The text of every output_text part of every message item, joined. */
+/*
+ * The text of every output_text part of every message item, joined,
+ * into *text (NULL when there is none).  Returns 0, or -1 when out of
+ * memory.
+ */
 static int
 agent_text(json_t *resp, char **text)
 {
 	json_t *output = json_object_get(resp, "output"), *item, *part;
+	struct dt_buf b = {0};
 	size_t i, j;
 
 	json_array_foreach(output, i, item) {
@@ -246,11 +219,14 @@ agent_text(json_t *resp, char **text)
 			if (!json_is_string(t) || pt == NULL ||
 			    strcmp(pt, "output_text") != 0)
 				continue;
-			if (append(text, json_string_value(t),
-			    json_string_length(t)) < 0)
+			if (dt_buf_add(&b, json_string_value(t),
+			    json_string_length(t)) < 0) {
+				dt_buf_free(&b);
 				return -1;
+			}
 		}
 	}
+	*text = b.p;
 	return 0;
 }
 
@@ -258,21 +234,25 @@ static int
 read_reply(int kind, json_t *resp, struct reply *r)
 {
 	json_t *choice;
+	const char *text;
 
 	read_usage(kind, resp, &r->u);
-	r->model = dup_string(json_object_get(resp, "model"));
+	r->model = json_string_value(json_object_get(resp, "model"));
 	if (kind == DT_API_AGENT) {
-		r->status = dup_string(json_object_get(resp, "status"));
-		r->error = dup_string(json_object_get(json_object_get(resp,
-		    "error"), "message"));
-		r->reason = dup_string(json_object_get(json_object_get(resp,
-		    "incomplete_details"), "reason"));
+		r->status = json_string_value(json_object_get(resp, "status"));
+		r->error = json_string_value(json_object_get(json_object_get(
+		    resp, "error"), "message"));
+		r->reason = json_string_value(json_object_get(json_object_get(
+		    resp, "incomplete_details"), "reason"));
 		return agent_text(resp, &r->text);
 	}
 	choice = json_array_get(json_object_get(resp, "choices"), 0);
-	r->text = dup_string(json_object_get(json_object_get(choice,
+	r->finish = json_string_value(json_object_get(choice,
+	    "finish_reason"));
+	text = json_string_value(json_object_get(json_object_get(choice,
 	    "message"), "content"));
-	r->finish = dup_string(json_object_get(choice, "finish_reason"));
+	if (text != NULL && (r->text = strdup(text)) == NULL)
+		return -1;
 	return 0;
 }
 
@@ -377,7 +357,6 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 		return DT_API_INVALID;
 	}
 	(void)read_reply(a->kind, resp, &r);
-	json_decref(resp);
 	*u = r.u;
 	if (u->total_tokens == 0)
 		u->total_tokens = u->input_tokens + u->output_tokens;
@@ -417,7 +396,8 @@ out:
 		*raw = r.text;
 		r.text = NULL;
 	}
-	reply_free(&r);
+	free(r.text);
+	json_decref(resp);
 	return rc;
 }
 

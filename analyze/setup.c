@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "analyze.h"
+#include "buf.h"
 #include "cli.h"
 #include "config.h"
 #include "log.h"
@@ -22,40 +23,35 @@
 #include "shared.h"
 #include "utf8.h"
 
+/*
+ * Reads the file at path.  Returns its bytes followed by a NUL, a new
+ * string the caller frees (the length in *len), or NULL with errno set.
+ */
 static char *
 slurp(const char *path, size_t *len)
 {
+	struct dt_buf b = {0};
+	char chunk[8192];
 	FILE *f;
-	char *buf = NULL, *p;
-	size_t cap = 0, n = 0, r;
+	size_t r;
+	int err;
 
 	if ((f = fopen(path, "re")) == NULL)
 		return NULL;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			cap = cap ? cap * 2 : 8192;
-			if ((p = realloc(buf, cap)) == NULL) {
-				free(buf);
-				fclose(f);
-				errno = ENOMEM;
-				return NULL;
-			}
-			buf = p;
-		}
-		r = fread(buf + n, 1, cap - n - 1, f);
-		n += r;
-		if (r == 0)
-			break;
-	}
-	if (ferror(f)) {
-		free(buf);
-		fclose(f);
+	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0 &&
+	    dt_buf_add(&b, chunk, r) == 0)
+		;
+	err = b.oom ? ENOMEM : ferror(f) ? errno : 0;
+	fclose(f);
+	if (err == 0 && dt_buf_add(&b, "", 0) < 0)
+		err = ENOMEM;
+	if (err != 0) {
+		dt_buf_free(&b);
+		errno = err;
 		return NULL;
 	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
+	*len = b.len;
+	return b.p;
 }
 
 int
