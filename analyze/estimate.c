@@ -106,6 +106,48 @@ print_cost(const struct dt_estimate *e, FILE *out, long long in,
 		    "spending limit\n");
 }
 
+/*
+ * Prints the runs the backlog takes: at most DT_MAX_RECORDS rows each,
+ * and the calls DT_RPM allows in DT_DEADLINE_SECONDS.  Returns the rows
+ * a run takes (0: no limit) and sets *runs.
+ */
+static long long
+print_runs(const struct dt_estimate *e, FILE *out, long long unclaimed,
+    long long max_records, double share, long long *runs)
+{
+	long long per_run, by_rate;
+	char packs[64] = "";
+
+	if (e->pack > 1)
+		snprintf(packs, sizeof(packs), " of up to DT_PACK %lld texts "
+		    "each", e->pack);
+	/* Rows per run: DT_MAX_RECORDS, and the calls DT_RPM allows. */
+	per_run = max_records;
+	if (e->rpm > 0) {
+		by_rate = e->rpm * e->deadline_s / 60 * e->pack;
+		if (share > 0)
+			by_rate = (long long)((double)by_rate / share);
+		if (per_run == 0 || by_rate < per_run)
+			per_run = by_rate;
+	}
+	per_run *= e->shards;
+	*runs = per_run > 0 ? (unclaimed + per_run - 1) / per_run : 1;
+	if (per_run == 0)
+		fprintf(out, "runs: 1 (no DT_MAX_RECORDS and no DT_RPM: one run "
+		    "takes all, until DT_DEADLINE_SECONDS)\n");
+	else
+		fprintf(out, "runs: %lld of at most %lld rows each "
+		    "(DT_MAX_RECORDS %lld%s; DT_RPM %lld for DT_DEADLINE_SECONDS "
+		    "%lld: %lld calls%s%s%s); at one run every %d h the backlog "
+		    "is done in about %lld h\n", *runs, per_run, max_records,
+		    max_records == 0 ? ", no cap" : "", e->rpm, e->deadline_s,
+		    e->rpm > 0 ? e->rpm * e->deadline_s / 60 : 0, packs,
+		    e->rpm > 0 ? "" : ", no limit",
+		    e->shards > 1 ? ", times DT_SHARDS" : "", SCHEDULE_HOURS,
+		    (*runs - 1) * SCHEDULE_HOURS);
+	return per_run;
+}
+
 int
 dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 {
@@ -115,9 +157,8 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	long long unclaimed = num(bl, "unclaimed"), rows = num(sample, "rows");
 	long long nblank = num(sample, "blank"), bytes = num(sample,
 	    "text_bytes"), max_records = num(fetch, "max_records");
-	long long per_run, by_rate = -1, runs, text_tokens, in, outk, todo;
+	long long per_run, runs, text_tokens, in, outk, todo;
 	double avg_bytes, share;
-	char packs[64] = "";
 
 	if (unclaimed < 0 || rows < 0 || nblank < 0 || bytes < 0 ||
 	    max_records < 0 || nblank > rows) {
@@ -146,33 +187,7 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 	    "takes, %lld have no text (skipped, no call), the others "
 	    "average %.0f bytes\n", todo, rows, nblank, avg_bytes);
 
-	if (e->pack > 1)
-		snprintf(packs, sizeof(packs), " of up to DT_PACK %lld texts "
-		    "each", e->pack);
-	/* Rows per run: DT_MAX_RECORDS, and the calls DT_RPM allows. */
-	per_run = max_records;
-	if (e->rpm > 0) {
-		by_rate = e->rpm * e->deadline_s / 60 * e->pack;
-		if (share > 0)
-			by_rate = (long long)((double)by_rate / share);
-		if (per_run == 0 || by_rate < per_run)
-			per_run = by_rate;
-	}
-	per_run *= e->shards;
-	runs = per_run > 0 ? (unclaimed + per_run - 1) / per_run : 1;
-	if (per_run == 0)
-		fprintf(out, "runs: 1 (no DT_MAX_RECORDS and no DT_RPM: one run "
-		    "takes all, until DT_DEADLINE_SECONDS)\n");
-	else
-		fprintf(out, "runs: %lld of at most %lld rows each "
-		    "(DT_MAX_RECORDS %lld%s; DT_RPM %lld for DT_DEADLINE_SECONDS "
-		    "%lld: %lld calls%s%s%s); at one run every %d h the backlog "
-		    "is done in about %lld h\n", runs, per_run, max_records,
-		    max_records == 0 ? ", no cap" : "", e->rpm, e->deadline_s,
-		    e->rpm > 0 ? e->rpm * e->deadline_s / 60 : 0, packs,
-		    e->rpm > 0 ? "" : ", no limit",
-		    e->shards > 1 ? ", times DT_SHARDS" : "", SCHEDULE_HOURS,
-		    (runs - 1) * SCHEDULE_HOURS);
+	per_run = print_runs(e, out, unclaimed, max_records, share, &runs);
 
 	text_tokens = dt_api_estimate_tokens(NULL, (size_t)avg_bytes);
 	in = e->fixed_tokens + text_tokens;
