@@ -257,8 +257,7 @@ vfail(char *err, size_t errlen, const struct where *w, const char *fmt, ...)
 
 /*
  * A schema compiled for validation: what each keyword says, looked up
- * once.  Looking the keywords up in the schema's objects for every
- * value was most of the validation's cost.
+ * once, not in the schema's objects for every value.
  */
 enum { T_OBJECT = 1, T_ARRAY = 2, T_STRING = 4, T_NUMBER = 8, T_INTEGER = 16,
     T_BOOLEAN = 32, T_NULL = 64 };
