@@ -106,8 +106,6 @@ struct run {
 extern volatile sig_atomic_t dt_az_signal;
 /* 1 once the stop file was seen (dt_az_stop_requested). */
 extern int dt_az_stopping;
-/* The run, for the signal handler; NULL until the run is set up. */
-extern struct run *dt_az_run;
 /* 0, or the exit status for it once writing stdout failed. */
 extern int dt_az_out_failed;
 

@@ -72,14 +72,16 @@ struct call {
  * creates it itself when the API refuses the run's setup.
  */
 static int
-stop_requested(const char *path)
+stop_requested(struct run *x)
 {
+	const char *path = x->c.stop_file;
+
 	if (!dt_az_stopping && path != NULL && access(path, F_OK) == 0) {
 		dt_az_stopping = 1;
 		/* A circuit opened for a setup error said why already. */
-		if (dt_az_run == NULL || dt_az_run->sh == NULL ||
-		    dt_shared_breaker(dt_az_run->sh) == DT_BREAKER_CLOSED ||
-		    dt_shared_breaker(dt_az_run->sh) == DT_BREAKER_OUTAGE)
+		if (x->sh == NULL ||
+		    dt_shared_breaker(x->sh) == DT_BREAKER_CLOSED ||
+		    dt_shared_breaker(x->sh) == DT_BREAKER_OUTAGE)
 			dt_info("the run is stopping: no more API calls");
 	}
 	return dt_az_stopping;
@@ -91,17 +93,17 @@ stop_requested(const char *path)
  * for a retry or for the warm-up call must not hold up a stopping run.
  */
 static int
-nap(long long ms, const char *stop_file)
+nap(struct run *x, long long ms)
 {
 	long long end = dt_shared_now() + ms;
 
-	while (!dt_az_signal && !stop_requested(stop_file)) {
+	while (!dt_az_signal && !stop_requested(x)) {
 		long long left = end - dt_shared_now();
 		struct timespec ts;
 
 		if (left <= 0)
 			return 0;
-		if (stop_file != NULL && left > 100)
+		if (x->c.stop_file != NULL && left > 100)
 			left = 100;
 		ts.tv_sec = (time_t)(left / 1000);
 		ts.tv_nsec = (long)(left % 1000) * 1000000L;
@@ -187,8 +189,7 @@ probe_setup(struct run *x, const struct dt_http_req *like, const char *line)
 	}
 	if (!dt_shared_budget_take(x->sh, c->budget, &reserved))
 		goto done;
-	while ((wait = dt_shared_slot(x->sh)) > 0 &&
-	    !nap(wait, c->stop_file))
+	while ((wait = dt_shared_slot(x->sh)) > 0 && !nap(x, wait))
 		;
 	if (dt_az_signal || dt_az_stopping || wait > 0) {
 		dt_shared_budget_settle(x->sh, c->budget, reserved, 0);
@@ -283,7 +284,7 @@ may_call(struct run *x, struct call *k)
 		    "not called: %s", k->why);
 		return END_DONE;
 	}
-	if (!stop_requested(x->c.stop_file))
+	if (!stop_requested(x))
 		return NEXT_CALL;
 	if (k->tries == 0) {
 		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
@@ -314,7 +315,7 @@ take_turn(struct run *x, struct call *k, double *reserved)
 	 */
 	while ((k->lead = dt_shared_warm(x->sh, lease, &k->warm)) ==
 	    DT_WARM_WAIT)
-		if (nap(20, c->stop_file))
+		if (nap(x, 20))
 			break;
 	if (dt_az_signal || dt_az_stopping ||
 	    dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED) {
@@ -331,7 +332,7 @@ take_turn(struct run *x, struct call *k, double *reserved)
 	if ((wait = dt_shared_slot(x->sh)) > 0)
 		dt_debug("%s: id %s: waiting %lld ms for a request slot",
 		    x->where, k->id, wait);
-	while (wait > 0 && !nap(wait, c->stop_file))
+	while (wait > 0 && !nap(x, wait))
 		wait = dt_shared_slot(x->sh);
 	if (dt_az_signal || dt_az_stopping || wait > 0) {
 		dt_shared_budget_settle(x->sh, c->budget, *reserved, 0);
@@ -574,7 +575,7 @@ on_outage(struct run *x, struct call *k)
 	if (k->resp.status == 429)
 		dt_shared_hold(x->sh, r.wait_ms);
 	else
-		nap(r.wait_ms, c->stop_file);
+		nap(x, r.wait_ms);
 	return NEXT_CALL;
 }
 

@@ -404,12 +404,13 @@ static int fanout_job;
  * needs no slot.
  */
 static int
-no_call_coming(void)
+no_call_coming(void *arg)
 {
-	const char *stop = dt_az_run->c.stop_file;
+	struct run *x = arg;
+	const char *stop = x->c.stop_file;
 
 	return dt_az_signal || (stop != NULL && access(stop, F_OK) == 0) ||
-	    dt_shared_breaker(dt_az_run->sh) != DT_BREAKER_CLOSED;
+	    dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED;
 }
 
 /*
@@ -430,7 +431,7 @@ call_slot(struct run *x)
 	if (dt_env_ll("DT_FANOUT_SLOTS", 0, 1, 100000, &slots) < 0)
 		return -1;
 	fanout_job = 1;
-	if (dt_shared_call_slot(x->sh, (int)slots, no_call_coming, err,
+	if (dt_shared_call_slot(x->sh, (int)slots, no_call_coming, x, err,
 	    sizeof(err)) < 0) {
 		dt_error("%s", err);
 		return -1;
@@ -583,7 +584,6 @@ main(int argc, char **argv)
 		x.status = DT_EXIT_CONFIG;
 		goto out;
 	}
-	dt_az_run = &x;
 	dt_az_install_signals();
 	if ((r = dt_reader_new(argv + first, argc - first,
 	    (size_t)x.c.max_line)) == NULL) {

@@ -29,7 +29,6 @@ const char *const dt_az_kinds[NKINDS] = {"timeout", "rate_limited",
     "bad_record", "budget"};
 
 volatile sig_atomic_t dt_az_signal;
-struct run *dt_az_run;
 int dt_az_out_failed;
 
 static int stage_fd = STDOUT_FILENO; /* see dt_az_open_stage_file() */

@@ -398,8 +398,8 @@ dt_shared_warm_done(struct dt_shared *s, int how)
 }
 
 int
-dt_shared_call_slot(struct dt_shared *s, int slots, int (*stop)(void),
-    char *err, size_t errlen)
+dt_shared_call_slot(struct dt_shared *s, int slots, int (*stop)(void *),
+    void *arg, char *err, size_t errlen)
 {
 	char path[4200];
 	int i, fd;
@@ -421,7 +421,7 @@ dt_shared_call_slot(struct dt_shared *s, int slots, int (*stop)(void),
 			}
 			close(fd);
 		}
-		if (stop())
+		if (stop(arg))
 			return 0;
 		dt_sleep_ms(2);
 	}

@@ -148,11 +148,11 @@ void dt_shared_warm_done(struct dt_shared *s, int how);
  * one of the files "call.0" to "call.<slots - 1>" in the state
  * directory, held until the process ends (the kernel lets it go even
  * after a crash).  While every slot is taken it waits, looking every
- * 2 ms, until one is free or stop() returns nonzero.  Returns 1 with a
+ * 2 ms, until one is free or stop(arg) returns nonzero.  Returns 1 with a
  * slot, 0 when stopped, -1 after writing the reason to err.
  */
-int dt_shared_call_slot(struct dt_shared *s, int slots, int (*stop)(void),
-    char *err, size_t errlen);
+int dt_shared_call_slot(struct dt_shared *s, int slots, int (*stop)(void *),
+    void *arg, char *err, size_t errlen);
 
 /* Milliseconds on the clock all workers share (CLOCK_MONOTONIC). */
 long long dt_shared_now(void);
