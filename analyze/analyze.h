@@ -7,6 +7,8 @@
  *                 client and the state shared with the other workers
  *   call.c        calling the API for one request until it has an
  *                 answer or a final error
+ *   refusal.c     refusals that are the run's setup: the test call, the
+ *                 line that says what to fix, the stop file
  *   pack.c        packed requests: several records in one request,
  *                 each item of the answer checked alone
  *   output.c      writing records and the stage record, errors and
@@ -177,6 +179,39 @@ enum {
  */
 int dt_az_send(struct run *x, const struct dt_api *api, const char *body,
     size_t len, json_t *rec, const char *id, struct dt_az_sent *out);
+
+/*
+ * Sleeps ms milliseconds; returns 1 early on a signal or once the stop
+ * file appears (looked for every 100 ms), else 0.
+ */
+int dt_az_nap(struct run *x, long long ms);
+
+/* refusal.c */
+
+/*
+ * Error answers alike for this many consecutive calls, from any worker,
+ * the last of them with a plain test text (dt_az_probe_setup), are the
+ * run's setup (a misspelt model), not the records.
+ */
+#define DT_AZ_SETUP_THRESHOLD 3
+
+/*
+ * Writes into buf the line that says what to fix for a refusal with
+ * HTTP status, the error's type sig and the API's message apimsg.
+ */
+void dt_az_setup_line(struct run *x, long status, const char *sig,
+    const char *apimsg, char *buf, size_t len);
+
+/*
+ * Sends the request like with a plain test text in place of a record's
+ * and notes the answer in the setup streak (line: what to fix).
+ * Returns 1 when the refusal is the setup's: the circuit opened.
+ */
+int dt_az_probe_setup(struct run *x, const struct dt_http_req *like,
+    const char *line);
+
+/* Creates the stop file (NULL: none): the run claims no more. */
+void dt_az_stop_the_run(const char *stop_file);
 
 /* pack.c */
 

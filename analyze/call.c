@@ -2,12 +2,9 @@
  * call.c: calling the API for one record until it has an analysis or a
  * final error.  What an answer means comes from dt_retry_check()
  * (lib/http.h); whether a refusal is the record's or the run's setup is
- * decided here, from the answers all workers got (docs/analyze.md,
- * "Setup errors").
+ * decided here (on_refusal), from the answers all workers got, with the
+ * help of refusal.c (docs/analyze.md, "Setup errors").
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,13 +21,6 @@
 #include "utf8.h"
 
 #define RAW_KEEP 1024           /* bytes of bad output kept in an error */
-
-/*
- * Error answers alike for this many consecutive calls, from any worker,
- * the last of them with a plain test text (probe_setup), are the run's
- * setup (a misspelt model), not the records.
- */
-#define SETUP_THRESHOLD 3
 
 int dt_az_stopping;
 
@@ -74,9 +64,8 @@ struct call {
 static int
 stop_requested(struct run *x)
 {
-	const char *path = x->c.stop_file;
-
-	if (!dt_az_stopping && path != NULL && access(path, F_OK) == 0) {
+	if (!dt_az_stopping && x->c.stop_file != NULL &&
+	    access(x->c.stop_file, F_OK) == 0) {
 		dt_az_stopping = 1;
 		/* A circuit opened for a setup error said why already. */
 		if (x->sh == NULL ||
@@ -92,8 +81,8 @@ stop_requested(struct run *x)
  * stop file appears, which is looked for every 100 ms: a record waiting
  * for a retry or for the warm-up call must not hold up a stopping run.
  */
-static int
-nap(struct run *x, long long ms)
+int
+dt_az_nap(struct run *x, long long ms)
 {
 	long long end = dt_shared_now() + ms;
 
@@ -120,125 +109,6 @@ outage_kind(const struct dt_http_resp *r)
 	if (r->status == 429)
 		return K_RATE;
 	return K_UNAVAIL;
-}
-
-/*
- * The one line that says what to fix when the API refuses the run's
- * setup: which variable, why (the API's own message) and what happens
- * to the rows.
- */
-static void
-setup_line(struct run *x, long status, const char *sig, const char *apimsg,
-    char *buf, size_t len)
-{
-	char answer[400];
-
-	utf8_format(answer, sizeof(answer), "HTTP %ld%s%s", status,
-	    apimsg[0] ? ": " : "", apimsg);
-	if (status == 401 || status == 403)
-		utf8_format(buf, len, "PERPLEXITY_API_KEY: the API refused the "
-		    "key (%s); check the key", answer);
-	else if (status == 402)
-		utf8_format(buf, len, "PERPLEXITY_API_KEY: the API account "
-		    "cannot pay for calls (%s); add credits to it", answer);
-	else if (status < 400)
-		utf8_format(buf, len, "PERPLEXITY_BASE_URL: %s answers with a "
-		    "redirect (%s); set PERPLEXITY_BASE_URL to where it points "
-		    "(https://api.perplexity.ai)", x->url, answer);
-	else if (status == 404)
-		utf8_format(buf, len, "PERPLEXITY_BASE_URL: %s does not exist "
-		    "(%s); check PERPLEXITY_BASE_URL (https://api.perplexity.ai) "
-		    "and DT_API", x->url, answer);
-	else if (strcasestr(apimsg, "model") != NULL ||
-	    strcasestr(sig, "model") != NULL)
-		utf8_format(buf, len, "PERPLEXITY_MODEL: the API refused model "
-		    "'%s' (%s); fix the model name", x->c.model, answer);
-	else
-		utf8_format(buf, len, "the API refused records and a plain "
-		    "test text alike (%s); check PERPLEXITY_MODEL, DT_API, "
-		    "DT_SCHEMA_FILE and PERPLEXITY_BASE_URL", answer);
-}
-
-/*
- * The last call of a streak of refusals: the same request with a plain
- * text of no user's in place of a record's.  The same refusal for it is
- * the setup's, and opens the circuit (returns 1); an analysis proves
- * the setup good, so the refusals were the records' own.  The call is
- * made under the rate limit and the budget; what it costs counts in
- * the stage's totals, not in any record's.
- */
-static int
-probe_setup(struct run *x, const struct dt_http_req *like, const char *line)
-{
-	static const char probe[] = "Thanks for the update, see you tomorrow.";
-	struct config *c = &x->c;
-	struct dt_http_req req = *like; /* cancel too */
-	struct dt_http_resp resp;
-	struct dt_usage u;
-	json_t *analysis = NULL;
-	char *input, *body, *raw = NULL, sig[64], why[300], model[128];
-	size_t ilen, blen;
-	double reserved;
-	long long wait;
-	int opened = 0, streak, rc;
-
-	if ((input = dt_api_wrap(probe, sizeof(probe) - 1, &ilen)) == NULL ||
-	    (body = dt_api_body(&x->api, input, ilen, &blen)) == NULL) {
-		free(input);
-		return 0;
-	}
-	if (!dt_shared_budget_take(x->sh, c->budget, &reserved))
-		goto done;
-	while ((wait = dt_shared_slot(x->sh)) > 0 && !nap(x, wait))
-		;
-	if (dt_az_signal || dt_az_stopping || wait > 0) {
-		dt_shared_budget_settle(x->sh, c->budget, reserved, 0);
-		goto done;
-	}
-	req.body = body;
-	req.body_len = blen;
-	memset(&resp, 0, sizeof(resp));
-	memset(&u, 0, sizeof(u));
-	dt_http_once(x->http, &req, &c->pol, &resp);
-	rc = -1;
-	if (dt_retry_answer(&resp) == DT_ANSWER_OK)
-		rc = dt_api_parse(&x->api, resp.body, resp.len, &analysis, &u,
-		    model, sizeof(model), why, sizeof(why), &raw);
-	json_decref(analysis);
-	free(raw);
-	dt_shared_budget_settle(x->sh, c->budget, reserved, u.cost_usd);
-	x->n.tokens += u.total_tokens;
-	x->n.cost += u.cost_usd;
-	if (rc != -1)
-		dt_shared_setup_ok(x->sh, rc == DT_API_OK);
-	else if (dt_retry_answer(&resp) == DT_ANSWER_REFUSED ||
-	    dt_retry_answer(&resp) == DT_ANSWER_SETUP) {
-		dt_api_error_type(resp.body, resp.len, sig, sizeof(sig));
-		opened = dt_shared_setup_note(x->sh, resp.status, sig,
-		    SETUP_THRESHOLD, line, &streak);
-	}
-	dt_debug("the test call with a plain text: %s", rc == DT_API_OK ?
-	    "analyzed: the setup is good" : opened ? "refused alike: the "
-	    "setup is at fault" : "no verdict");
-	dt_http_resp_clear(&resp);
-done:
-	free(body);
-	free(input);
-	return opened;
-}
-
-/*
- * Once the circuit opened for a setup error, dt-fetch is to claim no
- * more: the stop file says so (and every worker sees it too).
- */
-static void
-stop_the_run(const char *stop_file)
-{
-	int fd;
-
-	if (stop_file != NULL && (fd = open(stop_file, O_WRONLY | O_CREAT |
-	    O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
-		close(fd);
 }
 
 /* Tells the other workers how the warm-up call ended, if it was ours. */
@@ -315,7 +185,7 @@ take_turn(struct run *x, struct call *k, double *reserved)
 	 */
 	while ((k->lead = dt_shared_warm(x->sh, lease, &k->warm)) ==
 	    DT_WARM_WAIT)
-		if (nap(x, 20))
+		if (dt_az_nap(x, 20))
 			break;
 	if (dt_az_signal || dt_az_stopping ||
 	    dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED) {
@@ -332,7 +202,7 @@ take_turn(struct run *x, struct call *k, double *reserved)
 	if ((wait = dt_shared_slot(x->sh)) > 0)
 		dt_debug("%s: id %s: waiting %lld ms for a request slot",
 		    x->where, k->id, wait);
-	while (wait > 0 && !nap(x, wait))
+	while (wait > 0 && !dt_az_nap(x, wait))
 		wait = dt_shared_slot(x->sh);
 	if (dt_az_signal || dt_az_stopping || wait > 0) {
 		dt_shared_budget_settle(x->sh, c->budget, *reserved, 0);
@@ -484,7 +354,7 @@ on_refusal(struct run *x, struct call *k)
 	dt_shared_breaker_note(x->sh, 0, x->c.breaker);
 	dt_api_error_message(r->body, r->len, apimsg, sizeof(apimsg));
 	dt_api_error_type(r->body, r->len, sig, sizeof(sig));
-	setup_line(x, r->status, sig, apimsg, line, sizeof(line));
+	dt_az_setup_line(x, r->status, sig, apimsg, line, sizeof(line));
 	utf8_format(answer, sizeof(answer), "HTTP %ld%s%s", r->status,
 	    apimsg[0] ? ": " : "", apimsg);
 	if (k->answer == DT_ANSWER_REFUSED && dt_shared_setup_proven(x->sh)) {
@@ -504,7 +374,7 @@ on_refusal(struct run *x, struct call *k)
 		    line);
 	else {
 		opened = dt_shared_setup_note(x->sh, r->status, sig,
-		    SETUP_THRESHOLD, line, &streak);
+		    DT_AZ_SETUP_THRESHOLD, line, &streak);
 		/*
 		 * A pack refused may hold the one message at fault: its
 		 * messages go alone, and their answers go on with the streak.
@@ -518,8 +388,8 @@ on_refusal(struct run *x, struct call *k)
 		 * spam messages first in the queue): the last call of the
 		 * streak asks about a plain text instead.
 		 */
-		if (!opened && streak == SETUP_THRESHOLD - 1)
-			opened = probe_setup(x, &k->req, line);
+		if (!opened && streak == DT_AZ_SETUP_THRESHOLD - 1)
+			opened = dt_az_probe_setup(x, &k->req, line);
 	}
 	warm_done(x, k, dt_shared_setup_proven(x->sh) ? DT_WARM_OK :
 	    DT_WARM_AGAIN);
@@ -528,7 +398,7 @@ on_refusal(struct run *x, struct call *k)
 	if (opened) {
 		dt_error("%s; no more calls in this run, every row is given "
 		    "back", line);
-		stop_the_run(x->c.stop_file);
+		dt_az_stop_the_run(x->c.stop_file);
 	} else {
 		dt_debug("%s: id %s: %s (%d in a row); the row is given back",
 		    x->where, k->id, answer, streak);
@@ -575,7 +445,7 @@ on_outage(struct run *x, struct call *k)
 	if (k->resp.status == 429)
 		dt_shared_hold(x->sh, r.wait_ms);
 	else
-		nap(x, r.wait_ms);
+		dt_az_nap(x, r.wait_ms);
 	return NEXT_CALL;
 }
 
