@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "analyze.h"
+#include "clock.h"
 #include "exit.h"
 #include "log.h"
 #include "record.h"
@@ -84,10 +85,10 @@ stop_requested(struct run *x)
 int
 dt_az_nap(struct run *x, long long ms)
 {
-	long long end = dt_shared_now() + ms;
+	long long end = dt_now_ms() + ms;
 
 	while (!dt_az_signal && !stop_requested(x)) {
-		long long left = end - dt_shared_now();
+		long long left = end - dt_now_ms();
 		struct timespec ts;
 
 		if (left <= 0)
@@ -430,7 +431,7 @@ on_outage(struct run *x, struct call *k)
 		return NEXT_CALL;
 	}
 	dt_retry_check(&c->pol, &k->resp, DT_ANSWER_OUTAGE, k->outages,
-	    dt_shared_now() - k->start, &r);
+	    dt_now_ms() - k->start, &r);
 	if (!r.retry) {
 		dt_warn("%s: id %s: %s; giving up after %d tries", x->where,
 		    k->id, k->why, k->tries);
@@ -479,7 +480,7 @@ call_loop(struct run *x, struct call *k)
 	double reserved;
 	int end, turn;
 
-	k->start = dt_shared_now();
+	k->start = dt_now_ms();
 	k->req.method = "POST";
 	k->req.url = x->url;
 	k->req.headers = x->headers;
