@@ -102,7 +102,7 @@ over_slow() {
 
 @test "dt-fanout: empty input still gives the stage record; bad options are usage errors" {
 	run -0 --separate-stderr dt-fanout -j 4 </dev/null
-	assert_equal "$output" "$(echo "$output" | jq -c 'select([.stage, .status, .counts.records] == ["dt-analyze",0,0])')"
+	assert_equal "$(echo "$output" | jq -c .)" "$(echo "$output" | jq -c 'select([.stage, .status, .counts.records] == ["dt-analyze",0,0])')"
 	assert_equal "${#lines[@]}" 1
 	run -64 --separate-stderr dt-fanout -j
 	assert_equal "${stderr_lines[0]}" "dt-fanout: -j needs a value"
