@@ -147,11 +147,13 @@ deps:
 	@tools/deps install
 	@tools/k8s-validate/install
 	@tools/supabase-js/install
+	@bench/node/install
 
 deps-check:
 	@tools/deps check || tools/deps install
 	@tools/k8s-validate/install --check 2>/dev/null || tools/k8s-validate/install
 	@tools/supabase-js/install --check 2>/dev/null || tools/supabase-js/install
+	@bench/node/install --check 2>/dev/null || bench/node/install
 
 # The container image (podman; see docs/deploy.md).
 image:
