@@ -182,7 +182,8 @@ lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability \
 		--inline-suppr --std=c11 -Ilib --include=tools/cppcheck.h \
 		lib $(dir $(PROGS))
-	shellcheck -x entrypoint.sh analyze/dt-fanout lib/log.sh demo/run t/run t/stack/up t/stack/down tools/deps
+	shellcheck -x entrypoint.sh analyze/dt-fanout lib/log.sh demo/run t/run t/stack/up t/stack/down tools/deps \
+		bench/*.sh bench/common.bash bench/node/install
 	clang-tidy --quiet --warnings-as-errors='*' \
 		--checks='-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-bugprone-not-null-terminated-result' \
 		--config='{CheckOptions: [{key: bugprone-sizeof-expression.WarnOnSizeOfPointerToAggregate, value: false}]}' \

@@ -10,6 +10,7 @@
 #     ahead of it.  Without node or its packages it is skipped, and counts
 #     as missed.
 # BENCH_TAIL_MESSAGES changes the 300, BENCH_TAIL_SEED the draws (7).
+# shellcheck source=bench/common.bash
 . "$(dirname "$0")/common.bash"
 
 n=${BENCH_TAIL_MESSAGES:-300}

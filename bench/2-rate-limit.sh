@@ -12,6 +12,7 @@
 # The run is stopped after BENCH_RATE_SECONDS (45) and what it analysed
 # by then counts.  BENCH_RATE_MESSAGES changes the 1,200 messages,
 # BENCH_RATE_WINDOW_S the 6 s.
+# shellcheck source=bench/common.bash
 . "$(dirname "$0")/common.bash"
 
 n=${BENCH_RATE_MESSAGES:-1200}

@@ -7,6 +7,7 @@
 # does not rest on how dt splits usage across a group.  Figure: packed
 # input tokens per message, target at most a quarter of single's.
 # BENCH_TOKENS_MESSAGES changes the 100.
+# shellcheck source=bench/common.bash
 . "$(dirname "$0")/common.bash"
 
 n=${BENCH_TOKENS_MESSAGES:-100}

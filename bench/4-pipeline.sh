@@ -12,6 +12,7 @@
 #     the CronJob requests for the pod (k8s/base: 128Mi), so a run stays
 #     well inside what the scheduler reserved for it, with room for the
 #     page cache and a second worker process more than today.
+# shellcheck source=bench/common.bash
 . "$(dirname "$0")/common.bash"
 
 export MAX_WORKERS=5 DT_RPM=0 PATH=$bin:$PATH

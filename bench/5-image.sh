@@ -9,6 +9,7 @@
 # image cannot be built the figure says why it was skipped; a skipped
 # figure counts as missed (the issue asks for the image size).
 # DT_IMAGE_BASE (default debootstrap) as for tools/image.
+# shellcheck source=bench/common.bash
 . "$(dirname "$0")/common.bash"
 
 limit_mb=175

@@ -84,8 +84,8 @@ standin_start() {
 		say "the Perplexity stand-in did not start: $(tail -1 "$work/standin.log")"
 		exit 1
 	}
-	export PERPLEXITY_BASE_URL=http://127.0.0.1:$(cat "$work/standin.port")
-	export PERPLEXITY_API_KEY=$key
+	PERPLEXITY_BASE_URL=http://127.0.0.1:$(cat "$work/standin.port")
+	export PERPLEXITY_BASE_URL PERPLEXITY_API_KEY=$key
 }
 
 # standin SCRIPT-JSON: resets the stand-in (script, log, rate window) and
