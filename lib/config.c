@@ -3,13 +3,16 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "cli.h"
 #include "config.h"
+#include "exit.h"
 #include "log.h"
 
 #define SECRET_FILE_MAX ((size_t)64 * 1024)
@@ -253,4 +256,418 @@ dt_config_register_secrets(void)
 			free(s);
 		}
 	}
+}
+
+/*
+ * The settings several programs read, declared here once.  A program's
+ * table names one with DT_OPT_SHARED and gives its own flag and out.
+ */
+static const struct dt_opt shared[] = {
+	{0, NULL, "DT_DEADLINE_SECONDS", DT_OPT_INT, NULL, "3300", 1, 86400,
+	    "s", "a run stops claiming after this long"},
+	{0, NULL, "DT_DRAIN_SECONDS", DT_OPT_INT, NULL, "60", 0, 3600, "s",
+	    "after a stop, how long work in flight may take"},
+	{0, NULL, "DT_MAX_LINE", DT_OPT_INT, NULL, "1048576", 1024,
+	    1073741824, "bytes", "longest input line in bytes"},
+	{0, NULL, "DT_MAX_RECORDS", DT_OPT_INT, NULL, "10000", 0, 1000000000,
+	    "n", "rows a run claims at most, 0 for no cap"},
+	{0, NULL, "DT_RUN_ID", DT_OPT_TEXT, NULL, NULL, 0, 0, "id",
+	    "the run's id"},
+	{0, NULL, "DT_SHARDS", DT_OPT_INT, NULL, "1", 1, 1000, "n",
+	    "pods of a scale-out run"},
+	{0, NULL, "DT_SHARD_INDEX", DT_OPT_INT, NULL, "0", 0, 999, "n",
+	    "this pod's shard, below DT_SHARDS"},
+	{0, NULL, "DT_STOP_FILE", DT_OPT_TEXT, NULL, NULL, 0, 0, "path",
+	    "the run is stopping once this file exists"},
+	{0, NULL, "TIMEOUT_SECONDS", DT_OPT_INT, NULL, "300", 1, 86400, "s",
+	    "per API call"},
+};
+
+#define NSHARED (sizeof(shared) / sizeof(shared[0]))
+
+/* What every program has besides its table (dt_opts_parse()). */
+#define NCOMMON 5
+#define OPT_LONG 256    /* entry i without a letter: OPT_LONG + i */
+
+/*
+ * Returns o with a DT_OPT_SHARED entry's type, default, range, value
+ * name and meaning filled in from the shared table; its letter, flag
+ * and out stay.
+ */
+static struct dt_opt
+resolve(const struct dt_opt *o)
+{
+	struct dt_opt r = *o;
+	size_t i;
+
+	if (o->type != DT_OPT_SHARED)
+		return r;
+	for (i = 0; i < NSHARED; i++)
+		if (strcmp(shared[i].env, o->env) == 0) {
+			r = shared[i];
+			r.ch = o->ch;
+			r.flag = o->flag;
+			r.out = o->out;
+			return r;
+		}
+	abort();        /* a program names a setting the table lacks */
+}
+
+/* Copies a choice's words ("en|ru") into buf as "en, ru". */
+static void
+choice_words(const char *arg, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (; *arg != '\0' && n + 3 < len; arg++) {
+		if (*arg == '|')
+			buf[n++] = ',';
+		buf[n++] = *arg == '|' ? ' ' : *arg;
+	}
+	buf[n] = '\0';
+}
+
+/* Parses s as o's value into o->out.  Returns 0 or -1 (logged). */
+static int
+set_value(const struct dt_opt *o, const char *name, const char *s)
+{
+	const char *w, *end;
+	char words[256];
+	size_t len = strlen(s);
+	int i;
+
+	switch (o->type) {
+	case DT_OPT_INT:
+		return dt_parse_ll(name, s, o->min, o->max, o->out);
+	case DT_OPT_NUM:
+		return dt_parse_double(name, s, (double)o->min, (double)o->max,
+		    o->out);
+	case DT_OPT_BOOL:
+		return dt_parse_bool(name, s, o->out);
+	case DT_OPT_CHOICE:
+		for (i = 0, w = o->arg; *w != '\0'; i++) {
+			end = w + strcspn(w, "|");
+			if ((size_t)(end - w) == len && strncmp(w, s, len) == 0) {
+				*(int *)o->out = i;
+				return 0;
+			}
+			w = *end != '\0' ? end + 1 : end;
+		}
+		choice_words(o->arg, words, sizeof(words));
+		dt_error("%s: '%s' is not one of %s", name, s, words);
+		return -1;
+	default:
+		*(const char **)o->out = s;
+		return 0;
+	}
+}
+
+int
+dt_env_shared(const char *env, void *out)
+{
+	struct dt_opt o = {0, NULL, env, DT_OPT_SHARED, out, NULL, 0, 0, NULL,
+	    NULL};
+	const char *v;
+
+	o = resolve(&o);
+	if ((v = dt_env(env, NULL)) != NULL)
+		return set_value(&o, env, v);
+	return o.def != NULL ? set_value(&o, env, o.def) : 0;
+}
+
+/*
+ * Returns a new array of cmd's table, shared entries resolved, followed
+ * by the options every program has; *n is set to its length.  check is
+ * --check-config's out, verbose a dummy for -v and -q.
+ */
+static struct dt_opt *
+all_options(const struct dt_cmd *cmd, int *check, size_t *n)
+{
+	static int dummy;
+	const struct dt_opt common[NCOMMON] = {
+		{0, "check-config", NULL, DT_OPT_SWITCH, check, NULL, 0, 0, NULL,
+		    "check the settings (and read the secret files) and exit: "
+		    "read no input, connect to nothing; print nothing and "
+		    "exit 0 when valid, else one line per problem and exit 78 "
+		    "(with -v: each setting's value and where it came from)"},
+		{'h', "help", NULL, DT_OPT_SWITCH, &dummy, NULL, 0, 0, NULL,
+		    "print this help and exit"},
+		{'q', "quiet", NULL, DT_OPT_SWITCH, &dummy, NULL, 0, 0, NULL,
+		    "log less (repeatable)"},
+		{'V', "version", NULL, DT_OPT_SWITCH, &dummy, NULL, 0, 0, NULL,
+		    "print the version and exit"},
+		{'v', "verbose", NULL, DT_OPT_SWITCH, &dummy, NULL, 0, 0, NULL,
+		    "log more (repeatable: -vv traces HTTP)"},
+	};
+	struct dt_opt *o;
+	size_t i;
+
+	*n = cmd->n + NCOMMON;
+	if ((o = calloc(*n, sizeof(*o))) == NULL)
+		return NULL;
+	for (i = 0; i < cmd->n; i++)
+		o[i] = resolve(&cmd->opt[i]);
+	memcpy(o + cmd->n, common, sizeof(common));
+	return o;
+}
+
+/* Whether o takes a value on the command line. */
+static int
+takes_value(const struct dt_opt *o)
+{
+	return o->type != DT_OPT_SWITCH && o->type != DT_OPT_BOOL;
+}
+
+/*
+ * Logs, at debug level, the value of setting o (text, from source) for
+ * --check-config -v.
+ */
+static void
+show(const struct dt_opt *o, const char *name, const char *text,
+    const char *source)
+{
+	if (o->type == DT_OPT_SECRET)
+		dt_debug("%s: %s", name, text != NULL ? "set" : "not set");
+	else if (text != NULL)
+		dt_debug("%s = %s (%s)", name, text, source);
+	else
+		dt_debug("%s: not set", name);
+}
+
+/*
+ * Reads every variable of the table (or its default), then every flag
+ * given (given[i], NULL when not).  Adds the bad variables to *nconf and
+ * the bad flags to *nflag.
+ */
+static void
+read_values(const struct dt_opt *o, size_t n, const char **given,
+    int check, int *nconf, int *nflag)
+{
+	int show_all = check && dt_log_enabled(DT_LOG_DEBUG);
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (o[i].type == DT_OPT_SECRET) {
+			if (dt_env_secret(o[i].env, o[i].out) < 0)
+				++*nconf;
+			else if (show_all)
+				show(&o[i], o[i].env, *(char **)o[i].out,
+				    NULL);
+			continue;
+		}
+		if (o[i].env != NULL && (v = dt_env(o[i].env, NULL)) != NULL) {
+			if (set_value(&o[i], o[i].env, v) < 0)
+				++*nconf;
+			else if (show_all && given[i] == NULL)
+				show(&o[i], o[i].env, v, "environment");
+		} else if (o[i].def != NULL && o[i].type != DT_OPT_SWITCH) {
+			if (set_value(&o[i], o[i].env ? o[i].env : o[i].flag,
+			    o[i].def) < 0)
+				++*nconf;
+			else if (show_all && given[i] == NULL)
+				show(&o[i], o[i].env ? o[i].env : o[i].flag,
+				    o[i].def, "default");
+		} else if (show_all && given[i] == NULL && o[i].env != NULL)
+			show(&o[i], o[i].env, NULL, NULL);
+	}
+	for (i = 0; i < n; i++) {
+		char name[128];
+
+		if (given[i] == NULL)
+			continue;
+		snprintf(name, sizeof(name), "--%s", o[i].flag);
+		if (set_value(&o[i], name, given[i]) < 0)
+			++*nflag;
+		else if (show_all)
+			show(&o[i], name, given[i], "flag");
+	}
+}
+
+int
+dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv, int *check)
+{
+	struct option *lo = NULL;
+	struct dt_opt *o;
+	const char **given = NULL;
+	char optstring[128];
+	size_t n, i, k = 0, nl = 0;
+	int ch, nconf = 0, nflag = 0, rc = DT_EXIT_USAGE;
+
+	*check = 0;
+	if ((o = all_options(cmd, check, &n)) == NULL ||
+	    (lo = calloc(n + 1, sizeof(*lo))) == NULL ||
+	    (given = calloc(n, sizeof(*given))) == NULL) {
+		dt_error("out of memory");
+		rc = DT_EXIT_TEMPFAIL;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		int val = o[i].ch != 0 ? o[i].ch : OPT_LONG + (int)i;
+
+		if (o[i].ch != 0 && k + 3 < sizeof(optstring)) {
+			optstring[k++] = (char)o[i].ch;
+			if (takes_value(&o[i]))
+				optstring[k++] = ':';
+		}
+		if (o[i].flag != NULL)
+			lo[nl++] = (struct option){o[i].flag, takes_value(&o[i]) ?
+			    required_argument : no_argument, NULL, val};
+	}
+	optstring[k] = '\0';
+	/* getopt's own messages name argv[0]: the name, not the path. */
+	argv[0] = (char *)dt_prog();
+	while ((ch = getopt_long(argc, argv, optstring, lo, NULL)) != -1) {
+		for (i = 0; i < n; i++)
+			if (ch == (o[i].ch != 0 ? o[i].ch : OPT_LONG + (int)i))
+				break;
+		if (i == n) {
+			rc = dt_cli_usage_error(NULL);
+			goto out;
+		}
+		if (ch == 'h') {
+			free(o), free(lo), free(given);
+			exit(dt_opts_help(cmd));
+		}
+		if (ch == 'V') {
+			dt_cli_version();
+			exit(dt_cli_close_stdout(DT_EXIT_OK));
+		}
+		if (ch == 'v' || ch == 'q')
+			dt_log_adjust(ch == 'v' ? 1 : -1);
+		else if (o[i].type == DT_OPT_SWITCH)
+			*(int *)o[i].out = 1;
+		else    /* the variables are read first: a flag overrides */
+			given[i] = o[i].type == DT_OPT_BOOL ? "1" : optarg;
+	}
+	read_values(o, n, given, *check, &nconf, &nflag);
+	if (*check)
+		rc = nconf + nflag > 0 ? DT_EXIT_CONFIG : 0;
+	else if (nconf > 0)
+		rc = DT_EXIT_CONFIG;
+	else
+		rc = nflag > 0 ? dt_cli_usage_error(NULL) : 0;
+out:
+	free(o);
+	free(lo);
+	free(given);
+	return rc;
+}
+
+/* Help: the column where an option's meaning starts, and the width. */
+#define HELP_COL 27
+#define HELP_WIDTH 79
+
+/*
+ * Writes left, then text from column HELP_COL (on the next line when
+ * left is too wide), wrapped at HELP_WIDTH.
+ */
+static void
+help_line(const char *left, const char *text)
+{
+	size_t at = strlen(left), len;
+	int first = 1;
+
+	fputs(left, stdout);
+	if (at + 2 > HELP_COL) {
+		putchar('\n');
+		at = 0;
+	}
+	for (; *text != '\0'; text += len + strspn(text + len, " ")) {
+		len = strcspn(text, " ");
+		if (first || at + 1 + len > HELP_WIDTH) {
+			if (!first)
+				putchar('\n'), at = 0;
+			printf("%*s", (int)(HELP_COL - at), "");
+			at = HELP_COL;
+		} else
+			putchar(' '), at++;
+		fwrite(text, 1, len, stdout);
+		at += len;
+		first = 0;
+	}
+	putchar('\n');
+}
+
+/* Writes o's meaning with its variable, default and range into buf. */
+static void
+meaning(const struct dt_opt *o, int with_env, char *buf, size_t len)
+{
+	char range[64] = "";
+
+	if (o->type == DT_OPT_INT || o->type == DT_OPT_NUM)
+		snprintf(range, sizeof(range), "%s%lld to %lld",
+		    (with_env && o->env) || o->def ? ", " : "", o->min, o->max);
+	if ((with_env && o->env) || o->def || range[0])
+		snprintf(buf, len, "%s (%s%s%s%s%s)", o->help,
+		    with_env && o->env ? o->env : "",
+		    with_env && o->env && o->def ? ", " : "",
+		    o->def ? "default " : "", o->def ? o->def : "", range);
+	else
+		snprintf(buf, len, "%s", o->help);
+}
+
+/* Options by letter, case aside, capital first; long-only by name. */
+static int
+by_letter(const void *a, const void *b)
+{
+	const struct dt_opt *x = *(const struct dt_opt *const *)a;
+	const struct dt_opt *y = *(const struct dt_opt *const *)b;
+	int cx = x->ch ? x->ch : x->flag[0], cy = y->ch ? y->ch : y->flag[0];
+
+	if (tolower(cx) != tolower(cy))
+		return tolower(cx) - tolower(cy);
+	if (cx != cy)
+		return cx - cy;
+	return strcmp(x->flag, y->flag);
+}
+
+int
+dt_opts_help(const struct dt_cmd *cmd)
+{
+	const struct dt_opt **sorted;
+	struct dt_opt *o;
+	char left[128], text[512];
+	size_t n, i, k = 0;
+	int check, env_only = 0;
+
+	if ((o = all_options(cmd, &check, &n)) == NULL ||
+	    (sorted = calloc(n, sizeof(*sorted))) == NULL) {
+		free(o);
+		dt_error("out of memory");
+		return DT_EXIT_TEMPFAIL;
+	}
+	fputs(cmd->head, stdout);
+	putchar('\n');
+	for (i = 0; i < n; i++)
+		if (o[i].flag != NULL)
+			sorted[k++] = &o[i];
+	qsort(sorted, k, sizeof(*sorted), by_letter);
+	for (i = 0; i < k; i++) {
+		const struct dt_opt *p = sorted[i];
+
+		snprintf(left, sizeof(left), "  %c%c%c --%s%s%s",
+		    p->ch ? '-' : ' ', p->ch ? p->ch : ' ', p->ch ? ',' : ' ',
+		    p->flag, takes_value(p) ? " " : "",
+		    takes_value(p) ? p->arg : "");
+		meaning(p, 1, text, sizeof(text));
+		help_line(left, text);
+	}
+	for (i = 0; i < n; i++) {
+		if (o[i].flag != NULL || o[i].env == NULL)
+			continue;
+		if (!env_only++)
+			fputs("\nEnvironment:\n", stdout);
+		snprintf(left, sizeof(left), "  %s%s", o[i].env,
+		    o[i].type == DT_OPT_SECRET ? "[_FILE]" : "");
+		meaning(&o[i], 0, text, sizeof(text));
+		help_line(left, text);
+	}
+	if (cmd->tail != NULL) {
+		putchar('\n');
+		fputs(cmd->tail, stdout);
+	}
+	free(sorted);
+	free(o);
+	return dt_cli_close_stdout(DT_EXIT_OK);
 }

@@ -135,3 +135,99 @@ load test_helper/common
 	assert_output 78
 	assert_equal "$stderr" "dt_exit_worst: cannot read $d/exit.def"
 }
+
+@test "config table: defaults, then the environment, then flags; operands stay" {
+	run -0 libcheck opts
+	assert_output "count=5 ratio=0.5 web=0 lang=0 name=(null) max_line=1048576 key=unset dry=0 check=0 args=0"
+	X_COUNT=7 X_RATIO=0.25 X_WEB=yes X_LANG=de X_NAME=x DT_MAX_LINE=2048 X_KEY=abcdef \
+		run -0 libcheck opts a b
+	assert_output "count=7 ratio=0.25 web=1 lang=2 name=x max_line=2048 key=set dry=0 check=0 args=2"
+	X_COUNT=7 X_WEB=0 X_NAME=x run -0 libcheck opts -c 3 -w --name=y -n -L 4096 --lang ru --ratio 1 a
+	assert_output "count=3 ratio=1 web=1 lang=1 name=y max_line=4096 key=unset dry=1 check=0 args=1"
+}
+
+@test "config table: a bad variable is 78, a bad flag 64 with a hint, each named on one line" {
+	X_COUNT=11 X_LANG=fr run -78 --separate-stderr libcheck opts
+	assert_equal "$stderr" "libcheck: error: X_COUNT: 11 is out of range (1 to 10)
+libcheck: error: X_LANG: 'fr' is not one of en, ru, de"
+	# A variable is checked also when a flag overrides it.
+	X_COUNT=x run -78 --separate-stderr libcheck opts -c 3
+	assert_equal "$stderr" "libcheck: error: X_COUNT: 'x' is not a whole number (1 to 10)"
+	run -64 --separate-stderr libcheck opts --ratio 2
+	assert_equal "$stderr" "libcheck: error: --ratio: 2 is out of range (0 to 1)
+Try 'libcheck --help'."
+	run -64 --separate-stderr libcheck opts -z
+	assert_equal "$stderr" "libcheck: invalid option -- 'z'
+Try 'libcheck --help'."
+	run -64 --separate-stderr libcheck opts --lang
+	assert_equal "$stderr" "libcheck: option '--lang' requires an argument
+Try 'libcheck --help'."
+	# A secret never comes from a flag; it is read with its _FILE.
+	X_KEY=abc X_KEY_FILE=/nonexistent run -78 --separate-stderr libcheck opts
+	assert_equal "$stderr" "libcheck: error: X_KEY and X_KEY_FILE are both set; set only one"
+}
+
+@test "config table: --check-config makes every bad value 78 and, with -v, shows where each came from" {
+	run -78 --separate-stderr libcheck opts --check-config -c 0
+	assert_equal "$stderr" "libcheck: error: --count: 0 is out of range (1 to 10)"
+	run -64 --separate-stderr libcheck opts --check-config -z
+	X_LANG=ru X_KEY=s3cr3t-value run -0 --separate-stderr libcheck opts --check-config -v -c 2
+	assert_output "count=2 ratio=0.5 web=0 lang=1 name=(null) max_line=1048576 key=set dry=0 check=1 args=0"
+	assert_equal "$stderr" "libcheck: debug: X_RATIO = 0.5 (default)
+libcheck: debug: X_WEB = 0 (default)
+libcheck: debug: X_LANG = ru (environment)
+libcheck: debug: X_NAME: not set
+libcheck: debug: DT_MAX_LINE = 1048576 (default)
+libcheck: debug: X_KEY: set
+libcheck: debug: X_LIMIT: not set
+libcheck: debug: --count = 2 (flag)"
+	# Without -v, or without --check-config, nothing is shown.
+	run -0 --separate-stderr libcheck opts --check-config
+	assert_equal "$stderr" ""
+	run -0 --separate-stderr libcheck opts -v
+	assert_equal "$stderr" ""
+}
+
+@test "config table: --help is written from the table, sorted, with each variable, default and range" {
+	run -0 --separate-stderr libcheck opts --help
+	assert_equal "$stderr" ""
+	assert_output "usage: libcheck opts [option ...]
+
+      --check-config       check the settings (and read the secret files) and
+                           exit: read no input, connect to nothing; print
+                           nothing and exit 0 when valid, else one line per
+                           problem and exit 78 (with -v: each setting's value
+                           and where it came from)
+  -c, --count n            how many (X_COUNT, default 5, 1 to 10)
+  -h, --help               print this help and exit
+  -L, --max-line bytes     longest input line in bytes (DT_MAX_LINE, default
+                           1048576, 1024 to 1073741824)
+      --lang en|ru|de      the language (X_LANG, default en)
+  -n, --dry-run            change nothing
+  -q, --quiet              log less (repeatable)
+      --ratio r            a share (X_RATIO, default 0.5, 0 to 1)
+  -t, --name name          a name (X_NAME)
+  -V, --version            print the version and exit
+  -v, --verbose            log more (repeatable: -vv traces HTTP)
+  -w, --web                search the web (X_WEB, default 0)
+
+Environment:
+  X_KEY[_FILE]             a secret
+  X_LIMIT                  a variable without a flag nor a default (1 to 10)
+
+The end."
+	# Bad values do not stand in the way of --help.
+	X_COUNT=0 run -0 libcheck opts -h
+	assert_line --index 0 "usage: libcheck opts [option ...]"
+	run -0 libcheck opts -V
+	assert_output "libcheck 0.1.0"
+}
+
+@test "config table: a setting several programs read has one default and range" {
+	run -0 libcheck shared TIMEOUT_SECONDS
+	assert_output 300
+	TIMEOUT_SECONDS=0 run -78 --separate-stderr libcheck shared TIMEOUT_SECONDS
+	assert_equal "$stderr" "libcheck: error: TIMEOUT_SECONDS: 0 is out of range (1 to 86400)"
+	DT_SHARDS=4 run -0 libcheck shared DT_SHARDS
+	assert_output 4
+}

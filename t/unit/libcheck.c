@@ -7,6 +7,10 @@
  *   libcheck bool NAME VALUE               dt_parse_bool
  *   libcheck env-ll NAME DEF MIN MAX       dt_env_ll
  *   libcheck secret NAME                   dt_env_secret: prints length
+ *   libcheck opts [option ...] [arg ...]   dt_opts_parse with a table of
+ *                                          every type (X_* variables):
+ *                                          prints the values
+ *   libcheck shared NAME                   dt_env_shared (a number)
  *   libcheck log LEVEL MESSAGE [-v|-q ...] dt_log after registering the
  *                                          well-known secrets
  *   libcheck text LABEL TEXT [-v ...]      dt_log_text
@@ -146,6 +150,48 @@ verbosity(int argc, char **argv, int from)
 	}
 }
 
+/* dt_opts_parse() over a table of every type; prints what it read. */
+static int
+opts(int argc, char **argv)
+{
+	long long count = 0, max_line = 0;
+	double ratio = 0;
+	int web = 0, lang = -1, dry = 0, check = 0, rc;
+	const char *name = NULL;
+	char *key = NULL;
+	const struct dt_opt opt[] = {
+		{'c', "count", "X_COUNT", DT_OPT_INT, &count, "5", 1, 10, "n",
+		    "how many"},
+		{'n', "dry-run", NULL, DT_OPT_SWITCH, &dry, NULL, 0, 0, NULL,
+		    "change nothing"},
+		{0, "ratio", "X_RATIO", DT_OPT_NUM, &ratio, "0.5", 0, 1, "r",
+		    "a share"},
+		{'w', "web", "X_WEB", DT_OPT_BOOL, &web, "0", 0, 0, NULL,
+		    "search the web"},
+		{0, "lang", "X_LANG", DT_OPT_CHOICE, &lang, "en", 0, 0,
+		    "en|ru|de", "the language"},
+		{'t', "name", "X_NAME", DT_OPT_TEXT, &name, NULL, 0, 0, "name",
+		    "a name"},
+		{.ch = 'L', .flag = "max-line", .env = "DT_MAX_LINE",
+		    .type = DT_OPT_SHARED, .out = &max_line},
+		{0, NULL, "X_KEY", DT_OPT_SECRET, &key, NULL, 0, 0, NULL,
+		    "a secret"},
+		{0, NULL, "X_LIMIT", DT_OPT_INT, &count, NULL, 1, 10, "n",
+		    "a variable without a flag nor a default"},
+	};
+	const struct dt_cmd cmd = {"usage: libcheck opts [option ...]\n",
+	    "The end.\n", opt, sizeof(opt) / sizeof(opt[0])};
+
+	rc = dt_opts_parse(&cmd, argc, argv, &check);
+	if (rc == 0)
+		printf("count=%lld ratio=%g web=%d lang=%d name=%s "
+		    "max_line=%lld key=%s dry=%d check=%d args=%d\n", count,
+		    ratio, web, lang, name ? name : "(null)", max_line,
+		    key ? "set" : "unset", dry, check, argc - optind);
+	free(key);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -178,6 +224,14 @@ main(int argc, char **argv)
 
 		if (dt_env_ll(argv[2], num(argv[3]), num(argv[4]),
 		    num(argv[5]), &v) != 0)
+			return DT_EXIT_CONFIG;
+		printf("%lld\n", v);
+	} else if (strcmp(cmd, "opts") == 0) {
+		return opts(argc - 1, argv + 1);
+	} else if (strcmp(cmd, "shared") == 0 && argc == 3) {
+		long long v;
+
+		if (dt_env_shared(argv[2], &v) != 0)
 			return DT_EXIT_CONFIG;
 		printf("%lld\n", v);
 	} else if (strcmp(cmd, "secret") == 0 && argc == 3) {
