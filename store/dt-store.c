@@ -21,11 +21,11 @@
  * leases expired (dt_reclaim).  --check-config checks the configuration
  * and exits.  See docs/supabase.md.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -39,43 +39,24 @@
 
 #include "store.h"
 
-static const char usage_text[] =
+static const char usage_head[] =
     "usage: dt-store [-hnqvV] [-b size] [-d ms] [-L bytes] [-r run-id]\n"
     "                [file ...]\n"
-    "       dt-store -R [-hnqvV] [-b size] [-r run-id] file ...\n"
+    "       dt-store --reclaim [-hnqvV] [-b size] [-r run-id] file ...\n"
     "       dt-store --check-config [-n] [option ...]\n"
     "\n"
     "Stores analyzed records (from the files, or stdin) through Supabase's\n"
     "data API and writes one status line per record after its batch is\n"
     "committed, then a stage record.  Stage records of earlier stages pass\n"
-    "through.\n"
-    "\n"
-    "  -b, --batch-size n   records per request (DT_STORE_BATCH, 100)\n"
-    "      --check-config   check the environment and options, read the key\n"
-    "                       file, read no input and connect to nothing;\n"
-    "                       print nothing and exit 0 when valid, else one\n"
-    "                       line per problem and exit 78\n"
-    "  -d, --max-delay ms   send a batch once its first record waited this\n"
-    "                       long (DT_STORE_MAX_DELAY_MS, 1000)\n"
-    "  -h, --help           print this help and exit\n"
-    "  -L, --max-line n     longest input line in bytes (DT_MAX_LINE, 1048576)\n"
-    "  -n, --dry-run        validate and print what would be written\n"
-    "  -q, --quiet          log less (repeatable)\n"
-    "  -R, --reclaim        store a saved run's output (its analyze.ndjson)\n"
-    "                       after its leases expired: take over each row\n"
-    "                       that is still unsettled and not leased live by\n"
-    "                       another run; rows settled meanwhile are left\n"
-    "                       alone (status \"unchanged\")\n"
-    "  -r, --run-id id      run id for records that carry none (DT_RUN_ID)\n"
-    "  -v, --verbose        log more (repeatable)\n"
-    "  -V, --version        print the version and exit\n"
-    "\n"
-    "Environment: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE,\n"
+    "through.\n";
+
+static const char usage_tail[] =
+    "Also: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE,\n"
     "TIMEOUT_SECONDS, DT_SUPABASE_TRIES, DT_SUPABASE_BACKOFF_MS.  When\n"
     "Supabase is unavailable, dt-store probes it with backoff and sends the\n"
     "batch again once it answers, for at most DT_STORE_OUTAGE_SECONDS\n"
-    "(3600) per outage, and no longer than half of DT_DRAIN_SECONDS (60)\n"
-    "after the run stops (DT_STOP_FILE appears, or a first signal).\n"
+    "per outage, and no longer than half of DT_DRAIN_SECONDS after the\n"
+    "run stops (DT_STOP_FILE appears, or a first signal).\n"
     "DT_PROGRESS_SECONDS (60; 0: never): a progress line that often, with\n"
     "the records done, failed and skipped, the rate, the cost so far and\n"
     "the time left (from DT_STATE_DIR/fetch.claimed, DT_MAX_RECORDS,\n"
@@ -93,26 +74,8 @@ static const char usage_text[] =
     "69 Supabase unavailable (records not stored stay leased and come\n"
     "back), 74 output error, 78 bad configuration.\n";
 
-/* The long-only option --check-config. */
-#define OPT_CHECK_CONFIG 256
-
 /* The longest run id dt_claim accepts. */
 #define RUN_ID_MAX 200
-
-static const struct option longopts[] = {
-	{"batch-size", required_argument, NULL, 'b'},
-	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
-	{"max-delay", required_argument, NULL, 'd'},
-	{"help", no_argument, NULL, 'h'},
-	{"max-line", required_argument, NULL, 'L'},
-	{"dry-run", no_argument, NULL, 'n'},
-	{"quiet", no_argument, NULL, 'q'},
-	{"reclaim", no_argument, NULL, 'R'},
-	{"run-id", required_argument, NULL, 'r'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"version", no_argument, NULL, 'V'},
-	{NULL, 0, NULL, 0}
-};
 
 volatile sig_atomic_t dt_store_got_signal;
 
@@ -216,110 +179,59 @@ take(struct dt_store *s, json_t *rec)
 		flush(s);
 }
 
-/* Reads the environment into s.  Returns how many settings are bad. */
-static int
-read_env(struct dt_store *s)
-{
-	int nconf = 0;
-
-	s->default_run = dt_env("DT_RUN_ID", NULL);
-	s->stop_file = dt_env("DT_STOP_FILE", NULL);
-	s->batch_size = 100;
-	s->max_delay = 1000;
-	s->max_line = DT_NDJSON_MAX_LINE_DEFAULT;
-	s->outage_s = 3600;
-	s->drain_s = 60;
-	if (dt_env_ll("DT_STORE_BATCH", 100, 1, 1000, &s->batch_size) < 0)
-		nconf++;
-	if (dt_env_ll("DT_STORE_MAX_DELAY_MS", 1000, 0, 3600000,
-	    &s->max_delay) < 0)
-		nconf++;
-	if (dt_env_ll("DT_MAX_LINE", DT_NDJSON_MAX_LINE_DEFAULT, 1024,
-	    1073741824, &s->max_line) < 0)
-		nconf++;
-	if (dt_env_ll("DT_STORE_OUTAGE_SECONDS", 3600, 0, 86400,
-	    &s->outage_s) < 0)
-		nconf++;
-	if (dt_env_ll("DT_DRAIN_SECONDS", 60, 0, 3600, &s->drain_s) < 0)
-		nconf++;
-	nconf += dt_progress_init(&s->progress);
-	return nconf;
-}
-
 /*
- * Reads the environment, then the flags, and checks them all, logging
- * one line per problem.  Returns 0 or an exit status: DT_EXIT_USAGE for
- * a bad command line, DT_EXIT_CONFIG for bad settings (with
- * --check-config every bad value, flags included, and the Supabase
- * settings too).
+ * Reads the flags and the environment into s and checks them all,
+ * logging one line per problem.  Returns 0 or an exit status:
+ * DT_EXIT_USAGE for a bad command line, DT_EXIT_CONFIG for bad settings
+ * (with --check-config every bad value, flags included, and the
+ * Supabase settings too).
  */
 static int
 configure(struct dt_store *s, int argc, char **argv)
 {
-	int c, nconf = read_env(s), nusage = 0;
+	const struct dt_opt opt[] = {
+		{'b', "batch-size", "DT_STORE_BATCH", DT_OPT_INT,
+		    &s->batch_size, "100", 1, 1000, "n",
+		    "records per request"},
+		{'d', "max-delay", "DT_STORE_MAX_DELAY_MS", DT_OPT_INT,
+		    &s->max_delay, "1000", 0, 3600000, "ms",
+		    "send a batch once its first record waited this long"},
+		{.ch = 'L', .flag = "max-line", .env = "DT_MAX_LINE",
+		    .type = DT_OPT_SHARED, .out = &s->max_line},
+		{'n', "dry-run", NULL, DT_OPT_SWITCH, &s->dry_run, NULL, 0, 0,
+		    NULL, "validate and print what would be written"},
+		{0, "reclaim", NULL, DT_OPT_SWITCH, &s->reclaim, NULL, 0, 0,
+		    NULL, "store a saved run's output (its analyze.ndjson) "
+		    "after its leases expired: take over each row that is "
+		    "still unsettled and not leased live by another run; rows "
+		    "settled meanwhile are left alone (status \"unchanged\")"},
+		{'r', "run-id", "DT_RUN_ID", DT_OPT_TEXT, &s->default_run,
+		    NULL, 0, 0, "id", "run id for records that carry none"},
+		{0, NULL, "DT_STORE_OUTAGE_SECONDS", DT_OPT_INT, &s->outage_s,
+		    "3600", 0, 86400, "s",
+		    "how long one Supabase outage is waited through"},
+		{.env = "DT_DRAIN_SECONDS", .type = DT_OPT_SHARED,
+		    .out = &s->drain_s},
+		{.env = "DT_STOP_FILE", .type = DT_OPT_SHARED,
+		    .out = &s->stop_file},
+	};
+	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
+	    sizeof(opt) / sizeof(opt[0])};
+	int rc = dt_opts_parse(&cmd, argc, argv, &s->check), nconf;
 
-	/* getopt's own messages name argv[0]: the name, not the path. */
-	argv[0] = (char *)dt_prog();
-	while ((c = getopt_long(argc, argv, "b:d:hL:nqRr:vV", longopts,
-	    NULL)) != -1) {
-		switch (c) {
-		case 'b':
-			if (dt_parse_ll("--batch-size", optarg, 1, 1000,
-			    &s->batch_size) < 0)
-				nusage++;
-			break;
-		case 'd':
-			if (dt_parse_ll("--max-delay", optarg, 0, 3600000,
-			    &s->max_delay) < 0)
-				nusage++;
-			break;
-		case 'h':
-			exit(dt_cli_help(usage_text));
-		case 'L':
-			if (dt_parse_ll("--max-line", optarg, 1024, 1073741824,
-			    &s->max_line) < 0)
-				nusage++;
-			break;
-		case 'n':
-			s->dry_run = 1;
-			break;
-		case 'q':
-			dt_log_adjust(-1);
-			break;
-		case 'R':
-			s->reclaim = 1;
-			break;
-		case 'r':
-			s->default_run = optarg;
-			break;
-		case 'v':
-			dt_log_adjust(1);
-			break;
-		case 'V':
-			dt_cli_version();
-			exit(dt_cli_close_stdout(DT_EXIT_OK));
-		case OPT_CHECK_CONFIG:
-			s->check = 1;
-			break;
-		default:
-			return dt_cli_usage_error(NULL);
-		}
-	}
+	if (rc != 0 && rc != DT_EXIT_CONFIG)
+		return rc;
+	nconf = (rc != 0) + dt_progress_init(&s->progress);
 	if (s->default_run != NULL && (*s->default_run == '\0' ||
 	    strlen(s->default_run) > RUN_ID_MAX)) {
 		dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",
 		    RUN_ID_MAX);
 		nconf++;
 	}
-	if (s->check) {
-		/* Input files are input, not configuration: not opened. */
-		if (!s->dry_run)
-			nconf += dt_supabase_check();
-		return nconf + nusage > 0 ? DT_EXIT_CONFIG : 0;
-	}
-	if (nconf > 0)
-		return DT_EXIT_CONFIG;
-	return nusage > 0 ? DT_EXIT_USAGE : 0;
+	/* Input files are input, not configuration: not opened. */
+	if (s->check && !s->dry_run)
+		nconf += dt_supabase_check();
+	return nconf > 0 ? DT_EXIT_CONFIG : 0;
 }
 
 /* Reads, batches and stores until the input ends. */

@@ -581,3 +581,20 @@ Try 'dt-store --help'."
 	run -0 standin supabase requests
 	assert_output ''
 }
+
+@test "dt-store: --help is written from its settings table; --reclaim has no short form" {
+	run -0 --separate-stderr dt-store --help
+	assert_line --index 0 'usage: dt-store [-hnqvV] [-b size] [-d ms] [-L bytes] [-r run-id]'
+	assert_line '  -b, --batch-size n       records per request (DT_STORE_BATCH, default 100, 1'
+	assert_line '  DT_STORE_OUTAGE_SECONDS  how long one Supabase outage is waited through'
+	assert_line '      --reclaim            store a saved run'"'"'s output (its analyze.ndjson)'
+	# -R is dt-fetch's --requeue (docs/options.md).
+	run -64 --separate-stderr dt-store -R /dev/null
+	assert_equal "$stderr" "dt-store: invalid option -- 'R'
+Try 'dt-store --help'."
+	run -64 --separate-stderr dt-store -b 0 /dev/null
+	assert_equal "$stderr" "dt-store: error: --batch-size: 0 is out of range (1 to 1000)
+Try 'dt-store --help'."
+	DT_STORE_BATCH=0 run -78 --separate-stderr dt-store -n /dev/null
+	assert_equal "$stderr" "dt-store: error: DT_STORE_BATCH: 0 is out of range (1 to 1000)"
+}
