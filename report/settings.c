@@ -2,7 +2,6 @@
  * settings.c: dt-report's options and environment (settings.h).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,47 +21,20 @@
 #define DT_DATADIR "/usr/local/share/dt"
 #endif
 
-static const char usage[] =
-    "usage: dt-report [-hnqVv] [-L bytes] [-l lang] [-m file] [file ...]\n"
-    "       dt-report -M shards [-hnqVv] [-l lang] [-m file]\n"
+static const char usage_head[] =
+    "usage: dt-report [-hnqVv] [-L bytes] [--lang lang] [--message-file file]\n"
+    "                 [file ...]\n"
+    "       dt-report -M shards [-hnqVv] [--lang lang] [--message-file file]\n"
     "       dt-report --check-config | --preflight [option ...]\n"
     "\n"
     "Reads status records (or any stage's output) from the files or stdin\n"
     "and prints one run-summary JSON object on stdout.  Sends the report to\n"
     "Telegram, upserts the run ledger row in Supabase and pushes metrics to\n"
-    "a Pushgateway when those are configured.\n"
-    "\n"
-    "      --check-config       check the environment and options, read the\n"
-    "                           secret files, read no input and connect to\n"
-    "                           nothing; print nothing and exit 0 when valid,\n"
-    "                           else one line per problem and exit 78\n"
-    "  -h, --help               print this help and exit\n"
-    "  -L, --max-line n         longest input line in bytes (DT_MAX_LINE,\n"
-    "                           1048576)\n"
-    "  -l, --lang en|ru         report language (DT_REPORT_LANG, en)\n"
-    "  -M, --merge-shards N     read no input: wait for the N shard rows of\n"
-    "                           the run (DT_RUN_ID) in the ledger, merge\n"
-    "                           them and report the whole run\n"
-    "  -m, --message-file FILE  also write the report's messages to FILE\n"
-    "  -n, --dry-run            send and write nothing; print the messages\n"
-    "                           on stderr (or to FILE)\n"
-    "      --preflight          read no input, send no message: ask Telegram\n"
-    "                           about the bot (getMe) and the chat (getChat)\n"
-    "                           and print one line, \"telegram: ready: ...\"\n"
-    "                           or \"telegram: not ready: ...\" naming the\n"
-    "                           variable to fix; exit 0, 78 (refused) or 69\n"
-    "                           (unreachable)\n"
-    "  -q, --quiet              log less\n"
-    "  -V, --version            print the version and exit\n"
-    "  -v, --verbose            log more (-vv: trace HTTP)\n"
-    "\n"
-    "Environment: TELEGRAM_BOT_TOKEN[_FILE], TELEGRAM_CHAT_ID,\n"
-    "TELEGRAM_THREAD_ID, TELEGRAM_API_URL, SUPABASE_URL, SUPABASE_KEY[_FILE],\n"
-    "DT_PUSHGATEWAY_URL, DT_PUSHGATEWAY_JOB, DT_REPORT_NOTIFY, DT_REPORT_TOP,\n"
-    "DT_REPORT_SCHEMA (else DT_SCHEMA_FILE), DT_REPORT_TOPICS_FIELD,\n"
-    "DT_REPORT_RETRY_SECONDS, DT_MAX_LINE, DT_EXPECT_STAGES,\n"
-    "DT_SHARDS, DT_SHARD_INDEX, DT_SHARD_WAIT_SECONDS, DT_STOP_FILE,\n"
-    "DT_RUN_ID, DT_RUN_STARTED_AT, DT_RUN_FINISHED_AT, TIMEOUT_SECONDS.\n"
+    "a Pushgateway when those are configured.\n";
+
+static const char usage_tail[] =
+    "Also: SUPABASE_URL, SUPABASE_KEY[_FILE] (the run ledger),\n"
+    "DT_SCHEMA_FILE (when DT_REPORT_SCHEMA is not set).\n"
     "\n"
     "Exit status: the most severe of the run's own (the worst status the\n"
     "stages reported; 1 when records failed) and the report's: 69 when\n"
@@ -71,110 +43,129 @@ static const char usage[] =
     "refuses the configuration (bad token or chat).  The ledger row and the\n"
     "metrics are best effort: a failure is a warning, not an exit status.\n";
 
-/* The long-only options --check-config and --preflight. */
-#define OPT_CHECK_CONFIG 256
-#define OPT_PREFLIGHT 257
-
 int
 dt_rpt_parse_args(struct dt_rpt_config *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{"lang", required_argument, NULL, 'l'},
-		{"max-line", required_argument, NULL, 'L'},
-		{"merge-shards", required_argument, NULL, 'M'},
-		{"message-file", required_argument, NULL, 'm'},
-		{"preflight", no_argument, NULL, OPT_PREFLIGHT},
-		{"quiet", no_argument, NULL, 'q'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	int lang = 0, rc;
+	const struct dt_opt opt[] = {
+		{.ch = 'L', .flag = "max-line", .env = "DT_MAX_LINE",
+		    .type = DT_OPT_SHARED, .out = &c->max_line},
+		{0, "lang", "DT_REPORT_LANG", DT_OPT_CHOICE, &lang, "en", 0, 0,
+		    "en|ru", "report language"},
+		{'M', "merge-shards", NULL, DT_OPT_INT, &c->merge, NULL, 1,
+		    1000, "N", "read no input: wait for the N shard rows of the "
+		    "run (DT_RUN_ID) in the ledger, merge them and report the "
+		    "whole run"},
+		{0, "message-file", NULL, DT_OPT_TEXT, &c->message_file, NULL,
+		    0, 0, "FILE", "also write the report's messages to FILE"},
+		{'n', "dry-run", NULL, DT_OPT_SWITCH, &c->dry_run, NULL, 0, 0,
+		    NULL, "send and write nothing; print the messages on stderr "
+		    "(or to FILE)"},
+		{0, "preflight", NULL, DT_OPT_SWITCH, &c->preflight, NULL, 0, 0,
+		    NULL, "read no input, send no message: ask Telegram about "
+		    "the bot (getMe) and the chat (getChat) and print one line, "
+		    "\"telegram: ready: ...\" or \"telegram: not ready: ...\" "
+		    "naming the variable to fix; exit 0, 78 (refused) or 69 "
+		    "(unreachable)"},
+		{0, NULL, "TELEGRAM_BOT_TOKEN", DT_OPT_SECRET, &c->tg_token,
+		    NULL, 0, 0, NULL, "the bot's token; without it the report "
+		    "is printed, not sent"},
+		{0, NULL, "TELEGRAM_CHAT_ID", DT_OPT_TEXT, &c->tg_chat, NULL, 0,
+		    0, NULL, "the chat: a number, a negative group id or "
+		    "@channel"},
+		{0, NULL, "TELEGRAM_THREAD_ID", DT_OPT_TEXT, &c->tg_thread,
+		    NULL, 0, 0, NULL, "the forum topic"},
+		{0, NULL, "TELEGRAM_API_URL", DT_OPT_TEXT, &c->tg_url,
+		    "https://api.telegram.org", 0, 0, NULL, "Bot API base URL"},
+		{0, NULL, "DT_REPORT_NOTIFY", DT_OPT_CHOICE, &c->notify,
+		    "problems", 0, 0, "problems|always|never", "problems: "
+		    "alerts notify, clean runs are silent, an empty clean run "
+		    "sends nothing; always; never: every report is silent"},
+		{0, NULL, "DT_REPORT_TOP", DT_OPT_INT, &c->top, "10", 1, 1000,
+		    NULL, "values shown of each field"},
+		{0, NULL, "DT_REPORT_SCHEMA", DT_OPT_TEXT, &c->schema, NULL, 0,
+		    0, NULL, "the analysis schema the report reads its fields "
+		    "from (else DT_SCHEMA_FILE, else dt-analyze's)"},
+		{0, NULL, "DT_REPORT_TOPICS_FIELD", DT_OPT_TEXT,
+		    &c->topics_field, "topics", 0, 0, NULL,
+		    "the field whose values are the top topics"},
+		{0, NULL, "DT_REPORT_RETRY_SECONDS", DT_OPT_INT, &c->retry_s,
+		    "120", 0, 3600, NULL, "how long to wait out Telegram's "
+		    "flood control"},
+		{.env = "TIMEOUT_SECONDS", .type = DT_OPT_SHARED,
+		    .out = &c->timeout_s},
+		{0, NULL, "DT_PUSHGATEWAY_URL", DT_OPT_TEXT, &c->pg_url, NULL,
+		    0, 0, NULL, "push the run's metrics to this Prometheus "
+		    "Pushgateway"},
+		{0, NULL, "DT_PUSHGATEWAY_JOB", DT_OPT_TEXT, &c->pg_job, "dt",
+		    0, 0, NULL, "the metrics' job name"},
+		{0, NULL, "DT_SOURCE_TABLE", DT_OPT_TEXT, &c->table, "messages",
+		    0, 0, NULL, "the source table, for the ledger"},
+		{0, NULL, "DT_SOURCE_ID", DT_OPT_TEXT, &c->id_column, "id", 0,
+		    0, NULL, "its id column"},
+		{0, NULL, "DT_EXPECT_STAGES", DT_OPT_TEXT, &c->expect, NULL, 0,
+		    0, NULL, "stages whose missing stage record fails the run "
+		    "(dt-entrypoint sets it)"},
+		{.env = "DT_RUN_ID", .type = DT_OPT_SHARED, .out = &c->run_id},
+		{0, NULL, "DT_RUN_STARTED_AT", DT_OPT_TEXT, &c->started, NULL,
+		    0, 0, NULL, "when the run started (RFC 3339)"},
+		{0, NULL, "DT_RUN_FINISHED_AT", DT_OPT_TEXT, &c->finished, NULL,
+		    0, 0, NULL, "when it finished (RFC 3339; default now)"},
+		{.env = "DT_SHARDS", .type = DT_OPT_SHARED, .out = &c->shards},
+		{.env = "DT_SHARD_INDEX", .type = DT_OPT_SHARED,
+		    .out = &c->shard_index},
+		{0, NULL, "DT_SHARD_WAIT_SECONDS", DT_OPT_INT, &c->wait_s, "600",
+		    0, 86400, NULL, "how long --merge-shards waits for the "
+		    "other shards"},
+		{.env = "DT_DRAIN_SECONDS", .type = DT_OPT_SHARED,
+		    .out = &c->drain_s},
+		{.env = "DT_STOP_FILE", .type = DT_OPT_SHARED,
+		    .out = &c->stop_file},
 	};
-	int ch;
+	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
+	    sizeof(opt) / sizeof(opt[0])};
 
-	/* getopt's own messages name argv[0]: the name, not the path. */
-	argv[0] = (char *)dt_prog();
-	while ((ch = getopt_long(argc, argv, "hL:l:M:m:nqVv", longopts,
-	    NULL)) != -1) {
-		switch (ch) {
-		case OPT_CHECK_CONFIG:
-			c->check = 1;
-			break;
-		case OPT_PREFLIGHT:
-			c->preflight = 1;
-			break;
-		case 'L':
-			c->max_line_arg = optarg;
-			break;
-		case 'h':
-			exit(dt_cli_help(usage));
-		case 'l':
-			c->lang = optarg;
-			break;
-		case 'M':
-			c->merge_arg = optarg;
-			break;
-		case 'm':
-			c->message_file = optarg;
-			break;
-		case 'n':
-			c->dry_run = 1;
-			break;
-		case 'q':
-			dt_log_adjust(-1);
-			break;
-		case 'V':
-			dt_cli_version();
-			exit(dt_cli_close_stdout(DT_EXIT_OK));
-		case 'v':
-			dt_log_adjust(1);
-			break;
-		default:
-			return dt_cli_usage_error(NULL);
-		}
-	}
+	rc = dt_opts_parse(&cmd, argc, argv, &c->check);
+	if (rc != 0 && rc != DT_EXIT_CONFIG)
+		return rc;
+	/* Named in dt_rpt_read_config(), with the others. */
+	c->bad = rc != 0;
+	c->lang = lang == 1 ? "ru" : "en";
+	if (c->notify == 2)
+		c->notify = -1;
 	c->files = argv + optind;
 	c->nfiles = argc - optind;
-	if (c->lang != NULL && strcmp(c->lang, "en") != 0 &&
-	    strcmp(c->lang, "ru") != 0)
-		return dt_cli_usage_error("--lang: '%s' is not one of en, ru",
-		    c->lang);
-	if (c->max_line_arg != NULL && dt_parse_ll("--max-line",
-	    c->max_line_arg, 1024, 1073741824, &c->max_line) < 0)
-		return dt_cli_usage_error(NULL);
-	if (c->merge_arg != NULL && dt_parse_ll("--merge-shards",
-	    c->merge_arg, 1, 1000, &c->merge) < 0)
-		return dt_cli_usage_error(NULL);
-	if (c->merge_arg != NULL && c->nfiles > 0)
+	if (c->merge > 0 && c->nfiles > 0)
 		return dt_cli_usage_error("--merge-shards reads no input "
 		    "files");
-	if (c->preflight && (c->nfiles > 0 || c->merge_arg != NULL ||
-	    c->check))
+	if (c->preflight && (c->nfiles > 0 || c->merge > 0 || c->check))
 		return dt_cli_usage_error("--preflight reads no input and "
 		    "goes with no --check-config or --merge-shards");
 	return 0;
 }
 
-/* Strips one trailing slash from a URL in the environment. */
-static const char *
-env_url(const char *name, const char *def, char *buf, size_t len)
+/*
+ * Checks that the URL in *url (from the variable name) is http(s) and
+ * copies it into buf without its trailing slashes.  Returns 0 or -1.
+ */
+static int
+check_url(const char *name, const char **url, char *buf, size_t len)
 {
-	const char *v = dt_env(name, def);
 	size_t n;
 
-	if (v == NULL)
-		return NULL;
-	if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
-		dt_error("%s: '%s' is not an http(s) URL", name, v);
-		return "";
+	if (*url == NULL)
+		return 0;
+	if (strncmp(*url, "http://", 7) != 0 &&
+	    strncmp(*url, "https://", 8) != 0) {
+		dt_error("%s: '%s' is not an http(s) URL", name, *url);
+		return -1;
 	}
-	snprintf(buf, len, "%s", v);
+	snprintf(buf, len, "%s", *url);
 	n = strlen(buf);
 	while (n > 0 && buf[n - 1] == '/')
 		buf[--n] = '\0';
-	return buf;
+	*url = buf;
+	return 0;
 }
 
 int
@@ -225,63 +216,27 @@ dt_rpt_format_time(double t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Reads the report's own settings.  Returns 1 when any is bad, else 0. */
+/*
+ * Checks what the table cannot: the times, the shard, the schema's
+ * default.  Returns 1 when anything is bad, else 0.
+ */
 static int
-read_report(struct dt_rpt_config *c)
+check_report(struct dt_rpt_config *c)
 {
-	const char *v;
 	int bad = 0;
 
-	if (c->lang == NULL)
-		c->lang = dt_env("DT_REPORT_LANG", "en");
-	if (strcmp(c->lang, "en") != 0 && strcmp(c->lang, "ru") != 0) {
-		dt_error("DT_REPORT_LANG: '%s' is not one of en, ru", c->lang);
-		bad = 1;
-	}
-	v = dt_env("DT_REPORT_NOTIFY", "problems");
-	if (strcmp(v, "problems") == 0)
-		c->notify = 0;
-	else if (strcmp(v, "always") == 0)
-		c->notify = 1;
-	else if (strcmp(v, "never") == 0)
-		c->notify = -1;
-	else {
-		dt_error("DT_REPORT_NOTIFY: '%s' is not one of problems, "
-		    "always, never", v);
-		bad = 1;
-	}
-	if (dt_env_ll("DT_REPORT_TOP", 10, 1, 1000, &c->top) < 0 ||
-	    dt_env_ll("DT_REPORT_RETRY_SECONDS", 120, 0, 3600,
-	    &c->retry_s) < 0 ||
-	    dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout_s) < 0)
-		bad = 1;
 	if (c->timeout_s > 60)
 		c->timeout_s = 60;
-	if (c->max_line_arg == NULL && dt_env_ll("DT_MAX_LINE",
-	    (long long)DT_NDJSON_MAX_LINE_DEFAULT, 1024, 1073741824,
-	    &c->max_line) < 0)
-		bad = 1;
 	/* The schema dt-analyze uses, unless told otherwise. */
-	c->schema = dt_env("DT_REPORT_SCHEMA", dt_env("DT_SCHEMA_FILE", NULL));
+	if (c->schema == NULL)
+		c->schema = dt_env("DT_SCHEMA_FILE", NULL);
 	if (c->schema == NULL && access(dt_data_file("schema.json"), R_OK) == 0)
 		c->schema = dt_data_file("schema.json");
-	c->topics_field = dt_env("DT_REPORT_TOPICS_FIELD", "topics");
-	c->expect = dt_env("DT_EXPECT_STAGES", NULL);
-	if (dt_env_ll("DT_SHARDS", 1, 1, 1000, &c->shards) < 0 ||
-	    dt_env_ll("DT_SHARD_INDEX", 0, 0, 999, &c->shard_index) < 0 ||
-	    dt_env_ll("DT_SHARD_WAIT_SECONDS", 600, 0, 86400,
-	    &c->wait_s) < 0 ||
-	    dt_env_ll("DT_DRAIN_SECONDS", 60, 0, 3600, &c->drain_s) < 0)
-		bad = 1;
-	else if (c->shard_index >= c->shards) {
+	if (c->shard_index >= c->shards) {
 		dt_error("DT_SHARD_INDEX: %lld is not below DT_SHARDS (%lld)",
 		    c->shard_index, c->shards);
 		bad = 1;
 	}
-	c->stop_file = dt_env("DT_STOP_FILE", NULL);
-	c->run_id = dt_env("DT_RUN_ID", NULL);
-	c->started = dt_env("DT_RUN_STARTED_AT", NULL);
-	c->finished = dt_env("DT_RUN_FINISHED_AT", NULL);
 	if (c->started != NULL && dt_rpt_parse_time(c->started,
 	    &c->t_started) < 0) {
 		dt_error("DT_RUN_STARTED_AT: '%s' is not an RFC 3339 time",
@@ -298,22 +253,17 @@ read_report(struct dt_rpt_config *c)
 }
 
 /*
- * Reads where the report goes: Telegram, Supabase and the Pushgateway.
+ * Checks where the report goes: Telegram, Supabase and the Pushgateway.
  * Returns 1 when any setting is bad, else 0.
  */
 static int
-read_delivery(struct dt_rpt_config *c)
+check_delivery(struct dt_rpt_config *c)
 {
 	static char tg_url[1024], pg_url[1024];
 	int bad = 0;
 
-	if (dt_env_secret("TELEGRAM_BOT_TOKEN", &c->tg_token) < 0)
-		bad = 1;
-	c->tg_chat = dt_env("TELEGRAM_CHAT_ID", NULL);
-	c->tg_thread = dt_env("TELEGRAM_THREAD_ID", NULL);
-	c->tg_url = env_url("TELEGRAM_API_URL", "https://api.telegram.org",
-	    tg_url, sizeof(tg_url));
-	if (*c->tg_url == '\0')
+	if (check_url("TELEGRAM_API_URL", &c->tg_url, tg_url,
+	    sizeof(tg_url)) < 0)
 		bad = 1;
 	if ((c->tg_token == NULL) != (c->tg_chat == NULL)) {
 		dt_error("%s is set but %s is not: set both to send the report",
@@ -340,13 +290,9 @@ read_delivery(struct dt_rpt_config *c)
 		    "SUPABASE_URL, SUPABASE_KEY and DT_RUN_ID");
 		bad = 1;
 	}
-	c->table = dt_env("DT_SOURCE_TABLE", "messages");
-	c->id_column = dt_env("DT_SOURCE_ID", "id");
-	c->pg_url = env_url("DT_PUSHGATEWAY_URL", NULL, pg_url,
-	    sizeof(pg_url));
-	if (c->pg_url != NULL && *c->pg_url == '\0')
+	if (check_url("DT_PUSHGATEWAY_URL", &c->pg_url, pg_url,
+	    sizeof(pg_url)) < 0)
 		bad = 1;
-	c->pg_job = dt_env("DT_PUSHGATEWAY_JOB", "dt");
 	if (strspn(c->pg_job, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
 	    "TUVWXYZ0123456789_.-") != strlen(c->pg_job) ||
 	    strlen(c->pg_job) > 100) {
@@ -357,13 +303,11 @@ read_delivery(struct dt_rpt_config *c)
 	return bad;
 }
 
-/* Reads every record into the tally.  Returns the input's exit status. */
-
 int
 dt_rpt_read_config(struct dt_rpt_config *c)
 {
-	int bad = read_report(c);
+	int bad = check_report(c);
 
-	bad |= read_delivery(c);
-	return bad ? -1 : 0;
+	bad |= check_delivery(c);
+	return bad || c->bad ? -1 : 0;
 }

@@ -10,12 +10,11 @@
 struct dt_rpt_config {
 	int check;
 	int preflight;
+	int bad;                /* a setting the table refused */
 	int dry_run;
 	long long max_line;
-	const char *max_line_arg;
-	const char *lang;
+	const char *lang;       /* "en" or "ru" */
 	const char *message_file;
-	const char *merge_arg;
 	long long merge;        /* --merge-shards: how many shards */
 	long long shards, shard_index;
 	long long wait_s, drain_s;
@@ -44,15 +43,18 @@ struct dt_rpt_config {
 };
 
 /*
- * Reads the command line into c.  Returns 0, or the exit status to end
- * with after a usage error (-h and -V print and exit 0 here).
+ * Reads the command line and the environment into c, from one table of
+ * settings (lib/config.h).  Returns 0, or the exit status to end with
+ * after a usage error (-h and -V print and exit 0 here).  A bad setting
+ * is logged and sets c->bad, for dt_rpt_read_config().
  */
 int dt_rpt_parse_args(struct dt_rpt_config *c, int argc, char **argv);
 
 /*
- * Reads and checks the environment into c, logging one line per
- * problem.  Returns 0, or -1 when anything is wrong.  c's strings are
- * borrowed from the environment or static, but for tg_token (free it).
+ * Checks what dt_rpt_parse_args() read, logging one line per problem.
+ * Returns 0, or -1 when anything is wrong (c->bad included).  c's
+ * strings are borrowed from the environment or static, but for tg_token
+ * (free it).
  */
 int dt_rpt_read_config(struct dt_rpt_config *c);
 

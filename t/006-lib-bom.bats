@@ -51,7 +51,7 @@ setup() {
 
 @test "dt-report: the first record of a file with a byte order mark is counted" {
 	{ printf '%s' "$bom"; sed -n 2p t/fixtures/report/run-ok.ndjson; } >"$BATS_TEST_TMPDIR/in"
-	run -0 --separate-stderr dt-report --dry-run -m /dev/null "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-report --dry-run --message-file /dev/null "$BATS_TEST_TMPDIR/in"
 	assert_equal "$stderr" ""
 	assert_equal "$(jq -c '[.records, .bad_lines]' <<<"$output")" '[1,0]'
 }

@@ -17,7 +17,7 @@ setup() {
 golden() {
 	local name=$1 lang=$2 status=$3
 	run -"$status" --separate-stderr env DT_REPORT_LANG="$lang" \
-		dt-report -n -m "$M" "t/fixtures/report/run-$name.ndjson"
+		dt-report -n --message-file "$M" "t/fixtures/report/run-$name.ndjson"
 	assert_equal "$stderr" ""
 	assert_equal "$(cat "$M")" "$(cat "t/fixtures/report/run-$name.$lang.html")"
 	if [ "$lang" = en ]; then
@@ -40,7 +40,7 @@ golden() {
 }
 
 @test "dt-report: --lang overrides DT_REPORT_LANG" {
-	run -0 --separate-stderr env DT_REPORT_LANG=ru dt-report -l en -n -m "$M" t/fixtures/report/run-ok.ndjson
+	run -0 --separate-stderr env DT_REPORT_LANG=ru dt-report --lang en -n --message-file "$M" t/fixtures/report/run-ok.ndjson
 	assert_equal "$(cat "$M")" "$(cat t/fixtures/report/run-ok.en.html)"
 }
 
@@ -83,7 +83,7 @@ $(cat t/fixtures/report/run-ok.en.html)"
 		'{"id":3,"run_id":"r","text":"not analysed yet"}' \
 		'{"stage":"dt-analyze","run_id":"r","status":1,"message":null,"counts":{"records":3},"interrupted":false}' \
 		>"$BATS_TEST_TMPDIR/in"
-	run -1 --separate-stderr dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	run -1 --separate-stderr dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(jq -c '[.run_id, .state, .records, .failed, .by_status, .by_error, .tokens.total, .cost_usd]' <<<"$output")" \
 		'["r","partial",3,1,{"analyzed":1,"failed":1,"fetched":1},{"too_large":1},10,0.5]'
 }
@@ -91,7 +91,7 @@ $(cat t/fixtures/report/run-ok.en.html)"
 @test "dt-report: bad lines are warned about with file and line, counted, and the report still goes out" {
 	printf '%s\n' '{"id":1,"status":"stored"}' '{"id":2,' '[1]' '' '{"id":3,"status":"stored"}' >"$BATS_TEST_TMPDIR/in"
 	printf '{"id":4,"x":"\xff"}\n' >>"$BATS_TEST_TMPDIR/in"
-	run -65 --separate-stderr dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
 	assert_equal "${stderr_lines[0]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:2: invalid JSON: string or '}' expected near end of file (column 8)"
 	assert_equal "${stderr_lines[1]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:3: not a JSON object (got an array)"
 	assert_equal "${stderr_lines[2]}" "dt-report: warning: $BATS_TEST_TMPDIR/in:6: not valid UTF-8 (byte 14)"
@@ -106,20 +106,20 @@ $(cat t/fixtures/report/run-ok.en.html)"
 		head -c 1100000 /dev/zero | tr '\0' a
 		printf '"}\n{"id":2,"status":"stored"}\n'
 	} >"$BATS_TEST_TMPDIR/in"
-	run -65 --separate-stderr dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
 	assert_equal "$stderr" "dt-report: warning: $BATS_TEST_TMPDIR/in:1: line too long (limit 1048576 bytes)"
 	assert_equal "$(jq -c '[.records, .bad_lines]' <<<"$output")" '[1,1]'
 }
 
 @test "dt-report: an input file that cannot be read is an error; the others are still read" {
 	echo '{"id":1,"status":"stored"}' >"$BATS_TEST_TMPDIR/b"
-	run -65 --separate-stderr dt-report -n -m "$M" "$BATS_TEST_TMPDIR/missing" "$BATS_TEST_TMPDIR/b"
+	run -65 --separate-stderr dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/missing" "$BATS_TEST_TMPDIR/b"
 	assert_equal "$stderr" "dt-report: error: $BATS_TEST_TMPDIR/missing: No such file or directory"
 	assert_equal "$(jq -c .records <<<"$output")" 1
 }
 
 @test "dt-report: empty input is a clean, empty run" {
-	run -0 --separate-stderr dt-report -n -m "$M" </dev/null
+	run -0 --separate-stderr dt-report -n --message-file "$M" </dev/null
 	assert_equal "$(jq -c '[.state, .records, .run_id, .report.notify]' <<<"$output")" '["ok",0,null,false]'
 	assert_equal "$(cat "$M")" $'✅ <b>dt run: ok</b>\nRecords: 0\nDuration: 4\u00a0min 13\u00a0s'
 }
@@ -128,7 +128,7 @@ $(cat t/fixtures/report/run-ok.en.html)"
 	unset DT_RUN_STARTED_AT
 	printf '%s\n' '{"stage":"dt-fetch","run_id":"r1","started_at":"2024-05-01T09:59:00+03:00","status":0,"counts":{}}' \
 		'{"stage":"dt-store","run_id":"r1","started_at":"2024-05-01T07:00:00Z","status":0,"counts":{}}' >"$BATS_TEST_TMPDIR/in"
-	run -0 --separate-stderr env DT_RUN_ID=override dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr env DT_RUN_ID=override dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(jq -c '[.run_id, .started_at, .duration_s]' <<<"$output")" '["override","2024-05-01T07:00:00Z",11052.5]'
 }
 
@@ -136,7 +136,7 @@ $(cat t/fixtures/report/run-ok.en.html)"
 	unset DT_REPORT_SCHEMA
 	# A copy away from the build's share/dt finds no schema beside it.
 	cp "$DT_BUILD/bin/dt-report" "$BATS_TEST_TMPDIR/dt-report"
-	run -0 --separate-stderr "$BATS_TEST_TMPDIR/dt-report" -n -m "$M" t/fixtures/report/run-ok.ndjson
+	run -0 --separate-stderr "$BATS_TEST_TMPDIR/dt-report" -n --message-file "$M" t/fixtures/report/run-ok.ndjson
 	assert_equal "$(jq -c '.analysis.fields | keys_unsorted' <<<"$output")" \
 		'["sentiment","language","topics","action_items","confidence"]'
 	assert_equal "$(jq -c '.analysis.fields.sentiment.counts' <<<"$output")" \
@@ -150,7 +150,7 @@ $(cat t/fixtures/report/run-ok.en.html)"
 	# freed, up to its size (256 MiB by default), so under it the
 	# quarantine is made small for the check to see any growth.
 	[ -z "${ASAN_OPTIONS:-}" ] || export ASAN_OPTIONS="$ASAN_OPTIONS:quarantine_size_mb=4"
-	run -0 --separate-stderr /usr/bin/time -f 'maxrss %M' -o "$BATS_TEST_TMPDIR/time" dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr /usr/bin/time -f 'maxrss %M' -o "$BATS_TEST_TMPDIR/time" dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
 	rss=$(awk '/maxrss/ {print $2}' "$BATS_TEST_TMPDIR/time")
 	# ASan's shadow memory and quarantine add a fixed amount; the plain
 	# build has the real target.
@@ -166,13 +166,23 @@ $(cat t/fixtures/report/run-ok.en.html)"
 
 @test "dt-report: --help, --version and bad options" {
 	run -0 --separate-stderr dt-report --help
-	assert_line --index 0 'usage: dt-report [-hnqVv] [-L bytes] [-l lang] [-m file] [file ...]'
+	assert_line --index 0 'usage: dt-report [-hnqVv] [-L bytes] [--lang lang] [--message-file file]'
+	# The settings part is written from dt-report's table.
+	assert_line '      --lang en|ru         report language (DT_REPORT_LANG, default en)'
+	assert_line '  DT_REPORT_TOP            values shown of each field (default 10, 1 to 1000)'
+	assert_line '  TELEGRAM_BOT_TOKEN[_FILE]'
 	run -0 --separate-stderr dt-report -V
 	assert_output 'dt-report 0.1.0'
 	run -64 --separate-stderr dt-report --bogus
 	assert_equal "${stderr_lines[1]}" "Try 'dt-report --help'."
 	run -64 --separate-stderr dt-report --lang fr
-	assert_equal "$stderr" $'dt-report: --lang: \'fr\' is not one of en, ru\nTry \'dt-report --help\'.'
+	assert_equal "$stderr" $'dt-report: error: --lang: \'fr\' is not one of en, ru\nTry \'dt-report --help\'.'
+	# -l is dt-fetch's --lease-seconds and -m its --max-records
+	# (docs/options.md): dt-report has only the long forms.
+	run -64 --separate-stderr dt-report -l ru -n </dev/null
+	assert_equal "$stderr" $'dt-report: invalid option -- \'l\'\nTry \'dt-report --help\'.'
+	run -64 --separate-stderr dt-report -m /dev/null -n </dev/null
+	assert_equal "$stderr" $'dt-report: invalid option -- \'m\'\nTry \'dt-report --help\'.'
 }
 
 @test "dt-report: bad configuration is named and exits 78" {
@@ -205,9 +215,9 @@ dt-report: error: SUPABASE_KEY is not set (a secret key, sb_secret_..., or the l
 
 @test "dt-report: -L and DT_MAX_LINE set the longest line" {
 	printf '{"id":1,"status":"stored","pad":"%02000d"}\n{"id":2,"status":"stored"}\n' 0 >"$BATS_TEST_TMPDIR/in"
-	run -65 --separate-stderr dt-report -n -m "$M" -L 1024 "$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr dt-report -n --message-file "$M" -L 1024 "$BATS_TEST_TMPDIR/in"
 	assert_equal "$stderr" "dt-report: warning: $BATS_TEST_TMPDIR/in:1: line too long (limit 1024 bytes)"
-	run -65 --separate-stderr env DT_MAX_LINE=1500 dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+	run -65 --separate-stderr env DT_MAX_LINE=1500 dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
 	assert_equal "$stderr" "dt-report: warning: $BATS_TEST_TMPDIR/in:1: line too long (limit 1500 bytes)"
 	run -64 --separate-stderr dt-report -L 10 "$BATS_TEST_TMPDIR/in"
 	assert_equal "${stderr_lines[0]}" "dt-report: error: --max-line: 10 is out of range (1024 to 1073741824)"
@@ -216,19 +226,19 @@ dt-report: error: SUPABASE_KEY is not set (a secret key, sb_secret_..., or the l
 @test "dt-report: reading a pipe, the run started when dt-report did" {
 	unset DT_RUN_STARTED_AT DT_RUN_FINISHED_AT
 	before=$(date -u +%s)
-	{ sleep 1; echo '{"id":1,"status":"stored"}'; } | dt-report -n -m "$M" >"$BATS_TEST_TMPDIR/out"
+	{ sleep 1; echo '{"id":1,"status":"stored"}'; } | dt-report -n --message-file "$M" >"$BATS_TEST_TMPDIR/out"
 	jq -e --argjson b "$before" '(.started_at | fromdate) >= $b and .duration_s >= 1 and .duration_s < 5' \
 		"$BATS_TEST_TMPDIR/out" >/dev/null
 	# A file is a replay: when it ran is not known.
 	echo '{"id":1,"status":"stored"}' >"$BATS_TEST_TMPDIR/in"
-	dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out"
+	dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in" >"$BATS_TEST_TMPDIR/out"
 	assert_equal "$(jq -c '[.started_at, .duration_s]' "$BATS_TEST_TMPDIR/out")" '[null,null]'
 }
 
 @test "dt-report: an expected stage without its stage record fails the run and says so" {
 	grep -v '"stage":"dt-analyze"' t/fixtures/report/run-ok.ndjson >"$BATS_TEST_TMPDIR/in"
 	run -75 --separate-stderr env DT_EXPECT_STAGES=dt-fetch,dt-analyze,dt-store \
-		dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+		dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
 	assert_equal "$stderr" "dt-report: error: dt-analyze ended without its stage record (crashed or killed?)"
 	assert_equal "$(jq -c '[.state, .exit_code, (.stages[] | select(.missing) | [.stage, .status, .messages])]' <<<"$output")" \
 		'["failed",75,["dt-analyze",75,["dt-analyze ended without its stage record (crashed or killed?)"]]]'
@@ -237,11 +247,11 @@ dt-report: error: SUPABASE_KEY is not set (a secret key, sb_secret_..., or the l
 	assert_line '• <b>dt-analyze</b> ended without its stage record (crashed or killed?)'
 	# Every stage there: nothing changes.
 	run -0 --separate-stderr env DT_EXPECT_STAGES=dt-fetch,dt-analyze,dt-store \
-		dt-report -n -m /dev/null t/fixtures/report/run-ok.ndjson
+		dt-report -n --message-file /dev/null t/fixtures/report/run-ok.ndjson
 	assert_output "$(cat t/fixtures/report/run-ok.en.json)"
 	# In Russian.
 	run -75 --separate-stderr env DT_EXPECT_STAGES=dt-analyze DT_REPORT_LANG=ru \
-		dt-report -n -m "$M" "$BATS_TEST_TMPDIR/in"
+		dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
 	run -0 cat "$M"
 	assert_line '• <b>dt-analyze</b> завершилась без записи о стадии (упала или убита?)'
 }

@@ -107,7 +107,7 @@ What failed
 @test "dt-report: a long report is split at line boundaries into messages under 4096 UTF-16 units" {
 	awk 'BEGIN { for (i = 0; i < 400; i++) for (j = 0; j <= i % 7; j++)
 		printf "{\"id\":%d,\"status\":\"stored\",\"analysis\":{\"topics\":[\"тема %03d <ёжик> & 🏟🏟🏟 long topic text\"]}}\n", i * 10 + j, i }' >"$OUT/in"
-	run -0 env DT_REPORT_TOP=400 DT_REPORT_NOTIFY=always dt-report -m "$OUT/msgs" "$OUT/in"
+	run -0 env DT_REPORT_TOP=400 DT_REPORT_NOTIFY=always dt-report --message-file "$OUT/msgs" "$OUT/in"
 	run sent
 	n=${#lines[@]}
 	[ "$n" -ge 4 ] || fail "only $n messages"
@@ -230,7 +230,7 @@ dt-report: info: report sent to Telegram (1 message, silently)"
 }
 
 @test "dt-report: --dry-run sends nothing" {
-	run -0 --separate-stderr dt-report -n -m "$OUT/m" t/fixtures/report/run-ok.ndjson
+	run -0 --separate-stderr dt-report -n --message-file "$OUT/m" t/fixtures/report/run-ok.ndjson
 	assert_equal "$stderr" ""
 	assert_equal "$(standin telegram requests | jq -s length)" 0
 	assert_equal "$(cat "$OUT/m")" "$(cat t/fixtures/report/run-ok.en.html)"

@@ -79,7 +79,7 @@ dt-report: warning: supabase: POST /rest/v1/dt_runs: HTTP 503: PGRST001: Databas
 }
 
 @test "dt-report: --dry-run reads the backlog but writes no ledger row" {
-	run -0 --separate-stderr dt-report -n -m /dev/null t/fixtures/report/run-ok.ndjson
+	run -0 --separate-stderr dt-report -n --message-file /dev/null t/fixtures/report/run-ok.ndjson
 	jq -e '.backlog.unclaimed == 5' <<<"$output" >/dev/null
 	run -0 psql -XAt -c 'select count(*) from public.dt_runs'
 	assert_output 0
@@ -112,7 +112,7 @@ shard_run() {
 	run -0 --separate-stderr env DT_RUN_ID=split-1 dt-report --merge-shards 2
 	assert_equal "$stderr" "dt-report: info: report sent to Telegram (1 message, silently)"
 	merged=$output
-	run -0 --separate-stderr env DT_RUN_ID=whole dt-report -n -m "$t/whole.html" "$f"
+	run -0 --separate-stderr env DT_RUN_ID=whole dt-report -n --message-file "$t/whole.html" "$f"
 	# Everything but the run id, the shards and the report's own record
 	# is what one dt-report over the whole run says.
 	filter='del(.run_id, .shards, .report, .ledger, .backlog, .previous, .by_status, .stages) | .analysis.fields.topics.top |= sort_by(.value)'

@@ -98,7 +98,7 @@ dt_run_errors{instance="",job="dt-nightly",kind="timeout"} 1'
 }
 
 @test "dt-report: --dry-run pushes nothing" {
-	run -0 --separate-stderr dt-report -n -m /dev/null t/fixtures/report/run-ok.ndjson
+	run -0 --separate-stderr dt-report -n --message-file /dev/null t/fixtures/report/run-ok.ndjson
 	run pushgateway_metrics dt_
 	assert_output ""
 }
