@@ -26,11 +26,15 @@ fi
 
 usage() {
 	cat <<'USAGE'
-usage: dt-entrypoint [-hnpV]
+usage: dt-entrypoint [-hnpqVv] [--check-config]
 
 Runs one batch: claims unanalyzed rows from Supabase, analyzes them with
 Perplexity under GNU parallel, stores the results and sends the report.
 
+      --check-config  check the configuration, every stage's included
+                      (each stage's --check-config), and exit: claim
+                      nothing, connect to nothing; print nothing and exit
+                      0 when valid, else one line per problem and exit 78
   -h, --help      print this help and exit
   -n, --dry-run   check the configuration, print the backlog, the runs it
                   takes and their cost (dt-fetch --backlog | dt-analyze
@@ -39,7 +43,11 @@ Perplexity under GNU parallel, stores the results and sends the report.
                   changing anything (dt-fetch, dt-analyze and dt-report
                   --preflight): one line each; exit 0 when all are
                   ready, else 78 (something to fix) or 69 (unreachable)
+  -q, --quiet     log less, this script and every stage (repeatable)
   -V, --version   print the version and exit
+  -v, --verbose   log more, this script and every stage (repeatable:
+                  -vv traces HTTP); with --check-config, each stage
+                  shows its settings' values
 
 Environment (secrets also as NAME_FILE, read from a mounted file):
   SUPABASE_URL, SUPABASE_KEY        Supabase project URL and service key
@@ -133,7 +141,9 @@ need_secret() {
 	fi
 }
 
-# need_int NAME DEFAULT MIN MAX
+# need_int NAME DEFAULT MIN MAX: MAX_WORKERS and DT_REUSE, which no stage
+# checks (the stages check their own settings, and those they share,
+# lib/config.c).
 need_int() {
 	local v=${!1:-$2}
 	if ! [[ $v =~ ^[0-9]+$ ]] || [ "${#v}" -gt 9 ] || [ "$v" -lt "$3" ] ||
@@ -152,22 +162,10 @@ check_config() {
 		need TELEGRAM_CHAT_ID
 		need_secret TELEGRAM_BOT_TOKEN
 	fi
-	# BATCH_SIZE, TIMEOUT_SECONDS and the rest belong to the stages,
-	# which check them below; these are the entrypoint's own.
+	# BATCH_SIZE, TIMEOUT_SECONDS, DT_DEADLINE_SECONDS, DT_SHARDS and
+	# the rest belong to the stages, which check them below.
 	need_int MAX_WORKERS 5 1 256
-	need_int DT_DEADLINE_SECONDS 3300 1 86400
-	need_int DT_DRAIN_SECONDS 60 0 3600
-	need_int DT_SHARDS 1 1 1000
-	need_int DT_SHARD_INDEX 0 0 999
 	need_int DT_REUSE 1 0 1
-	if [ -n "${DT_SHARD_WAIT_SECONDS:-}" ]; then
-		need_int DT_SHARD_WAIT_SECONDS 0 0 86400
-	fi
-	if [ "$config_errors" -eq 0 ] &&
-		[ "${DT_SHARD_INDEX:-0}" -ge "${DT_SHARDS:-1}" ]; then
-		err "DT_SHARD_INDEX: ${DT_SHARD_INDEX:-0} is not below DT_SHARDS (${DT_SHARDS:-1})"
-		config_errors=$((config_errors + 1))
-	fi
 	if [ -n "${DT_RUN_DIR:-}" ] && ! mkdir -p "$DT_RUN_DIR" 2>/dev/null; then
 		err "DT_RUN_DIR: cannot create $DT_RUN_DIR"
 		config_errors=$((config_errors + 1))
@@ -206,15 +204,38 @@ make_run_id() {
 	fi
 }
 
+# verbosity DELTA: DT_LOG_LEVEL raised (-v) or lowered (-q) by one, for
+# this script and, exported, for every stage, as -v and -q do in each.
+# A DT_LOG_LEVEL no stage knows is left for their checks to name.
+verbosity() {
+	local level=2
+	if [ -n "${DT_LOG_LEVEL:-}" ]; then
+		_dt_log_level "$DT_LOG_LEVEL" || return 0
+		level=$REPLY
+	fi
+	level=$((level + $1))
+	[ "$level" -ge 0 ] || level=0
+	[ "$level" -le 4 ] || level=4
+	export DT_LOG_LEVEL=$level
+}
+
 relay_json_logs
 dry_run=0
 preflight=0
+check_only=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	-h | --help) usage; exit 0 ;;
 	-V | --version) echo "$prog $version"; exit 0 ;;
 	-n | --dry-run) dry_run=1; shift ;;
 	-p | --preflight) preflight=1; shift ;;
+	-q | --quiet) verbosity -1; shift ;;
+	-v | --verbose) verbosity 1; shift ;;
+	--check-config) check_only=1; shift ;;
+	-[!-]?*)
+		# Short options together (-vv, -nq): one at a time.
+		set -- "${1:0:2}" "-${1:2}" "${@:2}"
+		;;
 	*)
 		printf "%s: unknown option '%s'\nTry '%s --help'.\n" "$prog" "$1" "$prog" >&2
 		exit 64
@@ -223,6 +244,7 @@ while [ $# -gt 0 ]; do
 done
 
 check_config || exit 78
+[ "$check_only" = 0 ] || exit 0
 
 # The runbook's first step: each stage asks its own service, changing
 # nothing, and prints one line; the worst status wins.

@@ -39,7 +39,7 @@ no_children() {
 
 @test "entrypoint: --help, --version and a bad option" {
 	run -0 dt-entrypoint --help
-	assert_line --index 0 "usage: dt-entrypoint [-hnpV]"
+	assert_line --index 0 "usage: dt-entrypoint [-hnpqVv] [--check-config]"
 	assert_output --partial "DT_DEADLINE_SECONDS (3300)"
 	run -0 dt-entrypoint -V
 	assert_output "dt-entrypoint 0.1.0"
@@ -74,6 +74,46 @@ Try 'dt-entrypoint --help'."
 	run -0 --separate-stderr dt-entrypoint --dry-run
 	[[ $stderr == "dt-entrypoint: info: configuration is valid; run "*" would claim up to 10 rows per batch with 4 workers" ]] || fail "$stderr"
 	assert_equal "$(count 'true')" 0
+}
+
+@test "entrypoint --check-config: every stage's check, nothing claimed or sent, exit 0 or 78" {
+	run -0 --separate-stderr dt-entrypoint --check-config
+	assert_equal "$output$stderr" ""
+	BATCH_SIZE=0 DT_STORE_BATCH=1001 run -78 --separate-stderr dt-entrypoint --check-config
+	assert_output ""
+	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 10000)
+dt-store: error: DT_STORE_BATCH: 1001 is out of range (1 to 1000)"
+	# A setting several stages share is checked where it is declared
+	# once (lib/config.c) and named once.
+	DT_SHARDS=2 DT_SHARD_INDEX=2 run -78 --separate-stderr dt-entrypoint --check-config
+	assert_equal "$stderr" "dt-report: error: DT_SHARD_INDEX: 2 is not below DT_SHARDS (2)"
+	assert_equal "$(count 'true')" 0
+	run -0 bash -c "standin supabase requests | wc -l"
+	assert_output 0
+}
+
+@test "entrypoint: -v and -q reach every stage; --check-config -v shows where each setting came from" {
+	export TELEGRAM_BOT_TOKEN=123456:entrypoint-token-value TELEGRAM_CHAT_ID=-100123
+	DT_STORE_BATCH=7 run -0 --separate-stderr dt-entrypoint --check-config -v
+	assert_output ""
+	has() { grep -qxF -- "$1" <<<"$stderr" || fail "no line '$1' in: $stderr"; }
+	has "dt-store: debug: DT_STORE_BATCH = 7 (environment)"
+	has "dt-report: debug: DT_REPORT_LANG = en (default)"
+	has "dt-report: debug: TELEGRAM_BOT_TOKEN: set"
+	# Shown once, by the first stage that reads it.
+	assert_equal "$(grep -c 'TIMEOUT_SECONDS = ' <<<"$stderr")" 1
+	[[ $stderr != *entrypoint-token-value* ]] || fail "the token was shown"
+	# -q: the entrypoint's and the stages' info lines are held back.
+	run -0 --separate-stderr dt-entrypoint --dry-run
+	[[ $stderr == *"dt-entrypoint: info: configuration is valid"* ]] || fail "$stderr"
+	run -0 --separate-stderr dt-entrypoint -q --dry-run
+	[[ $stderr != *"info:"* ]] || fail "$stderr"
+	assert_output --partial "backlog:"
+	# Letters together, as the stages take them.
+	DT_LOG_LEVEL=warn run -0 --separate-stderr dt-entrypoint -vv --check-config
+	grep -q '^dt-store: debug: DT_STORE_BATCH = ' <<<"$stderr" || fail "$stderr"
+	DT_LOG_LEVEL=warn run -0 --separate-stderr dt-entrypoint -v --check-config
+	assert_equal "$stderr" ""
 }
 
 @test "entrypoint: a clean run stores every row, keeps every stage's output and exits 0" {

@@ -94,5 +94,5 @@ statuses() {
 
 @test "entrypoint: DT_SHARD_INDEX must be below DT_SHARDS" {
 	DT_SHARD_INDEX=3 run -78 --separate-stderr dt-entrypoint
-	assert_equal "${stderr_lines[0]}" "dt-entrypoint: error: DT_SHARD_INDEX: 3 is not below DT_SHARDS (3)"
+	assert_equal "${stderr_lines[0]}" "dt-report: error: DT_SHARD_INDEX: 3 is not below DT_SHARDS (3)"
 }
