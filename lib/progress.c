@@ -43,10 +43,9 @@ dt_progress_init(struct dt_progress *p)
 	memset(p, 0, sizeof(*p));
 	if (dt_env_ll("DT_PROGRESS_SECONDS", 60, 0, 86400, &every) < 0)
 		bad++;
-	if (dt_env_ll("DT_MAX_RECORDS", 10000, 0, 1000000000,
-	    &p->max_records) < 0)
+	if (dt_env_shared("DT_MAX_RECORDS", &p->max_records) < 0)
 		bad++;
-	if (dt_env_ll("DT_DEADLINE_SECONDS", 3300, 1, 86400, &deadline) < 0)
+	if (dt_env_shared("DT_DEADLINE_SECONDS", &deadline) < 0)
 		bad++;
 	p->every_ms = every * 1000;
 	p->start_ms = dt_now_ms();

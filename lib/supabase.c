@@ -99,7 +99,7 @@ read_config(struct sb_config *c)
 	c->url = dt_env("SUPABASE_URL", NULL);
 	if (check_url(c->url) < 0)
 		bad++;
-	if (dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout) < 0)
+	if (dt_env_shared("TIMEOUT_SECONDS", &c->timeout) < 0)
 		bad++;
 	if (dt_env_ll("DT_SUPABASE_TRIES", 5, 1, 100, &c->tries) < 0)
 		bad++;
