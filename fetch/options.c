@@ -2,7 +2,6 @@
  * options.c: dt-fetch's command line and environment, read into a
  * struct dt_fetch and checked (see fetch.h).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,100 +19,32 @@
 #include "fetch.h"
 #include "reuse.h"
 
-static const char usage_text[] =
-    "usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]\n"
+static const char usage_head[] =
+    "usage: dt-fetch -c | --peek [-hnqvV] [-a attempts] [-b size] [-C columns]\n"
     "                [-i column] [-l seconds] [-m count] [-r run-id]\n"
     "                [-t table] [-x column] [--reuse version]\n"
     "       dt-fetch -R [-nqv] [kind]\n"
-    "       dt-fetch --check-config [-c | -p] [-n] [option ...]\n"
+    "       dt-fetch --check-config [-c | --peek] [-n] [option ...]\n"
     "       dt-fetch --preflight | --backlog [option ...]\n"
     "\n"
     "Claims unanalyzed rows of the source table through Supabase's data API\n"
     "and writes one NDJSON source record per row, then a stage record.\n"
     "--requeue returns parked rows (status failed: all, or those whose\n"
     "last_error.kind is kind) to pending with their attempts reset, and\n"
-    "prints how many on one line; with -n it only counts them.\n"
-    "\n"
-    "      --backlog          change nothing: print one JSON object with\n"
-    "                         dt_backlog's counts, the sizes of the first\n"
-    "                         texts a claim would take, and the batch\n"
-    "                         limits (for dt-entrypoint --dry-run)\n"
-    "  -a, --max-attempts n   record-specific failures before a row is parked\n"
-    "                         as failed (DT_MAX_ATTEMPTS, 3)\n"
-    "  -b, --batch-size n     rows per claim, at most 1000 (BATCH_SIZE, 100)\n"
-    "  -C, --columns list     more source columns for \"row\", comma-separated\n"
-    "                         (DT_SOURCE_COLUMNS)\n"
-    "  -c, --claim            lease rows to this run (the CronJob's mode)\n"
-    "      --check-config     check the environment and options, read the\n"
-    "                         key file, connect to nothing; print nothing\n"
-    "                         and exit 0 when valid, else one line per\n"
-    "                         problem and exit 78\n"
-    "  -h, --help             print this help and exit\n"
-    "  -i, --id-column name   the source id column (DT_SOURCE_ID, id)\n"
-    "  -l, --lease-seconds n  how long a claim holds its rows\n"
-    "                         (DT_LEASE_SECONDS, 900)\n"
-    "  -m, --max-records n    at most n rows this run, 0 for no cap\n"
-    "                         (DT_MAX_RECORDS, 10000)\n"
-    "  -n, --dry-run          print the first request instead of sending it\n"
-    "  -p, --peek             read what a claim would get; change nothing\n"
-    "      --preflight        change nothing: check that dt's functions\n"
-    "                         exist (the migrations are applied), that the\n"
-    "                         key is a secret (service) key and that the\n"
-    "                         source table and columns can be read; print\n"
-    "                         one line, \"supabase: ready: ...\" with the\n"
-    "                         backlog or \"supabase: not ready: ...\" naming\n"
-    "                         what to fix; exit 0, 78 or 69 (unreachable)\n"
-    "  -q, --quiet            log less (repeatable)\n"
-    "  -R, --requeue [kind]   return parked rows to the queue (below)\n"
-    "      --reuse version    with --claim: a text already analysed with\n"
-    "                         this prompt version (dt-analyze\n"
-    "                         --prompt-version) comes with its stored\n"
-    "                         analysis and \"reused\"; a text being\n"
-    "                         analysed (in this claim or under another\n"
-    "                         lease) comes with \"same_text\" and a \"skip\",\n"
-    "                         and takes that analysis in dt-store\n"
-    "  -r, --run-id id        this run's id (DT_RUN_ID; default generated)\n"
-    "  -t, --table name       the source table (DT_SOURCE_TABLE, messages)\n"
-    "  -v, --verbose          log more (repeatable)\n"
-    "  -V, --version          print the version and exit\n"
-    "  -x, --text-column name the message text column (DT_SOURCE_TEXT, text)\n"
-    "\n"
-    "Environment: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE (the\n"
-    "service role key), TIMEOUT_SECONDS, DT_SUPABASE_TRIES,\n"
-    "DT_SUPABASE_BACKOFF_MS; DT_FETCH_MAX_TEXT_BYTES (65536): longer texts\n"
-    "are cut and marked \"text_cut\"; no line is longer than half of\n"
-    "DT_MAX_LINE (1048576).  With DT_STATE_DIR (dt-entrypoint sets it),\n"
-    "--claim keeps the count of rows claimed in DT_STATE_DIR/fetch.claimed\n"
-    "for dt-store's progress lines.  SIGTERM, SIGINT, or a file appearing at the\n"
-    "path in DT_STOP_FILE (checked before each claim): no more claims, the\n"
-    "rows already claimed are written, exit 75.  Exit status: 0 done,\n"
-    "64 usage, 69 Supabase unavailable, 74 output error, 75 interrupted,\n"
-    "78 bad configuration (URL, key, table, column or function).\n";
+    "prints how many on one line; with -n it only counts them.\n";
 
-static const struct option longopts[] = {
-	{"max-attempts", required_argument, NULL, 'a'},
-	{"batch-size", required_argument, NULL, 'b'},
-	{"columns", required_argument, NULL, 'C'},
-	{"backlog", no_argument, NULL, OPT_BACKLOG},
-	{"claim", no_argument, NULL, 'c'},
-	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
-	{"help", no_argument, NULL, 'h'},
-	{"id-column", required_argument, NULL, 'i'},
-	{"lease-seconds", required_argument, NULL, 'l'},
-	{"max-records", required_argument, NULL, 'm'},
-	{"dry-run", no_argument, NULL, 'n'},
-	{"peek", no_argument, NULL, 'p'},
-	{"preflight", no_argument, NULL, OPT_PREFLIGHT},
-	{"quiet", no_argument, NULL, 'q'},
-	{"requeue", no_argument, NULL, 'R'},
-	{"reuse", required_argument, NULL, OPT_REUSE},
-	{"run-id", required_argument, NULL, 'r'},
-	{"table", required_argument, NULL, 't'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"version", no_argument, NULL, 'V'},
-	{"text-column", required_argument, NULL, 'x'},
-	{NULL, 0, NULL, 0}
-};
+static const char usage_tail[] =
+    "Also: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE (the service\n"
+    "role key), TIMEOUT_SECONDS, DT_SUPABASE_TRIES, DT_SUPABASE_BACKOFF_MS.\n"
+    "Longer texts than DT_FETCH_MAX_TEXT_BYTES are cut and marked\n"
+    "\"text_cut\"; no line is longer than half of DT_MAX_LINE.  With\n"
+    "DT_STATE_DIR (dt-entrypoint sets it), --claim keeps the count of rows\n"
+    "claimed in DT_STATE_DIR/fetch.claimed for dt-store's progress lines.\n"
+    "SIGTERM, SIGINT, or a file appearing at the path in DT_STOP_FILE\n"
+    "(checked before each claim): no more claims, the rows already claimed\n"
+    "are written, exit 75.  Exit status: 0 done, 64 usage, 69 Supabase\n"
+    "unavailable, 74 output error, 75 interrupted, 78 bad configuration\n"
+    "(URL, key, table, column or function).\n";
 
 /* A generated run id: UTC time and 32 random bits, e.g. 20261128T120000Z-1a2b3c4d. */
 static void
@@ -205,144 +136,25 @@ check_stop_file(const char *path)
 }
 
 /*
- * Reads the settings from the environment into f, and DT_RUN_ID into
- * *run_id.  Returns the number of bad values (each logged).
+ * Takes the mode switches (--claim, --peek, --requeue, --preflight and
+ * --backlog) into f->mode.  Returns 0, or DT_EXIT_USAGE after the error
+ * line when more than one was given.
  */
 static int
-read_env(struct dt_fetch *f, const char **run_id)
+set_mode(struct dt_fetch *f, const int *on)
 {
-	const char *cols;
-	int nconf = 0;
+	static const int mode[] = {'c', 'p', 'R', OPT_PREFLIGHT, OPT_BACKLOG};
+	int i, n = 0;
 
-	*run_id = dt_env("DT_RUN_ID", NULL);
-	f->table = dt_env("DT_SOURCE_TABLE", "messages");
-	f->id_col = dt_env("DT_SOURCE_ID", "id");
-	f->text_col = dt_env("DT_SOURCE_TEXT", "text");
-	f->stop_file = dt_env("DT_STOP_FILE", NULL);
-	f->batch = 100;
-	f->max_records = 10000;
-	f->lease = 900;
-	f->attempts = 3;
-	if (dt_env_ll("BATCH_SIZE", 100, 1, 10000, &f->batch) < 0)
-		nconf++;
-	if (dt_env_ll("DT_MAX_RECORDS", 10000, 0, 1000000000,
-	    &f->max_records) < 0)
-		nconf++;
-	if (dt_env_ll("DT_LEASE_SECONDS", 900, 1, 604800, &f->lease) < 0)
-		nconf++;
-	if (dt_env_ll("DT_MAX_ATTEMPTS", 3, 1, 1000, &f->attempts) < 0)
-		nconf++;
-	if (dt_env_ll("DT_FETCH_MAX_TEXT_BYTES", DEFAULT_MAX_TEXT, 1024, 262144,
-	    &f->max_text) < 0)
-		nconf++;
-	if (dt_env_ll("DT_MAX_LINE", DEFAULT_MAX_LINE, 4096, 1073741824,
-	    &f->max_line) < 0)
-		nconf++;
-	if ((cols = dt_env("DT_SOURCE_COLUMNS", NULL)) != NULL &&
-	    parse_columns("DT_SOURCE_COLUMNS", cols, &f->columns) < 0)
-		nconf++;
-	return nconf;
-}
-
-/*
- * Takes mode option c (--claim, --peek, --requeue, --preflight or
- * --backlog).  Returns 0, or DT_EXIT_USAGE after the error line when
- * another mode was given already.
- */
-static int
-set_mode(struct dt_fetch *f, int c)
-{
-	if (f->mode != 0 && f->mode != c)
-		return dt_cli_usage_error("%s", c != OPT_PREFLIGHT &&
-		    c != OPT_BACKLOG && (f->mode == 'c' || f->mode == 'p' ||
-		    f->mode == 'R') ? "--claim, --peek and --requeue exclude "
-		    "each other" : "--preflight and --backlog go with no other "
-		    "mode");
-	f->mode = c;
-	return 0;
-}
-
-/*
- * Reads the flags into f, and --run-id into *run_id, counting bad values
- * in *nusage (each logged).  Returns 0, or DT_EXIT_USAGE after the error
- * line for a bad command line.  --help and --version exit here.
- */
-static int
-read_flags(struct dt_fetch *f, int argc, char **argv, const char **run_id,
-    int *nusage)
-{
-	int c, rc;
-
-	/* getopt's own messages name argv[0]: the name, not the path. */
-	argv[0] = (char *)dt_prog();
-	while ((c = getopt_long(argc, argv, "a:b:C:chi:l:m:npqRr:t:vVx:",
-	    longopts, NULL)) != -1) {
-		switch (c) {
-		case 'a':
-			*nusage += dt_parse_ll("--max-attempts", optarg, 1, 1000,
-			    &f->attempts) < 0;
-			break;
-		case 'b':
-			*nusage += dt_parse_ll("--batch-size", optarg, 1, 10000,
-			    &f->batch) < 0;
-			break;
-		case 'C':
-			*nusage += parse_columns("--columns", optarg,
-			    &f->columns) < 0;
-			break;
-		case 'c':
-		case 'p':
-		case 'R':
-		case OPT_PREFLIGHT:
-		case OPT_BACKLOG:
-			if ((rc = set_mode(f, c)) != 0)
-				return rc;
-			break;
-		case 'h':
-			json_decref(f->columns);
-			exit(dt_cli_help(usage_text));
-		case 'i':
-			f->id_col = optarg;
-			break;
-		case 'l':
-			*nusage += dt_parse_ll("--lease-seconds", optarg, 1,
-			    604800, &f->lease) < 0;
-			break;
-		case 'm':
-			*nusage += dt_parse_ll("--max-records", optarg, 0,
-			    1000000000, &f->max_records) < 0;
-			break;
-		case 'n':
-			f->dry_run = 1;
-			break;
-		case 'q':
-		case 'v':
-			dt_log_adjust(c == 'v' ? 1 : -1);
-			break;
-		case 'r':
-			*run_id = optarg;
-			break;
-		case 't':
-			f->table = optarg;
-			break;
-		case 'V':
-			json_decref(f->columns);
-			dt_cli_version();
-			exit(dt_cli_close_stdout(DT_EXIT_OK));
-		case 'x':
-			f->text_col = optarg;
-			break;
-		case OPT_CHECK_CONFIG:
-			f->check = 1;
-			break;
-		case OPT_REUSE:
-			*nusage += dt_fetch_reuse_check("--reuse", optarg) < 0;
-			f->reuse = optarg;
-			break;
-		default:
-			return dt_cli_usage_error(NULL);
+	for (i = 0; i < 5; i++)
+		if (on[i]) {
+			f->mode = mode[i];
+			n++;
 		}
-	}
+	if (n > 1)
+		return dt_cli_usage_error("%s", on[3] || on[4] ?
+		    "--preflight and --backlog go with no other mode" :
+		    "--claim, --peek and --requeue exclude each other");
 	return 0;
 }
 
@@ -418,21 +230,80 @@ check_settings(struct dt_fetch *f, const char *run_id)
 int
 dt_fetch_configure(struct dt_fetch *f, int argc, char **argv)
 {
-	const char *run_id;
-	int rc, nconf, nusage = 0;
+	const char *run_id = NULL, *cols = NULL;
+	int on[5] = {0}, rc, nconf;
+	const struct dt_opt opt[] = {
+		{0, "backlog", NULL, DT_OPT_SWITCH, &on[4], NULL, 0, 0, NULL,
+		    "change nothing: print one JSON object with dt_backlog's "
+		    "counts, the sizes of the first texts a claim would take, "
+		    "and the batch limits (for dt-entrypoint --dry-run)"},
+		{'c', "claim", NULL, DT_OPT_SWITCH, &on[0], NULL, 0, 0, NULL,
+		    "lease rows to this run (the CronJob's mode)"},
+		{0, "peek", NULL, DT_OPT_SWITCH, &on[1], NULL, 0, 0, NULL,
+		    "read what a claim would get; change nothing"},
+		{'R', "requeue", NULL, DT_OPT_SWITCH, &on[2], NULL, 0, 0, NULL,
+		    "return parked rows to the queue (above); a kind may follow"},
+		{0, "preflight", NULL, DT_OPT_SWITCH, &on[3], NULL, 0, 0, NULL,
+		    "change nothing: check that dt's functions exist (the "
+		    "migrations are applied), that the key is a secret "
+		    "(service) key and that the source table and columns can "
+		    "be read; print one line, \"supabase: ready: ...\" with the "
+		    "backlog or \"supabase: not ready: ...\" naming what to fix; "
+		    "exit 0, 78 or 69 (unreachable)"},
+		{'n', "dry-run", NULL, DT_OPT_SWITCH, &f->dry_run, NULL, 0, 0,
+		    NULL, "print the first request instead of sending it"},
+		{'b', "batch-size", "BATCH_SIZE", DT_OPT_INT, &f->batch, "100", 1,
+		    10000, "n", "rows per claim; Supabase returns at most 1000"},
+		{.ch = 'm', .flag = "max-records", .env = "DT_MAX_RECORDS",
+		    .type = DT_OPT_SHARED, .out = &f->max_records},
+		{'l', "lease-seconds", "DT_LEASE_SECONDS", DT_OPT_INT, &f->lease,
+		    "900", 1, 604800, "n", "how long a claim holds its rows"},
+		{'a', "max-attempts", "DT_MAX_ATTEMPTS", DT_OPT_INT,
+		    &f->attempts, "3", 1, 1000, "n", "record-specific failures "
+		    "before a row is parked as failed"},
+		{0, NULL, "DT_FETCH_MAX_TEXT_BYTES", DT_OPT_INT, &f->max_text,
+		    "65536", 1024, 262144, NULL, "longer texts are cut"},
+		{.env = "DT_MAX_LINE", .type = DT_OPT_SHARED, .out = &f->max_line,
+		    .min = 4096, .max = 1073741824, .help = "a record line is at "
+		    "most half of it"},
+		{'C', "columns", "DT_SOURCE_COLUMNS", DT_OPT_TEXT, &cols, NULL, 0,
+		    0, "list", "more source columns for \"row\", "
+		    "comma-separated"},
+		{'i', "id-column", "DT_SOURCE_ID", DT_OPT_TEXT, &f->id_col, "id",
+		    0, 0, "name", "the source id column"},
+		{0, "reuse", NULL, DT_OPT_TEXT, &f->reuse, NULL, 0, 0, "version",
+		    "with --claim: a text already analysed with this prompt "
+		    "version (dt-analyze --prompt-version) comes with its stored "
+		    "analysis and \"reused\"; a text being analysed (in this "
+		    "claim or under another lease) comes with \"same_text\" and "
+		    "a \"skip\", and takes that analysis in dt-store"},
+		{'r', "run-id", "DT_RUN_ID", DT_OPT_TEXT, &run_id, NULL, 0, 0,
+		    "id", "this run's id; one is generated when not given"},
+		{'t', "table", "DT_SOURCE_TABLE", DT_OPT_TEXT, &f->table,
+		    "messages", 0, 0, "name", "the source table"},
+		{'x', "text-column", "DT_SOURCE_TEXT", DT_OPT_TEXT, &f->text_col,
+		    "text", 0, 0, "name", "the message text column"},
+		{.env = "DT_STOP_FILE", .type = DT_OPT_SHARED,
+		    .out = &f->stop_file},
+	};
+	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
+	    sizeof(opt) / sizeof(opt[0])};
 
-	nconf = read_env(f, &run_id);
-	if ((rc = read_flags(f, argc, argv, &run_id, &nusage)) != 0 ||
+	rc = dt_opts_parse(&cmd, argc, argv, &f->check);
+	if (rc != 0 && rc != DT_EXIT_CONFIG)
+		return rc;
+	nconf = rc != 0;
+	if (f->reuse != NULL && dt_fetch_reuse_check("--reuse", f->reuse) < 0)
+		return dt_cli_usage_error(NULL);
+	if ((rc = set_mode(f, on)) != 0 ||
 	    (rc = read_operands(f, argc, argv)) != 0)
 		return rc;
+	if (cols != NULL && parse_columns("DT_SOURCE_COLUMNS/--columns", cols,
+	    &f->columns) < 0)
+		nconf++;
 	nconf += check_settings(f, run_id);
-	if (f->check) {
-		/* What the run itself would find out only when it starts. */
-		if (!f->dry_run || f->mode == 'R')
-			nconf += dt_supabase_check();
-		return nconf + nusage > 0 ? DT_EXIT_CONFIG : 0;
-	}
-	if (nconf > 0)
-		return DT_EXIT_CONFIG;
-	return nusage > 0 ? DT_EXIT_USAGE : 0;
+	/* What the run itself would find out only when it starts. */
+	if (f->check && (!f->dry_run || f->mode == 'R'))
+		nconf += dt_supabase_check();
+	return nconf > 0 ? DT_EXIT_CONFIG : 0;
 }

@@ -292,7 +292,8 @@ static const struct dt_opt shared[] = {
 /*
  * Returns o with a DT_OPT_SHARED entry's type, default, range, value
  * name and meaning filled in from the shared table; its letter, flag
- * and out stay.
+ * and out stay, and so do its range and meaning when it has them (a
+ * program that takes less than the others says so).
  */
 static struct dt_opt
 resolve(const struct dt_opt *o)
@@ -308,6 +309,12 @@ resolve(const struct dt_opt *o)
 			r.ch = o->ch;
 			r.flag = o->flag;
 			r.out = o->out;
+			if (o->min != 0 || o->max != 0) {
+				r.min = o->min;
+				r.max = o->max;
+			}
+			if (o->help != NULL)
+				r.help = o->help;
 			return r;
 		}
 	abort();        /* a program names a setting the table lacks */

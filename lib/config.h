@@ -29,7 +29,8 @@ enum dt_opt_type {
 				 * flag */
 	DT_OPT_SHARED           /* a setting several programs read: its type,
 				 * default, range and meaning are those of
-				 * lib/config.c's table for env */
+				 * lib/config.c's table for env, but for a
+				 * range or meaning the entry gives */
 };
 
 /*

@@ -216,7 +216,7 @@ dt-fetch: info: run r: claimed 0 rows in 0 batches'
 	run -64 --separate-stderr dt-fetch
 	assert_equal "$stderr" "dt-fetch: say --claim, --peek or --requeue
 Try 'dt-fetch --help'."
-	run -64 --separate-stderr dt-fetch -c -p
+	run -64 --separate-stderr dt-fetch -c --peek
 	assert_equal "$stderr" "dt-fetch: --claim, --peek and --requeue exclude each other
 Try 'dt-fetch --help'."
 	run -64 --separate-stderr dt-fetch -c -R
@@ -232,7 +232,15 @@ Try 'dt-fetch --help'."
 	run -0 dt-fetch -V
 	assert_output 'dt-fetch 0.1.0'
 	run -0 dt-fetch -h
-	assert_line --index 0 'usage: dt-fetch -c | -p [-hnqvV] [-a attempts] [-b size] [-C columns]'
+	assert_line --index 0 'usage: dt-fetch -c | --peek [-hnqvV] [-a attempts] [-b size] [-C columns]'
+	# The settings part is written from dt-fetch's table.
+	assert_line '  -l, --lease-seconds n    how long a claim holds its rows (DT_LEASE_SECONDS,'
+	assert_line '  DT_FETCH_MAX_TEXT_BYTES  longer texts are cut (default 65536, 1024 to 262144)'
+	# -p is dt-entrypoint's --preflight (docs/options.md): --peek is long only.
+	run -64 --separate-stderr dt-fetch -p
+	assert_equal "${stderr_lines[0]}" "dt-fetch: invalid option -- 'p'"
+	run -64 --separate-stderr dt-fetch --peek --requeue
+	assert_equal "${stderr_lines[0]}" "dt-fetch: --claim, --peek and --requeue exclude each other"
 	run -0 dt-fetch -c -n -r r -b 5
 	assert_output '{"dry_run":"dt-fetch","method":"POST","path":"/rest/v1/rpc/dt_claim","body":{"p_run_id":"r","p_lease_seconds":900,"p_max_attempts":3,"p_claim_key":"r:1","p_limit":5,"p_source_table":"messages","p_id_column":"id","p_text_column":"text","p_max_text_chars":65536}}'
 }
@@ -385,14 +393,17 @@ dt-fetch: info: run r: claimed $n rows in $b batches"
 	assert_equal "$output" ''
 	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 10000)
 dt-fetch: error: DT_LEASE_SECONDS: '1x' is not a whole number (1 to 604800)
-dt-fetch: error: DT_SOURCE_COLUMNS: bad column list: a,,b
 dt-fetch: error: --max-attempts: 0 is out of range (1 to 1000)
+dt-fetch: error: DT_SOURCE_COLUMNS/--columns: bad column list: a,,b
 dt-fetch: error: DT_SOURCE_TABLE/--table: must be a name of 1 to 127 characters
 dt-fetch: error: DT_STOP_FILE: $BATS_TEST_TMPDIR/none: no such directory
 dt-fetch: error: DT_RUN_ID/--run-id: must be 1 to 200 characters
 dt-fetch: error: SUPABASE_URL: not an http:// or https:// URL: ftp://example.org
 dt-fetch: error: DT_SUPABASE_TRIES: 0 is out of range (1 to 100)
 dt-fetch: error: SUPABASE_KEY_FILE: $BATS_TEST_TMPDIR/key: file holds more than one line"
+	# dt-fetch takes less of a shared setting than the others.
+	DT_MAX_LINE=2048 run -78 --separate-stderr dt-fetch --check-config
+	assert_equal "$stderr" "dt-fetch: error: DT_MAX_LINE: 2048 is out of range (4096 to 1073741824)"
 	SUPABASE_URL= SUPABASE_KEY_FILE=$BATS_TEST_TMPDIR/none run -78 --separate-stderr dt-fetch --check-config
 	assert_equal "$stderr" "dt-fetch: error: SUPABASE_URL is not set (the project URL, e.g. https://xyz.supabase.co)
 dt-fetch: error: SUPABASE_KEY and SUPABASE_KEY_FILE are both set; set only one"
@@ -483,7 +494,7 @@ Try 'dt-fetch --help'."
 	# What dt-report and --peek ask of the same table.
 	run -0 rest POST rpc/dt_backlog -d '{}'
 	assert_output $'{"done": 180000, "failed": 0, "leased": 20000, "unclaimed": 0}\nHTTP 200'
-	run -0 dt-fetch -p -q -r peek
+	run -0 dt-fetch --peek -q -r peek
 	assert_output '{"stage":"dt-fetch","run_id":"peek","status":0,"message":null,"counts":{"peeked":0,"batches":1,"text_cut":0},"interrupted":false}'
 }
 
