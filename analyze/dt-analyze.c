@@ -34,11 +34,10 @@
 
 
 static const char usage_text[] =
-    "usage: dt-analyze [-dhqVvw] [-a agent|chat] [-B url] [-b usd] "
-    "[-k failures]\n"
-    "                  [-m model] [-n bytes] [-p prompt] [-r rpm] "
-    "[-s schema]\n"
-    "                  [-t seconds] [-x cut|reject] [file ...]\n"
+    "usage: dt-analyze [-hnqVvw] [-B url] [-k failures] [-s schema]\n"
+    "                  [--api agent|chat] [--budget usd] [--max-text-bytes n]\n"
+    "                  [--model model] [--prompt file] [--rpm n]\n"
+    "                  [--timeout seconds] [--too-large cut|reject] [file ...]\n"
     "       dt-analyze --check-config | --preflight | --estimate |\n"
     "                  --prompt-version [option ...]\n"
     "       dt-analyze --merge-stages dir\n"
@@ -52,18 +51,16 @@ static const char usage_text[] =
     "alone, and\n"
     "its record says so in \"pack\".\n"
     "\n"
-    "  -a, --api agent|chat      Agent API or chat completions "
+    "      --api agent|chat      Agent API or chat completions "
     "(DT_API; agent)\n"
     "  -B, --base-url URL        API base URL (PERPLEXITY_BASE_URL)\n"
-    "  -b, --budget USD          stop calling once the run spent this\n"
+    "      --budget USD          stop calling once the run spent this\n"
     "                            (DT_BUDGET_USD)\n"
     "      --check-config        check the configuration (environment, "
     "options,\n"
     "                            prompt, schema, key) and exit: 0 valid, "
     "78 not;\n"
     "                            reads no input and sends nothing\n"
-    "  -d, --dry-run             print the requests instead of sending "
-    "them\n"
     "      --estimate            read dt-fetch --backlog's object on stdin "
     "and\n"
     "                            print the runs, tokens and cost the "
@@ -78,23 +75,18 @@ static const char usage_text[] =
     "  -k, --breaker N           open the circuit after N consecutive "
     "outage\n"
     "                            failures (DT_BREAKER_THRESHOLD; 10)\n"
-    "  -m, --model NAME          model (PERPLEXITY_MODEL; "
+    "      --max-text-bytes N    longest text sent (DT_MAX_TEXT_BYTES; "
+    "16384)\n"
+    "      --model NAME          model (PERPLEXITY_MODEL; "
     "perplexity/sonar,\n"
     "                            with --api chat: sonar)\n"
-    "  -n, --max-text-bytes N    longest text sent (DT_MAX_TEXT_BYTES; "
-    "16384)\n"
     "      --merge-stages DIR    write one stage record summing the "
     "\"stage.*\"\n"
     "                            files dt-fanout's jobs left in DIR; "
     "read no\n"
     "                            input\n"
-    "  -p, --prompt FILE         instructions (DT_PROMPT_FILE; "
-    "share/dt/prompt.txt)\n"
-    "      --prompt-version      print the prompt version analyses get "
-    "(from the\n"
-    "                            prompt, the schema and the model) and "
-    "exit;\n"
-    "                            reads no input, sends nothing\n"
+    "  -n, --dry-run             print the requests instead of sending "
+    "them\n"
     "      --preflight           send one tiny request (a few words, at "
     "most 16\n"
     "                            output tokens) as a run would, and "
@@ -104,19 +96,29 @@ static const char usage_text[] =
     "                            not ready: ...\" naming the variable to "
     "fix;\n"
     "                            exit 0, 78, or 69 (unreachable)\n"
+    "      --prompt FILE         instructions (DT_PROMPT_FILE; "
+    "share/dt/prompt.txt)\n"
+    "      --prompt-version      print the prompt version analyses get "
+    "(from the\n"
+    "                            prompt, the schema and the model) and "
+    "exit;\n"
+    "                            reads no input, sends nothing\n"
     "  -q, --quiet               log less\n"
-    "  -r, --rpm N               requests per minute, all workers "
+    "      --rpm N               requests per minute, all workers "
     "together\n"
     "                            (DT_RPM; 50)\n"
     "  -s, --schema FILE         analysis JSON schema (DT_SCHEMA_FILE;\n"
     "                            share/dt/schema.json)\n"
-    "  -t, --timeout SECONDS     per API call (TIMEOUT_SECONDS; 300)\n"
+    "      --timeout SECONDS     per API call (TIMEOUT_SECONDS; 300)\n"
+    "      --too-large cut|reject  longer texts are cut or rejected "
+    "(DT_TOO_LARGE)\n"
     "  -V, --version             print the version and exit\n"
     "  -v, --verbose             log more (-vv: debug)\n"
     "  -w, --web-search          let the model search the web "
     "(DT_WEB_SEARCH)\n"
-    "  -x, --too-large cut|reject  longer texts are cut or rejected "
-    "(DT_TOO_LARGE)\n"
+    "\n"
+    "Short options mean the same in every dt program (docs/options.md):\n"
+    "the options above without one keep only their long form.\n"
     "\n"
     "The default prompt and schema are looked for in ../share/dt beside "
     "this\n"
@@ -151,10 +153,10 @@ static const struct option longopts[] = {
 	{"budget", required_argument, NULL, 'b'},
 	{"breaker", required_argument, NULL, 'k'},
 	{"check-config", no_argument, NULL, 'C'},
-	{"dry-run", no_argument, NULL, 'd'},
+	{"dry-run", no_argument, NULL, 'n'},
 	{"estimate", no_argument, NULL, 'E'},
 	{"help", no_argument, NULL, 'h'},
-	{"max-text-bytes", required_argument, NULL, 'n'},
+	{"max-text-bytes", required_argument, NULL, 'N'},
 	{"merge-stages", required_argument, NULL, 'M'},
 	{"model", required_argument, NULL, 'm'},
 	{"preflight", no_argument, NULL, 'P'},
@@ -184,7 +186,7 @@ set_value(struct config *c, int ch, const char *arg)
 		const char *name;
 		long long min, max;
 	} whole[] = {{'k', "--breaker", 1, 1000000},
-	    {'n', "--max-text-bytes", 64, 1 << 24}, {'r', "--rpm", 0, 1000000},
+	    {'N', "--max-text-bytes", 64, 1 << 24}, {'r', "--rpm", 0, 1000000},
 	    {'t', "--timeout", 1, 86400}};
 	long long *number[] = {&c->breaker, &c->max_text, &c->rpm,
 	    &c->timeout_s};
@@ -221,14 +223,19 @@ read_flags(struct config *c, int argc, char **argv, int *exit_now)
 	*exit_now = -1;
 	/* getopt's own messages name argv[0]: the name, not the path. */
 	argv[0] = (char *)dt_prog();
-	while ((ch = getopt_long(argc, argv, "a:B:b:dhk:m:n:p:qr:s:t:Vvwx:",
+	/*
+	 * One meaning per letter in every program (docs/options.md): the
+	 * long options whose letter is another's have none here; their
+	 * values above are only names.
+	 */
+	while ((ch = getopt_long(argc, argv, "B:hk:nqs:Vvw",
 	    longopts, NULL)) != -1) {
 		if ((rc = set_value(c, ch, optarg)) < 0)
 			goto usage;
 		if (rc == 0)
 			continue;
 		/* The switches that turn something on. */
-		mode = ch == 'C' ? &c->check_config : ch == 'd' ? &c->dry_run :
+		mode = ch == 'C' ? &c->check_config : ch == 'n' ? &c->dry_run :
 		    ch == 'E' ? &c->estimate : ch == 'G' ? &c->show_version :
 		    ch == 'P' ? &c->preflight :
 		    ch == 'w' ? &c->web_search : NULL;

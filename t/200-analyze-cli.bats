@@ -20,11 +20,27 @@ setup() {
 
 @test "dt-analyze: -h prints the usage to stdout, -V the version" {
 	run -0 --separate-stderr dt-analyze -h
-	assert_line --index 0 --regexp '^usage: dt-analyze \[-dhqVvw\]'
-	assert_output --partial '-x, --too-large cut|reject'
+	assert_line --index 0 --regexp '^usage: dt-analyze \[-hnqVvw\]'
+	assert_output --partial '      --too-large cut|reject'
+	assert_output --partial '  -n, --dry-run '
 	assert_equal "$stderr" ""
 	run -0 --separate-stderr dt-analyze --version
 	assert_output "dt-analyze 0.1.0"
+}
+
+@test "dt-analyze: -n is --dry-run; letters that mean another option elsewhere are not taken" {
+	printf '%s\n' '{"id":1,"text":"hello"}' >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze -n "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(jq -rs ".[0].dry_run" <<<"$output")" true
+	run -0 --separate-stderr dt-analyze --dry-run --max-text-bytes 64 "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(jq -rs ".[0].dry_run" <<<"$output")" true
+	# docs/options.md: -a -b -d -m -p -r -t -x are dt-fetch's, dt-store's
+	# or dt-entrypoint's.
+	for o in a b d m p r t x; do
+		run -64 --separate-stderr dt-analyze -$o 1 "$BATS_TEST_TMPDIR/in"
+		assert_equal "$stderr" "dt-analyze: invalid option -- '$o'
+Try 'dt-analyze --help'."
+	done
 }
 
 @test "dt-analyze: a bad option or value is a usage error" {
@@ -33,7 +49,7 @@ setup() {
 	run -64 --separate-stderr dt-analyze --api soap
 	assert_equal "${stderr_lines[0]}" "dt-analyze: error: --api: 'soap' is not one of agent, chat"
 	assert_equal "${stderr_lines[1]}" "Try 'dt-analyze --help'."
-	run -64 --separate-stderr dt-analyze -r -1
+	run -64 --separate-stderr dt-analyze --rpm -1
 	assert_equal "${stderr_lines[1]}" "Try 'dt-analyze --help'."
 }
 
@@ -44,7 +60,7 @@ setup() {
 	assert_equal "$stderr" "dt-analyze: error: DT_API: 'soap' is not one of agent, chat"
 	DT_TOO_LARGE=drop run -78 --separate-stderr dt-analyze </dev/null
 	assert_equal "$stderr" "dt-analyze: error: DT_TOO_LARGE: 'drop' is not one of cut, reject"
-	run -78 --separate-stderr dt-analyze -p "$BATS_TEST_TMPDIR/none.txt" </dev/null
+	run -78 --separate-stderr dt-analyze --prompt "$BATS_TEST_TMPDIR/none.txt" </dev/null
 	assert_equal "$stderr" "dt-analyze: error: $BATS_TEST_TMPDIR/none.txt: No such file or directory"
 	echo '{"type":"object","properties":{"a":{"type":"string","pattern":"^x"}}}' >"$BATS_TEST_TMPDIR/s.json"
 	run -78 --separate-stderr dt-analyze -s "$BATS_TEST_TMPDIR/s.json" </dev/null
@@ -59,7 +75,7 @@ setup() {
 	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_BASE_URL: 'ftp://x' is not an http(s) URL"
 	# What goes into the JSON of a request must be UTF-8.
 	printf 'Analyze \320\n' >"$BATS_TEST_TMPDIR/p.txt"
-	run -78 --separate-stderr dt-analyze -p "$BATS_TEST_TMPDIR/p.txt" </dev/null
+	run -78 --separate-stderr dt-analyze --prompt "$BATS_TEST_TMPDIR/p.txt" </dev/null
 	assert_equal "$stderr" "dt-analyze: error: $BATS_TEST_TMPDIR/p.txt: the prompt is not valid UTF-8 (byte 9)"
 	PERPLEXITY_MODEL=$'sonar\xff' run -78 --separate-stderr dt-analyze </dev/null
 	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_MODEL: the model name is not valid UTF-8"
@@ -87,7 +103,7 @@ setup() {
 
 @test "dt-analyze: --dry-run prints each request with the key masked and an estimate, and sends nothing" {
 	records 2 >"$BATS_TEST_TMPDIR/in"
-	run -0 --separate-stderr dt-analyze -d "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze -n "$BATS_TEST_TMPDIR/in"
 	assert_equal "${#lines[@]}" 3
 	assert_equal "$(echo "${lines[0]}" | jq -c '[.id, .dry_run, .request.method, .request.url, .request.headers]')" \
 		"[1,true,\"POST\",\"$PPLX_URL/v1/agent\",{\"Authorization\":\"Bearer ***\",\"Content-Type\":\"application/json\"}]"
@@ -112,7 +128,7 @@ setup() {
 	run -0 --separate-stderr dt-analyze --check-config <"$BATS_TEST_TMPDIR/in"
 	assert_equal "$output" ""
 	assert_equal "$stderr" ""
-	run -0 --separate-stderr dt-analyze --check-config -a chat -m sonar-pro -r 10 "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze --check-config --api chat --model sonar-pro --rpm 10 "$BATS_TEST_TMPDIR/in"
 	assert_equal "$output$stderr" ""
 	# The API is not asked: a base URL nobody listens on is fine.
 	PERPLEXITY_BASE_URL=http://127.0.0.1:1 run -0 --separate-stderr dt-analyze --check-config
@@ -141,14 +157,14 @@ setup() {
 	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_MODEL: 'sonar' is not a model name of the Agent API (DT_API=agent), which are provider/model, such as perplexity/sonar"
 	DT_API=chat PERPLEXITY_MODEL=perplexity/sonar run -78 --separate-stderr dt-analyze --check-config
 	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_MODEL: 'perplexity/sonar' is not a model name of chat completions (DT_API=chat), which are bare names, such as sonar"
-	run -78 --separate-stderr dt-analyze --check-config -m 'perplexity/sonar '
+	run -78 --separate-stderr dt-analyze --check-config --model 'perplexity/sonar '
 	assert_equal "$stderr" "dt-analyze: error: PERPLEXITY_MODEL: the model name contains white space or a control character (byte 17)"
 	for m in /sonar perplexity/ a/b/c; do
-		run -78 --separate-stderr dt-analyze --check-config -m "$m"
+		run -78 --separate-stderr dt-analyze --check-config --model "$m"
 		[[ $stderr =~ is\ not\ a\ model\ name\ of\ the\ Agent\ API ]]
 	done
 	# Without PERPLEXITY_MODEL each API gets its own default.
-	run -0 --separate-stderr dt-analyze --check-config -a chat
+	run -0 --separate-stderr dt-analyze --check-config --api chat
 	assert_equal "$stderr" ""
 	run -64 --separate-stderr dt-analyze --check-config --rpm=-1
 	assert_equal "$stderr" "dt-analyze: error: --rpm: -1 is out of range (0 to 1000000)
@@ -160,7 +176,7 @@ Try 'dt-analyze --help'."
 @test "dt-analyze: the default prompt and schema are the ones installed beside the program" {
 	unset DT_PROMPT_FILE DT_SCHEMA_FILE
 	records 1 >"$BATS_TEST_TMPDIR/in"
-	run -0 --separate-stderr dt-analyze -d "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze -n "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(echo "${lines[0]}" | jq -r .request.body.instructions)" "$(cat "$DT_ROOT/analyze/prompt.txt")"
 	assert_equal "$(echo "${lines[0]}" | jq -c .request.body.response_format.json_schema.schema)" "$(jq -c . "$DT_ROOT/analyze/schema.json")"
 	# A copy elsewhere reads ../share/dt beside itself.
@@ -168,11 +184,11 @@ Try 'dt-analyze --help'."
 	cp "$DT_BUILD/bin/dt-analyze" "$BATS_TEST_TMPDIR/opt/bin/"
 	echo 'Say what the message is about.' >"$BATS_TEST_TMPDIR/opt/share/dt/prompt.txt"
 	echo '{"type":"object","properties":{"about":{"type":"string"}}}' >"$BATS_TEST_TMPDIR/opt/share/dt/schema.json"
-	run -0 --separate-stderr "$BATS_TEST_TMPDIR/opt/bin/dt-analyze" -d "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr "$BATS_TEST_TMPDIR/opt/bin/dt-analyze" -n "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(echo "${lines[0]}" | jq -c '.request.body | [.instructions, .response_format.json_schema.schema]')" \
 		'["Say what the message is about.\n",{"type":"object","properties":{"about":{"type":"string"}}}]'
 	# The variables and flags still win.
-	run -0 --separate-stderr "$BATS_TEST_TMPDIR/opt/bin/dt-analyze" -d -p "$DT_ROOT/analyze/prompt.txt" "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr "$BATS_TEST_TMPDIR/opt/bin/dt-analyze" -n --prompt "$DT_ROOT/analyze/prompt.txt" "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(echo "${lines[0]}" | jq -r .request.body.instructions)" "$(cat "$DT_ROOT/analyze/prompt.txt")"
 	# Without them, the installed path is named.
 	rm "$BATS_TEST_TMPDIR/opt/share/dt/prompt.txt"

@@ -174,7 +174,7 @@ IN
 	assert_equal "$(echo "${lines[3]}" | jq -c .counts)" '{"records":3,"analyzed":0,"errors":0,"passed":3,"bad":0,"skipped":0}'
 	assert_equal "$(pplx requests | wc -l)" 0
 	# Another model is another prompt_version: analyzed again.
-	run -0 --separate-stderr dt-analyze -m other/model "$BATS_TEST_TMPDIR/once"
+	run -0 --separate-stderr dt-analyze --model other/model "$BATS_TEST_TMPDIR/once"
 	assert_equal "$(echo "${lines[0]}" | jq -r .model)" other/model
 	[ "$(echo "${lines[0]}" | jq -r .prompt_version)" != "$(head -1 "$BATS_TEST_TMPDIR/once" | jq -r .prompt_version)" ]
 }
@@ -193,12 +193,12 @@ IN
 	text=$(printf 'Привет мир %.0s' $(seq 20))
 	echo "{\"id\":1,\"text\":\"$text\"}" >"$BATS_TEST_TMPDIR/in"
 	# The limit falls inside a two-byte letter: the cut keeps whole letters.
-	run -0 --separate-stderr dt-analyze -n 101 "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze --max-text-bytes 101 "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(echo "${lines[0]}" | jq -c .text_cut)" '{"kept_bytes":100,"total_bytes":400}'
 	assert_equal "$(echo "${lines[0]}" | jq -r .text)" "$text"
 	sent=$(pplx requests | jq -r .json.input | sed -n '2,3p')
 	assert_equal "$sent" "$(printf '%s\n[... cut by dt-analyze: 100 of 400 bytes kept]' "$(printf '%s' "$text" | head -c 100)")"
-	run -1 --separate-stderr dt-analyze -n 100 -x reject "$BATS_TEST_TMPDIR/in"
+	run -1 --separate-stderr dt-analyze --max-text-bytes 100 --too-large reject "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(echo "${lines[0]}" | jq -c .error)" '{"kind":"too_large","message":"text of 400 bytes is over the limit of 100 bytes","retryable":false}'
 	assert_equal "$(pplx requests | wc -l)" 1
 }

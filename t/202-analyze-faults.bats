@@ -357,7 +357,7 @@ sent() {
 	assert_equal "$(echo "${lines[0]}" | jq -r .error.output)" "<p>$(jq -nr '"ж" * 510')"
 	# The name of the model that answered is kept to 127 bytes.
 	pplx reset
-	run -0 --separate-stderr dt-analyze -m "perplexity/$(jq -nr '"модель" * 25')" "$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze --model "perplexity/$(jq -nr '"модель" * 25')" "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(echo "${lines[0]}" | jq -r .model)" "perplexity/$(jq -nr '"модель" * 9 + "моде"')"
 	assert_equal "$(echo "${lines[1]}" | jq -c '[.stage, .status]')" '["dt-analyze",0]'
 }

@@ -48,6 +48,31 @@ no_children() {
 Try 'dt-entrypoint --help'."
 }
 
+@test "a short option means one thing in every program, as docs/options.md says" {
+	local p line letter long seen=
+	for p in dt-fetch dt-analyze dt-store dt-report dt-entrypoint; do
+		run -0 --separate-stderr "$p" --help
+		while IFS= read -r line; do
+			[[ $line =~ ^\ +-([A-Za-z]),\ --([a-z-]+) ]] || continue
+			letter=${BASH_REMATCH[1]} long=${BASH_REMATCH[2]}
+			case $seen in
+			*" -$letter=--$long "*) ;;
+			*" -$letter="*) fail "$p: -$letter is --$long, elsewhere:$seen" ;;
+			*) seen="$seen -$letter=--$long " ;;
+			esac
+			grep -qF "| \`-$letter\` | \`--$long\` |" "$DT_ROOT/docs/options.md" ||
+				fail "$p: -$letter, --$long is not in docs/options.md"
+		done <<<"$output"
+	done
+	# Every letter of the table is some program's.
+	while IFS= read -r line; do
+		[[ $line =~ ^\|\ \`-([A-Za-z])\`\ \|\ \`(--[a-z-]+)\` ]] || continue
+		[[ $seen == *" -${BASH_REMATCH[1]}=${BASH_REMATCH[2]} "* ]] ||
+			[ "${BASH_REMATCH[1]}" = j ] ||
+			fail "docs/options.md: -${BASH_REMATCH[1]} ${BASH_REMATCH[2]} is no program's"
+	done <"$DT_ROOT/docs/options.md"
+}
+
 @test "entrypoint: a missing secret fails at once with its name and 78, before any claim" {
 	unset PERPLEXITY_API_KEY
 	SECONDS=0
