@@ -34,8 +34,6 @@ static const char usage_head[] =
     "prints how many on one line; with -n it only counts them.\n";
 
 static const char usage_tail[] =
-    "Also: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE (the service\n"
-    "role key), TIMEOUT_SECONDS, DT_SUPABASE_TRIES, DT_SUPABASE_BACKOFF_MS.\n"
     "Longer texts than DT_FETCH_MAX_TEXT_BYTES are cut and marked\n"
     "\"text_cut\"; no line is longer than half of DT_MAX_LINE.  With\n"
     "DT_STATE_DIR (dt-entrypoint sets it), --claim keeps the count of rows\n"
@@ -283,8 +281,12 @@ dt_fetch_configure(struct dt_fetch *f, int argc, char **argv)
 		    "messages", 0, 0, "name", "the source table"},
 		{'x', "text-column", "DT_SOURCE_TEXT", DT_OPT_TEXT, &f->text_col,
 		    "text", 0, 0, "name", "the message text column"},
-		{.env = "DT_STOP_FILE", .type = DT_OPT_SHARED,
-		    .out = &f->stop_file},
+		DT_OPT_USE("DT_STOP_FILE", &f->stop_file),
+		DT_OPT_LIB("SUPABASE_URL"),
+		DT_OPT_LIB("SUPABASE_KEY"),
+		DT_OPT_LIB("TIMEOUT_SECONDS"),
+		DT_OPT_LIB("DT_SUPABASE_TRIES"),
+		DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
 	};
 	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
 	    sizeof(opt) / sizeof(opt[0])};

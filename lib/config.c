@@ -260,7 +260,9 @@ dt_config_register_secrets(void)
 
 /*
  * The settings several programs read, declared here once.  A program's
- * table names one with DT_OPT_SHARED and gives its own flag and out.
+ * table names one with DT_OPT_SHARED and gives its own flag and out; an
+ * entry without out is read and checked by lib/ (lib/supabase.c's, for
+ * one) and is in the table for --help and --check-config -v.
  */
 static const struct dt_opt shared[] = {
 	{0, NULL, "DT_DEADLINE_SECONDS", DT_OPT_INT, NULL, "3300", 1, 86400,
@@ -277,8 +279,19 @@ static const struct dt_opt shared[] = {
 	    "pods of a scale-out run"},
 	{0, NULL, "DT_SHARD_INDEX", DT_OPT_INT, NULL, "0", 0, 999, "n",
 	    "this pod's shard, below DT_SHARDS"},
+	{0, NULL, "DT_PROGRESS_SECONDS", DT_OPT_INT, NULL, "60", 0, 86400,
+	    "s", "a progress line this often, 0 for none"},
 	{0, NULL, "DT_STOP_FILE", DT_OPT_TEXT, NULL, NULL, 0, 0, "path",
 	    "the run is stopping once this file exists"},
+	{0, NULL, "DT_SUPABASE_BACKOFF_MS", DT_OPT_INT, NULL, "500", 0,
+	    600000, "ms", "first wait before a Supabase request is retried"},
+	{0, NULL, "DT_SUPABASE_TRIES", DT_OPT_INT, NULL, "5", 1, 100, "n",
+	    "tries of a Supabase request through an outage"},
+	{0, NULL, "SUPABASE_KEY", DT_OPT_SECRET, NULL, NULL, 0, 0, NULL,
+	    "the project's secret key, sb_secret_... (or the legacy "
+	    "service_role JWT)"},
+	{0, NULL, "SUPABASE_URL", DT_OPT_TEXT, NULL, NULL, 0, 0, "URL",
+	    "the project URL, https://xyz.supabase.co"},
 	{0, NULL, "TIMEOUT_SECONDS", DT_OPT_INT, NULL, "300", 1, 86400, "s",
 	    "per API call"},
 };
@@ -442,6 +455,24 @@ show(const struct dt_opt *o, const char *name, const char *text,
 }
 
 /*
+ * The text of setting o that lib/ reads itself: the variable's, or for
+ * a secret whether it or its _FILE is set, or the default; NULL when
+ * none.
+ */
+static const char *
+lib_value(const struct dt_opt *o)
+{
+	char filevar[128];
+	const char *v = dt_env(o->env, NULL);
+
+	if (v == NULL && o->type == DT_OPT_SECRET) {
+		snprintf(filevar, sizeof(filevar), "%s_FILE", o->env);
+		v = dt_env(filevar, NULL);
+	}
+	return v != NULL ? v : o->def;
+}
+
+/*
  * Reads every variable of the table (or its default), then every flag
  * given (given[i], NULL when not).  Adds the bad variables to *nconf and
  * the bad flags to *nflag.
@@ -455,6 +486,14 @@ read_values(const struct dt_opt *o, size_t n, const char **given,
 	size_t i;
 
 	for (i = 0; i < n; i++) {
+		if (o[i].out == NULL) {
+			/* lib/ reads and checks it where it uses it. */
+			if (show_all)
+				show(&o[i], o[i].env, lib_value(&o[i]),
+				    o[i].def != NULL && dt_env(o[i].env, NULL) ==
+				    NULL ? "default" : "environment");
+			continue;
+		}
 		if (o[i].type == DT_OPT_SECRET) {
 			if (dt_env_secret(o[i].env, o[i].out) < 0)
 				++*nconf;

@@ -44,13 +44,21 @@ struct dt_opt {
 	const char *flag;       /* long option without "--", or NULL */
 	const char *env;        /* environment variable, or NULL */
 	enum dt_opt_type type;
-	void *out;              /* where the value goes (see the type) */
+	void *out;              /* where the value goes (see the type); NULL
+				 * for a shared setting lib/ reads itself */
 	const char *def;        /* the default, or NULL: out is left alone */
 	long long min, max;     /* DT_OPT_INT and DT_OPT_NUM */
 	const char *arg;        /* the value's name in --help ("n"); a
 				 * choice's words ("en|ru") */
 	const char *help;       /* what it means, in a few words */
 };
+
+/*
+ * A shared setting in a program's table: read into out, or (DT_OPT_LIB)
+ * read by lib/ itself and listed for --help and --check-config -v.
+ */
+#define DT_OPT_USE(name, p) {.env = (name), .type = DT_OPT_SHARED, .out = (p)}
+#define DT_OPT_LIB(name) {.env = (name), .type = DT_OPT_SHARED}
 
 /* A program's command line: its table, and the text around it in --help. */
 struct dt_cmd {

@@ -41,7 +41,7 @@ dt_progress_init(struct dt_progress *p)
 	int bad = 0;
 
 	memset(p, 0, sizeof(*p));
-	if (dt_env_ll("DT_PROGRESS_SECONDS", 60, 0, 86400, &every) < 0)
+	if (dt_env_shared("DT_PROGRESS_SECONDS", &every) < 0)
 		bad++;
 	if (dt_env_shared("DT_MAX_RECORDS", &p->max_records) < 0)
 		bad++;

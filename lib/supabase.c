@@ -101,10 +101,9 @@ read_config(struct sb_config *c)
 		bad++;
 	if (dt_env_shared("TIMEOUT_SECONDS", &c->timeout) < 0)
 		bad++;
-	if (dt_env_ll("DT_SUPABASE_TRIES", 5, 1, 100, &c->tries) < 0)
+	if (dt_env_shared("DT_SUPABASE_TRIES", &c->tries) < 0)
 		bad++;
-	if (dt_env_ll("DT_SUPABASE_BACKOFF_MS", 500, 0, 600000,
-	    &c->backoff) < 0)
+	if (dt_env_shared("DT_SUPABASE_BACKOFF_MS", &c->backoff) < 0)
 		bad++;
 	if (dt_env_secret("SUPABASE_KEY", &c->key) < 0)
 		bad++;

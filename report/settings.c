@@ -33,8 +33,7 @@ static const char usage_head[] =
     "a Pushgateway when those are configured.\n";
 
 static const char usage_tail[] =
-    "Also: SUPABASE_URL, SUPABASE_KEY[_FILE] (the run ledger),\n"
-    "DT_SCHEMA_FILE (when DT_REPORT_SCHEMA is not set).\n"
+    "SUPABASE_URL and SUPABASE_KEY are for the run ledger.\n"
     "\n"
     "Exit status: the most severe of the run's own (the worst status the\n"
     "stages reported; 1 when records failed) and the report's: 69 when\n"
@@ -92,8 +91,7 @@ dt_rpt_parse_args(struct dt_rpt_config *c, int argc, char **argv)
 		{0, NULL, "DT_REPORT_RETRY_SECONDS", DT_OPT_INT, &c->retry_s,
 		    "120", 0, 3600, NULL, "how long to wait out Telegram's "
 		    "flood control"},
-		{.env = "TIMEOUT_SECONDS", .type = DT_OPT_SHARED,
-		    .out = &c->timeout_s},
+		DT_OPT_USE("TIMEOUT_SECONDS", &c->timeout_s),
 		{0, NULL, "DT_PUSHGATEWAY_URL", DT_OPT_TEXT, &c->pg_url, NULL,
 		    0, 0, NULL, "push the run's metrics to this Prometheus "
 		    "Pushgateway"},
@@ -106,21 +104,22 @@ dt_rpt_parse_args(struct dt_rpt_config *c, int argc, char **argv)
 		{0, NULL, "DT_EXPECT_STAGES", DT_OPT_TEXT, &c->expect, NULL, 0,
 		    0, NULL, "stages whose missing stage record fails the run "
 		    "(dt-entrypoint sets it)"},
-		{.env = "DT_RUN_ID", .type = DT_OPT_SHARED, .out = &c->run_id},
+		DT_OPT_USE("DT_RUN_ID", &c->run_id),
 		{0, NULL, "DT_RUN_STARTED_AT", DT_OPT_TEXT, &c->started, NULL,
 		    0, 0, NULL, "when the run started (RFC 3339)"},
 		{0, NULL, "DT_RUN_FINISHED_AT", DT_OPT_TEXT, &c->finished, NULL,
 		    0, 0, NULL, "when it finished (RFC 3339; default now)"},
-		{.env = "DT_SHARDS", .type = DT_OPT_SHARED, .out = &c->shards},
-		{.env = "DT_SHARD_INDEX", .type = DT_OPT_SHARED,
-		    .out = &c->shard_index},
+		DT_OPT_USE("DT_SHARDS", &c->shards),
+		DT_OPT_USE("DT_SHARD_INDEX", &c->shard_index),
 		{0, NULL, "DT_SHARD_WAIT_SECONDS", DT_OPT_INT, &c->wait_s, "600",
 		    0, 86400, NULL, "how long --merge-shards waits for the "
 		    "other shards"},
-		{.env = "DT_DRAIN_SECONDS", .type = DT_OPT_SHARED,
-		    .out = &c->drain_s},
-		{.env = "DT_STOP_FILE", .type = DT_OPT_SHARED,
-		    .out = &c->stop_file},
+		DT_OPT_USE("DT_DRAIN_SECONDS", &c->drain_s),
+		DT_OPT_USE("DT_STOP_FILE", &c->stop_file),
+		DT_OPT_LIB("SUPABASE_URL"),
+		DT_OPT_LIB("SUPABASE_KEY"),
+		DT_OPT_LIB("DT_SUPABASE_TRIES"),
+		DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
 	};
 	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
 	    sizeof(opt) / sizeof(opt[0])};

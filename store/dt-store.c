@@ -51,17 +51,14 @@ static const char usage_head[] =
     "through.\n";
 
 static const char usage_tail[] =
-    "Also: SUPABASE_URL, SUPABASE_KEY or SUPABASE_KEY_FILE,\n"
-    "TIMEOUT_SECONDS, DT_SUPABASE_TRIES, DT_SUPABASE_BACKOFF_MS.  When\n"
-    "Supabase is unavailable, dt-store probes it with backoff and sends the\n"
-    "batch again once it answers, for at most DT_STORE_OUTAGE_SECONDS\n"
-    "per outage, and no longer than half of DT_DRAIN_SECONDS after the\n"
-    "run stops (DT_STOP_FILE appears, or a first signal).\n"
-    "DT_PROGRESS_SECONDS (60; 0: never): a progress line that often, with\n"
-    "the records done, failed and skipped, the rate, the cost so far and\n"
-    "the time left (from DT_STATE_DIR/fetch.claimed, DT_MAX_RECORDS,\n"
-    "DT_RUN_STARTED_AT and DT_DEADLINE_SECONDS, as dt-entrypoint sets\n"
-    "them).\n"
+    "When Supabase is unavailable, dt-store probes it with backoff and\n"
+    "sends the batch again once it answers, for at most\n"
+    "DT_STORE_OUTAGE_SECONDS per outage, and no longer than half of\n"
+    "DT_DRAIN_SECONDS after the run stops (DT_STOP_FILE appears, or a\n"
+    "first signal).  A progress line has the records done, failed and\n"
+    "skipped, the rate, the cost so far and the time left (from\n"
+    "DT_STATE_DIR/fetch.claimed, DT_MAX_RECORDS, DT_RUN_STARTED_AT and\n"
+    "DT_DEADLINE_SECONDS, as dt-entrypoint sets them).\n"
     "A record of a row that takes the analysis of another with the same\n"
     "text (\"same_text\", from dt-fetch --reuse) is sent again while that\n"
     "row is being analysed; once it is stored the record is too, and once\n"
@@ -210,10 +207,14 @@ configure(struct dt_store *s, int argc, char **argv)
 		{0, NULL, "DT_STORE_OUTAGE_SECONDS", DT_OPT_INT, &s->outage_s,
 		    "3600", 0, 86400, "s",
 		    "how long one Supabase outage is waited through"},
-		{.env = "DT_DRAIN_SECONDS", .type = DT_OPT_SHARED,
-		    .out = &s->drain_s},
-		{.env = "DT_STOP_FILE", .type = DT_OPT_SHARED,
-		    .out = &s->stop_file},
+		DT_OPT_USE("DT_DRAIN_SECONDS", &s->drain_s),
+		DT_OPT_USE("DT_STOP_FILE", &s->stop_file),
+		DT_OPT_LIB("SUPABASE_URL"),
+		DT_OPT_LIB("SUPABASE_KEY"),
+		DT_OPT_LIB("TIMEOUT_SECONDS"),
+		DT_OPT_LIB("DT_SUPABASE_TRIES"),
+		DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
+		DT_OPT_LIB("DT_PROGRESS_SECONDS"),
 	};
 	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
 	    sizeof(opt) / sizeof(opt[0])};

@@ -231,3 +231,20 @@ The end."
 	DT_SHARDS=4 run -0 libcheck shared DT_SHARDS
 	assert_output 4
 }
+
+@test "config table: a shared setting lib/ reads itself is listed and shown, not checked twice" {
+	run -0 --separate-stderr dt-store --help
+	assert_line '  DT_SUPABASE_TRIES        tries of a Supabase request through an outage'
+	assert_line '  SUPABASE_KEY[_FILE]      the project'"'"'s secret key, sb_secret_... (or the'
+	SUPABASE_KEY=sb_secret_shown-never-1234 DT_SUPABASE_TRIES=7 \
+		run -0 --separate-stderr dt-store --check-config -n -v
+	assert_equal "$(grep -c 'DT_SUPABASE_TRIES' <<<"$stderr")" 1
+	grep -qxF 'dt-store: debug: DT_SUPABASE_TRIES = 7 (environment)' <<<"$stderr" || fail "$stderr"
+	grep -qxF 'dt-store: debug: SUPABASE_KEY: set' <<<"$stderr" || fail "$stderr"
+	grep -qxF 'dt-store: debug: DT_SUPABASE_BACKOFF_MS = 500 (default)' <<<"$stderr" || fail "$stderr"
+	[[ $stderr != *shown-never* ]] || fail "the key was shown"
+	# Checked once, by lib/supabase.c.
+	SUPABASE_URL=https://x.supabase.co SUPABASE_KEY=sb_secret_x DT_SUPABASE_TRIES=0 \
+		run -78 --separate-stderr dt-store --check-config
+	assert_equal "$stderr" "dt-store: error: DT_SUPABASE_TRIES: 0 is out of range (1 to 100)"
+}

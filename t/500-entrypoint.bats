@@ -73,6 +73,17 @@ Try 'dt-entrypoint --help'."
 	done <"$DT_ROOT/docs/options.md"
 }
 
+@test "every setting a program's --help names is documented in README.md or docs/" {
+	local p v
+	for p in dt-fetch dt-analyze dt-store dt-report dt-entrypoint; do
+		run -0 --separate-stderr "$p" --help
+		for v in $(grep -oE '\b(DT|SUPABASE|TELEGRAM|PERPLEXITY)_[A-Z_]+|\b(BATCH_SIZE|TIMEOUT_SECONDS|MAX_WORKERS)\b' <<<"$output" | sort -u); do
+			grep -qF "\`$v\`" "$DT_ROOT/README.md" "$DT_ROOT"/docs/*.md ||
+				fail "$p --help names $v, which no document does"
+		done
+	done
+}
+
 @test "entrypoint: a missing secret fails at once with its name and 78, before any claim" {
 	unset PERPLEXITY_API_KEY
 	SECONDS=0
