@@ -398,7 +398,7 @@ dt_env_shared(const char *env, void *out)
 /*
  * Returns a new array of cmd's table, shared entries resolved, followed
  * by the options every program has; *n is set to its length.  check is
- * --check-config's out, verbose a dummy for -v and -q.
+ * --check-config's out; -h, -q, -V and -v are handled by name.
  */
 static struct dt_opt *
 all_options(const struct dt_cmd *cmd, int *check, size_t *n)
@@ -439,87 +439,58 @@ takes_value(const struct dt_opt *o)
 }
 
 /*
- * Logs, at debug level, the value of setting o (text, from source) for
- * --check-config -v.
+ * Logs, at debug level, the value v of setting o and where it came from
+ * (from), for --check-config -v; a secret only as set.
  */
 static void
-show(const struct dt_opt *o, const char *name, const char *text,
-    const char *source)
+show(const struct dt_opt *o, const char *name, const char *v,
+    const char *from)
 {
-	if (o->type == DT_OPT_SECRET)
-		dt_debug("%s: %s", name, text != NULL ? "set" : "not set");
-	else if (text != NULL)
-		dt_debug("%s = %s (%s)", name, text, source);
+	if (v == NULL || o->type == DT_OPT_SECRET)
+		dt_debug("%s: %s", name, v != NULL ? "set" : "not set");
 	else
-		dt_debug("%s: not set", name);
-}
-
-/*
- * The text of setting o that lib/ reads itself: the variable's, or for
- * a secret whether it or its _FILE is set, or the default; NULL when
- * none.
- */
-static const char *
-lib_value(const struct dt_opt *o)
-{
-	char filevar[128];
-	const char *v = dt_env(o->env, NULL);
-
-	if (v == NULL && o->type == DT_OPT_SECRET) {
-		snprintf(filevar, sizeof(filevar), "%s_FILE", o->env);
-		v = dt_env(filevar, NULL);
-	}
-	return v != NULL ? v : o->def;
+		dt_debug("%s = %s (%s)", name, v, from);
 }
 
 /*
  * Reads every variable of the table (or its default), then every flag
  * given (given[i], NULL when not).  Adds the bad variables to *nconf and
- * the bad flags to *nflag.
+ * the bad flags to *nflag.  An entry without out is only shown: lib/
+ * reads and checks it where it uses it.
  */
 static void
 read_values(const struct dt_opt *o, size_t n, const char **given,
     int check, int *nconf, int *nflag)
 {
 	int show_all = check && dt_log_enabled(DT_LOG_DEBUG);
-	const char *v;
+	char name[128];
+	const char *v, *from;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (o[i].out == NULL) {
-			/* lib/ reads and checks it where it uses it. */
-			if (show_all)
-				show(&o[i], o[i].env, lib_value(&o[i]),
-				    o[i].def != NULL && dt_env(o[i].env, NULL) ==
-				    NULL ? "default" : "environment");
+		const struct dt_opt *p = &o[i];
+
+		if (p->type == DT_OPT_SWITCH || (p->env == NULL && p->def == NULL))
 			continue;
-		}
-		if (o[i].type == DT_OPT_SECRET) {
-			if (dt_env_secret(o[i].env, o[i].out) < 0)
+		snprintf(name, sizeof(name), "%s_FILE", p->env ? p->env : "");
+		v = p->env != NULL ? dt_env(p->env, NULL) : NULL;
+		from = "environment";
+		if (p->type == DT_OPT_SECRET) {
+			if (p->out != NULL && dt_env_secret(p->env, p->out) < 0) {
 				++*nconf;
-			else if (show_all)
-				show(&o[i], o[i].env, *(char **)o[i].out,
-				    NULL);
-			continue;
-		}
-		if (o[i].env != NULL && (v = dt_env(o[i].env, NULL)) != NULL) {
-			if (set_value(&o[i], o[i].env, v) < 0)
-				++*nconf;
-			else if (show_all && given[i] == NULL)
-				show(&o[i], o[i].env, v, "environment");
-		} else if (o[i].def != NULL && o[i].type != DT_OPT_SWITCH) {
-			if (set_value(&o[i], o[i].env ? o[i].env : o[i].flag,
-			    o[i].def) < 0)
-				++*nconf;
-			else if (show_all && given[i] == NULL)
-				show(&o[i], o[i].env ? o[i].env : o[i].flag,
-				    o[i].def, "default");
-		} else if (show_all && given[i] == NULL && o[i].env != NULL)
-			show(&o[i], o[i].env, NULL, NULL);
+				continue;
+			}
+			v = v != NULL ? v : dt_env(name, NULL);
+		} else if (v == NULL && (v = p->def) != NULL)
+			from = "default";
+		snprintf(name, sizeof(name), "%s", p->env ? p->env : p->flag);
+		if (p->out != NULL && p->type != DT_OPT_SECRET && v != NULL &&
+		    set_value(p, name, v) < 0)
+			++*nconf;
+		else if (show_all && given[i] == NULL && p->env != NULL)
+			show(p, name, v, from);
 	}
 	for (i = 0; i < n; i++) {
-		char name[128];
-
 		if (given[i] == NULL)
 			continue;
 		snprintf(name, sizeof(name), "--%s", o[i].flag);
