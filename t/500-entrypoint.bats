@@ -84,6 +84,30 @@ Try 'dt-entrypoint --help'."
 	done
 }
 
+@test "the defaults the documents give are the programs' own" {
+	local p line v d cell n=0
+	for p in dt-fetch dt-store dt-report; do
+		run --separate-stderr env -i PATH="$PATH" "$p" --check-config -v
+		while IFS= read -r line; do
+			[[ $line =~ ^$p:\ debug:\ ([A-Z_]+)\ =\ (.*)\ \(default\)$ ]] || continue
+			v=${BASH_REMATCH[1]} d=${BASH_REMATCH[2]}
+			# dt-entrypoint gives it its own default.
+			[ "$v" != DT_SHARD_WAIT_SECONDS ] || continue
+			# The tables whose second column is the default.
+			cell=$(awk -F' [|] ' -v row="| \`$v\` |" '
+				/^[|] variable [|] default [|]/ { t = 1 }
+				!/^[|]/ { t = 0 }
+				t && index($0, row) == 1 { gsub(/`/, "", $2); print $2 }' \
+				"$DT_ROOT/README.md" "$DT_ROOT"/docs/*.md)
+			while IFS= read -r c; do
+				[ -z "$c" ] || [[ $c == "$d"* ]] || fail "$v: the program's default is $d, a document says $c"
+				[ -z "$c" ] || n=$((n + 1))
+			done <<<"$cell"
+		done <<<"$stderr"
+	done
+	[ "$n" -ge 15 ] || fail "only $n defaults compared"
+}
+
 @test "entrypoint: a missing secret fails at once with its name and 78, before any claim" {
 	unset PERPLEXITY_API_KEY
 	SECONDS=0
