@@ -340,9 +340,11 @@ choice_words(const char *arg, char *buf, size_t len)
 	size_t n = 0;
 
 	for (; *arg != '\0' && n + 3 < len; arg++) {
-		if (*arg == '|')
+		if (*arg == '|') {
 			buf[n++] = ',';
-		buf[n++] = *arg == '|' ? ' ' : *arg;
+			buf[n++] = ' ';
+		} else
+			buf[n++] = *arg;
 	}
 	buf[n] = '\0';
 }
@@ -628,8 +630,7 @@ meaning(const struct dt_opt *o, int with_env, char *buf, size_t len)
 static int
 by_letter(const void *a, const void *b)
 {
-	const struct dt_opt *x = *(const struct dt_opt *const *)a;
-	const struct dt_opt *y = *(const struct dt_opt *const *)b;
+	const struct dt_opt *x = a, *y = b;
 	int cx = x->ch ? x->ch : x->flag[0], cy = y->ch ? y->ch : y->flag[0];
 
 	if (tolower(cx) != tolower(cy))
@@ -642,11 +643,10 @@ by_letter(const void *a, const void *b)
 int
 dt_opts_help(const struct dt_cmd *cmd)
 {
-	const struct dt_opt **sorted;
-	struct dt_opt *o;
+	struct dt_opt *o, *sorted;
 	char left[128], text[512];
 	size_t n, i, k = 0;
-	int check, env_only = 0;
+	int check = 0, env_only = 0;
 
 	if ((o = all_options(cmd, &check, &n)) == NULL ||
 	    (sorted = calloc(n, sizeof(*sorted))) == NULL) {
@@ -658,10 +658,10 @@ dt_opts_help(const struct dt_cmd *cmd)
 	putchar('\n');
 	for (i = 0; i < n; i++)
 		if (o[i].flag != NULL)
-			sorted[k++] = &o[i];
+			sorted[k++] = o[i];
 	qsort(sorted, k, sizeof(*sorted), by_letter);
 	for (i = 0; i < k; i++) {
-		const struct dt_opt *p = sorted[i];
+		const struct dt_opt *p = &sorted[i];
 
 		snprintf(left, sizeof(left), "  %c%c%c --%s%s%s",
 		    p->ch ? '-' : ' ', p->ch ? p->ch : ' ', p->ch ? ',' : ' ',

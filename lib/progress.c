@@ -36,7 +36,7 @@ int
 dt_progress_init(struct dt_progress *p)
 {
 	const char *dir = dt_env("DT_STATE_DIR", NULL);
-	long long every, deadline;
+	long long every = 0, deadline = 0;
 	double started;
 	int bad = 0;
 

@@ -229,7 +229,7 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "opts") == 0) {
 		return opts(argc - 1, argv + 1);
 	} else if (strcmp(cmd, "shared") == 0 && argc == 3) {
-		long long v;
+		long long v = 0;
 
 		if (dt_env_shared(argv[2], &v) != 0)
 			return DT_EXIT_CONFIG;
