@@ -73,10 +73,9 @@ dt_az_estimate(struct run *x)
 	    p->request + (x->c.web_search && x->c.api == DT_API_AGENT ?
 	    DT_PRICE_WEB_SEARCH : 0);
 	e.budget = x->c.budget;
-	/* dt-entrypoint's settings, which it has checked. */
-	if (dt_env_ll("DT_DEADLINE_SECONDS", 3300, 1, 86400,
-	    &e.deadline_s) < 0 || dt_env_ll("DT_SHARDS", 1, 1, 1000,
-	    &e.shards) < 0)
+	/* The run's settings, declared once in lib/config.c. */
+	if (dt_env_shared("DT_DEADLINE_SECONDS", &e.deadline_s) < 0 ||
+	    dt_env_shared("DT_SHARDS", &e.shards) < 0)
 		return DT_EXIT_CONFIG;
 	e.fixed_tokens = fixed_tokens(x);
 	if ((in = json_loadf(stdin, 0, &je)) == NULL) {

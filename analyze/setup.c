@@ -93,7 +93,7 @@ dt_az_read_env(struct config *c)
 	c->run_id_env = dt_env("DT_RUN_ID", NULL);
 	if (dt_env_bool("DT_WEB_SEARCH", 0, &c->web_search) < 0 ||
 	    dt_env_bool("DT_CHAT_DISABLE_SEARCH", 1, &c->disable_search) < 0 ||
-	    dt_env_ll("TIMEOUT_SECONDS", 300, 1, 86400, &c->timeout_s) < 0 ||
+	    dt_env_shared("TIMEOUT_SECONDS", &c->timeout_s) < 0 ||
 	    dt_env_ll("DT_FIRST_TIMEOUT_SECONDS", 0, 1, 86400,
 	    &c->first_timeout_s) < 0 ||
 	    dt_env_ll("DT_MAX_TEXT_BYTES", 16384, 64, 1 << 24, &c->max_text) < 0 ||
