@@ -17,8 +17,7 @@
 #define DEFAULT_MAX_TEXT 65536
 #define DEFAULT_MAX_LINE 1048576
 
-/* The long-only options, and the modes --preflight and --backlog. */
-#define OPT_CHECK_CONFIG 256
+/* The modes --preflight and --backlog, beside 'c', 'p' and 'R'. */
 #define OPT_PREFLIGHT 257
 #define OPT_BACKLOG 258
 #define OPT_REUSE 259

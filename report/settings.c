@@ -12,14 +12,9 @@
 #include "config.h"
 #include "exit.h"
 #include "log.h"
-#include "ndjson.h"
 
 #include "settings.h"
 #include "telegram.h"
-
-#ifndef DT_DATADIR
-#define DT_DATADIR "/usr/local/share/dt"
-#endif
 
 static const char usage_head[] =
     "usage: dt-report [-hnqVv] [-L bytes] [--lang lang] [--message-file file]\n"
