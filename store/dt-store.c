@@ -215,6 +215,8 @@ configure(struct dt_store *s, int argc, char **argv)
 		DT_OPT_LIB("DT_SUPABASE_TRIES"),
 		DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
 		DT_OPT_LIB("DT_PROGRESS_SECONDS"),
+		DT_OPT_LIB("DT_MAX_RECORDS"),
+		DT_OPT_LIB("DT_DEADLINE_SECONDS"),
 	};
 	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
 	    sizeof(opt) / sizeof(opt[0])};

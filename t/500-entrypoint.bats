@@ -99,13 +99,17 @@ Try 'dt-entrypoint --help'."
 				!/^[|]/ { t = 0 }
 				t && index($0, row) == 1 { gsub(/`/, "", $2); print $2 }' \
 				"$DT_ROOT/README.md" "$DT_ROOT"/docs/*.md)
+			# And dt-entrypoint's --help: "  NAME (default)".
+			cell=$cell$'\n'$(dt-entrypoint --help | awk -v v="$v" '
+				{ for (i = 1; i < NF; i++) if ($i == v || $i == v ",")
+					if ($(i + 1) ~ /^[(]/) { d = $(i + 1); gsub(/[()]/, "", d); print d } }')
 			while IFS= read -r c; do
 				[ -z "$c" ] || [[ $c == "$d"* ]] || fail "$v: the program's default is $d, a document says $c"
 				[ -z "$c" ] || n=$((n + 1))
 			done <<<"$cell"
 		done <<<"$stderr"
 	done
-	[ "$n" -ge 15 ] || fail "only $n defaults compared"
+	[ "$n" -ge 20 ] || fail "only $n defaults compared"
 }
 
 @test "entrypoint: a missing secret fails at once with its name and 78, before any claim" {
