@@ -45,7 +45,8 @@ struct dt_opt {
 	const char *env;        /* environment variable, or NULL */
 	enum dt_opt_type type;
 	void *out;              /* where the value goes (see the type); NULL
-				 * for a shared setting lib/ reads itself */
+				 * for one read elsewhere (by lib/, or later),
+				 * listed for --help and --check-config -v */
 	const char *def;        /* the default, or NULL: out is left alone */
 	long long min, max;     /* DT_OPT_INT and DT_OPT_NUM */
 	const char *arg;        /* the value's name in --help ("n"); a
@@ -87,7 +88,8 @@ int dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv,
 /*
  * Writes cmd's help: head, the options sorted by letter with each
  * one's variable, default and range, the variables that have no flag,
- * then tail.  Returns 0, or DT_EXIT_IOERR when stdout cannot be written.
+ * then tail.  Returns 0, DT_EXIT_IOERR when stdout cannot be written or
+ * DT_EXIT_TEMPFAIL when out of memory.
  */
 int dt_opts_help(const struct dt_cmd *cmd);
 
