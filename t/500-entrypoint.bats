@@ -165,7 +165,7 @@ dt-store: error: DT_STORE_BATCH: 1001 is out of range (1 to 1000)"
 	has "dt-report: debug: DT_REPORT_LANG = en (default)"
 	has "dt-report: debug: TELEGRAM_BOT_TOKEN: set"
 	# Shown once, by the first stage that reads it.
-	assert_equal "$(grep -c 'TIMEOUT_SECONDS = ' <<<"$stderr")" 1
+	assert_equal "$(grep -c ': debug: TIMEOUT_SECONDS = ' <<<"$stderr")" 1
 	[[ $stderr != *entrypoint-token-value* ]] || fail "the token was shown"
 	# -q: the entrypoint's and the stages' info lines are held back.
 	run -0 --separate-stderr dt-entrypoint --dry-run
