@@ -20,7 +20,6 @@
 /* The modes --preflight and --backlog, beside 'c', 'p' and 'R'. */
 #define OPT_PREFLIGHT 257
 #define OPT_BACKLOG 258
-#define OPT_REUSE 259
 
 struct dt_fetch {
 	int mode;               /* 'c', 'p', 'R' (--requeue), OPT_PREFLIGHT

@@ -174,7 +174,7 @@ analyzed() {
 @test "dt-fetch --reuse: a bad version and a mode other than --claim are refused" {
 	run -64 --separate-stderr dt-fetch -c --reuse 'v 1'
 	assert_equal "${stderr_lines[0]}" "dt-fetch: error: --reuse: 'v 1' is not a prompt version (1 to 64 letters, digits, '-', '_' or '.', as dt-analyze --prompt-version prints it)"
-	run -64 --separate-stderr dt-fetch -p --reuse v1
+	run -64 --separate-stderr dt-fetch --peek --reuse v1
 	assert_equal "${stderr_lines[0]}" "dt-fetch: --reuse goes with --claim only"
 	run -0 --separate-stderr dt-fetch -c -n -r r --reuse v1
 	run -0 jq -c '.body.p_prompt_version' <<<"$output"
