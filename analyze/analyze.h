@@ -114,15 +114,12 @@ extern int dt_az_out_failed;
 /* setup.c */
 
 /*
- * Sets *out to 0 when s is zero, to 1 when it is one (DT_API: agent,
- * chat; DT_TOO_LARGE: cut, reject).  Returns 0, or -1 after an error
- * line naming name, the variable or flag.
+ * Reads the command line and the environment into c from dt-analyze's
+ * table of settings (lib/config.h): --help and --version print and
+ * exit here.  Returns 0, or the exit status (64 usage, 78 a bad
+ * setting).  optind is then the first file.
  */
-int dt_az_parse_choice(const char *name, const char *s, const char *zero,
-    const char *one, int *out);
-
-/* Reads the environment into c.  Returns 0 or -1 (logged). */
-int dt_az_read_env(struct config *c);
+int dt_az_configure(struct config *c, int argc, char **argv);
 
 /*
  * Loads the prompt and the schema, checks the model name and derives

@@ -9,7 +9,6 @@
  */
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,242 +27,7 @@
 #include "utf8.h"
 #include "watch.h"
 
-#ifndef DT_DATADIR
-#define DT_DATADIR "/usr/local/share/dt"
-#endif
 
-
-static const char usage_text[] =
-    "usage: dt-analyze [-hnqVvw] [-B url] [-k failures] [-s schema]\n"
-    "                  [--api agent|chat] [--budget usd] [--max-text-bytes n]\n"
-    "                  [--model model] [--prompt file] [--rpm n]\n"
-    "                  [--timeout seconds] [--too-large cut|reject] [file ...]\n"
-    "       dt-analyze --check-config | --preflight | --estimate |\n"
-    "                  --prompt-version [option ...]\n"
-    "       dt-analyze --merge-stages dir\n"
-    "\n"
-    "Adds a structured analysis of each record's \"text\" to the record.\n"
-    "A record whose text is null, empty or blank gets \"skip\" instead, "
-    "with no call.\n"
-    "Up to DT_PACK records (10; 1: one a request) go in one request; a "
-    "record whose\n"
-    "item of the answer is missing, repeated or invalid is sent again "
-    "alone, and\n"
-    "its record says so in \"pack\".\n"
-    "\n"
-    "      --api agent|chat      Agent API or chat completions "
-    "(DT_API; agent)\n"
-    "  -B, --base-url URL        API base URL (PERPLEXITY_BASE_URL)\n"
-    "      --budget USD          stop calling once the run spent this\n"
-    "                            (DT_BUDGET_USD)\n"
-    "      --check-config        check the configuration (environment, "
-    "options,\n"
-    "                            prompt, schema, key) and exit: 0 valid, "
-    "78 not;\n"
-    "                            reads no input and sends nothing\n"
-    "      --estimate            read dt-fetch --backlog's object on stdin "
-    "and\n"
-    "                            print the runs, tokens and cost the "
-    "backlog\n"
-    "                            will take (DT_PRICE_INPUT_PER_M,\n"
-    "                            DT_PRICE_OUTPUT_PER_M, "
-    "DT_PRICE_PER_REQUEST: by\n"
-    "                            default the model's published prices); "
-    "call\n"
-    "                            nothing\n"
-    "  -h, --help                print this help and exit\n"
-    "  -k, --breaker N           open the circuit after N consecutive "
-    "outage\n"
-    "                            failures (DT_BREAKER_THRESHOLD; 10)\n"
-    "      --max-text-bytes N    longest text sent (DT_MAX_TEXT_BYTES; "
-    "16384)\n"
-    "      --model NAME          model (PERPLEXITY_MODEL; "
-    "perplexity/sonar,\n"
-    "                            with --api chat: sonar)\n"
-    "      --merge-stages DIR    write one stage record summing the "
-    "\"stage.*\"\n"
-    "                            files dt-fanout's jobs left in DIR; "
-    "read no\n"
-    "                            input\n"
-    "  -n, --dry-run             print the requests instead of sending "
-    "them\n"
-    "      --preflight           send one tiny request (a few words, at "
-    "most 16\n"
-    "                            output tokens) as a run would, and "
-    "print one\n"
-    "                            line: \"perplexity: ready: ...\" or "
-    "\"perplexity:\n"
-    "                            not ready: ...\" naming the variable to "
-    "fix;\n"
-    "                            exit 0, 78, or 69 (unreachable)\n"
-    "      --prompt FILE         instructions (DT_PROMPT_FILE; "
-    "share/dt/prompt.txt)\n"
-    "      --prompt-version      print the prompt version analyses get "
-    "(from the\n"
-    "                            prompt, the schema and the model) and "
-    "exit;\n"
-    "                            reads no input, sends nothing\n"
-    "  -q, --quiet               log less\n"
-    "      --rpm N               requests per minute, all workers "
-    "together\n"
-    "                            (DT_RPM; 50)\n"
-    "  -s, --schema FILE         analysis JSON schema (DT_SCHEMA_FILE;\n"
-    "                            share/dt/schema.json)\n"
-    "      --timeout SECONDS     per API call (TIMEOUT_SECONDS; 300)\n"
-    "      --too-large cut|reject  longer texts are cut or rejected "
-    "(DT_TOO_LARGE)\n"
-    "  -V, --version             print the version and exit\n"
-    "  -v, --verbose             log more (-vv: debug)\n"
-    "  -w, --web-search          let the model search the web "
-    "(DT_WEB_SEARCH)\n"
-    "\n"
-    "Short options mean the same in every dt program (docs/options.md):\n"
-    "the options above without one keep only their long form.\n"
-    "\n"
-    "The default prompt and schema are looked for in ../share/dt beside "
-    "this\n"
-    "program, then in " DT_DATADIR ".\n"
-    "When the file named by DT_STOP_FILE appears (the run is stopping), "
-    "no more\n"
-    "calls are made: every later record passes through at once as an "
-    "\"unavailable\"\n"
-    "error, which gives its row back without using an attempt, and the "
-    "exit status\n"
-    "is 75.  The key comes from PERPLEXITY_API_KEY or "
-    "PERPLEXITY_API_KEY_FILE, never\n"
-    "from a flag.\n"
-    "An error answer of the API that is not about the record (a refused "
-    "key, no\n"
-    "credits, a wrong URL, the same refusal for 2 records and a plain "
-    "test text:\n"
-    "a misspelt model) opens the circuit for the whole run: no more "
-    "calls, every\n"
-    "row is given back unused (error kind \"config\"), exit status 78 "
-    "with one line\n"
-    "saying what to fix.\n"
-    "Exit status: 0 all analyzed, 1 some records failed, 65 bad input "
-    "lines,\n"
-    "69 circuit open, 75 budget spent or interrupted, 78 bad "
-    "configuration, or the\n"
-    "API refused the run's setup.\n";
-
-static const struct option longopts[] = {
-	{"api", required_argument, NULL, 'a'},
-	{"base-url", required_argument, NULL, 'B'},
-	{"budget", required_argument, NULL, 'b'},
-	{"breaker", required_argument, NULL, 'k'},
-	{"check-config", no_argument, NULL, 'C'},
-	{"dry-run", no_argument, NULL, 'n'},
-	{"estimate", no_argument, NULL, 'E'},
-	{"help", no_argument, NULL, 'h'},
-	{"max-text-bytes", required_argument, NULL, 'N'},
-	{"merge-stages", required_argument, NULL, 'M'},
-	{"model", required_argument, NULL, 'm'},
-	{"preflight", no_argument, NULL, 'P'},
-	{"prompt", required_argument, NULL, 'p'},
-	{"prompt-version", no_argument, NULL, 'G'},
-	{"quiet", no_argument, NULL, 'q'},
-	{"rpm", required_argument, NULL, 'r'},
-	{"schema", required_argument, NULL, 's'},
-	{"timeout", required_argument, NULL, 't'},
-	{"too-large", required_argument, NULL, 'x'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"version", no_argument, NULL, 'V'},
-	{"web-search", no_argument, NULL, 'w'},
-	{NULL, 0, NULL, 0}
-};
-
-/*
- * Sets the option ch that takes a value (arg).  Returns 0, -1 for a bad
- * value (logged), or 1 when ch is not such an option.
- */
-static int
-set_value(struct config *c, int ch, const char *arg)
-{
-	/* The options that take a whole number, with their ranges. */
-	static const struct {
-		int ch;
-		const char *name;
-		long long min, max;
-	} whole[] = {{'k', "--breaker", 1, 1000000},
-	    {'N', "--max-text-bytes", 64, 1 << 24}, {'r', "--rpm", 0, 1000000},
-	    {'t', "--timeout", 1, 86400}};
-	long long *number[] = {&c->breaker, &c->max_text, &c->rpm,
-	    &c->timeout_s};
-	const char **text = ch == 'B' ? &c->base_url : ch == 'm' ? &c->model :
-	    ch == 'p' ? &c->prompt_file : ch == 's' ? &c->schema_file :
-	    ch == 'M' ? &c->merge_dir : NULL;
-	size_t i;
-
-	if (text != NULL) {
-		*text = arg;
-		return 0;
-	}
-	for (i = 0; i < sizeof(whole) / sizeof(whole[0]); i++)
-		if (ch == whole[i].ch)
-			return dt_parse_ll(whole[i].name, arg, whole[i].min,
-			    whole[i].max, number[i]);
-	if (ch == 'a')
-		return dt_az_parse_choice("--api", arg, "agent", "chat",
-		    &c->api);
-	if (ch == 'b')
-		return dt_parse_double("--budget", arg, 0, 1e9, &c->budget);
-	if (ch == 'x')
-		return dt_az_parse_choice("--too-large", arg, "cut", "reject",
-		    &c->reject_large);
-	return 1;
-}
-
-/* Parses the command line over the environment.  Returns optind or -1. */
-static int
-read_flags(struct config *c, int argc, char **argv, int *exit_now)
-{
-	int ch, rc, *mode;
-
-	*exit_now = -1;
-	/* getopt's own messages name argv[0]: the name, not the path. */
-	argv[0] = (char *)dt_prog();
-	/*
-	 * One meaning per letter in every program (docs/options.md): the
-	 * long options whose letter is another's have none here; their
-	 * values above are only names.
-	 */
-	while ((ch = getopt_long(argc, argv, "B:hk:nqs:Vvw",
-	    longopts, NULL)) != -1) {
-		if ((rc = set_value(c, ch, optarg)) < 0)
-			goto usage;
-		if (rc == 0)
-			continue;
-		/* The switches that turn something on. */
-		mode = ch == 'C' ? &c->check_config : ch == 'n' ? &c->dry_run :
-		    ch == 'E' ? &c->estimate : ch == 'G' ? &c->show_version :
-		    ch == 'P' ? &c->preflight :
-		    ch == 'w' ? &c->web_search : NULL;
-		if (mode != NULL) {
-			*mode = 1;
-			continue;
-		}
-		switch (ch) {
-		case 'h':
-			*exit_now = dt_cli_help(usage_text);
-			return -1;
-		case 'q':
-		case 'v':
-			dt_log_adjust(ch == 'v' ? 1 : -1);
-			break;
-		case 'V':
-			dt_cli_version();
-			*exit_now = dt_cli_close_stdout(DT_EXIT_OK);
-			return -1;
-		default:
-			goto usage;
-		}
-	}
-	return optind;
-usage:
-	*exit_now = dt_cli_usage_error(NULL);
-	return -1;
-}
 
 /*
  * Why the text t cannot be analyzed, or NULL when it can.  *skip is set
@@ -503,23 +267,19 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 }
 
 /*
- * Reads the configuration: the environment, the command line over it,
- * then the key.  Returns the index of the first file argument, or -1
- * with *exit_now set to the exit status.
+ * Reads the configuration: the command line and the environment
+ * (dt_az_configure()), then the key.  Returns the index of the first
+ * file argument, or -1 with *exit_now set to the exit status.
  */
 static int
 configure(struct config *c, int argc, char **argv, int *exit_now)
 {
 	int first;
 
-	*exit_now = DT_EXIT_CONFIG;
 	dt_config_register_secrets();
-	if (dt_az_read_env(c) < 0)
+	if ((*exit_now = dt_az_configure(c, argc, argv)) != 0)
 		return -1;
-	if ((first = read_flags(c, argc, argv, exit_now)) < 0)
-		return -1;
-	if (c->model == NULL)
-		c->model = c->api == DT_API_CHAT ? "sonar" : "perplexity/sonar";
+	first = optind;
 	if (c->show_version && (first < argc || c->dry_run ||
 	    c->check_config || c->preflight || c->estimate)) {
 		*exit_now = dt_cli_usage_error("--prompt-version reads no files "

@@ -54,83 +54,152 @@ slurp(const char *path, size_t *len)
 	return b.p;
 }
 
-int
-dt_az_parse_choice(const char *name, const char *s, const char *zero,
-    const char *one, int *out)
-{
-	if (strcmp(s, zero) == 0)
-		*out = 0;
-	else if (strcmp(s, one) == 0)
-		*out = 1;
-	else {
-		dt_error("%s: '%s' is not one of %s, %s", name, s, zero, one);
-		return -1;
-	}
-	return 0;
-}
+#ifndef DT_DATADIR
+#define DT_DATADIR "/usr/local/share/dt"
+#endif
+
+static const char usage_head[] =
+    "usage: dt-analyze [-hnqVvw] [-B url] [-k failures] [-s schema]\n"
+    "                  [--api agent|chat] [--budget usd] [--max-text-bytes n]\n"
+    "                  [--model model] [--prompt file] [--rpm n]\n"
+    "                  [--timeout seconds] [--too-large cut|reject] [file ...]\n"
+    "       dt-analyze --check-config | --preflight | --estimate |\n"
+    "                  --prompt-version [option ...]\n"
+    "       dt-analyze --merge-stages dir\n"
+    "\n"
+    "Adds a structured analysis of each record's \"text\" to the record.\n"
+    "A record whose text is null, empty or blank gets \"skip\" instead,\n"
+    "with no call.  Up to DT_PACK records go in one request; a record\n"
+    "whose item of the answer is missing, repeated or invalid is sent\n"
+    "again alone, and its record says so in \"pack\".\n";
+
+static const char usage_tail[] =
+    "The default prompt and schema are looked for in ../share/dt beside\n"
+    "this program, then in " DT_DATADIR ".  When the file named by\n"
+    "DT_STOP_FILE appears (the run is stopping), no more calls are made:\n"
+    "every later record passes through at once as an \"unavailable\" error,\n"
+    "which gives its row back without using an attempt, and the exit\n"
+    "status is 75.  The key comes from PERPLEXITY_API_KEY or\n"
+    "PERPLEXITY_API_KEY_FILE, never from a flag.\n"
+    "An error answer of the API that is not about the record (a refused\n"
+    "key, no credits, a wrong URL, the same refusal for 2 records and a\n"
+    "plain test text: a misspelt model) opens the circuit for the whole\n"
+    "run: no more calls, every row is given back unused (error kind\n"
+    "\"config\"), exit status 78 with one line saying what to fix.\n"
+    "Exit status: 0 all analyzed, 1 some records failed, 65 bad input\n"
+    "lines, 69 circuit open, 75 budget spent or interrupted, 78 bad\n"
+    "configuration, or the API refused the run's setup.\n";
 
 int
-dt_az_read_env(struct config *c)
+dt_az_configure(struct config *c, int argc, char **argv)
 {
-	long long tries = 0, base = 0, cap = 0, total = 0, v = 0;
-	const char *s;
-	int rc = 0;
+	long long tries = 0, base = 0, cap = 0, total = 0, max_resp = 0;
+	int rc;
+	const struct dt_opt opt[] = {
+		{0, "estimate", NULL, DT_OPT_SWITCH, &c->estimate, NULL, 0, 0,
+		    NULL, "read dt-fetch --backlog's object on stdin and print "
+		    "the runs, tokens and cost the backlog will take; call "
+		    "nothing"},
+		{'n', "dry-run", NULL, DT_OPT_SWITCH, &c->dry_run, NULL, 0, 0,
+		    NULL, "print the requests instead of sending them"},
+		{0, "prompt-version", NULL, DT_OPT_SWITCH, &c->show_version, NULL,
+		    0, 0, NULL, "print the prompt version analyses get (from the "
+		    "prompt, the schema and the model) and exit; read no input, "
+		    "send nothing"},
+		{0, "merge-stages", NULL, DT_OPT_TEXT, &c->merge_dir, NULL, 0, 0,
+		    "DIR", "write one stage record summing the \"stage.*\" files "
+		    "dt-fanout's jobs left in DIR; read no input"},
+		{0, "preflight", NULL, DT_OPT_SWITCH, &c->preflight, NULL, 0, 0,
+		    NULL, "send one tiny request (a few words, at most 16 "
+		    "output tokens) as a run would, and print one line: "
+		    "\"perplexity: ready: ...\" or \"perplexity: not ready: "
+		    "...\" naming the variable to fix; exit 0, 78, or 69 "
+		    "(unreachable)"},
+		{0, "api", "DT_API", DT_OPT_CHOICE, &c->api, "agent", 0, 0,
+		    "agent|chat", "Agent API or chat completions"},
+		{'B', "base-url", "PERPLEXITY_BASE_URL", DT_OPT_TEXT,
+		    &c->base_url, "https://api.perplexity.ai", 0, 0, "URL",
+		    "API base URL"},
+		{0, "model", "PERPLEXITY_MODEL", DT_OPT_TEXT, &c->model, NULL, 0,
+		    0, "NAME", "model; perplexity/sonar, with --api chat sonar"},
+		{'w', "web-search", "DT_WEB_SEARCH", DT_OPT_BOOL,
+		    &c->web_search, "0", 0, 0, NULL,
+		    "let the model search the web"},
+		{0, NULL, "DT_CHAT_DISABLE_SEARCH", DT_OPT_BOOL,
+		    &c->disable_search, "1", 0, 0, NULL, "chat: send "
+		    "disable_search when web search is off"},
+		{0, "prompt", "DT_PROMPT_FILE", DT_OPT_TEXT, &c->prompt_file,
+		    dt_data_file("prompt.txt"), 0, 0, "FILE", "instructions"},
+		{'s', "schema", "DT_SCHEMA_FILE", DT_OPT_TEXT, &c->schema_file,
+		    dt_data_file("schema.json"), 0, 0, "FILE",
+		    "analysis JSON schema"},
+		{0, NULL, "DT_SCHEMA_NAME", DT_OPT_TEXT, &c->schema_name,
+		    "analysis", 0, 0, NULL, "json_schema.name"},
+		DT_OPT_USE("TIMEOUT_SECONDS", &c->timeout_s),
+		{0, NULL, "DT_FIRST_TIMEOUT_SECONDS", DT_OPT_INT,
+		    &c->first_timeout_s, NULL, 1, 86400, NULL, "per call until "
+		    "one succeeded; TIMEOUT_SECONDS when not set"},
+		{0, "max-text-bytes", "DT_MAX_TEXT_BYTES", DT_OPT_INT,
+		    &c->max_text, "16384", 64, 1 << 24, "N", "longest text sent"},
+		{0, "too-large", "DT_TOO_LARGE", DT_OPT_CHOICE,
+		    &c->reject_large, "cut", 0, 0, "cut|reject",
+		    "longer texts are cut or rejected"},
+		{0, NULL, "DT_MAX_OUTPUT_TOKENS", DT_OPT_INT,
+		    &c->max_output_tokens, "1024", 16, 1 << 20, NULL,
+		    "max_output_tokens, max_tokens on chat"},
+		{0, NULL, "DT_PACK", DT_OPT_INT, &c->pack, "10", 1, 100, NULL,
+		    "records per request; 1 for one a request"},
+		{0, "rpm", "DT_RPM", DT_OPT_INT, &c->rpm, "50", 0, 1000000, "N",
+		    "requests per window, all workers together; 0 no limit"},
+		{0, NULL, "DT_RPM_WINDOW_MS", DT_OPT_INT, &c->rpm_window_ms,
+		    "60000", 100, 3600000, NULL, "the window"},
+		{0, "budget", "DT_BUDGET_USD", DT_OPT_NUM, &c->budget, NULL, 0,
+		    1000000000, "USD", "stop calling once the run spent this"},
+		{0, NULL, "DT_PRICE_INPUT_PER_M", DT_OPT_NUM, &c->price_in, NULL,
+		    0, 1000000, NULL, "USD per million input tokens for "
+		    "--estimate; the model's published price when not set"},
+		{0, NULL, "DT_PRICE_OUTPUT_PER_M", DT_OPT_NUM, &c->price_out,
+		    NULL, 0, 1000000, NULL, "USD per million output tokens"},
+		{0, NULL, "DT_PRICE_PER_REQUEST", DT_OPT_NUM, &c->price_request,
+		    NULL, 0, 1000, NULL, "USD per request"},
+		{'k', "breaker", "DT_BREAKER_THRESHOLD", DT_OPT_INT, &c->breaker,
+		    "10", 1, 1000000, "N", "open the circuit after N consecutive "
+		    "outage failures"},
+		{0, NULL, "DT_HTTP_TRIES", DT_OPT_INT, &tries, "4", 1, 100, NULL,
+		    "calls per record through outages"},
+		{0, NULL, "DT_RETRY_BASE_MS", DT_OPT_INT, &base, "500", 1,
+		    3600000, NULL, "first backoff"},
+		{0, NULL, "DT_RETRY_CAP_MS", DT_OPT_INT, &cap, "30000", 1,
+		    3600000, NULL, "longest backoff"},
+		{0, NULL, "DT_RETRY_TOTAL_MS", DT_OPT_INT, &total, "120000", 0,
+		    86400000, NULL, "longest time spent retrying a record"},
+		{0, NULL, "DT_MAX_RESPONSE_BYTES", DT_OPT_INT, &max_resp,
+		    "1048576", 4096, 1 << 30, NULL,
+		    "larger answers are refused as invalid output"},
+		{.env = "DT_MAX_LINE", .type = DT_OPT_SHARED, .out = &c->max_line,
+		    .min = 1024, .max = 1 << 28},
+		DT_OPT_USE("DT_STOP_FILE", &c->stop_file),
+		DT_OPT_USE("DT_RUN_ID", &c->run_id_env),
+		{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, NULL, NULL, 0, 0,
+		    NULL, "the API key"},
+	};
+	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
+	    sizeof(opt) / sizeof(opt[0])};
 
-	c->base_url = dt_env("PERPLEXITY_BASE_URL", "https://api.perplexity.ai");
-	/* The default depends on DT_API, which a flag may change: main(). */
-	c->model = dt_env("PERPLEXITY_MODEL", NULL);
-	if ((s = dt_env("DT_API", NULL)) != NULL &&
-	    dt_az_parse_choice("DT_API", s, "agent", "chat", &c->api) < 0)
-		rc = -1;
-	if ((s = dt_env("DT_TOO_LARGE", NULL)) != NULL &&
-	    dt_az_parse_choice("DT_TOO_LARGE", s, "cut", "reject",
-	    &c->reject_large) < 0)
-		rc = -1;
-	c->prompt_file = dt_env("DT_PROMPT_FILE", dt_data_file("prompt.txt"));
-	c->stop_file = dt_env("DT_STOP_FILE", NULL);
-	c->schema_file = dt_env("DT_SCHEMA_FILE", dt_data_file("schema.json"));
-	c->schema_name = dt_env("DT_SCHEMA_NAME", "analysis");
-	c->run_id_env = dt_env("DT_RUN_ID", NULL);
-	if (dt_env_bool("DT_WEB_SEARCH", 0, &c->web_search) < 0 ||
-	    dt_env_bool("DT_CHAT_DISABLE_SEARCH", 1, &c->disable_search) < 0 ||
-	    dt_env_shared("TIMEOUT_SECONDS", &c->timeout_s) < 0 ||
-	    dt_env_ll("DT_FIRST_TIMEOUT_SECONDS", 0, 1, 86400,
-	    &c->first_timeout_s) < 0 ||
-	    dt_env_ll("DT_MAX_TEXT_BYTES", 16384, 64, 1 << 24, &c->max_text) < 0 ||
-	    dt_env_ll("DT_MAX_OUTPUT_TOKENS", 1024, 16, 1 << 20,
-	    &c->max_output_tokens) < 0 ||
-	    dt_env_ll("DT_PACK", 10, 1, 100, &c->pack) < 0 ||
-	    dt_env_ll("DT_RPM", 50, 0, 1000000, &c->rpm) < 0 ||
-	    dt_env_ll("DT_RPM_WINDOW_MS", 60000, 100, 3600000,
-	    &c->rpm_window_ms) < 0 ||
-	    dt_env_double("DT_BUDGET_USD", 0, 0, 1e9, &c->budget) < 0 ||
-	    dt_env_ll("DT_BREAKER_THRESHOLD", 10, 1, 1000000, &c->breaker) < 0 ||
-	    dt_env_ll("DT_MAX_LINE", (long long)DT_NDJSON_MAX_LINE_DEFAULT, 1024,
-	    1 << 28,
-	    &c->max_line) < 0 ||
-	    dt_env_ll("DT_HTTP_TRIES", 4, 1, 100, &tries) < 0 ||
-	    dt_env_ll("DT_RETRY_BASE_MS", 500, 1, 3600000, &base) < 0 ||
-	    dt_env_ll("DT_RETRY_CAP_MS", 30000, 1, 3600000, &cap) < 0 ||
-	    dt_env_ll("DT_RETRY_TOTAL_MS", 120000, 0, 86400000, &total) < 0 ||
-	    dt_env_ll("DT_MAX_RESPONSE_BYTES", 1 << 20, 4096, 1 << 30,
-	    &v) < 0)
-		rc = -1;
+	if ((rc = dt_opts_parse(&cmd, argc, argv, &c->check_config)) != 0)
+		return rc;
+	if (c->model == NULL)
+		c->model = c->api == DT_API_CHAT ? "sonar" : "perplexity/sonar";
+	/* Their defaults depend on the model: dt_az_estimate() fills them in. */
 	c->prices_set = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ||
 	    dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL;
-	/* Their defaults depend on the model: dt_az_estimate() fills them in. */
-	if (dt_env_double("DT_PRICE_INPUT_PER_M", 0, 0, 1e6,
-	    &c->price_in) < 0 || dt_env_double("DT_PRICE_OUTPUT_PER_M",
-	    0, 0, 1e6, &c->price_out) < 0 ||
-	    dt_env_double("DT_PRICE_PER_REQUEST", 0, 0, 1e3,
-	    &c->price_request) < 0)
-		rc = -1;
 	c->request_price_set = dt_env("DT_PRICE_PER_REQUEST", NULL) != NULL;
 	c->pol.max_tries = (int)tries;
 	c->pol.base_ms = (long)base;
 	c->pol.cap_ms = (long)cap;
 	c->pol.max_total_ms = (long)total;
-	c->pol.max_response = (size_t)v;
-	return rc;
+	c->pol.max_response = (size_t)max_resp;
+	return 0;
 }
 
 static int

@@ -23,6 +23,9 @@ setup() {
 	assert_line --index 0 --regexp '^usage: dt-analyze \[-hnqVvw\]'
 	assert_output --partial '      --too-large cut|reject'
 	assert_output --partial '  -n, --dry-run '
+	# The settings part is written from dt-analyze's table.
+	assert_line '  -k, --breaker N          open the circuit after N consecutive outage failures'
+	assert_line '  DT_RPM_WINDOW_MS         the window (default 60000, 100 to 3600000)'
 	assert_equal "$stderr" ""
 	run -0 --separate-stderr dt-analyze --version
 	assert_output "dt-analyze 0.1.0"
@@ -166,7 +169,11 @@ Try 'dt-analyze --help'."
 	# Without PERPLEXITY_MODEL each API gets its own default.
 	run -0 --separate-stderr dt-analyze --check-config --api chat
 	assert_equal "$stderr" ""
-	run -64 --separate-stderr dt-analyze --check-config --rpm=-1
+	# Under --check-config a bad flag value is a bad setting like any
+	# other, as in every program; without it, a usage error.
+	run -78 --separate-stderr dt-analyze --check-config --rpm=-1
+	assert_equal "$stderr" "dt-analyze: error: --rpm: -1 is out of range (0 to 1000000)"
+	run -64 --separate-stderr dt-analyze --rpm=-1 /dev/null
 	assert_equal "$stderr" "dt-analyze: error: --rpm: -1 is out of range (0 to 1000000)
 Try 'dt-analyze --help'."
 	assert_equal "$output" ""

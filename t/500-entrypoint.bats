@@ -86,7 +86,7 @@ Try 'dt-entrypoint --help'."
 
 @test "the defaults the documents give are the programs' own" {
 	local p line v d cell n=0
-	for p in dt-fetch dt-store dt-report; do
+	for p in dt-fetch dt-analyze dt-store dt-report; do
 		run --separate-stderr env -i PATH="$PATH" "$p" --check-config -v
 		while IFS= read -r line; do
 			[[ $line =~ ^$p:\ debug:\ ([A-Z_]+)\ =\ (.*)\ \(default\)$ ]] || continue
