@@ -112,31 +112,6 @@ dt_env_ll(const char *name, long long def, long long min, long long max,
 	return dt_parse_ll(name, v, min, max, out);
 }
 
-int
-dt_env_double(const char *name, double def, double min, double max,
-    double *out)
-{
-	const char *v = dt_env(name, NULL);
-
-	if (v == NULL) {
-		*out = def;
-		return 0;
-	}
-	return dt_parse_double(name, v, min, max, out);
-}
-
-int
-dt_env_bool(const char *name, int def, int *out)
-{
-	const char *v = dt_env(name, NULL);
-
-	if (v == NULL) {
-		*out = def;
-		return 0;
-	}
-	return dt_parse_bool(name, v, out);
-}
-
 /*
  * Reads the secret file path into a new string with one trailing newline
  * trimmed.  Returns NULL on error, after logging unless quiet.  The message names the

@@ -123,12 +123,9 @@ int dt_parse_bool(const char *name, const char *s, int *out);
  */
 const char *dt_env(const char *name, const char *def);
 
-/* Reads an integer/fraction/boolean variable; def when unset or empty. */
+/* Reads a whole-number variable; def when unset or empty. */
 int dt_env_ll(const char *name, long long def, long long min, long long max,
     long long *out);
-int dt_env_double(const char *name, double def, double min, double max,
-    double *out);
-int dt_env_bool(const char *name, int def, int *out);
 
 /*
  * Reads a secret: the variable name itself, or the file named by
