@@ -189,12 +189,14 @@ signal_in_call() {
 	assert_equal "$status" 75
 	# One stage record for all the jobs: the one in the call and those
 	# waiting (for the warm-up call, for a slot) were all interrupted.
-	# Every record a job read came out, the 4 of the call in flight
-	# too, each given back as unavailable.
+	# Every record a job read came out, each given back as unavailable:
+	# the 4 of the call in flight, and those a job held while it waited
+	# for the warm-up call, as "interrupted before the API answered".
 	assert_equal "$(jq -c 'select(.stage) | [.status, .interrupted, .counts.records]' "$BATS_TEST_TMPDIR/out")" \
 		"[75,true,$(jq -c 'select(.id)' "$BATS_TEST_TMPDIR/out" | wc -l)]"
 	assert_equal "$(jq -r 'select(.id) | .error.kind' "$BATS_TEST_TMPDIR/out" | grep -cvx unavailable)" 0
-	assert_equal "$(jq -r 'select(.id) | .error.message' "$BATS_TEST_TMPDIR/out" | grep -cx 'interrupted before the API answered')" 4
+	n=$(jq -r 'select(.id) | .error.message' "$BATS_TEST_TMPDIR/out" | grep -cx 'interrupted before the API answered')
+	[ "$n" -ge 4 ] || fail "$n records interrupted before the API answered"
 	assert_equal "$(tail -1 "$BATS_TEST_TMPDIR/out" | jq -r .stage)" dt-analyze
 }
 

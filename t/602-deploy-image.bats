@@ -113,6 +113,7 @@ inspect() {
 /usr/bin/parallel
 /usr/bin/setpriv
 /usr/bin/tini
+exit.def
 log.sh
 prompt.txt
 schema.json"
