@@ -107,8 +107,10 @@ $(ps -o pid,ppid,pgid,args -p "$(echo "$l" | tr ' ' '\n' | cut -d: -f1 | paste -
 	[ "$(count "status = 'leased'")" -ge 20 ] || fail "leased: $(count "status = 'leased'")"
 	assert_equal "$(standin telegram requests | wc -l)" 0
 	assert_equal "$(sql 'select count(*) from public.dt_runs')" 0
-	grep -q "the process that started this run (DT_WATCH_PID $pid) has ended; stopping at once" \
-		"$BATS_TEST_TMPDIR/err" || fail "$(cat "$BATS_TEST_TMPDIR/err")"
+	# Which ends the stages first, their own watch ("the process that
+	# started this run ... has ended") or the guard's SIGKILL of the
+	# pipeline's group, is a race; the DT_WATCH_PID and guard tests
+	# below check each on its own.
 }
 
 @test "entrypoint: SIGKILL of its process group leaves no process of the run, and nothing is stored or reported" {
