@@ -347,7 +347,7 @@ dt_az_call_group(struct run *x, struct dt_az_item *it, int n)
 void
 dt_az_dry_run_group(struct run *x, struct dt_az_item *it, int n)
 {
-	json_t *ids = json_array(), *body, *out;
+	json_t *ids, *body, *out;
 	size_t blen;
 	char *s;
 	long long est, est_out;
@@ -358,6 +358,7 @@ dt_az_dry_run_group(struct run *x, struct dt_az_item *it, int n)
 		    it[0].text, it[0].len);
 		return;
 	}
+	ids = json_array();
 	for (j = 0; ids != NULL && j < n; j++)
 		json_array_append(ids, json_object_get(it[j].rec, "id"));
 	s = dt_az_group_body(x, it, n, &blen);
