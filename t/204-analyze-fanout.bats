@@ -70,7 +70,7 @@ over_slow() {
 	[ "$after" -gt $((during - 12)) ] || fail "$(cat "$BATS_TEST_TMPDIR/over")"
 }
 
-@test "dt-fanout: no more than MAX_WORKERS calls are on the wire at once, though three times as many jobs run" {
+@test "dt-fanout: no more than MAX_WORKERS calls are on the wire at once, though twice as many jobs run" {
 	pplx script '{"latency_ms":30,"jitter_ms":30,"seed":5}'
 	records 60 >"$BATS_TEST_TMPDIR/in"
 	DT_PACK=1 run -0 --separate-stderr dt-fanout -j 3 <"$BATS_TEST_TMPDIR/in"
