@@ -106,7 +106,7 @@ struct run {
 
 /* The signal that arrived (SIGTERM, SIGINT), 0 before one did. */
 extern volatile sig_atomic_t dt_az_signal;
-/* 1 once the stop file was seen (dt_az_stop_requested). */
+/* 1 once the stop file was seen (stop_requested() in call.c). */
 extern int dt_az_stopping;
 /* 0, or the exit status for it once writing stdout failed. */
 extern int dt_az_out_failed;
