@@ -225,3 +225,30 @@ over_slow() {
 		DT_PACK=5 dt-analyze >"$BATS_TEST_TMPDIR/out"
 	assert_equal "$(pplx requests | jq -c .items | tr '\n' ' ')" "null 4 "
 }
+
+@test "dt-fanout: the first group's call goes out while GNU parallel is still starting; its records come out first" {
+	pplx script '{"latency_ms":300}'
+	# A parallel that starts only once the stand-in has had a call (or
+	# after 10 s), and leaves how many tenths of a second it waited.
+	mkdir "$BATS_TEST_TMPDIR/bin"
+	cat >"$BATS_TEST_TMPDIR/bin/parallel" <<-EOF
+	#!/bin/sh
+	i=0
+	while [ \$i -lt 100 ] && [ -z "\$(curl -fsS $PPLX_URL/_standin/requests)" ]; do
+		sleep 0.1
+		i=\$((i + 1))
+	done
+	echo \$i >"$BATS_TEST_TMPDIR/waited"
+	exec $(command -v parallel) "\$@"
+	EOF
+	chmod +x "$BATS_TEST_TMPDIR/bin/parallel"
+	# The second group has no text: without a call, its job would end
+	# long before the first group's.
+	jq -nc 'range(1; 6) | {id: ., text: "hello \(.)"}' >"$BATS_TEST_TMPDIR/in"
+	jq -nc 'range(6; 11) | {id: .}' >>"$BATS_TEST_TMPDIR/in"
+	PATH=$BATS_TEST_TMPDIR/bin:$PATH DT_PACK=5 run -65 --separate-stderr dt-fanout -j 2 <"$BATS_TEST_TMPDIR/in"
+	[ "$(cat "$BATS_TEST_TMPDIR/waited")" -lt 100 ] || fail "no call before parallel started"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | head -5 | jq -r .id | tr '\n' ' ')" "1 2 3 4 5 "
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.error) | .id' | sort -n | tr '\n' ' ')" "6 7 8 9 10 "
+	assert_equal "$(pplx requests | wc -l)" 1
+}

@@ -159,7 +159,7 @@ $(ps -o pid,ppid,pgid,args -p "$(echo "$l" | tr ' ' '\n' | cut -d: -f1 | paste -
 		sleep 0.02
 	done
 	sleep 0.5
-	kill -KILL "$fanout"
+	kill -KILL "$fanout" || fail "the fan-out had ended: $(cat "$BATS_TEST_TMPDIR/err")"
 	wait "$fanout" 2>/dev/null || true
 	for _ in $(seq 1 50); do
 		[ -z "$(left)" ] && break
