@@ -549,7 +549,7 @@ send_report(struct run *r)
 		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
 		return -1;
 	}
-	r->silent = c->notify < 0 || (c->notify == 0 && strcmp(
+	r->silent = c->notify == 2 || (c->notify == 0 && strcmp(
 	    json_string_value(json_object_get(r->summary, "state")),
 	    "ok") == 0);
 	if (c->message_file != NULL && write_message_file(c->message_file,

@@ -22,7 +22,7 @@ struct dt_rpt_config {
 	const char *expect;     /* DT_EXPECT_STAGES */
 	char **files;
 	int nfiles;
-	int notify;             /* 0 problems, 1 always, -1 never */
+	int notify;             /* 0 problems, 1 always, 2 never */
 	long long top;
 	const char *schema;
 	const char *topics_field;
