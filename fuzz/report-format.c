@@ -15,7 +15,7 @@
  * its tags, each closed in the same message in the right order, and no
  * bare '<' or '&'.
  *
- * fuzz-sources: report/hist.c report/topk.c report/text.c report/tally.c
+ * fuzz-sources: report/counters.c report/text.c report/tally.c
  * fuzz-sources: report/summary.c report/format.c report/html.c report/words.c
  * fuzz-options: -max_len=8192
  */

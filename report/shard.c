@@ -143,7 +143,7 @@ merge_field(struct dt_rpt_field *f, json_t *fj, json_t *internal)
 			k = json_string_value(json_array_get(e, 0));
 			if (k == NULL)
 				continue;
-			dt_rpt_topk_add_n(&f->topk, k, strlen(k), (uint64_t)
+			dt_rpt_topk_add(&f->topk, k, strlen(k), (uint64_t)
 			    json_integer_value(json_array_get(e, 1)), (uint64_t)
 			    json_integer_value(json_array_get(e, 2)));
 			listed += (uint64_t)json_integer_value(

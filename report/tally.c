@@ -269,7 +269,7 @@ tally_topic(struct dt_rpt_field *f, json_t *v)
 
 	if (json_is_string(v) && (n = dt_rpt_topic_norm(json_string_value(v),
 	    json_string_length(v), key, sizeof(key))) > 0)
-		dt_rpt_topk_add(&f->topk, key, n);
+		dt_rpt_topk_add(&f->topk, key, n, 1, 0);
 }
 
 static void

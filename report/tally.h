@@ -10,8 +10,7 @@
 
 #include <jansson.h>
 
-#include "hist.h"
-#include "topk.h"
+#include "counters.h"
 
 /* What the tally learnt from the schema about one analysis field. */
 enum {

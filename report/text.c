@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "text.h"
-#include "topk.h"
+#include "counters.h"
 #include "utf8.h"
 
 /*
