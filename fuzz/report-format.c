@@ -16,7 +16,7 @@
  * bare '<' or '&'.
  *
  * fuzz-sources: report/counters.c report/text.c report/tally.c
- * fuzz-sources: report/summary.c report/format.c report/html.c report/words.c
+ * fuzz-sources: report/summary.c report/format.c
  * fuzz-options: -max_len=8192
  */
 #include <string.h>

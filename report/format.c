@@ -1,12 +1,11 @@
 /*
- * format.c: the Telegram report, made from the run summary.
+ * format.c: the Telegram report, made from the run summary (format.h).
  *
- * The report is Telegram HTML.  Every line closes the tags it opens, so
- * that a long report can be cut between any two lines into messages
- * that each parse on their own.  Everything that comes from data (run
- * ids, status names, topics, stage messages) is clipped to a bounded
- * number of characters, stripped of control characters and escaped, so
- * no line can grow past a message or break the markup.
+ * The report is Telegram HTML written line by line, and every line
+ * closes the tags it opens, so that it can be cut between any two lines
+ * into messages that each parse on their own.  Text from data is
+ * clipped, cleaned and escaped (put_text), so no line can outgrow a
+ * message or break the markup.
  */
 #include <math.h>
 #include <stdio.h>
@@ -15,180 +14,240 @@
 
 #include <jansson.h>
 
-#include "log.h"
+#include "exit.h"
 #include "format.h"
+#include "log.h"
 #include "text.h"
-#include "words.h"
 
 #define TOPIC_CHARS 48
 #define NAME_CHARS 32
 #define MESSAGE_CHARS 200
 #define RUN_ID_CHARS 64
+#define PART_RESERVE ((size_t)40)       /* room for "part N of M" */
 
-/* Numbers. */
+#define SEP " \xC2\xB7 "                /* " · " */
+#define NBSP "\xC2\xA0"
+
+/* The report's own words, in English and in Russian. */
+static const char *const ui_words[][2] = {
+	{"\xE2\x9C\x85 <b>dt run: ok</b>",
+	    "\xE2\x9C\x85 <b>Прогон dt: успешно</b>"},
+	{"\xE2\x9A\xA0\xEF\xB8\x8F <b>dt run: partial</b>",
+	    "\xE2\x9A\xA0\xEF\xB8\x8F <b>Прогон dt: частично</b>"},
+	{"\xE2\x9D\x8C <b>dt run: FAILED</b>",
+	    "\xE2\x9D\x8C <b>Прогон dt: СБОЙ</b>"},
+	{"Run", "Прогон"}, {"Records", "Записи"}, {"Errors", "Ошибки"},
+	{"Unreadable input lines", "Нечитаемые строки на входе"},
+	{"Tokens", "Токены"}, {"cost", "стоимость"}, {"Latency", "Задержка"},
+	{"max", "макс"}, {"Duration", "Длительность"}, {"Backlog", "Очередь"},
+	{"Since the last run", "С прошлого прогона"},
+	{"What failed", "Что пошло не так"}, {"interrupted", "прерван"},
+	{"exit", "код"}, {"Analyses", "Анализы"}, {"mean", "среднее"},
+	{"%s in %s messages", "%s в %s сообщениях"},
+	{"approximate", "приблизительно"}, {"part %d of %d", "часть %d из %d"},
+	{"h", "ч"}, {"min", "мин"}, {"s", "с"}, {"ms", "мс"},
+	{"%d reports", "отчётов: %d"}, {"records", "записи"},
+	{"failed", "с ошибкой"}, {"tokens", "токены"}, {"other", "другие"},
+	{"Shards", "Шарды"}, {"of", "из"}, {"; missing: ", "; нет отчёта от "},
+	{" (no finished ledger row)", " (не закончили вовремя)"},
+	{"</b> ended without its stage record (crashed or killed?)",
+	    "</b> завершилась без записи о стадии (упала или убита?)"},
+	{"some records failed", "часть записей с ошибкой"},
+	{"bad command line", "ошибка в командной строке"},
+	{"bad input", "плохие входные данные"},
+	{"service unavailable", "сервис недоступен"},
+	{"cannot write output", "ошибка записи"},
+	{"temporary failure", "временный сбой"},
+	{"bad configuration", "ошибка конфигурации"},
+	{"output closed", "выход закрыт"},
+};
+
+/* Names from the data (fields, statuses, values): English, Russian. */
+static const char *const name_words[][3] = {
+	{"sentiment", "Sentiment", "Тональность"},
+	{"language", "Language", "Язык"},
+	{"topics", "Top topics", "Популярные темы"},
+	{"action_items", "Action items", "Задачи"},
+	{"confidence", "Confidence", "Уверенность"},
+	{"unclaimed", "unclaimed", "не взято"},
+	{"leased", "leased", "в работе"}, {"parked", "parked", "отложено"},
+	{"skipped", "skipped (no text)", "пропущено (без текста)"},
+	{"released", "given back for the next run", "возвращено в очередь"},
+	{"reused", "reused at no cost", "повторно, без затрат"},
+	{"stored", NULL, "сохранено"}, {"failed", NULL, "с ошибкой"},
+	{"unchanged", NULL, "без изменений"},
+	{"analyzed", NULL, "проанализировано"}, {"fetched", NULL, "получено"},
+	{"positive", NULL, "позитив"}, {"neutral", NULL, "нейтрально"},
+	{"negative", NULL, "негатив"}, {"mixed", NULL, "смешанно"},
+};
+
+/* What an exit status means: the key to ui_words. */
+static const struct {
+	int status;
+	const char *en;
+} exit_words[] = {
+	{DT_EXIT_PARTIAL, "some records failed"},
+	{DT_EXIT_USAGE, "bad command line"}, {DT_EXIT_DATAERR, "bad input"},
+	{DT_EXIT_UNAVAILABLE, "service unavailable"},
+	{DT_EXIT_IOERR, "cannot write output"},
+	{DT_EXIT_TEMPFAIL, "temporary failure"},
+	{DT_EXIT_CONFIG, "bad configuration"}, {DT_EXIT_PIPE, "output closed"},
+};
+
+/* The report being written: its lines, each ending in '\n'. */
+struct rep {
+	struct dt_buf b;
+	int ru;
+};
+
+/* The English word en in the report's language. */
+static const char *
+tr(const struct rep *r, const char *en)
+{
+	size_t i;
+
+	for (i = 0; r->ru && i < sizeof(ui_words) / sizeof(ui_words[0]); i++)
+		if (strcmp(ui_words[i][0], en) == 0)
+			return ui_words[i][1];
+	return en;
+}
 
 static void
-put_uint(struct dt_buf *b, const struct dt_rpt_words *w, unsigned long long v)
+put(struct rep *r, const char *s)
+{
+	dt_buf_puts(&r->b, s);
+}
+
+static void
+line_end(struct rep *r)
+{
+	dt_buf_puts(&r->b, "\n");
+}
+
+/* A whole number with the language's thousands separator. */
+static void
+put_num(struct rep *r, long long v, int sign)
 {
 	char digits[32];
 	int n, i;
 
-	n = snprintf(digits, sizeof(digits), "%llu", v);
+	if (v < 0)
+		put(r, "\xE2\x88\x92"); /* − */
+	else if (sign)
+		put(r, "+");
+	n = snprintf(digits, sizeof(digits), "%llu", v < 0 ?
+	    (unsigned long long)-(v + 1) + 1 : (unsigned long long)v);
 	for (i = 0; i < n; i++) {
 		if (i > 0 && (n - i) % 3 == 0)
-			dt_buf_puts(b, w->thousands);
-		dt_buf_add(b, digits + i, 1);
+			put(r, r->ru ? NBSP : ",");
+		dt_buf_add(&r->b, digits + i, 1);
 	}
-}
-
-static void
-put_int(struct dt_buf *b, const struct dt_rpt_words *w, long long v, int sign)
-{
-	if (v < 0) {
-		dt_buf_puts(b, "\xE2\x88\x92"); /* − */
-		put_uint(b, w, (unsigned long long)-(v + 1) + 1);
-		return;
-	}
-	if (sign)
-		dt_buf_puts(b, "+");
-	put_uint(b, w, (unsigned long long)v);
 }
 
 /* A fraction with the language's decimal mark. */
 static void
-put_dec(struct dt_buf *b, const struct dt_rpt_words *w, double v, int places)
+put_dec(struct rep *r, double v, int places)
 {
 	char tmp[64], *p;
 
 	snprintf(tmp, sizeof(tmp), "%.*f", places, v);
-	if ((p = strchr(tmp, '.')) != NULL)
-		*p = w->decimal;
-	dt_buf_puts(b, tmp);
+	if (r->ru && (p = strchr(tmp, '.')) != NULL)
+		*p = ',';
+	put(r, tmp);
 }
 
 static void
-put_cost(struct dt_buf *b, const struct dt_rpt_words *w, double v, int sign)
+put_cost(struct rep *r, double v, int sign)
 {
 	double a = fabs(v);
 	int places = a >= 100 ? 0 : a >= 1 ? 2 : 4;
 
 	if (v < 0)
-		dt_buf_puts(b, "\xE2\x88\x92");
+		put(r, "\xE2\x88\x92");
 	else if (sign)
-		dt_buf_puts(b, "+");
-	if (w == &dt_rpt_ru) {
-		put_dec(b, w, a, places);
-		dt_buf_puts(b, "\xC2\xA0$");
-	} else {
-		dt_buf_puts(b, "$");
-		put_dec(b, w, a, places);
-	}
+		put(r, "+");
+	if (!r->ru)
+		put(r, "$");
+	put_dec(r, a, places);
+	if (r->ru)
+		put(r, NBSP "$");
+}
+
+/* A value and its unit, separated by a no-break space. */
+static void
+put_unit(struct rep *r, long long v, const char *unit)
+{
+	dt_buf_printf(&r->b, "%lld" NBSP "%s", v, tr(r, unit));
 }
 
 static void
-put_ms(struct dt_buf *b, const struct dt_rpt_words *w, long long ms)
+put_ms(struct rep *r, long long ms)
 {
 	if (ms < 1000) {
-		dt_buf_printf(b, "%lld\xC2\xA0%s", ms, w->unit_ms);
+		put_unit(r, ms, "ms");
 		return;
 	}
-	put_dec(b, w, (double)ms / 1000.0, ms < 10000 ? 2 : 1);
-	dt_buf_printf(b, "\xC2\xA0%s", w->unit_s);
+	put_dec(r, (double)ms / 1000.0, ms < 10000 ? 2 : 1);
+	dt_buf_printf(&r->b, NBSP "%s", tr(r, "s"));
 }
 
 static void
-put_duration(struct dt_buf *b, const struct dt_rpt_words *w, double secs)
+put_duration(struct rep *r, double secs)
 {
 	long long s = llround(secs);
 
 	if (secs < 10) {
-		put_dec(b, w, secs, 1);
-		dt_buf_printf(b, "\xC2\xA0%s", w->unit_s);
+		put_dec(r, secs, 1);
+		dt_buf_printf(&r->b, NBSP "%s", tr(r, "s"));
 		return;
 	}
-	if (s >= 3600)
-		dt_buf_printf(b, "%lld\xC2\xA0%s %lld\xC2\xA0%s", s / 3600,
-		    w->unit_h, s % 3600 / 60, w->unit_min);
-	else if (s >= 60)
-		dt_buf_printf(b, "%lld\xC2\xA0%s %lld\xC2\xA0%s", s / 60,
-		    w->unit_min, s % 60, w->unit_s);
-	else
-		dt_buf_printf(b, "%lld\xC2\xA0%s", s, w->unit_s);
+	if (s >= 3600) {
+		put_unit(r, s / 3600, "h");
+		put(r, " ");
+		put_unit(r, s % 3600 / 60, "min");
+		return;
+	}
+	if (s >= 60) {
+		put_unit(r, s / 60, "min");
+		put(r, " ");
+	}
+	put_unit(r, s % 60, "s");
 }
 
 static void
-put_share(struct dt_buf *b, double share)
+put_share(struct rep *r, double share)
 {
 	double pct = share * 100;
 
 	if (pct > 0 && pct < 1)
-		dt_buf_puts(b, "&lt;1%");
+		put(r, "&lt;1%");
 	else
-		dt_buf_printf(b, "%.0f%%", pct);
+		dt_buf_printf(&r->b, "%.0f%%", pct);
 }
 
 /* Escaped, clipped text from the data. */
 static void
-put_text(struct dt_buf *b, const char *s, size_t max_chars)
+put_text(struct rep *r, const char *s, size_t max_chars)
 {
 	char clip[1024];
 
-	dt_rpt_clip(s, max_chars, clip, sizeof(clip));
-	dt_rpt_buf_html(b, clip, strlen(clip));
+	dt_rpt_clip(s != NULL ? s : "", max_chars, clip, sizeof(clip));
+	dt_rpt_buf_html(&r->b, clip, strlen(clip));
 }
 
-/* A status, field or enum name, in the report's language when known. */
+/* A field, status or value name, in the report's language when known. */
 static void
-put_name(struct dt_buf *b, const struct dt_rpt_words *w, const char *name)
+put_name(struct rep *r, const char *name)
 {
-	const char *t = dt_rpt_word(w, name);
+	size_t i;
 
-	if (t != NULL)
-		dt_buf_puts(b, t);
-	else
-		put_text(b, name, NAME_CHARS);
-}
-
-static const char *const SEP = " \xC2\xB7 "; /* " · " */
-
-/* The lines. */
-
-struct lines {
-	char **v;
-	size_t n, cap;
-	int oom;
-};
-
-/* Takes the buffer's text as the next line and empties the buffer. */
-static void
-line_end(struct lines *l, struct dt_buf *b)
-{
-	char **p;
-
-	if (b->oom || l->oom) {
-		l->oom = 1;
-		dt_buf_free(b);
-		return;
-	}
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-
-		if ((p = realloc(l->v, cap * sizeof(*p))) == NULL) {
-			l->oom = 1;
-			dt_buf_free(b);
+	for (i = 0; i < sizeof(name_words) / sizeof(name_words[0]); i++)
+		if (strcmp(name_words[i][0], name) == 0 &&
+		    name_words[i][1 + r->ru] != NULL) {
+			put(r, name_words[i][1 + r->ru]);
 			return;
 		}
-		l->v = p;
-		l->cap = cap;
-	}
-	if (b->p == NULL)
-		dt_buf_add(b, "", 0);
-	if (b->oom) {
-		l->oom = 1;
-		return;
-	}
-	l->v[l->n++] = b->p;
-	memset(b, 0, sizeof(*b));
+	put_text(r, name, NAME_CHARS);
 }
 
 static json_int_t
@@ -197,336 +256,329 @@ int_at(json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
+/* "Label: n", n the whole number at key in o. */
+static void
+put_count(struct rep *r, const char *label, json_t *o, const char *key)
+{
+	dt_buf_printf(&r->b, "%s: ", tr(r, label));
+	put_num(r, int_at(o, key), 0);
+}
+
 /*
  * A run merged from shards: "Shards: 3 of 3", or "Shards: 2 of 3;
  * missing: 2 (no finished ledger row)".
  */
 static void
-shard_line(struct lines *l, const struct dt_rpt_words *w, json_t *shards)
+shard_line(struct rep *r, json_t *shards)
 {
-	struct dt_buf b = {0};
 	json_t *missing = json_object_get(shards, "missing"), *v;
-	size_t n = json_array_size(missing), i;
-	long long of = int_at(shards, "of");
+	size_t i;
 
 	if (!json_is_object(shards))
 		return;
-	dt_buf_printf(&b, "%s: %lld %s %lld", w == &dt_rpt_ru ? "Шарды" :
-	    "Shards", of - (long long)n, w == &dt_rpt_ru ? "из" : "of", of);
-	if (n > 0) {
-		dt_buf_puts(&b, w == &dt_rpt_ru ? "; нет отчёта от " :
-		    "; missing: ");
+	dt_buf_printf(&r->b, "%s: %lld %s %lld", tr(r, "Shards"),
+	    (long long)(int_at(shards, "of") - json_array_size(missing)),
+	    tr(r, "of"), (long long)int_at(shards, "of"));
+	if (json_array_size(missing) > 0) {
+		put(r, tr(r, "; missing: "));
 		json_array_foreach(missing, i, v)
-			dt_buf_printf(&b, "%s%lld", i > 0 ? ", " : "",
+			dt_buf_printf(&r->b, "%s%lld", i > 0 ? ", " : "",
 			    (long long)json_integer_value(v));
-		dt_buf_puts(&b, w == &dt_rpt_ru ? " (не закончили вовремя)" :
-		    " (no finished ledger row)");
+		put(r, tr(r, " (no finished ledger row)"));
 	}
-	line_end(l, &b);
+	line_end(r);
+}
+
+/* Records by status, errors by kind, unreadable lines. */
+static void
+count_lines(struct rep *r, json_t *s)
+{
+	const char *k;
+	json_t *v;
+	int first = 1;
+
+	put_count(r, "Records", s, "records");
+	json_object_foreach(json_object_get(s, "by_status"), k, v) {
+		put(r, first ? " \xE2\x80\x94 " : SEP);
+		put_name(r, k);
+		put(r, " ");
+		put_num(r, json_integer_value(v), 0);
+		first = 0;
+		/* Of the stored: analyses of texts seen before, at no cost. */
+		if (strcmp(k, "stored") == 0 && int_at(s, "reused") > 0) {
+			put(r, " (");
+			put_num(r, int_at(s, "reused"), 0);
+			put(r, " ");
+			put_name(r, "reused");
+			put(r, ")");
+		}
+	}
+	line_end(r);
+	first = 1;
+	json_object_foreach(json_object_get(s, "by_error"), k, v) {
+		if (first)
+			dt_buf_printf(&r->b, "%s: ", tr(r, "Errors"));
+		else
+			put(r, SEP);
+		put_text(r, k, NAME_CHARS);
+		put(r, " ");
+		put_num(r, json_integer_value(v), 0);
+		first = 0;
+	}
+	if (!first)
+		line_end(r);
+	if (int_at(s, "bad_lines") > 0) {
+		put_count(r, "Unreadable input lines", s, "bad_lines");
+		line_end(r);
+	}
 }
 
 /* Tokens and cost, latency and duration. */
 static void
-usage_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
+usage_lines(struct rep *r, json_t *s)
 {
-	struct dt_buf b = {0};
-	json_t *lat, *tok, *cost, *dur;
+	json_t *lat = json_object_get(s, "latency_ms");
+	json_t *tok = json_object_get(s, "tokens");
+	json_t *cost = json_object_get(s, "cost_usd");
+	json_t *dur = json_object_get(s, "duration_s");
 
-	tok = json_object_get(s, "tokens");
-	cost = json_object_get(s, "cost_usd");
 	if (int_at(tok, "total") > 0 || json_is_number(cost)) {
-		dt_buf_printf(&b, "%s: ", w->tokens);
-		put_uint(&b, w, (unsigned long long)int_at(tok, "total"));
+		put_count(r, "Tokens", tok, "total");
 		if (json_is_number(cost)) {
-			dt_buf_printf(&b, "%s%s ", SEP, w->cost);
-			put_cost(&b, w, json_number_value(cost), 0);
+			dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
+			put_cost(r, json_number_value(cost), 0);
 		}
-		line_end(l, &b);
+		line_end(r);
 	}
-
-	lat = json_object_get(s, "latency_ms");
 	if (int_at(lat, "count") > 0) {
-		dt_buf_printf(&b, "%s: p50 ", w->latency);
-		put_ms(&b, w, int_at(lat, "p50"));
-		dt_buf_printf(&b, "%sp95 ", SEP);
-		put_ms(&b, w, int_at(lat, "p95"));
-		dt_buf_printf(&b, "%s%s ", SEP, w->max);
-		put_ms(&b, w, int_at(lat, "max"));
-		line_end(l, &b);
+		dt_buf_printf(&r->b, "%s: p50 ", tr(r, "Latency"));
+		put_ms(r, int_at(lat, "p50"));
+		put(r, SEP "p95 ");
+		put_ms(r, int_at(lat, "p95"));
+		dt_buf_printf(&r->b, SEP "%s ", tr(r, "max"));
+		put_ms(r, int_at(lat, "max"));
+		line_end(r);
 	}
-
-	if (json_is_number(dur = json_object_get(s, "duration_s"))) {
-		dt_buf_printf(&b, "%s: ", w->duration);
-		put_duration(&b, w, json_number_value(dur));
-		line_end(l, &b);
+	if (json_is_number(dur)) {
+		dt_buf_printf(&r->b, "%s: ", tr(r, "Duration"));
+		put_duration(r, json_number_value(dur));
+		line_end(r);
 	}
 }
 
 /* The backlog and the difference from the previous run, when known. */
 static void
-database_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
+database_lines(struct rep *r, json_t *s)
 {
-	struct dt_buf b = {0};
-	json_t *v, *backlog, *prev;
+	static const char *const keys[][2] = {{"unclaimed", "unclaimed"},
+	    {"leased", "leased"}, {"failed", "parked"}};
+	static const char *const deltas[] = {"records", "failed", "tokens"};
+	json_t *backlog = json_object_get(s, "backlog"), *v;
+	json_t *d = json_object_get(json_object_get(s, "previous"), "delta");
+	size_t i;
 
-	if (json_is_object(backlog = json_object_get(s, "backlog"))) {
-		static const char *const keys[][2] = {{"unclaimed",
-		    "unclaimed"}, {"leased", "leased"}, {"failed", "parked"}};
-		size_t i;
-
-		dt_buf_printf(&b, "%s: ", w->backlog);
+	if (json_is_object(backlog)) {
+		dt_buf_printf(&r->b, "%s: ", tr(r, "Backlog"));
 		for (i = 0; i < 3; i++) {
-			if (i > 0)
-				dt_buf_puts(&b, SEP);
-			put_uint(&b, w, (unsigned long long)int_at(backlog,
-			    keys[i][0]));
-			dt_buf_printf(&b, " %s",
-			    dt_rpt_word(w, keys[i][1]));
+			put(r, i > 0 ? SEP : "");
+			put_num(r, int_at(backlog, keys[i][0]), 0);
+			put(r, " ");
+			put_name(r, keys[i][1]);
 		}
-		line_end(l, &b);
+		line_end(r);
 	}
-
-	prev = json_object_get(json_object_get(s, "previous"), "delta");
-	if (json_is_object(prev)) {
-		dt_buf_printf(&b, "%s: %s ", w->since, w->lc_records);
-		put_int(&b, w, int_at(prev, "records"), 1);
-		dt_buf_printf(&b, "%s%s ", SEP, w->lc_failed);
-		put_int(&b, w, int_at(prev, "failed"), 1);
-		dt_buf_printf(&b, "%s%s ", SEP, w->lc_tokens);
-		put_int(&b, w, int_at(prev, "tokens"), 1);
-		if (json_is_number(v = json_object_get(prev, "cost_usd"))) {
-			dt_buf_printf(&b, "%s%s ", SEP, w->cost);
-			put_cost(&b, w, json_number_value(v), 1);
-		}
-		line_end(l, &b);
+	if (!json_is_object(d))
+		return;
+	dt_buf_printf(&r->b, "%s: ", tr(r, "Since the last run"));
+	for (i = 0; i < 3; i++) {
+		dt_buf_printf(&r->b, "%s%s ", i > 0 ? SEP : "",
+		    tr(r, deltas[i]));
+		put_num(r, int_at(d, deltas[i]), 1);
 	}
+	if (json_is_number(v = json_object_get(d, "cost_usd"))) {
+		dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
+		put_cost(r, json_number_value(v), 1);
+	}
+	line_end(r);
 }
 
 static void
-head_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
+head_lines(struct rep *r, json_t *s)
 {
-	struct dt_buf b = {0};
 	const char *state = json_string_value(json_object_get(s, "state"));
-	const char *k;
 	json_t *v;
-	int first;
 
-	dt_buf_puts(&b, w->title[state == NULL ? 2 :
-	    strcmp(state, "ok") == 0 ? 0 : strcmp(state, "partial") == 0 ?
-	    1 : 2]);
-	line_end(l, &b);
-
+	put(r, ui_words[state == NULL ? 2 : strcmp(state, "ok") == 0 ? 0 :
+	    strcmp(state, "partial") == 0 ? 1 : 2][r->ru]);
+	line_end(r);
 	if (json_is_string(v = json_object_get(s, "run_id"))) {
-		dt_buf_printf(&b, "%s: <code>", w->run);
-		put_text(&b, json_string_value(v), RUN_ID_CHARS);
-		dt_buf_puts(&b, "</code>");
-		line_end(l, &b);
+		dt_buf_printf(&r->b, "%s: <code>", tr(r, "Run"));
+		put_text(r, json_string_value(v), RUN_ID_CHARS);
+		put(r, "</code>");
+		line_end(r);
 	}
+	shard_line(r, json_object_get(s, "shards"));
+	count_lines(r, s);
+	usage_lines(r, s);
+	database_lines(r, s);
+}
 
-	shard_line(l, w, json_object_get(s, "shards"));
+/* One stage that did not end well: its status, what it means, messages. */
+static void
+failure_line(struct rep *r, json_t *stage, int status, int interrupted)
+{
+	json_t *m;
+	size_t i;
 
-	dt_buf_printf(&b, "%s: ", w->records);
-	put_uint(&b, w, (unsigned long long)int_at(s, "records"));
-	first = 1;
-	json_object_foreach(json_object_get(s, "by_status"), k, v) {
-		dt_buf_puts(&b, first ? " \xE2\x80\x94 " : SEP);
-		put_name(&b, w, k);
-		dt_buf_puts(&b, " ");
-		put_uint(&b, w, (unsigned long long)json_integer_value(v));
-		first = 0;
-		/* Of the stored: analyses of texts seen before, at no cost. */
-		if (strcmp(k, "stored") == 0 && int_at(s, "reused") > 0) {
-			dt_buf_puts(&b, " (");
-			put_uint(&b, w, (unsigned long long)int_at(s,
-			    "reused"));
-			dt_buf_puts(&b, " ");
-			put_name(&b, w, "reused");
-			dt_buf_puts(&b, ")");
-		}
+	put(r, "\xE2\x80\xA2 <b>");
+	put_text(r, json_string_value(json_object_get(stage, "stage")),
+	    NAME_CHARS);
+	if (json_is_true(json_object_get(stage, "missing"))) {
+		put(r, tr(r, "</b> ended without its stage record (crashed or "
+		    "killed?)"));
+		line_end(r);
+		return;
 	}
-	line_end(l, &b);
-
-	if (json_object_size(json_object_get(s, "by_error")) > 0) {
-		dt_buf_printf(&b, "%s: ", w->errors);
-		first = 1;
-		json_object_foreach(json_object_get(s, "by_error"), k, v) {
-			if (!first)
-				dt_buf_puts(&b, SEP);
-			put_text(&b, k, NAME_CHARS);
-			dt_buf_puts(&b, " ");
-			put_uint(&b, w,
-			    (unsigned long long)json_integer_value(v));
-			first = 0;
-		}
-		line_end(l, &b);
+	dt_buf_printf(&r->b, "</b> (%s %d", tr(r, "exit"), status);
+	for (i = 0; i < sizeof(exit_words) / sizeof(exit_words[0]); i++)
+		if (exit_words[i].status == status)
+			dt_buf_printf(&r->b, ", %s", tr(r, exit_words[i].en));
+	if (interrupted)
+		dt_buf_printf(&r->b, ", %s", tr(r, "interrupted"));
+	if (int_at(stage, "reports") > 1) {
+		put(r, ", ");
+		dt_buf_printf(&r->b, tr(r, "%d reports"),
+		    (int)int_at(stage, "reports"));
 	}
-	if (int_at(s, "bad_lines") > 0) {
-		dt_buf_printf(&b, "%s: ", w->bad_lines);
-		put_uint(&b, w, (unsigned long long)int_at(s, "bad_lines"));
-		line_end(l, &b);
+	put(r, ")");
+	json_array_foreach(json_object_get(stage, "messages"), i, m) {
+		put(r, i == 0 ? ": " : "; ");
+		put_text(r, json_string_value(m), MESSAGE_CHARS);
 	}
-	usage_lines(l, w, s);
-	database_lines(l, w, s);
+	line_end(r);
 }
 
 /* What went wrong upstream: one line per stage that did not end well. */
 static void
-failure_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
+failure_lines(struct rep *r, json_t *s)
 {
-	struct dt_buf b = {0};
-	json_t *stage, *msgs, *m;
-	size_t i, j;
+	json_t *stage;
+	size_t i;
 	int header = 0;
 
 	json_array_foreach(json_object_get(s, "stages"), i, stage) {
 		int status = (int)int_at(stage, "status");
 		int interrupted = json_is_true(json_object_get(stage,
 		    "interrupted"));
-		const char *what;
 
 		if (status == 0 && !interrupted)
 			continue;
-		if (!header) {
-			line_end(l, &b);
-			dt_buf_printf(&b, "<b>%s</b>", w->what_failed);
-			line_end(l, &b);
-			header = 1;
-		}
-		dt_buf_puts(&b, "\xE2\x80\xA2 <b>");
-		put_text(&b, json_string_value(json_object_get(stage,
-		    "stage")), NAME_CHARS);
-		if (json_is_true(json_object_get(stage, "missing"))) {
-			dt_buf_puts(&b, w == &dt_rpt_ru ? "</b> завершилась без "
-			    "записи о стадии (упала или убита?)" : "</b> ended "
-			    "without its stage record (crashed or killed?)");
-			line_end(l, &b);
-			continue;
-		}
-		dt_buf_printf(&b, "</b> (%s %d", w->exit, status);
-		if ((what = dt_rpt_exit_words(w, status)) != NULL)
-			dt_buf_printf(&b, ", %s", what);
-		if (interrupted)
-			dt_buf_printf(&b, ", %s", w->interrupted);
-		if (int_at(stage, "reports") > 1) {
-			dt_buf_puts(&b, ", ");
-			dt_buf_printf(&b, w->reports_of,
-			    (int)int_at(stage, "reports"));
-		}
-		dt_buf_puts(&b, ")");
-		msgs = json_object_get(stage, "messages");
-		json_array_foreach(msgs, j, m) {
-			dt_buf_puts(&b, j == 0 ? ": " : "; ");
-			put_text(&b, json_string_value(m), MESSAGE_CHARS);
-		}
-		line_end(l, &b);
+		if (!header)
+			dt_buf_printf(&r->b, "\n<b>%s</b>\n",
+			    tr(r, "What failed"));
+		header = 1;
+		failure_line(r, stage, status, interrupted);
 	}
 }
 
 /* The value of one short analysis field of the given kind. */
 static void
-field_value(struct dt_buf *b, const struct dt_rpt_words *w,
-    const char *kind, json_t *f)
+field_value(struct rep *r, const char *kind, json_t *f)
 {
+	double total = (double)int_at(f, "total");
 	const char *k;
-	json_t *v, *e;
+	json_t *v;
 	size_t i;
-	int first;
+	int first = 1;
 
 	if (strcmp(kind, "enum") == 0) {
-		json_t *shares = json_object_get(f, "shares");
-
-		first = 1;
-		json_object_foreach(shares, k, v) {
+		json_object_foreach(json_object_get(f, "shares"), k, v) {
 			if (json_real_value(v) <= 0)
 				continue;
-			if (!first)
-				dt_buf_puts(b, SEP);
-			put_name(b, w, k);
-			dt_buf_puts(b, " ");
-			put_share(b, json_real_value(v));
+			put(r, first ? "" : SEP);
+			put_name(r, k);
+			put(r, " ");
+			put_share(r, json_real_value(v));
 			first = 0;
 		}
 	} else if (strcmp(kind, "label") == 0) {
-		double total = (double)int_at(f, "total");
-
-		json_array_foreach(json_object_get(f, "top"), i, e) {
-			if (i > 0)
-				dt_buf_puts(b, SEP);
-			put_text(b, json_string_value(
-			    json_object_get(e, "value")), NAME_CHARS);
-			dt_buf_puts(b, " ");
-			put_share(b, (double)int_at(e, "count") /
-			    total);
+		json_array_foreach(json_object_get(f, "top"), i, v) {
+			put(r, i > 0 ? SEP : "");
+			put_text(r, json_string_value(json_object_get(v,
+			    "value")), NAME_CHARS);
+			put(r, " ");
+			put_share(r, (double)int_at(v, "count") / total);
 		}
 		if (int_at(f, "other") > 0) {
-			dt_buf_printf(b, "%s%s ", SEP, w->other);
-			put_share(b, (double)int_at(f, "other") /
-			    total);
+			dt_buf_printf(&r->b, SEP "%s ", tr(r, "other"));
+			put_share(r, (double)int_at(f, "other") / total);
 		}
 	} else if (strcmp(kind, "mean") == 0) {
-		dt_buf_printf(b, "%s ", w->mean);
-		put_dec(b, w, json_number_value(json_object_get(f,
-		    "mean")), 2);
+		dt_buf_printf(&r->b, "%s ", tr(r, "mean"));
+		put_dec(r, json_number_value(json_object_get(f, "mean")), 2);
 	} else if (strcmp(kind, "items") == 0) {
-		struct dt_buf x = {0}, y = {0};
+		struct rep x = {{0}, r->ru}, y = {{0}, r->ru};
 
-		put_uint(&x, w,
-		    (unsigned long long)int_at(f, "items"));
-		put_uint(&y, w,
-		    (unsigned long long)int_at(f, "records"));
-		dt_buf_printf(b, w->items_in, x.p ? x.p : "",
-		    y.p ? y.p : "");
-		dt_buf_free(&x);
-		dt_buf_free(&y);
+		put_num(&x, int_at(f, "items"), 0);
+		put_num(&y, int_at(f, "records"), 0);
+		dt_buf_printf(&r->b, tr(r, "%s in %s messages"),
+		    x.b.p ? x.b.p : "", y.b.p ? y.b.p : "");
+		dt_buf_free(&x.b);
+		dt_buf_free(&y.b);
 	}
 }
 
+/* A topic list: "1. billing — 2", one line each. */
 static void
-analysis_lines(struct lines *l, const struct dt_rpt_words *w, json_t *s)
+topic_lines(struct rep *r, const char *name, json_t *f)
 {
-	struct dt_buf b = {0};
-	json_t *an = json_object_get(s, "analysis"), *f, *e;
-	const char *name, *kind;
+	json_t *e;
 	size_t i;
+
+	put(r, "\n<b>");
+	put_name(r, name);
+	put(r, "</b>");
+	if (json_is_true(json_object_get(f, "approximate")))
+		dt_buf_printf(&r->b, " (%s)", tr(r, "approximate"));
+	line_end(r);
+	json_array_foreach(json_object_get(f, "top"), i, e) {
+		dt_buf_printf(&r->b, "%zu. ", i + 1);
+		put_text(r, json_string_value(json_object_get(e, "value")),
+		    TOPIC_CHARS);
+		put(r, " \xE2\x80\x94 ");
+		put_num(r, int_at(e, "count"), 0);
+		line_end(r);
+	}
+}
+
+/* The short fields first, then the topic lists. */
+static void
+analysis_lines(struct rep *r, json_t *s)
+{
+	json_t *an = json_object_get(s, "analysis"), *f;
+	const char *name, *kind;
 
 	if (int_at(an, "records") == 0)
 		return;
-	line_end(l, &b);
-	dt_buf_printf(&b, "<b>%s</b>: ", w->analyses);
-	put_uint(&b, w, (unsigned long long)int_at(an, "records"));
-	line_end(l, &b);
-	/* Short fields first, the topic list last. */
+	dt_buf_printf(&r->b, "\n<b>%s</b>: ", tr(r, "Analyses"));
+	put_num(r, int_at(an, "records"), 0);
+	line_end(r);
 	json_object_foreach(json_object_get(an, "fields"), name, f) {
 		kind = json_string_value(json_object_get(f, "kind"));
 		if (kind == NULL || strcmp(kind, "topics") == 0 ||
 		    int_at(f, "records") == 0)
 			continue;
-		dt_buf_puts(&b, "<b>");
-		put_name(&b, w, name);
-		dt_buf_puts(&b, "</b>: ");
-		field_value(&b, w, kind, f);
-		line_end(l, &b);
+		put(r, "<b>");
+		put_name(r, name);
+		put(r, "</b>: ");
+		field_value(r, kind, f);
+		line_end(r);
 	}
 	json_object_foreach(json_object_get(an, "fields"), name, f) {
 		kind = json_string_value(json_object_get(f, "kind"));
-		if (kind == NULL || strcmp(kind, "topics") != 0 ||
-		    json_array_size(json_object_get(f, "top")) == 0)
-			continue;
-		line_end(l, &b);
-		dt_buf_puts(&b, "<b>");
-		put_name(&b, w, name);
-		dt_buf_puts(&b, "</b>");
-		if (json_is_true(json_object_get(f, "approximate")))
-			dt_buf_printf(&b, " (%s)", w->approximate);
-		line_end(l, &b);
-		json_array_foreach(json_object_get(f, "top"), i, e) {
-			dt_buf_printf(&b, "%zu. ", i + 1);
-			put_text(&b, json_string_value(json_object_get(e,
-			    "value")), TOPIC_CHARS);
-			dt_buf_puts(&b, " \xE2\x80\x94 ");
-			put_uint(&b, w, (unsigned long long)int_at(e, "count"));
-			line_end(l, &b);
-		}
+		if (kind != NULL && strcmp(kind, "topics") == 0 &&
+		    json_array_size(json_object_get(f, "top")) > 0)
+			topic_lines(r, name, f);
 	}
 }
 
@@ -535,97 +587,95 @@ dt_rpt_messages_free(char **msgs)
 {
 	char **p;
 
-	if (msgs == NULL)
-		return;
-	for (p = msgs; *p != NULL; p++)
+	for (p = msgs; p != NULL && *p != NULL; p++)
 		free(*p);
 	free(msgs);
 }
 
+/* Moves cur's text into *part (NULL when it ran out of memory). */
 static void
-lines_free(struct lines *l)
+take(struct dt_buf *cur, char **part)
 {
-	size_t i;
-
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
+	if (cur->oom)
+		dt_buf_free(cur);
+	*part = cur->p;
+	memset(cur, 0, sizeof(*cur));
 }
 
-/* Room kept on every message for the "part N of M" line. */
-#define PART_RESERVE ((size_t)40)
-
-char **
-dt_rpt_messages(json_t *summary, const char *lang, size_t limit)
+/*
+ * Packs the lines of text greedily into parts of at most room UTF-16
+ * units, a blank line never first; returns how many (parts has room).
+ */
+static size_t
+pack(char *text, size_t room, char **parts)
 {
-	const struct dt_rpt_words *w = lang != NULL && strcmp(lang, "ru") == 0 ?
-	    &dt_rpt_ru : &dt_rpt_en;
-	struct lines l = {0};
 	struct dt_buf cur = {0};
-	char **parts = NULL, **p;
-	size_t i, nparts = 0, cur_units = 0, room;
+	size_t n = 0, cur_units = 0, units, no = 0;
+	char *line, *nl;
 
-	head_lines(&l, w, summary);
-	failure_lines(&l, w, summary);
-	analysis_lines(&l, w, summary);
-	if (l.oom)
-		goto oom;
-	room = limit > 2 * PART_RESERVE ? limit - PART_RESERVE : limit;
-
-	/* Greedy: as many whole lines as fit, blank lines not leading. */
-	if ((parts = calloc(l.n + 1, sizeof(*parts))) == NULL)
-		goto oom;
-	for (i = 0; i < l.n; i++) {
-		size_t units = dt_rpt_html_utf16(l.v[i], strlen(l.v[i]));
-
-		if (units > room) {
+	for (line = text; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		*nl = '\0';
+		no++;
+		if ((units = dt_rpt_html_utf16(line, strlen(line))) > room) {
 			/* Cannot happen: every line is bounded.  Say so. */
 			dt_warn("report line %zu is %zu characters long; left "
-			    "out", i + 1, units);
+			    "out", no, units);
 			continue;
 		}
 		if (cur.len > 0 && cur_units + 1 + units > room) {
-			parts[nparts++] = cur.p;
-			memset(&cur, 0, sizeof(cur));
+			take(&cur, &parts[n++]);
 			cur_units = 0;
 		}
 		if (cur.len == 0 && units == 0)
 			continue;
-		if (cur.len > 0) {
-			dt_buf_puts(&cur, "\n");
+		if (cur.len > 0)
 			cur_units++;
-		}
-		dt_buf_puts(&cur, l.v[i]);
+		dt_buf_printf(&cur, "%s%s", cur.len > 0 ? "\n" : "", line);
 		cur_units += units;
-		if (cur.oom)
-			goto oom;
 	}
 	if (cur.len > 0)
-		parts[nparts++] = cur.p;
-	memset(&cur, 0, sizeof(cur));
-	lines_free(&l);
-	memset(&l, 0, sizeof(l));
+		take(&cur, &parts[n++]);
+	return n;
+}
 
+char **
+dt_rpt_messages(json_t *summary, const char *lang, size_t limit)
+{
+	struct rep r = {{0}, lang != NULL && strcmp(lang, "ru") == 0};
+	char **parts = NULL, *p;
+	size_t i, n = 1;
+	int oom = 0;
+
+	head_lines(&r, summary);
+	failure_lines(&r, summary);
+	analysis_lines(&r, summary);
+	for (p = r.b.p; p != NULL && (p = strchr(p, '\n')) != NULL; p++)
+		n++;
+	if (r.b.oom || (parts = calloc(n + 1, sizeof(*parts))) == NULL) {
+		dt_buf_free(&r.b);
+		return NULL;
+	}
+	n = r.b.p != NULL ? pack(r.b.p, limit > 2 * PART_RESERVE ? limit -
+	    PART_RESERVE : limit, parts) : 0;
+	dt_buf_free(&r.b);
+	for (i = 0; i < n; i++)
+		oom |= parts[i] == NULL;
 	/* Number the parts after the first. */
-	for (i = 1; i < nparts; i++) {
+	for (i = 1; !oom && i < n; i++) {
 		struct dt_buf b = {0};
 
 		dt_buf_puts(&b, "<i>");
-		dt_buf_printf(&b, w->part, (int)i + 1, (int)nparts);
-		dt_buf_puts(&b, "</i>\n");
-		dt_buf_puts(&b, parts[i]);
-		if (b.oom)
-			goto oom;
+		dt_buf_printf(&b, tr(&r, "part %d of %d"), (int)i + 1, (int)n);
+		dt_buf_printf(&b, "</i>\n%s", parts[i]);
 		free(parts[i]);
-		parts[i] = b.p;
+		take(&b, &parts[i]);
+		oom = parts[i] == NULL;
+	}
+	if (oom) {
+		for (i = 0; i < n; i++)
+			free(parts[i]);
+		free(parts);
+		return NULL;
 	}
 	return parts;
-oom:
-	dt_buf_free(&cur);
-	lines_free(&l);
-	if (parts != NULL)
-		for (p = parts; *p != NULL; p++)
-			free(*p);
-	free(parts);
-	return NULL;
 }

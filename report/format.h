@@ -1,5 +1,5 @@
 /*
- * format.h: the Telegram message (HTML) made from the summary, in English
+ * format.h: the Telegram report (HTML) made from the summary, in English
  * or Russian, split under Telegram's length limit.
  */
 #ifndef DT_RPT_FORMAT_H
@@ -8,8 +8,6 @@
 #include <stddef.h>
 
 #include <jansson.h>
-
-#include "html.h"
 
 /*
  * Builds the report for summary in lang ("en" or "ru") and splits it at

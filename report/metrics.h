@@ -6,7 +6,7 @@
 
 #include <jansson.h>
 
-#include "html.h"
+#include "buf.h"
 
 struct dt_http;
 
@@ -18,9 +18,8 @@ void dt_rpt_metrics_text(struct dt_buf *b, json_t *summary, int success,
     long long now);
 
 /*
- * Pushes them to url/metrics/job/<job> with POST (so that a failed run
- * leaves the last success time of an earlier one in place).  Returns 0
- * or -1 after logging.
+ * Pushes them to url/metrics/job/<job> with POST.  Returns 0 or -1
+ * after logging.
  */
 int dt_rpt_metrics_push(struct dt_http *h, const char *url, const char *job,
     const char *text, long timeout_ms);

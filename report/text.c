@@ -1,53 +1,32 @@
 /*
- * text.c: topic normalisation and clipping (text.h).
+ * text.c: making untrusted text fit to count and to show (text.h).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "text.h"
 #include "counters.h"
+#include "text.h"
 #include "utf8.h"
 
 /*
- * Decodes one UTF-8 character at s (n bytes left).  Returns its code
- * point and stores its length in *len; an invalid sequence is U+FFFD of
- * length 1.
+ * Decodes the character at s (n bytes left) into *c and returns its
+ * length; a byte that starts no valid character is U+FFFD of length 1.
  */
-static uint32_t
-utf8_next(const unsigned char *s, size_t n, size_t *len)
+static size_t
+next_char(const char *s, size_t n, uint32_t *c)
 {
-	uint32_t c = s[0], min;
-	size_t k, i;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t k = utf8_seq(u, n), i;
 
-	*len = 1;
-	if (c < 0x80)
-		return c;
-	if (c >= 0xC2 && c <= 0xDF) {
-		k = 2;
-		c &= 0x1F;
-		min = 0x80;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		k = 3;
-		c &= 0x0F;
-		min = 0x800;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		k = 4;
-		c &= 0x07;
-		min = 0x10000;
-	} else
-		return 0xFFFD;
-	if (n < k)
-		return 0xFFFD;
-	for (i = 1; i < k; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0xFFFD;
-		c = (c << 6) | (s[i] & 0x3F);
+	if (k == 0) {
+		*c = 0xFFFD;
+		return 1;
 	}
-	if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-		return 0xFFFD;
-	*len = k;
-	return c;
+	*c = k == 1 ? u[0] : u[0] & (0xFFu >> (k + 1));
+	for (i = 1; i < k; i++)
+		*c = (*c << 6) | (u[i] & 0x3F);
+	return k;
 }
 
 /* 1: white space; 2: invisible control to drop; 0: ordinary. */
@@ -66,14 +45,12 @@ char_class(uint32_t c)
 	return 0;
 }
 
+/* Latin and Cyrillic capitals made small. */
 static uint32_t
 fold(uint32_t c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c + 32;
-	if (c >= 0xC0 && c <= 0xDE && c != 0xD7)
-		return c + 32;
-	if (c >= 0x410 && c <= 0x42F)
+	if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE && c != 0xD7) ||
+	    (c >= 0x410 && c <= 0x42F))
 		return c + 32;
 	if (c >= 0x400 && c <= 0x40F)
 		return c + 80;
@@ -83,39 +60,19 @@ fold(uint32_t c)
 size_t
 dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t o = 0, k, max;
+	size_t o = 0, k, m, max = len - 1;
+	char tmp[4];
+	uint32_t c;
 	int space = 0;
 
-	max = len - 1 < DT_RPT_KEY_MAX ? len - 1 : DT_RPT_KEY_MAX;
-	while (n > 0) {
-		uint32_t c;
-		char tmp[4];
-		size_t m;
-
-		/* Plain ASCII letters and digits, the common case. */
-		if (*p > 0x20 && *p < 0x7F) {
-			if (o + space + 1 > max)
-				break;
-			if (space)
-				buf[o++] = ' ';
-			space = 0;
-			buf[o++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 :
-			    *p);
-			p++;
-			n--;
-			continue;
-		}
-		c = utf8_next(p, n, &k);
-		p += k;
-		n -= k;
-		switch (char_class(c)) {
-		case 1:
+	if (max > DT_RPT_KEY_MAX)
+		max = DT_RPT_KEY_MAX;
+	for (; n > 0; s += k, n -= k) {
+		k = next_char(s, n, &c);
+		if (char_class(c) == 1)
 			space = o > 0;
+		if (char_class(c) != 0)
 			continue;
-		case 2:
-			continue;
-		}
 		m = utf8_put(tmp, fold(c));
 		if (o + space + m > max)
 			break;
@@ -129,32 +86,64 @@ dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len)
 	return o;
 }
 
-/* The clipped copy the report shows: see text.h. */
 char *
 dt_rpt_clip(const char *s, size_t max_chars, char *buf, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s), o = 0, k, chars = 0;
+	size_t n = strlen(s), o = 0, chars = 0;
+	uint32_t c;
 
 	while (n > 0) {
-		uint32_t c = utf8_next(p, n, &k);
-		char tmp[4];
-		size_t m;
+		size_t k = next_char(s, n, &c);
 
 		if (chars == max_chars || o + 4 + 3 + 1 > len) {
 			memcpy(buf + o, "\xE2\x80\xA6", 3); /* … */
 			o += 3;
 			break;
 		}
-		p += k;
+		s += k;
 		n -= k;
-		if (char_class(c) != 0)
-			c = ' ';
-		m = utf8_put(tmp, c);
-		memcpy(buf + o, tmp, m);
-		o += m;
+		o += utf8_put(buf + o, char_class(c) != 0 ? ' ' : c);
 		chars++;
 	}
 	buf[o] = '\0';
 	return buf;
+}
+
+void
+dt_rpt_buf_html(struct dt_buf *b, const char *s, size_t n)
+{
+	static const char special[] = "<>&\"";
+	static const char *const ent[] = {"&lt;", "&gt;", "&amp;", "&quot;"};
+	const char *e;
+	size_t i, start = 0;
+
+	for (i = 0; i < n; i++) {
+		if (s[i] == '\0' || (e = strchr(special, s[i])) == NULL)
+			continue;
+		dt_buf_add(b, s + start, i - start);
+		dt_buf_puts(b, ent[e - special]);
+		start = i + 1;
+	}
+	dt_buf_add(b, s + start, n - start);
+}
+
+size_t
+dt_rpt_html_utf16(const char *html, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)html;
+	size_t i, units = 0;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] == '<' || p[i] == '&') {
+			unsigned char end = p[i] == '<' ? '>' : ';';
+
+			units += p[i] == '&';
+			while (i < n && p[i] != end)
+				i++;
+		} else if (p[i] < 0x80 || (p[i] >= 0xC0 && p[i] < 0xF0))
+			units++;
+		else if (p[i] >= 0xF0)
+			units += 2;
+	}
+	return units;
 }

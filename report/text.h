@@ -1,10 +1,13 @@
 /*
- * text.h: making untrusted text fit to count and to show.
+ * text.h: making untrusted text fit to count and to show: topics,
+ * clipped names and messages, Telegram's HTML.
  */
 #ifndef DT_RPT_TEXT_H
 #define DT_RPT_TEXT_H
 
 #include <stddef.h>
+
+#include "buf.h"
 
 /*
  * Normalises a topic (s, n bytes) into buf (len >= DT_RPT_KEY_MAX + 1):
@@ -21,5 +24,14 @@ size_t dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len);
  * with "…".  Returns buf.
  */
 char *dt_rpt_clip(const char *s, size_t max_chars, char *buf, size_t len);
+
+/* Appends the n bytes at s to b with HTML's <, >, & and " escaped. */
+void dt_rpt_buf_html(struct dt_buf *b, const char *s, size_t n);
+
+/*
+ * The length Telegram gives the text after parsing the HTML html (tags
+ * not counted, an entity one character), in UTF-16 code units.
+ */
+size_t dt_rpt_html_utf16(const char *html, size_t n);
 
 #endif

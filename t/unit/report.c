@@ -7,11 +7,9 @@
  */
 #include "../../report/format.c"
 #include "../../report/counters.c"
-#include "../../report/html.c"
 #include "../../report/summary.c"
 #include "../../report/tally.c"
 #include "../../report/text.c"
-#include "../../report/words.c"
 
 static int failures;
 
