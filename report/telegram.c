@@ -8,6 +8,7 @@
  * part of the URL path; the URL is only ever logged through
  * dt_http_safe_url() and the token is a registered secret besides.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,27 +34,15 @@ enum {
 int
 dt_rpt_tg_chat_ok(const char *chat)
 {
-	size_t i, n = strlen(chat);
+	size_t n = strlen(chat), digits;
 
-	if (n >= 2 && chat[0] == '@') {
-		if (n < 5 || n > 33 || !((chat[1] >= 'a' && chat[1] <= 'z') ||
-		    (chat[1] >= 'A' && chat[1] <= 'Z')))
-			return -1;
-		for (i = 2; i < n; i++)
-			if (!((chat[i] >= 'a' && chat[i] <= 'z') ||
-			    (chat[i] >= 'A' && chat[i] <= 'Z') ||
-			    (chat[i] >= '0' && chat[i] <= '9') ||
-			    chat[i] == '_'))
-				return -1;
-		return 0;
-	}
-	i = chat[0] == '-' ? 1 : 0;
-	if (n == i || n - i > 19)
-		return -1;
-	for (; i < n; i++)
-		if (chat[i] < '0' || chat[i] > '9')
-			return -1;
-	return 0;
+	if (chat[0] == '@')
+		return n >= 5 && n <= 33 && isalpha((unsigned char)chat[1]) &&
+		    strspn(chat + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+		    "OPQRSTUVWXYZ0123456789_") == n - 1 ? 0 : -1;
+	digits = strspn(chat + (chat[0] == '-'), "0123456789");
+	return digits > 0 && digits <= 19 && chat[(chat[0] == '-') +
+	    digits] == '\0' ? 0 : -1;
 }
 
 /* A chat id as Telegram takes it: a number, or the @username string. */
@@ -104,6 +93,51 @@ read_answer(const struct dt_http_resp *r, char *desc, size_t len,
 	return ok;
 }
 
+/* One call to the Bot API and Telegram's answer. */
+struct call {
+	struct dt_http_resp resp;
+	char desc[400];         /* Telegram's description */
+	char why[512];          /* what went wrong, for the log */
+	long retry_after;       /* parameters.retry_after, or -1 */
+	long long migrate;      /* parameters.migrate_to_chat_id, or 0 */
+};
+
+/*
+ * Calls url once with the JSON body (NULL: a GET) under the policy pol.
+ * Returns 1 when Telegram answered ok:true with HTTP 200, else 0 with
+ * c->why set.  Clear c->resp after the last call.
+ */
+static int
+call_once(struct dt_http *h, const struct dt_rpt_tg *tg, const char *url,
+    const char *body, const struct dt_http_policy *pol, struct call *c)
+{
+	static const char *const headers[] = {
+	    "Content-Type: application/json", "Accept: application/json",
+	    NULL};
+	struct dt_http_req req = {
+		.method = body != NULL ? "POST" : "GET", .url = url,
+		.headers = headers, .body = body,
+		.body_len = body != NULL ? strlen(body) : 0,
+		.timeout_ms = tg->timeout_ms,
+	};
+	int ok = 0;
+
+	dt_http_resp_clear(&c->resp);
+	dt_http_once(h, &req, pol, &c->resp);
+	c->desc[0] = '\0';
+	c->retry_after = -1;
+	c->migrate = 0;
+	if (c->resp.result != DT_HTTP_OK) {
+		snprintf(c->why, sizeof(c->why), "%s", c->resp.error);
+		return 0;
+	}
+	ok = read_answer(&c->resp, c->desc, sizeof(c->desc), &c->retry_after,
+	    &c->migrate) && c->resp.status == 200;
+	snprintf(c->why, sizeof(c->why), "HTTP %ld: %s", c->resp.status,
+	    c->desc[0] ? c->desc : "(no description)");
+	return ok;
+}
+
 /*
  * Obeys the retry policy after an answer that did not send the message:
  * returns 0 with *wait set to send again, else the exit status after
@@ -111,8 +145,7 @@ read_answer(const struct dt_http_resp *r, char *desc, size_t len,
  */
 static int
 retry_or_fail(const struct dt_rpt_tg *tg, const struct dt_http_policy *pol,
-    struct dt_http_resp *resp, long retry_after, int try, long long spent,
-    const char *what, const char *why, long *wait)
+    struct call *c, int try, long long spent, const char *what, long *wait)
 {
 	struct dt_retry r;
 	int answer;
@@ -121,33 +154,33 @@ retry_or_fail(const struct dt_rpt_tg *tg, const struct dt_http_policy *pol,
 	 * Telegram's flood control says how long to wait in the body; an
 	 * HTTP 200 that is not ok:true is an outage.
 	 */
-	if (resp->status == 429 && retry_after >= 0)
-		resp->retry_after_ms = retry_after * 1000;
-	answer = dt_retry_answer(resp);
-	if (answer == DT_ANSWER_OK && resp->status == 200)
+	if (c->resp.status == 429 && c->retry_after >= 0)
+		c->resp.retry_after_ms = c->retry_after * 1000;
+	answer = dt_retry_answer(&c->resp);
+	if (answer == DT_ANSWER_OK && c->resp.status == 200)
 		answer = DT_ANSWER_OUTAGE;
-	dt_retry_check(pol, resp, answer, try, spent, &r);
+	dt_retry_check(pol, &c->resp, answer, try, spent, &r);
 	if (answer != DT_ANSWER_OUTAGE) {
-		dt_error("telegram: sendMessage%s: %s", what, why);
-		return resp->result == DT_HTTP_OK && resp->status >= 400 &&
-		    resp->status < 500 ? DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
+		dt_error("telegram: sendMessage%s: %s", what, c->why);
+		return c->resp.result == DT_HTTP_OK && c->resp.status >= 400 &&
+		    c->resp.status < 500 ? DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
 	}
 	if (r.gave_up == DT_RETRY_TRIES)
 		dt_error("telegram: sendMessage%s: %s; giving up after %d "
-		    "tries", what, why, try);
+		    "tries", what, c->why, try);
 	else if (r.gave_up == DT_RETRY_TIME)
 		dt_error("telegram: sendMessage%s: %s; giving up: waiting "
 		    "%.1f s more would pass the %.0f s retry limit "
-		    "(DT_REPORT_RETRY_SECONDS)", what, why, r.wait_ms / 1000.0,
-		    tg->budget_ms / 1000.0);
+		    "(DT_REPORT_RETRY_SECONDS)", what, c->why,
+		    r.wait_ms / 1000.0, tg->budget_ms / 1000.0);
 	else {
 		dt_warn("telegram: sendMessage%s: %s; retrying in %.1f s (%d "
-		    "of %d tries left)", what, why, r.wait_ms / 1000.0,
+		    "of %d tries left)", what, c->why, r.wait_ms / 1000.0,
 		    MAX_TRIES - try, MAX_TRIES);
 		*wait = r.wait_ms;
 		return 0;
 	}
-	return resp->status == 429 ? DT_EXIT_TEMPFAIL : DT_EXIT_UNAVAILABLE;
+	return c->resp.status == 429 ? DT_EXIT_TEMPFAIL : DT_EXIT_UNAVAILABLE;
 }
 
 /*
@@ -157,62 +190,33 @@ retry_or_fail(const struct dt_rpt_tg *tg, const struct dt_http_policy *pol,
  */
 static int
 send_one(struct dt_http *h, const struct dt_rpt_tg *tg, const char *url,
-    const char *body, int part, int nparts, long long *migrate)
+    const char *body, const char *what, long long *migrate)
 {
-	static const char *const headers[] = {
-	    "Content-Type: application/json", "Accept: application/json",
-	    NULL};
 	struct dt_http_policy pol = {
 		.max_tries = MAX_TRIES, .base_ms = 1000, .cap_ms = 30000,
 		.max_total_ms = tg->budget_ms, .max_response = 1 << 20,
 	};
-	struct dt_http_req req = {
-		.method = "POST", .url = url, .headers = headers,
-		.body = body, .body_len = strlen(body),
-		.timeout_ms = tg->timeout_ms,
-	};
-	struct dt_http_resp resp = {0};
+	struct call c = {0};
 	long long start = dt_now_ms();
-	char desc[400], why[512], what[48];
-	long retry_after, wait;
-	int try, kind = 0, status = DT_EXIT_UNAVAILABLE;
+	long wait;
+	int try, rc;
 
-	if (nparts > 1)
-		snprintf(what, sizeof(what), " (message %d of %d)", part,
-		    nparts);
-	else
-		what[0] = '\0';
 	for (try = 1;; try++) {
-		int ok = 0;
-
-		dt_http_once(h, &req, &pol, &resp);
-		desc[0] = '\0';
-		retry_after = -1;
-		*migrate = 0;
-		if (resp.result == DT_HTTP_OK)
-			ok = read_answer(&resp, desc, sizeof(desc),
-			    &retry_after, migrate);
-		if (ok && resp.status == 200) {
-			kind = TG_SENT;
-			break;
+		if (call_once(h, tg, url, body, &pol, &c))
+			rc = TG_SENT;
+		else if (c.resp.result == DT_HTTP_OK && c.resp.status == 400 &&
+		    c.migrate != 0)
+			rc = TG_MIGRATED;
+		else if ((rc = retry_or_fail(tg, &pol, &c, try, dt_now_ms() -
+		    start, what, &wait)) == 0) {
+			dt_sleep_ms(wait);
+			continue;
 		}
-		if (resp.result != DT_HTTP_OK)
-			snprintf(why, sizeof(why), "%s", resp.error);
-		else
-			snprintf(why, sizeof(why), "HTTP %ld: %s", resp.status,
-			    desc[0] ? desc : "(no description)");
-		if (resp.result == DT_HTTP_OK && resp.status == 400 &&
-		    *migrate != 0) {
-			kind = TG_MIGRATED;
-			break;
-		}
-		if ((status = retry_or_fail(tg, &pol, &resp, retry_after, try,
-		    dt_now_ms() - start, what, why, &wait)) != 0)
-			break;
-		dt_sleep_ms(wait);
+		break;
 	}
-	dt_http_resp_clear(&resp);
-	return kind != 0 ? kind : status;
+	*migrate = c.migrate;
+	dt_http_resp_clear(&c.resp);
+	return rc;
 }
 
 /* The request body for one message. */
@@ -241,7 +245,8 @@ int
 dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, char **msgs,
     int silent, int *sent)
 {
-	char url[2048], chat[32];
+	char url[2048], chat[32], what[48] = "";
+	long long migrate;
 	int i, n, rc, migrated = 0;
 
 	*sent = 0;
@@ -254,29 +259,30 @@ dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, char **msgs,
 	}
 	snprintf(chat, sizeof(chat), "%s", tg->chat_id);
 	for (i = 0; i < n; i++) {
-		long long migrate = 0;
 		char *body = message_body(tg, chat, msgs[i], silent || i > 0);
 
 		if (body == NULL) {
 			dt_error("out of memory");
 			return DT_EXIT_UNAVAILABLE;
 		}
-		rc = send_one(h, tg, url, body, i + 1, n, &migrate);
+		if (n > 1)
+			snprintf(what, sizeof(what), " (message %d of %d)",
+			    i + 1, n);
+		rc = send_one(h, tg, url, body, what, &migrate);
 		free(body);
-		if (rc == TG_MIGRATED && !migrated) {
-			snprintf(chat, sizeof(chat), "%lld", migrate);
-			dt_warn("telegram: chat %s was upgraded to a "
-			    "supergroup; sending to %s instead: set "
-			    "TELEGRAM_CHAT_ID=%s",
-			    tg->chat_id, chat, chat);
-			migrated = 1;
-			i--;
-			continue;
-		}
-		if (rc == TG_MIGRATED) {
+		if (rc == TG_MIGRATED && migrated) {
 			dt_error("telegram: sendMessage: chat %s moved again",
 			    chat);
 			return DT_EXIT_CONFIG;
+		}
+		if (rc == TG_MIGRATED) {
+			snprintf(chat, sizeof(chat), "%lld", migrate);
+			dt_warn("telegram: chat %s was upgraded to a "
+			    "supergroup; sending to %s instead: set "
+			    "TELEGRAM_CHAT_ID=%s", tg->chat_id, chat, chat);
+			migrated = 1;
+			i--;
+			continue;
 		}
 		if (rc != TG_SENT) {
 			if (i + 1 < n)
@@ -291,124 +297,89 @@ dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, char **msgs,
 
 /*
  * Calls one Bot API method with a JSON body (NULL: none) once.  Returns
- * 1 with a new reference to "result" in *result when Telegram said ok,
- * else 0 with what went wrong in why and *status set to 0 (no answer)
- * or the HTTP status.
+ * a new reference to its "result" when Telegram said ok, else NULL with
+ * c->why set and c->resp.status 0 (no answer) or the HTTP status.
  */
-static int
-tg_call(struct dt_http *h, const struct dt_rpt_tg *tg, const char *method,
-    const char *body, json_t **result, long *status, char *why, size_t len)
+static json_t *
+call_method(struct dt_http *h, const struct dt_rpt_tg *tg,
+    const char *method, const char *body, struct call *c)
 {
-	static const char *const headers[] = {
-	    "Content-Type: application/json", "Accept: application/json",
-	    NULL};
-	struct dt_http_policy pol = {
-		.max_tries = 1, .base_ms = 1000, .cap_ms = 1000,
-		.max_total_ms = 0, .max_response = 1 << 20,
-	};
-	struct dt_http_req req = {
-		.method = body != NULL ? "POST" : "GET", .headers = headers,
-		.body = body, .body_len = body != NULL ? strlen(body) : 0,
-		.timeout_ms = tg->timeout_ms,
-	};
-	struct dt_http_resp resp = {0};
-	char url[2048], desc[400];
-	long retry_after;
-	long long migrate;
-	json_t *o;
-	int ok = 0;
+	struct dt_http_policy pol = {.max_tries = 1, .base_ms = 1000,
+	    .cap_ms = 1000, .max_response = 1 << 20};
+	char url[2048];
+	json_t *o, *result = NULL;
+	size_t n;
 
-	*result = NULL;
-	*status = 0;
 	if ((size_t)snprintf(url, sizeof(url), "%s/bot%s/%s", tg->api_url,
 	    tg->token, method) >= sizeof(url)) {
-		snprintf(why, len, "TELEGRAM_API_URL is too long");
-		return 0;
+		snprintf(c->why, sizeof(c->why), "TELEGRAM_API_URL is too long");
+		return NULL;
 	}
-	req.url = url;
-	dt_http_once(h, &req, &pol, &resp);
-	if (resp.result != DT_HTTP_OK) {
-		snprintf(why, len, "%s", resp.error);
-		goto out;
-	}
-	*status = resp.status;
-	if (resp.status == 200 && read_answer(&resp, desc, sizeof(desc),
-	    &retry_after, &migrate) && (o = json_loads(resp.body, 0,
-	    NULL)) != NULL) {
-		*result = json_incref(json_object_get(o, "result"));
+	if (call_once(h, tg, url, body, &pol, c) && (o = json_loads(
+	    c->resp.body, 0, NULL)) != NULL) {
+		result = json_incref(json_object_get(o, "result"));
 		json_decref(o);
-		ok = *result != NULL;
 	}
-	if (!ok) {
-		read_answer(&resp, desc, sizeof(desc), &retry_after, &migrate);
-		if (migrate != 0)
-			snprintf(why, len, "HTTP %ld: %s (the new id is %lld)",
-			    resp.status, desc[0] ? desc : "(no description)",
-			    migrate);
-		else
-			snprintf(why, len, "HTTP %ld: %s", resp.status,
-			    desc[0] ? desc : "(no description)");
-	}
-out:
-	dt_http_resp_clear(&resp);
-	return ok;
+	if (result == NULL && c->migrate != 0 && (n = strlen(c->why)) <
+	    sizeof(c->why))
+		snprintf(c->why + n, sizeof(c->why) - n, " (the new id is "
+		    "%lld)", c->migrate);
+	return result;
 }
 
 int
 dt_rpt_tg_preflight(struct dt_http *h, const struct dt_rpt_tg *tg,
     char *line, size_t len)
 {
-	json_t *me = NULL, *chat = NULL, *o;
-	char why[600], *body, name[160];
-	const char *user, *title;
-	long status;
-	int rc;
+	struct call c = {0};
+	json_t *me, *chat = NULL, *o = json_pack("{so}", "chat_id",
+	    chat_json(tg->chat_id));
+	char *body = json_dumps(o, JSON_COMPACT), name[160];
+	const char *title, *type;
+	int refused, rc = DT_EXIT_UNAVAILABLE;
 
-	if (!tg_call(h, tg, "getMe", NULL, &me, &status, why, sizeof(why))) {
-		if (status == 401 || status == 404)
+	json_decref(o);
+	if ((me = call_method(h, tg, "getMe", NULL, &c)) == NULL) {
+		if (c.resp.status == 401 || c.resp.status == 404)
 			snprintf(line, len, "TELEGRAM_BOT_TOKEN: Telegram does "
-			    "not know this bot token (getMe: %s)", why);
+			    "not know this bot token (getMe: %s)", c.why);
 		else
 			snprintf(line, len, "TELEGRAM_API_URL: Telegram cannot "
-			    "be reached (getMe: %s)", why);
-		return status >= 400 && status < 500 && status != 429 ?
-		    DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
-	}
-	user = json_string_value(json_object_get(me, "username"));
-	snprintf(name, sizeof(name), "@%s", user != NULL ? user : "?");
-	o = json_object();
-	json_object_set_new(o, "chat_id", chat_json(tg->chat_id));
-	body = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (body == NULL) {
-		json_decref(me);
-		snprintf(line, len, "out of memory");
-		return DT_EXIT_UNAVAILABLE;
-	}
-	if (!tg_call(h, tg, "getChat", body, &chat, &status, why,
-	    sizeof(why))) {
-		if (status >= 400 && status < 500 && status != 429) {
-			snprintf(line, len, "TELEGRAM_CHAT_ID: bot %s cannot see "
-			    "chat %s (getChat: %s); add the bot to the chat, or "
-			    "fix the id", name, tg->chat_id, why);
+			    "be reached (getMe: %s)", c.why);
+		if (c.resp.status >= 400 && c.resp.status < 500 &&
+		    c.resp.status != 429)
 			rc = DT_EXIT_CONFIG;
-		} else {
-			snprintf(line, len, "TELEGRAM_API_URL: Telegram cannot "
-			    "be reached (getChat: %s)", why);
-			rc = DT_EXIT_UNAVAILABLE;
-		}
 		goto out;
 	}
-	title = json_string_value(json_object_get(chat, "title"));
-	if (title == NULL)
+	title = json_string_value(json_object_get(me, "username"));
+	snprintf(name, sizeof(name), "@%s", title != NULL ? title : "?");
+	if (body == NULL) {
+		snprintf(line, len, "out of memory");
+		goto out;
+	}
+	if ((chat = call_method(h, tg, "getChat", body, &c)) == NULL) {
+		refused = c.resp.status >= 400 && c.resp.status < 500 &&
+		    c.resp.status != 429;
+		if (refused)
+			snprintf(line, len, "TELEGRAM_CHAT_ID: bot %s cannot "
+			    "see chat %s (getChat: %s); add the bot to the "
+			    "chat, or fix the id", name, tg->chat_id, c.why);
+		else
+			snprintf(line, len, "TELEGRAM_API_URL: Telegram cannot "
+			    "be reached (getChat: %s)", c.why);
+		rc = refused ? DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
+		goto out;
+	}
+	if ((title = json_string_value(json_object_get(chat, "title"))) ==
+	    NULL)
 		title = json_string_value(json_object_get(chat, "first_name"));
+	type = json_string_value(json_object_get(chat, "type"));
 	snprintf(line, len, "bot %s, chat %s (%s%s%s%s)", name, tg->chat_id,
-	    json_string_value(json_object_get(chat, "type")) != NULL ?
-	    json_string_value(json_object_get(chat, "type")) : "chat",
-	    title != NULL ? " \"" : "", title != NULL ? title : "",
-	    title != NULL ? "\"" : "");
+	    type != NULL ? type : "chat", title != NULL ? " \"" : "",
+	    title != NULL ? title : "", title != NULL ? "\"" : "");
 	rc = DT_EXIT_OK;
 out:
+	dt_http_resp_clear(&c.resp);
 	free(body);
 	json_decref(me);
 	json_decref(chat);
