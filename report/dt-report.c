@@ -26,7 +26,6 @@
 #include "format.h"
 #include "ledger.h"
 #include "metrics.h"
-#include "shard.h"
 #include "summary.h"
 #include "settings.h"
 #include "telegram.h"

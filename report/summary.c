@@ -1,6 +1,6 @@
 /*
- * summary.c: the run summary from the tally (summary.h; its keys are in
- * docs/report.md).
+ * summary.c: the run summary from the tally, and a shard's summary merged
+ * back into a tally (summary.h; the keys are in docs/report.md).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "exit.h"
+#include "log.h"
 #include "summary.h"
 
 static json_t *
@@ -16,96 +18,94 @@ named_obj(const struct dt_rpt_named *tab, int n)
 	json_t *o = json_object();
 	int i;
 
-	for (i = 0; o != NULL && i < n; i++)
+	for (i = 0; i < n; i++)
 		if (tab[i].n > 0)
 			json_object_set_new(o, tab[i].name,
 			    json_integer((json_int_t)tab[i].n));
 	return o;
 }
 
-static double
-round_to(double v, double unit)
+static json_t *
+rounded(double v, double unit)
 {
-	return round(v / unit) * unit;
+	return json_real(round(v / unit) * unit);
+}
+
+/* An enum field's counts and shares of every value, "other" last. */
+static void
+enum_json(json_t *o, const struct dt_rpt_field *f)
+{
+	json_t *counts = json_object(), *shares = json_object();
+	uint64_t shown = f->other;
+	int j;
+
+	for (j = 0; j < f->nvalues; j++) {
+		shown += f->counts[j];
+		json_object_set_new(counts, f->values[j],
+		    json_integer((json_int_t)f->counts[j]));
+	}
+	if (f->other > 0)
+		json_object_set_new(counts, "other",
+		    json_integer((json_int_t)f->other));
+	for (j = 0; j < f->nvalues && shown > 0; j++)
+		json_object_set_new(shares, f->values[j], rounded(
+		    (double)f->counts[j] / (double)shown, 1e-4));
+	if (f->other > 0)
+		json_object_set_new(shares, "other", rounded(
+		    (double)f->other / (double)shown, 1e-4));
+	json_object_set_new(o, "counts", counts);
+	json_object_set_new(o, "shares", shares);
+}
+
+/* A label or topics field: its top values, the total, "other". */
+static void
+top_json(json_t *o, const struct dt_rpt_field *f, size_t top)
+{
+	const struct dt_rpt_topk_item *items[1000];
+	json_t *arr = json_array();
+	uint64_t shown = 0;
+	size_t n, i;
+	int label = f->kind == DT_RPT_FIELD_LABEL;
+
+	n = dt_rpt_topk_top(&f->topk, items, label ? 5 : top);
+	for (i = 0; i < n; i++) {
+		json_t *e = json_pack("{sssI}", "value", items[i]->key,
+		    "count", (json_int_t)items[i]->count);
+
+		if (!label)
+			json_object_set_new(e, "error",
+			    json_integer((json_int_t)items[i]->err));
+		json_array_append_new(arr, e);
+		shown += items[i]->count;
+	}
+	json_object_set_new(o, "top", arr);
+	json_object_set_new(o, "total", json_integer((json_int_t)
+	    f->topk.total));
+	if (label)
+		json_object_set_new(o, "other", json_integer((json_int_t)
+		    (f->topk.total > shown ? f->topk.total - shown : 0)));
+	json_object_set_new(o, "approximate",
+	    json_boolean(f->topk.evictions > 0));
 }
 
 static json_t *
 field_json(const struct dt_rpt_field *f, size_t top)
 {
-	const struct dt_rpt_topk_item *items[1000];
-	json_t *o = json_object(), *counts, *shares, *arr;
-	uint64_t shown = 0;
-	size_t n, i;
-	int j;
+	static const char *const kinds[] = {"", "enum", "label", "topics",
+	    "items", "mean"};
+	json_t *o = json_pack("{ss}", "kind", kinds[f->kind]);
 
-	if (o == NULL)
-		return NULL;
-	switch (f->kind) {
-	case DT_RPT_FIELD_ENUM:
-		json_object_set_new(o, "kind", json_string("enum"));
-		counts = json_object();
-		shares = json_object();
-		for (j = 0; j < f->nvalues; j++) {
-			shown += f->counts[j];
-			json_object_set_new(counts, f->values[j],
-			    json_integer((json_int_t)f->counts[j]));
-		}
-		if (f->other > 0)
-			json_object_set_new(counts, "other",
-			    json_integer((json_int_t)f->other));
-		shown += f->other;
-		for (j = 0; j < f->nvalues && shown > 0; j++)
-			json_object_set_new(shares, f->values[j], json_real(
-			    round_to((double)f->counts[j] / (double)shown,
-			    1e-4)));
-		if (f->other > 0)
-			json_object_set_new(shares, "other", json_real(
-			    round_to((double)f->other / (double)shown, 1e-4)));
-		json_object_set_new(o, "counts", counts);
-		json_object_set_new(o, "shares", shares);
-		break;
-	case DT_RPT_FIELD_LABEL:
-	case DT_RPT_FIELD_TOPICS:
-		json_object_set_new(o, "kind", json_string(
-		    f->kind == DT_RPT_FIELD_LABEL ? "label" : "topics"));
-		n = dt_rpt_topk_top(&f->topk, items,
-		    f->kind == DT_RPT_FIELD_LABEL ? 5 : top);
-		arr = json_array();
-		for (i = 0; i < n; i++) {
-			json_t *e = json_object();
-
-			json_object_set_new(e, "value",
-			    json_string(items[i]->key));
-			json_object_set_new(e, "count",
-			    json_integer((json_int_t)items[i]->count));
-			if (f->kind == DT_RPT_FIELD_TOPICS)
-				json_object_set_new(e, "error", json_integer(
-				    (json_int_t)items[i]->err));
-			json_array_append_new(arr, e);
-			shown += items[i]->count;
-		}
-		json_object_set_new(o, "top", arr);
-		json_object_set_new(o, "total",
-		    json_integer((json_int_t)f->topk.total));
-		if (f->kind == DT_RPT_FIELD_LABEL)
-			json_object_set_new(o, "other", json_integer(
-			    (json_int_t)(f->topk.total > shown ?
-			    f->topk.total - shown : 0)));
-		json_object_set_new(o, "approximate",
-		    json_boolean(f->topk.evictions > 0));
-		break;
-	case DT_RPT_FIELD_ITEMS:
-		json_object_set_new(o, "kind", json_string("items"));
+	if (f->kind == DT_RPT_FIELD_ENUM)
+		enum_json(o, f);
+	else if (f->kind == DT_RPT_FIELD_LABEL ||
+	    f->kind == DT_RPT_FIELD_TOPICS)
+		top_json(o, f, top);
+	else if (f->kind == DT_RPT_FIELD_ITEMS)
 		json_object_set_new(o, "items",
 		    json_integer((json_int_t)f->items));
-		break;
-	case DT_RPT_FIELD_MEAN:
-		json_object_set_new(o, "kind", json_string("mean"));
-		json_object_set_new(o, "mean", f->present ? json_real(
-		    round_to(f->sum / (double)f->present, 1e-4)) :
-		    json_null());
-		break;
-	}
+	else
+		json_object_set_new(o, "mean", f->present ? rounded(f->sum /
+		    (double)f->present, 1e-4) : json_null());
 	json_object_set_new(o, "records", json_integer((json_int_t)f->present));
 	return o;
 }
@@ -116,16 +116,13 @@ stages_json(const struct dt_rpt_tally *t)
 	json_t *arr = json_array();
 	int i, j;
 
-	for (i = 0; arr != NULL && i < t->nstages; i++) {
+	for (i = 0; i < t->nstages; i++) {
 		const struct dt_rpt_stage *s = &t->stages[i];
-		json_t *o = json_object(), *msgs = json_array(),
-		    *counts = json_object();
+		json_t *msgs = json_array(), *counts = json_object();
+		json_t *o = json_pack("{sssisbsi}", "stage", s->name, "status",
+		    s->status, "interrupted", s->interrupted, "reports",
+		    s->reports);
 
-		json_object_set_new(o, "stage", json_string(s->name));
-		json_object_set_new(o, "status", json_integer(s->status));
-		json_object_set_new(o, "interrupted",
-		    json_boolean(s->interrupted));
-		json_object_set_new(o, "reports", json_integer(s->reports));
 		if (s->missing)
 			json_object_set_new(o, "missing", json_true());
 		for (j = 0; j < s->nmessages; j++)
@@ -145,75 +142,241 @@ stages_json(const struct dt_rpt_tally *t)
 	return arr;
 }
 
+static json_t *
+latency_json(const struct dt_rpt_hist *h)
+{
+	if (h->n == 0)
+		return json_pack("{sIsnsnsn}", "count", (json_int_t)0, "p50",
+		    "p95", "max");
+	return json_pack("{sIsIsIsI}", "count", (json_int_t)h->n, "p50",
+	    (json_int_t)dt_rpt_hist_quantile(h, 0.50), "p95",
+	    (json_int_t)dt_rpt_hist_quantile(h, 0.95), "max",
+	    (json_int_t)h->max);
+}
+
 json_t *
 dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
     const char *started, const char *finished, double duration_s)
 {
-	json_t *o = json_object(), *lat, *tok, *an, *fields;
-	const char *state;
+	json_t *o, *fields = json_object();
 	int status, i;
+	const char *state = dt_rpt_tally_state(t, &status);
 
+	o = json_pack("{ss?sssiss?ss?sosIsIsIso}", "run_id", run_id, "state",
+	    state, "exit_code", status, "started_at", started, "finished_at",
+	    finished, "duration_s", duration_s >= 0 ? rounded(duration_s,
+	    1e-3) : json_null(), "records", (json_int_t)t->records, "failed",
+	    (json_int_t)t->failed, "bad_lines", (json_int_t)t->bad_lines,
+	    "by_status", named_obj(t->status, t->nstatus));
 	if (o == NULL)
 		return NULL;
-	state = dt_rpt_tally_state(t, &status);
-	json_object_set_new(o, "run_id", run_id ? json_string(run_id) :
-	    json_null());
-	json_object_set_new(o, "state", json_string(state));
-	json_object_set_new(o, "exit_code", json_integer(status));
-	json_object_set_new(o, "started_at", started ? json_string(started) :
-	    json_null());
-	json_object_set_new(o, "finished_at", finished ?
-	    json_string(finished) : json_null());
-	json_object_set_new(o, "duration_s", duration_s >= 0 ?
-	    json_real(round_to(duration_s, 1e-3)) : json_null());
-	json_object_set_new(o, "records",
-	    json_integer((json_int_t)t->records));
-	json_object_set_new(o, "failed", json_integer((json_int_t)t->failed));
-	json_object_set_new(o, "bad_lines",
-	    json_integer((json_int_t)t->bad_lines));
-	json_object_set_new(o, "by_status", named_obj(t->status, t->nstatus));
 	/* Only a run that reused analyses says how many. */
 	if (t->reused > 0)
 		json_object_set_new(o, "reused",
 		    json_integer((json_int_t)t->reused));
-	json_object_set_new(o, "by_error", named_obj(t->kinds, t->nkinds));
-	tok = json_object();
-	json_object_set_new(tok, "prompt",
-	    json_integer((json_int_t)t->prompt_tokens));
-	json_object_set_new(tok, "completion",
-	    json_integer((json_int_t)t->completion_tokens));
-	json_object_set_new(tok, "total",
-	    json_integer((json_int_t)t->total_tokens));
-	json_object_set_new(o, "tokens", tok);
-	json_object_set_new(o, "cost_usd", t->with_cost ?
-	    json_real(round_to(t->cost, 1e-6)) : json_null());
-	lat = json_object();
-	json_object_set_new(lat, "count",
-	    json_integer((json_int_t)t->latency.n));
-	if (t->latency.n > 0) {
-		json_object_set_new(lat, "p50", json_integer((json_int_t)
-		    dt_rpt_hist_quantile(&t->latency, 0.50)));
-		json_object_set_new(lat, "p95", json_integer((json_int_t)
-		    dt_rpt_hist_quantile(&t->latency, 0.95)));
-		json_object_set_new(lat, "max",
-		    json_integer((json_int_t)t->latency.max));
-	} else {
-		json_object_set_new(lat, "p50", json_null());
-		json_object_set_new(lat, "p95", json_null());
-		json_object_set_new(lat, "max", json_null());
-	}
-	json_object_set_new(o, "latency_ms", lat);
-	an = json_object();
-	json_object_set_new(an, "records",
-	    json_integer((json_int_t)t->analyzed));
-	fields = json_object();
 	for (i = 0; i < t->nfields; i++)
 		json_object_set_new(fields, t->fields[i].name,
 		    field_json(&t->fields[i], t->top));
-	json_object_set_new(an, "fields", fields);
-	json_object_set_new(o, "analysis", an);
-	json_object_set_new(o, "stages", stages_json(t));
+	json_object_update_new(o, json_pack("{sos{sIsIsI}sosos{sIso}so}",
+	    "by_error", named_obj(t->kinds, t->nkinds), "tokens", "prompt",
+	    (json_int_t)t->prompt_tokens, "completion",
+	    (json_int_t)t->completion_tokens, "total",
+	    (json_int_t)t->total_tokens, "cost_usd", t->with_cost ?
+	    rounded(t->cost, 1e-6) : json_null(), "latency_ms",
+	    latency_json(&t->latency), "analysis", "records",
+	    (json_int_t)t->analyzed, "fields", fields, "stages",
+	    stages_json(t)));
 	if (t->mixed_runs)
 		json_object_set_new(o, "mixed_run_ids", json_true());
 	return o;
+}
+
+json_t *
+dt_rpt_shard_json(const struct dt_rpt_tally *t)
+{
+	const struct dt_rpt_topk_item **items;
+	json_t *b = json_array(), *fields = json_object(), *c;
+	size_t i, n;
+	int k;
+
+	for (i = 0; i < DT_RPT_HIST_BUCKETS; i++)
+		if (t->latency.count[i] > 0)
+			json_array_append_new(b, json_pack("[II]",
+			    (json_int_t)i, (json_int_t)t->latency.count[i]));
+	for (k = 0; k < t->nfields; k++) {
+		const struct dt_rpt_field *f = &t->fields[k];
+
+		if (f->kind == DT_RPT_FIELD_MEAN)
+			json_object_set_new(fields, f->name, json_pack("{sf}",
+			    "sum", f->sum));
+		if (f->kind != DT_RPT_FIELD_LABEL &&
+		    f->kind != DT_RPT_FIELD_TOPICS)
+			continue;
+		/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers */
+		items = calloc(f->topk.n + 1, sizeof(*items));
+		n = items ? dt_rpt_topk_top(&f->topk, items, f->topk.n) : 0;
+		c = json_array();
+		for (i = 0; i < n; i++)
+			json_array_append_new(c, json_pack("[sII]",
+			    items[i]->key, (json_int_t)items[i]->count,
+			    (json_int_t)items[i]->err));
+		free(items);
+		json_object_set_new(fields, f->name, json_pack("{sosIsI}",
+		    "counters", c, "total", (json_int_t)f->topk.total,
+		    "evictions", (json_int_t)f->topk.evictions));
+	}
+	return json_pack("{s{sIsIso}so}", "latency_hist", "min",
+	    (json_int_t)t->latency.min, "max", (json_int_t)t->latency.max,
+	    "buckets", b, "fields", fields);
+}
+
+/* The whole number at key in o; 0 when it is none or not positive. */
+static uint64_t
+u64_at(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	double d = json_real_value(v);
+
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ?
+		    (uint64_t)json_integer_value(v) : 0;
+	return d > 0 && d < 1.8e19 ? (uint64_t)d : 0;
+}
+
+static void
+merge_named(struct dt_rpt_named *tab, int *n, int max, json_t *obj)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(obj, k, v)
+		dt_rpt_named_find(tab, n, max, k, strlen(k))->n +=
+		    u64_at(obj, k);
+}
+
+static void
+merge_stages(struct dt_rpt_tally *t, json_t *stages)
+{
+	struct dt_rpt_stage *s;
+	json_t *st, *m;
+	size_t i, j;
+	int added;
+
+	json_array_foreach(stages, i, st) {
+		const char *name = json_string_value(json_object_get(st,
+		    "stage"));
+
+		if (name == NULL || (s = dt_rpt_tally_stage(t, name,
+		    &added)) == NULL)
+			continue;
+		s->reports += (int)u64_at(st, "reports");
+		s->status = dt_exit_worse(s->status,
+		    (int)json_integer_value(json_object_get(st, "status")));
+		s->interrupted |= json_is_true(json_object_get(st,
+		    "interrupted"));
+		s->missing |= json_is_true(json_object_get(st, "missing"));
+		json_array_foreach(json_object_get(st, "messages"), j, m)
+			if (json_is_string(m))
+				dt_rpt_stage_message(s, json_string_value(m));
+		dt_rpt_stage_counts(s, json_object_get(st, "counts"));
+	}
+}
+
+static void
+merge_field(struct dt_rpt_field *f, json_t *fj, json_t *internal)
+{
+	json_t *e;
+	const char *k;
+	size_t i;
+	uint64_t listed = 0;
+	int j;
+
+	/* What a kind does not have adds 0. */
+	f->present += u64_at(fj, "records");
+	f->items += u64_at(fj, "items");
+	f->sum += json_number_value(json_object_get(internal, "sum"));
+	for (j = 0; j < f->nvalues; j++)
+		f->counts[j] += u64_at(json_object_get(fj, "counts"),
+		    f->values[j]);
+	if (f->kind == DT_RPT_FIELD_ENUM)
+		f->other += u64_at(json_object_get(fj, "counts"), "other");
+	if (f->kind != DT_RPT_FIELD_LABEL && f->kind != DT_RPT_FIELD_TOPICS)
+		return;
+	json_array_foreach(json_object_get(internal, "counters"), i, e) {
+		if ((k = json_string_value(json_array_get(e, 0))) == NULL)
+			continue;
+		dt_rpt_topk_add(&f->topk, k, strlen(k), (uint64_t)
+		    json_integer_value(json_array_get(e, 1)), (uint64_t)
+		    json_integer_value(json_array_get(e, 2)));
+		listed += (uint64_t)json_integer_value(json_array_get(e, 1));
+	}
+	/* Occurrences the shard's counters no longer held. */
+	if (u64_at(internal, "total") > listed)
+		f->topk.total += u64_at(internal, "total") - listed;
+	f->topk.evictions += u64_at(internal, "evictions");
+}
+
+/* Adds a shard's latency histogram's buckets. */
+static void
+merge_latency(struct dt_rpt_hist *h, json_t *hist)
+{
+	uint64_t lo = u64_at(hist, "min"), hi = u64_at(hist, "max");
+	json_t *b;
+	size_t i;
+
+	json_array_foreach(json_object_get(hist, "buckets"), i, b) {
+		json_int_t at = json_integer_value(json_array_get(b, 0));
+		json_int_t n = json_integer_value(json_array_get(b, 1));
+
+		if (at < 0 || (size_t)at >= DT_RPT_HIST_BUCKETS || n <= 0)
+			continue;
+		if (h->n == 0 || lo < h->min)
+			h->min = lo;
+		if (hi > h->max)
+			h->max = hi;
+		h->count[at] += (uint64_t)n;
+		h->n += (uint64_t)n;
+	}
+}
+
+int
+dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
+{
+	json_t *in = json_object_get(json_object_get(s, "shard"), "internal");
+	json_t *tok = json_object_get(s, "tokens"), *fj;
+	json_t *an = json_object_get(s, "analysis");
+	int k;
+
+	if (!json_is_object(in)) {
+		dt_warn("a shard's summary has no shard part; it is left out");
+		return -1;
+	}
+	t->records += u64_at(s, "records");
+	t->failed += u64_at(s, "failed");
+	t->bad_lines += u64_at(s, "bad_lines");
+	t->reused += u64_at(s, "reused");
+	merge_named(t->status, &t->nstatus, DT_RPT_MAX_STATUS,
+	    json_object_get(s, "by_status"));
+	merge_named(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
+	    json_object_get(s, "by_error"));
+	t->prompt_tokens += u64_at(tok, "prompt");
+	t->completion_tokens += u64_at(tok, "completion");
+	t->total_tokens += u64_at(tok, "total");
+	if (json_is_number(json_object_get(s, "cost_usd"))) {
+		t->cost += json_number_value(json_object_get(s, "cost_usd"));
+		t->with_cost++;
+	}
+	merge_latency(&t->latency, json_object_get(in, "latency_hist"));
+	t->analyzed += u64_at(an, "records");
+	for (k = 0; k < t->nfields; k++)
+		if (json_is_object(fj = json_object_get(json_object_get(an,
+		    "fields"), t->fields[k].name)))
+			merge_field(&t->fields[k], fj, json_object_get(
+			    json_object_get(in, "fields"), t->fields[k].name));
+	merge_stages(t, json_object_get(s, "stages"));
+	if (json_is_true(json_object_get(s, "mixed_run_ids")))
+		t->mixed_runs = 1;
+	dt_rpt_tally_started(t, json_string_value(json_object_get(s,
+	    "started_at")));
+	return 0;
 }

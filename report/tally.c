@@ -12,69 +12,32 @@
 #include "tally.h"
 #include "text.h"
 
-static const char *const default_sentiment[] = {"positive", "neutral",
-    "negative", "mixed"};
-
-static struct dt_rpt_field *
-add_field(struct dt_rpt_tally *t, const char *name, int kind)
-{
-	struct dt_rpt_field *f;
-
-	if (t->nfields >= DT_RPT_MAX_FIELDS)
-		return NULL;
-	f = &t->fields[t->nfields++];
-	memset(f, 0, sizeof(*f));
-	snprintf(f->name, sizeof(f->name), "%s", name);
-	f->kind = kind;
-	return f;
-}
-
-static int
-add_enum_values(struct dt_rpt_field *f, json_t *values)
-{
-	size_t i;
-	json_t *v;
-
-	json_array_foreach(values, i, v) {
-		if (!json_is_string(v) || f->nvalues >= DT_RPT_MAX_ENUM)
-			continue;
-		snprintf(f->values[f->nvalues++], sizeof(f->values[0]), "%s",
-		    json_string_value(v));
-	}
-	return 0;
-}
-
 /* Decides from a property's schema what the report does with it. */
 static int
 field_kind(const char *name, json_t *prop, const char *topics_field,
     json_t **enumv)
 {
 	const char *type = json_string_value(json_object_get(prop, "type"));
-	json_t *items, *ml;
+	json_t *items = json_object_get(prop, "items");
+	json_t *ml = json_object_get(prop, "maxLength");
 
 	*enumv = json_object_get(prop, "enum");
 	if (type == NULL)
 		return 0;
-	if (strcmp(type, "string") == 0) {
-		if (json_is_array(*enumv))
-			return DT_RPT_FIELD_ENUM;
-		/* A short code such as a language: its values are labels. */
-		ml = json_object_get(prop, "maxLength");
-		if (json_is_integer(ml) && json_integer_value(ml) <= 16)
-			return DT_RPT_FIELD_LABEL;
-		return 0;       /* free text: never reported */
-	}
+	if (strcmp(type, "string") == 0 && json_is_array(*enumv))
+		return DT_RPT_FIELD_ENUM;
+	/* A short code such as a language: its values are labels. */
+	if (strcmp(type, "string") == 0)
+		return json_is_integer(ml) && json_integer_value(ml) <= 16 ?
+		    DT_RPT_FIELD_LABEL : 0;
 	if (strcmp(type, "array") == 0) {
-		items = json_object_get(prop, "items");
 		type = json_string_value(json_object_get(items, "type"));
 		if (type == NULL || strcmp(type, "string") != 0)
 			return 0;
 		*enumv = json_object_get(items, "enum");
-		if (json_is_array(*enumv))
-			return DT_RPT_FIELD_ENUM;
-		if (strcmp(name, topics_field) == 0)
-			return DT_RPT_FIELD_TOPICS;
-		return DT_RPT_FIELD_ITEMS;
+		return json_is_array(*enumv) ? DT_RPT_FIELD_ENUM :
+		    strcmp(name, topics_field) == 0 ? DT_RPT_FIELD_TOPICS :
+		    DT_RPT_FIELD_ITEMS;
 	}
 	if ((strcmp(type, "number") == 0 || strcmp(type, "integer") == 0) &&
 	    json_is_number(json_object_get(prop, "minimum")) &&
@@ -83,59 +46,64 @@ field_kind(const char *name, json_t *prop, const char *topics_field,
 	return 0;
 }
 
+/* Adds the schema's property as a field, unless it is not reported. */
+static int
+add_field(struct dt_rpt_tally *t, const char *name, json_t *prop,
+    const char *topics_field)
+{
+	struct dt_rpt_field *f = &t->fields[t->nfields];
+	json_t *enumv, *v;
+	size_t i, cap = t->top * 10 < 100 ? 100 : t->top * 10;
+	int kind = field_kind(name, prop, topics_field, &enumv);
+
+	if (kind == 0)
+		return 0;
+	if (t->nfields == DT_RPT_MAX_FIELDS) {
+		dt_warn("schema: more than %d fields to report; '%s' and later "
+		    "ones are left out", DT_RPT_MAX_FIELDS, name);
+		return -1;
+	}
+	t->nfields++;
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->kind = kind;
+	json_array_foreach(kind == DT_RPT_FIELD_ENUM ? enumv : NULL, i, v)
+		if (json_is_string(v) && f->nvalues < DT_RPT_MAX_ENUM)
+			snprintf(f->values[f->nvalues++], sizeof(f->values[0]),
+			    "%s", json_string_value(v));
+	if ((kind == DT_RPT_FIELD_TOPICS || kind == DT_RPT_FIELD_LABEL) &&
+	    dt_rpt_topk_init(&f->topk, kind == DT_RPT_FIELD_LABEL ? 64 :
+	    cap) < 0) {
+		dt_error("out of memory");
+		return -2;
+	}
+	return 0;
+}
+
 int
 dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
     const char *topics_field)
 {
-	struct dt_rpt_field *f;
+	json_t *props = json_object_get(schema, "properties"), *prop, *own;
 	const char *name;
-	json_t *props, *prop;
-	int i;
+	int rc = 0;
 
 	memset(t, 0, sizeof(*t));
 	t->top = top;
-	props = json_object_get(schema, "properties");
-	if (json_is_object(props)) {
-		json_object_foreach(props, name, prop) {
-			json_t *enumv;
-			int kind = field_kind(name, prop, topics_field, &enumv);
-
-			if (kind == 0)
-				continue;
-			if ((f = add_field(t, name, kind)) == NULL) {
-				dt_warn("schema: more than %d fields to "
-				    "report; '%s' and later ones are left out",
-				    DT_RPT_MAX_FIELDS, name);
-				break;
-			}
-			if (kind == DT_RPT_FIELD_ENUM)
-				add_enum_values(f, enumv);
-		}
-	} else {
-		f = add_field(t, "sentiment", DT_RPT_FIELD_ENUM);
-		for (i = 0; i < 4; i++)
-			snprintf(f->values[f->nvalues++], sizeof(f->values[0]),
-			    "%s", default_sentiment[i]);
-		add_field(t, "language", DT_RPT_FIELD_LABEL);
-		add_field(t, topics_field, DT_RPT_FIELD_TOPICS);
-		add_field(t, "action_items", DT_RPT_FIELD_ITEMS);
-		add_field(t, "confidence", DT_RPT_FIELD_MEAN);
-	}
-	for (i = 0; i < t->nfields; i++) {
-		size_t cap;
-
-		f = &t->fields[i];
-		if (f->kind == DT_RPT_FIELD_TOPICS)
-			cap = top * 10 < 100 ? 100 : top * 10;
-		else if (f->kind == DT_RPT_FIELD_LABEL)
-			cap = 64;
-		else
-			continue;
-		if (dt_rpt_topk_init(&f->topk, cap) < 0) {
-			dt_error("out of memory");
-			dt_rpt_tally_free(t);
-			return -1;
-		}
+	/* Without a schema, dt-analyze's default fields. */
+	own = json_is_object(props) ? NULL : json_pack("{s{ss s[ssss]} "
+	    "s{ss si} s{ss s{ss}} s{ss s{ss}} s{ss si si}}", "sentiment",
+	    "type", "string", "enum", "positive", "neutral", "negative",
+	    "mixed", "language", "type", "string", "maxLength", 16,
+	    topics_field, "type", "array", "items", "type", "string",
+	    "action_items", "type", "array", "items", "type", "string",
+	    "confidence", "type", "number", "minimum", 0, "maximum", 1);
+	json_object_foreach(own != NULL ? own : props, name, prop)
+		if ((rc = add_field(t, name, prop, topics_field)) < 0)
+			break;
+	json_decref(own);
+	if (rc == -2 || (own == NULL && !json_is_object(props))) {
+		dt_rpt_tally_free(t);
+		return -1;
 	}
 	return 0;
 }
@@ -145,9 +113,7 @@ dt_rpt_tally_free(struct dt_rpt_tally *t)
 {
 	int i;
 
-	if (t == NULL)
-		return;
-	for (i = 0; i < t->nfields; i++)
+	for (i = 0; t != NULL && i < t->nfields; i++)
 		dt_rpt_topk_free(&t->fields[i].topk);
 }
 
@@ -193,16 +159,6 @@ number(json_t *v, double *out)
 	return 1;
 }
 
-/* Adds v to *sum when v is a positive number. */
-static void
-add_positive(double *sum, json_t *v)
-{
-	double x;
-
-	if (number(v, &x) && x > 0)
-		*sum += x;
-}
-
 /*
  * A cost: a number, or an object with "total_cost" or else the sum of
  * its "*_cost" members.  Returns 1 with *out set, or 0 when v has none.
@@ -212,43 +168,43 @@ cost_of(json_t *v, double *out)
 {
 	const char *k;
 	json_t *m;
-	double sum = 0, x;
+	double x;
 	int has = 0;
 
-	if (number(v, out))
+	if (number(v, out) || number(json_object_get(v, "total_cost"), out))
 		return 1;
-	if (!json_is_object(v))
-		return 0;
-	if (number(json_object_get(v, "total_cost"), out))
-		return 1;
+	*out = 0;
 	json_object_foreach(v, k, m) {
 		size_t n = strlen(k);
 
 		if (n > 5 && strcmp(k + n - 5, "_cost") == 0 &&
 		    number(m, &x)) {
-			sum += x;
+			*out += x;
 			has = 1;
 		}
 	}
-	*out = sum;
 	return has;
+}
+
+/* The sum of the positive numbers at the keys a and b of u. */
+static double
+positive(json_t *u, const char *a, const char *b)
+{
+	double x, y;
+
+	return (number(json_object_get(u, a), &x) && x > 0 ? x : 0) +
+	    (number(json_object_get(u, b), &y) && y > 0 ? y : 0);
 }
 
 static void
 tally_usage(struct dt_rpt_tally *t, json_t *rec)
 {
 	json_t *u = json_object_get(rec, "usage");
-	double prompt = 0, completion = 0, total, cost;
 	uint64_t p, c;
+	double total, cost;
 
-	if (!json_is_object(u))
-		u = NULL;
-	add_positive(&prompt, json_object_get(u, "prompt_tokens"));
-	add_positive(&prompt, json_object_get(u, "input_tokens"));
-	add_positive(&completion, json_object_get(u, "completion_tokens"));
-	add_positive(&completion, json_object_get(u, "output_tokens"));
-	p = count_of(prompt);
-	c = count_of(completion);
+	p = count_of(positive(u, "prompt_tokens", "input_tokens"));
+	c = count_of(positive(u, "completion_tokens", "output_tokens"));
 	t->prompt_tokens += p;
 	t->completion_tokens += c;
 	t->total_tokens += number(json_object_get(u, "total_tokens"), &total) ?
@@ -261,25 +217,22 @@ tally_usage(struct dt_rpt_tally *t, json_t *rec)
 	}
 }
 
+/* Counts a string of an enum, label or topics field. */
 static void
-tally_topic(struct dt_rpt_field *f, json_t *v)
+tally_string(struct dt_rpt_field *f, json_t *v)
 {
 	char key[DT_RPT_KEY_MAX + 1];
-	size_t n;
-
-	if (json_is_string(v) && (n = dt_rpt_topic_norm(json_string_value(v),
-	    json_string_length(v), key, sizeof(key))) > 0)
-		dt_rpt_topk_add(&f->topk, key, n, 1, 0);
-}
-
-static void
-tally_enum(struct dt_rpt_field *f, json_t *v)
-{
 	size_t n = json_string_length(v);
 	int i;
 
 	if (!json_is_string(v))
 		return;
+	if (f->kind != DT_RPT_FIELD_ENUM) {
+		if ((n = dt_rpt_topic_norm(json_string_value(v), n, key,
+		    sizeof(key))) > 0)
+			dt_rpt_topk_add(&f->topk, key, n, 1, 0);
+		return;
+	}
 	for (i = 0; i < f->nvalues; i++)
 		if (strlen(f->values[i]) == n &&
 		    memcmp(f->values[i], json_string_value(v), n) == 0) {
@@ -299,53 +252,26 @@ tally_value(struct dt_rpt_field *f, json_t *v)
 	size_t j;
 	json_t *item;
 
-	switch (f->kind) {
-	case DT_RPT_FIELD_ENUM:
-		if (json_is_string(v))
-			tally_enum(f, v);
-		else if (json_is_array(v))
-			json_array_foreach(v, j, item)
-				tally_enum(f, item);
-		else
-			return 0;
+	if (json_is_string(v) && (f->kind == DT_RPT_FIELD_ENUM ||
+	    f->kind == DT_RPT_FIELD_LABEL)) {
+		tally_string(f, v);
 		return 1;
-	case DT_RPT_FIELD_LABEL:
-		if (!json_is_string(v))
-			return 0;
-		tally_topic(f, v);
-		return 1;
-	case DT_RPT_FIELD_TOPICS:
-		if (!json_is_array(v))
-			return 0;
+	}
+	if (json_is_array(v) && (f->kind == DT_RPT_FIELD_ENUM ||
+	    f->kind == DT_RPT_FIELD_TOPICS)) {
 		json_array_foreach(v, j, item)
-			tally_topic(f, item);
+			tally_string(f, item);
 		return 1;
-	case DT_RPT_FIELD_ITEMS:
-		if (!json_is_array(v) || json_array_size(v) == 0)
-			return 0;
+	}
+	if (f->kind == DT_RPT_FIELD_ITEMS && json_array_size(v) > 0) {
 		f->items += json_array_size(v);
 		return 1;
-	case DT_RPT_FIELD_MEAN:
-		if (!json_is_number(v))
-			return 0;
+	}
+	if (f->kind == DT_RPT_FIELD_MEAN && json_is_number(v)) {
 		f->sum += json_number_value(v);
 		return 1;
 	}
 	return 0;
-}
-
-static void
-tally_analysis(struct dt_rpt_tally *t, json_t *analysis)
-{
-	int i;
-
-	t->analyzed++;
-	for (i = 0; i < t->nfields; i++) {
-		struct dt_rpt_field *f = &t->fields[i];
-
-		if (tally_value(f, json_object_get(analysis, f->name)))
-			f->present++;
-	}
 }
 
 void
@@ -388,14 +314,20 @@ dt_rpt_stage_counts(struct dt_rpt_stage *s, json_t *counts)
 	}
 }
 
+void
+dt_rpt_tally_started(struct dt_rpt_tally *t, const char *at)
+{
+	if (at != NULL && strlen(at) < sizeof(t->started_at) &&
+	    (t->started_at[0] == '\0' || strcmp(at, t->started_at) < 0))
+		snprintf(t->started_at, sizeof(t->started_at), "%s", at);
+}
+
 static void
 tally_stage(struct dt_rpt_tally *t, json_t *rec, const char *stage)
 {
+	const char *msg = json_string_value(json_object_get(rec, "message"));
 	struct dt_rpt_stage *s;
-	const char *msg, *started;
 	double st;
-	json_t *counts = json_object_get(rec, "counts");
-
 	int added;
 
 	if ((s = dt_rpt_tally_stage(t, stage, &added)) == NULL)
@@ -406,15 +338,12 @@ tally_stage(struct dt_rpt_tally *t, json_t *rec, const char *stage)
 	s->status = dt_exit_worse(s->status, (int)st);
 	if (json_is_true(json_object_get(rec, "interrupted")))
 		s->interrupted = 1;
-	if ((msg = json_string_value(json_object_get(rec, "message"))) !=
-	    NULL && *msg != '\0')
+	if (msg != NULL && *msg != '\0')
 		dt_rpt_stage_message(s, msg);
-	if (json_is_object(counts))
-		dt_rpt_stage_counts(s, counts);
-	started = json_string_value(json_object_get(rec, "started_at"));
-	if (started != NULL && strlen(started) < sizeof(t->started_at) &&
-	    (t->started_at[0] == '\0' || strcmp(started, t->started_at) < 0))
-		snprintf(t->started_at, sizeof(t->started_at), "%s", started);
+	if (json_is_object(json_object_get(rec, "counts")))
+		dt_rpt_stage_counts(s, json_object_get(rec, "counts"));
+	dt_rpt_tally_started(t, json_string_value(json_object_get(rec,
+	    "started_at")));
 }
 
 static void
@@ -430,18 +359,53 @@ tally_run_id(struct dt_rpt_tally *t, json_t *rec)
 		t->mixed_runs = 1;
 }
 
-void
-dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
+/* Whether the n bytes at s are the string lit. */
+static int
+is(const char *s, size_t n, const char *lit)
+{
+	return n == strlen(lit) && memcmp(s, lit, n) == 0;
+}
+
+/* The status, error kind and failure of a record. */
+static void
+tally_status(struct dt_rpt_tally *t, json_t *rec)
 {
 	json_t *status = json_object_get(rec, "status");
 	json_t *error = json_object_get(rec, "error");
-	json_t *analysis = json_object_get(rec, "analysis");
 	json_t *kind = json_object_get(error, "kind");
+	int has_error = error != NULL && !json_is_null(error);
+	const char *st = json_string_value(status);
+	size_t len = json_string_length(status);
+
+	/* Replayed output of an earlier stage has none: derive one. */
+	if (st == NULL) {
+		st = json_is_object(json_object_get(rec, "analysis")) ?
+		    "analyzed" : has_error ? "failed" : "fetched";
+		len = strlen(st);
+	}
+	dt_rpt_named_find(t->status, &t->nstatus, DT_RPT_MAX_STATUS, st,
+	    len)->n++;
+	if (has_error)
+		dt_rpt_named_find(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
+		    json_is_string(kind) ? json_string_value(kind) : "unknown",
+		    json_is_string(kind) ? json_string_length(kind) : 7)->n++;
+	/* Given back to the queue with its attempt is not failed. */
+	if (is(st, len, "failed") || (has_error && !is(st, len, "released")))
+		t->failed++;
+	/* dt-fetch --reuse: an analysis that cost nothing this time. */
+	if (is(st, len, "stored") &&
+	    (json_is_object(json_object_get(rec, "reused")) ||
+	    json_is_object(json_object_get(rec, "same_text"))))
+		t->reused++;
+}
+
+void
+dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
+{
 	const char *stage = json_string_value(json_object_get(rec, "stage"));
-	const char *st;
-	size_t len;
-	int failed, has_error = error != NULL && !json_is_null(error);
+	json_t *analysis = json_object_get(rec, "analysis");
 	double latency;
+	int i;
 
 	tally_run_id(t, rec);
 	if (stage != NULL && json_object_get(rec, "id") == NULL) {
@@ -449,41 +413,18 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 		return;
 	}
 	t->records++;
-	if (json_is_string(status)) {
-		st = json_string_value(status);
-		len = json_string_length(status);
-	} else {
-		/* Replayed output of an earlier stage has none: derive one. */
-		st = json_is_object(analysis) ? "analyzed" : has_error ?
-		    "failed" : "fetched";
-		len = strlen(st);
-	}
-	dt_rpt_named_find(t->status, &t->nstatus, DT_RPT_MAX_STATUS, st,
-	    len)->n++;
-	failed = len == 6 && memcmp(st, "failed", 6) == 0;
-	if (has_error) {
-		if (!json_is_string(kind))
-			kind = NULL;
-		dt_rpt_named_find(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
-		    kind ? json_string_value(kind) : "unknown",
-		    kind ? json_string_length(kind) : 7)->n++;
-		/* Given back to the queue with its attempt is not failed. */
-		if (!(len == 8 && memcmp(st, "released", 8) == 0))
-			failed = 1;
-	}
-	if (failed)
-		t->failed++;
-	/* dt-fetch --reuse: an analysis that cost nothing this time. */
-	if (len == 6 && memcmp(st, "stored", 6) == 0 &&
-	    (json_is_object(json_object_get(rec, "reused")) ||
-	    json_is_object(json_object_get(rec, "same_text"))))
-		t->reused++;
+	tally_status(t, rec);
 	tally_usage(t, rec);
 	if (number(json_object_get(rec, "latency_ms"), &latency) &&
 	    latency >= 0)
 		dt_rpt_hist_add(&t->latency, count_of(latency));
-	if (json_is_object(analysis))
-		tally_analysis(t, analysis);
+	if (!json_is_object(analysis))
+		return;
+	t->analyzed++;
+	for (i = 0; i < t->nfields; i++)
+		if (tally_value(&t->fields[i], json_object_get(analysis,
+		    t->fields[i].name)))
+			t->fields[i].present++;
 }
 
 const char *

@@ -118,9 +118,12 @@ const char *dt_rpt_tally_state(const struct dt_rpt_tally *t, int *status);
  */
 int dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list);
 
+/* Keeps at (RFC 3339; NULL: none) when it is the earliest start seen. */
+void dt_rpt_tally_started(struct dt_rpt_tally *t, const char *at);
+
 /*
- * For shard.c: the stage named name (cut to 24 characters), added with
- * *added set when it is new; NULL (warned) when the table is full.
+ * The stage named name (cut to 24 characters), added with *added set
+ * when it is new; NULL (warned) when the table is full.
  */
 struct dt_rpt_stage *dt_rpt_tally_stage(struct dt_rpt_tally *t,
     const char *name, int *added);
