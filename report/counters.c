@@ -1,11 +1,11 @@
 /*
- * counters.c: the latency histogram and the top-k counters (counters.h).
+ * counters.c: the latency histogram and the top-k counters (tally.h).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "counters.h"
+#include "tally.h"
 #include "utf8.h"
 
 static size_t

@@ -1,6 +1,6 @@
 /*
- * summary.c: the run summary from the tally, and a shard's summary merged
- * back into a tally (summary.h; the keys are in docs/report.md).
+ * summary.c: the run summary from the tally (summary.h; its keys are in
+ * docs/report.md).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -8,8 +8,6 @@
 
 #include <jansson.h>
 
-#include "exit.h"
-#include "log.h"
 #include "summary.h"
 
 static json_t *
@@ -228,155 +226,4 @@ dt_rpt_shard_json(const struct dt_rpt_tally *t)
 	return json_pack("{s{sIsIso}so}", "latency_hist", "min",
 	    (json_int_t)t->latency.min, "max", (json_int_t)t->latency.max,
 	    "buckets", b, "fields", fields);
-}
-
-/* The whole number at key in o; 0 when it is none or not positive. */
-static uint64_t
-u64_at(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-	double d = json_real_value(v);
-
-	if (json_is_integer(v))
-		return json_integer_value(v) > 0 ?
-		    (uint64_t)json_integer_value(v) : 0;
-	return d > 0 && d < 1.8e19 ? (uint64_t)d : 0;
-}
-
-static void
-merge_named(struct dt_rpt_named *tab, int *n, int max, json_t *obj)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(obj, k, v)
-		dt_rpt_named_find(tab, n, max, k, strlen(k))->n +=
-		    u64_at(obj, k);
-}
-
-static void
-merge_stages(struct dt_rpt_tally *t, json_t *stages)
-{
-	struct dt_rpt_stage *s;
-	json_t *st, *m;
-	size_t i, j;
-	int added;
-
-	json_array_foreach(stages, i, st) {
-		const char *name = json_string_value(json_object_get(st,
-		    "stage"));
-
-		if (name == NULL || (s = dt_rpt_tally_stage(t, name,
-		    &added)) == NULL)
-			continue;
-		s->reports += (int)u64_at(st, "reports");
-		s->status = dt_exit_worse(s->status,
-		    (int)json_integer_value(json_object_get(st, "status")));
-		s->interrupted |= json_is_true(json_object_get(st,
-		    "interrupted"));
-		s->missing |= json_is_true(json_object_get(st, "missing"));
-		json_array_foreach(json_object_get(st, "messages"), j, m)
-			if (json_is_string(m))
-				dt_rpt_stage_message(s, json_string_value(m));
-		dt_rpt_stage_counts(s, json_object_get(st, "counts"));
-	}
-}
-
-static void
-merge_field(struct dt_rpt_field *f, json_t *fj, json_t *internal)
-{
-	json_t *e;
-	const char *k;
-	size_t i;
-	uint64_t listed = 0;
-	int j;
-
-	/* What a kind does not have adds 0. */
-	f->present += u64_at(fj, "records");
-	f->items += u64_at(fj, "items");
-	f->sum += json_number_value(json_object_get(internal, "sum"));
-	for (j = 0; j < f->nvalues; j++)
-		f->counts[j] += u64_at(json_object_get(fj, "counts"),
-		    f->values[j]);
-	if (f->kind == DT_RPT_FIELD_ENUM)
-		f->other += u64_at(json_object_get(fj, "counts"), "other");
-	if (f->kind != DT_RPT_FIELD_LABEL && f->kind != DT_RPT_FIELD_TOPICS)
-		return;
-	json_array_foreach(json_object_get(internal, "counters"), i, e) {
-		if ((k = json_string_value(json_array_get(e, 0))) == NULL)
-			continue;
-		dt_rpt_topk_add(&f->topk, k, strlen(k), (uint64_t)
-		    json_integer_value(json_array_get(e, 1)), (uint64_t)
-		    json_integer_value(json_array_get(e, 2)));
-		listed += (uint64_t)json_integer_value(json_array_get(e, 1));
-	}
-	/* Occurrences the shard's counters no longer held. */
-	if (u64_at(internal, "total") > listed)
-		f->topk.total += u64_at(internal, "total") - listed;
-	f->topk.evictions += u64_at(internal, "evictions");
-}
-
-/* Adds a shard's latency histogram's buckets. */
-static void
-merge_latency(struct dt_rpt_hist *h, json_t *hist)
-{
-	uint64_t lo = u64_at(hist, "min"), hi = u64_at(hist, "max");
-	json_t *b;
-	size_t i;
-
-	json_array_foreach(json_object_get(hist, "buckets"), i, b) {
-		json_int_t at = json_integer_value(json_array_get(b, 0));
-		json_int_t n = json_integer_value(json_array_get(b, 1));
-
-		if (at < 0 || (size_t)at >= DT_RPT_HIST_BUCKETS || n <= 0)
-			continue;
-		if (h->n == 0 || lo < h->min)
-			h->min = lo;
-		if (hi > h->max)
-			h->max = hi;
-		h->count[at] += (uint64_t)n;
-		h->n += (uint64_t)n;
-	}
-}
-
-int
-dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
-{
-	json_t *in = json_object_get(json_object_get(s, "shard"), "internal");
-	json_t *tok = json_object_get(s, "tokens"), *fj;
-	json_t *an = json_object_get(s, "analysis");
-	int k;
-
-	if (!json_is_object(in)) {
-		dt_warn("a shard's summary has no shard part; it is left out");
-		return -1;
-	}
-	t->records += u64_at(s, "records");
-	t->failed += u64_at(s, "failed");
-	t->bad_lines += u64_at(s, "bad_lines");
-	t->reused += u64_at(s, "reused");
-	merge_named(t->status, &t->nstatus, DT_RPT_MAX_STATUS,
-	    json_object_get(s, "by_status"));
-	merge_named(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
-	    json_object_get(s, "by_error"));
-	t->prompt_tokens += u64_at(tok, "prompt");
-	t->completion_tokens += u64_at(tok, "completion");
-	t->total_tokens += u64_at(tok, "total");
-	if (json_is_number(json_object_get(s, "cost_usd"))) {
-		t->cost += json_number_value(json_object_get(s, "cost_usd"));
-		t->with_cost++;
-	}
-	merge_latency(&t->latency, json_object_get(in, "latency_hist"));
-	t->analyzed += u64_at(an, "records");
-	for (k = 0; k < t->nfields; k++)
-		if (json_is_object(fj = json_object_get(json_object_get(an,
-		    "fields"), t->fields[k].name)))
-			merge_field(&t->fields[k], fj, json_object_get(
-			    json_object_get(in, "fields"), t->fields[k].name));
-	merge_stages(t, json_object_get(s, "stages"));
-	if (json_is_true(json_object_get(s, "mixed_run_ids")))
-		t->mixed_runs = 1;
-	dt_rpt_tally_started(t, json_string_value(json_object_get(s,
-	    "started_at")));
-	return 0;
 }

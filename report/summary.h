@@ -1,6 +1,6 @@
 /*
- * summary.h: the run summary built from the tally, and the shards' own
- * part of it, from which the shards' tallies are merged back.
+ * summary.h: the run summary built from the tally, and a shard's own
+ * part of it (merged back by dt_rpt_tally_merge()).
  */
 #ifndef DT_RPT_SUMMARY_H
 #define DT_RPT_SUMMARY_H
@@ -24,14 +24,5 @@ json_t *dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
  * new reference.
  */
 json_t *dt_rpt_shard_json(const struct dt_rpt_tally *t);
-
-/*
- * Adds a shard's summary s (borrowed; from the ledger) to the tally, set
- * up with the same schema: counts, tokens, cost and latency histograms
- * add, top-k counters merge (bounds adding), stages merge as their
- * reports would have, the earliest started_at is kept.  Returns 0, or
- * -1 (warned) when s has no shard part.
- */
-int dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s);
 
 #endif

@@ -117,8 +117,13 @@ dt_rpt_tally_free(struct dt_rpt_tally *t)
 		dt_rpt_topk_free(&t->fields[i].topk);
 }
 
-struct dt_rpt_named *
-dt_rpt_named_find(struct dt_rpt_named *tab, int *n, int max, const char *name,
+/*
+ * The entry for name (len bytes, normalised as a topic; "other" when
+ * nothing is left) in a table of at most max entries whose last is
+ * "other", added when new.
+ */
+static struct dt_rpt_named *
+named_find(struct dt_rpt_named *tab, int *n, int max, const char *name,
     size_t len)
 {
 	char clean[sizeof(tab->name)];
@@ -274,8 +279,9 @@ tally_value(struct dt_rpt_field *f, json_t *v)
 	return 0;
 }
 
-void
-dt_rpt_stage_message(struct dt_rpt_stage *s, const char *msg)
+/* Adds msg to the stage's distinct messages (clipped; at most 4). */
+static void
+stage_message(struct dt_rpt_stage *s, const char *msg)
 {
 	char clean[sizeof(s->messages[0])];
 	int i;
@@ -288,8 +294,9 @@ dt_rpt_stage_message(struct dt_rpt_stage *s, const char *msg)
 		memcpy(s->messages[s->nmessages++], clean, sizeof(clean));
 }
 
-void
-dt_rpt_stage_counts(struct dt_rpt_stage *s, json_t *counts)
+/* Adds the numeric members of counts to the stage's counts. */
+static void
+stage_counts(struct dt_rpt_stage *s, json_t *counts)
 {
 	const char *k;
 	json_t *v;
@@ -314,13 +321,41 @@ dt_rpt_stage_counts(struct dt_rpt_stage *s, json_t *counts)
 	}
 }
 
-void
-dt_rpt_tally_started(struct dt_rpt_tally *t, const char *at)
+/* Keeps at (RFC 3339; NULL: none) when it is the earliest start seen. */
+static void
+keep_started(struct dt_rpt_tally *t, const char *at)
 {
 	if (at != NULL && strlen(at) < sizeof(t->started_at) &&
 	    (t->started_at[0] == '\0' || strcmp(at, t->started_at) < 0))
 		snprintf(t->started_at, sizeof(t->started_at), "%s", at);
 }
+
+/*
+ * The stage named name (cut to 24 characters), added with *added set
+ * when it is new; NULL (warned) when the table is full.
+ */
+static struct dt_rpt_stage *
+find_stage(struct dt_rpt_tally *t, const char *name, int *added)
+{
+	char clean[sizeof(t->stages[0].name)];
+	int i;
+
+	*added = 0;
+	dt_rpt_clip(name, 24, clean, sizeof(clean));
+	for (i = 0; i < t->nstages; i++)
+		if (strcmp(t->stages[i].name, clean) == 0)
+			return &t->stages[i];
+	if (t->nstages == DT_RPT_MAX_STAGES) {
+		dt_warn("more than %d stages report; '%s' is left out",
+		    DT_RPT_MAX_STAGES, clean);
+		return NULL;
+	}
+	memset(&t->stages[t->nstages], 0, sizeof(t->stages[0]));
+	memcpy(t->stages[t->nstages].name, clean, sizeof(clean));
+	*added = 1;
+	return &t->stages[t->nstages++];
+}
+
 
 static void
 tally_stage(struct dt_rpt_tally *t, json_t *rec, const char *stage)
@@ -330,7 +365,7 @@ tally_stage(struct dt_rpt_tally *t, json_t *rec, const char *stage)
 	double st;
 	int added;
 
-	if ((s = dt_rpt_tally_stage(t, stage, &added)) == NULL)
+	if ((s = find_stage(t, stage, &added)) == NULL)
 		return;
 	s->reports++;
 	if (!number(json_object_get(rec, "status"), &st) || st < 0 || st > 255)
@@ -339,10 +374,10 @@ tally_stage(struct dt_rpt_tally *t, json_t *rec, const char *stage)
 	if (json_is_true(json_object_get(rec, "interrupted")))
 		s->interrupted = 1;
 	if (msg != NULL && *msg != '\0')
-		dt_rpt_stage_message(s, msg);
+		stage_message(s, msg);
 	if (json_is_object(json_object_get(rec, "counts")))
-		dt_rpt_stage_counts(s, json_object_get(rec, "counts"));
-	dt_rpt_tally_started(t, json_string_value(json_object_get(rec,
+		stage_counts(s, json_object_get(rec, "counts"));
+	keep_started(t, json_string_value(json_object_get(rec,
 	    "started_at")));
 }
 
@@ -383,10 +418,10 @@ tally_status(struct dt_rpt_tally *t, json_t *rec)
 		    "analyzed" : has_error ? "failed" : "fetched";
 		len = strlen(st);
 	}
-	dt_rpt_named_find(t->status, &t->nstatus, DT_RPT_MAX_STATUS, st,
+	named_find(t->status, &t->nstatus, DT_RPT_MAX_STATUS, st,
 	    len)->n++;
 	if (has_error)
-		dt_rpt_named_find(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
+		named_find(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
 		    json_is_string(kind) ? json_string_value(kind) : "unknown",
 		    json_is_string(kind) ? json_string_length(kind) : 7)->n++;
 	/* Given back to the queue with its attempt is not failed. */
@@ -454,28 +489,6 @@ dt_rpt_tally_state(const struct dt_rpt_tally *t, int *status)
 	return failed ? "failed" : partial ? "partial" : "ok";
 }
 
-struct dt_rpt_stage *
-dt_rpt_tally_stage(struct dt_rpt_tally *t, const char *name, int *added)
-{
-	char clean[sizeof(t->stages[0].name)];
-	int i;
-
-	*added = 0;
-	dt_rpt_clip(name, 24, clean, sizeof(clean));
-	for (i = 0; i < t->nstages; i++)
-		if (strcmp(t->stages[i].name, clean) == 0)
-			return &t->stages[i];
-	if (t->nstages == DT_RPT_MAX_STAGES) {
-		dt_warn("more than %d stages report; '%s' is left out",
-		    DT_RPT_MAX_STAGES, clean);
-		return NULL;
-	}
-	memset(&t->stages[t->nstages], 0, sizeof(t->stages[0]));
-	memcpy(t->stages[t->nstages].name, clean, sizeof(clean));
-	*added = 1;
-	return &t->stages[t->nstages++];
-}
-
 int
 dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 {
@@ -497,7 +510,7 @@ dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 		if (n > 0 && n < sizeof(name)) {
 			memcpy(name, p, n);
 			name[n] = '\0';
-			if ((s = dt_rpt_tally_stage(t, name, &added)) != NULL &&
+			if ((s = find_stage(t, name, &added)) != NULL &&
 			    added) {
 				s->missing = 1;
 				s->status = DT_EXIT_TEMPFAIL;
@@ -505,11 +518,161 @@ dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 				    "its stage record (crashed or killed?)",
 				    s->name);
 				dt_error("%s", msg);
-				dt_rpt_stage_message(s, msg);
+				stage_message(s, msg);
 				missing++;
 			}
 		}
 		p = e != NULL ? e + 1 : NULL;
 	}
 	return missing;
+}
+
+/* The whole number at key in o; 0 when it is none or not positive. */
+static uint64_t
+u64_at(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ?
+		    (uint64_t)json_integer_value(v) : 0;
+	return count_of(json_real_value(v));
+}
+
+static void
+merge_named(struct dt_rpt_named *tab, int *n, int max, json_t *obj)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(obj, k, v)
+		named_find(tab, n, max, k, strlen(k))->n +=
+		    u64_at(obj, k);
+}
+
+static void
+merge_stages(struct dt_rpt_tally *t, json_t *stages)
+{
+	struct dt_rpt_stage *s;
+	json_t *st, *m;
+	size_t i, j;
+	int added;
+
+	json_array_foreach(stages, i, st) {
+		const char *name = json_string_value(json_object_get(st,
+		    "stage"));
+
+		if (name == NULL || (s = find_stage(t, name,
+		    &added)) == NULL)
+			continue;
+		s->reports += (int)u64_at(st, "reports");
+		s->status = dt_exit_worse(s->status,
+		    (int)json_integer_value(json_object_get(st, "status")));
+		s->interrupted |= json_is_true(json_object_get(st,
+		    "interrupted"));
+		s->missing |= json_is_true(json_object_get(st, "missing"));
+		json_array_foreach(json_object_get(st, "messages"), j, m)
+			if (json_is_string(m))
+				stage_message(s, json_string_value(m));
+		stage_counts(s, json_object_get(st, "counts"));
+	}
+}
+
+static void
+merge_field(struct dt_rpt_field *f, json_t *fj, json_t *internal)
+{
+	json_t *e;
+	const char *k;
+	size_t i;
+	uint64_t listed = 0;
+	int j;
+
+	/* What a kind does not have adds 0. */
+	f->present += u64_at(fj, "records");
+	f->items += u64_at(fj, "items");
+	f->sum += json_number_value(json_object_get(internal, "sum"));
+	for (j = 0; j < f->nvalues; j++)
+		f->counts[j] += u64_at(json_object_get(fj, "counts"),
+		    f->values[j]);
+	if (f->kind == DT_RPT_FIELD_ENUM)
+		f->other += u64_at(json_object_get(fj, "counts"), "other");
+	if (f->kind != DT_RPT_FIELD_LABEL && f->kind != DT_RPT_FIELD_TOPICS)
+		return;
+	json_array_foreach(json_object_get(internal, "counters"), i, e) {
+		if ((k = json_string_value(json_array_get(e, 0))) == NULL)
+			continue;
+		dt_rpt_topk_add(&f->topk, k, strlen(k), (uint64_t)
+		    json_integer_value(json_array_get(e, 1)), (uint64_t)
+		    json_integer_value(json_array_get(e, 2)));
+		listed += (uint64_t)json_integer_value(json_array_get(e, 1));
+	}
+	/* Occurrences the shard's counters no longer held. */
+	if (u64_at(internal, "total") > listed)
+		f->topk.total += u64_at(internal, "total") - listed;
+	f->topk.evictions += u64_at(internal, "evictions");
+}
+
+/* Adds a shard's latency histogram's buckets. */
+static void
+merge_latency(struct dt_rpt_hist *h, json_t *hist)
+{
+	uint64_t lo = u64_at(hist, "min"), hi = u64_at(hist, "max");
+	json_t *b;
+	size_t i;
+
+	json_array_foreach(json_object_get(hist, "buckets"), i, b) {
+		json_int_t at = json_integer_value(json_array_get(b, 0));
+		json_int_t n = json_integer_value(json_array_get(b, 1));
+
+		if (at < 0 || (size_t)at >= DT_RPT_HIST_BUCKETS || n <= 0)
+			continue;
+		if (h->n == 0 || lo < h->min)
+			h->min = lo;
+		if (hi > h->max)
+			h->max = hi;
+		h->count[at] += (uint64_t)n;
+		h->n += (uint64_t)n;
+	}
+}
+
+int
+dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
+{
+	json_t *in = json_object_get(json_object_get(s, "shard"), "internal");
+	json_t *tok = json_object_get(s, "tokens"), *fj;
+	json_t *an = json_object_get(s, "analysis");
+	int k;
+
+	if (!json_is_object(in)) {
+		dt_warn("a shard's summary has no shard part; it is left out");
+		return -1;
+	}
+	t->records += u64_at(s, "records");
+	t->failed += u64_at(s, "failed");
+	t->bad_lines += u64_at(s, "bad_lines");
+	t->reused += u64_at(s, "reused");
+	merge_named(t->status, &t->nstatus, DT_RPT_MAX_STATUS,
+	    json_object_get(s, "by_status"));
+	merge_named(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
+	    json_object_get(s, "by_error"));
+	t->prompt_tokens += u64_at(tok, "prompt");
+	t->completion_tokens += u64_at(tok, "completion");
+	t->total_tokens += u64_at(tok, "total");
+	if (json_is_number(json_object_get(s, "cost_usd"))) {
+		t->cost += json_number_value(json_object_get(s, "cost_usd"));
+		t->with_cost++;
+	}
+	merge_latency(&t->latency, json_object_get(in, "latency_hist"));
+	t->analyzed += u64_at(an, "records");
+	for (k = 0; k < t->nfields; k++)
+		if (json_is_object(fj = json_object_get(json_object_get(an,
+		    "fields"), t->fields[k].name)))
+			merge_field(&t->fields[k], fj, json_object_get(
+			    json_object_get(in, "fields"), t->fields[k].name));
+	merge_stages(t, json_object_get(s, "stages"));
+	if (json_is_true(json_object_get(s, "mixed_run_ids")))
+		t->mixed_runs = 1;
+	keep_started(t, json_string_value(json_object_get(s,
+	    "started_at")));
+	return 0;
 }

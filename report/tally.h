@@ -1,6 +1,7 @@
 /*
  * tally.h: the run's tally: what the records and stage reports say,
- * counted in memory that does not grow with the input.
+ * counted in memory that does not grow with the input, with a latency
+ * histogram and top-k counters (counters.c) of fixed size.
  */
 #ifndef DT_RPT_TALLY_H
 #define DT_RPT_TALLY_H
@@ -10,7 +11,72 @@
 
 #include <jansson.h>
 
-#include "counters.h"
+/*
+ * Latency histogram (440 KiB): values below 2048 are counted exactly;
+ * above, every power of two is split into 1024 buckets, so a value read
+ * back (the bucket's middle) is within 1/2048 of any value in the bucket.
+ */
+#define DT_RPT_HIST_BITS 10
+#define DT_RPT_HIST_SUB ((size_t)1 << DT_RPT_HIST_BITS)
+#define DT_RPT_HIST_EXACT (2 * DT_RPT_HIST_SUB)
+#define DT_RPT_HIST_BUCKETS (DT_RPT_HIST_EXACT + \
+	(64 - DT_RPT_HIST_BITS - 1) * DT_RPT_HIST_SUB)
+
+struct dt_rpt_hist {
+	uint64_t n;
+	uint64_t min, max;
+	uint64_t count[DT_RPT_HIST_BUCKETS];
+};
+
+void dt_rpt_hist_add(struct dt_rpt_hist *h, uint64_t v);
+
+/*
+ * Returns the nearest-rank q-quantile (0 < q <= 1) as the middle of its
+ * bucket, clamped to [min, max]; 0 when nothing was counted.
+ */
+uint64_t dt_rpt_hist_quantile(const struct dt_rpt_hist *h, double q);
+
+/*
+ * Top-k of a stream of strings with cap counters: the Space-Saving
+ * algorithm (Metwally, Agrawal, El Abbadi 2005).  Every string that
+ * occurs more than total/cap times is kept; a kept string's count
+ * exceeds its true count by at most its err (itself at most total/cap).
+ */
+#define DT_RPT_KEY_MAX 128
+
+struct dt_rpt_topk_item {
+	char key[DT_RPT_KEY_MAX + 1];
+	uint64_t count;
+	uint64_t err;
+};
+
+struct dt_rpt_topk {
+	size_t cap, n;
+	struct dt_rpt_topk_item *items;
+	json_t *index;          /* key: its position in items */
+	uint64_t total;         /* every occurrence counted */
+	uint64_t evictions;
+};
+
+/* Sets up t with cap counters.  Returns 0, or -1 when out of memory. */
+int dt_rpt_topk_init(struct dt_rpt_topk *t, size_t cap);
+void dt_rpt_topk_free(struct dt_rpt_topk *t);
+
+/*
+ * Counts count occurrences of the key (len bytes, cut to DT_RPT_KEY_MAX),
+ * known to within err (another summary's counter, when merging): a
+ * counter found grows; a new key takes a free counter or else the
+ * smallest, inheriting its count as error.
+ */
+void dt_rpt_topk_add(struct dt_rpt_topk *t, const char *key, size_t len,
+    uint64_t count, uint64_t err);
+
+/*
+ * Fills out[0..k-1] with the k items of largest count (ties: by key) and
+ * returns how many there are (<= k).
+ */
+size_t dt_rpt_topk_top(const struct dt_rpt_topk *t,
+    const struct dt_rpt_topk_item **out, size_t k);
 
 /* What the tally learnt from the schema about one analysis field. */
 enum {
@@ -118,32 +184,13 @@ const char *dt_rpt_tally_state(const struct dt_rpt_tally *t, int *status);
  */
 int dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list);
 
-/* Keeps at (RFC 3339; NULL: none) when it is the earliest start seen. */
-void dt_rpt_tally_started(struct dt_rpt_tally *t, const char *at);
-
 /*
- * The stage named name (cut to 24 characters), added with *added set
- * when it is new; NULL (warned) when the table is full.
+ * Adds a shard's summary s (borrowed; from the ledger) to the tally, set
+ * up with the same schema: counts, tokens, cost and latency histograms
+ * add, top-k counters merge (bounds adding), stages merge as their
+ * reports would have, the earliest started_at is kept.  Returns 0, or
+ * -1 (warned) when s has no shard part.
  */
-struct dt_rpt_stage *dt_rpt_tally_stage(struct dt_rpt_tally *t,
-    const char *name, int *added);
-
-/*
- * Adds the numeric members of the object counts (borrowed) to the
- * stage's counts of the same name; names of 32 bytes or more and counts
- * past DT_RPT_MAX_COUNTS are left out.
- */
-void dt_rpt_stage_counts(struct dt_rpt_stage *s, json_t *counts);
-
-/* Adds msg to the stage's distinct messages (clipped; at most 4). */
-void dt_rpt_stage_message(struct dt_rpt_stage *s, const char *msg);
-
-/*
- * The entry for name (len bytes, normalised as a topic; "other" when
- * nothing is left) in a table of at most max entries whose last is
- * "other", added when new.
- */
-struct dt_rpt_named *dt_rpt_named_find(struct dt_rpt_named *tab, int *n,
-    int max, const char *name, size_t len);
+int dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s);
 
 #endif

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "counters.h"
+#include "tally.h"
 #include "text.h"
 #include "utf8.h"
 
