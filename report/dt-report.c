@@ -32,6 +32,12 @@
 
 #define TELEGRAM_LIMIT 4096
 
+static json_int_t
+int_at(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
 static int
 read_input(struct dt_rpt_config *c, struct dt_rpt_tally *t)
 {
@@ -61,39 +67,29 @@ read_input(struct dt_rpt_config *c, struct dt_rpt_tally *t)
 static void
 add_database(struct dt_rpt_config *c, struct dt_supabase *sb, json_t *s)
 {
-	json_t *backlog, *prev, *delta, *o, *counts;
-	const char *run_id = json_string_value(json_object_get(s, "run_id"));
+	json_t *backlog, *prev, *delta, *counts, *ptok;
 
 	if ((backlog = dt_rpt_db_backlog(sb, c->table, c->id_column)) != NULL)
 		json_object_set_new(s, "backlog", backlog);
-	if (dt_rpt_db_previous(sb, run_id, &prev) < 0 ||
-	    json_is_null(prev)) {
+	if (dt_rpt_db_previous(sb, json_string_value(json_object_get(s,
+	    "run_id")), &prev) < 0 || json_is_null(prev)) {
 		json_decref(prev);
 		return;
 	}
 	counts = json_object_get(prev, "counts");
-	o = json_object();
-	delta = json_object();
-	json_object_set(o, "run_id", json_object_get(prev, "run_id"));
-	json_object_set(o, "finished_at", json_object_get(prev,
-	    "finished_at"));
-	json_object_set_new(delta, "records", json_integer(
-	    json_integer_value(json_object_get(s, "records")) -
-	    json_integer_value(json_object_get(counts, "records"))));
-	json_object_set_new(delta, "failed", json_integer(
-	    json_integer_value(json_object_get(s, "failed")) -
-	    json_integer_value(json_object_get(counts, "failed"))));
-	json_object_set_new(delta, "tokens", json_integer(
-	    json_integer_value(json_object_get(json_object_get(s, "tokens"),
-	    "total")) - (json_is_integer(json_object_get(prev, "tokens")) ?
-	    json_integer_value(json_object_get(prev, "tokens")) :
-	    (json_int_t)json_number_value(json_object_get(prev, "tokens")))));
+	ptok = json_object_get(prev, "tokens");
+	delta = json_pack("{sIsIsI}", "records", int_at(s, "records") -
+	    int_at(counts, "records"), "failed", int_at(s, "failed") -
+	    int_at(counts, "failed"), "tokens", int_at(json_object_get(s,
+	    "tokens"), "total") - (json_is_integer(ptok) ?
+	    json_integer_value(ptok) : (json_int_t)json_number_value(ptok)));
 	if (json_is_number(json_object_get(s, "cost_usd")))
 		json_object_set_new(delta, "cost_usd", json_real(
 		    json_number_value(json_object_get(s, "cost_usd")) -
 		    json_number_value(json_object_get(prev, "cost_usd"))));
-	json_object_set_new(o, "delta", delta);
-	json_object_set_new(s, "previous", o);
+	json_object_set_new(s, "previous", json_pack("{sO?sO?so}", "run_id",
+	    json_object_get(prev, "run_id"), "finished_at",
+	    json_object_get(prev, "finished_at"), "delta", delta));
 	json_decref(prev);
 }
 
@@ -124,27 +120,21 @@ write_message_file(const char *path, char **msgs)
 	return 0;
 }
 
+/* The run's row in the ledger: its columns, and the whole summary. */
 static json_t *
 ledger_row(json_t *s)
 {
-	json_t *row = json_object(), *counts = json_object();
-
-	json_object_set(row, "run_id", json_object_get(s, "run_id"));
-	json_object_set(row, "started_at", json_object_get(s, "started_at"));
-	json_object_set(row, "finished_at", json_object_get(s, "finished_at"));
-	json_object_set(row, "status", json_object_get(s, "state"));
-	json_object_set(row, "exit_code", json_object_get(s, "exit_code"));
-	json_object_set(counts, "records", json_object_get(s, "records"));
-	json_object_set(counts, "failed", json_object_get(s, "failed"));
-	json_object_set(counts, "bad_lines", json_object_get(s, "bad_lines"));
-	json_object_set(counts, "by_status", json_object_get(s, "by_status"));
-	json_object_set(counts, "by_error", json_object_get(s, "by_error"));
-	json_object_set_new(row, "counts", counts);
-	json_object_set(row, "tokens", json_object_get(json_object_get(s,
-	    "tokens"), "total"));
-	json_object_set(row, "cost_usd", json_object_get(s, "cost_usd"));
-	json_object_set(row, "summary", s);
-	return row;
+	return json_pack("{sOsOsOsOsOs{sOsOsOsOsO}sOsOsO}", "run_id",
+	    json_object_get(s, "run_id"), "started_at", json_object_get(s,
+	    "started_at"), "finished_at", json_object_get(s, "finished_at"),
+	    "status", json_object_get(s, "state"), "exit_code",
+	    json_object_get(s, "exit_code"), "counts", "records",
+	    json_object_get(s, "records"), "failed", json_object_get(s,
+	    "failed"), "bad_lines", json_object_get(s, "bad_lines"),
+	    "by_status", json_object_get(s, "by_status"), "by_error",
+	    json_object_get(s, "by_error"), "tokens", json_object_get(
+	    json_object_get(s, "tokens"), "total"), "cost_usd",
+	    json_object_get(s, "cost_usd"), "summary", s);
 }
 
 /* The shard index k when id is "<run>/<k>" with k below n, else -1. */
@@ -226,55 +216,29 @@ static json_t *
 merge_shards(struct dt_rpt_config *c, struct dt_supabase *sb,
     struct dt_rpt_tally *t)
 {
-	json_t **rows, *o = json_object(), *merged = json_array(),
+	json_t *rows[1000] = {NULL}, *merged = json_array(),
 	    *missing = json_array();
+	struct dt_buf b = {0};
 	long long k;
 
-	/* NOLINTNEXTLINE(bugprone-sizeof-expression): pointers, not structs */
-	if ((rows = calloc((size_t)c->merge, sizeof(*rows))) == NULL) {
-		dt_error("out of memory");
-		json_decref(merged);
-		json_decref(missing);
-		json_decref(o);
-		return NULL;
-	}
 	wait_shards(c, sb, rows);
 	for (k = 0; k < c->merge; k++) {
 		if (rows[k] != NULL && dt_rpt_tally_merge(t, rows[k]) == 0)
 			json_array_append_new(merged, json_integer(k));
-		else
+		else {
 			json_array_append_new(missing, json_integer(k));
+			dt_buf_printf(&b, "%s%lld", b.len > 0 ? ", " : "", k);
+		}
 		json_decref(rows[k]);
 	}
-	free(rows);
 	snprintf(t->run_id, sizeof(t->run_id), "%s", c->run_id);
-	if (json_array_size(missing) > 0) {
-		struct dt_buf b = {0};
-		json_t *v;
-		size_t i;
-
-		json_array_foreach(missing, i, v)
-			dt_buf_printf(&b, "%s%lld", i > 0 ? ", " : "",
-			    (long long)json_integer_value(v));
+	if (b.len > 0)
 		dt_warn("run %s: no finished ledger row from shard%s %s; the "
 		    "report is partial", c->run_id,
-		    json_array_size(missing) > 1 ? "s" : "", b.p ? b.p : "");
-		dt_buf_free(&b);
-	}
-	json_object_set_new(o, "of", json_integer(c->merge));
-	json_object_set_new(o, "merged", merged);
-	json_object_set_new(o, "missing", missing);
-	return o;
-}
-
-/* A shard's row is keyed "<run>/<index>", so the run's rows do not collide. */
-static int
-ledger_shard_id(json_t *row, const char *run_id, long long index)
-{
-	char id[300];
-
-	snprintf(id, sizeof(id), "%s/%lld", run_id, index);
-	return json_object_set_new(row, "run_id", json_string(id));
+		    json_array_size(missing) > 1 ? "s" : "", b.p);
+	dt_buf_free(&b);
+	return json_pack("{sIsoso}", "of", (json_int_t)c->merge, "merged",
+	    merged, "missing", missing);
 }
 
 static int
@@ -572,6 +536,7 @@ static void
 record(struct run *r)
 {
 	json_t *row;
+	char id[300];   /* a shard's row is "<run>/<index>" */
 	int ok;
 
 	if (r->sb == NULL || r->c.dry_run)
@@ -581,9 +546,12 @@ record(struct run *r)
 		    "ledger is not written");
 		return;
 	}
-	ok = (row = ledger_row(r->summary)) != NULL && (!r->shard ||
-	    ledger_shard_id(row, r->run_id, r->c.shard_index) == 0) &&
-	    dt_rpt_db_upsert(r->sb, row) == 0;
+	if ((row = ledger_row(r->summary)) != NULL && r->shard) {
+		snprintf(id, sizeof(id), "%s/%lld", r->run_id,
+		    r->c.shard_index);
+		json_object_set_new(row, "run_id", json_string(id));
+	}
+	ok = row != NULL && dt_rpt_db_upsert(r->sb, row) == 0;
 	json_decref(row);
 	/*
 	 * The ledger is best effort: the data is stored and the report
