@@ -10,16 +10,16 @@
 
 #include "summary.h"
 
+/* A copy of the counts in obj without the zeros. */
 static json_t *
-named_obj(const struct dt_rpt_named *tab, int n)
+named_obj(json_t *obj)
 {
-	json_t *o = json_object();
-	int i;
+	json_t *o = json_object(), *v;
+	const char *k;
 
-	for (i = 0; i < n; i++)
-		if (tab[i].n > 0)
-			json_object_set_new(o, tab[i].name,
-			    json_integer((json_int_t)tab[i].n));
+	json_object_foreach(obj, k, v)
+		if (json_integer_value(v) > 0)
+			json_object_set(o, k, v);
 	return o;
 }
 
@@ -108,35 +108,16 @@ field_json(const struct dt_rpt_field *f, size_t top)
 	return o;
 }
 
+/* The stages; "missing" only where it is true. */
 static json_t *
 stages_json(const struct dt_rpt_tally *t)
 {
-	json_t *arr = json_array();
-	int i, j;
+	json_t *arr = json_deep_copy(t->stages), *s;
+	size_t i;
 
-	for (i = 0; i < t->nstages; i++) {
-		const struct dt_rpt_stage *s = &t->stages[i];
-		json_t *msgs = json_array(), *counts = json_object();
-		json_t *o = json_pack("{sssisbsi}", "stage", s->name, "status",
-		    s->status, "interrupted", s->interrupted, "reports",
-		    s->reports);
-
-		if (s->missing)
-			json_object_set_new(o, "missing", json_true());
-		for (j = 0; j < s->nmessages; j++)
-			json_array_append_new(msgs,
-			    json_string(s->messages[j]));
-		json_object_set_new(o, "messages", msgs);
-		for (j = 0; j < s->ncounts; j++) {
-			double v = s->counts[j];
-
-			json_object_set_new(counts, s->count_names[j],
-			    v == floor(v) && fabs(v) < 9e15 ?
-			    json_integer((json_int_t)v) : json_real(v));
-		}
-		json_object_set_new(o, "counts", counts);
-		json_array_append_new(arr, o);
-	}
+	json_array_foreach(arr, i, s)
+		if (!json_is_true(json_object_get(s, "missing")))
+			json_object_del(s, "missing");
 	return arr;
 }
 
@@ -165,7 +146,7 @@ dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
 	    finished, "duration_s", duration_s >= 0 ? rounded(duration_s,
 	    1e-3) : json_null(), "records", (json_int_t)t->records, "failed",
 	    (json_int_t)t->failed, "bad_lines", (json_int_t)t->bad_lines,
-	    "by_status", named_obj(t->status, t->nstatus));
+	    "by_status", named_obj(t->by_status));
 	if (o == NULL)
 		return NULL;
 	/* Only a run that reused analyses says how many. */
@@ -176,7 +157,7 @@ dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
 		json_object_set_new(fields, t->fields[i].name,
 		    field_json(&t->fields[i], t->top));
 	json_object_update_new(o, json_pack("{sos{sIsIsI}sosos{sIso}so}",
-	    "by_error", named_obj(t->kinds, t->nkinds), "tokens", "prompt",
+	    "by_error", named_obj(t->by_error), "tokens", "prompt",
 	    (json_int_t)t->prompt_tokens, "completion",
 	    (json_int_t)t->completion_tokens, "total",
 	    (json_int_t)t->total_tokens, "cost_usd", t->with_cost ?

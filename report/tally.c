@@ -1,6 +1,7 @@
 /*
  * tally.c: counting records and stage reports into the tally (tally.h).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,9 @@ dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
 
 	memset(t, 0, sizeof(*t));
 	t->top = top;
+	t->by_status = json_object();
+	t->by_error = json_object();
+	t->stages = json_array();
 	/* Without a schema, dt-analyze's default fields. */
 	own = json_is_object(props) ? NULL : json_pack("{s{ss s[ssss]} "
 	    "s{ss si} s{ss s{ss}} s{ss s{ss}} s{ss si si}}", "sentiment",
@@ -101,7 +105,8 @@ dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
 		if ((rc = add_field(t, name, prop, topics_field)) < 0)
 			break;
 	json_decref(own);
-	if (rc == -2 || (own == NULL && !json_is_object(props))) {
+	if (rc == -2 || (own == NULL && !json_is_object(props)) ||
+	    t->by_status == NULL || t->by_error == NULL || t->stages == NULL) {
 		dt_rpt_tally_free(t);
 		return -1;
 	}
@@ -113,39 +118,32 @@ dt_rpt_tally_free(struct dt_rpt_tally *t)
 {
 	int i;
 
-	for (i = 0; t != NULL && i < t->nfields; i++)
+	if (t == NULL)
+		return;
+	for (i = 0; i < t->nfields; i++)
 		dt_rpt_topk_free(&t->fields[i].topk);
+	json_decref(t->by_status);
+	json_decref(t->by_error);
+	json_decref(t->stages);
+	t->by_status = t->by_error = t->stages = NULL;
 }
 
 /*
- * The entry for name (len bytes, normalised as a topic; "other" when
- * nothing is left) in a table of at most max entries whose last is
- * "other", added when new.
+ * Adds n to name's count (normalised as a topic) in obj, which keeps at
+ * most max names: the last is "other", for nameless and later ones.
  */
-static struct dt_rpt_named *
-named_find(struct dt_rpt_named *tab, int *n, int max, const char *name,
-    size_t len)
+static void
+count_named(json_t *obj, size_t max, const char *name, size_t len,
+    uint64_t n)
 {
-	char clean[sizeof(tab->name)];
-	int i;
+	char clean[32];
 
 	dt_rpt_topic_norm(name, len, clean, sizeof(clean));
-	if (clean[0] == '\0')
+	if (clean[0] == '\0' || (json_object_get(obj, clean) == NULL &&
+	    json_object_size(obj) >= max - 1))
 		snprintf(clean, sizeof(clean), "other");
-	for (i = 0; i < *n; i++)
-		if (strcmp(tab[i].name, clean) == 0)
-			return &tab[i];
-	for (i = 0; *n >= max - 1 && i < *n; i++)
-		if (strcmp(tab[i].name, "other") == 0)
-			return &tab[i];
-	if (*n == max - 1) {
-		snprintf(tab[*n].name, sizeof(tab->name), "other");
-		(*n)++;
-	}
-	if (*n == max)
-		return &tab[max - 1];
-	snprintf(tab[*n].name, sizeof(tab->name), "%s", clean);
-	return &tab[(*n)++];
+	json_object_set_new(obj, clean, json_integer(json_integer_value(
+	    json_object_get(obj, clean)) + (json_int_t)n));
 }
 
 static uint64_t
@@ -281,43 +279,52 @@ tally_value(struct dt_rpt_field *f, json_t *v)
 
 /* Adds msg to the stage's distinct messages (clipped; at most 4). */
 static void
-stage_message(struct dt_rpt_stage *s, const char *msg)
+add_message(json_t *s, const char *msg)
 {
-	char clean[sizeof(s->messages[0])];
-	int i;
+	json_t *all = json_object_get(s, "messages"), *m;
+	char clean[240];
+	size_t i;
 
 	dt_rpt_clip(msg, 200, clean, sizeof(clean));
-	for (i = 0; i < s->nmessages; i++)
-		if (strcmp(s->messages[i], clean) == 0)
+	json_array_foreach(all, i, m)
+		if (strcmp(json_string_value(m), clean) == 0)
 			return;
-	if (s->nmessages < DT_RPT_MAX_MESSAGES)
-		memcpy(s->messages[s->nmessages++], clean, sizeof(clean));
+	if (json_array_size(all) < DT_RPT_MAX_MESSAGES)
+		json_array_append_new(all, json_string(clean));
 }
 
-/* Adds the numeric members of counts to the stage's counts. */
+/*
+ * Adds a stage report (or a shard's merged reports) to the stage s: the
+ * reports, the worst status, whether interrupted or missing, and the
+ * numeric members of counts to the counts of the same name (names of 32
+ * bytes or more, and past DT_RPT_MAX_COUNTS names, are left out).
+ */
 static void
-stage_counts(struct dt_rpt_stage *s, json_t *counts)
+stage_add(json_t *s, json_int_t reports, int status, int interrupted,
+    int missing, json_t *counts)
 {
+	json_t *sums = json_object_get(s, "counts"), *v;
 	const char *k;
-	json_t *v;
-	int i;
+	double sum;
 
+	json_object_set_new(s, "reports", json_integer(json_integer_value(
+	    json_object_get(s, "reports")) + reports));
+	json_object_set_new(s, "status", json_integer(dt_exit_worse((int)
+	    json_integer_value(json_object_get(s, "status")), status)));
+	if (interrupted)
+		json_object_set_new(s, "interrupted", json_true());
+	if (missing)
+		json_object_set_new(s, "missing", json_true());
 	json_object_foreach(counts, k, v) {
-		if (!json_is_number(v) ||
-		    strlen(k) >= sizeof(s->count_names[0]))
+		if (!json_is_number(v) || strlen(k) >= 32 ||
+		    (json_object_get(sums, k) == NULL &&
+		    json_object_size(sums) == DT_RPT_MAX_COUNTS))
 			continue;
-		for (i = 0; i < s->ncounts; i++)
-			if (strcmp(s->count_names[i], k) == 0)
-				break;
-		if (i == s->ncounts) {
-			if (s->ncounts == DT_RPT_MAX_COUNTS)
-				continue;
-			snprintf(s->count_names[i], sizeof(s->count_names[0]),
-			    "%s", k);
-			s->counts[i] = 0;
-			s->ncounts++;
-		}
-		s->counts[i] += json_number_value(v);
+		sum = json_number_value(json_object_get(sums, k)) +
+		    json_number_value(v);
+		json_object_set_new(sums, k, sum == floor(sum) &&
+		    fabs(sum) < 9e15 ? json_integer((json_int_t)sum) :
+		    json_real(sum));
 	}
 }
 
@@ -334,49 +341,49 @@ keep_started(struct dt_rpt_tally *t, const char *at)
  * The stage named name (cut to 24 characters), added with *added set
  * when it is new; NULL (warned) when the table is full.
  */
-static struct dt_rpt_stage *
+static json_t *
 find_stage(struct dt_rpt_tally *t, const char *name, int *added)
 {
-	char clean[sizeof(t->stages[0].name)];
-	int i;
+	char clean[32];
+	json_t *s;
+	size_t i;
 
 	*added = 0;
 	dt_rpt_clip(name, 24, clean, sizeof(clean));
-	for (i = 0; i < t->nstages; i++)
-		if (strcmp(t->stages[i].name, clean) == 0)
-			return &t->stages[i];
-	if (t->nstages == DT_RPT_MAX_STAGES) {
+	json_array_foreach(t->stages, i, s)
+		if (strcmp(json_string_value(json_object_get(s, "stage")),
+		    clean) == 0)
+			return s;
+	if (json_array_size(t->stages) == DT_RPT_MAX_STAGES) {
 		dt_warn("more than %d stages report; '%s' is left out",
 		    DT_RPT_MAX_STAGES, clean);
 		return NULL;
 	}
-	memset(&t->stages[t->nstages], 0, sizeof(t->stages[0]));
-	memcpy(t->stages[t->nstages].name, clean, sizeof(clean));
+	s = json_pack("{sssisbsisbs[]s{}}", "stage", clean, "status", 0,
+	    "interrupted", 0, "reports", 0, "missing", 0, "messages",
+	    "counts");
+	if (json_array_append_new(t->stages, s) < 0)
+		return NULL;
 	*added = 1;
-	return &t->stages[t->nstages++];
+	return s;
 }
-
 
 static void
 tally_stage(struct dt_rpt_tally *t, json_t *rec, const char *stage)
 {
 	const char *msg = json_string_value(json_object_get(rec, "message"));
-	struct dt_rpt_stage *s;
+	json_t *s;
 	double st;
 	int added;
 
 	if ((s = find_stage(t, stage, &added)) == NULL)
 		return;
-	s->reports++;
 	if (!number(json_object_get(rec, "status"), &st) || st < 0 || st > 255)
 		st = 0;
-	s->status = dt_exit_worse(s->status, (int)st);
-	if (json_is_true(json_object_get(rec, "interrupted")))
-		s->interrupted = 1;
+	stage_add(s, 1, (int)st, json_is_true(json_object_get(rec,
+	    "interrupted")), 0, json_object_get(rec, "counts"));
 	if (msg != NULL && *msg != '\0')
-		stage_message(s, msg);
-	if (json_is_object(json_object_get(rec, "counts")))
-		stage_counts(s, json_object_get(rec, "counts"));
+		add_message(s, msg);
 	keep_started(t, json_string_value(json_object_get(rec,
 	    "started_at")));
 }
@@ -418,12 +425,11 @@ tally_status(struct dt_rpt_tally *t, json_t *rec)
 		    "analyzed" : has_error ? "failed" : "fetched";
 		len = strlen(st);
 	}
-	named_find(t->status, &t->nstatus, DT_RPT_MAX_STATUS, st,
-	    len)->n++;
+	count_named(t->by_status, DT_RPT_MAX_STATUS, st, len, 1);
 	if (has_error)
-		named_find(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
+		count_named(t->by_error, DT_RPT_MAX_KINDS,
 		    json_is_string(kind) ? json_string_value(kind) : "unknown",
-		    json_is_string(kind) ? json_string_length(kind) : 7)->n++;
+		    json_is_string(kind) ? json_string_length(kind) : 7, 1);
 	/* Given back to the queue with its attempt is not failed. */
 	if (is(st, len, "failed") || (has_error && !is(st, len, "released")))
 		t->failed++;
@@ -465,16 +471,17 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 const char *
 dt_rpt_tally_state(const struct dt_rpt_tally *t, int *status)
 {
-	int i, failed = 0, partial = 0, st = DT_EXIT_OK;
+	int failed = 0, partial = 0, st = DT_EXIT_OK, s_st, intr;
+	json_t *s;
+	size_t i;
 
-	for (i = 0; i < t->nstages; i++) {
-		const struct dt_rpt_stage *s = &t->stages[i];
-
-		st = dt_exit_worse(st, s->status);
-		if (!s->interrupted && s->status != DT_EXIT_OK &&
-		    s->status != DT_EXIT_PARTIAL)
+	json_array_foreach(t->stages, i, s) {
+		s_st = (int)json_integer_value(json_object_get(s, "status"));
+		intr = json_is_true(json_object_get(s, "interrupted"));
+		st = dt_exit_worse(st, s_st);
+		if (!intr && s_st != DT_EXIT_OK && s_st != DT_EXIT_PARTIAL)
 			failed = 1;
-		else if (s->interrupted || s->status == DT_EXIT_PARTIAL)
+		else if (intr || s_st == DT_EXIT_PARTIAL)
 			partial = 1;
 	}
 	if (t->failed > 0) {
@@ -493,7 +500,7 @@ int
 dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 {
 	char name[32], msg[160];
-	struct dt_rpt_stage *s;
+	json_t *s;
 	const char *p = list, *e;
 	size_t n;
 	int added, missing = 0;
@@ -512,13 +519,13 @@ dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 			name[n] = '\0';
 			if ((s = find_stage(t, name, &added)) != NULL &&
 			    added) {
-				s->missing = 1;
-				s->status = DT_EXIT_TEMPFAIL;
+				stage_add(s, 0, DT_EXIT_TEMPFAIL, 0, 1, NULL);
 				snprintf(msg, sizeof(msg), "%s ended without "
 				    "its stage record (crashed or killed?)",
-				    s->name);
+				    json_string_value(json_object_get(s,
+				    "stage")));
 				dt_error("%s", msg);
-				stage_message(s, msg);
+				add_message(s, msg);
 				missing++;
 			}
 		}
@@ -540,21 +547,19 @@ u64_at(json_t *o, const char *key)
 }
 
 static void
-merge_named(struct dt_rpt_named *tab, int *n, int max, json_t *obj)
+merge_named(json_t *to, size_t max, json_t *obj)
 {
 	const char *k;
 	json_t *v;
 
 	json_object_foreach(obj, k, v)
-		named_find(tab, n, max, k, strlen(k))->n +=
-		    u64_at(obj, k);
+		count_named(to, max, k, strlen(k), u64_at(obj, k));
 }
 
 static void
 merge_stages(struct dt_rpt_tally *t, json_t *stages)
 {
-	struct dt_rpt_stage *s;
-	json_t *st, *m;
+	json_t *st, *s, *m;
 	size_t i, j;
 	int added;
 
@@ -562,19 +567,16 @@ merge_stages(struct dt_rpt_tally *t, json_t *stages)
 		const char *name = json_string_value(json_object_get(st,
 		    "stage"));
 
-		if (name == NULL || (s = find_stage(t, name,
-		    &added)) == NULL)
+		if (name == NULL || (s = find_stage(t, name, &added)) == NULL)
 			continue;
-		s->reports += (int)u64_at(st, "reports");
-		s->status = dt_exit_worse(s->status,
-		    (int)json_integer_value(json_object_get(st, "status")));
-		s->interrupted |= json_is_true(json_object_get(st,
-		    "interrupted"));
-		s->missing |= json_is_true(json_object_get(st, "missing"));
+		stage_add(s, (json_int_t)u64_at(st, "reports"),
+		    (int)json_integer_value(json_object_get(st, "status")),
+		    json_is_true(json_object_get(st, "interrupted")),
+		    json_is_true(json_object_get(st, "missing")),
+		    json_object_get(st, "counts"));
 		json_array_foreach(json_object_get(st, "messages"), j, m)
 			if (json_is_string(m))
-				stage_message(s, json_string_value(m));
-		stage_counts(s, json_object_get(st, "counts"));
+				add_message(s, json_string_value(m));
 	}
 }
 
@@ -651,9 +653,9 @@ dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
 	t->failed += u64_at(s, "failed");
 	t->bad_lines += u64_at(s, "bad_lines");
 	t->reused += u64_at(s, "reused");
-	merge_named(t->status, &t->nstatus, DT_RPT_MAX_STATUS,
+	merge_named(t->by_status, DT_RPT_MAX_STATUS,
 	    json_object_get(s, "by_status"));
-	merge_named(t->kinds, &t->nkinds, DT_RPT_MAX_KINDS,
+	merge_named(t->by_error, DT_RPT_MAX_KINDS,
 	    json_object_get(s, "by_error"));
 	t->prompt_tokens += u64_at(tok, "prompt");
 	t->completion_tokens += u64_at(tok, "completion");

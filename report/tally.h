@@ -108,32 +108,11 @@ struct dt_rpt_field {
 	struct dt_rpt_topk topk; /* LABEL, TOPICS */
 };
 
-/* One upstream stage, from its stage report records. */
-struct dt_rpt_stage {
-	char name[32];
-	int reports;
-	int status;             /* the worst status seen */
-	int interrupted;
-	int missing;            /* expected, but no stage report came */
-	int nmessages;
-	char messages[DT_RPT_MAX_MESSAGES][240];
-	int ncounts;
-	char count_names[DT_RPT_MAX_COUNTS][32];
-	double counts[DT_RPT_MAX_COUNTS];
-};
-
-struct dt_rpt_named {
-	char name[32];
-	uint64_t n;
-};
-
 struct dt_rpt_tally {
 	uint64_t records;
 	uint64_t bad_lines;
-	int nstatus;
-	struct dt_rpt_named status[DT_RPT_MAX_STATUS]; /* last: "other" */
-	int nkinds;
-	struct dt_rpt_named kinds[DT_RPT_MAX_KINDS];   /* last: "other" */
+	json_t *by_status;      /* name: count; the last "other" */
+	json_t *by_error;       /* kind: count; the last "other" */
 	uint64_t failed;        /* records counted as failed */
 	uint64_t prompt_tokens, completion_tokens, total_tokens;
 	double cost;
@@ -144,8 +123,7 @@ struct dt_rpt_tally {
 				 * for another row with the same text */
 	int nfields;
 	struct dt_rpt_field fields[DT_RPT_MAX_FIELDS];
-	int nstages;
-	struct dt_rpt_stage stages[DT_RPT_MAX_STAGES];
+	json_t *stages;         /* as in the summary, with "missing" */
 	char run_id[128];
 	int mixed_runs;
 	char started_at[40];    /* earliest stage "started_at", if any */

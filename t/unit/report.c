@@ -191,6 +191,7 @@ test_tally(void)
 {
 	static struct dt_rpt_tally t;
 	const struct dt_rpt_topk_item *top[4];
+	json_t *stage;
 
 	CHECK(dt_rpt_tally_init(&t, NULL, 10, "topics") == 0);
 	add(&t, "{\"id\":7,\"status\":\"stored\",\"usage\":{\"prompt_tokens\":"
@@ -198,8 +199,8 @@ test_tally(void)
 	    "\"output_cost\":0.5}},\"latency_ms\":812.5,\"x\":[1,{\"y\":null}],"
 	    "\"analysis\":{\"sentiment\":\"neg\\u0061tive\",\"topics\":[\"a\","
 	    "\"\\ud83c\\udfdf\",3,\"A\"],\"confidence\":1e-1,\"other\":true}}");
-	CHECK(t.records == 1 && t.nstatus == 1);
-	CHECK_STR(t.status[0].name, "stored");
+	CHECK(t.records == 1 && json_object_size(t.by_status) == 1);
+	CHECK(json_integer_value(json_object_get(t.by_status, "stored")) == 1);
 	CHECK(t.prompt_tokens == 3 && t.completion_tokens == 4 &&
 	    t.total_tokens == 7);
 	CHECK(t.with_cost == 1 && t.cost == 0.75);
@@ -217,22 +218,28 @@ test_tally(void)
 	add(&t, "{\"stage\":\"dt-fetch\",\"status\":69,\"message\":\"Supabase "
 	    "unavailable\",\"counts\":{\"claimed\":2,\"x\":\"y\"},"
 	    "\"interrupted\":true}");
-	CHECK(t.records == 1 && t.nstages == 1);
-	CHECK(t.stages[0].status == 69 && t.stages[0].interrupted);
-	CHECK(t.stages[0].ncounts == 1 && t.stages[0].counts[0] == 2);
-	CHECK_STR(t.stages[0].messages[0], "Supabase unavailable");
+	CHECK(t.records == 1 && json_array_size(t.stages) == 1);
+	stage = json_array_get(t.stages, 0);
+	CHECK(json_integer_value(json_object_get(stage, "status")) == 69);
+	CHECK(json_is_true(json_object_get(stage, "interrupted")));
+	CHECK(json_object_size(json_object_get(stage, "counts")) == 1);
+	CHECK(json_integer_value(json_object_get(json_object_get(stage,
+	    "counts"), "claimed")) == 2);
+	CHECK_STR(json_string_value(json_array_get(json_object_get(stage,
+	    "messages"), 0)), "Supabase unavailable");
 
 	/* Errors, with and without a kind; a null error is none. */
 	add(&t, "{\"id\":1,\"error\":{\"kind\":\"timeout\"}}");
 	add(&t, "{\"id\":2,\"error\":\"boom\"}");
 	add(&t, "{\"id\":3,\"error\":null,\"usage\":{\"total_tokens\":5},"
 	    "\"cost_usd\":0.5,\"latency_ms\":\"slow\"}");
-	CHECK(t.records == 4 && t.failed == 2 && t.nkinds == 2);
-	CHECK_STR(t.kinds[0].name, "timeout");
-	CHECK_STR(t.kinds[1].name, "unknown");
+	CHECK(t.records == 4 && t.failed == 2);
+	CHECK(json_object_size(t.by_error) == 2);
+	CHECK_STR(json_object_iter_key(json_object_iter(t.by_error)), "timeout");
+	CHECK(json_integer_value(json_object_get(t.by_error, "unknown")) == 1);
 	CHECK(t.total_tokens == 12 && t.with_cost == 2 && t.cost == 1.25);
 	CHECK(t.latency.n == 1);
-	CHECK(t.nstatus == 3);  /* stored, failed, fetched */
+	CHECK(json_object_size(t.by_status) == 3);  /* stored, failed, fetched */
 	dt_rpt_tally_free(&t);
 }
 
