@@ -7,35 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "log.h"
 #include "ledger.h"
 #include "supabase.h"
-
-/* URL-encodes s into buf (unreserved characters as they are). */
-static const char *
-url_escape(const char *s, char *buf, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t o = 0;
-
-	for (; *s != '\0' && o + 4 < len; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-		    c == '.' || c == '~')
-			buf[o++] = (char)c;
-		else {
-			buf[o++] = '%';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		}
-	}
-	buf[o] = '\0';
-	return buf;
-}
 
 /*
  * Makes one call; returns the parsed body (a new reference, json_null()
@@ -81,26 +58,43 @@ dt_rpt_db_backlog(struct dt_supabase *sb, const char *table,
 	return o;
 }
 
+/* The previous run: the latest finished run that is not a shard's. */
+#define PREVIOUS "dt_runs?select=run_id,started_at,finished_at,status," \
+	"exit_code,counts,tokens,cost_usd&finished_at=not.is.null" \
+	"&run_id=not.like.*%%2F*&order=finished_at.desc&limit=1"
+
+/*
+ * GETs the rows of dt_runs the path fmt asks for, its %s the URL-encoded
+ * run_id ("" when NULL).  Returns a new reference to the array, or NULL
+ * after logging.
+ */
+static json_t *
+get_runs(struct dt_supabase *sb, const char *fmt, const char *run_id)
+{
+	char path[1024], *esc = curl_easy_escape(NULL, run_id ? run_id : "",
+	    0);
+	json_t *r;
+
+	snprintf(path, sizeof(path), fmt, esc ? esc : "");
+	curl_free(esc);
+	if ((r = call(sb, "GET", path, "dt_runs", NULL, NULL)) != NULL &&
+	    !json_is_array(r)) {
+		dt_error("supabase: GET /rest/v1/dt_runs: expected an array");
+		json_decref(r);
+		r = NULL;
+	}
+	return r;
+}
+
 int
 dt_rpt_db_previous(struct dt_supabase *sb, const char *run_id, json_t **row)
 {
-	char path[1024], esc[600];
-	json_t *r;
+	json_t *r = get_runs(sb, run_id ? PREVIOUS "&run_id=neq.%s" :
+	    PREVIOUS "%s", run_id);
 
 	*row = NULL;
-	snprintf(path, sizeof(path), "dt_runs?select=run_id,started_at,"
-	    "finished_at,status,exit_code,counts,tokens,cost_usd"
-	    "&finished_at=not.is.null&run_id=not.like.*%%2F*"
-	    "&order=finished_at.desc&limit=1%s%s",
-	    run_id ? "&run_id=neq." : "",
-	    run_id ? url_escape(run_id, esc, sizeof(esc)) : "");
-	if ((r = call(sb, "GET", path, "dt_runs", NULL, NULL)) == NULL)
+	if (r == NULL)
 		return -1;
-	if (!json_is_array(r)) {
-		dt_error("supabase: GET /rest/v1/dt_runs: expected an array");
-		json_decref(r);
-		return -1;
-	}
 	*row = json_array_size(r) > 0 ? json_incref(json_array_get(r, 0)) :
 	    json_null();
 	json_decref(r);
@@ -123,18 +117,6 @@ dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row)
 json_t *
 dt_rpt_db_shards(struct dt_supabase *sb, const char *run_id)
 {
-	char path[1024], esc[600];
-	json_t *r;
-
-	snprintf(path, sizeof(path), "dt_runs?select=run_id,finished_at,"
-	    "summary&finished_at=not.is.null&run_id=like.%s%%2F*",
-	    url_escape(run_id, esc, sizeof(esc)));
-	if ((r = call(sb, "GET", path, "dt_runs", NULL, NULL)) == NULL)
-		return NULL;
-	if (!json_is_array(r)) {
-		dt_error("supabase: GET /rest/v1/dt_runs: expected an array");
-		json_decref(r);
-		return NULL;
-	}
-	return r;
+	return get_runs(sb, "dt_runs?select=run_id,finished_at,summary"
+	    "&finished_at=not.is.null&run_id=like.%s%%2F*", run_id);
 }
