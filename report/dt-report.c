@@ -196,8 +196,8 @@ wait_shards(struct dt_rpt_config *c, struct dt_supabase *sb, json_t **rows)
 		if (now >= end)
 			break;
 		if (!said) {
-			dt_info("%d of %lld shards finished; waiting up to %.0f "
-			    "s for the others", found, c->merge,
+			dt_info("%d of %lld shards finished; waiting up to "
+			    "%.0f s for the others", found, c->merge,
 			    (double)(end - now) / 1000);
 			said = 1;
 		}
@@ -282,7 +282,6 @@ preflight(struct dt_rpt_config *c, int bad)
 struct run {
 	struct dt_rpt_config c;
 	struct dt_rpt_tally tally;
-	int tally_ok;           /* tally set up: free it */
 	struct dt_http *h;
 	struct dt_supabase *sb;
 	json_t *schema;
@@ -332,21 +331,14 @@ setup(struct run *r)
 		r->status = DT_EXIT_CONFIG;
 		return -1;
 	}
-	/*
-	 * In the pipeline dt-report starts with the other stages, so its own
-	 * start is the run's when nothing better says when that was.
-	 */
+	/* In the pipeline dt-report starts when the other stages do. */
 	r->t_start = (double)time(NULL);
 	if (dt_rpt_tally_init(&r->tally, r->schema, (size_t)c->top,
 	    c->topics_field) < 0) {
 		r->status = DT_EXIT_UNAVAILABLE;
 		return -1;
 	}
-	r->tally_ok = 1;
-	/*
-	 * One shard of a scale-out run: its row goes to the ledger as
-	 * "<run>/<index>" and shard 0's --merge-shards sends the report.
-	 */
+	/* A shard's row is its report; shard 0's --merge-shards sends. */
 	r->shard = c->merge == 0 && c->shards > 1;
 	r->send = !c->dry_run && !r->shard;
 	return 0;
@@ -456,11 +448,7 @@ deliver(struct run *r)
 	struct dt_rpt_config *c = &r->c;
 	int rc, empty;
 
-	/*
-	 * Under "problems", a run that had nothing to do and no trouble is
-	 * not worth a message at all: the chat would get one every two
-	 * hours saying so.  The ledger row and the metrics still say it ran.
-	 */
+	/* A clean run with nothing to do is not worth a message. */
 	empty = c->notify == 0 && r->silent && json_integer_value(
 	    json_object_get(r->summary, "records")) == 0;
 	if (r->shard)
@@ -553,12 +541,7 @@ record(struct run *r)
 	}
 	ok = row != NULL && dt_rpt_db_upsert(r->sb, row) == 0;
 	json_decref(row);
-	/*
-	 * The ledger is best effort: the data is stored and the report
-	 * sent, and a failed status would only make Kubernetes run (and
-	 * report) again.  A shard's row is its report to shard 0, so there
-	 * it counts.
-	 */
+	/* Best effort (docs/report.md), but for a shard's row. */
 	json_object_set_new(r->summary, "ledger", json_string(ok ?
 	    "written" : "failed"));
 	if (!ok && r->shard)
@@ -615,8 +598,7 @@ main(int argc, char **argv)
 	json_decref(r.summary);
 	json_decref(r.shards);
 	json_decref(r.schema);
-	if (r.tally_ok)
-		dt_rpt_tally_free(&r.tally);
+	dt_rpt_tally_free(&r.tally);
 	dt_http_free(r.h);
 	dt_supabase_free(r.sb);
 	free(r.c.tg_token);

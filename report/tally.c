@@ -500,36 +500,30 @@ int
 dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 {
 	char name[32], msg[160];
+	const char *p;
 	json_t *s;
-	const char *p = list, *e;
-	size_t n;
+	size_t n, k;
 	int added, missing = 0;
 
-	while (p != NULL && *p != '\0') {
-		e = strchr(p, ',');
-		n = e != NULL ? (size_t)(e - p) : strlen(p);
-		while (n > 0 && *p == ' ') {
+	for (; *list != '\0'; list += n + (list[n] == ',')) {
+		n = strcspn(list, ",");
+		for (p = list, k = n; k > 0 && *p == ' '; k--)
 			p++;
-			n--;
-		}
-		while (n > 0 && p[n - 1] == ' ')
-			n--;
-		if (n > 0 && n < sizeof(name)) {
-			memcpy(name, p, n);
-			name[n] = '\0';
-			if ((s = find_stage(t, name, &added)) != NULL &&
-			    added) {
-				stage_add(s, 0, DT_EXIT_TEMPFAIL, 0, 1, NULL);
-				snprintf(msg, sizeof(msg), "%s ended without "
-				    "its stage record (crashed or killed?)",
-				    json_string_value(json_object_get(s,
-				    "stage")));
-				dt_error("%s", msg);
-				add_message(s, msg);
-				missing++;
-			}
-		}
-		p = e != NULL ? e + 1 : NULL;
+		while (k > 0 && p[k - 1] == ' ')
+			k--;
+		if (k == 0 || k >= sizeof(name))
+			continue;
+		memcpy(name, p, k);
+		name[k] = '\0';
+		if ((s = find_stage(t, name, &added)) == NULL || !added)
+			continue;
+		stage_add(s, 0, DT_EXIT_TEMPFAIL, 0, 1, NULL);
+		snprintf(msg, sizeof(msg), "%s ended without its stage record "
+		    "(crashed or killed?)", json_string_value(json_object_get(s,
+		    "stage")));
+		dt_error("%s", msg);
+		add_message(s, msg);
+		missing++;
 	}
 	return missing;
 }
