@@ -52,14 +52,6 @@ static const char *const ui_words[][2] = {
 	{" (no finished ledger row)", " (не закончили вовремя)"},
 	{"</b> ended without its stage record (crashed or killed?)",
 	    "</b> завершилась без записи о стадии (упала или убита?)"},
-	{"some records failed", "часть записей с ошибкой"},
-	{"bad command line", "ошибка в командной строке"},
-	{"bad input", "плохие входные данные"},
-	{"service unavailable", "сервис недоступен"},
-	{"cannot write output", "ошибка записи"},
-	{"temporary failure", "временный сбой"},
-	{"bad configuration", "ошибка конфигурации"},
-	{"output closed", "выход закрыт"},
 };
 
 /* Names from the data (fields, statuses, values): English, Russian. */
@@ -81,17 +73,19 @@ static const char *const name_words[][3] = {
 	{"negative", NULL, "негатив"}, {"mixed", NULL, "смешанно"},
 };
 
-/* What an exit status means: the key to ui_words. */
+/* What an exit status means. */
 static const struct {
 	int status;
-	const char *en;
+	const char *words[2];
 } exit_words[] = {
-	{DT_EXIT_PARTIAL, "some records failed"},
-	{DT_EXIT_USAGE, "bad command line"}, {DT_EXIT_DATAERR, "bad input"},
-	{DT_EXIT_UNAVAILABLE, "service unavailable"},
-	{DT_EXIT_IOERR, "cannot write output"},
-	{DT_EXIT_TEMPFAIL, "temporary failure"},
-	{DT_EXIT_CONFIG, "bad configuration"}, {DT_EXIT_PIPE, "output closed"},
+	{DT_EXIT_PARTIAL, {"some records failed", "часть записей с ошибкой"}},
+	{DT_EXIT_USAGE, {"bad command line", "ошибка в командной строке"}},
+	{DT_EXIT_DATAERR, {"bad input", "плохие входные данные"}},
+	{DT_EXIT_UNAVAILABLE, {"service unavailable", "сервис недоступен"}},
+	{DT_EXIT_IOERR, {"cannot write output", "ошибка записи"}},
+	{DT_EXIT_TEMPFAIL, {"temporary failure", "временный сбой"}},
+	{DT_EXIT_CONFIG, {"bad configuration", "ошибка конфигурации"}},
+	{DT_EXIT_PIPE, {"output closed", "выход закрыт"}},
 };
 
 /* The report being written: its lines, each ending in '\n'. */
@@ -442,7 +436,8 @@ failure_line(struct rep *r, json_t *stage, int status, int interrupted)
 	dt_buf_printf(&r->b, "</b> (%s %d", tr(r, "exit"), status);
 	for (i = 0; i < sizeof(exit_words) / sizeof(exit_words[0]); i++)
 		if (exit_words[i].status == status)
-			dt_buf_printf(&r->b, ", %s", tr(r, exit_words[i].en));
+			dt_buf_printf(&r->b, ", %s",
+			    exit_words[i].words[r->ru]);
 	if (interrupted)
 		dt_buf_printf(&r->b, ", %s", tr(r, "interrupted"));
 	if (int_at(stage, "reports") > 1) {

@@ -224,19 +224,16 @@ static char *
 message_body(const struct dt_rpt_tg *tg, const char *chat, const char *text,
     int silent)
 {
-	json_t *o = json_object(), *lp = json_object();
+	json_t *o = json_pack("{so}", "chat_id", chat_json(chat));
 	char *s;
 
-	json_object_set_new(o, "chat_id", chat_json(chat));
 	if (tg->thread_id != NULL)
 		json_object_set_new(o, "message_thread_id",
 		    json_integer(strtoll(tg->thread_id, NULL, 10)));
-	json_object_set_new(o, "text", json_string(text));
-	json_object_set_new(o, "parse_mode", json_string("HTML"));
-	json_object_set_new(o, "disable_notification", json_boolean(silent));
-	json_object_set_new(lp, "is_disabled", json_true());
-	json_object_set_new(o, "link_preview_options", lp);
-	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_object_update_new(o, json_pack("{sssssbs{sb}}", "text", text,
+	    "parse_mode", "HTML", "disable_notification", silent,
+	    "link_preview_options", "is_disabled", 1));
+	s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return s;
 }
@@ -312,7 +309,8 @@ call_method(struct dt_http *h, const struct dt_rpt_tg *tg,
 
 	if ((size_t)snprintf(url, sizeof(url), "%s/bot%s/%s", tg->api_url,
 	    tg->token, method) >= sizeof(url)) {
-		snprintf(c->why, sizeof(c->why), "TELEGRAM_API_URL is too long");
+		snprintf(c->why, sizeof(c->why), "TELEGRAM_API_URL is too "
+		    "long");
 		return NULL;
 	}
 	if (call_once(h, tg, url, body, &pol, c) && (o = json_loads(
