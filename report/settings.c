@@ -43,71 +43,64 @@ static const char usage_tail[] =
 static const struct dt_opt opts[] = {
 	{.ch = 'L', .flag = "max-line", .env = "DT_MAX_LINE",
 	    .type = DT_OPT_SHARED, .out = &cfg.max_line},
-	{0, "lang", "DT_REPORT_LANG", DT_OPT_CHOICE, &lang, "en", 0, 0,
-	    "en|ru", "report language"},
-	{'M', "merge-shards", NULL, DT_OPT_INT, &cfg.merge, NULL, 1,
-	    1000, "N", "read no input: wait for the N shard rows of the "
-	    "run (DT_RUN_ID) in the ledger, merge them and report the "
-	    "whole run"},
-	{0, "message-file", NULL, DT_OPT_TEXT, &cfg.message_file, NULL,
-	    0, 0, "FILE", "also write the report's messages to FILE"},
-	{'n', "dry-run", NULL, DT_OPT_SWITCH, &cfg.dry_run, NULL, 0, 0,
-	    NULL, "send and write nothing; print the messages on stderr "
-	    "(or to FILE)"},
-	{0, "preflight", NULL, DT_OPT_SWITCH, &cfg.preflight, NULL, 0, 0,
-	    NULL, "read no input, send no message: ask Telegram about "
-	    "the bot (getMe) and the chat (getChat) and print one line, "
-	    "\"telegram: ready: ...\" or \"telegram: not ready: ...\" "
-	    "naming the variable to fix; exit 0, 78 (refused) or 69 "
-	    "(unreachable)"},
-	{0, NULL, "TELEGRAM_BOT_TOKEN", DT_OPT_SECRET, &cfg.tg_token,
-	    NULL, 0, 0, NULL, "the bot's token; without it the report "
-	    "is printed, not sent"},
-	{0, NULL, "TELEGRAM_CHAT_ID", DT_OPT_TEXT, &cfg.tg_chat, NULL, 0,
-	    0, NULL, "the chat: a number, a negative group id or "
-	    "@channel"},
-	{0, NULL, "TELEGRAM_THREAD_ID", DT_OPT_TEXT, &cfg.tg_thread,
-	    NULL, 0, 0, NULL, "the forum topic"},
+	{0, "lang", "DT_REPORT_LANG", DT_OPT_CHOICE, &lang, "en", 0, 0, "en|ru",
+	    "report language"},
+	{'M', "merge-shards", NULL, DT_OPT_INT, &cfg.merge, NULL, 1, 1000, "N",
+	    "read no input: wait for the N shard rows of the run (DT_RUN_ID) "
+	    "in the ledger, merge them and report the whole run"},
+	{0, "message-file", NULL, DT_OPT_TEXT, &cfg.message_file, NULL, 0, 0,
+	    "FILE", "also write the report's messages to FILE"},
+	{'n', "dry-run", NULL, DT_OPT_SWITCH, &cfg.dry_run, NULL, 0, 0, NULL,
+	    "send and write nothing; print the messages on stderr (or to "
+	    "FILE)"},
+	{0, "preflight", NULL, DT_OPT_SWITCH, &cfg.preflight, NULL, 0, 0, NULL,
+	    "read no input, send no message: ask Telegram about the bot "
+	    "(getMe) and the chat (getChat) and print one line, \"telegram: "
+	    "ready: ...\" or \"telegram: not ready: ...\" naming the variable "
+	    "to fix; exit 0, 78 (refused) or 69 (unreachable)"},
+	{0, NULL, "TELEGRAM_BOT_TOKEN", DT_OPT_SECRET, &cfg.tg_token, NULL, 0,
+	    0, NULL, "the bot's token; without it the report is printed, not "
+	    "sent"},
+	{0, NULL, "TELEGRAM_CHAT_ID", DT_OPT_TEXT, &cfg.tg_chat, NULL, 0, 0,
+	    NULL, "the chat: a number, a negative group id or @channel"},
+	{0, NULL, "TELEGRAM_THREAD_ID", DT_OPT_TEXT, &cfg.tg_thread, NULL, 0, 0,
+	    NULL, "the forum topic"},
 	{0, NULL, "TELEGRAM_API_URL", DT_OPT_TEXT, &cfg.tg_url,
 	    "https://api.telegram.org", 0, 0, NULL, "Bot API base URL"},
-	{0, NULL, "DT_REPORT_NOTIFY", DT_OPT_CHOICE, &cfg.notify,
-	    "problems", 0, 0, "problems|always|never", "problems: "
-	    "alerts notify, clean runs are silent, an empty clean run "
-	    "sends nothing; always; never: every report is silent"},
-	{0, NULL, "DT_REPORT_TOP", DT_OPT_INT, &cfg.top, "10", 1, 1000,
-	    NULL, "values shown of each field"},
-	{0, NULL, "DT_REPORT_SCHEMA", DT_OPT_TEXT, &cfg.schema, NULL, 0,
-	    0, NULL, "the analysis schema the report reads its fields "
-	    "from (else DT_SCHEMA_FILE, else dt-analyze's)"},
-	{0, NULL, "DT_REPORT_TOPICS_FIELD", DT_OPT_TEXT,
-	    &cfg.topics_field, "topics", 0, 0, NULL,
-	    "the field whose values are the top topics"},
-	{0, NULL, "DT_REPORT_RETRY_SECONDS", DT_OPT_INT, &cfg.retry_s,
-	    "120", 0, 3600, NULL, "how long to wait out Telegram's "
-	    "flood control"},
+	{0, NULL, "DT_REPORT_NOTIFY", DT_OPT_CHOICE, &cfg.notify, "problems", 0,
+	    0, "problems|always|never", "problems: alerts notify, clean runs "
+	    "are silent, an empty clean run sends nothing; always; never: "
+	    "every report is silent"},
+	{0, NULL, "DT_REPORT_TOP", DT_OPT_INT, &cfg.top, "10", 1, 1000, NULL,
+	    "values shown of each field"},
+	{0, NULL, "DT_REPORT_SCHEMA", DT_OPT_TEXT, &cfg.schema, NULL, 0, 0,
+	    NULL, "the analysis schema the report reads its fields from (else "
+	    "DT_SCHEMA_FILE, else dt-analyze's)"},
+	{0, NULL, "DT_REPORT_TOPICS_FIELD", DT_OPT_TEXT, &cfg.topics_field,
+	    "topics", 0, 0, NULL, "the field whose values are the top topics"},
+	{0, NULL, "DT_REPORT_RETRY_SECONDS", DT_OPT_INT, &cfg.retry_s, "120", 0,
+	    3600, NULL, "how long to wait out Telegram's flood control"},
 	DT_OPT_USE("TIMEOUT_SECONDS", &cfg.timeout_s),
-	{0, NULL, "DT_PUSHGATEWAY_URL", DT_OPT_TEXT, &cfg.pg_url, NULL,
-	    0, 0, NULL, "push the run's metrics to this Prometheus "
-	    "Pushgateway"},
-	{0, NULL, "DT_PUSHGATEWAY_JOB", DT_OPT_TEXT, &cfg.pg_job, "dt",
-	    0, 0, NULL, "the metrics' job name"},
-	{0, NULL, "DT_SOURCE_TABLE", DT_OPT_TEXT, &cfg.table, "messages",
-	    0, 0, NULL, "the source table, for the ledger"},
-	{0, NULL, "DT_SOURCE_ID", DT_OPT_TEXT, &cfg.id_column, "id", 0,
-	    0, NULL, "its id column"},
-	{0, NULL, "DT_EXPECT_STAGES", DT_OPT_TEXT, &cfg.expect, NULL, 0,
-	    0, NULL, "stages whose missing stage record fails the run "
+	{0, NULL, "DT_PUSHGATEWAY_URL", DT_OPT_TEXT, &cfg.pg_url, NULL, 0, 0,
+	    NULL, "push the run's metrics to this Prometheus Pushgateway"},
+	{0, NULL, "DT_PUSHGATEWAY_JOB", DT_OPT_TEXT, &cfg.pg_job, "dt", 0, 0,
+	    NULL, "the metrics' job name"},
+	{0, NULL, "DT_SOURCE_TABLE", DT_OPT_TEXT, &cfg.table, "messages", 0, 0,
+	    NULL, "the source table, for the ledger"},
+	{0, NULL, "DT_SOURCE_ID", DT_OPT_TEXT, &cfg.id_column, "id", 0, 0, NULL,
+	    "its id column"},
+	{0, NULL, "DT_EXPECT_STAGES", DT_OPT_TEXT, &cfg.expect, NULL, 0, 0,
+	    NULL, "stages whose missing stage record fails the run "
 	    "(dt-entrypoint sets it)"},
 	DT_OPT_USE("DT_RUN_ID", &cfg.run_id),
-	{0, NULL, "DT_RUN_STARTED_AT", DT_OPT_TEXT, &cfg.started, NULL,
-	    0, 0, NULL, "when the run started (RFC 3339)"},
-	{0, NULL, "DT_RUN_FINISHED_AT", DT_OPT_TEXT, &cfg.finished, NULL,
-	    0, 0, NULL, "when it finished (RFC 3339; default now)"},
+	{0, NULL, "DT_RUN_STARTED_AT", DT_OPT_TEXT, &cfg.started, NULL, 0, 0,
+	    NULL, "when the run started (RFC 3339)"},
+	{0, NULL, "DT_RUN_FINISHED_AT", DT_OPT_TEXT, &cfg.finished, NULL, 0, 0,
+	    NULL, "when it finished (RFC 3339; default now)"},
 	DT_OPT_USE("DT_SHARDS", &cfg.shards),
 	DT_OPT_USE("DT_SHARD_INDEX", &cfg.shard_index),
-	{0, NULL, "DT_SHARD_WAIT_SECONDS", DT_OPT_INT, &cfg.wait_s, "600",
-	    0, 86400, NULL, "how long --merge-shards waits for the "
-	    "other shards"},
+	{0, NULL, "DT_SHARD_WAIT_SECONDS", DT_OPT_INT, &cfg.wait_s, "600", 0,
+	    86400, NULL, "how long --merge-shards waits for the other shards"},
 	DT_OPT_USE("DT_DRAIN_SECONDS", &cfg.drain_s),
 	DT_OPT_USE("DT_STOP_FILE", &cfg.stop_file),
 	DT_OPT_LIB("SUPABASE_URL"),
