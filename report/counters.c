@@ -66,23 +66,21 @@ dt_rpt_topk_init(struct dt_rpt_topk *t, size_t cap)
 {
 	memset(t, 0, sizeof(*t));
 	t->cap = cap < 1 ? 1 : cap;
-	t->items = calloc(t->cap, sizeof(*t->items));
-	t->index = json_object();
-	if (t->items == NULL || t->index == NULL) {
-		dt_rpt_topk_free(t);
-		return -1;
-	}
-	return 0;
+	if ((t->items = calloc(t->cap, sizeof(*t->items))) != NULL &&
+	    (t->index = json_object()) != NULL)
+		return 0;
+	dt_rpt_topk_free(t);
+	return -1;
 }
 
 void
 dt_rpt_topk_free(struct dt_rpt_topk *t)
 {
-	if (t == NULL)
-		return;
-	free(t->items);
-	json_decref(t->index);
-	memset(t, 0, sizeof(*t));
+	if (t != NULL) {
+		free(t->items);
+		json_decref(t->index);
+		memset(t, 0, sizeof(*t));
+	}
 }
 
 void
