@@ -23,37 +23,6 @@
 
 #include "fetch.h"
 
-/* --preflight or --backlog: checks that change nothing. */
-static int
-inspect(struct dt_fetch *f)
-{
-	struct dt_supabase *sb = dt_supabase_new();
-	int rc = f->mode == OPT_PREFLIGHT ? dt_fetch_preflight(f, sb) :
-	    dt_fetch_backlog(f, sb);
-
-	dt_supabase_free(sb);
-	return rc;
-}
-
-/* --claim or --peek, to the stage record.  Returns the exit status. */
-static int
-claim(struct dt_fetch *f)
-{
-	struct dt_supabase *sb;
-	int rc;
-
-	dt_fetch_catch_signals();
-	if ((sb = dt_supabase_new()) == NULL) {
-		f->status = DT_EXIT_CONFIG;
-		snprintf(f->message, sizeof(f->message),
-		    "bad Supabase configuration (see the log)");
-	} else
-		dt_fetch_run(f, sb);
-	rc = dt_fetch_finish(f);
-	dt_supabase_free(sb);
-	return rc;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -71,10 +40,12 @@ main(int argc, char **argv)
 		rc = dt_fetch_requeue(&f);
 	else if (f.dry_run)
 		rc = dt_fetch_dry_run(&f);
-	else if (f.mode == OPT_PREFLIGHT || f.mode == OPT_BACKLOG)
-		rc = inspect(&f);
+	else if (f.mode == OPT_PREFLIGHT)
+		rc = dt_fetch_preflight(&f);
+	else if (f.mode == OPT_BACKLOG)
+		rc = dt_fetch_backlog(&f);
 	else
-		rc = claim(&f);
+		rc = dt_fetch_claim(&f);
 	json_decref(f.columns);
 	return dt_cli_close_stdout(rc);
 }

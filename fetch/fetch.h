@@ -1,8 +1,8 @@
 /*
  * fetch.h: what the files of dt-fetch share: the run's settings and
- * counts.  Options and environment are read in options.c; claiming and
- * peeking, and the stage record, in claim.c; --requeue in requeue.c;
- * --preflight and --backlog in inspect.c; main is in dt-fetch.c.
+ * counts.  Options and environment are read in options.c; --claim,
+ * --peek and --dry-run are in claim.c; --requeue, --preflight and
+ * --backlog in inspect.c; main is in dt-fetch.c.
  */
 #ifndef DT_FETCH_H
 #define DT_FETCH_H
@@ -12,10 +12,6 @@
 #include "supabase.h"
 
 #define RUN_ID_MAX 200
-
-/* DT_FETCH_MAX_TEXT_BYTES and DT_MAX_LINE when not set. */
-#define DEFAULT_MAX_TEXT 65536
-#define DEFAULT_MAX_LINE 1048576
 
 /* The modes --preflight and --backlog, beside 'c', 'p' and 'R'. */
 #define OPT_PREFLIGHT 257
@@ -56,15 +52,10 @@ struct dt_fetch {
  * one line per problem.  Returns 0 or an exit status: DT_EXIT_USAGE for
  * a bad command line, DT_EXIT_CONFIG for bad settings (with
  * --check-config every bad value, flags included, and the Supabase
- * settings too).  --help and --version exit here.
+ * settings too).  --help and --version exit here.  The caller frees
+ * f->columns.
  */
 int dt_fetch_configure(struct dt_fetch *f, int argc, char **argv);
-
-/*
- * Makes SIGTERM and SIGINT (and, checked before each claim, the stop
- * file) end claiming after the current batch.
- */
-void dt_fetch_catch_signals(void);
 
 /*
  * The arguments of one dt_claim (f->mode 'c') or dt_peek call for want
@@ -72,20 +63,16 @@ void dt_fetch_catch_signals(void);
  * Returns a new reference, or NULL when out of memory.
  */
 json_t *dt_fetch_request_args(struct dt_fetch *f, long long want,
-    const char *after);
+    json_t *after);
 
 /*
- * Claims or peeks batch after batch, writing each row as a source
- * record.  Sets f->status and f->message.
+ * --claim or --peek: claims or peeks batch after batch, writing each row
+ * as a source record, until the cap, an empty batch, an error or a stop
+ * (SIGTERM, SIGINT, the stop file); then the stage record (unless stdout
+ * is a closed pipe) and one summary line.  Returns the exit status: 75
+ * for a run interrupted but otherwise fine.
  */
-void dt_fetch_run(struct dt_fetch *f, struct dt_supabase *sb);
-
-/*
- * Ends a claim or peek: a run interrupted but otherwise fine gets
- * status 75, the stage record is written (unless stdout is a closed
- * pipe) and one summary line logged.  Returns the exit status.
- */
-int dt_fetch_finish(struct dt_fetch *f);
+int dt_fetch_claim(struct dt_fetch *f);
 
 /* --dry-run: prints the first request instead of sending it.  Returns
  * the exit status. */
@@ -100,16 +87,12 @@ int dt_fetch_requeue(struct dt_fetch *f);
 
 /*
  * --preflight: prints the one line "supabase: ready: ..." or "supabase:
- * not ready: ...".  sb may be NULL (bad settings, already logged).
- * Returns the exit status.
+ * not ready: ..." (the migrations applied, a secret key, the source
+ * readable).  --backlog: prints one JSON object with dt_backlog's counts,
+ * a sample of the texts a claim would take, the batch limits and the
+ * history of the costs.  Both change nothing.  Returns the exit status.
  */
-int dt_fetch_preflight(struct dt_fetch *f, struct dt_supabase *sb);
-
-/*
- * --backlog: prints one JSON object with dt_backlog's counts, a sample
- * of the texts a claim would take and the batch limits (see inspect.c).
- * sb may be NULL.  Returns the exit status.
- */
-int dt_fetch_backlog(struct dt_fetch *f, struct dt_supabase *sb);
+int dt_fetch_preflight(struct dt_fetch *f);
+int dt_fetch_backlog(struct dt_fetch *f);
 
 #endif

@@ -19,36 +19,48 @@
 /* Rows --backlog reads (as --peek would) to learn the texts' sizes. */
 #define SAMPLE_ROWS 200
 
-/* The PostgREST error code of a failed call ("" when it sent none). */
-static const char *
-sb_code(const struct dt_sb_result *res)
-{
-	const char *c = json_string_value(json_object_get(res->body, "code"));
+/* Analyses --backlog averages, the newest first (the "limit" below). */
+#define HISTORY_ROWS "200"
 
-	return c != NULL ? c : "";
-}
+/*
+ * The other functions the stages call, each with arguments that give it
+ * nothing to do (no results, a run that holds nothing, a dry run), so a
+ * database without them, or with an older signature, answers PGRST202.
+ * dt_claim cannot be called so; dt_peek has its signature.
+ */
+static const struct {
+	const char *fn;
+	const char *args;
+} probes[] = {
+	{"dt_settle", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
+	{"dt_reclaim", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
+	{"dt_release", "{\"p_run_id\":\"dt-preflight\",\"p_claim_key\":"
+	    "\"dt-preflight:0\",\"p_keep\":[]}"},
+	{"dt_requeue", "{\"p_dry_run\":true}"},
+};
 
 /*
  * Says in line what a failed call to fn means for the operator, naming
- * what to fix.  Returns the exit status: 69 when Supabase could not be
- * reached, else 78.
+ * what to fix.  Returns the exit status: 69 when Supabase could not
+ * answer, else 78.
  */
 static int
-explain(const struct dt_fetch *f, const char *fn, const struct dt_sb_result *res,
-    char *line, size_t len)
+explain(const struct dt_fetch *f, const char *fn,
+    const struct dt_sb_result *res, char *line, size_t len)
 {
-	const char *code = sb_code(res);
+	const char *code = json_string_value(json_object_get(res->body,
+	    "code"));
 
-	if ((res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) &&
-	    res->status == 0) {
-		snprintf(line, len, "SUPABASE_URL: Supabase cannot be reached "
-		    "(%s)", res->message);
-		return DT_EXIT_UNAVAILABLE;
-	}
+	if (code == NULL)
+		code = "";
 	if (res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) {
 		/* 5xx, 429: e.g. a statement timeout (57014) on a big table. */
-		snprintf(line, len, "Supabase could not answer %s (%s); try "
-		    "again later", fn, res->message);
+		if (res->status == 0)
+			snprintf(line, len, "SUPABASE_URL: Supabase cannot be "
+			    "reached (%s)", res->message);
+		else
+			snprintf(line, len, "Supabase could not answer %s (%s); "
+			    "try again later", fn, res->message);
 		return DT_EXIT_UNAVAILABLE;
 	}
 	if (strcmp(code, "PGRST202") == 0)
@@ -77,93 +89,72 @@ explain(const struct dt_fetch *f, const char *fn, const struct dt_sb_result *res
 	return DT_EXIT_CONFIG;
 }
 
-/* A count from dt_backlog's answer (0 when absent). */
-static long long
-backlog_count(json_t *backlog, const char *key)
+/*
+ * Calls the function fn with args (stolen; NULL when out of memory).
+ * Returns 0 with a new reference to the answer in *out (unless out is
+ * NULL), or the exit status with the reason in line.
+ */
+static int
+call(const struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
+    json_t *args, json_t **out, char *line, size_t len)
 {
-	return (long long)json_integer_value(json_object_get(backlog, key));
+	struct dt_sb_result res;
+	char path[64];
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "rpc/%s", fn);
+	if (args == NULL) {
+		snprintf(line, len, "out of memory");
+		return DT_EXIT_TEMPFAIL;
+	}
+	if (dt_supabase_call(sb, "POST", path, args, NULL, 1, &res) !=
+	    DT_SB_OK)
+		rc = explain(f, fn, &res, line, len);
+	else if (out != NULL)
+		*out = json_incref(res.body);
+	json_decref(args);
+	dt_sb_result_clear(&res);
+	return rc;
 }
 
 /*
- * The other functions the stages call, each with arguments that give it
- * nothing to do (no results, a run that holds nothing, a dry run), so a
- * database without them, or with an older signature, answers PGRST202.
- * dt_claim cannot be called so; dt_peek has its signature.
- */
-static const struct {
-	const char *path;
-	const char *args;
-} probes[] = {
-	{"rpc/dt_settle", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
-	{"rpc/dt_reclaim", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
-	{"rpc/dt_release", "{\"p_run_id\":\"dt-preflight\",\"p_claim_key\":"
-	    "\"dt-preflight:0\",\"p_keep\":[]}"},
-	{"rpc/dt_requeue", "{\"p_dry_run\":true}"},
-};
-
-/*
- * The checks of --preflight and --backlog, none of which changes
- * anything: dt_backlog (only the service role may call it, so it also
- * proves the key), dt_peek with this run's table, columns and limits
- * (dt_claim's arguments: a database behind this dt answers PGRST202),
- * and the probes above.  Stores a new reference to the backlog in
- * *backlog and to the peeked rows in *rows.  Returns 0, or the exit
- * status with the reason in line (and both NULL).
+ * The checks of --preflight and --backlog: dt_backlog (only the service
+ * role may call it, so it also proves the key), dt_peek with this run's
+ * table, columns and limits (dt_claim's arguments: a database behind
+ * this dt answers PGRST202), and the probes above.  Stores a new
+ * reference to the backlog in *backlog and to the peeked rows in *rows.
+ * Returns 0, or the exit status with the reason in line (and both NULL).
  */
 static int
 inspect(struct dt_fetch *f, struct dt_supabase *sb, json_t **backlog,
     json_t **rows, char *line, size_t len)
 {
-	struct dt_sb_result res;
 	json_t *args;
 	size_t i;
-	int rc = 0;
+	int rc;
 
 	*backlog = *rows = NULL;
-	args = json_pack("{ssss}", "p_source_table", f->table, "p_id_column",
-	    f->id_col);
-	if (args == NULL || dt_supabase_call(sb, "POST", "rpc/dt_backlog",
-	    args, NULL, 1, &res) != DT_SB_OK || !json_is_object(res.body)) {
-		rc = args == NULL ? DT_EXIT_TEMPFAIL :
-		    res.kind == DT_SB_OK ? DT_EXIT_TEMPFAIL :
-		    explain(f, "dt_backlog", &res, line, len);
-		if (args == NULL)
-			snprintf(line, len, "out of memory");
-		else if (res.kind == DT_SB_OK)
-			snprintf(line, len, "dt_backlog's answer is not a JSON "
-			    "object");
-		json_decref(args);
+	rc = call(f, sb, "dt_backlog", json_pack("{ssss}", "p_source_table",
+	    f->table, "p_id_column", f->id_col), backlog, line, len);
+	if (rc == 0 && !json_is_object(*backlog)) {
+		snprintf(line, len, "dt_backlog's answer is not a JSON object");
+		rc = DT_EXIT_TEMPFAIL;
+	}
+	if (rc == 0) {
+		/* The sizes come from text_bytes: the texts may be cut. */
+		args = dt_fetch_request_args(f, SAMPLE_ROWS, NULL);
 		if (args != NULL)
-			dt_sb_result_clear(&res);
-		return rc;
+			json_object_set_new(args, "p_max_text_chars",
+			    json_integer(64));
+		rc = call(f, sb, "dt_peek", args, rows, line, len);
 	}
-	json_decref(args);
-	*backlog = json_incref(res.body);
-	dt_sb_result_clear(&res);
-	args = dt_fetch_request_args(f, SAMPLE_ROWS, NULL);
-	if (args == NULL) {
-		snprintf(line, len, "out of memory");
-		return DT_EXIT_TEMPFAIL;
-	}
-	/* The sizes come from text_bytes: the texts themselves may be cut. */
-	json_object_set_new(args, "p_max_text_chars", json_integer(64));
-	if (dt_supabase_call(sb, "POST", "rpc/dt_peek", args, NULL, 1, &res) !=
-	    DT_SB_OK)
-		rc = explain(f, "dt_peek", &res, line, len);
-	else if (!json_is_array(res.body)) {
+	if (rc == 0 && !json_is_array(*rows)) {
 		snprintf(line, len, "dt_peek's answer is not a JSON array");
 		rc = DT_EXIT_TEMPFAIL;
-	} else
-		*rows = json_incref(res.body);
-	json_decref(args);
-	dt_sb_result_clear(&res);
-	for (i = 0; rc == 0 && i < sizeof(probes) / sizeof(probes[0]); i++) {
-		if (dt_supabase_call_raw(sb, "POST", probes[i].path,
-		    probes[i].args, strlen(probes[i].args), NULL, 1, &res) !=
-		    DT_SB_OK)
-			rc = explain(f, probes[i].path + 4, &res, line, len);
-		dt_sb_result_clear(&res);
 	}
+	for (i = 0; rc == 0 && i < sizeof(probes) / sizeof(probes[0]); i++)
+		rc = call(f, sb, probes[i].fn, json_loads(probes[i].args, 0,
+		    NULL), NULL, line, len);
 	if (rc != 0) {
 		json_decref(*backlog);
 		json_decref(*rows);
@@ -172,48 +163,42 @@ inspect(struct dt_fetch *f, struct dt_supabase *sb, json_t **backlog,
 	return rc;
 }
 
-/* Whether a (possibly cut) text holds anything but white space. */
-static int
-blank(json_t *text)
+/* A count from dt_backlog's answer (0 when absent). */
+static long long
+count(json_t *backlog, const char *key)
 {
-	const char *s = json_string_value(text);
-
-	if (s == NULL)
-		return 1;
-	return s[strspn(s, " \t\r\n\f\v")] == '\0';
+	return (long long)json_integer_value(json_object_get(backlog, key));
 }
 
 int
-dt_fetch_preflight(struct dt_fetch *f, struct dt_supabase *sb)
+dt_fetch_preflight(struct dt_fetch *f)
 {
+	struct dt_supabase *sb = dt_supabase_new();
 	json_t *backlog, *rows;
-	char line[1400], skipped[48];
+	char line[1400], skipped[48] = "";
 	int rc;
 
 	if (sb == NULL)
 		return dt_preflight_line("supabase", DT_EXIT_CONFIG,
 		    "SUPABASE_URL or SUPABASE_KEY: not valid (the lines above "
 		    "say why)");
-	if ((rc = inspect(f, sb, &backlog, &rows, line, sizeof(line))) != 0)
+	rc = inspect(f, sb, &backlog, &rows, line, sizeof(line));
+	dt_supabase_free(sb);
+	if (rc != 0)
 		return dt_preflight_line("supabase", rc, "%s", line);
 	/* A database that counts skipped rows (no text) says so too. */
-	skipped[0] = '\0';
 	if (json_object_get(backlog, "skipped") != NULL)
 		snprintf(skipped, sizeof(skipped), ", %lld skipped",
-		    backlog_count(backlog, "skipped"));
+		    count(backlog, "skipped"));
 	rc = dt_preflight_line("supabase", DT_EXIT_OK, "migrations applied, "
 	    "secret (service) key, source %s readable; backlog: %lld unclaimed, "
 	    "%lld leased, %lld parked (%lld done%s)", f->table,
-	    backlog_count(backlog, "unclaimed"), backlog_count(backlog,
-	    "leased"), backlog_count(backlog, "failed"),
-	    backlog_count(backlog, "done"), skipped);
+	    count(backlog, "unclaimed"), count(backlog, "leased"),
+	    count(backlog, "failed"), count(backlog, "done"), skipped);
 	json_decref(backlog);
 	json_decref(rows);
 	return rc;
 }
-
-/* Analyses --backlog averages, the newest first (the "limit" below). */
-#define HISTORY_ROWS "200"
 
 /*
  * The token counts and cost of the last analyses stored (at most
@@ -266,18 +251,18 @@ history(struct dt_supabase *sb)
 }
 
 /*
- * --backlog: one JSON object on stdout, {"backlog": dt_backlog's answer,
- * "sample": {"rows", "blank", "text_bytes"}, "max_records", "batch_size",
- * "max_text_bytes", "history"}: the first rows a claim would take (at most
- * SAMPLE_ROWS), how many of them have no text, and the bytes of the
- * others' texts as a run would send them (cut to DT_FETCH_MAX_TEXT_BYTES);
- * "history" (only when there is one) from history().
- * On failure the one line of --preflight on stderr.  Returns the exit
- * status.
+ * --backlog writes {"backlog": dt_backlog's answer, "sample": {"rows",
+ * "blank", "text_bytes"}, "max_records", "batch_size", "max_text_bytes",
+ * "history"}: the first rows a claim would take (at most SAMPLE_ROWS),
+ * how many of them have no text, and the bytes of the others' texts as
+ * a run would send them (cut to DT_FETCH_MAX_TEXT_BYTES); "history"
+ * (only when there is one) from history().  On failure, the reason on
+ * stderr.
  */
 int
-dt_fetch_backlog(struct dt_fetch *f, struct dt_supabase *sb)
+dt_fetch_backlog(struct dt_fetch *f)
 {
+	struct dt_supabase *sb = dt_supabase_new();
 	json_t *bl, *rows, *row, *out, *hist;
 	long long nblank = 0, bytes = 0;
 	char line[1400];
@@ -288,14 +273,16 @@ dt_fetch_backlog(struct dt_fetch *f, struct dt_supabase *sb)
 		return DT_EXIT_CONFIG;
 	if ((rc = inspect(f, sb, &bl, &rows, line, sizeof(line))) != 0) {
 		dt_error("%s", line);
+		dt_supabase_free(sb);
 		return rc;
 	}
 	json_array_foreach(rows, i, row) {
-		json_t *tb = json_object_get(row, "text_bytes");
-		long long n = json_is_integer(tb) ? json_integer_value(tb) : 0;
+		long long n = json_integer_value(json_object_get(row,
+		    "text_bytes"));
+		const char *s = json_string_value(json_object_get(
+		    json_object_get(row, "data"), f->text_col));
 
-		if (blank(json_object_get(json_object_get(row, "data"),
-		    f->text_col)))
+		if (s == NULL || s[strspn(s, " \t\r\n\f\v")] == '\0')
 			nblank++;
 		else
 			bytes += n < f->max_text ? n : f->max_text;
@@ -311,5 +298,6 @@ dt_fetch_backlog(struct dt_fetch *f, struct dt_supabase *sb)
 	json_decref(out);
 	json_decref(bl);
 	json_decref(rows);
+	dt_supabase_free(sb);
 	return rc;
 }

@@ -2,8 +2,8 @@
  * options.c: dt-fetch's command line and environment, read into a
  * struct dt_fetch and checked (see fetch.h).
  */
+#include <libgen.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -17,7 +17,6 @@
 #include "log.h"
 
 #include "fetch.h"
-#include "reuse.h"
 
 static const char usage_head[] =
     "usage: dt-fetch -c | --peek [-hnqvV] [-a attempts] [-b size] [-C columns]\n"
@@ -44,65 +43,124 @@ static const char usage_tail[] =
     "unavailable, 74 output error, 75 interrupted, 78 bad configuration\n"
     "(URL, key, table, column or function).\n";
 
-/* A generated run id: UTC time and 32 random bits, e.g. 20261128T120000Z-1a2b3c4d. */
+/*
+ * The table below reads into these; dt_fetch_configure() copies them to
+ * the caller's struct.  on[] holds the mode switches: --claim, --peek,
+ * --requeue, --preflight and --backlog.
+ */
+static struct dt_fetch set;
+static int on[5];
+static const char *run_id, *cols;
+
+static const struct dt_opt opt[] = {
+	{0, "backlog", NULL, DT_OPT_SWITCH, &on[4], NULL, 0, 0, NULL,
+	    "change nothing: print one JSON object with dt_backlog's "
+	    "counts, the sizes of the first texts a claim would take, "
+	    "and the batch limits (for dt-entrypoint --dry-run)"},
+	{'c', "claim", NULL, DT_OPT_SWITCH, &on[0], NULL, 0, 0, NULL,
+	    "lease rows to this run (the CronJob's mode)"},
+	{0, "peek", NULL, DT_OPT_SWITCH, &on[1], NULL, 0, 0, NULL,
+	    "read what a claim would get; change nothing"},
+	{'R', "requeue", NULL, DT_OPT_SWITCH, &on[2], NULL, 0, 0, NULL,
+	    "return parked rows to the queue (above); a kind may follow"},
+	{0, "preflight", NULL, DT_OPT_SWITCH, &on[3], NULL, 0, 0, NULL,
+	    "change nothing: check that dt's functions exist (the "
+	    "migrations are applied), that the key is a secret "
+	    "(service) key and that the source table and columns can "
+	    "be read; print one line, \"supabase: ready: ...\" with the "
+	    "backlog or \"supabase: not ready: ...\" naming what to fix; "
+	    "exit 0, 78 or 69 (unreachable)"},
+	{'n', "dry-run", NULL, DT_OPT_SWITCH, &set.dry_run, NULL, 0, 0,
+	    NULL, "print the first request instead of sending it"},
+	{'b', "batch-size", "BATCH_SIZE", DT_OPT_INT, &set.batch, "100", 1,
+	    10000, "n", "rows per claim; Supabase returns at most 1000"},
+	{.ch = 'm', .flag = "max-records", .env = "DT_MAX_RECORDS",
+	    .type = DT_OPT_SHARED, .out = &set.max_records},
+	{'l', "lease-seconds", "DT_LEASE_SECONDS", DT_OPT_INT, &set.lease,
+	    "900", 1, 604800, "n", "how long a claim holds its rows"},
+	{'a', "max-attempts", "DT_MAX_ATTEMPTS", DT_OPT_INT, &set.attempts,
+	    "3", 1, 1000, "n", "record-specific failures before a row is "
+	    "parked as failed"},
+	{0, NULL, "DT_FETCH_MAX_TEXT_BYTES", DT_OPT_INT, &set.max_text,
+	    "65536", 1024, 262144, NULL, "longer texts are cut"},
+	{.env = "DT_MAX_LINE", .type = DT_OPT_SHARED, .out = &set.max_line,
+	    .min = 4096, .max = 1073741824, .help = "a record line is at "
+	    "most half of it"},
+	{'C', "columns", "DT_SOURCE_COLUMNS", DT_OPT_TEXT, &cols, NULL, 0,
+	    0, "list", "more source columns for \"row\", comma-separated"},
+	{'i', "id-column", "DT_SOURCE_ID", DT_OPT_TEXT, &set.id_col, "id",
+	    0, 0, "name", "the source id column"},
+	{0, "reuse", NULL, DT_OPT_TEXT, &set.reuse, NULL, 0, 0, "version",
+	    "with --claim: a text already analysed with this prompt "
+	    "version (dt-analyze --prompt-version) comes with its stored "
+	    "analysis and \"reused\"; a text being analysed (in this "
+	    "claim or under another lease) comes with \"same_text\" and "
+	    "a \"skip\", and takes that analysis in dt-store"},
+	{'r', "run-id", "DT_RUN_ID", DT_OPT_TEXT, &run_id, NULL, 0, 0,
+	    "id", "this run's id; one is generated when not given"},
+	{'t', "table", "DT_SOURCE_TABLE", DT_OPT_TEXT, &set.table,
+	    "messages", 0, 0, "name", "the source table"},
+	{'x', "text-column", "DT_SOURCE_TEXT", DT_OPT_TEXT, &set.text_col,
+	    "text", 0, 0, "name", "the message text column"},
+	DT_OPT_USE("DT_STOP_FILE", &set.stop_file),
+	DT_OPT_LIB("SUPABASE_URL"),
+	DT_OPT_LIB("SUPABASE_KEY"),
+	DT_OPT_LIB("TIMEOUT_SECONDS"),
+	DT_OPT_LIB("DT_SUPABASE_TRIES"),
+	DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
+};
+
+static const struct dt_cmd cmd = {usage_head, usage_tail, opt,
+    sizeof(opt) / sizeof(opt[0])};
+
+/* A generated run id: UTC time and 32 random bits (20261128T120000Z-1a2b3c4d). */
 static void
 make_run_id(char *buf, size_t len)
 {
-	unsigned int r = (unsigned int)time(NULL) ^ ((unsigned int)getpid() << 16);
-	struct tm tm;
 	time_t now = time(NULL);
-	FILE *f;
+	FILE *f = fopen("/dev/urandom", "rb");
+	unsigned int r;
+	struct tm tm;
+	char t[32];
 
-	if ((f = fopen("/dev/urandom", "rb")) != NULL) {
-		if (fread(&r, sizeof(r), 1, f) != 1)
-			r ^= (unsigned int)clock();
+	if (f == NULL || fread(&r, sizeof(r), 1, f) != 1)
+		r = (unsigned int)now ^ ((unsigned int)getpid() << 16);
+	if (f != NULL)
 		fclose(f);
-	}
-	gmtime_r(&now, &tm);
-	snprintf(buf, len, "%04d%02d%02dT%02d%02d%02dZ-%08x",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, r);
+	strftime(t, sizeof(t), "%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));
+	snprintf(buf, len, "%s-%08x", t, r);
 }
 
-/*
- * Splits "a,b" into a JSON array of names; what names the setting in the
- * error.  Returns 0 or -1 after logging.
- */
+/* Splits "a,b" into f->columns.  Returns 0 or -1 after logging. */
 static int
-parse_columns(const char *what, const char *s, json_t **out)
+parse_columns(struct dt_fetch *f, const char *s)
 {
-	json_t *a = json_array();
 	const char *p = s;
 
-	if (a == NULL)
+	if ((f->columns = json_array()) == NULL)
 		return -1;
 	while (*p != '\0') {
-		const char *e = strchr(p, ',');
-		size_t n = e != NULL ? (size_t)(e - p) : strlen(p);
+		size_t n = strcspn(p, ",");
 
 		if (n == 0 || n > 63) {
-			dt_error("%s: bad column list: %s", what, s);
-			json_decref(a);
+			dt_error("DT_SOURCE_COLUMNS/--columns: bad column list: "
+			    "%s", s);
 			return -1;
 		}
-		json_array_append_new(a, json_stringn(p, n));
-		p += n;
-		if (*p == ',')
-			p++;
+		json_array_append_new(f->columns, json_stringn(p, n));
+		p += p[n] == ',' ? n + 1 : n;
 	}
-	json_decref(*out);
-	*out = a;
 	return 0;
 }
 
+/* Whether s is 1 to 64 letters, digits, '_', '.' or '-'. */
 static int
-check_name(const char *what, const char *v)
+is_word(const char *s)
 {
-	if (v == NULL || *v == '\0' || strlen(v) > 127) {
-		dt_error("%s: must be a name of 1 to 127 characters", what);
-		return -1;
-	}
-	return 0;
+	size_t n = strlen(s);
+
+	return n > 0 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
 /*
@@ -112,20 +170,16 @@ check_name(const char *what, const char *v)
 static int
 check_stop_file(const char *path)
 {
-	const char *slash = strrchr(path, '/');
-	char dir[4096];
+	size_t n = strlen(path);
+	char copy[4096], *dir;
 	struct stat st;
 
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == path)
-		snprintf(dir, sizeof(dir), "/");
-	else
-		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	if (slash != NULL && slash[1] == '\0') {
+	if (n > 0 && path[n - 1] == '/') {
 		dt_error("DT_STOP_FILE: %s names a directory, not a file", path);
 		return -1;
 	}
+	snprintf(copy, sizeof(copy), "%s", path);
+	dir = dirname(copy);
 	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		dt_error("DT_STOP_FILE: %s: no such directory", dir);
 		return -1;
@@ -134,12 +188,12 @@ check_stop_file(const char *path)
 }
 
 /*
- * Takes the mode switches (--claim, --peek, --requeue, --preflight and
- * --backlog) into f->mode.  Returns 0, or DT_EXIT_USAGE after the error
- * line when more than one was given.
+ * Takes the mode switches into f->mode and --requeue's kind from the
+ * operands, and checks that they go together.  Returns 0, or
+ * DT_EXIT_USAGE after the error line.
  */
 static int
-set_mode(struct dt_fetch *f, const int *on)
+check_modes(struct dt_fetch *f, int argc, char **argv)
 {
 	static const int mode[] = {'c', 'p', 'R', OPT_PREFLIGHT, OPT_BACKLOG};
 	int i, n = 0;
@@ -153,26 +207,11 @@ set_mode(struct dt_fetch *f, const int *on)
 		return dt_cli_usage_error("%s", on[3] || on[4] ?
 		    "--preflight and --backlog go with no other mode" :
 		    "--claim, --peek and --requeue exclude each other");
-	return 0;
-}
-
-/*
- * Reads what follows the flags (--requeue's kind) and checks that the
- * modes go together.  Returns 0, or DT_EXIT_USAGE after the error line.
- */
-static int
-read_operands(struct dt_fetch *f, int argc, char **argv)
-{
-	/* --requeue's kind: a name as error kinds are. */
 	if (f->mode == 'R' && optind < argc) {
 		f->kind = argv[optind++];
-		if (*f->kind == '\0' || strlen(f->kind) > 64 ||
-		    strspn(f->kind, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-		    strlen(f->kind))
-			return dt_cli_usage_error("--requeue: bad kind: %s "
-			    "(an error kind, e.g. config or lease_expired)",
-			    f->kind);
+		if (!is_word(f->kind))
+			return dt_cli_usage_error("--requeue: bad kind: %s (an "
+			    "error kind, e.g. config or lease_expired)", f->kind);
 	}
 	if (optind < argc)
 		return dt_cli_usage_error("unexpected argument: %s",
@@ -189,20 +228,28 @@ read_operands(struct dt_fetch *f, int argc, char **argv)
 }
 
 /*
- * Checks the settings that go together and the run id (run_id, or a
- * generated one).  Returns the number of problems (each logged).
+ * Checks the settings that go together, and sets the run id (given, or
+ * generated).  Returns the number of problems (each logged).
  */
 static int
-check_settings(struct dt_fetch *f, const char *run_id)
+check_settings(struct dt_fetch *f)
 {
-	int nconf = 0;
+	const struct {
+		const char *what, *name;
+	} names[] = {
+		{"DT_SOURCE_TABLE/--table", f->table},
+		{"DT_SOURCE_ID/--id-column", f->id_col},
+		{"DT_SOURCE_TEXT/--text-column", f->text_col},
+	};
+	int i, nconf = 0;
 
-	if (check_name("DT_SOURCE_TABLE/--table", f->table) < 0)
-		nconf++;
-	if (check_name("DT_SOURCE_ID/--id-column", f->id_col) < 0)
-		nconf++;
-	if (check_name("DT_SOURCE_TEXT/--text-column", f->text_col) < 0)
-		nconf++;
+	for (i = 0; i < 3; i++)
+		if (names[i].name == NULL || *names[i].name == '\0' ||
+		    strlen(names[i].name) > 127) {
+			dt_error("%s: must be a name of 1 to 127 characters",
+			    names[i].what);
+			nconf++;
+		}
 	if (f->stop_file != NULL && check_stop_file(f->stop_file) < 0)
 		nconf++;
 	if (f->batch > DT_SB_MAX_ROWS) {
@@ -213,14 +260,14 @@ check_settings(struct dt_fetch *f, const char *run_id)
 		    DT_SB_MAX_ROWS);
 		nconf++;
 	}
-	if (run_id != NULL) {
-		if (*run_id == '\0' || strlen(run_id) > RUN_ID_MAX) {
-			dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",
-			    RUN_ID_MAX);
-			nconf++;
-		} else
-			snprintf(f->run_id, sizeof(f->run_id), "%s", run_id);
-	} else if (!f->check)
+	if (run_id != NULL && (*run_id == '\0' ||
+	    strlen(run_id) > RUN_ID_MAX)) {
+		dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",
+		    RUN_ID_MAX);
+		nconf++;
+	} else if (run_id != NULL)
+		snprintf(f->run_id, sizeof(f->run_id), "%s", run_id);
+	else if (!f->check)
 		make_run_id(f->run_id, sizeof(f->run_id));
 	return nconf;
 }
@@ -228,82 +275,23 @@ check_settings(struct dt_fetch *f, const char *run_id)
 int
 dt_fetch_configure(struct dt_fetch *f, int argc, char **argv)
 {
-	const char *run_id = NULL, *cols = NULL;
-	int on[5] = {0}, rc, nconf;
-	const struct dt_opt opt[] = {
-		{0, "backlog", NULL, DT_OPT_SWITCH, &on[4], NULL, 0, 0, NULL,
-		    "change nothing: print one JSON object with dt_backlog's "
-		    "counts, the sizes of the first texts a claim would take, "
-		    "and the batch limits (for dt-entrypoint --dry-run)"},
-		{'c', "claim", NULL, DT_OPT_SWITCH, &on[0], NULL, 0, 0, NULL,
-		    "lease rows to this run (the CronJob's mode)"},
-		{0, "peek", NULL, DT_OPT_SWITCH, &on[1], NULL, 0, 0, NULL,
-		    "read what a claim would get; change nothing"},
-		{'R', "requeue", NULL, DT_OPT_SWITCH, &on[2], NULL, 0, 0, NULL,
-		    "return parked rows to the queue (above); a kind may follow"},
-		{0, "preflight", NULL, DT_OPT_SWITCH, &on[3], NULL, 0, 0, NULL,
-		    "change nothing: check that dt's functions exist (the "
-		    "migrations are applied), that the key is a secret "
-		    "(service) key and that the source table and columns can "
-		    "be read; print one line, \"supabase: ready: ...\" with the "
-		    "backlog or \"supabase: not ready: ...\" naming what to fix; "
-		    "exit 0, 78 or 69 (unreachable)"},
-		{'n', "dry-run", NULL, DT_OPT_SWITCH, &f->dry_run, NULL, 0, 0,
-		    NULL, "print the first request instead of sending it"},
-		{'b', "batch-size", "BATCH_SIZE", DT_OPT_INT, &f->batch, "100", 1,
-		    10000, "n", "rows per claim; Supabase returns at most 1000"},
-		{.ch = 'm', .flag = "max-records", .env = "DT_MAX_RECORDS",
-		    .type = DT_OPT_SHARED, .out = &f->max_records},
-		{'l', "lease-seconds", "DT_LEASE_SECONDS", DT_OPT_INT, &f->lease,
-		    "900", 1, 604800, "n", "how long a claim holds its rows"},
-		{'a', "max-attempts", "DT_MAX_ATTEMPTS", DT_OPT_INT,
-		    &f->attempts, "3", 1, 1000, "n", "record-specific failures "
-		    "before a row is parked as failed"},
-		{0, NULL, "DT_FETCH_MAX_TEXT_BYTES", DT_OPT_INT, &f->max_text,
-		    "65536", 1024, 262144, NULL, "longer texts are cut"},
-		{.env = "DT_MAX_LINE", .type = DT_OPT_SHARED, .out = &f->max_line,
-		    .min = 4096, .max = 1073741824, .help = "a record line is at "
-		    "most half of it"},
-		{'C', "columns", "DT_SOURCE_COLUMNS", DT_OPT_TEXT, &cols, NULL, 0,
-		    0, "list", "more source columns for \"row\", "
-		    "comma-separated"},
-		{'i', "id-column", "DT_SOURCE_ID", DT_OPT_TEXT, &f->id_col, "id",
-		    0, 0, "name", "the source id column"},
-		{0, "reuse", NULL, DT_OPT_TEXT, &f->reuse, NULL, 0, 0, "version",
-		    "with --claim: a text already analysed with this prompt "
-		    "version (dt-analyze --prompt-version) comes with its stored "
-		    "analysis and \"reused\"; a text being analysed (in this "
-		    "claim or under another lease) comes with \"same_text\" and "
-		    "a \"skip\", and takes that analysis in dt-store"},
-		{'r', "run-id", "DT_RUN_ID", DT_OPT_TEXT, &run_id, NULL, 0, 0,
-		    "id", "this run's id; one is generated when not given"},
-		{'t', "table", "DT_SOURCE_TABLE", DT_OPT_TEXT, &f->table,
-		    "messages", 0, 0, "name", "the source table"},
-		{'x', "text-column", "DT_SOURCE_TEXT", DT_OPT_TEXT, &f->text_col,
-		    "text", 0, 0, "name", "the message text column"},
-		DT_OPT_USE("DT_STOP_FILE", &f->stop_file),
-		DT_OPT_LIB("SUPABASE_URL"),
-		DT_OPT_LIB("SUPABASE_KEY"),
-		DT_OPT_LIB("TIMEOUT_SECONDS"),
-		DT_OPT_LIB("DT_SUPABASE_TRIES"),
-		DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
-	};
-	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
-	    sizeof(opt) / sizeof(opt[0])};
+	int rc = dt_opts_parse(&cmd, argc, argv, &set.check), nconf;
 
-	rc = dt_opts_parse(&cmd, argc, argv, &f->check);
+	*f = set;
 	if (rc != 0 && rc != DT_EXIT_CONFIG)
 		return rc;
 	nconf = rc != 0;
-	if (f->reuse != NULL && dt_fetch_reuse_check("--reuse", f->reuse) < 0)
+	if (f->reuse != NULL && !is_word(f->reuse)) {
+		dt_error("--reuse: '%.64s' is not a prompt version (1 to 64 "
+		    "letters, digits, '-', '_' or '.', as dt-analyze "
+		    "--prompt-version prints it)", f->reuse);
 		return dt_cli_usage_error(NULL);
-	if ((rc = set_mode(f, on)) != 0 ||
-	    (rc = read_operands(f, argc, argv)) != 0)
+	}
+	if ((rc = check_modes(f, argc, argv)) != 0)
 		return rc;
-	if (cols != NULL && parse_columns("DT_SOURCE_COLUMNS/--columns", cols,
-	    &f->columns) < 0)
+	if (cols != NULL && parse_columns(f, cols) < 0)
 		nconf++;
-	nconf += check_settings(f, run_id);
+	nconf += check_settings(f);
 	/* What the run itself would find out only when it starts. */
 	if (f->check && (!f->dry_run || f->mode == 'R'))
 		nconf += dt_supabase_check();

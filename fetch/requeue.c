@@ -2,7 +2,6 @@
  * requeue.c: dt-fetch --requeue, which returns parked rows to the queue
  * (see fetch.h).
  */
-
 #include <stdio.h>
 
 #include <jansson.h>
@@ -18,15 +17,13 @@ dt_fetch_requeue(struct dt_fetch *f)
 	struct dt_supabase *sb = dt_supabase_new();
 	struct dt_sb_result res;
 	json_t *args, *rows, *by, *v;
-	char line[2048];
-	const char *k;
-	size_t o;
-	int rc, first = 1;
+	const char *k, *sep = ": ";
+	int rc;
 
 	if (sb == NULL)
 		return DT_EXIT_CONFIG;
-	args = json_pack("{sosb}", "p_kind", f->kind != NULL ?
-	    json_string(f->kind) : json_null(), "p_dry_run", f->dry_run);
+	args = json_pack("{ss?sb}", "p_kind", f->kind, "p_dry_run",
+	    f->dry_run);
 	if (args == NULL) {
 		dt_error("out of memory");
 		dt_supabase_free(sb);
@@ -35,6 +32,7 @@ dt_fetch_requeue(struct dt_fetch *f)
 	rc = dt_supabase_call(sb, "POST", "rpc/dt_requeue", args, NULL, 1,
 	    &res);
 	json_decref(args);
+	dt_supabase_free(sb);
 	rows = json_object_get(res.body, "rows");
 	by = json_object_get(res.body, "by_kind");
 	if (rc == DT_SB_OK && (!json_is_integer(rows) || !json_is_object(by))) {
@@ -46,27 +44,21 @@ dt_fetch_requeue(struct dt_fetch *f)
 		dt_error("Supabase %s: %s", rc == DT_SB_CONFIG ||
 		    rc == DT_SB_REJECTED ? "refused the request" : "unavailable",
 		    res.message);
-		rc = rc == DT_SB_REJECTED ? DT_EXIT_CONFIG : dt_sb_exit(rc);
 		dt_sb_result_clear(&res);
-		dt_supabase_free(sb);
-		return rc;
+		return rc == DT_SB_REJECTED ? DT_EXIT_CONFIG : dt_sb_exit(rc);
 	}
-	o = (size_t)snprintf(line, sizeof(line), "%s %" JSON_INTEGER_FORMAT
-	    " parked row%s%s%s", f->dry_run ? "would requeue" : "requeued",
-	    json_integer_value(rows), json_integer_value(rows) == 1 ? "" : "s",
-	    f->kind != NULL ? " of kind " : "", f->kind != NULL ? f->kind : "");
+	printf("%s %" JSON_INTEGER_FORMAT " parked row%s%s%s", f->dry_run ?
+	    "would requeue" : "requeued", json_integer_value(rows),
+	    json_integer_value(rows) == 1 ? "" : "s", f->kind != NULL ?
+	    " of kind " : "", f->kind != NULL ? f->kind : "");
 	/* Without a kind, how many of each. */
 	json_object_foreach(by, k, v) {
-		if (f->kind != NULL || o >= sizeof(line) - 1)
+		if (f->kind != NULL)
 			break;
-		o += (size_t)snprintf(line + o, sizeof(line) - o, "%s%s %"
-		    JSON_INTEGER_FORMAT, first ? ": " : ", ", k,
+		printf("%s%s %" JSON_INTEGER_FORMAT, sep, k,
 		    json_integer_value(v));
-		first = 0;
+		sep = ", ";
 	}
 	dt_sb_result_clear(&res);
-	dt_supabase_free(sb);
-	if (printf("%s\n", line) < 0)
-		return DT_EXIT_IOERR;
-	return DT_EXIT_OK;
+	return printf("\n") < 0 ? DT_EXIT_IOERR : DT_EXIT_OK;
 }
