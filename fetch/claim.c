@@ -46,12 +46,8 @@ stop_requested(const struct dt_fetch *f)
 	return stop_flag;
 }
 
-static void fail(struct dt_fetch *f, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Sets the run's status and the message of its stage record. */
-static void
-fail(struct dt_fetch *f, int status, const char *fmt, ...)
+int
+dt_fetch_fail(struct dt_fetch *f, int status, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -59,7 +55,7 @@ fail(struct dt_fetch *f, int status, const char *fmt, ...)
 	vsnprintf(f->message, sizeof(f->message), fmt, ap);
 	va_end(ap);
 	utf8_fix(f->message);
-	f->status = status;
+	return f->status = status;
 }
 
 json_t *
@@ -218,7 +214,7 @@ source_record(struct dt_fetch *f, json_t *row)
 /*
  * Writes the rows of one reply as source records.  Keeps the last
  * source id in *last (a new reference, for --peek's paging; the caller
- * decrefs it).  Returns the number of rows, or -1 after fail() when the
+ * decrefs it).  Returns the number of rows, or -1 after dt_fetch_fail() when the
  * reply is not what dt_claim returns or stdout failed.
  */
 static long long
@@ -229,7 +225,7 @@ emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
 	int rc;
 
 	if (!json_is_array(rows)) {
-		fail(f, DT_EXIT_TEMPFAIL, "Supabase: the %s reply is not a "
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "Supabase: the %s reply is not a "
 		    "JSON array", f->mode == 'c' ? "dt_claim" : "dt_peek");
 		return -1;
 	}
@@ -238,7 +234,7 @@ emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
 
 		if (!json_is_object(json_object_get(row, "data")) ||
 		    !json_is_string(sid)) {
-			fail(f, DT_EXIT_TEMPFAIL, "Supabase: row %zu of the "
+			dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "Supabase: row %zu of the "
 			    "reply has no source_id/data", i + 1);
 			return -1;
 		}
@@ -246,7 +242,7 @@ emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
 		rc = rec != NULL ? dt_emit(rec) : -1;
 		json_decref(rec);
 		if (rc < 0) {
-			fail(f, dt_out_status() != 0 ? dt_out_status() :
+			dt_fetch_fail(f, dt_out_status() != 0 ? dt_out_status() :
 			    DT_EXIT_IOERR, "cannot write the records");
 			return -1;
 		}
@@ -285,7 +281,7 @@ give_back(struct dt_fetch *f, struct dt_supabase *sb, json_t *rows,
 		    "lease ends (dt_release: %.120s)", res.message);
 	dt_sb_result_clear(&res);
 	json_decref(args);
-	fail(f, DT_EXIT_CONFIG, "Supabase returned %lld of the %lld rows "
+	dt_fetch_fail(f, DT_EXIT_CONFIG, "Supabase returned %lld of the %lld rows "
 	    "dt_claim leased: the project's Max rows (API settings) is below "
 	    "BATCH_SIZE (%lld); set BATCH_SIZE to at most %lld; %s", n, total,
 	    want, n, back);
@@ -326,7 +322,7 @@ run(struct dt_fetch *f, struct dt_supabase *sb)
 		if (want <= 0)
 			break;
 		if ((args = dt_fetch_request_args(f, want, last)) == NULL) {
-			fail(f, DT_EXIT_TEMPFAIL, "out of memory");
+			dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "out of memory");
 			break;
 		}
 		/* The count shows whether the server cut the reply. */
@@ -339,7 +335,7 @@ run(struct dt_fetch *f, struct dt_supabase *sb)
 		}
 		if (kind != DT_SB_OK) {
 			/* A 400 here means a bad column or argument: config. */
-			fail(f, kind == DT_SB_REJECTED ? DT_EXIT_CONFIG :
+			dt_fetch_fail(f, kind == DT_SB_REJECTED ? DT_EXIT_CONFIG :
 			    dt_sb_exit(kind), "Supabase %s: %s%s",
 			    kind == DT_SB_CONFIG || kind == DT_SB_REJECTED ?
 			    "refused the request" : "unavailable", res.message,
@@ -380,13 +376,13 @@ dt_fetch_claim(struct dt_fetch *f)
 	dt_cli_catch_signals(on_signal, 0);
 	dt_http_set_stop_flag(&stop_flag);
 	if ((sb = dt_supabase_new()) == NULL)
-		fail(f, DT_EXIT_CONFIG, "bad Supabase configuration (see the "
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "bad Supabase configuration (see the "
 		    "log)");
 	else
 		run(f, sb);
 	dt_supabase_free(sb);
 	if (stop_flag && f->status == DT_EXIT_OK) {
-		fail(f, DT_EXIT_TEMPFAIL, "interrupted after %lld rows",
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "interrupted after %lld rows",
 		    f->emitted);
 		dt_warn("%s", f->message);
 	}

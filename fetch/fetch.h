@@ -58,6 +58,13 @@ struct dt_fetch {
 int dt_fetch_configure(struct dt_fetch *f, int argc, char **argv);
 
 /*
+ * Sets f->status and f->message (printf-style, cut to valid UTF-8), the
+ * stage record's, or --preflight's reason.  Returns status.
+ */
+int dt_fetch_fail(struct dt_fetch *f, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/*
  * The arguments of one dt_claim (f->mode 'c') or dt_peek call for want
  * rows after the source id after (peek only; NULL for the first page).
  * Returns a new reference, or NULL when out of memory.

@@ -40,81 +40,79 @@ static const struct {
 };
 
 /*
- * Says in line what a failed call to fn means for the operator, naming
- * what to fix.  Returns the exit status: 69 when Supabase could not
- * answer, else 78.
+ * Fails the run saying what a failed call to fn means for the operator,
+ * naming what to fix: 69 when Supabase could not answer, else 78.
  */
-static int
-explain(const struct dt_fetch *f, const char *fn,
-    const struct dt_sb_result *res, char *line, size_t len)
+static void
+explain(struct dt_fetch *f, const char *fn, const struct dt_sb_result *res)
 {
 	const char *code = json_string_value(json_object_get(res->body,
 	    "code"));
+	const char *m = res->message;
 
 	if (code == NULL)
 		code = "";
-	if (res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) {
-		/* 5xx, 429: e.g. a statement timeout (57014) on a big table. */
-		if (res->status == 0)
-			snprintf(line, len, "SUPABASE_URL: Supabase cannot be "
-			    "reached (%s)", res->message);
-		else
-			snprintf(line, len, "Supabase could not answer %s (%s); "
-			    "try again later", fn, res->message);
-		return DT_EXIT_UNAVAILABLE;
-	}
-	if (strcmp(code, "PGRST202") == 0)
-		snprintf(line, len, "migrations not applied: %s is missing or "
-		    "older than this dt (%s); apply supabase/migrations "
-		    "(supabase db push)", fn, res->message);
+	/* 5xx, 429: e.g. a statement timeout (57014) on a big table. */
+	if ((res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT) &&
+	    res->status == 0)
+		dt_fetch_fail(f, DT_EXIT_UNAVAILABLE, "SUPABASE_URL: Supabase "
+		    "cannot be reached (%s)", m);
+	else if (res->kind == DT_SB_UNAVAILABLE || res->kind == DT_SB_TIMEOUT)
+		dt_fetch_fail(f, DT_EXIT_UNAVAILABLE, "Supabase could not "
+		    "answer %s (%s); try again later", fn, m);
+	else if (strcmp(code, "PGRST202") == 0)
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "migrations not applied: %s is "
+		    "missing or older than this dt (%s); apply "
+		    "supabase/migrations (supabase db push)", fn, m);
 	else if (strcmp(code, "42501") == 0)
-		/* lib/supabase.c says "not a secret (service) key" after a 401. */
-		snprintf(line, len, "SUPABASE_KEY: %sits role may not call %s "
-		    "(%s)", strstr(res->message, "not a secret") != NULL ? "" :
-		    "not a secret (service) key: ", fn, res->message);
+		/* lib/supabase.c names the key after a 401. */
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "SUPABASE_KEY: %sits role may "
+		    "not call %s (%s)", strstr(m, "not a secret") != NULL ? "" :
+		    "not a secret (service) key: ", fn, m);
 	else if (res->status == 401 || res->status == 403)
-		snprintf(line, len, "SUPABASE_KEY: refused (%s)", res->message);
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "SUPABASE_KEY: refused (%s)", m);
 	else if (strcmp(code, "42P01") == 0)
-		snprintf(line, len, "DT_SOURCE_TABLE: no table or view %s "
-		    "(%s)", f->table, res->message);
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "DT_SOURCE_TABLE: no table or "
+		    "view %s (%s)", f->table, m);
 	else if (strcmp(code, "42703") == 0)
-		snprintf(line, len, "DT_SOURCE_ID, DT_SOURCE_TEXT or "
-		    "DT_SOURCE_COLUMNS: %s", res->message);
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "DT_SOURCE_ID, DT_SOURCE_TEXT or "
+		    "DT_SOURCE_COLUMNS: %s", m);
 	else if (res->status == 404)
-		snprintf(line, len, "SUPABASE_URL: not a Supabase project's URL "
-		    "(%s)", res->message);
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "SUPABASE_URL: not a Supabase "
+		    "project's URL (%s)", m);
 	else
-		snprintf(line, len, "Supabase refused %s (%s)", fn,
-		    res->message);
-	return DT_EXIT_CONFIG;
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "Supabase refused %s (%s)", fn,
+		    m);
 }
 
 /*
- * Calls the function fn with args (stolen; NULL when out of memory).
- * Returns 0 with a new reference to the answer in *out (unless out is
- * NULL), or the exit status with the reason in line.
+ * Calls the function fn with args (stolen; NULL when out of memory)
+ * unless the run has failed.  Returns a new reference to the answer, or
+ * NULL after failing the run.
  */
-static int
-call(const struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
-    json_t *args, json_t **out, char *line, size_t len)
+static json_t *
+call(struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
+    json_t *args)
 {
 	struct dt_sb_result res;
+	json_t *body = NULL;
 	char path[64];
-	int rc = 0;
 
 	snprintf(path, sizeof(path), "rpc/%s", fn);
-	if (args == NULL) {
-		snprintf(line, len, "out of memory");
-		return DT_EXIT_TEMPFAIL;
+	if (args == NULL && f->status == DT_EXIT_OK)
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "out of memory");
+	if (f->status != DT_EXIT_OK) {
+		json_decref(args);
+		return NULL;
 	}
 	if (dt_supabase_call(sb, "POST", path, args, NULL, 1, &res) !=
 	    DT_SB_OK)
-		rc = explain(f, fn, &res, line, len);
-	else if (out != NULL)
-		*out = json_incref(res.body);
+		explain(f, fn, &res);
+	else
+		body = json_incref(res.body);
 	json_decref(args);
 	dt_sb_result_clear(&res);
-	return rc;
+	return body;
 }
 
 /*
@@ -122,45 +120,32 @@ call(const struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
  * role may call it, so it also proves the key), dt_peek with this run's
  * table, columns and limits (dt_claim's arguments: a database behind
  * this dt answers PGRST202), and the probes above.  Stores a new
- * reference to the backlog in *backlog and to the peeked rows in *rows.
- * Returns 0, or the exit status with the reason in line (and both NULL).
+ * reference to the backlog in *backlog and to the peeked rows in *rows
+ * (NULL when not read).  Returns 0, or the status of the failed run.
  */
 static int
 inspect(struct dt_fetch *f, struct dt_supabase *sb, json_t **backlog,
-    json_t **rows, char *line, size_t len)
+    json_t **rows)
 {
 	json_t *args;
 	size_t i;
-	int rc;
 
-	*backlog = *rows = NULL;
-	rc = call(f, sb, "dt_backlog", json_pack("{ssss}", "p_source_table",
-	    f->table, "p_id_column", f->id_col), backlog, line, len);
-	if (rc == 0 && !json_is_object(*backlog)) {
-		snprintf(line, len, "dt_backlog's answer is not a JSON object");
-		rc = DT_EXIT_TEMPFAIL;
-	}
-	if (rc == 0) {
-		/* The sizes come from text_bytes: the texts may be cut. */
-		args = dt_fetch_request_args(f, SAMPLE_ROWS, NULL);
-		if (args != NULL)
-			json_object_set_new(args, "p_max_text_chars",
-			    json_integer(64));
-		rc = call(f, sb, "dt_peek", args, rows, line, len);
-	}
-	if (rc == 0 && !json_is_array(*rows)) {
-		snprintf(line, len, "dt_peek's answer is not a JSON array");
-		rc = DT_EXIT_TEMPFAIL;
-	}
-	for (i = 0; rc == 0 && i < sizeof(probes) / sizeof(probes[0]); i++)
-		rc = call(f, sb, probes[i].fn, json_loads(probes[i].args, 0,
-		    NULL), NULL, line, len);
-	if (rc != 0) {
-		json_decref(*backlog);
-		json_decref(*rows);
-		*backlog = *rows = NULL;
-	}
-	return rc;
+	*backlog = call(f, sb, "dt_backlog", json_pack("{ssss}",
+	    "p_source_table", f->table, "p_id_column", f->id_col));
+	if (f->status == DT_EXIT_OK && !json_is_object(*backlog))
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "dt_backlog's answer is not a "
+		    "JSON object");
+	/* The sizes come from text_bytes: the texts may be cut. */
+	if ((args = dt_fetch_request_args(f, SAMPLE_ROWS, NULL)) != NULL)
+		json_object_set_new(args, "p_max_text_chars", json_integer(64));
+	*rows = call(f, sb, "dt_peek", args);
+	if (f->status == DT_EXIT_OK && !json_is_array(*rows))
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "dt_peek's answer is not a "
+		    "JSON array");
+	for (i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
+		json_decref(call(f, sb, probes[i].fn, json_loads(probes[i].args,
+		    0, NULL)));
+	return f->status;
 }
 
 /* A count from dt_backlog's answer (0 when absent). */
@@ -174,29 +159,30 @@ int
 dt_fetch_preflight(struct dt_fetch *f)
 {
 	struct dt_supabase *sb = dt_supabase_new();
-	json_t *backlog, *rows;
-	char line[1400], skipped[48] = "";
+	json_t *bl, *rows;
+	char skipped[48] = "";
 	int rc;
 
 	if (sb == NULL)
 		return dt_preflight_line("supabase", DT_EXIT_CONFIG,
 		    "SUPABASE_URL or SUPABASE_KEY: not valid (the lines above "
 		    "say why)");
-	rc = inspect(f, sb, &backlog, &rows, line, sizeof(line));
-	dt_supabase_free(sb);
-	if (rc != 0)
-		return dt_preflight_line("supabase", rc, "%s", line);
-	/* A database that counts skipped rows (no text) says so too. */
-	if (json_object_get(backlog, "skipped") != NULL)
-		snprintf(skipped, sizeof(skipped), ", %lld skipped",
-		    count(backlog, "skipped"));
-	rc = dt_preflight_line("supabase", DT_EXIT_OK, "migrations applied, "
-	    "secret (service) key, source %s readable; backlog: %lld unclaimed, "
-	    "%lld leased, %lld parked (%lld done%s)", f->table,
-	    count(backlog, "unclaimed"), count(backlog, "leased"),
-	    count(backlog, "failed"), count(backlog, "done"), skipped);
-	json_decref(backlog);
+	if (inspect(f, sb, &bl, &rows) != DT_EXIT_OK)
+		rc = dt_preflight_line("supabase", f->status, "%s", f->message);
+	else {
+		/* A database that counts skipped rows (no text) says so. */
+		if (json_object_get(bl, "skipped") != NULL)
+			snprintf(skipped, sizeof(skipped), ", %lld skipped",
+			    count(bl, "skipped"));
+		rc = dt_preflight_line("supabase", DT_EXIT_OK, "migrations "
+		    "applied, secret (service) key, source %s readable; "
+		    "backlog: %lld unclaimed, %lld leased, %lld parked (%lld "
+		    "done%s)", f->table, count(bl, "unclaimed"), count(bl,
+		    "leased"), count(bl, "failed"), count(bl, "done"), skipped);
+	}
+	json_decref(bl);
 	json_decref(rows);
+	dt_supabase_free(sb);
 	return rc;
 }
 
@@ -251,31 +237,18 @@ history(struct dt_supabase *sb)
 }
 
 /*
- * --backlog writes {"backlog": dt_backlog's answer, "sample": {"rows",
- * "blank", "text_bytes"}, "max_records", "batch_size", "max_text_bytes",
- * "history"}: the first rows a claim would take (at most SAMPLE_ROWS),
- * how many of them have no text, and the bytes of the others' texts as
- * a run would send them (cut to DT_FETCH_MAX_TEXT_BYTES); "history"
- * (only when there is one) from history().  On failure, the reason on
- * stderr.
+ * {"rows", "blank", "text_bytes"} of the rows a claim would take first:
+ * how many, how many have no text, and the bytes of the others' texts
+ * as a run would send them (cut to DT_FETCH_MAX_TEXT_BYTES).  Returns a
+ * new reference, or NULL when out of memory.
  */
-int
-dt_fetch_backlog(struct dt_fetch *f)
+static json_t *
+sample(const struct dt_fetch *f, json_t *rows)
 {
-	struct dt_supabase *sb = dt_supabase_new();
-	json_t *bl, *rows, *row, *out, *hist;
 	long long nblank = 0, bytes = 0;
-	char line[1400];
+	json_t *row;
 	size_t i;
-	int rc;
 
-	if (sb == NULL)
-		return DT_EXIT_CONFIG;
-	if ((rc = inspect(f, sb, &bl, &rows, line, sizeof(line))) != 0) {
-		dt_error("%s", line);
-		dt_supabase_free(sb);
-		return rc;
-	}
 	json_array_foreach(rows, i, row) {
 		long long n = json_integer_value(json_object_get(row,
 		    "text_bytes"));
@@ -287,14 +260,30 @@ dt_fetch_backlog(struct dt_fetch *f)
 		else
 			bytes += n < f->max_text ? n : f->max_text;
 	}
-	out = json_pack("{sOs{sIsIsI}sIsIsI}", "backlog", bl, "sample",
-	    "rows", (json_int_t)json_array_size(rows), "blank",
-	    (json_int_t)nblank, "text_bytes", (json_int_t)bytes,
-	    "max_records", (json_int_t)f->max_records, "batch_size",
-	    (json_int_t)f->batch, "max_text_bytes", (json_int_t)f->max_text);
+	return json_pack("{sIsIsI}", "rows", (json_int_t)json_array_size(rows),
+	    "blank", (json_int_t)nblank, "text_bytes", (json_int_t)bytes);
+}
+
+int
+dt_fetch_backlog(struct dt_fetch *f)
+{
+	struct dt_supabase *sb = dt_supabase_new();
+	json_t *bl, *rows, *out = NULL, *hist;
+	int rc;
+
+	if (sb == NULL)
+		return DT_EXIT_CONFIG;
+	if ((rc = inspect(f, sb, &bl, &rows)) != DT_EXIT_OK)
+		dt_error("%s", f->message);
+	else
+		out = json_pack("{sOsosIsIsI}", "backlog", bl, "sample",
+		    sample(f, rows), "max_records", (json_int_t)f->max_records,
+		    "batch_size", (json_int_t)f->batch, "max_text_bytes",
+		    (json_int_t)f->max_text);
 	if (out != NULL && (hist = history(sb)) != NULL)
 		json_object_set_new(out, "history", hist);
-	rc = out != NULL && dt_emit(out) == 0 ? DT_EXIT_OK : DT_EXIT_IOERR;
+	if (rc == DT_EXIT_OK && (out == NULL || dt_emit(out) < 0))
+		rc = DT_EXIT_IOERR;
 	json_decref(out);
 	json_decref(bl);
 	json_decref(rows);
