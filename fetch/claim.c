@@ -85,65 +85,52 @@ dt_fetch_request_args(struct dt_fetch *f, long long want, json_t *after)
 }
 
 /*
- * Cuts rec's "text" to keep bytes on a character boundary when it is
- * longer, or when total (the whole text's size, from the server when it
- * cut first) is more, and marks rec with "text_bytes" and "text_cut":
- * {"kept_bytes","total_bytes"}.  Returns 0, or -1 when out of memory.
- */
-static int
-cut_text(json_t *rec, size_t keep, json_int_t total)
-{
-	json_t *text = json_object_get(rec, "text");
-	const char *s = json_string_value(text);
-	size_t len = json_string_length(text), k;
-
-	if (s == NULL || (len <= keep && (json_int_t)len >= total))
-		return 0;
-	k = utf8_cut(s, len, keep);
-	if ((json_int_t)len > total)
-		total = (json_int_t)len;
-	return json_object_update_new(rec, json_pack("{sIs{sIsI}ss%}",
-	    "text_bytes", total, "text_cut", "kept_bytes", (json_int_t)k,
-	    "total_bytes", total, "text", s, k));
-}
-
-/*
- * Makes rec, the record of row, fit: its text cut to
- * DT_FETCH_MAX_TEXT_BYTES, then, while the line is longer than half of
- * DT_MAX_LINE (the stages after us add the analysis), by half again, and
- * at last "row" keeps only the id ("row_cut": true).  Counts a cut text.
+ * Makes rec, the record of row, fit.  A text longer than
+ * DT_FETCH_MAX_TEXT_BYTES, or cut by the server already (the row's
+ * text_bytes says), is cut on a character boundary and marked with
+ * "text_bytes" and "text_cut"; while the line is longer than half of
+ * DT_MAX_LINE (the stages after us add the analysis), the text is cut
+ * by half again, and at last "row" keeps only the id ("row_cut": true).
  * Returns 0, or -1 when out of memory or nothing makes it fit.
  */
 static int
 fit_record(struct dt_fetch *f, json_t *rec, json_t *row, json_t *id)
 {
-	size_t keep;
+	json_t *text = json_incref(json_object_get(rec, "text"));
+	const char *s = json_string_value(text);
+	size_t len = json_string_length(text), keep = (size_t)f->max_text, k;
+	json_int_t total = json_integer_value(json_object_get(row,
+	    "text_bytes"));
+	int rc = 0;
 
-	if (cut_text(rec, (size_t)f->max_text, json_integer_value(
-	    json_object_get(row, "text_bytes"))) < 0)
-		return -1;
-	keep = json_string_length(json_object_get(rec, "text"));
-	while (json_dumpb(rec, NULL, 0, DT_LINE_FLAGS) >
-	    (size_t)f->max_line / 2) {
-		if (keep > 0) {
-			keep /= 2;
-			if (cut_text(rec, keep, json_integer_value(
-			    json_object_get(rec, "text_bytes"))) < 0)
-				return -1;
-		} else if (json_object_get(rec, "row_cut") != NULL ||
-		    json_object_update_new(rec, json_pack("{s{sO}sb}", "row",
-		    f->id_col, id, "row_cut", 1)) < 0)
-			return -1;
+	if (total < (json_int_t)len)
+		total = (json_int_t)len;
+	while (rc == 0) {
+		k = s != NULL ? utf8_cut(s, len, keep) : 0;
+		if (s != NULL && (k < len || total > (json_int_t)len))
+			rc = json_object_update_new(rec, json_pack(
+			    "{sIs{sIsI}ss%}", "text_bytes", total, "text_cut",
+			    "kept_bytes", (json_int_t)k, "total_bytes", total,
+			    "text", s, k));
+		if (rc < 0 || json_dumpb(rec, NULL, 0, DT_LINE_FLAGS) <=
+		    (size_t)f->max_line / 2)
+			break;
+		if (k > 0)
+			keep = k / 2;
+		else if (json_object_get(rec, "row_cut") != NULL)
+			rc = -1;
+		else
+			rc = json_object_update_new(rec, json_pack("{s{sO}sb}",
+			    "row", f->id_col, id, "row_cut", 1));
 	}
-	if (json_object_get(rec, "text_cut") != NULL) {
+	if (rc == 0 && json_object_get(rec, "text_cut") != NULL) {
 		f->cut++;
-		dt_info("row %s: text of %lld bytes cut to %lld",
+		dt_info("row %s: text of %lld bytes cut to %zu",
 		    json_string_value(json_object_get(row, "source_id")),
-		    (long long)json_integer_value(json_object_get(rec,
-		    "text_bytes")), (long long)json_string_length(
-		    json_object_get(rec, "text")));
+		    (long long)total, k);
 	}
-	return 0;
+	json_decref(text);
+	return rc;
 }
 
 /*
@@ -185,61 +172,41 @@ reuse_record(struct dt_fetch *f, json_t *rec, json_t *row)
 }
 
 /*
- * The source record of row (its "data" an object): the text goes in
- * "text" only, not again in "row", so that a long message must fit the
- * line limit once, not twice.  Returns a new reference, or NULL when
- * out of memory or the record cannot fit.
- */
-static json_t *
-source_record(struct dt_fetch *f, json_t *row)
-{
-	json_t *data = json_object_get(row, "data");
-	json_t *id = json_object_get(data, f->id_col);
-	json_t *rec;
-
-	if (id == NULL)
-		id = json_object_get(row, "source_id");
-	rec = json_pack("{sOsO?sOsssO?}", "id", id, "text",
-	    json_object_get(data, f->text_col), "row", data, "run_id",
-	    f->run_id, "attempt", json_object_get(row, "attempt"));
-	json_object_del(data, f->text_col);
-	if (rec != NULL && (fit_record(f, rec, row, id) < 0 ||
-	    (f->reuse != NULL && reuse_record(f, rec, row) < 0))) {
-		json_decref(rec);
-		return NULL;
-	}
-	return rec;
-}
-
-/*
  * Writes the rows of one reply as source records.  Keeps the last
- * source id in *last (a new reference, for --peek's paging; the caller
- * decrefs it).  Returns the number of rows, or -1 after dt_fetch_fail() when the
- * reply is not what dt_claim returns or stdout failed.
+ * source id in *last (a new reference, for --peek's paging).  Returns
+ * the number of rows, or -1 after dt_fetch_fail() when the reply is not
+ * what dt_claim returns or stdout failed.
  */
 static long long
 emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
 {
-	json_t *row, *rec;
+	json_t *row, *data, *sid, *id, *rec;
 	size_t i;
 	int rc;
 
 	if (!json_is_array(rows)) {
-		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "Supabase: the %s reply is not a "
-		    "JSON array", f->mode == 'c' ? "dt_claim" : "dt_peek");
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "Supabase: the %s reply is "
+		    "not a JSON array", f->mode == 'c' ? "dt_claim" : "dt_peek");
 		return -1;
 	}
 	json_array_foreach(rows, i, row) {
-		json_t *sid = json_object_get(row, "source_id");
-
-		if (!json_is_object(json_object_get(row, "data")) ||
-		    !json_is_string(sid)) {
-			dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "Supabase: row %zu of the "
-			    "reply has no source_id/data", i + 1);
+		data = json_object_get(row, "data");
+		sid = json_object_get(row, "source_id");
+		if (!json_is_object(data) || !json_is_string(sid)) {
+			dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "Supabase: row %zu of "
+			    "the reply has no source_id/data", i + 1);
 			return -1;
 		}
-		rec = source_record(f, row);
-		rc = rec != NULL ? dt_emit(rec) : -1;
+		if ((id = json_object_get(data, f->id_col)) == NULL)
+			id = sid;
+		/* The text is not in "row" too: it must fit the line once. */
+		rec = json_pack("{sOsO?sOsssO?}", "id", id, "text",
+		    json_object_get(data, f->text_col), "row", data, "run_id",
+		    f->run_id, "attempt", json_object_get(row, "attempt"));
+		json_object_del(data, f->text_col);
+		rc = rec != NULL && fit_record(f, rec, row, id) == 0 &&
+		    (f->reuse == NULL || reuse_record(f, rec, row) == 0) ?
+		    dt_emit(rec) : -1;
 		json_decref(rec);
 		if (rc < 0) {
 			dt_fetch_fail(f, dt_out_status() != 0 ? dt_out_status() :
