@@ -1,18 +1,9 @@
 /*
  * dt-fetch: claims unanalyzed rows of the bot's table through Supabase's
- * data API and writes them as NDJSON source records.
- *
- * --claim leases batches through the dt_claim function until the per-run
- * cap is reached or nothing is left, writing each batch as soon as it
- * arrives.  --peek reads what a claim would get without leasing anything.
- * --requeue returns parked rows to the queue (dt_requeue) and says how
- * many.
- * The last line is always the stage report record, also when Supabase
- * cannot be reached.  SIGTERM, SIGINT or the stop file (DT_STOP_FILE)
- * end claiming after the current batch.  --check-config checks the
- * configuration and exits.  See docs/supabase.md.
- *
- * main is here; the other files are named in fetch.h.
+ * data API (dt_claim) and writes them as NDJSON source records, batch by
+ * batch, then the stage record, also when Supabase cannot be reached.
+ * --peek reads what a claim would get; --requeue returns parked rows to
+ * the queue.  See docs/supabase.md; the files are named in fetch.h.
  */
 #include <string.h>
 

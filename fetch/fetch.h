@@ -1,8 +1,7 @@
 /*
- * fetch.h: what the files of dt-fetch share: the run's settings and
- * counts.  Options and environment are read in options.c; --claim,
- * --peek and --dry-run are in claim.c; --requeue, --preflight and
- * --backlog in inspect.c; main is in dt-fetch.c.
+ * fetch.h: the run's settings and counts, which dt-fetch's files share:
+ * options.c reads them, claim.c claims and peeks, inspect.c makes the
+ * other calls to Supabase, and dt-fetch.c's main picks the mode.
  */
 #ifndef DT_FETCH_H
 #define DT_FETCH_H
@@ -44,7 +43,7 @@ struct dt_fetch {
 	long long reused;       /* rows that came with a stored analysis */
 	long long same_text;    /* rows that follow one with the same text */
 	int status;
-	char message[1100];
+	char message[1400];
 };
 
 /*
@@ -58,8 +57,8 @@ struct dt_fetch {
 int dt_fetch_configure(struct dt_fetch *f, int argc, char **argv);
 
 /*
- * Sets f->status and f->message (printf-style, cut to valid UTF-8), the
- * stage record's, or --preflight's reason.  Returns status.
+ * Sets f->status and f->message (printf-style, cut to valid UTF-8): the
+ * stage record's, or the reason --preflight prints.  Returns status.
  */
 int dt_fetch_fail(struct dt_fetch *f, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -73,32 +72,20 @@ json_t *dt_fetch_request_args(struct dt_fetch *f, long long want,
     json_t *after);
 
 /*
- * --claim or --peek: claims or peeks batch after batch, writing each row
- * as a source record, until the cap, an empty batch, an error or a stop
- * (SIGTERM, SIGINT, the stop file); then the stage record (unless stdout
- * is a closed pipe) and one summary line.  Returns the exit status: 75
- * for a run interrupted but otherwise fine.
+ * The modes; each returns the exit status.  --claim and --peek write a
+ * source record per row, batch after batch until the cap, an empty
+ * batch, an error or a stop (SIGTERM, SIGINT, the stop file: 75), then
+ * the stage record.  --dry-run prints the first request instead.
+ * --requeue returns the parked rows (of f->kind, or all) to the queue,
+ * or with --dry-run counts them, and prints how many by kind on a line.
+ * --preflight prints one line, "supabase: ready: ..." or "supabase: not
+ * ready: ..." (the migrations, the key, the source); --backlog prints
+ * one JSON object: dt_backlog's counts, a sample of the texts a claim
+ * would take, the batch limits and the cost of recent analyses.
  */
 int dt_fetch_claim(struct dt_fetch *f);
-
-/* --dry-run: prints the first request instead of sending it.  Returns
- * the exit status. */
 int dt_fetch_dry_run(struct dt_fetch *f);
-
-/*
- * --requeue: returns the parked rows (of f->kind, or all) to the queue
- * through dt_requeue, or with --dry-run only counts them, and prints one
- * line: how many, by kind.  Returns the exit status.
- */
 int dt_fetch_requeue(struct dt_fetch *f);
-
-/*
- * --preflight: prints the one line "supabase: ready: ..." or "supabase:
- * not ready: ..." (the migrations applied, a secret key, the source
- * readable).  --backlog: prints one JSON object with dt_backlog's counts,
- * a sample of the texts a claim would take, the batch limits and the
- * history of the costs.  Both change nothing.  Returns the exit status.
- */
 int dt_fetch_preflight(struct dt_fetch *f);
 int dt_fetch_backlog(struct dt_fetch *f);
 

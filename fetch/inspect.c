@@ -1,8 +1,8 @@
 /*
- * inspect.c: dt-fetch --preflight and --backlog, which change nothing:
- * they check that the migrations are applied, the key is a secret key
- * and the source can be read, and say how big the backlog is (see
- * fetch.h).
+ * inspect.c: dt-fetch's calls to Supabase other than claiming: --requeue,
+ * and --preflight and --backlog, which change nothing: they check that
+ * the migrations are applied, the key is a secret key and the source can
+ * be read, and say how big the backlog is (see fetch.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -187,52 +187,45 @@ dt_fetch_preflight(struct dt_fetch *f)
 }
 
 /*
- * The token counts and cost of the last analyses stored (at most
- * HISTORY_ROWS), for an estimate from what the API really counted.
- * Returns a new reference to {"rows", "prompt_tokens",
- * "completion_tokens", "cost_usd"} (averages), or NULL when there are
- * none or they cannot be read (logged at debug level: an estimate does
- * without them).
+ * The averages of the last analyses stored (at most HISTORY_ROWS), for
+ * an estimate from what the API really counted: a new reference to
+ * {"rows", "prompt_tokens", "completion_tokens", "cost_usd"}, or NULL
+ * when there are none or they cannot be read (an estimate does without).
  */
 static json_t *
 history(struct dt_supabase *sb)
 {
 	struct dt_sb_result res;
 	double in = 0, out = 0, cost = 0;
-	long long n = 0, ncost = 0;
+	long long ncost = 0;
 	json_t *row, *o = NULL;
-	size_t i;
+	size_t i, n;
 
 	if (dt_supabase_call(sb, "GET", "dt_results?select=prompt_tokens,"
 	    "completion_tokens,cost_usd&status=eq.done&prompt_tokens=not.is."
 	    "null&completion_tokens=not.is.null&order=done_at.desc.nullslast"
 	    "&limit=" HISTORY_ROWS, NULL, NULL, 1, &res) != DT_SB_OK ||
-	    !json_is_array(res.body)) {
+	    !json_is_array(res.body))
 		dt_debug("no history of analyses: %s", res.message);
-		dt_sb_result_clear(&res);
-		return NULL;
-	}
+	n = json_array_size(res.body);
 	json_array_foreach(res.body, i, row) {
-		json_t *p = json_object_get(row, "prompt_tokens");
-		json_t *c = json_object_get(row, "completion_tokens");
 		json_t *u = json_object_get(row, "cost_usd");
 
-		if (!json_is_integer(p) || !json_is_integer(c))
-			continue;
-		in += (double)json_integer_value(p);
-		out += (double)json_integer_value(c);
-		n++;
+		in += (double)json_integer_value(json_object_get(row,
+		    "prompt_tokens"));
+		out += (double)json_integer_value(json_object_get(row,
+		    "completion_tokens"));
 		if (json_is_number(u)) {
 			cost += json_number_value(u);
 			ncost++;
 		}
 	}
-	dt_sb_result_clear(&res);
 	if (n > 0)
 		o = json_pack("{sIsfsfsf}", "rows", (json_int_t)n,
 		    "prompt_tokens", in / (double)n, "completion_tokens",
 		    out / (double)n, "cost_usd", ncost > 0 ?
 		    cost / (double)ncost : 0.0);
+	dt_sb_result_clear(&res);
 	return o;
 }
 
@@ -289,4 +282,43 @@ dt_fetch_backlog(struct dt_fetch *f)
 	json_decref(rows);
 	dt_supabase_free(sb);
 	return rc;
+}
+
+int
+dt_fetch_requeue(struct dt_fetch *f)
+{
+	struct dt_supabase *sb = dt_supabase_new();
+	json_t *res, *by, *v;
+	const char *k, *sep = ": ";
+	json_int_t n;
+
+	if (sb == NULL)
+		return DT_EXIT_CONFIG;
+	res = call(f, sb, "dt_requeue", json_pack("{ss?sb}", "p_kind",
+	    f->kind, "p_dry_run", f->dry_run));
+	dt_supabase_free(sb);
+	n = json_integer_value(json_object_get(res, "rows"));
+	by = json_object_get(res, "by_kind");
+	if (f->status == DT_EXIT_OK && (!json_is_integer(json_object_get(res,
+	    "rows")) || !json_is_object(by)))
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "the dt_requeue reply is not "
+		    "{\"rows\",\"by_kind\"}");
+	if (f->status != DT_EXIT_OK) {
+		dt_error("%s", f->message);
+		json_decref(res);
+		return f->status;
+	}
+	printf("%s %" JSON_INTEGER_FORMAT " parked row%s%s%s", f->dry_run ?
+	    "would requeue" : "requeued", n, n == 1 ? "" : "s", f->kind !=
+	    NULL ? " of kind " : "", f->kind != NULL ? f->kind : "");
+	/* Without a kind, how many of each. */
+	json_object_foreach(by, k, v) {
+		if (f->kind != NULL)
+			break;
+		printf("%s%s %" JSON_INTEGER_FORMAT, sep, k,
+		    json_integer_value(v));
+		sep = ", ";
+	}
+	json_decref(res);
+	return printf("\n") < 0 ? DT_EXIT_IOERR : DT_EXIT_OK;
 }

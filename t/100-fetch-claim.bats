@@ -291,11 +291,11 @@ Try 'dt-fetch --help'."
 	standin supabase script '{"fail": 100}'
 	DT_SUPABASE_TRIES=1 run -69 --separate-stderr dt-fetch -R
 	assert_output ''
-	assert_equal "${stderr_lines[1]}" 'dt-fetch: error: Supabase unavailable: HTTP 503: PGRST001: Database client error. Retrying the connection.'
+	assert_equal "${stderr_lines[1]}" 'dt-fetch: error: Supabase could not answer dt_requeue (HTTP 503: PGRST001: Database client error. Retrying the connection.); try again later'
 	assert_equal "${#stderr_lines[@]}" 2
 	standin supabase reset
 	SUPABASE_KEY=$SUPABASE_ANON_KEY run -78 --separate-stderr dt-fetch -R
-	assert_equal "$stderr" 'dt-fetch: error: Supabase refused the request: HTTP 401: 42501: permission denied for function dt_requeue: this is not a secret (service) key: set SUPABASE_KEY to a secret key (sb_secret_...) or the legacy service_role key'
+	assert_equal "$stderr" 'dt-fetch: error: SUPABASE_KEY: its role may not call dt_requeue (HTTP 401: 42501: permission denied for function dt_requeue: this is not a secret (service) key: set SUPABASE_KEY to a secret key (sb_secret_...) or the legacy service_role key)'
 	assert_no_secret "$SUPABASE_KEY" <(printf '%s\n%s\n' "$output" "$stderr")
 	assert_no_secret "$SUPABASE_ANON_KEY" <(printf '%s\n%s\n' "$output" "$stderr")
 }
