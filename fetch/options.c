@@ -5,6 +5,7 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,25 +29,19 @@ static const char usage_head[] =
     "\n"
     "Claims unanalyzed rows of the source table through Supabase's data API\n"
     "and writes one NDJSON source record per row, then a stage record.\n"
-    "--requeue returns parked rows (status failed: all, or those whose\n"
-    "last_error.kind is kind) to pending with their attempts reset, and\n"
-    "prints how many on one line; with -n it only counts them.\n";
+    "--requeue returns parked rows (all, or those whose last_error.kind is\n"
+    "kind) to the queue and prints how many; with -n it only counts them.\n";
 
 static const char usage_tail[] =
     "Longer texts than DT_FETCH_MAX_TEXT_BYTES are cut and marked\n"
-    "\"text_cut\"; no line is longer than half of DT_MAX_LINE.  With\n"
-    "DT_STATE_DIR (dt-entrypoint sets it), --claim keeps the count of rows\n"
-    "claimed in DT_STATE_DIR/fetch.claimed for dt-store's progress lines.\n"
-    "SIGTERM, SIGINT, or a file appearing at the path in DT_STOP_FILE\n"
-    "(checked before each claim): no more claims, the rows already claimed\n"
-    "are written, exit 75.  Exit status: 0 done, 64 usage, 69 Supabase\n"
-    "unavailable, 74 output error, 75 interrupted, 78 bad configuration\n"
-    "(URL, key, table, column or function).\n";
+    "\"text_cut\"; no line is longer than half of DT_MAX_LINE.  SIGTERM,\n"
+    "SIGINT or the stop file: no more claims, exit 75.  Exit status: 0 done,\n"
+    "64 usage, 69 Supabase unavailable, 74 output error, 75 interrupted,\n"
+    "78 bad configuration (URL, key, table, column or function).\n";
 
 /*
- * The table below reads into these; dt_fetch_configure() copies them to
- * the caller's struct.  on[] holds the mode switches: --claim, --peek,
- * --requeue, --preflight and --backlog.
+ * The table reads into these; dt_fetch_configure() copies set to the
+ * caller.  on[]: --claim, --peek, --requeue, --preflight, --backlog.
  */
 static struct dt_fetch set;
 static int on[5];
@@ -54,9 +49,8 @@ static const char *run_id, *cols;
 
 static const struct dt_opt opt[] = {
 	{0, "backlog", NULL, DT_OPT_SWITCH, &on[4], NULL, 0, 0, NULL,
-	    "change nothing: print one JSON object with dt_backlog's "
-	    "counts, the sizes of the first texts a claim would take, "
-	    "and the batch limits (for dt-entrypoint --dry-run)"},
+	    "change nothing: print the backlog, the sizes of the texts a "
+	    "claim would take and the limits (dt-entrypoint --dry-run)"},
 	{'c', "claim", NULL, DT_OPT_SWITCH, &on[0], NULL, 0, 0, NULL,
 	    "lease rows to this run (the CronJob's mode)"},
 	{0, "peek", NULL, DT_OPT_SWITCH, &on[1], NULL, 0, 0, NULL,
@@ -64,12 +58,9 @@ static const struct dt_opt opt[] = {
 	{'R', "requeue", NULL, DT_OPT_SWITCH, &on[2], NULL, 0, 0, NULL,
 	    "return parked rows to the queue (above); a kind may follow"},
 	{0, "preflight", NULL, DT_OPT_SWITCH, &on[3], NULL, 0, 0, NULL,
-	    "change nothing: check that dt's functions exist (the "
-	    "migrations are applied), that the key is a secret "
-	    "(service) key and that the source table and columns can "
-	    "be read; print one line, \"supabase: ready: ...\" with the "
-	    "backlog or \"supabase: not ready: ...\" naming what to fix; "
-	    "exit 0, 78 or 69 (unreachable)"},
+	    "change nothing: check the migrations, the key and the source; "
+	    "print \"supabase: ready: ...\" or \"supabase: not ready: ...\" "
+	    "naming what to fix; exit 0, 78 or 69 (unreachable)"},
 	{'n', "dry-run", NULL, DT_OPT_SWITCH, &set.dry_run, NULL, 0, 0,
 	    NULL, "print the first request instead of sending it"},
 	{'b', "batch-size", "BATCH_SIZE", DT_OPT_INT, &set.batch, "100", 1,
@@ -91,11 +82,9 @@ static const struct dt_opt opt[] = {
 	{'i', "id-column", "DT_SOURCE_ID", DT_OPT_TEXT, &set.id_col, "id",
 	    0, 0, "name", "the source id column"},
 	{0, "reuse", NULL, DT_OPT_TEXT, &set.reuse, NULL, 0, 0, "version",
-	    "with --claim: a text already analysed with this prompt "
-	    "version (dt-analyze --prompt-version) comes with its stored "
-	    "analysis and \"reused\"; a text being analysed (in this "
-	    "claim or under another lease) comes with \"same_text\" and "
-	    "a \"skip\", and takes that analysis in dt-store"},
+	    "with --claim: a text analysed with this prompt version comes "
+	    "with its analysis (\"reused\"), one being analysed with "
+	    "\"same_text\" (docs/supabase.md)"},
 	{'r', "run-id", "DT_RUN_ID", DT_OPT_TEXT, &run_id, NULL, 0, 0,
 	    "id", "this run's id; one is generated when not given"},
 	{'t', "table", "DT_SOURCE_TABLE", DT_OPT_TEXT, &set.table,
@@ -113,46 +102,6 @@ static const struct dt_opt opt[] = {
 static const struct dt_cmd cmd = {usage_head, usage_tail, opt,
     sizeof(opt) / sizeof(opt[0])};
 
-/* A generated run id: UTC time and 32 random bits (20261128T120000Z-1a2b3c4d). */
-static void
-make_run_id(char *buf, size_t len)
-{
-	time_t now = time(NULL);
-	FILE *f = fopen("/dev/urandom", "rb");
-	unsigned int r;
-	struct tm tm;
-	char t[32];
-
-	if (f == NULL || fread(&r, sizeof(r), 1, f) != 1)
-		r = (unsigned int)now ^ ((unsigned int)getpid() << 16);
-	if (f != NULL)
-		fclose(f);
-	strftime(t, sizeof(t), "%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));
-	snprintf(buf, len, "%s-%08x", t, r);
-}
-
-/* Splits "a,b" into f->columns.  Returns 0 or -1 after logging. */
-static int
-parse_columns(struct dt_fetch *f, const char *s)
-{
-	const char *p = s;
-
-	if ((f->columns = json_array()) == NULL)
-		return -1;
-	while (*p != '\0') {
-		size_t n = strcspn(p, ",");
-
-		if (n == 0 || n > 63) {
-			dt_error("DT_SOURCE_COLUMNS/--columns: bad column list: "
-			    "%s", s);
-			return -1;
-		}
-		json_array_append_new(f->columns, json_stringn(p, n));
-		p += p[n] == ',' ? n + 1 : n;
-	}
-	return 0;
-}
-
 /* Whether s is 1 to 64 letters, digits, '_', '.' or '-'. */
 static int
 is_word(const char *s)
@@ -163,28 +112,55 @@ is_word(const char *s)
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
-/*
- * DT_STOP_FILE must name a place where a file can appear: a directory
- * that exists.  Returns 0 or -1 after logging.
- */
+/* Returns 1 after logging when v is not a name of 1 to 127 bytes. */
 static int
-check_stop_file(const char *path)
+bad_name(const char *what, const char *v)
+{
+	if (v != NULL && *v != '\0' && strlen(v) <= 127)
+		return 0;
+	dt_error("%s: must be a name of 1 to 127 characters", what);
+	return 1;
+}
+
+/* Splits --columns' "a,b" into f->columns.  Returns 0 or 1 after logging. */
+static int
+bad_columns(struct dt_fetch *f, const char *s)
+{
+	const char *p;
+	size_t n;
+
+	f->columns = json_array();
+	for (p = s; *p != '\0'; p += p[n] == ',' ? n + 1 : n) {
+		n = strcspn(p, ",");
+		if (n == 0 || n > 63) {
+			dt_error("DT_SOURCE_COLUMNS/--columns: bad column list: "
+			    "%s", s);
+			return 1;
+		}
+		json_array_append_new(f->columns, json_stringn(p, n));
+	}
+	return f->columns == NULL;
+}
+
+/* Returns 1 after logging when DT_STOP_FILE's directory does not exist. */
+static int
+bad_stop_file(const char *path)
 {
 	size_t n = strlen(path);
 	char copy[4096], *dir;
 	struct stat st;
 
 	if (n > 0 && path[n - 1] == '/') {
-		dt_error("DT_STOP_FILE: %s names a directory, not a file", path);
-		return -1;
+		dt_error("DT_STOP_FILE: %s names a directory, not a file",
+		    path);
+		return 1;
 	}
 	snprintf(copy, sizeof(copy), "%s", path);
 	dir = dirname(copy);
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		dt_error("DT_STOP_FILE: %s: no such directory", dir);
-		return -1;
-	}
-	return 0;
+	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+		return 0;
+	dt_error("DT_STOP_FILE: %s: no such directory", dir);
+	return 1;
 }
 
 /*
@@ -211,7 +187,8 @@ check_modes(struct dt_fetch *f, int argc, char **argv)
 		f->kind = argv[optind++];
 		if (!is_word(f->kind))
 			return dt_cli_usage_error("--requeue: bad kind: %s (an "
-			    "error kind, e.g. config or lease_expired)", f->kind);
+			    "error kind, e.g. config or lease_expired)",
+			    f->kind);
 	}
 	if (optind < argc)
 		return dt_cli_usage_error("unexpected argument: %s",
@@ -228,35 +205,29 @@ check_modes(struct dt_fetch *f, int argc, char **argv)
 }
 
 /*
- * Checks the settings that go together, and sets the run id (given, or
- * generated).  Returns the number of problems (each logged).
+ * Checks the settings that go together, and sets the run id: the one
+ * given, or the UTC time and 32 random bits (20261128T120000Z-1a2b3c4d).
+ * Returns the number of problems (each logged).
  */
 static int
 check_settings(struct dt_fetch *f)
 {
-	const struct {
-		const char *what, *name;
-	} names[] = {
-		{"DT_SOURCE_TABLE/--table", f->table},
-		{"DT_SOURCE_ID/--id-column", f->id_col},
-		{"DT_SOURCE_TEXT/--text-column", f->text_col},
-	};
-	int i, nconf = 0;
+	int nconf = cols != NULL ? bad_columns(f, cols) : 0;
+	time_t now = time(NULL);
+	unsigned int r;
+	struct tm tm;
+	char t[32];
 
-	for (i = 0; i < 3; i++)
-		if (names[i].name == NULL || *names[i].name == '\0' ||
-		    strlen(names[i].name) > 127) {
-			dt_error("%s: must be a name of 1 to 127 characters",
-			    names[i].what);
-			nconf++;
-		}
-	if (f->stop_file != NULL && check_stop_file(f->stop_file) < 0)
-		nconf++;
+	nconf += bad_name("DT_SOURCE_TABLE/--table", f->table);
+	nconf += bad_name("DT_SOURCE_ID/--id-column", f->id_col);
+	nconf += bad_name("DT_SOURCE_TEXT/--text-column", f->text_col);
+	if (f->stop_file != NULL)
+		nconf += bad_stop_file(f->stop_file);
 	if (f->batch > DT_SB_MAX_ROWS) {
 		/* A claim leases every row it takes; the reply is cut. */
-		dt_error("BATCH_SIZE/--batch-size: %lld is more than the %d rows "
-		    "Supabase returns for one request (max_rows): a claim that "
-		    "large would lease rows that never arrive", f->batch,
+		dt_error("BATCH_SIZE/--batch-size: %lld is more than the %d "
+		    "rows Supabase returns for one request (max_rows): a claim "
+		    "that large would lease rows that never arrive", f->batch,
 		    DT_SB_MAX_ROWS);
 		nconf++;
 	}
@@ -267,8 +238,12 @@ check_settings(struct dt_fetch *f)
 		nconf++;
 	} else if (run_id != NULL)
 		snprintf(f->run_id, sizeof(f->run_id), "%s", run_id);
-	else if (!f->check)
-		make_run_id(f->run_id, sizeof(f->run_id));
+	else if (!f->check) {
+		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+			r = (unsigned int)now ^ ((unsigned int)getpid() << 16);
+		strftime(t, sizeof(t), "%Y%m%dT%H%M%SZ", gmtime_r(&now, &tm));
+		snprintf(f->run_id, sizeof(f->run_id), "%s-%08x", t, r);
+	}
 	return nconf;
 }
 
@@ -289,8 +264,6 @@ dt_fetch_configure(struct dt_fetch *f, int argc, char **argv)
 	}
 	if ((rc = check_modes(f, argc, argv)) != 0)
 		return rc;
-	if (cols != NULL && parse_columns(f, cols) < 0)
-		nconf++;
 	nconf += check_settings(f);
 	/* What the run itself would find out only when it starts. */
 	if (f->check && (!f->dry_run || f->mode == 'R'))
