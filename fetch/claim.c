@@ -1,7 +1,5 @@
 /*
- * claim.c: dt-fetch's --claim, --peek and --dry-run: batch after batch
- * of rows through dt_claim or dt_peek, each row written as a source
- * record cut to the line limit, then the stage record (see fetch.h).
+ * claim.c: dt-fetch's --claim, --peek and --dry-run (see fetch.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,11 +28,7 @@ on_signal(int sig)
 	stop_flag = 1;
 }
 
-/*
- * The stop file asks for what SIGTERM asks for: in a Kubernetes pod only
- * PID 1 (entrypoint.sh) gets the signal, and the fan-out between it and
- * dt-fetch must not be signalled.
- */
+/* The stop file asks for what SIGTERM asks for (docs/supabase.md). */
 static int
 stop_requested(const struct dt_fetch *f)
 {
@@ -71,8 +65,7 @@ dt_fetch_request_args(struct dt_fetch *f, long long want, json_t *after)
 		    f->reuse);
 	else
 		a = json_pack("{sO?}", "p_after", after);
-	/* The server cuts a text to that many characters, so a huge message
-	 * never crosses the wire; the cut to bytes is ours. */
+	/* The server cuts texts to characters, fit_record() to bytes. */
 	if (a != NULL && json_object_update_new(a, json_pack(
 	    "{sIsssssssO*sI}", "p_limit", (json_int_t)want, "p_source_table",
 	    f->table, "p_id_column", f->id_col, "p_text_column", f->text_col,
@@ -85,13 +78,10 @@ dt_fetch_request_args(struct dt_fetch *f, long long want, json_t *after)
 }
 
 /*
- * Makes rec, the record of row, fit.  A text longer than
- * DT_FETCH_MAX_TEXT_BYTES, or cut by the server already (the row's
- * text_bytes says), is cut on a character boundary and marked with
- * "text_bytes" and "text_cut"; while the line is longer than half of
- * DT_MAX_LINE (the stages after us add the analysis), the text is cut
- * by half again, and at last "row" keeps only the id ("row_cut": true).
- * Returns 0, or -1 when out of memory or nothing makes it fit.
+ * Makes rec, the record of row, fit: its text cut on a character
+ * boundary (and marked) to DT_FETCH_MAX_TEXT_BYTES, then by half while
+ * the line is longer than half of DT_MAX_LINE, and at last "row" keeps
+ * only the id.  Returns 0, or -1 when out of memory or it cannot fit.
  */
 static int
 fit_record(struct dt_fetch *f, json_t *rec, json_t *row, json_t *id)
@@ -134,13 +124,10 @@ fit_record(struct dt_fetch *f, json_t *rec, json_t *row, json_t *id)
 }
 
 /*
- * With --reuse, completes rec from its row's "reused" (docs/supabase.md,
- * "Reusing analyses"): a stored analysis of the text gives "analysis",
- * "model", "prompt_version", a "usage" of nothing, "tries": 0 and
- * "reused": {"from"}, which dt-analyze passes through and dt-store
- * stores; another row with the same text under analysis gives
- * "same_text": {"as"} and a "skip", and dt-store stores that row's
- * analysis for it.  Counts them.  Returns 0, or -1 when out of memory.
+ * With --reuse, completes rec from its row's "reused": a stored analysis
+ * of the text, or the row with the same text whose analysis it takes
+ * (docs/supabase.md, "Reusing analyses").  Returns 0, or -1 when out of
+ * memory.
  */
 static int
 reuse_record(struct dt_fetch *f, json_t *rec, json_t *row)
@@ -172,10 +159,9 @@ reuse_record(struct dt_fetch *f, json_t *rec, json_t *row)
 }
 
 /*
- * Writes the rows of one reply as source records.  Keeps the last
- * source id in *last (a new reference, for --peek's paging).  Returns
- * the number of rows, or -1 after dt_fetch_fail() when the reply is not
- * what dt_claim returns or stdout failed.
+ * Writes the rows of a reply as source records, keeping the last source
+ * id in *last (a new reference).  Returns the number of rows, or -1
+ * after dt_fetch_fail() for a bad reply or a failed write.
  */
 static long long
 emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
@@ -221,9 +207,8 @@ emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
 }
 
 /*
- * After Supabase cut a dt_claim reply (rows, the array received, holds n
- * of the total leased): gives the leases that did not arrive back
- * through dt_release, and fails the run naming the cap to set.
+ * After Supabase cut a dt_claim reply to n of the total rows leased:
+ * gives the others back (dt_release), and fails naming the cap to set.
  */
 static void
 give_back(struct dt_fetch *f, struct dt_supabase *sb, json_t *rows,
@@ -248,28 +233,10 @@ give_back(struct dt_fetch *f, struct dt_supabase *sb, json_t *rows,
 		    "lease ends (dt_release: %.120s)", res.message);
 	dt_sb_result_clear(&res);
 	json_decref(args);
-	dt_fetch_fail(f, DT_EXIT_CONFIG, "Supabase returned %lld of the %lld rows "
-	    "dt_claim leased: the project's Max rows (API settings) is below "
-	    "BATCH_SIZE (%lld); set BATCH_SIZE to at most %lld; %s", n, total,
-	    want, n, back);
-	dt_error("%s", f->message);
-}
-
-/*
- * A database whose dt_claim has no p_prompt_version (its migration not
- * applied yet) answers a claim with --reuse with PGRST202: claiming goes
- * on without reuse.  Returns 1 when res is that answer.
- */
-static int
-reuse_unknown(struct dt_fetch *f, const struct dt_sb_result *res)
-{
-	if (f->reuse == NULL || strstr(res->message, "PGRST202") == NULL)
-		return 0;
-	dt_warn("dt_claim takes no p_prompt_version (migration "
-	    "20261202000000_dt_reuse.sql is not applied): claiming without "
-	    "--reuse");
-	f->reuse = NULL;
-	return 1;
+	dt_fetch_fail(f, DT_EXIT_CONFIG, "Supabase returned %lld of the %lld "
+	    "rows dt_claim leased: the project's Max rows (API settings) is "
+	    "below BATCH_SIZE (%lld); set BATCH_SIZE to at most %lld; %s", n,
+	    total, want, n, back);
 }
 
 /* Claims or peeks until the cap, an empty batch, an error or a stop. */
@@ -296,30 +263,29 @@ run(struct dt_fetch *f, struct dt_supabase *sb)
 		kind = dt_supabase_call(sb, "POST", path, args, f->mode == 'c' ?
 		    "count=exact" : NULL, 1, &res);
 		json_decref(args);
-		if (kind != DT_SB_OK && reuse_unknown(f, &res)) {
+		/* Without its migration, dt_claim takes no p_prompt_version. */
+		if (kind != DT_SB_OK && f->reuse != NULL &&
+		    strstr(res.message, "PGRST202") != NULL) {
+			dt_warn("dt_claim takes no p_prompt_version (migration "
+			    "20261202000000_dt_reuse.sql is not applied): "
+			    "claiming without --reuse");
+			f->reuse = NULL;
 			dt_sb_result_clear(&res);
 			continue;
 		}
-		if (kind != DT_SB_OK) {
-			/* A 400 here means a bad column or argument: config. */
+		/* A 400 here means a bad column or argument: config. */
+		if (kind != DT_SB_OK)
 			dt_fetch_fail(f, kind == DT_SB_REJECTED ? DT_EXIT_CONFIG :
 			    dt_sb_exit(kind), "Supabase %s: %s%s",
 			    kind == DT_SB_CONFIG || kind == DT_SB_REJECTED ?
 			    "refused the request" : "unavailable", res.message,
 			    res.tries > 1 ? " (after retries)" : "");
-			dt_error("%s", f->message);
-			dt_sb_result_clear(&res);
-			break;
-		}
-		n = emit_rows(f, res.body, &last);
+		n = kind == DT_SB_OK ? emit_rows(f, res.body, &last) : -1;
 		if (n >= 0 && f->mode == 'c' && res.total > n)
 			give_back(f, sb, res.body, n, res.total, want);
 		dt_sb_result_clear(&res);
-		if (n < 0 && f->status != DT_EXIT_PIPE)
-			dt_error("%s", f->message);
-		if (n < 0)
-			break;
-		f->batches++;
+		if (n >= 0)
+			f->batches++;
 		if (f->status != DT_EXIT_OK)
 			break;
 		if (f->mode == 'c')
@@ -329,9 +295,10 @@ run(struct dt_fetch *f, struct dt_supabase *sb)
 			break;
 	}
 	json_decref(last);
-	/* However claiming ended, no more rows come. */
 	if (f->mode == 'c')
 		dt_progress_note_claimed(f->emitted, 1);
+	if (f->status != DT_EXIT_OK && f->status != DT_EXIT_PIPE)
+		dt_error("%s", f->message);
 }
 
 int
@@ -343,8 +310,8 @@ dt_fetch_claim(struct dt_fetch *f)
 	dt_cli_catch_signals(on_signal, 0);
 	dt_http_set_stop_flag(&stop_flag);
 	if ((sb = dt_supabase_new()) == NULL)
-		dt_fetch_fail(f, DT_EXIT_CONFIG, "bad Supabase configuration (see the "
-		    "log)");
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "bad Supabase configuration "
+		    "(see the log)");
 	else
 		run(f, sb);
 	dt_supabase_free(sb);
