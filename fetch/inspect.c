@@ -1,8 +1,6 @@
 /*
  * inspect.c: dt-fetch's calls to Supabase other than claiming: --requeue,
- * and --preflight and --backlog, which change nothing: they check that
- * the migrations are applied, the key is a secret key and the source can
- * be read, and say how big the backlog is (see fetch.h).
+ * --preflight and --backlog (see fetch.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,17 +14,14 @@
 
 #include "fetch.h"
 
-/* Rows --backlog reads (as --peek would) to learn the texts' sizes. */
+/* The rows --backlog samples, and the analyses it averages. */
 #define SAMPLE_ROWS 200
-
-/* Analyses --backlog averages, the newest first (the "limit" below). */
 #define HISTORY_ROWS "200"
 
 /*
- * The other functions the stages call, each with arguments that give it
- * nothing to do (no results, a run that holds nothing, a dry run), so a
- * database without them, or with an older signature, answers PGRST202.
- * dt_claim cannot be called so; dt_peek has its signature.
+ * The other functions the stages call, with arguments that give them
+ * nothing to do: a database without them, or with an older signature,
+ * answers PGRST202.  dt_peek stands for dt_claim.
  */
 static const struct {
 	const char *fn;
@@ -87,12 +82,12 @@ explain(struct dt_fetch *f, const char *fn, const struct dt_sb_result *res)
 
 /*
  * Calls the function fn with args (stolen; NULL when out of memory)
- * unless the run has failed.  Returns a new reference to the answer, or
- * NULL after failing the run.
+ * unless the run has failed, and checks that the answer is of type (or
+ * any, -1).  Returns a new reference to it, or NULL after failing.
  */
 static json_t *
 call(struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
-    json_t *args)
+    json_t *args, int type)
 {
 	struct dt_sb_result res;
 	json_t *body = NULL;
@@ -108,6 +103,10 @@ call(struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
 	if (dt_supabase_call(sb, "POST", path, args, NULL, 1, &res) !=
 	    DT_SB_OK)
 		explain(f, fn, &res);
+	else if (type >= 0 && (res.body == NULL ||
+	    (int)json_typeof(res.body) != type))
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "%s's answer is not a JSON %s",
+		    fn, type == JSON_OBJECT ? "object" : "array");
 	else
 		body = json_incref(res.body);
 	json_decref(args);
@@ -117,11 +116,9 @@ call(struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
 
 /*
  * The checks of --preflight and --backlog: dt_backlog (only the service
- * role may call it, so it also proves the key), dt_peek with this run's
- * table, columns and limits (dt_claim's arguments: a database behind
- * this dt answers PGRST202), and the probes above.  Stores a new
- * reference to the backlog in *backlog and to the peeked rows in *rows
- * (NULL when not read).  Returns 0, or the status of the failed run.
+ * role may call it), dt_peek with this run's settings, and the probes.
+ * Stores new references to the backlog and the peeked rows (NULL when
+ * not read).  Returns 0, or the status of the failed run.
  */
 static int
 inspect(struct dt_fetch *f, struct dt_supabase *sb, json_t **backlog,
@@ -131,20 +128,15 @@ inspect(struct dt_fetch *f, struct dt_supabase *sb, json_t **backlog,
 	size_t i;
 
 	*backlog = call(f, sb, "dt_backlog", json_pack("{ssss}",
-	    "p_source_table", f->table, "p_id_column", f->id_col));
-	if (f->status == DT_EXIT_OK && !json_is_object(*backlog))
-		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "dt_backlog's answer is not a "
-		    "JSON object");
+	    "p_source_table", f->table, "p_id_column", f->id_col),
+	    JSON_OBJECT);
 	/* The sizes come from text_bytes: the texts may be cut. */
 	if ((args = dt_fetch_request_args(f, SAMPLE_ROWS, NULL)) != NULL)
 		json_object_set_new(args, "p_max_text_chars", json_integer(64));
-	*rows = call(f, sb, "dt_peek", args);
-	if (f->status == DT_EXIT_OK && !json_is_array(*rows))
-		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "dt_peek's answer is not a "
-		    "JSON array");
+	*rows = call(f, sb, "dt_peek", args, JSON_ARRAY);
 	for (i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
 		json_decref(call(f, sb, probes[i].fn, json_loads(probes[i].args,
-		    0, NULL)));
+		    0, NULL), -1));
 	return f->status;
 }
 
@@ -295,7 +287,7 @@ dt_fetch_requeue(struct dt_fetch *f)
 	if (sb == NULL)
 		return DT_EXIT_CONFIG;
 	res = call(f, sb, "dt_requeue", json_pack("{ss?sb}", "p_kind",
-	    f->kind, "p_dry_run", f->dry_run));
+	    f->kind, "p_dry_run", f->dry_run), JSON_OBJECT);
 	dt_supabase_free(sb);
 	n = json_integer_value(json_object_get(res, "rows"));
 	by = json_object_get(res, "by_kind");
@@ -312,9 +304,7 @@ dt_fetch_requeue(struct dt_fetch *f)
 	    "would requeue" : "requeued", n, n == 1 ? "" : "s", f->kind !=
 	    NULL ? " of kind " : "", f->kind != NULL ? f->kind : "");
 	/* Without a kind, how many of each. */
-	json_object_foreach(by, k, v) {
-		if (f->kind != NULL)
-			break;
+	json_object_foreach(f->kind == NULL ? by : NULL, k, v) {
 		printf("%s%s %" JSON_INTEGER_FORMAT, sep, k,
 		    json_integer_value(v));
 		sep = ", ";
