@@ -28,18 +28,6 @@ on_signal(int sig)
 	stop_flag = 1;
 }
 
-/* The stop file asks for what SIGTERM asks for (docs/supabase.md). */
-static int
-stop_requested(const struct dt_fetch *f)
-{
-	if (!stop_flag && f->stop_file != NULL &&
-	    access(f->stop_file, F_OK) == 0) {
-		dt_info("%s exists: claiming no more", f->stop_file);
-		stop_flag = 1;
-	}
-	return stop_flag;
-}
-
 int
 dt_fetch_fail(struct dt_fetch *f, int status, const char *fmt, ...)
 {
@@ -246,11 +234,17 @@ run(struct dt_fetch *f, struct dt_supabase *sb)
 	const char *path = f->mode == 'c' ? "rpc/dt_claim" : "rpc/dt_peek";
 	json_t *last = NULL, *args;
 
-	while (!stop_requested(f)) {
+	while (!stop_flag) {
 		struct dt_sb_result res;
 		long long want = f->batch, n;
 		int kind;
 
+		/* The stop file asks for what SIGTERM asks for. */
+		if (f->stop_file != NULL && access(f->stop_file, F_OK) == 0) {
+			dt_info("%s exists: claiming no more", f->stop_file);
+			stop_flag = 1;
+			break;
+		}
 		if (f->max_records > 0 && f->max_records - f->emitted < want)
 			want = f->max_records - f->emitted;
 		if (want <= 0)

@@ -1,7 +1,7 @@
 /*
  * fetch.h: the run's settings and counts, which dt-fetch's files share:
- * options.c reads them, claim.c claims and peeks, inspect.c makes the
- * other calls to Supabase, and dt-fetch.c's main picks the mode.
+ * dt-fetch.c reads them and picks the mode, claim.c claims and peeks,
+ * inspect.c makes the other calls to Supabase.
  */
 #ifndef DT_FETCH_H
 #define DT_FETCH_H
@@ -12,13 +12,9 @@
 
 #define RUN_ID_MAX 200
 
-/* The modes --preflight and --backlog, beside 'c', 'p' and 'R'. */
-#define OPT_PREFLIGHT 257
-#define OPT_BACKLOG 258
-
 struct dt_fetch {
-	int mode;               /* 'c', 'p', 'R' (--requeue), OPT_PREFLIGHT
-				 * or OPT_BACKLOG */
+	int mode;               /* 'c', 'p', 'R' (--requeue), 'P'
+				 * (--preflight) or 'B' (--backlog) */
 	const char *kind;       /* --requeue's kind, or NULL for all */
 	int dry_run;
 	int check;              /* --check-config */
@@ -45,16 +41,6 @@ struct dt_fetch {
 	int status;
 	char message[1400];
 };
-
-/*
- * Reads the environment, then the flags, and checks them all, logging
- * one line per problem.  Returns 0 or an exit status: DT_EXIT_USAGE for
- * a bad command line, DT_EXIT_CONFIG for bad settings (with
- * --check-config every bad value, flags included, and the Supabase
- * settings too).  --help and --version exit here.  The caller frees
- * f->columns.
- */
-int dt_fetch_configure(struct dt_fetch *f, int argc, char **argv);
 
 /*
  * Sets f->status and f->message (printf-style, cut to valid UTF-8): the

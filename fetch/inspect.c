@@ -221,19 +221,20 @@ history(struct dt_supabase *sb)
 	return o;
 }
 
-/*
- * {"rows", "blank", "text_bytes"} of the rows a claim would take first:
- * how many, how many have no text, and the bytes of the others' texts
- * as a run would send them (cut to DT_FETCH_MAX_TEXT_BYTES).  Returns a
- * new reference, or NULL when out of memory.
- */
-static json_t *
-sample(const struct dt_fetch *f, json_t *rows)
+int
+dt_fetch_backlog(struct dt_fetch *f)
 {
+	struct dt_supabase *sb = dt_supabase_new();
+	json_t *bl, *rows, *row, *out = NULL, *hist;
 	long long nblank = 0, bytes = 0;
-	json_t *row;
 	size_t i;
+	int rc;
 
+	if (sb == NULL)
+		return DT_EXIT_CONFIG;
+	if ((rc = inspect(f, sb, &bl, &rows)) != DT_EXIT_OK)
+		dt_error("%s", f->message);
+	/* The bytes of the texts as a run would send them; blank ones. */
 	json_array_foreach(rows, i, row) {
 		long long n = json_integer_value(json_object_get(row,
 		    "text_bytes"));
@@ -245,25 +246,12 @@ sample(const struct dt_fetch *f, json_t *rows)
 		else
 			bytes += n < f->max_text ? n : f->max_text;
 	}
-	return json_pack("{sIsIsI}", "rows", (json_int_t)json_array_size(rows),
-	    "blank", (json_int_t)nblank, "text_bytes", (json_int_t)bytes);
-}
-
-int
-dt_fetch_backlog(struct dt_fetch *f)
-{
-	struct dt_supabase *sb = dt_supabase_new();
-	json_t *bl, *rows, *out = NULL, *hist;
-	int rc;
-
-	if (sb == NULL)
-		return DT_EXIT_CONFIG;
-	if ((rc = inspect(f, sb, &bl, &rows)) != DT_EXIT_OK)
-		dt_error("%s", f->message);
-	else
-		out = json_pack("{sOsosIsIsI}", "backlog", bl, "sample",
-		    sample(f, rows), "max_records", (json_int_t)f->max_records,
-		    "batch_size", (json_int_t)f->batch, "max_text_bytes",
+	if (rc == DT_EXIT_OK)
+		out = json_pack("{sOs{sIsIsI}sIsIsI}", "backlog", bl, "sample",
+		    "rows", (json_int_t)json_array_size(rows), "blank",
+		    (json_int_t)nblank, "text_bytes", (json_int_t)bytes,
+		    "max_records", (json_int_t)f->max_records, "batch_size",
+		    (json_int_t)f->batch, "max_text_bytes",
 		    (json_int_t)f->max_text);
 	if (out != NULL && (hist = history(sb)) != NULL)
 		json_object_set_new(out, "history", hist);
