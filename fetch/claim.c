@@ -160,15 +160,16 @@ emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
 
 	if (!json_is_array(rows)) {
 		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "Supabase: the %s reply is "
-		    "not a JSON array", f->mode == 'c' ? "dt_claim" : "dt_peek");
+		    "not a JSON array", f->mode == 'c' ? "dt_claim" :
+		    "dt_peek");
 		return -1;
 	}
 	json_array_foreach(rows, i, row) {
 		data = json_object_get(row, "data");
 		sid = json_object_get(row, "source_id");
 		if (!json_is_object(data) || !json_is_string(sid)) {
-			dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "Supabase: row %zu of "
-			    "the reply has no source_id/data", i + 1);
+			dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "Supabase: row %zu "
+			    "of the reply has no source_id/data", i + 1);
 			return -1;
 		}
 		if ((id = json_object_get(data, f->id_col)) == NULL)
@@ -183,8 +184,9 @@ emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
 		    dt_emit(rec) : -1;
 		json_decref(rec);
 		if (rc < 0) {
-			dt_fetch_fail(f, dt_out_status() != 0 ? dt_out_status() :
-			    DT_EXIT_IOERR, "cannot write the records");
+			dt_fetch_fail(f, dt_out_status() != 0 ?
+			    dt_out_status() : DT_EXIT_IOERR,
+			    "cannot write the records");
 			return -1;
 		}
 		f->emitted++;
@@ -269,9 +271,10 @@ run(struct dt_fetch *f, struct dt_supabase *sb)
 		}
 		/* A 400 here means a bad column or argument: config. */
 		if (kind != DT_SB_OK)
-			dt_fetch_fail(f, kind == DT_SB_REJECTED ? DT_EXIT_CONFIG :
-			    dt_sb_exit(kind), "Supabase %s: %s%s",
-			    kind == DT_SB_CONFIG || kind == DT_SB_REJECTED ?
+			dt_fetch_fail(f, kind == DT_SB_REJECTED ?
+			    DT_EXIT_CONFIG : dt_sb_exit(kind),
+			    "Supabase %s: %s%s", kind == DT_SB_CONFIG ||
+			    kind == DT_SB_REJECTED ?
 			    "refused the request" : "unavailable", res.message,
 			    res.tries > 1 ? " (after retries)" : "");
 		n = kind == DT_SB_OK ? emit_rows(f, res.body, &last) : -1;
@@ -310,8 +313,8 @@ dt_fetch_claim(struct dt_fetch *f)
 		run(f, sb);
 	dt_supabase_free(sb);
 	if (stop_flag && f->status == DT_EXIT_OK) {
-		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "interrupted after %lld rows",
-		    f->emitted);
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "interrupted after %lld "
+		    "rows", f->emitted);
 		dt_warn("%s", f->message);
 	}
 	counts = json_pack("{sIsIsI}", f->mode == 'c' ? "claimed" : "peeked",
@@ -319,7 +322,8 @@ dt_fetch_claim(struct dt_fetch *f)
 	    "text_cut", (json_int_t)f->cut);
 	if (counts != NULL && f->reuse != NULL)
 		json_object_update_new(counts, json_pack("{sIsI}", "reused",
-		    (json_int_t)f->reused, "same_text", (json_int_t)f->same_text));
+		    (json_int_t)f->reused, "same_text",
+		    (json_int_t)f->same_text));
 	rec = dt_record_stage("dt-fetch", f->run_id, f->status, f->message,
 	    counts, NULL, stop_flag);
 	if (rec != NULL && f->status != DT_EXIT_PIPE)

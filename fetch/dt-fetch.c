@@ -135,8 +135,8 @@ bad_columns(struct dt_fetch *f, const char *s)
 	for (p = s; *p != '\0'; p += p[n] == ',' ? n + 1 : n) {
 		n = strcspn(p, ",");
 		if (n == 0 || n > 63) {
-			dt_error("DT_SOURCE_COLUMNS/--columns: bad column list: "
-			    "%s", s);
+			dt_error("DT_SOURCE_COLUMNS/--columns: bad column "
+			    "list: %s", s);
 			return 1;
 		}
 		json_array_append_new(f->columns, json_stringn(p, n));

@@ -44,7 +44,7 @@ struct dt_fetch {
 
 /*
  * Sets f->status and f->message (printf-style, cut to valid UTF-8): the
- * stage record's, or the reason --preflight prints.  Returns status.
+ * stage record's, or the reason the other modes give.  Returns status.
  */
 int dt_fetch_fail(struct dt_fetch *f, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

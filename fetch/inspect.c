@@ -24,14 +24,14 @@
  * answers PGRST202.  dt_peek stands for dt_claim.
  */
 static const struct {
-	const char *fn;
+	const char *path;
 	const char *args;
 } probes[] = {
-	{"dt_settle", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
-	{"dt_reclaim", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
-	{"dt_release", "{\"p_run_id\":\"dt-preflight\",\"p_claim_key\":"
+	{"rpc/dt_settle", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
+	{"rpc/dt_reclaim", "{\"p_run_id\":\"dt-preflight\",\"p_results\":[]}"},
+	{"rpc/dt_release", "{\"p_run_id\":\"dt-preflight\",\"p_claim_key\":"
 	    "\"dt-preflight:0\",\"p_keep\":[]}"},
-	{"dt_requeue", "{\"p_dry_run\":true}"},
+	{"rpc/dt_requeue", "{\"p_dry_run\":true}"},
 };
 
 /*
@@ -56,8 +56,8 @@ explain(struct dt_fetch *f, const char *fn, const struct dt_sb_result *res)
 		dt_fetch_fail(f, DT_EXIT_UNAVAILABLE, "Supabase could not "
 		    "answer %s (%s); try again later", fn, m);
 	else if (strcmp(code, "PGRST202") == 0)
-		dt_fetch_fail(f, DT_EXIT_CONFIG, "migrations not applied: %s is "
-		    "missing or older than this dt (%s); apply "
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "migrations not applied: %s "
+		    "is missing or older than this dt (%s); apply "
 		    "supabase/migrations (supabase db push)", fn, m);
 	else if (strcmp(code, "42501") == 0)
 		/* lib/supabase.c names the key after a 401. */
@@ -65,13 +65,14 @@ explain(struct dt_fetch *f, const char *fn, const struct dt_sb_result *res)
 		    "not call %s (%s)", strstr(m, "not a secret") != NULL ? "" :
 		    "not a secret (service) key: ", fn, m);
 	else if (res->status == 401 || res->status == 403)
-		dt_fetch_fail(f, DT_EXIT_CONFIG, "SUPABASE_KEY: refused (%s)", m);
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "SUPABASE_KEY: refused (%s)",
+		    m);
 	else if (strcmp(code, "42P01") == 0)
 		dt_fetch_fail(f, DT_EXIT_CONFIG, "DT_SOURCE_TABLE: no table or "
 		    "view %s (%s)", f->table, m);
 	else if (strcmp(code, "42703") == 0)
-		dt_fetch_fail(f, DT_EXIT_CONFIG, "DT_SOURCE_ID, DT_SOURCE_TEXT or "
-		    "DT_SOURCE_COLUMNS: %s", m);
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "DT_SOURCE_ID, DT_SOURCE_TEXT "
+		    "or DT_SOURCE_COLUMNS: %s", m);
 	else if (res->status == 404)
 		dt_fetch_fail(f, DT_EXIT_CONFIG, "SUPABASE_URL: not a Supabase "
 		    "project's URL (%s)", m);
@@ -81,19 +82,18 @@ explain(struct dt_fetch *f, const char *fn, const struct dt_sb_result *res)
 }
 
 /*
- * Calls the function fn with args (stolen; NULL when out of memory)
+ * POSTs args (stolen; NULL when out of memory) to path, "rpc/<function>",
  * unless the run has failed, and checks that the answer is of type (or
  * any, -1).  Returns a new reference to it, or NULL after failing.
  */
 static json_t *
-call(struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
+call(struct dt_fetch *f, struct dt_supabase *sb, const char *path,
     json_t *args, int type)
 {
+	const char *fn = path + 4;
 	struct dt_sb_result res;
 	json_t *body = NULL;
-	char path[64];
 
-	snprintf(path, sizeof(path), "rpc/%s", fn);
 	if (args == NULL && f->status == DT_EXIT_OK)
 		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "out of memory");
 	if (f->status != DT_EXIT_OK) {
@@ -105,8 +105,8 @@ call(struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
 		explain(f, fn, &res);
 	else if (type >= 0 && (res.body == NULL ||
 	    (int)json_typeof(res.body) != type))
-		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "%s's answer is not a JSON %s",
-		    fn, type == JSON_OBJECT ? "object" : "array");
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "%s's answer is not a "
+		    "JSON %s", fn, type == JSON_OBJECT ? "object" : "array");
 	else
 		body = json_incref(res.body);
 	json_decref(args);
@@ -127,16 +127,16 @@ inspect(struct dt_fetch *f, struct dt_supabase *sb, json_t **backlog,
 	json_t *args;
 	size_t i;
 
-	*backlog = call(f, sb, "dt_backlog", json_pack("{ssss}",
+	*backlog = call(f, sb, "rpc/dt_backlog", json_pack("{ssss}",
 	    "p_source_table", f->table, "p_id_column", f->id_col),
 	    JSON_OBJECT);
 	/* The sizes come from text_bytes: the texts may be cut. */
 	if ((args = dt_fetch_request_args(f, SAMPLE_ROWS, NULL)) != NULL)
 		json_object_set_new(args, "p_max_text_chars", json_integer(64));
-	*rows = call(f, sb, "dt_peek", args, JSON_ARRAY);
+	*rows = call(f, sb, "rpc/dt_peek", args, JSON_ARRAY);
 	for (i = 0; i < sizeof(probes) / sizeof(probes[0]); i++)
-		json_decref(call(f, sb, probes[i].fn, json_loads(probes[i].args,
-		    0, NULL), -1));
+		json_decref(call(f, sb, probes[i].path,
+		    json_loads(probes[i].args, 0, NULL), -1));
 	return f->status;
 }
 
@@ -274,15 +274,15 @@ dt_fetch_requeue(struct dt_fetch *f)
 
 	if (sb == NULL)
 		return DT_EXIT_CONFIG;
-	res = call(f, sb, "dt_requeue", json_pack("{ss?sb}", "p_kind",
+	res = call(f, sb, "rpc/dt_requeue", json_pack("{ss?sb}", "p_kind",
 	    f->kind, "p_dry_run", f->dry_run), JSON_OBJECT);
 	dt_supabase_free(sb);
 	n = json_integer_value(json_object_get(res, "rows"));
 	by = json_object_get(res, "by_kind");
 	if (f->status == DT_EXIT_OK && (!json_is_integer(json_object_get(res,
 	    "rows")) || !json_is_object(by)))
-		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "the dt_requeue reply is not "
-		    "{\"rows\",\"by_kind\"}");
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "the dt_requeue reply is "
+		    "not {\"rows\",\"by_kind\"}");
 	if (f->status != DT_EXIT_OK) {
 		dt_error("%s", f->message);
 		json_decref(res);
