@@ -176,9 +176,47 @@ take(struct dt_store *s, json_t *rec)
 		flush(s);
 }
 
+/* The run; the settings table points into it. */
+static struct dt_store store;
+
+static const struct dt_opt opt[] = {
+	{'b', "batch-size", "DT_STORE_BATCH", DT_OPT_INT, &store.batch_size,
+	    "100", 1, 1000, "n", "records per request"},
+	{'d', "max-delay", "DT_STORE_MAX_DELAY_MS", DT_OPT_INT,
+	    &store.max_delay, "1000", 0, 3600000, "ms",
+	    "send a batch once its first record waited this long"},
+	{.ch = 'L', .flag = "max-line", .env = "DT_MAX_LINE",
+	    .type = DT_OPT_SHARED, .out = &store.max_line},
+	{'n', "dry-run", NULL, DT_OPT_SWITCH, &store.dry_run, NULL, 0, 0,
+	    NULL, "validate and print what would be written"},
+	{0, "reclaim", NULL, DT_OPT_SWITCH, &store.reclaim, NULL, 0, 0, NULL,
+	    "store a saved run's output (its analyze.ndjson) after its leases "
+	    "expired: take over each row that is still unsettled and not "
+	    "leased live by another run; rows settled meanwhile are left "
+	    "alone (status \"unchanged\")"},
+	{'r', "run-id", "DT_RUN_ID", DT_OPT_TEXT, &store.default_run, NULL,
+	    0, 0, "id", "run id for records that carry none"},
+	DT_OPT_LIB("SUPABASE_URL"),
+	DT_OPT_LIB("SUPABASE_KEY"),
+	DT_OPT_LIB("TIMEOUT_SECONDS"),
+	DT_OPT_LIB("DT_SUPABASE_TRIES"),
+	DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
+	{0, NULL, "DT_STORE_OUTAGE_SECONDS", DT_OPT_INT, &store.outage_s,
+	    "3600", 0, 86400, "s", "how long one Supabase outage is waited "
+	    "through"},
+	DT_OPT_USE("DT_DRAIN_SECONDS", &store.drain_s),
+	DT_OPT_USE("DT_STOP_FILE", &store.stop_file),
+	DT_OPT_LIB("DT_PROGRESS_SECONDS"),
+	DT_OPT_LIB("DT_MAX_RECORDS"),
+	DT_OPT_LIB("DT_DEADLINE_SECONDS"),
+};
+
+static const struct dt_cmd cmd = {usage_head, usage_tail, opt,
+    sizeof(opt) / sizeof(opt[0])};
+
 /*
- * Reads the flags and the environment into s and checks them all,
- * logging one line per problem.  Returns 0 or an exit status:
+ * Reads the flags and the environment into s (store) and checks them
+ * all, logging one line per problem.  Returns 0 or an exit status:
  * DT_EXIT_USAGE for a bad command line, DT_EXIT_CONFIG for bad settings
  * (with --check-config every bad value, flags included, and the
  * Supabase settings too).
@@ -186,40 +224,6 @@ take(struct dt_store *s, json_t *rec)
 static int
 configure(struct dt_store *s, int argc, char **argv)
 {
-	const struct dt_opt opt[] = {
-		{'b', "batch-size", "DT_STORE_BATCH", DT_OPT_INT,
-		    &s->batch_size, "100", 1, 1000, "n",
-		    "records per request"},
-		{'d', "max-delay", "DT_STORE_MAX_DELAY_MS", DT_OPT_INT,
-		    &s->max_delay, "1000", 0, 3600000, "ms",
-		    "send a batch once its first record waited this long"},
-		{.ch = 'L', .flag = "max-line", .env = "DT_MAX_LINE",
-		    .type = DT_OPT_SHARED, .out = &s->max_line},
-		{'n', "dry-run", NULL, DT_OPT_SWITCH, &s->dry_run, NULL, 0, 0,
-		    NULL, "validate and print what would be written"},
-		{0, "reclaim", NULL, DT_OPT_SWITCH, &s->reclaim, NULL, 0, 0,
-		    NULL, "store a saved run's output (its analyze.ndjson) "
-		    "after its leases expired: take over each row that is "
-		    "still unsettled and not leased live by another run; rows "
-		    "settled meanwhile are left alone (status \"unchanged\")"},
-		{'r', "run-id", "DT_RUN_ID", DT_OPT_TEXT, &s->default_run,
-		    NULL, 0, 0, "id", "run id for records that carry none"},
-		{0, NULL, "DT_STORE_OUTAGE_SECONDS", DT_OPT_INT, &s->outage_s,
-		    "3600", 0, 86400, "s",
-		    "how long one Supabase outage is waited through"},
-		DT_OPT_USE("DT_DRAIN_SECONDS", &s->drain_s),
-		DT_OPT_USE("DT_STOP_FILE", &s->stop_file),
-		DT_OPT_LIB("SUPABASE_URL"),
-		DT_OPT_LIB("SUPABASE_KEY"),
-		DT_OPT_LIB("TIMEOUT_SECONDS"),
-		DT_OPT_LIB("DT_SUPABASE_TRIES"),
-		DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
-		DT_OPT_LIB("DT_PROGRESS_SECONDS"),
-		DT_OPT_LIB("DT_MAX_RECORDS"),
-		DT_OPT_LIB("DT_DEADLINE_SECONDS"),
-	};
-	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
-	    sizeof(opt) / sizeof(opt[0])};
 	int rc = dt_opts_parse(&cmd, argc, argv, &s->check), nconf;
 
 	if (rc != 0 && rc != DT_EXIT_CONFIG)
@@ -311,30 +315,6 @@ loop(struct dt_store *s, struct dt_reader *r)
 		flush(s);
 }
 
-/* ", released N" for the closing line when rows were given back. */
-static const char *
-released_note(const struct dt_store *s)
-{
-	static char note[48];
-
-	note[0] = '\0';
-	if (s->released > 0)
-		snprintf(note, sizeof(note), ", released %lld", s->released);
-	return note;
-}
-
-/* " (N reused)" for the closing line when analyses were reused. */
-static const char *
-reused_note(const struct dt_store *s)
-{
-	static char note[48];
-
-	note[0] = '\0';
-	if (s->reused > 0)
-		snprintf(note, sizeof(note), " (%lld reused)", s->reused);
-	return note;
-}
-
 static void
 emit_stage(struct dt_store *s)
 {
@@ -358,66 +338,79 @@ emit_stage(struct dt_store *s)
 	json_decref(rec);
 }
 
+/* The closing line: what was stored, failed and skipped. */
+static void
+log_closing(const struct dt_store *s)
+{
+	char reused[48] = "", released[48] = "";
+
+	if (s->reclaim) {
+		dt_info("reclaimed: stored %lld, failed %lld, skipped %lld, "
+		    "unchanged %lld in %lld requests", s->stored, s->failed,
+		    s->skipped, s->unchanged, s->batches);
+		return;
+	}
+	if (s->reused > 0)
+		snprintf(reused, sizeof(reused), " (%lld reused)", s->reused);
+	if (s->released > 0)
+		snprintf(released, sizeof(released), ", released %lld",
+		    s->released);
+	dt_info("stored %lld%s, failed %lld, skipped %lld%s in %lld requests",
+	    s->stored, reused, s->failed, s->skipped, released, s->batches);
+}
+
 int
 main(int argc, char **argv)
 {
-	struct dt_store s;
+	struct dt_store *s = &store;
 	struct dt_reader *r = NULL;
 	int rc;
 
-	memset(&s, 0, sizeof(s));
 	if (dt_cli_start("dt-store") < 0)
 		return DT_EXIT_CONFIG;
-	if ((rc = configure(&s, argc, argv)) != 0 || s.check)
+	if ((rc = configure(s, argc, argv)) != 0 || s->check)
 		return rc;
 	/*
 	 * No dt_http_set_stop_flag(): a signal must not cut the retries of
 	 * a batch short, or its records would not be stored.
 	 */
 	catch_signals();
-	s.slot = calloc((size_t)s.batch_size, sizeof(*s.slot));
-	if (!s.dry_run && (s.sb = dt_supabase_new()) == NULL) {
-		s.dead = 1;
-		snprintf(s.dead_why, sizeof(s.dead_why),
+	s->slot = calloc((size_t)s->batch_size, sizeof(*s->slot));
+	if (!s->dry_run && (s->sb = dt_supabase_new()) == NULL) {
+		s->dead = 1;
+		snprintf(s->dead_why, sizeof(s->dead_why),
 		    "bad Supabase configuration (see the log)");
-		snprintf(s.message, sizeof(s.message), "%s", s.dead_why);
-		dt_store_worse(&s, DT_EXIT_CONFIG);
+		snprintf(s->message, sizeof(s->message),
+		    "bad Supabase configuration (see the log)");
+		dt_store_worse(s, DT_EXIT_CONFIG);
 	}
-	r = dt_reader_new(argv + optind, argc - optind, (size_t)s.max_line);
-	if (r == NULL || s.slot == NULL) {
+	r = dt_reader_new(argv + optind, argc - optind, (size_t)s->max_line);
+	if (r == NULL || s->slot == NULL) {
 		dt_error("out of memory");
 		return DT_EXIT_TEMPFAIL;
 	}
-	loop(&s, r);
+	loop(s, r);
 	if (dt_reader_nbad(r) > 0 || dt_reader_nfail(r) > 0)
-		dt_store_worse(&s, DT_EXIT_DATAERR);
-	if (s.bad > 0 && s.message[0] == '\0')
-		snprintf(s.message, sizeof(s.message), "%lld bad input records",
-		    s.bad);
-	if (s.status == DT_EXIT_PARTIAL && s.message[0] == '\0')
-		snprintf(s.message, sizeof(s.message), "%lld records failed",
-		    s.failed);
-	if (s.out_status == 0 && dt_out_status() != DT_EXIT_PIPE)
-		emit_stage(&s);
-	if (s.reclaim)
-		dt_info("reclaimed: stored %lld, failed %lld, skipped %lld, "
-		    "unchanged %lld in %lld requests", s.stored, s.failed,
-		    s.skipped, s.unchanged, s.batches);
-	else
-		dt_info("stored %lld%s, failed %lld, skipped %lld%s in %lld "
-		    "requests", s.stored, reused_note(&s), s.failed, s.skipped,
-		    released_note(&s),
-		    s.batches);
+		dt_store_worse(s, DT_EXIT_DATAERR);
+	if (s->bad > 0 && s->message[0] == '\0')
+		snprintf(s->message, sizeof(s->message), "%lld bad input records",
+		    s->bad);
+	if (s->status == DT_EXIT_PARTIAL && s->message[0] == '\0')
+		snprintf(s->message, sizeof(s->message), "%lld records failed",
+		    s->failed);
+	if (s->out_status == 0 && dt_out_status() != DT_EXIT_PIPE)
+		emit_stage(s);
+	log_closing(s);
 	dt_reader_free(r);
-	dt_supabase_free(s.sb);
-	dt_buf_free(&s.body);
-	dt_buf_free(&s.lines);
-	dt_buf_free(&s.sids);
-	dt_buf_free(&s.out);
-	free(s.slot);
-	json_decref(s.waiting);
-	json_decref(s.wanted);
-	free(s.run_id);
-	free(s.first_run);
-	return dt_cli_close_stdout(s.status);
+	dt_supabase_free(s->sb);
+	dt_buf_free(&s->body);
+	dt_buf_free(&s->lines);
+	dt_buf_free(&s->sids);
+	dt_buf_free(&s->out);
+	free(s->slot);
+	json_decref(s->waiting);
+	json_decref(s->wanted);
+	free(s->run_id);
+	free(s->first_run);
+	return dt_cli_close_stdout(s->status);
 }
