@@ -1,6 +1,6 @@
 /*
- * batch.c: the batch being filled: each record's dt_settle element and status
- * line, written as it comes (store.h).
+ * batch.c: the records of a batch: their dt_settle elements, the records
+ * that wait for another row's analysis, and their status lines (store.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +16,76 @@
 
 #include "store.h"
 
+void
+dt_store_worse(struct dt_store *s, int status)
+{
+	s->status = dt_exit_worse(s->status, status);
+}
+
+void
+dt_store_emit(struct dt_store *s, json_t *rec)
+{
+	if (dt_emit(rec) < 0)
+		dt_store_worse(s, dt_out_status() != 0 ? dt_out_status() :
+		    DT_EXIT_IOERR);
+}
+
 /*
- * Checks that rec can be stored: a usable id, and an "analysis", an
- * "error" or a "skip" object.  Returns 0, or -1 with *why set.
+ * The source id of the row whose analysis rec takes (dt-fetch --reuse
+ * wrote "same_text": {"as"} and a "skip" of reason same_text), or NULL
+ * (also for a record with an error).  Borrowed.
  */
+static json_t *
+same_text_as(json_t *rec)
+{
+	json_t *as = json_object_get(json_object_get(rec, "same_text"), "as");
+	const char *reason = json_string_value(json_object_get(
+	    json_object_get(rec, "skip"), "reason"));
+
+	if (json_is_object(json_object_get(rec, "error")) ||
+	    !json_is_string(as) || reason == NULL ||
+	    strcmp(reason, "same_text") != 0)
+		return NULL;
+	return as;
+}
+
+void
+dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
+    const char *status)
+{
+	json_t *as = same_text_as(rec), *w;
+
+	if (strcmp(status, "stored") == 0) {
+		s->stored++;
+		if (as != NULL || (json_is_object(json_object_get(rec,
+		    "analysis")) && json_is_object(json_object_get(rec,
+		    "reused"))))
+			s->reused++;
+		if (as != NULL && json_is_object(w = json_object_get(s->wanted,
+		    json_string_value(as))))
+			json_object_update(rec, w);
+	} else if (strcmp(status, "skipped") == 0)
+		s->skipped++;
+	else if (strcmp(status, "unchanged") == 0)
+		s->unchanged++;
+	else if (strcmp(status, "released") == 0)
+		s->released++;
+	else
+		s->failed++;
+	/* null when store could not be made (out of memory). */
+	json_object_set_new(rec, "store", store != NULL ? store : json_null());
+	json_object_set_new(rec, "status", json_string(status));
+	dt_store_emit(s, rec);
+}
+
+void
+dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why)
+{
+	s->not_stored++;
+	dt_store_emit_status(s, rec, json_pack("{ssss}", "outcome",
+	    "not_stored", "message", why), "failed");
+}
+
 int
 dt_store_storable(json_t *rec, const char **why)
 {
@@ -34,6 +100,17 @@ dt_store_storable(json_t *rec, const char **why)
 		return -1;
 	}
 	return 0;
+}
+
+const char *
+dt_store_sid(json_t *rec, char buf[32])
+{
+	json_t *id = json_object_get(rec, "id");
+
+	if (json_is_string(id))
+		return json_string_value(id);
+	snprintf(buf, 32, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+	return buf;
 }
 
 /* Sets o[key] to v when v is a string, else to the string dflt. */
@@ -85,46 +162,20 @@ set_analysis(json_t *item, json_t *rec)
 	return rc;
 }
 
-/*
- * The source id of the row whose analysis rec takes (dt-fetch --reuse
- * wrote "same_text": {"as"} and a "skip" of reason same_text), or NULL.
- * Borrowed.
- */
-static json_t *
-same_text_as(json_t *rec)
-{
-	json_t *as = json_object_get(json_object_get(rec, "same_text"), "as");
-	const char *reason = json_string_value(json_object_get(
-	    json_object_get(rec, "skip"), "reason"));
-
-	return json_is_string(as) && reason != NULL &&
-	    strcmp(reason, "same_text") == 0 ? as : NULL;
-}
-
-/*
- * The dt_settle element of rec (storable), with the source id sid as a
- * string: {"id", then "error":{"kind","message"} (and "retryable" when
- * rec's error has it), or "analysis" with "model", "prompt_version",
- * the token counts out of "usage", "latency_ms", "cost_usd" and "reused"
- * where rec has them, or "same_text":{"as"} (with "final": true when
- * final) for a row that takes the analysis of another, or else
- * "skip":{"reason","message"}}.  Returns a new reference, or NULL when
- * out of memory.
- */
-static json_t *
-settle_item(json_t *rec, const char *sid, int final)
+json_t *
+dt_store_settle_item(struct dt_store *s, json_t *rec)
 {
 	json_t *error = json_object_get(rec, "error");
 	json_t *skip = json_object_get(rec, "skip");
 	json_t *item = json_object(), *o = NULL, *v;
-	int rc = item == NULL ||
-	    json_object_set_new(item, "id", json_string(sid));
+	char num[32];
+	int rc = item == NULL || json_object_set_new(item, "id",
+	    json_string(dt_store_sid(rec, num)));
 
-	if (rc == 0 && !json_is_object(error) && (v = same_text_as(rec)) !=
-	    NULL) {
+	if (rc == 0 && (v = same_text_as(rec)) != NULL) {
 		rc |= json_object_set_new(item, "same_text", o = json_pack(
 		    "{sO}", "as", v));
-		if (final)
+		if (s->final)
 			rc |= json_object_set_new(o, "final", json_true());
 	} else if (rc == 0 && json_is_object(error)) {
 		rc |= json_object_set_new(item, "error", o = json_object());
@@ -153,130 +204,6 @@ settle_item(json_t *rec, const char *sid, int final)
 	return item;
 }
 
-/*
- * Adds rec (storable, without "text" and "row") to the batch as record
- * s->n: its source id, its dt_settle element and its status line so far
- * (the record without its closing brace).  Returns 0, or -1 when out of
- * memory (the batch is as before).
- */
-int
-dt_store_batch_add(struct dt_store *s, json_t *rec)
-{
-	struct dt_store_slot *sl = &s->slot[s->n];
-	json_t *id = json_object_get(rec, "id"), *item;
-	size_t body0 = s->body.len, lines0 = s->lines.len, sids0 = s->sids.len;
-	char num[32];
-	const char *sid = num;
-	int rc = 0;
-
-	sl->sid = s->sids.len;
-	sl->sid_is_str = json_is_string(id);
-	sl->reused = (json_is_object(json_object_get(rec, "analysis")) &&
-	    json_is_object(json_object_get(rec, "reused"))) ||
-	    (!json_is_object(json_object_get(rec, "error")) &&
-	    same_text_as(rec) != NULL);
-	if (sl->sid_is_str)
-		sid = json_string_value(id);
-	else
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-		    json_integer_value(id));
-	rc |= dt_buf_add(&s->sids, sid, strlen(sid) + 1);
-	/* A following row's status line gets its row's analysis. */
-	sl->follows = !json_is_object(json_object_get(rec, "error")) &&
-	    same_text_as(rec) != NULL;
-	sl->as = s->sids.len;
-	if (sl->follows)
-		rc |= dt_buf_add(&s->sids, json_string_value(same_text_as(rec)),
-		    json_string_length(same_text_as(rec)) + 1);
-	sl->line = s->lines.len;
-	rc |= dt_buf_add(&s->lines, "{", 1);
-	rc |= dt_buf_json(&s->lines, rec, DT_LINE_FLAGS | JSON_EMBED);
-	sl->line_len = s->lines.len - sl->line;
-	if (s->n > 0)
-		rc |= dt_buf_add(&s->body, ",", 1);
-	sl->item = s->body.len;
-	if ((item = settle_item(rec, sid, s->final)) == NULL)
-		rc = -1;
-	else
-		rc |= dt_buf_json(&s->body, item, DT_LINE_FLAGS);
-	json_decref(item);
-	sl->item_len = s->body.len - sl->item;
-	if (rc != 0) {
-		s->body.len = body0;
-		s->lines.len = lines0;
-		s->sids.len = sids0;
-		return -1;
-	}
-	s->n++;
-	return 0;
-}
-
-void
-dt_store_batch_reset(struct dt_store *s)
-{
-	s->n = 0;
-	s->body.len = 0;
-	s->lines.len = 0;
-	s->sids.len = 0;
-	free(s->run_id);
-	s->run_id = NULL;
-	s->first_ms = 0;
-}
-
-/*
- * The request for records [from, to): {"p_run_id":...,"p_results":[...]}
- * around the slice of the body that holds their elements.  Returns a new
- * string (its length in *n), or NULL when out of memory.
- */
-char *
-dt_store_request_body(struct dt_store *s, size_t from, size_t to, size_t *n)
-{
-	json_t *run = json_string(s->run_id);
-	char *head = run != NULL ? json_dumps(run, JSON_ENCODE_ANY) : NULL;
-	size_t start = s->slot[from].item;
-	size_t slice = s->slot[to - 1].item + s->slot[to - 1].item_len - start;
-	char *req = NULL;
-	int at;
-
-	json_decref(run);
-	if (head == NULL)
-		return NULL;
-	*n = sizeof("{\"p_run_id\":,\"p_results\":[]}") - 1 + strlen(head) +
-	    slice;
-	if ((req = malloc(*n + 1)) != NULL) {
-		at = snprintf(req, *n + 1, "{\"p_run_id\":%s,\"p_results\":[",
-		    head);
-		memcpy(req + at, s->body.p + start, slice);
-		memcpy(req + at + slice, "]}", 3);
-	}
-	free(head);
-	return req;
-}
-
-void
-dt_store_wait_keep(struct dt_store *s, size_t i)
-{
-	const struct dt_store_slot *sl = &s->slot[i];
-	char *text = malloc(sl->line_len + 2);
-	json_t *rec = NULL;
-
-	/* The status line so far is the record without its closing brace. */
-	if (text != NULL) {
-		memcpy(text, s->lines.p + sl->line, sl->line_len);
-		memcpy(text + sl->line_len, "}", 2);
-		rec = json_loads(text, 0, NULL);
-	}
-	free(text);
-	if (s->waiting == NULL)
-		s->waiting = json_array();
-	if (rec == NULL || json_array_append_new(s->waiting, rec) < 0) {
-		dt_error("out of memory: record %s is not stored", s->sids.p +
-		    sl->sid);
-		dt_store_worse(s, DT_EXIT_TEMPFAIL);
-		dt_store_line_not_stored(s, i, "out of memory");
-	}
-}
-
 size_t
 dt_store_wait_take(struct dt_store *s)
 {
@@ -285,7 +212,7 @@ dt_store_wait_take(struct dt_store *s)
 	const char *run;
 
 	while (i < json_array_size(s->waiting) &&
-	    (long long)s->n < s->batch_size) {
+	    (long long)json_array_size(s->batch) < s->batch_size) {
 		rec = json_array_get(s->waiting, i);
 		run = json_string_value(json_object_get(rec, "run_id"));
 		if (run == NULL)
@@ -295,9 +222,8 @@ dt_store_wait_take(struct dt_store *s)
 			i++;
 			continue;
 		}
-		if (s->run_id == NULL && (s->run_id = strdup(run)) == NULL)
-			break;
-		if (dt_store_batch_add(s, rec) < 0)
+		if ((s->run_id == NULL && (s->run_id = strdup(run)) == NULL) ||
+		    json_array_append(s->batch, rec) < 0)
 			break;
 		json_array_remove(s->waiting, i);
 		moved++;
@@ -312,9 +238,9 @@ dt_store_wait_take(struct dt_store *s)
 void
 dt_store_note_analysis(struct dt_store *s, json_t *rec)
 {
-	json_t *as = same_text_as(rec), *analysis, *id;
+	json_t *as = same_text_as(rec), *analysis, *model, *version;
 	char num[32];
-	const char *sid = num;
+	const char *sid;
 
 	if (s->wanted == NULL && (s->wanted = json_object()) == NULL)
 		return;
@@ -323,19 +249,13 @@ dt_store_note_analysis(struct dt_store *s, json_t *rec)
 		json_object_set_new(s->wanted, json_string_value(as),
 		    json_null());
 	analysis = json_object_get(rec, "analysis");
-	id = json_object_get(rec, "id");
-	if (!json_is_object(analysis) || json_object_size(s->wanted) == 0)
+	sid = dt_store_sid(rec, num);
+	if (!json_is_object(analysis) ||
+	    !json_is_null(json_object_get(s->wanted, sid)))
 		return;
-	if (json_is_string(id))
-		sid = json_string_value(id);
-	else
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-		    json_integer_value(id));
-	if (json_is_null(json_object_get(s->wanted, sid)))
-		json_object_set_new(s->wanted, sid, json_pack("{sOsOsO}",
-		    "analysis", analysis, "model", json_object_get(rec,
-		    "model") != NULL ? json_object_get(rec, "model") :
-		    json_null(), "prompt_version", json_object_get(rec,
-		    "prompt_version") != NULL ? json_object_get(rec,
-		    "prompt_version") : json_null()));
+	model = json_object_get(rec, "model");
+	version = json_object_get(rec, "prompt_version");
+	json_object_set_new(s->wanted, sid, json_pack("{sOsOsO}", "analysis",
+	    analysis, "model", model != NULL ? model : json_null(),
+	    "prompt_version", version != NULL ? version : json_null()));
 }

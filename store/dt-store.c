@@ -1,25 +1,9 @@
 /*
- * dt-store: writes analyzed records to Supabase in batches and prints one
- * status line per record once its batch is committed.
- *
- * A batch is one call of the dt_settle function: results become "done",
- * record-specific errors use an attempt (and park the row at the
- * maximum), outages give the lease back without using one.  Only the run
- * holding a row's lease can change it, so storing the same input twice
- * changes nothing.  A batch goes out when it is full or when its oldest
- * record has waited --max-delay, so a slow trickle is still written
- * promptly.
- *
- * SIGTERM and SIGINT do not cut a run short: dt-store goes on reading
- * until its input ends and stores everything, because whatever it drops
- * was analyzed (and paid for) already.  For the same reason it waits
- * through a Supabase outage, probing with backoff, until the run's drain
- * window is half over (DT_STOP_FILE and DT_DRAIN_SECONDS) or
- * DT_STORE_OUTAGE_SECONDS.  A pipeline is stopped from its start
- * (dt-fetch claims no more), and its end drains.  A second signal ends
- * the program at once.  --reclaim stores a saved run's results after its
- * leases expired (dt_reclaim).  --check-config checks the configuration
- * and exits.  See docs/supabase.md.
+ * dt-store: writes analyzed records to Supabase in batches, one dt_settle
+ * call a batch, and prints one status line per record once its batch is
+ * committed.  It drains: a first signal or a Supabase outage does not
+ * make it drop what was analyzed (and paid for) already.  See
+ * docs/supabase.md.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -93,60 +77,67 @@ on_signal(int sig)
 	dt_store_got_signal = sig;
 }
 
-static void
-catch_signals(void)
-{
-	/* Reads and writes go on after the handler. */
-	dt_cli_catch_signals(on_signal, SA_RESTART);
-}
-
 /* Sends the batch, writes its status lines and empties it. */
 static void
 flush(struct dt_store *s)
 {
-	if (s->n == 0)
+	if (json_array_size(s->batch) == 0)
 		return;
 	if (s->dry_run)
 		dt_store_dry_run(s);
 	else
-		dt_store_send_range(s, 0, s->n);
-	dt_store_out_write(s);
-	dt_store_batch_reset(s);
+		dt_store_send_range(s, 0, json_array_size(s->batch));
+	json_array_clear(s->batch);
+	s->bytes = 0;
+	free(s->run_id);
+	s->run_id = NULL;
+	s->first_ms = 0;
 }
 
-/* Takes one input record into the batch (or out at once when bad). */
+/* A bad input record (at where, or NULL when logged): failed, and why. */
 static void
-take(struct dt_store *s, json_t *rec)
+emit_bad(struct dt_store *s, json_t *rec, const char *why, const char *where)
+{
+	if (where != NULL)
+		dt_warn("%s: %s", where, why);
+	if (json_object_get(rec, "error") == NULL)
+		dt_record_set_error(rec, "bad_record", 0, "%s", why);
+	s->bad++;
+	dt_store_worse(s, DT_EXIT_DATAERR);
+	dt_store_emit_status(s, rec, json_pack("{ssss}", "outcome",
+	    "bad_record", "message", why), "failed");
+}
+
+/* Takes one input record, read at where, into the batch. */
+static void
+take(struct dt_store *s, json_t *rec, const char *where)
 {
 	const char *why = NULL, *run;
 
 	if (json_object_get(rec, "stage") != NULL &&
 	    json_object_get(rec, "id") == NULL) {
-		/*
-		 * Another stage's report: pass it through as it is, after
-		 * what came before it, so the order stays.
-		 */
+		/* Another stage's record passes through, in its place. */
 		flush(s);
 		dt_store_emit(s, rec);
 		return;
 	}
 	dt_progress_add(&s->progress, rec);
 	if (dt_store_storable(rec, &why) < 0) {
-		dt_store_emit_bad(s, rec, why);
+		emit_bad(s, rec, why, where);
 		return;
 	}
 	run = json_string_value(json_object_get(rec, "run_id"));
 	if (run == NULL || *run == '\0')
 		run = s->default_run;
 	if (run == NULL) {
-		dt_store_emit_bad(s, rec, "no \"run_id\" (and no --run-id)");
+		emit_bad(s, rec, "no \"run_id\" (and no --run-id)", where);
 		return;
 	}
 	if (s->first_run == NULL)
 		s->first_run = strdup(run);
 	/* Records sent again may have filled the batch. */
 	if ((s->run_id != NULL && strcmp(s->run_id, run) != 0) ||
-	    (long long)s->n >= s->batch_size)
+	    (long long)json_array_size(s->batch) >= s->batch_size)
 		flush(s);
 	if (s->run_id == NULL) {
 		s->run_id = strdup(run);
@@ -161,18 +152,15 @@ take(struct dt_store *s, json_t *rec)
 	json_object_del(rec, "store");
 	json_object_del(rec, "status");
 	dt_store_note_analysis(s, rec);
-	if (dt_store_batch_add(s, rec) < 0) {
-		flush(s);
+	if (json_array_append(s->batch, rec) < 0) {
 		dt_error("out of memory");
 		dt_store_worse(s, DT_EXIT_TEMPFAIL);
-		s->not_stored++;
-		dt_store_emit_status(s, rec, json_pack("{ssss}", "outcome",
-		    "not_stored", "message", "out of memory"), "failed");
+		dt_store_not_stored(s, rec, "out of memory");
 		return;
 	}
-	if ((long long)s->n >= s->batch_size ||
-	    s->body.len >= DT_STORE_MAX_BATCH_BYTES ||
-	    s->lines.len >= DT_STORE_MAX_BATCH_BYTES)
+	s->bytes += json_dumpb(rec, NULL, 0, DT_LINE_FLAGS);
+	if ((long long)json_array_size(s->batch) >= s->batch_size ||
+	    s->bytes >= DT_STORE_MAX_BATCH_BYTES)
 		flush(s);
 }
 
@@ -245,43 +233,34 @@ configure(struct dt_store *s, int argc, char **argv)
 static void
 loop(struct dt_store *s, struct dt_reader *r)
 {
-	int noted = 0;
+	json_t *rec;
+	long long wait, left;
+	int rc, noted = 0;
 
 	for (;;) {
-		json_t *rec = NULL;
-		long long pw;
-		int rc;
-
 		/* Rows waiting for another's analysis are asked about again. */
-		if (s->n == 0 && json_array_size(s->waiting) > 0)
+		if (json_array_size(s->batch) == 0 &&
+		    json_array_size(s->waiting) > 0)
 			dt_store_wait_take(s);
-		/* Waits for input end early when a progress line is due. */
 		dt_progress_tick(&s->progress, s->stored, s->failed,
 		    s->skipped);
-		pw = dt_progress_wait_ms(&s->progress);
+		/* Waits for input no longer than the batch or progress may. */
+		wait = dt_progress_wait_ms(&s->progress);
 		if (s->first_ms > 0) {
-			long long left = s->first_ms + s->max_delay -
-			    dt_now_ms();
-
+			left = s->first_ms + s->max_delay - dt_now_ms();
 			if (left <= 0) {
 				flush(s);
 				continue;
 			}
-			if (dt_reader_wait(r, (int)(pw >= 0 && pw < left ? pw :
-			    left)) == 0) {
-				if (s->first_ms + s->max_delay <=
-				    dt_now_ms())
-					flush(s);
-				continue;
-			}
-		} else if (pw >= 0 && dt_reader_wait(r, (int)pw) == 0)
+			if (wait < 0 || wait > left)
+				wait = left;
+		}
+		if (wait >= 0 && dt_reader_wait(r, (int)wait) == 0)
 			continue;
-		if (dt_store_got_signal != 0 && !noted) {
-			noted = 1;
+		if (dt_store_got_signal != 0 && !noted++)
 			dt_warn("%s: storing the rest of the input before "
 			    "exiting", dt_store_got_signal == SIGINT ?
 			    "SIGINT" : "SIGTERM");
-		}
 		rc = dt_reader_next(r, &rec);
 		if (rc == DT_NDJSON_EOF)
 			break;
@@ -290,19 +269,13 @@ loop(struct dt_store *s, struct dt_reader *r)
 			continue;
 		}
 		if (rc == DT_NDJSON_BAD) {
-			json_t *bad = dt_record_bad_line(dt_reader_where(r),
-			    dt_reader_error(r), dt_reader_excerpt(r));
-
 			/* The reader has logged it already. */
-			s->where = NULL;
-			if (bad != NULL)
-				dt_store_emit_bad(s, bad, dt_reader_error(r));
-			json_decref(bad);
-			continue;
-		}
-		s->where = dt_reader_where(r);
-		take(s, rec);
-		s->where = NULL;
+			rec = dt_record_bad_line(dt_reader_where(r),
+			    dt_reader_error(r), dt_reader_excerpt(r));
+			if (rec != NULL)
+				emit_bad(s, rec, dt_reader_error(r), NULL);
+		} else
+			take(s, rec, dt_reader_where(r));
 		json_decref(rec);
 	}
 	flush(s);
@@ -374,18 +347,17 @@ main(int argc, char **argv)
 	 * No dt_http_set_stop_flag(): a signal must not cut the retries of
 	 * a batch short, or its records would not be stored.
 	 */
-	catch_signals();
-	s->slot = calloc((size_t)s->batch_size, sizeof(*s->slot));
+	dt_cli_catch_signals(on_signal, SA_RESTART);
+	s->batch = json_array();
+	s->waiting = json_array();
 	if (!s->dry_run && (s->sb = dt_supabase_new()) == NULL) {
 		s->dead = 1;
-		snprintf(s->dead_why, sizeof(s->dead_why),
-		    "bad Supabase configuration (see the log)");
 		snprintf(s->message, sizeof(s->message),
 		    "bad Supabase configuration (see the log)");
 		dt_store_worse(s, DT_EXIT_CONFIG);
 	}
 	r = dt_reader_new(argv + optind, argc - optind, (size_t)s->max_line);
-	if (r == NULL || s->slot == NULL) {
+	if (r == NULL || s->batch == NULL || s->waiting == NULL) {
 		dt_error("out of memory");
 		return DT_EXIT_TEMPFAIL;
 	}
@@ -393,21 +365,17 @@ main(int argc, char **argv)
 	if (dt_reader_nbad(r) > 0 || dt_reader_nfail(r) > 0)
 		dt_store_worse(s, DT_EXIT_DATAERR);
 	if (s->bad > 0 && s->message[0] == '\0')
-		snprintf(s->message, sizeof(s->message), "%lld bad input records",
-		    s->bad);
+		snprintf(s->message, sizeof(s->message),
+		    "%lld bad input records", s->bad);
 	if (s->status == DT_EXIT_PARTIAL && s->message[0] == '\0')
-		snprintf(s->message, sizeof(s->message), "%lld records failed",
-		    s->failed);
-	if (s->out_status == 0 && dt_out_status() != DT_EXIT_PIPE)
+		snprintf(s->message, sizeof(s->message),
+		    "%lld records failed", s->failed);
+	if (dt_out_status() == 0)
 		emit_stage(s);
 	log_closing(s);
 	dt_reader_free(r);
 	dt_supabase_free(s->sb);
-	dt_buf_free(&s->body);
-	dt_buf_free(&s->lines);
-	dt_buf_free(&s->sids);
-	dt_buf_free(&s->out);
-	free(s->slot);
+	json_decref(s->batch);
 	json_decref(s->waiting);
 	json_decref(s->wanted);
 	free(s->run_id);

@@ -1,6 +1,6 @@
 /*
  * send.c: sending a batch to dt_settle (or dt_reclaim), through outages and
- * bad records (store.h).
+ * bad records, and the status lines of its outcomes (store.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,8 +76,9 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 	static const struct dt_http_policy pol = {
 		.max_tries = 1, .base_ms = 250, .cap_ms = 5000,
 	};
-	long long start = dt_now_ms(), until, wait;
+	long long start = dt_now_ms(), until, now, wait;
 	char last[sizeof(((struct dt_sb_result *)0)->message)];
+	struct dt_sb_result res;
 	json_t *probe;
 	int n = 0, rc = -1;
 
@@ -87,35 +88,22 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 	    "p_results")) == NULL)
 		return -1;
 	s->outages++;
-	for (;;) {
-		struct dt_sb_result res;
-		long long now = dt_now_ms();
-
-		until = give_up_at(s, start);
-		if (now >= until) {
-			dt_error("Supabase still unavailable after %lld s (%s); "
-			    "giving up", (now - start) / 1000, why);
-			break;
-		}
+	while ((now = dt_now_ms()) < (until = give_up_at(s, start))) {
 		wait = dt_http_backoff_ms(&pol, ++n, NULL);
 		if (wait > until - now)
 			wait = until - now;
 		dt_warn("Supabase unavailable (%s); probing again in %lld ms, "
-		    "giving up in %lld s", why, wait, (until - now + 999) / 1000);
+		    "giving up in %lld s", why, wait,
+		    (until - now + 999) / 1000);
 		/* In slices, so that a stop meanwhile is seen. */
-		while (wait > 0) {
-			long long slice = wait < 250 ? wait : 250;
-			struct timespec ts = {0, (long)slice * 1000000};
-
-			nanosleep(&ts, NULL);
-			wait -= slice;
-			if (give_up_at(s, start) <= dt_now_ms())
-				break;
-		}
+		for (; wait > 0 && give_up_at(s, start) > dt_now_ms();
+		    wait -= 250)
+			dt_sleep_ms(wait < 250 ? wait : 250);
 		if (give_up_at(s, start) <= dt_now_ms())
 			continue;
 		dt_supabase_call(s->sb, "POST", path, probe, NULL, 0, &res);
-		if (res.kind != DT_SB_UNAVAILABLE && res.kind != DT_SB_TIMEOUT) {
+		if (res.kind != DT_SB_UNAVAILABLE &&
+		    res.kind != DT_SB_TIMEOUT) {
 			dt_info("Supabase answers again after %lld ms; sending "
 			    "the batch again", dt_now_ms() - start);
 			dt_sb_result_clear(&res);
@@ -126,79 +114,209 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 		why = last;
 		dt_sb_result_clear(&res);
 	}
+	if (rc < 0)
+		dt_error("Supabase still unavailable after %lld s (%s); giving "
+		    "up", (dt_now_ms() - start) / 1000, why);
 	json_decref(probe);
 	return rc;
 }
 
+/* rec's id for a message: 42, or "a-1" with at most 64 bytes of it. */
+static const char *
+id_note(json_t *rec, char buf[80])
+{
+	json_t *id = json_object_get(rec, "id");
+	const char *v = json_string_value(id);
+
+	if (v == NULL)
+		return dt_store_sid(rec, buf);
+	snprintf(buf, 80, "\"%.*s\"", (int)utf8_cut(v, strlen(v), 64), v);
+	return buf;
+}
+
 /*
  * Gives up on batch record i: warns with why and more, makes the status
- * at least status and ends its line as not stored.
+ * at least status and writes it as not stored.
  */
 static void
 give_up_one(struct dt_store *s, size_t i, const char *why, const char *more,
     int status)
 {
-	const char *sid = s->sids.p + s->slot[i].sid;
-	const char *q = s->slot[i].sid_is_str ? "\"" : "";
+	json_t *rec = json_array_get(s->batch, i);
+	char id[80];
 
-	/* A long id is quoted in part, cut between characters. */
-	dt_warn("record %s%.*s%s: %s%s", q, (int)utf8_cut(sid, strlen(sid),
-	    64), sid, q, why, more);
+	dt_warn("record %s: %s%s", id_note(rec, id), why, more);
 	dt_store_worse(s, status);
-	dt_store_line_not_stored(s, i, why);
+	dt_store_not_stored(s, rec, why);
 }
 
 /*
- * Sends records [from, to) of the batch in one request.  On a 400 for
- * more than one record it sends them one by one, so one bad record does
- * not take its batch down with it.  Through an outage it waits and sends
- * them again (outage_wait()).  A request that still fails while the
- * probes get answers is this request's trouble, not an outage (a
- * statement timeout on a large batch, say): its records are sent one by
- * one, and a single one is given up without ending the run's storing.
+ * Maps a dt_settle or dt_reclaim outcome to the status line: "stored",
+ * "skipped" (nothing to analyze), "released" (not analyzed: an outage, a
+ * setup error, the deadline or the budget; the row is back in the queue
+ * with its attempt), "unchanged" (--reclaim left the row alone: settled
+ * meanwhile, held by a live run, or waiting to be claimed again), else
+ * "failed" (lost included: the result was not written).
  */
-void
-dt_store_send_range(struct dt_store *s, size_t from, size_t to)
+static const char *
+status_of(const char *outcome)
+{
+	if (strcmp(outcome, "stored") == 0)
+		return "stored";
+	if (strcmp(outcome, "skipped") == 0)
+		return "skipped";
+	if (strcmp(outcome, "released") == 0)
+		return "released";
+	if (strcmp(outcome, "settled") == 0 || strcmp(outcome, "held") == 0 ||
+	    strcmp(outcome, "pending") == 0)
+		return "unchanged";
+	return "failed";
+}
+
+/* Says why a record came back "lost", and how to store it anyway. */
+static void
+warn_lost(struct dt_store *s, json_t *rec)
+{
+	char id[80];
+
+	s->lost++;
+	if (s->reclaim)
+		dt_warn("record %s: not reclaimed: the id is not in "
+		    "dt_results", id_note(rec, id));
+	else
+		dt_warn("record %s: lost: run %s no longer holds this row (its "
+		    "lease expired and another run took it over, or the id is "
+		    "not in dt_results); its result is in this run's analyze "
+		    "output, which dt-store --reclaim stores once no live run "
+		    "holds the row", id_note(rec, id), s->run_id);
+}
+
+/*
+ * The reply row for source id sid: the last one when the server sent
+ * several (an id given twice has one outcome), or NULL.  Borrowed.
+ */
+static json_t *
+reply_row(json_t *rows, const char *sid)
+{
+	size_t j = json_array_size(rows);
+	const char *r;
+
+	while (j-- > 0) {
+		r = json_string_value(json_object_get(json_array_get(rows, j),
+		    "source_id"));
+		if (r != NULL && strcmp(r, sid) == 0)
+			return json_array_get(rows, j);
+	}
+	return NULL;
+}
+
+/* Writes the status lines of records [from, to) from the reply rows. */
+static void
+emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
+{
+	json_t *rec, *row, *outcome, *attempts;
+	const char *status;
+	char num[32];
+	size_t i;
+
+	for (i = from; i < to; i++) {
+		rec = json_array_get(s->batch, i);
+		row = reply_row(rows, dt_store_sid(rec, num));
+		outcome = json_object_get(row, "outcome");
+		attempts = json_object_get(row, "attempts");
+		if (!json_is_string(outcome)) {
+			dt_store_not_stored(s, rec, "the server did not report "
+			    "on this record");
+			dt_store_worse(s, DT_EXIT_TEMPFAIL);
+			continue;
+		}
+		/* Sent again once its row is settled (fails out of memory). */
+		if (strcmp(json_string_value(outcome), "waiting") == 0 &&
+		    json_array_append(s->waiting, rec) == 0)
+			continue;
+		if (strcmp(json_string_value(outcome), "lost") == 0)
+			warn_lost(s, rec);
+		status = status_of(json_string_value(outcome));
+		if (strcmp(status, "failed") == 0)
+			dt_store_worse(s, DT_EXIT_PARTIAL);
+		dt_store_emit_status(s, rec, json_pack("{sOsO}", "outcome",
+		    outcome, "attempts", attempts != NULL ? attempts :
+		    json_null()), status);
+	}
+}
+
+/* The request for records [from, to), or NULL when out of memory. */
+static char *
+request(struct dt_store *s, size_t from, size_t to)
+{
+	json_t *items = json_array(), *req;
+	char *text = NULL;
+	size_t i;
+
+	for (i = from; i < to; i++)
+		if (json_array_append_new(items, dt_store_settle_item(s,
+		    json_array_get(s->batch, i))) < 0)
+			break;
+	req = json_pack("{ssso}", "p_run_id", s->run_id, "p_results", items);
+	if (req != NULL && i == to)
+		text = json_dumps(req, DT_LINE_FLAGS);
+	json_decref(req);
+	return text;
+}
+
+/*
+ * Sends records [from, to) in one request, again after each outage that
+ * outage_wait() waits through, into *res.  Returns how many probes were
+ * answered while the request still failed (2 at most).
+ */
+static int
+post(struct dt_store *s, size_t from, size_t to, struct dt_sb_result *res)
 {
 	const char *path = s->reclaim ? "rpc/dt_reclaim" : "rpc/dt_settle";
-	struct dt_sb_result res;
-	char *req, why[1200];
-	size_t i, n = 0;
-	int answered = 0;       /* probes answered while this request failed */
+	char *req = request(s, from, to);
+	int answered = 0;
 
-	if (s->dead) {
-		for (i = from; i < to; i++)
-			dt_store_line_not_stored(s, i, s->dead_why);
-		return;
-	}
-	if ((req = dt_store_request_body(s, from, to, &n)) == NULL) {
-		memset(&res, 0, sizeof(res));
-		res.kind = DT_SB_UNAVAILABLE;
-		snprintf(res.message, sizeof(res.message), "out of memory");
-	} else {
-		for (;;) {
-			dt_supabase_call_raw(s->sb, "POST", path, req, n, NULL,
-			    1, &res);
-			if ((res.kind != DT_SB_UNAVAILABLE &&
-			    res.kind != DT_SB_TIMEOUT) || answered == 2 ||
-			    outage_wait(s, path, res.message) < 0)
-				break;
-			answered++;
-			dt_sb_result_clear(&res);
-		}
+	memset(res, 0, sizeof(*res));
+	res->kind = DT_SB_UNAVAILABLE;
+	snprintf(res->message, sizeof(res->message), "out of memory");
+	while (req != NULL) {
+		dt_supabase_call_raw(s->sb, "POST", path, req, strlen(req),
+		    NULL, 1, res);
+		if ((res->kind != DT_SB_UNAVAILABLE &&
+		    res->kind != DT_SB_TIMEOUT) || answered == 2 ||
+		    outage_wait(s, path, res->message) < 0)
+			break;
+		answered++;
+		dt_sb_result_clear(res);
 	}
 	free(req);
 	s->batches++;
-	if (res.kind == DT_SB_OK && json_is_array(res.body)) {
-		dt_store_emit_outcomes(s, from, to, res.body);
-	} else if (res.kind == DT_SB_REJECTED && to - from > 1) {
-		dt_warn("a batch of %zu records was rejected (%s); sending "
-		    "them one by one", to - from, res.message);
+	return answered;
+}
+
+void
+dt_store_send_range(struct dt_store *s, size_t from, size_t to)
+{
+	struct dt_sb_result res;
+	char why[1200];
+	size_t i;
+	int answered;
+
+	if (s->dead) {
 		for (i = from; i < to; i++)
-			dt_store_send_range(s, i, i + 1);
-	} else if (answered == 2 && to - from > 1) {
-		dt_warn("a batch of %zu records failed (%s) while Supabase "
-		    "answers; sending them one by one", to - from, res.message);
+			dt_store_not_stored(s, json_array_get(s->batch, i),
+			    s->message);
+		return;
+	}
+	answered = post(s, from, to, &res);
+	if (res.kind == DT_SB_OK && json_is_array(res.body)) {
+		emit_outcomes(s, from, to, res.body);
+	} else if (to - from > 1 && (res.kind == DT_SB_REJECTED ||
+	    answered == 2)) {
+		dt_warn(res.kind == DT_SB_REJECTED ? "a batch of %zu records "
+		    "was rejected (%s); sending them one by one" : "a batch of "
+		    "%zu records failed (%s) while Supabase answers; sending "
+		    "them one by one", to - from, res.message);
 		for (i = from; i < to; i++)
 			dt_store_send_range(s, i, i + 1);
 	} else if (answered == 2) {
@@ -213,41 +331,30 @@ dt_store_send_range(struct dt_store *s, size_t from, size_t to)
 	} else {
 		/* Unavailable, wrong key or table, or a bad reply: stop. */
 		s->dead = 1;
-		snprintf(s->dead_why, sizeof(s->dead_why), "Supabase %s: %s",
+		snprintf(s->message, sizeof(s->message), "Supabase %s: %s",
 		    res.kind == DT_SB_CONFIG ? "refused the request" :
 		    "unavailable", res.message);
-		snprintf(s->message, sizeof(s->message), "%s", s->dead_why);
 		dt_error("%s; the records not stored stay leased and come "
-		    "back after the lease expires", s->dead_why);
+		    "back after the lease expires", s->message);
 		dt_store_worse(s, res.kind == DT_SB_BADREPLY ?
 		    DT_EXIT_TEMPFAIL : dt_sb_exit(res.kind));
 		for (i = from; i < to; i++)
-			dt_store_line_not_stored(s, i, s->dead_why);
+			dt_store_not_stored(s, json_array_get(s->batch, i),
+			    s->message);
 	}
 	dt_sb_result_clear(&res);
 }
 
-/* --dry-run: each record's line says what would have been sent. */
 void
 dt_store_dry_run(struct dt_store *s)
 {
+	json_t *rec, *would;
 	size_t i;
 
-	for (i = 0; i < s->n; i++) {
-		json_t *would = json_loadb(s->body.p + s->slot[i].item,
-		    s->slot[i].item_len, JSON_ALLOW_NUL, NULL);
-		json_t *st = json_pack("{sssssO}", "outcome", "dry_run",
-		    "run_id", s->run_id, "would",
-		    would != NULL ? would : json_null());
-		char *text = st != NULL ? json_dumps(st, DT_LINE_FLAGS) : NULL;
-
-		if (text != NULL)
-			dt_store_line_end(s, i, text, strlen(text),
-			    "unchanged");
-		else
-			dt_store_line_not_stored(s, i, "out of memory");
-		free(text);
-		json_decref(st);
-		json_decref(would);
+	json_array_foreach(s->batch, i, rec) {
+		would = dt_store_settle_item(s, rec);
+		dt_store_emit_status(s, rec, json_pack("{ssssso}", "outcome",
+		    "dry_run", "run_id", s->run_id, "would", would != NULL ?
+		    would : json_null()), "unchanged");
 	}
 }
