@@ -113,95 +113,74 @@ dt_store_sid(json_t *rec, char buf[32])
 	return buf;
 }
 
-/* Sets o[key] to v when v is a string, else to the string dflt. */
-static int
-set_string(json_t *o, const char *key, json_t *v, const char *dflt)
+/* v's text when it is a string, else dflt. */
+static const char *
+text_or(json_t *v, const char *dflt)
 {
-	if (json_is_string(v))
-		return json_object_set(o, key, v);
-	return json_object_set_new(o, key, json_string(dflt));
+	return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
-/* Sets o[key] to src[key] when that is a count an integer column holds. */
-static int
-set_count(json_t *o, json_t *src, const char *key)
+/* src[key] when it is a count an integer column holds, else NULL. */
+static json_t *
+count(json_t *src, const char *key)
 {
 	json_t *v = json_object_get(src, key);
 
-	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
-	    json_integer_value(v) > 2147483647)
-		return 0;
-	return json_object_set(o, key, v);
+	return json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) <= 2147483647 ? v : NULL;
 }
 
-/* Sets item's "analysis" and the fields dt_settle keeps beside it. */
-static int
-set_analysis(json_t *item, json_t *rec)
+/* rec's analysis and the fields dt_settle keeps beside it. */
+static json_t *
+analysis_item(json_t *rec, const char *sid)
 {
-	json_t *usage = json_object_get(rec, "usage"), *v;
-	int rc = 0;
+	json_t *usage = json_object_get(rec, "usage");
+	json_t *model = json_object_get(rec, "model");
+	json_t *version = json_object_get(rec, "prompt_version");
+	json_t *cost = json_object_get(rec, "cost_usd");
+	json_t *from = json_object_get(json_object_get(rec, "reused"), "from");
 
-	rc |= json_object_set(item, "analysis", json_object_get(rec,
-	    "analysis"));
-	if (json_is_string(v = json_object_get(rec, "model")))
-		rc |= json_object_set(item, "model", v);
-	if (json_is_string(v = json_object_get(rec, "prompt_version")))
-		rc |= json_object_set(item, "prompt_version", v);
-	rc |= set_count(item, usage, "prompt_tokens");
-	rc |= set_count(item, usage, "completion_tokens");
-	rc |= set_count(item, usage, "total_tokens");
-	rc |= set_count(item, rec, "latency_ms");
-	if (json_is_number(v = json_object_get(rec, "cost_usd")) ||
-	    json_is_number(v = json_object_get(usage, "cost_usd")))
-		rc |= json_object_set(item, "cost_usd", v);
-	/* An analysis dt-fetch found stored for the same text. */
-	if (json_is_string(v = json_object_get(json_object_get(rec, "reused"),
-	    "from")))
-		rc |= json_object_set_new(item, "reused", json_pack("{sO}",
-		    "from", v));
-	return rc;
+	if (!json_is_number(cost))
+		cost = json_object_get(usage, "cost_usd");
+	/* "O*" leaves out a member whose value is NULL. */
+	return json_pack("{sssOsO*sO*sO*sO*sO*sO*sO*so*}", "id", sid,
+	    "analysis", json_object_get(rec, "analysis"),
+	    "model", json_is_string(model) ? model : NULL,
+	    "prompt_version", json_is_string(version) ? version : NULL,
+	    "prompt_tokens", count(usage, "prompt_tokens"),
+	    "completion_tokens", count(usage, "completion_tokens"),
+	    "total_tokens", count(usage, "total_tokens"),
+	    "latency_ms", count(rec, "latency_ms"),
+	    "cost_usd", json_is_number(cost) ? cost : NULL,
+	    "reused", json_is_string(from) ? json_pack("{sO}", "from", from) :
+	    NULL);
 }
 
 json_t *
 dt_store_settle_item(struct dt_store *s, json_t *rec)
 {
 	json_t *error = json_object_get(rec, "error");
-	json_t *skip = json_object_get(rec, "skip");
-	json_t *item = json_object(), *o = NULL, *v;
+	json_t *skip = json_object_get(rec, "skip"), *as = same_text_as(rec);
+	json_t *retryable = json_object_get(error, "retryable");
 	char num[32];
-	int rc = item == NULL || json_object_set_new(item, "id",
-	    json_string(dt_store_sid(rec, num)));
+	const char *sid = dt_store_sid(rec, num);
 
-	if (rc == 0 && (v = same_text_as(rec)) != NULL) {
-		rc |= json_object_set_new(item, "same_text", o = json_pack(
-		    "{sO}", "as", v));
-		if (s->final)
-			rc |= json_object_set_new(o, "final", json_true());
-	} else if (rc == 0 && json_is_object(error)) {
-		rc |= json_object_set_new(item, "error", o = json_object());
-		rc |= set_string(o, "kind", json_object_get(error, "kind"),
-		    "bad_record");
-		rc |= set_string(o, "message", json_object_get(error,
-		    "message"), "");
-		/* dt_settle parks a record whose error is not retryable. */
-		if (json_is_boolean(v = json_object_get(error, "retryable")))
-			rc |= json_object_set(o, "retryable", v);
-	} else if (rc == 0 && json_is_object(json_object_get(rec,
-	    "analysis")))
-		rc |= set_analysis(item, rec);
-	else if (rc == 0) {
-		/* Nothing to analyze. */
-		rc |= json_object_set_new(item, "skip", o = json_object());
-		rc |= set_string(o, "reason", json_object_get(skip, "reason"),
-		    "no_text");
-		rc |= set_string(o, "message", json_object_get(skip,
-		    "message"), "");
-	}
-	if (rc != 0) {
-		json_decref(item);
-		return NULL;
-	}
-	return item;
+	if (as != NULL)
+		return json_pack("{sss{sOso*}}", "id", sid, "same_text", "as",
+		    as, "final", s->final ? json_true() : NULL);
+	/* dt_settle parks a record whose error is not retryable. */
+	if (json_is_object(error))
+		return json_pack("{sss{sssssO*}}", "id", sid, "error", "kind",
+		    text_or(json_object_get(error, "kind"), "bad_record"),
+		    "message", text_or(json_object_get(error, "message"), ""),
+		    "retryable", json_is_boolean(retryable) ? retryable :
+		    NULL);
+	if (json_is_object(json_object_get(rec, "analysis")))
+		return analysis_item(rec, sid);
+	/* Nothing to analyze. */
+	return json_pack("{sss{ssss}}", "id", sid, "skip", "reason",
+	    text_or(json_object_get(skip, "reason"), "no_text"), "message",
+	    text_or(json_object_get(skip, "message"), ""));
 }
 
 size_t
