@@ -86,22 +86,6 @@ dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why)
 	    "not_stored", "message", why), "failed");
 }
 
-int
-dt_store_storable(json_t *rec, const char **why)
-{
-	json_t *id;
-
-	if (dt_record_id(rec, &id, why) < 0)
-		return -1;
-	if (!json_is_object(json_object_get(rec, "error")) &&
-	    !json_is_object(json_object_get(rec, "analysis")) &&
-	    !json_is_object(json_object_get(rec, "skip"))) {
-		*why = "no \"analysis\", \"error\" or \"skip\" object";
-		return -1;
-	}
-	return 0;
-}
-
 const char *
 dt_store_sid(json_t *rec, char buf[32])
 {

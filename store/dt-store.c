@@ -77,21 +77,24 @@ on_signal(int sig)
 	dt_store_got_signal = sig;
 }
 
-/* Sends the batch, writes its status lines and empties it. */
-static void
-flush(struct dt_store *s)
+/*
+ * Checks that rec can be stored: a usable id, and an "analysis", an
+ * "error" or a "skip" object.  Returns 0, or -1 with *why set.
+ */
+static int
+storable(json_t *rec, const char **why)
 {
-	if (json_array_size(s->batch) == 0)
-		return;
-	if (s->dry_run)
-		dt_store_dry_run(s);
-	else
-		dt_store_send_range(s, 0, json_array_size(s->batch));
-	json_array_clear(s->batch);
-	s->bytes = 0;
-	free(s->run_id);
-	s->run_id = NULL;
-	s->first_ms = 0;
+	json_t *id;
+
+	if (dt_record_id(rec, &id, why) < 0)
+		return -1;
+	if (!json_is_object(json_object_get(rec, "error")) &&
+	    !json_is_object(json_object_get(rec, "analysis")) &&
+	    !json_is_object(json_object_get(rec, "skip"))) {
+		*why = "no \"analysis\", \"error\" or \"skip\" object";
+		return -1;
+	}
+	return 0;
 }
 
 /* A bad input record (at where, or NULL when logged): failed, and why. */
@@ -117,12 +120,12 @@ take(struct dt_store *s, json_t *rec, const char *where)
 	if (json_object_get(rec, "stage") != NULL &&
 	    json_object_get(rec, "id") == NULL) {
 		/* Another stage's record passes through, in its place. */
-		flush(s);
+		dt_store_flush(s);
 		dt_store_emit(s, rec);
 		return;
 	}
 	dt_progress_add(&s->progress, rec);
-	if (dt_store_storable(rec, &why) < 0) {
+	if (storable(rec, &why) < 0) {
 		emit_bad(s, rec, why, where);
 		return;
 	}
@@ -138,7 +141,7 @@ take(struct dt_store *s, json_t *rec, const char *where)
 	/* Records sent again may have filled the batch. */
 	if ((s->run_id != NULL && strcmp(s->run_id, run) != 0) ||
 	    (long long)json_array_size(s->batch) >= s->batch_size)
-		flush(s);
+		dt_store_flush(s);
 	if (s->run_id == NULL) {
 		s->run_id = strdup(run);
 		s->first_ms = dt_now_ms();
@@ -161,7 +164,7 @@ take(struct dt_store *s, json_t *rec, const char *where)
 	s->bytes += json_dumpb(rec, NULL, 0, DT_LINE_FLAGS);
 	if ((long long)json_array_size(s->batch) >= s->batch_size ||
 	    s->bytes >= DT_STORE_MAX_BATCH_BYTES)
-		flush(s);
+		dt_store_flush(s);
 }
 
 /* The run; the settings table points into it. */
@@ -249,7 +252,7 @@ loop(struct dt_store *s, struct dt_reader *r)
 		if (s->first_ms > 0) {
 			left = s->first_ms + s->max_delay - dt_now_ms();
 			if (left <= 0) {
-				flush(s);
+				dt_store_flush(s);
 				continue;
 			}
 			if (wait < 0 || wait > left)
@@ -278,14 +281,14 @@ loop(struct dt_store *s, struct dt_reader *r)
 			take(s, rec, dt_reader_where(r));
 		json_decref(rec);
 	}
-	flush(s);
+	dt_store_flush(s);
 	/*
 	 * Every record has come: a row still waiting for another's analysis
 	 * takes it if it is stored by now, and is given back otherwise.
 	 */
 	s->final = 1;
 	while (json_array_size(s->waiting) > 0 && dt_store_wait_take(s) > 0)
-		flush(s);
+		dt_store_flush(s);
 }
 
 static void

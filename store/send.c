@@ -20,22 +20,24 @@
 #include "store.h"
 
 /*
- * Notes when the run stopped, once: a first SIGTERM or SIGINT, or the
- * stop file (whose age says when it appeared: it may have been there
- * long before an outage made us look).
+ * When to give up on an outage that began at start: after
+ * DT_STORE_OUTAGE_SECONDS, and no later than half of DT_DRAIN_SECONDS
+ * after the run stopped (the other half is for the rest of the pipeline
+ * and the report).  The run stopped at a first SIGTERM or SIGINT, or when
+ * the stop file appeared, as its age says: it may have been there long
+ * before an outage made us look.
  */
-static void
-note_stop(struct dt_store *s)
+static long long
+give_up_at(struct dt_store *s, long long start)
 {
+	long long until = start + s->outage_s * 1000, age;
 	struct timespec now;
 	struct stat st;
-	long long age;
 
-	if (s->stop_ms > 0)
-		return;
-	if (dt_store_got_signal != 0)
+	if (s->stop_ms == 0 && dt_store_got_signal != 0)
 		s->stop_ms = dt_now_ms();
-	else if (s->stop_file != NULL && stat(s->stop_file, &st) == 0) {
+	if (s->stop_ms == 0 && s->stop_file != NULL &&
+	    stat(s->stop_file, &st) == 0) {
 		clock_gettime(CLOCK_REALTIME, &now);
 		age = ((long long)now.tv_sec - (long long)st.st_mtim.tv_sec) *
 		    1000 + (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
@@ -43,20 +45,6 @@ note_stop(struct dt_store *s)
 		if (s->stop_ms <= 0)
 			s->stop_ms = 1;
 	}
-}
-
-/*
- * When to give up on an outage that began at start: after
- * DT_STORE_OUTAGE_SECONDS, and no later than half of DT_DRAIN_SECONDS
- * after the run stopped (the other half is for the rest of the pipeline
- * and the report before the entrypoint ends it).
- */
-static long long
-give_up_at(struct dt_store *s, long long start)
-{
-	long long until = start + s->outage_s * 1000;
-
-	note_stop(s);
 	if (s->stop_ms > 0 && s->stop_ms + s->drain_s * 500 < until)
 		until = s->stop_ms + s->drain_s * 500;
 	return until;
@@ -80,16 +68,14 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 	char last[sizeof(((struct dt_sb_result *)0)->message)];
 	struct dt_sb_result res;
 	json_t *probe;
-	int n = 0, rc = -1;
+	int n, kind;
 
-	if (give_up_at(s, start) <= start)
-		return -1;
-	if ((probe = json_pack("{sss[]}", "p_run_id", s->run_id,
-	    "p_results")) == NULL)
+	if (give_up_at(s, start) <= start || (probe = json_pack("{sss[]}",
+	    "p_run_id", s->run_id, "p_results")) == NULL)
 		return -1;
 	s->outages++;
-	while ((now = dt_now_ms()) < (until = give_up_at(s, start))) {
-		wait = dt_http_backoff_ms(&pol, ++n, NULL);
+	for (n = 1; (now = dt_now_ms()) < (until = give_up_at(s, start)); n++) {
+		wait = dt_http_backoff_ms(&pol, n, NULL);
 		if (wait > until - now)
 			wait = until - now;
 		dt_warn("Supabase unavailable (%s); probing again in %lld ms, "
@@ -100,25 +86,23 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 		    wait -= 250)
 			dt_sleep_ms(wait < 250 ? wait : 250);
 		if (give_up_at(s, start) <= dt_now_ms())
-			continue;
-		dt_supabase_call(s->sb, "POST", path, probe, NULL, 0, &res);
-		if (res.kind != DT_SB_UNAVAILABLE &&
-		    res.kind != DT_SB_TIMEOUT) {
-			dt_info("Supabase answers again after %lld ms; sending "
-			    "the batch again", dt_now_ms() - start);
-			dt_sb_result_clear(&res);
-			rc = 0;
 			break;
-		}
+		kind = dt_supabase_call(s->sb, "POST", path, probe, NULL, 0,
+		    &res);
 		snprintf(last, sizeof(last), "%s", res.message);
 		why = last;
 		dt_sb_result_clear(&res);
+		if (kind != DT_SB_UNAVAILABLE && kind != DT_SB_TIMEOUT) {
+			dt_info("Supabase answers again after %lld ms; sending "
+			    "the batch again", dt_now_ms() - start);
+			json_decref(probe);
+			return 0;
+		}
 	}
-	if (rc < 0)
-		dt_error("Supabase still unavailable after %lld s (%s); giving "
-		    "up", (dt_now_ms() - start) / 1000, why);
+	dt_error("Supabase still unavailable after %lld s (%s); giving up",
+	    (dt_now_ms() - start) / 1000, why);
 	json_decref(probe);
-	return rc;
+	return -1;
 }
 
 /* rec's id for a message: 42, or "a-1" with at most 64 bytes of it. */
@@ -135,28 +119,8 @@ id_note(json_t *rec, char buf[80])
 }
 
 /*
- * Gives up on batch record i: warns with why and more, makes the status
- * at least status and writes it as not stored.
- */
-static void
-give_up_one(struct dt_store *s, size_t i, const char *why, const char *more,
-    int status)
-{
-	json_t *rec = json_array_get(s->batch, i);
-	char id[80];
-
-	dt_warn("record %s: %s%s", id_note(rec, id), why, more);
-	dt_store_worse(s, status);
-	dt_store_not_stored(s, rec, why);
-}
-
-/*
- * Maps a dt_settle or dt_reclaim outcome to the status line: "stored",
- * "skipped" (nothing to analyze), "released" (not analyzed: an outage, a
- * setup error, the deadline or the budget; the row is back in the queue
- * with its attempt), "unchanged" (--reclaim left the row alone: settled
- * meanwhile, held by a live run, or waiting to be claimed again), else
- * "failed" (lost included: the result was not written).
+ * The status of a dt_settle or dt_reclaim outcome (docs/supabase.md):
+ * the rows --reclaim left alone are "unchanged", lost ones "failed".
  */
 static const char *
 status_of(const char *outcome)
@@ -294,11 +258,21 @@ post(struct dt_store *s, size_t from, size_t to, struct dt_sb_result *res)
 	return answered;
 }
 
-void
-dt_store_send_range(struct dt_store *s, size_t from, size_t to)
+/*
+ * Sends records [from, to) of the batch in one request and writes their
+ * status lines.  On a 400 for more than one record it sends them one by
+ * one, so one bad record does not take its batch down with it.  Through
+ * an outage it waits and sends them again.  A request that still fails
+ * while the probes get answers is this request's trouble, not an outage
+ * (a statement timeout on a large batch, say): its records are sent one
+ * by one, and a single one is given up without ending the run's storing.
+ */
+static void
+send_range(struct dt_store *s, size_t from, size_t to)
 {
 	struct dt_sb_result res;
-	char why[1200];
+	char why[1200], id[80];
+	json_t *rec;
 	size_t i;
 	int answered;
 
@@ -318,16 +292,19 @@ dt_store_send_range(struct dt_store *s, size_t from, size_t to)
 		    "%zu records failed (%s) while Supabase answers; sending "
 		    "them one by one", to - from, res.message);
 		for (i = from; i < to; i++)
-			dt_store_send_range(s, i, i + 1);
-	} else if (answered == 2) {
-		snprintf(why, sizeof(why), "Supabase answers, but not to this "
-		    "record: %s", res.message);
-		give_up_one(s, from, why, "; it stays leased and comes back "
-		    "after the lease", dt_sb_exit(res.kind));
-	} else if (res.kind == DT_SB_REJECTED) {
-		snprintf(why, sizeof(why), "Supabase rejected it: %s",
+			send_range(s, i, i + 1);
+	} else if (answered == 2 || res.kind == DT_SB_REJECTED) {
+		/* One record: it is given up, not the run's storing. */
+		rec = json_array_get(s->batch, from);
+		snprintf(why, sizeof(why), "%s: %s", answered == 2 ? "Supabase "
+		    "answers, but not to this record" : "Supabase rejected it",
 		    res.message);
-		give_up_one(s, from, why, "", DT_EXIT_DATAERR);
+		dt_warn("record %s: %s%s", id_note(rec, id), why,
+		    answered == 2 ? "; it stays leased and comes back after "
+		    "the lease" : "");
+		dt_store_worse(s, answered == 2 ? dt_sb_exit(res.kind) :
+		    DT_EXIT_DATAERR);
+		dt_store_not_stored(s, rec, why);
 	} else {
 		/* Unavailable, wrong key or table, or a bad reply: stop. */
 		s->dead = 1;
@@ -346,15 +323,21 @@ dt_store_send_range(struct dt_store *s, size_t from, size_t to)
 }
 
 void
-dt_store_dry_run(struct dt_store *s)
+dt_store_flush(struct dt_store *s)
 {
-	json_t *rec, *would;
+	json_t *rec;
 	size_t i;
 
-	json_array_foreach(s->batch, i, rec) {
-		would = dt_store_settle_item(s, rec);
-		dt_store_emit_status(s, rec, json_pack("{ssssso}", "outcome",
-		    "dry_run", "run_id", s->run_id, "would", would != NULL ?
-		    would : json_null()), "unchanged");
-	}
+	if (s->dry_run) {
+		json_array_foreach(s->batch, i, rec)
+			dt_store_emit_status(s, rec, json_pack("{ssssso}",
+			    "outcome", "dry_run", "run_id", s->run_id, "would",
+			    dt_store_settle_item(s, rec)), "unchanged");
+	} else if (json_array_size(s->batch) > 0)
+		send_range(s, 0, json_array_size(s->batch));
+	json_array_clear(s->batch);
+	s->bytes = 0;
+	free(s->run_id);
+	s->run_id = NULL;
+	s->first_ms = 0;
 }

@@ -1,7 +1,6 @@
 /*
- * store.h: what the files of dt-store share: the run's state, the batch
- * and the status lines (batch.c) and sending (send.c); main and the read
- * loop are in dt-store.c.
+ * store.h: what the files of dt-store share: the run's state, the
+ * records and their status lines (batch.c) and sending (send.c).
  */
 #ifndef DT_STORE_H
 #define DT_STORE_H
@@ -19,29 +18,23 @@
 
 /* One run of dt-store: its settings, its batch and its counts. */
 struct dt_store {
-	long long batch_size;
-	long long max_delay;
-	long long max_line;
+	long long batch_size, max_delay, max_line;
 	int dry_run;
 	int check;              /* --check-config */
 	int reclaim;            /* --reclaim: dt_reclaim, not dt_settle */
 	long long outage_s;     /* DT_STORE_OUTAGE_SECONDS */
 	long long drain_s;      /* DT_DRAIN_SECONDS */
 	const char *stop_file;  /* DT_STOP_FILE or NULL */
-	long long stop_ms;      /* when the run stopped (dt_now_ms()), or 0 */
 	const char *default_run;
 	struct dt_supabase *sb;
+	long long stop_ms;      /* when the run stopped (dt_now_ms()), or 0 */
 	int dead;               /* a fatal error (message): store no more */
 
-	/*
-	 * The batch: records of one run without "text", "row", "store" and
-	 * "status", each one's status line so far.
-	 */
+	/* Records of one run, without "text", "row", "store", "status". */
 	json_t *batch;
 	size_t bytes;           /* the batch's size as JSON text */
 	char *run_id;           /* run of the batch */
 	long long first_ms;     /* when the first record came */
-
 	/*
 	 * Records of rows that take the analysis of a row still being
 	 * analysed (dt_settle said "waiting"), to be sent again; final: the
@@ -50,8 +43,8 @@ struct dt_store {
 	json_t *waiting;
 	int final;
 	/*
-	 * The rows that following records take the analysis of, by source
-	 * id: null until that row's record came with its analysis, then
+	 * The rows whose analysis following rows take, by source id: null
+	 * until that row's record came with its analysis, then
 	 * {"analysis","model","prompt_version"} for their status lines.
 	 */
 	json_t *wanted;
@@ -88,12 +81,6 @@ void dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
 /* Writes rec as not stored, for the reason why. */
 void dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why);
 
-/*
- * Checks that rec can be stored: a usable id, and an "analysis", an
- * "error" or a "skip" object.  Returns 0, or -1 with *why set.
- */
-int dt_store_storable(json_t *rec, const char **why);
-
 /* rec's source id as text: the string, or the integer written in buf. */
 const char *dt_store_sid(json_t *rec, char buf[32]);
 
@@ -124,17 +111,9 @@ void dt_store_note_analysis(struct dt_store *s, json_t *rec);
 size_t dt_store_wait_take(struct dt_store *s);
 
 /*
- * Sends records [from, to) of the batch in one request and writes their
- * status lines.  On a 400 for more than one record it sends them one by
- * one, so one bad record does not take its batch down with it.  Through
- * an outage it waits and sends them again.  A request that still fails
- * while the probes get answers is this request's trouble, not an outage
- * (a statement timeout on a large batch, say): its records are sent one
- * by one, and a single one is given up without ending the run's storing.
+ * Sends the batch (with --dry-run, says what it would send), writes its
+ * status lines and empties it.
  */
-void dt_store_send_range(struct dt_store *s, size_t from, size_t to);
-
-/* --dry-run: each record's line says what would have been sent. */
-void dt_store_dry_run(struct dt_store *s);
+void dt_store_flush(struct dt_store *s);
 
 #endif
