@@ -77,24 +77,81 @@ on_signal(int sig)
 	dt_store_got_signal = sig;
 }
 
-/*
- * Checks that rec can be stored: a usable id, and an "analysis", an
- * "error" or a "skip" object.  Returns 0, or -1 with *why set.
- */
-static int
-storable(json_t *rec, const char **why)
+/* Writes rec as a line of its own. */
+static void
+emit(struct dt_store *s, json_t *rec)
 {
-	json_t *id;
+	if (dt_emit(rec) < 0)
+		dt_store_worse(s, dt_out_status() != 0 ? dt_out_status() :
+		    DT_EXIT_IOERR);
+}
 
-	if (dt_record_id(rec, &id, why) < 0)
-		return -1;
-	if (!json_is_object(json_object_get(rec, "error")) &&
-	    !json_is_object(json_object_get(rec, "analysis")) &&
-	    !json_is_object(json_object_get(rec, "skip"))) {
-		*why = "no \"analysis\", \"error\" or \"skip\" object";
-		return -1;
-	}
-	return 0;
+void
+dt_store_worse(struct dt_store *s, int status)
+{
+	s->status = dt_exit_worse(s->status, status);
+}
+
+json_t *
+dt_store_same_text_as(json_t *rec)
+{
+	json_t *as = json_object_get(json_object_get(rec, "same_text"), "as");
+	const char *reason = json_string_value(json_object_get(
+	    json_object_get(rec, "skip"), "reason"));
+
+	if (json_is_object(json_object_get(rec, "error")) ||
+	    !json_is_string(as) || reason == NULL ||
+	    strcmp(reason, "same_text") != 0)
+		return NULL;
+	return as;
+}
+
+const char *
+dt_store_sid(json_t *rec, char buf[32])
+{
+	json_t *id = json_object_get(rec, "id");
+
+	if (json_is_string(id))
+		return json_string_value(id);
+	snprintf(buf, 32, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+	return buf;
+}
+
+void
+dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
+    const char *status)
+{
+	json_t *as = dt_store_same_text_as(rec), *w;
+
+	if (strcmp(status, "stored") == 0) {
+		s->stored++;
+		if (as != NULL || (json_is_object(json_object_get(rec,
+		    "analysis")) && json_is_object(json_object_get(rec,
+		    "reused"))))
+			s->reused++;
+		if (as != NULL && json_is_object(w = json_object_get(s->wanted,
+		    json_string_value(as))))
+			json_object_update(rec, w);
+	} else if (strcmp(status, "skipped") == 0)
+		s->skipped++;
+	else if (strcmp(status, "unchanged") == 0)
+		s->unchanged++;
+	else if (strcmp(status, "released") == 0)
+		s->released++;
+	else
+		s->failed++;
+	/* null when store could not be made (out of memory). */
+	json_object_set_new(rec, "store", store != NULL ? store : json_null());
+	json_object_set_new(rec, "status", json_string(status));
+	emit(s, rec);
+}
+
+void
+dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why)
+{
+	s->not_stored++;
+	dt_store_emit_status(s, rec, json_pack("{ssss}", "outcome",
+	    "not_stored", "message", why), "failed");
 }
 
 /* A bad input record (at where, or NULL when logged): failed, and why. */
@@ -111,29 +168,61 @@ emit_bad(struct dt_store *s, json_t *rec, const char *why, const char *where)
 	    "bad_record", "message", why), "failed");
 }
 
+/*
+ * Notes what rec (a record about to be batched) says about analyses that
+ * following rows take (s->wanted): a follower wants its row's analysis,
+ * and a record with an analysis that is wanted gives it.
+ */
+static void
+note_analysis(struct dt_store *s, json_t *rec)
+{
+	json_t *as = dt_store_same_text_as(rec), *analysis, *model, *version;
+	char num[32];
+	const char *sid;
+
+	if (as != NULL && json_object_get(s->wanted,
+	    json_string_value(as)) == NULL)
+		json_object_set_new(s->wanted, json_string_value(as),
+		    json_null());
+	analysis = json_object_get(rec, "analysis");
+	sid = dt_store_sid(rec, num);
+	if (!json_is_object(analysis) ||
+	    !json_is_null(json_object_get(s->wanted, sid)))
+		return;
+	model = json_object_get(rec, "model");
+	version = json_object_get(rec, "prompt_version");
+	json_object_set_new(s->wanted, sid, json_pack("{sOsOsO}", "analysis",
+	    analysis, "model", model != NULL ? model : json_null(),
+	    "prompt_version", version != NULL ? version : json_null()));
+}
+
 /* Takes one input record, read at where, into the batch. */
 static void
 take(struct dt_store *s, json_t *rec, const char *where)
 {
 	const char *why = NULL, *run;
+	json_t *id;
 
 	if (json_object_get(rec, "stage") != NULL &&
 	    json_object_get(rec, "id") == NULL) {
 		/* Another stage's record passes through, in its place. */
 		dt_store_flush(s);
-		dt_store_emit(s, rec);
+		emit(s, rec);
 		return;
 	}
 	dt_progress_add(&s->progress, rec);
-	if (storable(rec, &why) < 0) {
-		emit_bad(s, rec, why, where);
-		return;
-	}
 	run = json_string_value(json_object_get(rec, "run_id"));
 	if (run == NULL || *run == '\0')
 		run = s->default_run;
-	if (run == NULL) {
-		emit_bad(s, rec, "no \"run_id\" (and no --run-id)", where);
+	if (dt_record_id(rec, &id, &why) == 0 &&
+	    !json_is_object(json_object_get(rec, "error")) &&
+	    !json_is_object(json_object_get(rec, "analysis")) &&
+	    !json_is_object(json_object_get(rec, "skip")))
+		why = "no \"analysis\", \"error\" or \"skip\" object";
+	else if (why == NULL && run == NULL)
+		why = "no \"run_id\" (and no --run-id)";
+	if (why != NULL) {
+		emit_bad(s, rec, why, where);
 		return;
 	}
 	if (s->first_run == NULL)
@@ -154,7 +243,7 @@ take(struct dt_store *s, json_t *rec, const char *where)
 	json_object_del(rec, "row");
 	json_object_del(rec, "store");
 	json_object_del(rec, "status");
-	dt_store_note_analysis(s, rec);
+	note_analysis(s, rec);
 	if (json_array_append(s->batch, rec) < 0) {
 		dt_error("out of memory");
 		dt_store_worse(s, DT_EXIT_TEMPFAIL);
@@ -165,6 +254,42 @@ take(struct dt_store *s, json_t *rec, const char *where)
 	if ((long long)json_array_size(s->batch) >= s->batch_size ||
 	    s->bytes >= DT_STORE_MAX_BATCH_BYTES)
 		dt_store_flush(s);
+}
+
+/*
+ * Moves the waiting records into the empty batch, as many as fit and
+ * belong to one run; the batch is then sent no sooner than 200 ms from
+ * now.  Returns how many it moved.
+ */
+static size_t
+wait_take(struct dt_store *s)
+{
+	size_t i = 0, moved = 0;
+	json_t *rec;
+	const char *run;
+
+	while (i < json_array_size(s->waiting) &&
+	    (long long)json_array_size(s->batch) < s->batch_size) {
+		rec = json_array_get(s->waiting, i);
+		run = json_string_value(json_object_get(rec, "run_id"));
+		if (run == NULL)
+			run = s->default_run;
+		if (run == NULL || (s->run_id != NULL &&
+		    strcmp(s->run_id, run) != 0)) {
+			i++;
+			continue;
+		}
+		if ((s->run_id == NULL && (s->run_id = strdup(run)) == NULL) ||
+		    json_array_append(s->batch, rec) < 0)
+			break;
+		json_array_remove(s->waiting, i);
+		moved++;
+	}
+	/* The row it waits for gets a moment to be analysed and stored. */
+	if (moved > 0 && s->first_ms == 0)
+		s->first_ms = dt_now_ms() + (s->max_delay < 200 ?
+		    200 - s->max_delay : 0);
+	return moved;
 }
 
 /* The run; the settings table points into it. */
@@ -244,7 +369,7 @@ loop(struct dt_store *s, struct dt_reader *r)
 		/* Rows waiting for another's analysis are asked about again. */
 		if (json_array_size(s->batch) == 0 &&
 		    json_array_size(s->waiting) > 0)
-			dt_store_wait_take(s);
+			wait_take(s);
 		dt_progress_tick(&s->progress, s->stored, s->failed,
 		    s->skipped);
 		/* Waits for input no longer than the batch or progress may. */
@@ -287,7 +412,7 @@ loop(struct dt_store *s, struct dt_reader *r)
 	 * takes it if it is stored by now, and is given back otherwise.
 	 */
 	s->final = 1;
-	while (json_array_size(s->waiting) > 0 && dt_store_wait_take(s) > 0)
+	while (json_array_size(s->waiting) > 0 && wait_take(s) > 0)
 		dt_store_flush(s);
 }
 
@@ -310,7 +435,7 @@ emit_stage(struct dt_store *s)
 		json_object_set_new(json_object_get(rec, "counts"), "reused",
 		    json_integer(s->reused));
 	if (rec != NULL)
-		dt_store_emit(s, rec);
+		emit(s, rec);
 	json_decref(rec);
 }
 
@@ -353,6 +478,7 @@ main(int argc, char **argv)
 	dt_cli_catch_signals(on_signal, SA_RESTART);
 	s->batch = json_array();
 	s->waiting = json_array();
+	s->wanted = json_object();
 	if (!s->dry_run && (s->sb = dt_supabase_new()) == NULL) {
 		s->dead = 1;
 		snprintf(s->message, sizeof(s->message),
@@ -360,7 +486,8 @@ main(int argc, char **argv)
 		dt_store_worse(s, DT_EXIT_CONFIG);
 	}
 	r = dt_reader_new(argv + optind, argc - optind, (size_t)s->max_line);
-	if (r == NULL || s->batch == NULL || s->waiting == NULL) {
+	if (r == NULL || s->batch == NULL || s->waiting == NULL ||
+	    s->wanted == NULL) {
 		dt_error("out of memory");
 		return DT_EXIT_TEMPFAIL;
 	}

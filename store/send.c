@@ -19,6 +19,87 @@
 
 #include "store.h"
 
+/* v's text when it is a string, else dflt. */
+static const char *
+text_or(json_t *v, const char *dflt)
+{
+	return json_is_string(v) ? json_string_value(v) : dflt;
+}
+
+/* src[key] when it is a count an integer column holds, else NULL. */
+static json_t *
+count(json_t *src, const char *key)
+{
+	json_t *v = json_object_get(src, key);
+
+	return json_is_integer(v) && json_integer_value(v) >= 0 &&
+	    json_integer_value(v) <= 2147483647 ? v : NULL;
+}
+
+/* rec's analysis and the fields dt_settle keeps beside it. */
+static json_t *
+analysis_item(json_t *rec, const char *sid)
+{
+	json_t *usage = json_object_get(rec, "usage");
+	json_t *model = json_object_get(rec, "model");
+	json_t *version = json_object_get(rec, "prompt_version");
+	json_t *cost = json_object_get(rec, "cost_usd");
+	json_t *from = json_object_get(json_object_get(rec, "reused"), "from");
+
+	if (!json_is_number(cost))
+		cost = json_object_get(usage, "cost_usd");
+	/* "O*" leaves out a member whose value is NULL. */
+	return json_pack("{sssOsO*sO*sO*sO*sO*sO*sO*so*}", "id", sid,
+	    "analysis", json_object_get(rec, "analysis"),
+	    "model", json_is_string(model) ? model : NULL,
+	    "prompt_version", json_is_string(version) ? version : NULL,
+	    "prompt_tokens", count(usage, "prompt_tokens"),
+	    "completion_tokens", count(usage, "completion_tokens"),
+	    "total_tokens", count(usage, "total_tokens"),
+	    "latency_ms", count(rec, "latency_ms"),
+	    "cost_usd", json_is_number(cost) ? cost : NULL,
+	    "reused", json_is_string(from) ? json_pack("{sO}", "from", from) :
+	    NULL);
+}
+
+/*
+ * rec's element of a dt_settle request: {"id" (as text), then
+ * "error":{"kind","message"} (and "retryable" when rec's error has it),
+ * or "analysis" with "model", "prompt_version", the token counts out of
+ * "usage", "latency_ms", "cost_usd" and "reused" where rec has them, or
+ * "same_text":{"as"} (with "final": true once the input has ended) for
+ * a row that takes the analysis of another, or else
+ * "skip":{"reason","message"}}.  Returns a new reference, or NULL when
+ * out of memory.
+ */
+static json_t *
+settle_item(struct dt_store *s, json_t *rec)
+{
+	json_t *error = json_object_get(rec, "error");
+	json_t *skip = json_object_get(rec, "skip");
+	json_t *as = dt_store_same_text_as(rec);
+	json_t *retryable = json_object_get(error, "retryable");
+	char num[32];
+	const char *sid = dt_store_sid(rec, num);
+
+	if (as != NULL)
+		return json_pack("{sss{sOso*}}", "id", sid, "same_text", "as",
+		    as, "final", s->final ? json_true() : NULL);
+	/* dt_settle parks a record whose error is not retryable. */
+	if (json_is_object(error))
+		return json_pack("{sss{sssssO*}}", "id", sid, "error", "kind",
+		    text_or(json_object_get(error, "kind"), "bad_record"),
+		    "message", text_or(json_object_get(error, "message"), ""),
+		    "retryable", json_is_boolean(retryable) ? retryable :
+		    NULL);
+	if (json_is_object(json_object_get(rec, "analysis")))
+		return analysis_item(rec, sid);
+	/* Nothing to analyze. */
+	return json_pack("{sss{ssss}}", "id", sid, "skip", "reason",
+	    text_or(json_object_get(skip, "reason"), "no_text"), "message",
+	    text_or(json_object_get(skip, "message"), ""));
+}
+
 /*
  * When to give up on an outage that began at start: after
  * DT_STORE_OUTAGE_SECONDS, and no later than half of DT_DRAIN_SECONDS
@@ -218,7 +299,7 @@ request(struct dt_store *s, size_t from, size_t to)
 	size_t i;
 
 	for (i = from; i < to; i++)
-		if (json_array_append_new(items, dt_store_settle_item(s,
+		if (json_array_append_new(items, settle_item(s,
 		    json_array_get(s->batch, i))) < 0)
 			break;
 	req = json_pack("{ssso}", "p_run_id", s->run_id, "p_results", items);
@@ -332,7 +413,7 @@ dt_store_flush(struct dt_store *s)
 		json_array_foreach(s->batch, i, rec)
 			dt_store_emit_status(s, rec, json_pack("{ssssso}",
 			    "outcome", "dry_run", "run_id", s->run_id, "would",
-			    dt_store_settle_item(s, rec)), "unchanged");
+			    settle_item(s, rec)), "unchanged");
 	} else if (json_array_size(s->batch) > 0)
 		send_range(s, 0, json_array_size(s->batch));
 	json_array_clear(s->batch);

@@ -1,6 +1,7 @@
 /*
- * store.h: what the files of dt-store share: the run's state, the
- * records and their status lines (batch.c) and sending (send.c).
+ * store.h: what the two files of dt-store share: the run's state and
+ * its status lines (dt-store.c, which reads and batches the records) and
+ * sending a batch (send.c).
  */
 #ifndef DT_STORE_H
 #define DT_STORE_H
@@ -67,8 +68,15 @@ extern volatile sig_atomic_t dt_store_got_signal;
 /* Makes s->status the worse of it and status. */
 void dt_store_worse(struct dt_store *s, int status);
 
-/* Writes rec as a line of its own (dt_emit()). */
-void dt_store_emit(struct dt_store *s, json_t *rec);
+/*
+ * The source id of the row whose analysis rec takes (dt-fetch --reuse
+ * wrote "same_text": {"as"} and a "skip" of reason same_text), or NULL
+ * (also for a record with an error).  Borrowed.
+ */
+json_t *dt_store_same_text_as(json_t *rec);
+
+/* rec's source id as text: the string, or the integer written in buf. */
+const char *dt_store_sid(json_t *rec, char buf[32]);
 
 /*
  * Writes rec (a record of the batch, or a bad one) with "store" (a new
@@ -80,35 +88,6 @@ void dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
 
 /* Writes rec as not stored, for the reason why. */
 void dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why);
-
-/* rec's source id as text: the string, or the integer written in buf. */
-const char *dt_store_sid(json_t *rec, char buf[32]);
-
-/*
- * rec's element of a dt_settle request: {"id" (as text), then
- * "error":{"kind","message"} (and "retryable" when rec's error has it),
- * or "analysis" with "model", "prompt_version", the token counts out of
- * "usage", "latency_ms", "cost_usd" and "reused" where rec has them, or
- * "same_text":{"as"} (with "final": true once the input has ended) for
- * a row that takes the analysis of another, or else
- * "skip":{"reason","message"}}.  Returns a new reference, or NULL when
- * out of memory.
- */
-json_t *dt_store_settle_item(struct dt_store *s, json_t *rec);
-
-/*
- * Notes what rec (a record about to be batched) says about analyses that
- * following rows take (s->wanted): a follower wants its row's analysis,
- * and a record with an analysis that is wanted gives it.
- */
-void dt_store_note_analysis(struct dt_store *s, json_t *rec);
-
-/*
- * Moves the waiting records into the empty batch, as many as fit and
- * belong to one run; the batch is then sent no sooner than 200 ms from
- * now.  Returns how many it moved.
- */
-size_t dt_store_wait_take(struct dt_store *s);
 
 /*
  * Sends the batch (with --dry-run, says what it would send), writes its
