@@ -11,8 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "clock.h"
 #include "cli.h"
 #include "config.h"
@@ -35,25 +33,15 @@ static const char usage_head[] =
     "through.\n";
 
 static const char usage_tail[] =
-    "When Supabase is unavailable, dt-store probes it with backoff and\n"
-    "sends the batch again once it answers, for at most\n"
-    "DT_STORE_OUTAGE_SECONDS per outage, and no longer than half of\n"
-    "DT_DRAIN_SECONDS after the run stops (DT_STOP_FILE appears, or a\n"
-    "first signal).  A progress line has the records done, failed and\n"
-    "skipped, the rate, the cost so far and the time left (from\n"
-    "DT_STATE_DIR/fetch.claimed, DT_MAX_RECORDS, DT_RUN_STARTED_AT and\n"
-    "DT_DEADLINE_SECONDS, as dt-entrypoint sets them).\n"
-    "A record of a row that takes the analysis of another with the same\n"
-    "text (\"same_text\", from dt-fetch --reuse) is sent again while that\n"
-    "row is being analysed; once it is stored the record is too, and once\n"
-    "the input has ended, what still waits is given back (\"released\").\n"
-    "SIGTERM and SIGINT: the rest of the input is still read and stored (a\n"
+    "Through a Supabase outage dt-store probes with backoff and sends the\n"
+    "batch again, for at most DT_STORE_OUTAGE_SECONDS an outage and half of\n"
+    "DT_DRAIN_SECONDS after the run stops (DT_STOP_FILE appears, or a first\n"
+    "signal).  SIGTERM and SIGINT: the rest of the input is still stored (a\n"
     "second signal ends the program at once).  Exit status: 0 all stored,\n"
     "skipped (no text) or released (given back unanalyzed, with the\n"
-    "attempt: an outage, a setup error, the deadline, the budget), 1 some\n"
-    "records failed, 64 usage, 65 bad input,\n"
-    "69 Supabase unavailable (records not stored stay leased and come\n"
-    "back), 74 output error, 78 bad configuration.\n";
+    "attempt), 1 some records failed, 64 usage, 65 bad input, 69 Supabase\n"
+    "unavailable (records not stored stay leased and come back), 74 output\n"
+    "error, 78 bad configuration.\n";
 
 /* The longest run id dt_claim accepts. */
 #define RUN_ID_MAX 200
@@ -61,9 +49,8 @@ static const char usage_tail[] =
 volatile sig_atomic_t dt_store_got_signal;
 
 /*
- * The first SIGTERM or SIGINT is only noted (and logged by the loop):
- * the input is still read to its end.  A second one takes the default
- * action, so a person can still end the program by hand.
+ * The first SIGTERM or SIGINT is only noted: the input is still read to
+ * its end.  A second one takes the default action.
  */
 static void
 on_signal(int sig)
@@ -77,7 +64,6 @@ on_signal(int sig)
 	dt_store_got_signal = sig;
 }
 
-/* Writes rec as a line of its own. */
 static void
 emit(struct dt_store *s, json_t *rec)
 {
@@ -154,7 +140,7 @@ dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why)
 	    "not_stored", "message", why), "failed");
 }
 
-/* A bad input record (at where, or NULL when logged): failed, and why. */
+/* A bad input record (at where; NULL: logged already): failed, and why. */
 static void
 emit_bad(struct dt_store *s, json_t *rec, const char *why, const char *where)
 {
@@ -169,23 +155,21 @@ emit_bad(struct dt_store *s, json_t *rec, const char *why, const char *where)
 }
 
 /*
- * Notes what rec (a record about to be batched) says about analyses that
- * following rows take (s->wanted): a follower wants its row's analysis,
- * and a record with an analysis that is wanted gives it.
+ * Notes in s->wanted that rec follows another row's analysis, or that it
+ * has the analysis a follower wants.
  */
 static void
 note_analysis(struct dt_store *s, json_t *rec)
 {
 	json_t *as = dt_store_same_text_as(rec), *analysis, *model, *version;
 	char num[32];
-	const char *sid;
+	const char *sid = dt_store_sid(rec, num);
 
 	if (as != NULL && json_object_get(s->wanted,
 	    json_string_value(as)) == NULL)
 		json_object_set_new(s->wanted, json_string_value(as),
 		    json_null());
 	analysis = json_object_get(rec, "analysis");
-	sid = dt_store_sid(rec, num);
 	if (!json_is_object(analysis) ||
 	    !json_is_null(json_object_get(s->wanted, sid)))
 		return;
@@ -235,10 +219,7 @@ take(struct dt_store *s, json_t *rec, const char *where)
 		s->run_id = strdup(run);
 		s->first_ms = dt_now_ms();
 	}
-	/*
-	 * Status lines carry no message text: it is private and large.
-	 * "store" and "status" are dt-store's own, written last.
-	 */
+	/* The text is private and large; "store" and "status" come last. */
 	json_object_del(rec, "text");
 	json_object_del(rec, "row");
 	json_object_del(rec, "store");
@@ -257,9 +238,8 @@ take(struct dt_store *s, json_t *rec, const char *where)
 }
 
 /*
- * Moves the waiting records into the empty batch, as many as fit and
- * belong to one run; the batch is then sent no sooner than 200 ms from
- * now.  Returns how many it moved.
+ * Moves waiting records of one run into the empty batch, as many as fit,
+ * to be sent no sooner than 200 ms from now.  Returns how many it moved.
  */
 static size_t
 wait_take(struct dt_store *s)
@@ -285,7 +265,6 @@ wait_take(struct dt_store *s)
 		json_array_remove(s->waiting, i);
 		moved++;
 	}
-	/* The row it waits for gets a moment to be analysed and stored. */
 	if (moved > 0 && s->first_ms == 0)
 		s->first_ms = dt_now_ms() + (s->max_delay < 200 ?
 		    200 - s->max_delay : 0);
@@ -331,11 +310,9 @@ static const struct dt_cmd cmd = {usage_head, usage_tail, opt,
     sizeof(opt) / sizeof(opt[0])};
 
 /*
- * Reads the flags and the environment into s (store) and checks them
- * all, logging one line per problem.  Returns 0 or an exit status:
- * DT_EXIT_USAGE for a bad command line, DT_EXIT_CONFIG for bad settings
- * (with --check-config every bad value, flags included, and the
- * Supabase settings too).
+ * Reads the settings into s (store), logging one line per problem.
+ * Returns 0, DT_EXIT_USAGE or DT_EXIT_CONFIG (with --check-config, for
+ * any bad value, the Supabase settings' included).
  */
 static int
 configure(struct dt_store *s, int argc, char **argv)
@@ -366,7 +343,6 @@ loop(struct dt_store *s, struct dt_reader *r)
 	int rc, noted = 0;
 
 	for (;;) {
-		/* Rows waiting for another's analysis are asked about again. */
 		if (json_array_size(s->batch) == 0 &&
 		    json_array_size(s->waiting) > 0)
 			wait_take(s);
@@ -397,7 +373,6 @@ loop(struct dt_store *s, struct dt_reader *r)
 			continue;
 		}
 		if (rc == DT_NDJSON_BAD) {
-			/* The reader has logged it already. */
 			rec = dt_record_bad_line(dt_reader_where(r),
 			    dt_reader_error(r), dt_reader_excerpt(r));
 			if (rec != NULL)
@@ -407,33 +382,27 @@ loop(struct dt_store *s, struct dt_reader *r)
 		json_decref(rec);
 	}
 	dt_store_flush(s);
-	/*
-	 * Every record has come: a row still waiting for another's analysis
-	 * takes it if it is stored by now, and is given back otherwise.
-	 */
+	/* What still waits for another row's analysis is asked a last time. */
 	s->final = 1;
 	while (json_array_size(s->waiting) > 0 && wait_take(s) > 0)
 		dt_store_flush(s);
 }
 
+/* The stage record, with "reused" only when analyses were reused. */
 static void
 emit_stage(struct dt_store *s)
 {
 	json_t *rec = dt_record_stage("dt-store", s->first_run, s->status,
-	    s->message, json_pack("{sIsIsIsIsIsIsIsIsIsI}",
+	    s->message, json_pack("{sIsIsIsIsIsIsIsIsIsIso*}",
 	    "stored", (json_int_t)s->stored, "released",
 	    (json_int_t)s->released, "failed", (json_int_t)s->failed,
-	    "skipped", (json_int_t)s->skipped,
-	    "unchanged", (json_int_t)s->unchanged,
-	    "lost", (json_int_t)s->lost,
-	    "not_stored", (json_int_t)s->not_stored,
-	    "bad", (json_int_t)s->bad, "batches", (json_int_t)s->batches,
-	    "outages", (json_int_t)s->outages), NULL, 0);
+	    "skipped", (json_int_t)s->skipped, "unchanged",
+	    (json_int_t)s->unchanged, "lost", (json_int_t)s->lost,
+	    "not_stored", (json_int_t)s->not_stored, "bad", (json_int_t)s->bad,
+	    "batches", (json_int_t)s->batches, "outages",
+	    (json_int_t)s->outages, "reused", s->reused > 0 ?
+	    json_integer(s->reused) : NULL), NULL, 0);
 
-	/* Only a run that reused analyses says how many. */
-	if (rec != NULL && s->reused > 0)
-		json_object_set_new(json_object_get(rec, "counts"), "reused",
-		    json_integer(s->reused));
 	if (rec != NULL)
 		emit(s, rec);
 	json_decref(rec);
@@ -464,17 +433,14 @@ int
 main(int argc, char **argv)
 {
 	struct dt_store *s = &store;
-	struct dt_reader *r = NULL;
+	struct dt_reader *r;
 	int rc;
 
 	if (dt_cli_start("dt-store") < 0)
 		return DT_EXIT_CONFIG;
 	if ((rc = configure(s, argc, argv)) != 0 || s->check)
 		return rc;
-	/*
-	 * No dt_http_set_stop_flag(): a signal must not cut the retries of
-	 * a batch short, or its records would not be stored.
-	 */
+	/* No dt_http_set_stop_flag(): a signal must not cut retries short. */
 	dt_cli_catch_signals(on_signal, SA_RESTART);
 	s->batch = json_array();
 	s->waiting = json_array();

@@ -8,14 +8,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "clock.h"
 #include "exit.h"
 #include "http.h"
 #include "log.h"
 #include "ndjson.h"
-#include "utf8.h"
+#include "record.h"
 
 #include "store.h"
 
@@ -63,14 +61,9 @@ analysis_item(json_t *rec, const char *sid)
 }
 
 /*
- * rec's element of a dt_settle request: {"id" (as text), then
- * "error":{"kind","message"} (and "retryable" when rec's error has it),
- * or "analysis" with "model", "prompt_version", the token counts out of
- * "usage", "latency_ms", "cost_usd" and "reused" where rec has them, or
- * "same_text":{"as"} (with "final": true once the input has ended) for
- * a row that takes the analysis of another, or else
- * "skip":{"reason","message"}}.  Returns a new reference, or NULL when
- * out of memory.
+ * rec's element of a dt_settle request (docs/supabase.md): its id as
+ * text and its "same_text" (with "final" once the input has ended),
+ * "error", "analysis" or "skip".  Returns a new reference, or NULL.
  */
 static json_t *
 settle_item(struct dt_store *s, json_t *rec)
@@ -94,7 +87,6 @@ settle_item(struct dt_store *s, json_t *rec)
 		    NULL);
 	if (json_is_object(json_object_get(rec, "analysis")))
 		return analysis_item(rec, sid);
-	/* Nothing to analyze. */
 	return json_pack("{sss{ssss}}", "id", sid, "skip", "reason",
 	    text_or(json_object_get(skip, "reason"), "no_text"), "message",
 	    text_or(json_object_get(skip, "message"), ""));
@@ -102,11 +94,8 @@ settle_item(struct dt_store *s, json_t *rec)
 
 /*
  * When to give up on an outage that began at start: after
- * DT_STORE_OUTAGE_SECONDS, and no later than half of DT_DRAIN_SECONDS
- * after the run stopped (the other half is for the rest of the pipeline
- * and the report).  The run stopped at a first SIGTERM or SIGINT, or when
- * the stop file appeared, as its age says: it may have been there long
- * before an outage made us look.
+ * DT_STORE_OUTAGE_SECONDS, and half of DT_DRAIN_SECONDS after the run
+ * stopped (a first signal, or the stop file, whose age says when).
  */
 static long long
 give_up_at(struct dt_store *s, long long start)
@@ -132,12 +121,9 @@ give_up_at(struct dt_store *s, long long start)
 }
 
 /*
- * Waits through an outage (why: what the last request got): probes
- * Supabase with a call of the same function on no records, after each
- * wait (exponential backoff with full jitter, the shared policy), until
- * it answers (returns 0: send the batch again) or it is time to give up
- * (returns -1).  A stop that comes meanwhile shortens the wait.  Each try
- * logs one line.
+ * Waits through an outage (why: what the last request got), probing with
+ * a call of path on no records after each backoff, until Supabase answers
+ * (returns 0) or it is time to give up (-1).  Logs one line a try.
  */
 static int
 outage_wait(struct dt_store *s, const char *path, const char *why)
@@ -186,60 +172,21 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 	return -1;
 }
 
-/* rec's id for a message: 42, or "a-1" with at most 64 bytes of it. */
-static const char *
-id_note(json_t *rec, char buf[80])
-{
-	json_t *id = json_object_get(rec, "id");
-	const char *v = json_string_value(id);
-
-	if (v == NULL)
-		return dt_store_sid(rec, buf);
-	snprintf(buf, 80, "\"%.*s\"", (int)utf8_cut(v, strlen(v), 64), v);
-	return buf;
-}
-
-/*
- * The status of a dt_settle or dt_reclaim outcome (docs/supabase.md):
- * the rows --reclaim left alone are "unchanged", lost ones "failed".
- */
+/* The status of an outcome: what --reclaim left alone is "unchanged". */
 static const char *
 status_of(const char *outcome)
 {
-	if (strcmp(outcome, "stored") == 0)
-		return "stored";
-	if (strcmp(outcome, "skipped") == 0)
-		return "skipped";
-	if (strcmp(outcome, "released") == 0)
-		return "released";
+	if (strcmp(outcome, "stored") == 0 ||
+	    strcmp(outcome, "skipped") == 0 ||
+	    strcmp(outcome, "released") == 0)
+		return outcome;
 	if (strcmp(outcome, "settled") == 0 || strcmp(outcome, "held") == 0 ||
 	    strcmp(outcome, "pending") == 0)
 		return "unchanged";
 	return "failed";
 }
 
-/* Says why a record came back "lost", and how to store it anyway. */
-static void
-warn_lost(struct dt_store *s, json_t *rec)
-{
-	char id[80];
-
-	s->lost++;
-	if (s->reclaim)
-		dt_warn("record %s: not reclaimed: the id is not in "
-		    "dt_results", id_note(rec, id));
-	else
-		dt_warn("record %s: lost: run %s no longer holds this row (its "
-		    "lease expired and another run took it over, or the id is "
-		    "not in dt_results); its result is in this run's analyze "
-		    "output, which dt-store --reclaim stores once no live run "
-		    "holds the row", id_note(rec, id), s->run_id);
-}
-
-/*
- * The reply row for source id sid: the last one when the server sent
- * several (an id given twice has one outcome), or NULL.  Borrowed.
- */
+/* The last reply row for source id sid, or NULL.  Borrowed. */
 static json_t *
 reply_row(json_t *rows, const char *sid)
 {
@@ -259,54 +206,49 @@ reply_row(json_t *rows, const char *sid)
 static void
 emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 {
-	json_t *rec, *row, *outcome, *attempts;
-	const char *status;
-	char num[32];
+	json_t *rec, *row, *attempts;
+	const char *outcome, *status;
+	char num[32], id[210];
 	size_t i;
 
 	for (i = from; i < to; i++) {
 		rec = json_array_get(s->batch, i);
 		row = reply_row(rows, dt_store_sid(rec, num));
-		outcome = json_object_get(row, "outcome");
 		attempts = json_object_get(row, "attempts");
-		if (!json_is_string(outcome)) {
+		if ((outcome = json_string_value(json_object_get(row,
+		    "outcome"))) == NULL) {
 			dt_store_not_stored(s, rec, "the server did not report "
 			    "on this record");
 			dt_store_worse(s, DT_EXIT_TEMPFAIL);
 			continue;
 		}
 		/* Sent again once its row is settled (fails out of memory). */
-		if (strcmp(json_string_value(outcome), "waiting") == 0 &&
+		if (strcmp(outcome, "waiting") == 0 &&
 		    json_array_append(s->waiting, rec) == 0)
 			continue;
-		if (strcmp(json_string_value(outcome), "lost") == 0)
-			warn_lost(s, rec);
-		status = status_of(json_string_value(outcome));
+		if (strcmp(outcome, "lost") == 0) {
+			s->lost++;
+			dt_record_id_str(json_object_get(rec, "id"), id,
+			    sizeof(id));
+			if (s->reclaim)
+				dt_warn("record %s: not reclaimed: the id is "
+				    "not in dt_results", id);
+			else
+				dt_warn("record %s: lost: run %s no longer "
+				    "holds this row (its lease expired and "
+				    "another run took it over, or the id is "
+				    "not in dt_results); its result is in this "
+				    "run's analyze output, which dt-store "
+				    "--reclaim stores once no live run holds "
+				    "the row", id, s->run_id);
+		}
+		status = status_of(outcome);
 		if (strcmp(status, "failed") == 0)
 			dt_store_worse(s, DT_EXIT_PARTIAL);
-		dt_store_emit_status(s, rec, json_pack("{sOsO}", "outcome",
+		dt_store_emit_status(s, rec, json_pack("{sssO}", "outcome",
 		    outcome, "attempts", attempts != NULL ? attempts :
 		    json_null()), status);
 	}
-}
-
-/* The request for records [from, to), or NULL when out of memory. */
-static char *
-request(struct dt_store *s, size_t from, size_t to)
-{
-	json_t *items = json_array(), *req;
-	char *text = NULL;
-	size_t i;
-
-	for (i = from; i < to; i++)
-		if (json_array_append_new(items, settle_item(s,
-		    json_array_get(s->batch, i))) < 0)
-			break;
-	req = json_pack("{ssso}", "p_run_id", s->run_id, "p_results", items);
-	if (req != NULL && i == to)
-		text = json_dumps(req, DT_LINE_FLAGS);
-	json_decref(req);
-	return text;
 }
 
 /*
@@ -318,14 +260,23 @@ static int
 post(struct dt_store *s, size_t from, size_t to, struct dt_sb_result *res)
 {
 	const char *path = s->reclaim ? "rpc/dt_reclaim" : "rpc/dt_settle";
-	char *req = request(s, from, to);
+	json_t *items = json_array(), *req;
+	char *text = NULL;
 	int answered = 0;
+	size_t i;
 
+	for (i = from; i < to; i++)
+		json_array_append_new(items, settle_item(s,
+		    json_array_get(s->batch, i)));
+	req = json_pack("{ssso}", "p_run_id", s->run_id, "p_results", items);
+	if (json_array_size(items) == to - from)
+		text = json_dumps(req, DT_LINE_FLAGS);
+	json_decref(req);
 	memset(res, 0, sizeof(*res));
 	res->kind = DT_SB_UNAVAILABLE;
 	snprintf(res->message, sizeof(res->message), "out of memory");
-	while (req != NULL) {
-		dt_supabase_call_raw(s->sb, "POST", path, req, strlen(req),
+	while (text != NULL) {
+		dt_supabase_call_raw(s->sb, "POST", path, text, strlen(text),
 		    NULL, 1, res);
 		if ((res->kind != DT_SB_UNAVAILABLE &&
 		    res->kind != DT_SB_TIMEOUT) || answered == 2 ||
@@ -334,26 +285,23 @@ post(struct dt_store *s, size_t from, size_t to, struct dt_sb_result *res)
 		answered++;
 		dt_sb_result_clear(res);
 	}
-	free(req);
+	free(text);
 	s->batches++;
 	return answered;
 }
 
 /*
- * Sends records [from, to) of the batch in one request and writes their
- * status lines.  On a 400 for more than one record it sends them one by
- * one, so one bad record does not take its batch down with it.  Through
- * an outage it waits and sends them again.  A request that still fails
- * while the probes get answers is this request's trouble, not an outage
- * (a statement timeout on a large batch, say): its records are sent one
- * by one, and a single one is given up without ending the run's storing.
+ * Sends records [from, to) of the batch and writes their status lines.
+ * After a 400, or while the probes are answered but the request still
+ * fails (a statement timeout on a large batch), the records are sent one
+ * by one, and a single record is given up, not the run's storing.
  */
 static void
 send_range(struct dt_store *s, size_t from, size_t to)
 {
 	struct dt_sb_result res;
-	char why[1200], id[80];
-	json_t *rec;
+	char why[1200], id[210];
+	json_t *rec = json_array_get(s->batch, from);
 	size_t i;
 	int answered;
 
@@ -375,14 +323,12 @@ send_range(struct dt_store *s, size_t from, size_t to)
 		for (i = from; i < to; i++)
 			send_range(s, i, i + 1);
 	} else if (answered == 2 || res.kind == DT_SB_REJECTED) {
-		/* One record: it is given up, not the run's storing. */
-		rec = json_array_get(s->batch, from);
 		snprintf(why, sizeof(why), "%s: %s", answered == 2 ? "Supabase "
 		    "answers, but not to this record" : "Supabase rejected it",
 		    res.message);
-		dt_warn("record %s: %s%s", id_note(rec, id), why,
-		    answered == 2 ? "; it stays leased and comes back after "
-		    "the lease" : "");
+		dt_warn("record %s: %s%s", dt_record_id_str(json_object_get(rec,
+		    "id"), id, sizeof(id)), why, answered == 2 ? "; it stays "
+		    "leased and comes back after the lease" : "");
 		dt_store_worse(s, answered == 2 ? dt_sb_exit(res.kind) :
 		    DT_EXIT_DATAERR);
 		dt_store_not_stored(s, rec, why);

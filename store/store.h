@@ -1,7 +1,6 @@
 /*
- * store.h: what the two files of dt-store share: the run's state and
- * its status lines (dt-store.c, which reads and batches the records) and
- * sending a batch (send.c).
+ * store.h: what dt-store.c (reading and batching the records, and their
+ * status lines) and send.c (sending a batch) share.
  */
 #ifndef DT_STORE_H
 #define DT_STORE_H
@@ -19,14 +18,9 @@
 
 /* One run of dt-store: its settings, its batch and its counts. */
 struct dt_store {
-	long long batch_size, max_delay, max_line;
-	int dry_run;
-	int check;              /* --check-config */
-	int reclaim;            /* --reclaim: dt_reclaim, not dt_settle */
-	long long outage_s;     /* DT_STORE_OUTAGE_SECONDS */
-	long long drain_s;      /* DT_DRAIN_SECONDS */
-	const char *stop_file;  /* DT_STOP_FILE or NULL */
-	const char *default_run;
+	long long batch_size, max_delay, max_line, outage_s, drain_s;
+	int dry_run, check, reclaim;
+	const char *stop_file, *default_run;
 	struct dt_supabase *sb;
 	long long stop_ms;      /* when the run stopped (dt_now_ms()), or 0 */
 	int dead;               /* a fatal error (message): store no more */
@@ -37,27 +31,17 @@ struct dt_store {
 	char *run_id;           /* run of the batch */
 	long long first_ms;     /* when the first record came */
 	/*
-	 * Records of rows that take the analysis of a row still being
-	 * analysed (dt_settle said "waiting"), to be sent again; final: the
-	 * input has ended, so what they wait for will not come.
+	 * Records whose row waits for another row's analysis, to be sent
+	 * again; final once the input has ended.  wanted: by source id, the
+	 * analyses followers take (null until that row's record came).
 	 */
-	json_t *waiting;
+	json_t *waiting, *wanted;
 	int final;
-	/*
-	 * The rows whose analysis following rows take, by source id: null
-	 * until that row's record came with its analysis, then
-	 * {"analysis","model","prompt_version"} for their status lines.
-	 */
-	json_t *wanted;
 
 	struct dt_progress progress;
 	char *first_run;        /* for the stage record */
-	long long stored, failed, skipped, not_stored, bad, batches;
-	long long lost;         /* rows this run no longer held */
-	long long unchanged;    /* --reclaim: rows left alone */
-	long long released;     /* given back unanalyzed, attempt returned */
-	long long reused;       /* stored with another row's analysis */
-	long long outages;      /* outages waited through */
+	long long stored, failed, skipped, unchanged, released, reused;
+	long long lost, not_stored, bad, batches, outages;
 	int status;
 	char message[1100];     /* the stage record's; why, once dead */
 };
@@ -69,9 +53,8 @@ extern volatile sig_atomic_t dt_store_got_signal;
 void dt_store_worse(struct dt_store *s, int status);
 
 /*
- * The source id of the row whose analysis rec takes (dt-fetch --reuse
- * wrote "same_text": {"as"} and a "skip" of reason same_text), or NULL
- * (also for a record with an error).  Borrowed.
+ * The source id of the row whose analysis rec takes ("same_text": {"as"}
+ * and a "skip" of reason same_text, no error), or NULL.  Borrowed.
  */
 json_t *dt_store_same_text_as(json_t *rec);
 
@@ -79,9 +62,8 @@ json_t *dt_store_same_text_as(json_t *rec);
 const char *dt_store_sid(json_t *rec, char buf[32]);
 
 /*
- * Writes rec (a record of the batch, or a bad one) with "store" (a new
- * reference, stolen) and "status", and counts it.  A record stored with
- * the analysis of another row ("same_text") shows that analysis.
+ * Writes rec with "store" (a new reference, stolen) and "status", and
+ * counts it.  A follower stored shows the analysis it took.
  */
 void dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
     const char *status);
@@ -89,10 +71,7 @@ void dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
 /* Writes rec as not stored, for the reason why. */
 void dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why);
 
-/*
- * Sends the batch (with --dry-run, says what it would send), writes its
- * status lines and empties it.
- */
+/* Sends the batch (--dry-run: says what it would send) and empties it. */
 void dt_store_flush(struct dt_store *s);
 
 #endif
