@@ -55,21 +55,9 @@ volatile sig_atomic_t dt_store_got_signal;
 static void
 on_signal(int sig)
 {
-	if (dt_store_got_signal != 0) {
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		raise(sig);
-		return;
-	}
 	dt_store_got_signal = sig;
-}
-
-static void
-emit(struct dt_store *s, json_t *rec)
-{
-	if (dt_emit(rec) < 0)
-		dt_store_worse(s, dt_out_status() != 0 ? dt_out_status() :
-		    DT_EXIT_IOERR);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
 }
 
 void
@@ -129,7 +117,7 @@ dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
 	/* null when store could not be made (out of memory). */
 	json_object_set_new(rec, "store", store != NULL ? store : json_null());
 	json_object_set_new(rec, "status", json_string(status));
-	emit(s, rec);
+	dt_emit(rec);
 }
 
 void
@@ -161,7 +149,7 @@ emit_bad(struct dt_store *s, json_t *rec, const char *why, const char *where)
 static void
 note_analysis(struct dt_store *s, json_t *rec)
 {
-	json_t *as = dt_store_same_text_as(rec), *analysis, *model, *version;
+	json_t *as = dt_store_same_text_as(rec), *analysis;
 	char num[32];
 	const char *sid = dt_store_sid(rec, num);
 
@@ -170,14 +158,21 @@ note_analysis(struct dt_store *s, json_t *rec)
 		json_object_set_new(s->wanted, json_string_value(as),
 		    json_null());
 	analysis = json_object_get(rec, "analysis");
-	if (!json_is_object(analysis) ||
-	    !json_is_null(json_object_get(s->wanted, sid)))
-		return;
-	model = json_object_get(rec, "model");
-	version = json_object_get(rec, "prompt_version");
-	json_object_set_new(s->wanted, sid, json_pack("{sOsOsO}", "analysis",
-	    analysis, "model", model != NULL ? model : json_null(),
-	    "prompt_version", version != NULL ? version : json_null()));
+	if (json_is_object(analysis) &&
+	    json_is_null(json_object_get(s->wanted, sid)))
+		json_object_set_new(s->wanted, sid, json_pack("{sOsO?sO?}",
+		    "analysis", analysis, "model", json_object_get(rec,
+		    "model"), "prompt_version", json_object_get(rec,
+		    "prompt_version")));
+}
+
+/* rec's run id, else --run-id's (NULL when neither). */
+static const char *
+run_of(struct dt_store *s, json_t *rec)
+{
+	const char *run = json_string_value(json_object_get(rec, "run_id"));
+
+	return run != NULL && *run != '\0' ? run : s->default_run;
 }
 
 /* Takes one input record, read at where, into the batch. */
@@ -191,13 +186,11 @@ take(struct dt_store *s, json_t *rec, const char *where)
 	    json_object_get(rec, "id") == NULL) {
 		/* Another stage's record passes through, in its place. */
 		dt_store_flush(s);
-		emit(s, rec);
+		dt_emit(rec);
 		return;
 	}
 	dt_progress_add(&s->progress, rec);
-	run = json_string_value(json_object_get(rec, "run_id"));
-	if (run == NULL || *run == '\0')
-		run = s->default_run;
+	run = run_of(s, rec);
 	if (dt_record_id(rec, &id, &why) == 0 &&
 	    !json_is_object(json_object_get(rec, "error")) &&
 	    !json_is_object(json_object_get(rec, "analysis")) &&
@@ -246,22 +239,18 @@ wait_take(struct dt_store *s)
 {
 	size_t i = 0, moved = 0;
 	json_t *rec;
-	const char *run;
 
 	while (i < json_array_size(s->waiting) &&
 	    (long long)json_array_size(s->batch) < s->batch_size) {
 		rec = json_array_get(s->waiting, i);
-		run = json_string_value(json_object_get(rec, "run_id"));
-		if (run == NULL)
-			run = s->default_run;
-		if (run == NULL || (s->run_id != NULL &&
-		    strcmp(s->run_id, run) != 0)) {
+		if (s->run_id == NULL)
+			s->run_id = strdup(run_of(s, rec));
+		if (s->run_id == NULL ||
+		    strcmp(s->run_id, run_of(s, rec)) != 0 ||
+		    json_array_append(s->batch, rec) < 0) {
 			i++;
 			continue;
 		}
-		if ((s->run_id == NULL && (s->run_id = strdup(run)) == NULL) ||
-		    json_array_append(s->batch, rec) < 0)
-			break;
 		json_array_remove(s->waiting, i);
 		moved++;
 	}
@@ -404,7 +393,7 @@ emit_stage(struct dt_store *s)
 	    json_integer(s->reused) : NULL), NULL, 0);
 
 	if (rec != NULL)
-		emit(s, rec);
+		dt_emit(rec);
 	json_decref(rec);
 }
 
@@ -466,8 +455,9 @@ main(int argc, char **argv)
 	if (s->status == DT_EXIT_PARTIAL && s->message[0] == '\0')
 		snprintf(s->message, sizeof(s->message),
 		    "%lld records failed", s->failed);
-	if (dt_out_status() == 0)
-		emit_stage(s);
+	emit_stage(s);
+	/* A status line or the stage record could not be written. */
+	dt_store_worse(s, dt_out_status());
 	log_closing(s);
 	dt_reader_free(r);
 	dt_supabase_free(s->sb);

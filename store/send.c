@@ -34,16 +34,40 @@ count(json_t *src, const char *key)
 	    json_integer_value(v) <= 2147483647 ? v : NULL;
 }
 
-/* rec's analysis and the fields dt_settle keeps beside it. */
+/*
+ * rec's element of a dt_settle request (docs/supabase.md): its id as
+ * text and its "same_text" (with "final" once the input has ended),
+ * "error", "analysis" or "skip".  Returns a new reference, or NULL.
+ */
 static json_t *
-analysis_item(json_t *rec, const char *sid)
+settle_item(struct dt_store *s, json_t *rec)
 {
+	json_t *error = json_object_get(rec, "error");
+	json_t *retryable = json_object_get(error, "retryable");
+	json_t *skip = json_object_get(rec, "skip");
+	json_t *as = dt_store_same_text_as(rec);
 	json_t *usage = json_object_get(rec, "usage");
 	json_t *model = json_object_get(rec, "model");
 	json_t *version = json_object_get(rec, "prompt_version");
 	json_t *cost = json_object_get(rec, "cost_usd");
 	json_t *from = json_object_get(json_object_get(rec, "reused"), "from");
+	char num[32];
+	const char *sid = dt_store_sid(rec, num);
 
+	if (as != NULL)
+		return json_pack("{sss{sOso*}}", "id", sid, "same_text", "as",
+		    as, "final", s->final ? json_true() : NULL);
+	/* dt_settle parks a record whose error is not retryable. */
+	if (json_is_object(error))
+		return json_pack("{sss{sssssO*}}", "id", sid, "error", "kind",
+		    text_or(json_object_get(error, "kind"), "bad_record"),
+		    "message", text_or(json_object_get(error, "message"), ""),
+		    "retryable", json_is_boolean(retryable) ? retryable :
+		    NULL);
+	if (!json_is_object(json_object_get(rec, "analysis")))
+		return json_pack("{sss{ssss}}", "id", sid, "skip", "reason",
+		    text_or(json_object_get(skip, "reason"), "no_text"),
+		    "message", text_or(json_object_get(skip, "message"), ""));
 	if (!json_is_number(cost))
 		cost = json_object_get(usage, "cost_usd");
 	/* "O*" leaves out a member whose value is NULL. */
@@ -58,38 +82,6 @@ analysis_item(json_t *rec, const char *sid)
 	    "cost_usd", json_is_number(cost) ? cost : NULL,
 	    "reused", json_is_string(from) ? json_pack("{sO}", "from", from) :
 	    NULL);
-}
-
-/*
- * rec's element of a dt_settle request (docs/supabase.md): its id as
- * text and its "same_text" (with "final" once the input has ended),
- * "error", "analysis" or "skip".  Returns a new reference, or NULL.
- */
-static json_t *
-settle_item(struct dt_store *s, json_t *rec)
-{
-	json_t *error = json_object_get(rec, "error");
-	json_t *skip = json_object_get(rec, "skip");
-	json_t *as = dt_store_same_text_as(rec);
-	json_t *retryable = json_object_get(error, "retryable");
-	char num[32];
-	const char *sid = dt_store_sid(rec, num);
-
-	if (as != NULL)
-		return json_pack("{sss{sOso*}}", "id", sid, "same_text", "as",
-		    as, "final", s->final ? json_true() : NULL);
-	/* dt_settle parks a record whose error is not retryable. */
-	if (json_is_object(error))
-		return json_pack("{sss{sssssO*}}", "id", sid, "error", "kind",
-		    text_or(json_object_get(error, "kind"), "bad_record"),
-		    "message", text_or(json_object_get(error, "message"), ""),
-		    "retryable", json_is_boolean(retryable) ? retryable :
-		    NULL);
-	if (json_is_object(json_object_get(rec, "analysis")))
-		return analysis_item(rec, sid);
-	return json_pack("{sss{ssss}}", "id", sid, "skip", "reason",
-	    text_or(json_object_get(skip, "reason"), "no_text"), "message",
-	    text_or(json_object_get(skip, "message"), ""));
 }
 
 /*
@@ -186,34 +178,22 @@ status_of(const char *outcome)
 	return "failed";
 }
 
-/* The last reply row for source id sid, or NULL.  Borrowed. */
-static json_t *
-reply_row(json_t *rows, const char *sid)
-{
-	size_t j = json_array_size(rows);
-	const char *r;
-
-	while (j-- > 0) {
-		r = json_string_value(json_object_get(json_array_get(rows, j),
-		    "source_id"));
-		if (r != NULL && strcmp(r, sid) == 0)
-			return json_array_get(rows, j);
-	}
-	return NULL;
-}
-
 /* Writes the status lines of records [from, to) from the reply rows. */
 static void
 emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 {
-	json_t *rec, *row, *attempts;
+	json_t *by_id = json_object(), *rec, *row, *attempts;
 	const char *outcome, *status;
 	char num[32], id[210];
 	size_t i;
 
+	/* An id given twice has one outcome: the last row for it. */
+	json_array_foreach(rows, i, row)
+		json_object_set(by_id, json_string_value(json_object_get(row,
+		    "source_id")), row);
 	for (i = from; i < to; i++) {
 		rec = json_array_get(s->batch, i);
-		row = reply_row(rows, dt_store_sid(rec, num));
+		row = json_object_get(by_id, dt_store_sid(rec, num));
 		attempts = json_object_get(row, "attempts");
 		if ((outcome = json_string_value(json_object_get(row,
 		    "outcome"))) == NULL) {
@@ -249,6 +229,7 @@ emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 		    outcome, "attempts", attempts != NULL ? attempts :
 		    json_null()), status);
 	}
+	json_decref(by_id);
 }
 
 /*
@@ -259,6 +240,8 @@ emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 static int
 post(struct dt_store *s, size_t from, size_t to, struct dt_sb_result *res)
 {
+	static const struct dt_sb_result oom = {.kind = DT_SB_UNAVAILABLE,
+	    .message = "out of memory"};
 	const char *path = s->reclaim ? "rpc/dt_reclaim" : "rpc/dt_settle";
 	json_t *items = json_array(), *req;
 	char *text = NULL;
@@ -272,9 +255,7 @@ post(struct dt_store *s, size_t from, size_t to, struct dt_sb_result *res)
 	if (json_array_size(items) == to - from)
 		text = json_dumps(req, DT_LINE_FLAGS);
 	json_decref(req);
-	memset(res, 0, sizeof(*res));
-	res->kind = DT_SB_UNAVAILABLE;
-	snprintf(res->message, sizeof(res->message), "out of memory");
+	*res = oom;
 	while (text != NULL) {
 		dt_supabase_call_raw(s->sb, "POST", path, text, strlen(text),
 		    NULL, 1, res);
