@@ -27,31 +27,23 @@ static const char usage_head[] =
     "       dt-store --reclaim [-hnqvV] [-b size] [-r run-id] file ...\n"
     "       dt-store --check-config [-n] [option ...]\n"
     "\n"
-    "Stores analyzed records (from the files, or stdin) through Supabase's\n"
-    "data API and writes one status line per record after its batch is\n"
-    "committed, then a stage record.  Stage records of earlier stages pass\n"
-    "through.\n";
+    "Stores analyzed records (from the files, or stdin) through Supabase\n"
+    "and writes one status line per record once its batch is committed,\n"
+    "then a stage record; earlier stages' records pass through.\n";
 
 static const char usage_tail[] =
     "Through a Supabase outage dt-store probes with backoff and sends the\n"
-    "batch again, for at most DT_STORE_OUTAGE_SECONDS an outage and half of\n"
-    "DT_DRAIN_SECONDS after the run stops (DT_STOP_FILE appears, or a first\n"
-    "signal).  SIGTERM and SIGINT: the rest of the input is still stored (a\n"
-    "second signal ends the program at once).  Exit status: 0 all stored,\n"
-    "skipped (no text) or released (given back unanalyzed, with the\n"
-    "attempt), 1 some records failed, 64 usage, 65 bad input, 69 Supabase\n"
-    "unavailable (records not stored stay leased and come back), 74 output\n"
-    "error, 78 bad configuration.\n";
-
-/* The longest run id dt_claim accepts. */
-#define RUN_ID_MAX 200
+    "batch again, for at most DT_STORE_OUTAGE_SECONDS and half of\n"
+    "DT_DRAIN_SECONDS after the run stops (DT_STOP_FILE, or a first signal).\n"
+    "SIGTERM, SIGINT: the rest of the input is still stored; a second one\n"
+    "ends the program.  Exit status: 0 all stored, skipped (no text) or\n"
+    "released (given back unanalyzed), 1 some records failed, 64 usage,\n"
+    "65 bad input, 69 Supabase unavailable (records not stored stay leased\n"
+    "and come back), 74 output error, 78 bad configuration.\n";
 
 volatile sig_atomic_t dt_store_got_signal;
 
-/*
- * The first SIGTERM or SIGINT is only noted: the input is still read to
- * its end.  A second one takes the default action.
- */
+/* A first SIGTERM or SIGINT is noted; a second one ends the program. */
 static void
 on_signal(int sig)
 {
@@ -66,68 +58,6 @@ dt_store_worse(struct dt_store *s, int status)
 	s->status = dt_exit_worse(s->status, status);
 }
 
-json_t *
-dt_store_same_text_as(json_t *rec)
-{
-	json_t *as = json_object_get(json_object_get(rec, "same_text"), "as");
-	const char *reason = json_string_value(json_object_get(
-	    json_object_get(rec, "skip"), "reason"));
-
-	if (json_is_object(json_object_get(rec, "error")) ||
-	    !json_is_string(as) || reason == NULL ||
-	    strcmp(reason, "same_text") != 0)
-		return NULL;
-	return as;
-}
-
-const char *
-dt_store_sid(json_t *rec, char buf[32])
-{
-	json_t *id = json_object_get(rec, "id");
-
-	if (json_is_string(id))
-		return json_string_value(id);
-	snprintf(buf, 32, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
-	return buf;
-}
-
-void
-dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
-    const char *status)
-{
-	json_t *as = dt_store_same_text_as(rec), *w;
-
-	if (strcmp(status, "stored") == 0) {
-		s->stored++;
-		if (as != NULL || (json_is_object(json_object_get(rec,
-		    "analysis")) && json_is_object(json_object_get(rec,
-		    "reused"))))
-			s->reused++;
-		if (as != NULL && json_is_object(w = json_object_get(s->wanted,
-		    json_string_value(as))))
-			json_object_update(rec, w);
-	} else if (strcmp(status, "skipped") == 0)
-		s->skipped++;
-	else if (strcmp(status, "unchanged") == 0)
-		s->unchanged++;
-	else if (strcmp(status, "released") == 0)
-		s->released++;
-	else
-		s->failed++;
-	/* null when store could not be made (out of memory). */
-	json_object_set_new(rec, "store", store != NULL ? store : json_null());
-	json_object_set_new(rec, "status", json_string(status));
-	dt_emit(rec);
-}
-
-void
-dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why)
-{
-	s->not_stored++;
-	dt_store_emit_status(s, rec, json_pack("{ssss}", "outcome",
-	    "not_stored", "message", why), "failed");
-}
-
 /* A bad input record (at where; NULL: logged already): failed, and why. */
 static void
 emit_bad(struct dt_store *s, json_t *rec, const char *why, const char *where)
@@ -140,30 +70,6 @@ emit_bad(struct dt_store *s, json_t *rec, const char *why, const char *where)
 	dt_store_worse(s, DT_EXIT_DATAERR);
 	dt_store_emit_status(s, rec, json_pack("{ssss}", "outcome",
 	    "bad_record", "message", why), "failed");
-}
-
-/*
- * Notes in s->wanted that rec follows another row's analysis, or that it
- * has the analysis a follower wants.
- */
-static void
-note_analysis(struct dt_store *s, json_t *rec)
-{
-	json_t *as = dt_store_same_text_as(rec), *analysis;
-	char num[32];
-	const char *sid = dt_store_sid(rec, num);
-
-	if (as != NULL && json_object_get(s->wanted,
-	    json_string_value(as)) == NULL)
-		json_object_set_new(s->wanted, json_string_value(as),
-		    json_null());
-	analysis = json_object_get(rec, "analysis");
-	if (json_is_object(analysis) &&
-	    json_is_null(json_object_get(s->wanted, sid)))
-		json_object_set_new(s->wanted, sid, json_pack("{sOsO?sO?}",
-		    "analysis", analysis, "model", json_object_get(rec,
-		    "model"), "prompt_version", json_object_get(rec,
-		    "prompt_version")));
 }
 
 /* rec's run id, else --run-id's (NULL when neither). */
@@ -217,7 +123,7 @@ take(struct dt_store *s, json_t *rec, const char *where)
 	json_object_del(rec, "row");
 	json_object_del(rec, "store");
 	json_object_del(rec, "status");
-	note_analysis(s, rec);
+	dt_store_note_analysis(s, rec);
 	if (json_array_append(s->batch, rec) < 0) {
 		dt_error("out of memory");
 		dt_store_worse(s, DT_EXIT_TEMPFAIL);
@@ -230,10 +136,7 @@ take(struct dt_store *s, json_t *rec, const char *where)
 		dt_store_flush(s);
 }
 
-/*
- * Moves waiting records of one run into the empty batch, as many as fit,
- * to be sent no sooner than 200 ms from now.  Returns how many it moved.
- */
+/* Moves waiting records of one run into the batch, to go in 200 ms. */
 static size_t
 wait_take(struct dt_store *s)
 {
@@ -275,9 +178,7 @@ static const struct dt_opt opt[] = {
 	    NULL, "validate and print what would be written"},
 	{0, "reclaim", NULL, DT_OPT_SWITCH, &store.reclaim, NULL, 0, 0, NULL,
 	    "store a saved run's output (its analyze.ndjson) after its leases "
-	    "expired: take over each row that is still unsettled and not "
-	    "leased live by another run; rows settled meanwhile are left "
-	    "alone (status \"unchanged\")"},
+	    "expired; rows settled or held meanwhile stay \"unchanged\""},
 	{'r', "run-id", "DT_RUN_ID", DT_OPT_TEXT, &store.default_run, NULL,
 	    0, 0, "id", "run id for records that carry none"},
 	DT_OPT_LIB("SUPABASE_URL"),
@@ -298,11 +199,7 @@ static const struct dt_opt opt[] = {
 static const struct dt_cmd cmd = {usage_head, usage_tail, opt,
     sizeof(opt) / sizeof(opt[0])};
 
-/*
- * Reads the settings into s (store), logging one line per problem.
- * Returns 0, DT_EXIT_USAGE or DT_EXIT_CONFIG (with --check-config, for
- * any bad value, the Supabase settings' included).
- */
+/* Reads and checks the settings: 0, DT_EXIT_USAGE or DT_EXIT_CONFIG. */
 static int
 configure(struct dt_store *s, int argc, char **argv)
 {
@@ -311,13 +208,12 @@ configure(struct dt_store *s, int argc, char **argv)
 	if (rc != 0 && rc != DT_EXIT_CONFIG)
 		return rc;
 	nconf = (rc != 0) + dt_progress_init(&s->progress);
+	/* dt_claim takes run ids of 1 to 200 characters. */
 	if (s->default_run != NULL && (*s->default_run == '\0' ||
-	    strlen(s->default_run) > RUN_ID_MAX)) {
-		dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",
-		    RUN_ID_MAX);
+	    strlen(s->default_run) > 200)) {
+		dt_error("DT_RUN_ID/--run-id: must be 1 to 200 characters");
 		nconf++;
 	}
-	/* Input files are input, not configuration: not opened. */
 	if (s->check && !s->dry_run)
 		nconf += dt_supabase_check();
 	return nconf > 0 ? DT_EXIT_CONFIG : 0;
@@ -332,8 +228,7 @@ loop(struct dt_store *s, struct dt_reader *r)
 	int rc, noted = 0;
 
 	for (;;) {
-		if (json_array_size(s->batch) == 0 &&
-		    json_array_size(s->waiting) > 0)
+		if (json_array_size(s->batch) == 0)
 			wait_take(s);
 		dt_progress_tick(&s->progress, s->stored, s->failed,
 		    s->skipped);
@@ -373,14 +268,15 @@ loop(struct dt_store *s, struct dt_reader *r)
 	dt_store_flush(s);
 	/* What still waits for another row's analysis is asked a last time. */
 	s->final = 1;
-	while (json_array_size(s->waiting) > 0 && wait_take(s) > 0)
+	while (wait_take(s) > 0)
 		dt_store_flush(s);
 }
 
-/* The stage record, with "reused" only when analyses were reused. */
+/* Writes the stage record and logs the closing line. */
 static void
-emit_stage(struct dt_store *s)
+finish(struct dt_store *s)
 {
+	char reused[48] = "", unchanged[48] = "", released[48] = "";
 	json_t *rec = dt_record_stage("dt-store", s->first_run, s->status,
 	    s->message, json_pack("{sIsIsIsIsIsIsIsIsIsIso*}",
 	    "stored", (json_int_t)s->stored, "released",
@@ -392,30 +288,21 @@ emit_stage(struct dt_store *s)
 	    (json_int_t)s->outages, "reused", s->reused > 0 ?
 	    json_integer(s->reused) : NULL), NULL, 0);
 
-	if (rec != NULL)
-		dt_emit(rec);
+	dt_emit(rec);
 	json_decref(rec);
-}
-
-/* The closing line: what was stored, failed and skipped. */
-static void
-log_closing(const struct dt_store *s)
-{
-	char reused[48] = "", released[48] = "";
-
-	if (s->reclaim) {
-		dt_info("reclaimed: stored %lld, failed %lld, skipped %lld, "
-		    "unchanged %lld in %lld requests", s->stored, s->failed,
-		    s->skipped, s->unchanged, s->batches);
-		return;
-	}
+	/* A status line or the stage record could not be written. */
+	dt_store_worse(s, dt_out_status());
 	if (s->reused > 0)
 		snprintf(reused, sizeof(reused), " (%lld reused)", s->reused);
 	if (s->released > 0)
 		snprintf(released, sizeof(released), ", released %lld",
 		    s->released);
-	dt_info("stored %lld%s, failed %lld, skipped %lld%s in %lld requests",
-	    s->stored, reused, s->failed, s->skipped, released, s->batches);
+	if (s->reclaim)
+		snprintf(unchanged, sizeof(unchanged), ", unchanged %lld",
+		    s->unchanged);
+	dt_info("%sstored %lld%s, failed %lld, skipped %lld%s%s in %lld "
+	    "requests", s->reclaim ? "reclaimed: " : "", s->stored, reused,
+	    s->failed, s->skipped, unchanged, released, s->batches);
 }
 
 int
@@ -449,21 +336,17 @@ main(int argc, char **argv)
 	loop(s, r);
 	if (dt_reader_nbad(r) > 0 || dt_reader_nfail(r) > 0)
 		dt_store_worse(s, DT_EXIT_DATAERR);
-	if (s->bad > 0 && s->message[0] == '\0')
-		snprintf(s->message, sizeof(s->message),
-		    "%lld bad input records", s->bad);
-	if (s->status == DT_EXIT_PARTIAL && s->message[0] == '\0')
-		snprintf(s->message, sizeof(s->message),
-		    "%lld records failed", s->failed);
-	emit_stage(s);
-	/* A status line or the stage record could not be written. */
-	dt_store_worse(s, dt_out_status());
-	log_closing(s);
 	dt_reader_free(r);
 	dt_supabase_free(s->sb);
 	json_decref(s->batch);
 	json_decref(s->waiting);
 	json_decref(s->wanted);
+	if (s->message[0] == '\0' && (s->bad > 0 ||
+	    s->status == DT_EXIT_PARTIAL))
+		snprintf(s->message, sizeof(s->message), s->bad > 0 ?
+		    "%lld bad input records" : "%lld records failed",
+		    s->bad > 0 ? s->bad : s->failed);
+	finish(s);
 	free(s->run_id);
 	free(s->first_run);
 	return dt_cli_close_stdout(s->status);

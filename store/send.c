@@ -34,10 +34,92 @@ count(json_t *src, const char *key)
 	    json_integer_value(v) <= 2147483647 ? v : NULL;
 }
 
+/* The source id of the row whose analysis rec takes, or NULL. */
+static json_t *
+same_text_as(json_t *rec)
+{
+	json_t *as = json_object_get(json_object_get(rec, "same_text"), "as");
+	const char *reason = json_string_value(json_object_get(
+	    json_object_get(rec, "skip"), "reason"));
+
+	if (json_is_object(json_object_get(rec, "error")) ||
+	    !json_is_string(as) || reason == NULL ||
+	    strcmp(reason, "same_text") != 0)
+		return NULL;
+	return as;
+}
+
+/* rec's source id as text: the string, or the integer written in buf. */
+static const char *
+sid_of(json_t *rec, char buf[32])
+{
+	json_t *id = json_object_get(rec, "id");
+
+	if (json_is_string(id))
+		return json_string_value(id);
+	snprintf(buf, 32, "%" JSON_INTEGER_FORMAT, json_integer_value(id));
+	return buf;
+}
+
+void
+dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
+    const char *status)
+{
+	json_t *as = same_text_as(rec), *w;
+
+	if (strcmp(status, "stored") == 0) {
+		s->stored++;
+		if (as != NULL ||
+		    json_is_object(json_object_get(rec, "reused")))
+			s->reused++;
+		if (as != NULL && json_is_object(w = json_object_get(s->wanted,
+		    json_string_value(as))))
+			json_object_update(rec, w);
+	} else if (strcmp(status, "skipped") == 0)
+		s->skipped++;
+	else if (strcmp(status, "unchanged") == 0)
+		s->unchanged++;
+	else if (strcmp(status, "released") == 0)
+		s->released++;
+	else {
+		s->failed++;
+		dt_store_worse(s, DT_EXIT_PARTIAL);
+	}
+	json_object_set_new(rec, "store", store != NULL ? store : json_null());
+	json_object_set_new(rec, "status", json_string(status));
+	dt_emit(rec);
+}
+
+void
+dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why)
+{
+	s->not_stored++;
+	dt_store_emit_status(s, rec, json_pack("{ssss}", "outcome",
+	    "not_stored", "message", why), "failed");
+}
+
+void
+dt_store_note_analysis(struct dt_store *s, json_t *rec)
+{
+	json_t *as = same_text_as(rec), *analysis;
+	char num[32];
+	const char *sid = sid_of(rec, num);
+
+	if (as != NULL)         /* {as: null} unless it is there already */
+		json_object_update_missing_new(s->wanted, json_pack("{sn}",
+		    json_string_value(as)));
+	analysis = json_object_get(rec, "analysis");
+	if (json_is_object(analysis) &&
+	    json_is_null(json_object_get(s->wanted, sid)))
+		json_object_set_new(s->wanted, sid, json_pack("{sOsO?sO?}",
+		    "analysis", analysis, "model", json_object_get(rec,
+		    "model"), "prompt_version", json_object_get(rec,
+		    "prompt_version")));
+}
+
 /*
- * rec's element of a dt_settle request (docs/supabase.md): its id as
- * text and its "same_text" (with "final" once the input has ended),
- * "error", "analysis" or "skip".  Returns a new reference, or NULL.
+ * rec's element of a dt_settle request (docs/supabase.md), its id as
+ * text.  Returns a new reference, or NULL when out of memory.
  */
 static json_t *
 settle_item(struct dt_store *s, json_t *rec)
@@ -45,14 +127,14 @@ settle_item(struct dt_store *s, json_t *rec)
 	json_t *error = json_object_get(rec, "error");
 	json_t *retryable = json_object_get(error, "retryable");
 	json_t *skip = json_object_get(rec, "skip");
-	json_t *as = dt_store_same_text_as(rec);
+	json_t *as = same_text_as(rec);
 	json_t *usage = json_object_get(rec, "usage");
 	json_t *model = json_object_get(rec, "model");
 	json_t *version = json_object_get(rec, "prompt_version");
 	json_t *cost = json_object_get(rec, "cost_usd");
 	json_t *from = json_object_get(json_object_get(rec, "reused"), "from");
 	char num[32];
-	const char *sid = dt_store_sid(rec, num);
+	const char *sid = sid_of(rec, num);
 
 	if (as != NULL)
 		return json_pack("{sss{sOso*}}", "id", sid, "same_text", "as",
@@ -85,9 +167,9 @@ settle_item(struct dt_store *s, json_t *rec)
 }
 
 /*
- * When to give up on an outage that began at start: after
- * DT_STORE_OUTAGE_SECONDS, and half of DT_DRAIN_SECONDS after the run
- * stopped (a first signal, or the stop file, whose age says when).
+ * When to give up on an outage that began at start: DT_STORE_OUTAGE_SECONDS
+ * later, or half of DT_DRAIN_SECONDS after the run stopped (a first
+ * signal, or the stop file, whose age says when).
  */
 static long long
 give_up_at(struct dt_store *s, long long start)
@@ -113,16 +195,14 @@ give_up_at(struct dt_store *s, long long start)
 }
 
 /*
- * Waits through an outage (why: what the last request got), probing with
- * a call of path on no records after each backoff, until Supabase answers
- * (returns 0) or it is time to give up (-1).  Logs one line a try.
+ * Waits through an outage (why: what the last request got), probing path
+ * with no records after each backoff: 0 once Supabase answers, else -1.
  */
 static int
 outage_wait(struct dt_store *s, const char *path, const char *why)
 {
-	static const struct dt_http_policy pol = {
-		.max_tries = 1, .base_ms = 250, .cap_ms = 5000,
-	};
+	static const struct dt_http_policy pol = {.max_tries = 1,
+	    .base_ms = 250, .cap_ms = 5000};
 	long long start = dt_now_ms(), until, now, wait;
 	char last[sizeof(((struct dt_sb_result *)0)->message)];
 	struct dt_sb_result res;
@@ -182,8 +262,8 @@ status_of(const char *outcome)
 static void
 emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 {
-	json_t *by_id = json_object(), *rec, *row, *attempts;
-	const char *outcome, *status;
+	json_t *by_id = json_object(), *rec, *row;
+	const char *outcome;
 	char num[32], id[210];
 	size_t i;
 
@@ -193,8 +273,7 @@ emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 		    "source_id")), row);
 	for (i = from; i < to; i++) {
 		rec = json_array_get(s->batch, i);
-		row = json_object_get(by_id, dt_store_sid(rec, num));
-		attempts = json_object_get(row, "attempts");
+		row = json_object_get(by_id, sid_of(rec, num));
 		if ((outcome = json_string_value(json_object_get(row,
 		    "outcome"))) == NULL) {
 			dt_store_not_stored(s, rec, "the server did not report "
@@ -222,20 +301,16 @@ emit_outcomes(struct dt_store *s, size_t from, size_t to, json_t *rows)
 				    "--reclaim stores once no live run holds "
 				    "the row", id, s->run_id);
 		}
-		status = status_of(outcome);
-		if (strcmp(status, "failed") == 0)
-			dt_store_worse(s, DT_EXIT_PARTIAL);
-		dt_store_emit_status(s, rec, json_pack("{sssO}", "outcome",
-		    outcome, "attempts", attempts != NULL ? attempts :
-		    json_null()), status);
+		dt_store_emit_status(s, rec, json_pack("{sssO?}", "outcome",
+		    outcome, "attempts", json_object_get(row, "attempts")),
+		    status_of(outcome));
 	}
 	json_decref(by_id);
 }
 
 /*
- * Sends records [from, to) in one request, again after each outage that
- * outage_wait() waits through, into *res.  Returns how many probes were
- * answered while the request still failed (2 at most).
+ * Sends records [from, to) in one request, again after each outage, into
+ * *res.  Returns how many probes were answered while it failed (0 to 2).
  */
 static int
 post(struct dt_store *s, size_t from, size_t to, struct dt_sb_result *res)
@@ -272,10 +347,9 @@ post(struct dt_store *s, size_t from, size_t to, struct dt_sb_result *res)
 }
 
 /*
- * Sends records [from, to) of the batch and writes their status lines.
- * After a 400, or while the probes are answered but the request still
- * fails (a statement timeout on a large batch), the records are sent one
- * by one, and a single record is given up, not the run's storing.
+ * Sends records [from, to) and writes their status lines.  After a 400,
+ * or while the probes are answered but the request fails (a statement
+ * timeout, say), they are sent one by one, and one record is given up.
  */
 static void
 send_range(struct dt_store *s, size_t from, size_t to)

@@ -1,6 +1,6 @@
 /*
- * store.h: what dt-store.c (reading and batching the records, and their
- * status lines) and send.c (sending a batch) share.
+ * store.h: what dt-store.c (settings, reading and batching the records)
+ * and send.c (sending a batch, and the status lines) share.
  */
 #ifndef DT_STORE_H
 #define DT_STORE_H
@@ -31,9 +31,8 @@ struct dt_store {
 	char *run_id;           /* run of the batch */
 	long long first_ms;     /* when the first record came */
 	/*
-	 * Records whose row waits for another row's analysis, to be sent
-	 * again; final once the input has ended.  wanted: by source id, the
-	 * analyses followers take (null until that row's record came).
+	 * Records that wait for another row's analysis (final: the input has
+	 * ended), and by source id the analyses followers take, or null.
 	 */
 	json_t *waiting, *wanted;
 	int final;
@@ -53,23 +52,18 @@ extern volatile sig_atomic_t dt_store_got_signal;
 void dt_store_worse(struct dt_store *s, int status);
 
 /*
- * The source id of the row whose analysis rec takes ("same_text": {"as"}
- * and a "skip" of reason same_text, no error), or NULL.  Borrowed.
- */
-json_t *dt_store_same_text_as(json_t *rec);
-
-/* rec's source id as text: the string, or the integer written in buf. */
-const char *dt_store_sid(json_t *rec, char buf[32]);
-
-/*
  * Writes rec with "store" (a new reference, stolen) and "status", and
- * counts it.  A follower stored shows the analysis it took.
+ * counts it; "failed" makes the exit status at least 1.  A follower
+ * stored shows the analysis it took.
  */
 void dt_store_emit_status(struct dt_store *s, json_t *rec, json_t *store,
     const char *status);
 
 /* Writes rec as not stored, for the reason why. */
 void dt_store_not_stored(struct dt_store *s, json_t *rec, const char *why);
+
+/* Notes in s->wanted the analysis rec follows, or has for a follower. */
+void dt_store_note_analysis(struct dt_store *s, json_t *rec);
 
 /* Sends the batch (--dry-run: says what it would send) and empties it. */
 void dt_store_flush(struct dt_store *s);
