@@ -598,3 +598,21 @@ Try 'dt-store --help'."
 	DT_STORE_BATCH=0 run -78 --separate-stderr dt-store -n /dev/null
 	assert_equal "$stderr" "dt-store: error: DT_STORE_BATCH: 0 is out of range (1 to 1000)"
 }
+
+@test "dt-store: a follower without a run_id of its own is asked about again in --run-id's run" {
+	sql "insert into public.messages (text) values ('see you'), ('see you')" >/dev/null
+	dt-fetch -c -q -r r1 --reuse v1 | analyzed 'if .skip then . else ok end' >"$BATS_TEST_TMPDIR/all"
+	# The follower comes first, and waits for its row: it is sent again
+	# in a later batch, still in run r1.
+	jq -c 'select(.same_text) | .run_id = ""' "$BATS_TEST_TMPDIR/all" >"$BATS_TEST_TMPDIR/in"
+	jq -c 'select(.same_text == null)' "$BATS_TEST_TMPDIR/all" >>"$BATS_TEST_TMPDIR/in"
+	run -0 jq -c 'select(.id) | [.id, .run_id, .same_text.as]' "$BATS_TEST_TMPDIR/in"
+	assert_output '[2,"","1"]
+[1,"r1",null]'
+	DT_STORE_BATCH=1 DT_STORE_MAX_DELAY_MS=0 run -0 --separate-stderr dt-store -r r1 "$BATS_TEST_TMPDIR/in"
+	run -0 jq -sc 'map(select(.id) | [.id, .status, .store.outcome]) | sort[]' <<<"$output"
+	assert_output '[1,"stored","stored"]
+[2,"stored","stored"]'
+	run -0 sql "select source_id, status, reused_from from dt_results order by 1"
+	assert_output $'1\tdone\t\n2\tdone\t1'
+}
