@@ -83,7 +83,6 @@ struct run {
 	struct dt_api api;
 	char *prompt;
 	json_t *schema;
-	struct dt_schema *compiled;
 	char version[17];
 	char *pack_prompt;      /* the prompt with the rules for packs */
 	json_t *pack_schema;    /* {"results": [analysis + id]} */

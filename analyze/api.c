@@ -380,9 +380,7 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 			    "array");
 			goto out;
 		}
-	} else if ((a->compiled != NULL ? dt_schema_run(a->compiled, out, verr,
-	    sizeof(verr)) : dt_schema_validate(a->schema, out, verr,
-	    sizeof(verr))) < 0) {
+	} else if (dt_schema_validate(a->schema, out, verr, sizeof(verr)) < 0) {
 		utf8_format(why, whylen, "the output does not match the "
 		    "schema: %s", verr);
 		goto out;

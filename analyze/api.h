@@ -11,8 +11,6 @@
 
 #include <jansson.h>
 
-struct dt_schema;
-
 enum {
 	DT_API_AGENT = 0,       /* POST {base}/v1/agent */
 	DT_API_CHAT = 1         /* POST {base}/chat/completions */
@@ -24,7 +22,6 @@ struct dt_api {
 	const char *model;
 	const char *prompt;     /* the instructions */
 	json_t *schema;         /* borrowed */
-	const struct dt_schema *compiled; /* schema compiled, or NULL */
 	const char *schema_name;
 	long long max_output_tokens;
 	int web_search;         /* agent: add the web_search tool */

@@ -79,7 +79,6 @@ dt_az_pack_setup(struct run *x)
 	x->pack_api = x->api;
 	x->pack_api.prompt = x->pack_prompt;
 	x->pack_api.schema = x->pack_schema;
-	x->pack_api.compiled = NULL;
 	x->pack_api.packed = 1;
 	return 0;
 }
@@ -253,7 +252,8 @@ take_item(struct run *x, struct dt_az_item *t, json_t *item,
 	char err[300];
 
 	json_object_del(a, "id");
-	if (a == NULL || dt_schema_run(x->compiled, a, err, sizeof(err)) < 0) {
+	if (a == NULL || dt_schema_validate(x->schema, a, err,
+	    sizeof(err)) < 0) {
 		utf8_format(why, whylen, "its item does not match the schema: "
 		    "%s", a == NULL ? "out of memory" : err);
 		json_decref(a);

@@ -5,13 +5,12 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "schema.h"
 #include "utf8.h"
 
-#define PATH_MAX_LEN 256
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const types[] = {"object", "array", "string", "number",
     "integer", "boolean", "null"};
@@ -19,33 +18,23 @@ static const char *const types[] = {"object", "array", "string", "number",
 static const char *const ignored[] = {"title", "description", "default",
     "examples", "$schema", "$id", "$comment"};
 
-/* Writes "path: message" into err, cut on a character.  Returns -1. */
-static int
-vpfail(char *err, size_t errlen, const char *path, const char *fmt,
-    va_list ap)
-{
-	int n;
-
-	n = snprintf(err, errlen, "%s: ", path);
-	if (n >= 0 && (size_t)n < errlen)
-		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-	/* The buffer's size may have cut the message inside a character. */
-	utf8_fix(err);
-	return -1;
-}
-
 static int
 fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Writes "path: message" into err, cut on a character.  Returns -1. */
 static int
 fail(char *err, size_t errlen, const char *path, const char *fmt, ...)
 {
 	va_list ap;
+	int n;
 
+	n = snprintf(err, errlen, "%s: ", path);
 	va_start(ap, fmt);
-	(void)vpfail(err, errlen, path, fmt, ap);
+	if (n >= 0 && (size_t)n < errlen)
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
 	va_end(ap);
+	utf8_fix(err);
 	return -1;
 }
 
@@ -60,15 +49,17 @@ in_list(const char *s, const char *const *list, size_t n)
 	return 0;
 }
 
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-static int
-is_count(const json_t *v)
+/* Writes path plus a member name (up to 60 bytes of it) or an item. */
+static void
+sub_path(char *sub, size_t len, const char *path, const char *k, size_t i)
 {
-	return json_is_integer(v) && json_integer_value(v) >= 0;
+	if (k != NULL)
+		snprintf(sub, len, "%s.%.*s", path,
+		    (int)utf8_cut(k, strlen(k), 60), k);
+	else
+		snprintf(sub, len, "%s[%zu]", path, i);
+	utf8_fix(sub);
 }
-
-static int check(const json_t *s, const char *path, char *err, size_t errlen);
 
 static int
 check_type(const json_t *t, const char *path, char *err, size_t errlen)
@@ -76,12 +67,12 @@ check_type(const json_t *t, const char *path, char *err, size_t errlen)
 	size_t i;
 	json_t *e;
 
-	if (json_is_string(t)) {
-		if (!in_list(json_string_value(t), types, NELEM(types)))
-			return fail(err, errlen, path, "unknown type \"%s\"",
-			    json_string_value(t));
+	if (json_is_string(t) && !in_list(json_string_value(t), types,
+	    NELEM(types)))
+		return fail(err, errlen, path, "unknown type \"%s\"",
+		    json_string_value(t));
+	if (json_is_string(t))
 		return 0;
-	}
 	if (!json_is_array(t) || json_array_size(t) == 0)
 		return fail(err, errlen, path,
 		    "\"type\" must be a type name or a list of them");
@@ -95,77 +86,76 @@ check_type(const json_t *t, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+static int check(const json_t *s, const char *path, char *err, size_t errlen);
+
+/* Checks one keyword k with value v of the schema at path. */
+static int
+check_keyword(const char *k, json_t *v, const char *path, char *err,
+    size_t errlen)
+{
+	char sub[256];
+	const char *pk;
+	json_t *e;
+	size_t i;
+
+	if (strcmp(k, "type") == 0)
+		return check_type(v, path, err, errlen);
+	if (strcmp(k, "properties") == 0) {
+		if (!json_is_object(v))
+			return fail(err, errlen, path,
+			    "\"properties\" must be an object");
+		json_object_foreach(v, pk, e) {
+			snprintf(sub, sizeof(sub), "%s.%s", path, pk);
+			utf8_fix(sub);
+			if (check(e, sub, err, errlen) < 0)
+				return -1;
+		}
+		return 0;
+	}
+	if (strcmp(k, "required") == 0) {
+		if (!json_is_array(v))
+			return fail(err, errlen, path,
+			    "\"required\" must be a list of names");
+		json_array_foreach(v, i, e)
+			if (!json_is_string(e))
+				return fail(err, errlen, path,
+				    "\"required\" must be a list of names");
+		return 0;
+	}
+	if (strcmp(k, "additionalProperties") == 0) {
+		snprintf(sub, sizeof(sub), "%s.additionalProperties", path);
+		return json_is_boolean(v) ? 0 : check(v, sub, err, errlen);
+	}
+	if (strcmp(k, "items") == 0) {
+		snprintf(sub, sizeof(sub), "%s[]", path);
+		return check(v, sub, err, errlen);
+	}
+	if (strcmp(k, "minItems") == 0 || strcmp(k, "maxItems") == 0 ||
+	    strcmp(k, "minLength") == 0 || strcmp(k, "maxLength") == 0)
+		return json_is_integer(v) && json_integer_value(v) >= 0 ? 0 :
+		    fail(err, errlen, path,
+		    "\"%s\" must be a whole number >= 0", k);
+	if (strcmp(k, "minimum") == 0 || strcmp(k, "maximum") == 0)
+		return json_is_number(v) ? 0 : fail(err, errlen, path,
+		    "\"%s\" must be a number", k);
+	if (strcmp(k, "enum") == 0)
+		return json_is_array(v) && json_array_size(v) > 0 ? 0 :
+		    fail(err, errlen, path, "\"enum\" must be a non-empty list");
+	return fail(err, errlen, path, "unsupported keyword \"%s\"", k);
+}
+
 static int
 check(const json_t *s, const char *path, char *err, size_t errlen)
 {
 	const char *k;
 	json_t *v;
-	char sub[PATH_MAX_LEN];
 
 	if (!json_is_object(s))
 		return fail(err, errlen, path, "a schema must be an object");
-	json_object_foreach((json_t *)s, k, v) {
-		if (in_list(k, ignored, NELEM(ignored)))
-			continue;
-		if (strcmp(k, "type") == 0) {
-			if (check_type(v, path, err, errlen) < 0)
-				return -1;
-		} else if (strcmp(k, "properties") == 0) {
-			const char *pk;
-			json_t *pv;
-
-			if (!json_is_object(v))
-				return fail(err, errlen, path,
-				    "\"properties\" must be an object");
-			json_object_foreach(v, pk, pv) {
-				snprintf(sub, sizeof(sub), "%s.%s", path, pk);
-				utf8_fix(sub);
-				if (check(pv, sub, err, errlen) < 0)
-					return -1;
-			}
-		} else if (strcmp(k, "required") == 0) {
-			size_t i;
-			json_t *e;
-
-			if (!json_is_array(v))
-				return fail(err, errlen, path,
-				    "\"required\" must be a list of names");
-			json_array_foreach(v, i, e)
-				if (!json_is_string(e))
-					return fail(err, errlen, path,
-					    "\"required\" must be a list of "
-					    "names");
-		} else if (strcmp(k, "additionalProperties") == 0) {
-			if (json_is_boolean(v))
-				continue;
-			snprintf(sub, sizeof(sub), "%s.additionalProperties",
-			    path);
-			if (check(v, sub, err, errlen) < 0)
-				return -1;
-		} else if (strcmp(k, "items") == 0) {
-			snprintf(sub, sizeof(sub), "%s[]", path);
-			if (check(v, sub, err, errlen) < 0)
-				return -1;
-		} else if (strcmp(k, "minItems") == 0 ||
-		    strcmp(k, "maxItems") == 0 ||
-		    strcmp(k, "minLength") == 0 ||
-		    strcmp(k, "maxLength") == 0) {
-			if (!is_count(v))
-				return fail(err, errlen, path,
-				    "\"%s\" must be a whole number >= 0", k);
-		} else if (strcmp(k, "minimum") == 0 ||
-		    strcmp(k, "maximum") == 0) {
-			if (!json_is_number(v))
-				return fail(err, errlen, path,
-				    "\"%s\" must be a number", k);
-		} else if (strcmp(k, "enum") == 0) {
-			if (!json_is_array(v) || json_array_size(v) == 0)
-				return fail(err, errlen, path,
-				    "\"enum\" must be a non-empty list");
-		} else
-			return fail(err, errlen, path,
-			    "unsupported keyword \"%s\"", k);
-	}
+	json_object_foreach((json_t *)s, k, v)
+		if (!in_list(k, ignored, NELEM(ignored)) &&
+		    check_keyword(k, v, path, err, errlen) < 0)
+			return -1;
 	return 0;
 }
 
@@ -188,7 +178,7 @@ dt_utf8_len(const char *s, size_t n)
 }
 
 static const char *
-json_type_name(const json_t *v)
+type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -209,260 +199,134 @@ json_type_name(const json_t *v)
 	}
 }
 
-/*
- * Where a value sits, as a chain up to the root.  The path string is
- * rendered only when a check fails.
- */
-struct where {
-	const struct where *up;
-	const char *key;        /* property name, or NULL for an item */
-	size_t idx;
-};
-
-static size_t
-render(const struct where *w, char *buf, size_t len)
+/* Whether v is of the type named t; a whole real is an integer too. */
+static int
+is_type(const json_t *v, const char *t)
 {
-	size_t o;
-	int n;
+	double d = json_number_value(v);
 
-	if (w == NULL)
-		return (size_t)snprintf(buf, len, "$") < len ? 1 : 0;
-	o = render(w->up, buf, len);
-	if (o >= len)
-		return o;
-	if (w->key != NULL)
-		n = snprintf(buf + o, len - o, ".%.*s",
-		    (int)utf8_cut(w->key, strlen(w->key), 60), w->key);
-	else
-		n = snprintf(buf + o, len - o, "[%zu]", w->idx);
-	return n > 0 ? o + (size_t)n : o;
+	if (strcmp(t, "number") == 0)
+		return json_is_number(v);
+	if (strcmp(t, "integer") == 0)
+		return json_is_integer(v) || (json_is_real(v) && isfinite(d) &&
+		    floor(d) == d);
+	return strcmp(t, type_name(v)) == 0;
 }
 
+/* The value's type against the schema's "type" t; a message on failure. */
 static int
-vfail(char *err, size_t errlen, const struct where *w, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int
-vfail(char *err, size_t errlen, const struct where *w, const char *fmt, ...)
-{
-	char path[PATH_MAX_LEN];
-	va_list ap;
-
-	render(w, path, sizeof(path));
-	va_start(ap, fmt);
-	(void)vpfail(err, errlen, path, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
-/*
- * A schema compiled for validation: what each keyword says, looked up
- * once, not in the schema's objects for every value.
- */
-enum { T_OBJECT = 1, T_ARRAY = 2, T_STRING = 4, T_NUMBER = 8, T_INTEGER = 16,
-    T_BOOLEAN = 32, T_NULL = 64 };
-
-struct prop {
-	const char *key;
-	struct dt_schema *node;
-};
-
-struct dt_schema {
-	unsigned types;         /* T_* allowed; 0: "type" absent */
-	const char *type1;      /* the name when "type" is one name */
-	const json_t *enumv;    /* borrowed from the schema */
-	long long min_len, max_len, min_items, max_items; /* -1: absent */
-	int has_min, has_max;
-	double min, max;
-	struct dt_schema *items;
-	struct prop *props;
-	size_t nprops;
-	int has_props;
-	const json_t *required;
-	int addl;               /* 0 absent or true, 1 false, 2 a schema */
-	struct dt_schema *addl_node;
-};
-
-static unsigned
-type_bit(const char *t)
+check_value_type(const json_t *t, const json_t *v, const char *path,
+    char *err, size_t errlen)
 {
 	size_t i;
+	json_t *e;
 
-	for (i = 0; i < NELEM(types); i++)
-		if (strcmp(t, types[i]) == 0)
-			return 1u << i;
+	if (json_is_string(t))
+		return is_type(v, json_string_value(t)) ? 0 : fail(err, errlen,
+		    path, "expected %s, got %s", json_string_value(t),
+		    type_name(v));
+	json_array_foreach(t, i, e)
+		if (is_type(v, json_string_value(e)))
+			return 0;
+	return fail(err, errlen, path, "%s is not one of the allowed types",
+	    type_name(v));
+}
+
+/* minLength and maxLength in code points, minimum and maximum. */
+static int
+check_bounds(const json_t *s, const json_t *v, const char *path, char *err,
+    size_t errlen)
+{
+	json_t *lo, *hi;
+	long long n;
+	double d;
+
+	if (json_is_string(v)) {
+		n = (long long)dt_utf8_len(json_string_value(v),
+		    json_string_length(v));
+		hi = json_object_get(s, "maxLength");
+		lo = json_object_get(s, "minLength");
+		if (hi != NULL && n > json_integer_value(hi))
+			return fail(err, errlen, path, "string of %lld "
+			    "characters is longer than %lld", n,
+			    (long long)json_integer_value(hi));
+		if (lo != NULL && n < json_integer_value(lo))
+			return fail(err, errlen, path, "string of %lld "
+			    "characters is shorter than %lld", n,
+			    (long long)json_integer_value(lo));
+	}
+	if (json_is_number(v)) {
+		d = json_number_value(v);
+		lo = json_object_get(s, "minimum");
+		hi = json_object_get(s, "maximum");
+		if (lo != NULL && d < json_number_value(lo))
+			return fail(err, errlen, path, "%g is less than %g", d,
+			    json_number_value(lo));
+		if (hi != NULL && d > json_number_value(hi))
+			return fail(err, errlen, path, "%g is more than %g", d,
+			    json_number_value(hi));
+	}
 	return 0;
 }
 
-static long long
-count_of(const json_t *s, const char *k)
-{
-	json_t *v = json_object_get(s, k);
+static int validate(const json_t *s, const json_t *v, const char *path,
+    char *err, size_t errlen);
 
-	return v != NULL ? (long long)json_integer_value(v) : -1;
-}
-
-struct dt_schema *
-dt_schema_compile(const json_t *s)
-{
-	struct dt_schema *c;
-	json_t *t, *v;
-	const char *k;
-	size_t i;
-
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return NULL;
-	if ((t = json_object_get(s, "type")) != NULL) {
-		if (json_is_string(t)) {
-			c->type1 = json_string_value(t);
-			c->types = type_bit(c->type1);
-		} else
-			json_array_foreach(t, i, v)
-				c->types |= type_bit(json_string_value(v));
-	}
-	c->enumv = json_object_get(s, "enum");
-	c->min_len = count_of(s, "minLength");
-	c->max_len = count_of(s, "maxLength");
-	c->min_items = count_of(s, "minItems");
-	c->max_items = count_of(s, "maxItems");
-	if ((v = json_object_get(s, "minimum")) != NULL) {
-		c->has_min = 1;
-		c->min = json_number_value(v);
-	}
-	if ((v = json_object_get(s, "maximum")) != NULL) {
-		c->has_max = 1;
-		c->max = json_number_value(v);
-	}
-	c->required = json_object_get(s, "required");
-	if ((v = json_object_get(s, "items")) != NULL &&
-	    (c->items = dt_schema_compile(v)) == NULL)
-		goto fail;
-	if ((t = json_object_get(s, "properties")) != NULL) {
-		c->has_props = 1;
-		if (json_object_size(t) > 0 && (c->props = calloc(
-		    json_object_size(t), sizeof(*c->props))) == NULL)
-			goto fail;
-		json_object_foreach(t, k, v) {
-			c->props[c->nprops].key = k;
-			if ((c->props[c->nprops].node = dt_schema_compile(v)) ==
-			    NULL)
-				goto fail;
-			c->nprops++;
-		}
-	}
-	if ((v = json_object_get(s, "additionalProperties")) != NULL) {
-		if (json_is_false(v))
-			c->addl = 1;
-		else if (json_is_object(v)) {
-			c->addl = 2;
-			if ((c->addl_node = dt_schema_compile(v)) == NULL)
-				goto fail;
-		}
-	}
-	return c;
-fail:
-	dt_schema_free(c);
-	return NULL;
-}
-
-void
-dt_schema_free(struct dt_schema *c)
-{
-	size_t i;
-
-	if (c == NULL)
-		return;
-	dt_schema_free(c->items);
-	dt_schema_free(c->addl_node);
-	for (i = 0; i < c->nprops; i++)
-		dt_schema_free(c->props[i].node);
-	free(c->props);
-	free(c);
-}
-
-static unsigned
-value_bits(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return T_OBJECT;
-	case JSON_ARRAY:
-		return T_ARRAY;
-	case JSON_STRING:
-		return T_STRING;
-	case JSON_INTEGER:
-		return T_NUMBER | T_INTEGER;
-	case JSON_REAL: {
-		double d = json_real_value(v);
-
-		/* A whole real is an integer too. */
-		return isfinite(d) && floor(d) == d ? T_NUMBER | T_INTEGER :
-		    T_NUMBER;
-	}
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return T_BOOLEAN;
-	default:
-		return T_NULL;
-	}
-}
-
-static const struct dt_schema *
-prop_node(const struct dt_schema *c, const char *k)
-{
-	size_t i;
-
-	for (i = 0; i < c->nprops; i++)
-		if (strcmp(c->props[i].key, k) == 0)
-			return c->props[i].node;
-	return NULL;
-}
-
-static int validate(const struct dt_schema *c, const json_t *v,
-    const struct where *path, char *err, size_t errlen);
-
-/* Validates e, item i or member k of the value at path, against node. */
+/* An array's item counts and items. */
 static int
-validate_child(const struct dt_schema *node, const json_t *e,
-    const struct where *path, const char *k, size_t i, char *err,
+check_items(const json_t *s, const json_t *v, const char *path, char *err,
     size_t errlen)
 {
-	struct where sub = {path, k, i};
-
-	return validate(node, e, &sub, err, errlen);
-}
-
-/* An object's required properties, and each member against its schema. */
-static int
-validate_members(const struct dt_schema *c, const json_t *v,
-    const struct where *path, char *err, size_t errlen)
-{
-	const struct dt_schema *ps;
-	const char *k;
-	json_t *e;
+	json_t *lo = json_object_get(s, "minItems");
+	json_t *hi = json_object_get(s, "maxItems");
+	json_t *items = json_object_get(s, "items"), *e;
+	long long n = (long long)json_array_size(v);
+	char sub[256];
 	size_t i;
 
-	if (c->required != NULL)
-		json_array_foreach(c->required, i, e)
-			if (json_object_get(v, json_string_value(e)) == NULL)
-				return vfail(err, errlen, path,
-				    "missing required property \"%s\"",
-				    json_string_value(e));
-	json_object_foreach((json_t *)v, k, e) {
-		if ((ps = prop_node(c, k)) == NULL && c->addl == 1)
-			return vfail(err, errlen, path,
-			    "unexpected property \"%.*s\"",
-			    (int)utf8_cut(k, strlen(k), 60), k);
-		if (ps == NULL && c->addl == 2)
-			ps = c->addl_node;
-		if (ps != NULL && validate_child(ps, e, path, k, 0, err,
-		    errlen) < 0)
+	if (hi != NULL && n > json_integer_value(hi))
+		return fail(err, errlen, path, "%lld items are more than %lld",
+		    n, (long long)json_integer_value(hi));
+	if (lo != NULL && n < json_integer_value(lo))
+		return fail(err, errlen, path, "%lld items are fewer than "
+		    "%lld", n, (long long)json_integer_value(lo));
+	json_array_foreach(v, i, e) {
+		sub_path(sub, sizeof(sub), path, NULL, i);
+		if (items != NULL && validate(items, e, sub, err, errlen) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-/* Returns 1 when v is one of the values in the array enumv. */
+/* An object's required properties, and each member against its schema. */
+static int
+check_members(const json_t *s, const json_t *v, const char *path,
+    char *err, size_t errlen)
+{
+	json_t *addl = json_object_get(s, "additionalProperties"), *e, *ps;
+	char sub[256];
+	const char *k;
+	size_t i;
+
+	json_array_foreach(json_object_get(s, "required"), i, e)
+		if (json_object_get(v, json_string_value(e)) == NULL)
+			return fail(err, errlen, path, "missing required "
+			    "property \"%s\"", json_string_value(e));
+	json_object_foreach((json_t *)v, k, e) {
+		ps = json_object_get(json_object_get(s, "properties"), k);
+		if (ps == NULL && json_is_false(addl))
+			return fail(err, errlen, path, "unexpected property "
+			    "\"%.*s\"", (int)utf8_cut(k, strlen(k), 60), k);
+		if (ps == NULL && json_is_object(addl))
+			ps = addl;
+		sub_path(sub, sizeof(sub), path, k, 0);
+		if (ps != NULL && validate(ps, e, sub, err, errlen) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Whether v is one of the values in the array enumv. */
 static int
 in_enum(const json_t *enumv, const json_t *v)
 {
@@ -476,92 +340,32 @@ in_enum(const json_t *enumv, const json_t *v)
 }
 
 static int
-validate(const struct dt_schema *c, const json_t *v,
-    const struct where *path, char *err, size_t errlen)
-{
-	if (c->types != 0 || c->type1 != NULL) {
-		if ((value_bits(v) & c->types) == 0) {
-			if (c->type1 != NULL)
-				return vfail(err, errlen, path,
-				    "expected %s, got %s", c->type1,
-				    json_type_name(v));
-			return vfail(err, errlen, path,
-			    "%s is not one of the allowed types",
-			    json_type_name(v));
-		}
-	}
-	if (c->enumv != NULL && !in_enum(c->enumv, v)) {
-		if (json_is_string(v))
-			return vfail(err, errlen, path,
-			    "\"%.*s\" is not one of the allowed values",
-			    (int)utf8_cut(json_string_value(v),
-			    json_string_length(v), 60), json_string_value(v));
-		return vfail(err, errlen, path,
-		    "value is not one of the allowed values");
-	}
-	if (json_is_string(v) && (c->max_len >= 0 || c->min_len >= 0)) {
-		size_t n = dt_utf8_len(json_string_value(v),
-		    json_string_length(v));
-
-		if (c->max_len >= 0 && n > (size_t)c->max_len)
-			return vfail(err, errlen, path,
-			    "string of %zu characters is longer than %lld", n,
-			    c->max_len);
-		if (c->min_len >= 0 && n < (size_t)c->min_len)
-			return vfail(err, errlen, path,
-			    "string of %zu characters is shorter than %lld", n,
-			    c->min_len);
-	}
-	if (json_is_number(v)) {
-		double d = json_number_value(v);
-
-		if (c->has_min && d < c->min)
-			return vfail(err, errlen, path, "%g is less than %g", d,
-			    c->min);
-		if (c->has_max && d > c->max)
-			return vfail(err, errlen, path, "%g is more than %g", d,
-			    c->max);
-	}
-	if (json_is_array(v)) {
-		size_t i, n = json_array_size(v);
-		json_t *e;
-
-		if (c->max_items >= 0 && n > (size_t)c->max_items)
-			return vfail(err, errlen, path,
-			    "%zu items are more than %lld", n, c->max_items);
-		if (c->min_items >= 0 && n < (size_t)c->min_items)
-			return vfail(err, errlen, path,
-			    "%zu items are fewer than %lld", n, c->min_items);
-		if (c->items != NULL)
-			json_array_foreach(v, i, e)
-				if (validate_child(c->items, e, path, NULL, i,
-				    err, errlen) < 0)
-					return -1;
-	}
-	if (json_is_object(v))
-		return validate_members(c, v, path, err, errlen);
-	return 0;
-}
-
-int
-dt_schema_run(const struct dt_schema *c, const json_t *value, char *err,
+validate(const json_t *s, const json_t *v, const char *path, char *err,
     size_t errlen)
 {
-	return validate(c, value, NULL, err, errlen);
+	json_t *t = json_object_get(s, "type");
+	json_t *enumv = json_object_get(s, "enum");
+
+	if (t != NULL && check_value_type(t, v, path, err, errlen) < 0)
+		return -1;
+	if (enumv != NULL && !in_enum(enumv, v))
+		return json_is_string(v) ? fail(err, errlen, path,
+		    "\"%.*s\" is not one of the allowed values",
+		    (int)utf8_cut(json_string_value(v), json_string_length(v),
+		    60), json_string_value(v)) : fail(err, errlen, path,
+		    "value is not one of the allowed values");
+	if (check_bounds(s, v, path, err, errlen) < 0)
+		return -1;
+	if (json_is_array(v))
+		return check_items(s, v, path, err, errlen);
+	if (json_is_object(v))
+		return check_members(s, v, path, err, errlen);
+	return 0;
 }
 
 int
 dt_schema_validate(const json_t *schema, const json_t *value, char *err,
     size_t errlen)
 {
-	struct dt_schema *c = dt_schema_compile(schema);
-	int rc;
-
-	if (c == NULL) {
-		utf8_format(err, errlen, "out of memory");
-		return -1;
-	}
-	rc = dt_schema_run(c, value, err, errlen);
-	dt_schema_free(c);
-	return rc;
+	return validate(schema, value, "$", err, errlen);
 }

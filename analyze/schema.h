@@ -31,19 +31,6 @@ int dt_schema_check(const json_t *schema, char *err, size_t errlen);
 int dt_schema_validate(const json_t *schema, const json_t *value, char *err,
     size_t errlen);
 
-/*
- * A schema compiled once for many validations: dt_schema_compile() takes
- * a schema that passed dt_schema_check (and must outlive the result) and
- * returns a new compiled form, or NULL when out of memory; free it with
- * dt_schema_free(), which accepts NULL.  dt_schema_run() is then
- * dt_schema_validate() without looking the keywords up again.
- */
-struct dt_schema;
-struct dt_schema *dt_schema_compile(const json_t *schema);
-int dt_schema_run(const struct dt_schema *schema, const json_t *value,
-    char *err, size_t errlen);
-void dt_schema_free(struct dt_schema *schema);
-
 /* Number of Unicode code points in the UTF-8 string s of n bytes. */
 size_t dt_utf8_len(const char *s, size_t n);
 

@@ -318,11 +318,6 @@ load_prompt(struct run *x)
 	x->api.model = c->model;
 	x->api.prompt = x->prompt;
 	x->api.schema = x->schema;
-	if ((x->compiled = dt_schema_compile(x->schema)) == NULL) {
-		dt_error("out of memory");
-		return -1;
-	}
-	x->api.compiled = x->compiled;
 	x->api.schema_name = c->schema_name;
 	x->api.max_output_tokens = c->max_output_tokens;
 	x->api.web_search = c->web_search;
@@ -468,7 +463,6 @@ dt_az_teardown(struct run *x)
 	if (x->sh != NULL)
 		close_state(x);
 	dt_http_free(x->http);
-	dt_schema_free(x->compiled);
 	json_decref(x->schema);
 	free(x->prompt);
 	json_decref(x->pack_schema);
