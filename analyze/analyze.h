@@ -160,51 +160,26 @@ struct dt_az_sent {
 };
 
 enum {
-	DT_AZ_ANSWERED = 0,     /* out->answer holds the packed answer */
+	DT_AZ_ANSWERED = 0,     /* out->answer holds the answer */
 	DT_AZ_ERROR = 1,        /* an error is set on rec (and counted once) */
-	DT_AZ_ALONE = 2         /* the answer cannot be used as a whole
+	DT_AZ_ALONE = 2         /* a packed answer cannot be used as a whole
 				 * (out->why): send each message alone */
 };
 
 /*
- * Sends a packed request (body, len bytes, built with api) as
- * dt_az_call() sends one record's, with the same retries, circuit,
- * budget and rate limit.  Errors go on rec, a scratch object; id names
- * the request in logs.  Adds the usage to the run's totals.  Returns
- * DT_AZ_*; out is filled in every case.
+ * Sends a request (body, len bytes, built with api) until it has an
+ * answer or a final error, under the run's retries, circuit, budget and
+ * rate limit.  Errors go on rec; id names the request in logs.  Adds
+ * the usage to the run's totals.  Returns DT_AZ_*; fills out.
  */
 int dt_az_send(struct run *x, const struct dt_api *api, const char *body,
     size_t len, json_t *rec, const char *id, struct dt_az_sent *out);
 
 /*
  * Sleeps ms milliseconds; returns 1 early on a signal or once the stop
- * file appears (looked for every 100 ms), else 0.
+ * file appears, else 0.
  */
 int dt_az_nap(struct run *x, long long ms);
-
-/* refusal.c */
-
-/*
- * Error answers alike for this many consecutive calls, from any worker,
- * the last of them with a plain test text (dt_az_probe_setup), are the
- * run's setup (a misspelt model), not the records.
- */
-#define DT_AZ_SETUP_THRESHOLD 3
-
-/*
- * Writes into buf the line that says what to fix for a refusal with
- * HTTP status, the error's type sig and the API's message apimsg.
- */
-void dt_az_setup_line(struct run *x, long status, const char *sig,
-    const char *apimsg, char *buf, size_t len);
-
-/*
- * Sends the request like with a plain test text in place of a record's
- * and notes the answer in the setup streak (line: what to fix).
- * Returns 1 when the refusal is the setup's: the circuit opened.
- */
-int dt_az_probe_setup(struct run *x, const struct dt_http_req *like,
-    const char *line);
 
 /* Creates the stop file (NULL: none): the run claims no more. */
 void dt_az_stop_the_run(const char *stop_file);
@@ -228,15 +203,6 @@ struct dt_az_item {
  * with a warning.  Returns 0, or -1 when out of memory (logged).
  */
 int dt_az_pack_setup(struct run *x);
-
-/*
- * Gets an analysis or an error for each of the n records in it: one
- * packed request for all of them (a lone record is sent as today),
- * then each message whose item is missing, repeated, invalid, or whose
- * whole answer was unusable, alone.  Sets on each record what
- * dt_az_call() sets, and "pack".
- */
-void dt_az_call_group(struct run *x, struct dt_az_item *it, int n);
 
 /*
  * The packed request body for the n records of it: the ids sent are
@@ -284,12 +250,18 @@ void dt_az_hold(struct run *x, struct dt_az_group *g, json_t *rec,
  */
 void dt_az_flush(struct run *x, struct dt_az_group *g);
 
-/* --dry-run with DT_PACK over 1: prints one group's request. */
-void dt_az_dry_run_group(struct run *x, struct dt_az_item *it, int n);
+/*
+ * --dry-run: prints the request for the n records of it (one request, a
+ * single one for n == 1), with the key masked, and counts its estimate.
+ */
+void dt_az_dry_run(struct run *x, struct dt_az_item *it, int n);
 
-/* --dry-run: prints what would be sent for one text, with the key masked. */
-void dt_az_dry_run(struct run *x, json_t *rec, json_t *id, const char *text,
-    size_t len);
+/*
+ * Sets analysis (stolen) on rec with o's model, latency and tries, the
+ * usage u and, when pack is over 0, "pack":{"size":pack}; counts it.
+ */
+void dt_az_set_analysis(struct run *x, json_t *rec, json_t *analysis,
+    const struct dt_az_sent *o, const struct dt_usage *u, int pack);
 
 /*
  * Sets an error of kind k on rec (dt_record_set_error) and counts it;

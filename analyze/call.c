@@ -1,14 +1,13 @@
 /*
- * call.c: calling the API for one record until it has an analysis or a
- * final error.  What an answer means comes from dt_retry_check()
- * (lib/http.h); whether a refusal is the record's or the run's setup is
- * decided here (on_refusal), from the answers all workers got, with the
- * help of refusal.c (docs/analyze.md, "Setup errors").
+ * call.c: calling the API for one request until it has an answer or a
+ * final error.  What an answer means comes from lib/retry.h; whether a
+ * refusal is the record's or the run's setup is decided here from the
+ * answers all workers got (docs/analyze.md, "Setup errors").
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -17,31 +16,30 @@
 #include "clock.h"
 #include "exit.h"
 #include "log.h"
-#include "record.h"
 #include "shared.h"
 #include "utf8.h"
 
 #define RAW_KEEP 1024           /* bytes of bad output kept in an error */
 
+/* Refusals alike for this many calls in a row, the last with a test text. */
+#define SETUP_THRESHOLD 3
+
 int dt_az_stopping;
 
-/* What the loop of dt_az_call() does after a step. */
+/* What the loop of call_loop() does after a step. */
 enum {
 	NEXT_CALL,              /* call (again) */
 	END_OUT,                /* done; tries and usage are not added */
 	END_FAIL,               /* done with an error; add tries and usage */
 	END_DONE,               /* done; add them when a call was made */
-	END_ALONE               /* a pack's answer unusable as a whole:
-				 * each message is to be sent alone */
+	END_ALONE               /* a pack's answer is unusable as a whole */
 };
 
-/* One record's calls: what dt_az_call() keeps between them. */
+/* One request's calls. */
 struct call {
 	json_t *rec;            /* where an error goes */
 	const char *id;
-	const struct dt_api *api; /* how the answer is read */
-	int pack;               /* a packed request: the answer is kept in
-				 * analysis, not set on rec */
+	const struct dt_api *api;
 	struct dt_http_req req;
 	struct dt_http_resp resp;
 	struct dt_usage sum;    /* every call's usage, added up */
@@ -56,11 +54,9 @@ struct call {
 };
 
 /*
- * Returns 1 once the stop file (DT_STOP_FILE) exists.  entrypoint.sh
- * creates it on SIGTERM or at its deadline: only it gets the signal in
- * a pod, and the fan-out between must keep the records flowing so that
- * every claimed row comes out, analyzed or given back.  dt-analyze
- * creates it itself when the API refuses the run's setup.
+ * Whether the stop file (DT_STOP_FILE) exists: dt-entrypoint creates it
+ * on SIGTERM or at its deadline, dt-analyze when the API refuses the
+ * run's setup.
  */
 static int
 stop_requested(struct run *x)
@@ -77,39 +73,18 @@ stop_requested(struct run *x)
 	return dt_az_stopping;
 }
 
-/*
- * Sleeps ms milliseconds, returning early (1) on a signal or once the
- * stop file appears, which is looked for every 100 ms: a record waiting
- * for a retry or for the warm-up call must not hold up a stopping run.
- */
 int
 dt_az_nap(struct run *x, long long ms)
 {
-	long long end = dt_now_ms() + ms;
+	long long end = dt_now_ms() + ms, left;
 
+	/* A slice at a time: dt_sleep_ms() sleeps through a signal. */
 	while (!dt_az_signal && !stop_requested(x)) {
-		long long left = end - dt_now_ms();
-		struct timespec ts;
-
-		if (left <= 0)
+		if ((left = end - dt_now_ms()) <= 0)
 			return 0;
-		if (x->c.stop_file != NULL && left > 100)
-			left = 100;
-		ts.tv_sec = (time_t)(left / 1000);
-		ts.tv_nsec = (long)(left % 1000) * 1000000L;
-		nanosleep(&ts, NULL);
+		dt_sleep_ms(left > 100 ? 100 : (long)left);
 	}
 	return 1;
-}
-
-static int
-outage_kind(const struct dt_http_resp *r)
-{
-	if (r->result == DT_HTTP_ETIMEOUT || r->status == 408)
-		return K_TIMEOUT;
-	if (r->status == 429)
-		return K_RATE;
-	return K_UNAVAIL;
 }
 
 /* Tells the other workers how the warm-up call ended, if it was ours. */
@@ -133,18 +108,15 @@ refused(const struct call *k)
 static int
 may_call(struct run *x, struct call *k)
 {
-	int br;
+	int br = dt_shared_breaker(x->sh);
 
 	if (dt_az_signal) {
 		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
 		    "interrupted before the API answered");
 		return END_OUT;
 	}
-	/*
-	 * The breaker before the stop file: a run stopped for a setup
-	 * error gives its rows back as such.
-	 */
-	if ((br = dt_shared_breaker(x->sh)) == DT_BREAKER_OUTAGE) {
+	/* The breaker first: a run stopped for its setup says so. */
+	if (br == DT_BREAKER_OUTAGE) {
 		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_UNAVAILABLE,
 		    "circuit open after %lld consecutive outage failures; not "
 		    "calling the API in this run", x->c.breaker);
@@ -168,68 +140,72 @@ may_call(struct run *x, struct call *k)
 }
 
 /*
- * Waits for this worker's turn: the warm-up, the budget, a request
- * slot.  Returns 1 to call now (with *reserved taken from the budget),
- * 0 to look again (stopping, or the circuit opened meanwhile), -1 when
- * the budget is spent (the error is set).
+ * Reserves budget and waits for a request slot.  Returns 1 to call now
+ * (*reserved taken), 0 when the run is stopping, -1 when the budget is
+ * spent.
  */
 static int
-take_turn(struct run *x, struct call *k, double *reserved)
+budget_and_slot(struct run *x, const char *id, double *reserved)
 {
-	struct config *c = &x->c;
-	long long lease = ((c->first_timeout_s > c->timeout_s ?
-	    c->first_timeout_s : c->timeout_s) + 10) * 1000, wait;
+	long long wait;
 
-	/*
-	 * Only one worker makes the first call with a new schema, and each
-	 * call after it while the answers look like a setup error.
-	 */
-	while ((k->lead = dt_shared_warm(x->sh, lease, &k->warm)) ==
-	    DT_WARM_WAIT)
-		if (dt_az_nap(x, 20))
-			break;
-	if (dt_az_signal || dt_az_stopping ||
-	    dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED) {
-		warm_done(x, k, DT_WARM_AGAIN);
-		return 0;
-	}
-	if (!dt_shared_budget_take(x->sh, c->budget, reserved)) {
-		warm_done(x, k, DT_WARM_FAILED);
-		dt_az_set_error(x, k->rec, K_BUDGET, 1, DT_EXIT_TEMPFAIL,
-		    "the run's budget of %.4f USD is spent; not calling the "
-		    "API", c->budget);
+	if (!dt_shared_budget_take(x->sh, x->c.budget, reserved))
 		return -1;
-	}
 	if ((wait = dt_shared_slot(x->sh)) > 0)
 		dt_debug("%s: id %s: waiting %lld ms for a request slot",
-		    x->where, k->id, wait);
+		    x->where, id, wait);
 	while (wait > 0 && !dt_az_nap(x, wait))
 		wait = dt_shared_slot(x->sh);
 	if (dt_az_signal || dt_az_stopping || wait > 0) {
-		dt_shared_budget_settle(x->sh, c->budget, *reserved, 0);
-		warm_done(x, k, DT_WARM_AGAIN);
+		dt_shared_budget_settle(x->sh, x->c.budget, *reserved, 0);
 		return 0;
 	}
 	return 1;
 }
 
 /*
- * Makes one call and reads its answer into k: its class (k->answer),
- * the reply (k->rc, k->analysis, k->raw, k->why) and the usage.
- * Returns 0 when a signal came first or abandoned the call: there is
- * no answer, and the loop's next look (may_call) ends the record.
+ * Waits for this worker's turn: the warm-up (one worker makes the first
+ * call, and each call while the answers look like a setup error), the
+ * budget, a request slot.  Returns 1 to call now, 0 to look again, -1
+ * when the budget is spent (the error is set).
+ */
+static int
+take_turn(struct run *x, struct call *k, double *reserved)
+{
+	struct config *c = &x->c;
+	long long lease = ((c->first_timeout_s > c->timeout_s ?
+	    c->first_timeout_s : c->timeout_s) + 10) * 1000;
+	int turn;
+
+	while ((k->lead = dt_shared_warm(x->sh, lease, &k->warm)) ==
+	    DT_WARM_WAIT)
+		if (dt_az_nap(x, 20))
+			break;
+	if (dt_az_signal || dt_az_stopping ||
+	    dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED)
+		turn = 0;
+	else if ((turn = budget_and_slot(x, k->id, reserved)) < 0) {
+		warm_done(x, k, DT_WARM_FAILED);
+		dt_az_set_error(x, k->rec, K_BUDGET, 1, DT_EXIT_TEMPFAIL,
+		    "the run's budget of %.4f USD is spent; not calling the "
+		    "API", c->budget);
+	}
+	if (turn == 0)
+		warm_done(x, k, DT_WARM_AGAIN);
+	return turn;
+}
+
+/*
+ * Makes one call and reads its answer into k.  Returns 0 when a signal
+ * came first or abandoned the call: there is no answer.
  */
 static int
 call_once(struct run *x, struct call *k, double reserved)
 {
 	struct config *c = &x->c;
-	struct dt_usage u;
+	struct dt_usage u = {0};
 
-	/*
-	 * TIMEOUT_SECONDS bounds every call; only a DT_FIRST_TIMEOUT_SECONDS
-	 * set on purpose gives the calls before the first answer (a new
-	 * schema) longer.
-	 */
+	/* A DT_FIRST_TIMEOUT_SECONDS set on purpose holds until an answer. */
 	k->req.timeout_ms = (long)(c->timeout_s * 1000);
 	if (!k->warm && !x->seen_success && c->first_timeout_s > c->timeout_s)
 		k->req.timeout_ms = (long)(c->first_timeout_s * 1000);
@@ -240,8 +216,6 @@ call_once(struct run *x, struct call *k, double reserved)
 		return 0;
 	}
 	k->tries++;
-
-	memset(&u, 0, sizeof(u));
 	k->rc = -1;
 	k->analysis = NULL;
 	free(k->raw);
@@ -255,15 +229,13 @@ call_once(struct run *x, struct call *k, double reserved)
 		k->sum.output_tokens += u.output_tokens;
 		k->sum.total_tokens += u.total_tokens;
 		k->sum.cost_usd += u.cost_usd;
-		/* status: failed, in a 2xx, is an outage. */
 		if (k->rc == DT_API_FAILED)
 			k->answer = DT_ANSWER_OUTAGE;
 	} else if (k->resp.result == DT_HTTP_ETOOBIG) {
 		k->rc = DT_API_INVALID;
 		utf8_format(k->why, sizeof(k->why), "%s", k->resp.error);
 	} else if (k->resp.result != DT_HTTP_OK)
-		/* Any call that got no answer (TLS, say) is an outage here. */
-		k->answer = DT_ANSWER_OUTAGE;
+		k->answer = DT_ANSWER_OUTAGE;   /* TLS, say */
 	dt_shared_budget_settle(x->sh, c->budget, reserved, u.cost_usd);
 	/* Any answer from the model ends a streak of refusals. */
 	if (k->rc != -1)
@@ -275,44 +247,18 @@ call_once(struct run *x, struct call *k, double reserved)
 	return 1;
 }
 
-static int
-on_analysis(struct run *x, struct call *k)
-{
-	json_t *rec = k->rec;
-
-	dt_shared_breaker_note(x->sh, 0, x->c.breaker);
-	x->seen_success = 1;
-	if (k->pack)
-		return END_OUT;
-	json_object_set_new(rec, "analysis", k->analysis);
-	k->analysis = NULL;
-	json_object_set_new(rec, "model", json_string(k->model));
-	json_object_set_new(rec, "usage", dt_az_usage_json(&k->sum));
-	json_object_set_new(rec, "latency_ms",
-	    json_integer(k->resp.elapsed_ms));
-	json_object_set_new(rec, "tries", json_integer(k->tries));
-	json_object_set_new(rec, "prompt_version", json_string(x->version));
-	x->n.analyzed++;
-	return END_OUT;
-}
-
-/* Invalid output is asked for once more at once. */
+/* Invalid output is asked for once more at once (a pack's: alone). */
 static int
 on_invalid(struct run *x, struct call *k)
 {
 	json_t *e;
 	size_t n;
 
-	dt_shared_breaker_note(x->sh, 0, x->c.breaker);
-	if (k->pack) {
-		dt_warn("%s: id %s: %s; sending each message alone", x->where,
-		    k->id, k->why);
-		return END_ALONE;
-	}
-	if (++k->invalid < 2) {
-		dt_warn("%s: id %s: %s; asking once more", x->where, k->id,
-		    k->why);
-		return NEXT_CALL;
+	if (k->api->packed || ++k->invalid < 2) {
+		dt_warn("%s: id %s: %s; %s", x->where, k->id, k->why,
+		    k->api->packed ? "sending each message alone" :
+		    "asking once more");
+		return k->api->packed ? END_ALONE : NEXT_CALL;
 	}
 	dt_az_set_error(x, k->rec, K_INVALID, 1, DT_EXIT_PARTIAL,
 	    "%s (after %d tries)", k->why, k->tries);
@@ -327,70 +273,136 @@ on_invalid(struct run *x, struct call *k)
 }
 
 /*
- * A refused pack: each of its messages is sent alone (a warning once
- * the setup is proven good: a message was refused).
+ * The line that says what to fix when the API refuses the run's setup:
+ * the variable, the API's own answer, and what happens to the rows.
+ */
+static void
+setup_line(struct run *x, long status, const char *sig, const char *apimsg,
+    const char *answer, char *buf, size_t len)
+{
+	if (status == 401 || status == 403)
+		utf8_format(buf, len, "PERPLEXITY_API_KEY: the API refused the "
+		    "key (%s); check the key", answer);
+	else if (status == 402)
+		utf8_format(buf, len, "PERPLEXITY_API_KEY: the API account "
+		    "cannot pay for calls (%s); add credits to it", answer);
+	else if (status < 400)
+		utf8_format(buf, len, "PERPLEXITY_BASE_URL: %s answers with a "
+		    "redirect (%s); set PERPLEXITY_BASE_URL to where it points "
+		    "(https://api.perplexity.ai)", x->url, answer);
+	else if (status == 404)
+		utf8_format(buf, len, "PERPLEXITY_BASE_URL: %s does not exist "
+		    "(%s); check PERPLEXITY_BASE_URL (https://api.perplexity.ai) "
+		    "and DT_API", x->url, answer);
+	else if (strcasestr(apimsg, "model") != NULL ||
+	    strcasestr(sig, "model") != NULL)
+		utf8_format(buf, len, "PERPLEXITY_MODEL: the API refused model "
+		    "'%s' (%s); fix the model name", x->c.model, answer);
+	else
+		utf8_format(buf, len, "the API refused records and a plain "
+		    "test text alike (%s); check PERPLEXITY_MODEL, DT_API, "
+		    "DT_SCHEMA_FILE and PERPLEXITY_BASE_URL", answer);
+}
+
+/*
+ * The last call of a streak of refusals: the same request with a plain
+ * text of no user's.  Refused alike, the setup is at fault and the
+ * circuit opens (returns 1); analyzed, the refusals were the records'.
+ * Its cost counts in the stage's totals, not in any record's.
  */
 static int
-pack_refused(struct run *x, struct call *k, const char *answer)
+probe_setup(struct run *x, const struct call *like, const char *line)
 {
-	utf8_format(k->why, sizeof(k->why), "%s", answer);
-	dt_log(dt_shared_setup_proven(x->sh) ? DT_LOG_WARN : DT_LOG_DEBUG,
-	    "%s: id %s: %s; sending each message alone", x->where, k->id,
-	    answer);
-	return END_ALONE;
+	static const char text[] = "Thanks for the update, see you tomorrow.";
+	struct call p = {.api = &x->api, .req = like->req, .id = like->id};
+	char *input, *body = NULL, sig[64];
+	size_t ilen, blen;
+	double reserved;
+	int opened = 0, streak;
+
+	if ((input = dt_api_wrap(text, sizeof(text) - 1, &ilen)) != NULL &&
+	    (body = dt_api_body(&x->api, input, ilen, &blen)) != NULL &&
+	    budget_and_slot(x, like->id, &reserved) > 0) {
+		p.req.body = body;
+		p.req.body_len = blen;
+		if (call_once(x, &p, reserved) && refused(&p)) {
+			dt_api_error_type(p.resp.body, p.resp.len, sig,
+			    sizeof(sig));
+			opened = dt_shared_setup_note(x->sh, p.resp.status, sig,
+			    SETUP_THRESHOLD, line, &streak);
+		}
+		x->n.tokens += p.sum.total_tokens;
+		x->n.cost += p.sum.cost_usd;
+		dt_debug("the test call with a plain text: %s", p.rc ==
+		    DT_API_OK ? "analyzed: the setup is good" : opened ?
+		    "refused alike: the setup is at fault" : "no verdict");
+	}
+	dt_http_resp_clear(&p.resp);
+	json_decref(p.analysis);
+	free(p.raw);
+	free(body);
+	free(input);
+	return opened;
+}
+
+/* Opens the circuit for a setup error; returns 1 when this call did. */
+static int
+open_for_setup(struct run *x, struct call *k, const char *line,
+    int *streak)
+{
+	const struct dt_http_resp *r = &k->resp;
+	char sig[64];
+	int opened;
+
+	if (k->answer == DT_ANSWER_SETUP)
+		return dt_shared_breaker_trip(x->sh, r->status == 401 ||
+		    r->status == 403 ? DT_BREAKER_AUTH : DT_BREAKER_SETUP, line);
+	dt_api_error_type(r->body, r->len, sig, sizeof(sig));
+	opened = dt_shared_setup_note(x->sh, r->status, sig, SETUP_THRESHOLD,
+	    line, streak);
+	/* A refused pack may hold the one message at fault. */
+	if (!opened && k->api->packed)
+		return -1;
+	/* The last call of a streak asks about a plain text instead. */
+	if (!opened && *streak == SETUP_THRESHOLD - 1)
+		opened = probe_setup(x, k, line);
+	return opened;
 }
 
 /*
  * A refusal: the record's own once the same setup got an analysis for
- * another record; else it counts towards a setup error (docs/analyze.md,
- * "Setup errors") and the row goes back without using an attempt.
+ * another record; else it counts towards a setup error and the row goes
+ * back without using an attempt.  A pack's messages are sent alone.
  */
 static int
 on_refusal(struct run *x, struct call *k)
 {
 	const struct dt_http_resp *r = &k->resp;
 	char apimsg[300], sig[64], answer[400], line[1024];
-	int streak = 0, opened;
+	int streak = 0, opened, proven = dt_shared_setup_proven(x->sh);
 
-	dt_shared_breaker_note(x->sh, 0, x->c.breaker);
 	dt_api_error_message(r->body, r->len, apimsg, sizeof(apimsg));
 	dt_api_error_type(r->body, r->len, sig, sizeof(sig));
-	dt_az_setup_line(x, r->status, sig, apimsg, line, sizeof(line));
 	utf8_format(answer, sizeof(answer), "HTTP %ld%s%s", r->status,
 	    apimsg[0] ? ": " : "", apimsg);
-	if (k->answer == DT_ANSWER_REFUSED && dt_shared_setup_proven(x->sh)) {
+	setup_line(x, r->status, sig, apimsg, answer, line, sizeof(line));
+	if (k->answer == DT_ANSWER_REFUSED && proven && !k->api->packed) {
 		warm_done(x, k, DT_WARM_FAILED);
-		/* One message of a pack may be what was refused. */
-		if (k->pack)
-			return pack_refused(x, k, answer);
 		dt_warn("%s: id %s: %s; the API answered other records of this "
 		    "run", x->where, k->id, answer);
 		dt_az_set_error(x, k->rec, K_4XX, 1, DT_EXIT_PARTIAL, "%s",
 		    answer);
 		return END_FAIL;
 	}
-	if (k->answer == DT_ANSWER_SETUP)
-		opened = dt_shared_breaker_trip(x->sh, r->status == 401 ||
-		    r->status == 403 ? DT_BREAKER_AUTH : DT_BREAKER_SETUP,
-		    line);
-	else {
-		opened = dt_shared_setup_note(x->sh, r->status, sig,
-		    DT_AZ_SETUP_THRESHOLD, line, &streak);
-		/*
-		 * A pack refused may hold the one message at fault: its
-		 * messages go alone, and their answers go on with the streak.
-		 */
-		if (!opened && k->pack) {
-			warm_done(x, k, DT_WARM_AGAIN);
-			return pack_refused(x, k, answer);
-		}
-		/*
-		 * Records refused alike so far may each be at fault (three
-		 * spam messages first in the queue): the last call of the
-		 * streak asks about a plain text instead.
-		 */
-		if (!opened && streak == DT_AZ_SETUP_THRESHOLD - 1)
-			opened = dt_az_probe_setup(x, &k->req, line);
+	opened = k->answer == DT_ANSWER_REFUSED && proven ? -1 :
+	    open_for_setup(x, k, line, &streak);
+	if (opened < 0) {
+		warm_done(x, k, proven ? DT_WARM_FAILED : DT_WARM_AGAIN);
+		utf8_format(k->why, sizeof(k->why), "%s", answer);
+		dt_log(dt_shared_setup_proven(x->sh) ? DT_LOG_WARN :
+		    DT_LOG_DEBUG, "%s: id %s: %s; sending each message alone",
+		    x->where, k->id, answer);
+		return END_ALONE;
 	}
 	warm_done(x, k, dt_shared_setup_proven(x->sh) ? DT_WARM_OK :
 	    DT_WARM_AGAIN);
@@ -414,25 +426,30 @@ static int
 on_outage(struct run *x, struct call *k)
 {
 	struct config *c = &x->c;
-	struct dt_retry r;
+	const struct dt_http_resp *r = &k->resp;
+	struct dt_retry rt;
 	char apimsg[300];
-	int kind = k->rc == DT_API_FAILED ? K_UNAVAIL : outage_kind(&k->resp);
+	int kind = K_UNAVAIL;
 
-	if (k->rc != DT_API_FAILED && k->resp.result == DT_HTTP_OK) {
-		dt_api_error_message(k->resp.body, k->resp.len, apimsg,
-		    sizeof(apimsg));
-		utf8_format(k->why, sizeof(k->why), "HTTP %ld%s%s",
-		    k->resp.status, apimsg[0] ? ": " : "", apimsg);
+	if (k->rc != DT_API_FAILED && r->result == DT_HTTP_OK) {
+		dt_api_error_message(r->body, r->len, apimsg, sizeof(apimsg));
+		utf8_format(k->why, sizeof(k->why), "HTTP %ld%s%s", r->status,
+		    apimsg[0] ? ": " : "", apimsg);
 	} else if (k->rc != DT_API_FAILED)
-		utf8_format(k->why, sizeof(k->why), "%s", k->resp.error);
+		utf8_format(k->why, sizeof(k->why), "%s", r->error);
+	if (k->rc != DT_API_FAILED && (r->result == DT_HTTP_ETIMEOUT ||
+	    r->status == 408))
+		kind = K_TIMEOUT;
+	else if (k->rc != DT_API_FAILED && r->status == 429)
+		kind = K_RATE;
 	k->outages++;
 	if (dt_shared_breaker_note(x->sh, 1, c->breaker) != DT_BREAKER_CLOSED) {
 		dt_warn("%s: id %s: %s; circuit open", x->where, k->id, k->why);
 		return NEXT_CALL;
 	}
-	dt_retry_check(&c->pol, &k->resp, DT_ANSWER_OUTAGE, k->outages,
-	    dt_now_ms() - k->start, &r);
-	if (!r.retry) {
+	dt_retry_check(&c->pol, r, DT_ANSWER_OUTAGE, k->outages,
+	    dt_now_ms() - k->start, &rt);
+	if (!rt.retry) {
 		dt_warn("%s: id %s: %s; giving up after %d tries", x->where,
 		    k->id, k->why, k->tries);
 		dt_az_set_error(x, k->rec, kind, 1, DT_EXIT_PARTIAL,
@@ -440,13 +457,13 @@ on_outage(struct run *x, struct call *k)
 		return END_FAIL;
 	}
 	dt_warn("%s: id %s: %s; retrying in %.1f s (%d of %d tries left)",
-	    x->where, k->id, k->why, r.wait_ms / 1000.0,
+	    x->where, k->id, k->why, rt.wait_ms / 1000.0,
 	    c->pol.max_tries - k->outages, c->pol.max_tries);
 	/* After a 429 every worker of the run holds back. */
-	if (k->resp.status == 429)
-		dt_shared_hold(x->sh, r.wait_ms);
+	if (r->status == 429)
+		dt_shared_hold(x->sh, rt.wait_ms);
 	else
-		dt_az_nap(x, r.wait_ms);
+		dt_az_nap(x, rt.wait_ms);
 	return NEXT_CALL;
 }
 
@@ -454,8 +471,13 @@ on_outage(struct run *x, struct call *k)
 static int
 answered(struct run *x, struct call *k)
 {
-	if (k->rc == DT_API_OK)
-		return on_analysis(x, k);
+	/* Any answer but an outage closes a run of outages. */
+	if (k->rc == DT_API_OK || k->rc == DT_API_INVALID || refused(k))
+		dt_shared_breaker_note(x->sh, 0, x->c.breaker);
+	if (k->rc == DT_API_OK) {
+		x->seen_success = 1;
+		return END_OUT;
+	}
 	if (k->rc == DT_API_INVALID)
 		return on_invalid(x, k);
 	if (refused(k))
@@ -470,10 +492,7 @@ answered(struct run *x, struct call *k)
 	return END_FAIL;
 }
 
-/*
- * Calls until the request in k has an answer or a final error.  Returns
- * how it ended (END_*); the usage of every call is in k->sum.
- */
+/* Calls until k's request has an answer or a final error (END_*). */
 static int
 call_loop(struct run *x, struct call *k)
 {
@@ -509,49 +528,14 @@ call_loop(struct run *x, struct call *k)
 	return end;
 }
 
-void
-dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
-    size_t len)
-{
-	struct call k;
-	char *input, *payload = NULL;
-	size_t ilen, plen;
-
-	memset(&k, 0, sizeof(k));
-	k.rec = rec;
-	k.id = id;
-	k.api = &x->api;
-	if ((input = dt_api_wrap(text, len, &ilen)) == NULL ||
-	    (payload = dt_api_body(&x->api, input, ilen, &plen)) == NULL) {
-		dt_error("out of memory");
-		dt_az_set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
-		    "out of memory");
-		goto out;
-	}
-	k.req.body = payload;
-	k.req.body_len = plen;
-	(void)call_loop(x, &k);
-out:
-	dt_http_resp_clear(&k.resp);
-	json_decref(k.analysis);
-	free(k.raw);
-	free(payload);
-	free(input);
-}
-
 int
 dt_az_send(struct run *x, const struct dt_api *api, const char *body,
     size_t len, json_t *rec, const char *id, struct dt_az_sent *out)
 {
-	struct call k;
+	struct call k = {.rec = rec, .id = id, .api = api};
 	int end;
 
-	memset(&k, 0, sizeof(k));
 	memset(out, 0, sizeof(*out));
-	k.rec = rec;
-	k.id = id;
-	k.api = api;
-	k.pack = 1;
 	k.req.body = body;
 	k.req.body_len = len;
 	end = call_loop(x, &k);
@@ -569,4 +553,34 @@ dt_az_send(struct run *x, const struct dt_api *api, const char *body,
 	free(k.raw);
 	return end == END_ALONE ? DT_AZ_ALONE : out->answer != NULL ?
 	    DT_AZ_ANSWERED : DT_AZ_ERROR;
+}
+
+void
+dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
+    size_t len)
+{
+	struct dt_az_sent o;
+	char *input, *body = NULL;
+	size_t ilen, blen;
+
+	if ((input = dt_api_wrap(text, len, &ilen)) == NULL ||
+	    (body = dt_api_body(&x->api, input, ilen, &blen)) == NULL) {
+		dt_error("out of memory");
+		dt_az_set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
+		    "out of memory");
+	} else if (dt_az_send(x, &x->api, body, blen, rec, id, &o) ==
+	    DT_AZ_ANSWERED)
+		dt_az_set_analysis(x, rec, o.answer, &o, &o.sum, 0);
+	free(body);
+	free(input);
+}
+
+void
+dt_az_stop_the_run(const char *stop_file)
+{
+	int fd;
+
+	if (stop_file != NULL && (fd = open(stop_file, O_WRONLY | O_CREAT |
+	    O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
+		close(fd);
 }

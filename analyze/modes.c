@@ -196,43 +196,54 @@ out:
 	return rc;
 }
 
-/* Prints what would be sent for one text, with the key masked. */
 void
-dt_az_dry_run(struct run *x, json_t *rec, json_t *id, const char *text,
-    size_t len)
+dt_az_dry_run(struct run *x, struct dt_az_item *it, int n)
 {
-	size_t ilen;
-	char *input = dt_api_wrap(text, len, &ilen), *s;
-	json_t *body, *out;
-	long long est;
+	size_t ilen = 0, blen = 0;
+	char *input = NULL, *s = NULL;
+	json_t *body, *out, *ids = NULL;
+	long long est, est_out;
+	int j;
 
-	if (input == NULL ||
-	    (body = dt_api_request(&x->api, input, ilen)) == NULL) {
-		free(input);
-		dt_error("out of memory");
-		return;
-	}
-	s = json_dumps(body, JSON_COMPACT);
-	est = dt_api_estimate_tokens(s, s ? strlen(s) : 0);
-	free(s);
+	if (n > 1)
+		s = dt_az_group_body(x, it, n, &blen);
+	else if ((input = dt_api_wrap(it->text, it->len, &ilen)) != NULL)
+		s = dt_api_body(&x->api, input, ilen, &blen);
+	body = s != NULL ? json_loads(s, 0, NULL) : NULL;
+	est = dt_api_estimate_tokens(s, s != NULL ? blen : 0);
+	/* The Agent API's max_output_tokens or chat's max_tokens. */
+	est_out = json_integer_value(json_object_get(body,
+	    "max_output_tokens")) + json_integer_value(json_object_get(body,
+	    "max_tokens"));
 	x->n.est_in += est;
-	x->n.est_out += x->c.max_output_tokens;
-	out = json_pack("{s:O, s:b, s:{s:s, s:s, s:{s:s, s:s}, s:o}, "
-	    "s:{s:I, s:I}}", "id", id, "dry_run", 1, "request", "method",
-	    "POST", "url", x->url, "headers", "Authorization",
-	    x->c.key ? "Bearer ***" : "Bearer (PERPLEXITY_API_KEY unset)",
-	    "Content-Type", "application/json", "body", body, "estimate",
+	x->n.est_out += est_out;
+	out = json_object();
+	if (n > 1 && (ids = json_array()) != NULL)
+		for (j = 0; j < n; j++)
+			json_array_append(ids, json_object_get(it[j].rec, "id"));
+	json_object_set(out, n > 1 ? "ids" : "id", n > 1 ? ids :
+	    json_object_get(it->rec, "id"));
+	json_object_set_new(out, "dry_run", json_true());
+	if (n > 1)
+		json_object_set_new(out, "pack", json_pack("{s:i}", "size", n));
+	if (body == NULL || json_object_set_new(out, "request", json_pack(
+	    "{s:s, s:s, s:{s:s, s:s}, s:O}", "method", "POST", "url", x->url,
+	    "headers", "Authorization", x->c.key ? "Bearer ***" :
+	    "Bearer (PERPLEXITY_API_KEY unset)", "Content-Type",
+	    "application/json", "body", body)) < 0 ||
+	    json_object_set_new(out, "estimate", json_pack("{s:I, s:I}",
 	    "input_tokens", (json_int_t)est, "max_output_tokens",
-	    (json_int_t)x->c.max_output_tokens);
-	if (out == NULL) {
+	    (json_int_t)est_out)) < 0)
 		dt_error("out of memory");
-		free(input);
-		return;
+	else {
+		if (n == 1 && json_object_get(it->rec, "text_cut") != NULL)
+			json_object_set(out, "text_cut", json_object_get(it->rec,
+			    "text_cut"));
+		dt_az_emit(out);
 	}
-	if (json_object_get(rec, "text_cut") != NULL)
-		json_object_set(out, "text_cut", json_object_get(rec,
-		    "text_cut"));
-	dt_az_emit(out);
 	json_decref(out);
+	json_decref(body);
+	json_decref(ids);
 	free(input);
+	free(s);
 }

@@ -371,3 +371,19 @@ dt_az_end_of_run(struct run *x)
 		    x->last_refused);
 	return interrupted;
 }
+
+void
+dt_az_set_analysis(struct run *x, json_t *rec, json_t *analysis,
+    const struct dt_az_sent *o, const struct dt_usage *u, int pack)
+{
+	json_object_set_new(rec, "analysis", analysis);
+	json_object_set_new(rec, "model", json_string(o->model));
+	json_object_set_new(rec, "usage", dt_az_usage_json(u));
+	json_object_set_new(rec, "latency_ms", json_integer(o->latency_ms));
+	json_object_set_new(rec, "tries", json_integer(o->tries));
+	json_object_set_new(rec, "prompt_version", json_string(x->version));
+	if (pack > 0)
+		json_object_set_new(rec, "pack", json_pack("{s:i}", "size",
+		    pack));
+	x->n.analyzed++;
+}

@@ -1,11 +1,10 @@
 /*
- * pack.c: packed requests.  Up to DT_PACK records go in one request:
- * the input is a JSON array of {"id", "text"} inside one data block,
- * the answer {"results": [...]} holds one analysis per message with its
- * id.  Each item is checked alone against the analysis schema; a
- * message whose item is missing, repeated or invalid is sent alone
- * (dt_az_call), the others keep theirs.  docs/analyze.md, "Packed
- * requests", has the wire format and the trade-offs.
+ * pack.c: groups and packed requests.  Up to DT_PACK records go in one
+ * request: the input is a JSON array of {"id", "text"} inside one data
+ * block, the answer {"results": [...]} holds one analysis per message
+ * with its id.  Each item is checked alone against the analysis schema;
+ * a message whose item is missing, repeated or invalid is sent alone,
+ * the others keep theirs (docs/analyze.md, "Packed requests").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,9 +41,7 @@ pack_schema(const json_t *schema)
 
 	if (!json_is_object(json_object_get(schema, "properties")) ||
 	    json_object_get(json_object_get(schema, "properties"), "id") !=
-	    NULL)
-		return NULL;
-	if ((item = json_deep_copy(schema)) == NULL)
+	    NULL || (item = json_deep_copy(schema)) == NULL)
 		return NULL;
 	props = json_object_get(item, "properties");
 	json_object_set_new(props, "id", json_pack("{s:s}", "type", "string"));
@@ -133,26 +130,19 @@ share_of(const struct dt_usage *u, int j, int n)
 	return s;
 }
 
-static long long
-usage_ll(json_t *usage, const char *k)
-{
-	return (long long)json_integer_value(json_object_get(usage, k));
-}
-
 /* Adds the share s and the tries of the pack to what rec has. */
 static void
-add_share(json_t *rec, const struct dt_usage *s, int tries)
+add_share(json_t *rec, struct dt_usage u, int tries)
 {
 	json_t *old = json_object_get(rec, "usage");
-	struct dt_usage u = *s;
 
-	if (json_is_object(old)) {
-		u.input_tokens += usage_ll(old, "prompt_tokens");
-		u.output_tokens += usage_ll(old, "completion_tokens");
-		u.total_tokens += usage_ll(old, "total_tokens");
-		u.cost_usd += json_number_value(json_object_get(old,
-		    "cost_usd"));
-	}
+	u.input_tokens += json_integer_value(json_object_get(old,
+	    "prompt_tokens"));
+	u.output_tokens += json_integer_value(json_object_get(old,
+	    "completion_tokens"));
+	u.total_tokens += json_integer_value(json_object_get(old,
+	    "total_tokens"));
+	u.cost_usd += json_number_value(json_object_get(old, "cost_usd"));
 	if (u.total_tokens > 0 || u.cost_usd > 0)
 		json_object_set_new(rec, "usage", dt_az_usage_json(&u));
 	tries += (int)json_integer_value(json_object_get(rec, "tries"));
@@ -160,16 +150,16 @@ add_share(json_t *rec, const struct dt_usage *s, int tries)
 		json_object_set_new(rec, "tries", json_integer(tries));
 }
 
-/* Sends message t alone, after the pack of size n failed it (why). */
+/* Sends message j of the n alone, after the pack failed it (why). */
 static void
-alone(struct run *x, struct dt_az_item *t, int n, const char *why,
-    const struct dt_usage *share, int tries)
+alone(struct run *x, struct dt_az_item *it, int j, int n, const char *why,
+    const struct dt_az_sent *o)
 {
-	x->where = t->where;
-	dt_az_call(x, t->rec, t->id, t->text, t->len);
-	add_share(t->rec, share, tries);
-	json_object_set_new(t->rec, "pack", json_pack("{s:i, s:s}", "size", n,
-	    "alone", why));
+	x->where = it[j].where;
+	dt_az_call(x, it[j].rec, it[j].id, it[j].text, it[j].len);
+	add_share(it[j].rec, share_of(&o->sum, j, n), o->tries);
+	json_object_set_new(it[j].rec, "pack", json_pack("{s:i, s:s}", "size",
+	    n, "alone", why));
 }
 
 /* The scratch record's error on every record of the group. */
@@ -179,7 +169,6 @@ spread_error(struct run *x, struct dt_az_item *it, int n, json_t *scratch,
 {
 	json_t *e = json_object_get(scratch, "error");
 	const char *kind = json_string_value(json_object_get(e, "kind"));
-	struct dt_usage s;
 	int i, k;
 
 	/* dt_az_send() counted it once; the others count here. */
@@ -192,82 +181,41 @@ spread_error(struct run *x, struct dt_az_item *it, int n, json_t *scratch,
 			x->n.errors++;
 			x->n.kind[k]++;
 		}
-		s = share_of(&o->sum, i, n);
 		if (o->tries > 0)
-			add_share(it[i].rec, &s, o->tries);
+			add_share(it[i].rec, share_of(&o->sum, i, n), o->tries);
 		json_object_set_new(it[i].rec, "pack", json_pack("{s:i}",
 		    "size", n));
 	}
 }
 
 /*
- * The place (0 to n - 1) the item's id names, -1 for an id that was not
- * sent or none.
- */
-static int
-item_place(json_t *item, int n)
-{
-	const char *id = json_string_value(json_object_get(item, "id"));
-	char *end;
-	long v;
-
-	if (id == NULL || *id < '1' || *id > '9')
-		return -1;
-	v = strtol(id, &end, 10);
-	return *end == '\0' && v >= 1 && v <= n ? (int)v - 1 : -1;
-}
-
-/*
- * Sorts the answer's items by the message they name into got (NULL:
- * none) and marks the repeated ones; an item with an id that was not
+ * Sorts the answer's items by the message their id names ("1" to "n")
+ * into got, marking the repeated ones; an item with an id that was not
  * sent is logged and left out.
  */
 static void
 sort_items(struct run *x, json_t *answer, json_t **got, int *twice, int n)
 {
 	json_t *item;
+	const char *id;
+	char *end;
 	size_t i;
-	int j;
+	long j;
 
 	json_array_foreach(json_object_get(answer, "results"), i, item) {
-		if ((j = item_place(item, n)) < 0) {
+		id = json_string_value(json_object_get(item, "id"));
+		j = id != NULL && *id >= '1' && *id <= '9' ?
+		    strtol(id, &end, 10) : 0;
+		if (j < 1 || j > n || *end != '\0') {
 			dt_warn("%s: the packed answer holds an item for a "
 			    "message that was not sent (item %zu); left out",
 			    x->where, i + 1);
 			continue;
 		}
-		if (got[j] != NULL)
-			twice[j] = 1;
-		got[j] = item;
+		if (got[j - 1] != NULL)
+			twice[j - 1] = 1;
+		got[j - 1] = item;
 	}
-}
-
-/* Sets item's analysis on t's record, or returns -1 with why. */
-static int
-take_item(struct run *x, struct dt_az_item *t, json_t *item,
-    const struct dt_az_sent *o, const struct dt_usage *share, int n,
-    char *why, size_t whylen)
-{
-	json_t *a = json_deep_copy(item), *rec = t->rec;
-	char err[300];
-
-	json_object_del(a, "id");
-	if (a == NULL || dt_schema_validate(x->schema, a, err,
-	    sizeof(err)) < 0) {
-		utf8_format(why, whylen, "its item does not match the schema: "
-		    "%s", a == NULL ? "out of memory" : err);
-		json_decref(a);
-		return -1;
-	}
-	json_object_set_new(rec, "analysis", a);
-	json_object_set_new(rec, "model", json_string(o->model));
-	json_object_set_new(rec, "usage", dt_az_usage_json(share));
-	json_object_set_new(rec, "latency_ms", json_integer(o->latency_ms));
-	json_object_set_new(rec, "tries", json_integer(o->tries));
-	json_object_set_new(rec, "prompt_version", json_string(x->version));
-	json_object_set_new(rec, "pack", json_pack("{s:i}", "size", n));
-	x->n.analyzed++;
-	return 0;
 }
 
 /* Each message gets its item's analysis, or is sent alone. */
@@ -275,115 +223,77 @@ static void
 spread_answer(struct run *x, struct dt_az_item *it, int n,
     const struct dt_az_sent *o)
 {
-	json_t **got = calloc((size_t)n, sizeof(json_t *));
+	json_t **got = calloc((size_t)n, sizeof(json_t *)), *a;
 	int *twice = calloc((size_t)n, sizeof(*twice)), j;
-	char why[400];
+	char why[400], err[300];
 	struct dt_usage s;
 
 	if (got != NULL && twice != NULL)
 		sort_items(x, o->answer, got, twice, n);
 	for (j = 0; j < n; j++) {
-		s = share_of(&o->sum, j, n);
+		a = NULL;
 		if (got == NULL || twice == NULL)
 			utf8_format(why, sizeof(why), "out of memory");
 		else if (got[j] == NULL)
 			utf8_format(why, sizeof(why), "its item is missing");
 		else if (twice[j])
 			utf8_format(why, sizeof(why), "its item is repeated");
-		else if (take_item(x, &it[j], got[j], o, &s, n, why,
-		    sizeof(why)) == 0)
+		else if ((a = json_deep_copy(got[j])) == NULL ||
+		    json_object_del(a, "id") < 0 ||
+		    dt_schema_validate(x->schema, a, err, sizeof(err)) < 0)
+			utf8_format(why, sizeof(why), "its item does not match "
+			    "the schema: %s", a == NULL ? "out of memory" : err);
+		else {
+			s = share_of(&o->sum, j, n);
+			dt_az_set_analysis(x, it[j].rec, a, o, &s, n);
 			continue;
+		}
+		json_decref(a);
 		dt_warn("%s: id %s: in the packed answer %s; sending it alone",
 		    it[j].where, it[j].id, why);
-		alone(x, &it[j], n, why, &s, o->tries);
+		alone(x, it, j, n, why, o);
 	}
 	free(got);
 	free(twice);
 }
 
-void
-dt_az_call_group(struct run *x, struct dt_az_item *it, int n)
+/*
+ * Gets an analysis or an error for each of the n records: one packed
+ * request for all of them (a lone record is sent as a single request),
+ * then each message whose item was unusable, alone.
+ */
+static void
+call_group(struct run *x, struct dt_az_item *it, int n)
 {
-	struct dt_az_sent o;
-	struct dt_usage s;
+	struct dt_az_sent o = {0};
 	json_t *scratch;
 	char *body = NULL, label[300];
 	size_t blen = 0;
-	int rc = DT_AZ_ERROR, j;
+	int rc = DT_AZ_ALONE, j;
 
-	if (n == 1 || x->c.pack <= 1) {
-		for (j = 0; j < n; j++) {
-			x->where = it[j].where;
-			dt_az_call(x, it[j].rec, it[j].id, it[j].text,
-			    it[j].len);
-		}
+	x->where = it[0].where;
+	if (n == 1) {
+		dt_az_call(x, it[0].rec, it[0].id, it[0].text, it[0].len);
 		return;
 	}
-	x->where = it[0].where;
 	snprintf(label, sizeof(label), "%s (and %d more in its pack)",
 	    it[0].id, n - 1);
-	memset(&o, 0, sizeof(o));
 	if ((scratch = json_object()) == NULL ||
-	    (body = dt_az_group_body(x, it, n, &blen)) == NULL) {
+	    (body = dt_az_group_body(x, it, n, &blen)) == NULL)
 		utf8_format(o.why, sizeof(o.why), "out of memory");
-		rc = DT_AZ_ALONE;
-	} else
+	else
 		rc = dt_az_send(x, &x->pack_api, body, blen, scratch, label,
 		    &o);
 	if (rc == DT_AZ_ANSWERED)
 		spread_answer(x, it, n, &o);
-	else if (rc == DT_AZ_ERROR && scratch != NULL)
+	else if (rc == DT_AZ_ERROR)
 		spread_error(x, it, n, scratch, &o);
 	else
-		for (j = 0; j < n; j++) {
-			s = share_of(&o.sum, j, n);
-			alone(x, &it[j], n, o.why, &s, o.tries);
-		}
+		for (j = 0; j < n; j++)
+			alone(x, it, j, n, o.why, &o);
 	json_decref(o.answer);
 	json_decref(scratch);
 	free(body);
-}
-
-void
-dt_az_dry_run_group(struct run *x, struct dt_az_item *it, int n)
-{
-	json_t *ids, *body, *out;
-	size_t blen;
-	char *s;
-	long long est, est_out;
-	int j;
-
-	if (n == 1) {
-		dt_az_dry_run(x, it[0].rec, json_object_get(it[0].rec, "id"),
-		    it[0].text, it[0].len);
-		return;
-	}
-	ids = json_array();
-	for (j = 0; ids != NULL && j < n; j++)
-		json_array_append(ids, json_object_get(it[j].rec, "id"));
-	s = dt_az_group_body(x, it, n, &blen);
-	body = s != NULL ? json_loads(s, 0, NULL) : NULL;
-	est = dt_api_estimate_tokens(s, s != NULL ? blen : 0);
-	free(s);
-	/* The Agent API's max_output_tokens or chat's max_tokens. */
-	est_out = json_integer_value(json_object_get(body,
-	    "max_output_tokens")) + json_integer_value(json_object_get(body,
-	    "max_tokens"));
-	x->n.est_in += est;
-	x->n.est_out += est_out;
-	out = json_pack("{s:o, s:b, s:{s:i}, s:{s:s, s:s, s:{s:s, s:s}, s:o}, "
-	    "s:{s:I, s:I}}", "ids", ids, "dry_run", 1, "pack", "size", n,
-	    "request", "method", "POST", "url", x->url, "headers",
-	    "Authorization", x->c.key ? "Bearer ***" :
-	    "Bearer (PERPLEXITY_API_KEY unset)", "Content-Type",
-	    "application/json", "body", body, "estimate", "input_tokens",
-	    (json_int_t)est, "max_output_tokens", (json_int_t)est_out);
-	if (out == NULL) {
-		dt_error("out of memory");
-		return;
-	}
-	dt_az_emit(out);
-	json_decref(out);
 }
 
 void
@@ -391,15 +301,10 @@ dt_az_flush(struct run *x, struct dt_az_group *g)
 {
 	int i;
 
-	if (x->c.dry_run && x->c.pack > 1)
-		dt_az_dry_run_group(x, g->calls, g->ncalls);
-	else if (x->c.dry_run)
-		for (i = 0; i < g->ncalls; i++)
-			dt_az_dry_run(x, g->calls[i].rec, json_object_get(
-			    g->calls[i].rec, "id"), g->calls[i].text,
-			    g->calls[i].len);
+	if (x->c.dry_run)
+		dt_az_dry_run(x, g->calls, g->ncalls);
 	else if (dt_az_out_failed == 0)
-		dt_az_call_group(x, g->calls, g->ncalls);
+		call_group(x, g->calls, g->ncalls);
 	for (i = 0; i < g->nheld; i++) {
 		/* --dry-run printed the requests instead of these. */
 		if (!(x->c.dry_run && g->is_call[i]))
@@ -430,7 +335,6 @@ dt_az_hold(struct run *x, struct dt_az_group *g, json_t *rec, int is_call)
 int
 dt_az_group_init(struct dt_az_group *g, long long pack)
 {
-	memset(g, 0, sizeof(*g));
 	g->cap = (int)pack * DT_AZ_HOLD;
 	g->calls = calloc((size_t)pack, sizeof(*g->calls));
 	g->held = calloc((size_t)g->cap, sizeof(json_t *));
