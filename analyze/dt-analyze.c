@@ -235,7 +235,7 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 	json_t *rec;
 	int rc;
 
-	while (!dt_az_signal && dt_az_out_failed == 0) {
+	while (!dt_az_signal && dt_out_status() == 0) {
 		if (g->ncalls > 0 && (g->ncalls == x->c.pack ||
 		    g->nheld == g->cap || (!fanout_job &&
 		    !dt_reader_wait(r, 0)))) {
@@ -372,8 +372,7 @@ main(int argc, char **argv)
 	interrupted = dt_az_end_of_run(&x);
 	dt_az_emit_stage(&x, x.status, dt_az_final_message(&x, interrupted),
 	    interrupted);
-	if (dt_az_out_failed != 0)
-		x.status = dt_exit_worse(x.status, dt_az_out_failed);
+	x.status = dt_exit_worse(x.status, dt_out_status());
 out:
 	dt_az_group_free(&g);
 	dt_reader_free(r);

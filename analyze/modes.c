@@ -239,7 +239,7 @@ dt_az_dry_run(struct run *x, struct dt_az_item *it, int n)
 		if (n == 1 && json_object_get(it->rec, "text_cut") != NULL)
 			json_object_set(out, "text_cut", json_object_get(it->rec,
 			    "text_cut"));
-		dt_az_emit(out);
+		dt_emit(out);
 	}
 	json_decref(out);
 	json_decref(body);

@@ -303,12 +303,12 @@ dt_az_flush(struct run *x, struct dt_az_group *g)
 
 	if (x->c.dry_run)
 		dt_az_dry_run(x, g->calls, g->ncalls);
-	else if (dt_az_out_failed == 0)
+	else if (dt_out_status() == 0)
 		call_group(x, g->calls, g->ncalls);
 	for (i = 0; i < g->nheld; i++) {
 		/* --dry-run printed the requests instead of these. */
 		if (!(x->c.dry_run && g->is_call[i]))
-			dt_az_emit(g->held[i]);
+			dt_emit(g->held[i]);
 		json_decref(g->held[i]);
 	}
 	for (i = 0; i < g->ncalls; i++)
@@ -324,7 +324,7 @@ dt_az_hold(struct run *x, struct dt_az_group *g, json_t *rec, int is_call)
 		g->calls[g->ncalls++].rec = rec;
 	if (g->ncalls == 0) {
 		if (!x->c.dry_run)
-			dt_az_emit(rec);
+			dt_emit(rec);
 		json_decref(rec);
 		return;
 	}

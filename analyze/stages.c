@@ -152,7 +152,7 @@ dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 	struct dirent **names = NULL;
 	json_t *sum = NULL;
 	char path[4096];
-	int i, n, rc = DT_EXIT_OK;
+	int i, n;
 
 	if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
 		dt_error("%s: %s", dir, strerror(errno));
@@ -170,15 +170,10 @@ dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 	/* As dt-analyze alone says it at its end (dt_az_end_of_run). */
 	if (refused > 0 && (sh == NULL ||
 	    dt_shared_breaker(sh) == DT_BREAKER_CLOSED))
-		dt_warn("%lu record%s refused by the API with an answer other "
-		    "records did not get (last: %s); given back without using "
-		    "an attempt", refused, refused == 1 ? " was" : "s were",
-		    last);
+		dt_az_say_refused(refused, last);
 	if (sum == NULL)
 		return DT_EXIT_OK;
-	dt_az_emit(sum);
+	dt_emit(sum);
 	json_decref(sum);
-	if (dt_az_out_failed)
-		rc = dt_az_out_failed;
-	return rc;
+	return dt_out_status();
 }
