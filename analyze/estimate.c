@@ -1,33 +1,52 @@
 /*
- * estimate.c: the backlog, the runs and the cost it will take, for
- * dt-entrypoint --dry-run.  Nothing here calls anything.
+ * estimate.c: --estimate, the runs, tokens and cost a backlog will take
+ * (dt-fetch --backlog | dt-analyze --estimate, for dt-entrypoint
+ * --dry-run; docs/entrypoint.md).  Nothing here calls anything.
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "api.h"
-#include "estimate.h"
+#include "analyze.h"
+#include "config.h"
+#include "exit.h"
 #include "log.h"
 
 /* The CronJob's schedule (k8s/base/cronjob.yaml): every two hours. */
 #define SCHEDULE_HOURS 2
 
+/* The Agent API's web_search tool, per invocation (the pricing page). */
+#define PRICE_WEB_SEARCH 0.005
+
 /*
  * docs.perplexity.ai: the Agent API's models page (perplexity/sonar:
- * 0.25 and 2.50 per million tokens, no fee per request without tools)
- * and the pricing page's Sonar API (chat completions, sonar: 1 and 1,
- * and 5 USD per 1,000 requests at the low search context size).
+ * 0.25 and 2.50 USD per million tokens, no fee per request without
+ * tools) and the pricing page's Sonar API (chat completions, sonar: 1
+ * and 1, and 5 USD per 1,000 requests at the low search context size).
  */
-static const struct dt_price prices[] = {
+static const struct price {
+	const char *model;
+	double in, out, request;
+} prices[] = {
 	{"perplexity/sonar", 0.25, 2.50, 0},
 	{"sonar", 1.0, 1.0, 0.005},
 };
 
-const struct dt_price *
-dt_price_of(const char *model)
+/* What the estimate knows besides the settings. */
+struct est {
+	const struct config *c;
+	double in, out, request;    /* the prices in USD */
+	int prices_known;           /* set, or the model's from the table */
+	long long deadline_s, shards;
+	long long fixed_tokens;     /* a text's share of a request's tokens
+				     * without the texts */
+};
+
+static const struct price *
+price_of(const char *model)
 {
 	size_t i;
 
@@ -37,12 +56,30 @@ dt_price_of(const char *model)
 	return NULL;
 }
 
-long long
-dt_estimate_output_tokens(long long text_tokens, long long max_output_tokens)
+/*
+ * The tokens of a request for an empty text (the prompt, schema,
+ * framing), or with DT_PACK over 1 a packed request's for empty texts
+ * shared by its DT_PACK messages.
+ */
+static long long
+fixed_tokens(struct run *x)
 {
-	long long n = 100 + text_tokens / 2;
+	size_t ilen, blen = 0;
+	char *input = dt_api_wrap("", 0, &ilen), *body = NULL;
+	struct dt_az_item *it;
+	long long n, i, pack = x->c.pack;
 
-	return n < max_output_tokens ? n : max_output_tokens;
+	if (pack > 1 && (it = calloc((size_t)pack, sizeof(*it))) != NULL) {
+		for (i = 0; i < pack; i++)
+			it[i].text = "";
+		body = dt_az_group_body(x, it, (int)pack, &blen);
+		free(it);
+	} else if (input != NULL)
+		body = dt_api_body(&x->api, input, ilen, &blen);
+	n = dt_api_estimate_tokens(body, body != NULL ? blen : 0);
+	free(body);
+	free(input);
+	return pack > 1 ? (n + pack - 1) / pack : n;
 }
 
 /* A whole number from the object (-1 when it is missing or not one). */
@@ -61,49 +98,44 @@ num(json_t *o, const char *key)
  * against the budget.
  */
 static void
-print_cost(const struct dt_estimate *e, FILE *out, long long in,
-    long long outk, long long todo, long long first_run, double share,
-    json_t *hist)
+print_cost(const struct est *e, long long in, long long outk,
+    long long todo, long long first_run, double share, json_t *hist)
 {
-	double per_msg, per_msg_max, total, total_max;
+	const struct config *c = e->c;
+	double per_msg, per_msg_max, avg = json_number_value(json_object_get(
+	    hist, "cost_usd"));
 
 	/* A request's price is shared by the DT_PACK texts it carries. */
-	per_msg = (double)in * e->price_in / 1e6 + (double)outk *
-	    e->price_out / 1e6 + e->price_request / (double)e->pack;
-	per_msg_max = (double)in * e->price_in / 1e6 +
-	    (double)e->max_output_tokens * e->price_out / 1e6 +
-	    e->price_request / (double)e->pack;
-	total = per_msg * (double)todo;
-	total_max = per_msg_max * (double)todo;
-	fprintf(out, "cost: about %.4f USD for the whole backlog (%.6f per "
-	    "text; at most %.4f if every answer were DT_MAX_OUTPUT_TOKENS "
-	    "long), at %g USD per million input tokens, %g per million "
-	    "output tokens, %g per request%s\n", total, per_msg, total_max,
-	    e->price_in, e->price_out, e->price_request,
-	    e->prices_known ? "" : "; these are perplexity/sonar's prices: "
-	    "set DT_PRICE_INPUT_PER_M and DT_PRICE_OUTPUT_PER_M for the model "
-	    "in PERPLEXITY_MODEL");
+	per_msg = (double)in * e->in / 1e6 + (double)outk * e->out / 1e6 +
+	    e->request / (double)c->pack;
+	per_msg_max = (double)in * e->in / 1e6 + (double)c->max_output_tokens *
+	    e->out / 1e6 + e->request / (double)c->pack;
+	printf("cost: about %.4f USD for the whole backlog (%.6f per text; at "
+	    "most %.4f if every answer were DT_MAX_OUTPUT_TOKENS long), at %g "
+	    "USD per million input tokens, %g per million output tokens, %g "
+	    "per request%s\n", per_msg * (double)todo, per_msg, per_msg_max *
+	    (double)todo, e->in, e->out, e->request, e->prices_known ? "" :
+	    "; these are perplexity/sonar's prices: set DT_PRICE_INPUT_PER_M "
+	    "and DT_PRICE_OUTPUT_PER_M for the model in PERPLEXITY_MODEL");
 	/* After some runs, the API's own counts say more than the sizes. */
 	if (num(hist, "rows") > 0)
-		fprintf(out, "measured: the last %lld analyses averaged %.0f "
-		    "tokens in, %.0f out and %.6f USD each (the API's own "
-		    "counts): about %.4f USD for the backlog at that cost\n",
+		printf("measured: the last %lld analyses averaged %.0f tokens "
+		    "in, %.0f out and %.6f USD each (the API's own counts): "
+		    "about %.4f USD for the backlog at that cost\n",
 		    num(hist, "rows"), json_number_value(json_object_get(hist,
 		    "prompt_tokens")), json_number_value(json_object_get(hist,
-		    "completion_tokens")), json_number_value(json_object_get(
-		    hist, "cost_usd")), json_number_value(json_object_get(hist,
-		    "cost_usd")) * (double)todo);
+		    "completion_tokens")), avg, avg * (double)todo);
 	if (first_run > 0)
-		fprintf(out, "first run: about %.4f USD for %lld texts\n",
-		    per_msg * (double)first_run * share,
+		printf("first run: about %.4f USD for %lld texts\n", per_msg *
+		    (double)first_run * share,
 		    (long long)llround((double)first_run * share));
-	if (e->budget > 0)
-		fprintf(out, "budget: DT_BUDGET_USD %g: a run stops calling once "
-		    "it spent that (about %lld texts)\n", e->budget,
-		    per_msg > 0 ? (long long)(e->budget / per_msg) : 0);
+	if (c->budget > 0)
+		printf("budget: DT_BUDGET_USD %g: a run stops calling once it "
+		    "spent that (about %lld texts)\n", c->budget, per_msg > 0 ?
+		    (long long)(c->budget / per_msg) : 0);
 	else
-		fprintf(out, "budget: DT_BUDGET_USD is not set: no run has a "
-		    "spending limit\n");
+		printf("budget: DT_BUDGET_USD is not set: no run has a spending "
+		    "limit\n");
 }
 
 /*
@@ -112,19 +144,19 @@ print_cost(const struct dt_estimate *e, FILE *out, long long in,
  * a run takes (0: no limit) and sets *runs.
  */
 static long long
-print_runs(const struct dt_estimate *e, FILE *out, long long unclaimed,
-    long long max_records, double share, long long *runs)
+print_runs(const struct est *e, long long unclaimed, long long max_records,
+    double share, long long *runs)
 {
-	long long per_run, by_rate;
+	const struct config *c = e->c;
+	long long per_run = max_records, calls = c->rpm * e->deadline_s / 60;
 	char packs[64] = "";
 
-	if (e->pack > 1)
+	if (c->pack > 1)
 		snprintf(packs, sizeof(packs), " of up to DT_PACK %lld texts "
-		    "each", e->pack);
-	/* Rows per run: DT_MAX_RECORDS, and the calls DT_RPM allows. */
-	per_run = max_records;
-	if (e->rpm > 0) {
-		by_rate = e->rpm * e->deadline_s / 60 * e->pack;
+		    "each", c->pack);
+	if (c->rpm > 0) {
+		long long by_rate = calls * c->pack;
+
 		if (share > 0)
 			by_rate = (long long)((double)by_rate / share);
 		if (per_run == 0 || by_rate < per_run)
@@ -133,27 +165,27 @@ print_runs(const struct dt_estimate *e, FILE *out, long long unclaimed,
 	per_run *= e->shards;
 	*runs = per_run > 0 ? (unclaimed + per_run - 1) / per_run : 1;
 	if (per_run == 0)
-		fprintf(out, "runs: 1 (no DT_MAX_RECORDS and no DT_RPM: one run "
-		    "takes all, until DT_DEADLINE_SECONDS)\n");
+		printf("runs: 1 (no DT_MAX_RECORDS and no DT_RPM: one run takes "
+		    "all, until DT_DEADLINE_SECONDS)\n");
 	else
-		fprintf(out, "runs: %lld of at most %lld rows each "
-		    "(DT_MAX_RECORDS %lld%s; DT_RPM %lld for DT_DEADLINE_SECONDS "
-		    "%lld: %lld calls%s%s%s); at one run every %d h the backlog "
-		    "is done in about %lld h\n", *runs, per_run, max_records,
-		    max_records == 0 ? ", no cap" : "", e->rpm, e->deadline_s,
-		    e->rpm > 0 ? e->rpm * e->deadline_s / 60 : 0, packs,
-		    e->rpm > 0 ? "" : ", no limit",
-		    e->shards > 1 ? ", times DT_SHARDS" : "", SCHEDULE_HOURS,
-		    (*runs - 1) * SCHEDULE_HOURS);
+		printf("runs: %lld of at most %lld rows each (DT_MAX_RECORDS "
+		    "%lld%s; DT_RPM %lld for DT_DEADLINE_SECONDS %lld: %lld "
+		    "calls%s%s%s); at one run every %d h the backlog is done "
+		    "in about %lld h\n", *runs, per_run, max_records,
+		    max_records == 0 ? ", no cap" : "", c->rpm, e->deadline_s,
+		    c->rpm > 0 ? calls : 0, packs, c->rpm > 0 ? "" :
+		    ", no limit", e->shards > 1 ? ", times DT_SHARDS" : "",
+		    SCHEDULE_HOURS, (*runs - 1) * SCHEDULE_HOURS);
 	return per_run;
 }
 
-int
-dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
+/* Prints the estimate for dt-fetch --backlog's object; 0, or -1. */
+static int
+print_estimate(const struct est *e, json_t *fetch)
 {
+	const struct config *c = e->c;
 	json_t *bl = json_object_get(fetch, "backlog");
 	json_t *sample = json_object_get(fetch, "sample");
-	json_t *hist = json_object_get(fetch, "history");
 	long long unclaimed = num(bl, "unclaimed"), rows = num(sample, "rows");
 	long long nblank = num(sample, "blank"), bytes = num(sample,
 	    "text_bytes"), max_records = num(fetch, "max_records");
@@ -166,39 +198,77 @@ dt_estimate_print(const struct dt_estimate *e, json_t *fetch, FILE *out)
 		    "writes");
 		return -1;
 	}
-	fprintf(out, "backlog: %lld unclaimed, %lld leased, %lld parked, "
-	    "%lld done\n", unclaimed, num(bl, "leased") > 0 ? num(bl,
-	    "leased") : 0, num(bl, "failed") > 0 ? num(bl, "failed") : 0,
-	    num(bl, "done") > 0 ? num(bl, "done") : 0);
+	printf("backlog: %lld unclaimed, %lld leased, %lld parked, %lld "
+	    "done\n", unclaimed, num(bl, "leased") > 0 ? num(bl, "leased") : 0,
+	    num(bl, "failed") > 0 ? num(bl, "failed") : 0, num(bl, "done") > 0 ?
+	    num(bl, "done") : 0);
 	if (unclaimed == 0) {
-		fprintf(out, "nothing to do: a run now claims nothing and costs "
+		printf("nothing to do: a run now claims nothing and costs "
 		    "nothing\n");
 		return 0;
 	}
-
 	/* The first rows a claim takes stand for the rest. */
 	share = rows > 0 ? (double)(rows - nblank) / (double)rows : 1;
 	avg_bytes = rows > nblank ? (double)bytes / (double)(rows - nblank) :
 	    0;
-	if (avg_bytes > (double)e->max_text)
-		avg_bytes = (double)e->max_text;
+	if (avg_bytes > (double)c->max_text)
+		avg_bytes = (double)c->max_text;
 	todo = (long long)llround((double)unclaimed * share);
-	fprintf(out, "texts: %lld to analyze; of the first %lld rows a claim "
-	    "takes, %lld have no text (skipped, no call), the others "
-	    "average %.0f bytes\n", todo, rows, nblank, avg_bytes);
-
-	per_run = print_runs(e, out, unclaimed, max_records, share, &runs);
-
+	printf("texts: %lld to analyze; of the first %lld rows a claim takes, "
+	    "%lld have no text (skipped, no call), the others average %.0f "
+	    "bytes\n", todo, rows, nblank, avg_bytes);
+	per_run = print_runs(e, unclaimed, max_records, share, &runs);
+	/*
+	 * An answer: 100 tokens (the schema's names, the JSON around them)
+	 * and half the text's (a summary says it again, shorter).
+	 */
 	text_tokens = dt_api_estimate_tokens(NULL, (size_t)avg_bytes);
 	in = e->fixed_tokens + text_tokens;
-	outk = dt_estimate_output_tokens(text_tokens, e->max_output_tokens);
-	fprintf(out, "tokens per text: about %lld in (%lld for %s, %lld for "
-	    "the text), %lld out (at most %lld, DT_MAX_OUTPUT_TOKENS)\n", in,
-	    e->fixed_tokens, e->pack > 1 ? "its share of the prompt, the "
+	outk = 100 + text_tokens / 2;
+	if (outk > c->max_output_tokens)
+		outk = c->max_output_tokens;
+	printf("tokens per text: about %lld in (%lld for %s, %lld for the "
+	    "text), %lld out (at most %lld, DT_MAX_OUTPUT_TOKENS)\n", in,
+	    e->fixed_tokens, c->pack > 1 ? "its share of the prompt, the "
 	    "schema and a packed request" : "the prompt, the schema and the "
-	    "request", text_tokens, outk, e->max_output_tokens);
-
-	print_cost(e, out, in, outk, todo, per_run > 0 && runs > 1 ?
-	    per_run : 0, share, hist);
+	    "request", text_tokens, outk, c->max_output_tokens);
+	print_cost(e, in, outk, todo, per_run > 0 && runs > 1 ? per_run : 0,
+	    share, json_object_get(fetch, "history"));
 	return 0;
+}
+
+int
+dt_az_estimate(struct run *x)
+{
+	const struct config *c = &x->c;
+	const struct price *p = price_of(c->model);
+	struct est e = {.c = c, .prices_known = c->prices_set || p != NULL};
+	json_error_t je;
+	json_t *in;
+	int rc;
+
+	/*
+	 * Unset prices are the model's published ones, else
+	 * perplexity/sonar's (and the estimate says so); with web search,
+	 * every Agent API request is taken to search once.
+	 */
+	if (p == NULL)
+		p = price_of("perplexity/sonar");
+	e.in = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ? c->price_in :
+	    p->in;
+	e.out = dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL ? c->price_out :
+	    p->out;
+	e.request = c->request_price_set ? c->price_request : p->request +
+	    (c->web_search && c->api == DT_API_AGENT ? PRICE_WEB_SEARCH : 0);
+	if (dt_env_shared("DT_DEADLINE_SECONDS", &e.deadline_s) < 0 ||
+	    dt_env_shared("DT_SHARDS", &e.shards) < 0)
+		return DT_EXIT_CONFIG;
+	e.fixed_tokens = fixed_tokens(x);
+	if ((in = json_loadf(stdin, 0, &je)) == NULL) {
+		dt_error("--estimate: <stdin>:%d: %s", je.line, je.text);
+		return DT_EXIT_DATAERR;
+	}
+	rc = print_estimate(&e, in) < 0 ? DT_EXIT_DATAERR : DT_EXIT_OK;
+	json_decref(in);
+	return rc;
 }

@@ -1,7 +1,6 @@
 /*
- * modes.c: dt-analyze's two modes that analyze no records: --estimate
- * (what the backlog will take, from dt-fetch --backlog; no call) and
- * --preflight (one tiny request, as a run would make it).
+ * modes.c: --preflight (one tiny request, as a run would make it) and
+ * --dry-run (the requests a run would send).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,83 +9,9 @@
 #include <jansson.h>
 
 #include "analyze.h"
-#include "config.h"
-#include "estimate.h"
 #include "exit.h"
 #include "log.h"
 #include "preflight.h"
-
-/*
- * The tokens of a request for an empty text (the prompt, schema,
- * framing), or with DT_PACK over 1 a packed request's for empty texts
- * shared by its DT_PACK messages.
- */
-static long long
-fixed_tokens(struct run *x)
-{
-	size_t ilen, blen = 0;
-	char *input = dt_api_wrap("", 0, &ilen), *body = NULL;
-	struct dt_az_item *it;
-	long long n, i, pack = x->c.pack;
-
-	if (pack > 1 && (it = calloc((size_t)pack, sizeof(*it))) != NULL) {
-		for (i = 0; i < pack; i++)
-			it[i].text = "";
-		body = dt_az_group_body(x, it, (int)pack, &blen);
-		free(it);
-	} else if (input != NULL)
-		body = dt_api_body(&x->api, input, ilen, &blen);
-	n = dt_api_estimate_tokens(body, body != NULL ? blen : 0);
-	free(body);
-	free(input);
-	return pack > 1 ? (n + pack - 1) / pack : n;
-}
-
-int
-dt_az_estimate(struct run *x)
-{
-	struct dt_estimate e = {0};
-	const struct dt_price *p;
-	json_error_t je;
-	json_t *in;
-	int rc;
-
-	e.model = x->c.model;
-	e.rpm = x->c.rpm;
-	e.max_text = x->c.max_text;
-	e.max_output_tokens = x->c.max_output_tokens;
-	e.pack = x->c.pack;
-	e.web_search = x->c.web_search;
-	/*
-	 * Unset prices are the model's published ones, else
-	 * perplexity/sonar's (and the estimate says so); with web search,
-	 * every Agent API request is taken to search once.
-	 */
-	if ((p = dt_price_of(x->c.model)) == NULL)
-		p = dt_price_of("perplexity/sonar");
-	e.prices_known = x->c.prices_set || dt_price_of(x->c.model) != NULL;
-	e.price_in = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ?
-	    x->c.price_in : p->in;
-	e.price_out = dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL ?
-	    x->c.price_out : p->out;
-	e.price_request = x->c.request_price_set ? x->c.price_request :
-	    p->request + (x->c.web_search && x->c.api == DT_API_AGENT ?
-	    DT_PRICE_WEB_SEARCH : 0);
-	e.budget = x->c.budget;
-	/* The run's settings, declared once in lib/config.c. */
-	if (dt_env_shared("DT_DEADLINE_SECONDS", &e.deadline_s) < 0 ||
-	    dt_env_shared("DT_SHARDS", &e.shards) < 0)
-		return DT_EXIT_CONFIG;
-	e.fixed_tokens = fixed_tokens(x);
-	if ((in = json_loadf(stdin, 0, &je)) == NULL) {
-		dt_error("--estimate: <stdin>:%d: %s", je.line, je.text);
-		return DT_EXIT_DATAERR;
-	}
-	rc = dt_estimate_print(&e, in, stdout) < 0 ? DT_EXIT_DATAERR :
-	    DT_EXIT_OK;
-	json_decref(in);
-	return rc;
-}
 
 /* The one line --preflight prints for the answer resp; returns its status. */
 static int

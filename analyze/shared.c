@@ -1,6 +1,6 @@
 /*
  * shared.c: the state the dt-analyze workers of one run share; see
- * shared.h.
+ * shared.h.  Every read and change is made under the file's flock(2).
  */
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -54,17 +53,12 @@ struct dt_shared {
 	size_t size;
 };
 
-long long
-dt_shared_now(void)
-{
-	return dt_now_ms();
-}
-
-static void
+static struct state *
 lock(struct dt_shared *s)
 {
 	while (flock(s->fd, LOCK_EX) < 0 && errno == EINTR)
 		;
+	return s->st;
 }
 
 static void
@@ -73,81 +67,84 @@ unlock(struct dt_shared *s)
 	flock(s->fd, LOCK_UN);
 }
 
-/*
- * The common case reads a field or two without the lock: an aligned
- * field of up to 8 bytes is read whole (atomically), and every change
- * is still made under the lock.  A record then costs no flock(2) at all
- * without a rate limit or a budget, instead of ten.
- */
-#define PEEK(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)
+/* Maps the locked file at path, sized for rpm; NULL after err. */
+static struct state *
+map_state(struct dt_shared *s, const char *path, long long rpm,
+    long long window_ms, char *err, size_t errlen)
+{
+	size_t size = sizeof(struct state) + (size_t)rpm * sizeof(int64_t);
+	struct stat sb;
+	struct state *st;
+	void *p;
+
+	if (fstat(s->fd, &sb) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (sb.st_uid != geteuid()) {
+		snprintf(err, errlen, "%s: owned by another user", path);
+		return NULL;
+	}
+	if (sb.st_size == 0 && ftruncate(s->fd, (off_t)size) < 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	} else if (sb.st_size != 0 && (size_t)sb.st_size != size) {
+		snprintf(err, errlen, "%s: made by a worker with another "
+		    "DT_RPM; all workers of a run must share one configuration",
+		    path);
+		return NULL;
+	}
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
+	if (p == MAP_FAILED) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	s->st = st = p;
+	s->size = size;
+	if (st->magic == 0) {
+		st->magic = STATE_MAGIC;
+		st->version = STATE_VERSION;
+		st->rpm = rpm;
+		st->window_ms = window_ms;
+	} else if (st->magic != STATE_MAGIC || st->version != STATE_VERSION ||
+	    st->rpm != rpm || st->window_ms != window_ms) {
+		snprintf(err, errlen, "%s: made by a worker with another "
+		    "DT_RPM or DT_RPM_WINDOW_MS; all workers of a run must "
+		    "share one configuration", path);
+		return NULL;
+	}
+	return st;
+}
 
 struct dt_shared *
 dt_shared_open(const char *dir, long long rpm, long long window_ms, char *err,
     size_t errlen)
 {
 	struct dt_shared *s;
-	struct stat sb;
-	char path[4096];
-	size_t size = sizeof(struct state) + (size_t)rpm * sizeof(int64_t);
-	void *p;
+	char path[4200];
+	struct state *st;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	s->fd = s->call_fd = -1;
+	s->call_fd = -1;
 	snprintf(s->dir, sizeof(s->dir), "%s", dir);
 	snprintf(path, sizeof(path), "%s/analyze.state", dir);
 	if ((s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600)) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail;
+		dt_shared_close(s);
+		return NULL;
 	}
 	lock(s);
-	if (fstat(s->fd, &sb) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail_locked;
-	}
-	if (sb.st_uid != geteuid()) {
-		snprintf(err, errlen, "%s: owned by another user", path);
-		goto fail_locked;
-	}
-	if (sb.st_size == 0 && ftruncate(s->fd, (off_t)size) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail_locked;
-	} else if (sb.st_size != 0 && (size_t)sb.st_size != size) {
-		snprintf(err, errlen, "%s: made by a worker with another "
-		    "DT_RPM; all workers of a run must share one configuration",
-		    path);
-		goto fail_locked;
-	}
-	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
-	if (p == MAP_FAILED) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto fail_locked;
-	}
-	s->st = p;
-	s->size = size;
-	if (s->st->magic == 0) {
-		s->st->magic = STATE_MAGIC;
-		s->st->version = STATE_VERSION;
-		s->st->rpm = rpm;
-		s->st->window_ms = window_ms;
-	} else if (s->st->magic != STATE_MAGIC ||
-	    s->st->version != STATE_VERSION || s->st->rpm != rpm ||
-	    s->st->window_ms != window_ms) {
-		snprintf(err, errlen, "%s: made by a worker with another "
-		    "DT_RPM or DT_RPM_WINDOW_MS; all workers of a run must "
-		    "share one configuration", path);
-		goto fail_locked;
-	}
+	st = map_state(s, path, rpm, window_ms, err, errlen);
 	unlock(s);
+	if (st == NULL) {
+		dt_shared_close(s);
+		return NULL;
+	}
 	return s;
-fail_locked:
-	unlock(s);
-fail:
-	dt_shared_close(s);
-	return NULL;
 }
 
 void
@@ -167,20 +164,13 @@ dt_shared_close(struct dt_shared *s)
 long long
 dt_shared_slot(struct dt_shared *s)
 {
-	struct state *st = s->st;
-	long long now, slot, margin;
+	struct state *st = lock(s);
+	long long now = dt_now_ms(), slot, margin;
+	int64_t i;
 
-	if (st->rpm == 0) {
-		now = dt_shared_now();
-		slot = PEEK(st->hold_until);
-		return slot > now ? slot - now : 0;
-	}
-	lock(s);
-	now = dt_shared_now();
 	slot = now > st->hold_until ? now : st->hold_until;
 	if (st->rpm > 0) {
-		int64_t i = st->next % st->rpm;
-
+		i = st->next % st->rpm;
 		/*
 		 * The slot rpm places back must be a whole window (plus a
 		 * margin for the time a request takes to reach the server)
@@ -190,12 +180,7 @@ dt_shared_slot(struct dt_shared *s)
 		if (st->next >= st->rpm &&
 		    st->ring[i] + st->window_ms + margin > slot)
 			slot = st->ring[i] + st->window_ms + margin;
-		/*
-		 * A slot is taken only when it is due, and stamped with the
-		 * time it is taken: a worker that reserved a slot ahead and
-		 * woke late (a busy machine, a new process) would otherwise
-		 * send later than its stamp says, and crowd the next window.
-		 */
+		/* Taken only when due, stamped with the time it is taken. */
 		if (slot <= now) {
 			st->ring[i] = now;
 			st->next++;
@@ -208,25 +193,24 @@ dt_shared_slot(struct dt_shared *s)
 void
 dt_shared_hold(struct dt_shared *s, long long ms)
 {
-	long long until;
+	struct state *st = lock(s);
+	long long until = dt_now_ms() + ms;
 
-	lock(s);
-	until = dt_shared_now() + ms;
-	if (until > s->st->hold_until)
-		s->st->hold_until = until;
+	if (until > st->hold_until)
+		st->hold_until = until;
 	unlock(s);
 }
 
 int
 dt_shared_budget_take(struct dt_shared *s, double budget, double *reserved)
 {
-	struct state *st = s->st;
+	struct state *st;
 	int ok = 1;
 
 	*reserved = 0;
 	if (budget <= 0)
 		return 1;
-	lock(s);
+	st = lock(s);
 	if (st->spent + st->reserved >= budget ||
 	    st->spent + st->reserved + st->max_cost > budget)
 		ok = 0;
@@ -242,12 +226,12 @@ void
 dt_shared_budget_settle(struct dt_shared *s, double budget, double reserved,
     double cost)
 {
-	struct state *st = s->st;
+	struct state *st;
 
 	/* Without a budget nothing was reserved and spending is not kept. */
 	if (budget <= 0)
 		return;
-	lock(s);
+	st = lock(s);
 	st->reserved -= reserved;
 	if (st->reserved < 0)
 		st->reserved = 0;
@@ -260,19 +244,18 @@ dt_shared_budget_settle(struct dt_shared *s, double budget, double reserved,
 int
 dt_shared_breaker(struct dt_shared *s)
 {
-	return PEEK(s->st->breaker);
+	int v = lock(s)->breaker;
+
+	unlock(s);
+	return v;
 }
 
 int
 dt_shared_breaker_note(struct dt_shared *s, int outage, long long threshold)
 {
-	struct state *st = s->st;
+	struct state *st = lock(s);
 	int v;
 
-	/* A success while nothing failed changes nothing. */
-	if (!outage && PEEK(st->breaker_fails) == 0)
-		return PEEK(st->breaker);
-	lock(s);
 	if (!outage)
 		st->breaker_fails = 0;
 	else if (++st->breaker_fails >= threshold && threshold > 0 &&
@@ -290,17 +273,15 @@ trip_locked(struct state *st, int reason, const char *why)
 	if (st->breaker != DT_BREAKER_CLOSED)
 		return 0;
 	snprintf(st->why, sizeof(st->why), "%s", why != NULL ? why : "");
-	__atomic_store_n(&st->breaker, reason, __ATOMIC_RELEASE);
+	st->breaker = reason;
 	return 1;
 }
 
 int
 dt_shared_breaker_trip(struct dt_shared *s, int reason, const char *why)
 {
-	int v;
+	int v = trip_locked(lock(s), reason, why);
 
-	lock(s);
-	v = trip_locked(s->st, reason, why);
 	unlock(s);
 	return v;
 }
@@ -308,8 +289,7 @@ dt_shared_breaker_trip(struct dt_shared *s, int reason, const char *why)
 void
 dt_shared_breaker_why(struct dt_shared *s, char *buf, size_t len)
 {
-	lock(s);
-	snprintf(buf, len, "%s", s->st->why);
+	snprintf(buf, len, "%s", lock(s)->why);
 	unlock(s);
 }
 
@@ -317,12 +297,12 @@ int
 dt_shared_setup_note(struct dt_shared *s, long status, const char *sig,
     long long threshold, const char *why, int *streak)
 {
-	struct state *st = s->st;
-	char key[sizeof(st->setup_sig)];
+	char key[sizeof(s->st->setup_sig)];
+	struct state *st;
 	int v = 0;
 
 	snprintf(key, sizeof(key), "%ld %s", status, sig != NULL ? sig : "");
-	lock(s);
+	st = lock(s);
 	if (st->setup_streak > 0 && strcmp(st->setup_sig, key) == 0)
 		st->setup_streak++;
 	else {
@@ -339,37 +319,30 @@ dt_shared_setup_note(struct dt_shared *s, long status, const char *sig,
 void
 dt_shared_setup_ok(struct dt_shared *s, int analyzed)
 {
-	/* The common case, no streak and proven, takes no lock. */
-	if (PEEK(s->st->setup_streak) == 0 &&
-	    (!analyzed || PEEK(s->st->proven)))
-		return;
-	lock(s);
-	s->st->setup_streak = 0;
+	struct state *st = lock(s);
+
+	st->setup_streak = 0;
 	if (analyzed)
-		s->st->proven = 1;
+		st->proven = 1;
 	unlock(s);
 }
 
 int
 dt_shared_setup_proven(struct dt_shared *s)
 {
-	return PEEK(s->st->proven);
+	int v = lock(s)->proven;
+
+	unlock(s);
+	return v;
 }
 
 int
 dt_shared_warm(struct dt_shared *s, long long lease_ms, int *warm)
 {
-	struct state *st = s->st;
-	long long now;
+	struct state *st = lock(s);
+	long long now = dt_now_ms();
 	int v;
 
-	/* Once the warm-up call was made, it is over for good. */
-	if (PEEK(st->warm_tried)) {
-		*warm = PEEK(st->warm);
-		return DT_WARM_GO;
-	}
-	lock(s);
-	now = dt_shared_now();
 	*warm = st->warm;
 	if (st->warm || st->warm_tried)
 		v = DT_WARM_GO;
@@ -388,12 +361,13 @@ dt_shared_warm(struct dt_shared *s, long long lease_ms, int *warm)
 void
 dt_shared_warm_done(struct dt_shared *s, int how)
 {
-	lock(s);
-	s->st->warm_pid = 0;
+	struct state *st = lock(s);
+
+	st->warm_pid = 0;
 	if (how != DT_WARM_AGAIN)
-		s->st->warm_tried = 1;
+		st->warm_tried = 1;
 	if (how == DT_WARM_OK)
-		s->st->warm = 1;
+		st->warm = 1;
 	unlock(s);
 }
 

@@ -1,12 +1,9 @@
 /*
- * shared.h: what the dt-analyze workers of one run share.
- *
- * GNU parallel runs several dt-analyze processes side by side; the
- * requests-per-minute limit, the cost budget, the circuit breaker and
- * the first-call warm-up hold for all of them together.  Their common
- * state is one small file in a directory that every worker of a run is
- * given (DT_STATE_DIR), mapped into memory and guarded by flock(2): a
- * worker holds the lock only for the few instructions of one update.
+ * shared.h: what the dt-analyze workers of one run share: the rate
+ * limit, the budget, the circuit breaker, the streak of refusals that
+ * tells a setup error, the first-call warm-up and the call slots.  The
+ * state is one small file in the run's state directory, mapped into
+ * memory and changed under flock(2) (docs/analyze.md).
  */
 #ifndef DT_SHARED_H
 #define DT_SHARED_H
@@ -22,6 +19,7 @@ enum {
 	DT_BREAKER_SETUP = 3    /* the API refused the run's configuration */
 };
 
+/* dt_shared_warm()'s answers. */
 enum {
 	DT_WARM_GO = 0,         /* warmed up, or a warm-up call was made */
 	DT_WARM_LEAD = 1,       /* this worker makes the warm-up call */
@@ -36,23 +34,22 @@ enum {
 				 * made alone too */
 };
 
+#define DT_SHARED_WHY 512
+
 /*
- * Opens (creating when needed) the state file "analyze.state" in dir.
- * rpm requests are allowed per window_ms (rpm 0: no limit).  All the
- * workers of a run must agree on rpm and window_ms; a file made with
- * other values is an error.  Returns the state, or NULL after writing
- * the reason to err.  Close with dt_shared_close().
+ * Opens (creating when needed) "analyze.state" in dir, allowing rpm
+ * requests per window_ms (rpm 0: no limit); a file made with other
+ * values is an error.  Returns the state, or NULL with the reason in
+ * err.  dt_shared_close() accepts NULL.
  */
 struct dt_shared *dt_shared_open(const char *dir, long long rpm,
     long long window_ms, char *err, size_t errlen);
 void dt_shared_close(struct dt_shared *s);
 
 /*
- * Takes a request slot under the rate limit and any hold set by
- * dt_shared_hold() when one is due now, and returns 0: send now.  Else
- * takes nothing and returns how many milliseconds are left until the
- * next slot is due; the caller waits and asks again (another worker may
- * take that slot first).
+ * Takes a request slot under the rate limit and any hold when one is
+ * due now, and returns 0: send now.  Else returns the milliseconds
+ * until the next is due; the caller waits and asks again.
  */
 long long dt_shared_slot(struct dt_shared *s);
 
@@ -60,101 +57,73 @@ long long dt_shared_slot(struct dt_shared *s);
 void dt_shared_hold(struct dt_shared *s, long long ms);
 
 /*
- * Reserves budget for one call: the dearest call seen so far.  Returns
- * 1 and stores the amount reserved in *reserved, or 0 when the budget
- * (USD; <= 0 means none) is spent or would be by this call.
+ * Reserves the dearest call seen so far from budget (USD; <= 0: none).
+ * Returns 1 with the amount in *reserved, or 0 when the budget is spent
+ * or would be by this call.
  */
 int dt_shared_budget_take(struct dt_shared *s, double budget,
     double *reserved);
 
-/*
- * Releases a reservation and adds what the call actually cost; budget
- * as given to dt_shared_budget_take() (without one, nothing is kept).
- */
+/* Releases a reservation and adds what the call cost. */
 void dt_shared_budget_settle(struct dt_shared *s, double budget,
     double reserved, double cost);
 
-/* Returns DT_BREAKER_CLOSED or the reason the breaker is open. */
+/* Returns DT_BREAKER_CLOSED or why the breaker is open. */
 int dt_shared_breaker(struct dt_shared *s);
 
 /*
- * Records the outcome of one call: outage (1) counts towards the
- * threshold of consecutive outage failures, anything else resets it.
- * Returns the breaker state afterwards.
+ * Notes one call: an outage (1) counts towards threshold consecutive
+ * ones, which open the breaker; anything else resets the count.
+ * Returns the breaker's state.
  */
 int dt_shared_breaker_note(struct dt_shared *s, int outage,
     long long threshold);
 
 /*
- * Opens the breaker for reason (DT_BREAKER_*), with why (the API's own
- * answer, kept up to DT_SHARED_WHY bytes; may be NULL) for the workers
- * that find it open.  Returns 1 when this call opened it, 0 when it was
- * open already: the one worker that opened it says why, once a run.
+ * Opens the breaker for reason, with why (the API's answer, up to
+ * DT_SHARED_WHY bytes; may be NULL).  Returns 1 when this call opened
+ * it: that worker says why, once a run.
  */
 int dt_shared_breaker_trip(struct dt_shared *s, int reason, const char *why);
 
-#define DT_SHARED_WHY 512
-
-/*
- * Copies into buf (len bytes) why the breaker was opened, as given to
- * dt_shared_breaker_trip(); "" when nothing was given.
- */
+/* Copies why the breaker was opened into buf ("" when not given). */
 void dt_shared_breaker_why(struct dt_shared *s, char *buf, size_t len);
 
 /*
- * Counts an API answer that may be a setup error: an error answer
- * (status, and sig: the error's type or code, "" when none) that is not
- * about any one record as far as dt-analyze can tell.  The same answer
- * for consecutive calls, from any worker, is the run's setup, not the
- * records: once threshold of them come in a row, the breaker opens for
- * DT_BREAKER_SETUP and the call returns 1 when it was this one that
- * opened it.  Any other answer (dt_shared_setup_ok) ends the streak.
- * Returns 0 otherwise; *streak gets the length of the streak.
+ * Counts an error answer that may be a setup error (status, and sig:
+ * the error's type or code).  The same answer threshold times in a row,
+ * from any worker, opens the breaker for DT_BREAKER_SETUP; returns 1
+ * when this call opened it, else 0.  *streak gets the streak's length.
  */
 int dt_shared_setup_note(struct dt_shared *s, long status, const char *sig,
     long long threshold, const char *why, int *streak);
 
 /*
- * An answer that was not a setup error: the streak ends.  analyzed is 1
- * when the call got an analysis: the run's setup is proven good, and a
- * refusal after it is about its record (dt_shared_setup_proven).
+ * An answer from the model ends the streak; analyzed (1: it got an
+ * analysis) proves the setup good (dt_shared_setup_proven).
  */
 void dt_shared_setup_ok(struct dt_shared *s, int analyzed);
-
-/* Returns 1 once some call of the run got an analysis. */
 int dt_shared_setup_proven(struct dt_shared *s);
 
 /*
  * The first call with a new schema may be slow while the API prepares
- * it, so only one worker makes it.  Returns DT_WARM_GO, DT_WARM_LEAD
- * (the caller makes the call and reports with dt_shared_warm_done) or
- * DT_WARM_WAIT (ask again shortly).  lease_ms bounds how long a leader
- * that died can hold the others up.  *warm is set to 1 once some call
- * succeeded, so callers know whether to allow the longer first timeout.
+ * it, so only one worker makes it: returns DT_WARM_GO, DT_WARM_LEAD
+ * (make the call, then dt_shared_warm_done) or DT_WARM_WAIT (ask again
+ * shortly).  lease_ms bounds how long a leader that died holds the
+ * others up.  *warm is set to 1 once some call succeeded.
  */
 int dt_shared_warm(struct dt_shared *s, long long lease_ms, int *warm);
 
-/*
- * Ends the warm-up call with how (DT_WARM_*).  After DT_WARM_AGAIN the
- * warm-up goes on: the next call is made by one worker alone again, so
- * that a run whose every call is refused (a misspelt model) makes no
- * more calls than it takes to tell, however many workers it has.
- */
+/* Ends the warm-up call with how (DT_WARM_*). */
 void dt_shared_warm_done(struct dt_shared *s, int how);
 
 /*
- * Takes one of slots call slots, so that no more than slots workers of
- * a run call the API at once however many have started: an flock(2) on
- * one of the files "call.0" to "call.<slots - 1>" in the state
- * directory, held until the process ends (the kernel lets it go even
- * after a crash).  While every slot is taken it waits, looking every
- * 2 ms, until one is free or stop(arg) returns nonzero.  Returns 1 with a
- * slot, 0 when stopped, -1 after writing the reason to err.
+ * Takes one of slots call slots (an flock(2) on "call.<i>" in the state
+ * directory, held until the process ends), waiting while every one is
+ * taken until stop(arg) returns nonzero.  Returns 1 with a slot, 0 when
+ * stopped, -1 with the reason in err.
  */
 int dt_shared_call_slot(struct dt_shared *s, int slots, int (*stop)(void *),
     void *arg, char *err, size_t errlen);
-
-/* Milliseconds on the clock all workers share (CLOCK_MONOTONIC). */
-long long dt_shared_now(void);
 
 #endif
