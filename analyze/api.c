@@ -15,12 +15,6 @@
 #include "schema.h"
 #include "utf8.h"
 
-const char *
-dt_api_path(int kind)
-{
-	return kind == DT_API_CHAT ? "/chat/completions" : "/v1/agent";
-}
-
 /* "</dt-data-" hex ">" into close (32 bytes). */
 static void
 closing(char *close, const char *hex)

@@ -76,9 +76,6 @@ json_t *dt_api_request(const struct dt_api *a, const char *input,
 char *dt_api_body(const struct dt_api *a, const char *input, size_t len,
     size_t *body_len);
 
-/* The path below the base URL for the API kind ("/v1/agent"). */
-const char *dt_api_path(int kind);
-
 /* Bytes of a response body that is not JSON kept in dt_api_parse's *raw. */
 #define DT_API_RAW_MAX 4096
 

@@ -1,7 +1,7 @@
 /*
- * setup.c: dt-analyze's configuration from the environment, the prompt
- * and schema with prompt_version, the HTTP client, and the state the
- * workers of a run share.
+ * setup.c: dt-analyze's settings, the prompt and schema with
+ * prompt_version, the HTTP client, and the state the workers of a run
+ * share.
  */
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -22,37 +22,6 @@
 #include "schema.h"
 #include "shared.h"
 #include "utf8.h"
-
-/*
- * Reads the file at path.  Returns its bytes followed by a NUL, a new
- * string the caller frees (the length in *len), or NULL with errno set.
- */
-static char *
-slurp(const char *path, size_t *len)
-{
-	struct dt_buf b = {0};
-	char chunk[8192];
-	FILE *f;
-	size_t r;
-	int err;
-
-	if ((f = fopen(path, "re")) == NULL)
-		return NULL;
-	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0 &&
-	    dt_buf_add(&b, chunk, r) == 0)
-		;
-	err = b.oom ? ENOMEM : ferror(f) ? errno : 0;
-	fclose(f);
-	if (err == 0 && dt_buf_add(&b, "", 0) < 0)
-		err = ENOMEM;
-	if (err != 0) {
-		dt_buf_free(&b);
-		errno = err;
-		return NULL;
-	}
-	*len = b.len;
-	return b.p;
-}
 
 #ifndef DT_DATADIR
 #define DT_DATADIR "/usr/local/share/dt"
@@ -90,147 +59,175 @@ static const char usage_tail[] =
     "lines, 69 circuit open, 75 budget spent or interrupted, 78 bad\n"
     "configuration, or the API refused the run's setup.\n";
 
+/* What the table below fills in; dt_az_configure() copies it out. */
+static struct config conf;
+static long long pol_tries, pol_base, pol_cap, pol_total, pol_max_resp;
+
+static struct dt_opt opts[] = {
+	{0, "estimate", NULL, DT_OPT_SWITCH, &conf.estimate, NULL, 0, 0,
+	    NULL, "read dt-fetch --backlog's object on stdin and print "
+	    "the runs, tokens and cost the backlog will take; call "
+	    "nothing"},
+	{'n', "dry-run", NULL, DT_OPT_SWITCH, &conf.dry_run, NULL, 0, 0,
+	    NULL, "print the requests instead of sending them"},
+	{0, "prompt-version", NULL, DT_OPT_SWITCH, &conf.show_version, NULL,
+	    0, 0, NULL, "print the prompt version analyses get (from the "
+	    "prompt, the schema and the model) and exit; read no input, "
+	    "send nothing"},
+	{0, "merge-stages", NULL, DT_OPT_TEXT, &conf.merge_dir, NULL, 0, 0,
+	    "DIR", "write one stage record summing the \"stage.*\" files "
+	    "dt-fanout's jobs left in DIR; read no input"},
+	{0, "preflight", NULL, DT_OPT_SWITCH, &conf.preflight, NULL, 0, 0,
+	    NULL, "send one tiny request (a few words, at most 16 "
+	    "output tokens) as a run would, and print one line: "
+	    "\"perplexity: ready: ...\" or \"perplexity: not ready: "
+	    "...\" naming the variable to fix; exit 0, 78, or 69 "
+	    "(unreachable)"},
+	{0, "api", "DT_API", DT_OPT_CHOICE, &conf.api, "agent", 0, 0,
+	    "agent|chat", "Agent API or chat completions"},
+	{'B', "base-url", "PERPLEXITY_BASE_URL", DT_OPT_TEXT,
+	    &conf.base_url, "https://api.perplexity.ai", 0, 0, "URL",
+	    "API base URL"},
+	{0, "model", "PERPLEXITY_MODEL", DT_OPT_TEXT, &conf.model, NULL, 0,
+	    0, "NAME", "model; perplexity/sonar, with --api chat sonar"},
+	{'w', "web-search", "DT_WEB_SEARCH", DT_OPT_BOOL,
+	    &conf.web_search, "0", 0, 0, NULL,
+	    "let the model search the web"},
+	{0, NULL, "DT_CHAT_DISABLE_SEARCH", DT_OPT_BOOL,
+	    &conf.disable_search, "1", 0, 0, NULL, "chat: send "
+	    "disable_search when web search is off"},
+	{0, "prompt", "DT_PROMPT_FILE", DT_OPT_TEXT, &conf.prompt_file,
+	    NULL, 0, 0, "FILE", "instructions"},
+	{'s', "schema", "DT_SCHEMA_FILE", DT_OPT_TEXT, &conf.schema_file,
+	    NULL, 0, 0, "FILE",
+	    "analysis JSON schema"},
+	{0, NULL, "DT_SCHEMA_NAME", DT_OPT_TEXT, &conf.schema_name,
+	    "analysis", 0, 0, NULL, "json_schema.name"},
+	DT_OPT_USE("TIMEOUT_SECONDS", &conf.timeout_s),
+	{0, NULL, "DT_FIRST_TIMEOUT_SECONDS", DT_OPT_INT,
+	    &conf.first_timeout_s, NULL, 1, 86400, NULL, "per call until "
+	    "one succeeded; TIMEOUT_SECONDS when not set"},
+	{0, "max-text-bytes", "DT_MAX_TEXT_BYTES", DT_OPT_INT,
+	    &conf.max_text, "16384", 64, 1 << 24, "N", "longest text sent"},
+	{0, "too-large", "DT_TOO_LARGE", DT_OPT_CHOICE,
+	    &conf.reject_large, "cut", 0, 0, "cut|reject",
+	    "longer texts are cut or rejected"},
+	{0, NULL, "DT_MAX_OUTPUT_TOKENS", DT_OPT_INT,
+	    &conf.max_output_tokens, "1024", 16, 1 << 20, NULL,
+	    "max_output_tokens, max_tokens on chat"},
+	{0, NULL, "DT_PACK", DT_OPT_INT, &conf.pack, "10", 1, 100, NULL,
+	    "records per request; 1 for one a request"},
+	{0, "rpm", "DT_RPM", DT_OPT_INT, &conf.rpm, "50", 0, 1000000, "N",
+	    "requests per window, all workers together; 0 no limit"},
+	{0, NULL, "DT_RPM_WINDOW_MS", DT_OPT_INT, &conf.rpm_window_ms,
+	    "60000", 100, 3600000, NULL, "the window"},
+	{0, "budget", "DT_BUDGET_USD", DT_OPT_NUM, &conf.budget, NULL, 0,
+	    1000000000, "USD", "stop calling once the run spent this"},
+	{0, NULL, "DT_PRICE_INPUT_PER_M", DT_OPT_NUM, &conf.price_in, NULL,
+	    0, 1000000, NULL, "USD per million input tokens for "
+	    "--estimate; the model's published price when not set"},
+	{0, NULL, "DT_PRICE_OUTPUT_PER_M", DT_OPT_NUM, &conf.price_out,
+	    NULL, 0, 1000000, NULL, "USD per million output tokens"},
+	{0, NULL, "DT_PRICE_PER_REQUEST", DT_OPT_NUM, &conf.price_request,
+	    NULL, 0, 1000, NULL, "USD per request"},
+	{'k', "breaker", "DT_BREAKER_THRESHOLD", DT_OPT_INT, &conf.breaker,
+	    "10", 1, 1000000, "N", "open the circuit after N consecutive "
+	    "outage failures"},
+	{0, NULL, "DT_HTTP_TRIES", DT_OPT_INT, &pol_tries, "4", 1, 100, NULL,
+	    "calls per record through outages"},
+	{0, NULL, "DT_RETRY_BASE_MS", DT_OPT_INT, &pol_base, "500", 1,
+	    3600000, NULL, "first backoff"},
+	{0, NULL, "DT_RETRY_CAP_MS", DT_OPT_INT, &pol_cap, "30000", 1,
+	    3600000, NULL, "longest backoff"},
+	{0, NULL, "DT_RETRY_TOTAL_MS", DT_OPT_INT, &pol_total, "120000", 0,
+	    86400000, NULL, "longest time spent retrying a record"},
+	{0, NULL, "DT_MAX_RESPONSE_BYTES", DT_OPT_INT, &pol_max_resp,
+	    "1048576", 4096, 1 << 30, NULL,
+	    "larger answers are refused as invalid output"},
+	{.env = "DT_MAX_LINE", .type = DT_OPT_SHARED, .out = &conf.max_line,
+	    .min = 1024, .max = 1 << 28},
+	DT_OPT_USE("DT_STOP_FILE", &conf.stop_file),
+	DT_OPT_USE("DT_RUN_ID", &conf.run_id_env),
+	{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, NULL, NULL, 0, 0,
+	    NULL, "the API key"},
+};
+
 int
 dt_az_configure(struct config *c, int argc, char **argv)
 {
-	long long tries = 0, base = 0, cap = 0, total = 0, max_resp = 0;
+	const struct dt_cmd cmd = {usage_head, usage_tail, opts,
+	    sizeof(opts) / sizeof(opts[0])};
+	size_t i;
 	int rc;
-	const struct dt_opt opt[] = {
-		{0, "estimate", NULL, DT_OPT_SWITCH, &c->estimate, NULL, 0, 0,
-		    NULL, "read dt-fetch --backlog's object on stdin and print "
-		    "the runs, tokens and cost the backlog will take; call "
-		    "nothing"},
-		{'n', "dry-run", NULL, DT_OPT_SWITCH, &c->dry_run, NULL, 0, 0,
-		    NULL, "print the requests instead of sending them"},
-		{0, "prompt-version", NULL, DT_OPT_SWITCH, &c->show_version, NULL,
-		    0, 0, NULL, "print the prompt version analyses get (from the "
-		    "prompt, the schema and the model) and exit; read no input, "
-		    "send nothing"},
-		{0, "merge-stages", NULL, DT_OPT_TEXT, &c->merge_dir, NULL, 0, 0,
-		    "DIR", "write one stage record summing the \"stage.*\" files "
-		    "dt-fanout's jobs left in DIR; read no input"},
-		{0, "preflight", NULL, DT_OPT_SWITCH, &c->preflight, NULL, 0, 0,
-		    NULL, "send one tiny request (a few words, at most 16 "
-		    "output tokens) as a run would, and print one line: "
-		    "\"perplexity: ready: ...\" or \"perplexity: not ready: "
-		    "...\" naming the variable to fix; exit 0, 78, or 69 "
-		    "(unreachable)"},
-		{0, "api", "DT_API", DT_OPT_CHOICE, &c->api, "agent", 0, 0,
-		    "agent|chat", "Agent API or chat completions"},
-		{'B', "base-url", "PERPLEXITY_BASE_URL", DT_OPT_TEXT,
-		    &c->base_url, "https://api.perplexity.ai", 0, 0, "URL",
-		    "API base URL"},
-		{0, "model", "PERPLEXITY_MODEL", DT_OPT_TEXT, &c->model, NULL, 0,
-		    0, "NAME", "model; perplexity/sonar, with --api chat sonar"},
-		{'w', "web-search", "DT_WEB_SEARCH", DT_OPT_BOOL,
-		    &c->web_search, "0", 0, 0, NULL,
-		    "let the model search the web"},
-		{0, NULL, "DT_CHAT_DISABLE_SEARCH", DT_OPT_BOOL,
-		    &c->disable_search, "1", 0, 0, NULL, "chat: send "
-		    "disable_search when web search is off"},
-		{0, "prompt", "DT_PROMPT_FILE", DT_OPT_TEXT, &c->prompt_file,
-		    dt_data_file("prompt.txt"), 0, 0, "FILE", "instructions"},
-		{'s', "schema", "DT_SCHEMA_FILE", DT_OPT_TEXT, &c->schema_file,
-		    dt_data_file("schema.json"), 0, 0, "FILE",
-		    "analysis JSON schema"},
-		{0, NULL, "DT_SCHEMA_NAME", DT_OPT_TEXT, &c->schema_name,
-		    "analysis", 0, 0, NULL, "json_schema.name"},
-		DT_OPT_USE("TIMEOUT_SECONDS", &c->timeout_s),
-		{0, NULL, "DT_FIRST_TIMEOUT_SECONDS", DT_OPT_INT,
-		    &c->first_timeout_s, NULL, 1, 86400, NULL, "per call until "
-		    "one succeeded; TIMEOUT_SECONDS when not set"},
-		{0, "max-text-bytes", "DT_MAX_TEXT_BYTES", DT_OPT_INT,
-		    &c->max_text, "16384", 64, 1 << 24, "N", "longest text sent"},
-		{0, "too-large", "DT_TOO_LARGE", DT_OPT_CHOICE,
-		    &c->reject_large, "cut", 0, 0, "cut|reject",
-		    "longer texts are cut or rejected"},
-		{0, NULL, "DT_MAX_OUTPUT_TOKENS", DT_OPT_INT,
-		    &c->max_output_tokens, "1024", 16, 1 << 20, NULL,
-		    "max_output_tokens, max_tokens on chat"},
-		{0, NULL, "DT_PACK", DT_OPT_INT, &c->pack, "10", 1, 100, NULL,
-		    "records per request; 1 for one a request"},
-		{0, "rpm", "DT_RPM", DT_OPT_INT, &c->rpm, "50", 0, 1000000, "N",
-		    "requests per window, all workers together; 0 no limit"},
-		{0, NULL, "DT_RPM_WINDOW_MS", DT_OPT_INT, &c->rpm_window_ms,
-		    "60000", 100, 3600000, NULL, "the window"},
-		{0, "budget", "DT_BUDGET_USD", DT_OPT_NUM, &c->budget, NULL, 0,
-		    1000000000, "USD", "stop calling once the run spent this"},
-		{0, NULL, "DT_PRICE_INPUT_PER_M", DT_OPT_NUM, &c->price_in, NULL,
-		    0, 1000000, NULL, "USD per million input tokens for "
-		    "--estimate; the model's published price when not set"},
-		{0, NULL, "DT_PRICE_OUTPUT_PER_M", DT_OPT_NUM, &c->price_out,
-		    NULL, 0, 1000000, NULL, "USD per million output tokens"},
-		{0, NULL, "DT_PRICE_PER_REQUEST", DT_OPT_NUM, &c->price_request,
-		    NULL, 0, 1000, NULL, "USD per request"},
-		{'k', "breaker", "DT_BREAKER_THRESHOLD", DT_OPT_INT, &c->breaker,
-		    "10", 1, 1000000, "N", "open the circuit after N consecutive "
-		    "outage failures"},
-		{0, NULL, "DT_HTTP_TRIES", DT_OPT_INT, &tries, "4", 1, 100, NULL,
-		    "calls per record through outages"},
-		{0, NULL, "DT_RETRY_BASE_MS", DT_OPT_INT, &base, "500", 1,
-		    3600000, NULL, "first backoff"},
-		{0, NULL, "DT_RETRY_CAP_MS", DT_OPT_INT, &cap, "30000", 1,
-		    3600000, NULL, "longest backoff"},
-		{0, NULL, "DT_RETRY_TOTAL_MS", DT_OPT_INT, &total, "120000", 0,
-		    86400000, NULL, "longest time spent retrying a record"},
-		{0, NULL, "DT_MAX_RESPONSE_BYTES", DT_OPT_INT, &max_resp,
-		    "1048576", 4096, 1 << 30, NULL,
-		    "larger answers are refused as invalid output"},
-		{.env = "DT_MAX_LINE", .type = DT_OPT_SHARED, .out = &c->max_line,
-		    .min = 1024, .max = 1 << 28},
-		DT_OPT_USE("DT_STOP_FILE", &c->stop_file),
-		DT_OPT_USE("DT_RUN_ID", &c->run_id_env),
-		{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, NULL, NULL, 0, 0,
-		    NULL, "the API key"},
-	};
-	const struct dt_cmd cmd = {usage_head, usage_tail, opt,
-	    sizeof(opt) / sizeof(opt[0])};
 
-	if ((rc = dt_opts_parse(&cmd, argc, argv, &c->check_config)) != 0)
+	/* The default prompt and schema are found beside the program. */
+	for (i = 0; i < cmd.n; i++)
+		if (opts[i].out == &conf.prompt_file)
+			opts[i].def = dt_data_file("prompt.txt");
+		else if (opts[i].out == &conf.schema_file)
+			opts[i].def = dt_data_file("schema.json");
+	if ((rc = dt_opts_parse(&cmd, argc, argv, &conf.check_config)) != 0)
 		return rc;
-	if (c->model == NULL)
-		c->model = c->api == DT_API_CHAT ? "sonar" : "perplexity/sonar";
+	if (conf.model == NULL)
+		conf.model = conf.api == DT_API_CHAT ? "sonar" :
+		    "perplexity/sonar";
 	/* Their defaults depend on the model: dt_az_estimate() fills them in. */
-	c->prices_set = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ||
+	conf.prices_set = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ||
 	    dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL;
-	c->request_price_set = dt_env("DT_PRICE_PER_REQUEST", NULL) != NULL;
-	c->pol.max_tries = (int)tries;
-	c->pol.base_ms = (long)base;
-	c->pol.cap_ms = (long)cap;
-	c->pol.max_total_ms = (long)total;
-	c->pol.max_response = (size_t)max_resp;
+	conf.request_price_set = dt_env("DT_PRICE_PER_REQUEST", NULL) != NULL;
+	conf.pol.max_tries = (int)pol_tries;
+	conf.pol.base_ms = (long)pol_base;
+	conf.pol.cap_ms = (long)pol_cap;
+	conf.pol.max_total_ms = (long)pol_total;
+	conf.pol.max_response = (size_t)pol_max_resp;
+	*c = conf;
 	return 0;
 }
 
-static int
-name_ok(const char *s)
+/*
+ * Reads the file at path: its bytes and a NUL, a new string the caller
+ * frees (the length in *len), or NULL with errno set.
+ */
+static char *
+slurp(const char *path, size_t *len)
 {
-	size_t n = strlen(s), i;
+	struct dt_buf b = {0};
+	char chunk[8192];
+	FILE *f;
+	size_t r;
+	int err;
 
-	if (n < 1 || n > 64)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
-		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-		    s[i] == '_' || s[i] == '-'))
-			return 0;
-	return 1;
+	if ((f = fopen(path, "re")) == NULL)
+		return NULL;
+	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		dt_buf_add(&b, chunk, r);
+	err = ferror(f) ? errno : dt_buf_add(&b, "", 0) < 0 ? ENOMEM : 0;
+	fclose(f);
+	if (err != 0 || b.oom) {
+		dt_buf_free(&b);
+		errno = err != 0 ? err : ENOMEM;
+		return NULL;
+	}
+	*len = b.len;
+	return b.p;
 }
 
 /*
- * A model name must have the form its API gives it: provider/model on
- * the Agent API ("perplexity/sonar"), a bare name on chat completions
- * ("sonar"), and neither white space nor control characters (a value
- * pasted with a newline).  Otherwise every call of the run would be
- * refused.  Returns 0, or -1 after one error line.
+ * A model name has its API's form: provider/model on the Agent API, a
+ * bare name on chat completions, and no white space or control
+ * characters.  Returns 0, or -1 after one error line.
  */
 static int
 check_model(const char *m, int api)
 {
 	const char *slash = strchr(m, '/');
-	size_t i;
+	size_t i, n = strlen(m);
 
-	for (i = 0; m[i] != '\0'; i++)
+	if (utf8_cut(m, n, n) != n) {
+		dt_error("PERPLEXITY_MODEL: the model name is not valid UTF-8");
+		return -1;
+	}
+	for (i = 0; i < n; i++)
 		if ((unsigned char)m[i] <= ' ' || m[i] == 0x7f) {
 			dt_error("PERPLEXITY_MODEL: the model name contains "
 			    "white space or a control character (byte %zu)",
@@ -253,39 +250,42 @@ check_model(const char *m, int api)
 	return 0;
 }
 
+/* The prompt: non-empty UTF-8 text.  Returns 0, or -1 (logged). */
+static int
+load_prompt(struct run *x, size_t *plen)
+{
+	const char *path = x->c.prompt_file;
+
+	if ((x->prompt = slurp(path, plen)) == NULL) {
+		dt_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (*plen == 0 || strlen(x->prompt) != *plen) {
+		dt_error("%s: the prompt must be non-empty text", path);
+		return -1;
+	}
+	if (utf8_cut(x->prompt, *plen, *plen) != *plen) {
+		dt_error("%s: the prompt is not valid UTF-8 (byte %zu)", path,
+		    utf8_cut(x->prompt, *plen, *plen) + 1);
+		return -1;
+	}
+	return 0;
+}
+
 /*
  * Loads the prompt and schema and derives prompt_version: the first 16
  * hex digits of SHA-256 over the prompt, the schema in canonical form
  * (sorted keys, compact) and the model, NUL-separated.
  */
 static int
-load_prompt(struct run *x)
+load_request(struct run *x)
 {
 	struct config *c = &x->c;
 	json_error_t je;
 	char err[300], *canon;
-	size_t plen;
+	size_t plen, n = strlen(c->schema_name);
 
-	if ((x->prompt = slurp(c->prompt_file, &plen)) == NULL) {
-		dt_error("%s: %s", c->prompt_file, strerror(errno));
-		return -1;
-	}
-	if (plen == 0 || strlen(x->prompt) != plen) {
-		dt_error("%s: the prompt must be non-empty text", c->prompt_file);
-		return -1;
-	}
-	/* The prompt, the model and the URL go into JSON as they are. */
-	if (utf8_cut(x->prompt, plen, plen) != plen) {
-		dt_error("%s: the prompt is not valid UTF-8 (byte %zu)",
-		    c->prompt_file, utf8_cut(x->prompt, plen, plen) + 1);
-		return -1;
-	}
-	if (utf8_cut(c->model, strlen(c->model), strlen(c->model)) !=
-	    strlen(c->model)) {
-		dt_error("PERPLEXITY_MODEL: the model name is not valid UTF-8");
-		return -1;
-	}
-	if (check_model(c->model, c->api) < 0)
+	if (load_prompt(x, &plen) < 0 || check_model(c->model, c->api) < 0)
 		return -1;
 	if ((x->schema = json_load_file(c->schema_file, 0, &je)) == NULL) {
 		dt_error("%s:%d: %s", c->schema_file, je.line, je.text);
@@ -295,7 +295,8 @@ load_prompt(struct run *x)
 		dt_error("%s: %s", c->schema_file, err);
 		return -1;
 	}
-	if (!name_ok(c->schema_name)) {
+	if (n < 1 || n > 64 || strspn(c->schema_name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
 		dt_error("DT_SCHEMA_NAME: '%s' must be 1 to 64 letters, digits, "
 		    "'_' or '-'", c->schema_name);
 		return -1;
@@ -305,23 +306,15 @@ load_prompt(struct run *x)
 		dt_error("out of memory");
 		return -1;
 	}
-	{
-		struct iovec parts[5] = {{x->prompt, plen}, {"", 1},
-		    {canon, strlen(canon)}, {"", 1},
-		    {(void *)c->model, strlen(c->model)}};
-
-		dt_api_digest(parts, 5, x->version, 16);
-	}
+	dt_api_digest((struct iovec[]){{x->prompt, plen}, {"", 1},
+	    {canon, strlen(canon)}, {"", 1}, {(void *)c->model,
+	    strlen(c->model)}}, 5, x->version, 16);
 	free(canon);
-
-	x->api.kind = c->api;
-	x->api.model = c->model;
-	x->api.prompt = x->prompt;
-	x->api.schema = x->schema;
-	x->api.schema_name = c->schema_name;
-	x->api.max_output_tokens = c->max_output_tokens;
-	x->api.web_search = c->web_search;
-	x->api.disable_search = c->disable_search;
+	x->api = (struct dt_api){.kind = c->api, .model = c->model,
+	    .prompt = x->prompt, .schema = x->schema,
+	    .schema_name = c->schema_name,
+	    .max_output_tokens = c->max_output_tokens,
+	    .web_search = c->web_search, .disable_search = c->disable_search};
 	return 0;
 }
 
@@ -331,11 +324,7 @@ own_dir(const char *dir)
 {
 	struct stat sb;
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-		dt_error("%s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (lstat(dir, &sb) < 0) {
+	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || lstat(dir, &sb) < 0) {
 		dt_error("%s: %s", dir, strerror(errno));
 		return -1;
 	}
@@ -347,29 +336,21 @@ own_dir(const char *dir)
 	return 0;
 }
 
-/*
- * The directory the workers share: DT_STATE_DIR, else one per run id
- * under TMPDIR, else (a lone process) a private one removed at exit.
- */
 int
 dt_az_open_state(struct run *x)
 {
 	const char *dir = dt_env("DT_STATE_DIR", NULL);
 	const char *tmp = dt_env("TMPDIR", "/tmp");
-	char err[512];
+	char err[512], safe[128];
+	size_t i;
 
 	if (dir != NULL)
 		snprintf(x->state_dir, sizeof(x->state_dir), "%s", dir);
 	else if (x->c.run_id_env != NULL) {
-		char safe[128];
-		size_t i;
-
 		snprintf(safe, sizeof(safe), "%s", x->c.run_id_env);
 		for (i = 0; safe[i] != '\0'; i++)
-			if (!((safe[i] >= 'a' && safe[i] <= 'z') ||
-			    (safe[i] >= 'A' && safe[i] <= 'Z') ||
-			    (safe[i] >= '0' && safe[i] <= '9') ||
-			    safe[i] == '-' || safe[i] == '_' || safe[i] == '.'))
+			if (!strchr("abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", safe[i]))
 				safe[i] = '_';
 		snprintf(x->state_dir, sizeof(x->state_dir),
 		    "%s/dt-analyze-%ld-%s", tmp, (long)geteuid(), safe);
@@ -393,32 +374,18 @@ dt_az_open_state(struct run *x)
 	return 0;
 }
 
-static void
-close_state(struct run *x)
-{
-	char path[4200];
-
-	dt_shared_close(x->sh);
-	x->sh = NULL;
-	if (x->own_state_dir) {
-		snprintf(path, sizeof(path), "%s/analyze.state", x->state_dir);
-		unlink(path);
-		rmdir(x->state_dir);
-	}
-}
-
+/* The URL, the headers and (unless --dry-run) the client. */
 static int
 setup_http(struct run *x)
 {
-	size_t n = strlen(x->c.base_url);
-	const char *key = x->c.key;
+	const char *base = x->c.base_url;
+	size_t n = strlen(base);
 
-	while (n > 0 && x->c.base_url[n - 1] == '/')
+	while (n > 0 && base[n - 1] == '/')
 		n--;
-	if (strncmp(x->c.base_url, "http://", 7) != 0 &&
-	    strncmp(x->c.base_url, "https://", 8) != 0) {
-		dt_error("PERPLEXITY_BASE_URL: '%s' is not an http(s) URL",
-		    x->c.base_url);
+	if (strncmp(base, "http://", 7) != 0 &&
+	    strncmp(base, "https://", 8) != 0) {
+		dt_error("PERPLEXITY_BASE_URL: '%s' is not an http(s) URL", base);
 		return -1;
 	}
 	/* Room for the path; the URL goes into --dry-run's JSON. */
@@ -427,14 +394,14 @@ setup_http(struct run *x)
 		    sizeof(x->url) - 32);
 		return -1;
 	}
-	if (utf8_cut(x->c.base_url, n, n) != n) {
+	if (utf8_cut(base, n, n) != n) {
 		dt_error("PERPLEXITY_BASE_URL: not valid UTF-8");
 		return -1;
 	}
-	snprintf(x->url, sizeof(x->url), "%.*s%s", (int)n, x->c.base_url,
-	    dt_api_path(x->c.api));
+	snprintf(x->url, sizeof(x->url), "%.*s%s", (int)n, base,
+	    x->c.api == DT_API_CHAT ? "/chat/completions" : "/v1/agent");
 	if (asprintf(&x->auth, "Authorization: Bearer %s",
-	    key != NULL ? key : "***") < 0) {
+	    x->c.key != NULL ? x->c.key : "***") < 0) {
 		x->auth = NULL;
 		dt_error("out of memory");
 		return -1;
@@ -442,10 +409,7 @@ setup_http(struct run *x)
 	x->headers[0] = x->auth;
 	x->headers[1] = "Content-Type: application/json";
 	x->headers[2] = "Accept: application/json";
-	x->headers[3] = NULL;
-	if (x->c.dry_run)
-		return 0;
-	if ((x->http = dt_http_new("perplexity")) == NULL)
+	if (!x->c.dry_run && (x->http = dt_http_new("perplexity")) == NULL)
 		return -1;
 	return 0;
 }
@@ -453,15 +417,21 @@ setup_http(struct run *x)
 int
 dt_az_setup(struct run *x)
 {
-	return load_prompt(x) < 0 || dt_az_pack_setup(x) < 0 ||
+	return load_request(x) < 0 || dt_az_pack_setup(x) < 0 ||
 	    setup_http(x) < 0 ? -1 : 0;
 }
 
 void
 dt_az_teardown(struct run *x)
 {
-	if (x->sh != NULL)
-		close_state(x);
+	char path[4200];
+
+	dt_shared_close(x->sh);
+	if (x->sh != NULL && x->own_state_dir) {
+		snprintf(path, sizeof(path), "%s/analyze.state", x->state_dir);
+		unlink(path);
+		rmdir(x->state_dir);
+	}
 	dt_http_free(x->http);
 	json_decref(x->schema);
 	free(x->prompt);
