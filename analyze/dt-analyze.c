@@ -2,13 +2,10 @@
  * dt-analyze: adds a model's structured analysis to every source record.
  *
  * Reads NDJSON source records, sends each record's text to Perplexity's
- * Agent API (or any OpenAI-compatible chat completions endpoint) with a
- * JSON schema as the response format, checks the answer against the
- * schema and writes the record back with "analysis" or an "error".
- * docs/analyze.md has the whole story.
+ * Agent API (or chat completions) with a JSON schema as the response
+ * format, checks the answer against the schema and writes the record
+ * back with "analysis" or an "error".  docs/analyze.md has the story.
  */
-
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +24,9 @@
 #include "utf8.h"
 #include "watch.h"
 
-
-
 /*
  * Why the text t cannot be analyzed, or NULL when it can.  *skip is set
- * when that is ordinary data (no text: a sticker, a photo, a join), not
- * a bad record.
+ * when that is ordinary data (no text: a sticker, a photo, a join).
  */
 static const char *
 bad_text(const json_t *t, int *skip)
@@ -58,122 +52,96 @@ bad_text(const json_t *t, int *skip)
 }
 
 /*
- * A record with nothing to analyze is ordinary data, not a failure: it
- * gets "skip" and no call is made; dt-store settles its row as skipped.
- */
-static void
-skip(struct run *x, json_t *rec, const char *id, const char *why)
-{
-	dt_debug("%s: id %s: %s: skipped", x->where, id, why);
-	x->n.skipped++;
-	json_object_set_new(rec, "skip", json_pack("{ssss}", "reason",
-	    "no_text", "message", why));
-}
-
-/*
  * A text over DT_MAX_TEXT_BYTES: rejected (-1, the error set on rec), or
- * cut on a character boundary with a visible marker into *cut, a new
- * string the caller frees, and noted in rec's text_cut (0).
+ * cut on a character boundary with a visible marker (0).
  */
 static int
-cut_text(struct run *x, json_t *rec, const char *idbuf, const char *text,
-    size_t len, char **cut)
+cut_text(struct run *x, json_t *rec, struct dt_az_item *t)
 {
-	size_t keep;
+	size_t keep, len = t->len;
 
 	if (x->c.reject_large) {
 		dt_warn("%s: id %s: text of %zu bytes is over the limit of %lld",
-		    x->where, idbuf, len, x->c.max_text);
+		    x->where, t->id, len, x->c.max_text);
 		dt_az_set_error(x, rec, K_TOOLARGE, 0, DT_EXIT_PARTIAL,
 		    "text of %zu bytes is over the limit of %lld bytes", len,
 		    x->c.max_text);
 		return -1;
 	}
-	keep = utf8_cut(text, len, (size_t)x->c.max_text);
-	if (asprintf(cut, "%.*s\n[... cut by dt-analyze: %zu of %zu bytes "
-	    "kept]", (int)keep, text, keep, len) < 0) {
-		*cut = NULL;
+	keep = utf8_cut(t->text, len, (size_t)x->c.max_text);
+	if (asprintf(&t->cut, "%.*s\n[... cut by dt-analyze: %zu of %zu bytes "
+	    "kept]", (int)keep, t->text, keep, len) < 0) {
+		t->cut = NULL;
 		dt_error("out of memory");
 		dt_az_set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
 		    "out of memory");
 		return -1;
 	}
+	t->text = t->cut;
+	t->len = strlen(t->cut);
 	json_object_set_new(rec, "text_cut", json_pack("{s:I, s:I}",
 	    "kept_bytes", (json_int_t)keep, "total_bytes", (json_int_t)len));
 	return 0;
 }
 
-/* What prepare() found a record to need. */
-enum { WRITE, CALL };
-
 /*
- * Handles one record up to its call.  Returns WRITE when rec is to be
- * written as it is now, or CALL with t filled in (t->rec still to be
- * set by the caller) for a record to be analyzed.
+ * Handles one record up to its call.  Returns 1 with t filled in (but
+ * for t->rec) for a record to analyze, 0 for one to write as it is.
  */
 static int
 prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 {
-	json_t *id, *tx, *pv;
+	json_t *id, *tx, *pv = json_object_get(rec, "prompt_version");
 	const char *why;
-	int skipped;
+	int skip;
 
 	x->n.records++;
 	dt_az_take_run_id(x, rec);
 	if (json_object_get(rec, "stage") != NULL &&
 	    json_object_get(rec, "id") == NULL) {
 		x->n.passed++;
-		return WRITE;
+		return 0;
 	}
 	if (dt_record_id(rec, &id, &why) < 0) {
 		dt_warn("%s: %s", x->where, why);
 		dt_az_set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR, "%s", why);
-		return WRITE;
+		return 0;
 	}
 	dt_record_id_str(id, t->id, sizeof(t->id));
-	pv = json_object_get(rec, "prompt_version");
 	if (json_object_get(rec, "error") != NULL ||
 	    json_object_get(rec, "skip") != NULL ||
 	    (json_object_get(rec, "analysis") != NULL && json_is_string(pv) &&
 	    strcmp(json_string_value(pv), x->version) == 0)) {
 		x->n.passed++;
-		return WRITE;
+		return 0;
 	}
 	tx = json_object_get(rec, "text");
-	if ((why = bad_text(tx, &skipped)) != NULL && skipped)
-		skip(x, rec, t->id, why);
-	else if (why != NULL) {
+	if ((why = bad_text(tx, &skip)) != NULL && skip) {
+		/* Ordinary data: no call; dt-store settles it as skipped. */
+		dt_debug("%s: id %s: %s: skipped", x->where, t->id, why);
+		x->n.skipped++;
+		json_object_set_new(rec, "skip", json_pack("{ssss}", "reason",
+		    "no_text", "message", why));
+	} else if (why != NULL) {
 		dt_warn("%s: id %s: %s", x->where, t->id, why);
 		dt_az_set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR, "%s", why);
 	}
 	if (why != NULL)
-		return WRITE;
+		return 0;
 	t->text = json_string_value(tx);
 	t->len = json_string_length(tx);
 	t->cut = NULL;
 	dt_log_text("text", t->text);
-	if (t->len > (size_t)x->c.max_text) {
-		if (cut_text(x, rec, t->id, t->text, t->len, &t->cut) < 0)
-			return WRITE;
-		t->text = t->cut;
-		t->len = strlen(t->cut);
-	}
+	if (t->len > (size_t)x->c.max_text && cut_text(x, rec, t) < 0)
+		return 0;
 	snprintf(t->where, sizeof(t->where), "%s", x->where);
-	return CALL;
+	return 1;
 }
 
-/*
- * 1 in a dt-fanout job: its input is one group that ends, written by
- * parallel a piece at a time, so a group waits for it to be full or to
- * end rather than going out at the first pause.
- */
+/* 1 in a dt-fanout job: its input is one group, written a piece at a time. */
 static int fanout_job;
 
-/*
- * While waiting for a call slot: the run is stopping (a signal, the stop
- * file) or its circuit is open, so this worker will make no call and
- * needs no slot.
- */
+/* While waiting for a call slot: no call will come from this worker. */
 static int
 no_call_coming(void *arg)
 {
@@ -186,10 +154,8 @@ no_call_coming(void *arg)
 
 /*
  * Under dt-fanout, which starts more workers than may call at once, a
- * worker takes a call slot (DT_FANOUT_SLOTS of them, in the shared
- * state) before its records, and keeps it until it exits: a started
- * worker waits with its few records, and none queue behind a slow call.
- * Returns 0, or -1 after an error line.
+ * worker takes one of DT_FANOUT_SLOTS call slots before its records and
+ * keeps it until it exits.  Returns 0, or -1 after an error line.
  */
 static int
 call_slot(struct run *x)
@@ -210,24 +176,11 @@ call_slot(struct run *x)
 	return 0;
 }
 
-
-/* A line that is not a JSON object: a bad_record error, or NULL. */
-static json_t *
-bad_line(struct run *x, struct dt_reader *r)
-{
-	x->n.records++;
-	x->n.bad++;
-	dt_az_count_error(x, K_BAD, DT_EXIT_DATAERR);
-	return dt_record_bad_line(x->where, dt_reader_error(r),
-	    dt_reader_excerpt(r));
-}
-
 /*
  * The read-process-write loop: every line becomes one output line, in
  * input order, until the input ends, a signal arrives or stdout fails.
- * Records to analyze wait in a group of up to DT_PACK; the group is
- * sent once it is full or no more input is ready: it never waits for
- * input once it holds a record.
+ * A group is sent once it is full or (but in a dt-fanout job) no more
+ * input is ready: it never waits for input once it holds a record.
  */
 static void
 read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
@@ -242,24 +195,25 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 			dt_az_flush(x, g);
 			continue;
 		}
-		rc = dt_reader_next(r, &rec);
-		if (rc == DT_NDJSON_EOF)
+		if ((rc = dt_reader_next(r, &rec)) == DT_NDJSON_EOF)
 			break;
-		if (rc == DT_NDJSON_ERROR) {
-			x->status = dt_exit_worse(x->status, DT_EXIT_DATAERR);
-			continue;
-		}
 		x->where = dt_reader_where(r);
-		if (rc == DT_NDJSON_BAD) {
-			if ((rec = bad_line(x, r)) != NULL && x->c.dry_run) {
-				json_decref(rec);
-				rec = NULL;
-			}
-			if (rec != NULL)
+		if (rc == DT_NDJSON_ERROR)
+			x->status = dt_exit_worse(x->status, DT_EXIT_DATAERR);
+		else if (rc != DT_NDJSON_BAD)
+			dt_az_hold(x, g, rec, prepare(x, rec,
+			    &g->calls[g->ncalls]));
+		else {
+			x->n.records++;
+			x->n.bad++;
+			dt_az_count_error(x, K_BAD, DT_EXIT_DATAERR);
+			rec = dt_record_bad_line(x->where, dt_reader_error(r),
+			    dt_reader_excerpt(r));
+			if (rec != NULL && !x->c.dry_run)
 				dt_az_hold(x, g, rec, 0);
-		} else
-			dt_az_hold(x, g, rec, prepare(x, rec, &g->calls[g->ncalls]) ==
-			    CALL);
+			else
+				json_decref(rec);
+		}
 	}
 	/* Records read before a signal still get their lines. */
 	if (g->ncalls > 0)
@@ -267,9 +221,8 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 }
 
 /*
- * Reads the configuration: the command line and the environment
- * (dt_az_configure()), then the key.  Returns the index of the first
- * file argument, or -1 with *exit_now set to the exit status.
+ * Reads the settings and the key.  Returns the index of the first file
+ * argument, or -1 with *exit_now set to the exit status.
  */
 static int
 configure(struct config *c, int argc, char **argv, int *exit_now)
@@ -304,78 +257,64 @@ configure(struct config *c, int argc, char **argv, int *exit_now)
 	return first;
 }
 
+/* Analyzes the records of the files (stdin when none); the status. */
+static int
+run_records(struct run *x, char **files, int nfiles)
+{
+	struct dt_az_group g = {0};
+	struct dt_reader *r = NULL;
+	int interrupted;
+
+	if (!x->c.dry_run && dt_az_open_state(x) < 0)
+		return DT_EXIT_CONFIG;
+	dt_az_install_signals();
+	dt_az_take_run_id(x, NULL);
+	if ((r = dt_reader_new(files, nfiles, (size_t)x->c.max_line)) ==
+	    NULL || dt_az_group_init(&g, x->c.pack) < 0) {
+		dt_error("out of memory");
+		x->status = DT_EXIT_TEMPFAIL;
+	} else if (call_slot(x) < 0)
+		x->status = DT_EXIT_TEMPFAIL;
+	else {
+		read_records(x, r, &g);
+		interrupted = dt_az_end_of_run(x);
+		dt_az_emit_stage(x, x->status, dt_az_final_message(x,
+		    interrupted), interrupted);
+	}
+	dt_az_group_free(&g);
+	dt_reader_free(r);
+	return dt_exit_worse(x->status, dt_out_status());
+}
+
 int
 main(int argc, char **argv)
 {
 	static struct run x;
-	struct dt_reader *r = NULL;
-	struct dt_az_group g;
-	int first, exit_now, interrupted = 0;
+	int first, exit_now;
 
-	memset(&g, 0, sizeof(g));
 	if (dt_log_init("dt-analyze") < 0 || dt_watch_start() < 0)
 		return DT_EXIT_CONFIG;
 	dt_out_init();
 	if ((first = configure(&x.c, argc, argv, &exit_now)) < 0)
 		return exit_now;
-	if (x.c.merge_dir != NULL) {
+	if (x.c.merge_dir != NULL)
 		x.status = dt_az_merge_stages(x.c.merge_dir,
 		    dt_az_open_state(&x) == 0 ? x.sh : NULL);
-		goto out;
+	else {
+		/* Only a worker whose settings are good touches its files. */
+		dt_az_open_stage_file();
+		srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
+		if (dt_az_setup(&x) < 0)
+			x.status = DT_EXIT_CONFIG;
+		else if (x.c.show_version)
+			printf("%s\n", x.version);
+		else if (x.c.estimate)
+			x.status = dt_az_estimate(&x);
+		else if (x.c.preflight)
+			x.status = dt_az_preflight(&x);
+		else if (!x.c.check_config)
+			x.status = run_records(&x, argv + first, argc - first);
 	}
-	/*
-	 * Only a worker that takes its configuration touches the fan-out's
-	 * files: one refusing it may still be starting when parallel has
-	 * given up and dt-fanout removed them.
-	 */
-	dt_az_open_stage_file();
-	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
-	x.status = DT_EXIT_OK;
-	if (dt_az_setup(&x) < 0) {
-		x.status = DT_EXIT_CONFIG;
-		goto out;
-	}
-	/* The whole configuration is read and checked; nothing was sent. */
-	if (x.c.check_config)
-		goto out;
-	if (x.c.show_version) {
-		printf("%s\n", x.version);
-		goto out;
-	}
-	if (x.c.estimate || x.c.preflight) {
-		x.status = x.c.estimate ? dt_az_estimate(&x) :
-		    dt_az_preflight(&x);
-		goto out;
-	}
-	if (!x.c.dry_run && dt_az_open_state(&x) < 0) {
-		x.status = DT_EXIT_CONFIG;
-		goto out;
-	}
-	dt_az_install_signals();
-	if ((r = dt_reader_new(argv + first, argc - first,
-	    (size_t)x.c.max_line)) == NULL) {
-		dt_error("out of memory");
-		x.status = DT_EXIT_TEMPFAIL;
-		goto out;
-	}
-	dt_az_take_run_id(&x, NULL);
-	if (dt_az_group_init(&g, x.c.pack) < 0) {
-		dt_error("out of memory");
-		x.status = DT_EXIT_TEMPFAIL;
-		goto out;
-	}
-	if (call_slot(&x) < 0) {
-		x.status = DT_EXIT_TEMPFAIL;
-		goto out;
-	}
-	read_records(&x, r, &g);
-	interrupted = dt_az_end_of_run(&x);
-	dt_az_emit_stage(&x, x.status, dt_az_final_message(&x, interrupted),
-	    interrupted);
-	x.status = dt_exit_worse(x.status, dt_out_status());
-out:
-	dt_az_group_free(&g);
-	dt_reader_free(r);
 	dt_az_teardown(&x);
 	dt_az_close_output();
 	return dt_cli_close_stdout(x.status);
