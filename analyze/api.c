@@ -38,14 +38,19 @@ dt_api_digest(const struct iovec *parts, int n, char *hex, size_t nhex)
 	hex[nhex] = '\0';
 }
 
-char *
-dt_api_wrap(const char *text, size_t len, size_t *outlen)
+/*
+ * The data block that carries the user's text (len bytes): <dt-data-H>,
+ * the text and </dt-data-H> on lines of their own, H derived from the
+ * text so that it cannot hold its own closing marker.  A new string, or
+ * NULL when out of memory.
+ */
+static char *
+wrap(const char *text, size_t len, int *outlen)
 {
 	unsigned long long h = 0xcbf29ce484222325ULL;
 	char hex[13], close[32], *out;
 	unsigned salt = 0;
 	size_t i;
-	int n;
 
 	/*
 	 * H is twelve hex digits of the text's 64-bit FNV-1a hash; should
@@ -64,32 +69,34 @@ dt_api_wrap(const char *text, size_t len, size_t *outlen)
 		snprintf(close, sizeof(close), "</dt-data-%s>", hex);
 		salt++;
 	}
-	if ((n = asprintf(&out, "<dt-data-%s>\n%.*s\n%s", hex, (int)len, text,
-	    close)) < 0)
+	if ((*outlen = asprintf(&out, "<dt-data-%s>\n%.*s\n%s", hex, (int)len,
+	    text, close)) < 0)
 		return NULL;
-	*outlen = (size_t)n;
 	return out;
 }
 
 char *
-dt_api_body(const struct dt_api *a, const char *input, size_t len,
+dt_api_body(const struct dt_api *a, const char *text, size_t tlen,
     size_t *body_len)
 {
 	json_t *body, *fmt;
-	char *s;
+	int len;
+	char *s, *input = wrap(text, tlen, &len);
 
+	if (input == NULL)
+		return NULL;
 	fmt = json_pack("{s:s, s:{s:s, s:O, s:b}}", "type", "json_schema",
 	    "json_schema", "name", a->schema_name, "schema", a->schema,
 	    "strict", 1);
 	if (a->kind == DT_API_CHAT)
 		body = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s%}], s:o, s:I}",
 		    "model", a->model, "messages", "role", "system", "content",
-		    a->prompt, "role", "user", "content", input, len,
+		    a->prompt, "role", "user", "content", input, (size_t)len,
 		    "response_format", fmt, "max_tokens",
 		    (json_int_t)a->max_output_tokens);
 	else
 		body = json_pack("{s:s, s:s, s:s%, s:o, s:I}", "model", a->model,
-		    "instructions", a->prompt, "input", input, len,
+		    "instructions", a->prompt, "input", input, (size_t)len,
 		    "response_format", fmt, "max_output_tokens",
 		    (json_int_t)a->max_output_tokens);
 	if (a->kind == DT_API_CHAT && a->disable_search && !a->web_search)
@@ -99,6 +106,7 @@ dt_api_body(const struct dt_api *a, const char *input, size_t len,
 		    json_pack("[{s:s}]", "type", "web_search"));
 	s = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);
+	free(input);
 	*body_len = s != NULL ? strlen(s) : 0;
 	return s;
 }

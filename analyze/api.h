@@ -55,18 +55,13 @@ enum {
 void dt_api_digest(const struct iovec *parts, int n, char *hex, size_t nhex);
 
 /*
- * The data block that carries the user's text (len bytes): <dt-data-H>,
- * the text and </dt-data-H> on lines of their own, H derived from the
- * text so that it cannot hold its own closing marker.  A new string the
- * caller frees, its length in *outlen, or NULL when out of memory.
+ * The request body for one text (len bytes of UTF-8) inside its data
+ * block: <dt-data-H>, the text and </dt-data-H> on lines of their own,
+ * H derived from the text so that it cannot hold its own closing
+ * marker.  A new compact string the caller frees, its length in
+ * *body_len, or NULL when out of memory.
  */
-char *dt_api_wrap(const char *text, size_t len, size_t *outlen);
-
-/*
- * The request body for one wrapped text (len bytes of UTF-8), compact:
- * a new string the caller frees, its length in *body_len, or NULL.
- */
-char *dt_api_body(const struct dt_api *a, const char *input, size_t len,
+char *dt_api_body(const struct dt_api *a, const char *text, size_t len,
     size_t *body_len);
 
 /*

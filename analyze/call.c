@@ -315,14 +315,13 @@ probe_setup(struct run *x, const struct call *like, const char *line)
 {
 	static const char text[] = "Thanks for the update, see you tomorrow.";
 	struct call p = {.api = &x->api, .req = like->req, .id = like->id};
-	char *input, *body = NULL, sig[64];
-	size_t ilen, blen;
+	char *body, sig[64];
+	size_t blen;
 	double reserved;
 	int opened = 0, streak;
 
-	if ((input = dt_api_wrap(text, sizeof(text) - 1, &ilen)) != NULL &&
-	    (body = dt_api_body(&x->api, input, ilen, &blen)) != NULL &&
-	    budget_and_slot(x, like->id, &reserved) > 0) {
+	if ((body = dt_api_body(&x->api, text, sizeof(text) - 1, &blen)) !=
+	    NULL && budget_and_slot(x, like->id, &reserved) > 0) {
 		p.req.body = body;
 		p.req.body_len = blen;
 		if (call_once(x, &p, reserved) && refused(&p)) {
@@ -341,7 +340,6 @@ probe_setup(struct run *x, const struct call *like, const char *line)
 	json_decref(p.analysis);
 	free(p.raw);
 	free(body);
-	free(input);
 	return opened;
 }
 
@@ -560,11 +558,10 @@ dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
     size_t len)
 {
 	struct dt_az_sent o;
-	char *input, *body = NULL;
-	size_t ilen, blen;
+	size_t blen;
+	char *body = dt_api_body(&x->api, text, len, &blen);
 
-	if ((input = dt_api_wrap(text, len, &ilen)) == NULL ||
-	    (body = dt_api_body(&x->api, input, ilen, &blen)) == NULL) {
+	if (body == NULL) {
 		dt_error("out of memory");
 		dt_az_set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
 		    "out of memory");
@@ -572,7 +569,6 @@ dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
 	    DT_AZ_ANSWERED)
 		dt_az_set_analysis(x, rec, o.answer, &o, &o.sum, 0);
 	free(body);
-	free(input);
 }
 
 void

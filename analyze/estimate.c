@@ -64,8 +64,8 @@ price_of(const char *model)
 static long long
 fixed_tokens(struct run *x)
 {
-	size_t ilen, blen = 0;
-	char *input = dt_api_wrap("", 0, &ilen), *body = NULL;
+	size_t blen = 0;
+	char *body = NULL;
 	struct dt_az_item *it;
 	long long n, i, pack = x->c.pack;
 
@@ -74,11 +74,10 @@ fixed_tokens(struct run *x)
 			it[i].text = "";
 		body = dt_az_group_body(x, it, (int)pack, &blen);
 		free(it);
-	} else if (input != NULL)
-		body = dt_api_body(&x->api, input, ilen, &blen);
+	} else
+		body = dt_api_body(&x->api, "", 0, &blen);
 	n = dt_api_estimate_tokens(body, body != NULL ? blen : 0);
 	free(body);
-	free(input);
 	return pack > 1 ? (n + pack - 1) / pack : n;
 }
 

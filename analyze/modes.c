@@ -82,41 +82,29 @@ dt_az_preflight(struct run *x)
 	struct dt_api a = x->api;
 	struct dt_http_policy pol = x->c.pol;
 	struct dt_http_resp resp = {0};
-	struct dt_http_req req = {0};
-	char *input = NULL, *body = NULL, safe[512];
-	size_t ilen, blen;
-	long long t;
+	struct dt_http_req req = {.method = "POST", .url = x->url,
+	    .headers = x->headers, .connect_timeout_ms = 10000};
+	char *body, safe[512];
 	int rc;
 
 	a.max_output_tokens = 16;
-	if ((input = dt_api_wrap(text, sizeof(text) - 1, &ilen)) == NULL ||
-	    (body = dt_api_body(&a, input, ilen, &blen)) == NULL) {
-		rc = dt_preflight_line("perplexity", DT_EXIT_TEMPFAIL,
+	if ((body = dt_api_body(&a, text, sizeof(text) - 1, &req.body_len)) ==
+	    NULL)
+		return dt_preflight_line("perplexity", DT_EXIT_TEMPFAIL,
 		    "out of memory");
-		goto out;
-	}
-	t = x->c.first_timeout_s > x->c.timeout_s ? x->c.first_timeout_s :
-	    x->c.timeout_s;
-	req.method = "POST";
-	req.url = x->url;
-	req.headers = x->headers;
 	req.body = body;
-	req.body_len = blen;
-	req.timeout_ms = (long)(t * 1000);
-	req.connect_timeout_ms = 10000;
+	req.timeout_ms = (long)(x->c.first_timeout_s > x->c.timeout_s ?
+	    x->c.first_timeout_s : x->c.timeout_s) * 1000;
 	pol.max_tries = 1;
 	dt_http_once(x->http, &req, &pol, &resp);
 	dt_http_safe_url(x->url, safe, sizeof(safe));
-	if (resp.result != DT_HTTP_OK) {
+	if (resp.result != DT_HTTP_OK)
 		rc = dt_preflight_line("perplexity", DT_EXIT_UNAVAILABLE,
 		    "PERPLEXITY_BASE_URL: %s cannot be reached (%s)", safe,
 		    resp.error);
-		goto out;
-	}
-	rc = preflight_answer(x, &a, &resp, safe);
-out:
+	else
+		rc = preflight_answer(x, &a, &resp, safe);
 	free(body);
-	free(input);
 	dt_http_resp_clear(&resp);
 	return rc;
 }
@@ -124,16 +112,13 @@ out:
 void
 dt_az_dry_run(struct run *x, struct dt_az_item *it, int n)
 {
-	size_t ilen = 0, blen = 0;
-	char *input = NULL, *s = NULL;
+	size_t blen = 0;
+	char *s = n > 1 ? dt_az_group_body(x, it, n, &blen) :
+	    dt_api_body(&x->api, it->text, it->len, &blen);
 	json_t *body, *out, *ids = NULL;
 	long long est, est_out;
 	int j;
 
-	if (n > 1)
-		s = dt_az_group_body(x, it, n, &blen);
-	else if ((input = dt_api_wrap(it->text, it->len, &ilen)) != NULL)
-		s = dt_api_body(&x->api, input, ilen, &blen);
 	body = s != NULL ? json_loads(s, 0, NULL) : NULL;
 	est = dt_api_estimate_tokens(s, s != NULL ? blen : 0);
 	/* The Agent API's max_output_tokens or chat's max_tokens. */
@@ -169,6 +154,5 @@ dt_az_dry_run(struct run *x, struct dt_az_item *it, int n)
 	json_decref(out);
 	json_decref(body);
 	json_decref(ids);
-	free(input);
 	free(s);
 }

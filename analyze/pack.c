@@ -85,8 +85,7 @@ dt_az_group_body(struct run *x, struct dt_az_item *it, int n, size_t *blen)
 {
 	struct dt_api a = x->pack_api;
 	json_t *arr = json_array();
-	char key[16], *data = NULL, *input = NULL, *body = NULL;
-	size_t ilen;
+	char key[16], *data = NULL, *body = NULL;
 	int i;
 	/* Never less than one message may ask for. */
 	long long cap = x->c.max_output_tokens > PACK_OUTPUT_CAP ?
@@ -98,16 +97,13 @@ dt_az_group_body(struct run *x, struct dt_az_item *it, int n, size_t *blen)
 		    "text", it[i].text, it[i].len));
 	}
 	/* The marker is made for the whole array: no text can close it. */
-	if (arr != NULL && (data = json_dumps(arr, JSON_COMPACT)) != NULL &&
-	    (input = dt_api_wrap(data, strlen(data), &ilen)) != NULL) {
-		a.max_output_tokens = x->c.max_output_tokens * n;
-		if (a.max_output_tokens > cap)
-			a.max_output_tokens = cap;
-		body = dt_api_body(&a, input, ilen, blen);
-	}
+	a.max_output_tokens = x->c.max_output_tokens * n;
+	if (a.max_output_tokens > cap)
+		a.max_output_tokens = cap;
+	if (arr != NULL && (data = json_dumps(arr, JSON_COMPACT)) != NULL)
+		body = dt_api_body(&a, data, strlen(data), blen);
 	json_decref(arr);
 	free(data);
-	free(input);
 	return body;
 }
 

@@ -1,7 +1,6 @@
 /*
- * stages.c: --merge-stages, the one stage record of a fan-out's run
- * made from the stage records its short-lived workers left in a
- * directory (dt_az_open_stage_file).
+ * stages.c: --merge-stages, the one stage record of a fan-out's run made
+ * from the stage records its short-lived workers left in a directory.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,51 +15,37 @@
 #include "log.h"
 #include "shared.h"
 
-/* Adds the numbers of from's member key into to's (max: the larger). */
+/*
+ * Adds the numbers among from's members into to's, member objects
+ * member by member, the largest of "maxrss_kb"; a member to lacks is
+ * copied.  At the top (top) the status is left to merge().
+ */
 static void
-add_number(json_t *to, json_t *from, const char *key, int max)
+add(json_t *to, json_t *from, int top)
 {
-	json_t *a = json_object_get(to, key), *b = json_object_get(from, key);
-	double v;
-
-	if (!json_is_number(b))
-		return;
-	if (!json_is_number(a)) {
-		json_object_set(to, key, b);
-		return;
-	}
-	if (json_is_integer(a) && json_is_integer(b)) {
-		json_int_t x = json_integer_value(a), y = json_integer_value(b);
-
-		json_object_set_new(to, key, json_integer(max ? (x > y ? x : y) :
-		    x + y));
-		return;
-	}
-	v = max ? (json_number_value(a) > json_number_value(b) ?
-	    json_number_value(a) : json_number_value(b)) :
-	    json_number_value(a) + json_number_value(b);
-	json_object_set_new(to, key, json_real(v));
-}
-
-/* Adds every number among from's member key's members into to's. */
-static void
-add_members(json_t *to, json_t *from, const char *key)
-{
-	json_t *t = json_object_get(to, key), *f = json_object_get(from, key);
+	json_t *v, *t;
 	const char *k;
-	json_t *v;
+	double a, b, r;
 
-	if (!json_is_object(f))
-		return;
-	if (!json_is_object(t)) {
-		json_object_set_new(to, key, json_deep_copy(f));
-		return;
+	json_object_foreach(from, k, v) {
+		t = json_object_get(to, k);
+		a = json_number_value(t);
+		b = json_number_value(v);
+		r = strcmp(k, "maxrss_kb") == 0 ? (a > b ? a : b) : a + b;
+		if (top && strcmp(k, "status") == 0)
+			continue;
+		if (json_is_object(t) && json_is_object(v))
+			add(t, v, 0);
+		else if (json_is_number(t) && json_is_number(v))
+			json_object_set_new(to, k, json_is_integer(t) &&
+			    json_is_integer(v) ? json_integer((json_int_t)r) :
+			    json_real(r));
+		else if (t == NULL)
+			json_object_set(to, k, v);
 	}
-	json_object_foreach(f, k, v)
-		add_number(t, f, k, strcmp(k, "maxrss_kb") == 0);
 }
 
-/* Adds the stage record rec into sum (a new reference once set). */
+/* Adds the stage record rec into *sum (a new reference once set). */
 static void
 merge(json_t **sum, json_t *rec)
 {
@@ -81,13 +66,9 @@ merge(json_t **sum, json_t *rec)
 	if (json_is_null(json_object_get(s, "run_id")) &&
 	    json_is_string(json_object_get(rec, "run_id")))
 		json_object_set(s, "run_id", json_object_get(rec, "run_id"));
-	add_members(s, rec, "counts");
-	add_number(s, rec, "tokens", 0);
-	add_number(s, rec, "cost_usd", 0);
-	add_members(s, rec, "estimate");
-	add_members(s, rec, "resources");
 	if (json_is_true(json_object_get(rec, "interrupted")))
 		json_object_set_new(s, "interrupted", json_true());
+	add(s, rec, 1);
 }
 
 /* Reads the stage record in path into *sum; an empty file is no record. */
@@ -126,9 +107,7 @@ merge_file(json_t **sum, const char *path)
 static void
 add_refused(const char *path, unsigned long *n, char *last, size_t len)
 {
-	char buf[1024];
-	unsigned long k;
-	char *tab;
+	char buf[1024], *tab;
 	FILE *f;
 	size_t got;
 
@@ -139,8 +118,7 @@ add_refused(const char *path, unsigned long *n, char *last, size_t len)
 	buf[got] = '\0';
 	if ((tab = strchr(buf, '\t')) == NULL)
 		return;
-	k = strtoul(buf, NULL, 10);
-	*n += k;
+	*n += strtoul(buf, NULL, 10);
 	snprintf(last, len, "%s", tab + 1);
 }
 
@@ -148,10 +126,9 @@ int
 dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 {
 	unsigned long refused = 0;
-	char last[1024] = "";
+	char last[1024] = "", path[4096];
 	struct dirent **names = NULL;
 	json_t *sum = NULL;
-	char path[4096];
 	int i, n;
 
 	if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
@@ -167,7 +144,6 @@ dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 		free(names[i]);
 	}
 	free(names);
-	/* As dt-analyze alone says it at its end (dt_az_end_of_run). */
 	if (refused > 0 && (sh == NULL ||
 	    dt_shared_breaker(sh) == DT_BREAKER_CLOSED))
 		dt_az_say_refused(refused, last);
