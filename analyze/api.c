@@ -38,12 +38,7 @@ dt_api_digest(const struct iovec *parts, int n, char *hex, size_t nhex)
 	hex[nhex] = '\0';
 }
 
-/*
- * The data block that carries the user's text (len bytes): <dt-data-H>,
- * the text and </dt-data-H> on lines of their own, H derived from the
- * text so that it cannot hold its own closing marker.  A new string, or
- * NULL when out of memory.
- */
+/* The data block of dt_api_body(): a new string, or NULL. */
 static char *
 wrap(const char *text, size_t len, int *outlen)
 {
@@ -95,8 +90,8 @@ dt_api_body(const struct dt_api *a, const char *text, size_t tlen,
 		    "response_format", fmt, "max_tokens",
 		    (json_int_t)a->max_output_tokens);
 	else
-		body = json_pack("{s:s, s:s, s:s%, s:o, s:I}", "model", a->model,
-		    "instructions", a->prompt, "input", input, (size_t)len,
+		body = json_pack("{s:s, s:s, s:s%, s:o, s:I}", "model",
+		    a->model, "instructions", a->prompt, "input", input, (size_t)len,
 		    "response_format", fmt, "max_output_tokens",
 		    (json_int_t)a->max_output_tokens);
 	if (a->kind == DT_API_CHAT && a->disable_search && !a->web_search)
@@ -283,8 +278,8 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 	memset(u, 0, sizeof(*u));
 	if ((resp = json_loadb(body, len, 0, &je)) == NULL ||
 	    !json_is_object(resp)) {
-		utf8_format(why, whylen, "the response is not a JSON object%s%s",
-		    resp == NULL ? ": " : "", resp == NULL ? je.text : "");
+		utf8_format(why, whylen, "the response is not a JSON "
+		    "object%s%s", resp == NULL ? ": " : "", resp == NULL ? je.text : "");
 		json_decref(resp);
 		*raw = utf8_dup(body, len, DT_API_RAW_MAX);
 		return DT_API_INVALID;

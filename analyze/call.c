@@ -354,7 +354,8 @@ open_for_setup(struct run *x, struct call *k, const char *line,
 
 	if (k->answer == DT_ANSWER_SETUP)
 		return dt_shared_breaker_trip(x->sh, r->status == 401 ||
-		    r->status == 403 ? DT_BREAKER_AUTH : DT_BREAKER_SETUP, line);
+		    r->status == 403 ? DT_BREAKER_AUTH : DT_BREAKER_SETUP,
+		    line);
 	dt_api_error_type(r->body, r->len, sig, sizeof(sig));
 	opened = dt_shared_setup_note(x->sh, r->status, sig, SETUP_THRESHOLD,
 	    line, streak);

@@ -1,10 +1,7 @@
 /*
- * dt-analyze: adds a model's structured analysis to every source record.
- *
- * Reads NDJSON source records, sends each record's text to Perplexity's
- * Agent API (or chat completions) with a JSON schema as the response
- * format, checks the answer against the schema and writes the record
- * back with "analysis" or an "error".  docs/analyze.md has the story.
+ * dt-analyze: adds a model's structured analysis of its text to every
+ * source record, checked against a JSON schema, or an "error"
+ * (docs/analyze.md).
  */
 #include <stdio.h>
 #include <stdlib.h>

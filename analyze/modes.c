@@ -67,14 +67,7 @@ preflight_answer(struct run *x, const struct dt_api *a,
 	return rc;
 }
 
-/*
- * --preflight: one request as small as a request can be, through the
- * run's own URL, headers, model, prompt and schema, with a text of two
- * words and at most 16 output tokens (a few hundred input tokens: about
- * a ten-thousandth of a dollar at perplexity/sonar's prices).  Whatever
- * the answer holds, a 2xx says the key, the model and the URL work.
- * Prints the one line; returns the exit status.
- */
+/* Whatever the answer holds, a 2xx says the key, model and URL work. */
 int
 dt_az_preflight(struct run *x)
 {
@@ -130,7 +123,8 @@ dt_az_dry_run(struct run *x, struct dt_az_item *it, int n)
 	out = json_object();
 	if (n > 1 && (ids = json_array()) != NULL)
 		for (j = 0; j < n; j++)
-			json_array_append(ids, json_object_get(it[j].rec, "id"));
+			json_array_append(ids, json_object_get(it[j].rec,
+			    "id"));
 	json_object_set(out, n > 1 ? "ids" : "id", n > 1 ? ids :
 	    json_object_get(it->rec, "id"));
 	json_object_set_new(out, "dry_run", json_true());

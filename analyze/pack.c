@@ -1,10 +1,7 @@
 /*
- * pack.c: groups and packed requests.  Up to DT_PACK records go in one
- * request: the input is a JSON array of {"id", "text"} inside one data
- * block, the answer {"results": [...]} holds one analysis per message
- * with its id.  Each item is checked alone against the analysis schema;
- * a message whose item is missing, repeated or invalid is sent alone,
- * the others keep theirs (docs/analyze.md, "Packed requests").
+ * pack.c: groups of records and packed requests, several records in one
+ * request, each item of the answer checked alone (docs/analyze.md,
+ * "Packed requests").
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +10,7 @@
 #include <jansson.h>
 
 #include "analyze.h"
+#include "exit.h"
 #include "log.h"
 #include "schema.h"
 #include "utf8.h"
@@ -96,10 +94,10 @@ dt_az_group_body(struct run *x, struct dt_az_item *it, int n, size_t *blen)
 		json_array_append_new(arr, json_pack("{s:s, s:s%}", "id", key,
 		    "text", it[i].text, it[i].len));
 	}
-	/* The marker is made for the whole array: no text can close it. */
 	a.max_output_tokens = x->c.max_output_tokens * n;
 	if (a.max_output_tokens > cap)
 		a.max_output_tokens = cap;
+	/* The marker is made for the whole array: no text can close it. */
 	if (arr != NULL && (data = json_dumps(arr, JSON_COMPACT)) != NULL)
 		body = dt_api_body(&a, data, strlen(data), blen);
 	json_decref(arr);
@@ -173,10 +171,8 @@ spread_error(struct run *x, struct dt_az_item *it, int n, json_t *scratch,
 			break;
 	for (i = 0; i < n; i++) {
 		json_object_set_new(it[i].rec, "error", json_deep_copy(e));
-		if (i > 0 && k < NKINDS) {
-			x->n.errors++;
-			x->n.kind[k]++;
-		}
+		if (i > 0 && k < NKINDS)
+			dt_az_count_error(x, k, DT_EXIT_OK);
 		if (o->tries > 0)
 			add_share(it[i].rec, share_of(&o->sum, i, n), o->tries);
 		json_object_set_new(it[i].rec, "pack", json_pack("{s:i}",
@@ -238,7 +234,8 @@ spread_answer(struct run *x, struct dt_az_item *it, int n,
 		    json_object_del(a, "id") < 0 ||
 		    dt_schema_validate(x->schema, a, err, sizeof(err)) < 0)
 			utf8_format(why, sizeof(why), "its item does not match "
-			    "the schema: %s", a == NULL ? "out of memory" : err);
+			    "the schema: %s", a == NULL ? "out of memory" :
+			    err);
 		else {
 			s = share_of(&o->sum, j, n);
 			dt_az_set_analysis(x, it[j].rec, a, o, &s, n);

@@ -140,7 +140,8 @@ check_keyword(const char *k, json_t *v, const char *path, char *err,
 		    "\"%s\" must be a number", k);
 	if (strcmp(k, "enum") == 0)
 		return json_is_array(v) && json_array_size(v) > 0 ? 0 :
-		    fail(err, errlen, path, "\"enum\" must be a non-empty list");
+		    fail(err, errlen, path,
+		    "\"enum\" must be a non-empty list");
 	return fail(err, errlen, path, "unsupported keyword \"%s\"", k);
 }
 

@@ -171,7 +171,7 @@ dt_az_configure(struct config *c, int argc, char **argv)
 	if (conf.model == NULL)
 		conf.model = conf.api == DT_API_CHAT ? "sonar" :
 		    "perplexity/sonar";
-	/* Their defaults depend on the model: dt_az_estimate() fills them in. */
+	/* Their defaults depend on the model: dt_az_estimate() knows them. */
 	conf.prices_set = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ||
 	    dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL;
 	conf.request_price_set = dt_env("DT_PRICE_PER_REQUEST", NULL) != NULL;
@@ -295,8 +295,8 @@ load_request(struct run *x)
 		dt_error("%s: %s", c->schema_file, err);
 		return -1;
 	}
-	if (n < 1 || n > 64 || strspn(c->schema_name, "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
+	if (n < 1 || n > 64 || strspn(c->schema_name, "abcdefghijklmnopqrstu"
+	    "vwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
 		dt_error("DT_SCHEMA_NAME: '%s' must be 1 to 64 letters, digits, "
 		    "'_' or '-'", c->schema_name);
 		return -1;
@@ -385,7 +385,8 @@ setup_http(struct run *x)
 		n--;
 	if (strncmp(base, "http://", 7) != 0 &&
 	    strncmp(base, "https://", 8) != 0) {
-		dt_error("PERPLEXITY_BASE_URL: '%s' is not an http(s) URL", base);
+		dt_error("PERPLEXITY_BASE_URL: '%s' is not an http(s) URL",
+		    base);
 		return -1;
 	}
 	/* Room for the path; the URL goes into --dry-run's JSON. */
