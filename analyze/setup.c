@@ -427,12 +427,12 @@ dt_az_teardown(struct run *x)
 {
 	char path[4200];
 
-	dt_shared_close(x->sh);
 	if (x->sh != NULL && x->own_state_dir) {
 		snprintf(path, sizeof(path), "%s/analyze.state", x->state_dir);
 		unlink(path);
 		rmdir(x->state_dir);
 	}
+	dt_shared_close(x->sh);
 	dt_http_free(x->http);
 	json_decref(x->schema);
 	free(x->prompt);
