@@ -178,26 +178,14 @@ dt_utf8_len(const char *s, size_t n)
 	return cp;
 }
 
+/* The schema's name of v's type, in the order of Jansson's json_type. */
 static const char *
 type_name(const json_t *v)
 {
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "object";
-	case JSON_ARRAY:
-		return "array";
-	case JSON_STRING:
-		return "string";
-	case JSON_INTEGER:
-		return "integer";
-	case JSON_REAL:
-		return "number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "boolean";
-	default:
-		return "null";
-	}
+	static const char *const names[] = {"object", "array", "string",
+	    "integer", "number", "boolean", "boolean", "null"};
+
+	return names[json_typeof(v)];
 }
 
 /* Whether v is of the type named t; a whole real is an integer too. */

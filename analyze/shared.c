@@ -150,14 +150,13 @@ dt_shared_open(const char *dir, long long rpm, long long window_ms, char *err,
 void
 dt_shared_close(struct dt_shared *s)
 {
-	if (s == NULL)
-		return;
-	if (s->st != NULL)
+	if (s != NULL && s->st != NULL)
 		munmap(s->st, s->size);
-	if (s->fd >= 0)
-		close(s->fd);
-	if (s->call_fd >= 0)
+	/* The call slot's lock goes with its descriptor. */
+	if (s != NULL && s->call_fd >= 0)
 		close(s->call_fd);
+	if (s != NULL && s->fd >= 0)
+		close(s->fd);
 	free(s);
 }
 
@@ -241,13 +240,28 @@ dt_shared_budget_settle(struct dt_shared *s, double budget, double reserved,
 	unlock(s);
 }
 
+/* Reads one field of the state under the lock. */
+static int
+get(struct dt_shared *s, const int32_t *field)
+{
+	int v;
+
+	lock(s);
+	v = *field;
+	unlock(s);
+	return v;
+}
+
 int
 dt_shared_breaker(struct dt_shared *s)
 {
-	int v = lock(s)->breaker;
+	return get(s, &s->st->breaker);
+}
 
-	unlock(s);
-	return v;
+int
+dt_shared_setup_proven(struct dt_shared *s)
+{
+	return get(s, &s->st->proven);
 }
 
 int
@@ -293,6 +307,16 @@ dt_shared_breaker_why(struct dt_shared *s, char *buf, size_t len)
 	unlock(s);
 }
 
+void
+dt_shared_setup_ok(struct dt_shared *s, int analyzed)
+{
+	struct state *st = lock(s);
+
+	st->setup_streak = 0;
+	st->proven = st->proven || analyzed;
+	unlock(s);
+}
+
 int
 dt_shared_setup_note(struct dt_shared *s, long status, const char *sig,
     long long threshold, const char *why, int *streak)
@@ -312,26 +336,6 @@ dt_shared_setup_note(struct dt_shared *s, long status, const char *sig,
 	*streak = (int)st->setup_streak;
 	if (st->setup_streak >= threshold)
 		v = trip_locked(st, DT_BREAKER_SETUP, why);
-	unlock(s);
-	return v;
-}
-
-void
-dt_shared_setup_ok(struct dt_shared *s, int analyzed)
-{
-	struct state *st = lock(s);
-
-	st->setup_streak = 0;
-	if (analyzed)
-		st->proven = 1;
-	unlock(s);
-}
-
-int
-dt_shared_setup_proven(struct dt_shared *s)
-{
-	int v = lock(s)->proven;
-
 	unlock(s);
 	return v;
 }
