@@ -223,6 +223,8 @@ int dt_az_preflight(struct run *x);
  */
 void dt_az_dry_run(struct run *x, struct dt_az_item *it, int n);
 
+/* output.c */
+
 /*
  * --merge-stages: writes one stage record summing those dt-fanout's jobs
  * left in dir ("stage.*"), then, while the run's circuit (sh, may be
@@ -230,8 +232,6 @@ void dt_az_dry_run(struct run *x, struct dt_az_item *it, int n);
  * count.  Returns 0, or the exit status of a failed write.
  */
 int dt_az_merge_stages(const char *dir, struct dt_shared *sh);
-
-/* output.c */
 
 /* SIGTERM and SIGINT set dt_az_signal. */
 void dt_az_install_signals(void);
@@ -276,9 +276,6 @@ void dt_az_set_analysis(struct run *x, json_t *rec, json_t *analysis,
  * signal, the stop file), not stopped by its own circuit.
  */
 int dt_az_end_of_run(struct run *x);
-
-/* Warns that n records were refused one by one (last: the last one). */
-void dt_az_say_refused(unsigned long n, const char *last);
 
 /* The stage record's message for x's status (NULL when all went well). */
 const char *dt_az_final_message(struct run *x, int interrupted);
