@@ -161,6 +161,9 @@ struct dt_az_item {
 	size_t len;
 };
 
+#define DT_AZ_PACK_MAX 100     /* DT_PACK's largest value (setup.c) */
+#define DT_AZ_HOLD 4
+
 /*
  * The records read and not yet written, in input order: those to
  * analyze (up to DT_PACK, in calls) and the records read after the
@@ -168,14 +171,11 @@ struct dt_az_item {
  * to DT_AZ_HOLD times DT_PACK records in all).
  */
 struct dt_az_group {
-	struct dt_az_item *calls;
-	int ncalls;
-	json_t **held;          /* references, in input order */
-	unsigned char *is_call; /* held[i] is in calls */
-	int nheld, cap;
+	struct dt_az_item calls[DT_AZ_PACK_MAX];
+	json_t *held[DT_AZ_HOLD * DT_AZ_PACK_MAX]; /* references */
+	unsigned char is_call[DT_AZ_HOLD * DT_AZ_PACK_MAX]; /* in calls */
+	int ncalls, nheld;
 };
-
-#define DT_AZ_HOLD 4
 
 /*
  * Builds pack_prompt, pack_schema and pack_api when DT_PACK is over 1.
@@ -190,10 +190,6 @@ int dt_az_pack_setup(struct run *x);
  */
 char *dt_az_group_body(struct run *x, struct dt_az_item *it, int n,
     size_t *blen);
-
-/* Allocates a zeroed g for DT_PACK pack.  Returns 0, or -1 (no memory). */
-int dt_az_group_init(struct dt_az_group *g, long long pack);
-void dt_az_group_free(struct dt_az_group *g);
 
 /*
  * Takes rec (a reference) to be written: at once when no record waits

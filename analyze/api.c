@@ -91,8 +91,8 @@ dt_api_body(const struct dt_api *a, const char *text, size_t tlen,
 		    (json_int_t)a->max_output_tokens);
 	else
 		body = json_pack("{s:s, s:s, s:s%, s:o, s:I}", "model",
-		    a->model, "instructions", a->prompt, "input", input, (size_t)len,
-		    "response_format", fmt, "max_output_tokens",
+		    a->model, "instructions", a->prompt, "input", input,
+		    (size_t)len, "response_format", fmt, "max_output_tokens",
 		    (json_int_t)a->max_output_tokens);
 	if (a->kind == DT_API_CHAT && a->disable_search && !a->web_search)
 		json_object_set_new(body, "disable_search", json_true());
@@ -279,7 +279,8 @@ dt_api_parse(const struct dt_api *a, const char *body, size_t len,
 	if ((resp = json_loadb(body, len, 0, &je)) == NULL ||
 	    !json_is_object(resp)) {
 		utf8_format(why, whylen, "the response is not a JSON "
-		    "object%s%s", resp == NULL ? ": " : "", resp == NULL ? je.text : "");
+		    "object%s%s", resp == NULL ? ": " : "",
+		    resp == NULL ? je.text : "");
 		json_decref(resp);
 		*raw = utf8_dup(body, len, DT_API_RAW_MAX);
 		return DT_API_INVALID;

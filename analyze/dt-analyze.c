@@ -187,7 +187,7 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 
 	while (!dt_az_signal && dt_out_status() == 0) {
 		if (g->ncalls > 0 && (g->ncalls == x->c.pack ||
-		    g->nheld == g->cap || (!fanout_job &&
+		    g->nheld == x->c.pack * DT_AZ_HOLD || (!fanout_job &&
 		    !dt_reader_wait(r, 0)))) {
 			dt_az_flush(x, g);
 			continue;
@@ -258,7 +258,7 @@ configure(struct config *c, int argc, char **argv, int *exit_now)
 static int
 run_records(struct run *x, char **files, int nfiles)
 {
-	struct dt_az_group g = {0};
+	static struct dt_az_group g;
 	struct dt_reader *r = NULL;
 	int interrupted;
 
@@ -266,8 +266,8 @@ run_records(struct run *x, char **files, int nfiles)
 		return DT_EXIT_CONFIG;
 	dt_az_install_signals();
 	dt_az_take_run_id(x, NULL);
-	if ((r = dt_reader_new(files, nfiles, (size_t)x->c.max_line)) ==
-	    NULL || dt_az_group_init(&g, x->c.pack) < 0) {
+	r = dt_reader_new(files, nfiles, (size_t)x->c.max_line);
+	if (r == NULL) {
 		dt_error("out of memory");
 		x->status = DT_EXIT_TEMPFAIL;
 	} else if (call_slot(x) < 0)
@@ -278,7 +278,6 @@ run_records(struct run *x, char **files, int nfiles)
 		dt_az_emit_stage(x, x->status, dt_az_final_message(x,
 		    interrupted), interrupted);
 	}
-	dt_az_group_free(&g);
 	dt_reader_free(r);
 	return dt_exit_worse(x->status, dt_out_status());
 }

@@ -306,7 +306,7 @@ dt_az_flush(struct run *x, struct dt_az_group *g)
 	}
 	for (i = 0; i < g->ncalls; i++)
 		free(g->calls[i].cut);
-	memset(g->calls, 0, (size_t)x->c.pack * sizeof(*g->calls));
+	memset(g->calls, 0, sizeof(g->calls));
 	g->ncalls = g->nheld = 0;
 }
 
@@ -323,22 +323,4 @@ dt_az_hold(struct run *x, struct dt_az_group *g, json_t *rec, int is_call)
 	}
 	g->held[g->nheld] = rec;
 	g->is_call[g->nheld++] = (unsigned char)is_call;
-}
-
-int
-dt_az_group_init(struct dt_az_group *g, long long pack)
-{
-	g->cap = (int)pack * DT_AZ_HOLD;
-	g->calls = calloc((size_t)pack, sizeof(*g->calls));
-	g->held = calloc((size_t)g->cap, sizeof(json_t *));
-	g->is_call = calloc((size_t)g->cap, 1);
-	return g->calls && g->held && g->is_call ? 0 : -1;
-}
-
-void
-dt_az_group_free(struct dt_az_group *g)
-{
-	free(g->calls);
-	free(g->held);
-	free(g->is_call);
 }
