@@ -143,12 +143,6 @@ int dt_az_send(struct run *x, const struct dt_api *api, const char *body,
 void dt_az_call(struct run *x, json_t *rec, const char *id,
     const char *text, size_t len);
 
-/* Sleeps ms; returns 1 early on a signal or the stop file, else 0. */
-int dt_az_nap(struct run *x, long long ms);
-
-/* Creates the stop file (NULL: none): the run claims no more. */
-void dt_az_stop_the_run(const char *stop_file);
-
 /* pack.c */
 
 /* A record waiting in a group for its call. */

@@ -73,8 +73,9 @@ stop_requested(struct run *x)
 	return dt_az_stopping;
 }
 
-int
-dt_az_nap(struct run *x, long long ms)
+/* Sleeps ms; returns 1 early on a signal or the stop file, else 0. */
+static int
+nap(struct run *x, long long ms)
 {
 	long long end = dt_now_ms() + ms, left;
 
@@ -154,7 +155,7 @@ budget_and_slot(struct run *x, const char *id, double *reserved)
 	if ((wait = dt_shared_slot(x->sh)) > 0)
 		dt_debug("%s: id %s: waiting %lld ms for a request slot",
 		    x->where, id, wait);
-	while (wait > 0 && !dt_az_nap(x, wait))
+	while (wait > 0 && !nap(x, wait))
 		wait = dt_shared_slot(x->sh);
 	if (dt_az_signal || dt_az_stopping || wait > 0) {
 		dt_shared_budget_settle(x->sh, x->c.budget, *reserved, 0);
@@ -179,7 +180,7 @@ take_turn(struct run *x, struct call *k, double *reserved)
 
 	while ((k->lead = dt_shared_warm(x->sh, lease, &k->warm)) ==
 	    DT_WARM_WAIT)
-		if (dt_az_nap(x, 20))
+		if (nap(x, 20))
 			break;
 	if (dt_az_signal || dt_az_stopping ||
 	    dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED)
@@ -368,6 +369,17 @@ open_for_setup(struct run *x, struct call *k, const char *line,
 	return opened;
 }
 
+/* Creates the stop file (NULL: none): the run claims no more. */
+static void
+stop_the_run(const char *stop_file)
+{
+	int fd;
+
+	if (stop_file != NULL && (fd = open(stop_file, O_WRONLY | O_CREAT |
+	    O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
+		close(fd);
+}
+
 /*
  * A refusal: the record's own once the same setup got an analysis for
  * another record; else it counts towards a setup error and the row goes
@@ -410,7 +422,7 @@ on_refusal(struct run *x, struct call *k)
 	if (opened) {
 		dt_error("%s; no more calls in this run, every row is given "
 		    "back", line);
-		dt_az_stop_the_run(x->c.stop_file);
+		stop_the_run(x->c.stop_file);
 	} else {
 		dt_debug("%s: id %s: %s (%d in a row); the row is given back",
 		    x->where, k->id, answer, streak);
@@ -462,7 +474,7 @@ on_outage(struct run *x, struct call *k)
 	if (r->status == 429)
 		dt_shared_hold(x->sh, rt.wait_ms);
 	else
-		dt_az_nap(x, rt.wait_ms);
+		nap(x, rt.wait_ms);
 	return NEXT_CALL;
 }
 
@@ -570,14 +582,4 @@ dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
 	    DT_AZ_ANSWERED)
 		dt_az_set_analysis(x, rec, o.answer, &o, &o.sum, 0);
 	free(body);
-}
-
-void
-dt_az_stop_the_run(const char *stop_file)
-{
-	int fd;
-
-	if (stop_file != NULL && (fd = open(stop_file, O_WRONLY | O_CREAT |
-	    O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
-		close(fd);
 }
