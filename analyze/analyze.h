@@ -199,7 +199,7 @@ void dt_az_hold(struct run *x, struct dt_az_group *g, json_t *rec,
  */
 void dt_az_flush(struct run *x, struct dt_az_group *g);
 
-/* modes.c */
+/* modes.c and estimate.c */
 
 /* --estimate: reads dt-fetch --backlog's object.  Returns the exit status. */
 int dt_az_estimate(struct run *x);
