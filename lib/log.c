@@ -11,7 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "log.h"
+#include "utf8.h"
 
 #define MAX_SECRETS 32
 #define LINE_MAX_BYTES 4096
@@ -22,54 +25,38 @@ static int json_format;
 static char *secrets[MAX_SECRETS];
 static int nsecrets;
 
+/* The levels as DT_LOG_LEVEL names them, and as a line does. */
+static const char *level_vars[] = {"error", "warn", "info", "debug",
+    "trace"};
 static const char *level_names[] = {"error", "warning", "info", "debug",
     "trace"};
-
-static int
-parse_level(const char *s)
-{
-	static const char *names[] = {"error", "warn", "info", "debug",
-	    "trace"};
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcasecmp(s, names[i]) == 0)
-			return (int)i;
-	if (strcasecmp(s, "warning") == 0)
-		return DT_LOG_WARN;
-	if (s[0] >= '0' && s[0] <= '4' && s[1] == '\0')
-		return s[0] - '0';
-	return -1;
-}
 
 int
 dt_log_init(const char *name)
 {
-	const char *s;
-	int rc = 0;
+	const char *f = getenv("DT_LOG_FORMAT"), *l = getenv("DT_LOG_LEVEL");
+	int rc = 0, i;
 
 	prog = name;
 	level = DT_LOG_INFO;
-	json_format = 0;
-	if ((s = getenv("DT_LOG_FORMAT")) != NULL && *s != '\0') {
-		if (strcmp(s, "json") == 0)
-			json_format = 1;
-		else if (strcmp(s, "text") != 0) {
-			dt_error("DT_LOG_FORMAT: '%s' is not one of text, json",
-			    s);
-			rc = -1;
-		}
+	json_format = f != NULL && strcmp(f, "json") == 0;
+	if (f != NULL && *f != '\0' && !json_format && strcmp(f, "text")) {
+		dt_error("DT_LOG_FORMAT: '%s' is not one of text, json", f);
+		rc = -1;
 	}
-	if ((s = getenv("DT_LOG_LEVEL")) != NULL && *s != '\0') {
-		int l = parse_level(s);
-
-		if (l < 0) {
-			dt_error("DT_LOG_LEVEL: '%s' is not one of error, "
-			    "warn, info, debug, trace", s);
-			rc = -1;
-		} else
-			level = l;
+	if (l == NULL || *l == '\0')
+		return rc;
+	for (i = DT_LOG_TRACE; i >= 0; i--)
+		if (strcasecmp(l, level_vars[i]) == 0 ||
+		    strcasecmp(l, level_names[i]) == 0 ||
+		    (l[0] == '0' + i && l[1] == '\0'))
+			break;
+	if (i < 0) {
+		dt_error("DT_LOG_LEVEL: '%s' is not one of error, warn, info, "
+		    "debug, trace", l);
+		return -1;
 	}
+	level = i;
 	return rc;
 }
 
@@ -117,10 +104,7 @@ dt_redact(const char *s)
 
 	if ((out = strdup(s)) == NULL)
 		return NULL;
-	/*
-	 * Replacing in place only ever shortens the string ("***" is
-	 * shorter than any registered secret), so one buffer suffices.
-	 */
+	/* In place: "***" is shorter than any registered secret. */
 	for (i = 0; i < nsecrets; i++) {
 		size_t n = strlen(secrets[i]);
 
@@ -132,123 +116,86 @@ dt_redact(const char *s)
 	return out;
 }
 
-/* Appends s to buf (capacity cap, length *len) as JSON string content. */
-static void
-json_escape(char *buf, size_t cap, size_t *len, const char *s)
+int
+dt_write_all(int fd, const char *p, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *u;
-
-	for (u = (const unsigned char *)s; *u != '\0'; u++) {
-		char esc[7];
-		size_t n;
-
-		if (*u == '"' || *u == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)*u;
-			n = 2;
-		} else if (*u == '\n') {
-			memcpy(esc, "\\n", 2);
-			n = 2;
-		} else if (*u == '\t') {
-			memcpy(esc, "\\t", 2);
-			n = 2;
-		} else if (*u < 0x20 || *u == 0x7f) {
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[*u >> 4];
-			esc[5] = hex[*u & 15];
-			n = 6;
-		} else {
-			esc[0] = (char)*u;
-			n = 1;
-		}
-		if (*len + n + 1 >= cap)
-			return;
-		memcpy(buf + *len, esc, n);
-		*len += n;
-		buf[*len] = '\0';
-	}
-}
-
-/* dt_log() with the arguments in ap. */
-static void
-vlog(int l, const char *fmt, va_list ap)
-{
-	char line[LINE_MAX_BYTES * 2], *msg, *clean, *p;
-	int saved = errno;
-	size_t len;
-
-	if (l > level)
-		return;
-	/*
-	 * Redact the whole message before cutting it to length, so a
-	 * secret that straddles the cut cannot leave a prefix behind.
-	 */
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	clean = msg ? dt_redact(msg) : NULL;
-	free(msg);
-	if (clean != NULL) {
-		if (strlen(clean) > LINE_MAX_BYTES)
-			memcpy(clean + LINE_MAX_BYTES - 4, "...", 4);
-		/* A diagnostic is one line, whatever the message held. */
-		for (p = clean; *p != '\0'; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
-	}
-	if (l < DT_LOG_ERROR)
-		l = DT_LOG_ERROR;
-	if (l > DT_LOG_TRACE)
-		l = DT_LOG_TRACE;
-	if (json_format) {
-		struct timeval tv;
-		struct tm tm;
-		char ts[64];
-
-		gettimeofday(&tv, NULL);
-		gmtime_r(&tv.tv_sec, &tm);
-		strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-		len = (size_t)snprintf(line, sizeof(line),
-		    "{\"ts\":\"%s.%03ldZ\",\"prog\":\"%s\",\"level\":\"%s\","
-		    "\"msg\":\"", ts, (long)(tv.tv_usec / 1000), prog,
-		    level_names[l]);
-		json_escape(line, sizeof(line) - 3, &len,
-		    clean ? clean : "(out of memory)");
-		memcpy(line + len, "\"}\n", 4);
-	} else
-		snprintf(line, sizeof(line), "%s: %s: %s\n", prog,
-		    level_names[l], clean ? clean : "(out of memory)");
-	free(clean);
-	/* One write(2) per line keeps lines whole between processes. */
-	len = strlen(line);
-	p = line;
 	while (len > 0) {
-		ssize_t n = write(STDERR_FILENO, p, len);
+		ssize_t n = write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			break;
+			return -1;
 		p += n;
 		len -= (size_t)n;
 	}
-	errno = saved;
+	return 0;
+}
+
+/* Returns msg as a JSON log line, or NULL when out of memory. */
+static char *
+json_line(int l, const char *msg)
+{
+	struct timeval tv;
+	struct tm tm;
+	char ts[64], *line;
+	json_t *o;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ldZ",
+	    (long)(tv.tv_usec / 1000));
+	o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "prog", prog,
+	    "level", level_names[l], "msg", msg);
+	line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return line;
 }
 
 void
 dt_log(int l, const char *fmt, ...)
 {
+	char *msg = NULL, *clean = NULL, *json = NULL, *line = NULL, *p;
+	int saved = errno;
 	va_list ap;
 
+	if (l > level)
+		return;
+	l = l < DT_LOG_ERROR ? DT_LOG_ERROR : l > DT_LOG_TRACE ?
+	    DT_LOG_TRACE : l;
 	va_start(ap, fmt);
-	vlog(l, fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
+	/* Redacted whole before the cut: no prefix of a secret is left. */
+	if (msg != NULL && (clean = dt_redact(msg)) != NULL) {
+		if (strlen(clean) > LINE_MAX_BYTES)
+			memcpy(clean + LINE_MAX_BYTES - 4, "...", 4);
+		for (p = clean; *p != '\0'; p++)
+			if (*p == '\n' || *p == '\r')
+				*p = ' ';
+	}
+	if (json_format && clean != NULL)
+		utf8_fix(clean);        /* Jansson takes UTF-8 only */
+	if (json_format)
+		json = json_line(l, clean ? clean : "(out of memory)");
+	if (json != NULL ? asprintf(&line, "%s\n", json) < 0 :
+	    asprintf(&line, "%s: %s: %s\n", prog, level_names[l],
+	    clean ? clean : "(out of memory)") < 0)
+		line = NULL;
+	/* One write(2) per line keeps lines whole between processes. */
+	if (line != NULL)
+		dt_write_all(STDERR_FILENO, line, strlen(line));
+	free(msg);
+	free(clean);
+	free(json);
+	free(line);
+	errno = saved;
 }
 
 void
 dt_log_text(const char *label, const char *text)
 {
-	if (!dt_log_enabled(DT_LOG_DEBUG))
-		return;
 	dt_log(DT_LOG_DEBUG, "%s: %.200s", label, text ? text : "(null)");
 }

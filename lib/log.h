@@ -3,11 +3,11 @@
  *
  * Plain format:  "dt-fetch: warning: <stdin>:3: not a JSON object"
  * JSON format (DT_LOG_FORMAT=json): one object per line with the keys
- * ts, prog, level, msg, for log pipelines that parse JSON.
+ * ts, prog, level and msg.
  *
  * Every secret registered with dt_log_secret() is replaced by "***" in
- * every line, whatever the caller passed in, so a secret cannot leak
- * through a message that quotes a URL, a header or a server's reply.
+ * every line, so none can leak through a message that quotes a URL, a
+ * header or a server's reply.
  */
 #ifndef DT_LOG_H
 #define DT_LOG_H
@@ -23,14 +23,13 @@ enum {
 };
 
 /*
- * Sets the program name used as the prefix of every line and reads
- * DT_LOG_LEVEL (error, warn, info, debug, trace or 0-4) and DT_LOG_FORMAT
- * (text or json).  Returns 0, or -1 after printing an error if either
- * variable holds a value it does not know.  Call it first in main().
+ * Sets the program name every line starts with, and reads DT_LOG_LEVEL
+ * (error, warn, info, debug, trace or 0-4) and DT_LOG_FORMAT (text or
+ * json).  Returns 0, or -1 after logging a value it does not know.
  */
 int dt_log_init(const char *prog);
 
-/* Returns the program name given to dt_log_init(). */
+/* The program name given to dt_log_init(). */
 const char *dt_prog(void);
 
 /* Raises (delta > 0, -v) or lowers (delta < 0, -q) the level, clamped. */
@@ -40,15 +39,14 @@ void dt_log_adjust(int delta);
 int dt_log_enabled(int level);
 
 /*
- * Registers a secret value to be redacted from every later log line.
- * The string is copied; values shorter than 4 bytes are ignored (they
- * would redact ordinary words).  Safe to call with NULL.
+ * Registers a secret to redact from every later line (copied; NULL and
+ * values shorter than 4 bytes, which would redact words, are ignored).
  */
 void dt_log_secret(const char *value);
 
 /*
- * Copies s into a new string with every registered secret replaced by
- * "***".  Returns NULL only when out of memory; the caller frees it.
+ * Returns a new copy of s with every registered secret replaced by
+ * "***", or NULL when out of memory.  The caller frees it.
  */
 char *dt_redact(const char *s);
 
@@ -62,10 +60,15 @@ void dt_log(int level, const char *fmt, ...)
 #define dt_debug(...) dt_log(DT_LOG_DEBUG, __VA_ARGS__)
 
 /*
- * Users' message text is private: it may be logged only at debug level
- * and above.  dt_log_text() logs "label: text" (the text cut to 200
- * bytes) at DT_LOG_DEBUG and nothing at lower levels.
+ * Logs "label: text" (text cut to 200 bytes) at debug level only: users'
+ * text is private.
  */
 void dt_log_text(const char *label, const char *text);
+
+/*
+ * Writes the len bytes at p to fd, resuming after a signal.  Returns 0,
+ * or -1 with errno set.
+ */
+int dt_write_all(int fd, const char *p, size_t len);
 
 #endif

@@ -1,9 +1,9 @@
 /*
  * ndjson.c: streaming NDJSON reader and writer.
  *
- * The reader does its own buffering over read(2) so that it can tell
- * whether a line is already buffered (dt_reader_wait) and so that a
- * line longer than the limit is skipped without ever being held whole.
+ * The reader buffers read(2) itself, so that it can tell whether a line
+ * is already buffered (dt_reader_wait) and skip a line over the limit
+ * without ever holding it whole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,29 +20,22 @@
 #include "ndjson.h"
 #include "utf8.h"
 
-#define INBUF_SIZE ((size_t)64 * 1024)
 #define EXCERPT_BYTES 256
 
 struct dt_reader {
 	char **paths;
-	int npaths;
-	int next_path;          /* index of the next file to open */
-	int fd;                 /* -1 when no file is open */
-	const char *name;       /* current file's name for messages */
-	int eof;                /* current file reached end of input */
+	int npaths, next;       /* the files, and the index of the next */
+	int fd;                 /* -1 when none is open */
+	const char *name;       /* the open file's name in messages */
+	int eof;                /* the open file reached its end */
 	size_t max_line;
-
-	char *in;               /* read(2) buffer */
-	size_t in_pos, in_len;
-
-	char *line;             /* current line, max_line + 1 bytes */
+	char in[64 * 1024];     /* read(2)'s bytes; in[pos..len) unread */
+	size_t pos, len;
+	char *line;             /* the current line, max_line + 1 bytes */
 	size_t line_len;
-
-	unsigned long lineno;
-	unsigned long nrecords, nbad, nfail;
-	char where[512];
-	char error[256];
-	char excerpt[EXCERPT_BYTES * 3 + 1];
+	unsigned long lineno, nrecords, nbad, nfail;
+	char where[512], error[256];
+	char *excerpt;
 };
 
 struct dt_reader *
@@ -56,10 +49,8 @@ dt_reader_new(char **paths, int n, size_t max_line)
 	r->npaths = n;
 	r->fd = -1;
 	r->max_line = max_line ? max_line : DT_NDJSON_MAX_LINE_DEFAULT;
-	r->in = malloc(INBUF_SIZE);
-	r->line = malloc(r->max_line + 1);
-	if (r->in == NULL || r->line == NULL) {
-		dt_reader_free(r);
+	if ((r->line = malloc(r->max_line + 1)) == NULL) {
+		free(r);
 		return NULL;
 	}
 	return r;
@@ -72,8 +63,8 @@ dt_reader_free(struct dt_reader *r)
 		return;
 	if (r->fd > STDIN_FILENO)
 		close(r->fd);
-	free(r->in);
 	free(r->line);
+	free(r->excerpt);
 	free(r);
 }
 
@@ -83,18 +74,13 @@ open_next(struct dt_reader *r)
 {
 	const char *path;
 
-	if (r->npaths == 0) {
-		if (r->next_path > 0)
-			return 0;
-		path = "-";
-	} else if (r->next_path >= r->npaths)
+	if (r->next >= (r->npaths > 0 ? r->npaths : 1))
 		return 0;
-	else
-		path = r->paths[r->next_path];
-	r->next_path++;
+	path = r->npaths > 0 ? r->paths[r->next] : "-";
+	r->next++;
 	r->lineno = 0;
 	r->eof = 0;
-	r->in_pos = r->in_len = 0;
+	r->pos = r->len = 0;
 	if (strcmp(path, "-") == 0) {
 		r->fd = STDIN_FILENO;
 		r->name = "<stdin>";
@@ -110,111 +96,62 @@ open_next(struct dt_reader *r)
 	return 1;
 }
 
-static void
-close_current(struct dt_reader *r)
-{
-	if (r->fd > STDIN_FILENO)
-		close(r->fd);
-	r->fd = -1;
-}
-
-/* Refills the input buffer.  Returns bytes read, 0 at EOF, -1 on error. */
-static ssize_t
-fill(struct dt_reader *r)
+/* The open input's next byte, -1 at its end, -2 after a read error. */
+static int
+next_byte(struct dt_reader *r)
 {
 	ssize_t n;
 
-	do
-		n = read(r->fd, r->in, INBUF_SIZE);
-	while (n < 0 && errno == EINTR);
-	r->in_pos = 0;
-	r->in_len = n > 0 ? (size_t)n : 0;
-	return n;
+	if (r->pos == r->len) {
+		if (r->eof)
+			return -1;
+		do
+			n = read(r->fd, r->in, sizeof(r->in));
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			dt_error("%s: %s", r->name, strerror(errno));
+			r->nfail++;
+			return -2;
+		}
+		r->pos = 0;
+		r->len = (size_t)n;
+		if (n == 0) {
+			r->eof = 1;
+			return -1;
+		}
+	}
+	return (unsigned char)r->in[r->pos++];
 }
 
 /*
- * Reads one line into r->line.  Returns 1 with a line (possibly too
- * long: *toolong set, line holds its first max_line bytes), 0 at the end
- * of the file, -1 on a read error (logged).
+ * Reads one line into r->line, only its first max_line bytes when it
+ * is longer (*toolong).  Returns 1, 0 at the end of the input, -1 after
+ * a read error.
  */
 static int
 read_line(struct dt_reader *r, int *toolong)
 {
-	int got = 0;
+	int c, got = 0;
 
 	r->line_len = 0;
 	*toolong = 0;
-	for (;;) {
-		char *nl;
-		size_t avail, take;
-
-		if (r->in_pos == r->in_len) {
-			ssize_t n;
-
-			if (r->eof)
-				return got;
-			if ((n = fill(r)) < 0) {
-				dt_error("%s: %s", r->name, strerror(errno));
-				r->nfail++;
-				return -1;
-			}
-			if (n == 0) {
-				r->eof = 1;
-				return got;
-			}
-		}
+	while ((c = next_byte(r)) >= 0) {
 		got = 1;
-		avail = r->in_len - r->in_pos;
-		nl = memchr(r->in + r->in_pos, '\n', avail);
-		take = nl ? (size_t)(nl - (r->in + r->in_pos)) : avail;
-		if (r->line_len + take > r->max_line) {
-			size_t room = r->max_line - r->line_len;
-
-			memcpy(r->line + r->line_len, r->in + r->in_pos, room);
-			r->line_len += room;
-			*toolong = 1;
-		} else {
-			memcpy(r->line + r->line_len, r->in + r->in_pos, take);
-			r->line_len += take;
-		}
-		r->in_pos += take;
-		if (nl != NULL) {
-			r->in_pos++;
+		if (c == '\n')
 			return 1;
-		}
+		if (r->line_len < r->max_line)
+			r->line[r->line_len++] = (char)c;
+		else
+			*toolong = 1;
 	}
-}
-
-/* Copies up to EXCERPT_BYTES of the line as valid UTF-8. */
-static void
-make_excerpt(struct dt_reader *r)
-{
-	const unsigned char *s = (const unsigned char *)r->line;
-	size_t i = 0, o = 0, lim = r->line_len, n;
-
-	if (lim > EXCERPT_BYTES)
-		lim = EXCERPT_BYTES;
-	while (i < lim) {
-		n = utf8_seq(s + i, r->line_len - i);
-		if (n == 0) {
-			memcpy(r->excerpt + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			i++;
-			continue;
-		}
-		if (i + n > lim)
-			break;
-		memcpy(r->excerpt + o, s + i, n);
-		o += n;
-		i += n;
-	}
-	r->excerpt[o] = '\0';
+	return c == -1 ? got : -1;
 }
 
 static int
 bad(struct dt_reader *r, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Logs and counts the current line as bad; returns DT_NDJSON_BAD. */
 static int
 bad(struct dt_reader *r, const char *fmt, ...)
 {
@@ -223,27 +160,12 @@ bad(struct dt_reader *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->error, sizeof(r->error), fmt, ap);
 	va_end(ap);
-	/*
-	 * Jansson quotes the input near an error cut at a byte count, which
-	 * can split a UTF-8 sequence; the reason must stay valid UTF-8 to
-	 * travel in an error record.
-	 */
-	r->error[utf8_check(r->error, strlen(r->error))] = '\0';
-	make_excerpt(r);
+	/* Jansson's error text may quote a character cut in two. */
+	utf8_fix(r->error);
+	r->excerpt = utf8_dup(r->line, r->line_len, EXCERPT_BYTES);
 	r->nbad++;
 	dt_warn("%s: %s", r->where, r->error);
 	return DT_NDJSON_BAD;
-}
-
-static int
-blank(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
-			return 0;
-	return 1;
 }
 
 static const char *
@@ -260,124 +182,88 @@ type_name(const json_t *v)
 	case JSON_TRUE:
 	case JSON_FALSE:
 		return "a boolean";
-	case JSON_NULL:
-		return "null";
 	default:
-		return "an object";
+		return "null";
 	}
 }
 
 /*
- * The length of a UTF-8 byte order mark (EF BB BF) at the start of the
- * n bytes at s: 3, or 0 when there is none.  Editors on Windows put one
- * at the start of a file; the reader skips it on an input's first line.
- */
-static size_t
-bom_len(const char *s, size_t n)
-{
-	return n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
-}
-
-/*
- * Reads the next line that is not blank: DT_NDJSON_RECORD with *line
- * and *len set (borrowed, without the newline), or DT_NDJSON_BAD for a
- * line too long or not UTF-8, DT_NDJSON_EOF, DT_NDJSON_ERROR.
+ * Reads the next line that is not blank into r->line.  Returns
+ * DT_NDJSON_RECORD, or DT_NDJSON_BAD for a line too long,
+ * DT_NDJSON_EOF or DT_NDJSON_ERROR.
  */
 static int
-next_line(struct dt_reader *r, const char **line, size_t *len)
+next_line(struct dt_reader *r)
 {
-	size_t off;
 	int toolong, rc;
 
-	*line = NULL;
-	*len = 0;
-	r->error[0] = '\0';
-	r->excerpt[0] = '\0';
 	for (;;) {
-		if (r->fd < 0) {
-			rc = open_next(r);
-			if (rc == 0)
-				return DT_NDJSON_EOF;
+		if (r->fd < 0 && (rc = open_next(r)) <= 0)
+			return rc == 0 ? DT_NDJSON_EOF : DT_NDJSON_ERROR;
+		if ((rc = read_line(r, &toolong)) <= 0) {
+			if (r->fd > STDIN_FILENO)
+				close(r->fd);
+			r->fd = -1;
 			if (rc < 0)
 				return DT_NDJSON_ERROR;
-		}
-		rc = read_line(r, &toolong);
-		if (rc < 0) {
-			close_current(r);
-			return DT_NDJSON_ERROR;
-		}
-		if (rc == 0) {
-			close_current(r);
 			continue;
 		}
-		r->lineno++;
 		snprintf(r->where, sizeof(r->where), "%s:%lu", r->name,
-		    r->lineno);
-		if (r->lineno == 1 && (off = bom_len(r->line,
-		    r->line_len)) > 0) {
-			r->line_len -= off;
-			memmove(r->line, r->line + off, r->line_len);
+		    ++r->lineno);
+		/* A byte order mark (Windows editors) opens an input. */
+		if (r->lineno == 1 && r->line_len >= 3 &&
+		    memcmp(r->line, "\xEF\xBB\xBF", 3) == 0) {
+			r->line_len -= 3;
+			memmove(r->line, r->line + 3, r->line_len);
 		}
 		if (toolong)
 			return bad(r, "line too long (limit %zu bytes)",
 			    r->max_line);
-		if (blank(r->line, r->line_len))
-			continue;
-		if ((off = utf8_check(r->line, r->line_len)) != r->line_len)
-			return bad(r, "not valid UTF-8 (byte %zu)", off + 1);
-		*line = r->line;
-		*len = r->line_len;
-		return DT_NDJSON_RECORD;
+		r->line[r->line_len] = '\0';
+		if (strspn(r->line, " \t\r") < r->line_len)
+			return DT_NDJSON_RECORD;
 	}
-}
-
-/* Parses the line next_line() returned into *rec. */
-static int
-parse_line(struct dt_reader *r, json_t **rec)
-{
-	json_error_t jerr;
-	json_t *v;
-	int rc;
-
-	*rec = NULL;
-	v = json_loadb(r->line, r->line_len, JSON_ALLOW_NUL | JSON_DECODE_ANY,
-	    &jerr);
-	if (v == NULL)
-		return bad(r, "invalid JSON: %s (column %d)", jerr.text,
-		    jerr.column);
-	if (!json_is_object(v)) {
-		rc = bad(r, "not a JSON object (got %s)", type_name(v));
-		json_decref(v);
-		return rc;
-	}
-	r->nrecords++;
-	*rec = v;
-	return DT_NDJSON_RECORD;
 }
 
 int
 dt_reader_next(struct dt_reader *r, json_t **rec)
 {
-	const char *line;
-	size_t len;
+	json_error_t jerr;
+	size_t off;
 	int rc;
 
 	*rec = NULL;
-	if ((rc = next_line(r, &line, &len)) != DT_NDJSON_RECORD)
+	r->error[0] = '\0';
+	free(r->excerpt);
+	r->excerpt = NULL;
+	if ((rc = next_line(r)) != DT_NDJSON_RECORD)
 		return rc;
-	return parse_line(r, rec);
+	if ((off = utf8_cut(r->line, r->line_len, r->line_len)) !=
+	    r->line_len)
+		return bad(r, "not valid UTF-8 (byte %zu)", off + 1);
+	*rec = json_loadb(r->line, r->line_len, JSON_ALLOW_NUL |
+	    JSON_DECODE_ANY, &jerr);
+	if (*rec == NULL)
+		return bad(r, "invalid JSON: %s (column %d)", jerr.text,
+		    jerr.column);
+	if (!json_is_object(*rec)) {
+		rc = bad(r, "not a JSON object (got %s)", type_name(*rec));
+		json_decref(*rec);
+		*rec = NULL;
+		return rc;
+	}
+	r->nrecords++;
+	return DT_NDJSON_RECORD;
 }
 
 int
 dt_reader_wait(struct dt_reader *r, int timeout_ms)
 {
-	struct pollfd pfd;
+	struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
 	int n;
 
-	if (r->fd < 0 || r->in_pos < r->in_len || r->eof)
+	if (r->fd < 0 || r->pos < r->len || r->eof)
 		return 1;
-	pfd.fd = r->fd;
-	pfd.events = POLLIN;
 	do
 		n = poll(&pfd, 1, timeout_ms);
 	while (n < 0 && errno == EINTR);
@@ -399,7 +285,7 @@ dt_reader_error(const struct dt_reader *r)
 const char *
 dt_reader_excerpt(const struct dt_reader *r)
 {
-	return r->excerpt;
+	return r->excerpt != NULL ? r->excerpt : "";
 }
 
 unsigned long
@@ -437,7 +323,7 @@ dt_out_status(void)
 int
 dt_emit(json_t *rec)
 {
-	char *s, *p;
+	char *s;
 	size_t len;
 
 	if (out_status != 0)
@@ -447,34 +333,18 @@ dt_emit(json_t *rec)
 		out_status = DT_EXIT_IOERR;
 		return -1;
 	}
-	/*
-	 * The newline goes in the same write(2) so a line is never split
-	 * from its end, and lines of up to PIPE_BUF bytes stay whole even
-	 * when several processes share the pipe.
-	 */
+	/* The newline in the same write(2): a line is never split. */
 	len = strlen(s);
-	s[len] = '\n';
-	p = s;
-	len++;
-	while (len > 0) {
-		ssize_t n = write(STDOUT_FILENO, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			if (errno == EPIPE)
-				out_status = DT_EXIT_PIPE;
-			else {
-				dt_error("cannot write standard output: %s",
-				    strerror(errno));
-				out_status = DT_EXIT_IOERR;
-			}
-			free(s);
-			return -1;
+	s[len++] = '\n';
+	if (dt_write_all(STDOUT_FILENO, s, len) < 0) {
+		if (errno == EPIPE)
+			out_status = DT_EXIT_PIPE;
+		else {
+			dt_error("cannot write standard output: %s",
+			    strerror(errno));
+			out_status = DT_EXIT_IOERR;
 		}
-		p += n;
-		len -= (size_t)n;
 	}
 	free(s);
-	return 0;
+	return out_status != 0 ? -1 : 0;
 }
