@@ -17,75 +17,70 @@
 
 #define SECRET_FILE_MAX ((size_t)64 * 1024)
 
-int
-dt_parse_ll(const char *name, const char *s, long long min, long long max,
-    long long *out)
+/*
+ * Parses s as a whole number into *(long long *)out (whole) or as a
+ * finite fraction into *(double *)out, in [min, max].  Returns 0, or -1
+ * after one error line naming name.
+ */
+static int
+number(const char *name, const char *s, int whole, long long min,
+    long long max, void *out)
 {
-	char *end;
-	long long v;
+	char *end = NULL;
+	long long ll = 0;
+	double d = 0;
 
-	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
-		goto bad;
 	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (*end != '\0')
-		goto bad;
-	if (errno == ERANGE || v < min || v > max) {
+	if (s != NULL && *s != '\0' && !isspace((unsigned char)*s)) {
+		if (whole)
+			d = (double)(ll = strtoll(s, &end, 10));
+		else if (!isfinite(d = strtod(s, &end)))
+			end = NULL;
+	}
+	if (end == NULL || *end != '\0') {
+		dt_error("%s: '%s' is not %s (%lld to %lld)", name, s ? s : "",
+		    whole ? "a whole number" : "a number", min, max);
+		return -1;
+	}
+	if (errno == ERANGE || (whole ? ll < min || ll > max :
+	    d < (double)min || d > (double)max)) {
 		dt_error("%s: %s is out of range (%lld to %lld)", name, s, min,
 		    max);
 		return -1;
 	}
-	*out = v;
+	if (whole)
+		*(long long *)out = ll;
+	else
+		*(double *)out = d;
 	return 0;
-bad:
-	dt_error("%s: '%s' is not a whole number (%lld to %lld)", name,
-	    s ? s : "", min, max);
-	return -1;
 }
 
 int
-dt_parse_double(const char *name, const char *s, double min, double max,
-    double *out)
+dt_parse_ll(const char *name, const char *s, long long min, long long max,
+    long long *out)
 {
-	char *end;
-	double v;
+	return number(name, s, 1, min, max, out);
+}
 
-	if (s == NULL || *s == '\0' || isspace((unsigned char)*s))
-		goto bad;
-	errno = 0;
-	v = strtod(s, &end);
-	if (*end != '\0' || !isfinite(v))
-		goto bad;
-	if (errno == ERANGE || v < min || v > max) {
-		dt_error("%s: %s is out of range (%g to %g)", name, s, min,
-		    max);
-		return -1;
-	}
-	*out = v;
-	return 0;
-bad:
-	dt_error("%s: '%s' is not a number (%g to %g)", name, s ? s : "", min,
-	    max);
-	return -1;
+int
+dt_parse_double(const char *name, const char *s, long long min,
+    long long max, double *out)
+{
+	return number(name, s, 0, min, max, out);
 }
 
 int
 dt_parse_bool(const char *name, const char *s, int *out)
 {
-	static const char *yes[] = {"1", "true", "yes", "on"};
-	static const char *no[] = {"0", "false", "no", "off"};
+	static const char *words[] = {"0", "1", "false", "true", "no", "yes",
+	    "off", "on"};
 	size_t i;
 
-	for (i = 0; s != NULL && i < 4; i++) {
-		if (strcasecmp(s, yes[i]) == 0) {
-			*out = 1;
+	for (i = 0; s != NULL && i < 8; i++)
+		if (strcasecmp(s, words[i]) == 0) {
+			*out = (int)(i % 2);
 			return 0;
 		}
-		if (strcasecmp(s, no[i]) == 0) {
-			*out = 0;
-			return 0;
-		}
-	}
 	dt_error("%s: '%s' is not a boolean (1/0, true/false, yes/no, on/off)",
 	    name, s ? s : "");
 	return -1;
@@ -113,97 +108,79 @@ dt_env_ll(const char *name, long long def, long long min, long long max,
 }
 
 /*
- * Reads the secret file path into a new string with one trailing newline
- * trimmed.  Returns NULL on error, after logging unless quiet.  The message names the
- * variable and the path, never the contents.
+ * Returns the one line of the secret file path (a trailing newline, CRLF
+ * too, trimmed) as a new string, or NULL with the reason in why, which
+ * names the path and never quotes the contents.
  */
 static char *
-read_secret_file(const char *var, const char *path, int quiet)
+read_secret_file(const char *path, char *why, size_t len)
 {
-	char *buf;
-	size_t n;
-	FILE *f;
+	char *buf = malloc(SECRET_FILE_MAX + 1);
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
 
-	if ((f = fopen(path, "r")) == NULL) {
-		if (!quiet)
-			dt_error("%s: cannot read %s: %s", var, path, strerror(errno));
-		return NULL;
+	if (f == NULL || buf == NULL)
+		snprintf(why, len, "cannot read %s: %s", path, f == NULL ?
+		    strerror(errno) : "out of memory");
+	else if ((n = fread(buf, 1, SECRET_FILE_MAX + 1, f)) >
+	    SECRET_FILE_MAX || ferror(f))
+		snprintf(why, len, "%s: %s", path, ferror(f) ? strerror(errno) :
+		    "file is too large");
+	else {
+		buf[n] = '\0';
+		if (n > 0 && buf[n - 1] == '\n')
+			buf[--n] = '\0';
+		if (n > 0 && buf[n - 1] == '\r')
+			buf[--n] = '\0';
+		if (n == 0 || strlen(buf) != n || strpbrk(buf, "\r\n") != NULL)
+			snprintf(why, len, "%s: %s", path, n == 0 ?
+			    "file is empty" : "file holds more than one line");
+		else
+			why = NULL;
 	}
-	if ((buf = malloc(SECRET_FILE_MAX + 1)) == NULL) {
+	if (f != NULL)
 		fclose(f);
-		if (!quiet)
-			dt_error("%s: out of memory", var);
-		return NULL;
-	}
-	n = fread(buf, 1, SECRET_FILE_MAX + 1, f);
-	if (ferror(f) || n > SECRET_FILE_MAX) {
-		if (!quiet)
-			dt_error("%s: %s: %s", var, path,
-		    ferror(f) ? strerror(errno) : "file is too large");
-		fclose(f);
-		free(buf);
-		return NULL;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	if (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	if (n > 0 && buf[n - 1] == '\r')
-		buf[--n] = '\0';
-	if (n == 0 || memchr(buf, '\0', n) != NULL ||
-	    strpbrk(buf, "\r\n") != NULL) {
-		if (!quiet)
-			dt_error("%s: %s: %s", var, path,
-		    n == 0 ? "file is empty" : "file holds more than one line");
-		free(buf);
-		return NULL;
-	}
-	return buf;
+	if (why == NULL)
+		return buf;
+	free(buf);
+	return NULL;
 }
 
 int
 dt_env_secret(const char *name, char **out)
 {
-	char filevar[128];
-	const char *v, *path;
+	char filevar[128], why[600];
+	const char *v = dt_env(name, NULL), *path;
 	char *s;
 	size_t i;
 
 	*out = NULL;
 	snprintf(filevar, sizeof(filevar), "%s_FILE", name);
-	v = dt_env(name, NULL);
 	path = dt_env(filevar, NULL);
 	if (v != NULL && path != NULL) {
 		dt_error("%s and %s are both set; set only one", name, filevar);
 		return -1;
 	}
-	if (v != NULL)
-		s = strdup(v);
-	else if (path != NULL) {
-		if ((s = read_secret_file(filevar, path, 0)) == NULL)
-			return -1;
-	} else
+	if (v == NULL && path == NULL)
 		return 0;
-	if (s == NULL) {
-		dt_error("%s: out of memory", name);
+	if (v != NULL ? (s = strdup(v)) == NULL :
+	    (s = read_secret_file(path, why, sizeof(why))) == NULL) {
+		dt_error("%s: %s", v != NULL ? name : filevar, v != NULL ?
+		    "out of memory" : why);
 		return -1;
 	}
 	dt_log_secret(s);
-	/*
-	 * No key or token holds white space or a control character: one
-	 * that does was pasted with a newline (a Kubernetes Secret made
-	 * with echo), and every call would be refused.  Named, not shown.
-	 */
-	for (i = 0; s[i] != '\0'; i++)
-		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f) {
-			dt_error("%s: the value contains %s (byte %zu); remove "
-			    "it", v != NULL ? name : filevar, s[i] == '\n' ||
-			    s[i] == '\r' ? "a line break" : s[i] == ' ' ||
-			    s[i] == '\t' ? "white space" : "a control character",
-			    i + 1);
-			free(s);
-			return -1;
-		}
+	/* A key with white space or a control character was pasted badly. */
+	for (i = 0; (unsigned char)s[i] > ' ' && s[i] != 0x7f; i++)
+		;
+	if (s[i] != '\0') {
+		dt_error("%s: the value contains %s (byte %zu); remove it",
+		    v != NULL ? name : filevar, s[i] == '\n' || s[i] == '\r' ?
+		    "a line break" : s[i] == ' ' || s[i] == '\t' ?
+		    "white space" : "a control character", i + 1);
+		free(s);
+		return -1;
+	}
 	*out = s;
 	return 0;
 }
@@ -214,19 +191,16 @@ dt_config_register_secrets(void)
 	static const char *names[] = {"SUPABASE_KEY", "SUPABASE_ANON_KEY",
 	    "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SERVICE_ROLE_JWT",
 	    "PERPLEXITY_API_KEY", "TELEGRAM_BOT_TOKEN"};
-	char filevar[128];
+	char filevar[128], why[600], *s;
 	const char *path;
 	size_t i;
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		char *s;
-
 		dt_log_secret(dt_env(names[i], NULL));
 		snprintf(filevar, sizeof(filevar), "%s_FILE", names[i]);
-		if ((path = dt_env(filevar, NULL)) == NULL)
-			continue;
 		/* Quietly: a program that does not use it must not fail. */
-		if ((s = read_secret_file(filevar, path, 1)) != NULL) {
+		if ((path = dt_env(filevar, NULL)) != NULL &&
+		    (s = read_secret_file(path, why, sizeof(why))) != NULL) {
 			dt_log_secret(s);
 			free(s);
 		}
@@ -234,10 +208,8 @@ dt_config_register_secrets(void)
 }
 
 /*
- * The settings several programs read, declared here once.  A program's
- * table names one with DT_OPT_SHARED and gives its own flag and out; an
- * entry without out is read and checked by lib/ (lib/supabase.c's, for
- * one) and is in the table for --help and --check-config -v.
+ * The settings several programs read, declared once.  A program's table
+ * names one with DT_OPT_SHARED, with its own flag and out.
  */
 static const struct dt_opt shared[] = {
 	{0, NULL, "DT_DEADLINE_SECONDS", DT_OPT_INT, NULL, "3300", 1, 86400,
@@ -278,10 +250,8 @@ static const struct dt_opt shared[] = {
 #define OPT_LONG 256    /* entry i without a letter: OPT_LONG + i */
 
 /*
- * Returns o with a DT_OPT_SHARED entry's type, default, range, value
- * name and meaning filled in from the shared table; its letter, flag
- * and out stay, and so do its range and meaning when it has them (a
- * program that takes less than the others says so).
+ * Returns o, a DT_OPT_SHARED entry filled in from the shared table but
+ * for its letter, flag and out, and its own range and meaning if any.
  */
 static struct dt_opt
 resolve(const struct dt_opt *o)
@@ -308,49 +278,32 @@ resolve(const struct dt_opt *o)
 	abort();        /* a program names a setting the table lacks */
 }
 
-/* Copies a choice's words ("en|ru") into buf as "en, ru". */
-static void
-choice_words(const char *arg, char *buf, size_t len)
-{
-	size_t n = 0;
-
-	for (; *arg != '\0' && n + 3 < len; arg++) {
-		if (*arg == '|') {
-			buf[n++] = ',';
-			buf[n++] = ' ';
-		} else
-			buf[n++] = *arg;
-	}
-	buf[n] = '\0';
-}
-
 /* Parses s as o's value into o->out.  Returns 0 or -1 (logged). */
 static int
 set_value(const struct dt_opt *o, const char *name, const char *s)
 {
-	const char *w, *end;
-	char words[256];
-	size_t len = strlen(s);
+	char words[256] = "";
+	const char *w;
+	size_t len;
 	int i;
 
 	switch (o->type) {
 	case DT_OPT_INT:
-		return dt_parse_ll(name, s, o->min, o->max, o->out);
 	case DT_OPT_NUM:
-		return dt_parse_double(name, s, (double)o->min, (double)o->max,
+		return number(name, s, o->type == DT_OPT_INT, o->min, o->max,
 		    o->out);
 	case DT_OPT_BOOL:
 		return dt_parse_bool(name, s, o->out);
 	case DT_OPT_CHOICE:
-		for (i = 0, w = o->arg; *w != '\0'; i++) {
-			end = w + strcspn(w, "|");
-			if ((size_t)(end - w) == len && strncmp(w, s, len) == 0) {
+		for (i = 0, w = o->arg; *w != '\0'; i++, w += len + !!w[len]) {
+			len = strcspn(w, "|");
+			if (len == strlen(s) && strncmp(w, s, len) == 0) {
 				*(int *)o->out = i;
 				return 0;
 			}
-			w = *end != '\0' ? end + 1 : end;
+			snprintf(words + strlen(words), sizeof(words) -
+			    strlen(words), "%s%.*s", i ? ", " : "", (int)len, w);
 		}
-		choice_words(o->arg, words, sizeof(words));
 		dt_error("%s: '%s' is not one of %s", name, s, words);
 		return -1;
 	default:
@@ -373,9 +326,9 @@ dt_env_shared(const char *env, void *out)
 }
 
 /*
- * Returns a new array of cmd's table, shared entries resolved, followed
- * by the options every program has; *n is set to its length.  check is
- * --check-config's out; -h, -q, -V and -v are handled by name.
+ * Returns a new array of cmd's table, shared entries resolved, and the
+ * options every program has (check is --check-config's out); *n is its
+ * length.
  */
 static struct dt_opt *
 all_options(const struct dt_cmd *cmd, int *check, size_t *n)
@@ -415,10 +368,7 @@ takes_value(const struct dt_opt *o)
 	return o->type != DT_OPT_SWITCH && o->type != DT_OPT_BOOL;
 }
 
-/*
- * Logs, at debug level, the value v of setting o and where it came from
- * (from), for --check-config -v; a secret only as set.
- */
+/* Logs for --check-config -v the value v of o and where it came from. */
 static void
 show(const struct dt_opt *o, const char *name, const char *v,
     const char *from)
@@ -431,9 +381,8 @@ show(const struct dt_opt *o, const char *name, const char *v,
 
 /*
  * Reads every variable of the table (or its default), then every flag
- * given (given[i], NULL when not).  Adds the bad variables to *nconf and
- * the bad flags to *nflag.  An entry without out is only shown: lib/
- * reads and checks it where it uses it.
+ * given (given[i]), counting the bad ones in *nconf and *nflag.  An
+ * entry without out is only shown: lib/ reads it where it uses it.
  */
 static void
 read_values(const struct dt_opt *o, size_t n, const char **given,
@@ -478,84 +427,11 @@ read_values(const struct dt_opt *o, size_t n, const char **given,
 	}
 }
 
-int
-dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv, int *check)
-{
-	struct option *lo = NULL;
-	struct dt_opt *o;
-	const char **given = NULL;
-	char optstring[128];
-	size_t n, i, k = 0, nl = 0;
-	int ch, nconf = 0, nflag = 0, rc = DT_EXIT_USAGE;
-
-	*check = 0;
-	if ((o = all_options(cmd, check, &n)) == NULL ||
-	    (lo = calloc(n + 1, sizeof(*lo))) == NULL ||
-	    (given = calloc(n, sizeof(*given))) == NULL) {
-		dt_error("out of memory");
-		rc = DT_EXIT_TEMPFAIL;
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		int val = o[i].ch != 0 ? o[i].ch : OPT_LONG + (int)i;
-
-		if (o[i].ch != 0 && k + 3 < sizeof(optstring)) {
-			optstring[k++] = (char)o[i].ch;
-			if (takes_value(&o[i]))
-				optstring[k++] = ':';
-		}
-		if (o[i].flag != NULL)
-			lo[nl++] = (struct option){o[i].flag, takes_value(&o[i]) ?
-			    required_argument : no_argument, NULL, val};
-	}
-	optstring[k] = '\0';
-	/* getopt's own messages name argv[0]: the name, not the path. */
-	argv[0] = (char *)dt_prog();
-	while ((ch = getopt_long(argc, argv, optstring, lo, NULL)) != -1) {
-		for (i = 0; i < n; i++)
-			if (ch == (o[i].ch != 0 ? o[i].ch : OPT_LONG + (int)i))
-				break;
-		if (i == n) {
-			rc = dt_cli_usage_error(NULL);
-			goto out;
-		}
-		if (ch == 'h') {
-			free(o), free(lo), free(given);
-			exit(dt_opts_help(cmd));
-		}
-		if (ch == 'V') {
-			dt_cli_version();
-			exit(dt_cli_close_stdout(DT_EXIT_OK));
-		}
-		if (ch == 'v' || ch == 'q')
-			dt_log_adjust(ch == 'v' ? 1 : -1);
-		else if (o[i].type == DT_OPT_SWITCH)
-			*(int *)o[i].out = 1;
-		else    /* the variables are read first: a flag overrides */
-			given[i] = o[i].type == DT_OPT_BOOL ? "1" : optarg;
-	}
-	read_values(o, n, given, *check, &nconf, &nflag);
-	if (*check)
-		rc = nconf + nflag > 0 ? DT_EXIT_CONFIG : 0;
-	else if (nconf > 0)
-		rc = DT_EXIT_CONFIG;
-	else
-		rc = nflag > 0 ? dt_cli_usage_error(NULL) : 0;
-out:
-	free(o);
-	free(lo);
-	free(given);
-	return rc;
-}
-
 /* Help: the column where an option's meaning starts, and the width. */
 #define HELP_COL 27
 #define HELP_WIDTH 79
 
-/*
- * Writes left, then text from column HELP_COL (on the next line when
- * left is too wide), wrapped at HELP_WIDTH.
- */
+/* Writes left, then text from column HELP_COL, wrapped at HELP_WIDTH. */
 static void
 help_line(const char *left, const char *text)
 {
@@ -615,8 +491,13 @@ by_letter(const void *a, const void *b)
 	return strcmp(x->flag, y->flag);
 }
 
-int
-dt_opts_help(const struct dt_cmd *cmd)
+/*
+ * Writes cmd's help: head, the options sorted by letter with each one's
+ * variable, default and range, the variables without a flag, then tail.
+ * Returns the exit status.
+ */
+static int
+opts_help(const struct dt_cmd *cmd)
 {
 	struct dt_opt *o, *sorted;
 	char left[128], text[512];
@@ -662,4 +543,74 @@ dt_opts_help(const struct dt_cmd *cmd)
 	free(sorted);
 	free(o);
 	return dt_cli_close_stdout(DT_EXIT_OK);
+}
+
+int
+dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv, int *check)
+{
+	struct option *lo = NULL;
+	struct dt_opt *o;
+	const char **given = NULL;
+	char optstring[128];
+	size_t n, i, k = 0, nl = 0;
+	int ch, nconf = 0, nflag = 0, rc = DT_EXIT_USAGE;
+
+	*check = 0;
+	if ((o = all_options(cmd, check, &n)) == NULL ||
+	    (lo = calloc(n + 1, sizeof(*lo))) == NULL ||
+	    (given = calloc(n, sizeof(*given))) == NULL) {
+		dt_error("out of memory");
+		rc = DT_EXIT_TEMPFAIL;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		int val = o[i].ch != 0 ? o[i].ch : OPT_LONG + (int)i;
+
+		if (o[i].ch != 0 && k + 3 < sizeof(optstring)) {
+			optstring[k++] = (char)o[i].ch;
+			if (takes_value(&o[i]))
+				optstring[k++] = ':';
+		}
+		if (o[i].flag != NULL)
+			lo[nl++] = (struct option){o[i].flag, takes_value(&o[i]) ?
+			    required_argument : no_argument, NULL, val};
+	}
+	optstring[k] = '\0';
+	/* getopt's own messages name argv[0]: the name, not the path. */
+	argv[0] = (char *)dt_prog();
+	while ((ch = getopt_long(argc, argv, optstring, lo, NULL)) != -1) {
+		for (i = 0; i < n; i++)
+			if (ch == (o[i].ch != 0 ? o[i].ch : OPT_LONG + (int)i))
+				break;
+		if (i == n) {
+			rc = dt_cli_usage_error(NULL);
+			goto out;
+		}
+		if (ch == 'h') {
+			free(o), free(lo), free(given);
+			exit(opts_help(cmd));
+		}
+		if (ch == 'V') {
+			dt_cli_version();
+			exit(dt_cli_close_stdout(DT_EXIT_OK));
+		}
+		if (ch == 'v' || ch == 'q')
+			dt_log_adjust(ch == 'v' ? 1 : -1);
+		else if (o[i].type == DT_OPT_SWITCH)
+			*(int *)o[i].out = 1;
+		else    /* the variables are read first: a flag overrides */
+			given[i] = o[i].type == DT_OPT_BOOL ? "1" : optarg;
+	}
+	read_values(o, n, given, *check, &nconf, &nflag);
+	if (*check)
+		rc = nconf + nflag > 0 ? DT_EXIT_CONFIG : 0;
+	else if (nconf > 0)
+		rc = DT_EXIT_CONFIG;
+	else
+		rc = nflag > 0 ? dt_cli_usage_error(NULL) : 0;
+out:
+	free(o);
+	free(lo);
+	free(given);
+	return rc;
 }

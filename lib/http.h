@@ -1,19 +1,15 @@
 /*
  * http.h: HTTP requests over libcurl, with the retry policy every stage
- * shares.
+ * shares (retry.h).
  *
  * TLS peer and host verification are always on; DT_CA_BUNDLE names an
- * extra CA bundle file.  Requests carry "User-Agent: dt/<version>
- * (<prog>)".  Retries cover timeouts, connection errors, 408, 429 and
- * 5xx, with exponential backoff and full jitter, honouring Retry-After
- * (seconds or HTTP-date) and capped in total time: one policy,
- * dt_retry_check() (retry.h), for every caller.  Each retry logs one
- * warning line: what failed, the wait and the tries left.
- *
- * Nothing here logs a header value or a URL path segment that carries a
- * secret: URLs are logged through dt_http_safe_url(), header values of
- * Authorization and apikey are masked in trace output, and every line
- * also goes through the log's secret redaction.
+ * extra CA bundle.  Requests carry "User-Agent: dt/<version> (<prog>)".
+ * Timeouts, connection errors, 408, 429 and 5xx are retried with
+ * exponential backoff and full jitter, honouring Retry-After, within a
+ * total time; each retry logs one warning: what failed, the wait and the
+ * tries left.  No log line holds a secret: URLs go through
+ * dt_http_safe_url(), credential headers are masked in traces, and
+ * every line is redacted (log.h).
  */
 #ifndef DT_HTTP_H
 #define DT_HTTP_H
@@ -23,7 +19,7 @@
 
 struct dt_http;
 
-/* Failure classes, for deciding what an error record says. */
+/* How a request ended. */
 enum {
 	DT_HTTP_OK = 0,         /* got a response (any status) */
 	DT_HTTP_ETIMEOUT = 1,   /* connect or total timeout */
@@ -43,9 +39,8 @@ struct dt_http_req {
 	long connect_timeout_ms; /* 0 = default 10 s */
 	/*
 	 * NULL, or a flag (set by a signal handler) that abandons the
-	 * transfer, even one waiting for the answer, within about a
-	 * second of turning non-zero: libcurl's progress callback looks
-	 * at it.  The result is then DT_HTTP_ECANCELED.
+	 * transfer within about a second of turning non-zero, with
+	 * DT_HTTP_ECANCELED.
 	 */
 	const volatile sig_atomic_t *cancel;
 };
@@ -72,30 +67,30 @@ struct dt_http_policy {
 };
 
 /*
- * Creates a client.  what names the service in log lines ("supabase",
- * "perplexity", "telegram").  Reads DT_CA_BUNDLE.  Returns NULL after
- * logging when libcurl cannot be set up.  Free with dt_http_free().
+ * Returns a client whose log lines name the service what ("supabase"),
+ * or NULL after logging.  Reads DT_CA_BUNDLE.  Free with dt_http_free(),
+ * which accepts NULL.
  */
 struct dt_http *dt_http_new(const char *what);
 void dt_http_free(struct dt_http *h);
 
 /*
- * Makes one attempt.  Fills *resp (clear it first with dt_http_resp_clear
- * or zero it) and returns resp->result.
+ * Makes one attempt (pol NULL: the defaults).  Fills *resp (zeroed or
+ * cleared before) and returns resp->result.
  */
 int dt_http_once(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp);
 
 /*
- * Makes attempts until dt_retry_check() says to stop.  Returns the
- * last attempt's result; resp holds the last response.
+ * Makes attempts until dt_retry_check() says to stop.  Returns the last
+ * attempt's result; resp holds the last response.
  */
 int dt_http_send(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp);
 
 /*
- * The wait before retry number n (1-based): the Retry-After value when
- * the server gave one, else a uniformly random time in
+ * The wait before retry number n (from 1): the server's Retry-After
+ * (or a 429's x-ratelimit-reset), else uniformly random in
  * [0, min(cap_ms, base_ms * 2^(n-1))].
  */
 long dt_http_backoff_ms(const struct dt_http_policy *pol, int n,
@@ -103,25 +98,23 @@ long dt_http_backoff_ms(const struct dt_http_policy *pol, int n,
 
 /*
  * Parses a Retry-After value (delta seconds or HTTP-date) relative to
- * now (seconds since the epoch).  Returns milliseconds >= 0, or -1 when
- * the value is not one of the two forms.
+ * now (seconds since the epoch).  Returns milliseconds >= 0, at most a
+ * day, or -1 when it is neither form.
  */
 long dt_http_parse_retry_after(const char *value, long long now);
 
 /*
- * Copies url into buf with credentials removed: every registered secret
- * (dt_log_secret), the userinfo part, the token after "/bot" in a path
- * (up to the path's last '/', so a token holding a '/' goes whole), and
- * the values of query parameters named like key/token/apikey.  Returns
- * buf.
+ * Copies url into buf with its credentials masked: every registered
+ * secret, the userinfo, a Bot API token ("/bot<token>/": up to the
+ * path's last '/') and the values of query parameters named like key,
+ * token or apikey.  Returns buf.
  */
 const char *dt_http_safe_url(const char *url, char *buf, size_t len);
 
 /*
- * Makes dt_http_send() stop retrying (it returns the last result at once,
- * and cuts a backoff wait short) as soon as *flag is non-zero, e.g. from
- * a SIGTERM handler.  A request already on the wire is left to finish.
- * NULL clears it.
+ * Makes dt_http_send() stop retrying (and cut a wait short) once *flag
+ * is non-zero, e.g. from a SIGTERM handler; a request on the wire is
+ * left to finish.  NULL clears it.
  */
 void dt_http_set_stop_flag(volatile int *flag);
 

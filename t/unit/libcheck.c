@@ -209,8 +209,8 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "double") == 0 && argc == 6) {
 		double v;
 
-		if (dt_parse_double(argv[2], argv[3], strtod(argv[4], NULL),
-		    strtod(argv[5], NULL), &v) != 0)
+		if (dt_parse_double(argv[2], argv[3], num(argv[4]), num(argv[5]),
+		    &v) != 0)
 			return DT_EXIT_CONFIG;
 		printf("%g\n", v);
 	} else if (strcmp(cmd, "bool") == 0 && argc == 4) {
