@@ -10,58 +10,34 @@
 #include "record.h"
 
 #define ID_MAX_BYTES 200
+#define ID_TYPE "id must be an integer or a string, not "
 
 int
 dt_record_id(json_t *rec, json_t **id, const char **why)
 {
+	static const char *const not[] = {[JSON_OBJECT] = ID_TYPE "an object",
+	    [JSON_ARRAY] = ID_TYPE "an array", [JSON_REAL] = ID_TYPE "a fraction",
+	    [JSON_TRUE] = ID_TYPE "a boolean", [JSON_FALSE] = ID_TYPE "a boolean",
+	    [JSON_NULL] = ID_TYPE "null"};
 	json_t *v = json_object_get(rec, "id");
+	size_t n = json_string_length(v);
 
 	*id = NULL;
-	if (v == NULL) {
+	if (v == NULL)
 		*why = "missing id";
-		return -1;
-	}
-	if (json_is_integer(v)) {
+	else if (json_is_integer(v))
 		*id = v;
-		return 0;
-	}
-	if (json_is_string(v)) {
-		size_t n = json_string_length(v);
-
-		if (n == 0) {
-			*why = "id is an empty string";
-			return -1;
-		}
-		if (n > ID_MAX_BYTES) {
-			*why = "id is longer than 200 bytes";
-			return -1;
-		}
-		if (memchr(json_string_value(v), '\0', n) != NULL) {
-			*why = "id contains a NUL character";
-			return -1;
-		}
+	else if (!json_is_string(v))
+		*why = not[json_typeof(v)];
+	else if (n == 0)
+		*why = "id is an empty string";
+	else if (n > ID_MAX_BYTES)
+		*why = "id is longer than 200 bytes";
+	else if (memchr(json_string_value(v), '\0', n) != NULL)
+		*why = "id contains a NUL character";
+	else
 		*id = v;
-		return 0;
-	}
-	switch (json_typeof(v)) {
-	case JSON_REAL:
-		*why = "id must be an integer or a string, not a fraction";
-		break;
-	case JSON_NULL:
-		*why = "id must be an integer or a string, not null";
-		break;
-	case JSON_TRUE:
-	case JSON_FALSE:
-		*why = "id must be an integer or a string, not a boolean";
-		break;
-	case JSON_ARRAY:
-		*why = "id must be an integer or a string, not an array";
-		break;
-	default:
-		*why = "id must be an integer or a string, not an object";
-		break;
-	}
-	return -1;
+	return *id != NULL ? 0 : -1;
 }
 
 const char *
@@ -81,37 +57,28 @@ int
 dt_record_set_error(json_t *rec, const char *kind, int retryable,
     const char *fmt, ...)
 {
+	char *msg = NULL, *clean = NULL;
+	json_t *err = NULL;
 	va_list ap;
-	char *msg, *clean;
-	json_t *err;
-	int rc;
 
 	va_start(ap, fmt);
-	rc = vasprintf(&msg, fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
-	if (rc < 0)
-		return -1;
-	clean = dt_redact(msg);
+	if (msg != NULL && (clean = dt_redact(msg)) != NULL)
+		err = json_pack("{s:s, s:s, s:b}", "kind", kind, "message", clean,
+		    "retryable", retryable);
 	free(msg);
-	if (clean == NULL)
-		return -1;
-	err = json_pack("{s:s, s:s, s:b}", "kind", kind, "message", clean,
-	    "retryable", retryable);
 	free(clean);
-	if (err == NULL)
-		return -1;
-	return json_object_set_new(rec, "error", err);
+	return err != NULL ? json_object_set_new(rec, "error", err) : -1;
 }
 
 json_t *
 dt_record_bad_line(const char *where, const char *why, const char *excerpt)
 {
-	json_t *rec;
-
-	rec = json_pack("{s:{s:s, s:s, s:b}, s:{s:s, s:s}}",
+	return json_pack("{s:{s:s, s:s, s:b}, s:{s:s, s:s}}",
 	    "error", "kind", "bad_record", "message", why, "retryable", 0,
 	    "input", "where", where, "excerpt", excerpt ? excerpt : "");
-	return rec;
 }
 
 json_t *

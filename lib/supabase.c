@@ -16,7 +16,6 @@
 
 #define MAX_RESPONSE ((size_t)256 * 1024 * 1024)
 
-/* What to do about a key that is not a secret one. */
 #define NOT_SECRET_KEY "this is not a secret (service) key: set SUPABASE_KEY " \
 	"to a secret key (sb_secret_...) or the legacy service_role key"
 
@@ -25,36 +24,14 @@ struct dt_supabase {
 	char *url;              /* base URL, no trailing slash */
 	char *apikey_hdr;       /* "apikey: <key>" */
 	char *auth_hdr;         /* "Authorization: Bearer <key>" */
-	long timeout_ms;
-	long long tries;        /* DT_SUPABASE_TRIES */
-	long long backoff_ms;   /* DT_SUPABASE_BACKOFF_MS */
-};
-
-static char *
-joinstr(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	char *s = malloc(la + lb + 1);
-
-	if (s == NULL)
-		return NULL;
-	memcpy(s, a, la);
-	memcpy(s + la, b, lb + 1);
-	return s;
-}
-
-/* The settings a client is made from. */
-struct sb_config {
-	const char *url;
-	char *key;              /* new string, or NULL */
-	long long timeout, tries, backoff;
+	long long timeout, tries, backoff_ms;
 };
 
 /* Checks SUPABASE_URL; returns 0, or -1 after logging one line. */
 static int
 check_url(const char *url)
 {
-	const char *host;
+	const char *host = url;
 	char safe[512];
 
 	if (url == NULL) {
@@ -62,60 +39,45 @@ check_url(const char *url)
 		    "https://xyz.supabase.co)");
 		return -1;
 	}
-	if (strncmp(url, "http://", 7) == 0)
-		host = url + 7;
-	else if (strncmp(url, "https://", 8) == 0)
-		host = url + 8;
-	else {
+	if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+		host = strstr(url, "://") + 3;
+	if (host == url)
 		dt_error("SUPABASE_URL: not an http:// or https:// URL: %s",
 		    dt_http_safe_url(url, safe, sizeof(safe)));
-		return -1;
-	}
-	if (strchr(url, '?') != NULL || strchr(url, '#') != NULL ||
-	    strchr(url, ' ') != NULL) {
+	else if (strpbrk(url, "?# ") != NULL)
 		dt_error("SUPABASE_URL: must be the bare project URL, without a "
 		    "query, fragment or spaces");
-		return -1;
-	}
-	if (*host == '\0' || *host == '/') {
+	else if (*host == '\0' || *host == '/')
 		dt_error("SUPABASE_URL: no host name: %s",
 		    dt_http_safe_url(url, safe, sizeof(safe)));
-		return -1;
-	}
-	return 0;
+	else
+		return 0;
+	return -1;
 }
 
 /*
- * Reads and checks every Supabase setting, logging one line per problem,
- * so a person sees them all at once.  Returns the number of problems;
- * c->key is then a new string (or NULL) the caller frees.
+ * Reads every Supabase setting into sb, *url and *key (a new string or
+ * NULL), logging one line per problem so that a person sees them all at
+ * once.  Returns the number of problems.
  */
 static int
-read_config(struct sb_config *c)
+read_config(struct dt_supabase *sb, const char **url, char **key)
 {
 	int bad = 0;
 
-	memset(c, 0, sizeof(*c));
-	c->url = dt_env("SUPABASE_URL", NULL);
-	if (check_url(c->url) < 0)
+	*url = dt_env("SUPABASE_URL", NULL);
+	bad += check_url(*url) < 0;
+	bad += dt_env_shared("TIMEOUT_SECONDS", &sb->timeout) < 0;
+	bad += dt_env_shared("DT_SUPABASE_TRIES", &sb->tries) < 0;
+	bad += dt_env_shared("DT_SUPABASE_BACKOFF_MS", &sb->backoff_ms) < 0;
+	if (dt_env_secret("SUPABASE_KEY", key) < 0)
 		bad++;
-	if (dt_env_shared("TIMEOUT_SECONDS", &c->timeout) < 0)
-		bad++;
-	if (dt_env_shared("DT_SUPABASE_TRIES", &c->tries) < 0)
-		bad++;
-	if (dt_env_shared("DT_SUPABASE_BACKOFF_MS", &c->backoff) < 0)
-		bad++;
-	if (dt_env_secret("SUPABASE_KEY", &c->key) < 0)
-		bad++;
-	else if (c->key == NULL || *c->key == '\0') {
+	else if (*key == NULL) {
 		dt_error("SUPABASE_KEY is not set (a secret key, sb_secret_..., "
 		    "or the legacy service_role key; or SUPABASE_KEY_FILE naming "
 		    "a file that holds it)");
 		bad++;
-	} else if (strpbrk(c->key, "\r\n") != NULL) {
-		dt_error("SUPABASE_KEY: contains a line break");
-		bad++;
-	} else if (strncmp(c->key, "sb_publishable_", 15) == 0) {
+	} else if (strncmp(*key, "sb_publishable_", 15) == 0) {
 		dt_error("SUPABASE_KEY: a publishable key (sb_publishable_...); "
 		    NOT_SECRET_KEY);
 		bad++;
@@ -126,63 +88,63 @@ read_config(struct sb_config *c)
 int
 dt_supabase_check(void)
 {
-	struct sb_config c;
-	int bad = read_config(&c);
+	struct dt_supabase sb = {0};
+	const char *url;
+	char *key = NULL;
+	int bad = read_config(&sb, &url, &key);
 
-	free(c.key);
+	free(key);
 	return bad;
 }
 
 struct dt_supabase *
 dt_supabase_new(void)
 {
-	struct dt_supabase *sb = NULL;
-	struct sb_config c;
+	struct dt_supabase *sb = calloc(1, sizeof(*sb));
+	struct dt_buf apikey = {0}, auth = {0};
+	const char *url;
+	char *key = NULL;
 	size_t n;
 
-	if (read_config(&c) > 0) {
-		free(c.key);
+	if (sb == NULL || read_config(sb, &url, &key) > 0) {
+		if (sb == NULL)
+			dt_error("out of memory");
+		free(key);
+		free(sb);
 		return NULL;
 	}
-	if ((sb = calloc(1, sizeof(*sb))) == NULL)
-		goto oom;
-	sb->timeout_ms = (long)c.timeout * 1000;
-	sb->tries = c.tries;
-	sb->backoff_ms = c.backoff;
-	if ((sb->url = strdup(c.url)) == NULL)
-		goto oom;
+	dt_buf_printf(&apikey, "apikey: %s", key);
+	dt_buf_printf(&auth, "Authorization: Bearer %s", key);
+	free(key);
+	sb->apikey_hdr = apikey.p;
+	sb->auth_hdr = auth.p;
+	if ((sb->url = strdup(url)) == NULL || apikey.oom || auth.oom) {
+		dt_error("out of memory");
+		dt_supabase_free(sb);
+		return NULL;
+	}
 	n = strlen(sb->url);
 	while (n > 0 && sb->url[n - 1] == '/')
 		sb->url[--n] = '\0';
 	/* A URL that already ends in /rest/v1 is taken as the API root. */
 	if (n >= 8 && strcmp(sb->url + n - 8, "/rest/v1") == 0)
 		sb->url[n - 8] = '\0';
-	sb->apikey_hdr = joinstr("apikey: ", c.key);
-	sb->auth_hdr = joinstr("Authorization: Bearer ", c.key);
-	if (sb->apikey_hdr == NULL || sb->auth_hdr == NULL)
-		goto oom;
-	free(c.key);
 	if ((sb->http = dt_http_new("supabase")) == NULL) {
 		dt_supabase_free(sb);
 		return NULL;
 	}
 	return sb;
-oom:
-	dt_error("out of memory");
-	free(c.key);
-	dt_supabase_free(sb);
-	return NULL;
 }
 
 void
 dt_supabase_free(struct dt_supabase *sb)
 {
-	if (sb == NULL)
-		return;
-	dt_http_free(sb->http);
-	free(sb->url);
-	free(sb->apikey_hdr);
-	free(sb->auth_hdr);
+	if (sb != NULL) {
+		dt_http_free(sb->http);
+		free(sb->url);
+		free(sb->apikey_hdr);
+		free(sb->auth_hdr);
+	}
 	free(sb);
 }
 
@@ -207,70 +169,46 @@ dt_sb_exit(int kind)
 void
 dt_sb_result_clear(struct dt_sb_result *res)
 {
-	if (res == NULL)
-		return;
-	json_decref(res->body);
-	memset(res, 0, sizeof(*res));
-}
-
-/* Appends "what" from the error body's field to buf. */
-static void
-add_field(char *buf, size_t len, json_t *body, const char *field,
-    const char *fmt)
-{
-	const char *v = json_string_value(json_object_get(body, field));
-	size_t used = strlen(buf);
-
-	if (v == NULL || *v == '\0' || used >= len)
-		return;
-	snprintf(buf + used, len - used, fmt, v);
+	if (res != NULL) {
+		json_decref(res->body);
+		memset(res, 0, sizeof(*res));
+	}
 }
 
 /* Describes a non-2xx response from PostgREST's error body. */
 static void
 describe_error(struct dt_sb_result *res, const char *raw)
 {
+	static const char *fields[] = {"code", ": %s", "message", ": %s",
+	    "details", " (%s)", "hint", " (hint: %s)"};
+	const char *code = json_string_value(json_object_get(res->body,
+	    "code")), *v;
+	struct dt_buf b = {0};
 	char *clean;
+	size_t i;
 
-	snprintf(res->message, sizeof(res->message), "HTTP %ld", res->status);
-	if (json_is_object(res->body)) {
-		add_field(res->message, sizeof(res->message), res->body, "code",
-		    ": %s");
-		add_field(res->message, sizeof(res->message), res->body,
-		    "message", ": %s");
-		add_field(res->message, sizeof(res->message), res->body,
-		    "details", " (%s)");
-		add_field(res->message, sizeof(res->message), res->body, "hint",
-		    " (hint: %s)");
-	} else if (raw != NULL && *raw != '\0') {
-		size_t used = strlen(res->message);
-
-		snprintf(res->message + used, sizeof(res->message) - used,
-		    ": %.*s", (int)utf8_cut(raw, strlen(raw), 200), raw);
-	}
+	dt_buf_printf(&b, "HTTP %ld", res->status);
+	for (i = 0; json_is_object(res->body) && i < 8; i += 2)
+		if ((v = json_string_value(json_object_get(res->body,
+		    fields[i]))) != NULL && *v != '\0')
+			dt_buf_printf(&b, fields[i + 1], v);
+	if (!json_is_object(res->body) && raw != NULL && *raw != '\0')
+		dt_buf_printf(&b, ": %.*s", (int)utf8_cut(raw, strlen(raw), 200),
+		    raw);
 	/*
 	 * PostgREST answers a permission error with 401 only to the anon
-	 * role, which is what a publishable or anon key gets: dt's tables
-	 * and functions are granted to service_role alone.
+	 * role, which a publishable or anon key gets: dt's tables are
+	 * service_role's alone.
 	 */
-	if (res->status == 401 && json_is_object(res->body) &&
-	    json_string_value(json_object_get(res->body, "code")) != NULL &&
-	    strcmp(json_string_value(json_object_get(res->body, "code")),
-	    "42501") == 0) {
-		size_t used = strlen(res->message);
-
-		if (used < sizeof(res->message))
-			snprintf(res->message + used, sizeof(res->message) - used,
-			    ": %s", NOT_SECRET_KEY);
-	}
-	/* A field that did not fit was cut by snprintf, maybe mid-character. */
+	if (res->status == 401 && code != NULL && strcmp(code, "42501") == 0)
+		dt_buf_printf(&b, ": %s", NOT_SECRET_KEY);
+	/* It may quote what the server said; never a secret. */
+	clean = b.p != NULL ? dt_redact(b.p) : NULL;
+	snprintf(res->message, sizeof(res->message), "%s", clean != NULL ?
+	    clean : "out of memory");
 	utf8_fix(res->message);
-	/* The message may quote what the server said; never a secret. */
-	if ((clean = dt_redact(res->message)) != NULL) {
-		snprintf(res->message, sizeof(res->message), "%s", clean);
-		free(clean);
-	}
-	utf8_fix(res->message);
+	free(clean);
+	dt_buf_free(&b);
 }
 
 /*
@@ -288,9 +226,7 @@ range_total(const char *v)
 		return -1;
 	errno = 0;
 	n = strtoll(slash + 1, &end, 10);
-	while (*end == ' ' || *end == '\t' || *end == '\r')
-		end++;
-	return errno != 0 || *end != '\0' ? -1 : n;
+	return errno != 0 || end[strspn(end, " \t\r")] != '\0' ? -1 : n;
 }
 
 int
@@ -313,44 +249,38 @@ dt_supabase_call(struct dt_supabase *sb, const char *method,
 	return kind;
 }
 
-/*
- * Fills res from the answer resp to a call: the kind of result, the
- * parsed body and, for a failure, the message.
- */
+/* Fills res from the answer resp: its kind, body and message. */
 static void
 read_reply(struct dt_sb_result *res, const struct dt_http_resp *resp)
 {
+	long st = resp->status;
+
 	res->tries = resp->tries;
-	res->status = resp->status;
+	res->status = st;
 	res->total = range_total(resp->content_range);
 	if (resp->result != DT_HTTP_OK) {
 		res->kind = resp->result == DT_HTTP_ETIMEOUT ? DT_SB_TIMEOUT :
 		    resp->result == DT_HTTP_ETOOBIG ? DT_SB_BADREPLY :
 		    DT_SB_UNAVAILABLE;
-		snprintf(res->message, sizeof(res->message), "%s", resp->error);
-		utf8_fix(res->message);
+		utf8_format(res->message, sizeof(res->message), "%s",
+		    resp->error);
 		return;
 	}
 	if (resp->len > 0)
 		res->body = json_loadb(resp->body, resp->len, JSON_DECODE_ANY,
 		    NULL);
-	if (resp->status >= 200 && resp->status < 300) {
-		if (resp->len > 0 && res->body == NULL) {
-			res->kind = DT_SB_BADREPLY;
-			snprintf(res->message, sizeof(res->message),
-			    "HTTP %ld: the reply is not JSON", resp->status);
-		} else
-			res->kind = DT_SB_OK;
-		return;
+	if (st >= 200 && st < 300 && resp->len > 0 && res->body == NULL) {
+		res->kind = DT_SB_BADREPLY;
+		snprintf(res->message, sizeof(res->message),
+		    "HTTP %ld: the reply is not JSON", st);
+	} else if (st >= 200 && st < 300)
+		res->kind = DT_SB_OK;
+	else {
+		describe_error(res, resp->body);
+		res->kind = st == 401 || st == 403 || st == 404 ? DT_SB_CONFIG :
+		    st >= 500 || st == 429 || st == 408 ? DT_SB_UNAVAILABLE :
+		    DT_SB_REJECTED;
 	}
-	describe_error(res, resp->body);
-	if (resp->status == 401 || resp->status == 403 || resp->status == 404)
-		res->kind = DT_SB_CONFIG;
-	else if (resp->status >= 500 || resp->status == 429 ||
-	    resp->status == 408)
-		res->kind = DT_SB_UNAVAILABLE;
-	else
-		res->kind = DT_SB_REJECTED;
 }
 
 int
@@ -369,12 +299,12 @@ dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
 	const char *headers[] = {sb->apikey_hdr, sb->auth_hdr,
 	    "Content-Type: application/json", "Accept: application/json",
 	    NULL, NULL};
-	struct dt_http_resp resp;
-	struct dt_http_req req;
+	struct dt_http_resp resp = {0};
+	struct dt_http_req req = {.method = method, .headers = headers,
+	    .body = body, .body_len = body != NULL ? body_len : 0,
+	    .timeout_ms = (long)sb->timeout * 1000};
 
 	memset(res, 0, sizeof(*res));
-	memset(&resp, 0, sizeof(resp));
-	memset(&req, 0, sizeof(req));
 	dt_buf_printf(&url, "%s/rest/v1/%s", sb->url, path);
 	if (prefer != NULL && dt_buf_printf(&prefer_hdr, "Prefer: %s",
 	    prefer) == 0)
@@ -383,12 +313,7 @@ dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
 		res->kind = DT_SB_UNAVAILABLE;
 		snprintf(res->message, sizeof(res->message), "out of memory");
 	} else {
-		req.method = method;
 		req.url = url.p;
-		req.headers = headers;
-		req.body = body;
-		req.body_len = body != NULL ? body_len : 0;
-		req.timeout_ms = sb->timeout_ms;
 		dt_http_send(sb->http, &req, &pol, &resp);
 		read_reply(res, &resp);
 		dt_http_resp_clear(&resp);

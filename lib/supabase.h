@@ -1,11 +1,10 @@
 /*
  * supabase.h: calls to Supabase's data API (PostgREST under /rest/v1),
- * shared by dt-fetch and dt-store.
+ * for dt-fetch, dt-store and dt-report.
  *
  * The service key travels in the "apikey" and "Authorization: Bearer"
- * headers only; it is registered with the log's redaction and never
- * printed.  Errors are described from PostgREST's body (code, message,
- * hint) so a person sees what the server said.
+ * headers only and is redacted from every log line.  A failure is
+ * described from PostgREST's error body (code, message, hint).
  */
 #ifndef DT_SUPABASE_H
 #define DT_SUPABASE_H
@@ -16,7 +15,7 @@
 
 struct dt_supabase;
 
-/* What a failed call means for the caller. */
+/* What a call's result means for the caller. */
 enum {
 	DT_SB_OK = 0,          /* 2xx */
 	DT_SB_UNAVAILABLE = 1, /* connection failed, 5xx or 429 after retries */
@@ -27,9 +26,8 @@ enum {
 };
 
 /*
- * The most rows Supabase gives back for one request (PostgREST's
- * db-max-rows, "Max rows" in the project's API settings; RPC results
- * included): more are cut off, silently.
+ * The most rows Supabase gives back for one request, RPC results
+ * included (PostgREST's db-max-rows); more are cut off silently.
  */
 #define DT_SB_MAX_ROWS 1000
 
@@ -37,53 +35,44 @@ struct dt_sb_result {
 	int kind;              /* DT_SB_* */
 	long status;           /* HTTP status, 0 when there was no response */
 	long long total;       /* rows in the whole result, from Content-Range
-	                          (asked with "Prefer: count=exact"); -1 when
-	                          the server did not say */
+	                          ("Prefer: count=exact"); -1 when unknown */
 	int tries;
 	json_t *body;          /* parsed body (new reference) or NULL */
 	char message[1024];    /* one line: "HTTP 404: PGRST202: ... (hint: ...)" */
 };
 
 /*
- * Creates a client from SUPABASE_URL, SUPABASE_KEY (or SUPABASE_KEY_FILE)
- * TIMEOUT_SECONDS, DT_SUPABASE_TRIES and DT_SUPABASE_BACKOFF_MS.  Returns
- * NULL after logging one line per problem, naming the variable, when the
- * configuration is missing or bad (exit with DT_EXIT_CONFIG).  Free with
- * dt_supabase_free().
+ * Returns a client made from SUPABASE_URL, SUPABASE_KEY (or its _FILE),
+ * TIMEOUT_SECONDS, DT_SUPABASE_TRIES and DT_SUPABASE_BACKOFF_MS, or NULL
+ * after logging one line per problem (exit DT_EXIT_CONFIG then).  Free
+ * it with dt_supabase_free(), which accepts NULL.
  */
 struct dt_supabase *dt_supabase_new(void);
 void dt_supabase_free(struct dt_supabase *sb);
 
 /*
- * Checks the settings dt_supabase_new() reads (the URL's form, the key,
- * reading SUPABASE_KEY_FILE, the numbers' ranges) without connecting to
- * anything, and logs one line per problem.  Returns the number of
- * problems, 0 when a client could be made.  For --check-config.
+ * Checks the settings dt_supabase_new() reads, connecting to nothing,
+ * for --check-config.  Returns the number of problems (each logged).
  */
 int dt_supabase_check(void);
 
 /*
- * Sends method to /rest/v1/<path> with body (may be NULL; not stolen)
- * as JSON and the extra header prefer (may be NULL).  retry: 1 to use
- * the shared retry policy, 0 for one attempt.  Fills *res; clear it with
- * dt_sb_result_clear().  Returns res->kind.
+ * Sends method to /rest/v1/<path> with body (borrowed; may be NULL) as
+ * JSON and the header "Prefer: <prefer>" (prefer may be NULL), with the
+ * shared retry policy when retry is 1, else once.  Fills *res (clear it
+ * with dt_sb_result_clear()) and returns res->kind.
  */
 int dt_supabase_call(struct dt_supabase *sb, const char *method,
     const char *path, json_t *body, const char *prefer, int retry,
     struct dt_sb_result *res);
 
-/*
- * Like dt_supabase_call() with the body already JSON text: body_len
- * bytes at body (borrowed; may be NULL), for a caller that builds large
- * bodies piece by piece and should not encode them twice.
- */
+/* Like dt_supabase_call() with a body already JSON text (borrowed). */
 int dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
     const char *path, const char *body, size_t body_len, const char *prefer,
     int retry, struct dt_sb_result *res);
 
-/* The exit status that fits a failure kind (DT_EXIT_*). */
+/* The exit status (DT_EXIT_*) that fits a result's kind. */
 int dt_sb_exit(int kind);
-
 
 /* Frees what res owns.  Accepts NULL. */
 void dt_sb_result_clear(struct dt_sb_result *res);
