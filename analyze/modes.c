@@ -11,7 +11,7 @@
 #include "analyze.h"
 #include "exit.h"
 #include "log.h"
-#include "preflight.h"
+#include "cli.h"
 
 /* The one line --preflight prints for the answer resp; returns its status. */
 static int

@@ -10,7 +10,7 @@
 #include "exit.h"
 #include "log.h"
 #include "ndjson.h"
-#include "preflight.h"
+#include "cli.h"
 
 #include "fetch.h"
 

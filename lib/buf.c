@@ -1,5 +1,5 @@
 /*
- * buf.c: the growable text buffer (see buf.h).
+ * buf.c: the growable text buffer.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -92,5 +92,5 @@ dt_buf_free(struct dt_buf *b)
 	if (b == NULL)
 		return;
 	free(b->p);
-	memset(b, 0, sizeof(*b));
+	*b = (struct dt_buf){0};
 }

@@ -2,10 +2,11 @@
  * cli.c: the parts of a command line every dt program shares.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,12 +31,6 @@ dt_cli_start(const char *prog)
 	return 0;
 }
 
-void
-dt_cli_version(void)
-{
-	printf("%s %s\n", dt_prog(), DT_VERSION);
-}
-
 int
 dt_cli_usage_error(const char *fmt, ...)
 {
@@ -53,13 +48,6 @@ dt_cli_usage_error(const char *fmt, ...)
 }
 
 int
-dt_cli_help(const char *text)
-{
-	fputs(text, stdout);
-	return dt_cli_close_stdout(DT_EXIT_OK);
-}
-
-int
 dt_cli_close_stdout(int status)
 {
 	/* After EPIPE there is nobody to tell; the status says it. */
@@ -74,33 +62,21 @@ const char *
 dt_data_file(const char *name)
 {
 	static char paths[8][PATH_MAX];
-	static int used;
-	char exe[PATH_MAX], *slash;
-	ssize_t n;
-	int i;
+	static unsigned next;
+	char exe[PATH_MAX], *path = paths[next++ % 8], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
-	for (i = 0; i < used; i++) {
-		const char *base = strrchr(paths[i], '/');
-
-		if (base != NULL && strcmp(base + 1, name) == 0)
-			return paths[i];
-	}
-	if (used == 8)
-		return DT_DATADIR;
-	i = used++;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
 		exe[n] = '\0';
 		if ((slash = strrchr(exe, '/')) != NULL) {
 			*slash = '\0';
-			if ((size_t)snprintf(paths[i], sizeof(paths[i]),
-			    "%s/../share/dt/%s", exe, name) < sizeof(paths[i]) &&
-			    access(paths[i], R_OK) == 0)
-				return paths[i];
+			if (snprintf(path, PATH_MAX, "%s/../share/dt/%s", exe,
+			    name) < PATH_MAX && access(path, R_OK) == 0)
+				return path;
 		}
 	}
-	snprintf(paths[i], sizeof(paths[i]), "%s/%s", DT_DATADIR, name);
-	return paths[i];
+	snprintf(path, PATH_MAX, "%s/%s", DT_DATADIR, name);
+	return path;
 }
 
 void
@@ -114,4 +90,25 @@ dt_cli_catch_signals(void (*handler)(int), int flags)
 	sa.sa_flags = flags;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+}
+
+int
+dt_preflight_line(const char *service, int status, const char *fmt, ...)
+{
+	char msg[2048], *safe, *p;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	for (p = msg; *p != '\0'; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = ' ';
+	if ((safe = dt_redact(msg)) == NULL)
+		return DT_EXIT_UNAVAILABLE;
+	rc = printf("%s: %s: %s\n", service, status == 0 ? "ready" :
+	    "not ready", safe);
+	free(safe);
+	return rc < 0 || fflush(stdout) != 0 ? DT_EXIT_IOERR : status;
 }

@@ -1,5 +1,5 @@
 /*
- * cli.h: what every program's command line has in common.
+ * cli.h: what every program's command line shares.
  */
 #ifndef DT_CLI_H
 #define DT_CLI_H
@@ -9,49 +9,42 @@
 #endif
 
 /*
- * What every program does first: logging as prog, the watch on the
- * parent (DT_WATCH_PID), stdout for records (dt_out_init) and the
- * secrets to redact (dt_config_register_secrets).  Returns 0, or -1 when
- * logging or the watch cannot start (logged where possible): exit
- * DT_EXIT_CONFIG then.
+ * What every program does first: logging as prog, the watch on the run
+ * (watch.h), stdout for records (dt_out_init) and the secrets to redact
+ * (dt_config_register_secrets).  Returns 0, or -1 when logging or the
+ * watch cannot start (logged where possible): exit DT_EXIT_CONFIG then.
  */
 int dt_cli_start(const char *prog);
 
-/* Prints "dt-fetch 0.1.0" to stdout. */
-void dt_cli_version(void);
-
 /*
- * Prints "<prog>: <msg>" and "Try '<prog> --help'." to stderr and
- * returns DT_EXIT_USAGE, for: return dt_cli_usage_error("...").
- * msg may be NULL when getopt already printed the reason.
+ * Prints "<prog>: <msg>" (unless fmt is NULL: getopt said why) and
+ * "Try '<prog> --help'." to stderr.  Returns DT_EXIT_USAGE.
  */
 int dt_cli_usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
-/*
- * Writes the help text to stdout and returns 0, or DT_EXIT_IOERR when
- * stdout cannot be written.
- */
-int dt_cli_help(const char *text);
-
-/*
- * Closes stdout and reports a write error that buffering hid until now.
- * Returns status unchanged, or DT_EXIT_IOERR when the close failed.
- */
+/* Closes stdout.  Returns status, or DT_EXIT_IOERR when that failed. */
 int dt_cli_close_stdout(int status);
 
 /*
- * Returns the path of an installed data file (prompt.txt, schema.json):
- * <dir of the running program>/../share/dt/<name> when that file exists,
- * so a build tree or a relocated install finds its own files, else
- * DT_DATADIR/<name>.  The string is static; at most 8 names are kept.
+ * The path of an installed data file (prompt.txt, schema.json):
+ * <the program's dir>/../share/dt/<name> when it exists (a build tree or
+ * a relocated install), else DT_DATADIR/<name>.  Static: valid until
+ * eight more calls.
  */
 const char *dt_data_file(const char *name);
 
-/*
- * Calls handler on SIGTERM and SIGINT; flags are sigaction's sa_flags
- * (SA_RESTART: reads and writes go on after the handler).
- */
+/* Calls handler on SIGTERM and SIGINT, with sigaction's sa_flags. */
 void dt_cli_catch_signals(void (*handler)(int), int flags);
+
+/*
+ * Prints --preflight's one line on stdout, whatever the log level:
+ * "<service>: ready: <message>" when status is 0, else "<service>: not
+ * ready: <message>", with line breaks as spaces and secrets as "***".
+ * dt-entrypoint --preflight shows the stages' lines one after another.
+ * Returns status, or DT_EXIT_IOERR when stdout cannot be written.
+ */
+int dt_preflight_line(const char *service, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

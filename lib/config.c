@@ -591,7 +591,7 @@ dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv, int *check)
 			exit(opts_help(cmd));
 		}
 		if (ch == 'V') {
-			dt_cli_version();
+			printf("%s %s\n", dt_prog(), DT_VERSION);
 			exit(dt_cli_close_stdout(DT_EXIT_OK));
 		}
 		if (ch == 'v' || ch == 'q')

@@ -37,26 +37,22 @@ dt_progress_init(struct dt_progress *p)
 {
 	const char *dir = dt_env("DT_STATE_DIR", NULL);
 	long long every = 0, deadline = 0;
-	double started;
+	double started = utc_time(dt_env("DT_RUN_STARTED_AT", NULL));
 	int bad = 0;
 
 	memset(p, 0, sizeof(*p));
-	if (dt_env_shared("DT_PROGRESS_SECONDS", &every) < 0)
-		bad++;
-	if (dt_env_shared("DT_MAX_RECORDS", &p->max_records) < 0)
-		bad++;
-	if (dt_env_shared("DT_DEADLINE_SECONDS", &deadline) < 0)
-		bad++;
+	bad += dt_env_shared("DT_PROGRESS_SECONDS", &every) < 0;
+	bad += dt_env_shared("DT_MAX_RECORDS", &p->max_records) < 0;
+	bad += dt_env_shared("DT_DEADLINE_SECONDS", &deadline) < 0;
 	p->every_ms = every * 1000;
 	p->start_ms = dt_now_ms();
 	p->next_ms = p->start_ms + p->every_ms;
-	/* Only dt-entrypoint's runs have a start and a deadline. */
-	if ((started = utc_time(dt_env("DT_RUN_STARTED_AT", NULL))) > 0 &&
-	    dir != NULL)
-		p->deadline = started + (double)deadline;
-	if (dir != NULL)
+	if (dir != NULL) {
 		snprintf(p->claimed_file, sizeof(p->claimed_file), "%s/%s", dir,
 		    CLAIMED_FILE);
+		if (started > 0)        /* only dt-entrypoint's runs have it */
+			p->deadline = started + (double)deadline;
+	}
 	return bad;
 }
 
@@ -80,21 +76,6 @@ dt_progress_add(struct dt_progress *p, json_t *rec)
 		p->cost += json_number_value(c);
 }
 
-/* Reads dt-fetch's count: returns 0 with *rows and *finished, or -1. */
-static int
-read_claimed(const struct dt_progress *p, long long *rows, int *finished)
-{
-	FILE *f;
-	int n;
-
-	if (p->claimed_file[0] == '\0' ||
-	    (f = fopen(p->claimed_file, "re")) == NULL)
-		return -1;
-	n = fscanf(f, "%lld %d", rows, finished);
-	fclose(f);
-	return n == 2 && *rows >= 0 ? 0 : -1;
-}
-
 /* "45 s", "12 min", "3.5 h" into buf. */
 static void
 duration(double s, char *buf, size_t len)
@@ -116,6 +97,7 @@ dt_progress_tick(struct dt_progress *p, long long done, long long failed,
 	double minutes, rate, left = -1, until_stop = -1;
 	char what[160], d[32];
 	int finished = 0;
+	FILE *f;
 
 	if (p->every_ms <= 0 || now < p->next_ms)
 		return;
@@ -123,19 +105,24 @@ dt_progress_tick(struct dt_progress *p, long long done, long long failed,
 		p->next_ms += p->every_ms;
 	minutes = (double)(now - p->start_ms) / 60000.0;
 	rate = minutes > 0 ? (double)handled / minutes : 0;
-	if (read_claimed(p, &claimed, &finished) == 0) {
-		if (finished)
+	/* dt-fetch's count of rows claimed, and whether it is final. */
+	if (p->claimed_file[0] != '\0' &&
+	    (f = fopen(p->claimed_file, "re")) != NULL) {
+		if (fscanf(f, "%lld %d", &claimed, &finished) != 2 ||
+		    claimed < 0)
+			claimed = finished = 0;
+		else if (finished)
 			total = claimed;
 		else if (p->max_records > 0)
 			total = claimed > p->max_records ? claimed :
 			    p->max_records;
+		fclose(f);
 	}
 	if (p->deadline > 0)
 		until_stop = p->deadline - (double)time(NULL);
 	if (total >= 0 && rate > 0)
 		left = (double)(total > handled ? total - handled : 0) / rate *
 		    60;
-	/* At the deadline the run stops claiming and drains. */
 	if (until_stop >= 0 && (left < 0 || left > until_stop)) {
 		duration(until_stop, d, sizeof(d));
 		snprintf(what, sizeof(what), "at most %s left (the deadline)",

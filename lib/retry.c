@@ -19,8 +19,7 @@ dt_retry_answer(const struct dt_http_resp *resp)
 		return DT_ANSWER_OK;
 	if (st == 408 || st == 429 || (st >= 500 && st <= 599))
 		return DT_ANSWER_OUTAGE;
-	if ((st >= 300 && st <= 399) || st == 401 || st == 402 || st == 403 ||
-	    st == 404)
+	if ((st >= 300 && st <= 399) || (st >= 401 && st <= 404))
 		return DT_ANSWER_SETUP;
 	if (st >= 400 && st <= 499)
 		return DT_ANSWER_REFUSED;

@@ -1,11 +1,10 @@
 /*
  * watch.c: a stage ends with the process that started its run.
  *
- * A parent-death signal (PR_SET_PDEATHSIG) is not enough here: a stage's
- * parent is the pipeline's subshell, or GNU parallel, which outlive a
- * killed dt-entrypoint; and it fires when the parent thread ends, not
- * the process.  So each stage watches dt-entrypoint itself through a
- * pidfd, which becomes readable when that process ends.
+ * A parent-death signal is not enough: a stage's parent is a subshell
+ * or GNU parallel, which outlive a killed dt-entrypoint.  So a stage
+ * watches dt-entrypoint itself, through a pidfd that becomes readable
+ * when it ends.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,39 +23,29 @@
 static long watched = -1;
 static int watch_fd = -1;
 
-/* The parent of process p from /proc/p/stat, or -1. */
-static long
-parent_of(long p)
-{
-	char path[64], buf[1024], *s;
-	long pp = -1;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%ld/stat", p);
-	if ((f = fopen(path, "re")) == NULL)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	/* The command name may hold spaces and parentheses: skip it whole. */
-	if ((s = strrchr(buf, ')')) == NULL || sscanf(s + 1, " %*c %ld",
-	    &pp) != 1)
-		return -1;
-	return pp;
-}
-
 /* Is pid the parent of this process, or an ancestor? */
 static int
 ancestor(long pid)
 {
+	char path[64], buf[1024], *s;
 	long p = (long)getppid();
 	int depth;
+	size_t n;
+	FILE *f;
 
 	for (depth = 0; p > 0 && depth < 256; depth++) {
 		if (p == pid)
 			return 1;
-		p = parent_of(p);
+		/* The parent's parent, after the command name in /proc. */
+		snprintf(path, sizeof(path), "/proc/%ld/stat", p);
+		if ((f = fopen(path, "re")) == NULL)
+			return 0;
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		if ((s = strrchr(buf, ')')) == NULL ||
+		    sscanf(s + 1, " %*c %ld", &p) != 1)
+			return 0;
 	}
 	return 0;
 }
@@ -72,26 +61,21 @@ gone(void)
 static void *
 watch(void *arg)
 {
-	struct pollfd pfd;
+	struct pollfd pfd = {.fd = watch_fd, .events = POLLIN};
+	int n;
 
 	(void)arg;
-	pfd.fd = watch_fd;
-	pfd.events = POLLIN;
+	while (watch_fd >= 0) {
+		if ((n = poll(&pfd, 1, -1)) > 0)
+			gone();
+		if (n < 0 && errno != EINTR)
+			watch_fd = -1;
+	}
+	/* Without a pidfd (before Linux 5.3, or it failed): look. */
 	for (;;) {
-		if (watch_fd >= 0) {
-			int n = poll(&pfd, 1, -1);
-
-			if (n > 0)
-				gone();
-			/* The pidfd failing: go on by looking. */
-			if (n < 0 && errno != EINTR)
-				watch_fd = -1;
-		} else {
-			/* No pidfd (Linux before 5.3): look once a second. */
-			sleep(1);
-			if (!ancestor(watched))
-				gone();
-		}
+		sleep(1);
+		if (!ancestor(watched))
+			gone();
 	}
 	return NULL;
 }
@@ -115,10 +99,7 @@ dt_watch_start(void)
 	if (watch_fd < 0 && errno == ESRCH)
 		gone();
 #endif
-	/*
-	 * Checked after the pidfd is open (close-on-exec, as pidfds are), so
-	 * that it is this process the pidfd watches.
-	 */
+	/* After the pidfd is open, so that it is this process it watches. */
 	if (!ancestor(watched))
 		gone();
 	sigfillset(&all);
@@ -129,7 +110,6 @@ dt_watch_start(void)
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		/* Unwatched, this stage could outlive the run: it stops. */
 		dt_error("DT_WATCH_PID: cannot start the watch (%s); stopping "
 		    "rather than run unwatched", strerror(rc));
 		_exit(DT_EXIT_TEMPFAIL);

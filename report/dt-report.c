@@ -20,7 +20,6 @@
 #include "http.h"
 #include "log.h"
 #include "ndjson.h"
-#include "preflight.h"
 #include "supabase.h"
 
 #include "format.h"
