@@ -89,8 +89,8 @@ dt_buf_json(struct dt_buf *b, const json_t *v, size_t flags)
 void
 dt_buf_free(struct dt_buf *b)
 {
-	if (b == NULL)
-		return;
-	free(b->p);
-	*b = (struct dt_buf){0};
+	if (b != NULL) {
+		free(b->p);
+		*b = (struct dt_buf){0};
+	}
 }

@@ -9,10 +9,8 @@
 #endif
 
 /*
- * What every program does first: logging as prog, the watch on the run
- * (watch.h), stdout for records (dt_out_init) and the secrets to redact
- * (dt_config_register_secrets).  Returns 0, or -1 when logging or the
- * watch cannot start (logged where possible): exit DT_EXIT_CONFIG then.
+ * What every program does first: logging, the watch (watch.h), stdout
+ * and the secrets.  Returns 0, or -1: exit DT_EXIT_CONFIG then.
  */
 int dt_cli_start(const char *prog);
 
@@ -27,10 +25,8 @@ int dt_cli_usage_error(const char *fmt, ...)
 int dt_cli_close_stdout(int status);
 
 /*
- * The path of an installed data file (prompt.txt, schema.json):
- * <the program's dir>/../share/dt/<name> when it exists (a build tree or
- * a relocated install), else DT_DATADIR/<name>.  Static: valid until
- * eight more calls.
+ * The path of data file name: <program's dir>/../share/dt/<name> when it
+ * exists, else DT_DATADIR/<name>.  Static, valid for eight more calls.
  */
 const char *dt_data_file(const char *name);
 
@@ -38,11 +34,9 @@ const char *dt_data_file(const char *name);
 void dt_cli_catch_signals(void (*handler)(int), int flags);
 
 /*
- * Prints --preflight's one line on stdout, whatever the log level:
- * "<service>: ready: <message>" when status is 0, else "<service>: not
- * ready: <message>", with line breaks as spaces and secrets as "***".
- * dt-entrypoint --preflight shows the stages' lines one after another.
- * Returns status, or DT_EXIT_IOERR when stdout cannot be written.
+ * Prints --preflight's line on stdout, "<service>: ready: <message>" or
+ * (status != 0) "<service>: not ready: ...", secrets as "***".  Returns
+ * status, or DT_EXIT_IOERR when stdout cannot be written.
  */
 int dt_preflight_line(const char *service, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -13,37 +13,29 @@
 
 /* What a setting holds (its out's type) and how its text is read. */
 enum dt_opt_type {
-	DT_OPT_SWITCH,  /* int, set to 1 by a flag that takes no value */
+	DT_OPT_SWITCH,  /* int, 1 when the flag (no value) is given */
 	DT_OPT_INT,     /* long long, a whole number in [min, max] */
 	DT_OPT_NUM,     /* double, a decimal fraction in [min, max] */
-	DT_OPT_BOOL,    /* int, 1/0, true/false, yes/no, on/off; the flag
-			 * takes no value and means 1 */
+	DT_OPT_BOOL,    /* int, 1/0, true/false, yes/no, on/off; flag: 1 */
 	DT_OPT_TEXT,    /* const char *, borrowed */
-	DT_OPT_CHOICE,  /* int, the index of the value among arg's words
-			 * ("en|ru": en 0, ru 1) */
-	DT_OPT_SECRET,  /* char *, new (the caller frees it), read by
-			 * dt_env_secret(); never a flag */
-	DT_OPT_SHARED   /* as lib/config.c's table says for env, but for
-			 * the range and meaning the entry gives */
+	DT_OPT_CHOICE,  /* int, the value's index in arg ("en|ru": ru 1) */
+	DT_OPT_SECRET,  /* char *, new, by dt_env_secret(); never a flag */
+	DT_OPT_SHARED   /* as lib/config.c's table declares env */
 };
 
 /*
  * One setting: a flag, a variable or both.  The flag overrides the
- * variable, which overrides the default; the default is text, checked
- * and shown as a variable's value would be.
+ * variable, which overrides the default (text, read as a variable is).
  */
 struct dt_opt {
 	int ch;                 /* short option letter, or 0 */
 	const char *flag;       /* long option without "--", or NULL */
 	const char *env;        /* environment variable, or NULL */
 	enum dt_opt_type type;
-	void *out;              /* where the value goes; NULL for one lib/
-				 * reads itself, listed for --help and
-				 * --check-config -v */
+	void *out;              /* where the value goes; NULL: lib/ reads it */
 	const char *def;        /* the default, or NULL: out is left alone */
 	long long min, max;     /* DT_OPT_INT and DT_OPT_NUM */
-	const char *arg;        /* the value's name in --help; a choice's
-				 * words ("en|ru") */
+	const char *arg;        /* the value's name in --help, or the words */
 	const char *help;       /* what it means, in a few words */
 };
 
@@ -60,13 +52,11 @@ struct dt_cmd {
 };
 
 /*
- * Reads the environment, then the command line, into the table's outs.
- * Every program also has -h/--help and -V/--version (which print and
- * exit 0), -v/--verbose and -q/--quiet, and --check-config (sets
- * *check; with -v each setting's value and where it came from are
- * logged, a secret's as "set" only).  Returns 0; DT_EXIT_USAGE after a
- * bad option or flag value ("Try '<prog> --help'."); DT_EXIT_CONFIG
- * after a bad variable, or under --check-config any bad value.  optind
+ * Reads the environment, then the command line, into the table's outs;
+ * every program also has -h, -V, -v, -q and --check-config (sets
+ * *check; with -v logs each value and where it came from).  Returns 0,
+ * DT_EXIT_USAGE after a bad option or flag value, or DT_EXIT_CONFIG
+ * after a bad variable (under --check-config: any bad value).  optind
  * is then the first operand.
  */
 int dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv,
@@ -79,9 +69,8 @@ int dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv,
 int dt_env_shared(const char *env, void *out);
 
 /*
- * Parses s as a whole number in [min, max] into *out; garbage around
- * it, overflow and "" are errors that name name ("BATCH_SIZE").
- * Returns 0 or -1.
+ * Parses s, strictly, as a whole number in [min, max] into *out.
+ * Returns 0, or -1 after an error line naming name ("BATCH_SIZE").
  */
 int dt_parse_ll(const char *name, const char *s, long long min,
     long long max, long long *out);
@@ -101,19 +90,14 @@ int dt_env_ll(const char *name, long long def, long long min, long long max,
     long long *out);
 
 /*
- * Reads a secret from name, or from the file name_FILE names (one
- * trailing newline trimmed); both set is an error, and so is white
- * space or a control character in it (named, never shown).  Registers
- * it with dt_log_secret().  Sets *out to a new string the caller frees,
- * NULL when neither is set, and returns 0; or -1 after logging.
+ * Reads a secret from name or from the file name_FILE names (both is an
+ * error, so is white space in it) and registers it with dt_log_secret().
+ * Returns 0 with *out new (the caller frees it) or NULL when unset, or
+ * -1 after logging; the value is never shown.
  */
 int dt_env_secret(const char *name, char **out);
 
-/*
- * Registers with dt_log_secret() every well-known secret variable's
- * value (and its _FILE's), used here or not, so that no program prints
- * another's secret.
- */
+/* Registers every well-known secret (and its _FILE's) for redaction. */
 void dt_config_register_secrets(void);
 
 #endif

@@ -267,30 +267,25 @@ on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return *(const volatile sig_atomic_t *)arg != 0;
 }
 
+/* The DT_HTTP_* for libcurl's result cc. */
 static int
 classify(CURLcode cc, int toobig)
 {
-	switch (cc) {
-	case CURLE_OK:
-		return DT_HTTP_OK;
-	case CURLE_ABORTED_BY_CALLBACK:
-		return DT_HTTP_ECANCELED;
-	case CURLE_OPERATION_TIMEDOUT:
+	static const CURLcode dropped[] = {CURLE_COULDNT_RESOLVE_HOST,
+	    CURLE_COULDNT_CONNECT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
+	    CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2,
+	    CURLE_HTTP2_STREAM};
+	size_t i;
+
+	for (i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+		if (cc == dropped[i])
+			return DT_HTTP_ECONNECT;
+	if (cc == CURLE_OK || cc == CURLE_ABORTED_BY_CALLBACK)
+		return cc == CURLE_OK ? DT_HTTP_OK : DT_HTTP_ECANCELED;
+	if (cc == CURLE_OPERATION_TIMEDOUT)
 		return DT_HTTP_ETIMEOUT;
-	case CURLE_COULDNT_RESOLVE_HOST:
-	case CURLE_COULDNT_CONNECT:
-	case CURLE_SEND_ERROR:
-	case CURLE_RECV_ERROR:
-	case CURLE_GOT_NOTHING:
-	case CURLE_PARTIAL_FILE:
-	case CURLE_HTTP2:
-	case CURLE_HTTP2_STREAM:
-		return DT_HTTP_ECONNECT;
-	case CURLE_WRITE_ERROR:
-		return toobig ? DT_HTTP_ETOOBIG : DT_HTTP_EOTHER;
-	default:
-		return DT_HTTP_EOTHER;
-	}
+	return cc == CURLE_WRITE_ERROR && toobig ? DT_HTTP_ETOOBIG :
+	    DT_HTTP_EOTHER;
 }
 
 /* Sets the handle up for req, with the header list hdrs. */

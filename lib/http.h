@@ -1,15 +1,9 @@
 /*
- * http.h: HTTP requests over libcurl, with the retry policy every stage
- * shares (retry.h).
- *
- * TLS peer and host verification are always on; DT_CA_BUNDLE names an
- * extra CA bundle.  Requests carry "User-Agent: dt/<version> (<prog>)".
- * Timeouts, connection errors, 408, 429 and 5xx are retried with
- * exponential backoff and full jitter, honouring Retry-After, within a
- * total time; each retry logs one warning: what failed, the wait and the
- * tries left.  No log line holds a secret: URLs go through
- * dt_http_safe_url(), credential headers are masked in traces, and
- * every line is redacted (log.h).
+ * http.h: HTTP over libcurl, with the retry policy of retry.h.  TLS is
+ * always verified (DT_CA_BUNDLE: an extra CA bundle); requests carry
+ * "User-Agent: dt/<version> (<prog>)"; each retry logs one warning.  No
+ * log line holds a secret: URLs go through dt_http_safe_url() and
+ * credential headers are masked in traces.
  */
 #ifndef DT_HTTP_H
 #define DT_HTTP_H
@@ -37,11 +31,7 @@ struct dt_http_req {
 	size_t body_len;
 	long timeout_ms;        /* total per attempt; 0 = default 300 s */
 	long connect_timeout_ms; /* 0 = default 10 s */
-	/*
-	 * NULL, or a flag (set by a signal handler) that abandons the
-	 * transfer within about a second of turning non-zero, with
-	 * DT_HTTP_ECANCELED.
-	 */
+	/* NULL, or a flag that abandons the transfer within a second */
 	const volatile sig_atomic_t *cancel;
 };
 
@@ -68,53 +58,42 @@ struct dt_http_policy {
 
 /*
  * Returns a client whose log lines name the service what ("supabase"),
- * or NULL after logging.  Reads DT_CA_BUNDLE.  Free with dt_http_free(),
- * which accepts NULL.
+ * or NULL after logging.  dt_http_free() accepts NULL.
  */
 struct dt_http *dt_http_new(const char *what);
 void dt_http_free(struct dt_http *h);
 
-/*
- * Makes one attempt (pol NULL: the defaults).  Fills *resp (zeroed or
- * cleared before) and returns resp->result.
- */
+/* Makes one attempt (pol NULL: defaults), fills *resp (zeroed before). */
 int dt_http_once(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp);
 
-/*
- * Makes attempts until dt_retry_check() says to stop.  Returns the last
- * attempt's result; resp holds the last response.
- */
+/* Makes attempts until dt_retry_check() says to stop; resp is the last. */
 int dt_http_send(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp);
 
 /*
- * The wait before retry number n (from 1): the server's Retry-After
- * (or a 429's x-ratelimit-reset), else uniformly random in
- * [0, min(cap_ms, base_ms * 2^(n-1))].
+ * The wait before retry n (from 1): the server's Retry-After (or a 429's
+ * x-ratelimit-reset), else random in [0, min(cap_ms, base_ms * 2^(n-1))].
  */
 long dt_http_backoff_ms(const struct dt_http_policy *pol, int n,
     const struct dt_http_resp *resp);
 
 /*
- * Parses a Retry-After value (delta seconds or HTTP-date) relative to
- * now (seconds since the epoch).  Returns milliseconds >= 0, at most a
- * day, or -1 when it is neither form.
+ * Parses Retry-After (seconds or an HTTP-date, against now in epoch
+ * seconds) into milliseconds, at most a day, or -1.
  */
 long dt_http_parse_retry_after(const char *value, long long now);
 
 /*
- * Copies url into buf with its credentials masked: every registered
- * secret, the userinfo, a Bot API token ("/bot<token>/": up to the
- * path's last '/') and the values of query parameters named like key,
- * token or apikey.  Returns buf.
+ * Copies url into buf with its credentials masked: registered secrets,
+ * userinfo, a Bot API token (/bot<token>/, up to the path's last '/')
+ * and query values named like key or token.  Returns buf.
  */
 const char *dt_http_safe_url(const char *url, char *buf, size_t len);
 
 /*
- * Makes dt_http_send() stop retrying (and cut a wait short) once *flag
- * is non-zero, e.g. from a SIGTERM handler; a request on the wire is
- * left to finish.  NULL clears it.
+ * Makes dt_http_send() stop retrying and waiting once *flag is non-zero
+ * (a SIGTERM handler's); a request on the wire finishes.  NULL clears.
  */
 void dt_http_set_stop_flag(volatile int *flag);
 

@@ -1,13 +1,7 @@
 /*
- * log.h: diagnostics on stderr, one line each.
- *
- * Plain format:  "dt-fetch: warning: <stdin>:3: not a JSON object"
- * JSON format (DT_LOG_FORMAT=json): one object per line with the keys
- * ts, prog, level and msg.
- *
- * Every secret registered with dt_log_secret() is replaced by "***" in
- * every line, so none can leak through a message that quotes a URL, a
- * header or a server's reply.
+ * log.h: diagnostics on stderr, one line each: "dt-fetch: warning: ...",
+ * or under DT_LOG_FORMAT=json an object {ts, prog, level, msg}.  Every
+ * secret registered with dt_log_secret() becomes "***" in every line.
  */
 #ifndef DT_LOG_H
 #define DT_LOG_H
@@ -23,9 +17,8 @@ enum {
 };
 
 /*
- * Sets the program name every line starts with, and reads DT_LOG_LEVEL
- * (error, warn, info, debug, trace or 0-4) and DT_LOG_FORMAT (text or
- * json).  Returns 0, or -1 after logging a value it does not know.
+ * Sets the program name and reads DT_LOG_LEVEL (error ... trace, 0-4)
+ * and DT_LOG_FORMAT (text, json).  Returns 0, or -1 after logging.
  */
 int dt_log_init(const char *prog);
 
@@ -38,16 +31,10 @@ void dt_log_adjust(int delta);
 /* Returns 1 when a line at level would be printed, else 0. */
 int dt_log_enabled(int level);
 
-/*
- * Registers a secret to redact from every later line (copied; NULL and
- * values shorter than 4 bytes, which would redact words, are ignored).
- */
+/* Registers a secret (copied; NULL and under 4 bytes are ignored). */
 void dt_log_secret(const char *value);
 
-/*
- * Returns a new copy of s with every registered secret replaced by
- * "***", or NULL when out of memory.  The caller frees it.
- */
+/* Returns a new copy of s with the secrets as "***" (NULL: no memory). */
 char *dt_redact(const char *s);
 
 /* Logs one line at level; printf-style format.  Never fails. */
@@ -59,16 +46,10 @@ void dt_log(int level, const char *fmt, ...)
 #define dt_info(...) dt_log(DT_LOG_INFO, __VA_ARGS__)
 #define dt_debug(...) dt_log(DT_LOG_DEBUG, __VA_ARGS__)
 
-/*
- * Logs "label: text" (text cut to 200 bytes) at debug level only: users'
- * text is private.
- */
+/* Logs "label: text" (cut to 200 bytes) at debug only: text is private. */
 void dt_log_text(const char *label, const char *text);
 
-/*
- * Writes the len bytes at p to fd, resuming after a signal.  Returns 0,
- * or -1 with errno set.
- */
+/* Writes len bytes at p to fd through signals.  Returns 0, or -1 (errno). */
 int dt_write_all(int fd, const char *p, size_t len);
 
 #endif

@@ -168,25 +168,6 @@ bad(struct dt_reader *r, const char *fmt, ...)
 	return DT_NDJSON_BAD;
 }
 
-static const char *
-type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE:
-		return "a boolean";
-	default:
-		return "null";
-	}
-}
-
 /*
  * Reads the next line that is not blank into r->line.  Returns
  * DT_NDJSON_RECORD, or DT_NDJSON_BAD for a line too long,
@@ -228,6 +209,10 @@ next_line(struct dt_reader *r)
 int
 dt_reader_next(struct dt_reader *r, json_t **rec)
 {
+	static const char *const got[] = {[JSON_ARRAY] = "an array",
+	    [JSON_STRING] = "a string", [JSON_INTEGER] = "a number",
+	    [JSON_REAL] = "a number", [JSON_TRUE] = "a boolean",
+	    [JSON_FALSE] = "a boolean", [JSON_NULL] = "null"};
 	json_error_t jerr;
 	size_t off;
 	int rc;
@@ -247,7 +232,7 @@ dt_reader_next(struct dt_reader *r, json_t **rec)
 		return bad(r, "invalid JSON: %s (column %d)", jerr.text,
 		    jerr.column);
 	if (!json_is_object(*rec)) {
-		rc = bad(r, "not a JSON object (got %s)", type_name(*rec));
+		rc = bad(r, "not a JSON object (got %s)", got[json_typeof(*rec)]);
 		json_decref(*rec);
 		*rec = NULL;
 		return rc;

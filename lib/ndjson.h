@@ -1,12 +1,11 @@
 /*
  * ndjson.h: newline-delimited JSON in and out.
  *
- * The reader streams stdin or a list of files a line at a time, with a
- * longest line, so memory stays flat however long the input.  Blank
- * lines are skipped.  A line too long, not UTF-8, not JSON or not an
- * object is a bad line: logged as a warning with its place
- * ("<stdin>:42: invalid JSON: ..."), counted, and handed to the caller
- * as DT_NDJSON_BAD so a stage can write an error record for it.
+ * The reader streams files or stdin a line at a time, with a longest
+ * line, so memory stays flat.  Blank lines are skipped.  A line too
+ * long, not UTF-8, not JSON or not an object is logged with its place
+ * ("<stdin>:42: invalid JSON: ..."), counted, and returned as
+ * DT_NDJSON_BAD so that a stage writes an error record for it.
  */
 #ifndef DT_NDJSON_H
 #define DT_NDJSON_H
@@ -29,17 +28,14 @@ enum {
 struct dt_reader;
 
 /*
- * Returns a reader over the files paths[0..n-1] in order, or stdin when
- * n is 0 ("-" names stdin too), accepting lines of max_line bytes (0:
- * DT_NDJSON_MAX_LINE_DEFAULT); NULL when out of memory.  Free it with
- * dt_reader_free().
+ * Returns a reader over paths[0..n-1], or stdin when n is 0 ("-" too),
+ * with lines of max_line bytes (0: the default); NULL when out of memory.
  */
 struct dt_reader *dt_reader_new(char **paths, int n, size_t max_line);
 
 /*
- * Reads the next record: on DT_NDJSON_RECORD *rec is a new reference,
- * else NULL.  A bad line or a file that cannot be read was logged and
- * counted; the next call goes on after it.
+ * Reads the next record (DT_NDJSON_RECORD: *rec is a new reference,
+ * else NULL).  After a bad line or file the next call goes on.
  */
 int dt_reader_next(struct dt_reader *r, json_t **rec);
 
@@ -49,10 +45,7 @@ const char *dt_reader_where(const struct dt_reader *r);
 /* Why the last line was bad ("invalid JSON: ..."), else "". */
 const char *dt_reader_error(const struct dt_reader *r);
 
-/*
- * The start of the last bad line, at most 256 bytes of valid UTF-8
- * (U+FFFD for a byte that is not), else "".  Valid until the next call.
- */
+/* The last bad line's start: <= 256 bytes of UTF-8 (U+FFFD), else "". */
 const char *dt_reader_excerpt(const struct dt_reader *r);
 
 /* Counts of records, bad lines and bad files so far. */
@@ -61,9 +54,8 @@ unsigned long dt_reader_nbad(const struct dt_reader *r);
 unsigned long dt_reader_nfail(const struct dt_reader *r);
 
 /*
- * Waits up to timeout_ms (-1: forever) for input.  Returns 1 when
- * dt_reader_next() would not block, 0 on timeout: for a stage that
- * sends a batch when its input goes quiet.
+ * Waits up to timeout_ms (-1: forever) until dt_reader_next() would not
+ * block: returns 1, or 0 on timeout.
  */
 int dt_reader_wait(struct dt_reader *r, int timeout_ms);
 
@@ -71,9 +63,8 @@ int dt_reader_wait(struct dt_reader *r, int timeout_ms);
 void dt_reader_free(struct dt_reader *r);
 
 /*
- * Writes rec (borrowed) to stdout as one line, at once.  Returns 0, or
- * -1 when stdout cannot be written (EPIPE silently, another error
- * logged); every later call then returns -1 too.
+ * Writes rec (borrowed) to stdout as one line, in one write.  Returns 0,
+ * or -1 from the first write error on (logged, EPIPE aside).
  */
 int dt_emit(json_t *rec);
 

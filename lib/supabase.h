@@ -1,10 +1,6 @@
 /*
- * supabase.h: calls to Supabase's data API (PostgREST under /rest/v1),
- * for dt-fetch, dt-store and dt-report.
- *
- * The service key travels in the "apikey" and "Authorization: Bearer"
- * headers only and is redacted from every log line.  A failure is
- * described from PostgREST's error body (code, message, hint).
+ * supabase.h: calls to Supabase's data API (PostgREST under /rest/v1).
+ * The key travels in the apikey and Authorization headers only.
  */
 #ifndef DT_SUPABASE_H
 #define DT_SUPABASE_H
@@ -25,10 +21,7 @@ enum {
 	DT_SB_BADREPLY = 5     /* 2xx whose body is not the JSON expected */
 };
 
-/*
- * The most rows Supabase gives back for one request, RPC results
- * included (PostgREST's db-max-rows); more are cut off silently.
- */
+/* Rows Supabase gives back at most (db-max-rows); more are cut off. */
 #define DT_SB_MAX_ROWS 1000
 
 struct dt_sb_result {
@@ -42,25 +35,20 @@ struct dt_sb_result {
 };
 
 /*
- * Returns a client made from SUPABASE_URL, SUPABASE_KEY (or its _FILE),
- * TIMEOUT_SECONDS, DT_SUPABASE_TRIES and DT_SUPABASE_BACKOFF_MS, or NULL
- * after logging one line per problem (exit DT_EXIT_CONFIG then).  Free
- * it with dt_supabase_free(), which accepts NULL.
+ * Returns a client from SUPABASE_URL, SUPABASE_KEY[_FILE], TIMEOUT_SECONDS,
+ * DT_SUPABASE_TRIES and DT_SUPABASE_BACKOFF_MS, or NULL after one line
+ * per problem (exit DT_EXIT_CONFIG).  dt_supabase_free() accepts NULL.
  */
 struct dt_supabase *dt_supabase_new(void);
 void dt_supabase_free(struct dt_supabase *sb);
 
-/*
- * Checks the settings dt_supabase_new() reads, connecting to nothing,
- * for --check-config.  Returns the number of problems (each logged).
- */
+/* Checks dt_supabase_new()'s settings; returns the problems (logged). */
 int dt_supabase_check(void);
 
 /*
- * Sends method to /rest/v1/<path> with body (borrowed; may be NULL) as
- * JSON and the header "Prefer: <prefer>" (prefer may be NULL), with the
- * shared retry policy when retry is 1, else once.  Fills *res (clear it
- * with dt_sb_result_clear()) and returns res->kind.
+ * Sends method to /rest/v1/<path> with body (borrowed, or NULL) and
+ * "Prefer: <prefer>" (or none), retried when retry is 1.  Fills *res
+ * (clear it with dt_sb_result_clear()) and returns res->kind.
  */
 int dt_supabase_call(struct dt_supabase *sb, const char *method,
     const char *path, json_t *body, const char *prefer, int retry,
