@@ -5,9 +5,8 @@
 #define DT_CLOCK_H
 
 /*
- * Milliseconds on CLOCK_MONOTONIC: for durations and deadlines, which a
- * change of the wall clock must not move.  The clock is the machine's,
- * so processes of one run may compare what they read.
+ * Milliseconds on CLOCK_MONOTONIC, which the wall clock does not move
+ * and every process of a run shares.
  */
 long long dt_now_ms(void);
 

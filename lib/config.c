@@ -33,7 +33,7 @@ number(const char *name, const char *s, int whole, long long min,
 	errno = 0;
 	if (s != NULL && *s != '\0' && !isspace((unsigned char)*s)) {
 		if (whole)
-			d = (double)(ll = strtoll(s, &end, 10));
+			ll = strtoll(s, &end, 10);
 		else if (!isfinite(d = strtod(s, &end)))
 			end = NULL;
 	}

@@ -1,9 +1,6 @@
 /*
- * exit.h: the exit statuses shared by every dt program (sysexits.h values).
- *
- * exit.def ranks them by severity: dt_exit_worse() here, and
- * dt-entrypoint and dt-fanout (through share/dt/exit.def), pick the status
- * of a whole run from it.
+ * exit.h: the exit statuses of every dt program (sysexits.h values),
+ * ranked by severity in exit.def, which the scripts read too.
  */
 #ifndef DT_EXIT_H
 #define DT_EXIT_H
@@ -21,9 +18,8 @@ enum {
 };
 
 /*
- * Returns whichever of the statuses a and b is more severe, in the order
- * of exit.def (78, then any status not listed, then 64 74 69 75 65 1 141
- * 0); a itself when they rank the same.
+ * Returns the more severe of a and b in exit.def's order (78, any status
+ * not listed, 64 74 69 75 65 1 141 0); a when they rank the same.
  */
 int dt_exit_worse(int a, int b);
 

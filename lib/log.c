@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "log.h"
 #include "utf8.h"
 
@@ -132,13 +133,13 @@ dt_write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Returns msg as a JSON log line, or NULL when out of memory. */
-static char *
-json_line(int l, const char *msg)
+/* Appends msg to b as a JSON log line's object. */
+static void
+json_line(struct dt_buf *b, int l, const char *msg)
 {
 	struct timeval tv;
 	struct tm tm;
-	char ts[64], *line;
+	char ts[64];
 	json_t *o;
 
 	gettimeofday(&tv, NULL);
@@ -148,15 +149,16 @@ json_line(int l, const char *msg)
 	    (long)(tv.tv_usec / 1000));
 	o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "prog", prog,
 	    "level", level_names[l], "msg", msg);
-	line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+	if (o != NULL)
+		dt_buf_json(b, o, JSON_COMPACT);
 	json_decref(o);
-	return line;
 }
 
 void
 dt_log(int l, const char *fmt, ...)
 {
-	char *msg = NULL, *clean = NULL, *json = NULL, *line = NULL, *p;
+	struct dt_buf b = {0};
+	char *msg = NULL, *clean = NULL, *p;
 	int saved = errno;
 	va_list ap;
 
@@ -169,28 +171,26 @@ dt_log(int l, const char *fmt, ...)
 		msg = NULL;
 	va_end(ap);
 	/* Redacted whole before the cut: no prefix of a secret is left. */
-	if (msg != NULL && (clean = dt_redact(msg)) != NULL) {
-		if (strlen(clean) > LINE_MAX_BYTES)
-			memcpy(clean + LINE_MAX_BYTES - 4, "...", 4);
-		for (p = clean; *p != '\0'; p++)
-			if (*p == '\n' || *p == '\r')
-				*p = ' ';
-	}
-	if (json_format && clean != NULL)
+	if (msg == NULL || (clean = dt_redact(msg)) == NULL)
+		clean = strdup("(out of memory)");
+	if (clean != NULL && strlen(clean) > LINE_MAX_BYTES)
+		memcpy(clean + LINE_MAX_BYTES - 4, "...", 4);
+	for (p = clean; p != NULL && *p != '\0'; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	if (json_format && clean != NULL) {
 		utf8_fix(clean);        /* Jansson takes UTF-8 only */
-	if (json_format)
-		json = json_line(l, clean ? clean : "(out of memory)");
-	if (json != NULL ? asprintf(&line, "%s\n", json) < 0 :
-	    asprintf(&line, "%s: %s: %s\n", prog, level_names[l],
-	    clean ? clean : "(out of memory)") < 0)
-		line = NULL;
+		json_line(&b, l, clean);
+	}
+	if (b.len == 0)
+		dt_buf_printf(&b, "%s: %s: %s", prog, level_names[l],
+		    clean != NULL ? clean : "(out of memory)");
 	/* One write(2) per line keeps lines whole between processes. */
-	if (line != NULL)
-		dt_write_all(STDERR_FILENO, line, strlen(line));
+	if (dt_buf_add(&b, "\n", 1) == 0 && !b.oom)
+		dt_write_all(STDERR_FILENO, b.p, b.len);
+	dt_buf_free(&b);
 	free(msg);
 	free(clean);
-	free(json);
-	free(line);
 	errno = saved;
 }
 

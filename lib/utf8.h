@@ -1,9 +1,7 @@
 /*
  * utf8.h: keeping text valid UTF-8, as Jansson requires of every string
- * in a record: a message cut inside a character by a byte limit would
- * make the record that carries it fail to encode.  The functions are
- * static, so every unit test and fuzz target that compiles a stage's
- * file has them without linking another object.
+ * in a record, when a byte limit cuts it.  Static, so that a fuzz target
+ * compiling a stage's file has them without linking anything.
  */
 #ifndef DT_UTF8_H
 #define DT_UTF8_H
@@ -15,9 +13,8 @@
 #include <string.h>
 
 /*
- * Returns the length of the well-formed UTF-8 character at s, of which
- * n bytes are available, or 0 when there is none: no overlong form, no
- * surrogate, nothing above U+10FFFF (Jansson's rules).
+ * The length of the well-formed character at s (n bytes there), or 0:
+ * no overlong form, surrogate or code point past U+10FFFF, as Jansson.
  */
 static inline size_t
 utf8_seq(const unsigned char *s, size_t n)
@@ -49,10 +46,7 @@ utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
-/*
- * Writes code point c (at most U+10FFFF, no surrogate) to out as UTF-8.
- * Returns the bytes written, 1 to 4.
- */
+/* Writes code point c (a valid one) to out; returns its 1 to 4 bytes. */
 static inline size_t
 utf8_put(char *out, unsigned long c)
 {
@@ -70,10 +64,9 @@ utf8_put(char *out, unsigned long c)
 }
 
 /*
- * Returns the length of the longest prefix of the n bytes at s that is
- * at most max bytes of well-formed characters: where to cut s for a
- * limit of max bytes.  With max = n, the offset of the first byte that
- * is not valid UTF-8 (n when there is none).
+ * The length of the longest prefix of the n bytes at s made of whole
+ * characters and at most max bytes: where to cut s.  With max = n, the
+ * offset of the first byte that is not UTF-8 (n when none is).
  */
 static inline size_t
 utf8_cut(const char *s, size_t n, size_t max)
@@ -86,10 +79,7 @@ utf8_cut(const char *s, size_t n, size_t max)
 	return i;
 }
 
-/*
- * Makes the string s valid UTF-8 in place by dropping every byte that
- * is not part of a well-formed character.  Returns the new length.
- */
+/* Drops from s every byte of no character, in place; returns the length. */
 static inline size_t
 utf8_fix(char *s)
 {
@@ -108,11 +98,7 @@ utf8_fix(char *s)
 	return o;
 }
 
-/*
- * snprintf into buf (len > 0), then utf8_fix(): a message cut by the
- * buffer's size, or with arguments that are not UTF-8, stays valid.
- * Returns the length written.
- */
+/* snprintf into buf (len > 0), then utf8_fix(); returns the length. */
 static inline size_t
 utf8_format(char *buf, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -130,10 +116,9 @@ utf8_format(char *buf, size_t len, const char *fmt, ...)
 }
 
 /*
- * Returns a new copy of at most max bytes of the n bytes at s, valid
- * UTF-8 and ending on a character boundary: every byte that starts no
- * valid character (and a NUL) becomes U+FFFD.  The caller frees it;
- * NULL when out of memory.
+ * Returns a new copy of at most max bytes of the n at s, whole
+ * characters, with U+FFFD for each byte of none and each NUL; NULL when
+ * out of memory.  The caller frees it.
  */
 static inline char *
 utf8_dup(const char *s, size_t n, size_t max)
