@@ -302,7 +302,8 @@ set_value(const struct dt_opt *o, const char *name, const char *s)
 				return 0;
 			}
 			snprintf(words + strlen(words), sizeof(words) -
-			    strlen(words), "%s%.*s", i ? ", " : "", (int)len, w);
+			    strlen(words), "%s%.*s", i ? ", " : "", (int)len,
+			    w);
 		}
 		dt_error("%s: '%s' is not one of %s", name, s, words);
 		return -1;

@@ -221,7 +221,8 @@ trace_line(const struct dt_http *h, const char *dir, char *line, int out)
 		k = strlen(masked[i]);
 		if (strncasecmp(line, masked[i], k) == 0 && line[k] == ':') {
 			line[k + 1] = '\0';
-			dt_log(DT_LOG_TRACE, "%s: %s %s ***", h->what, dir, line);
+			dt_log(DT_LOG_TRACE, "%s: %s %s ***", h->what, dir,
+			    line);
 			return;
 		}
 	}
@@ -467,12 +468,12 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 			snprintf(next, sizeof(next), "giving up after %d tries",
 			    try);
 		else if (r.gave_up == DT_RETRY_TIME)
-			snprintf(next, sizeof(next), "giving up: waiting %.1f s "
-			    "more would pass the %.0f s retry limit",
+			snprintf(next, sizeof(next), "giving up: waiting "
+			    "%.1f s more would pass the %.0f s retry limit",
 			    r.wait_ms / 1000.0, pol->max_total_ms / 1000.0);
 		else
-			snprintf(next, sizeof(next), "retrying in %.1f s (%d of "
-			    "%d tries left)", r.wait_ms / 1000.0,
+			snprintf(next, sizeof(next), "retrying in %.1f s "
+			    "(%d of %d tries left)", r.wait_ms / 1000.0,
 			    pol->max_tries - try, pol->max_tries);
 		if (resp->result == DT_HTTP_OK)
 			snprintf(why, sizeof(why), "HTTP %ld", resp->status);

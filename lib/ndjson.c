@@ -232,7 +232,8 @@ dt_reader_next(struct dt_reader *r, json_t **rec)
 		return bad(r, "invalid JSON: %s (column %d)", jerr.text,
 		    jerr.column);
 	if (!json_is_object(*rec)) {
-		rc = bad(r, "not a JSON object (got %s)", got[json_typeof(*rec)]);
+		rc = bad(r, "not a JSON object (got %s)",
+		    got[json_typeof(*rec)]);
 		json_decref(*rec);
 		*rec = NULL;
 		return rc;

@@ -15,10 +15,14 @@
 int
 dt_record_id(json_t *rec, json_t **id, const char **why)
 {
-	static const char *const not[] = {[JSON_OBJECT] = ID_TYPE "an object",
-	    [JSON_ARRAY] = ID_TYPE "an array", [JSON_REAL] = ID_TYPE "a fraction",
-	    [JSON_TRUE] = ID_TYPE "a boolean", [JSON_FALSE] = ID_TYPE "a boolean",
-	    [JSON_NULL] = ID_TYPE "null"};
+	static const char *const not[] = {
+		[JSON_OBJECT] = ID_TYPE "an object",
+		[JSON_ARRAY] = ID_TYPE "an array",
+		[JSON_REAL] = ID_TYPE "a fraction",
+		[JSON_TRUE] = ID_TYPE "a boolean",
+		[JSON_FALSE] = ID_TYPE "a boolean",
+		[JSON_NULL] = ID_TYPE "null",
+	};
 	json_t *v = json_object_get(rec, "id");
 	size_t n = json_string_length(v);
 
@@ -66,8 +70,8 @@ dt_record_set_error(json_t *rec, const char *kind, int retryable,
 		msg = NULL;
 	va_end(ap);
 	if (msg != NULL && (clean = dt_redact(msg)) != NULL)
-		err = json_pack("{s:s, s:s, s:b}", "kind", kind, "message", clean,
-		    "retryable", retryable);
+		err = json_pack("{s:s, s:s, s:b}", "kind", kind, "message",
+		    clean, "retryable", retryable);
 	free(msg);
 	free(clean);
 	return err != NULL ? json_object_set_new(rec, "error", err) : -1;

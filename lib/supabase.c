@@ -39,7 +39,8 @@ check_url(const char *url)
 		    "https://xyz.supabase.co)");
 		return -1;
 	}
-	if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
+	if (strncmp(url, "http://", 7) == 0 ||
+	    strncmp(url, "https://", 8) == 0)
 		host = strstr(url, "://") + 3;
 	if (host == url)
 		dt_error("SUPABASE_URL: not an http:// or https:// URL: %s",
@@ -193,8 +194,8 @@ describe_error(struct dt_sb_result *res, const char *raw)
 		    fields[i]))) != NULL && *v != '\0')
 			dt_buf_printf(&b, fields[i + 1], v);
 	if (!json_is_object(res->body) && raw != NULL && *raw != '\0')
-		dt_buf_printf(&b, ": %.*s", (int)utf8_cut(raw, strlen(raw), 200),
-		    raw);
+		dt_buf_printf(&b, ": %.*s",
+		    (int)utf8_cut(raw, strlen(raw), 200), raw);
 	/*
 	 * PostgREST answers a permission error with 401 only to the anon
 	 * role, which a publishable or anon key gets: dt's tables are
