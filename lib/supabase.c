@@ -180,8 +180,9 @@ dt_sb_result_clear(struct dt_sb_result *res)
 static void
 describe_error(struct dt_sb_result *res, const char *raw)
 {
-	static const char *fields[] = {"code", ": %s", "message", ": %s",
-	    "details", " (%s)", "hint", " (hint: %s)"};
+	static const char *fields[][3] = {{"code", ": ", ""},
+	    {"message", ": ", ""}, {"details", " (", ")"},
+	    {"hint", " (hint: ", ")"}};
 	const char *code = json_string_value(json_object_get(res->body,
 	    "code")), *v;
 	struct dt_buf b = {0};
@@ -189,10 +190,11 @@ describe_error(struct dt_sb_result *res, const char *raw)
 	size_t i;
 
 	dt_buf_printf(&b, "HTTP %ld", res->status);
-	for (i = 0; json_is_object(res->body) && i < 8; i += 2)
+	for (i = 0; json_is_object(res->body) && i < 4; i++)
 		if ((v = json_string_value(json_object_get(res->body,
-		    fields[i]))) != NULL && *v != '\0')
-			dt_buf_printf(&b, fields[i + 1], v);
+		    fields[i][0]))) != NULL && *v != '\0')
+			dt_buf_printf(&b, "%s%s%s", fields[i][1], v,
+			    fields[i][2]);
 	if (!json_is_object(res->body) && raw != NULL && *raw != '\0')
 		dt_buf_printf(&b, ": %.*s",
 		    (int)utf8_cut(raw, strlen(raw), 200), raw);
