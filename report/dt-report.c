@@ -15,7 +15,6 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "clock.h"
 #include "exit.h"
 #include "http.h"
 #include "log.h"
@@ -136,77 +135,6 @@ ledger_row(json_t *s)
 	    json_object_get(s, "cost_usd"), "summary", s);
 }
 
-/* The shard index k when id is "<run>/<k>" with k below n, else -1. */
-static int
-shard_of(const char *id, const char *run, long long n)
-{
-	size_t len = strlen(run);
-	long long k;
-	char *end;
-
-	if (id == NULL || strncmp(id, run, len) != 0 || id[len] != '/' ||
-	    id[len + 1] < '0' || id[len + 1] > '9')
-		return -1;
-	errno = 0;
-	k = strtoll(id + len + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || k >= n)
-		return -1;
-	return (int)k;
-}
-
-/*
- * Polls the ledger, with backoff, until the run's c->merge shard rows
- * are all finished or DT_SHARD_WAIT_SECONDS are over (cut to
- * DT_DRAIN_SECONDS once the stop file appears).  rows[k] is shard k's
- * summary (a new reference) or NULL.  Returns how many were found.
- */
-static int
-wait_shards(struct dt_rpt_config *c, struct dt_supabase *sb, json_t **rows)
-{
-	long long now = dt_now_ms(), end = now + c->wait_s * 1000, delay = 250;
-	int found = 0, stopped = 0, said = 0;
-
-	for (;;) {
-		json_t *arr = dt_rpt_db_shards(sb, c->run_id), *r, *sum;
-		size_t i;
-		int k;
-
-		json_array_foreach(arr, i, r) {
-			k = shard_of(json_string_value(json_object_get(r,
-			    "run_id")), c->run_id, c->merge);
-			sum = json_object_get(r, "summary");
-			if (k < 0 || rows[k] != NULL || !json_is_object(sum))
-				continue;
-			rows[k] = json_incref(sum);
-			found++;
-		}
-		json_decref(arr);
-		if (found == (int)c->merge)
-			break;
-		now = dt_now_ms();
-		if (!stopped && c->stop_file != NULL &&
-		    access(c->stop_file, F_OK) == 0) {
-			stopped = 1;
-			if (end > now + c->drain_s * 1000)
-				end = now + c->drain_s * 1000;
-			dt_info("stopping: waiting at most %lld s more for the "
-			    "shards", c->drain_s);
-		}
-		if (now >= end)
-			break;
-		if (!said) {
-			dt_info("%d of %lld shards finished; waiting up to "
-			    "%.0f s for the others", found, c->merge,
-			    (double)(end - now) / 1000);
-			said = 1;
-		}
-		dt_sleep_ms((long)(delay < end - now ? delay : end - now));
-		if ((delay *= 2) > 5000)
-			delay = 5000;
-	}
-	return found;
-}
-
 /*
  * Merges the run's shard rows into the tally.  Returns a new reference
  * to {"of": N, "merged": [...], "missing": [...]}.
@@ -220,7 +148,8 @@ merge_shards(struct dt_rpt_config *c, struct dt_supabase *sb,
 	struct dt_buf b = {0};
 	long long k;
 
-	wait_shards(c, sb, rows);
+	dt_rpt_db_wait_shards(sb, c->run_id, c->merge, c->wait_s * 1000,
+	    c->stop_file, c->drain_s, rows);
 	for (k = 0; k < c->merge; k++) {
 		if (rows[k] != NULL && dt_rpt_tally_merge(t, rows[k]) == 0)
 			json_array_append_new(merged, json_integer(k));

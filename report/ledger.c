@@ -3,13 +3,16 @@
  * run, through Supabase's data API (lib/supabase.h).
  */
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "clock.h"
 #include "log.h"
 #include "ledger.h"
 #include "supabase.h"
@@ -114,9 +117,76 @@ dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row)
 	return 0;
 }
 
-json_t *
-dt_rpt_db_shards(struct dt_supabase *sb, const char *run_id)
+/* The shard index k when id is "<run>/<k>" with k below n, else -1. */
+static int
+shard_of(const char *id, const char *run, long long n)
 {
-	return get_runs(sb, "dt_runs?select=run_id,finished_at,summary"
-	    "&finished_at=not.is.null&run_id=like.%s%%2F*", run_id);
+	size_t len = strlen(run);
+	long long k;
+	char *end;
+
+	if (id == NULL || strncmp(id, run, len) != 0 || id[len] != '/' ||
+	    id[len + 1] < '0' || id[len + 1] > '9')
+		return -1;
+	errno = 0;
+	k = strtoll(id + len + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || k >= n)
+		return -1;
+	return (int)k;
+}
+
+/* Takes the new finished shard rows into rows; returns how many. */
+static int
+take_shards(struct dt_supabase *sb, const char *run_id, long long n,
+    json_t **rows)
+{
+	json_t *arr = get_runs(sb, "dt_runs?select=run_id,finished_at,summary"
+	    "&finished_at=not.is.null&run_id=like.%s%%2F*", run_id), *r, *sum;
+	size_t i;
+	int k, found = 0;
+
+	json_array_foreach(arr, i, r) {
+		k = shard_of(json_string_value(json_object_get(r, "run_id")),
+		    run_id, n);
+		sum = json_object_get(r, "summary");
+		if (k < 0 || rows[k] != NULL || !json_is_object(sum))
+			continue;
+		rows[k] = json_incref(sum);
+		found++;
+	}
+	json_decref(arr);
+	return found;
+}
+
+int
+dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
+    long long n, long long wait_ms, const char *stop_file,
+    long long drain_s, json_t **rows)
+{
+	long long now = dt_now_ms(), end = now + wait_ms, delay = 250;
+	int found = 0, stopped = 0, said = 0;
+
+	while ((found += take_shards(sb, run_id, n, rows)) < n) {
+		now = dt_now_ms();
+		if (!stopped && stop_file != NULL &&
+		    access(stop_file, F_OK) == 0) {
+			stopped = 1;
+			if (end > now + drain_s * 1000)
+				end = now + drain_s * 1000;
+			dt_info("stopping: waiting at most %lld s more for the "
+			    "shards", drain_s);
+		}
+		if (now >= end)
+			break;
+		if (!said) {
+			dt_info("%d of %lld shards finished; waiting up to "
+			    "%.0f s for the others", found, n,
+			    (double)(end - now) / 1000);
+			said = 1;
+		}
+		dt_sleep_ms((long)(delay < end - now ? delay : end - now));
+		if ((delay *= 2) > 5000)
+			delay = 5000;
+	}
+	return found;
 }

@@ -25,12 +25,14 @@ int dt_rpt_db_previous(struct dt_supabase *sb, const char *run_id,
     json_t **row);
 
 /*
- * Reads the finished shard rows of the run ("<run_id>/<index>"): returns a
- * new reference to an array of {"run_id","finished_at","summary"}, or
- * NULL after logging.  The caller matches the run ids exactly (LIKE's
- * '_' matches any character).
+ * Polls the ledger, with backoff, until the n shard rows "<run_id>/<k>"
+ * are all finished or wait_ms are over (cut to drain_s seconds more once
+ * stop_file exists).  rows[k] is shard k's summary (a new reference) or
+ * stays NULL.  Returns how many were found.
  */
-json_t *dt_rpt_db_shards(struct dt_supabase *sb, const char *run_id);
+int dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
+    long long n, long long wait_ms, const char *stop_file,
+    long long drain_s, json_t **rows);
 
 /* Upserts the ledger row (borrowed).  Returns 0 or -1 after logging. */
 int dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row);
