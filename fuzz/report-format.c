@@ -115,17 +115,20 @@ check_html(const char *m)
 static void
 format(json_t *summary, const char *lang, size_t limit)
 {
-	char **msgs, **m;
+	json_t *msgs, *v;
+	const char *m;
+	size_t i;
 
 	msgs = dt_rpt_messages(summary, lang, limit);
-	FUZZ_CHECK(msgs != NULL && msgs[0] != NULL);
-	for (m = msgs; *m != NULL; m++) {
-		FUZZ_CHECK((*m)[0] != '\0');
-		FUZZ_CHECK(fuzz_utf8_ok(*m, strlen(*m)));
-		FUZZ_CHECK(dt_rpt_html_utf16(*m, strlen(*m)) <= limit);
-		check_html(*m);
+	FUZZ_CHECK(json_array_size(msgs) > 0);
+	json_array_foreach(msgs, i, v) {
+		m = json_string_value(v);
+		FUZZ_CHECK(m != NULL && m[0] != '\0');
+		FUZZ_CHECK(fuzz_utf8_ok(m, strlen(m)));
+		FUZZ_CHECK(dt_rpt_html_utf16(m, strlen(m)) <= limit);
+		check_html(m);
 	}
-	dt_rpt_messages_free(msgs);
+	json_decref(msgs);
 }
 
 /* Parses and tallies the NDJSON lines in buf, as dt-report does. */

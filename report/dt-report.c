@@ -91,27 +91,21 @@ add_database(struct dt_rpt_config *c, struct dt_supabase *sb, json_t *s)
 	json_decref(prev);
 }
 
-/* Writes the messages to f, separated by a "-- 8< --" line. */
+/*
+ * Writes the messages, separated by a "-- 8< --" line, to the file path
+ * (NULL: stderr).  Returns 0, or -1 after logging.
+ */
 static int
-print_messages(FILE *f, char **msgs)
+write_messages(const char *path, json_t *msgs)
 {
-	int i;
+	FILE *f = path != NULL ? fopen(path, "w") : stderr;
+	json_t *m;
+	size_t i;
 
-	for (i = 0; msgs[i] != NULL; i++)
-		fprintf(f, "%s%s\n", i > 0 ? "-- 8< --\n" : "", msgs[i]);
-	return fflush(f) == 0 ? 0 : -1;
-}
-
-static int
-write_message_file(const char *path, char **msgs)
-{
-	FILE *f;
-
-	if ((f = fopen(path, "w")) == NULL) {
-		dt_error("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (print_messages(f, msgs) < 0 || fclose(f) != 0) {
+	json_array_foreach(f != NULL ? msgs : NULL, i, m)
+		fprintf(f, "%s%s\n", i > 0 ? "-- 8< --\n" : "",
+		    json_string_value(m));
+	if (path != NULL && (f == NULL || fclose(f) != 0)) {
 		dt_error("%s: %s", path, strerror(errno));
 		return -1;
 	}
@@ -215,7 +209,7 @@ struct run {
 	json_t *schema;
 	json_t *shards;         /* --merge-shards: the shards' state */
 	json_t *summary;
-	char **msgs;
+	json_t *msgs;          /* the report's messages */
 	const char *run_id;
 	double t_start, t_end;
 	int shard;              /* one shard of a scale-out run */
@@ -401,7 +395,7 @@ deliver(struct run *r)
 			    "(TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID); the "
 			    "report follows");
 		if (c->message_file == NULL)
-			print_messages(stderr, r->msgs);
+			write_messages(NULL, r->msgs);
 	}
 }
 
@@ -431,12 +425,11 @@ send_report(struct run *r)
 	r->silent = c->notify == 2 || (c->notify == 0 && strcmp(
 	    json_string_value(json_object_get(r->summary, "state")),
 	    "ok") == 0);
-	if (c->message_file != NULL && write_message_file(c->message_file,
+	if (c->message_file != NULL && write_messages(c->message_file,
 	    r->msgs) < 0)
 		r->status = dt_exit_worse(r->status, DT_EXIT_IOERR);
 	deliver(r);
-	for (parts = 0; r->msgs[parts] != NULL; parts++)
-		;
+	parts = (int)json_array_size(r->msgs);
 	json_object_set_new(r->summary, "report", json_pack(
 	    "{sssIsisbsb}", "lang", c->lang, "messages",
 	    (json_int_t)(r->sent > 0 ? r->sent : 0), "parts", parts,
@@ -522,7 +515,7 @@ main(int argc, char **argv)
 		push_metrics(&r);
 		print_summary(&r);
 	}
-	dt_rpt_messages_free(r.msgs);
+	json_decref(r.msgs);
 	json_decref(r.summary);
 	json_decref(r.shards);
 	json_decref(r.schema);

@@ -1,11 +1,7 @@
 /*
- * format.c: the Telegram report, made from the run summary (format.h).
- *
- * The report is Telegram HTML written line by line, and every line
- * closes the tags it opens, so that it can be cut between any two lines
- * into messages that each parse on their own.  Text from data is
- * clipped, cleaned and escaped (put_text), so no line can outgrow a
- * message or break the markup.
+ * format.c: the Telegram report made from the run summary (format.h).
+ * Every line closes the tags it opens, and text from the data is clipped
+ * and escaped (put_text), so the report can be cut between any two lines.
  */
 #include <math.h>
 #include <stdio.h>
@@ -43,7 +39,7 @@ static const char *const ui_words[][2] = {
 	{"Since the last run", "С прошлого прогона"},
 	{"What failed", "Что пошло не так"}, {"interrupted", "прерван"},
 	{"exit", "код"}, {"Analyses", "Анализы"}, {"mean", "среднее"},
-	{"%s in %s messages", "%s в %s сообщениях"},
+	{"in", "в"}, {"messages", "сообщениях"},
 	{"approximate", "приблизительно"}, {"part %d of %d", "часть %d из %d"},
 	{"h", "ч"}, {"min", "мин"}, {"s", "с"}, {"ms", "мс"},
 	{"%d reports", "отчётов: %d"}, {"records", "записи"},
@@ -110,12 +106,6 @@ static void
 put(struct rep *r, const char *s)
 {
 	dt_buf_puts(&r->b, s);
-}
-
-static void
-line_end(struct rep *r)
-{
-	dt_buf_puts(&r->b, "\n");
 }
 
 /* A whole number with the language's thousands separator. */
@@ -280,7 +270,7 @@ shard_line(struct rep *r, json_t *shards)
 			    (long long)json_integer_value(v));
 		put(r, tr(r, " (no finished ledger row)"));
 	}
-	line_end(r);
+	put(r, "\n");
 }
 
 /* Records by status, errors by kind, unreadable lines. */
@@ -307,7 +297,7 @@ count_lines(struct rep *r, json_t *s)
 			put(r, ")");
 		}
 	}
-	line_end(r);
+	put(r, "\n");
 	first = 1;
 	json_object_foreach(json_object_get(s, "by_error"), k, v) {
 		if (first)
@@ -320,10 +310,10 @@ count_lines(struct rep *r, json_t *s)
 		first = 0;
 	}
 	if (!first)
-		line_end(r);
+		put(r, "\n");
 	if (int_at(s, "bad_lines") > 0) {
 		put_count(r, "Unreadable input lines", s, "bad_lines");
-		line_end(r);
+		put(r, "\n");
 	}
 }
 
@@ -342,7 +332,7 @@ usage_lines(struct rep *r, json_t *s)
 			dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
 			put_cost(r, json_number_value(cost), 0);
 		}
-		line_end(r);
+		put(r, "\n");
 	}
 	if (int_at(lat, "count") > 0) {
 		dt_buf_printf(&r->b, "%s: p50 ", tr(r, "Latency"));
@@ -351,12 +341,12 @@ usage_lines(struct rep *r, json_t *s)
 		put_ms(r, int_at(lat, "p95"));
 		dt_buf_printf(&r->b, SEP "%s ", tr(r, "max"));
 		put_ms(r, int_at(lat, "max"));
-		line_end(r);
+		put(r, "\n");
 	}
 	if (json_is_number(dur)) {
 		dt_buf_printf(&r->b, "%s: ", tr(r, "Duration"));
 		put_duration(r, json_number_value(dur));
-		line_end(r);
+		put(r, "\n");
 	}
 }
 
@@ -379,7 +369,7 @@ database_lines(struct rep *r, json_t *s)
 			put(r, " ");
 			put_name(r, keys[i][1]);
 		}
-		line_end(r);
+		put(r, "\n");
 	}
 	if (!json_is_object(d))
 		return;
@@ -393,7 +383,7 @@ database_lines(struct rep *r, json_t *s)
 		dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
 		put_cost(r, json_number_value(v), 1);
 	}
-	line_end(r);
+	put(r, "\n");
 }
 
 static void
@@ -404,12 +394,12 @@ head_lines(struct rep *r, json_t *s)
 
 	put(r, ui_words[state == NULL ? 2 : strcmp(state, "ok") == 0 ? 0 :
 	    strcmp(state, "partial") == 0 ? 1 : 2][r->ru]);
-	line_end(r);
+	put(r, "\n");
 	if (json_is_string(v = json_object_get(s, "run_id"))) {
 		dt_buf_printf(&r->b, "%s: <code>", tr(r, "Run"));
 		put_text(r, json_string_value(v), RUN_ID_CHARS);
 		put(r, "</code>");
-		line_end(r);
+		put(r, "\n");
 	}
 	shard_line(r, json_object_get(s, "shards"));
 	count_lines(r, s);
@@ -430,7 +420,7 @@ failure_line(struct rep *r, json_t *stage, int status, int interrupted)
 	if (json_is_true(json_object_get(stage, "missing"))) {
 		put(r, tr(r, "</b> ended without its stage record (crashed or "
 		    "killed?)"));
-		line_end(r);
+		put(r, "\n");
 		return;
 	}
 	dt_buf_printf(&r->b, "</b> (%s %d", tr(r, "exit"), status);
@@ -450,7 +440,7 @@ failure_line(struct rep *r, json_t *stage, int status, int interrupted)
 		put(r, i == 0 ? ": " : "; ");
 		put_text(r, json_string_value(m), MESSAGE_CHARS);
 	}
-	line_end(r);
+	put(r, "\n");
 }
 
 /* What went wrong upstream: one line per stage that did not end well. */
@@ -512,14 +502,10 @@ field_value(struct rep *r, const char *kind, json_t *f)
 		dt_buf_printf(&r->b, "%s ", tr(r, "mean"));
 		put_dec(r, json_number_value(json_object_get(f, "mean")), 2);
 	} else if (strcmp(kind, "items") == 0) {
-		struct rep x = {{0}, r->ru}, y = {{0}, r->ru};
-
-		put_num(&x, int_at(f, "items"), 0);
-		put_num(&y, int_at(f, "records"), 0);
-		dt_buf_printf(&r->b, tr(r, "%s in %s messages"),
-		    x.b.p ? x.b.p : "", y.b.p ? y.b.p : "");
-		dt_buf_free(&x.b);
-		dt_buf_free(&y.b);
+		put_num(r, int_at(f, "items"), 0);
+		dt_buf_printf(&r->b, " %s ", tr(r, "in"));
+		put_num(r, int_at(f, "records"), 0);
+		dt_buf_printf(&r->b, " %s", tr(r, "messages"));
 	}
 }
 
@@ -535,14 +521,14 @@ topic_lines(struct rep *r, const char *name, json_t *f)
 	put(r, "</b>");
 	if (json_is_true(json_object_get(f, "approximate")))
 		dt_buf_printf(&r->b, " (%s)", tr(r, "approximate"));
-	line_end(r);
+	put(r, "\n");
 	json_array_foreach(json_object_get(f, "top"), i, e) {
 		dt_buf_printf(&r->b, "%zu. ", i + 1);
 		put_text(r, json_string_value(json_object_get(e, "value")),
 		    TOPIC_CHARS);
 		put(r, " \xE2\x80\x94 ");
 		put_num(r, int_at(e, "count"), 0);
-		line_end(r);
+		put(r, "\n");
 	}
 }
 
@@ -557,7 +543,7 @@ analysis_lines(struct rep *r, json_t *s)
 		return;
 	dt_buf_printf(&r->b, "\n<b>%s</b>: ", tr(r, "Analyses"));
 	put_num(r, int_at(an, "records"), 0);
-	line_end(r);
+	put(r, "\n");
 	json_object_foreach(json_object_get(an, "fields"), name, f) {
 		kind = json_string_value(json_object_get(f, "kind"));
 		if (kind == NULL || strcmp(kind, "topics") == 0 ||
@@ -567,7 +553,7 @@ analysis_lines(struct rep *r, json_t *s)
 		put_name(r, name);
 		put(r, "</b>: ");
 		field_value(r, kind, f);
-		line_end(r);
+		put(r, "\n");
 	}
 	json_object_foreach(json_object_get(an, "fields"), name, f) {
 		kind = json_string_value(json_object_get(f, "kind"));
@@ -577,36 +563,28 @@ analysis_lines(struct rep *r, json_t *s)
 	}
 }
 
-void
-dt_rpt_messages_free(char **msgs)
+/* Appends the text in cur to parts and empties cur; 0, or -1 when OOM. */
+static int
+take(struct dt_buf *cur, json_t *parts)
 {
-	char **p;
+	int rc = cur->oom || json_array_append_new(parts,
+	    json_stringn(cur->p, cur->len)) < 0 ? -1 : 0;
 
-	for (p = msgs; p != NULL && *p != NULL; p++)
-		free(*p);
-	free(msgs);
-}
-
-/* Moves cur's text into *part (NULL when it ran out of memory). */
-static void
-take(struct dt_buf *cur, char **part)
-{
-	if (cur->oom)
-		dt_buf_free(cur);
-	*part = cur->p;
-	memset(cur, 0, sizeof(*cur));
+	cur->len = 0;
+	return rc;
 }
 
 /*
  * Packs the lines of text greedily into parts of at most room UTF-16
- * units, a blank line never first; returns how many (parts has room).
+ * units, a blank line never first.  Returns 0, or -1 when out of memory.
  */
-static size_t
-pack(char *text, size_t room, char **parts)
+static int
+pack(char *text, size_t room, json_t *parts)
 {
 	struct dt_buf cur = {0};
-	size_t n = 0, cur_units = 0, units, no = 0;
+	size_t cur_units = 0, units, no = 0;
 	char *line, *nl;
+	int rc = 0;
 
 	for (line = text; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
 		*nl = '\0';
@@ -618,58 +596,50 @@ pack(char *text, size_t room, char **parts)
 			continue;
 		}
 		if (cur.len > 0 && cur_units + 1 + units > room) {
-			take(&cur, &parts[n++]);
+			rc |= take(&cur, parts);
 			cur_units = 0;
 		}
 		if (cur.len == 0 && units == 0)
 			continue;
-		if (cur.len > 0)
-			cur_units++;
+		cur_units += units + (cur.len > 0);
 		dt_buf_printf(&cur, "%s%s", cur.len > 0 ? "\n" : "", line);
-		cur_units += units;
 	}
 	if (cur.len > 0)
-		take(&cur, &parts[n++]);
-	return n;
+		rc |= take(&cur, parts);
+	dt_buf_free(&cur);
+	return rc;
 }
 
-char **
+json_t *
 dt_rpt_messages(json_t *summary, const char *lang, size_t limit)
 {
 	struct rep r = {{0}, lang != NULL && strcmp(lang, "ru") == 0};
-	char **parts = NULL, *p;
-	size_t i, n = 1;
-	int oom = 0;
+	struct dt_buf b = {0};
+	json_t *parts = json_array(), *m;
+	size_t i, n;
+	int rc;
 
 	head_lines(&r, summary);
 	failure_lines(&r, summary);
 	analysis_lines(&r, summary);
-	for (p = r.b.p; p != NULL && (p = strchr(p, '\n')) != NULL; p++)
-		n++;
-	if (r.b.oom || (parts = calloc(n + 1, sizeof(*parts))) == NULL) {
-		dt_buf_free(&r.b);
-		return NULL;
-	}
-	n = r.b.p != NULL ? pack(r.b.p, limit > 2 * PART_RESERVE ? limit -
-	    PART_RESERVE : limit, parts) : 0;
-	dt_buf_free(&r.b);
-	for (i = 0; i < n; i++)
-		oom |= parts[i] == NULL;
+	rc = r.b.oom || parts == NULL ? -1 : r.b.p == NULL ? 0 : pack(r.b.p,
+	    limit > 2 * PART_RESERVE ? limit - PART_RESERVE : limit, parts);
+	n = json_array_size(parts);
 	/* Number the parts after the first. */
-	for (i = 1; !oom && i < n; i++) {
-		struct dt_buf b = {0};
-
+	json_array_foreach(parts, i, m) {
+		if (i == 0 || rc < 0)
+			continue;
 		dt_buf_puts(&b, "<i>");
 		dt_buf_printf(&b, tr(&r, "part %d of %d"), (int)i + 1, (int)n);
-		dt_buf_printf(&b, "</i>\n%s", parts[i]);
-		free(parts[i]);
-		take(&b, &parts[i]);
-		oom = parts[i] == NULL;
+		dt_buf_printf(&b, "</i>\n%s", json_string_value(m));
+		rc = b.oom || json_array_set_new(parts, i, json_stringn(b.p,
+		    b.len)) < 0 ? -1 : 0;
+		b.len = 0;
 	}
-	if (oom) {
-		for (i = 0; i < n; i++)
-			free(parts[i]);
-		free(parts);
+	dt_buf_free(&b);
+	dt_buf_free(&r.b);
+	if (rc < 0) {
+		json_decref(parts);
 		return NULL;
 	}
 	return parts;

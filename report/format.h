@@ -13,10 +13,9 @@
  * Builds the report for summary in lang ("en" or "ru") and splits it at
  * line boundaries into messages of at most limit UTF-16 units (after
  * parsing), every tag closed on the line that opened it.  Returns a new
- * NULL-terminated array of new strings (dt_rpt_messages_free), or NULL
- * when out of memory.
+ * reference to an array of the messages' strings, or NULL when out of
+ * memory.
  */
-char **dt_rpt_messages(json_t *summary, const char *lang, size_t limit);
-void dt_rpt_messages_free(char **msgs);
+json_t *dt_rpt_messages(json_t *summary, const char *lang, size_t limit);
 
 #endif

@@ -239,16 +239,14 @@ message_body(const struct dt_rpt_tg *tg, const char *chat, const char *text,
 }
 
 int
-dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, char **msgs,
+dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, json_t *msgs,
     int silent, int *sent)
 {
 	char url[2048], chat[32], what[48] = "";
 	long long migrate;
-	int i, n, rc, migrated = 0;
+	int i, n = (int)json_array_size(msgs), rc, migrated = 0;
 
 	*sent = 0;
-	for (n = 0; msgs[n] != NULL; n++)
-		;
 	if ((size_t)snprintf(url, sizeof(url), "%s/bot%s/sendMessage",
 	    tg->api_url, tg->token) >= sizeof(url)) {
 		dt_error("TELEGRAM_API_URL: too long");
@@ -256,7 +254,8 @@ dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, char **msgs,
 	}
 	snprintf(chat, sizeof(chat), "%s", tg->chat_id);
 	for (i = 0; i < n; i++) {
-		char *body = message_body(tg, chat, msgs[i], silent || i > 0);
+		char *body = message_body(tg, chat, json_string_value(
+		    json_array_get(msgs, i)), silent || i > 0);
 
 		if (body == NULL) {
 			dt_error("out of memory");

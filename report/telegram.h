@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 struct dt_http;
 
 struct dt_rpt_tg {
@@ -24,15 +26,15 @@ struct dt_rpt_tg {
 int dt_rpt_tg_chat_ok(const char *chat);
 
 /*
- * Sends the messages in order; the first with notification unless
- * silent, the rest silently.  Stops at the first message that cannot be
+ * Sends the messages (an array of strings) in order; the first with
+ * notification unless silent, the rest silently.  Stops at the first message that cannot be
  * sent.  Returns 0 when all were sent, else the exit status to report
  * (DT_EXIT_UNAVAILABLE for an outage, DT_EXIT_CONFIG for a request
  * Telegram refuses) after logging why, quoting Telegram's description.
  * *sent is how many were sent.
  */
 int dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg,
-    char **msgs, int silent, int *sent);
+    json_t *msgs, int silent, int *sent);
 
 /*
  * The preflight: getMe (is the token a bot's?) and getChat for the chat

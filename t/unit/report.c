@@ -278,9 +278,8 @@ test_split(void)
 {
 	static struct dt_rpt_tally t;
 	char line[256];
-	json_t *s;
-	char **msgs;
-	const char *p;
+	json_t *s, *msgs;
+	const char *p, *m;
 	int i, n, seen = 0;
 
 	CHECK(dt_rpt_tally_init(&t, NULL, 300, "topics") == 0);
@@ -296,18 +295,19 @@ test_split(void)
 	s = dt_rpt_summary(&t, "run-x", NULL, NULL, -1);
 	msgs = dt_rpt_messages(s, "ru", 4096);
 	CHECK(msgs != NULL);
-	for (n = 0; msgs != NULL && msgs[n] != NULL; n++) {
-		size_t units = dt_rpt_html_utf16(msgs[n], strlen(msgs[n]));
+	for (n = 0; (m = json_string_value(json_array_get(msgs, n))) != NULL;
+	    n++) {
+		size_t units = dt_rpt_html_utf16(m, strlen(m));
 
 		CHECK(units <= 4096);
-		CHECK(units > 3000 || msgs[n + 1] == NULL);
-		CHECK(balanced(msgs[n]));
+		CHECK(units > 3000 || (size_t)n + 1 == json_array_size(msgs));
+		CHECK(balanced(m));
 		if (n > 0) {
 			snprintf(line, sizeof(line), "<i>часть %d из ", n + 1);
-			CHECK(strncmp(msgs[n], line, strlen(line)) == 0);
+			CHECK(strncmp(m, line, strlen(line)) == 0);
 		}
 		/* Topics stay in order across the messages. */
-		for (p = msgs[n]; (p = strstr(p, " &lt;&amp;&gt; ")) != NULL;
+		for (p = m; (p = strstr(p, " &lt;&amp;&gt; ")) != NULL;
 		    p++) {
 			CHECK(strtol(p - 3, NULL, 10) == 299 - seen);
 			seen++;
@@ -315,7 +315,7 @@ test_split(void)
 	}
 	CHECK(n >= 4);
 	CHECK(seen == 300);
-	dt_rpt_messages_free(msgs);
+	json_decref(msgs);
 	json_decref(s);
 	dt_rpt_tally_free(&t);
 }
