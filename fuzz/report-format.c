@@ -24,7 +24,6 @@
 #include <jansson.h>
 
 #include "../report/format.h"
-#include "../report/summary.h"
 #include "../report/tally.h"
 #include "../report/text.h"
 #include "fuzz.h"

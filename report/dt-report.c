@@ -24,8 +24,8 @@
 #include "format.h"
 #include "ledger.h"
 #include "metrics.h"
-#include "summary.h"
 #include "settings.h"
+#include "tally.h"
 #include "telegram.h"
 
 #define TELEGRAM_LIMIT 4096

@@ -1,5 +1,5 @@
 /*
- * summary.c: the run summary from the tally (summary.h; its keys are in
+ * summary.c: the run summary from the tally (tally.h; its keys are in
  * docs/report.md).
  */
 #include <math.h>
@@ -8,7 +8,7 @@
 
 #include <jansson.h>
 
-#include "summary.h"
+#include "tally.h"
 
 /* A copy of the counts in obj without the zeros. */
 static json_t *

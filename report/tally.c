@@ -13,6 +13,12 @@
 #include "tally.h"
 #include "text.h"
 
+#define DT_RPT_MAX_STATUS 16
+#define DT_RPT_MAX_KINDS 16
+#define DT_RPT_MAX_STAGES 8
+#define DT_RPT_MAX_MESSAGES 4
+#define DT_RPT_MAX_COUNTS 16
+
 /* Decides from a property's schema what the report does with it. */
 static int
 field_kind(const char *name, json_t *prop, const char *topics_field,

@@ -1,7 +1,7 @@
 /*
- * tally.h: the run's tally: what the records and stage reports say,
- * counted in memory that does not grow with the input, with a latency
- * histogram and top-k counters (counters.c) of fixed size.
+ * tally.h: the run's tally (tally.c): what the records and stage reports
+ * say, counted in fixed memory with a latency histogram and top-k
+ * counters (counters.c); the summary made from it (summary.c).
  */
 #ifndef DT_RPT_TALLY_H
 #define DT_RPT_TALLY_H
@@ -89,11 +89,6 @@ enum {
 
 #define DT_RPT_MAX_FIELDS 16
 #define DT_RPT_MAX_ENUM 32
-#define DT_RPT_MAX_STATUS 16
-#define DT_RPT_MAX_KINDS 16
-#define DT_RPT_MAX_STAGES 8
-#define DT_RPT_MAX_MESSAGES 4
-#define DT_RPT_MAX_COUNTS 16
 
 struct dt_rpt_field {
 	char name[64];
@@ -170,5 +165,21 @@ int dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list);
  * -1 (warned) when s has no shard part.
  */
 int dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s);
+
+/*
+ * Builds the run summary (docs/report.md).  Returns a new reference;
+ * NULL when out of memory.  started/finished are RFC 3339 strings or
+ * NULL; duration_s < 0 means unknown.
+ */
+json_t *dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
+    const char *started, const char *finished, double duration_s);
+
+/*
+ * What a shard's summary carries beyond the public summary so that the
+ * shards can be merged exactly: the latency histogram's non-empty
+ * buckets, every top-k counter, the sums behind the means.  Returns a
+ * new reference.
+ */
+json_t *dt_rpt_shard_json(const struct dt_rpt_tally *t);
 
 #endif
