@@ -30,35 +30,56 @@
 
 #define TELEGRAM_LIMIT 4096
 
+/* One run of dt-report: what main() sets up and its steps share. */
+struct run {
+	struct dt_rpt_config c;
+	struct dt_rpt_tally tally;
+	struct dt_http *h;
+	struct dt_supabase *sb;
+	json_t *schema;
+	json_t *shards;         /* --merge-shards: the shards' state */
+	json_t *summary;
+	json_t *msgs;           /* the report's messages */
+	const char *run_id;
+	double t_start, t_end;
+	int shard;              /* one shard of a scale-out run */
+	int send;               /* send, record and push (not a dry run) */
+	int sent, silent;
+	int status;
+};
+
 static json_int_t
 int_at(json_t *o, const char *key)
 {
 	return json_integer_value(json_object_get(o, key));
 }
 
-static int
-read_input(struct dt_rpt_config *c, struct dt_rpt_tally *t)
+/* Tallies the input and the stages expected to report. */
+static void
+read_input(struct run *r)
 {
-	struct dt_reader *r;
+	struct dt_reader *rd;
 	json_t *rec;
-	int rc, status = DT_EXIT_OK;
+	int rc;
 
-	if ((r = dt_reader_new(c->files, c->nfiles, (size_t)c->max_line)) ==
-	    NULL) {
+	if ((rd = dt_reader_new(r->c.files, r->c.nfiles,
+	    (size_t)r->c.max_line)) == NULL) {
 		dt_error("out of memory");
-		return DT_EXIT_UNAVAILABLE;
+		r->status = DT_EXIT_UNAVAILABLE;
+		return;
 	}
-	while ((rc = dt_reader_next(r, &rec)) != DT_NDJSON_EOF) {
+	while ((rc = dt_reader_next(rd, &rec)) != DT_NDJSON_EOF) {
 		if (rc == DT_NDJSON_RECORD)
-			dt_rpt_tally_add(t, rec);
+			dt_rpt_tally_add(&r->tally, rec);
 		else if (rc == DT_NDJSON_BAD)
-			t->bad_lines++;
+			r->tally.bad_lines++;
 		else
-			status = DT_EXIT_DATAERR;
+			r->status = DT_EXIT_DATAERR;
 		json_decref(rec);
 	}
-	dt_reader_free(r);
-	return status;
+	dt_reader_free(rd);
+	if (r->c.expect != NULL)
+		dt_rpt_tally_expect(&r->tally, r->c.expect);
 }
 
 /* Adds the backlog and the difference from the previous run. */
@@ -130,48 +151,6 @@ ledger_row(json_t *s)
 }
 
 /*
- * Merges the run's shard rows into the tally.  Returns a new reference
- * to {"of": N, "merged": [...], "missing": [...]}.
- */
-static json_t *
-merge_shards(struct dt_rpt_config *c, struct dt_supabase *sb,
-    struct dt_rpt_tally *t)
-{
-	json_t *rows[1000] = {NULL}, *merged = json_array(),
-	    *missing = json_array();
-	struct dt_buf b = {0};
-	long long k;
-
-	dt_rpt_db_wait_shards(sb, c->run_id, c->merge, c->wait_s * 1000,
-	    c->stop_file, c->drain_s, rows);
-	for (k = 0; k < c->merge; k++) {
-		if (rows[k] != NULL && dt_rpt_tally_merge(t, rows[k]) == 0)
-			json_array_append_new(merged, json_integer(k));
-		else {
-			json_array_append_new(missing, json_integer(k));
-			dt_buf_printf(&b, "%s%lld", b.len > 0 ? ", " : "", k);
-		}
-		json_decref(rows[k]);
-	}
-	snprintf(t->run_id, sizeof(t->run_id), "%s", c->run_id);
-	if (b.len > 0)
-		dt_warn("run %s: no finished ledger row from shard%s %s; the "
-		    "report is partial", c->run_id,
-		    json_array_size(missing) > 1 ? "s" : "", b.p);
-	dt_buf_free(&b);
-	return json_pack("{sIsoso}", "of", (json_int_t)c->merge, "merged",
-	    merged, "missing", missing);
-}
-
-static int
-stdin_is_pipe(void)
-{
-	struct stat st;
-
-	return fstat(STDIN_FILENO, &st) == 0 && S_ISFIFO(st.st_mode);
-}
-
-/*
  * --preflight: can the report be sent?  bad is dt_rpt_read_config()'s result.
  * Prints the one line and returns the exit status.
  */
@@ -199,24 +178,6 @@ preflight(struct dt_rpt_config *c, int bad)
 	dt_http_free(h);
 	return dt_preflight_line("telegram", rc, "%s", line);
 }
-
-/* One run of dt-report: what main() sets up and its steps share. */
-struct run {
-	struct dt_rpt_config c;
-	struct dt_rpt_tally tally;
-	struct dt_http *h;
-	struct dt_supabase *sb;
-	json_t *schema;
-	json_t *shards;         /* --merge-shards: the shards' state */
-	json_t *summary;
-	json_t *msgs;          /* the report's messages */
-	const char *run_id;
-	double t_start, t_end;
-	int shard;              /* one shard of a scale-out run */
-	int send;               /* send, record and push (not a dry run) */
-	int sent, silent;
-	int status;
-};
 
 /*
  * Reads the configuration and the schema, and sets up the Supabase client
@@ -267,25 +228,39 @@ setup(struct run *r)
 }
 
 /*
- * Tallies the input, or with --merge-shards the shards' rows.  Returns 0,
- * or -1 with r->status set.
+ * --merge-shards: merges the run's shard rows into the tally, noting in
+ * r->shards which were merged and which are missing.
  */
-static int
-read_records(struct run *r)
+static void
+merge_shards(struct run *r)
 {
-	if (r->c.merge == 0) {
-		r->status = read_input(&r->c, &r->tally);
-		if (r->c.expect != NULL)
-			dt_rpt_tally_expect(&r->tally, r->c.expect);
-		return 0;
+	json_t *rows[1000] = {NULL}, *merged = json_array(),
+	    *missing = json_array();
+	struct dt_buf b = {0};
+	long long k;
+
+	dt_rpt_db_wait_shards(r->sb, r->c.run_id, r->c.merge, r->c.wait_s *
+	    1000, r->c.stop_file, r->c.drain_s, rows);
+	for (k = 0; k < r->c.merge; k++) {
+		if (rows[k] != NULL && dt_rpt_tally_merge(&r->tally,
+		    rows[k]) == 0)
+			json_array_append_new(merged, json_integer(k));
+		else {
+			json_array_append_new(missing, json_integer(k));
+			dt_buf_printf(&b, "%s%lld", b.len > 0 ? ", " : "", k);
+		}
+		json_decref(rows[k]);
 	}
-	if ((r->shards = merge_shards(&r->c, r->sb, &r->tally)) == NULL) {
-		r->status = DT_EXIT_UNAVAILABLE;
-		return -1;
-	}
+	snprintf(r->tally.run_id, sizeof(r->tally.run_id), "%s", r->c.run_id);
+	if (b.len > 0)
+		dt_warn("run %s: no finished ledger row from shard%s %s; the "
+		    "report is partial", r->c.run_id,
+		    json_array_size(missing) > 1 ? "s" : "", b.p);
+	dt_buf_free(&b);
+	r->shards = json_pack("{sIsoso}", "of", (json_int_t)r->c.merge,
+	    "merged", merged, "missing", missing);
 	if (r->tally.started_at[0] != '\0')
 		r->c.started = NULL;
-	return 0;
 }
 
 /*
@@ -296,6 +271,7 @@ static const char *
 run_started(struct run *r, char *own, size_t len)
 {
 	const char *at = r->tally.started_at;
+	struct stat st;
 
 	if (r->c.started != NULL) {
 		r->t_start = r->c.t_started;
@@ -305,7 +281,8 @@ run_started(struct run *r, char *own, size_t len)
 		if (dt_rpt_parse_time(at, &r->t_start) == 0)
 			return at;
 		dt_warn("started_at: '%s' is not an RFC 3339 time", at);
-	} else if (r->c.nfiles == 0 && stdin_is_pipe()) {
+	} else if (r->c.nfiles == 0 && fstat(STDIN_FILENO, &st) == 0 &&
+	    S_ISFIFO(st.st_mode)) {
 		dt_rpt_format_time(r->t_start, own, len);
 		return own;
 	}
@@ -508,12 +485,16 @@ main(int argc, char **argv)
 	r.t_start = -1;
 	if ((r.status = dt_rpt_parse_args(&r.c, argc, argv)) != 0)
 		return r.status;
-	if (setup(&r) == 0 && !r.c.check && !r.c.preflight &&
-	    read_records(&r) == 0 &&
-	    summarise(&r) == 0 && send_report(&r) == 0) {
-		record(&r);
-		push_metrics(&r);
-		print_summary(&r);
+	if (setup(&r) == 0 && !r.c.check && !r.c.preflight) {
+		if (r.c.merge > 0)
+			merge_shards(&r);
+		else
+			read_input(&r);
+		if (summarise(&r) == 0 && send_report(&r) == 0) {
+			record(&r);
+			push_metrics(&r);
+			print_summary(&r);
+		}
 	}
 	json_decref(r.msgs);
 	json_decref(r.summary);
