@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "exit.h"
 #include "http.h"
@@ -450,17 +451,14 @@ record(struct run *r)
 static void
 push_metrics(struct run *r)
 {
-	struct dt_buf b = {0};
 	int ok = r->status == DT_EXIT_OK || r->status == DT_EXIT_PARTIAL;
 
 	if (r->c.pg_url == NULL || !r->send)
 		return;
-	dt_rpt_metrics_text(&b, r->summary, ok, (long long)r->t_end);
-	ok = !b.oom && dt_rpt_metrics_push(r->h, r->c.pg_url, r->c.pg_job,
-	    b.p, r->c.timeout_s * 1000) == 0;
+	ok = dt_rpt_metrics_push(r->h, r->c.pg_url, r->c.pg_job, r->summary,
+	    ok, (long long)r->t_end, r->c.timeout_s * 1000) == 0;
 	json_object_set_new(r->summary, "metrics", json_string(ok ?
 	    "pushed" : "failed"));
-	dt_buf_free(&b);
 }
 
 /* Prints the summary, with the final exit status, on stdout. */

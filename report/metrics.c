@@ -84,9 +84,9 @@ static const struct {
 	    "latency_ms", "max", 1000, 1},
 };
 
-void
-dt_rpt_metrics_text(struct dt_buf *b, json_t *s, int success,
-    long long now)
+/* The metrics in the text format; the last success only when success. */
+static void
+metrics_text(struct dt_buf *b, json_t *s, int success, long long now)
 {
 	static const char *const statuses[] = {"stored", "released",
 	    "failed", "skipped", NULL};
@@ -141,7 +141,7 @@ dt_rpt_metrics_text(struct dt_buf *b, json_t *s, int success,
 
 int
 dt_rpt_metrics_push(struct dt_http *h, const char *url, const char *job,
-    const char *text, long timeout_ms)
+    json_t *summary, int success, long long now, long timeout_ms)
 {
 	static const char *const headers[] = {
 	    "Content-Type: text/plain; version=0.0.4", NULL};
@@ -151,13 +151,22 @@ dt_rpt_metrics_push(struct dt_http *h, const char *url, const char *job,
 	};
 	struct dt_http_resp resp = {0};
 	struct dt_http_req req = {.method = "POST", .headers = headers,
-	    .body = text, .body_len = strlen(text), .timeout_ms = timeout_ms};
+	    .timeout_ms = timeout_ms};
+	struct dt_buf text = {0};
 	char full[2048], safe[2048], body[300];
 	int ok;
 
+	metrics_text(&text, summary, success, now);
+	if (text.oom) {
+		dt_buf_free(&text);
+		return -1;
+	}
 	snprintf(full, sizeof(full), "%s/metrics/job/%s", url, job);
 	req.url = full;
+	req.body = text.p;
+	req.body_len = text.len;
 	dt_http_send(h, &req, &pol, &resp);
+	dt_buf_free(&text);
 	ok = resp.result == DT_HTTP_OK && (resp.status == 200 ||
 	    resp.status == 202);
 	dt_http_safe_url(full, safe, sizeof(safe));
