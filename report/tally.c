@@ -158,6 +158,18 @@ count_of(double v)
 	return v > 0 && v < 1.8e19 ? (uint64_t)v : 0;
 }
 
+/* The whole number at key in o; 0 when it is none or not positive. */
+static uint64_t
+u64_at(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	if (json_is_integer(v))
+		return json_integer_value(v) > 0 ?
+		    (uint64_t)json_integer_value(v) : 0;
+	return count_of(json_real_value(v));
+}
+
 /* Sets *out to v's value and returns 1 when v is a number, else 0. */
 static int
 number(json_t *v, double *out)
@@ -374,24 +386,37 @@ find_stage(struct dt_rpt_tally *t, const char *name, int *added)
 	return s;
 }
 
+/*
+ * Adds a stage report rec, or a shard's stage from its summary (merged:
+ * its reports, "missing" and "messages"), to the stage of its name.
+ */
 static void
-tally_stage(struct dt_rpt_tally *t, json_t *rec, const char *stage)
+tally_stage(struct dt_rpt_tally *t, json_t *rec, int merged)
 {
+	const char *name = json_string_value(json_object_get(rec, "stage"));
 	const char *msg = json_string_value(json_object_get(rec, "message"));
-	json_t *s;
+	json_t *s, *m;
 	double st;
+	size_t i;
 	int added;
 
-	if ((s = find_stage(t, stage, &added)) == NULL)
+	if (name == NULL || (s = find_stage(t, name, &added)) == NULL)
 		return;
 	if (!number(json_object_get(rec, "status"), &st) || st < 0 || st > 255)
 		st = 0;
-	stage_add(s, 1, (int)st, json_is_true(json_object_get(rec,
-	    "interrupted")), 0, json_object_get(rec, "counts"));
+	stage_add(s, merged ? (json_int_t)u64_at(rec, "reports") : 1, (int)st,
+	    json_is_true(json_object_get(rec, "interrupted")), merged &&
+	    json_is_true(json_object_get(rec, "missing")),
+	    json_object_get(rec, "counts"));
+	json_array_foreach(merged ? json_object_get(rec, "messages") : NULL,
+	    i, m)
+		if (json_is_string(m))
+			add_message(s, json_string_value(m));
+	if (merged)
+		return;
 	if (msg != NULL && *msg != '\0')
 		add_message(s, msg);
-	keep_started(t, json_string_value(json_object_get(rec,
-	    "started_at")));
+	keep_started(t, json_string_value(json_object_get(rec, "started_at")));
 }
 
 static void
@@ -456,7 +481,7 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 
 	tally_run_id(t, rec);
 	if (stage != NULL && json_object_get(rec, "id") == NULL) {
-		tally_stage(t, rec, stage);
+		tally_stage(t, rec, 0);
 		return;
 	}
 	t->records++;
@@ -534,18 +559,6 @@ dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 	return missing;
 }
 
-/* The whole number at key in o; 0 when it is none or not positive. */
-static uint64_t
-u64_at(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (json_is_integer(v))
-		return json_integer_value(v) > 0 ?
-		    (uint64_t)json_integer_value(v) : 0;
-	return count_of(json_real_value(v));
-}
-
 static void
 merge_named(json_t *to, size_t max, json_t *obj)
 {
@@ -554,30 +567,6 @@ merge_named(json_t *to, size_t max, json_t *obj)
 
 	json_object_foreach(obj, k, v)
 		count_named(to, max, k, strlen(k), u64_at(obj, k));
-}
-
-static void
-merge_stages(struct dt_rpt_tally *t, json_t *stages)
-{
-	json_t *st, *s, *m;
-	size_t i, j;
-	int added;
-
-	json_array_foreach(stages, i, st) {
-		const char *name = json_string_value(json_object_get(st,
-		    "stage"));
-
-		if (name == NULL || (s = find_stage(t, name, &added)) == NULL)
-			continue;
-		stage_add(s, (json_int_t)u64_at(st, "reports"),
-		    (int)json_integer_value(json_object_get(st, "status")),
-		    json_is_true(json_object_get(st, "interrupted")),
-		    json_is_true(json_object_get(st, "missing")),
-		    json_object_get(st, "counts"));
-		json_array_foreach(json_object_get(st, "messages"), j, m)
-			if (json_is_string(m))
-				add_message(s, json_string_value(m));
-	}
 }
 
 static void
@@ -641,8 +630,9 @@ int
 dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
 {
 	json_t *in = json_object_get(json_object_get(s, "shard"), "internal");
-	json_t *tok = json_object_get(s, "tokens"), *fj;
+	json_t *tok = json_object_get(s, "tokens"), *fj, *st;
 	json_t *an = json_object_get(s, "analysis");
+	size_t i;
 	int k;
 
 	if (!json_is_object(in)) {
@@ -671,7 +661,8 @@ dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
 		    "fields"), t->fields[k].name)))
 			merge_field(&t->fields[k], fj, json_object_get(
 			    json_object_get(in, "fields"), t->fields[k].name));
-	merge_stages(t, json_object_get(s, "stages"));
+	json_array_foreach(json_object_get(s, "stages"), i, st)
+		tally_stage(t, st, 1);
 	if (json_is_true(json_object_get(s, "mixed_run_ids")))
 		t->mixed_runs = 1;
 	keep_started(t, json_string_value(json_object_get(s,

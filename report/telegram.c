@@ -1,12 +1,8 @@
 /*
- * telegram.c: sending the report with the Bot API's sendMessage.
- *
- * Telegram says how long to wait after flood control in the body
- * (parameters.retry_after), not always in a Retry-After header, so the
- * retry loop is here rather than in dt_http_send(); it reads the body
- * and obeys the one retry policy, dt_retry_check().  The bot token is
- * part of the URL path; the URL is only ever logged through
- * dt_http_safe_url() and the token is a registered secret besides.
+ * telegram.c: the Bot API's sendMessage, getMe and getChat (telegram.h).
+ * Flood control's wait is in the body (parameters.retry_after), so the
+ * retry loop is here, obeying dt_retry_check().  The bot token is in the
+ * URL path: it is a registered secret and never logged.
  */
 #include <ctype.h>
 #include <errno.h>
