@@ -23,7 +23,6 @@
 
 #include <jansson.h>
 
-#include "../report/format.h"
 #include "../report/tally.h"
 #include "../report/text.h"
 #include "fuzz.h"

@@ -22,12 +22,11 @@
 #include "ndjson.h"
 #include "supabase.h"
 
-#include "format.h"
 #include "ledger.h"
-#include "metrics.h"
 #include "settings.h"
 #include "tally.h"
 #include "telegram.h"
+#include "text.h"
 
 #define TELEGRAM_LIMIT 4096
 

@@ -1,5 +1,5 @@
 /*
- * format.c: the Telegram report made from the run summary (format.h).
+ * format.c: the Telegram report made from the run summary (text.h).
  * Every line closes the tags it opens, and text from the data is clipped
  * and escaped (put_text), so the report can be cut between any two lines.
  */
@@ -11,7 +11,6 @@
 #include <jansson.h>
 
 #include "exit.h"
-#include "format.h"
 #include "log.h"
 #include "text.h"
 

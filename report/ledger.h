@@ -1,11 +1,14 @@
 /*
- * ledger.h: the Supabase run ledger, backlog and previous run.
+ * ledger.h: what a run leaves behind: its row in the Supabase run ledger,
+ * read back for the backlog, the previous run and the shards (ledger.c),
+ * and its metrics in a Prometheus Pushgateway (metrics.c).
  */
 #ifndef DT_RPT_LEDGER_H
 #define DT_RPT_LEDGER_H
 
 #include <jansson.h>
 
+struct dt_http;
 struct dt_supabase;
 
 /*
@@ -36,5 +39,14 @@ int dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
 
 /* Upserts the ledger row (borrowed).  Returns 0 or -1 after logging. */
 int dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row);
+
+/*
+ * Pushes the run's metrics, made from the summary, to
+ * url/metrics/job/<job> with POST: the last-success time (now, seconds
+ * since the epoch) only when success is set.  Returns 0 or -1 after
+ * logging.
+ */
+int dt_rpt_metrics_push(struct dt_http *h, const char *url, const char *job,
+    json_t *summary, int success, long long now, long timeout_ms);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * metrics.c: the run's metrics for a Prometheus Pushgateway (metrics.h).
+ * metrics.c: the run's metrics for a Prometheus Pushgateway (ledger.h).
  *
  * Every metric is a gauge describing the last run.  POST replaces only
  * the metric names it pushes, so a failed run, which does not push
@@ -11,8 +11,8 @@
 #include <jansson.h>
 
 #include "http.h"
+#include "ledger.h"
 #include "log.h"
-#include "metrics.h"
 #include "text.h"
 
 /* A gauge's HELP and TYPE lines. */

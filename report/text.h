@@ -1,11 +1,14 @@
 /*
- * text.h: making untrusted text fit to count and to show: topics,
- * clipped names and messages, Telegram's HTML.
+ * text.h: text for people: the Telegram report (format.c), and untrusted
+ * text made fit to count and to show (text.c): topics, clipped names and
+ * messages, Telegram's HTML.
  */
 #ifndef DT_RPT_TEXT_H
 #define DT_RPT_TEXT_H
 
 #include <stddef.h>
+
+#include <jansson.h>
 
 #include "buf.h"
 
@@ -33,5 +36,14 @@ void dt_rpt_buf_html(struct dt_buf *b, const char *s, size_t n);
  * not counted, an entity one character), in UTF-16 code units.
  */
 size_t dt_rpt_html_utf16(const char *html, size_t n);
+
+/*
+ * Builds the report for summary in lang ("en" or "ru") and splits it at
+ * line boundaries into messages of at most limit UTF-16 units (after
+ * parsing), every tag closed on the line that opened it.  Returns a new
+ * reference to an array of the messages' strings, or NULL when out of
+ * memory.
+ */
+json_t *dt_rpt_messages(json_t *summary, const char *lang, size_t limit);
 
 #endif
