@@ -151,7 +151,7 @@ ledger_row(json_t *s)
 }
 
 /*
- * --preflight: can the report be sent?  bad is dt_rpt_read_config()'s result.
+ * --preflight: can the report be sent?  bad < 0: the settings are not.
  * Prints the one line and returns the exit status.
  */
 static int
@@ -188,7 +188,7 @@ static int
 setup(struct run *r)
 {
 	struct dt_rpt_config *c = &r->c;
-	int rc = dt_rpt_read_config(c);
+	int rc = c->bad ? -1 : 0;
 
 	if (c->schema != NULL) {
 		json_error_t err;

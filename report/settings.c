@@ -112,27 +112,6 @@ static const struct dt_opt opts[] = {
 static const struct dt_cmd cmd = {usage_head, usage_tail, opts,
     sizeof(opts) / sizeof(opts[0])};
 
-int
-dt_rpt_parse_args(struct dt_rpt_config *c, int argc, char **argv)
-{
-	int rc = dt_opts_parse(&cmd, argc, argv, &cfg.check);
-
-	if (rc != 0 && rc != DT_EXIT_CONFIG)
-		return rc;
-	cfg.bad = rc != 0;      /* named by dt_rpt_read_config() */
-	cfg.lang = lang == 1 ? "ru" : "en";
-	cfg.files = argv + optind;
-	cfg.nfiles = argc - optind;
-	*c = cfg;
-	if (c->merge > 0 && c->nfiles > 0)
-		return dt_cli_usage_error("--merge-shards reads no input "
-		    "files");
-	if (c->preflight && (c->nfiles > 0 || c->merge > 0 || c->check))
-		return dt_cli_usage_error("--preflight reads no input and "
-		    "goes with no --check-config or --merge-shards");
-	return 0;
-}
-
 /*
  * Checks that the URL in *url (from the variable name) is http(s) and
  * copies it into buf without its trailing slashes.  Returns 0 or -1.
@@ -293,10 +272,24 @@ check_delivery(struct dt_rpt_config *c)
 }
 
 int
-dt_rpt_read_config(struct dt_rpt_config *c)
+dt_rpt_parse_args(struct dt_rpt_config *c, int argc, char **argv)
 {
-	int bad = check_report(c);
+	int rc = dt_opts_parse(&cmd, argc, argv, &cfg.check);
 
-	bad |= check_delivery(c);
-	return bad || c->bad ? -1 : 0;
+	if (rc != 0 && rc != DT_EXIT_CONFIG)
+		return rc;
+	cfg.bad = rc != 0;      /* the table logged it */
+	cfg.lang = lang == 1 ? "ru" : "en";
+	cfg.files = argv + optind;
+	cfg.nfiles = argc - optind;
+	*c = cfg;
+	if (c->merge > 0 && c->nfiles > 0)
+		return dt_cli_usage_error("--merge-shards reads no input "
+		    "files");
+	if (c->preflight && (c->nfiles > 0 || c->merge > 0 || c->check))
+		return dt_cli_usage_error("--preflight reads no input and "
+		    "goes with no --check-config or --merge-shards");
+	c->bad |= check_report(c);
+	c->bad |= check_delivery(c);
+	return 0;
 }

@@ -10,7 +10,7 @@
 struct dt_rpt_config {
 	int check;
 	int preflight;
-	int bad;                /* a setting the table refused */
+	int bad;                /* a setting is bad (logged) */
 	int dry_run;
 	long long max_line;
 	const char *lang;       /* "en" or "ru" */
@@ -44,19 +44,13 @@ struct dt_rpt_config {
 
 /*
  * Reads the command line and the environment into c, from one table of
- * settings (lib/config.h).  Returns 0, or the exit status to end with
- * after a usage error (-h and -V print and exit 0 here).  A bad setting
- * is logged and sets c->bad, for dt_rpt_read_config().
+ * settings (lib/config.h), and checks them, logging one line per
+ * problem and setting c->bad.  Returns 0, or the exit status to end with
+ * after a usage error (-h and -V print and exit 0 here).  c's strings
+ * are borrowed from the environment or static, but for tg_token (free
+ * it).
  */
 int dt_rpt_parse_args(struct dt_rpt_config *c, int argc, char **argv);
-
-/*
- * Checks what dt_rpt_parse_args() read, logging one line per problem.
- * Returns 0, or -1 when anything is wrong (c->bad included).  c's
- * strings are borrowed from the environment or static, but for tg_token
- * (free it).
- */
-int dt_rpt_read_config(struct dt_rpt_config *c);
 
 /*
  * Reads an RFC 3339 time ("2024-05-01T10:00:00Z", "...+03:00",
