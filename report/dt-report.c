@@ -263,6 +263,17 @@ merge_shards(struct run *r)
 		r->c.started = NULL;
 }
 
+/* Writes t (seconds since the epoch) as "2024-05-01T10:00:00Z". */
+static void
+format_time(double t, char *buf, size_t len)
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 /*
  * When the run started, as RFC 3339 text (own: room for it), or NULL
  * when unknown; sets r->t_start to match.
@@ -283,7 +294,7 @@ run_started(struct run *r, char *own, size_t len)
 		dt_warn("started_at: '%s' is not an RFC 3339 time", at);
 	} else if (r->c.nfiles == 0 && fstat(STDIN_FILENO, &st) == 0 &&
 	    S_ISFIFO(st.st_mode)) {
-		dt_rpt_format_time(r->t_start, own, len);
+		format_time(r->t_start, own, len);
 		return own;
 	}
 	return NULL;
@@ -320,7 +331,7 @@ summarise(struct run *r)
 	r->run_id = r->c.run_id ? r->c.run_id : r->tally.run_id[0] ?
 	    r->tally.run_id : NULL;
 	r->t_end = r->c.finished ? r->c.t_finished : (double)time(NULL);
-	dt_rpt_format_time(r->t_end, finished, sizeof(finished));
+	format_time(r->t_end, finished, sizeof(finished));
 	started = run_started(r, own_start, sizeof(own_start));
 	if ((r->summary = dt_rpt_summary(&r->tally, r->run_id, started,
 	    finished, started ? r->t_end - r->t_start : -1)) == NULL) {

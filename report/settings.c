@@ -1,6 +1,7 @@
 /*
  * settings.c: dt-report's options and environment (settings.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,16 +175,6 @@ dt_rpt_parse_time(const char *s, double *out)
 	return 0;
 }
 
-void
-dt_rpt_format_time(double t, char *buf, size_t len)
-{
-	time_t secs = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&secs, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /*
  * Checks what the table cannot: the times, the shard, the schema's
  * default.  Returns 1 when anything is bad, else 0.
@@ -220,6 +211,21 @@ check_report(struct dt_rpt_config *c)
 	return bad;
 }
 
+/* Whether chat is a whole number (negative for groups) or @username. */
+static int
+chat_ok(const char *chat)
+{
+	size_t n = strlen(chat), digits;
+
+	if (chat[0] == '@')
+		return n >= 5 && n <= 33 && isalpha((unsigned char)chat[1]) &&
+		    strspn(chat + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+		    "OPQRSTUVWXYZ0123456789_") == n - 1 ? 0 : -1;
+	digits = strspn(chat + (chat[0] == '-'), "0123456789");
+	return digits > 0 && digits <= 19 && chat[(chat[0] == '-') +
+	    digits] == '\0' ? 0 : -1;
+}
+
 /*
  * Checks where the report goes: Telegram, Supabase and the Pushgateway.
  * Returns 1 when any setting is bad, else 0.
@@ -239,7 +245,7 @@ check_delivery(struct dt_rpt_config *c)
 		    c->tg_token ? "TELEGRAM_CHAT_ID" : "TELEGRAM_BOT_TOKEN");
 		bad = 1;
 	}
-	if (c->tg_chat != NULL && dt_rpt_tg_chat_ok(c->tg_chat) < 0) {
+	if (c->tg_chat != NULL && chat_ok(c->tg_chat) < 0) {
 		dt_error("TELEGRAM_CHAT_ID: '%s' is neither a chat number nor "
 		    "an @channel name", c->tg_chat);
 		bad = 1;

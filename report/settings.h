@@ -58,7 +58,4 @@ int dt_rpt_parse_args(struct dt_rpt_config *c, int argc, char **argv);
  */
 int dt_rpt_parse_time(const char *s, double *out);
 
-/* Writes t (seconds since the epoch) into buf as "2024-05-01T10:00:00Z". */
-void dt_rpt_format_time(double t, char *buf, size_t len);
-
 #endif

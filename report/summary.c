@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "exit.h"
 #include "tally.h"
 
 /* A copy of the counts in obj without the zeros. */
@@ -133,13 +134,45 @@ latency_json(const struct dt_rpt_hist *h)
 	    (json_int_t)h->max);
 }
 
+/*
+ * The run's state from the tally: "ok", "partial" or "failed", and the
+ * exit status the records and stages call for.
+ */
+static const char *
+tally_state(const struct dt_rpt_tally *t, int *status)
+{
+	int failed = 0, partial = 0, st = DT_EXIT_OK, s_st, intr;
+	json_t *s;
+	size_t i;
+
+	json_array_foreach(t->stages, i, s) {
+		s_st = (int)json_integer_value(json_object_get(s, "status"));
+		intr = json_is_true(json_object_get(s, "interrupted"));
+		st = dt_exit_worse(st, s_st);
+		if (!intr && s_st != DT_EXIT_OK && s_st != DT_EXIT_PARTIAL)
+			failed = 1;
+		else if (intr || s_st == DT_EXIT_PARTIAL)
+			partial = 1;
+	}
+	if (t->failed > 0) {
+		st = dt_exit_worse(st, DT_EXIT_PARTIAL);
+		partial = 1;
+	}
+	if (t->bad_lines > 0) {
+		st = dt_exit_worse(st, DT_EXIT_DATAERR);
+		partial = 1;
+	}
+	*status = st;
+	return failed ? "failed" : partial ? "partial" : "ok";
+}
+
 json_t *
 dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
     const char *started, const char *finished, double duration_s)
 {
 	json_t *o, *fields = json_object();
 	int status, i;
-	const char *state = dt_rpt_tally_state(t, &status);
+	const char *state = tally_state(t, &status);
 
 	o = json_pack("{ss?sssiss?ss?sosIsIsIso}", "run_id", run_id, "state",
 	    state, "exit_code", status, "started_at", started, "finished_at",

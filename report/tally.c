@@ -499,34 +499,6 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 			t->fields[i].present++;
 }
 
-const char *
-dt_rpt_tally_state(const struct dt_rpt_tally *t, int *status)
-{
-	int failed = 0, partial = 0, st = DT_EXIT_OK, s_st, intr;
-	json_t *s;
-	size_t i;
-
-	json_array_foreach(t->stages, i, s) {
-		s_st = (int)json_integer_value(json_object_get(s, "status"));
-		intr = json_is_true(json_object_get(s, "interrupted"));
-		st = dt_exit_worse(st, s_st);
-		if (!intr && s_st != DT_EXIT_OK && s_st != DT_EXIT_PARTIAL)
-			failed = 1;
-		else if (intr || s_st == DT_EXIT_PARTIAL)
-			partial = 1;
-	}
-	if (t->failed > 0) {
-		st = dt_exit_worse(st, DT_EXIT_PARTIAL);
-		partial = 1;
-	}
-	if (t->bad_lines > 0) {
-		st = dt_exit_worse(st, DT_EXIT_DATAERR);
-		partial = 1;
-	}
-	*status = st;
-	return failed ? "failed" : partial ? "partial" : "ok";
-}
-
 int
 dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 {

@@ -144,12 +144,6 @@ void dt_rpt_tally_free(struct dt_rpt_tally *t);
 void dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec);
 
 /*
- * The run's state from what was tallied: "ok", "partial" or "failed", and
- * the exit status the records and stages call for.
- */
-const char *dt_rpt_tally_state(const struct dt_rpt_tally *t, int *status);
-
-/*
  * Adds a stage, marked missing with status DT_EXIT_TEMPFAIL and the
  * message "<name> ended without its stage record (crashed or killed?)"
  * (also logged as an error), for every name in the comma-separated list

@@ -4,7 +4,6 @@
  * retry loop is here, obeying dt_retry_check().  The bot token is in the
  * URL path: it is a registered secret and never logged.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,20 +25,6 @@ enum {
 	TG_SENT = -1,
 	TG_MIGRATED = -2        /* the group became a supergroup, new id */
 };
-
-int
-dt_rpt_tg_chat_ok(const char *chat)
-{
-	size_t n = strlen(chat), digits;
-
-	if (chat[0] == '@')
-		return n >= 5 && n <= 33 && isalpha((unsigned char)chat[1]) &&
-		    strspn(chat + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
-		    "OPQRSTUVWXYZ0123456789_") == n - 1 ? 0 : -1;
-	digits = strspn(chat + (chat[0] == '-'), "0123456789");
-	return digits > 0 && digits <= 19 && chat[(chat[0] == '-') +
-	    digits] == '\0' ? 0 : -1;
-}
 
 /* A chat id as Telegram takes it: a number, or the @username string. */
 static json_t *

@@ -20,18 +20,12 @@ struct dt_rpt_tg {
 };
 
 /*
- * Checks a chat id: a whole number (negative for groups) or @username.
- * Returns 0 or -1.
- */
-int dt_rpt_tg_chat_ok(const char *chat);
-
-/*
  * Sends the messages (an array of strings) in order; the first with
- * notification unless silent, the rest silently.  Stops at the first message that cannot be
- * sent.  Returns 0 when all were sent, else the exit status to report
- * (DT_EXIT_UNAVAILABLE for an outage, DT_EXIT_CONFIG for a request
- * Telegram refuses) after logging why, quoting Telegram's description.
- * *sent is how many were sent.
+ * notification unless silent, the rest silently.  Stops at the first
+ * message that cannot be sent.  Returns 0 when all were sent, else the
+ * exit status to report (DT_EXIT_UNAVAILABLE for an outage,
+ * DT_EXIT_CONFIG for a request Telegram refuses) after logging why,
+ * quoting Telegram's description.  *sent is how many were sent.
  */
 int dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg,
     json_t *msgs, int silent, int *sent);
