@@ -48,12 +48,6 @@ struct run {
 	int status;
 };
 
-static json_int_t
-int_at(json_t *o, const char *key)
-{
-	return json_integer_value(json_object_get(o, key));
-}
-
 /* Tallies the input and the stages expected to report. */
 static void
 read_input(struct run *r)
@@ -82,36 +76,6 @@ read_input(struct run *r)
 		dt_rpt_tally_expect(&r->tally, r->c.expect);
 }
 
-/* Adds the backlog and the difference from the previous run. */
-static void
-add_database(struct dt_rpt_config *c, struct dt_supabase *sb, json_t *s)
-{
-	json_t *backlog, *prev, *delta, *counts, *ptok;
-
-	if ((backlog = dt_rpt_db_backlog(sb, c->table, c->id_column)) != NULL)
-		json_object_set_new(s, "backlog", backlog);
-	if (dt_rpt_db_previous(sb, json_string_value(json_object_get(s,
-	    "run_id")), &prev) < 0 || json_is_null(prev)) {
-		json_decref(prev);
-		return;
-	}
-	counts = json_object_get(prev, "counts");
-	ptok = json_object_get(prev, "tokens");
-	delta = json_pack("{sIsIsI}", "records", int_at(s, "records") -
-	    int_at(counts, "records"), "failed", int_at(s, "failed") -
-	    int_at(counts, "failed"), "tokens", int_at(json_object_get(s,
-	    "tokens"), "total") - (json_is_integer(ptok) ?
-	    json_integer_value(ptok) : (json_int_t)json_number_value(ptok)));
-	if (json_is_number(json_object_get(s, "cost_usd")))
-		json_object_set_new(delta, "cost_usd", json_real(
-		    json_number_value(json_object_get(s, "cost_usd")) -
-		    json_number_value(json_object_get(prev, "cost_usd"))));
-	json_object_set_new(s, "previous", json_pack("{sO?sO?so}", "run_id",
-	    json_object_get(prev, "run_id"), "finished_at",
-	    json_object_get(prev, "finished_at"), "delta", delta));
-	json_decref(prev);
-}
-
 /*
  * Writes the messages, separated by a "-- 8< --" line, to the file path
  * (NULL: stderr).  Returns 0, or -1 after logging.
@@ -131,23 +95,6 @@ write_messages(const char *path, json_t *msgs)
 		return -1;
 	}
 	return 0;
-}
-
-/* The run's row in the ledger: its columns, and the whole summary. */
-static json_t *
-ledger_row(json_t *s)
-{
-	return json_pack("{sOsOsOsOsOs{sOsOsOsOsO}sOsOsO}", "run_id",
-	    json_object_get(s, "run_id"), "started_at", json_object_get(s,
-	    "started_at"), "finished_at", json_object_get(s, "finished_at"),
-	    "status", json_object_get(s, "state"), "exit_code",
-	    json_object_get(s, "exit_code"), "counts", "records",
-	    json_object_get(s, "records"), "failed", json_object_get(s,
-	    "failed"), "bad_lines", json_object_get(s, "bad_lines"),
-	    "by_status", json_object_get(s, "by_status"), "by_error",
-	    json_object_get(s, "by_error"), "tokens", json_object_get(
-	    json_object_get(s, "tokens"), "total"), "cost_usd",
-	    json_object_get(s, "cost_usd"), "summary", s);
 }
 
 /*
@@ -403,7 +350,7 @@ send_report(struct run *r)
 		return -1;
 	}
 	if (r->sb != NULL && !r->shard)
-		add_database(c, r->sb, r->summary);
+		dt_rpt_db_read(r->sb, c->table, c->id_column, r->summary);
 	if ((r->msgs = dt_rpt_messages(r->summary, c->lang,
 	    TELEGRAM_LIMIT)) == NULL) {
 		dt_error("out of memory");
@@ -432,7 +379,6 @@ send_report(struct run *r)
 static void
 record(struct run *r)
 {
-	json_t *row;
 	char id[300];   /* a shard's row is "<run>/<index>" */
 	int ok;
 
@@ -443,13 +389,9 @@ record(struct run *r)
 		    "ledger is not written");
 		return;
 	}
-	if ((row = ledger_row(r->summary)) != NULL && r->shard) {
-		snprintf(id, sizeof(id), "%s/%lld", r->run_id,
-		    r->c.shard_index);
-		json_object_set_new(row, "run_id", json_string(id));
-	}
-	ok = row != NULL && dt_rpt_db_upsert(r->sb, row) == 0;
-	json_decref(row);
+	snprintf(id, sizeof(id), "%s/%lld", r->run_id, r->c.shard_index);
+	ok = dt_rpt_db_upsert(r->sb, r->summary, r->shard ? id :
+	    r->run_id) == 0;
 	/* Best effort (docs/report.md), but for a shard's row. */
 	json_object_set_new(r->summary, "ledger", json_string(ok ?
 	    "written" : "failed"));

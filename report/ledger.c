@@ -38,9 +38,9 @@ call(struct dt_supabase *sb, const char *method, const char *path,
 	return out;
 }
 
-json_t *
-dt_rpt_db_backlog(struct dt_supabase *sb, const char *table,
-    const char *id_column)
+/* The backlog of the source table, or NULL after logging. */
+static json_t *
+backlog(struct dt_supabase *sb, const char *table, const char *id_column)
 {
 	json_t *args = json_object(), *r, *o;
 
@@ -89,28 +89,71 @@ get_runs(struct dt_supabase *sb, const char *fmt, const char *run_id)
 	return r;
 }
 
-int
-dt_rpt_db_previous(struct dt_supabase *sb, const char *run_id, json_t **row)
+static json_int_t
+int_at(json_t *o, const char *key)
 {
-	json_t *r = get_runs(sb, run_id ? PREVIOUS "&run_id=neq.%s" :
-	    PREVIOUS "%s", run_id);
+	return json_integer_value(json_object_get(o, key));
+}
 
-	*row = NULL;
-	if (r == NULL)
-		return -1;
-	*row = json_array_size(r) > 0 ? json_incref(json_array_get(r, 0)) :
-	    json_null();
+/* The previous run and the differences from it, or NULL when none. */
+static json_t *
+previous(struct dt_supabase *sb, json_t *s)
+{
+	const char *run_id = json_string_value(json_object_get(s, "run_id"));
+	json_t *r = get_runs(sb, run_id ? PREVIOUS "&run_id=neq.%s" :
+	    PREVIOUS "%s", run_id), *prev = json_array_get(r, 0), *delta;
+	json_t *counts = json_object_get(prev, "counts");
+	json_t *ptok = json_object_get(prev, "tokens"), *out;
+
+	if (prev == NULL) {
+		json_decref(r);
+		return NULL;
+	}
+	delta = json_pack("{sIsIsI}", "records", int_at(s, "records") -
+	    int_at(counts, "records"), "failed", int_at(s, "failed") -
+	    int_at(counts, "failed"), "tokens", int_at(json_object_get(s,
+	    "tokens"), "total") - (json_is_integer(ptok) ?
+	    json_integer_value(ptok) : (json_int_t)json_number_value(ptok)));
+	if (json_is_number(json_object_get(s, "cost_usd")))
+		json_object_set_new(delta, "cost_usd", json_real(
+		    json_number_value(json_object_get(s, "cost_usd")) -
+		    json_number_value(json_object_get(prev, "cost_usd"))));
+	out = json_pack("{sO?sO?so}", "run_id", json_object_get(prev,
+	    "run_id"), "finished_at", json_object_get(prev, "finished_at"),
+	    "delta", delta);
 	json_decref(r);
-	return 0;
+	return out;
+}
+
+void
+dt_rpt_db_read(struct dt_supabase *sb, const char *table,
+    const char *id_column, json_t *s)
+{
+	json_t *v;
+
+	if ((v = backlog(sb, table, id_column)) != NULL)
+		json_object_set_new(s, "backlog", v);
+	if ((v = previous(sb, s)) != NULL)
+		json_object_set_new(s, "previous", v);
 }
 
 int
-dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row)
+dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id)
 {
-	json_t *r;
+	json_t *row = json_pack("{sssOsOsOsOs{sOsOsOsOsO}sOsOsO}", "run_id",
+	    run_id, "started_at", json_object_get(s, "started_at"),
+	    "finished_at", json_object_get(s, "finished_at"), "status",
+	    json_object_get(s, "state"), "exit_code", json_object_get(s,
+	    "exit_code"), "counts", "records", json_object_get(s, "records"),
+	    "failed", json_object_get(s, "failed"), "bad_lines",
+	    json_object_get(s, "bad_lines"), "by_status", json_object_get(s,
+	    "by_status"), "by_error", json_object_get(s, "by_error"),
+	    "tokens", json_object_get(json_object_get(s, "tokens"), "total"),
+	    "cost_usd", json_object_get(s, "cost_usd"), "summary", s), *r;
 
-	r = call(sb, "POST", "dt_runs?on_conflict=run_id", "dt_runs", row,
-	    "resolution=merge-duplicates,return=minimal");
+	r = row ? call(sb, "POST", "dt_runs?on_conflict=run_id", "dt_runs",
+	    row, "resolution=merge-duplicates,return=minimal") : NULL;
+	json_decref(row);
 	if (r == NULL)
 		return -1;
 	json_decref(r);

@@ -12,20 +12,13 @@ struct dt_http;
 struct dt_supabase;
 
 /*
- * Asks the database for the backlog (POST /rest/v1/rpc/dt_backlog) of the
- * source table.  Returns a new reference to the object
- * {"unclaimed":N,"leased":N,"failed":N,"done":N}, or NULL after logging.
+ * Adds to the summary s what the database says: "backlog", the answer of
+ * POST /rest/v1/rpc/dt_backlog for the source table, and "previous", the
+ * latest other finished run that is not a shard's, with the differences
+ * from it ("delta").  What cannot be read is left out after logging.
  */
-json_t *dt_rpt_db_backlog(struct dt_supabase *sb, const char *table,
-    const char *id_column);
-
-/*
- * Reads the latest finished run in the ledger other than run_id (NULL:
- * any).  Returns 0 with *row a new reference (json_null() when there is
- * none), or -1 after logging.
- */
-int dt_rpt_db_previous(struct dt_supabase *sb, const char *run_id,
-    json_t **row);
+void dt_rpt_db_read(struct dt_supabase *sb, const char *table,
+    const char *id_column, json_t *s);
 
 /*
  * Polls the ledger, with backoff, until the n shard rows "<run_id>/<k>"
@@ -37,8 +30,11 @@ int dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
     long long n, long long wait_ms, const char *stop_file,
     long long drain_s, json_t **rows);
 
-/* Upserts the ledger row (borrowed).  Returns 0 or -1 after logging. */
-int dt_rpt_db_upsert(struct dt_supabase *sb, json_t *row);
+/*
+ * Upserts the run's ledger row under run_id: its columns from the
+ * summary s (borrowed), and s itself.  Returns 0 or -1 after logging.
+ */
+int dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id);
 
 /*
  * Pushes the run's metrics, made from the summary, to
