@@ -344,8 +344,8 @@ send_report(struct run *r)
 	struct dt_rpt_config *c = &r->c;
 	int parts;
 
-	if (((c->tg_token != NULL && r->send) || (c->pg_url != NULL &&
-	    r->send)) && (r->h = dt_http_new("dt-report")) == NULL) {
+	if (r->send && (c->tg_token != NULL || c->pg_url != NULL) &&
+	    (r->h = dt_http_new("dt-report")) == NULL) {
 		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
 		return -1;
 	}
