@@ -136,13 +136,21 @@ read_line(struct dt_reader *r, int *toolong)
 	r->line_len = 0;
 	*toolong = 0;
 	while ((c = next_byte(r)) >= 0) {
+		/* That byte and the rest of the buffer, up to a newline. */
+		const char *p = r->in + r->pos - 1;
+		const char *nl = memchr(p, '\n', r->len - r->pos + 1);
+		size_t n = nl != NULL ? (size_t)(nl - p) : r->len - r->pos + 1;
+
 		got = 1;
-		if (c == '\n')
-			return 1;
-		if (r->line_len < r->max_line)
-			r->line[r->line_len++] = (char)c;
-		else
+		r->pos += n - (nl == NULL);
+		if (n > r->max_line - r->line_len) {
 			*toolong = 1;
+			n = r->max_line - r->line_len;
+		}
+		memcpy(r->line + r->line_len, p, n);
+		r->line_len += n;
+		if (nl != NULL)
+			return 1;
 	}
 	return c == -1 ? got : -1;
 }
