@@ -94,11 +94,8 @@ static const struct dt_opt opt[] = {
 	{'x', "text-column", "DT_SOURCE_TEXT", DT_OPT_TEXT, &fetch.text_col,
 	    "text", 0, 0, "name", "the message text column"},
 	DT_OPT_USE("DT_STOP_FILE", &fetch.stop_file),
-	DT_OPT_LIB("SUPABASE_URL"),
-	DT_OPT_LIB("SUPABASE_KEY"),
 	DT_OPT_LIB("TIMEOUT_SECONDS"),
-	DT_OPT_LIB("DT_SUPABASE_TRIES"),
-	DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
+	DT_OPT_SUPABASE,
 };
 
 static const struct dt_cmd cmd = {usage_head, usage_tail, opt,

@@ -42,6 +42,10 @@ struct dt_opt {
 /* A shared setting read into p, or (DT_OPT_LIB) read by lib/ itself. */
 #define DT_OPT_USE(name, p) {.env = (name), .type = DT_OPT_SHARED, .out = (p)}
 #define DT_OPT_LIB(name) {.env = (name), .type = DT_OPT_SHARED}
+/* The settings lib/supabase.c reads, in the table of a program using it. */
+#define DT_OPT_SUPABASE DT_OPT_LIB("SUPABASE_URL"), \
+	DT_OPT_LIB("SUPABASE_KEY"), DT_OPT_LIB("DT_SUPABASE_TRIES"), \
+	DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS")
 
 /* A program's command line: its table, and the text around it in --help. */
 struct dt_cmd {

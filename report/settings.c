@@ -104,10 +104,7 @@ static const struct dt_opt opts[] = {
 	    86400, NULL, "how long --merge-shards waits for the other shards"},
 	DT_OPT_USE("DT_DRAIN_SECONDS", &cfg.drain_s),
 	DT_OPT_USE("DT_STOP_FILE", &cfg.stop_file),
-	DT_OPT_LIB("SUPABASE_URL"),
-	DT_OPT_LIB("SUPABASE_KEY"),
-	DT_OPT_LIB("DT_SUPABASE_TRIES"),
-	DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
+	DT_OPT_SUPABASE,
 };
 
 static const struct dt_cmd cmd = {usage_head, usage_tail, opts,

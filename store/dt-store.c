@@ -181,11 +181,8 @@ static const struct dt_opt opt[] = {
 	    "expired; rows settled or held meanwhile stay \"unchanged\""},
 	{'r', "run-id", "DT_RUN_ID", DT_OPT_TEXT, &store.default_run, NULL,
 	    0, 0, "id", "run id for records that carry none"},
-	DT_OPT_LIB("SUPABASE_URL"),
-	DT_OPT_LIB("SUPABASE_KEY"),
 	DT_OPT_LIB("TIMEOUT_SECONDS"),
-	DT_OPT_LIB("DT_SUPABASE_TRIES"),
-	DT_OPT_LIB("DT_SUPABASE_BACKOFF_MS"),
+	DT_OPT_SUPABASE,
 	{0, NULL, "DT_STORE_OUTAGE_SECONDS", DT_OPT_INT, &store.outage_s,
 	    "3600", 0, 86400, "s", "how long one Supabase outage is waited "
 	    "through"},
