@@ -89,6 +89,10 @@ over_slow() {
 	{ records 30; echo 'not json'; records 30 | jq -c '.id += 100'; } >"$BATS_TEST_TMPDIR/in"
 	run -65 --separate-stderr dt-fanout -j 3 <"$BATS_TEST_TMPDIR/in"
 	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.error) | .error.kind')" bad_record
+	# The first group is dt-fanout's own job; its status counts the same.
+	{ echo 'not json'; records 30; } >"$BATS_TEST_TMPDIR/in1"
+	run -65 --separate-stderr dt-fanout -j 3 <"$BATS_TEST_TMPDIR/in1"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -r 'select(.id) | .id' | wc -l)" 30
 	records 40 >"$BATS_TEST_TMPDIR/in2"
 	pplx reset
 	# A new run's state: the first call is made alone again.
