@@ -1,9 +1,9 @@
 /*
- * tally.c: counting records and stage reports into the tally (tally.h).
+ * tally.c: counting records, stage reports and shards' summaries into
+ * the tally (tally.h).
  */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -13,76 +13,78 @@
 #include "tally.h"
 #include "text.h"
 
+#define DT_RPT_MAX_FIELDS 16
+#define DT_RPT_MAX_ENUM 32
 #define DT_RPT_MAX_STATUS 16
 #define DT_RPT_MAX_KINDS 16
 #define DT_RPT_MAX_STAGES 8
 #define DT_RPT_MAX_MESSAGES 4
 #define DT_RPT_MAX_COUNTS 16
 
-/* Decides from a property's schema what the report does with it. */
-static int
+/* What the report does with a schema property: its kind, or NULL. */
+static const char *
 field_kind(const char *name, json_t *prop, const char *topics_field,
     json_t **enumv)
 {
 	const char *type = json_string_value(json_object_get(prop, "type"));
-	json_t *items = json_object_get(prop, "items");
 	json_t *ml = json_object_get(prop, "maxLength");
 
 	*enumv = json_object_get(prop, "enum");
 	if (type == NULL)
-		return 0;
+		return NULL;
 	if (strcmp(type, "string") == 0 && json_is_array(*enumv))
-		return DT_RPT_FIELD_ENUM;
+		return "enum";
 	/* A short code such as a language: its values are labels. */
 	if (strcmp(type, "string") == 0)
 		return json_is_integer(ml) && json_integer_value(ml) <= 16 ?
-		    DT_RPT_FIELD_LABEL : 0;
+		    "label" : NULL;
 	if (strcmp(type, "array") == 0) {
-		type = json_string_value(json_object_get(items, "type"));
+		prop = json_object_get(prop, "items");
+		type = json_string_value(json_object_get(prop, "type"));
 		if (type == NULL || strcmp(type, "string") != 0)
-			return 0;
-		*enumv = json_object_get(items, "enum");
-		return json_is_array(*enumv) ? DT_RPT_FIELD_ENUM :
-		    strcmp(name, topics_field) == 0 ? DT_RPT_FIELD_TOPICS :
-		    DT_RPT_FIELD_ITEMS;
+			return NULL;
+		*enumv = json_object_get(prop, "enum");
+		return json_is_array(*enumv) ? "enum" :
+		    strcmp(name, topics_field) == 0 ? "topics" : "items";
 	}
 	if ((strcmp(type, "number") == 0 || strcmp(type, "integer") == 0) &&
 	    json_is_number(json_object_get(prop, "minimum")) &&
 	    json_is_number(json_object_get(prop, "maximum")))
-		return DT_RPT_FIELD_MEAN;
-	return 0;
+		return "mean";
+	return NULL;
 }
 
-/* Adds the schema's property as a field, unless it is not reported. */
+/*
+ * Adds the schema's property to fields, unless it is not reported.
+ * Returns 0, or -1 (warned) when fields is full.
+ */
 static int
-add_field(struct dt_rpt_tally *t, const char *name, json_t *prop,
+add_field(json_t *fields, const char *name, json_t *prop,
     const char *topics_field)
 {
-	struct dt_rpt_field *f = &t->fields[t->nfields];
-	json_t *enumv, *v;
-	size_t i, cap = t->top * 10 < 100 ? 100 : t->top * 10;
-	int kind = field_kind(name, prop, topics_field, &enumv);
+	json_t *enumv, *v, *f, *counts = NULL;
+	const char *kind = field_kind(name, prop, topics_field, &enumv);
+	size_t i;
 
-	if (kind == 0)
+	if (kind == NULL)
 		return 0;
-	if (t->nfields == DT_RPT_MAX_FIELDS) {
+	if (json_object_size(fields) == DT_RPT_MAX_FIELDS) {
 		dt_warn("schema: more than %d fields to report; '%s' and later "
 		    "ones are left out", DT_RPT_MAX_FIELDS, name);
 		return -1;
 	}
-	t->nfields++;
-	snprintf(f->name, sizeof(f->name), "%s", name);
-	f->kind = kind;
-	json_array_foreach(kind == DT_RPT_FIELD_ENUM ? enumv : NULL, i, v)
-		if (json_is_string(v) && f->nvalues < DT_RPT_MAX_ENUM)
-			snprintf(f->values[f->nvalues++], sizeof(f->values[0]),
-			    "%s", json_string_value(v));
-	if ((kind == DT_RPT_FIELD_TOPICS || kind == DT_RPT_FIELD_LABEL) &&
-	    dt_rpt_topk_init(&f->topk, kind == DT_RPT_FIELD_LABEL ? 64 :
-	    cap) < 0) {
-		dt_error("out of memory");
-		return -2;
-	}
+	f = json_pack("{sssi}", "kind", kind, "records", 0);
+	if (strcmp(kind, "items") == 0)
+		json_object_set_new(f, "items", json_integer(0));
+	else if (strcmp(kind, "mean") == 0)
+		json_object_set_new(f, "sum", json_real(0));
+	else
+		json_object_set_new(f, "counts", counts = json_object());
+	json_array_foreach(strcmp(kind, "enum") == 0 ? enumv : NULL, i, v)
+		if (json_is_string(v) && i < DT_RPT_MAX_ENUM)
+			json_object_set_new(counts, json_string_value(v),
+			    json_integer(0));
+	json_object_set_new(fields, name, f);
 	return 0;
 }
 
@@ -91,13 +93,11 @@ dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
     const char *topics_field)
 {
 	json_t *props = json_object_get(schema, "properties"), *prop, *own;
+	json_t *fields = json_object();
 	const char *name;
-	int rc = 0;
 
 	memset(t, 0, sizeof(*t));
 	t->top = top;
-	t->by_status = json_object();
-	t->by_error = json_object();
 	t->stages = json_array();
 	/* Without a schema, dt-analyze's default fields. */
 	own = json_is_object(props) ? NULL : json_pack("{s{ss s[ssss]} "
@@ -108,11 +108,15 @@ dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
 	    "action_items", "type", "array", "items", "type", "string",
 	    "confidence", "type", "number", "minimum", 0, "maximum", 1);
 	json_object_foreach(own != NULL ? own : props, name, prop)
-		if ((rc = add_field(t, name, prop, topics_field)) < 0)
+		if (add_field(fields, name, prop, topics_field) < 0)
 			break;
 	json_decref(own);
-	if (rc == -2 || (own == NULL && !json_is_object(props)) ||
-	    t->by_status == NULL || t->by_error == NULL || t->stages == NULL) {
+	t->n = json_pack("{sisisisisisfs{}s{}s{sisisi}s[]so}", "records", 0,
+	    "failed", 0, "analyzed", 0, "reused", 0, "with_cost", 0, "cost",
+	    0.0, "by_status", "by_error", "tokens", "prompt", 0,
+	    "completion", 0, "total", 0, "latency_ms", "fields", fields);
+	if (t->n == NULL || t->stages == NULL) {
+		dt_error("out of memory");
 		dt_rpt_tally_free(t);
 		return -1;
 	}
@@ -122,25 +126,39 @@ dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
 void
 dt_rpt_tally_free(struct dt_rpt_tally *t)
 {
-	int i;
-
 	if (t == NULL)
 		return;
-	for (i = 0; i < t->nfields; i++)
-		dt_rpt_topk_free(&t->fields[i].topk);
-	json_decref(t->by_status);
-	json_decref(t->by_error);
+	json_decref(t->n);
 	json_decref(t->stages);
-	t->by_status = t->by_error = t->stages = NULL;
+	t->n = t->stages = NULL;
 }
 
 /*
- * Adds n to name's count (normalised as a topic) in obj, which keeps at
+ * Adds x to the number at key in obj (absent: 0), which stays an
+ * integer unless it is a real, real is set or it grows past 9e15.
+ */
+static void
+add_to(json_t *obj, const char *key, double x, int real)
+{
+	json_t *old = json_object_get(obj, key);
+	double sum = json_number_value(old) + x;
+
+	real = real || json_is_real(old) || fabs(sum) >= 9e15;
+	if (json_is_integer(old) && !real)
+		json_integer_set(old, (json_int_t)sum);
+	else if (json_is_real(old))
+		json_real_set(old, sum);
+	else
+		json_object_set_new(obj, key, real ? json_real(sum) :
+		    json_integer((json_int_t)sum));
+}
+
+/*
+ * Adds 1 to name's count (normalised as a topic) in obj, which keeps at
  * most max names: the last is "other", for nameless and later ones.
  */
 static void
-count_named(json_t *obj, size_t max, const char *name, size_t len,
-    uint64_t n)
+count_named(json_t *obj, size_t max, const char *name, size_t len)
 {
 	char clean[32];
 
@@ -148,26 +166,7 @@ count_named(json_t *obj, size_t max, const char *name, size_t len,
 	if (clean[0] == '\0' || (json_object_get(obj, clean) == NULL &&
 	    json_object_size(obj) >= max - 1))
 		snprintf(clean, sizeof(clean), "other");
-	json_object_set_new(obj, clean, json_integer(json_integer_value(
-	    json_object_get(obj, clean)) + (json_int_t)n));
-}
-
-static uint64_t
-count_of(double v)
-{
-	return v > 0 && v < 1.8e19 ? (uint64_t)v : 0;
-}
-
-/* The whole number at key in o; 0 when it is none or not positive. */
-static uint64_t
-u64_at(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-
-	if (json_is_integer(v))
-		return json_integer_value(v) > 0 ?
-		    (uint64_t)json_integer_value(v) : 0;
-	return count_of(json_real_value(v));
+	add_to(obj, clean, 1, 0);
 }
 
 /* Sets *out to v's value and returns 1 when v is a number, else 0. */
@@ -207,92 +206,83 @@ cost_of(json_t *v, double *out)
 	return has;
 }
 
-/* The sum of the positive numbers at the keys a and b of u. */
+/* The whole part of the sum of the positive numbers at a and b of u. */
 static double
 positive(json_t *u, const char *a, const char *b)
 {
 	double x, y;
 
-	return (number(json_object_get(u, a), &x) && x > 0 ? x : 0) +
-	    (number(json_object_get(u, b), &y) && y > 0 ? y : 0);
+	return floor((number(json_object_get(u, a), &x) && x > 0 ? x : 0) +
+	    (number(json_object_get(u, b), &y) && y > 0 ? y : 0));
 }
 
 static void
-tally_usage(struct dt_rpt_tally *t, json_t *rec)
+tally_usage(json_t *n, json_t *rec)
 {
 	json_t *u = json_object_get(rec, "usage");
-	uint64_t p, c;
+	json_t *tok = json_object_get(n, "tokens");
+	double p = positive(u, "prompt_tokens", "input_tokens");
+	double c = positive(u, "completion_tokens", "output_tokens");
 	double total, cost;
 
-	p = count_of(positive(u, "prompt_tokens", "input_tokens"));
-	c = count_of(positive(u, "completion_tokens", "output_tokens"));
-	t->prompt_tokens += p;
-	t->completion_tokens += c;
-	t->total_tokens += number(json_object_get(u, "total_tokens"), &total) ?
-	    count_of(total) : p + c;
+	add_to(tok, "prompt", p, 0);
+	add_to(tok, "completion", c, 0);
+	add_to(tok, "total", number(json_object_get(u, "total_tokens"),
+	    &total) ? floor(total > 0 ? total : 0) : p + c, 0);
 	if (((cost_of(json_object_get(u, "cost"), &cost) ||
 	    cost_of(json_object_get(u, "cost_usd"), &cost)) && cost >= 0) ||
 	    (cost_of(json_object_get(rec, "cost_usd"), &cost) && cost >= 0)) {
-		t->cost += cost;
-		t->with_cost++;
+		add_to(n, "cost", cost, 1);
+		add_to(n, "with_cost", 1, 0);
 	}
 }
 
-/* Counts a string of an enum, label or topics field. */
+/* Counts a string of an enum, label or topics field f of kind kind. */
 static void
-tally_string(struct dt_rpt_field *f, json_t *v)
+tally_string(json_t *f, const char *kind, json_t *v)
 {
+	json_t *counts = json_object_get(f, "counts");
 	char key[DT_RPT_KEY_MAX + 1];
-	size_t n = json_string_length(v);
-	int i;
+	const char *s = json_string_value(v);
 
-	if (!json_is_string(v))
+	if (s == NULL)
 		return;
-	if (f->kind != DT_RPT_FIELD_ENUM) {
-		if ((n = dt_rpt_topic_norm(json_string_value(v), n, key,
-		    sizeof(key))) > 0)
-			dt_rpt_topk_add(&f->topk, key, n, 1, 0);
+	if (strcmp(kind, "enum") != 0) {
+		if (dt_rpt_topic_norm(s, json_string_length(v), key,
+		    sizeof(key)) > 0)
+			add_to(counts, key, 1, 0);
 		return;
 	}
-	for (i = 0; i < f->nvalues; i++)
-		if (strlen(f->values[i]) == n &&
-		    memcmp(f->values[i], json_string_value(v), n) == 0) {
-			f->counts[i]++;
-			return;
-		}
-	f->other++;
+	/* A value outside the enum (or with a NUL) is "other". */
+	add_to(counts, json_object_get(counts, s) != NULL &&
+	    strlen(s) == json_string_length(v) ? s : "other", 1, 0);
 }
 
 /*
- * Counts one analysis field's value v.  Returns 1 when v has the type
- * the field's kind counts, else 0.
+ * Counts the value v of the analysis field f.  Returns 1 when v has the
+ * type the field's kind counts, else 0.
  */
 static int
-tally_value(struct dt_rpt_field *f, json_t *v)
+tally_value(json_t *f, json_t *v)
 {
-	size_t j;
+	const char *kind = json_string_value(json_object_get(f, "kind"));
+	int list = strcmp(kind, "enum") == 0 || strcmp(kind, "topics") == 0;
 	json_t *item;
+	size_t j;
 
-	if (json_is_string(v) && (f->kind == DT_RPT_FIELD_ENUM ||
-	    f->kind == DT_RPT_FIELD_LABEL)) {
-		tally_string(f, v);
-		return 1;
-	}
-	if (json_is_array(v) && (f->kind == DT_RPT_FIELD_ENUM ||
-	    f->kind == DT_RPT_FIELD_TOPICS)) {
+	if (json_is_string(v) && (strcmp(kind, "enum") == 0 ||
+	    strcmp(kind, "label") == 0))
+		tally_string(f, kind, v);
+	else if (json_is_array(v) && list)
 		json_array_foreach(v, j, item)
-			tally_string(f, item);
-		return 1;
-	}
-	if (f->kind == DT_RPT_FIELD_ITEMS && json_array_size(v) > 0) {
-		f->items += json_array_size(v);
-		return 1;
-	}
-	if (f->kind == DT_RPT_FIELD_MEAN && json_is_number(v)) {
-		f->sum += json_number_value(v);
-		return 1;
-	}
-	return 0;
+			tally_string(f, kind, item);
+	else if (strcmp(kind, "items") == 0 && json_array_size(v) > 0)
+		add_to(f, "items", (double)json_array_size(v), 0);
+	else if (strcmp(kind, "mean") == 0 && json_is_number(v))
+		add_to(f, "sum", json_number_value(v), 1);
+	else
+		return 0;
+	return 1;
 }
 
 /* Adds msg to the stage's distinct messages (clipped; at most 4). */
@@ -318,32 +308,24 @@ add_message(json_t *s, const char *msg)
  * bytes or more, and past DT_RPT_MAX_COUNTS names, are left out).
  */
 static void
-stage_add(json_t *s, json_int_t reports, int status, int interrupted,
+stage_add(json_t *s, double reports, int status, int interrupted,
     int missing, json_t *counts)
 {
 	json_t *sums = json_object_get(s, "counts"), *v;
 	const char *k;
-	double sum;
 
-	json_object_set_new(s, "reports", json_integer(json_integer_value(
-	    json_object_get(s, "reports")) + reports));
+	add_to(s, "reports", reports, 0);
 	json_object_set_new(s, "status", json_integer(dt_exit_worse((int)
 	    json_integer_value(json_object_get(s, "status")), status)));
 	if (interrupted)
 		json_object_set_new(s, "interrupted", json_true());
 	if (missing)
 		json_object_set_new(s, "missing", json_true());
-	json_object_foreach(counts, k, v) {
-		if (!json_is_number(v) || strlen(k) >= 32 ||
-		    (json_object_get(sums, k) == NULL &&
-		    json_object_size(sums) == DT_RPT_MAX_COUNTS))
-			continue;
-		sum = json_number_value(json_object_get(sums, k)) +
-		    json_number_value(v);
-		json_object_set_new(sums, k, sum == floor(sum) &&
-		    fabs(sum) < 9e15 ? json_integer((json_int_t)sum) :
-		    json_real(sum));
-	}
+	json_object_foreach(counts, k, v)
+		if (json_is_number(v) && strlen(k) < 32 &&
+		    (json_object_get(sums, k) != NULL ||
+		    json_object_size(sums) < DT_RPT_MAX_COUNTS))
+			add_to(sums, k, json_number_value(v), json_is_real(v));
 }
 
 /* Keeps at (RFC 3339; NULL: none) when it is the earliest start seen. */
@@ -377,9 +359,8 @@ find_stage(struct dt_rpt_tally *t, const char *name, int *added)
 		    DT_RPT_MAX_STAGES, clean);
 		return NULL;
 	}
-	s = json_pack("{sssisbsisbs[]s{}}", "stage", clean, "status", 0,
-	    "interrupted", 0, "reports", 0, "missing", 0, "messages",
-	    "counts");
+	s = json_pack("{sssisbsis[]s{}}", "stage", clean, "status", 0,
+	    "interrupted", 0, "reports", 0, "messages", "counts");
 	if (json_array_append_new(t->stages, s) < 0)
 		return NULL;
 	*added = 1;
@@ -396,7 +377,7 @@ tally_stage(struct dt_rpt_tally *t, json_t *rec, int merged)
 	const char *name = json_string_value(json_object_get(rec, "stage"));
 	const char *msg = json_string_value(json_object_get(rec, "message"));
 	json_t *s, *m;
-	double st;
+	double st, reports;
 	size_t i;
 	int added;
 
@@ -404,10 +385,12 @@ tally_stage(struct dt_rpt_tally *t, json_t *rec, int merged)
 		return;
 	if (!number(json_object_get(rec, "status"), &st) || st < 0 || st > 255)
 		st = 0;
-	stage_add(s, merged ? (json_int_t)u64_at(rec, "reports") : 1, (int)st,
-	    json_is_true(json_object_get(rec, "interrupted")), merged &&
-	    json_is_true(json_object_get(rec, "missing")),
-	    json_object_get(rec, "counts"));
+	reports = 1;
+	if (merged && !number(json_object_get(rec, "reports"), &reports))
+		reports = 0;
+	stage_add(s, reports, (int)st, json_is_true(json_object_get(rec,
+	    "interrupted")), merged && json_is_true(json_object_get(rec,
+	    "missing")), json_object_get(rec, "counts"));
 	json_array_foreach(merged ? json_object_get(rec, "messages") : NULL,
 	    i, m)
 		if (json_is_string(m))
@@ -432,23 +415,15 @@ tally_run_id(struct dt_rpt_tally *t, json_t *rec)
 		t->mixed_runs = 1;
 }
 
-/* Whether the n bytes at s are the string lit. */
-static int
-is(const char *s, size_t n, const char *lit)
-{
-	return n == strlen(lit) && memcmp(s, lit, n) == 0;
-}
-
 /* The status, error kind and failure of a record. */
 static void
-tally_status(struct dt_rpt_tally *t, json_t *rec)
+tally_status(json_t *n, json_t *rec)
 {
-	json_t *status = json_object_get(rec, "status");
 	json_t *error = json_object_get(rec, "error");
 	json_t *kind = json_object_get(error, "kind");
 	int has_error = error != NULL && !json_is_null(error);
-	const char *st = json_string_value(status);
-	size_t len = json_string_length(status);
+	const char *st = json_string_value(json_object_get(rec, "status"));
+	size_t len = json_string_length(json_object_get(rec, "status"));
 
 	/* Replayed output of an earlier stage has none: derive one. */
 	if (st == NULL) {
@@ -456,47 +431,48 @@ tally_status(struct dt_rpt_tally *t, json_t *rec)
 		    "analyzed" : has_error ? "failed" : "fetched";
 		len = strlen(st);
 	}
-	count_named(t->by_status, DT_RPT_MAX_STATUS, st, len, 1);
+	count_named(json_object_get(n, "by_status"), DT_RPT_MAX_STATUS, st,
+	    len);
 	if (has_error)
-		count_named(t->by_error, DT_RPT_MAX_KINDS,
+		count_named(json_object_get(n, "by_error"), DT_RPT_MAX_KINDS,
 		    json_is_string(kind) ? json_string_value(kind) : "unknown",
-		    json_is_string(kind) ? json_string_length(kind) : 7, 1);
+		    json_is_string(kind) ? json_string_length(kind) : 7);
 	/* Given back to the queue with its attempt is not failed. */
-	if (is(st, len, "failed") || (has_error && !is(st, len, "released")))
-		t->failed++;
+	if (strcmp(st, "failed") == 0 || (has_error &&
+	    strcmp(st, "released") != 0))
+		add_to(n, "failed", 1, 0);
 	/* dt-fetch --reuse: an analysis that cost nothing this time. */
-	if (is(st, len, "stored") &&
+	if (strcmp(st, "stored") == 0 &&
 	    (json_is_object(json_object_get(rec, "reused")) ||
 	    json_is_object(json_object_get(rec, "same_text"))))
-		t->reused++;
+		add_to(n, "reused", 1, 0);
 }
 
 void
 dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 {
-	const char *stage = json_string_value(json_object_get(rec, "stage"));
-	json_t *analysis = json_object_get(rec, "analysis");
-	double latency;
-	int i;
+	json_t *analysis = json_object_get(rec, "analysis"), *f;
+	const char *name;
+	double ms;
 
 	tally_run_id(t, rec);
-	if (stage != NULL && json_object_get(rec, "id") == NULL) {
+	if (json_is_string(json_object_get(rec, "stage")) &&
+	    json_object_get(rec, "id") == NULL) {
 		tally_stage(t, rec, 0);
 		return;
 	}
-	t->records++;
-	tally_status(t, rec);
-	tally_usage(t, rec);
-	if (number(json_object_get(rec, "latency_ms"), &latency) &&
-	    latency >= 0)
-		dt_rpt_hist_add(&t->latency, count_of(latency));
+	add_to(t->n, "records", 1, 0);
+	tally_status(t->n, rec);
+	tally_usage(t->n, rec);
+	if (number(json_object_get(rec, "latency_ms"), &ms) && ms >= 0)
+		json_array_append_new(json_object_get(t->n, "latency_ms"),
+		    json_integer(ms < 9e18 ? (json_int_t)ms : 0));
 	if (!json_is_object(analysis))
 		return;
-	t->analyzed++;
-	for (i = 0; i < t->nfields; i++)
-		if (tally_value(&t->fields[i], json_object_get(analysis,
-		    t->fields[i].name)))
-			t->fields[i].present++;
+	add_to(t->n, "analyzed", 1, 0);
+	json_object_foreach(json_object_get(t->n, "fields"), name, f)
+		if (tally_value(f, json_object_get(analysis, name)))
+			add_to(f, "records", 1, 0);
 }
 
 int
@@ -531,70 +507,26 @@ dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 	return missing;
 }
 
+/*
+ * Adds the counts in from to those in to: numbers add, objects member by
+ * member, arrays join, and what to lacks is copied.
+ */
 static void
-merge_named(json_t *to, size_t max, json_t *obj)
+add_counts(json_t *to, json_t *from)
 {
 	const char *k;
-	json_t *v;
+	json_t *v, *old;
 
-	json_object_foreach(obj, k, v)
-		count_named(to, max, k, strlen(k), u64_at(obj, k));
-}
-
-static void
-merge_field(struct dt_rpt_field *f, json_t *fj, json_t *internal)
-{
-	json_t *e;
-	const char *k;
-	size_t i;
-	uint64_t listed = 0;
-	int j;
-
-	/* What a kind does not have adds 0. */
-	f->present += u64_at(fj, "records");
-	f->items += u64_at(fj, "items");
-	f->sum += json_number_value(json_object_get(internal, "sum"));
-	for (j = 0; j < f->nvalues; j++)
-		f->counts[j] += u64_at(json_object_get(fj, "counts"),
-		    f->values[j]);
-	if (f->kind == DT_RPT_FIELD_ENUM)
-		f->other += u64_at(json_object_get(fj, "counts"), "other");
-	if (f->kind != DT_RPT_FIELD_LABEL && f->kind != DT_RPT_FIELD_TOPICS)
-		return;
-	json_array_foreach(json_object_get(internal, "counters"), i, e) {
-		if ((k = json_string_value(json_array_get(e, 0))) == NULL)
-			continue;
-		dt_rpt_topk_add(&f->topk, k, strlen(k), (uint64_t)
-		    json_integer_value(json_array_get(e, 1)), (uint64_t)
-		    json_integer_value(json_array_get(e, 2)));
-		listed += (uint64_t)json_integer_value(json_array_get(e, 1));
-	}
-	/* Occurrences the shard's counters no longer held. */
-	if (u64_at(internal, "total") > listed)
-		f->topk.total += u64_at(internal, "total") - listed;
-	f->topk.evictions += u64_at(internal, "evictions");
-}
-
-/* Adds a shard's latency histogram's buckets. */
-static void
-merge_latency(struct dt_rpt_hist *h, json_t *hist)
-{
-	uint64_t lo = u64_at(hist, "min"), hi = u64_at(hist, "max");
-	json_t *b;
-	size_t i;
-
-	json_array_foreach(json_object_get(hist, "buckets"), i, b) {
-		json_int_t at = json_integer_value(json_array_get(b, 0));
-		json_int_t n = json_integer_value(json_array_get(b, 1));
-
-		if (at < 0 || (size_t)at >= DT_RPT_HIST_BUCKETS || n <= 0)
-			continue;
-		if (h->n == 0 || lo < h->min)
-			h->min = lo;
-		if (hi > h->max)
-			h->max = hi;
-		h->count[at] += (uint64_t)n;
-		h->n += (uint64_t)n;
+	json_object_foreach(from, k, v) {
+		old = json_object_get(to, k);
+		if (old == NULL)
+			json_object_set_new(to, k, json_deep_copy(v));
+		else if (json_is_object(old))
+			add_counts(old, v);
+		else if (json_is_array(old))
+			json_array_extend(old, v);
+		else if (json_is_number(old) && json_is_number(v))
+			add_to(to, k, json_number_value(v), json_is_real(v));
 	}
 }
 
@@ -602,37 +534,17 @@ int
 dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
 {
 	json_t *in = json_object_get(json_object_get(s, "shard"), "internal");
-	json_t *tok = json_object_get(s, "tokens"), *fj, *st;
-	json_t *an = json_object_get(s, "analysis");
+	json_t *st;
+	double bad;
 	size_t i;
-	int k;
 
 	if (!json_is_object(in)) {
 		dt_warn("a shard's summary has no shard part; it is left out");
 		return -1;
 	}
-	t->records += u64_at(s, "records");
-	t->failed += u64_at(s, "failed");
-	t->bad_lines += u64_at(s, "bad_lines");
-	t->reused += u64_at(s, "reused");
-	merge_named(t->by_status, DT_RPT_MAX_STATUS,
-	    json_object_get(s, "by_status"));
-	merge_named(t->by_error, DT_RPT_MAX_KINDS,
-	    json_object_get(s, "by_error"));
-	t->prompt_tokens += u64_at(tok, "prompt");
-	t->completion_tokens += u64_at(tok, "completion");
-	t->total_tokens += u64_at(tok, "total");
-	if (json_is_number(json_object_get(s, "cost_usd"))) {
-		t->cost += json_number_value(json_object_get(s, "cost_usd"));
-		t->with_cost++;
-	}
-	merge_latency(&t->latency, json_object_get(in, "latency_hist"));
-	t->analyzed += u64_at(an, "records");
-	for (k = 0; k < t->nfields; k++)
-		if (json_is_object(fj = json_object_get(json_object_get(an,
-		    "fields"), t->fields[k].name)))
-			merge_field(&t->fields[k], fj, json_object_get(
-			    json_object_get(in, "fields"), t->fields[k].name));
+	add_counts(t->n, in);
+	if (number(json_object_get(s, "bad_lines"), &bad) && bad > 0)
+		t->bad_lines += (uint64_t)bad;
 	json_array_foreach(json_object_get(s, "stages"), i, st)
 		tally_stage(t, st, 1);
 	if (json_is_true(json_object_get(s, "mixed_run_ids")))

@@ -1,12 +1,12 @@
 /*
- * report: unit checks of dt-report's pure parts (report/hist.c,
- * topk.c, text.c, tally.c, summary.c, format.c): the histogram's error bound, the top-k guarantees,
+ * report: unit checks of dt-report's pure parts (report/text.c,
+ * tally.c, summary.c, format.c): exact latency quantiles and top values,
  * topic normalisation, HTML escaping and length, what the tally takes
- * from a record and the splitting of long reports.  Prints one line
+ * from a record, merging a shard's tally, and the splitting of long
+ * reports.  Prints one line
  * per failed check and exits 1 when any failed.
  */
 #include "../../report/format.c"
-#include "../../report/counters.c"
 #include "../../report/summary.c"
 #include "../../report/tally.c"
 #include "../../report/text.c"
@@ -28,116 +28,54 @@ static int failures;
 	} \
 } while (0)
 
-static int
-cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
+/* The latency quantiles are exact nearest-rank values. */
 static void
-test_hist(void)
+test_latency(void)
 {
-	static struct dt_rpt_hist h;
-	static uint64_t v[200000];
-	const double qs[] = {0.01, 0.5, 0.9, 0.95, 0.99, 1.0};
+	json_t *lat = json_array(), *o;
 	size_t i;
 
-	memset(&h, 0, sizeof(h));
-	CHECK(dt_rpt_hist_quantile(&h, 0.5) == 0);
+	o = latency_json(lat);
+	CHECK(json_is_null(json_object_get(o, "p50")));
+	json_decref(o);
 	for (i = 0; i < 100; i++)
-		dt_rpt_hist_add(&h, 100 - i);
-	CHECK(dt_rpt_hist_quantile(&h, 0.5) == 50);     /* exact below 2048 */
-	CHECK(dt_rpt_hist_quantile(&h, 0.95) == 95);
-	CHECK(dt_rpt_hist_quantile(&h, 1.0) == 100);
-	CHECK(h.min == 1 && h.max == 100);
-
-	/* Spread over six decades: every quantile within 1/2048. */
-	memset(&h, 0, sizeof(h));
-	srandom(7);
-	for (i = 0; i < 200000; i++) {
-		v[i] = (uint64_t)exp((double)random() / RAND_MAX * 14.0);
-		dt_rpt_hist_add(&h, v[i]);
-	}
-	qsort(v, 200000, sizeof(v[0]), cmp_u64);
-	for (i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
-		size_t r = (size_t)ceil(qs[i] * 200000);
-		double exact = (double)v[r - 1];
-		double got = (double)dt_rpt_hist_quantile(&h, qs[i]);
-
-		CHECK(fabs(got - exact) <= exact / 2048 + 0.5);
-	}
-	CHECK(dt_rpt_hist_quantile(&h, 1.0) == v[199999]);
-	dt_rpt_hist_add(&h, UINT64_MAX);
-	CHECK(dt_rpt_hist_quantile(&h, 1.0) == UINT64_MAX);
+		json_array_append_new(lat, json_integer(100 - (json_int_t)i));
+	o = latency_json(lat);
+	CHECK(json_integer_value(json_object_get(o, "p50")) == 50);
+	CHECK(json_integer_value(json_object_get(o, "p95")) == 95);
+	CHECK(json_integer_value(json_object_get(o, "max")) == 100);
+	json_decref(o);
+	/* Past the old histogram's exact range: still exact. */
+	json_array_clear(lat);
+	for (i = 0; i < 20; i++)
+		json_array_append_new(lat, json_integer(4454 + 1000 *
+		    (json_int_t)i));
+	o = latency_json(lat);
+	CHECK(json_integer_value(json_object_get(o, "p50")) == 13454);
+	CHECK(json_integer_value(json_object_get(o, "p95")) == 22454);
+	CHECK(json_integer_value(json_object_get(o, "count")) == 20);
+	json_decref(o);
+	json_decref(lat);
 }
 
+/* The top values: largest count first, ties by value, at most k. */
 static void
-test_topk(void)
+test_top(void)
 {
-	struct dt_rpt_topk t;
-	const struct dt_rpt_topk_item *top[10];
-	char key[32];
-	size_t n, i;
+	json_t *counts = json_pack("{sisisisi}", "b", 2, "c", 5, "a", 2,
+	    "d", 1), *top;
+	json_int_t shown = 0;
 
-	/* Fewer distinct keys than counters: exact. */
-	CHECK(dt_rpt_topk_init(&t, 8) == 0);
-	for (i = 0; i < 100; i++) {
-		snprintf(key, sizeof(key), "k%zu", i % 5);
-		dt_rpt_topk_add(&t, key, strlen(key), 1, 0);
-	}
-	dt_rpt_topk_add(&t, "k0", 2, 1, 0);
-	n = dt_rpt_topk_top(&t, top, 10);
-	CHECK(n == 5);
-	CHECK_STR(top[0]->key, "k0");
-	CHECK(top[0]->count == 21 && top[0]->err == 0);
-	CHECK(top[1]->count == 20 && strcmp(top[1]->key, "k1") == 0);
-	CHECK(t.evictions == 0 && t.total == 101);
-	dt_rpt_topk_free(&t);
-
-	/* Heavy hitters in a stream of unique junk: found, with bounds. */
-	CHECK(dt_rpt_topk_init(&t, 50) == 0);
-	for (i = 0; i < 100000; i++) {
-		if (i % 10 == 0)
-			dt_rpt_topk_add(&t, "billing", 7, 1, 0);
-		else if (i % 25 == 0)
-			dt_rpt_topk_add(&t, "refunds", 7, 1, 0);
-		else {
-			snprintf(key, sizeof(key), "junk-%zu", i);
-			dt_rpt_topk_add(&t, key, strlen(key), 1, 0);
-		}
-	}
-	n = dt_rpt_topk_top(&t, top, 2);
-	CHECK(n == 2);
-	CHECK_STR(top[0]->key, "billing");
-	CHECK_STR(top[1]->key, "refunds");
-	/* true counts: 10000 and 2000 */
-	CHECK(top[0]->count >= 10000 && top[0]->count - top[0]->err <= 10000);
-	CHECK(top[1]->count >= 2000 && top[1]->count - top[1]->err <= 2000);
-	CHECK(top[0]->err <= t.total / 50);
-	CHECK(t.evictions > 0);
-	/* The table still finds every kept key after all the evictions. */
-	for (i = 0; i < t.n; i++)
-		CHECK(json_integer_value(json_object_get(t.index,
-		    t.items[i].key)) == (json_int_t)i);
-	CHECK(json_object_size(t.index) == t.n);
-	dt_rpt_topk_free(&t);
-
-	/* Keys are cut at DT_RPT_KEY_MAX bytes on a character boundary. */
-	CHECK(dt_rpt_topk_init(&t, 4) == 0);
-	{
-		char big[400];
-
-		for (i = 0; i + 2 <= 300; i += 2)
-			memcpy(big + i, "\xD0\xB6", 2);  /* ж */
-		dt_rpt_topk_add(&t, big, 300, 1, 0);
-		dt_rpt_topk_add(&t, big, 200, 1, 0);
-		n = dt_rpt_topk_top(&t, top, 1);
-		CHECK(strlen(top[0]->key) == DT_RPT_KEY_MAX);
-		CHECK(top[0]->count == 2);
-	}
-	dt_rpt_topk_free(&t);
+	top = top_values(counts, 3, &shown);
+	CHECK(json_array_size(top) == 3 && shown == 9);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(top, 0),
+	    "value")), "c");
+	CHECK_STR(json_string_value(json_object_get(json_array_get(top, 1),
+	    "value")), "a");
+	CHECK_STR(json_string_value(json_object_get(json_array_get(top, 2),
+	    "value")), "b");
+	json_decref(top);
+	json_decref(counts);
 }
 
 static void
@@ -186,12 +124,34 @@ add(struct dt_rpt_tally *t, const char *line)
 	json_decref(rec);
 }
 
+/* The value at the dotted path in o; NULL when absent. */
+static json_t *
+at(json_t *o, const char *path)
+{
+	char key[64];
+	size_t n;
+
+	for (; *path != '\0'; path += n + (path[n] == '.')) {
+		n = strcspn(path, ".");
+		snprintf(key, sizeof(key), "%.*s", (int)n, path);
+		o = json_object_get(o, key);
+	}
+	return o;
+}
+
+static double
+num(json_t *o, const char *path)
+{
+	return json_number_value(at(o, path));
+}
+
 static void
 test_tally(void)
 {
 	static struct dt_rpt_tally t;
-	const struct dt_rpt_topk_item *top[4];
-	json_t *stage;
+	json_t *stage, *topics;
+	char line[600], big[400];
+	size_t i;
 
 	CHECK(dt_rpt_tally_init(&t, NULL, 10, "topics") == 0);
 	add(&t, "{\"id\":7,\"status\":\"stored\",\"usage\":{\"prompt_tokens\":"
@@ -199,32 +159,46 @@ test_tally(void)
 	    "\"output_cost\":0.5}},\"latency_ms\":812.5,\"x\":[1,{\"y\":null}],"
 	    "\"analysis\":{\"sentiment\":\"neg\\u0061tive\",\"topics\":[\"a\","
 	    "\"\\ud83c\\udfdf\",3,\"A\"],\"confidence\":1e-1,\"other\":true}}");
-	CHECK(t.records == 1 && json_object_size(t.by_status) == 1);
-	CHECK(json_integer_value(json_object_get(t.by_status, "stored")) == 1);
-	CHECK(t.prompt_tokens == 3 && t.completion_tokens == 4 &&
-	    t.total_tokens == 7);
-	CHECK(t.with_cost == 1 && t.cost == 0.75);
-	CHECK(t.latency.n == 1 && t.latency.min == 812);
-	CHECK(t.analyzed == 1 && t.failed == 0);
-	CHECK_STR(t.fields[0].name, "sentiment");
-	CHECK(t.fields[0].counts[2] == 1 && t.fields[0].present == 1);
-	CHECK_STR(t.fields[2].name, "topics");
-	CHECK(dt_rpt_topk_top(&t.fields[2].topk, top, 4) == 2);
-	CHECK_STR(top[0]->key, "a");
-	CHECK(top[0]->count == 2);
-	CHECK(t.fields[4].sum == 0.1 && t.fields[4].present == 1);
+	CHECK(num(t.n, "records") == 1 && num(t.n, "by_status.stored") == 1);
+	CHECK(json_object_size(at(t.n, "by_status")) == 1);
+	CHECK(num(t.n, "tokens.prompt") == 3 &&
+	    num(t.n, "tokens.completion") == 4 && num(t.n, "tokens.total") == 7);
+	CHECK(num(t.n, "with_cost") == 1 && num(t.n, "cost") == 0.75);
+	CHECK(json_array_size(at(t.n, "latency_ms")) == 1);
+	CHECK(json_integer_value(json_array_get(at(t.n, "latency_ms"), 0)) ==
+	    812);
+	CHECK(num(t.n, "analyzed") == 1 && num(t.n, "failed") == 0);
+	CHECK_STR(json_object_iter_key(json_object_iter(at(t.n, "fields"))),
+	    "sentiment");
+	CHECK(num(t.n, "fields.sentiment.counts.negative") == 1);
+	CHECK(num(t.n, "fields.sentiment.records") == 1);
+	topics = at(t.n, "fields.topics.counts");
+	CHECK(json_object_size(topics) == 2);
+	CHECK(num(topics, "a") == 2);
+	CHECK(num(t.n, "fields.confidence.sum") == 0.1);
+	CHECK(num(t.n, "fields.confidence.records") == 1);
+
+	/* A value outside the enum is "other"; a topic is cut at 128 bytes. */
+	for (i = 0; i + 2 <= 300; i += 2)
+		memcpy(big + i, "\xD0\xB6", 2);  /* ж */
+	big[300] = '\0';
+	snprintf(line, sizeof(line), "{\"id\":8,\"analysis\":{\"sentiment\":"
+	    "\"angry\",\"topics\":[\"%s\"]}}", big);
+	add(&t, line);
+	CHECK(num(t.n, "fields.sentiment.counts.other") == 1);
+	big[DT_RPT_KEY_MAX] = '\0';
+	CHECK(json_integer_value(json_object_get(topics, big)) == 1);
 
 	/* A stage record: no id. */
 	add(&t, "{\"stage\":\"dt-fetch\",\"status\":69,\"message\":\"Supabase "
 	    "unavailable\",\"counts\":{\"claimed\":2,\"x\":\"y\"},"
 	    "\"interrupted\":true}");
-	CHECK(t.records == 1 && json_array_size(t.stages) == 1);
+	CHECK(num(t.n, "records") == 2 && json_array_size(t.stages) == 1);
 	stage = json_array_get(t.stages, 0);
-	CHECK(json_integer_value(json_object_get(stage, "status")) == 69);
+	CHECK(num(stage, "status") == 69);
 	CHECK(json_is_true(json_object_get(stage, "interrupted")));
 	CHECK(json_object_size(json_object_get(stage, "counts")) == 1);
-	CHECK(json_integer_value(json_object_get(json_object_get(stage,
-	    "counts"), "claimed")) == 2);
+	CHECK(num(stage, "counts.claimed") == 2);
 	CHECK_STR(json_string_value(json_array_get(json_object_get(stage,
 	    "messages"), 0)), "Supabase unavailable");
 
@@ -233,14 +207,68 @@ test_tally(void)
 	add(&t, "{\"id\":2,\"error\":\"boom\"}");
 	add(&t, "{\"id\":3,\"error\":null,\"usage\":{\"total_tokens\":5},"
 	    "\"cost_usd\":0.5,\"latency_ms\":\"slow\"}");
-	CHECK(t.records == 4 && t.failed == 2);
-	CHECK(json_object_size(t.by_error) == 2);
-	CHECK_STR(json_object_iter_key(json_object_iter(t.by_error)), "timeout");
-	CHECK(json_integer_value(json_object_get(t.by_error, "unknown")) == 1);
-	CHECK(t.total_tokens == 12 && t.with_cost == 2 && t.cost == 1.25);
-	CHECK(t.latency.n == 1);
-	CHECK(json_object_size(t.by_status) == 3);  /* stored, failed, fetched */
+	CHECK(num(t.n, "records") == 5 && num(t.n, "failed") == 2);
+	CHECK(json_object_size(at(t.n, "by_error")) == 2);
+	CHECK_STR(json_object_iter_key(json_object_iter(at(t.n, "by_error"))),
+	    "timeout");
+	CHECK(num(t.n, "by_error.unknown") == 1);
+	CHECK(num(t.n, "tokens.total") == 12 && num(t.n, "with_cost") == 2 &&
+	    num(t.n, "cost") == 1.25);
+	CHECK(json_array_size(at(t.n, "latency_ms")) == 1);
+	/* stored, analyzed, failed, fetched */
+	CHECK(json_object_size(at(t.n, "by_status")) == 4);
 	dt_rpt_tally_free(&t);
+}
+
+/* Two shards' tallies merged say what one tally of every record says. */
+static void
+test_merge(void)
+{
+	static struct dt_rpt_tally whole, part, merged;
+	const char *recs[] = {
+	    "{\"id\":1,\"status\":\"stored\",\"latency_ms\":900,"
+	    "\"usage\":{\"total_tokens\":5,\"cost\":0.25},\"analysis\":"
+	    "{\"sentiment\":\"mixed\",\"topics\":[\"b\",\"a\"],"
+	    "\"language\":\"en\",\"confidence\":0.5}}",
+	    "{\"stage\":\"dt-fetch\",\"status\":1,\"counts\":{\"claimed\":1}}",
+	    "{\"id\":2,\"status\":\"failed\",\"error\":{\"kind\":\"timeout\"},"
+	    "\"latency_ms\":100}",
+	    "{\"id\":3,\"status\":\"stored\",\"latency_ms\":300,\"analysis\":"
+	    "{\"sentiment\":\"wry\",\"topics\":[\"a\"],\"language\":\"ru\","
+	    "\"action_items\":[\"x\"],\"confidence\":1}}",
+	    "{\"stage\":\"dt-fetch\",\"status\":0,\"counts\":{\"claimed\":2}}",
+	};
+	json_t *s, *w;
+	size_t i;
+
+	CHECK(dt_rpt_tally_init(&whole, NULL, 10, "topics") == 0);
+	CHECK(dt_rpt_tally_init(&merged, NULL, 10, "topics") == 0);
+	for (i = 0; i < 5; i++)
+		add(&whole, recs[i]);
+	for (i = 0; i < 5; i += 3) {
+		CHECK(dt_rpt_tally_init(&part, NULL, 10, "topics") == 0);
+		add(&part, recs[i]);
+		add(&part, recs[i + 1]);
+		if (i == 0)
+			add(&part, recs[2]);
+		s = dt_rpt_summary(&part, "r", NULL, NULL, -1);
+		json_object_set_new(s, "shard", json_pack("{so}", "internal",
+		    dt_rpt_shard_json(&part)));
+		CHECK(dt_rpt_tally_merge(&merged, s) == 0);
+		json_decref(s);
+		dt_rpt_tally_free(&part);
+	}
+	s = dt_rpt_summary(&merged, "r", NULL, NULL, -1);
+	w = dt_rpt_summary(&whole, "r", NULL, NULL, -1);
+	CHECK(json_equal(s, w));
+	CHECK(num(s, "latency_ms.p50") == 300 && num(s, "tokens.total") == 5);
+	CHECK(num(s, "analysis.fields.topics.total") == 3);
+	CHECK(num(json_array_get(at(s, "stages"), 0), "counts.claimed") == 3);
+	CHECK(num(json_array_get(at(s, "stages"), 0), "reports") == 2);
+	json_decref(s);
+	json_decref(w);
+	dt_rpt_tally_free(&whole);
+	dt_rpt_tally_free(&merged);
 }
 
 /* Checks that every tag opened in msg is closed in msg. */
@@ -324,10 +352,11 @@ int
 main(void)
 {
 	dt_log_init("report");
-	test_hist();
-	test_topk();
+	test_latency();
+	test_top();
 	test_text();
 	test_tally();
+	test_merge();
 	test_split();
 	if (failures > 0) {
 		printf("%d checks failed\n", failures);
