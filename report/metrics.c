@@ -15,13 +15,56 @@
 #include "log.h"
 #include "text.h"
 
-/* A gauge's HELP and TYPE lines. */
-static void
-family(struct dt_buf *b, const char *name, const char *help)
-{
-	dt_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help,
-	    name);
-}
+/*
+ * The gauges: the number at key (and sub) of the summary, divided by
+ * div; with a label, one sample per member of the object at key, and 0
+ * for each known value it lacks.  optional: only when there is one.
+ */
+static const struct {
+	const char *name, *help, *key, *sub, *label;
+	const char *const *known;
+	double div;
+	int optional;
+} gauges[] = {
+	{"dt_run_records", "Records the last run handled, by status.",
+	    "by_status", NULL, "status", (const char *const[]){"stored",
+	    "released", "failed", "skipped", NULL}, 1, 0},
+	{"dt_run_errors", "Records of the last run with an error, by kind.",
+	    "by_error", NULL, "kind", (const char *const[]){"timeout",
+	    "rate_limited", "unavailable", "config", "http_4xx",
+	    "invalid_output", "too_large", "bad_record", "budget", NULL}, 1,
+	    0},
+	{"dt_run_failed_records", "Records of the last run that failed.",
+	    "failed", NULL, NULL, NULL, 1, 0},
+	{"dt_run_reused_records", "Records of the last run stored with the "
+	    "analysis of the same text made before, at no cost.", "reused",
+	    NULL, NULL, NULL, 1, 0},
+	{"dt_run_duration_seconds", "How long the last run took.",
+	    "duration_s", NULL, NULL, NULL, 1, 1},
+	{"dt_run_tokens", "Tokens the last run used.", "tokens", "total",
+	    NULL, NULL, 1, 0},
+	{"dt_run_cost_usd", "What the API charged for the last run, in US "
+	    "dollars.", "cost_usd", NULL, NULL, NULL, 1, 0},
+	{"dt_run_latency_p50_seconds", "Median API call latency in the last "
+	    "run.", "latency_ms", "p50", NULL, NULL, 1000, 1},
+	{"dt_run_latency_p95_seconds", "95th percentile of API call latency "
+	    "in the last run.", "latency_ms", "p95", NULL, NULL, 1000, 1},
+	{"dt_run_latency_max_seconds", "Slowest API call in the last run.",
+	    "latency_ms", "max", NULL, NULL, 1000, 1},
+	{"dt_backlog_rows", "Source rows by state after the last run.",
+	    "backlog", NULL, "state", (const char *const[]){"unclaimed",
+	    "leased", "failed", "done", NULL}, 1, 1},
+	{"dt_run_exit_code", "Exit status of the last run.", "exit_code",
+	    NULL, NULL, NULL, 1, 0},
+	{"dt_run_success", "1 when the last run succeeded (exit status 0 or "
+	    "1), else 0.", "success", NULL, NULL, NULL, 1, 0},
+	{"dt_run_last_finish_timestamp_seconds", "When the last run "
+	    "finished, in seconds since the epoch.", "finished", NULL, NULL,
+	    NULL, 1, 0},
+	{"dt_run_last_success_timestamp_seconds", "When a run last "
+	    "succeeded, in seconds since the epoch.", "succeeded", NULL, NULL,
+	    NULL, 1, 1},
+};
 
 /* A sample; lname NULL: without a label. */
 static void
@@ -43,100 +86,36 @@ sample(struct dt_buf *b, const char *name, const char *lname,
 	dt_buf_printf(b, " %.17g\n", v);
 }
 
-/* One sample per key of obj, and 0 for each known key it lacks. */
+/* The metrics of the summary s, with "success", "finished", "succeeded". */
 static void
-by_label(struct dt_buf *b, const char *name, const char *help,
-    const char *lname, json_t *obj, const char *const *known)
+metrics_text(struct dt_buf *b, json_t *s)
 {
-	const char *k;
-	json_t *v;
-
-	family(b, name, help);
-	for (; *known != NULL; known++)
-		if (json_object_get(obj, *known) == NULL)
-			sample(b, name, lname, *known, 0);
-	json_object_foreach(obj, k, v)
-		sample(b, name, lname, k, json_number_value(v));
-}
-
-/* The gauges that are one number of the summary, divided by div. */
-static const struct {
-	const char *name, *help, *key, *sub;
-	double div;
-	int optional;           /* only when the summary has a number */
-} gauges[] = {
-	{"dt_run_failed_records", "Records of the last run that failed.",
-	    "failed", NULL, 1, 0},
-	{"dt_run_reused_records", "Records of the last run stored with the "
-	    "analysis of the same text made before, at no cost.", "reused",
-	    NULL, 1, 0},
-	{"dt_run_duration_seconds", "How long the last run took.",
-	    "duration_s", NULL, 1, 1},
-	{"dt_run_tokens", "Tokens the last run used.", "tokens", "total", 1,
-	    0},
-	{"dt_run_cost_usd", "What the API charged for the last run, in US "
-	    "dollars.", "cost_usd", NULL, 1, 0},
-	{"dt_run_latency_p50_seconds", "Median API call latency in the last "
-	    "run.", "latency_ms", "p50", 1000, 1},
-	{"dt_run_latency_p95_seconds", "95th percentile of API call latency "
-	    "in the last run.", "latency_ms", "p95", 1000, 1},
-	{"dt_run_latency_max_seconds", "Slowest API call in the last run.",
-	    "latency_ms", "max", 1000, 1},
-};
-
-/* The metrics in the text format; the last success only when success. */
-static void
-metrics_text(struct dt_buf *b, json_t *s, int success, long long now)
-{
-	static const char *const statuses[] = {"stored", "released",
-	    "failed", "skipped", NULL};
-	static const char *const kinds[] = {"timeout", "rate_limited",
-	    "unavailable", "config", "http_4xx", "invalid_output",
-	    "too_large", "bad_record", "budget", NULL};
-	static const char *const states[] = {"unclaimed", "leased", "failed",
-	    "done"};
-	json_t *v, *backlog = json_object_get(s, "backlog");
+	const char *const *known, *k;
+	json_t *v, *m;
 	size_t i;
 
-	by_label(b, "dt_run_records", "Records the last run handled, by "
-	    "status.", "status", json_object_get(s, "by_status"), statuses);
-	by_label(b, "dt_run_errors", "Records of the last run with an error, "
-	    "by kind.", "kind", json_object_get(s, "by_error"), kinds);
 	for (i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
 		v = json_object_get(s, gauges[i].key);
 		if (gauges[i].sub != NULL)
 			v = json_object_get(v, gauges[i].sub);
-		if (gauges[i].optional && !json_is_number(v))
+		if (gauges[i].optional && !json_is_number(v) &&
+		    !json_is_object(v))
 			continue;
-		family(b, gauges[i].name, gauges[i].help);
-		sample(b, gauges[i].name, NULL, NULL, json_number_value(v) /
-		    gauges[i].div);
+		dt_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n",
+		    gauges[i].name, gauges[i].help, gauges[i].name);
+		if (gauges[i].label == NULL) {
+			sample(b, gauges[i].name, NULL, NULL,
+			    json_number_value(v) / gauges[i].div);
+			continue;
+		}
+		for (known = gauges[i].known; *known != NULL; known++)
+			if (json_object_get(v, *known) == NULL)
+				sample(b, gauges[i].name, gauges[i].label,
+				    *known, 0);
+		json_object_foreach(v, k, m)
+			sample(b, gauges[i].name, gauges[i].label, k,
+			    json_number_value(m));
 	}
-	if (json_is_object(backlog)) {
-		family(b, "dt_backlog_rows", "Source rows by state after the "
-		    "last run.");
-		for (i = 0; i < 4; i++)
-			if (json_is_number(v = json_object_get(backlog,
-			    states[i])))
-				sample(b, "dt_backlog_rows", "state", states[i],
-				    json_number_value(v));
-	}
-	family(b, "dt_run_exit_code", "Exit status of the last run.");
-	sample(b, "dt_run_exit_code", NULL, NULL,
-	    json_number_value(json_object_get(s, "exit_code")));
-	family(b, "dt_run_success", "1 when the last run succeeded (exit "
-	    "status 0 or 1), else 0.");
-	sample(b, "dt_run_success", NULL, NULL, success);
-	family(b, "dt_run_last_finish_timestamp_seconds", "When the last run "
-	    "finished, in seconds since the epoch.");
-	sample(b, "dt_run_last_finish_timestamp_seconds", NULL, NULL,
-	    (double)now);
-	if (!success)
-		return;
-	family(b, "dt_run_last_success_timestamp_seconds", "When a run last "
-	    "succeeded, in seconds since the epoch.");
-	sample(b, "dt_run_last_success_timestamp_seconds", NULL, NULL,
-	    (double)now);
 }
 
 int
@@ -153,10 +132,17 @@ dt_rpt_metrics_push(struct dt_http *h, const char *url, const char *job,
 	struct dt_http_req req = {.method = "POST", .headers = headers,
 	    .timeout_ms = timeout_ms};
 	struct dt_buf text = {0};
+	json_t *s = json_copy(summary);
 	char full[2048], safe[2048], body[300];
 	int ok;
 
-	metrics_text(&text, summary, success, now);
+	if (s == NULL)
+		return -1;
+	json_object_update_new(s, json_pack("{sisIso*}", "success", success,
+	    "finished", (json_int_t)now, "succeeded", success ?
+	    json_integer(now) : NULL));
+	metrics_text(&text, s);
+	json_decref(s);
 	if (text.oom) {
 		dt_buf_free(&text);
 		return -1;

@@ -17,13 +17,12 @@ rounded(double v, double unit)
 	return json_real(round(v / unit) * unit);
 }
 
-/* One value of a counts object, for sorting. */
 struct entry {
 	const char *value;
 	json_int_t count;
 };
 
-/* Largest count first; ties by value. */
+/* Largest count first; equal counts by value. */
 static int
 entry_cmp(const void *a, const void *b)
 {
@@ -34,10 +33,7 @@ entry_cmp(const void *a, const void *b)
 	return strcmp(x->value, y->value);
 }
 
-/*
- * The k values of counts with the largest counts, as [{"value",
- * "count"}]; *shown is their sum.
- */
+/* The k most common values of counts as [{"value", "count"}]. */
 static json_t *
 top_values(json_t *counts, size_t k, json_int_t *shown)
 {
@@ -61,11 +57,7 @@ top_values(json_t *counts, size_t k, json_int_t *shown)
 	return arr;
 }
 
-/*
- * A field's part of the summary from its counts f: an enum's counts and
- * shares, a label's or topics' top values, items or the mean; NULL for
- * an unknown kind.
- */
+/* A field of the summary from the field f of the tally. */
 static json_t *
 field_json(json_t *f, size_t top)
 {
@@ -78,29 +70,27 @@ field_json(json_t *f, size_t top)
 		total += json_integer_value(v);
 	if (kind == NULL)
 		return NULL;
+	o = json_pack("{ss}", "kind", kind);
 	if (strcmp(kind, "enum") == 0) {
 		shares = json_object();
 		json_object_foreach(total > 0 ? counts : NULL, k, v)
 			json_object_set_new(shares, k, rounded((double)
 			    json_integer_value(v) / (double)total, 1e-4));
-		o = json_pack("{sssoso}", "kind", kind, "counts",
-		    json_deep_copy(counts), "shares", shares);
-	} else if (strcmp(kind, "label") == 0) {
-		o = json_pack("{sssosI}", "kind", kind, "top",
-		    top_values(counts, 5, &shown), "total", total);
-		json_object_set_new(o, "other", json_integer(total - shown));
-	} else if (strcmp(kind, "topics") == 0)
-		o = json_pack("{sssosI}", "kind", kind, "top",
-		    top_values(counts, top, &shown), "total", total);
-	else if (strcmp(kind, "items") == 0)
-		o = json_pack("{sssI}", "kind", kind, "items",
-		    json_integer_value(json_object_get(f, "items")));
-	else if (strcmp(kind, "mean") == 0)
-		o = json_pack("{ssso}", "kind", kind, "mean", recs > 0 ?
-		    rounded(json_number_value(json_object_get(f, "sum")) /
-		    (double)recs, 1e-4) : json_null());
+		json_object_set(o, "counts", counts);
+		json_object_set_new(o, "shares", shares);
+	} else if (counts != NULL) {
+		json_object_set_new(o, "top", top_values(counts,
+		    strcmp(kind, "label") == 0 ? 5 : top, &shown));
+		json_object_set_new(o, "total", json_integer(total));
+		if (strcmp(kind, "label") == 0)
+			json_object_set_new(o, "other",
+			    json_integer(total - shown));
+	} else if (strcmp(kind, "items") == 0)
+		json_object_set(o, "items", json_object_get(f, "items"));
 	else
-		return NULL;
+		json_object_set_new(o, "mean", recs > 0 ? rounded(
+		    json_number_value(json_object_get(f, "sum")) /
+		    (double)recs, 1e-4) : json_null());
 	json_object_set_new(o, "records", json_integer(recs));
 	return o;
 }
@@ -119,52 +109,47 @@ latency_json(json_t *lat)
 {
 	size_t n = json_array_size(lat), i;
 	json_int_t *v = calloc(n + 1, sizeof(*v));
-	json_t *o;
+	json_t *o = json_pack("{sIsnsnsn}", "count", (json_int_t)n, "p50",
+	    "p95", "max");
 
-	if (n == 0 || v == NULL) {
-		free(v);
-		return json_pack("{sisnsnsn}", "count", 0, "p50", "p95",
-		    "max");
+	if (v != NULL && n > 0) {
+		for (i = 0; i < n; i++)
+			v[i] = json_integer_value(json_array_get(lat, i));
+		qsort(v, n, sizeof(*v), int_cmp);
+		json_object_update_new(o, json_pack("{sIsIsI}", "p50",
+		    v[(size_t)ceil(0.50 * (double)n) - 1], "p95",
+		    v[(size_t)ceil(0.95 * (double)n) - 1], "max", v[n - 1]));
 	}
-	for (i = 0; i < n; i++)
-		v[i] = json_integer_value(json_array_get(lat, i));
-	qsort(v, n, sizeof(*v), int_cmp);
-	o = json_pack("{sIsIsIsI}", "count", (json_int_t)n, "p50",
-	    v[(size_t)ceil(0.50 * (double)n) - 1], "p95",
-	    v[(size_t)ceil(0.95 * (double)n) - 1], "max", v[n - 1]);
 	free(v);
 	return o;
 }
 
 /*
- * The run's state from the tally: "ok", "partial" or "failed", and the
- * exit status the records and stages call for.
+ * The run's state, "ok", "partial" or "failed", and in *status the exit
+ * status the records and stages call for.
  */
 static const char *
 tally_state(const struct dt_rpt_tally *t, int *status)
 {
-	int failed = 0, partial = 0, st = DT_EXIT_OK, s_st, intr;
+	json_int_t failed_recs = json_integer_value(json_object_get(t->n,
+	    "failed"));
+	int failed = 0, partial = failed_recs > 0 || t->bad_lines > 0;
+	int st, intr;
+	const char *name;
 	json_t *s;
-	size_t i;
 
-	json_array_foreach(t->stages, i, s) {
-		s_st = (int)json_integer_value(json_object_get(s, "status"));
+	*status = DT_EXIT_OK;
+	json_object_foreach(t->stages, name, s) {
+		st = (int)json_integer_value(json_object_get(s, "status"));
 		intr = json_is_true(json_object_get(s, "interrupted"));
-		st = dt_exit_worse(st, s_st);
-		if (!intr && s_st != DT_EXIT_OK && s_st != DT_EXIT_PARTIAL)
-			failed = 1;
-		else if (intr || s_st == DT_EXIT_PARTIAL)
-			partial = 1;
+		*status = dt_exit_worse(*status, st);
+		failed |= !intr && st != DT_EXIT_OK && st != DT_EXIT_PARTIAL;
+		partial |= intr || st == DT_EXIT_PARTIAL;
 	}
-	if (json_integer_value(json_object_get(t->n, "failed")) > 0) {
-		st = dt_exit_worse(st, DT_EXIT_PARTIAL);
-		partial = 1;
-	}
-	if (t->bad_lines > 0) {
-		st = dt_exit_worse(st, DT_EXIT_DATAERR);
-		partial = 1;
-	}
-	*status = st;
+	if (failed_recs > 0)
+		*status = dt_exit_worse(*status, DT_EXIT_PARTIAL);
+	if (t->bad_lines > 0)
+		*status = dt_exit_worse(*status, DT_EXIT_DATAERR);
 	return failed ? "failed" : partial ? "partial" : "ok";
 }
 
@@ -172,36 +157,37 @@ json_t *
 dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
     const char *started, const char *finished, double duration_s)
 {
-	json_t *n = t->n, *fields = json_object(), *f, *o;
+	json_t *n = json_deep_copy(t->n), *fields = json_object(), *f, *o;
+	json_t *stages = json_array();
 	const char *name;
 	int status;
 	const char *state = tally_state(t, &status);
 
 	json_object_foreach(json_object_get(n, "fields"), name, f)
 		json_object_set_new(fields, name, field_json(f, t->top));
-	o = json_pack("{ss?sssiss?ss?sosOsOsIso}", "run_id", run_id, "state",
+	json_object_foreach(t->stages, name, f)
+		json_array_append_new(stages, json_deep_copy(f));
+	o = json_pack("{ss?sssiss?ss?sosOsOsIsO}", "run_id", run_id, "state",
 	    state, "exit_code", status, "started_at", started, "finished_at",
 	    finished, "duration_s", duration_s >= 0 ? rounded(duration_s,
 	    1e-3) : json_null(), "records", json_object_get(n, "records"),
 	    "failed", json_object_get(n, "failed"), "bad_lines",
-	    (json_int_t)t->bad_lines, "by_status", json_deep_copy(
-	    json_object_get(n, "by_status")));
-	if (o == NULL)
-		return NULL;
+	    (json_int_t)t->bad_lines, "by_status", json_object_get(n,
+	    "by_status"));
 	/* Only a run that reused analyses says how many. */
 	if (json_integer_value(json_object_get(n, "reused")) > 0)
 		json_object_set(o, "reused", json_object_get(n, "reused"));
-	json_object_update_new(o, json_pack("{sosososos{sOso}so}",
-	    "by_error", json_deep_copy(json_object_get(n, "by_error")),
-	    "tokens", json_deep_copy(json_object_get(n, "tokens")),
-	    "cost_usd", json_integer_value(json_object_get(n, "with_cost")) ?
-	    rounded(json_number_value(json_object_get(n, "cost")), 1e-6) :
-	    json_null(), "latency_ms", latency_json(json_object_get(n,
-	    "latency_ms")), "analysis", "records", json_object_get(n,
-	    "analyzed"), "fields", fields, "stages",
-	    json_deep_copy(t->stages)));
+	json_object_update_new(o, json_pack("{sOsOsosos{sOso}so}",
+	    "by_error", json_object_get(n, "by_error"), "tokens",
+	    json_object_get(n, "tokens"), "cost_usd", json_integer_value(
+	    json_object_get(n, "with_cost")) ? rounded(json_number_value(
+	    json_object_get(n, "cost")), 1e-6) : json_null(), "latency_ms",
+	    latency_json(json_object_get(n, "latency_ms")), "analysis",
+	    "records", json_object_get(n, "analyzed"), "fields", fields,
+	    "stages", stages));
 	if (t->mixed_runs)
 		json_object_set_new(o, "mixed_run_ids", json_true());
+	json_decref(n);
 	return o;
 }
 

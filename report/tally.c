@@ -13,41 +13,37 @@
 #include "tally.h"
 #include "text.h"
 
-#define DT_RPT_MAX_FIELDS 16
-#define DT_RPT_MAX_ENUM 32
-#define DT_RPT_MAX_STATUS 16
-#define DT_RPT_MAX_KINDS 16
-#define DT_RPT_MAX_STAGES 8
-#define DT_RPT_MAX_MESSAGES 4
-#define DT_RPT_MAX_COUNTS 16
+#define MAX_FIELDS 16
+#define MAX_ENUM 32
+#define MAX_NAMES 16            /* statuses, error kinds, stage counts */
+#define MAX_STAGES 8
+#define MAX_MESSAGES 4
 
-/* What the report does with a schema property: its kind, or NULL. */
+static int
+is(const char *s, const char *lit)
+{
+	return s != NULL && strcmp(s, lit) == 0;
+}
+
+/* How the report counts the schema property prop, or NULL: not at all. */
 static const char *
-field_kind(const char *name, json_t *prop, const char *topics_field,
-    json_t **enumv)
+field_kind(const char *name, json_t *prop, const char *topics_field)
 {
 	const char *type = json_string_value(json_object_get(prop, "type"));
+	json_t *items = json_object_get(prop, "items");
 	json_t *ml = json_object_get(prop, "maxLength");
 
-	*enumv = json_object_get(prop, "enum");
-	if (type == NULL)
-		return NULL;
-	if (strcmp(type, "string") == 0 && json_is_array(*enumv))
+	if (is(type, "string") && json_is_array(json_object_get(prop, "enum")))
 		return "enum";
 	/* A short code such as a language: its values are labels. */
-	if (strcmp(type, "string") == 0)
+	if (is(type, "string"))
 		return json_is_integer(ml) && json_integer_value(ml) <= 16 ?
 		    "label" : NULL;
-	if (strcmp(type, "array") == 0) {
-		prop = json_object_get(prop, "items");
-		type = json_string_value(json_object_get(prop, "type"));
-		if (type == NULL || strcmp(type, "string") != 0)
-			return NULL;
-		*enumv = json_object_get(prop, "enum");
-		return json_is_array(*enumv) ? "enum" :
+	if (is(type, "array") && is(json_string_value(json_object_get(items,
+	    "type")), "string"))
+		return json_is_array(json_object_get(items, "enum")) ? "enum" :
 		    strcmp(name, topics_field) == 0 ? "topics" : "items";
-	}
-	if ((strcmp(type, "number") == 0 || strcmp(type, "integer") == 0) &&
+	if ((is(type, "number") || is(type, "integer")) &&
 	    json_is_number(json_object_get(prop, "minimum")) &&
 	    json_is_number(json_object_get(prop, "maximum")))
 		return "mean";
@@ -55,35 +51,37 @@ field_kind(const char *name, json_t *prop, const char *topics_field,
 }
 
 /*
- * Adds the schema's property to fields, unless it is not reported.
- * Returns 0, or -1 (warned) when fields is full.
+ * Adds the schema property prop to fields, unless the report does not
+ * count it.  Returns 0, or -1 (warned) when fields is full.
  */
 static int
 add_field(json_t *fields, const char *name, json_t *prop,
     const char *topics_field)
 {
-	json_t *enumv, *v, *f, *counts = NULL;
-	const char *kind = field_kind(name, prop, topics_field, &enumv);
+	const char *kind = field_kind(name, prop, topics_field);
+	json_t *en = json_object_get(prop, "enum"), *f, *v;
 	size_t i;
 
 	if (kind == NULL)
 		return 0;
-	if (json_object_size(fields) == DT_RPT_MAX_FIELDS) {
+	if (json_object_size(fields) == MAX_FIELDS) {
 		dt_warn("schema: more than %d fields to report; '%s' and later "
-		    "ones are left out", DT_RPT_MAX_FIELDS, name);
+		    "ones are left out", MAX_FIELDS, name);
 		return -1;
 	}
 	f = json_pack("{sssi}", "kind", kind, "records", 0);
-	if (strcmp(kind, "items") == 0)
+	if (is(kind, "items"))
 		json_object_set_new(f, "items", json_integer(0));
-	else if (strcmp(kind, "mean") == 0)
+	else if (is(kind, "mean"))
 		json_object_set_new(f, "sum", json_real(0));
 	else
-		json_object_set_new(f, "counts", counts = json_object());
-	json_array_foreach(strcmp(kind, "enum") == 0 ? enumv : NULL, i, v)
-		if (json_is_string(v) && i < DT_RPT_MAX_ENUM)
-			json_object_set_new(counts, json_string_value(v),
-			    json_integer(0));
+		json_object_set_new(f, "counts", json_object());
+	if (!json_is_array(en))
+		en = json_object_get(json_object_get(prop, "items"), "enum");
+	json_array_foreach(is(kind, "enum") ? en : NULL, i, v)
+		if (json_is_string(v) && i < MAX_ENUM)
+			json_object_set_new(json_object_get(f, "counts"),
+			    json_string_value(v), json_integer(0));
 	json_object_set_new(fields, name, f);
 	return 0;
 }
@@ -98,7 +96,7 @@ dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
 
 	memset(t, 0, sizeof(*t));
 	t->top = top;
-	t->stages = json_array();
+	t->stages = json_object();
 	/* Without a schema, dt-analyze's default fields. */
 	own = json_is_object(props) ? NULL : json_pack("{s{ss s[ssss]} "
 	    "s{ss si} s{ss s{ss}} s{ss s{ss}} s{ss si si}}", "sentiment",
@@ -154,17 +152,18 @@ add_to(json_t *obj, const char *key, double x, int real)
 }
 
 /*
- * Adds 1 to name's count (normalised as a topic) in obj, which keeps at
- * most max names: the last is "other", for nameless and later ones.
+ * Adds 1 to the count of the name (len bytes; normalised as a topic) in
+ * obj, whose last name is "other", for nameless ones and those past
+ * MAX_NAMES.
  */
 static void
-count_named(json_t *obj, size_t max, const char *name, size_t len)
+count_named(json_t *obj, const char *name, size_t len)
 {
 	char clean[32];
 
 	dt_rpt_topic_norm(name, len, clean, sizeof(clean));
 	if (clean[0] == '\0' || (json_object_get(obj, clean) == NULL &&
-	    json_object_size(obj) >= max - 1))
+	    json_object_size(obj) >= MAX_NAMES - 1))
 		snprintf(clean, sizeof(clean), "other");
 	add_to(obj, clean, 1, 0);
 }
@@ -194,15 +193,12 @@ cost_of(json_t *v, double *out)
 	if (number(v, out) || number(json_object_get(v, "total_cost"), out))
 		return 1;
 	*out = 0;
-	json_object_foreach(v, k, m) {
-		size_t n = strlen(k);
-
-		if (n > 5 && strcmp(k + n - 5, "_cost") == 0 &&
+	json_object_foreach(v, k, m)
+		if (strlen(k) > 5 && is(k + strlen(k) - 5, "_cost") &&
 		    number(m, &x)) {
 			*out += x;
 			has = 1;
 		}
-	}
 	return has;
 }
 
@@ -216,6 +212,7 @@ positive(json_t *u, const char *a, const char *b)
 	    (number(json_object_get(u, b), &y) && y > 0 ? y : 0));
 }
 
+/* The tokens and cost of the record rec. */
 static void
 tally_usage(json_t *n, json_t *rec)
 {
@@ -237,9 +234,12 @@ tally_usage(json_t *n, json_t *rec)
 	}
 }
 
-/* Counts a string of an enum, label or topics field f of kind kind. */
+/*
+ * Counts the string v (if it is one) of the field f: an enum's value,
+ * else "other"; a label or topic, normalised.
+ */
 static void
-tally_string(json_t *f, const char *kind, json_t *v)
+tally_string(json_t *f, json_t *v)
 {
 	json_t *counts = json_object_get(f, "counts");
 	char key[DT_RPT_KEY_MAX + 1];
@@ -247,15 +247,15 @@ tally_string(json_t *f, const char *kind, json_t *v)
 
 	if (s == NULL)
 		return;
-	if (strcmp(kind, "enum") != 0) {
+	if (!is(json_string_value(json_object_get(f, "kind")), "enum")) {
 		if (dt_rpt_topic_norm(s, json_string_length(v), key,
 		    sizeof(key)) > 0)
 			add_to(counts, key, 1, 0);
-		return;
-	}
-	/* A value outside the enum (or with a NUL) is "other". */
-	add_to(counts, json_object_get(counts, s) != NULL &&
-	    strlen(s) == json_string_length(v) ? s : "other", 1, 0);
+	} else if (json_object_get(counts, s) != NULL &&
+	    strlen(s) == json_string_length(v))
+		add_to(counts, s, 1, 0);
+	else
+		add_to(counts, "other", 1, 0);
 }
 
 /*
@@ -266,66 +266,39 @@ static int
 tally_value(json_t *f, json_t *v)
 {
 	const char *kind = json_string_value(json_object_get(f, "kind"));
-	int list = strcmp(kind, "enum") == 0 || strcmp(kind, "topics") == 0;
 	json_t *item;
-	size_t j;
+	size_t i;
 
-	if (json_is_string(v) && (strcmp(kind, "enum") == 0 ||
-	    strcmp(kind, "label") == 0))
-		tally_string(f, kind, v);
-	else if (json_is_array(v) && list)
-		json_array_foreach(v, j, item)
-			tally_string(f, kind, item);
-	else if (strcmp(kind, "items") == 0 && json_array_size(v) > 0)
+	if (json_is_string(v) && (is(kind, "enum") || is(kind, "label")))
+		tally_string(f, v);
+	else if (json_is_array(v) && (is(kind, "enum") || is(kind, "topics")))
+		json_array_foreach(v, i, item)
+			tally_string(f, item);
+	else if (is(kind, "items") && json_array_size(v) > 0)
 		add_to(f, "items", (double)json_array_size(v), 0);
-	else if (strcmp(kind, "mean") == 0 && json_is_number(v))
+	else if (is(kind, "mean") && json_is_number(v))
 		add_to(f, "sum", json_number_value(v), 1);
 	else
 		return 0;
 	return 1;
 }
 
-/* Adds msg to the stage's distinct messages (clipped; at most 4). */
+/* Adds the string m to the stage's distinct messages, clipped. */
 static void
-add_message(json_t *s, const char *msg)
+add_message(json_t *s, json_t *m)
 {
-	json_t *all = json_object_get(s, "messages"), *m;
+	json_t *all = json_object_get(s, "messages"), *old;
 	char clean[240];
 	size_t i;
 
-	dt_rpt_clip(msg, 200, clean, sizeof(clean));
-	json_array_foreach(all, i, m)
-		if (strcmp(json_string_value(m), clean) == 0)
+	if (json_string_length(m) == 0)
+		return;
+	dt_rpt_clip(json_string_value(m), 200, clean, sizeof(clean));
+	json_array_foreach(all, i, old)
+		if (is(json_string_value(old), clean))
 			return;
-	if (json_array_size(all) < DT_RPT_MAX_MESSAGES)
+	if (json_array_size(all) < MAX_MESSAGES)
 		json_array_append_new(all, json_string(clean));
-}
-
-/*
- * Adds a stage report (or a shard's merged reports) to the stage s: the
- * reports, the worst status, whether interrupted or missing, and the
- * numeric members of counts to the counts of the same name (names of 32
- * bytes or more, and past DT_RPT_MAX_COUNTS names, are left out).
- */
-static void
-stage_add(json_t *s, double reports, int status, int interrupted,
-    int missing, json_t *counts)
-{
-	json_t *sums = json_object_get(s, "counts"), *v;
-	const char *k;
-
-	add_to(s, "reports", reports, 0);
-	json_object_set_new(s, "status", json_integer(dt_exit_worse((int)
-	    json_integer_value(json_object_get(s, "status")), status)));
-	if (interrupted)
-		json_object_set_new(s, "interrupted", json_true());
-	if (missing)
-		json_object_set_new(s, "missing", json_true());
-	json_object_foreach(counts, k, v)
-		if (json_is_number(v) && strlen(k) < 32 &&
-		    (json_object_get(sums, k) != NULL ||
-		    json_object_size(sums) < DT_RPT_MAX_COUNTS))
-			add_to(sums, k, json_number_value(v), json_is_real(v));
 }
 
 /* Keeps at (RFC 3339; NULL: none) when it is the earliest start seen. */
@@ -338,84 +311,57 @@ keep_started(struct dt_rpt_tally *t, const char *at)
 }
 
 /*
- * The stage named name (cut to 24 characters), added with *added set
- * when it is new; NULL (warned) when the table is full.
- */
-static json_t *
-find_stage(struct dt_rpt_tally *t, const char *name, int *added)
-{
-	char clean[32];
-	json_t *s;
-	size_t i;
-
-	*added = 0;
-	dt_rpt_clip(name, 24, clean, sizeof(clean));
-	json_array_foreach(t->stages, i, s)
-		if (strcmp(json_string_value(json_object_get(s, "stage")),
-		    clean) == 0)
-			return s;
-	if (json_array_size(t->stages) == DT_RPT_MAX_STAGES) {
-		dt_warn("more than %d stages report; '%s' is left out",
-		    DT_RPT_MAX_STAGES, clean);
-		return NULL;
-	}
-	s = json_pack("{sssisbsis[]s{}}", "stage", clean, "status", 0,
-	    "interrupted", 0, "reports", 0, "messages", "counts");
-	if (json_array_append_new(t->stages, s) < 0)
-		return NULL;
-	*added = 1;
-	return s;
-}
-
-/*
- * Adds a stage report rec, or a shard's stage from its summary (merged:
- * its reports, "missing" and "messages"), to the stage of its name.
+ * Adds a stage report, or a stage of a shard's summary, to the stage of
+ * its name: the reports (1 unless it says), the worst status, whether
+ * interrupted or missing, its message or messages, and the numbers in
+ * its counts (names of 32 bytes or more, and past MAX_NAMES, are left
+ * out).
  */
 static void
-tally_stage(struct dt_rpt_tally *t, json_t *rec, int merged)
+tally_stage(struct dt_rpt_tally *t, json_t *rec)
 {
-	const char *name = json_string_value(json_object_get(rec, "stage"));
-	const char *msg = json_string_value(json_object_get(rec, "message"));
-	json_t *s, *m;
-	double st, reports;
+	const char *name = json_string_value(json_object_get(rec, "stage")), *k;
+	json_t *s, *v, *sums;
+	char clean[32];
+	double st, reports = 1;
 	size_t i;
-	int added;
 
-	if (name == NULL || (s = find_stage(t, name, &added)) == NULL)
+	if (name == NULL)
 		return;
+	dt_rpt_clip(name, 24, clean, sizeof(clean));
+	if ((s = json_object_get(t->stages, clean)) == NULL) {
+		if (json_object_size(t->stages) == MAX_STAGES) {
+			dt_warn("more than %d stages report; '%s' is left out",
+			    MAX_STAGES, clean);
+			return;
+		}
+		json_object_set_new(t->stages, clean, s = json_pack("{sssisbsi"
+		    "s[]s{}}", "stage", clean, "status", 0, "interrupted", 0,
+		    "reports", 0, "messages", "counts"));
+	}
 	if (!number(json_object_get(rec, "status"), &st) || st < 0 || st > 255)
 		st = 0;
-	reports = 1;
-	if (merged && !number(json_object_get(rec, "reports"), &reports))
-		reports = 0;
-	stage_add(s, reports, (int)st, json_is_true(json_object_get(rec,
-	    "interrupted")), merged && json_is_true(json_object_get(rec,
-	    "missing")), json_object_get(rec, "counts"));
-	json_array_foreach(merged ? json_object_get(rec, "messages") : NULL,
-	    i, m)
-		if (json_is_string(m))
-			add_message(s, json_string_value(m));
-	if (merged)
-		return;
-	if (msg != NULL && *msg != '\0')
-		add_message(s, msg);
+	number(json_object_get(rec, "reports"), &reports);
+	add_to(s, "reports", reports, 0);
+	json_object_set_new(s, "status", json_integer(dt_exit_worse((int)
+	    json_integer_value(json_object_get(s, "status")), (int)st)));
+	if (json_is_true(json_object_get(rec, "interrupted")))
+		json_object_set_new(s, "interrupted", json_true());
+	if (json_is_true(json_object_get(rec, "missing")))
+		json_object_set_new(s, "missing", json_true());
+	sums = json_object_get(s, "counts");
+	json_object_foreach(json_object_get(rec, "counts"), k, v)
+		if (json_is_number(v) && strlen(k) < 32 &&
+		    (json_object_get(sums, k) != NULL ||
+		    json_object_size(sums) < MAX_NAMES))
+			add_to(sums, k, json_number_value(v), json_is_real(v));
+	add_message(s, json_object_get(rec, "message"));
+	json_array_foreach(json_object_get(rec, "messages"), i, v)
+		add_message(s, v);
 	keep_started(t, json_string_value(json_object_get(rec, "started_at")));
 }
 
-static void
-tally_run_id(struct dt_rpt_tally *t, json_t *rec)
-{
-	const char *run_id = json_string_value(json_object_get(rec, "run_id"));
-
-	if (run_id == NULL || *run_id == '\0')
-		return;
-	if (t->run_id[0] == '\0')
-		dt_rpt_clip(run_id, 100, t->run_id, sizeof(t->run_id));
-	else if (strncmp(t->run_id, run_id, sizeof(t->run_id) - 1) != 0)
-		t->mixed_runs = 1;
-}
-
-/* The status, error kind and failure of a record. */
+/* The status, error kind, failure and reuse of the record rec. */
 static void
 tally_status(json_t *n, json_t *rec)
 {
@@ -431,34 +377,37 @@ tally_status(json_t *n, json_t *rec)
 		    "analyzed" : has_error ? "failed" : "fetched";
 		len = strlen(st);
 	}
-	count_named(json_object_get(n, "by_status"), DT_RPT_MAX_STATUS, st,
-	    len);
+	count_named(json_object_get(n, "by_status"), st, len);
 	if (has_error)
-		count_named(json_object_get(n, "by_error"), DT_RPT_MAX_KINDS,
-		    json_is_string(kind) ? json_string_value(kind) : "unknown",
-		    json_is_string(kind) ? json_string_length(kind) : 7);
+		count_named(json_object_get(n, "by_error"), json_is_string(kind)
+		    ? json_string_value(kind) : "unknown", json_is_string(kind) ?
+		    json_string_length(kind) : 7);
 	/* Given back to the queue with its attempt is not failed. */
-	if (strcmp(st, "failed") == 0 || (has_error &&
-	    strcmp(st, "released") != 0))
+	if (is(st, "failed") || (has_error && !is(st, "released")))
 		add_to(n, "failed", 1, 0);
 	/* dt-fetch --reuse: an analysis that cost nothing this time. */
-	if (strcmp(st, "stored") == 0 &&
-	    (json_is_object(json_object_get(rec, "reused")) ||
-	    json_is_object(json_object_get(rec, "same_text"))))
+	if (is(st, "stored") && (json_is_object(json_object_get(rec,
+	    "reused")) || json_is_object(json_object_get(rec, "same_text"))))
 		add_to(n, "reused", 1, 0);
 }
 
 void
 dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 {
+	const char *run_id = json_string_value(json_object_get(rec, "run_id"));
 	json_t *analysis = json_object_get(rec, "analysis"), *f;
 	const char *name;
 	double ms;
 
-	tally_run_id(t, rec);
+	if (run_id != NULL && *run_id != '\0') {
+		if (t->run_id[0] == '\0')
+			dt_rpt_clip(run_id, 100, t->run_id, sizeof(t->run_id));
+		else if (strncmp(t->run_id, run_id, sizeof(t->run_id) - 1))
+			t->mixed_runs = 1;
+	}
 	if (json_is_string(json_object_get(rec, "stage")) &&
 	    json_object_get(rec, "id") == NULL) {
-		tally_stage(t, rec, 0);
+		tally_stage(t, rec);
 		return;
 	}
 	add_to(t->n, "records", 1, 0);
@@ -478,30 +427,31 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 int
 dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 {
-	char name[32], msg[160];
-	const char *p;
-	json_t *s;
+	char name[32], clean[32], msg[160];
+	json_t *rec;
 	size_t n, k;
-	int added, missing = 0;
+	int missing = 0;
 
 	for (; *list != '\0'; list += n + (list[n] == ',')) {
+		list += strspn(list, " ");
 		n = strcspn(list, ",");
-		for (p = list, k = n; k > 0 && *p == ' '; k--)
-			p++;
-		while (k > 0 && p[k - 1] == ' ')
+		k = n;
+		while (k > 0 && list[k - 1] == ' ')
 			k--;
 		if (k == 0 || k >= sizeof(name))
 			continue;
-		memcpy(name, p, k);
-		name[k] = '\0';
-		if ((s = find_stage(t, name, &added)) == NULL || !added)
+		snprintf(name, sizeof(name), "%.*s", (int)k, list);
+		if (json_object_get(t->stages, dt_rpt_clip(name, 24, clean,
+		    sizeof(clean))) != NULL)
 			continue;
-		stage_add(s, 0, DT_EXIT_TEMPFAIL, 0, 1, NULL);
 		snprintf(msg, sizeof(msg), "%s ended without its stage record "
-		    "(crashed or killed?)", json_string_value(json_object_get(s,
-		    "stage")));
+		    "(crashed or killed?)", clean);
 		dt_error("%s", msg);
-		add_message(s, msg);
+		rec = json_pack("{sssisbsiss}", "stage", clean, "status",
+		    DT_EXIT_TEMPFAIL, "missing", 1, "reports", 0, "message",
+		    msg);
+		tally_stage(t, rec);
+		json_decref(rec);
 		missing++;
 	}
 	return missing;
@@ -546,10 +496,9 @@ dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
 	if (number(json_object_get(s, "bad_lines"), &bad) && bad > 0)
 		t->bad_lines += (uint64_t)bad;
 	json_array_foreach(json_object_get(s, "stages"), i, st)
-		tally_stage(t, st, 1);
+		tally_stage(t, st);
 	if (json_is_true(json_object_get(s, "mixed_run_ids")))
 		t->mixed_runs = 1;
-	keep_started(t, json_string_value(json_object_get(s,
-	    "started_at")));
+	keep_started(t, json_string_value(json_object_get(s, "started_at")));
 	return 0;
 }

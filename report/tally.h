@@ -25,7 +25,7 @@
  */
 struct dt_rpt_tally {
 	json_t *n;
-	json_t *stages;         /* as in the summary */
+	json_t *stages;         /* name: the stage as in the summary */
 	uint64_t bad_lines;
 	char run_id[128];
 	int mixed_runs;

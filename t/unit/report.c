@@ -193,8 +193,8 @@ test_tally(void)
 	add(&t, "{\"stage\":\"dt-fetch\",\"status\":69,\"message\":\"Supabase "
 	    "unavailable\",\"counts\":{\"claimed\":2,\"x\":\"y\"},"
 	    "\"interrupted\":true}");
-	CHECK(num(t.n, "records") == 2 && json_array_size(t.stages) == 1);
-	stage = json_array_get(t.stages, 0);
+	CHECK(num(t.n, "records") == 2 && json_object_size(t.stages) == 1);
+	stage = json_object_get(t.stages, "dt-fetch");
 	CHECK(num(stage, "status") == 69);
 	CHECK(json_is_true(json_object_get(stage, "interrupted")));
 	CHECK(json_object_size(json_object_get(stage, "counts")) == 1);
