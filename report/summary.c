@@ -57,42 +57,39 @@ top_values(json_t *counts, size_t k, json_int_t *shown)
 	return arr;
 }
 
-/* A field of the summary from the field f of the tally. */
-static json_t *
+/* Makes f, a copy of a field of the tally, the summary's (records last). */
+static void
 field_json(json_t *f, size_t top)
 {
 	const char *kind = json_string_value(json_object_get(f, "kind")), *k;
-	json_t *counts = json_object_get(f, "counts"), *o, *v, *shares;
-	json_int_t recs = json_integer_value(json_object_get(f, "records"));
+	json_t *counts = json_object_get(f, "counts"), *v, *shares;
+	json_t *recs = json_incref(json_object_get(f, "records"));
 	json_int_t total = 0, shown = 0;
 
 	json_object_foreach(counts, k, v)
 		total += json_integer_value(v);
-	if (kind == NULL)
-		return NULL;
-	o = json_pack("{ss}", "kind", kind);
 	if (strcmp(kind, "enum") == 0) {
 		shares = json_object();
 		json_object_foreach(total > 0 ? counts : NULL, k, v)
 			json_object_set_new(shares, k, rounded((double)
 			    json_integer_value(v) / (double)total, 1e-4));
-		json_object_set(o, "counts", counts);
-		json_object_set_new(o, "shares", shares);
+		json_object_set_new(f, "shares", shares);
 	} else if (counts != NULL) {
-		json_object_set_new(o, "top", top_values(counts,
+		json_object_set_new(f, "top", top_values(counts,
 		    strcmp(kind, "label") == 0 ? 5 : top, &shown));
-		json_object_set_new(o, "total", json_integer(total));
+		json_object_set_new(f, "total", json_integer(total));
 		if (strcmp(kind, "label") == 0)
-			json_object_set_new(o, "other",
+			json_object_set_new(f, "other",
 			    json_integer(total - shown));
-	} else if (strcmp(kind, "items") == 0)
-		json_object_set(o, "items", json_object_get(f, "items"));
-	else
-		json_object_set_new(o, "mean", recs > 0 ? rounded(
-		    json_number_value(json_object_get(f, "sum")) /
-		    (double)recs, 1e-4) : json_null());
-	json_object_set_new(o, "records", json_integer(recs));
-	return o;
+		json_object_del(f, "counts");
+	} else if (strcmp(kind, "mean") == 0) {
+		json_object_set_new(f, "mean", json_integer_value(recs) > 0 ?
+		    rounded(json_number_value(json_object_get(f, "sum")) /
+		    (double)json_integer_value(recs), 1e-4) : json_null());
+		json_object_del(f, "sum");
+	}
+	json_object_del(f, "records");
+	json_object_set_new(f, "records", recs);
 }
 
 static int
@@ -124,10 +121,7 @@ latency_json(json_t *lat)
 	return o;
 }
 
-/*
- * The run's state, "ok", "partial" or "failed", and in *status the exit
- * status the records and stages call for.
- */
+/* The run's state ("ok", "partial", "failed") and its exit status. */
 static const char *
 tally_state(const struct dt_rpt_tally *t, int *status)
 {
@@ -157,14 +151,13 @@ json_t *
 dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
     const char *started, const char *finished, double duration_s)
 {
-	json_t *n = json_deep_copy(t->n), *fields = json_object(), *f, *o;
-	json_t *stages = json_array();
+	json_t *n = json_deep_copy(t->n), *stages = json_array(), *f, *o;
 	const char *name;
 	int status;
 	const char *state = tally_state(t, &status);
 
 	json_object_foreach(json_object_get(n, "fields"), name, f)
-		json_object_set_new(fields, name, field_json(f, t->top));
+		field_json(f, t->top);
 	json_object_foreach(t->stages, name, f)
 		json_array_append_new(stages, json_deep_copy(f));
 	o = json_pack("{ss?sssiss?ss?sosOsOsIsO}", "run_id", run_id, "state",
@@ -177,14 +170,14 @@ dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
 	/* Only a run that reused analyses says how many. */
 	if (json_integer_value(json_object_get(n, "reused")) > 0)
 		json_object_set(o, "reused", json_object_get(n, "reused"));
-	json_object_update_new(o, json_pack("{sOsOsosos{sOso}so}",
+	json_object_update_new(o, json_pack("{sOsOsosos{sOsO}so}",
 	    "by_error", json_object_get(n, "by_error"), "tokens",
 	    json_object_get(n, "tokens"), "cost_usd", json_integer_value(
 	    json_object_get(n, "with_cost")) ? rounded(json_number_value(
 	    json_object_get(n, "cost")), 1e-6) : json_null(), "latency_ms",
 	    latency_json(json_object_get(n, "latency_ms")), "analysis",
-	    "records", json_object_get(n, "analyzed"), "fields", fields,
-	    "stages", stages));
+	    "records", json_object_get(n, "analyzed"), "fields",
+	    json_object_get(n, "fields"), "stages", stages));
 	if (t->mixed_runs)
 		json_object_set_new(o, "mixed_run_ids", json_true());
 	json_decref(n);

@@ -4,6 +4,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -13,76 +14,55 @@
 #include "tally.h"
 #include "text.h"
 
-#define MAX_FIELDS 16
-#define MAX_ENUM 32
-#define MAX_NAMES 16            /* statuses, error kinds, stage counts */
-#define MAX_STAGES 8
-#define MAX_MESSAGES 4
-
 static int
 is(const char *s, const char *lit)
 {
 	return s != NULL && strcmp(s, lit) == 0;
 }
 
-/* How the report counts the schema property prop, or NULL: not at all. */
-static const char *
-field_kind(const char *name, json_t *prop, const char *topics_field)
-{
-	const char *type = json_string_value(json_object_get(prop, "type"));
-	json_t *items = json_object_get(prop, "items");
-	json_t *ml = json_object_get(prop, "maxLength");
-
-	if (is(type, "string") && json_is_array(json_object_get(prop, "enum")))
-		return "enum";
-	/* A short code such as a language: its values are labels. */
-	if (is(type, "string"))
-		return json_is_integer(ml) && json_integer_value(ml) <= 16 ?
-		    "label" : NULL;
-	if (is(type, "array") && is(json_string_value(json_object_get(items,
-	    "type")), "string"))
-		return json_is_array(json_object_get(items, "enum")) ? "enum" :
-		    strcmp(name, topics_field) == 0 ? "topics" : "items";
-	if ((is(type, "number") || is(type, "integer")) &&
-	    json_is_number(json_object_get(prop, "minimum")) &&
-	    json_is_number(json_object_get(prop, "maximum")))
-		return "mean";
-	return NULL;
-}
-
-/*
- * Adds the schema property prop to fields, unless the report does not
- * count it.  Returns 0, or -1 (warned) when fields is full.
- */
+/* Adds the schema property prop to fields, if counted; -1 (warned): full. */
 static int
 add_field(json_t *fields, const char *name, json_t *prop,
     const char *topics_field)
 {
-	const char *kind = field_kind(name, prop, topics_field);
-	json_t *en = json_object_get(prop, "enum"), *f, *v;
+	const char *type = json_string_value(json_object_get(prop, "type"));
+	json_t *items = json_object_get(prop, "items"), *v;
+	json_t *ml = json_object_get(prop, "maxLength");
+	json_t *en = json_object_get(is(type, "array") ? items : prop, "enum");
+	const char *kind = NULL;
 	size_t i;
 
+	if (!is(json_string_value(json_object_get(items, "type")), "string"))
+		items = NULL;   /* only arrays of strings are counted */
+	if ((is(type, "string") || (is(type, "array") && items)) &&
+	    json_is_array(en))
+		kind = "enum";
+	else if (is(type, "string") && json_is_integer(ml) &&
+	    json_integer_value(ml) <= 16)
+		kind = "label";         /* a short code such as a language */
+	else if (is(type, "array") && items != NULL)
+		kind = strcmp(name, topics_field) == 0 ? "topics" : "items";
+	else if ((is(type, "number") || is(type, "integer")) &&
+	    json_is_number(json_object_get(prop, "minimum")) &&
+	    json_is_number(json_object_get(prop, "maximum")))
+		kind = "mean";
 	if (kind == NULL)
 		return 0;
-	if (json_object_size(fields) == MAX_FIELDS) {
-		dt_warn("schema: more than %d fields to report; '%s' and later "
-		    "ones are left out", MAX_FIELDS, name);
+	if (json_object_size(fields) == 16) {
+		dt_warn("schema: more than 16 fields to report; '%s' and later "
+		    "ones are left out", name);
 		return -1;
 	}
-	f = json_pack("{sssi}", "kind", kind, "records", 0);
-	if (is(kind, "items"))
-		json_object_set_new(f, "items", json_integer(0));
-	else if (is(kind, "mean"))
-		json_object_set_new(f, "sum", json_real(0));
-	else
-		json_object_set_new(f, "counts", json_object());
-	if (!json_is_array(en))
-		en = json_object_get(json_object_get(prop, "items"), "enum");
+	json_object_set_new(fields, name, json_pack("{sssiso*so*so*}", "kind",
+	    kind, "records", 0, "counts", is(kind, "items") || is(kind,
+	    "mean") ? NULL : json_object(), "items", is(kind, "items") ?
+	    json_integer(0) : NULL, "sum", is(kind, "mean") ? json_real(0) :
+	    NULL));
 	json_array_foreach(is(kind, "enum") ? en : NULL, i, v)
-		if (json_is_string(v) && i < MAX_ENUM)
-			json_object_set_new(json_object_get(f, "counts"),
-			    json_string_value(v), json_integer(0));
-	json_object_set_new(fields, name, f);
+		if (json_is_string(v) && i < 32)
+			json_object_set_new(json_object_get(json_object_get(
+			    fields, name), "counts"), json_string_value(v),
+			    json_integer(0));
 	return 0;
 }
 
@@ -109,6 +89,7 @@ dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
 		if (add_field(fields, name, prop, topics_field) < 0)
 			break;
 	json_decref(own);
+	/* Per field: its kind, records, and counts, items or sum. */
 	t->n = json_pack("{sisisisisisfs{}s{}s{sisisi}s[]so}", "records", 0,
 	    "failed", 0, "analyzed", 0, "reused", 0, "with_cost", 0, "cost",
 	    0.0, "by_status", "by_error", "tokens", "prompt", 0,
@@ -131,31 +112,42 @@ dt_rpt_tally_free(struct dt_rpt_tally *t)
 	t->n = t->stages = NULL;
 }
 
-/*
- * Adds x to the number at key in obj (absent: 0), which stays an
- * integer unless it is a real, real is set or it grows past 9e15.
- */
+/* Adds x to obj's number at key (absent: 0), a real when real is set. */
 static void
 add_to(json_t *obj, const char *key, double x, int real)
 {
 	json_t *old = json_object_get(obj, key);
 	double sum = json_number_value(old) + x;
 
-	real = real || json_is_real(old) || fabs(sum) >= 9e15;
-	if (json_is_integer(old) && !real)
+	if (json_is_integer(old) && !real && fabs(sum) < 9e15)
 		json_integer_set(old, (json_int_t)sum);
 	else if (json_is_real(old))
 		json_real_set(old, sum);
 	else
-		json_object_set_new(obj, key, real ? json_real(sum) :
-		    json_integer((json_int_t)sum));
+		json_object_set_new(obj, key, real || fabs(sum) >= 9e15 ?
+		    json_real(sum) : json_integer((json_int_t)sum));
 }
 
-/*
- * Adds 1 to the count of the name (len bytes; normalised as a topic) in
- * obj, whose last name is "other", for nameless ones and those past
- * MAX_NAMES.
- */
+/* Adds the numbers in from to those in to, object by object; arrays join. */
+static void
+add_counts(json_t *to, json_t *from)
+{
+	const char *k;
+	json_t *v, *old;
+
+	json_object_foreach(from, k, v) {
+		old = json_object_get(to, k);
+		if (json_is_object(old))
+			add_counts(old, v);
+		else if (json_is_array(old))
+			json_array_extend(old, v);
+		else if (json_is_number(v) && (old == NULL ||
+		    json_is_number(old)))
+			add_to(to, k, json_number_value(v), json_is_real(v));
+	}
+}
+
+/* Counts the name (normalised) in obj: 15 names, then "other". */
 static void
 count_named(json_t *obj, const char *name, size_t len)
 {
@@ -163,19 +155,9 @@ count_named(json_t *obj, const char *name, size_t len)
 
 	dt_rpt_topic_norm(name, len, clean, sizeof(clean));
 	if (clean[0] == '\0' || (json_object_get(obj, clean) == NULL &&
-	    json_object_size(obj) >= MAX_NAMES - 1))
+	    json_object_size(obj) >= 15))
 		snprintf(clean, sizeof(clean), "other");
 	add_to(obj, clean, 1, 0);
-}
-
-/* Sets *out to v's value and returns 1 when v is a number, else 0. */
-static int
-number(json_t *v, double *out)
-{
-	if (!json_is_number(v))
-		return 0;
-	*out = json_number_value(v);
-	return 1;
 }
 
 /*
@@ -185,31 +167,26 @@ number(json_t *v, double *out)
 static int
 cost_of(json_t *v, double *out)
 {
+	json_t *total = json_object_get(v, "total_cost"), *m;
+	int has = json_is_number(v) || json_is_number(total);
+	json_t *parts = has ? NULL : v;
 	const char *k;
-	json_t *m;
-	double x;
-	int has = 0;
 
-	if (number(v, out) || number(json_object_get(v, "total_cost"), out))
-		return 1;
-	*out = 0;
-	json_object_foreach(v, k, m)
+	*out = json_number_value(json_is_number(v) ? v : total);
+	json_object_foreach(parts, k, m)
 		if (strlen(k) > 5 && is(k + strlen(k) - 5, "_cost") &&
-		    number(m, &x)) {
-			*out += x;
+		    json_is_number(m)) {
+			*out += json_number_value(m);
 			has = 1;
 		}
 	return has;
 }
 
-/* The whole part of the sum of the positive numbers at a and b of u. */
+/* The whole part of v when it is a positive number, else 0. */
 static double
-positive(json_t *u, const char *a, const char *b)
+whole(json_t *v)
 {
-	double x, y;
-
-	return floor((number(json_object_get(u, a), &x) && x > 0 ? x : 0) +
-	    (number(json_object_get(u, b), &y) && y > 0 ? y : 0));
+	return json_number_value(v) > 0 ? floor(json_number_value(v)) : 0;
 }
 
 /* The tokens and cost of the record rec. */
@@ -218,14 +195,17 @@ tally_usage(json_t *n, json_t *rec)
 {
 	json_t *u = json_object_get(rec, "usage");
 	json_t *tok = json_object_get(n, "tokens");
-	double p = positive(u, "prompt_tokens", "input_tokens");
-	double c = positive(u, "completion_tokens", "output_tokens");
-	double total, cost;
+	double p = whole(json_object_get(u, "prompt_tokens")) +
+	    whole(json_object_get(u, "input_tokens"));
+	double c = whole(json_object_get(u, "completion_tokens")) +
+	    whole(json_object_get(u, "output_tokens"));
+	double cost;
 
 	add_to(tok, "prompt", p, 0);
 	add_to(tok, "completion", c, 0);
-	add_to(tok, "total", number(json_object_get(u, "total_tokens"),
-	    &total) ? floor(total > 0 ? total : 0) : p + c, 0);
+	add_to(tok, "total", json_is_number(json_object_get(u,
+	    "total_tokens")) ? whole(json_object_get(u, "total_tokens")) :
+	    p + c, 0);
 	if (((cost_of(json_object_get(u, "cost"), &cost) ||
 	    cost_of(json_object_get(u, "cost_usd"), &cost)) && cost >= 0) ||
 	    (cost_of(json_object_get(rec, "cost_usd"), &cost) && cost >= 0)) {
@@ -234,10 +214,7 @@ tally_usage(json_t *n, json_t *rec)
 	}
 }
 
-/*
- * Counts the string v (if it is one) of the field f: an enum's value,
- * else "other"; a label or topic, normalised.
- */
+/* Counts the string v of field f: an enum value or "other", or a topic. */
 static void
 tally_string(json_t *f, json_t *v)
 {
@@ -258,10 +235,7 @@ tally_string(json_t *f, json_t *v)
 		add_to(counts, "other", 1, 0);
 }
 
-/*
- * Counts the value v of the analysis field f.  Returns 1 when v has the
- * type the field's kind counts, else 0.
- */
+/* Counts the value v of the field f; returns 1 when its type is counted. */
 static int
 tally_value(json_t *f, json_t *v)
 {
@@ -283,7 +257,7 @@ tally_value(json_t *f, json_t *v)
 	return 1;
 }
 
-/* Adds the string m to the stage's distinct messages, clipped. */
+/* Adds the string m to the stage's distinct messages, clipped; 4 at most. */
 static void
 add_message(json_t *s, json_t *m)
 {
@@ -297,7 +271,7 @@ add_message(json_t *s, json_t *m)
 	json_array_foreach(all, i, old)
 		if (is(json_string_value(old), clean))
 			return;
-	if (json_array_size(all) < MAX_MESSAGES)
+	if (json_array_size(all) < 4)
 		json_array_append_new(all, json_string(clean));
 }
 
@@ -312,52 +286,44 @@ keep_started(struct dt_rpt_tally *t, const char *at)
 
 /*
  * Adds a stage report, or a stage of a shard's summary, to the stage of
- * its name: the reports (1 unless it says), the worst status, whether
- * interrupted or missing, its message or messages, and the numbers in
- * its counts (names of 32 bytes or more, and past MAX_NAMES, are left
- * out).
+ * its name (8 stages at most): reports (1 unless it says) and counts
+ * add, the worst status, interrupted or missing stay, messages join.
  */
 static void
 tally_stage(struct dt_rpt_tally *t, json_t *rec)
 {
-	const char *name = json_string_value(json_object_get(rec, "stage")), *k;
-	json_t *s, *v, *sums;
+	const char *name = json_string_value(json_object_get(rec, "stage"));
+	double st = json_number_value(json_object_get(rec, "status"));
+	json_t *reports = json_object_get(rec, "reports"), *s, *m;
 	char clean[32];
-	double st, reports = 1;
 	size_t i;
 
 	if (name == NULL)
 		return;
 	dt_rpt_clip(name, 24, clean, sizeof(clean));
-	if ((s = json_object_get(t->stages, clean)) == NULL) {
-		if (json_object_size(t->stages) == MAX_STAGES) {
-			dt_warn("more than %d stages report; '%s' is left out",
-			    MAX_STAGES, clean);
-			return;
-		}
+	if ((s = json_object_get(t->stages, clean)) == NULL &&
+	    json_object_size(t->stages) == 8) {
+		dt_warn("more than 8 stages report; '%s' is left out", clean);
+		return;
+	}
+	if (s == NULL)
 		json_object_set_new(t->stages, clean, s = json_pack("{sssisbsi"
 		    "s[]s{}}", "stage", clean, "status", 0, "interrupted", 0,
 		    "reports", 0, "messages", "counts"));
-	}
-	if (!number(json_object_get(rec, "status"), &st) || st < 0 || st > 255)
-		st = 0;
-	number(json_object_get(rec, "reports"), &reports);
-	add_to(s, "reports", reports, 0);
+	add_to(s, "reports", json_is_number(reports) ?
+	    json_number_value(reports) : 1, 0);
 	json_object_set_new(s, "status", json_integer(dt_exit_worse((int)
-	    json_integer_value(json_object_get(s, "status")), (int)st)));
+	    json_integer_value(json_object_get(s, "status")), st >= 0 &&
+	    st <= 255 ? (int)st : 0)));
 	if (json_is_true(json_object_get(rec, "interrupted")))
 		json_object_set_new(s, "interrupted", json_true());
 	if (json_is_true(json_object_get(rec, "missing")))
 		json_object_set_new(s, "missing", json_true());
-	sums = json_object_get(s, "counts");
-	json_object_foreach(json_object_get(rec, "counts"), k, v)
-		if (json_is_number(v) && strlen(k) < 32 &&
-		    (json_object_get(sums, k) != NULL ||
-		    json_object_size(sums) < MAX_NAMES))
-			add_to(sums, k, json_number_value(v), json_is_real(v));
+	add_counts(json_object_get(s, "counts"), json_object_get(rec,
+	    "counts"));
 	add_message(s, json_object_get(rec, "message"));
-	json_array_foreach(json_object_get(rec, "messages"), i, v)
-		add_message(s, v);
+	json_array_foreach(json_object_get(rec, "messages"), i, m)
+		add_message(s, m);
 	keep_started(t, json_string_value(json_object_get(rec, "started_at")));
 }
 
@@ -378,10 +344,11 @@ tally_status(json_t *n, json_t *rec)
 		len = strlen(st);
 	}
 	count_named(json_object_get(n, "by_status"), st, len);
-	if (has_error)
-		count_named(json_object_get(n, "by_error"), json_is_string(kind)
-		    ? json_string_value(kind) : "unknown", json_is_string(kind) ?
-		    json_string_length(kind) : 7);
+	if (has_error && json_is_string(kind))
+		count_named(json_object_get(n, "by_error"),
+		    json_string_value(kind), json_string_length(kind));
+	else if (has_error)
+		count_named(json_object_get(n, "by_error"), "unknown", 7);
 	/* Given back to the queue with its attempt is not failed. */
 	if (is(st, "failed") || (has_error && !is(st, "released")))
 		add_to(n, "failed", 1, 0);
@@ -396,8 +363,8 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 {
 	const char *run_id = json_string_value(json_object_get(rec, "run_id"));
 	json_t *analysis = json_object_get(rec, "analysis"), *f;
+	json_t *ms = json_object_get(rec, "latency_ms");
 	const char *name;
-	double ms;
 
 	if (run_id != NULL && *run_id != '\0') {
 		if (t->run_id[0] == '\0')
@@ -413,9 +380,10 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 	add_to(t->n, "records", 1, 0);
 	tally_status(t->n, rec);
 	tally_usage(t->n, rec);
-	if (number(json_object_get(rec, "latency_ms"), &ms) && ms >= 0)
+	if (json_is_number(ms) && json_number_value(ms) >= 0)
 		json_array_append_new(json_object_get(t->n, "latency_ms"),
-		    json_integer(ms < 9e18 ? (json_int_t)ms : 0));
+		    json_integer((json_int_t)fmin(json_number_value(ms),
+		    9e18)));
 	if (!json_is_object(analysis))
 		return;
 	add_to(t->n, "analyzed", 1, 0);
@@ -427,22 +395,14 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 int
 dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 {
-	char name[32], clean[32], msg[160];
+	char *names = strdup(list), *name, *save, clean[32], msg[160];
 	json_t *rec;
-	size_t n, k;
 	int missing = 0;
 
-	for (; *list != '\0'; list += n + (list[n] == ',')) {
-		list += strspn(list, " ");
-		n = strcspn(list, ",");
-		k = n;
-		while (k > 0 && list[k - 1] == ' ')
-			k--;
-		if (k == 0 || k >= sizeof(name))
-			continue;
-		snprintf(name, sizeof(name), "%.*s", (int)k, list);
-		if (json_object_get(t->stages, dt_rpt_clip(name, 24, clean,
-		    sizeof(clean))) != NULL)
+	for (name = names ? strtok_r(names, ", ", &save) : NULL; name != NULL;
+	    name = strtok_r(NULL, ", ", &save)) {
+		dt_rpt_clip(name, 24, clean, sizeof(clean));
+		if (json_object_get(t->stages, clean) != NULL)
 			continue;
 		snprintf(msg, sizeof(msg), "%s ended without its stage record "
 		    "(crashed or killed?)", clean);
@@ -454,30 +414,8 @@ dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list)
 		json_decref(rec);
 		missing++;
 	}
+	free(names);
 	return missing;
-}
-
-/*
- * Adds the counts in from to those in to: numbers add, objects member by
- * member, arrays join, and what to lacks is copied.
- */
-static void
-add_counts(json_t *to, json_t *from)
-{
-	const char *k;
-	json_t *v, *old;
-
-	json_object_foreach(from, k, v) {
-		old = json_object_get(to, k);
-		if (old == NULL)
-			json_object_set_new(to, k, json_deep_copy(v));
-		else if (json_is_object(old))
-			add_counts(old, v);
-		else if (json_is_array(old))
-			json_array_extend(old, v);
-		else if (json_is_number(old) && json_is_number(v))
-			add_to(to, k, json_number_value(v), json_is_real(v));
-	}
 }
 
 int
@@ -485,7 +423,6 @@ dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
 {
 	json_t *in = json_object_get(json_object_get(s, "shard"), "internal");
 	json_t *st;
-	double bad;
 	size_t i;
 
 	if (!json_is_object(in)) {
@@ -493,8 +430,7 @@ dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
 		return -1;
 	}
 	add_counts(t->n, in);
-	if (number(json_object_get(s, "bad_lines"), &bad) && bad > 0)
-		t->bad_lines += (uint64_t)bad;
+	t->bad_lines += (uint64_t)whole(json_object_get(s, "bad_lines"));
 	json_array_foreach(json_object_get(s, "stages"), i, st)
 		tally_stage(t, st);
 	if (json_is_true(json_object_get(s, "mixed_run_ids")))

@@ -1,6 +1,6 @@
 /*
- * tally.h: the run's tally (tally.c): what the records, stage reports and
- * shards' summaries say, counted exactly; the summary made from it
+ * tally.h: the run's tally (tally.c), counted exactly from the records,
+ * stage reports and shards' summaries, and the summary made from it
  * (summary.c).
  */
 #ifndef DT_RPT_TALLY_H
@@ -11,17 +11,11 @@
 
 #include <jansson.h>
 
-/* The longest topic or label counted, in bytes. */
-#define DT_RPT_KEY_MAX 128
+#define DT_RPT_KEY_MAX 128      /* bytes of a topic or label kept */
 
 /*
- * n holds the counts, and is what a shard's summary carries as
- * "shard.internal", so that merging shards is adding: "records",
- * "failed", "analyzed", "reused", "with_cost" (integers), "cost",
- * "by_status" and "by_error" (name: count), "tokens" ({"prompt",
- * "completion", "total"}), "latency_ms" (every latency) and "fields"
- * (name: {"kind", "records", and "counts" (value: count), "items" or
- * "sum" as the kind has them}).
+ * n holds the counts (tally.c's dt_rpt_tally_init lists them); a shard's
+ * summary carries a copy as "shard.internal", and merging adds them.
  */
 struct dt_rpt_tally {
 	json_t *n;
@@ -34,48 +28,45 @@ struct dt_rpt_tally {
 };
 
 /*
- * Sets up a tally.  schema is the analysis JSON schema (borrowed; NULL:
- * the default fields sentiment, language, topics, action_items,
- * confidence); top is how many topics the summary lists; topics_field
- * names the field whose strings are ranked.  Returns 0, or -1 after
- * logging.  Free with dt_rpt_tally_free().
+ * Sets up a tally for the fields of the analysis schema (borrowed;
+ * NULL: dt-analyze's default fields), listing top topics of the field
+ * topics_field.  Returns 0, or -1 after logging.  Free with
+ * dt_rpt_tally_free().
  */
 int dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
     const char *topics_field);
 void dt_rpt_tally_free(struct dt_rpt_tally *t);
 
 /*
- * Counts one record (borrowed): a status record, any stage's output, or
- * a stage report ({"stage": ..., no "id"}).  Members of an unexpected
- * type count as absent.
+ * Counts a record (borrowed): any stage's output, or a stage report
+ * ({"stage": ..., no "id"}).  Members of an unexpected type are absent.
  */
 void dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec);
 
 /*
- * Adds a stage, marked missing with status DT_EXIT_TEMPFAIL and the
- * message "<name> ended without its stage record (crashed or killed?)"
- * (also logged as an error), for every name in the comma-separated list
- * that sent no stage report.  Returns how many were missing.
+ * Adds every stage of the comma-separated list that sent no report, as
+ * missing with status DT_EXIT_TEMPFAIL and the message "<name> ended
+ * without its stage record (crashed or killed?)", also logged as an
+ * error.  Returns how many were missing.
  */
 int dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list);
 
 /*
- * Adds a shard's summary s (borrowed; from the ledger) to the tally:
- * its counts add, its latencies join, its stages merge as their reports
- * would have, the earliest started_at is kept.  Returns 0, or -1
- * (warned) when s has no shard part.
+ * Adds a shard's summary s (borrowed; from the ledger): its counts add,
+ * its stages merge as their reports would have, the earliest start is
+ * kept.  Returns 0, or -1 (warned) when s has no shard part.
  */
 int dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s);
 
 /*
- * Builds the run summary (docs/report.md).  Returns a new reference;
- * NULL when out of memory.  started/finished are RFC 3339 strings or
- * NULL; duration_s < 0 means unknown.
+ * Returns the run summary (docs/report.md), a new reference, or NULL
+ * when out of memory.  started and finished are RFC 3339 or NULL;
+ * duration_s < 0 is unknown.
  */
 json_t *dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
     const char *started, const char *finished, double duration_s);
 
-/* A shard's part for an exact merge: a new copy of t->n. */
+/* Returns a shard's part of its summary: a copy of t->n. */
 json_t *dt_rpt_shard_json(const struct dt_rpt_tally *t);
 
 #endif
