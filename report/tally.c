@@ -214,25 +214,22 @@ tally_usage(json_t *n, json_t *rec)
 	}
 }
 
-/* Counts the string v of field f: an enum value or "other", or a topic. */
+/* Counts the string v in counts: an enum value or "other", or a topic. */
 static void
-tally_string(json_t *f, json_t *v)
+tally_string(json_t *counts, int is_enum, json_t *v)
 {
-	json_t *counts = json_object_get(f, "counts");
 	char key[DT_RPT_KEY_MAX + 1];
 	const char *s = json_string_value(v);
 
 	if (s == NULL)
 		return;
-	if (!is(json_string_value(json_object_get(f, "kind")), "enum")) {
+	if (!is_enum) {
 		if (dt_rpt_topic_norm(s, json_string_length(v), key,
 		    sizeof(key)) > 0)
 			add_to(counts, key, 1, 0);
-	} else if (json_object_get(counts, s) != NULL &&
-	    strlen(s) == json_string_length(v))
-		add_to(counts, s, 1, 0);
-	else
-		add_to(counts, "other", 1, 0);
+	} else
+		add_to(counts, json_object_get(counts, s) != NULL ? s :
+		    "other", 1, 0);
 }
 
 /* Counts the value v of the field f; returns 1 when its type is counted. */
@@ -240,14 +237,14 @@ static int
 tally_value(json_t *f, json_t *v)
 {
 	const char *kind = json_string_value(json_object_get(f, "kind"));
-	json_t *item;
+	json_t *counts = json_object_get(f, "counts"), *item;
 	size_t i;
 
 	if (json_is_string(v) && (is(kind, "enum") || is(kind, "label")))
-		tally_string(f, v);
+		tally_string(counts, is(kind, "enum"), v);
 	else if (json_is_array(v) && (is(kind, "enum") || is(kind, "topics")))
 		json_array_foreach(v, i, item)
-			tally_string(f, item);
+			tally_string(counts, is(kind, "enum"), item);
 	else if (is(kind, "items") && json_array_size(v) > 0)
 		add_to(f, "items", (double)json_array_size(v), 0);
 	else if (is(kind, "mean") && json_is_number(v))

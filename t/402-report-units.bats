@@ -3,7 +3,7 @@
 
 load test_helper/common
 
-@test "report units: histogram bound, top-k, text, tally and splitting" {
+@test "report units: latency quantiles, top values, text, tally, merge and splitting" {
 	run "$DT_BUILD/t/report"
 	assert_success
 	assert_output "report: all checks passed"
