@@ -66,7 +66,8 @@ static const struct dt_opt opt[] = {
 	{'n', "dry-run", NULL, DT_OPT_SWITCH, &fetch.dry_run, NULL, 0, 0,
 	    NULL, "print the first request instead of sending it"},
 	{'b', "batch-size", "BATCH_SIZE", DT_OPT_INT, &fetch.batch, "100", 1,
-	    10000, "n", "rows per claim; Supabase returns at most 1000"},
+	    DT_SB_MAX_ROWS, "n", "rows per claim: a claim leases them all, "
+	    "and Supabase returns at most 1000"},
 	{.ch = 'm', .flag = "max-records", .env = "DT_MAX_RECORDS",
 	    .type = DT_OPT_SHARED, .out = &fetch.max_records},
 	{'l', "lease-seconds", "DT_LEASE_SECONDS", DT_OPT_INT, &fetch.lease,
@@ -221,14 +222,6 @@ check_settings(struct dt_fetch *f)
 	nconf += bad_name("DT_SOURCE_TEXT/--text-column", f->text_col);
 	if (f->stop_file != NULL)
 		nconf += bad_stop_file(f->stop_file);
-	if (f->batch > DT_SB_MAX_ROWS) {
-		/* A claim leases every row it takes; the reply is cut. */
-		dt_error("BATCH_SIZE/--batch-size: %lld is more than the %d "
-		    "rows Supabase returns for one request (max_rows): a claim "
-		    "that large would lease rows that never arrive", f->batch,
-		    DT_SB_MAX_ROWS);
-		nconf++;
-	}
 	if (run_id != NULL && (*run_id == '\0' ||
 	    strlen(run_id) > RUN_ID_MAX)) {
 		dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",

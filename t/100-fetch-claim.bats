@@ -391,7 +391,7 @@ dt-fetch: info: run r: claimed $n rows in $b batches"
 		DT_STOP_FILE=$BATS_TEST_TMPDIR/none/stop DT_RUN_ID=$(printf 'r%.0s' $(seq 201)) \
 		run -78 --separate-stderr dt-fetch --check-config -a 0 -t ''
 	assert_equal "$output" ''
-	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 10000)
+	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 1000)
 dt-fetch: error: DT_LEASE_SECONDS: '1x' is not a whole number (1 to 604800)
 dt-fetch: error: --max-attempts: 0 is out of range (1 to 1000)
 dt-fetch: error: DT_SOURCE_COLUMNS/--columns: bad column list: a,,b
@@ -424,9 +424,13 @@ Try 'dt-fetch --help'."
 	messages 5
 	BATCH_SIZE=1500 run -78 --separate-stderr dt-fetch -c -r r
 	assert_output ''
-	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE/--batch-size: 1500 is more than the 1000 rows Supabase returns for one request (max_rows): a claim that large would lease rows that never arrive"
+	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE: 1500 is out of range (1 to 1000)"
 	run -78 --separate-stderr dt-fetch --check-config -b 1001
-	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE/--batch-size: 1001 is more than the 1000 rows Supabase returns for one request (max_rows): a claim that large would lease rows that never arrive"
+	assert_equal "$stderr" "dt-fetch: error: --batch-size: 1001 is out of range (1 to 1000)"
+	# --help says why.
+	run -0 dt-fetch --help
+	assert_line '  -b, --batch-size n       rows per claim: a claim leases them all, and'
+	assert_line '                           Supabase returns at most 1000 (BATCH_SIZE, default'
 	run -0 sql 'select count(*) from dt_results'
 	assert_output 0
 	run -0 standin supabase requests

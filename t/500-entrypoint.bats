@@ -129,7 +129,7 @@ Try 'dt-entrypoint --help'."
 	run -78 --separate-stderr dt-entrypoint
 	[[ $stderr == *"dt-entrypoint: error: SUPABASE_URL is not set"* ]] || fail "$stderr"
 	[[ $stderr == *"dt-entrypoint: error: TELEGRAM_CHAT_ID is not set"* ]] || fail "$stderr"
-	[[ $stderr == *"dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 10000)"* ]] || fail "$stderr"
+	[[ $stderr == *"dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 1000)"* ]] || fail "$stderr"
 	[[ $stderr == *"DT_MAX_ATTEMPTS"* ]] || fail "stage check missing: $stderr"
 	assert_equal "$(count 'true')" 0
 }
@@ -145,7 +145,7 @@ Try 'dt-entrypoint --help'."
 	assert_equal "$output$stderr" ""
 	BATCH_SIZE=0 DT_STORE_BATCH=1001 run -78 --separate-stderr dt-entrypoint --check-config
 	assert_output ""
-	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 10000)
+	assert_equal "$stderr" "dt-fetch: error: BATCH_SIZE: 0 is out of range (1 to 1000)
 dt-store: error: DT_STORE_BATCH: 1001 is out of range (1 to 1000)"
 	# A setting several stages share is checked where it is declared
 	# once (lib/config.c) and named once.
