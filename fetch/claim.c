@@ -1,5 +1,5 @@
 /*
- * claim.c: dt-fetch's --claim, --peek and --dry-run (see fetch.h).
+ * claim.c: dt-fetch's --claim and --peek (fetch.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,33 +43,28 @@ dt_fetch_fail(struct dt_fetch *f, int status, const char *fmt, ...)
 json_t *
 dt_fetch_request_args(struct dt_fetch *f, long long want, json_t *after)
 {
-	json_t *a;
+	int c = f->mode == 'c';
 
-	if (f->mode == 'c')
-		a = json_pack("{sssIsIsoss*}", "p_run_id", f->run_id,
-		    "p_lease_seconds", (json_int_t)f->lease, "p_max_attempts",
-		    (json_int_t)f->attempts, "p_claim_key", json_sprintf(
-		    "%s:%lld", f->run_id, f->batches + 1), "p_prompt_version",
-		    f->reuse);
-	else
-		a = json_pack("{sO?}", "p_after", after);
 	/* The server cuts texts to characters, fit_record() to bytes. */
-	if (a != NULL && json_object_update_new(a, json_pack(
-	    "{sIsssssssO*sI}", "p_limit", (json_int_t)want, "p_source_table",
-	    f->table, "p_id_column", f->id_col, "p_text_column", f->text_col,
+	return json_pack("{so*so*so*so*ss*so*sIsssssssO*sI}",
+	    "p_run_id", c ? json_string(f->run_id) : NULL,
+	    "p_lease_seconds", c ? json_integer(f->lease) : NULL,
+	    "p_max_attempts", c ? json_integer(f->attempts) : NULL,
+	    "p_claim_key", c ? json_sprintf("%s:%lld", f->run_id,
+	    f->batches + 1) : NULL,
+	    "p_prompt_version", f->reuse,
+	    "p_after", c ? NULL : after != NULL ? json_incref(after) :
+	    json_null(),
+	    "p_limit", (json_int_t)want, "p_source_table", f->table,
+	    "p_id_column", f->id_col, "p_text_column", f->text_col,
 	    "p_columns", f->columns, "p_max_text_chars",
-	    (json_int_t)f->max_text)) < 0) {
-		json_decref(a);
-		return NULL;
-	}
-	return a;
+	    (json_int_t)f->max_text);
 }
 
 /*
- * Makes rec, the record of row, fit: its text cut on a character
- * boundary (and marked) to DT_FETCH_MAX_TEXT_BYTES, then by half while
- * the line is longer than half of DT_MAX_LINE, and at last "row" keeps
- * only the id.  Returns 0, or -1 when out of memory or it cannot fit.
+ * Makes rec, the record of row, fit: its text cut to DT_FETCH_MAX_TEXT_BYTES,
+ * then halved while the line is over half of DT_MAX_LINE, at last "row"
+ * with only the id.  Returns 0, or -1 (out of memory, or it cannot fit).
  */
 static int
 fit_record(struct dt_fetch *f, json_t *rec, json_t *row, json_t *id)
@@ -111,12 +106,7 @@ fit_record(struct dt_fetch *f, json_t *rec, json_t *row, json_t *id)
 	return rc;
 }
 
-/*
- * With --reuse, completes rec from its row's "reused": a stored analysis
- * of the text, or the row with the same text whose analysis it takes
- * (docs/supabase.md, "Reusing analyses").  Returns 0, or -1 when out of
- * memory.
- */
+/* With --reuse, completes rec from its row's "reused".  Returns 0 or -1. */
 static int
 reuse_record(struct dt_fetch *f, json_t *rec, json_t *row)
 {
@@ -146,11 +136,7 @@ reuse_record(struct dt_fetch *f, json_t *rec, json_t *row)
 	    json_string_value(as)));
 }
 
-/*
- * Writes the rows of a reply as source records, keeping the last source
- * id in *last (a new reference).  Returns the number of rows, or -1
- * after dt_fetch_fail() for a bad reply or a failed write.
- */
+/* Writes a reply's rows, *last the last source id (new): n, or -1 (failed). */
 static long long
 emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
 {
@@ -196,10 +182,7 @@ emit_rows(struct dt_fetch *f, json_t *rows, json_t **last)
 	return (long long)json_array_size(rows);
 }
 
-/*
- * After Supabase cut a dt_claim reply to n of the total rows leased:
- * gives the others back (dt_release), and fails naming the cap to set.
- */
+/* After Supabase cut a claim's rows to n: gives the others back, fails. */
 static void
 give_back(struct dt_fetch *f, struct dt_supabase *sb, json_t *rows,
     long long n, long long total, long long want)
@@ -229,28 +212,31 @@ give_back(struct dt_fetch *f, struct dt_supabase *sb, json_t *rows,
 	    total, want, n, back);
 }
 
+/* The rows the next request asks for: a batch, or what the cap leaves. */
+static long long
+next_want(struct dt_fetch *f)
+{
+	long long left = f->max_records - f->emitted;
+
+	return f->max_records > 0 && left < f->batch ? left : f->batch;
+}
+
 /* Claims or peeks until the cap, an empty batch, an error or a stop. */
 static void
 run(struct dt_fetch *f, struct dt_supabase *sb)
 {
 	const char *path = f->mode == 'c' ? "rpc/dt_claim" : "rpc/dt_peek";
 	json_t *last = NULL, *args;
+	struct dt_sb_result res;
+	long long want, n;
+	int kind;
 
-	while (!stop_flag) {
-		struct dt_sb_result res;
-		long long want = f->batch, n;
-		int kind;
-
-		/* The stop file asks for what SIGTERM asks for. */
+	while (!stop_flag && (want = next_want(f)) > 0) {
 		if (f->stop_file != NULL && access(f->stop_file, F_OK) == 0) {
 			dt_info("%s exists: claiming no more", f->stop_file);
 			stop_flag = 1;
 			break;
 		}
-		if (f->max_records > 0 && f->max_records - f->emitted < want)
-			want = f->max_records - f->emitted;
-		if (want <= 0)
-			break;
 		if ((args = dt_fetch_request_args(f, want, last)) == NULL) {
 			dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "out of memory");
 			break;
@@ -259,7 +245,6 @@ run(struct dt_fetch *f, struct dt_supabase *sb)
 		kind = dt_supabase_call(sb, "POST", path, args, f->mode == 'c' ?
 		    "count=exact" : NULL, 1, &res);
 		json_decref(args);
-		/* Without its migration, dt_claim takes no p_prompt_version. */
 		if (kind != DT_SB_OK && f->reuse != NULL &&
 		    strstr(res.message, "PGRST202") != NULL) {
 			dt_warn("dt_claim takes no p_prompt_version (migration "
@@ -283,13 +268,11 @@ run(struct dt_fetch *f, struct dt_supabase *sb)
 		dt_sb_result_clear(&res);
 		if (n >= 0)
 			f->batches++;
-		if (f->status != DT_EXIT_OK)
+		if (f->status != DT_EXIT_OK || n == 0)
 			break;
 		if (f->mode == 'c')
 			dt_progress_note_claimed(f->emitted, n < want);
 		dt_debug("batch %lld: %lld rows", f->batches, n);
-		if (n == 0)
-			break;
 	}
 	json_decref(last);
 	if (f->mode == 'c')
@@ -302,8 +285,18 @@ int
 dt_fetch_claim(struct dt_fetch *f)
 {
 	struct dt_supabase *sb;
-	json_t *counts, *rec;
+	json_t *rec;
+	int rc;
 
+	if (f->dry_run) {
+		rec = json_pack("{ssssssso}", "dry_run", "dt-fetch", "method",
+		    "POST", "path", f->mode == 'c' ? "/rest/v1/rpc/dt_claim" :
+		    "/rest/v1/rpc/dt_peek", "body", dt_fetch_request_args(f,
+		    next_want(f), NULL));
+		rc = rec != NULL ? dt_emit(rec) : -1;
+		json_decref(rec);
+		return rc < 0 ? DT_EXIT_IOERR : DT_EXIT_OK;
+	}
 	dt_cli_catch_signals(on_signal, 0);
 	dt_http_set_stop_flag(&stop_flag);
 	if ((sb = dt_supabase_new()) == NULL)
@@ -317,34 +310,16 @@ dt_fetch_claim(struct dt_fetch *f)
 		    "rows", f->emitted);
 		dt_warn("%s", f->message);
 	}
-	counts = json_pack("{sIsIsI}", f->mode == 'c' ? "claimed" : "peeked",
-	    (json_int_t)f->emitted, "batches", (json_int_t)f->batches,
-	    "text_cut", (json_int_t)f->cut);
-	if (counts != NULL && f->reuse != NULL)
-		json_object_update_new(counts, json_pack("{sIsI}", "reused",
-		    (json_int_t)f->reused, "same_text",
-		    (json_int_t)f->same_text));
 	rec = dt_record_stage("dt-fetch", f->run_id, f->status, f->message,
-	    counts, NULL, stop_flag);
+	    json_pack("{sIsIsIso*so*}", f->mode == 'c' ? "claimed" : "peeked",
+	    (json_int_t)f->emitted, "batches", (json_int_t)f->batches,
+	    "text_cut", (json_int_t)f->cut, "reused", f->reuse != NULL ?
+	    json_integer(f->reused) : NULL, "same_text", f->reuse != NULL ?
+	    json_integer(f->same_text) : NULL), NULL, stop_flag);
 	if (rec != NULL && f->status != DT_EXIT_PIPE)
 		dt_emit(rec);
 	json_decref(rec);
 	dt_info("run %s: %s %lld rows in %lld batches", f->run_id,
 	    f->mode == 'c' ? "claimed" : "peeked", f->emitted, f->batches);
 	return f->status;
-}
-
-int
-dt_fetch_dry_run(struct dt_fetch *f)
-{
-	json_t *args = dt_fetch_request_args(f, f->max_records > 0 &&
-	    f->max_records < f->batch ? f->max_records : f->batch, NULL);
-	json_t *out = json_pack("{sssssssO}", "dry_run", "dt-fetch",
-	    "method", "POST", "path", f->mode == 'c' ? "/rest/v1/rpc/dt_claim" :
-	    "/rest/v1/rpc/dt_peek", "body", args);
-	int rc = out != NULL ? dt_emit(out) : -1;
-
-	json_decref(args);
-	json_decref(out);
-	return rc < 0 ? DT_EXIT_IOERR : DT_EXIT_OK;
 }

@@ -1,10 +1,8 @@
 /*
  * dt-fetch: claims unanalyzed rows of the bot's table through Supabase's
- * data API (dt_claim) and writes them as NDJSON source records, batch by
- * batch, then the stage record, also when Supabase cannot be reached.
- * --peek reads what a claim would get; --requeue returns parked rows to
- * the queue.  See docs/supabase.md.  Here: main and the settings; the
- * other files are named in fetch.h.
+ * data API and writes them as NDJSON source records, then the stage
+ * record (docs/supabase.md).  Here: main, the settings and the calls
+ * other than claiming (--requeue, --preflight, --backlog).
  */
 #include <libgen.h>
 #include <stdio.h>
@@ -20,6 +18,7 @@
 #include "config.h"
 #include "exit.h"
 #include "log.h"
+#include "ndjson.h"
 
 #include "fetch.h"
 
@@ -43,8 +42,7 @@ static const char usage_tail[] =
     "64 usage, 69 Supabase unavailable, 74 output error, 75 interrupted,\n"
     "78 bad configuration (URL, key, table, column or function).\n";
 
-/* What the table reads.  on[]: --claim, --peek, --requeue, --preflight
- * and --backlog. */
+/* What the table reads; on[] are the modes, in check_modes()'s order. */
 static struct dt_fetch fetch;
 static int on[5];
 static const char *run_id, *cols;
@@ -112,13 +110,13 @@ is_word(const char *s)
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
 }
 
-/* Returns 1 after logging when v is not a name of 1 to 127 bytes. */
+/* Returns 1 after logging when v is given but not 1 to max bytes long. */
 static int
-bad_name(const char *what, const char *v)
+bad_length(const char *what, const char *v, size_t max, const char *a)
 {
-	if (v != NULL && *v != '\0' && strlen(v) <= 127)
+	if (v == NULL || (*v != '\0' && strlen(v) <= max))
 		return 0;
-	dt_error("%s: must be a name of 1 to 127 characters", what);
+	dt_error("%s: must be %s1 to %zu characters", what, a, max);
 	return 1;
 }
 
@@ -146,33 +144,32 @@ bad_columns(struct dt_fetch *f, const char *s)
 static int
 bad_stop_file(const char *path)
 {
-	size_t n = strlen(path);
 	char copy[4096], *dir;
 	struct stat st;
 
-	if (n > 0 && path[n - 1] == '/') {
-		dt_error("DT_STOP_FILE: %s names a directory, not a file",
-		    path);
-		return 1;
-	}
 	snprintf(copy, sizeof(copy), "%s", path);
 	dir = dirname(copy);
-	if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+	if (path[strlen(path) - 1] == '/')
+		dt_error("DT_STOP_FILE: %s names a directory, not a file", path);
+	else if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+		dt_error("DT_STOP_FILE: %s: no such directory", dir);
+	else
 		return 0;
-	dt_error("DT_STOP_FILE: %s: no such directory", dir);
 	return 1;
 }
 
-/*
- * Takes the mode switches into f->mode and --requeue's kind from the
- * operands, and checks that they go together.  Returns 0, or
- * DT_EXIT_USAGE after the error line.
- */
+/* Sets the mode and --requeue's kind: 0, or DT_EXIT_USAGE (logged). */
 static int
 check_modes(struct dt_fetch *f, int argc, char **argv)
 {
 	int i, n = 0;
 
+	if (f->reuse != NULL && !is_word(f->reuse)) {
+		dt_error("--reuse: '%.64s' is not a prompt version (1 to 64 "
+		    "letters, digits, '-', '_' or '.', as dt-analyze "
+		    "--prompt-version prints it)", f->reuse);
+		return dt_cli_usage_error(NULL);
+	}
 	for (i = 0; i < 5; i++)
 		if (on[i]) {
 			f->mode = "cpRPB"[i];
@@ -182,13 +179,10 @@ check_modes(struct dt_fetch *f, int argc, char **argv)
 		return dt_cli_usage_error("%s", on[3] || on[4] ?
 		    "--preflight and --backlog go with no other mode" :
 		    "--claim, --peek and --requeue exclude each other");
-	if (f->mode == 'R' && optind < argc) {
-		f->kind = argv[optind++];
-		if (!is_word(f->kind))
-			return dt_cli_usage_error("--requeue: bad kind: %s (an "
-			    "error kind, e.g. config or lease_expired)",
-			    f->kind);
-	}
+	if (f->mode == 'R' && optind < argc &&
+	    !is_word(f->kind = argv[optind++]))
+		return dt_cli_usage_error("--requeue: bad kind: %s (an error "
+		    "kind, e.g. config or lease_expired)", f->kind);
 	if (optind < argc)
 		return dt_cli_usage_error("unexpected argument: %s",
 		    argv[optind]);
@@ -196,17 +190,15 @@ check_modes(struct dt_fetch *f, int argc, char **argv)
 		return dt_cli_usage_error("say --claim, --peek or --requeue");
 	if (f->reuse != NULL && f->mode != 'c')
 		return dt_cli_usage_error("--reuse goes with --claim only");
-	if ((f->mode == 'P' || f->mode == 'B') &&
-	    (f->check || f->dry_run))
+	if ((on[3] || on[4]) && (f->check || f->dry_run))
 		return dt_cli_usage_error("--preflight and --backlog go with "
 		    "no --check-config or --dry-run");
 	return 0;
 }
 
 /*
- * Checks the settings that go together, and sets the run id: the one
- * given, or the UTC time and 32 random bits (20261128T120000Z-1a2b3c4d).
- * Returns the number of problems (each logged).
+ * Checks the settings and sets the run id, else the UTC time and 32
+ * random bits (20261128T120000Z-1a2b3c4d).  Returns the problems logged.
  */
 static int
 check_settings(struct dt_fetch *f)
@@ -217,17 +209,17 @@ check_settings(struct dt_fetch *f)
 	struct tm tm;
 	char t[32];
 
-	nconf += bad_name("DT_SOURCE_TABLE/--table", f->table);
-	nconf += bad_name("DT_SOURCE_ID/--id-column", f->id_col);
-	nconf += bad_name("DT_SOURCE_TEXT/--text-column", f->text_col);
+	nconf += bad_length("DT_SOURCE_TABLE/--table", f->table, 127,
+	    "a name of ");
+	nconf += bad_length("DT_SOURCE_ID/--id-column", f->id_col, 127,
+	    "a name of ");
+	nconf += bad_length("DT_SOURCE_TEXT/--text-column", f->text_col, 127,
+	    "a name of ");
 	if (f->stop_file != NULL)
 		nconf += bad_stop_file(f->stop_file);
-	if (run_id != NULL && (*run_id == '\0' ||
-	    strlen(run_id) > RUN_ID_MAX)) {
-		dt_error("DT_RUN_ID/--run-id: must be 1 to %d characters",
-		    RUN_ID_MAX);
+	if (bad_length("DT_RUN_ID/--run-id", run_id, RUN_ID_MAX, ""))
 		nconf++;
-	} else if (run_id != NULL)
+	else if (run_id != NULL)
 		snprintf(f->run_id, sizeof(f->run_id), "%s", run_id);
 	else if (!f->check) {
 		if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
@@ -239,56 +231,244 @@ check_settings(struct dt_fetch *f)
 }
 
 /*
- * Reads the environment, then the flags, and checks them all, logging
- * one line per problem.  Returns 0 or an exit status: DT_EXIT_USAGE for
- * a bad command line, DT_EXIT_CONFIG for bad settings (with
- * --check-config every bad value, and the Supabase settings too).
+ * Calls the function fn with args (stolen; NULL: out of memory) unless
+ * the run has failed, and checks that the answer is of type (-1: any).
+ * Returns a new reference to it, or NULL after failing the run naming
+ * what to fix: 69 when Supabase could not answer (5xx, 429), else 78.
  */
-static int
-configure(struct dt_fetch *f, int argc, char **argv)
+static json_t *
+call(struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
+    json_t *args, int type)
 {
-	int rc = dt_opts_parse(&cmd, argc, argv, &f->check), nconf;
+	struct dt_sb_result res;
+	const char *code, *m = res.message;
+	json_t *body = NULL;
+	char path[64];
+	int down;
 
-	if (rc != 0 && rc != DT_EXIT_CONFIG)
-		return rc;
-	nconf = rc != 0;
-	if (f->reuse != NULL && !is_word(f->reuse)) {
-		dt_error("--reuse: '%.64s' is not a prompt version (1 to 64 "
-		    "letters, digits, '-', '_' or '.', as dt-analyze "
-		    "--prompt-version prints it)", f->reuse);
-		return dt_cli_usage_error(NULL);
+	if (args == NULL && f->status == DT_EXIT_OK)
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "out of memory");
+	if (f->status != DT_EXIT_OK) {
+		json_decref(args);
+		return NULL;
 	}
-	if ((rc = check_modes(f, argc, argv)) != 0)
-		return rc;
-	nconf += check_settings(f);
-	/* What the run itself would find out only when it starts. */
-	if (f->check && (!f->dry_run || f->mode == 'R'))
-		nconf += dt_supabase_check();
-	return nconf > 0 ? DT_EXIT_CONFIG : 0;
+	snprintf(path, sizeof(path), "rpc/%s", fn);
+	dt_supabase_call(sb, "POST", path, args, NULL, 1, &res);
+	json_decref(args);
+	if ((code = json_string_value(json_object_get(res.body, "code"))) ==
+	    NULL)
+		code = "";
+	down = res.kind == DT_SB_UNAVAILABLE || res.kind == DT_SB_TIMEOUT;
+	if (res.kind == DT_SB_OK && type >= 0 && (res.body == NULL ||
+	    (int)json_typeof(res.body) != type))
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "%s's answer is not a "
+		    "JSON %s", fn, type == JSON_OBJECT ? "object" : "array");
+	else if (res.kind == DT_SB_OK)
+		body = json_incref(res.body);
+	else if (down && res.status == 0)
+		dt_fetch_fail(f, DT_EXIT_UNAVAILABLE, "SUPABASE_URL: Supabase "
+		    "cannot be reached (%s)", m);
+	else if (down)
+		dt_fetch_fail(f, DT_EXIT_UNAVAILABLE, "Supabase could not "
+		    "answer %s (%s); try again later", fn, m);
+	else if (strcmp(code, "PGRST202") == 0)
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "migrations not applied: %s "
+		    "is missing or older than this dt (%s); apply "
+		    "supabase/migrations (supabase db push)", fn, m);
+	else if (strcmp(code, "42501") == 0)
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "SUPABASE_KEY: %sits role may "
+		    "not call %s (%s)", strstr(m, "not a secret") != NULL ? "" :
+		    "not a secret (service) key: ", fn, m);
+	else if (res.status == 401 || res.status == 403)
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "SUPABASE_KEY: refused (%s)",
+		    m);
+	else if (strcmp(code, "42P01") == 0)
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "DT_SOURCE_TABLE: no table or "
+		    "view %s (%s)", f->table, m);
+	else if (strcmp(code, "42703") == 0)
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "DT_SOURCE_ID, DT_SOURCE_TEXT "
+		    "or DT_SOURCE_COLUMNS: %s", m);
+	else if (res.status == 404)
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "SUPABASE_URL: not a Supabase "
+		    "project's URL (%s)", m);
+	else
+		dt_fetch_fail(f, DT_EXIT_CONFIG, "Supabase refused %s (%s)", fn,
+		    m);
+	dt_sb_result_clear(&res);
+	return body;
+}
+
+/* Adds "history" to out (docs/supabase.md) when it can be read. */
+static void
+history(struct dt_supabase *sb, json_t *out)
+{
+	struct dt_sb_result res;
+	double prompt = 0, completion = 0, cost = 0;
+	long long ncost = 0;
+	json_t *row, *u;
+	size_t i, n;
+
+	if (dt_supabase_call(sb, "GET", "dt_results?select=prompt_tokens,"
+	    "completion_tokens,cost_usd&status=eq.done&prompt_tokens=not.is."
+	    "null&completion_tokens=not.is.null&order=done_at.desc.nullslast"
+	    "&limit=200", NULL, NULL, 1, &res) != DT_SB_OK)
+		dt_debug("no history of analyses: %s", res.message);
+	n = json_array_size(res.body);
+	json_array_foreach(res.body, i, row) {
+		prompt += (double)json_integer_value(json_object_get(row,
+		    "prompt_tokens"));
+		completion += (double)json_integer_value(json_object_get(row,
+		    "completion_tokens"));
+		if (json_is_number(u = json_object_get(row, "cost_usd"))) {
+			cost += json_number_value(u);
+			ncost++;
+		}
+	}
+	if (n > 0)
+		json_object_set_new(out, "history", json_pack("{sIsfsfsf}",
+		    "rows", (json_int_t)n, "prompt_tokens", prompt / (double)n,
+		    "completion_tokens", completion / (double)n, "cost_usd",
+		    ncost > 0 ? cost / (double)ncost : 0.0));
+	dt_sb_result_clear(&res);
+}
+
+/*
+ * --preflight's and --backlog's calls: dt_backlog, dt_peek with this
+ * run's settings, and the probes.  Returns --backlog's object, or NULL.
+ */
+static json_t *
+backlog(struct dt_fetch *f, struct dt_supabase *sb)
+{
+	json_t *bl, *args, *rows, *row, *probes, *out = NULL;
+	long long nblank = 0, bytes = 0;
+	const char *fn;
+	size_t i;
+
+	bl = call(f, sb, "dt_backlog", json_pack("{ssss}", "p_source_table",
+	    f->table, "p_id_column", f->id_col), JSON_OBJECT);
+	/* The sizes come from text_bytes: the texts may be cut. */
+	if ((args = dt_fetch_request_args(f, 200, NULL)) != NULL)
+		json_object_set_new(args, "p_max_text_chars", json_integer(64));
+	rows = call(f, sb, "dt_peek", args, JSON_ARRAY);
+	/* The other functions, with nothing to do: missing is PGRST202. */
+	probes = json_pack("{s{sss[]}s{sss[]}s{sssss[]}s{sb}}", "dt_settle",
+	    "p_run_id", "dt-preflight", "p_results", "dt_reclaim", "p_run_id",
+	    "dt-preflight", "p_results", "dt_release", "p_run_id",
+	    "dt-preflight", "p_claim_key", "dt-preflight:0", "p_keep",
+	    "dt_requeue", "p_dry_run", 1);
+	if (probes == NULL && f->status == DT_EXIT_OK)
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "out of memory");
+	json_object_foreach(probes, fn, args)
+		json_decref(call(f, sb, fn, json_incref(args), -1));
+	json_decref(probes);
+	json_array_foreach(rows, i, row) {
+		long long n = json_integer_value(json_object_get(row,
+		    "text_bytes"));
+		const char *s = json_string_value(json_object_get(
+		    json_object_get(row, "data"), f->text_col));
+
+		if (s == NULL || s[strspn(s, " \t\r\n\f\v")] == '\0')
+			nblank++;
+		else
+			bytes += n < f->max_text ? n : f->max_text;
+	}
+	if (f->status == DT_EXIT_OK)
+		out = json_pack("{sOs{sIsIsI}sIsIsI}", "backlog", bl, "sample",
+		    "rows", (json_int_t)json_array_size(rows), "blank",
+		    (json_int_t)nblank, "text_bytes", (json_int_t)bytes,
+		    "max_records", (json_int_t)f->max_records, "batch_size",
+		    (json_int_t)f->batch, "max_text_bytes",
+		    (json_int_t)f->max_text);
+	if (out != NULL && f->mode == 'B')
+		history(sb, out);
+	else if (out == NULL && f->status == DT_EXIT_OK)
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "out of memory");
+	json_decref(bl);
+	json_decref(rows);
+	return out;
+}
+
+/* --requeue, --preflight and --backlog.  Returns the exit status. */
+static int
+inspect(struct dt_fetch *f)
+{
+	struct dt_supabase *sb = dt_supabase_new();
+	json_int_t n[5] = {0, 0, 0, 0, -1};
+	const char *k, *sep = ": ";
+	char skipped[48] = "";
+	json_t *out, *v;
+	int rc;
+
+	if (sb == NULL)
+		return f->mode != 'P' ? DT_EXIT_CONFIG : dt_preflight_line(
+		    "supabase", DT_EXIT_CONFIG, "SUPABASE_URL or SUPABASE_KEY: "
+		    "not valid (the lines above say why)");
+	if (f->mode != 'R')
+		out = backlog(f, sb);
+	else if ((out = call(f, sb, "dt_requeue", json_pack("{ss?sb}",
+	    "p_kind", f->kind, "p_dry_run", f->dry_run), JSON_OBJECT)) !=
+	    NULL && (!json_is_integer(json_object_get(out, "rows")) ||
+	    !json_is_object(json_object_get(out, "by_kind"))))
+		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "the dt_requeue reply is "
+		    "not {\"rows\",\"by_kind\"}");
+	dt_supabase_free(sb);
+	/* A database that counts skipped rows (no text) says so. */
+	json_unpack(out, "{s{s?Is?Is?Is?Is?I}}", "backlog", "unclaimed", &n[0],
+	    "leased", &n[1], "failed", &n[2], "done", &n[3], "skipped", &n[4]);
+	if (n[4] >= 0)
+		snprintf(skipped, sizeof(skipped), ", %lld skipped", n[4]);
+	if (f->mode == 'P' && f->status != DT_EXIT_OK)
+		rc = dt_preflight_line("supabase", f->status, "%s", f->message);
+	else if (f->status != DT_EXIT_OK) {
+		dt_error("%s", f->message);
+		rc = f->status;
+	} else if (f->mode == 'P')
+		rc = dt_preflight_line("supabase", DT_EXIT_OK, "migrations "
+		    "applied, secret (service) key, source %s readable; "
+		    "backlog: %lld unclaimed, %lld leased, %lld parked (%lld "
+		    "done%s)", f->table, n[0], n[1], n[2], n[3], skipped);
+	else if (f->mode == 'R') {
+		n[0] = json_integer_value(json_object_get(out, "rows"));
+		printf("%s %lld parked row%s%s%s", f->dry_run ? "would requeue"
+		    : "requeued", n[0], n[0] == 1 ? "" : "s", f->kind != NULL ?
+		    " of kind " : "", f->kind != NULL ? f->kind : "");
+		/* Without a kind, how many of each. */
+		json_object_foreach(f->kind == NULL ? json_object_get(out,
+		    "by_kind") : NULL, k, v) {
+			printf("%s%s %lld", sep, k, json_integer_value(v));
+			sep = ", ";
+		}
+		rc = printf("\n") < 0 ? DT_EXIT_IOERR : DT_EXIT_OK;
+	} else
+		rc = dt_emit(out) < 0 ? DT_EXIT_IOERR : DT_EXIT_OK;
+	json_decref(out);
+	return rc;
 }
 
 int
 main(int argc, char **argv)
 {
 	struct dt_fetch *f = &fetch;
-	int rc;
+	int rc, nconf;
 
 	if (dt_cli_start("dt-fetch") < 0)
 		return DT_EXIT_CONFIG;
-	if ((rc = configure(f, argc, argv)) != 0 || f->check) {
-		json_decref(f->columns);
+	rc = dt_opts_parse(&cmd, argc, argv, &f->check);
+	if (rc != 0 && rc != DT_EXIT_CONFIG)
 		return rc;
-	}
-	if (f->mode == 'R')
-		rc = dt_fetch_requeue(f);
-	else if (f->dry_run)
-		rc = dt_fetch_dry_run(f);
-	else if (f->mode == 'P')
-		rc = dt_fetch_preflight(f);
-	else if (f->mode == 'B')
-		rc = dt_fetch_backlog(f);
+	nconf = rc != 0;
+	if ((rc = check_modes(f, argc, argv)) != 0)
+		return rc;
+	nconf += check_settings(f);
+	/* What the run itself would find out only when it starts. */
+	if (f->check && (!f->dry_run || f->mode == 'R'))
+		nconf += dt_supabase_check();
+	if (nconf > 0 || f->check)
+		rc = nconf > 0 ? DT_EXIT_CONFIG : DT_EXIT_OK;
+	else if (f->mode == 'c' || f->mode == 'p')
+		rc = dt_cli_close_stdout(dt_fetch_claim(f));
 	else
-		rc = dt_fetch_claim(f);
+		rc = dt_cli_close_stdout(inspect(f));
 	json_decref(f->columns);
-	return dt_cli_close_stdout(rc);
+	return rc;
 }
