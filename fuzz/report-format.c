@@ -15,7 +15,7 @@
  * its tags, each closed in the same message in the right order, and no
  * bare '<' or '&'.
  *
- * fuzz-sources: report/text.c report/tally.c
+ * fuzz-sources: report/tally.c
  * fuzz-sources: report/summary.c report/format.c
  * fuzz-options: -max_len=8192
  */

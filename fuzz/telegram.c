@@ -8,7 +8,7 @@
  * and at most 300 characters; retry_after is -1 unless the answer held
  * an integer.
  *
- * fuzz-sources: report/text.c
+ * fuzz-sources: report/format.c
  * fuzz-options: -max_len=4096
  */
 #include <string.h>

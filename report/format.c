@@ -1,63 +1,65 @@
 /*
- * format.c: the Telegram report made from the run summary (text.h).
- * Every line closes the tags it opens, and text from the data is clipped
- * and escaped (put_text), so the report can be cut between any two lines.
+ * format.c: the Telegram report made from the run summary, and untrusted
+ * text made fit to count and to show (text.h).  Every line closes the
+ * tags it opens and text from the data is clipped and escaped
+ * (put_text), so the report can be cut between any two lines.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "exit.h"
-#include "log.h"
+#include "tally.h"
 #include "text.h"
+#include "utf8.h"
 
-#define TOPIC_CHARS 48
 #define NAME_CHARS 32
-#define MESSAGE_CHARS 200
-#define RUN_ID_CHARS 64
-#define PART_RESERVE ((size_t)40)       /* room for "part N of M" */
+#define PART_RESERVE 40         /* room for "part N of M" */
 
-#define SEP " \xC2\xB7 "                /* " · " */
+#define SEP " \xC2\xB7 "        /* " · " */
+#define DASH " \xE2\x80\x94 "   /* " — " */
 #define NBSP "\xC2\xA0"
 
-/* The report's own words, in English and in Russian. */
-static const char *const ui_words[][2] = {
-	{"\xE2\x9C\x85 <b>dt run: ok</b>",
-	    "\xE2\x9C\x85 <b>Прогон dt: успешно</b>"},
-	{"\xE2\x9A\xA0\xEF\xB8\x8F <b>dt run: partial</b>",
-	    "\xE2\x9A\xA0\xEF\xB8\x8F <b>Прогон dt: частично</b>"},
-	{"\xE2\x9D\x8C <b>dt run: FAILED</b>",
-	    "\xE2\x9D\x8C <b>Прогон dt: СБОЙ</b>"},
-	{"Run", "Прогон"}, {"Records", "Записи"}, {"Errors", "Ошибки"},
-	{"Unreadable input lines", "Нечитаемые строки на входе"},
-	{"Tokens", "Токены"}, {"cost", "стоимость"}, {"Latency", "Задержка"},
-	{"max", "макс"}, {"Duration", "Длительность"}, {"Backlog", "Очередь"},
-	{"Since the last run", "С прошлого прогона"},
-	{"What failed", "Что пошло не так"}, {"interrupted", "прерван"},
-	{"exit", "код"}, {"Analyses", "Анализы"}, {"mean", "среднее"},
-	{"in", "в"}, {"messages", "сообщениях"},
-	{"approximate", "приблизительно"}, {"part %d of %d", "часть %d из %d"},
-	{"h", "ч"}, {"min", "мин"}, {"s", "с"}, {"ms", "мс"},
-	{"%d reports", "отчётов: %d"}, {"records", "записи"},
-	{"failed", "с ошибкой"}, {"tokens", "токены"}, {"other", "другие"},
-	{"Shards", "Шарды"}, {"of", "из"}, {"; missing: ", "; нет отчёта от "},
-	{" (no finished ledger row)", " (не закончили вовремя)"},
-	{"</b> ended without its stage record (crashed or killed?)",
-	    "</b> завершилась без записи о стадии (упала или убита?)"},
-};
-
-/* Names from the data (fields, statuses, values): English, Russian. */
-static const char *const name_words[][3] = {
+/*
+ * The report's words and the names from the data (fields, statuses,
+ * values) it knows: key, English (NULL: the key), Russian.  None
+ * holds markup: put_name() shows them in place of names from the data.
+ */
+static const char *const words[][3] = {
+	{"dt run: ok", NULL, "Прогон dt: успешно"},
+	{"dt run: partial", NULL, "Прогон dt: частично"},
+	{"dt run: FAILED", NULL, "Прогон dt: СБОЙ"},
+	{"Run", NULL, "Прогон"}, {"Records", NULL, "Записи"},
+	{"Errors", NULL, "Ошибки"},
+	{"Unreadable input lines", NULL, "Нечитаемые строки на входе"},
+	{"Tokens", NULL, "Токены"}, {"cost", NULL, "стоимость"},
+	{"Latency", NULL, "Задержка"}, {"max", NULL, "макс"},
+	{"Duration", NULL, "Длительность"}, {"Backlog", NULL, "Очередь"},
+	{"Since the last run", NULL, "С прошлого прогона"},
+	{"What failed", NULL, "Что пошло не так"},
+	{"interrupted", NULL, "прерван"}, {"exit", NULL, "код"},
+	{"Analyses", NULL, "Анализы"}, {"mean", NULL, "среднее"},
+	{"in", NULL, "в"}, {"messages", NULL, "сообщениях"},
+	{"approximate", NULL, "приблизительно"},
+	{"part %d of %d", NULL, "часть %d из %d"}, {"h", NULL, "ч"},
+	{"min", NULL, "мин"}, {"s", NULL, "с"}, {"ms", NULL, "мс"},
+	{"%d reports", NULL, "отчётов: %d"}, {"records", NULL, "записи"},
+	{"tokens", NULL, "токены"}, {"other", NULL, "другие"},
+	{"Shards", NULL, "Шарды"}, {"of", NULL, "из"},
+	{"; missing: ", NULL, "; нет отчёта от "},
+	{" (no finished ledger row)", NULL, " (не закончили вовремя)"},
+	{"ended without its stage record (crashed or killed?)", NULL,
+	    "завершилась без записи о стадии (упала или убита?)"},
 	{"sentiment", "Sentiment", "Тональность"},
 	{"language", "Language", "Язык"},
 	{"topics", "Top topics", "Популярные темы"},
 	{"action_items", "Action items", "Задачи"},
 	{"confidence", "Confidence", "Уверенность"},
-	{"unclaimed", "unclaimed", "не взято"},
-	{"leased", "leased", "в работе"}, {"parked", "parked", "отложено"},
+	{"unclaimed", NULL, "не взято"}, {"leased", NULL, "в работе"},
+	{"parked", NULL, "отложено"},
 	{"skipped", "skipped (no text)", "пропущено (без текста)"},
 	{"released", "given back for the next run", "возвращено в очередь"},
 	{"reused", "reused at no cost", "повторно, без затрат"},
@@ -89,16 +91,31 @@ struct rep {
 	int ru;
 };
 
-/* The English word en in the report's language. */
+/* Number formats (put_num). */
+enum {
+	SIGN = 1,               /* "+" before a positive number */
+	USD = 2                 /* dollars, with cents below $100 */
+};
+
+/* The word for key in the report's language, or NULL when unknown. */
 static const char *
-tr(const struct rep *r, const char *en)
+word(const struct rep *r, const char *key)
 {
 	size_t i;
 
-	for (i = 0; r->ru && i < sizeof(ui_words) / sizeof(ui_words[0]); i++)
-		if (strcmp(ui_words[i][0], en) == 0)
-			return ui_words[i][1];
-	return en;
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(words[i][0], key) == 0)
+			return words[i][1 + r->ru] ? words[i][1 + r->ru] : key;
+	return NULL;
+}
+
+/* The report's own word key in its language. */
+static const char *
+tr(const struct rep *r, const char *key)
+{
+	const char *w = word(r, key);
+
+	return w != NULL ? w : key;
 }
 
 static void
@@ -107,266 +124,217 @@ put(struct rep *r, const char *s)
 	dt_buf_puts(&r->b, s);
 }
 
-/* A whole number with the language's thousands separator. */
+/* v with places decimals, the language's thousands and decimal marks. */
 static void
-put_num(struct rep *r, long long v, int sign)
-{
-	char digits[32];
-	int n, i;
-
-	if (v < 0)
-		put(r, "\xE2\x88\x92"); /* − */
-	else if (sign)
-		put(r, "+");
-	n = snprintf(digits, sizeof(digits), "%llu", v < 0 ?
-	    (unsigned long long)-(v + 1) + 1 : (unsigned long long)v);
-	for (i = 0; i < n; i++) {
-		if (i > 0 && (n - i) % 3 == 0)
-			put(r, r->ru ? NBSP : ",");
-		dt_buf_add(&r->b, digits + i, 1);
-	}
-}
-
-/* A fraction with the language's decimal mark. */
-static void
-put_dec(struct rep *r, double v, int places)
-{
-	char tmp[64], *p;
-
-	snprintf(tmp, sizeof(tmp), "%.*f", places, v);
-	if (r->ru && (p = strchr(tmp, '.')) != NULL)
-		*p = ',';
-	put(r, tmp);
-}
-
-static void
-put_cost(struct rep *r, double v, int sign)
+put_num(struct rep *r, double v, int places, int how)
 {
 	double a = fabs(v);
-	int places = a >= 100 ? 0 : a >= 1 ? 2 : 4;
+	char digits[64];
+	int n, i, whole;
 
-	if (v < 0)
-		put(r, "\xE2\x88\x92");
-	else if (sign)
-		put(r, "+");
-	if (!r->ru)
+	if (how & USD)
+		places = a >= 100 ? 0 : a >= 1 ? 2 : 4;
+	put(r, v < 0 ? "\xE2\x88\x92" : how & SIGN ? "+" : "");
+	if ((how & USD) && !r->ru)
 		put(r, "$");
-	put_dec(r, a, places);
-	if (r->ru)
+	n = snprintf(digits, sizeof(digits), "%.*f", places, a);
+	whole = places > 0 ? n - places - 1 : n;
+	for (i = 0; i < n; i++) {
+		if (i > 0 && i < whole && (whole - i) % 3 == 0)
+			put(r, r->ru ? NBSP : ",");
+		if (digits[i] == '.')
+			put(r, r->ru ? "," : ".");
+		else
+			dt_buf_add(&r->b, digits + i, 1);
+	}
+	if ((how & USD) && r->ru)
 		put(r, NBSP "$");
 }
 
-/* A value and its unit, separated by a no-break space. */
+/* The whole number at key in o. */
 static void
-put_unit(struct rep *r, long long v, const char *unit)
+put_int(struct rep *r, json_t *o, const char *key, int how)
 {
-	dt_buf_printf(&r->b, "%lld" NBSP "%s", v, tr(r, unit));
+	put_num(r, (double)json_integer_value(json_object_get(o, key)), 0,
+	    how);
 }
 
+/* A time: "700 ms", "1.93 s", "12.5 s", "4 min 13 s", "2 h 5 min". */
 static void
-put_ms(struct rep *r, long long ms)
+put_time(struct rep *r, double ms)
 {
-	if (ms < 1000) {
-		put_unit(r, ms, "ms");
-		return;
-	}
-	put_dec(r, (double)ms / 1000.0, ms < 10000 ? 2 : 1);
-	dt_buf_printf(&r->b, NBSP "%s", tr(r, "s"));
-}
+	long long s = llround(ms / 1000);
 
-static void
-put_duration(struct rep *r, double secs)
-{
-	long long s = llround(secs);
-
-	if (secs < 10) {
-		put_dec(r, secs, 1);
+	if (ms < 1000)
+		dt_buf_printf(&r->b, "%.0f" NBSP "%s", ms, tr(r, "ms"));
+	else if (ms < 60000) {
+		put_num(r, ms / 1000, ms < 10000 ? 2 : 1, 0);
 		dt_buf_printf(&r->b, NBSP "%s", tr(r, "s"));
-		return;
-	}
-	if (s >= 3600) {
-		put_unit(r, s / 3600, "h");
-		put(r, " ");
-		put_unit(r, s % 3600 / 60, "min");
-		return;
-	}
-	if (s >= 60) {
-		put_unit(r, s / 60, "min");
-		put(r, " ");
-	}
-	put_unit(r, s % 60, "s");
+	} else if (s < 3600)
+		dt_buf_printf(&r->b, "%lld" NBSP "%s %lld" NBSP "%s", s / 60,
+		    tr(r, "min"), s % 60, tr(r, "s"));
+	else
+		dt_buf_printf(&r->b, "%lld" NBSP "%s %lld" NBSP "%s", s / 3600,
+		    tr(r, "h"), s % 3600 / 60, tr(r, "min"));
 }
 
 static void
 put_share(struct rep *r, double share)
 {
-	double pct = share * 100;
-
-	if (pct > 0 && pct < 1)
+	if (share > 0 && share < 0.01)
 		put(r, "&lt;1%");
 	else
-		dt_buf_printf(&r->b, "%.0f%%", pct);
+		dt_buf_printf(&r->b, "%.0f%%", share * 100);
 }
 
-/* Escaped, clipped text from the data. */
+/* Text from the data, clipped to max_chars and escaped. */
 static void
 put_text(struct rep *r, const char *s, size_t max_chars)
 {
-	char clip[1024];
+	static const char special[] = "<>&\"";
+	static const char *const ent[] = {"&lt;", "&gt;", "&amp;", "&quot;"};
+	char clip[1024], *p;
+	const char *e;
 
 	dt_rpt_clip(s != NULL ? s : "", max_chars, clip, sizeof(clip));
-	dt_rpt_buf_html(&r->b, clip, strlen(clip));
+	for (p = clip; *p != '\0'; p++)
+		if ((e = strchr(special, *p)) != NULL)
+			put(r, ent[e - special]);
+		else
+			dt_buf_add(&r->b, p, 1);
 }
 
 /* A field, status or value name, in the report's language when known. */
 static void
 put_name(struct rep *r, const char *name)
 {
-	size_t i;
+	const char *w = word(r, name);
 
-	for (i = 0; i < sizeof(name_words) / sizeof(name_words[0]); i++)
-		if (strcmp(name_words[i][0], name) == 0 &&
-		    name_words[i][1 + r->ru] != NULL) {
-			put(r, name_words[i][1 + r->ru]);
-			return;
-		}
-	put_text(r, name, NAME_CHARS);
-}
-
-static json_int_t
-int_at(json_t *o, const char *key)
-{
-	return json_integer_value(json_object_get(o, key));
-}
-
-/* "Label: n", n the whole number at key in o. */
-static void
-put_count(struct rep *r, const char *label, json_t *o, const char *key)
-{
-	dt_buf_printf(&r->b, "%s: ", tr(r, label));
-	put_num(r, int_at(o, key), 0);
+	if (w != NULL)
+		put(r, w);
+	else
+		put_text(r, name, NAME_CHARS);
 }
 
 /*
- * A run merged from shards: "Shards: 3 of 3", or "Shards: 2 of 3;
- * missing: 2 (no finished ledger row)".
+ * The members of o as "name n · name n" after first: names translated
+ * (put_name) or as they are (raw); after "stored", how many of them
+ * were reused when any were.
  */
 static void
-shard_line(struct rep *r, json_t *shards)
-{
-	json_t *missing = json_object_get(shards, "missing"), *v;
-	size_t i;
-
-	if (!json_is_object(shards))
-		return;
-	dt_buf_printf(&r->b, "%s: %lld %s %lld", tr(r, "Shards"),
-	    (long long)(int_at(shards, "of") - json_array_size(missing)),
-	    tr(r, "of"), (long long)int_at(shards, "of"));
-	if (json_array_size(missing) > 0) {
-		put(r, tr(r, "; missing: "));
-		json_array_foreach(missing, i, v)
-			dt_buf_printf(&r->b, "%s%lld", i > 0 ? ", " : "",
-			    (long long)json_integer_value(v));
-		put(r, tr(r, " (no finished ledger row)"));
-	}
-	put(r, "\n");
-}
-
-/* Records by status, errors by kind, unreadable lines. */
-static void
-count_lines(struct rep *r, json_t *s)
+put_pairs(struct rep *r, json_t *o, const char *first, int raw,
+    json_int_t reused)
 {
 	const char *k;
 	json_t *v;
-	int first = 1;
 
-	put_count(r, "Records", s, "records");
-	json_object_foreach(json_object_get(s, "by_status"), k, v) {
-		put(r, first ? " \xE2\x80\x94 " : SEP);
-		put_name(r, k);
-		put(r, " ");
-		put_num(r, json_integer_value(v), 0);
-		first = 0;
-		/* Of the stored: analyses of texts seen before, at no cost. */
-		if (strcmp(k, "stored") == 0 && int_at(s, "reused") > 0) {
-			put(r, " (");
-			put_num(r, int_at(s, "reused"), 0);
-			put(r, " ");
-			put_name(r, "reused");
-			put(r, ")");
-		}
-	}
-	put(r, "\n");
-	first = 1;
-	json_object_foreach(json_object_get(s, "by_error"), k, v) {
-		if (first)
-			dt_buf_printf(&r->b, "%s: ", tr(r, "Errors"));
+	json_object_foreach(o, k, v) {
+		put(r, first);
+		first = SEP;
+		if (raw)
+			put_text(r, k, NAME_CHARS);
 		else
-			put(r, SEP);
-		put_text(r, k, NAME_CHARS);
+			put_name(r, k);
 		put(r, " ");
-		put_num(r, json_integer_value(v), 0);
-		first = 0;
-	}
-	if (!first)
-		put(r, "\n");
-	if (int_at(s, "bad_lines") > 0) {
-		put_count(r, "Unreadable input lines", s, "bad_lines");
-		put(r, "\n");
+		put_num(r, (double)json_integer_value(v), 0, 0);
+		if (reused > 0 && strcmp(k, "stored") == 0) {
+			put(r, " (");
+			put_num(r, (double)reused, 0, 0);
+			dt_buf_printf(&r->b, " %s)", tr(r, "reused"));
+		}
 	}
 }
 
-/* Tokens and cost, latency and duration. */
+/* The header, run id, shards and counts. */
+static void
+head_lines(struct rep *r, json_t *s)
+{
+	static const char *const heads[][2] = {
+	    {"\xE2\x9C\x85", "dt run: ok"},
+	    {"\xE2\x9A\xA0\xEF\xB8\x8F", "dt run: partial"},
+	    {"\xE2\x9D\x8C", "dt run: FAILED"}};
+	const char *state = json_string_value(json_object_get(s, "state"));
+	json_t *shards = json_object_get(s, "shards"), *v, *k;
+	json_int_t of = json_integer_value(json_object_get(shards, "of"));
+	size_t i = state == NULL ? 2 : strcmp(state, "ok") == 0 ? 0 :
+	    strcmp(state, "partial") == 0 ? 1 : 2;
+
+	dt_buf_printf(&r->b, "%s <b>%s</b>", heads[i][0], tr(r, heads[i][1]));
+	if (json_is_string(v = json_object_get(s, "run_id"))) {
+		dt_buf_printf(&r->b, "\n%s: <code>", tr(r, "Run"));
+		put_text(r, json_string_value(v), 64);
+		put(r, "</code>");
+	}
+	if (json_is_object(shards)) {
+		v = json_object_get(shards, "missing");
+		dt_buf_printf(&r->b, "\n%s: %lld %s %lld", tr(r, "Shards"),
+		    (long long)(of - (json_int_t)json_array_size(v)),
+		    tr(r, "of"), (long long)of);
+		json_array_foreach(v, i, k)
+			dt_buf_printf(&r->b, "%s%lld", i > 0 ? ", " :
+			    tr(r, "; missing: "),
+			    (long long)json_integer_value(k));
+		if (json_array_size(v) > 0)
+			put(r, tr(r, " (no finished ledger row)"));
+	}
+	dt_buf_printf(&r->b, "\n%s: ", tr(r, "Records"));
+	put_int(r, s, "records", 0);
+	put_pairs(r, json_object_get(s, "by_status"), DASH, 0,
+	    json_integer_value(json_object_get(s, "reused")));
+	if (json_object_size(json_object_get(s, "by_error")) > 0) {
+		dt_buf_printf(&r->b, "\n%s", tr(r, "Errors"));
+		put_pairs(r, json_object_get(s, "by_error"), ": ", 1, 0);
+	}
+	if (json_integer_value(json_object_get(s, "bad_lines")) > 0) {
+		dt_buf_printf(&r->b, "\n%s: ",
+		    tr(r, "Unreadable input lines"));
+		put_int(r, s, "bad_lines", 0);
+	}
+	put(r, "\n");
+}
+
+/* Tokens and cost, latency, duration, backlog, the previous run. */
 static void
 usage_lines(struct rep *r, json_t *s)
 {
-	json_t *lat = json_object_get(s, "latency_ms");
-	json_t *tok = json_object_get(s, "tokens");
-	json_t *cost = json_object_get(s, "cost_usd");
-	json_t *dur = json_object_get(s, "duration_s");
-
-	if (int_at(tok, "total") > 0 || json_is_number(cost)) {
-		put_count(r, "Tokens", tok, "total");
-		if (json_is_number(cost)) {
-			dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
-			put_cost(r, json_number_value(cost), 0);
-		}
-		put(r, "\n");
-	}
-	if (int_at(lat, "count") > 0) {
-		dt_buf_printf(&r->b, "%s: p50 ", tr(r, "Latency"));
-		put_ms(r, int_at(lat, "p50"));
-		put(r, SEP "p95 ");
-		put_ms(r, int_at(lat, "p95"));
-		dt_buf_printf(&r->b, SEP "%s ", tr(r, "max"));
-		put_ms(r, int_at(lat, "max"));
-		put(r, "\n");
-	}
-	if (json_is_number(dur)) {
-		dt_buf_printf(&r->b, "%s: ", tr(r, "Duration"));
-		put_duration(r, json_number_value(dur));
-		put(r, "\n");
-	}
-}
-
-/* The backlog and the difference from the previous run, when known. */
-static void
-database_lines(struct rep *r, json_t *s)
-{
-	static const char *const keys[][2] = {{"unclaimed", "unclaimed"},
+	static const char *const backlog[][2] = {{"unclaimed", "unclaimed"},
 	    {"leased", "leased"}, {"failed", "parked"}};
 	static const char *const deltas[] = {"records", "failed", "tokens"};
-	json_t *backlog = json_object_get(s, "backlog"), *v;
+	json_t *lat = json_object_get(s, "latency_ms"), *v;
+	json_t *cost = json_object_get(s, "cost_usd");
 	json_t *d = json_object_get(json_object_get(s, "previous"), "delta");
 	size_t i;
 
-	if (json_is_object(backlog)) {
+	if (json_integer_value(json_object_get(json_object_get(s, "tokens"),
+	    "total")) > 0 || json_is_number(cost)) {
+		dt_buf_printf(&r->b, "%s: ", tr(r, "Tokens"));
+		put_int(r, json_object_get(s, "tokens"), "total", 0);
+		if (json_is_number(cost)) {
+			dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
+			put_num(r, json_number_value(cost), 0, USD);
+		}
+		put(r, "\n");
+	}
+	if (json_integer_value(json_object_get(lat, "count")) > 0) {
+		dt_buf_printf(&r->b, "%s: p50 ", tr(r, "Latency"));
+		put_time(r, json_number_value(json_object_get(lat, "p50")));
+		put(r, SEP "p95 ");
+		put_time(r, json_number_value(json_object_get(lat, "p95")));
+		dt_buf_printf(&r->b, SEP "%s ", tr(r, "max"));
+		put_time(r, json_number_value(json_object_get(lat, "max")));
+		put(r, "\n");
+	}
+	if (json_is_number(v = json_object_get(s, "duration_s"))) {
+		dt_buf_printf(&r->b, "%s: ", tr(r, "Duration"));
+		put_time(r, json_number_value(v) * 1000);
+		put(r, "\n");
+	}
+	if (json_is_object(v = json_object_get(s, "backlog"))) {
 		dt_buf_printf(&r->b, "%s: ", tr(r, "Backlog"));
 		for (i = 0; i < 3; i++) {
 			put(r, i > 0 ? SEP : "");
-			put_num(r, int_at(backlog, keys[i][0]), 0);
-			put(r, " ");
-			put_name(r, keys[i][1]);
+			put_int(r, v, backlog[i][0], 0);
+			dt_buf_printf(&r->b, " %s", tr(r, backlog[i][1]));
 		}
 		put(r, "\n");
 	}
@@ -376,68 +344,11 @@ database_lines(struct rep *r, json_t *s)
 	for (i = 0; i < 3; i++) {
 		dt_buf_printf(&r->b, "%s%s ", i > 0 ? SEP : "",
 		    tr(r, deltas[i]));
-		put_num(r, int_at(d, deltas[i]), 1);
+		put_int(r, d, deltas[i], SIGN);
 	}
 	if (json_is_number(v = json_object_get(d, "cost_usd"))) {
 		dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
-		put_cost(r, json_number_value(v), 1);
-	}
-	put(r, "\n");
-}
-
-static void
-head_lines(struct rep *r, json_t *s)
-{
-	const char *state = json_string_value(json_object_get(s, "state"));
-	json_t *v;
-
-	put(r, ui_words[state == NULL ? 2 : strcmp(state, "ok") == 0 ? 0 :
-	    strcmp(state, "partial") == 0 ? 1 : 2][r->ru]);
-	put(r, "\n");
-	if (json_is_string(v = json_object_get(s, "run_id"))) {
-		dt_buf_printf(&r->b, "%s: <code>", tr(r, "Run"));
-		put_text(r, json_string_value(v), RUN_ID_CHARS);
-		put(r, "</code>");
-		put(r, "\n");
-	}
-	shard_line(r, json_object_get(s, "shards"));
-	count_lines(r, s);
-	usage_lines(r, s);
-	database_lines(r, s);
-}
-
-/* One stage that did not end well: its status, what it means, messages. */
-static void
-failure_line(struct rep *r, json_t *stage, int status, int interrupted)
-{
-	json_t *m;
-	size_t i;
-
-	put(r, "\xE2\x80\xA2 <b>");
-	put_text(r, json_string_value(json_object_get(stage, "stage")),
-	    NAME_CHARS);
-	if (json_is_true(json_object_get(stage, "missing"))) {
-		put(r, tr(r, "</b> ended without its stage record (crashed or "
-		    "killed?)"));
-		put(r, "\n");
-		return;
-	}
-	dt_buf_printf(&r->b, "</b> (%s %d", tr(r, "exit"), status);
-	for (i = 0; i < sizeof(exit_words) / sizeof(exit_words[0]); i++)
-		if (exit_words[i].status == status)
-			dt_buf_printf(&r->b, ", %s",
-			    exit_words[i].words[r->ru]);
-	if (interrupted)
-		dt_buf_printf(&r->b, ", %s", tr(r, "interrupted"));
-	if (int_at(stage, "reports") > 1) {
-		put(r, ", ");
-		dt_buf_printf(&r->b, tr(r, "%d reports"),
-		    (int)int_at(stage, "reports"));
-	}
-	put(r, ")");
-	json_array_foreach(json_object_get(stage, "messages"), i, m) {
-		put(r, i == 0 ? ": " : "; ");
-		put_text(r, json_string_value(m), MESSAGE_CHARS);
+		put_num(r, json_number_value(v), 0, USD | SIGN);
 	}
 	put(r, "\n");
 }
@@ -446,22 +357,46 @@ failure_line(struct rep *r, json_t *stage, int status, int interrupted)
 static void
 failure_lines(struct rep *r, json_t *s)
 {
-	json_t *stage;
-	size_t i;
-	int header = 0;
+	json_t *stage, *m;
+	size_t i, j, k;
+	int status, header = 0;
 
 	json_array_foreach(json_object_get(s, "stages"), i, stage) {
-		int status = (int)int_at(stage, "status");
-		int interrupted = json_is_true(json_object_get(stage,
-		    "interrupted"));
-
-		if (status == 0 && !interrupted)
+		status = (int)json_integer_value(json_object_get(stage,
+		    "status"));
+		if (status == 0 && !json_is_true(json_object_get(stage,
+		    "interrupted")))
 			continue;
-		if (!header)
+		if (!header++)
 			dt_buf_printf(&r->b, "\n<b>%s</b>\n",
 			    tr(r, "What failed"));
-		header = 1;
-		failure_line(r, stage, status, interrupted);
+		put(r, "\xE2\x80\xA2 <b>");
+		put_text(r, json_string_value(json_object_get(stage, "stage")),
+		    NAME_CHARS);
+		if (json_is_true(json_object_get(stage, "missing"))) {
+			dt_buf_printf(&r->b, "</b> %s\n", tr(r, "ended without "
+			    "its stage record (crashed or killed?)"));
+			continue;
+		}
+		dt_buf_printf(&r->b, "</b> (%s %d", tr(r, "exit"), status);
+		for (k = 0; k < sizeof(exit_words) / sizeof(exit_words[0]); k++)
+			if (exit_words[k].status == status)
+				dt_buf_printf(&r->b, ", %s",
+				    exit_words[k].words[r->ru]);
+		if (json_is_true(json_object_get(stage, "interrupted")))
+			dt_buf_printf(&r->b, ", %s", tr(r, "interrupted"));
+		if (json_integer_value(json_object_get(stage, "reports")) > 1) {
+			put(r, ", ");
+			dt_buf_printf(&r->b, tr(r, "%d reports"), (int)
+			    json_integer_value(json_object_get(stage,
+			    "reports")));
+		}
+		put(r, ")");
+		json_array_foreach(json_object_get(stage, "messages"), j, m) {
+			put(r, j == 0 ? ": " : "; ");
+			put_text(r, json_string_value(m), 200);
+		}
+		put(r, "\n");
 	}
 }
 
@@ -469,21 +404,20 @@ failure_lines(struct rep *r, json_t *s)
 static void
 field_value(struct rep *r, const char *kind, json_t *f)
 {
-	double total = (double)int_at(f, "total");
-	const char *k;
+	double total = (double)json_integer_value(json_object_get(f, "total"));
+	const char *k, *sep = "";
 	json_t *v;
 	size_t i;
-	int first = 1;
 
 	if (strcmp(kind, "enum") == 0) {
 		json_object_foreach(json_object_get(f, "shares"), k, v) {
-			if (json_real_value(v) <= 0)
+			if (json_number_value(v) <= 0)
 				continue;
-			put(r, first ? "" : SEP);
+			put(r, sep);
+			sep = SEP;
 			put_name(r, k);
 			put(r, " ");
-			put_share(r, json_real_value(v));
-			first = 0;
+			put_share(r, json_number_value(v));
 		}
 	} else if (strcmp(kind, "label") == 0) {
 		json_array_foreach(json_object_get(f, "top"), i, v) {
@@ -491,62 +425,42 @@ field_value(struct rep *r, const char *kind, json_t *f)
 			put_text(r, json_string_value(json_object_get(v,
 			    "value")), NAME_CHARS);
 			put(r, " ");
-			put_share(r, (double)int_at(v, "count") / total);
+			put_share(r, (double)json_integer_value(
+			    json_object_get(v, "count")) / total);
 		}
-		if (int_at(f, "other") > 0) {
+		if ((v = json_object_get(f, "other")) != NULL &&
+		    json_integer_value(v) > 0) {
 			dt_buf_printf(&r->b, SEP "%s ", tr(r, "other"));
-			put_share(r, (double)int_at(f, "other") / total);
+			put_share(r, (double)json_integer_value(v) / total);
 		}
 	} else if (strcmp(kind, "mean") == 0) {
 		dt_buf_printf(&r->b, "%s ", tr(r, "mean"));
-		put_dec(r, json_number_value(json_object_get(f, "mean")), 2);
+		put_num(r, json_number_value(json_object_get(f, "mean")), 2, 0);
 	} else if (strcmp(kind, "items") == 0) {
-		put_num(r, int_at(f, "items"), 0);
+		put_int(r, f, "items", 0);
 		dt_buf_printf(&r->b, " %s ", tr(r, "in"));
-		put_num(r, int_at(f, "records"), 0);
+		put_int(r, f, "records", 0);
 		dt_buf_printf(&r->b, " %s", tr(r, "messages"));
 	}
 }
 
-/* A topic list: "1. billing — 2", one line each. */
-static void
-topic_lines(struct rep *r, const char *name, json_t *f)
-{
-	json_t *e;
-	size_t i;
-
-	put(r, "\n<b>");
-	put_name(r, name);
-	put(r, "</b>");
-	if (json_is_true(json_object_get(f, "approximate")))
-		dt_buf_printf(&r->b, " (%s)", tr(r, "approximate"));
-	put(r, "\n");
-	json_array_foreach(json_object_get(f, "top"), i, e) {
-		dt_buf_printf(&r->b, "%zu. ", i + 1);
-		put_text(r, json_string_value(json_object_get(e, "value")),
-		    TOPIC_CHARS);
-		put(r, " \xE2\x80\x94 ");
-		put_num(r, int_at(e, "count"), 0);
-		put(r, "\n");
-	}
-}
-
-/* The short fields first, then the topic lists. */
+/* The short fields, one line each, then the topic lists. */
 static void
 analysis_lines(struct rep *r, json_t *s)
 {
-	json_t *an = json_object_get(s, "analysis"), *f;
+	json_t *an = json_object_get(s, "analysis"), *f, *top, *e;
 	const char *name, *kind;
+	size_t i;
 
-	if (int_at(an, "records") == 0)
+	if (json_integer_value(json_object_get(an, "records")) == 0)
 		return;
 	dt_buf_printf(&r->b, "\n<b>%s</b>: ", tr(r, "Analyses"));
-	put_num(r, int_at(an, "records"), 0);
+	put_int(r, an, "records", 0);
 	put(r, "\n");
 	json_object_foreach(json_object_get(an, "fields"), name, f) {
 		kind = json_string_value(json_object_get(f, "kind"));
 		if (kind == NULL || strcmp(kind, "topics") == 0 ||
-		    int_at(f, "records") == 0)
+		    json_integer_value(json_object_get(f, "records")) == 0)
 			continue;
 		put(r, "<b>");
 		put_name(r, name);
@@ -556,90 +470,178 @@ analysis_lines(struct rep *r, json_t *s)
 	}
 	json_object_foreach(json_object_get(an, "fields"), name, f) {
 		kind = json_string_value(json_object_get(f, "kind"));
-		if (kind != NULL && strcmp(kind, "topics") == 0 &&
-		    json_array_size(json_object_get(f, "top")) > 0)
-			topic_lines(r, name, f);
-	}
-}
-
-/* Appends the text in cur to parts and empties cur; 0, or -1 when OOM. */
-static int
-take(struct dt_buf *cur, json_t *parts)
-{
-	int rc = cur->oom || json_array_append_new(parts,
-	    json_stringn(cur->p, cur->len)) < 0 ? -1 : 0;
-
-	cur->len = 0;
-	return rc;
-}
-
-/*
- * Packs the lines of text greedily into parts of at most room UTF-16
- * units, a blank line never first.  Returns 0, or -1 when out of memory.
- */
-static int
-pack(char *text, size_t room, json_t *parts)
-{
-	struct dt_buf cur = {0};
-	size_t cur_units = 0, units, no = 0;
-	char *line, *nl;
-	int rc = 0;
-
-	for (line = text; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
-		*nl = '\0';
-		no++;
-		if ((units = dt_rpt_html_utf16(line, strlen(line))) > room) {
-			/* Cannot happen: every line is bounded.  Say so. */
-			dt_warn("report line %zu is %zu characters long; left "
-			    "out", no, units);
+		top = json_object_get(f, "top");
+		if (kind == NULL || strcmp(kind, "topics") != 0 ||
+		    json_array_size(top) == 0)
 			continue;
+		put(r, "\n<b>");
+		put_name(r, name);
+		put(r, "</b>");
+		if (json_is_true(json_object_get(f, "approximate")))
+			dt_buf_printf(&r->b, " (%s)", tr(r, "approximate"));
+		put(r, "\n");
+		json_array_foreach(top, i, e) {
+			dt_buf_printf(&r->b, "%zu. ", i + 1);
+			put_text(r, json_string_value(json_object_get(e,
+			    "value")), 48);
+			put(r, DASH);
+			put_int(r, e, "count", 0);
+			put(r, "\n");
 		}
-		if (cur.len > 0 && cur_units + 1 + units > room) {
-			rc |= take(&cur, parts);
-			cur_units = 0;
-		}
-		if (cur.len == 0 && units == 0)
-			continue;
-		cur_units += units + (cur.len > 0);
-		dt_buf_printf(&cur, "%s%s", cur.len > 0 ? "\n" : "", line);
 	}
-	if (cur.len > 0)
-		rc |= take(&cur, parts);
-	dt_buf_free(&cur);
-	return rc;
 }
 
 json_t *
 dt_rpt_messages(json_t *summary, const char *lang, size_t limit)
 {
 	struct rep r = {{0}, lang != NULL && strcmp(lang, "ru") == 0};
-	struct dt_buf b = {0};
+	struct dt_buf part = {0};
 	json_t *parts = json_array(), *m;
-	size_t i, n;
-	int rc;
+	size_t units = 0, n, i;
+	char *line, *nl;
+	int rc = 0;
 
 	head_lines(&r, summary);
+	usage_lines(&r, summary);
 	failure_lines(&r, summary);
 	analysis_lines(&r, summary);
-	rc = r.b.oom || parts == NULL ? -1 : r.b.p == NULL ? 0 : pack(r.b.p,
-	    limit > 2 * PART_RESERVE ? limit - PART_RESERVE : limit, parts);
-	n = json_array_size(parts);
-	/* Number the parts after the first. */
-	json_array_foreach(parts, i, m) {
-		if (i == 0 || rc < 0)
+	/* Whole lines, packed greedily; a blank line never starts a part. */
+	for (line = r.b.p; line != NULL && (nl = strchr(line, '\n')) != NULL;
+	    line = nl + 1) {
+		n = dt_rpt_html_utf16(line, (size_t)(nl - line));
+		if (part.len > 0 && units + 1 + n > limit - PART_RESERVE) {
+			rc |= json_array_append_new(parts, json_stringn(part.p,
+			    part.len));
+			part.len = 0;
+		}
+		if (part.len == 0 && n == 0)
 			continue;
-		dt_buf_puts(&b, "<i>");
-		dt_buf_printf(&b, tr(&r, "part %d of %d"), (int)i + 1, (int)n);
-		dt_buf_printf(&b, "</i>\n%s", json_string_value(m));
-		rc = b.oom || json_array_set_new(parts, i, json_stringn(b.p,
-		    b.len)) < 0 ? -1 : 0;
-		b.len = 0;
+		units = part.len > 0 ? units + 1 + n : n;
+		if (part.len > 0)
+			dt_buf_add(&part, "\n", 1);
+		dt_buf_add(&part, line, (size_t)(nl - line));
 	}
-	dt_buf_free(&b);
-	dt_buf_free(&r.b);
-	if (rc < 0) {
+	rc |= json_array_append_new(parts, json_stringn(part.p, part.len));
+	json_array_foreach(parts, i, m) {
+		if (i == 0)
+			continue;
+		part.len = 0;
+		dt_buf_puts(&part, "<i>");
+		dt_buf_printf(&part, tr(&r, "part %d of %d"), (int)i + 1,
+		    (int)json_array_size(parts));
+		dt_buf_printf(&part, "</i>\n%s", json_string_value(m));
+		rc |= json_array_set_new(parts, i, json_stringn(part.p,
+		    part.len));
+	}
+	if (r.b.oom || part.oom || rc != 0) {
 		json_decref(parts);
-		return NULL;
+		parts = NULL;
 	}
+	dt_buf_free(&part);
+	dt_buf_free(&r.b);
 	return parts;
+}
+
+/*
+ * Decodes the character at s (n bytes left) into *c and returns its
+ * length; a byte that starts no valid character is U+FFFD of length 1.
+ */
+static size_t
+next_char(const char *s, size_t n, uint32_t *c)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t k = utf8_seq(u, n), i;
+
+	*c = k == 0 ? 0xFFFD : k == 1 ? u[0] : u[0] & (0xFFu >> (k + 1));
+	for (i = 1; i < k; i++)
+		*c = (*c << 6) | (u[i] & 0x3F);
+	return k > 0 ? k : 1;
+}
+
+/* 1: white space; 2: invisible control to drop; 0: ordinary. */
+static int
+char_class(uint32_t c)
+{
+	if (c == ' ' || (c >= '\t' && c <= '\r') || c == 0xA0 ||
+	    c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+	    c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000)
+		return 1;
+	if (c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x200B ||
+	    c == 0x200E || c == 0x200F || (c >= 0x202A && c <= 0x202E) ||
+	    (c >= 0x2066 && c <= 0x2069) || c == 0xFEFF)
+		return 2;
+	return 0;
+}
+
+size_t
+dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len)
+{
+	size_t o = 0, k, m, max = len - 1 < DT_RPT_KEY_MAX ? len - 1 :
+	    DT_RPT_KEY_MAX;
+	char tmp[4];
+	uint32_t c;
+	int space = 0;
+
+	for (; n > 0; s += k, n -= k) {
+		k = next_char(s, n, &c);
+		space |= char_class(c) == 1 && o > 0;
+		if (char_class(c) != 0)
+			continue;
+		/* Latin and Cyrillic capitals made small. */
+		if ((c >= 'A' && c <= 'Z') || (c >= 0xC0 && c <= 0xDE &&
+		    c != 0xD7) || (c >= 0x410 && c <= 0x42F))
+			c += 32;
+		else if (c >= 0x400 && c <= 0x40F)
+			c += 80;
+		m = utf8_put(tmp, c);
+		if (o + space + m > max)
+			break;
+		if (space)
+			buf[o++] = ' ';
+		space = 0;
+		memcpy(buf + o, tmp, m);
+		o += m;
+	}
+	buf[o] = '\0';
+	return o;
+}
+
+char *
+dt_rpt_clip(const char *s, size_t max_chars, char *buf, size_t len)
+{
+	size_t n = strlen(s), o = 0, chars = 0, k;
+	uint32_t c;
+
+	for (; n > 0; s += k, n -= k) {
+		k = next_char(s, n, &c);
+		if (chars++ == max_chars || o + 4 + 3 + 1 > len) {
+			memcpy(buf + o, "\xE2\x80\xA6", 3);     /* … */
+			o += 3;
+			break;
+		}
+		o += utf8_put(buf + o, char_class(c) != 0 ? ' ' : c);
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+size_t
+dt_rpt_html_utf16(const char *html, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)html;
+	size_t i, units = 0;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] == '<' || p[i] == '&') {
+			unsigned char end = p[i] == '<' ? '>' : ';';
+
+			units += p[i] == '&';
+			while (i < n && p[i] != end)
+				i++;
+		} else if (p[i] < 0x80 || (p[i] >= 0xC0 && p[i] < 0xF0))
+			units++;
+		else if (p[i] >= 0xF0)
+			units += 2;
+	}
+	return units;
 }

@@ -1,7 +1,6 @@
 /*
- * text.h: text for people: the Telegram report (format.c), and untrusted
- * text made fit to count and to show (text.c): topics, clipped names and
- * messages, Telegram's HTML.
+ * text.h: the Telegram report, and untrusted text made fit to count and
+ * to show (format.c).
  */
 #ifndef DT_RPT_TEXT_H
 #define DT_RPT_TEXT_H
@@ -28,9 +27,6 @@ size_t dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len);
  */
 char *dt_rpt_clip(const char *s, size_t max_chars, char *buf, size_t len);
 
-/* Appends the n bytes at s to b with HTML's <, >, & and " escaped. */
-void dt_rpt_buf_html(struct dt_buf *b, const char *s, size_t n);
-
 /*
  * The length Telegram gives the text after parsing the HTML html (tags
  * not counted, an entity one character), in UTF-16 code units.
@@ -38,11 +34,11 @@ void dt_rpt_buf_html(struct dt_buf *b, const char *s, size_t n);
 size_t dt_rpt_html_utf16(const char *html, size_t n);
 
 /*
- * Builds the report for summary in lang ("en" or "ru") and splits it at
- * line boundaries into messages of at most limit UTF-16 units (after
- * parsing), every tag closed on the line that opened it.  Returns a new
- * reference to an array of the messages' strings, or NULL when out of
- * memory.
+ * Builds the report for the summary (docs/report.md) in lang ("en" or
+ * "ru") and splits it at line boundaries into messages of at most limit
+ * UTF-16 units after parsing, each a whole HTML text, those after the
+ * first numbered.  Returns a new array of the messages' strings, or
+ * NULL when out of memory.
  */
 json_t *dt_rpt_messages(json_t *summary, const char *lang, size_t limit);
 

@@ -1,6 +1,6 @@
 /*
- * report: unit checks of dt-report's pure parts (report/text.c,
- * tally.c, summary.c, format.c): exact latency quantiles and top values,
+ * report: unit checks of dt-report's pure parts (report/tally.c,
+ * summary.c, format.c): exact latency quantiles and top values,
  * topic normalisation, HTML escaping and length, what the tally takes
  * from a record, merging a shard's tally, and the splitting of long
  * reports.  Prints one line
@@ -9,7 +9,6 @@
 #include "../../report/format.c"
 #include "../../report/summary.c"
 #include "../../report/tally.c"
-#include "../../report/text.c"
 
 static int failures;
 
@@ -82,7 +81,7 @@ static void
 test_text(void)
 {
 	char buf[DT_RPT_KEY_MAX + 1], clip[64];
-	struct dt_buf b = {0};
+	struct rep r = {{0}, 0};
 	const char *s;
 
 	s = "  Billing\t \n ISSUES  ";
@@ -106,9 +105,9 @@ test_text(void)
 	CHECK_STR(dt_rpt_clip("bad\xFF", 10, clip, sizeof(clip)),
 	    "bad\xEF\xBF\xBD");
 
-	dt_rpt_buf_html(&b, "<b> & \"q\"", 9);
-	CHECK_STR(b.p, "&lt;b&gt; &amp; &quot;q&quot;");
-	dt_buf_free(&b);
+	put_text(&r, "<b> & \"q\"\n", 10);
+	CHECK_STR(r.b.p, "&lt;b&gt; &amp; &quot;q&quot; ");
+	dt_buf_free(&r.b);
 	s = "<b>a</b>&lt;\xF0\x9F\x8F\x9F ж";
 	CHECK(dt_rpt_html_utf16(s, strlen(s)) == 6);
 }
