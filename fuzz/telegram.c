@@ -3,10 +3,11 @@
  * (read_answer in report/telegram.c, included here to reach it) on
  * arbitrary bodies.
  *
- * Checks: no crash, leak or sanitizer report; ok only for a JSON object
- * with "ok": true; the description kept is NUL-terminated, valid UTF-8
- * and at most 300 characters; retry_after is -1 unless the answer held
- * an integer.
+ * Input: byte 0 picks the HTTP status (bit 0: 200 or 429), the rest is
+ * the body.  Checks: no crash, leak or sanitizer report; an answer only
+ * for a JSON object with "ok": true and HTTP 200; the reason kept is
+ * NUL-terminated and valid UTF-8; a wait is taken only from a 429's
+ * integer retry_after, and at most a day.
  *
  * fuzz-sources: report/format.c
  * fuzz-options: -max_len=4096
@@ -30,29 +31,35 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dt_http_resp r = { 0 };
-	char desc[1024];
-	long retry;
-	long long migrate;
-	json_t *o;
-	int ok;
+	struct call c = { 0 };
+	json_t *o, *answer, *ra;
 
+	if (size < 1)
+		return 0;
 	/* The HTTP client hands over a NUL-terminated copy of the body. */
-	r.body = malloc(size + 1);
+	r.body = malloc(size);
 	FUZZ_CHECK(r.body != NULL);
-	memcpy(r.body, data, size);
-	r.body[size] = '\0';
-	r.len = size;
-	r.status = 200;
-	memset(desc, 'x', sizeof(desc));
-	ok = read_answer(&r, desc, sizeof(desc), &retry, &migrate);
-	FUZZ_CHECK(memchr(desc, '\0', sizeof(desc)) != NULL);
-	FUZZ_CHECK(fuzz_utf8_ok(desc, strlen(desc)));
+	memcpy(r.body, data + 1, size - 1);
+	r.body[size - 1] = '\0';
+	r.len = size - 1;
+	r.status = data[0] & 1 ? 429 : 200;
+	r.retry_after_ms = -1;
+	memset(c.why, 'x', sizeof(c.why));
+	answer = read_answer(&r, &c);
+	FUZZ_CHECK(memchr(c.why, '\0', sizeof(c.why)) != NULL);
+	FUZZ_CHECK(fuzz_utf8_ok(c.why, strlen(c.why)));
 	o = json_loads(r.body, 0, NULL);
-	FUZZ_CHECK(ok == json_is_true(json_object_get(o, "ok")));
-	if (!json_is_integer(json_object_get(json_object_get(o,
-	    "parameters"), "retry_after")))
-		FUZZ_CHECK(retry == -1);
+	FUZZ_CHECK((answer != NULL) == (r.status == 200 &&
+	    json_is_true(json_object_get(o, "ok"))));
+	ra = json_object_get(json_object_get(o, "parameters"), "retry_after");
+	if (r.status == 429 && json_is_integer(ra) &&
+	    json_integer_value(ra) >= 0)
+		FUZZ_CHECK(r.retry_after_ms >= 0 &&
+		    r.retry_after_ms <= 86400000);
+	else
+		FUZZ_CHECK(r.retry_after_ms == -1);
 	json_decref(o);
+	json_decref(answer);
 	free(r.body);
 	return 0;
 }

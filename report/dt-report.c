@@ -2,8 +2,10 @@
  * dt-report: sums up a run.  Reads dt-store's status records (or any
  * stage's saved output), prints one run-summary JSON object on stdout,
  * sends the report to Telegram, writes the run ledger row and pushes the
- * run's metrics.  See docs/report.md.
+ * run's metrics.  See docs/report.md.  Here: main, the settings and the
+ * steps; tally.h, text.h, telegram.h and ledger.h name the other files.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 
 #include "buf.h"
 #include "cli.h"
+#include "config.h"
 #include "exit.h"
 #include "http.h"
 #include "log.h"
@@ -23,46 +26,373 @@
 #include "supabase.h"
 
 #include "ledger.h"
-#include "settings.h"
 #include "tally.h"
 #include "telegram.h"
 #include "text.h"
 
 #define TELEGRAM_LIMIT 4096
 
-/* One run of dt-report: what main() sets up and its steps share. */
-struct run {
-	struct dt_rpt_config c;
-	struct dt_rpt_tally tally;
+static const char usage_head[] =
+    "usage: dt-report [-hnqVv] [-L bytes] [--lang lang] [--message-file file]\n"
+    "                 [file ...]\n"
+    "       dt-report -M shards [-hnqVv] [--lang lang] [--message-file file]\n"
+    "       dt-report --check-config | --preflight [option ...]\n"
+    "\n"
+    "Reads status records (or any stage's output) from the files or stdin\n"
+    "and prints one run-summary JSON object on stdout.  Sends the report to\n"
+    "Telegram, upserts the run ledger row in Supabase and pushes metrics to\n"
+    "a Pushgateway when those are configured.\n";
+
+static const char usage_tail[] =
+    "SUPABASE_URL and SUPABASE_KEY are for the run ledger.\n"
+    "\n"
+    "Exit status: the most severe of the run's own (the worst status the\n"
+    "stages reported; 1 when records failed) and the report's: 69 when\n"
+    "Telegram is unavailable, 75 after flood control outlasted the retry\n"
+    "limit (or a shard's ledger row could not be written), 78 when Telegram\n"
+    "refuses the configuration (bad token or chat).  The ledger row and the\n"
+    "metrics are best effort: a failure is a warning, not an exit status.\n";
+
+/* One run of dt-report: its settings (read by opts[]) and its state. */
+static struct run {
+	int check, preflight, dry_run, lang, notify;
+	long long max_line, merge, shards, shard_index, wait_s, drain_s, top;
+	const char *message_file, *stop_file, *expect, *schema_file;
+	const char *topics_field, *run_id, *started, *finished;
+	const char *table, *id_column, *pg_url, *pg_job;
+	struct dt_rpt_tg tg;
+	char **files;
+	int nfiles;
+	int db;                 /* SUPABASE_URL is set */
+	double t_start, t_end;
+	struct dt_rpt_tally tally;      /* 500 KiB: static, not on the stack */
 	struct dt_http *h;
 	struct dt_supabase *sb;
-	json_t *schema;
-	json_t *shards;         /* --merge-shards: the shards' state */
-	json_t *summary;
-	json_t *msgs;           /* the report's messages */
-	const char *run_id;
-	double t_start, t_end;
+	json_t *schema, *summary, *msgs;
+	json_t *merged;         /* --merge-shards: the shards' state */
 	int shard;              /* one shard of a scale-out run */
 	int send;               /* send, record and push (not a dry run) */
-	int sent, silent;
-	int status;
+	int sent, silent, status;
+} run;
+
+static const struct dt_opt opts[] = {
+	{.ch = 'L', .flag = "max-line", .env = "DT_MAX_LINE",
+	    .type = DT_OPT_SHARED, .out = &run.max_line},
+	{0, "lang", "DT_REPORT_LANG", DT_OPT_CHOICE, &run.lang, "en", 0, 0,
+	    "en|ru", "report language"},
+	{'M', "merge-shards", NULL, DT_OPT_INT, &run.merge, NULL, 1, 1000, "N",
+	    "read no input: wait for the N shard rows of the run (DT_RUN_ID) "
+	    "in the ledger, merge them and report the whole run"},
+	{0, "message-file", NULL, DT_OPT_TEXT, &run.message_file, NULL, 0, 0,
+	    "FILE", "also write the report's messages to FILE"},
+	{'n', "dry-run", NULL, DT_OPT_SWITCH, &run.dry_run, NULL, 0, 0, NULL,
+	    "send and write nothing; print the messages on stderr (or to "
+	    "FILE)"},
+	{0, "preflight", NULL, DT_OPT_SWITCH, &run.preflight, NULL, 0, 0, NULL,
+	    "read no input, send no message: ask Telegram about the bot "
+	    "(getMe) and the chat (getChat) and print one line, \"telegram: "
+	    "ready: ...\" or \"telegram: not ready: ...\" naming the variable "
+	    "to fix; exit 0, 78 (refused) or 69 (unreachable)"},
+	{0, NULL, "TELEGRAM_BOT_TOKEN", DT_OPT_SECRET, &run.tg.token, NULL, 0,
+	    0, NULL, "the bot's token; without it the report is printed, not "
+	    "sent"},
+	{0, NULL, "TELEGRAM_CHAT_ID", DT_OPT_TEXT, &run.tg.chat_id, NULL, 0, 0,
+	    NULL, "the chat: a number, a negative group id or @channel"},
+	{0, NULL, "TELEGRAM_THREAD_ID", DT_OPT_TEXT, &run.tg.thread_id, NULL,
+	    0, 0, NULL, "the forum topic"},
+	{0, NULL, "TELEGRAM_API_URL", DT_OPT_TEXT, &run.tg.api_url,
+	    "https://api.telegram.org", 0, 0, NULL, "Bot API base URL"},
+	{0, NULL, "DT_REPORT_NOTIFY", DT_OPT_CHOICE, &run.notify, "problems",
+	    0, 0, "problems|always|never", "problems: alerts notify, clean "
+	    "runs are silent, an empty clean run sends nothing; always; never: "
+	    "every report is silent"},
+	{0, NULL, "DT_REPORT_TOP", DT_OPT_INT, &run.top, "10", 1, 1000, NULL,
+	    "values shown of each field"},
+	{0, NULL, "DT_REPORT_SCHEMA", DT_OPT_TEXT, &run.schema_file, NULL, 0,
+	    0, NULL, "the analysis schema the report reads its fields from "
+	    "(else DT_SCHEMA_FILE, else dt-analyze's)"},
+	{0, NULL, "DT_REPORT_TOPICS_FIELD", DT_OPT_TEXT, &run.topics_field,
+	    "topics", 0, 0, NULL, "the field whose values are the top topics"},
+	{0, NULL, "DT_REPORT_RETRY_SECONDS", DT_OPT_INT, &run.tg.retry_s,
+	    "120", 0, 3600, NULL, "how long to wait out Telegram's flood "
+	    "control"},
+	DT_OPT_USE("TIMEOUT_SECONDS", &run.tg.timeout_s),
+	{0, NULL, "DT_PUSHGATEWAY_URL", DT_OPT_TEXT, &run.pg_url, NULL, 0, 0,
+	    NULL, "push the run's metrics to this Prometheus Pushgateway"},
+	{0, NULL, "DT_PUSHGATEWAY_JOB", DT_OPT_TEXT, &run.pg_job, "dt", 0, 0,
+	    NULL, "the metrics' job name"},
+	{0, NULL, "DT_SOURCE_TABLE", DT_OPT_TEXT, &run.table, "messages", 0, 0,
+	    NULL, "the source table, for the ledger"},
+	{0, NULL, "DT_SOURCE_ID", DT_OPT_TEXT, &run.id_column, "id", 0, 0,
+	    NULL, "its id column"},
+	{0, NULL, "DT_EXPECT_STAGES", DT_OPT_TEXT, &run.expect, NULL, 0, 0,
+	    NULL, "stages whose missing stage record fails the run "
+	    "(dt-entrypoint sets it)"},
+	DT_OPT_USE("DT_RUN_ID", &run.run_id),
+	{0, NULL, "DT_RUN_STARTED_AT", DT_OPT_TEXT, &run.started, NULL, 0, 0,
+	    NULL, "when the run started (RFC 3339)"},
+	{0, NULL, "DT_RUN_FINISHED_AT", DT_OPT_TEXT, &run.finished, NULL, 0, 0,
+	    NULL, "when it finished (RFC 3339; default now)"},
+	DT_OPT_USE("DT_SHARDS", &run.shards),
+	DT_OPT_USE("DT_SHARD_INDEX", &run.shard_index),
+	{0, NULL, "DT_SHARD_WAIT_SECONDS", DT_OPT_INT, &run.wait_s, "600", 0,
+	    86400, NULL, "how long --merge-shards waits for the other shards"},
+	DT_OPT_USE("DT_DRAIN_SECONDS", &run.drain_s),
+	DT_OPT_USE("DT_STOP_FILE", &run.stop_file),
+	DT_OPT_SUPABASE,
 };
+
+static const struct dt_cmd cmd = {usage_head, usage_tail, opts,
+    sizeof(opts) / sizeof(opts[0])};
+
+/*
+ * Reads an RFC 3339 time ("2024-05-01T10:00:00Z", "...+03:00",
+ * fractions) or seconds since the epoch into *out.  Returns 0 or -1.
+ */
+static int
+parse_time(const char *s, double *out)
+{
+	struct tm tm = {0};
+	const char *p;
+	char *end;
+	double frac = 0;
+	long off = 0;
+
+	errno = 0;
+	*out = strtod(s, &end);
+	if (end != s && *end == '\0' && errno == 0)
+		return 0;
+	if ((p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL &&
+	    (p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm)) == NULL)
+		return -1;
+	if (*p == '.') {
+		frac = strtod(p, &end);
+		p = end;
+	}
+	if (*p == 'Z' || *p == 'z')
+		p++;
+	else if ((*p == '+' || *p == '-') && strlen(p) >= 3) {
+		int h = (p[1] - '0') * 10 + (p[2] - '0'), m = 0;
+
+		if (p[3] == ':' && strlen(p) >= 6)
+			m = (p[4] - '0') * 10 + (p[5] - '0');
+		off = (h * 60 + m) * 60L * (*p == '-' ? -1 : 1);
+		p += p[3] == ':' ? 6 : 3;
+	} else
+		return -1;
+	*out = (double)timegm(&tm) - (double)off + frac;
+	return *p == '\0' ? 0 : -1;
+}
+
+/* Writes t (seconds since the epoch) as "2024-05-01T10:00:00Z". */
+static void
+format_time(double t, char *buf, size_t len)
+{
+	time_t secs = (time_t)t;
+	struct tm tm;
+
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&secs, &tm));
+}
+
+/*
+ * Checks that the URL *url (of the variable name) is http(s) and makes
+ * it a copy in buf without trailing slashes.  Returns 0, or 1 after
+ * logging.
+ */
+static int
+bad_url(const char *name, const char **url, char *buf, size_t len)
+{
+	size_t n;
+
+	if (*url == NULL)
+		return 0;
+	if (strncmp(*url, "http://", 7) != 0 &&
+	    strncmp(*url, "https://", 8) != 0) {
+		dt_error("%s: '%s' is not an http(s) URL", name, *url);
+		return 1;
+	}
+	snprintf(buf, len, "%s", *url);
+	for (n = strlen(buf); n > 0 && buf[n - 1] == '/'; n--)
+		buf[n - 1] = '\0';
+	*url = buf;
+	return 0;
+}
+
+/* Whether chat is a whole number (negative for groups) or @username. */
+static int
+chat_ok(const char *chat)
+{
+	size_t n = strlen(chat), neg = chat[0] == '-', digits;
+
+	if (chat[0] == '@')
+		return n >= 5 && n <= 33 && isalpha((unsigned char)chat[1]) &&
+		    strspn(chat + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+		    "OPQRSTUVWXYZ0123456789_") == n - 1;
+	digits = strspn(chat + neg, "0123456789");
+	return digits > 0 && digits <= 19 && chat[neg + digits] == '\0';
+}
+
+/* Checks the run's times and shard.  Returns the problems (logged). */
+static int
+check_run(struct run *r)
+{
+	int bad = 0;
+
+	if (r->shard_index >= r->shards) {
+		dt_error("DT_SHARD_INDEX: %lld is not below DT_SHARDS (%lld)",
+		    r->shard_index, r->shards);
+		bad++;
+	}
+	if (r->started != NULL && parse_time(r->started, &r->t_start) < 0) {
+		dt_error("DT_RUN_STARTED_AT: '%s' is not an RFC 3339 time",
+		    r->started);
+		bad++;
+	}
+	if (r->finished != NULL && parse_time(r->finished, &r->t_end) < 0) {
+		dt_error("DT_RUN_FINISHED_AT: '%s' is not an RFC 3339 time",
+		    r->finished);
+		bad++;
+	}
+	r->db = dt_env("SUPABASE_URL", NULL) != NULL;
+	if (r->merge > 0 && (!r->db || r->run_id == NULL)) {
+		dt_error("--merge-shards reads the run ledger: it needs "
+		    "SUPABASE_URL, SUPABASE_KEY and DT_RUN_ID");
+		bad++;
+	}
+	return bad;
+}
+
+/* Checks where the report goes.  Returns the problems (logged). */
+static int
+check_delivery(struct run *r)
+{
+	static char tg_url[1024], pg_url[1024];
+	int bad = bad_url("TELEGRAM_API_URL", &r->tg.api_url, tg_url,
+	    sizeof(tg_url));
+	long long t;
+
+	if ((r->tg.token == NULL) != (r->tg.chat_id == NULL)) {
+		dt_error("%s is set but %s is not: set both to send the report",
+		    r->tg.token ? "TELEGRAM_BOT_TOKEN" : "TELEGRAM_CHAT_ID",
+		    r->tg.token ? "TELEGRAM_CHAT_ID" : "TELEGRAM_BOT_TOKEN");
+		bad++;
+	}
+	if (r->tg.chat_id != NULL && !chat_ok(r->tg.chat_id)) {
+		dt_error("TELEGRAM_CHAT_ID: '%s' is neither a chat number nor "
+		    "an @channel name", r->tg.chat_id);
+		bad++;
+	}
+	if (r->tg.thread_id != NULL && dt_parse_ll("TELEGRAM_THREAD_ID",
+	    r->tg.thread_id, 1, 2147483647LL, &t) < 0)
+		bad++;
+	bad += bad_url("DT_PUSHGATEWAY_URL", &r->pg_url, pg_url,
+	    sizeof(pg_url));
+	if (strspn(r->pg_job, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+	    "TUVWXYZ0123456789_.-") != strlen(r->pg_job) ||
+	    strlen(r->pg_job) > 100) {
+		dt_error("DT_PUSHGATEWAY_JOB: '%s' may only have letters, "
+		    "digits, '_', '.' and '-'", r->pg_job);
+		bad++;
+	}
+	return bad;
+}
+
+/*
+ * Reads the environment, then the flags, checks them all (one line per
+ * problem) and reads the schema.  Returns 0, DT_EXIT_USAGE after a bad
+ * command line, or DT_EXIT_CONFIG after bad settings.
+ */
+static int
+configure(struct run *r, int argc, char **argv)
+{
+	int rc = dt_opts_parse(&cmd, argc, argv, &r->check), bad = rc != 0;
+	json_error_t err;
+
+	if (rc != 0 && rc != DT_EXIT_CONFIG)
+		return rc;
+	r->files = argv + optind;
+	r->nfiles = argc - optind;
+	if (r->merge > 0 && r->nfiles > 0)
+		return dt_cli_usage_error("--merge-shards reads no input "
+		    "files");
+	if (r->preflight && (r->nfiles > 0 || r->merge > 0 || r->check))
+		return dt_cli_usage_error("--preflight reads no input and "
+		    "goes with no --check-config or --merge-shards");
+	if (r->tg.timeout_s > 60)
+		r->tg.timeout_s = 60;
+	bad += check_run(r) + check_delivery(r);
+	/* The schema dt-analyze uses, unless told otherwise. */
+	if (r->schema_file == NULL)
+		r->schema_file = dt_env("DT_SCHEMA_FILE", NULL);
+	if (r->schema_file == NULL && access(dt_data_file("schema.json"),
+	    R_OK) == 0)
+		r->schema_file = dt_data_file("schema.json");
+	if (r->schema_file != NULL && (r->schema = json_load_file(
+	    r->schema_file, 0, &err)) == NULL) {
+		dt_error("DT_REPORT_SCHEMA: %s: %s", r->schema_file, err.text);
+		bad++;
+	}
+	/* Input files are input, not configuration: not opened. */
+	if (r->check && r->db)
+		bad += dt_supabase_check();
+	return bad > 0 ? DT_EXIT_CONFIG : 0;
+}
+
+/* --preflight: can the report be sent?  Prints the one line. */
+static int
+preflight(struct run *r)
+{
+	char line[1200];
+	int rc;
+
+	if (r->status != 0)
+		return dt_preflight_line("telegram", DT_EXIT_CONFIG,
+		    "the configuration is not valid (the lines above say "
+		    "why)");
+	if (r->tg.token == NULL)
+		return dt_preflight_line("telegram", DT_EXIT_OK,
+		    "not configured (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID): "
+		    "the report goes to the log only");
+	if ((r->h = dt_http_new("telegram")) == NULL)
+		return dt_preflight_line("telegram", DT_EXIT_UNAVAILABLE,
+		    "cannot set up HTTP");
+	rc = dt_rpt_tg_preflight(r->h, &r->tg, line, sizeof(line));
+	return dt_preflight_line("telegram", rc, "%s", line);
+}
+
+/* Sets up the Supabase client and the tally.  Returns 0 or -1. */
+static int
+setup(struct run *r)
+{
+	if (r->db && (r->sb = dt_supabase_new()) == NULL) {
+		r->status = DT_EXIT_CONFIG;
+		return -1;
+	}
+	/* In the pipeline dt-report starts when the other stages do. */
+	if (r->started == NULL)
+		r->t_start = (double)time(NULL);
+	if (dt_rpt_tally_init(&r->tally, r->schema, (size_t)r->top,
+	    r->topics_field) < 0) {
+		r->status = DT_EXIT_UNAVAILABLE;
+		return -1;
+	}
+	/* A shard's row is its report; shard 0's --merge-shards sends. */
+	r->shard = r->merge == 0 && r->shards > 1;
+	r->send = !r->dry_run && !r->shard;
+	return 0;
+}
 
 /* Tallies the input and the stages expected to report. */
 static void
 read_input(struct run *r)
 {
-	struct dt_reader *rd;
+	struct dt_reader *rd = dt_reader_new(r->files, r->nfiles,
+	    (size_t)r->max_line);
 	json_t *rec;
 	int rc;
 
-	if ((rd = dt_reader_new(r->c.files, r->c.nfiles,
-	    (size_t)r->c.max_line)) == NULL) {
-		dt_error("out of memory");
-		r->status = DT_EXIT_UNAVAILABLE;
-		return;
-	}
-	while ((rc = dt_reader_next(rd, &rec)) != DT_NDJSON_EOF) {
+	while (rd != NULL && (rc = dt_reader_next(rd, &rec)) !=
+	    DT_NDJSON_EOF) {
 		if (rc == DT_NDJSON_RECORD)
 			dt_rpt_tally_add(&r->tally, rec);
 		else if (rc == DT_NDJSON_BAD)
@@ -71,9 +401,110 @@ read_input(struct run *r)
 			r->status = DT_EXIT_DATAERR;
 		json_decref(rec);
 	}
+	if (rd == NULL) {
+		dt_error("out of memory");
+		r->status = DT_EXIT_UNAVAILABLE;
+	}
 	dt_reader_free(rd);
-	if (r->c.expect != NULL)
-		dt_rpt_tally_expect(&r->tally, r->c.expect);
+	if (r->expect != NULL)
+		dt_rpt_tally_expect(&r->tally, r->expect);
+}
+
+/*
+ * --merge-shards: merges the run's shard rows into the tally, noting in
+ * r->merged which were merged and which are missing.
+ */
+static void
+merge_shards(struct run *r)
+{
+	json_t *rows[1000] = {NULL}, *merged = json_array(),
+	    *missing = json_array();
+	struct dt_buf b = {0};
+	long long k;
+
+	dt_rpt_db_wait_shards(r->sb, r->run_id, r->merge, r->wait_s * 1000,
+	    r->stop_file, r->drain_s, rows);
+	for (k = 0; k < r->merge; k++) {
+		if (rows[k] != NULL && dt_rpt_tally_merge(&r->tally,
+		    rows[k]) == 0)
+			json_array_append_new(merged, json_integer(k));
+		else {
+			json_array_append_new(missing, json_integer(k));
+			dt_buf_printf(&b, "%s%lld", b.len > 0 ? ", " : "", k);
+		}
+		json_decref(rows[k]);
+	}
+	if (b.len > 0)
+		dt_warn("run %s: no finished ledger row from shard%s %s; the "
+		    "report is partial", r->run_id,
+		    json_array_size(missing) > 1 ? "s" : "", b.p);
+	dt_buf_free(&b);
+	r->merged = json_pack("{sIsoso}", "of", (json_int_t)r->merge,
+	    "merged", merged, "missing", missing);
+	/* The run started when its first shard did. */
+	if (r->tally.started_at[0] != '\0')
+		r->started = NULL;
+}
+
+/*
+ * When the run started, as RFC 3339 text (own: room for it), or NULL
+ * when unknown; sets r->t_start to match.
+ */
+static const char *
+run_started(struct run *r, char *own, size_t len)
+{
+	const char *at = r->tally.started_at;
+	struct stat st;
+
+	if (r->started != NULL)
+		return r->started;
+	if (at[0] != '\0' && parse_time(at, &r->t_start) == 0)
+		return at;
+	if (at[0] != '\0')
+		dt_warn("started_at: '%s' is not an RFC 3339 time", at);
+	else if (r->nfiles == 0 && fstat(STDIN_FILENO, &st) == 0 &&
+	    S_ISFIFO(st.st_mode)) {
+		format_time(r->t_start, own, len);
+		return own;
+	}
+	return NULL;
+}
+
+/* Builds the run summary from the tally.  Returns 0 or -1. */
+static int
+summarise(struct run *r)
+{
+	char finished[40], own_start[40];
+	const char *started, *id = r->run_id ? r->run_id :
+	    r->tally.run_id[0] ? r->tally.run_id : NULL;
+	json_t *s;
+
+	if (r->finished == NULL)
+		r->t_end = (double)time(NULL);
+	format_time(r->t_end, finished, sizeof(finished));
+	started = run_started(r, own_start, sizeof(own_start));
+	if ((s = r->summary = dt_rpt_summary(&r->tally, id, started, finished,
+	    started ? r->t_end - r->t_start : -1)) == NULL) {
+		dt_error("out of memory");
+		r->status = DT_EXIT_UNAVAILABLE;
+		return -1;
+	}
+	r->status = dt_exit_worse(r->status, (int)json_integer_value(
+	    json_object_get(s, "exit_code")));
+	if (json_array_size(json_object_get(r->merged, "missing")) > 0) {
+		r->status = dt_exit_worse(r->status, DT_EXIT_PARTIAL);
+		if (strcmp(json_string_value(json_object_get(s, "state")),
+		    "ok") == 0)
+			json_object_set_new(s, "state", json_string("partial"));
+	}
+	if (r->merged != NULL)
+		json_object_set(s, "shards", r->merged);
+	if (r->shard)
+		json_object_set_new(s, "shard", json_pack("{sIsIso}", "index",
+		    (json_int_t)r->shard_index, "of", (json_int_t)r->shards,
+		    "internal", dt_rpt_shard_json(&r->tally)));
+	json_object_set_new(s, "exit_code", json_integer(r->status));
+	return 0;
 }
 
 /*
@@ -98,280 +529,60 @@ write_messages(const char *path, json_t *msgs)
 }
 
 /*
- * --preflight: can the report be sent?  bad < 0: the settings are not.
- * Prints the one line and returns the exit status.
+ * Adds what the database says, makes the messages and sends them (or
+ * shows them), and notes the report in the summary.  Returns 0 or -1.
  */
 static int
-preflight(struct dt_rpt_config *c, int bad)
+send_report(struct run *r)
 {
-	struct dt_rpt_tg tg = {c->tg_url, c->tg_token, c->tg_chat,
-	    c->tg_thread, c->timeout_s * 1000, 0};
-	struct dt_http *h;
-	char line[1200];
-	int rc;
+	int tg = r->tg.token != NULL && r->send, parts, rc;
 
-	if (bad < 0)
-		return dt_preflight_line("telegram", DT_EXIT_CONFIG,
-		    "the configuration is not valid (the lines above say "
-		    "why)");
-	if (c->tg_token == NULL)
-		return dt_preflight_line("telegram", DT_EXIT_OK,
-		    "not configured (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID): "
-		    "the report goes to the log only");
-	if ((h = dt_http_new("telegram")) == NULL)
-		return dt_preflight_line("telegram", DT_EXIT_UNAVAILABLE,
-		    "cannot set up HTTP");
-	rc = dt_rpt_tg_preflight(h, &tg, line, sizeof(line));
-	dt_http_free(h);
-	return dt_preflight_line("telegram", rc, "%s", line);
-}
-
-/*
- * Reads the configuration and the schema, and sets up the Supabase client
- * and the tally.  With --check-config, only checks.  Returns 0, or -1
- * with r->status set.
- */
-static int
-setup(struct run *r)
-{
-	struct dt_rpt_config *c = &r->c;
-	int rc = c->bad ? -1 : 0;
-
-	if (c->schema != NULL) {
-		json_error_t err;
-
-		if ((r->schema = json_load_file(c->schema, 0, &err)) == NULL) {
-			dt_error("DT_REPORT_SCHEMA: %s: %s", c->schema,
-			    err.text);
-			rc = -1;
-		}
-	}
-	if (c->preflight) {
-		r->status = preflight(c, rc);
-		return 0;
-	}
-	if (c->check) {
-		/* Input files are input, not configuration: not opened. */
-		if (c->db && dt_supabase_check() > 0)
-			rc = -1;
-		r->status = rc < 0 ? DT_EXIT_CONFIG : DT_EXIT_OK;
-		return 0;
-	}
-	if (rc < 0 || (c->db && (r->sb = dt_supabase_new()) == NULL)) {
-		r->status = DT_EXIT_CONFIG;
+	if (r->send && (r->tg.token != NULL || r->pg_url != NULL) &&
+	    (r->h = dt_http_new("dt-report")) == NULL) {
+		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
 		return -1;
 	}
-	/* In the pipeline dt-report starts when the other stages do. */
-	r->t_start = (double)time(NULL);
-	if (dt_rpt_tally_init(&r->tally, r->schema, (size_t)c->top,
-	    c->topics_field) < 0) {
-		r->status = DT_EXIT_UNAVAILABLE;
-		return -1;
-	}
-	/* A shard's row is its report; shard 0's --merge-shards sends. */
-	r->shard = c->merge == 0 && c->shards > 1;
-	r->send = !c->dry_run && !r->shard;
-	return 0;
-}
-
-/*
- * --merge-shards: merges the run's shard rows into the tally, noting in
- * r->shards which were merged and which are missing.
- */
-static void
-merge_shards(struct run *r)
-{
-	json_t *rows[1000] = {NULL}, *merged = json_array(),
-	    *missing = json_array();
-	struct dt_buf b = {0};
-	long long k;
-
-	dt_rpt_db_wait_shards(r->sb, r->c.run_id, r->c.merge, r->c.wait_s *
-	    1000, r->c.stop_file, r->c.drain_s, rows);
-	for (k = 0; k < r->c.merge; k++) {
-		if (rows[k] != NULL && dt_rpt_tally_merge(&r->tally,
-		    rows[k]) == 0)
-			json_array_append_new(merged, json_integer(k));
-		else {
-			json_array_append_new(missing, json_integer(k));
-			dt_buf_printf(&b, "%s%lld", b.len > 0 ? ", " : "", k);
-		}
-		json_decref(rows[k]);
-	}
-	snprintf(r->tally.run_id, sizeof(r->tally.run_id), "%s", r->c.run_id);
-	if (b.len > 0)
-		dt_warn("run %s: no finished ledger row from shard%s %s; the "
-		    "report is partial", r->c.run_id,
-		    json_array_size(missing) > 1 ? "s" : "", b.p);
-	dt_buf_free(&b);
-	r->shards = json_pack("{sIsoso}", "of", (json_int_t)r->c.merge,
-	    "merged", merged, "missing", missing);
-	if (r->tally.started_at[0] != '\0')
-		r->c.started = NULL;
-}
-
-/* Writes t (seconds since the epoch) as "2024-05-01T10:00:00Z". */
-static void
-format_time(double t, char *buf, size_t len)
-{
-	time_t secs = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&secs, &tm);
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-/*
- * When the run started, as RFC 3339 text (own: room for it), or NULL
- * when unknown; sets r->t_start to match.
- */
-static const char *
-run_started(struct run *r, char *own, size_t len)
-{
-	const char *at = r->tally.started_at;
-	struct stat st;
-
-	if (r->c.started != NULL) {
-		r->t_start = r->c.t_started;
-		return r->c.started;
-	}
-	if (at[0] != '\0') {
-		if (dt_rpt_parse_time(at, &r->t_start) == 0)
-			return at;
-		dt_warn("started_at: '%s' is not an RFC 3339 time", at);
-	} else if (r->c.nfiles == 0 && fstat(STDIN_FILENO, &st) == 0 &&
-	    S_ISFIFO(st.st_mode)) {
-		format_time(r->t_start, own, len);
-		return own;
-	}
-	return NULL;
-}
-
-/* Adds the shards' state, partial when a shard never finished. */
-static void
-add_shards(json_t *summary, json_t *shards)
-{
-	json_t *code = json_object_get(summary, "exit_code");
-
-	if (json_array_size(json_object_get(shards, "missing")) > 0) {
-		if (strcmp(json_string_value(json_object_get(summary,
-		    "state")), "ok") == 0)
-			json_object_set_new(summary, "state",
-			    json_string("partial"));
-		json_object_set_new(summary, "exit_code", json_integer(
-		    dt_exit_worse((int)json_integer_value(code),
-		    DT_EXIT_PARTIAL)));
-	}
-	json_object_set(summary, "shards", shards);
-}
-
-/*
- * Builds the run summary from the tally.  Returns 0, or -1 with
- * r->status set.
- */
-static int
-summarise(struct run *r)
-{
-	char finished[40], own_start[40];
-	const char *started;
-
-	r->run_id = r->c.run_id ? r->c.run_id : r->tally.run_id[0] ?
-	    r->tally.run_id : NULL;
-	r->t_end = r->c.finished ? r->c.t_finished : (double)time(NULL);
-	format_time(r->t_end, finished, sizeof(finished));
-	started = run_started(r, own_start, sizeof(own_start));
-	if ((r->summary = dt_rpt_summary(&r->tally, r->run_id, started,
-	    finished, started ? r->t_end - r->t_start : -1)) == NULL) {
+	if (r->sb != NULL && !r->shard)
+		dt_rpt_db_read(r->sb, r->table, r->id_column, r->summary);
+	if ((r->msgs = dt_rpt_messages(r->summary, r->lang ? "ru" : "en",
+	    TELEGRAM_LIMIT)) == NULL) {
 		dt_error("out of memory");
-		r->status = DT_EXIT_UNAVAILABLE;
+		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
 		return -1;
 	}
-	if (r->shards != NULL)
-		add_shards(r->summary, r->shards);
-	if (r->shard)
-		json_object_set_new(r->summary, "shard", json_pack("{sIsIso}",
-		    "index", (json_int_t)r->c.shard_index, "of",
-		    (json_int_t)r->c.shards, "internal",
-		    dt_rpt_shard_json(&r->tally)));
-	r->status = dt_exit_worse(r->status, (int)json_integer_value(
-	    json_object_get(r->summary, "exit_code")));
-	return 0;
-}
-
-/* Sends the messages to Telegram, or shows them when it is not to be. */
-static void
-deliver(struct run *r)
-{
-	struct dt_rpt_config *c = &r->c;
-	int rc, empty;
-
-	/* A clean run with nothing to do is not worth a message. */
-	empty = c->notify == 0 && r->silent && json_integer_value(
-	    json_object_get(r->summary, "records")) == 0;
+	parts = (int)json_array_size(r->msgs);
+	r->silent = r->notify == 2 || (r->notify == 0 && strcmp(
+	    json_string_value(json_object_get(r->summary, "state")),
+	    "ok") == 0);
+	if (r->message_file != NULL && write_messages(r->message_file,
+	    r->msgs) < 0)
+		r->status = dt_exit_worse(r->status, DT_EXIT_IOERR);
 	if (r->shard)
 		dt_info("shard %lld of %lld: the run's report is sent by shard "
-		    "0", c->shard_index, c->shards);
-	else if (c->tg_token != NULL && r->send && empty)
+		    "0", r->shard_index, r->shards);
+	else if (tg && r->notify == 0 && r->silent && json_integer_value(
+	    json_object_get(r->summary, "records")) == 0)
 		dt_info("nothing to report (no records, no problems): no "
 		    "Telegram message under DT_REPORT_NOTIFY=problems");
-	else if (c->tg_token != NULL && r->send) {
-		struct dt_rpt_tg tg = {c->tg_url, c->tg_token, c->tg_chat,
-		    c->tg_thread, c->timeout_s * 1000, c->retry_s * 1000};
-
-		rc = dt_rpt_tg_send(r->h, &tg, r->msgs, r->silent, &r->sent);
+	else if (tg) {
+		rc = dt_rpt_tg_send(r->h, &r->tg, r->msgs, r->silent, &r->sent);
 		r->status = dt_exit_worse(r->status, rc);
 		if (rc == DT_EXIT_OK)
 			dt_info("report sent to Telegram (%d message%s, %s)",
 			    r->sent, r->sent == 1 ? "" : "s", r->silent ?
 			    "silently" : "with notification");
 	} else {
-		if (c->tg_token == NULL && !c->dry_run)
+		if (r->tg.token == NULL && !r->dry_run)
 			dt_info("Telegram is not configured "
 			    "(TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID); the "
 			    "report follows");
-		if (c->message_file == NULL)
+		if (r->message_file == NULL)
 			write_messages(NULL, r->msgs);
 	}
-}
-
-/*
- * Adds what the database says, makes the messages and sends them, and
- * notes the report in the summary.  Returns 0, or -1 with r->status set.
- */
-static int
-send_report(struct run *r)
-{
-	struct dt_rpt_config *c = &r->c;
-	int parts;
-
-	if (r->send && (c->tg_token != NULL || c->pg_url != NULL) &&
-	    (r->h = dt_http_new("dt-report")) == NULL) {
-		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
-		return -1;
-	}
-	if (r->sb != NULL && !r->shard)
-		dt_rpt_db_read(r->sb, c->table, c->id_column, r->summary);
-	if ((r->msgs = dt_rpt_messages(r->summary, c->lang,
-	    TELEGRAM_LIMIT)) == NULL) {
-		dt_error("out of memory");
-		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
-		return -1;
-	}
-	r->silent = c->notify == 2 || (c->notify == 0 && strcmp(
-	    json_string_value(json_object_get(r->summary, "state")),
-	    "ok") == 0);
-	if (c->message_file != NULL && write_messages(c->message_file,
-	    r->msgs) < 0)
-		r->status = dt_exit_worse(r->status, DT_EXIT_IOERR);
-	deliver(r);
-	parts = (int)json_array_size(r->msgs);
-	json_object_set_new(r->summary, "report", json_pack(
-	    "{sssIsisbsb}", "lang", c->lang, "messages",
-	    (json_int_t)(r->sent > 0 ? r->sent : 0), "parts", parts,
-	    "sent", c->tg_token != NULL && r->send && r->sent == parts,
-	    "notify", !r->silent));
-	json_object_set_new(r->summary, "exit_code",
-	    json_integer(r->status));
+	json_object_set_new(r->summary, "report", json_pack("{sssisisbsb}",
+	    "lang", r->lang ? "ru" : "en", "messages", r->sent, "parts",
+	    parts, "sent", tg && r->sent == parts, "notify", !r->silent));
+	json_object_set_new(r->summary, "exit_code", json_integer(r->status));
 	return 0;
 }
 
@@ -379,20 +590,21 @@ send_report(struct run *r)
 static void
 record(struct run *r)
 {
-	char id[300];   /* a shard's row is "<run>/<index>" */
+	const char *id = json_string_value(json_object_get(r->summary,
+	    "run_id"));
+	char shard_id[300];
 	int ok;
 
-	if (r->sb == NULL || r->c.dry_run)
+	if (r->sb == NULL || r->dry_run)
 		return;
-	if (r->run_id == NULL) {
+	if (id == NULL) {
 		dt_warn("no run id (DT_RUN_ID or the records' run_id): the run "
 		    "ledger is not written");
 		return;
 	}
-	snprintf(id, sizeof(id), "%s/%lld", r->run_id, r->c.shard_index);
-	ok = dt_rpt_db_upsert(r->sb, r->summary, r->shard ? id :
-	    r->run_id) == 0;
-	/* Best effort (docs/report.md), but for a shard's row. */
+	snprintf(shard_id, sizeof(shard_id), "%s/%lld", id, r->shard_index);
+	ok = dt_rpt_db_upsert(r->sb, r->summary, r->shard ? shard_id : id) ==
+	    0;
 	json_object_set_new(r->summary, "ledger", json_string(ok ?
 	    "written" : "failed"));
 	if (!ok && r->shard)
@@ -405,54 +617,49 @@ push_metrics(struct run *r)
 {
 	int ok = r->status == DT_EXIT_OK || r->status == DT_EXIT_PARTIAL;
 
-	if (r->c.pg_url == NULL || !r->send)
+	if (r->pg_url == NULL || !r->send)
 		return;
-	ok = dt_rpt_metrics_push(r->h, r->c.pg_url, r->c.pg_job, r->summary,
-	    ok, (long long)r->t_end, r->c.timeout_s * 1000) == 0;
+	ok = dt_rpt_metrics_push(r->h, r->pg_url, r->pg_job, r->summary, ok,
+	    (long long)r->t_end, (long)r->tg.timeout_s * 1000) == 0;
 	json_object_set_new(r->summary, "metrics", json_string(ok ?
 	    "pushed" : "failed"));
-}
-
-/* Prints the summary, with the final exit status, on stdout. */
-static void
-print_summary(struct run *r)
-{
-	json_object_set_new(r->summary, "exit_code",
-	    json_integer(r->status));
-	if (json_dumpf(r->summary, stdout, JSON_COMPACT |
-	    JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) < 0 ||
-	    putchar('\n') == EOF)
-		r->status = dt_exit_worse(r->status, DT_EXIT_IOERR);
 }
 
 int
 main(int argc, char **argv)
 {
-	static struct run r;    /* the tally is 500 KiB: not on the stack */
+	struct run *r = &run;
 
 	if (dt_cli_start("dt-report") < 0)
 		return DT_EXIT_CONFIG;
-	r.t_start = -1;
-	if ((r.status = dt_rpt_parse_args(&r.c, argc, argv)) != 0)
-		return r.status;
-	if (setup(&r) == 0 && !r.c.check && !r.c.preflight) {
-		if (r.c.merge > 0)
-			merge_shards(&r);
+	if ((r->status = configure(r, argc, argv)) == DT_EXIT_USAGE)
+		return r->status;
+	if (r->preflight)
+		r->status = preflight(r);
+	else if (r->status == 0 && !r->check && setup(r) == 0) {
+		if (r->merge > 0)
+			merge_shards(r);
 		else
-			read_input(&r);
-		if (summarise(&r) == 0 && send_report(&r) == 0) {
-			record(&r);
-			push_metrics(&r);
-			print_summary(&r);
+			read_input(r);
+		if (summarise(r) == 0 && send_report(r) == 0) {
+			record(r);
+			push_metrics(r);
+			json_object_set_new(r->summary, "exit_code",
+			    json_integer(r->status));
+			if (json_dumpf(r->summary, stdout, JSON_COMPACT |
+			    JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) < 0
+			    || putchar('\n') == EOF)
+				r->status = dt_exit_worse(r->status,
+				    DT_EXIT_IOERR);
 		}
 	}
-	json_decref(r.msgs);
-	json_decref(r.summary);
-	json_decref(r.shards);
-	json_decref(r.schema);
-	dt_rpt_tally_free(&r.tally);
-	dt_http_free(r.h);
-	dt_supabase_free(r.sb);
-	free(r.c.tg_token);
-	return dt_cli_close_stdout(r.status);
+	json_decref(r->msgs);
+	json_decref(r->summary);
+	json_decref(r->merged);
+	json_decref(r->schema);
+	dt_rpt_tally_free(&r->tally);
+	dt_http_free(r->h);
+	dt_supabase_free(r->sb);
+	free(r->tg.token);
+	return dt_cli_close_stdout(r->status);
 }

@@ -2,8 +2,7 @@
  * ledger.c: the run ledger (public.dt_runs), the backlog and the previous
  * run, through Supabase's data API (lib/supabase.h).
  */
-
-#include <errno.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,53 +12,9 @@
 #include <jansson.h>
 
 #include "clock.h"
-#include "log.h"
 #include "ledger.h"
+#include "log.h"
 #include "supabase.h"
-
-/*
- * Makes one call; returns the parsed body (a new reference, json_null()
- * when empty) or NULL after logging what the server said.
- */
-static json_t *
-call(struct dt_supabase *sb, const char *method, const char *path,
-    const char *what, json_t *body, const char *prefer)
-{
-	struct dt_sb_result res;
-	json_t *out = NULL;
-
-	if (dt_supabase_call(sb, method, path, body, prefer, 1, &res) ==
-	    DT_SB_OK) {
-		out = res.body ? json_incref(res.body) : json_null();
-	} else
-		dt_warn("supabase: %s /rest/v1/%s: %s", method, what,
-		    res.message);
-	dt_sb_result_clear(&res);
-	return out;
-}
-
-/* The backlog of the source table, or NULL after logging. */
-static json_t *
-backlog(struct dt_supabase *sb, const char *table, const char *id_column)
-{
-	json_t *args = json_object(), *r, *o;
-
-	json_object_set_new(args, "p_source_table", json_string(table));
-	json_object_set_new(args, "p_id_column", json_string(id_column));
-	r = call(sb, "POST", "rpc/dt_backlog", "rpc/dt_backlog", args, NULL);
-	json_decref(args);
-	if (r == NULL)
-		return NULL;
-	o = json_is_array(r) ? json_array_get(r, 0) : r;
-	if (!json_is_object(o)) {
-		dt_error("supabase: rpc/dt_backlog: expected an object");
-		json_decref(r);
-		return NULL;
-	}
-	json_incref(o);
-	json_decref(r);
-	return o;
-}
 
 /* The previous run: the latest finished run that is not a shard's. */
 #define PREVIOUS "dt_runs?select=run_id,started_at,finished_at,status," \
@@ -67,9 +22,29 @@ backlog(struct dt_supabase *sb, const char *table, const char *id_column)
 	"&run_id=not.like.*%%2F*&order=finished_at.desc&limit=1"
 
 /*
+ * Makes one call to /rest/v1/<path>.  Returns the parsed body (new;
+ * json_null() when empty), or NULL after a warning quoting the server.
+ */
+static json_t *
+call(struct dt_supabase *sb, const char *method, const char *path,
+    json_t *body, const char *prefer)
+{
+	struct dt_sb_result res;
+	json_t *out = NULL;
+
+	if (dt_supabase_call(sb, method, path, body, prefer, 1, &res) ==
+	    DT_SB_OK)
+		out = res.body != NULL ? json_incref(res.body) : json_null();
+	else
+		dt_warn("supabase: %s /rest/v1/%.*s: %s", method,
+		    (int)strcspn(path, "?"), path, res.message);
+	dt_sb_result_clear(&res);
+	return out;
+}
+
+/*
  * GETs the rows of dt_runs the path fmt asks for, its %s the URL-encoded
- * run_id ("" when NULL).  Returns a new reference to the array, or NULL
- * after logging.
+ * run_id ("" when NULL).  Returns a new array, or NULL after logging.
  */
 static json_t *
 get_runs(struct dt_supabase *sb, const char *fmt, const char *run_id)
@@ -80,7 +55,7 @@ get_runs(struct dt_supabase *sb, const char *fmt, const char *run_id)
 
 	snprintf(path, sizeof(path), fmt, esc ? esc : "");
 	curl_free(esc);
-	if ((r = call(sb, "GET", path, "dt_runs", NULL, NULL)) != NULL &&
+	if ((r = call(sb, "GET", path, NULL, NULL)) != NULL &&
 	    !json_is_array(r)) {
 		dt_error("supabase: GET /rest/v1/dt_runs: expected an array");
 		json_decref(r);
@@ -95,46 +70,41 @@ int_at(json_t *o, const char *key)
 	return json_integer_value(json_object_get(o, key));
 }
 
-/* The previous run and the differences from it, or NULL when none. */
-static json_t *
-previous(struct dt_supabase *sb, json_t *s)
-{
-	const char *run_id = json_string_value(json_object_get(s, "run_id"));
-	json_t *r = get_runs(sb, run_id ? PREVIOUS "&run_id=neq.%s" :
-	    PREVIOUS "%s", run_id), *prev = json_array_get(r, 0), *delta;
-	json_t *counts = json_object_get(prev, "counts");
-	json_t *ptok = json_object_get(prev, "tokens"), *out;
-
-	if (prev == NULL) {
-		json_decref(r);
-		return NULL;
-	}
-	delta = json_pack("{sIsIsI}", "records", int_at(s, "records") -
-	    int_at(counts, "records"), "failed", int_at(s, "failed") -
-	    int_at(counts, "failed"), "tokens", int_at(json_object_get(s,
-	    "tokens"), "total") - (json_is_integer(ptok) ?
-	    json_integer_value(ptok) : (json_int_t)json_number_value(ptok)));
-	if (json_is_number(json_object_get(s, "cost_usd")))
-		json_object_set_new(delta, "cost_usd", json_real(
-		    json_number_value(json_object_get(s, "cost_usd")) -
-		    json_number_value(json_object_get(prev, "cost_usd"))));
-	out = json_pack("{sO?sO?so}", "run_id", json_object_get(prev,
-	    "run_id"), "finished_at", json_object_get(prev, "finished_at"),
-	    "delta", delta);
-	json_decref(r);
-	return out;
-}
-
 void
 dt_rpt_db_read(struct dt_supabase *sb, const char *table,
     const char *id_column, json_t *s)
 {
-	json_t *v;
+	const char *run_id = json_string_value(json_object_get(s, "run_id"));
+	json_t *args = json_pack("{ssss}", "p_source_table", table,
+	    "p_id_column", id_column), *r, *prev, *delta, *cost;
 
-	if ((v = backlog(sb, table, id_column)) != NULL)
-		json_object_set_new(s, "backlog", v);
-	if ((v = previous(sb, s)) != NULL)
-		json_object_set_new(s, "previous", v);
+	r = call(sb, "POST", "rpc/dt_backlog", args, NULL);
+	json_decref(args);
+	prev = json_is_array(r) ? json_array_get(r, 0) : r;
+	if (json_is_object(prev))
+		json_object_set(s, "backlog", prev);
+	else if (r != NULL)
+		dt_error("supabase: rpc/dt_backlog: expected an object");
+	json_decref(r);
+
+	r = get_runs(sb, run_id ? PREVIOUS "&run_id=neq.%s" : PREVIOUS "%s",
+	    run_id);
+	if ((prev = json_array_get(r, 0)) != NULL) {
+		delta = json_pack("{sIsIsI}", "records", int_at(s, "records") -
+		    int_at(json_object_get(prev, "counts"), "records"),
+		    "failed", int_at(s, "failed") - int_at(json_object_get(
+		    prev, "counts"), "failed"), "tokens", int_at(
+		    json_object_get(s, "tokens"), "total") - (json_int_t)
+		    json_number_value(json_object_get(prev, "tokens")));
+		if (json_is_number(cost = json_object_get(s, "cost_usd")))
+			json_object_set_new(delta, "cost_usd", json_real(
+			    json_number_value(cost) - json_number_value(
+			    json_object_get(prev, "cost_usd"))));
+		json_object_set_new(s, "previous", json_pack("{sO?sO?so}",
+		    "run_id", json_object_get(prev, "run_id"), "finished_at",
+		    json_object_get(prev, "finished_at"), "delta", delta));
+	}
+	json_decref(r);
 }
 
 int
@@ -150,58 +120,46 @@ dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id)
 	    "by_status"), "by_error", json_object_get(s, "by_error"),
 	    "tokens", json_object_get(json_object_get(s, "tokens"), "total"),
 	    "cost_usd", json_object_get(s, "cost_usd"), "summary", s), *r;
+	int rc;
 
-	r = row ? call(sb, "POST", "dt_runs?on_conflict=run_id", "dt_runs",
-	    row, "resolution=merge-duplicates,return=minimal") : NULL;
+	r = row ? call(sb, "POST", "dt_runs?on_conflict=run_id", row,
+	    "resolution=merge-duplicates,return=minimal") : NULL;
+	rc = r != NULL ? 0 : -1;
 	json_decref(row);
-	if (r == NULL)
-		return -1;
 	json_decref(r);
-	return 0;
+	return rc;
 }
 
-/* The shard index k when id is "<run>/<k>" with k below n, else -1. */
-static int
-shard_of(const char *id, const char *run, long long n)
-{
-	size_t len = strlen(run);
-	long long k;
-	char *end;
-
-	if (id == NULL || strncmp(id, run, len) != 0 || id[len] != '/' ||
-	    id[len + 1] < '0' || id[len + 1] > '9')
-		return -1;
-	errno = 0;
-	k = strtoll(id + len + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || k >= n)
-		return -1;
-	return (int)k;
-}
-
-/* Takes the new finished shard rows into rows; returns how many. */
+/* Takes the finished shard rows not yet in rows; returns how many. */
 static int
 take_shards(struct dt_supabase *sb, const char *run_id, long long n,
     json_t **rows)
 {
 	json_t *arr = get_runs(sb, "dt_runs?select=run_id,finished_at,summary"
-	    "&finished_at=not.is.null&run_id=like.%s%%2F*", run_id), *r, *sum;
-	size_t i;
-	int k, found = 0;
+	    "&finished_at=not.is.null&run_id=like.%s%%2F*", run_id), *row;
+	size_t i, len = strlen(run_id);
+	const char *id;
+	char *end;
+	long long k;
+	int found = 0;
 
-	json_array_foreach(arr, i, r) {
-		k = shard_of(json_string_value(json_object_get(r, "run_id")),
-		    run_id, n);
-		sum = json_object_get(r, "summary");
-		if (k < 0 || rows[k] != NULL || !json_is_object(sum))
+	json_array_foreach(arr, i, row) {
+		id = json_string_value(json_object_get(row, "run_id"));
+		if (id == NULL || strncmp(id, run_id, len) != 0 ||
+		    id[len] != '/' || !isdigit((unsigned char)id[len + 1]))
 			continue;
-		rows[k] = json_incref(sum);
+		k = strtoll(id + len + 1, &end, 10);
+		if (*end != '\0' || k >= n || rows[k] != NULL ||
+		    !json_is_object(json_object_get(row, "summary")))
+			continue;
+		rows[k] = json_incref(json_object_get(row, "summary"));
 		found++;
 	}
 	json_decref(arr);
 	return found;
 }
 
-int
+void
 dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
     long long n, long long wait_ms, const char *stop_file,
     long long drain_s, json_t **rows)
@@ -221,15 +179,12 @@ dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
 		}
 		if (now >= end)
 			break;
-		if (!said) {
+		if (!said++)
 			dt_info("%d of %lld shards finished; waiting up to "
 			    "%.0f s for the others", found, n,
 			    (double)(end - now) / 1000);
-			said = 1;
-		}
 		dt_sleep_ms((long)(delay < end - now ? delay : end - now));
 		if ((delay *= 2) > 5000)
 			delay = 5000;
 	}
-	return found;
 }

@@ -23,10 +23,9 @@ void dt_rpt_db_read(struct dt_supabase *sb, const char *table,
 /*
  * Polls the ledger, with backoff, until the n shard rows "<run_id>/<k>"
  * are all finished or wait_ms are over (cut to drain_s seconds more once
- * stop_file exists).  rows[k] is shard k's summary (a new reference) or
- * stays NULL.  Returns how many were found.
+ * stop_file exists).  rows[k] is shard k's summary (new) or stays NULL.
  */
-int dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
+void dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
     long long n, long long wait_ms, const char *stop_file,
     long long drain_s, json_t **rows);
 

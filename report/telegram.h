@@ -1,5 +1,6 @@
 /*
- * telegram.h: sendMessage with Telegram's flood-control handling.
+ * telegram.h: sendMessage with Telegram's flood-control handling, and
+ * the preflight.
  */
 #ifndef DT_RPT_TELEGRAM_H
 #define DT_RPT_TELEGRAM_H
@@ -12,11 +13,11 @@ struct dt_http;
 
 struct dt_rpt_tg {
 	const char *api_url;    /* without trailing slash */
-	const char *token;
+	char *token;
 	const char *chat_id;
 	const char *thread_id;  /* NULL or digits */
-	long timeout_ms;
-	long budget_ms;         /* total time to spend waiting on retries */
+	long long timeout_s;    /* per request */
+	long long retry_s;      /* the most time spent waiting to retry */
 };
 
 /*
@@ -24,8 +25,9 @@ struct dt_rpt_tg {
  * notification unless silent, the rest silently.  Stops at the first
  * message that cannot be sent.  Returns 0 when all were sent, else the
  * exit status to report (DT_EXIT_UNAVAILABLE for an outage,
- * DT_EXIT_CONFIG for a request Telegram refuses) after logging why,
- * quoting Telegram's description.  *sent is how many were sent.
+ * DT_EXIT_TEMPFAIL when flood control outlasts retry_s, DT_EXIT_CONFIG
+ * for a request Telegram refuses) after logging why, quoting Telegram's
+ * description.  *sent is how many were sent.
  */
 int dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg,
     json_t *msgs, int silent, int *sent);
