@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,6 @@
 
 #include "ledger.h"
 #include "tally.h"
-#include "telegram.h"
 #include "text.h"
 
 #define TELEGRAM_LIMIT 4096
@@ -156,7 +156,6 @@ parse_time(const char *s, double *out)
 	const char *p;
 	char *end;
 	double frac = 0;
-	long off = 0;
 
 	errno = 0;
 	*out = strtod(s, &end);
@@ -169,19 +168,10 @@ parse_time(const char *s, double *out)
 		frac = strtod(p, &end);
 		p = end;
 	}
-	if (*p == 'Z' || *p == 'z')
-		p++;
-	else if ((*p == '+' || *p == '-') && strlen(p) >= 3) {
-		int h = (p[1] - '0') * 10 + (p[2] - '0'), m = 0;
-
-		if (p[3] == ':' && strlen(p) >= 6)
-			m = (p[4] - '0') * 10 + (p[5] - '0');
-		off = (h * 60 + m) * 60L * (*p == '-' ? -1 : 1);
-		p += p[3] == ':' ? 6 : 3;
-	} else
+	if ((p = strptime(p, "%z", &tm)) == NULL || *p != '\0')
 		return -1;
-	*out = (double)timegm(&tm) - (double)off + frac;
-	return *p == '\0' ? 0 : -1;
+	*out = (double)timegm(&tm) - (double)tm.tm_gmtoff + frac;
+	return 0;
 }
 
 /* Writes t (seconds since the epoch) as "2024-05-01T10:00:00Z". */
@@ -192,6 +182,25 @@ format_time(double t, char *buf, size_t len)
 	struct tm tm;
 
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&secs, &tm));
+}
+
+/* Logs fmt as an error when bad is set.  Returns bad (0 or 1). */
+static int problem(int bad, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int
+problem(int bad, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	if (bad) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+		dt_error("%s", msg);
+	}
+	return bad != 0;
 }
 
 /*
@@ -206,11 +215,9 @@ bad_url(const char *name, const char **url, char *buf, size_t len)
 
 	if (*url == NULL)
 		return 0;
-	if (strncmp(*url, "http://", 7) != 0 &&
-	    strncmp(*url, "https://", 8) != 0) {
-		dt_error("%s: '%s' is not an http(s) URL", name, *url);
+	if (problem(strncmp(*url, "http://", 7) != 0 && strncmp(*url,
+	    "https://", 8) != 0, "%s: '%s' is not an http(s) URL", name, *url))
 		return 1;
-	}
 	snprintf(buf, len, "%s", *url);
 	for (n = strlen(buf); n > 0 && buf[n - 1] == '/'; n--)
 		buf[n - 1] = '\0';
@@ -232,68 +239,46 @@ chat_ok(const char *chat)
 	return digits > 0 && digits <= 19 && chat[neg + digits] == '\0';
 }
 
-/* Checks the run's times and shard.  Returns the problems (logged). */
+/* Checks what the table cannot.  Returns the problems (logged). */
 static int
-check_run(struct run *r)
-{
-	int bad = 0;
-
-	if (r->shard_index >= r->shards) {
-		dt_error("DT_SHARD_INDEX: %lld is not below DT_SHARDS (%lld)",
-		    r->shard_index, r->shards);
-		bad++;
-	}
-	if (r->started != NULL && parse_time(r->started, &r->t_start) < 0) {
-		dt_error("DT_RUN_STARTED_AT: '%s' is not an RFC 3339 time",
-		    r->started);
-		bad++;
-	}
-	if (r->finished != NULL && parse_time(r->finished, &r->t_end) < 0) {
-		dt_error("DT_RUN_FINISHED_AT: '%s' is not an RFC 3339 time",
-		    r->finished);
-		bad++;
-	}
-	r->db = dt_env("SUPABASE_URL", NULL) != NULL;
-	if (r->merge > 0 && (!r->db || r->run_id == NULL)) {
-		dt_error("--merge-shards reads the run ledger: it needs "
-		    "SUPABASE_URL, SUPABASE_KEY and DT_RUN_ID");
-		bad++;
-	}
-	return bad;
-}
-
-/* Checks where the report goes.  Returns the problems (logged). */
-static int
-check_delivery(struct run *r)
+check_settings(struct run *r)
 {
 	static char tg_url[1024], pg_url[1024];
-	int bad = bad_url("TELEGRAM_API_URL", &r->tg.api_url, tg_url,
-	    sizeof(tg_url));
+	const char *job = r->pg_job, *set = r->tg.token ? "TELEGRAM_BOT_TOKEN"
+	    : "TELEGRAM_CHAT_ID", *unset = r->tg.token ? "TELEGRAM_CHAT_ID" :
+	    "TELEGRAM_BOT_TOKEN";
+	int bad = 0;
 	long long t;
 
-	if ((r->tg.token == NULL) != (r->tg.chat_id == NULL)) {
-		dt_error("%s is set but %s is not: set both to send the report",
-		    r->tg.token ? "TELEGRAM_BOT_TOKEN" : "TELEGRAM_CHAT_ID",
-		    r->tg.token ? "TELEGRAM_CHAT_ID" : "TELEGRAM_BOT_TOKEN");
-		bad++;
-	}
-	if (r->tg.chat_id != NULL && !chat_ok(r->tg.chat_id)) {
-		dt_error("TELEGRAM_CHAT_ID: '%s' is neither a chat number nor "
-		    "an @channel name", r->tg.chat_id);
-		bad++;
-	}
+	r->db = dt_env("SUPABASE_URL", NULL) != NULL;
+	bad += problem(r->shard_index >= r->shards, "DT_SHARD_INDEX: %lld is "
+	    "not below DT_SHARDS (%lld)", r->shard_index, r->shards);
+	bad += problem(r->started != NULL && parse_time(r->started,
+	    &r->t_start) < 0, "DT_RUN_STARTED_AT: '%s' is not an RFC 3339 "
+	    "time", r->started);
+	bad += problem(r->finished != NULL && parse_time(r->finished,
+	    &r->t_end) < 0, "DT_RUN_FINISHED_AT: '%s' is not an RFC 3339 "
+	    "time", r->finished);
+	bad += bad_url("TELEGRAM_API_URL", &r->tg.api_url, tg_url,
+	    sizeof(tg_url));
+	bad += problem((r->tg.token == NULL) != (r->tg.chat_id == NULL),
+	    "%s is set but %s is not: set both to send the report", set,
+	    unset);
+	bad += problem(r->tg.chat_id != NULL && !chat_ok(r->tg.chat_id),
+	    "TELEGRAM_CHAT_ID: '%s' is neither a chat number nor an @channel "
+	    "name", r->tg.chat_id);
 	if (r->tg.thread_id != NULL && dt_parse_ll("TELEGRAM_THREAD_ID",
 	    r->tg.thread_id, 1, 2147483647LL, &t) < 0)
 		bad++;
+	bad += problem(r->merge > 0 && (!r->db || r->run_id == NULL),
+	    "--merge-shards reads the run ledger: it needs SUPABASE_URL, "
+	    "SUPABASE_KEY and DT_RUN_ID");
 	bad += bad_url("DT_PUSHGATEWAY_URL", &r->pg_url, pg_url,
 	    sizeof(pg_url));
-	if (strspn(r->pg_job, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
-	    "TUVWXYZ0123456789_.-") != strlen(r->pg_job) ||
-	    strlen(r->pg_job) > 100) {
-		dt_error("DT_PUSHGATEWAY_JOB: '%s' may only have letters, "
-		    "digits, '_', '.' and '-'", r->pg_job);
-		bad++;
-	}
+	bad += problem(strspn(job, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+	    "OPQRSTUVWXYZ0123456789_.-") != strlen(job) || strlen(job) > 100,
+	    "DT_PUSHGATEWAY_JOB: '%s' may only have letters, digits, '_', "
+	    "'.' and '-'", job);
 	return bad;
 }
 
@@ -320,7 +305,7 @@ configure(struct run *r, int argc, char **argv)
 		    "goes with no --check-config or --merge-shards");
 	if (r->tg.timeout_s > 60)
 		r->tg.timeout_s = 60;
-	bad += check_run(r) + check_delivery(r);
+	bad += check_settings(r);
 	/* The schema dt-analyze uses, unless told otherwise. */
 	if (r->schema_file == NULL)
 		r->schema_file = dt_env("DT_SCHEMA_FILE", NULL);
@@ -336,28 +321,6 @@ configure(struct run *r, int argc, char **argv)
 	if (r->check && r->db)
 		bad += dt_supabase_check();
 	return bad > 0 ? DT_EXIT_CONFIG : 0;
-}
-
-/* --preflight: can the report be sent?  Prints the one line. */
-static int
-preflight(struct run *r)
-{
-	char line[1200];
-	int rc;
-
-	if (r->status != 0)
-		return dt_preflight_line("telegram", DT_EXIT_CONFIG,
-		    "the configuration is not valid (the lines above say "
-		    "why)");
-	if (r->tg.token == NULL)
-		return dt_preflight_line("telegram", DT_EXIT_OK,
-		    "not configured (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID): "
-		    "the report goes to the log only");
-	if ((r->h = dt_http_new("telegram")) == NULL)
-		return dt_preflight_line("telegram", DT_EXIT_UNAVAILABLE,
-		    "cannot set up HTTP");
-	rc = dt_rpt_tg_preflight(r->h, &r->tg, line, sizeof(line));
-	return dt_preflight_line("telegram", rc, "%s", line);
 }
 
 /* Sets up the Supabase client and the tally.  Returns 0 or -1. */
@@ -411,42 +374,6 @@ read_input(struct run *r)
 }
 
 /*
- * --merge-shards: merges the run's shard rows into the tally, noting in
- * r->merged which were merged and which are missing.
- */
-static void
-merge_shards(struct run *r)
-{
-	json_t *rows[1000] = {NULL}, *merged = json_array(),
-	    *missing = json_array();
-	struct dt_buf b = {0};
-	long long k;
-
-	dt_rpt_db_wait_shards(r->sb, r->run_id, r->merge, r->wait_s * 1000,
-	    r->stop_file, r->drain_s, rows);
-	for (k = 0; k < r->merge; k++) {
-		if (rows[k] != NULL && dt_rpt_tally_merge(&r->tally,
-		    rows[k]) == 0)
-			json_array_append_new(merged, json_integer(k));
-		else {
-			json_array_append_new(missing, json_integer(k));
-			dt_buf_printf(&b, "%s%lld", b.len > 0 ? ", " : "", k);
-		}
-		json_decref(rows[k]);
-	}
-	if (b.len > 0)
-		dt_warn("run %s: no finished ledger row from shard%s %s; the "
-		    "report is partial", r->run_id,
-		    json_array_size(missing) > 1 ? "s" : "", b.p);
-	dt_buf_free(&b);
-	r->merged = json_pack("{sIsoso}", "of", (json_int_t)r->merge,
-	    "merged", merged, "missing", missing);
-	/* The run started when its first shard did. */
-	if (r->tally.started_at[0] != '\0')
-		r->started = NULL;
-}
-
-/*
  * When the run started, as RFC 3339 text (own: room for it), or NULL
  * when unknown; sets r->t_start to match.
  */
@@ -456,7 +383,8 @@ run_started(struct run *r, char *own, size_t len)
 	const char *at = r->tally.started_at;
 	struct stat st;
 
-	if (r->started != NULL)
+	/* A merged run started when its first shard did. */
+	if (r->started != NULL && (r->merged == NULL || at[0] == '\0'))
 		return r->started;
 	if (at[0] != '\0' && parse_time(at, &r->t_start) == 0)
 		return at;
@@ -635,10 +563,12 @@ main(int argc, char **argv)
 	if ((r->status = configure(r, argc, argv)) == DT_EXIT_USAGE)
 		return r->status;
 	if (r->preflight)
-		r->status = preflight(r);
+		r->status = dt_rpt_tg_preflight(&r->tg, r->status != 0);
 	else if (r->status == 0 && !r->check && setup(r) == 0) {
 		if (r->merge > 0)
-			merge_shards(r);
+			r->merged = dt_rpt_db_merge_shards(r->sb, r->run_id,
+			    r->merge, r->wait_s * 1000, r->stop_file,
+			    r->drain_s, &r->tally);
 		else
 			read_input(r);
 		if (summarise(r) == 0 && send_report(r) == 0) {

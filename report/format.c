@@ -11,7 +11,6 @@
 
 #include <jansson.h>
 
-#include "exit.h"
 #include "tally.h"
 #include "text.h"
 #include "utf8.h"
@@ -68,21 +67,14 @@ static const char *const words[][3] = {
 	{"analyzed", NULL, "проанализировано"}, {"fetched", NULL, "получено"},
 	{"positive", NULL, "позитив"}, {"neutral", NULL, "нейтрально"},
 	{"negative", NULL, "негатив"}, {"mixed", NULL, "смешанно"},
-};
-
-/* What an exit status means. */
-static const struct {
-	int status;
-	const char *words[2];
-} exit_words[] = {
-	{DT_EXIT_PARTIAL, {"some records failed", "часть записей с ошибкой"}},
-	{DT_EXIT_USAGE, {"bad command line", "ошибка в командной строке"}},
-	{DT_EXIT_DATAERR, {"bad input", "плохие входные данные"}},
-	{DT_EXIT_UNAVAILABLE, {"service unavailable", "сервис недоступен"}},
-	{DT_EXIT_IOERR, {"cannot write output", "ошибка записи"}},
-	{DT_EXIT_TEMPFAIL, {"temporary failure", "временный сбой"}},
-	{DT_EXIT_CONFIG, {"bad configuration", "ошибка конфигурации"}},
-	{DT_EXIT_PIPE, {"output closed", "выход закрыт"}},
+	{"exit 1", "some records failed", "часть записей с ошибкой"},
+	{"exit 64", "bad command line", "ошибка в командной строке"},
+	{"exit 65", "bad input", "плохие входные данные"},
+	{"exit 69", "service unavailable", "сервис недоступен"},
+	{"exit 74", "cannot write output", "ошибка записи"},
+	{"exit 75", "temporary failure", "временный сбой"},
+	{"exit 78", "bad configuration", "ошибка конфигурации"},
+	{"exit 141", "output closed", "выход закрыт"},
 };
 
 /* The report being written: its lines, each ending in '\n'. */
@@ -97,25 +89,16 @@ enum {
 	USD = 2                 /* dollars, with cents below $100 */
 };
 
-/* The word for key in the report's language, or NULL when unknown. */
+/* The word key in the report's language; key itself when none. */
 static const char *
-word(const struct rep *r, const char *key)
+tr(const struct rep *r, const char *key)
 {
 	size_t i;
 
 	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (strcmp(words[i][0], key) == 0)
-			return words[i][1 + r->ru] ? words[i][1 + r->ru] : key;
-	return NULL;
-}
-
-/* The report's own word key in its language. */
-static const char *
-tr(const struct rep *r, const char *key)
-{
-	const char *w = word(r, key);
-
-	return w != NULL ? w : key;
+		if (strcmp(words[i][0], key) == 0 && words[i][1 + r->ru])
+			return words[i][1 + r->ru];
+	return key;
 }
 
 static void
@@ -208,9 +191,9 @@ put_text(struct rep *r, const char *s, size_t max_chars)
 static void
 put_name(struct rep *r, const char *name)
 {
-	const char *w = word(r, name);
+	const char *w = tr(r, name);
 
-	if (w != NULL)
+	if (w != name)
 		put(r, w);
 	else
 		put_text(r, name, NAME_CHARS);
@@ -358,7 +341,8 @@ static void
 failure_lines(struct rep *r, json_t *s)
 {
 	json_t *stage, *m;
-	size_t i, j, k;
+	char key[32];
+	size_t i, j;
 	int status, header = 0;
 
 	json_array_foreach(json_object_get(s, "stages"), i, stage) {
@@ -379,10 +363,9 @@ failure_lines(struct rep *r, json_t *s)
 			continue;
 		}
 		dt_buf_printf(&r->b, "</b> (%s %d", tr(r, "exit"), status);
-		for (k = 0; k < sizeof(exit_words) / sizeof(exit_words[0]); k++)
-			if (exit_words[k].status == status)
-				dt_buf_printf(&r->b, ", %s",
-				    exit_words[k].words[r->ru]);
+		snprintf(key, sizeof(key), "exit %d", status);
+		if (tr(r, key) != key)
+			dt_buf_printf(&r->b, ", %s", tr(r, key));
 		if (json_is_true(json_object_get(stage, "interrupted")))
 			dt_buf_printf(&r->b, ", %s", tr(r, "interrupted"));
 		if (json_integer_value(json_object_get(stage, "reports")) > 1) {

@@ -11,10 +11,12 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "buf.h"
 #include "clock.h"
 #include "ledger.h"
 #include "log.h"
 #include "supabase.h"
+#include "tally.h"
 
 /* The previous run: the latest finished run that is not a shard's. */
 #define PREVIOUS "dt_runs?select=run_id,started_at,finished_at,status," \
@@ -130,10 +132,13 @@ dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id)
 	return rc;
 }
 
-/* Takes the finished shard rows not yet in rows; returns how many. */
+/*
+ * Merges into t the finished shard rows not merged yet (done[k]: 1
+ * merged, 2 not mergeable).  Returns how many it took.
+ */
 static int
 take_shards(struct dt_supabase *sb, const char *run_id, long long n,
-    json_t **rows)
+    struct dt_rpt_tally *t, char *done)
 {
 	json_t *arr = get_runs(sb, "dt_runs?select=run_id,finished_at,summary"
 	    "&finished_at=not.is.null&run_id=like.%s%%2F*", run_id), *row;
@@ -149,25 +154,28 @@ take_shards(struct dt_supabase *sb, const char *run_id, long long n,
 		    id[len] != '/' || !isdigit((unsigned char)id[len + 1]))
 			continue;
 		k = strtoll(id + len + 1, &end, 10);
-		if (*end != '\0' || k >= n || rows[k] != NULL ||
-		    !json_is_object(json_object_get(row, "summary")))
+		if (*end != '\0' || k >= n || done[k])
 			continue;
-		rows[k] = json_incref(json_object_get(row, "summary"));
+		done[k] = dt_rpt_tally_merge(t, json_object_get(row,
+		    "summary")) == 0 ? 1 : 2;
 		found++;
 	}
 	json_decref(arr);
 	return found;
 }
 
-void
-dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
+json_t *
+dt_rpt_db_merge_shards(struct dt_supabase *sb, const char *run_id,
     long long n, long long wait_ms, const char *stop_file,
-    long long drain_s, json_t **rows)
+    long long drain_s, struct dt_rpt_tally *t)
 {
-	long long now = dt_now_ms(), end = now + wait_ms, delay = 250;
+	long long now = dt_now_ms(), end = now + wait_ms, delay = 250, k;
+	json_t *merged = json_array(), *missing = json_array();
+	struct dt_buf b = {0};
+	char done[1000] = {0};
 	int found = 0, stopped = 0, said = 0;
 
-	while ((found += take_shards(sb, run_id, n, rows)) < n) {
+	while ((found += take_shards(sb, run_id, n, t, done)) < n) {
 		now = dt_now_ms();
 		if (!stopped && stop_file != NULL &&
 		    access(stop_file, F_OK) == 0) {
@@ -187,4 +195,17 @@ dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
 		if ((delay *= 2) > 5000)
 			delay = 5000;
 	}
+	for (k = 0; k < n; k++) {
+		json_array_append_new(done[k] == 1 ? merged : missing,
+		    json_integer(k));
+		if (done[k] != 1)
+			dt_buf_printf(&b, "%s%lld", b.len > 0 ? ", " : "", k);
+	}
+	if (b.len > 0)
+		dt_warn("run %s: no finished ledger row from shard%s %s; the "
+		    "report is partial", run_id, json_array_size(missing) > 1 ?
+		    "s" : "", b.p);
+	dt_buf_free(&b);
+	return json_pack("{sIsoso}", "of", (json_int_t)n, "merged", merged,
+	    "missing", missing);
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 struct dt_http;
+struct dt_rpt_tally;
 struct dt_supabase;
 
 /*
@@ -21,13 +22,15 @@ void dt_rpt_db_read(struct dt_supabase *sb, const char *table,
     const char *id_column, json_t *s);
 
 /*
- * Polls the ledger, with backoff, until the n shard rows "<run_id>/<k>"
- * are all finished or wait_ms are over (cut to drain_s seconds more once
- * stop_file exists).  rows[k] is shard k's summary (new) or stays NULL.
+ * --merge-shards: polls the ledger, with backoff, until the n shard rows
+ * "<run_id>/<k>" are all finished or wait_ms are over (cut to drain_s
+ * seconds more once stop_file exists), merging each into t as it comes;
+ * warns about those that never came.  Returns a new {"of": n, "merged":
+ * [k, ...], "missing": [k, ...]}.
  */
-void dt_rpt_db_wait_shards(struct dt_supabase *sb, const char *run_id,
+json_t *dt_rpt_db_merge_shards(struct dt_supabase *sb, const char *run_id,
     long long n, long long wait_ms, const char *stop_file,
-    long long drain_s, json_t **rows);
+    long long drain_s, struct dt_rpt_tally *t);
 
 /*
  * Upserts the run's ledger row under run_id: its columns from the

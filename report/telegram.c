@@ -1,5 +1,5 @@
 /*
- * telegram.c: the Bot API's sendMessage, getMe and getChat (telegram.h).
+ * telegram.c: the Bot API's sendMessage, getMe and getChat (text.h).
  * Flood control's wait is in the body (parameters.retry_after), so the
  * retry loop is here, obeying dt_retry_check().  The bot token is in the
  * URL path: it is a registered secret and never logged.
@@ -11,11 +11,11 @@
 
 #include <jansson.h>
 
+#include "cli.h"
 #include "clock.h"
 #include "exit.h"
 #include "log.h"
 #include "retry.h"
-#include "telegram.h"
 #include "text.h"
 
 #define MAX_TRIES 8
@@ -205,44 +205,59 @@ dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, json_t *msgs,
 }
 
 int
-dt_rpt_tg_preflight(struct dt_http *h, const struct dt_rpt_tg *tg,
-    char *line, size_t len)
+dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad)
 {
 	struct call c = {.method = "getMe", .tries = 1, .what = ""};
-	json_t *me, *chat, *o;
+	struct dt_http *h = NULL;
+	json_t *me = NULL, *chat = NULL, *o;
 	const char *bot, *title, *type;
+	char line[1200];
+	int rc;
 
-	if ((me = tg_call(h, tg, &c)) == NULL) {
-		snprintf(line, len, "%s (getMe: %s)", c.code == DT_EXIT_CONFIG ?
-		    "TELEGRAM_BOT_TOKEN: Telegram does not know this bot "
-		    "token" : "TELEGRAM_API_URL: Telegram cannot be reached",
-		    c.why);
-		return c.code == DT_EXIT_CONFIG ? c.code : DT_EXIT_UNAVAILABLE;
+	if (bad)
+		return dt_preflight_line("telegram", DT_EXIT_CONFIG, "the "
+		    "configuration is not valid (the lines above say why)");
+	if (tg->token == NULL)
+		return dt_preflight_line("telegram", DT_EXIT_OK, "not "
+		    "configured (TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID): the "
+		    "report goes to the log only");
+	if ((h = dt_http_new("telegram")) != NULL &&
+	    (me = tg_call(h, tg, &c)) != NULL) {
+		c.method = "getChat";
+		c.body = json_pack("{so}", "chat_id", chat_json(tg->chat_id));
+		chat = tg_call(h, tg, &c);
+		json_decref(c.body);
 	}
-	bot = json_string_value(json_object_get(json_object_get(me,
-	    "result"), "username"));
-	c.method = "getChat";
-	c.body = json_pack("{so}", "chat_id", chat_json(tg->chat_id));
-	chat = tg_call(h, tg, &c);
-	json_decref(c.body);
+	o = json_object_get(json_object_get(me, "result"), "username");
+	bot = json_is_string(o) ? json_string_value(o) : "?";
 	o = json_object_get(chat, "result");
 	if ((title = json_string_value(json_object_get(o, "title"))) == NULL)
 		title = json_string_value(json_object_get(o, "first_name"));
 	type = json_string_value(json_object_get(o, "type"));
-	if (chat == NULL && c.code == DT_EXIT_CONFIG)
-		snprintf(line, len, "TELEGRAM_CHAT_ID: bot @%s cannot see chat "
-		    "%s (getChat: %s); add the bot to the chat, or fix the id",
-		    bot != NULL ? bot : "?", tg->chat_id, c.why);
+	if (h == NULL)
+		snprintf(line, sizeof(line), "cannot set up HTTP");
+	else if (me == NULL)
+		snprintf(line, sizeof(line), "%s (getMe: %s)", c.code ==
+		    DT_EXIT_CONFIG ? "TELEGRAM_BOT_TOKEN: Telegram does not "
+		    "know this bot token" : "TELEGRAM_API_URL: Telegram cannot "
+		    "be reached", c.why);
+	else if (chat == NULL && c.code == DT_EXIT_CONFIG)
+		snprintf(line, sizeof(line), "TELEGRAM_CHAT_ID: bot @%s "
+		    "cannot see chat %s (getChat: %s); add the bot to the "
+		    "chat, or fix the id", bot, tg->chat_id, c.why);
 	else if (chat == NULL)
-		snprintf(line, len, "TELEGRAM_API_URL: Telegram cannot be "
-		    "reached (getChat: %s)", c.why);
+		snprintf(line, sizeof(line), "TELEGRAM_API_URL: Telegram "
+		    "cannot be reached (getChat: %s)", c.why);
 	else
-		snprintf(line, len, "bot @%s, chat %s (%s%s%s%s)", bot != NULL ?
-		    bot : "?", tg->chat_id, type != NULL ? type : "chat",
-		    title != NULL ? " \"" : "", title != NULL ? title : "",
-		    title != NULL ? "\"" : "");
+		snprintf(line, sizeof(line), "bot @%s, chat %s (%s%s%s%s)", bot,
+		    tg->chat_id, type != NULL ? type : "chat", title != NULL ?
+		    " \"" : "", title != NULL ? title : "", title != NULL ?
+		    "\"" : "");
+	rc = dt_preflight_line("telegram", chat != NULL ? DT_EXIT_OK :
+	    c.code == DT_EXIT_CONFIG ? c.code : DT_EXIT_UNAVAILABLE, "%s",
+	    line);
 	json_decref(me);
 	json_decref(chat);
-	return chat != NULL ? DT_EXIT_OK : c.code == DT_EXIT_CONFIG ? c.code :
-	    DT_EXIT_UNAVAILABLE;
+	dt_http_free(h);
+	return rc;
 }

@@ -1,6 +1,6 @@
 /*
- * text.h: the Telegram report, and untrusted text made fit to count and
- * to show (format.c).
+ * text.h: the Telegram report: made from the summary, with untrusted
+ * text made fit to count and to show (format.c), and sent (telegram.c).
  */
 #ifndef DT_RPT_TEXT_H
 #define DT_RPT_TEXT_H
@@ -41,5 +41,39 @@ size_t dt_rpt_html_utf16(const char *html, size_t n);
  * NULL when out of memory.
  */
 json_t *dt_rpt_messages(json_t *summary, const char *lang, size_t limit);
+
+struct dt_http;
+
+/* Where the report goes, and how long to try: dt-report's settings. */
+struct dt_rpt_tg {
+	const char *api_url;    /* without trailing slash */
+	char *token;
+	const char *chat_id;
+	const char *thread_id;  /* NULL or digits */
+	long long timeout_s;    /* per request */
+	long long retry_s;      /* the most time spent waiting to retry */
+};
+
+/*
+ * Sends the messages (an array of strings) in order; the first with
+ * notification unless silent, the rest silently.  Stops at the first
+ * message that cannot be sent.  Returns 0 when all were sent, else the
+ * exit status to report (DT_EXIT_UNAVAILABLE for an outage,
+ * DT_EXIT_TEMPFAIL when flood control outlasts retry_s, DT_EXIT_CONFIG
+ * for a request Telegram refuses) after logging why, quoting Telegram's
+ * description.  *sent is how many were sent.
+ */
+int dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg,
+    json_t *msgs, int silent, int *sent);
+
+/*
+ * --preflight: unless the settings are bad, asks Telegram getMe (is the
+ * token a bot's?) and getChat for the chat id (can the bot see the
+ * chat?), one try each, sending no message, and prints one line: what
+ * was found, or what to fix, naming the variable and quoting Telegram.
+ * Returns 0, DT_EXIT_CONFIG (bad settings, Telegram refused the token or
+ * the chat) or DT_EXIT_UNAVAILABLE (Telegram could not be reached).
+ */
+int dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad);
 
 #endif
