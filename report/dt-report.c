@@ -31,6 +31,7 @@
 #include "text.h"
 
 #define TELEGRAM_LIMIT 4096
+#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 static const char usage_head[] =
     "usage: dt-report [-hnqVv] [-L bytes] [--lang lang] [--message-file file]\n"
@@ -46,12 +47,11 @@ static const char usage_head[] =
 static const char usage_tail[] =
     "SUPABASE_URL and SUPABASE_KEY are for the run ledger.\n"
     "\n"
-    "Exit status: the most severe of the run's own (the worst status the\n"
-    "stages reported; 1 when records failed) and the report's: 69 when\n"
-    "Telegram is unavailable, 75 after flood control outlasted the retry\n"
-    "limit (or a shard's ledger row could not be written), 78 when Telegram\n"
-    "refuses the configuration (bad token or chat).  The ledger row and the\n"
-    "metrics are best effort: a failure is a warning, not an exit status.\n";
+    "Exit status: the worst of the run's (the stages' worst; 1 when records\n"
+    "failed) and the report's: 69 Telegram unavailable, 75 flood control\n"
+    "past the retry limit (or a shard's ledger row not written), 78 Telegram\n"
+    "refused the token or chat.  The ledger row and the metrics are best\n"
+    "effort: a failure is a warning, not an exit status.\n";
 
 /* One run of dt-report: its settings (read by opts[]) and its state. */
 static struct run {
@@ -89,10 +89,9 @@ static const struct dt_opt opts[] = {
 	    "send and write nothing; print the messages on stderr (or to "
 	    "FILE)"},
 	{0, "preflight", NULL, DT_OPT_SWITCH, &run.preflight, NULL, 0, 0, NULL,
-	    "read no input, send no message: ask Telegram about the bot "
-	    "(getMe) and the chat (getChat) and print one line, \"telegram: "
-	    "ready: ...\" or \"telegram: not ready: ...\" naming the variable "
-	    "to fix; exit 0, 78 (refused) or 69 (unreachable)"},
+	    "ask Telegram about the bot and the chat; print one line, "
+	    "\"telegram: ready: ...\" or \"telegram: not ready: ...\"; exit "
+	    "0, 78 (refused) or 69 (unreachable)"},
 	{0, NULL, "TELEGRAM_BOT_TOKEN", DT_OPT_SECRET, &run.tg.token, NULL, 0,
 	    0, NULL, "the bot's token; without it the report is printed, not "
 	    "sent"},
@@ -174,16 +173,6 @@ parse_time(const char *s, double *out)
 	return 0;
 }
 
-/* Writes t (seconds since the epoch) as "2024-05-01T10:00:00Z". */
-static void
-format_time(double t, char *buf, size_t len)
-{
-	time_t secs = (time_t)t;
-	struct tm tm;
-
-	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&secs, &tm));
-}
-
 /* Logs fmt as an error when bad is set.  Returns bad (0 or 1). */
 static int problem(int bad, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -229,14 +218,13 @@ bad_url(const char *name, const char **url, char *buf, size_t len)
 static int
 chat_ok(const char *chat)
 {
-	size_t n = strlen(chat), neg = chat[0] == '-', digits;
+	size_t n = strlen(chat), neg = chat[0] == '-';
 
 	if (chat[0] == '@')
 		return n >= 5 && n <= 33 && isalpha((unsigned char)chat[1]) &&
-		    strspn(chat + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
-		    "OPQRSTUVWXYZ0123456789_") == n - 1;
-	digits = strspn(chat + neg, "0123456789");
-	return digits > 0 && digits <= 19 && chat[neg + digits] == '\0';
+		    strspn(chat + 1, ALNUM "_") == n - 1;
+	return n > neg && n <= 19 + neg && strspn(chat + neg, "0123456789") ==
+	    n - neg;
 }
 
 /* Checks what the table cannot.  Returns the problems (logged). */
@@ -275,8 +263,8 @@ check_settings(struct run *r)
 	    "SUPABASE_KEY and DT_RUN_ID");
 	bad += bad_url("DT_PUSHGATEWAY_URL", &r->pg_url, pg_url,
 	    sizeof(pg_url));
-	bad += problem(strspn(job, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
-	    "OPQRSTUVWXYZ0123456789_.-") != strlen(job) || strlen(job) > 100,
+	bad += problem(strspn(job, ALNUM "_.-") != strlen(job) ||
+	    strlen(job) > 100,
 	    "DT_PUSHGATEWAY_JOB: '%s' may only have letters, digits, '_', "
 	    "'.' and '-'", job);
 	return bad;
@@ -374,43 +362,40 @@ read_input(struct run *r)
 }
 
 /*
- * When the run started, as RFC 3339 text (own: room for it), or NULL
- * when unknown; sets r->t_start to match.
+ * Builds the run summary.  The run started at DT_RUN_STARTED_AT, else
+ * at the stages' (a merged run's first shard's) earliest started_at,
+ * else, reading a pipe, when dt-report did; else it is not known.
+ * Returns 0 or -1.
  */
-static const char *
-run_started(struct run *r, char *own, size_t len)
-{
-	const char *at = r->tally.started_at;
-	struct stat st;
-
-	/* A merged run started when its first shard did. */
-	if (r->started != NULL && (r->merged == NULL || at[0] == '\0'))
-		return r->started;
-	if (at[0] != '\0' && parse_time(at, &r->t_start) == 0)
-		return at;
-	if (at[0] != '\0')
-		dt_warn("started_at: '%s' is not an RFC 3339 time", at);
-	else if (r->nfiles == 0 && fstat(STDIN_FILENO, &st) == 0 &&
-	    S_ISFIFO(st.st_mode)) {
-		format_time(r->t_start, own, len);
-		return own;
-	}
-	return NULL;
-}
-
-/* Builds the run summary from the tally.  Returns 0 or -1. */
 static int
 summarise(struct run *r)
 {
-	char finished[40], own_start[40];
-	const char *started, *id = r->run_id ? r->run_id :
-	    r->tally.run_id[0] ? r->tally.run_id : NULL;
+	char finished[40], own[40];
+	const char *at = r->tally.started_at, *started = NULL, *id =
+	    r->run_id ? r->run_id : r->tally.run_id[0] ? r->tally.run_id : NULL;
+	time_t t;
+	struct tm tm;
+	struct stat st;
 	json_t *s;
 
 	if (r->finished == NULL)
 		r->t_end = (double)time(NULL);
-	format_time(r->t_end, finished, sizeof(finished));
-	started = run_started(r, own_start, sizeof(own_start));
+	t = (time_t)r->t_end;
+	strftime(finished, sizeof(finished), "%Y-%m-%dT%H:%M:%SZ",
+	    gmtime_r(&t, &tm));
+	if (r->started != NULL && (r->merged == NULL || at[0] == '\0'))
+		started = r->started;
+	else if (at[0] != '\0' && parse_time(at, &r->t_start) == 0)
+		started = at;
+	else if (at[0] != '\0')
+		dt_warn("started_at: '%s' is not an RFC 3339 time", at);
+	else if (r->nfiles == 0 && fstat(STDIN_FILENO, &st) == 0 &&
+	    S_ISFIFO(st.st_mode)) {
+		t = (time_t)r->t_start;
+		strftime(own, sizeof(own), "%Y-%m-%dT%H:%M:%SZ",
+		    gmtime_r(&t, &tm));
+		started = own;
+	}
 	if ((s = r->summary = dt_rpt_summary(&r->tally, id, started, finished,
 	    started ? r->t_end - r->t_start : -1)) == NULL) {
 		dt_error("out of memory");
@@ -431,7 +416,6 @@ summarise(struct run *r)
 		json_object_set_new(s, "shard", json_pack("{sIsIso}", "index",
 		    (json_int_t)r->shard_index, "of", (json_int_t)r->shards,
 		    "internal", dt_rpt_shard_json(&r->tally)));
-	json_object_set_new(s, "exit_code", json_integer(r->status));
 	return 0;
 }
 
@@ -514,43 +498,38 @@ send_report(struct run *r)
 	return 0;
 }
 
-/* Writes the run's row in the ledger (best effort but for a shard). */
+/*
+ * Writes the run's ledger row and pushes its metrics: best effort, but
+ * a shard's row is its report.
+ */
 static void
 record(struct run *r)
 {
 	const char *id = json_string_value(json_object_get(r->summary,
 	    "run_id"));
+	int success = r->status == DT_EXIT_OK || r->status == DT_EXIT_PARTIAL;
 	char shard_id[300];
 	int ok;
 
-	if (r->sb == NULL || r->dry_run)
-		return;
-	if (id == NULL) {
+	if (r->sb != NULL && !r->dry_run && id == NULL)
 		dt_warn("no run id (DT_RUN_ID or the records' run_id): the run "
 		    "ledger is not written");
-		return;
+	else if (r->sb != NULL && !r->dry_run) {
+		snprintf(shard_id, sizeof(shard_id), "%s/%lld", id,
+		    r->shard_index);
+		ok = dt_rpt_db_upsert(r->sb, r->summary, r->shard ? shard_id :
+		    id) == 0;
+		json_object_set_new(r->summary, "ledger", json_string(ok ?
+		    "written" : "failed"));
+		if (!ok && r->shard)
+			r->status = dt_exit_worse(r->status, DT_EXIT_TEMPFAIL);
 	}
-	snprintf(shard_id, sizeof(shard_id), "%s/%lld", id, r->shard_index);
-	ok = dt_rpt_db_upsert(r->sb, r->summary, r->shard ? shard_id : id) ==
-	    0;
-	json_object_set_new(r->summary, "ledger", json_string(ok ?
-	    "written" : "failed"));
-	if (!ok && r->shard)
-		r->status = dt_exit_worse(r->status, DT_EXIT_TEMPFAIL);
-}
-
-/* Pushes the metrics (best effort, as the ledger: never the status). */
-static void
-push_metrics(struct run *r)
-{
-	int ok = r->status == DT_EXIT_OK || r->status == DT_EXIT_PARTIAL;
-
-	if (r->pg_url == NULL || !r->send)
-		return;
-	ok = dt_rpt_metrics_push(r->h, r->pg_url, r->pg_job, r->summary, ok,
-	    (long long)r->t_end, (long)r->tg.timeout_s * 1000) == 0;
-	json_object_set_new(r->summary, "metrics", json_string(ok ?
-	    "pushed" : "failed"));
+	if (r->pg_url != NULL && r->send) {
+		ok = dt_rpt_metrics_push(r->h, r->pg_url, r->pg_job, r->summary,
+		    success, (long long)r->t_end, (long)r->tg.timeout_s * 1000);
+		json_object_set_new(r->summary, "metrics", json_string(ok == 0 ?
+		    "pushed" : "failed"));
+	}
 }
 
 int
@@ -573,7 +552,6 @@ main(int argc, char **argv)
 			read_input(r);
 		if (summarise(r) == 0 && send_report(r) == 0) {
 			record(r);
-			push_metrics(r);
 			json_object_set_new(r->summary, "exit_code",
 			    json_integer(r->status));
 			if (json_dumpf(r->summary, stdout, JSON_COMPACT |

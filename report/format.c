@@ -1,8 +1,8 @@
 /*
  * format.c: the Telegram report made from the run summary, and untrusted
  * text made fit to count and to show (text.h).  Every line closes the
- * tags it opens and text from the data is clipped and escaped
- * (put_text), so the report can be cut between any two lines.
+ * tags it opens and text from the data is clipped and escaped, so the
+ * report can be cut between any two lines.
  */
 #include <math.h>
 #include <stdint.h>
@@ -86,7 +86,8 @@ struct rep {
 /* Number formats (put_num). */
 enum {
 	SIGN = 1,               /* "+" before a positive number */
-	USD = 2                 /* dollars, with cents below $100 */
+	USD = 2,                /* dollars, with cents below $100 */
+	PCT = 4                 /* a share as a whole percentage */
 };
 
 /* The word key in the report's language; key itself when none. */
@@ -115,8 +116,13 @@ put_num(struct rep *r, double v, int places, int how)
 	char digits[64];
 	int n, i, whole;
 
+	if ((how & PCT) && v > 0 && v < 0.01) {
+		put(r, "&lt;1%");
+		return;
+	}
 	if (how & USD)
 		places = a >= 100 ? 0 : a >= 1 ? 2 : 4;
+	a *= how & PCT ? 100 : 1;
 	put(r, v < 0 ? "\xE2\x88\x92" : how & SIGN ? "+" : "");
 	if ((how & USD) && !r->ru)
 		put(r, "$");
@@ -130,16 +136,14 @@ put_num(struct rep *r, double v, int places, int how)
 		else
 			dt_buf_add(&r->b, digits + i, 1);
 	}
-	if ((how & USD) && r->ru)
-		put(r, NBSP "$");
+	put(r, (how & USD) && r->ru ? NBSP "$" : how & PCT ? "%" : "");
 }
 
-/* The whole number at key in o. */
-static void
-put_int(struct rep *r, json_t *o, const char *key, int how)
+/* The number at key in o; 0 when there is none. */
+static double
+num_at(json_t *o, const char *key)
 {
-	put_num(r, (double)json_integer_value(json_object_get(o, key)), 0,
-	    how);
+	return json_number_value(json_object_get(o, key));
 }
 
 /* A time: "700 ms", "1.93 s", "12.5 s", "4 min 13 s", "2 h 5 min". */
@@ -159,15 +163,6 @@ put_time(struct rep *r, double ms)
 	else
 		dt_buf_printf(&r->b, "%lld" NBSP "%s %lld" NBSP "%s", s / 3600,
 		    tr(r, "h"), s % 3600 / 60, tr(r, "min"));
-}
-
-static void
-put_share(struct rep *r, double share)
-{
-	if (share > 0 && share < 0.01)
-		put(r, "&lt;1%");
-	else
-		dt_buf_printf(&r->b, "%.0f%%", share * 100);
 }
 
 /* Text from the data, clipped to max_chars and escaped. */
@@ -200,13 +195,11 @@ put_name(struct rep *r, const char *name)
 }
 
 /*
- * The members of o as "name n · name n" after first: names translated
- * (put_name) or as they are (raw); after "stored", how many of them
- * were reused when any were.
+ * The members of o as "name n · name n" after first; after "stored", how
+ * many of them were reused when any were.
  */
 static void
-put_pairs(struct rep *r, json_t *o, const char *first, int raw,
-    json_int_t reused)
+put_pairs(struct rep *r, json_t *o, const char *first, double reused)
 {
 	const char *k;
 	json_t *v;
@@ -214,15 +207,12 @@ put_pairs(struct rep *r, json_t *o, const char *first, int raw,
 	json_object_foreach(o, k, v) {
 		put(r, first);
 		first = SEP;
-		if (raw)
-			put_text(r, k, NAME_CHARS);
-		else
-			put_name(r, k);
+		put_name(r, k);
 		put(r, " ");
-		put_num(r, (double)json_integer_value(v), 0, 0);
+		put_num(r, json_number_value(v), 0, 0);
 		if (reused > 0 && strcmp(k, "stored") == 0) {
 			put(r, " (");
-			put_num(r, (double)reused, 0, 0);
+			put_num(r, reused, 0, 0);
 			dt_buf_printf(&r->b, " %s)", tr(r, "reused"));
 		}
 	}
@@ -232,13 +222,11 @@ put_pairs(struct rep *r, json_t *o, const char *first, int raw,
 static void
 head_lines(struct rep *r, json_t *s)
 {
-	static const char *const heads[][2] = {
-	    {"\xE2\x9C\x85", "dt run: ok"},
+	static const char *const heads[][2] = {{"\xE2\x9C\x85", "dt run: ok"},
 	    {"\xE2\x9A\xA0\xEF\xB8\x8F", "dt run: partial"},
 	    {"\xE2\x9D\x8C", "dt run: FAILED"}};
 	const char *state = json_string_value(json_object_get(s, "state"));
 	json_t *shards = json_object_get(s, "shards"), *v, *k;
-	json_int_t of = json_integer_value(json_object_get(shards, "of"));
 	size_t i = state == NULL ? 2 : strcmp(state, "ok") == 0 ? 0 :
 	    strcmp(state, "partial") == 0 ? 1 : 2;
 
@@ -250,28 +238,25 @@ head_lines(struct rep *r, json_t *s)
 	}
 	if (json_is_object(shards)) {
 		v = json_object_get(shards, "missing");
-		dt_buf_printf(&r->b, "\n%s: %lld %s %lld", tr(r, "Shards"),
-		    (long long)(of - (json_int_t)json_array_size(v)),
-		    tr(r, "of"), (long long)of);
+		dt_buf_printf(&r->b, "\n%s: %.0f %s %.0f", tr(r, "Shards"),
+		    num_at(shards, "of") - (double)json_array_size(v),
+		    tr(r, "of"), num_at(shards, "of"));
 		json_array_foreach(v, i, k)
-			dt_buf_printf(&r->b, "%s%lld", i > 0 ? ", " :
-			    tr(r, "; missing: "),
-			    (long long)json_integer_value(k));
+			dt_buf_printf(&r->b, "%s%.0f", i > 0 ? ", " :
+			    tr(r, "; missing: "), json_number_value(k));
 		if (json_array_size(v) > 0)
 			put(r, tr(r, " (no finished ledger row)"));
 	}
 	dt_buf_printf(&r->b, "\n%s: ", tr(r, "Records"));
-	put_int(r, s, "records", 0);
-	put_pairs(r, json_object_get(s, "by_status"), DASH, 0,
-	    json_integer_value(json_object_get(s, "reused")));
+	put_num(r, num_at(s, "records"), 0, 0);
+	put_pairs(r, json_object_get(s, "by_status"), DASH, num_at(s, "reused"));
 	if (json_object_size(json_object_get(s, "by_error")) > 0) {
 		dt_buf_printf(&r->b, "\n%s", tr(r, "Errors"));
-		put_pairs(r, json_object_get(s, "by_error"), ": ", 1, 0);
+		put_pairs(r, json_object_get(s, "by_error"), ": ", 0);
 	}
-	if (json_integer_value(json_object_get(s, "bad_lines")) > 0) {
-		dt_buf_printf(&r->b, "\n%s: ",
-		    tr(r, "Unreadable input lines"));
-		put_int(r, s, "bad_lines", 0);
+	if (num_at(s, "bad_lines") > 0) {
+		dt_buf_printf(&r->b, "\n%s: ", tr(r, "Unreadable input lines"));
+		put_num(r, num_at(s, "bad_lines"), 0, 0);
 	}
 	put(r, "\n");
 }
@@ -288,23 +273,23 @@ usage_lines(struct rep *r, json_t *s)
 	json_t *d = json_object_get(json_object_get(s, "previous"), "delta");
 	size_t i;
 
-	if (json_integer_value(json_object_get(json_object_get(s, "tokens"),
-	    "total")) > 0 || json_is_number(cost)) {
+	if (num_at(v = json_object_get(s, "tokens"), "total") > 0 ||
+	    json_is_number(cost)) {
 		dt_buf_printf(&r->b, "%s: ", tr(r, "Tokens"));
-		put_int(r, json_object_get(s, "tokens"), "total", 0);
+		put_num(r, num_at(v, "total"), 0, 0);
 		if (json_is_number(cost)) {
 			dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
 			put_num(r, json_number_value(cost), 0, USD);
 		}
 		put(r, "\n");
 	}
-	if (json_integer_value(json_object_get(lat, "count")) > 0) {
+	if (num_at(lat, "count") > 0) {
 		dt_buf_printf(&r->b, "%s: p50 ", tr(r, "Latency"));
-		put_time(r, json_number_value(json_object_get(lat, "p50")));
+		put_time(r, num_at(lat, "p50"));
 		put(r, SEP "p95 ");
-		put_time(r, json_number_value(json_object_get(lat, "p95")));
+		put_time(r, num_at(lat, "p95"));
 		dt_buf_printf(&r->b, SEP "%s ", tr(r, "max"));
-		put_time(r, json_number_value(json_object_get(lat, "max")));
+		put_time(r, num_at(lat, "max"));
 		put(r, "\n");
 	}
 	if (json_is_number(v = json_object_get(s, "duration_s"))) {
@@ -316,7 +301,7 @@ usage_lines(struct rep *r, json_t *s)
 		dt_buf_printf(&r->b, "%s: ", tr(r, "Backlog"));
 		for (i = 0; i < 3; i++) {
 			put(r, i > 0 ? SEP : "");
-			put_int(r, v, backlog[i][0], 0);
+			put_num(r, num_at(v, backlog[i][0]), 0, 0);
 			dt_buf_printf(&r->b, " %s", tr(r, backlog[i][1]));
 		}
 		put(r, "\n");
@@ -327,7 +312,7 @@ usage_lines(struct rep *r, json_t *s)
 	for (i = 0; i < 3; i++) {
 		dt_buf_printf(&r->b, "%s%s ", i > 0 ? SEP : "",
 		    tr(r, deltas[i]));
-		put_int(r, d, deltas[i], SIGN);
+		put_num(r, num_at(d, deltas[i]), 0, SIGN);
 	}
 	if (json_is_number(v = json_object_get(d, "cost_usd"))) {
 		dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
@@ -346,8 +331,7 @@ failure_lines(struct rep *r, json_t *s)
 	int status, header = 0;
 
 	json_array_foreach(json_object_get(s, "stages"), i, stage) {
-		status = (int)json_integer_value(json_object_get(stage,
-		    "status"));
+		status = (int)num_at(stage, "status");
 		if (status == 0 && !json_is_true(json_object_get(stage,
 		    "interrupted")))
 			continue;
@@ -368,11 +352,10 @@ failure_lines(struct rep *r, json_t *s)
 			dt_buf_printf(&r->b, ", %s", tr(r, key));
 		if (json_is_true(json_object_get(stage, "interrupted")))
 			dt_buf_printf(&r->b, ", %s", tr(r, "interrupted"));
-		if (json_integer_value(json_object_get(stage, "reports")) > 1) {
+		if (num_at(stage, "reports") > 1) {
 			put(r, ", ");
-			dt_buf_printf(&r->b, tr(r, "%d reports"), (int)
-			    json_integer_value(json_object_get(stage,
-			    "reports")));
+			dt_buf_printf(&r->b, tr(r, "%d reports"),
+			    (int)num_at(stage, "reports"));
 		}
 		put(r, ")");
 		json_array_foreach(json_object_get(stage, "messages"), j, m) {
@@ -387,7 +370,7 @@ failure_lines(struct rep *r, json_t *s)
 static void
 field_value(struct rep *r, const char *kind, json_t *f)
 {
-	double total = (double)json_integer_value(json_object_get(f, "total"));
+	double total = num_at(f, "total");
 	const char *k, *sep = "";
 	json_t *v;
 	size_t i;
@@ -400,7 +383,7 @@ field_value(struct rep *r, const char *kind, json_t *f)
 			sep = SEP;
 			put_name(r, k);
 			put(r, " ");
-			put_share(r, json_number_value(v));
+			put_num(r, json_number_value(v), 0, PCT);
 		}
 	} else if (strcmp(kind, "label") == 0) {
 		json_array_foreach(json_object_get(f, "top"), i, v) {
@@ -408,21 +391,19 @@ field_value(struct rep *r, const char *kind, json_t *f)
 			put_text(r, json_string_value(json_object_get(v,
 			    "value")), NAME_CHARS);
 			put(r, " ");
-			put_share(r, (double)json_integer_value(
-			    json_object_get(v, "count")) / total);
+			put_num(r, num_at(v, "count") / total, 0, PCT);
 		}
-		if ((v = json_object_get(f, "other")) != NULL &&
-		    json_integer_value(v) > 0) {
+		if (num_at(f, "other") > 0) {
 			dt_buf_printf(&r->b, SEP "%s ", tr(r, "other"));
-			put_share(r, (double)json_integer_value(v) / total);
+			put_num(r, num_at(f, "other") / total, 0, PCT);
 		}
 	} else if (strcmp(kind, "mean") == 0) {
 		dt_buf_printf(&r->b, "%s ", tr(r, "mean"));
-		put_num(r, json_number_value(json_object_get(f, "mean")), 2, 0);
+		put_num(r, num_at(f, "mean"), 2, 0);
 	} else if (strcmp(kind, "items") == 0) {
-		put_int(r, f, "items", 0);
+		put_num(r, num_at(f, "items"), 0, 0);
 		dt_buf_printf(&r->b, " %s ", tr(r, "in"));
-		put_int(r, f, "records", 0);
+		put_num(r, num_at(f, "records"), 0, 0);
 		dt_buf_printf(&r->b, " %s", tr(r, "messages"));
 	}
 }
@@ -435,15 +416,15 @@ analysis_lines(struct rep *r, json_t *s)
 	const char *name, *kind;
 	size_t i;
 
-	if (json_integer_value(json_object_get(an, "records")) == 0)
+	if (num_at(an, "records") == 0)
 		return;
 	dt_buf_printf(&r->b, "\n<b>%s</b>: ", tr(r, "Analyses"));
-	put_int(r, an, "records", 0);
+	put_num(r, num_at(an, "records"), 0, 0);
 	put(r, "\n");
 	json_object_foreach(json_object_get(an, "fields"), name, f) {
 		kind = json_string_value(json_object_get(f, "kind"));
 		if (kind == NULL || strcmp(kind, "topics") == 0 ||
-		    json_integer_value(json_object_get(f, "records")) == 0)
+		    num_at(f, "records") == 0)
 			continue;
 		put(r, "<b>");
 		put_name(r, name);
@@ -468,7 +449,7 @@ analysis_lines(struct rep *r, json_t *s)
 			put_text(r, json_string_value(json_object_get(e,
 			    "value")), 48);
 			put(r, DASH);
-			put_int(r, e, "count", 0);
+			put_num(r, num_at(e, "count"), 0, 0);
 			put(r, "\n");
 		}
 	}

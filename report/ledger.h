@@ -13,10 +13,9 @@ struct dt_rpt_tally;
 struct dt_supabase;
 
 /*
- * Adds to the summary s what the database says: "backlog", the answer of
- * POST /rest/v1/rpc/dt_backlog for the source table, and "previous", the
- * latest other finished run that is not a shard's, with the differences
- * from it ("delta").  What cannot be read is left out after logging.
+ * Adds to the summary s "backlog" (rpc/dt_backlog for the source table)
+ * and "previous" (the latest other finished run but a shard's, with the
+ * "delta" from it); what cannot be read is left out after logging.
  */
 void dt_rpt_db_read(struct dt_supabase *sb, const char *table,
     const char *id_column, json_t *s);
@@ -32,10 +31,7 @@ json_t *dt_rpt_db_merge_shards(struct dt_supabase *sb, const char *run_id,
     long long n, long long wait_ms, const char *stop_file,
     long long drain_s, struct dt_rpt_tally *t);
 
-/*
- * Upserts the run's ledger row under run_id: its columns from the
- * summary s (borrowed), and s itself.  Returns 0 or -1 after logging.
- */
+/* Upserts the row run_id from the summary s.  Returns 0 or -1 (logged). */
 int dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id);
 
 /*

@@ -11,14 +11,13 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "clock.h"
 #include "exit.h"
 #include "log.h"
 #include "retry.h"
 #include "text.h"
-
-#define MAX_TRIES 8
 
 /* One call to the Bot API, and what came of it. */
 struct call {
@@ -94,12 +93,12 @@ tg_call(struct dt_http *h, const struct dt_rpt_tg *tg, struct call *c)
 	struct dt_http_policy pol = {.max_tries = c->tries, .base_ms = 1000,
 	    .cap_ms = 30000, .max_total_ms = tg->retry_s * 1000,
 	    .max_response = 1 << 20};
-	char url[2048], *body = c->body != NULL ? json_dumps(c->body,
-	    JSON_COMPACT) : NULL;
+	char *body = c->body != NULL ? json_dumps(c->body, JSON_COMPACT) :
+	    NULL;
+	struct dt_buf url = {0};
 	struct dt_http_req req = {.method = body != NULL ? "POST" : "GET",
-	    .url = url, .headers = headers, .body = body, .body_len =
-	    body != NULL ? strlen(body) : 0, .timeout_ms = tg->timeout_s *
-	    1000};
+	    .headers = headers, .body = body, .body_len = body != NULL ?
+	    strlen(body) : 0, .timeout_ms = tg->timeout_s * 1000};
 	struct dt_http_resp resp = {0};
 	long long start = dt_now_ms();
 	json_t *answer = NULL;
@@ -107,13 +106,8 @@ tg_call(struct dt_http *h, const struct dt_rpt_tg *tg, struct call *c)
 	int try, kind;
 	size_t n;
 
-	if ((size_t)snprintf(url, sizeof(url), "%s/bot%s/%s", tg->api_url,
-	    tg->token, c->method) >= sizeof(url)) {
-		snprintf(c->why, sizeof(c->why), "TELEGRAM_API_URL: too long");
-		c->code = DT_EXIT_CONFIG;
-		free(body);
-		return NULL;
-	}
+	dt_buf_printf(&url, "%s/bot%s/%s", tg->api_url, tg->token, c->method);
+	req.url = url.p;
 	for (try = 1;; try++) {
 		dt_http_resp_clear(&resp);
 		dt_http_once(h, &req, &pol, &resp);
@@ -132,14 +126,9 @@ tg_call(struct dt_http *h, const struct dt_rpt_tg *tg, struct call *c)
 		dt_sleep_ms(r.wait_ms);
 	}
 	n = strlen(c->why);
-	if (answer != NULL)
-		c->code = DT_EXIT_OK;
-	else if (r.answer != DT_ANSWER_OUTAGE)
-		c->code = resp.status >= 400 && resp.status < 500 ?
-		    DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
-	else
-		c->code = resp.status == 429 ? DT_EXIT_TEMPFAIL :
-		    DT_EXIT_UNAVAILABLE;
+	c->code = answer != NULL ? DT_EXIT_OK : resp.status == 429 ?
+	    DT_EXIT_TEMPFAIL : resp.status >= 400 && resp.status < 500 &&
+	    resp.status != 408 ? DT_EXIT_CONFIG : DT_EXIT_UNAVAILABLE;
 	if (answer == NULL && c->migrate != 0)
 		snprintf(c->why + n, sizeof(c->why) - n, " (the new id is "
 		    "%lld)", c->migrate);
@@ -152,6 +141,7 @@ tg_call(struct dt_http *h, const struct dt_rpt_tg *tg, struct call *c)
 		snprintf(c->why + n, sizeof(c->why) - n, "; giving up after "
 		    "%d tries", try);
 	dt_http_resp_clear(&resp);
+	dt_buf_free(&url);
 	free(body);
 	return answer;
 }
@@ -161,8 +151,7 @@ dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, json_t *msgs,
     int silent, int *sent)
 {
 	char chat[32], what[48] = "";
-	struct call c = {.method = "sendMessage", .tries = MAX_TRIES,
-	    .what = what};
+	struct call c = {.method = "sendMessage", .tries = 8, .what = what};
 	size_t n = json_array_size(msgs);
 	json_t *answer;
 	int migrated = 0;
@@ -209,8 +198,8 @@ dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad)
 {
 	struct call c = {.method = "getMe", .tries = 1, .what = ""};
 	struct dt_http *h = NULL;
-	json_t *me = NULL, *chat = NULL, *o;
-	const char *bot, *title, *type;
+	json_t *me = NULL, *chat = NULL;
+	const char *bot = "?", *title = NULL, *type = "chat";
 	char line[1200];
 	int rc;
 
@@ -228,12 +217,9 @@ dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad)
 		chat = tg_call(h, tg, &c);
 		json_decref(c.body);
 	}
-	o = json_object_get(json_object_get(me, "result"), "username");
-	bot = json_is_string(o) ? json_string_value(o) : "?";
-	o = json_object_get(chat, "result");
-	if ((title = json_string_value(json_object_get(o, "title"))) == NULL)
-		title = json_string_value(json_object_get(o, "first_name"));
-	type = json_string_value(json_object_get(o, "type"));
+	json_unpack(me, "{s:{s?s}}", "result", "username", &bot);
+	json_unpack(chat, "{s:{s?s,s?s,s?s}}", "result", "first_name", &title,
+	    "title", &title, "type", &type);
 	if (h == NULL)
 		snprintf(line, sizeof(line), "cannot set up HTTP");
 	else if (me == NULL)
@@ -248,11 +234,12 @@ dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad)
 	else if (chat == NULL)
 		snprintf(line, sizeof(line), "TELEGRAM_API_URL: Telegram "
 		    "cannot be reached (getChat: %s)", c.why);
+	else if (title != NULL)
+		snprintf(line, sizeof(line), "bot @%s, chat %s (%s \"%s\")",
+		    bot, tg->chat_id, type, title);
 	else
-		snprintf(line, sizeof(line), "bot @%s, chat %s (%s%s%s%s)", bot,
-		    tg->chat_id, type != NULL ? type : "chat", title != NULL ?
-		    " \"" : "", title != NULL ? title : "", title != NULL ?
-		    "\"" : "");
+		snprintf(line, sizeof(line), "bot @%s, chat %s (%s)", bot,
+		    tg->chat_id, type);
 	rc = dt_preflight_line("telegram", chat != NULL ? DT_EXIT_OK :
 	    c.code == DT_EXIT_CONFIG ? c.code : DT_EXIT_UNAVAILABLE, "%s",
 	    line);

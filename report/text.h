@@ -11,6 +11,8 @@
 
 #include "buf.h"
 
+struct dt_http;
+
 /*
  * Normalises a topic (s, n bytes) into buf (len >= DT_RPT_KEY_MAX + 1):
  * white space trimmed and runs of it made one space, control and
@@ -27,22 +29,16 @@ size_t dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len);
  */
 char *dt_rpt_clip(const char *s, size_t max_chars, char *buf, size_t len);
 
-/*
- * The length Telegram gives the text after parsing the HTML html (tags
- * not counted, an entity one character), in UTF-16 code units.
- */
+/* Telegram's length of the HTML text after parsing, in UTF-16 units. */
 size_t dt_rpt_html_utf16(const char *html, size_t n);
 
 /*
- * Builds the report for the summary (docs/report.md) in lang ("en" or
- * "ru") and splits it at line boundaries into messages of at most limit
- * UTF-16 units after parsing, each a whole HTML text, those after the
- * first numbered.  Returns a new array of the messages' strings, or
- * NULL when out of memory.
+ * The report on the summary in lang ("en" or "ru"), split between lines
+ * into messages of at most limit UTF-16 units, each whole HTML, those
+ * after the first numbered.  Returns a new array of strings, or NULL
+ * when out of memory.
  */
 json_t *dt_rpt_messages(json_t *summary, const char *lang, size_t limit);
-
-struct dt_http;
 
 /* Where the report goes, and how long to try: dt-report's settings. */
 struct dt_rpt_tg {
@@ -55,24 +51,21 @@ struct dt_rpt_tg {
 };
 
 /*
- * Sends the messages (an array of strings) in order; the first with
- * notification unless silent, the rest silently.  Stops at the first
- * message that cannot be sent.  Returns 0 when all were sent, else the
- * exit status to report (DT_EXIT_UNAVAILABLE for an outage,
- * DT_EXIT_TEMPFAIL when flood control outlasts retry_s, DT_EXIT_CONFIG
- * for a request Telegram refuses) after logging why, quoting Telegram's
- * description.  *sent is how many were sent.
+ * Sends the messages (strings) in order, the first with notification
+ * unless silent, and stops at the first that cannot be sent.  *sent is
+ * how many were.  Returns 0, or after logging why, quoting Telegram:
+ * DT_EXIT_UNAVAILABLE (an outage), DT_EXIT_TEMPFAIL (flood control
+ * outlasted retry_s) or DT_EXIT_CONFIG (Telegram refused the request).
  */
 int dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg,
     json_t *msgs, int silent, int *sent);
 
 /*
  * --preflight: unless the settings are bad, asks Telegram getMe (is the
- * token a bot's?) and getChat for the chat id (can the bot see the
- * chat?), one try each, sending no message, and prints one line: what
- * was found, or what to fix, naming the variable and quoting Telegram.
- * Returns 0, DT_EXIT_CONFIG (bad settings, Telegram refused the token or
- * the chat) or DT_EXIT_UNAVAILABLE (Telegram could not be reached).
+ * token a bot's?) and getChat (can the bot see the chat?), one try each,
+ * and prints one line: what was found, or what to fix, naming the
+ * variable and quoting Telegram.  Returns 0, DT_EXIT_CONFIG (bad
+ * settings, the token or chat refused) or DT_EXIT_UNAVAILABLE.
  */
 int dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad);
 
