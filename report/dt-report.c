@@ -3,7 +3,7 @@
  * stage's saved output), prints one run-summary JSON object on stdout,
  * sends the report to Telegram, writes the run ledger row and pushes the
  * run's metrics.  See docs/report.md.  Here: main, the settings and the
- * steps; tally.h, text.h, telegram.h and ledger.h name the other files.
+ * steps; tally.h, text.h and ledger.h name the other files.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -17,7 +17,6 @@
 
 #include <jansson.h>
 
-#include "buf.h"
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
@@ -30,7 +29,6 @@
 #include "tally.h"
 #include "text.h"
 
-#define TELEGRAM_LIMIT 4096
 #define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 static const char usage_head[] =
@@ -214,7 +212,10 @@ bad_url(const char *name, const char **url, char *buf, size_t len)
 	return 0;
 }
 
-/* Whether chat is a whole number (negative for groups) or @username. */
+/*
+ * Whether chat is @username or a whole number (negative for groups) of
+ * at most 16 digits: Telegram's ids have up to 52 significant bits.
+ */
 static int
 chat_ok(const char *chat)
 {
@@ -223,7 +224,7 @@ chat_ok(const char *chat)
 	if (chat[0] == '@')
 		return n >= 5 && n <= 33 && isalpha((unsigned char)chat[1]) &&
 		    strspn(chat + 1, ALNUM "_") == n - 1;
-	return n > neg && n <= 19 + neg && strspn(chat + neg, "0123456789") ==
+	return n > neg && n <= 16 + neg && strspn(chat + neg, "0123456789") ==
 	    n - neg;
 }
 
@@ -232,9 +233,7 @@ static int
 check_settings(struct run *r)
 {
 	static char tg_url[1024], pg_url[1024];
-	const char *job = r->pg_job, *set = r->tg.token ? "TELEGRAM_BOT_TOKEN"
-	    : "TELEGRAM_CHAT_ID", *unset = r->tg.token ? "TELEGRAM_CHAT_ID" :
-	    "TELEGRAM_BOT_TOKEN";
+	const char *job = r->pg_job;
 	int bad = 0;
 	long long t;
 
@@ -250,8 +249,9 @@ check_settings(struct run *r)
 	bad += bad_url("TELEGRAM_API_URL", &r->tg.api_url, tg_url,
 	    sizeof(tg_url));
 	bad += problem((r->tg.token == NULL) != (r->tg.chat_id == NULL),
-	    "%s is set but %s is not: set both to send the report", set,
-	    unset);
+	    "%s is set but %s is not: set both to send the report",
+	    r->tg.token ? "TELEGRAM_BOT_TOKEN" : "TELEGRAM_CHAT_ID",
+	    r->tg.token ? "TELEGRAM_CHAT_ID" : "TELEGRAM_BOT_TOKEN");
 	bad += problem(r->tg.chat_id != NULL && !chat_ok(r->tg.chat_id),
 	    "TELEGRAM_CHAT_ID: '%s' is neither a chat number nor an @channel "
 	    "name", r->tg.chat_id);
@@ -457,7 +457,7 @@ send_report(struct run *r)
 	if (r->sb != NULL && !r->shard)
 		dt_rpt_db_read(r->sb, r->table, r->id_column, r->summary);
 	if ((r->msgs = dt_rpt_messages(r->summary, r->lang ? "ru" : "en",
-	    TELEGRAM_LIMIT)) == NULL) {
+	    4096)) == NULL) {
 		dt_error("out of memory");
 		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
 		return -1;

@@ -195,21 +195,24 @@ put_name(struct rep *r, const char *name)
 }
 
 /*
- * The members of o as "name n · name n" after first; after "stored", how
- * many of them were reused when any were.
+ * The members of o above 0 as "name n · name n" after first, n as how
+ * says (put_num); after "stored", how many were reused when any were.
  */
 static void
-put_pairs(struct rep *r, json_t *o, const char *first, double reused)
+put_pairs(struct rep *r, json_t *o, const char *first, int how,
+    double reused)
 {
 	const char *k;
 	json_t *v;
 
 	json_object_foreach(o, k, v) {
+		if (json_number_value(v) <= 0)
+			continue;
 		put(r, first);
 		first = SEP;
 		put_name(r, k);
 		put(r, " ");
-		put_num(r, json_number_value(v), 0, 0);
+		put_num(r, json_number_value(v), 0, how);
 		if (reused > 0 && strcmp(k, "stored") == 0) {
 			put(r, " (");
 			put_num(r, reused, 0, 0);
@@ -249,10 +252,11 @@ head_lines(struct rep *r, json_t *s)
 	}
 	dt_buf_printf(&r->b, "\n%s: ", tr(r, "Records"));
 	put_num(r, num_at(s, "records"), 0, 0);
-	put_pairs(r, json_object_get(s, "by_status"), DASH, num_at(s, "reused"));
+	put_pairs(r, json_object_get(s, "by_status"), DASH, 0,
+	    num_at(s, "reused"));
 	if (json_object_size(json_object_get(s, "by_error")) > 0) {
 		dt_buf_printf(&r->b, "\n%s", tr(r, "Errors"));
-		put_pairs(r, json_object_get(s, "by_error"), ": ", 0);
+		put_pairs(r, json_object_get(s, "by_error"), ": ", 0, 0);
 	}
 	if (num_at(s, "bad_lines") > 0) {
 		dt_buf_printf(&r->b, "\n%s: ", tr(r, "Unreadable input lines"));
@@ -371,21 +375,12 @@ static void
 field_value(struct rep *r, const char *kind, json_t *f)
 {
 	double total = num_at(f, "total");
-	const char *k, *sep = "";
 	json_t *v;
 	size_t i;
 
-	if (strcmp(kind, "enum") == 0) {
-		json_object_foreach(json_object_get(f, "shares"), k, v) {
-			if (json_number_value(v) <= 0)
-				continue;
-			put(r, sep);
-			sep = SEP;
-			put_name(r, k);
-			put(r, " ");
-			put_num(r, json_number_value(v), 0, PCT);
-		}
-	} else if (strcmp(kind, "label") == 0) {
+	if (strcmp(kind, "enum") == 0)
+		put_pairs(r, json_object_get(f, "shares"), "", PCT, 0);
+	else if (strcmp(kind, "label") == 0) {
 		json_array_foreach(json_object_get(f, "top"), i, v) {
 			put(r, i > 0 ? SEP : "");
 			put_text(r, json_string_value(json_object_get(v,

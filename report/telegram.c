@@ -4,7 +4,6 @@
  * retry loop is here, obeying dt_retry_check().  The bot token is in the
  * URL path: it is a registered secret and never logged.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,17 +29,12 @@ struct call {
 	char why[640];          /* what went wrong, quoting Telegram */
 };
 
-/* A chat id as Telegram takes it: a number, or the @username string. */
+/* A chat id as Telegram takes it: a number (checked), or "@username". */
 static json_t *
 chat_json(const char *chat)
 {
-	long long v;
-	char *end;
-
-	errno = 0;
-	v = strtoll(chat, &end, 10);
-	return chat[0] == '@' || errno != 0 || *end != '\0' ?
-	    json_string(chat) : json_integer(v);
+	return chat[0] == '@' ? json_string(chat) :
+	    json_integer(strtoll(chat, NULL, 10));
 }
 
 /*
@@ -222,24 +216,22 @@ dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad)
 	    "title", &title, "type", &type);
 	if (h == NULL)
 		snprintf(line, sizeof(line), "cannot set up HTTP");
+	else if (chat != NULL && title != NULL)
+		snprintf(line, sizeof(line), "bot @%s, chat %s (%s \"%s\")",
+		    bot, tg->chat_id, type, title);
+	else if (chat != NULL)
+		snprintf(line, sizeof(line), "bot @%s, chat %s (%s)", bot,
+		    tg->chat_id, type);
+	else if (c.code != DT_EXIT_CONFIG)
+		snprintf(line, sizeof(line), "TELEGRAM_API_URL: Telegram "
+		    "cannot be reached (%s: %s)", c.method, c.why);
 	else if (me == NULL)
-		snprintf(line, sizeof(line), "%s (getMe: %s)", c.code ==
-		    DT_EXIT_CONFIG ? "TELEGRAM_BOT_TOKEN: Telegram does not "
-		    "know this bot token" : "TELEGRAM_API_URL: Telegram cannot "
-		    "be reached", c.why);
-	else if (chat == NULL && c.code == DT_EXIT_CONFIG)
+		snprintf(line, sizeof(line), "TELEGRAM_BOT_TOKEN: Telegram "
+		    "does not know this bot token (getMe: %s)", c.why);
+	else
 		snprintf(line, sizeof(line), "TELEGRAM_CHAT_ID: bot @%s "
 		    "cannot see chat %s (getChat: %s); add the bot to the "
 		    "chat, or fix the id", bot, tg->chat_id, c.why);
-	else if (chat == NULL)
-		snprintf(line, sizeof(line), "TELEGRAM_API_URL: Telegram "
-		    "cannot be reached (getChat: %s)", c.why);
-	else if (title != NULL)
-		snprintf(line, sizeof(line), "bot @%s, chat %s (%s \"%s\")",
-		    bot, tg->chat_id, type, title);
-	else
-		snprintf(line, sizeof(line), "bot @%s, chat %s (%s)", bot,
-		    tg->chat_id, type);
 	rc = dt_preflight_line("telegram", chat != NULL ? DT_EXIT_OK :
 	    c.code == DT_EXIT_CONFIG ? c.code : DT_EXIT_UNAVAILABLE, "%s",
 	    line);
