@@ -195,6 +195,10 @@ $(cat t/fixtures/report/run-ok.en.html)"
 	assert_equal "$stderr" "dt-report: error: TELEGRAM_BOT_TOKEN is set but TELEGRAM_CHAT_ID is not: set both to send the report"
 	run -78 --separate-stderr env TELEGRAM_BOT_TOKEN=123:abc TELEGRAM_CHAT_ID='my chat' dt-report -n </dev/null
 	assert_equal "$stderr" "dt-report: error: TELEGRAM_CHAT_ID: 'my chat' is neither a chat number nor an @channel name"
+	# Telegram's ids have at most 52 significant bits: 16 digits.
+	run -0 --separate-stderr env TELEGRAM_BOT_TOKEN=123:abc TELEGRAM_CHAT_ID=-1004503599627370 dt-report --check-config
+	run -78 --separate-stderr env TELEGRAM_BOT_TOKEN=123:abc TELEGRAM_CHAT_ID=-10045035996273704 dt-report -n </dev/null
+	assert_equal "$stderr" "dt-report: error: TELEGRAM_CHAT_ID: '-10045035996273704' is neither a chat number nor an @channel name"
 	run -78 --separate-stderr env DT_PUSHGATEWAY_JOB='a/b' dt-report -n </dev/null
 	assert_equal "$stderr" "dt-report: error: DT_PUSHGATEWAY_JOB: 'a/b' may only have letters, digits, '_', '.' and '-'"
 	run -78 --separate-stderr env DT_REPORT_SCHEMA=/nonexistent dt-report -n </dev/null

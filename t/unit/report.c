@@ -1,10 +1,10 @@
 /*
  * report: unit checks of dt-report's pure parts (report/tally.c,
- * summary.c, format.c): exact latency quantiles and top values,
- * topic normalisation, HTML escaping and length, what the tally takes
- * from a record, merging a shard's tally, and the splitting of long
- * reports.  Prints one line
- * per failed check and exits 1 when any failed.
+ * summary.c, format.c): exact latency quantiles and top values, topic
+ * normalisation, HTML escaping and length, the report's numbers and
+ * times, what the tally takes from a record, merging a shard's tally,
+ * and the splitting of long reports.  Prints one line per failed check
+ * and exits 1 when any failed.
  */
 #include "../../report/format.c"
 #include "../../report/summary.c"
@@ -110,6 +110,41 @@ test_text(void)
 	dt_buf_free(&r.b);
 	s = "<b>a</b>&lt;\xF0\x9F\x8F\x9F ж";
 	CHECK(dt_rpt_html_utf16(s, strlen(s)) == 6);
+}
+
+/* What put_num(v, places, how) or, places < 0, put_time(v) writes. */
+static void
+check_num(int ru, double v, int places, int how, const char *want)
+{
+	struct rep r = {{0}, ru};
+
+	if (places < 0)
+		put_time(&r, v);
+	else
+		put_num(&r, v, places, how);
+	CHECK_STR(r.b.p, want);
+	dt_buf_free(&r.b);
+}
+
+static void
+test_format(void)
+{
+	check_num(0, 1234567, 0, 0, "1,234,567");
+	check_num(1, 1234567, 0, 0, "1\u00a0234\u00a0567");
+	check_num(0, -2688, 0, SIGN, "\u22122,688");
+	check_num(0, 3, 0, SIGN, "+3");
+	check_num(0, -0.006, 0, USD | SIGN, "\u2212$0.0060");
+	check_num(1, -0.006, 0, USD | SIGN, "\u22120,0060\u00a0$");
+	check_num(0, 1234.6, 0, USD, "$1,235");
+	check_num(0, 0.004, 0, PCT, "&lt;1%");
+	check_num(0, 0.5, 0, PCT, "50%");
+	check_num(1, 0.85, 2, 0, "0,85");
+	check_num(0, 700, -1, 0, "700\u00a0ms");
+	check_num(0, 1930, -1, 0, "1.93\u00a0s");
+	check_num(1, 12500, -1, 0, "12,5\u00a0с");
+	check_num(0, 75300, -1, 0, "1\u00a0min 15\u00a0s");
+	check_num(0, 252500, -1, 0, "4\u00a0min 13\u00a0s");
+	check_num(0, 7500000, -1, 0, "2\u00a0h 5\u00a0min");
 }
 
 /* Tallies the JSON text line, which must be an object. */
@@ -355,6 +390,7 @@ main(void)
 	test_latency();
 	test_top();
 	test_text();
+	test_format();
 	test_tally();
 	test_merge();
 	test_split();
