@@ -153,6 +153,7 @@ parse_time(const char *s, double *out)
 	const char *p;
 	char *end;
 	double frac = 0;
+	long off;
 
 	errno = 0;
 	*out = strtod(s, &end);
@@ -165,9 +166,11 @@ parse_time(const char *s, double *out)
 		frac = strtod(p, &end);
 		p = end;
 	}
-	if ((p = strptime(p, "%z", &tm)) == NULL || *p != '\0')
+	if ((p = strptime(strcmp(p, "z") == 0 ? "Z" : p, "%z", &tm)) == NULL
+	    || *p != '\0')
 		return -1;
-	*out = (double)timegm(&tm) - (double)tm.tm_gmtoff + frac;
+	off = tm.tm_gmtoff;     /* timegm() sets it to 0 */
+	*out = (double)timegm(&tm) - (double)off + frac;
 	return 0;
 }
 

@@ -130,6 +130,9 @@ $(cat t/fixtures/report/run-ok.en.html)"
 		'{"stage":"dt-store","run_id":"r1","started_at":"2024-05-01T07:00:00Z","status":0,"counts":{}}' >"$BATS_TEST_TMPDIR/in"
 	run -0 --separate-stderr env DT_RUN_ID=override dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
 	assert_equal "$(jq -c '[.run_id, .started_at, .duration_s]' <<<"$output")" '["override","2024-05-01T07:00:00Z",11052.5]'
+	# DT_RUN_STARTED_AT wins, read with its offset.
+	run -0 --separate-stderr env DT_RUN_STARTED_AT=2024-05-01T13:00:00+03:00 dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(jq -c '[.started_at, .duration_s]' <<<"$output")" '["2024-05-01T13:00:00+03:00",252.5]'
 }
 
 @test "dt-report: without a schema file the default analysis fields are reported" {
