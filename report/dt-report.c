@@ -175,10 +175,7 @@ parse_time(const char *s, double *out)
 }
 
 /* Logs fmt as an error when bad is set.  Returns bad (0 or 1). */
-static int problem(int bad, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static int
+static int __attribute__((format(printf, 2, 3)))
 problem(int bad, const char *fmt, ...)
 {
 	char msg[1024];
@@ -195,8 +192,7 @@ problem(int bad, const char *fmt, ...)
 
 /*
  * Checks that the URL *url (of the variable name) is http(s) and makes
- * it a copy in buf without trailing slashes.  Returns 0, or 1 after
- * logging.
+ * it a copy in buf without trailing slashes.  Returns 0 or 1 (logged).
  */
 static int
 bad_url(const char *name, const char **url, char *buf, size_t len)

@@ -35,10 +35,8 @@ json_t *dt_rpt_db_merge_shards(struct dt_supabase *sb, const char *run_id,
 int dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id);
 
 /*
- * Pushes the run's metrics, made from the summary, to
- * url/metrics/job/<job> with POST: the last-success time (now, seconds
- * since the epoch) only when success is set.  Returns 0 or -1 after
- * logging.
+ * POSTs the summary's metrics to url/metrics/job/<job>, the last-success
+ * time (now) only when success is set.  Returns 0 or -1 (logged).
  */
 int dt_rpt_metrics_push(struct dt_http *h, const char *url, const char *job,
     json_t *summary, int success, long long now, long timeout_ms);
