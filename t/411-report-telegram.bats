@@ -213,6 +213,12 @@ dt-report: info: report sent to Telegram (1 message, silently)"
 	run -69 --separate-stderr env TIMEOUT_SECONDS=1 DT_REPORT_RETRY_SECONDS=0 dt-report t/fixtures/report/run-ok.ndjson
 	[[ $stderr == "dt-report: error: telegram: sendMessage: no complete response within 1000 ms; giving up: waiting "* ]] ||
 		fail "$stderr"
+	# The stand-in records the call once its hang is over: wait for it
+	# here, so that it does not land among a later test's requests.
+	for _ in $(seq 100); do
+		[ "$(standin telegram requests | jq -s length)" -ge 1 ] && break
+		sleep 0.1
+	done
 }
 
 @test "dt-report: @channel chat ids and forum threads" {
