@@ -42,7 +42,6 @@ static const char *const words[][3] = {
 	{"interrupted", NULL, "прерван"}, {"exit", NULL, "код"},
 	{"Analyses", NULL, "Анализы"}, {"mean", NULL, "среднее"},
 	{"in", NULL, "в"}, {"messages", NULL, "сообщениях"},
-	{"approximate", NULL, "приблизительно"},
 	{"part %d of %d", NULL, "часть %d из %d"}, {"h", NULL, "ч"},
 	{"min", NULL, "мин"}, {"s", NULL, "с"}, {"ms", NULL, "мс"},
 	{"%d reports", NULL, "отчётов: %d"}, {"records", NULL, "записи"},
@@ -436,8 +435,6 @@ analysis_lines(struct rep *r, json_t *s)
 		put(r, "\n<b>");
 		put_name(r, name);
 		put(r, "</b>");
-		if (json_is_true(json_object_get(f, "approximate")))
-			dt_buf_printf(&r->b, " (%s)", tr(r, "approximate"));
 		put(r, "\n");
 		json_array_foreach(top, i, e) {
 			dt_buf_printf(&r->b, "%zu. ", i + 1);
