@@ -112,7 +112,7 @@ static void
 put_num(struct rep *r, double v, int places, int how)
 {
 	double a = fabs(v);
-	char digits[64];
+	char digits[320];       /* the longest double "%.4f" writes */
 	int n, i, whole;
 
 	if ((how & PCT) && v > 0 && v < 0.01) {

@@ -136,6 +136,7 @@ test_format(void)
 	check_num(0, -0.006, 0, USD | SIGN, "\u2212$0.0060");
 	check_num(1, -0.006, 0, USD | SIGN, "\u22120,0060\u00a0$");
 	check_num(0, 1234.6, 0, USD, "$1,235");
+	check_num(0, 1e20, 0, USD, "$100,000,000,000,000,000,000");
 	check_num(0, 0.004, 0, PCT, "&lt;1%");
 	check_num(0, 0.5, 0, PCT, "50%");
 	check_num(1, 0.85, 2, 0, "0,85");
