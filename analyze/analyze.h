@@ -215,35 +215,7 @@ void dt_az_dry_run(struct run *x, struct dt_az_item *it, int n);
 
 /* output.c */
 
-/*
- * --merge-stages: writes one stage record summing those dt-fanout's jobs
- * left in dir ("stage.*"), then, while the run's circuit (sh, may be
- * NULL) is closed, the line about the records their "refused.*" files
- * count.  Returns 0, or the exit status of a failed write.
- */
-int dt_az_merge_stages(const char *dir, struct dt_shared *sh);
-
-/* SIGTERM and SIGINT set dt_az_signal. */
-void dt_az_install_signals(void);
-
-/*
- * Under dt-fanout (DT_FANOUT_STAGE_DIR), opens "stage.<pid>" there for
- * the stage record; dt_az_close_output() closes it.
- */
-void dt_az_open_stage_file(void);
-void dt_az_close_output(void);
-
-/* Writes the stage record with status and message (NULL: null). */
-void dt_az_emit_stage(struct run *x, int status, const char *message,
-    int interrupted);
-
-/* Takes the run id from DT_RUN_ID, else from rec's run_id (rec may be NULL). */
-void dt_az_take_run_id(struct run *x, json_t *rec);
-
-/*
- * Sets an error of kind k on rec and counts it; status is the exit
- * status it calls for.
- */
+/* Sets an error of kind k on rec and counts it; status is what it calls for. */
 void dt_az_set_error(struct run *x, json_t *rec, int k, int retryable,
     int status, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
@@ -261,13 +233,18 @@ void dt_az_set_analysis(struct run *x, json_t *rec, json_t *analysis,
     const struct dt_az_sent *o, const struct dt_usage *u, int pack);
 
 /*
- * How the input loop ended: the exit status it adds to x and the line
- * about rows given back.  Returns 1 when the run was interrupted (a
- * signal, the stop file), not stopped by its own circuit.
+ * Ends the run: adds the exit status its end calls for (a signal, the
+ * stop file, the circuit) to x and writes the stage record, to a
+ * dt-fanout job's file "stage.<pid>" in DT_FANOUT_STAGE_DIR when set.
  */
-int dt_az_end_of_run(struct run *x);
+void dt_az_finish(struct run *x);
 
-/* The stage record's message for x's status (NULL when all went well). */
-const char *dt_az_final_message(struct run *x, int interrupted);
+/*
+ * --merge-stages: writes one stage record summing those dt-fanout's jobs
+ * left in dir, then, while the run's circuit (sh, may be NULL) is
+ * closed, the line about the records they gave back.  Returns 0, or the
+ * exit status of a failed write.
+ */
+int dt_az_merge_stages(const char *dir, struct dt_shared *sh);
 
 #endif

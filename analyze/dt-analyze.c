@@ -21,6 +21,28 @@
 #include "utf8.h"
 #include "watch.h"
 
+volatile sig_atomic_t dt_az_signal;
+
+static void
+on_signal(int sig)
+{
+	dt_az_signal = sig;
+}
+
+/* The run id: DT_RUN_ID, else the first record's run_id, valid UTF-8. */
+static void
+take_run_id(struct run *x, json_t *rec)
+{
+	const char *s = x->c.run_id_env;
+
+	if (x->run_id[0] != '\0')
+		return;
+	if (s == NULL)
+		s = json_string_value(json_object_get(rec, "run_id"));
+	if (s != NULL)
+		utf8_format(x->run_id, sizeof(x->run_id), "%s", s);
+}
+
 /*
  * Why the text t cannot be analyzed, or NULL when it can.  *skip is set
  * when that is ordinary data (no text: a sticker, a photo, a join).
@@ -93,7 +115,7 @@ prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 	int skip;
 
 	x->n.records++;
-	dt_az_take_run_id(x, rec);
+	take_run_id(x, rec);
 	if (json_object_get(rec, "stage") != NULL &&
 	    json_object_get(rec, "id") == NULL) {
 		x->n.passed++;
@@ -260,12 +282,11 @@ run_records(struct run *x, char **files, int nfiles)
 {
 	static struct dt_az_group g;
 	struct dt_reader *r = NULL;
-	int interrupted;
 
 	if (!x->c.dry_run && dt_az_open_state(x) < 0)
 		return DT_EXIT_CONFIG;
-	dt_az_install_signals();
-	dt_az_take_run_id(x, NULL);
+	dt_cli_catch_signals(on_signal, 0);
+	take_run_id(x, NULL);
 	r = dt_reader_new(files, nfiles, (size_t)x->c.max_line);
 	if (r == NULL) {
 		dt_error("out of memory");
@@ -274,9 +295,7 @@ run_records(struct run *x, char **files, int nfiles)
 		x->status = DT_EXIT_TEMPFAIL;
 	else {
 		read_records(x, r, &g);
-		interrupted = dt_az_end_of_run(x);
-		dt_az_emit_stage(x, x->status, dt_az_final_message(x,
-		    interrupted), interrupted);
+		dt_az_finish(x);
 	}
 	dt_reader_free(r);
 	return dt_exit_worse(x->status, dt_out_status());
@@ -297,8 +316,6 @@ main(int argc, char **argv)
 		x.status = dt_az_merge_stages(x.c.merge_dir,
 		    dt_az_open_state(&x) == 0 ? x.sh : NULL);
 	else {
-		/* Only a worker whose settings are good touches its files. */
-		dt_az_open_stage_file();
 		srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
 		if (dt_az_setup(&x) < 0)
 			x.status = DT_EXIT_CONFIG;
@@ -312,6 +329,5 @@ main(int argc, char **argv)
 			x.status = run_records(&x, argv + first, argc - first);
 	}
 	dt_az_teardown(&x);
-	dt_az_close_output();
 	return dt_cli_close_stdout(x.status);
 }

@@ -1,14 +1,13 @@
 /*
- * output.c: what dt-analyze writes besides records (lib/ndjson.h's
- * dt_emit): errors and analyses on records, the stage record, and the
- * one --merge-stages makes of a fan-out's.
+ * output.c: what dt-analyze adds to records (errors, analyses), its
+ * stage record, and the one --merge-stages makes of a fan-out's.
  */
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +17,6 @@
 #include <jansson.h>
 
 #include "analyze.h"
-#include "cli.h"
 #include "exit.h"
 #include "log.h"
 #include "record.h"
@@ -28,172 +26,6 @@
 const char *const dt_az_kinds[NKINDS] = {"timeout", "rate_limited",
     "unavailable", "config", "http_4xx", "invalid_output", "too_large",
     "bad_record", "budget"};
-
-volatile sig_atomic_t dt_az_signal;
-
-static FILE *stage_file;        /* see dt_az_open_stage_file() */
-
-static void
-on_signal(int sig)
-{
-	dt_az_signal = sig;
-}
-
-void
-dt_az_install_signals(void)
-{
-	dt_cli_catch_signals(on_signal, 0);
-}
-
-/* The path of "<name>.<pid>" in DT_FANOUT_STAGE_DIR, or NULL. */
-static const char *
-fanout_file(const char *name, char *buf, size_t len)
-{
-	const char *dir = getenv("DT_FANOUT_STAGE_DIR");
-
-	if (dir == NULL || *dir == '\0')
-		return NULL;
-	snprintf(buf, len, "%s/%s.%ld", dir, name, (long)getpid());
-	return buf;
-}
-
-void
-dt_az_open_stage_file(void)
-{
-	char buf[4096];
-	const char *path = fanout_file("stage", buf, sizeof(buf));
-	int fd;
-
-	if (path == NULL)
-		return;
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) < 0 || (stage_file = fdopen(fd, "w")) == NULL) {
-		dt_warn("%s: %s; writing the stage record to standard output",
-		    path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-	}
-}
-
-void
-dt_az_close_output(void)
-{
-	if (stage_file != NULL)
-		fclose(stage_file);
-	stage_file = NULL;
-}
-
-/*
- * Under dt-fanout a job's refused records are told about at the end of
- * the run (--merge-stages): writes "<n>\t<last>" to "refused.<pid>".
- * Returns 1 when written, 0 when the caller is to say it itself.
- */
-static int
-stage_refused(unsigned long n, const char *last)
-{
-	char buf[4096];
-	const char *path = fanout_file("refused", buf, sizeof(buf));
-	FILE *f;
-
-	if (path == NULL || stage_file == NULL ||
-	    (f = fopen(path, "we")) == NULL)
-		return 0;
-	fprintf(f, "%lu\t%s", n, last);
-	return fclose(f) == 0;
-}
-
-/*
- * The peak resident size of this program: the kernel's high-water mark
- * of this image (ru_maxrss also counts the image before execve).
- */
-static long
-peak_rss_kb(long fallback)
-{
-	FILE *f = fopen("/proc/self/status", "re");
-	char line[256];
-	long kb = fallback;
-
-	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kb = strtol(line + 6, NULL, 10);
-	if (f != NULL)
-		fclose(f);
-	return kb;
-}
-
-/* The stage record (docs/analyze.md): a new reference, or NULL. */
-static json_t *
-stage_record(const struct run *x, int status, const char *message,
-    int interrupted)
-{
-	struct rusage ru;
-	json_t *c, *m;
-	int i;
-
-	c = json_pack("{sIsIsIsIsIsI}", "records", (json_int_t)x->n.records,
-	    "analyzed", (json_int_t)x->n.analyzed, "errors",
-	    (json_int_t)x->n.errors, "passed", (json_int_t)x->n.passed, "bad",
-	    (json_int_t)x->n.bad, "skipped", (json_int_t)x->n.skipped);
-	for (i = 0; i < NKINDS; i++)
-		if (x->n.kind[i] > 0)
-			json_object_set_new(c, dt_az_kinds[i],
-			    json_integer((json_int_t)x->n.kind[i]));
-	m = json_pack("{sIsfss}", "tokens", (json_int_t)x->n.tokens,
-	    "cost_usd", x->n.cost, "prompt_version", x->version);
-	if (x->c.dry_run) {
-		json_object_set_new(m, "dry_run", json_true());
-		json_object_set_new(m, "estimate", json_pack("{sIsI}",
-		    "input_tokens", (json_int_t)x->n.est_in,
-		    "max_output_tokens", (json_int_t)x->n.est_out));
-	}
-	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		json_object_set_new(m, "resources", json_pack("{sIsI}",
-		    "cpu_ms", (json_int_t)(ru.ru_utime.tv_sec +
-		    ru.ru_stime.tv_sec) * 1000 + (ru.ru_utime.tv_usec +
-		    ru.ru_stime.tv_usec) / 1000, "maxrss_kb",
-		    (json_int_t)peak_rss_kb(ru.ru_maxrss)));
-	if (m == NULL) {
-		json_decref(c);
-		return NULL;
-	}
-	return dt_record_stage("dt-analyze", x->run_id[0] != '\0' ?
-	    x->run_id : NULL, status, message, c, m, interrupted);
-}
-
-void
-dt_az_emit_stage(struct run *x, int status, const char *message,
-    int interrupted)
-{
-	json_t *rec;
-
-	if (dt_out_status() != 0)
-		return;
-	if ((rec = stage_record(x, status, message, interrupted)) == NULL) {
-		dt_error("cannot encode the stage record (out of memory)");
-		x->status = dt_exit_worse(x->status, DT_EXIT_IOERR);
-	} else if (stage_file == NULL)
-		dt_emit(rec);
-	else if (json_dumpf(rec, stage_file, DT_LINE_FLAGS) < 0 ||
-	    fputc('\n', stage_file) == EOF || fflush(stage_file) == EOF) {
-		dt_error("cannot write the stage record: %s", strerror(errno));
-		x->status = dt_exit_worse(x->status, DT_EXIT_IOERR);
-	}
-	json_decref(rec);
-}
-
-/* Kept as valid UTF-8: Jansson refuses anything else. */
-void
-dt_az_take_run_id(struct run *x, json_t *rec)
-{
-	const char *s = x->c.run_id_env;
-
-	if (x->run_id[0] != '\0')
-		return;
-	if (s == NULL)
-		s = json_string_value(json_object_get(rec, "run_id"));
-	if (s != NULL)
-		utf8_format(x->run_id, sizeof(x->run_id), "%s", s);
-}
 
 void
 dt_az_count_error(struct run *x, int k, int status)
@@ -213,7 +45,6 @@ dt_az_set_error(struct run *x, json_t *rec, int k, int retryable, int status,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* Jansson refuses a message cut inside a character. */
 	utf8_fix(msg);
 	if (dt_record_set_error(rec, dt_az_kinds[k], retryable, "%s", msg) < 0)
 		dt_error("out of memory");
@@ -245,18 +76,44 @@ dt_az_set_analysis(struct run *x, json_t *rec, json_t *analysis,
 	x->n.analyzed++;
 }
 
-const char *
-dt_az_final_message(struct run *x, int interrupted)
+/* The line about rows given back (for a fan-out, --merge-stages's). */
+static void
+say_refused(json_int_t n, const char *last)
 {
-	if (interrupted)
-		return dt_az_signal ? "interrupted by a signal" :
-		    "stopped: the run is stopping";
+	dt_warn("%lld record%s refused by the API with an answer other "
+	    "records did not get (last: %s); given back without using an "
+	    "attempt", (long long)n, n == 1 ? " was" : "s were", last);
+}
+
+/*
+ * Adds the exit status the end of the run calls for to x.  Returns the
+ * stage record's message (NULL when all went well) and sets
+ * *interrupted when a signal or the stop file ended the run.
+ */
+static const char *
+ending(struct run *x, int *interrupted)
+{
+	int br = x->sh != NULL ? dt_shared_breaker(x->sh) : DT_BREAKER_CLOSED;
+
+	*interrupted = dt_az_signal || (dt_az_stopping &&
+	    (br == DT_BREAKER_CLOSED || br == DT_BREAKER_OUTAGE));
+	if (*interrupted)
+		x->status = dt_exit_worse(x->status, DT_EXIT_TEMPFAIL);
+	else if (br != DT_BREAKER_CLOSED && br != DT_BREAKER_OUTAGE &&
+	    x->n.kind[K_CONFIG] > 0)
+		x->status = dt_exit_worse(x->status, DT_EXIT_CONFIG);
+	if (dt_az_signal) {
+		dt_warn("interrupted by signal %d; %lu records done",
+		    (int)dt_az_signal, x->n.records);
+		return "interrupted by a signal";
+	}
+	if (*interrupted)
+		return "stopped: the run is stopping";
 	switch (x->status) {
 	case DT_EXIT_OK:
 		return NULL;
 	case DT_EXIT_CONFIG:
-		return dt_shared_breaker(x->sh) == DT_BREAKER_AUTH ?
-		    "the API refused the key" :
+		return br == DT_BREAKER_AUTH ? "the API refused the key" :
 		    "the API refused the run's setup";
 	case DT_EXIT_UNAVAILABLE:
 		return "circuit open: the API is unavailable";
@@ -272,49 +129,129 @@ dt_az_final_message(struct run *x, int interrupted)
 	}
 }
 
-/* The line about rows given back; under dt-fanout --merge-stages says it. */
-static void
-say_refused(unsigned long n, const char *last)
+/* Peak resident kB of this image; ru_maxrss counts the one before exec. */
+static long
+peak_rss_kb(long fallback)
 {
-	dt_warn("%lu record%s refused by the API with an answer other "
-	    "records did not get (last: %s); given back without using an "
-	    "attempt", n, n == 1 ? " was" : "s were", last);
-}
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	long kb = fallback;
 
-int
-dt_az_end_of_run(struct run *x)
-{
-	int interrupted = 0, br = DT_BREAKER_CLOSED;
-
-	if (x->sh != NULL)
-		br = dt_shared_breaker(x->sh);
-	if (dt_az_signal) {
-		interrupted = 1;
-		x->status = dt_exit_worse(x->status, DT_EXIT_TEMPFAIL);
-		dt_warn("interrupted by signal %d; %lu records done",
-		    (int)dt_az_signal, x->n.records);
-	} else if (br != DT_BREAKER_CLOSED && br != DT_BREAKER_OUTAGE) {
-		/* It stopped the run itself: nothing interrupted it. */
-		if (x->n.kind[K_CONFIG] > 0)
-			x->status = dt_exit_worse(x->status, DT_EXIT_CONFIG);
-	} else if (dt_az_stopping) {
-		interrupted = 1;
-		x->status = dt_exit_worse(x->status, DT_EXIT_TEMPFAIL);
-	}
-	if (x->n.kind[K_CONFIG] > 0 && x->last_refused[0] != '\0' &&
-	    x->sh != NULL && br == DT_BREAKER_CLOSED &&
-	    !stage_refused(x->n.kind[K_CONFIG], x->last_refused))
-		say_refused(x->n.kind[K_CONFIG], x->last_refused);
-	return interrupted;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "VmHWM:", 6) == 0)
+			kb = strtol(line + 6, NULL, 10);
+	if (f != NULL)
+		fclose(f);
+	return kb;
 }
 
 /*
- * Adds the numbers among from's members into to's, member objects
- * member by member, the largest of "maxrss_kb"; a member to lacks is
- * copied.  At the top (top) the status is left to merge().
+ * The stage record's members after "counts" (docs/analyze.md); in a
+ * fan-out job's file (job) also the records refused one by one, which
+ * --merge-stages tells about once for all jobs.
+ */
+static json_t *
+stage_more(const struct run *x, int job)
+{
+	struct rusage ru;
+	json_t *m = json_pack("{sIsfss}", "tokens", (json_int_t)x->n.tokens,
+	    "cost_usd", x->n.cost, "prompt_version", x->version);
+
+	if (x->c.dry_run) {
+		json_object_set_new(m, "dry_run", json_true());
+		json_object_set_new(m, "estimate", json_pack("{sIsI}",
+		    "input_tokens", (json_int_t)x->n.est_in,
+		    "max_output_tokens", (json_int_t)x->n.est_out));
+	}
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		json_object_set_new(m, "resources", json_pack("{sIsI}",
+		    "cpu_ms", (json_int_t)(ru.ru_utime.tv_sec +
+		    ru.ru_stime.tv_sec) * 1000 + (ru.ru_utime.tv_usec +
+		    ru.ru_stime.tv_usec) / 1000, "maxrss_kb",
+		    (json_int_t)peak_rss_kb(ru.ru_maxrss)));
+	if (x->n.kind[K_CONFIG] == 0 || x->last_refused[0] == '\0' ||
+	    x->sh == NULL || dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED)
+		return m;
+	if (job)
+		json_object_set_new(m, "refused", json_pack("{sIss}", "records",
+		    (json_int_t)x->n.kind[K_CONFIG], "last", x->last_refused));
+	else
+		say_refused((json_int_t)x->n.kind[K_CONFIG], x->last_refused);
+	return m;
+}
+
+/* Under dt-fanout, the job's file for its stage record, else NULL. */
+static FILE *
+job_file(void)
+{
+	const char *dir = getenv("DT_FANOUT_STAGE_DIR");
+	char path[4096];
+	FILE *f = NULL;
+	int fd;
+
+	if (dir == NULL || *dir == '\0')
+		return NULL;
+	snprintf(path, sizeof(path), "%s/stage.%ld", dir, (long)getpid());
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) < 0 || (f = fdopen(fd, "w")) == NULL) {
+		dt_warn("%s: %s; writing the stage record to standard output",
+		    path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	return f;
+}
+
+void
+dt_az_finish(struct run *x)
+{
+	json_t *c, *more, *rec;
+	const char *message;
+	int i, interrupted;
+	FILE *f;
+
+	message = ending(x, &interrupted);
+	f = dt_out_status() == 0 ? job_file() : NULL;
+	more = stage_more(x, f != NULL);
+	if (dt_out_status() != 0) {
+		json_decref(more);
+		return;
+	}
+	c = json_pack("{sIsIsIsIsIsI}", "records", (json_int_t)x->n.records,
+	    "analyzed", (json_int_t)x->n.analyzed, "errors",
+	    (json_int_t)x->n.errors, "passed", (json_int_t)x->n.passed, "bad",
+	    (json_int_t)x->n.bad, "skipped", (json_int_t)x->n.skipped);
+	for (i = 0; c != NULL && i < NKINDS; i++)
+		if (x->n.kind[i] > 0)
+			json_object_set_new(c, dt_az_kinds[i],
+			    json_integer((json_int_t)x->n.kind[i]));
+	if (c == NULL)
+		json_decref(more);
+	rec = c == NULL ? NULL : dt_record_stage("dt-analyze",
+	    x->run_id[0] != '\0' ? x->run_id : NULL, x->status, message, c,
+	    more, interrupted);
+	if (rec == NULL) {
+		dt_error("cannot encode the stage record (out of memory)");
+		x->status = dt_exit_worse(x->status, DT_EXIT_IOERR);
+	} else if (f == NULL)
+		dt_emit(rec);
+	else if (json_dumpf(rec, f, DT_LINE_FLAGS) < 0 || fputc('\n', f) ==
+	    EOF || fflush(f) == EOF) {
+		dt_error("cannot write the stage record: %s", strerror(errno));
+		x->status = dt_exit_worse(x->status, DT_EXIT_IOERR);
+	}
+	if (f != NULL)
+		fclose(f);
+	json_decref(rec);
+}
+
+/*
+ * Adds from into to: every number (the largest "maxrss_kb"), member
+ * objects member by member; a string or true replaces to's, and a
+ * member to lacks is copied.
  */
 static void
-add(json_t *to, json_t *from, int top)
+add(json_t *to, json_t *from)
 {
 	json_t *v, *t;
 	const char *k;
@@ -325,103 +262,65 @@ add(json_t *to, json_t *from, int top)
 		a = json_number_value(t);
 		b = json_number_value(v);
 		r = strcmp(k, "maxrss_kb") == 0 ? (a > b ? a : b) : a + b;
-		if (top && strcmp(k, "status") == 0)
-			continue;
 		if (json_is_object(t) && json_is_object(v))
-			add(t, v, 0);
+			add(t, v);
 		else if (json_is_number(t) && json_is_number(v))
 			json_object_set_new(to, k, json_is_integer(t) &&
 			    json_is_integer(v) ? json_integer((json_int_t)r) :
 			    json_real(r));
-		else if (t == NULL)
+		else if (t == NULL || json_is_string(v) || json_is_true(v))
 			json_object_set(to, k, v);
 	}
 }
 
-/* Adds the stage record rec into *sum (a new reference once set). */
+/* The stage record in path (new), or NULL (warned unless it is empty). */
+static json_t *
+load_stage(const char *path)
+{
+	json_error_t e;
+	json_t *rec = json_load_file(path, 0, &e);
+	struct stat sb;
+
+	if (json_is_string(json_object_get(rec, "stage")) &&
+	    json_is_integer(json_object_get(rec, "status")))
+		return rec;
+	/* A worker that stopped before its stage record left it empty. */
+	if (rec == NULL && stat(path, &sb) == 0 && sb.st_size == 0)
+		return NULL;
+	dt_warn("%s: not a stage record (%s); left out of the stage record",
+	    path, rec == NULL ? e.text : "no stage or status");
+	json_decref(rec);
+	return NULL;
+}
+
+/* Adds the stage record rec (stolen) into *sum, a new reference. */
 static void
 merge(json_t **sum, json_t *rec)
 {
-	json_t *s = *sum;
-	int a, b;
+	json_t *s = *sum, *msg;
+	int a, b, worse;
 
 	if (s == NULL) {
-		*sum = json_deep_copy(rec);
+		*sum = rec;
 		return;
 	}
 	a = (int)json_integer_value(json_object_get(s, "status"));
 	b = (int)json_integer_value(json_object_get(rec, "status"));
 	/* The message goes with the most severe status. */
-	if (dt_exit_worse(a, b) != a) {
-		json_object_set(s, "status", json_object_get(rec, "status"));
-		json_object_set(s, "message", json_object_get(rec, "message"));
-	}
-	if (json_is_null(json_object_get(s, "run_id")) &&
-	    json_is_string(json_object_get(rec, "run_id")))
-		json_object_set(s, "run_id", json_object_get(rec, "run_id"));
-	if (json_is_true(json_object_get(rec, "interrupted")))
-		json_object_set_new(s, "interrupted", json_true());
-	add(s, rec, 1);
-}
-
-/* Reads the stage record in path into *sum; an empty file is no record. */
-static void
-merge_file(json_t **sum, const char *path)
-{
-	json_error_t e;
-	json_t *rec;
-	FILE *f;
-	int c;
-
-	if ((f = fopen(path, "re")) == NULL) {
-		dt_warn("%s: %s; left out of the stage record", path,
-		    strerror(errno));
-		return;
-	}
-	/* A worker that stopped before its stage record left none. */
-	if ((c = getc(f)) == EOF) {
-		fclose(f);
-		return;
-	}
-	ungetc(c, f);
-	rec = json_loadf(f, 0, &e);
-	fclose(f);
-	if (rec == NULL || !json_is_object(rec) ||
-	    !json_is_string(json_object_get(rec, "stage")) ||
-	    !json_is_integer(json_object_get(rec, "status")))
-		dt_warn("%s: not a stage record (%s); left out of the stage "
-		    "record", path, rec == NULL ? e.text : "no stage or status");
-	else
-		merge(sum, rec);
+	worse = dt_exit_worse(a, b);
+	msg = json_incref(json_object_get(worse == a ? s : rec, "message"));
+	add(s, rec);
+	json_object_set_new(s, "status", json_integer(worse));
+	json_object_set_new(s, "message", msg != NULL ? msg : json_null());
 	json_decref(rec);
-}
-
-/* Adds the "refused.*" file path ("<n>\t<last>") into *n and last. */
-static void
-add_refused(const char *path, unsigned long *n, char *last, size_t len)
-{
-	char buf[1024], *tab;
-	FILE *f;
-	size_t got;
-
-	if ((f = fopen(path, "re")) == NULL)
-		return;
-	got = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[got] = '\0';
-	if ((tab = strchr(buf, '\t')) == NULL)
-		return;
-	*n += strtoul(buf, NULL, 10);
-	snprintf(last, len, "%s", tab + 1);
 }
 
 int
 dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 {
-	unsigned long refused = 0;
-	char last[1024] = "", path[4096];
 	struct dirent **names = NULL;
-	json_t *sum = NULL;
+	json_t *sum = NULL, *rec, *refused;
+	char path[4096];
 	int i, n;
 
 	if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
@@ -430,18 +329,21 @@ dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 	}
 	for (i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-		if (strncmp(names[i]->d_name, "stage.", 6) == 0)
-			merge_file(&sum, path);
-		else if (strncmp(names[i]->d_name, "refused.", 8) == 0)
-			add_refused(path, &refused, last, sizeof(last));
+		if (strncmp(names[i]->d_name, "stage.", 6) == 0 &&
+		    (rec = load_stage(path)) != NULL)
+			merge(&sum, rec);
 		free(names[i]);
 	}
 	free(names);
-	if (refused > 0 && (sh == NULL ||
-	    dt_shared_breaker(sh) == DT_BREAKER_CLOSED))
-		say_refused(refused, last);
 	if (sum == NULL)
 		return DT_EXIT_OK;
+	refused = json_object_get(sum, "refused");
+	if (refused != NULL && (sh == NULL ||
+	    dt_shared_breaker(sh) == DT_BREAKER_CLOSED))
+		say_refused(json_integer_value(json_object_get(refused,
+		    "records")), json_string_value(json_object_get(refused,
+		    "last")));
+	json_object_del(sum, "refused");
 	dt_emit(sum);
 	json_decref(sum);
 	return dt_out_status();

@@ -178,10 +178,11 @@ over_slow() {
 	# Records the API refused one by one, told once for all the jobs
 	# while the circuit stays closed.
 	rm "$d/stage.5"
-	printf '2\tid 4: HTTP 400: no' >"$d/refused.1"
-	printf '1\tid 9: HTTP 400: nope' >"$d/refused.2"
+	jq -c '.refused = {records: 2, last: "id 4: HTTP 400: no"}' "$d/stage.1" >"$d/job" && mv "$d/job" "$d/stage.1"
+	jq -c '.refused = {records: 1, last: "id 9: HTTP 400: nope"}' "$d/stage.2" >"$d/job" && mv "$d/job" "$d/stage.2"
 	run -0 --separate-stderr dt-analyze --merge-stages "$d"
 	assert_equal "$stderr" "dt-analyze: warning: 3 records were refused by the API with an answer other records did not get (last: id 9: HTTP 400: nope); given back without using an attempt"
+	assert_equal "$(echo "$output" | jq -c '[.counts.records, has("refused")]')" '[6,false]'
 	# No stage record at all: nothing.
 	run -0 --separate-stderr dt-analyze --merge-stages "$BATS_TEST_TMPDIR"
 	assert_output ""
