@@ -43,9 +43,7 @@ struct config {
 	long long max_line;
 	int dry_run, check_config, preflight, estimate, show_version;
 	const char *merge_dir;  /* --merge-stages DIR */
-	double price_in, price_out, price_request; /* DT_PRICE_* */
-	int prices_set;         /* DT_PRICE_INPUT/OUTPUT_PER_M given */
-	int request_price_set;  /* DT_PRICE_PER_REQUEST given */
+	double price_in, price_out, price_request; /* DT_PRICE_*, -1 unset */
 	const char *run_id_env;
 };
 
@@ -89,9 +87,10 @@ extern int dt_az_stopping;
 /* setup.c */
 
 /*
- * Reads the command line and the environment into c: --help and
- * --version print and exit here.  Returns 0, or the exit status (64
- * usage, 78 a bad setting).  optind is then the first file.
+ * Reads the command line, the environment and the key into c, and
+ * checks that the modes go together: --help and --version print and
+ * exit here.  Returns 0, or the exit status (64 usage, 78 a bad
+ * setting).  optind is then the first file.
  */
 int dt_az_configure(struct config *c, int argc, char **argv);
 

@@ -19,7 +19,6 @@
 #include "record.h"
 #include "shared.h"
 #include "utf8.h"
-#include "watch.h"
 
 volatile sig_atomic_t dt_az_signal;
 
@@ -27,47 +26,6 @@ static void
 on_signal(int sig)
 {
 	dt_az_signal = sig;
-}
-
-/* The run id: DT_RUN_ID, else the first record's run_id, valid UTF-8. */
-static void
-take_run_id(struct run *x, json_t *rec)
-{
-	const char *s = x->c.run_id_env;
-
-	if (x->run_id[0] != '\0')
-		return;
-	if (s == NULL)
-		s = json_string_value(json_object_get(rec, "run_id"));
-	if (s != NULL)
-		utf8_format(x->run_id, sizeof(x->run_id), "%s", s);
-}
-
-/*
- * Why the text t cannot be analyzed, or NULL when it can.  *skip is set
- * when that is ordinary data (no text: a sticker, a photo, a join).
- */
-static const char *
-bad_text(const json_t *t, int *skip)
-{
-	const char *s = json_string_value(t);
-	size_t len = json_string_length(t);
-
-	*skip = 1;
-	if (json_is_null(t))
-		return "the text is null";
-	if (json_is_string(t) && len == 0)
-		return "the text is empty";
-	if (json_is_string(t) && strspn(s, " \t\r\n") == len)
-		return "the text is blank";
-	*skip = 0;
-	if (t == NULL)
-		return "missing text";
-	if (!json_is_string(t))
-		return "text must be a string";
-	if (memchr(s, '\0', len) != NULL)
-		return "text contains a NUL character";
-	return NULL;
 }
 
 /*
@@ -110,12 +68,15 @@ cut_text(struct run *x, json_t *rec, struct dt_az_item *t)
 static int
 prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 {
-	json_t *id, *tx, *pv = json_object_get(rec, "prompt_version");
-	const char *why;
-	int skip;
+	json_t *id, *tx = json_object_get(rec, "text");
+	json_t *pv = json_object_get(rec, "prompt_version");
+	const char *why, *s = json_string_value(tx);
+	const char *run_id = json_string_value(json_object_get(rec, "run_id"));
+	size_t len = json_string_length(tx);
 
 	x->n.records++;
-	take_run_id(x, rec);
+	if (x->run_id[0] == '\0' && run_id != NULL)
+		utf8_format(x->run_id, sizeof(x->run_id), "%s", run_id);
 	if (json_object_get(rec, "stage") != NULL &&
 	    json_object_get(rec, "id") == NULL) {
 		x->n.passed++;
@@ -134,21 +95,27 @@ prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 		x->n.passed++;
 		return 0;
 	}
-	tx = json_object_get(rec, "text");
-	if ((why = bad_text(tx, &skip)) != NULL && skip) {
-		/* Ordinary data: no call; dt-store settles it as skipped. */
+	/* No text (a sticker, a photo, a join) is data: dt-store skips it. */
+	why = json_is_null(tx) ? "the text is null" : s == NULL ? NULL :
+	    len == 0 ? "the text is empty" : strspn(s, " \t\r\n") == len ?
+	    "the text is blank" : NULL;
+	if (why != NULL) {
 		dt_debug("%s: id %s: %s: skipped", x->where, t->id, why);
 		x->n.skipped++;
 		json_object_set_new(rec, "skip", json_pack("{ssss}", "reason",
 		    "no_text", "message", why));
-	} else if (why != NULL) {
+		return 0;
+	}
+	why = tx == NULL ? "missing text" : s == NULL ? "text must be a "
+	    "string" : memchr(s, '\0', len) != NULL ? "text contains a NUL "
+	    "character" : NULL;
+	if (why != NULL) {
 		dt_warn("%s: id %s: %s", x->where, t->id, why);
 		dt_az_set_error(x, rec, K_BAD, 0, DT_EXIT_DATAERR, "%s", why);
-	}
-	if (why != NULL)
 		return 0;
-	t->text = json_string_value(tx);
-	t->len = json_string_length(tx);
+	}
+	t->text = s;
+	t->len = len;
 	t->cut = NULL;
 	dt_log_text("text", t->text);
 	if (t->len > (size_t)x->c.max_text && cut_text(x, rec, t) < 0)
@@ -239,43 +206,6 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 		dt_az_flush(x, g);
 }
 
-/*
- * Reads the settings and the key.  Returns the index of the first file
- * argument, or -1 with *exit_now set to the exit status.
- */
-static int
-configure(struct config *c, int argc, char **argv, int *exit_now)
-{
-	int first;
-
-	dt_config_register_secrets();
-	if ((*exit_now = dt_az_configure(c, argc, argv)) != 0)
-		return -1;
-	first = optind;
-	if (c->show_version && (first < argc || c->dry_run ||
-	    c->check_config || c->preflight || c->estimate)) {
-		*exit_now = dt_cli_usage_error("--prompt-version reads no files "
-		    "and goes with no other mode");
-		return -1;
-	}
-	if ((c->preflight || c->estimate) && (first < argc || c->dry_run ||
-	    c->check_config || (c->preflight && c->estimate))) {
-		*exit_now = dt_cli_usage_error("--preflight and --estimate read "
-		    "no files and go with no other mode");
-		return -1;
-	}
-	*exit_now = DT_EXIT_CONFIG;
-	if (dt_env_secret("PERPLEXITY_API_KEY", &c->key) < 0)
-		return -1;
-	if (c->key == NULL && !c->dry_run && !c->estimate &&
-	    !c->show_version && c->merge_dir == NULL) {
-		dt_error("PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is "
-		    "not set");
-		return -1;
-	}
-	return first;
-}
-
 /* Analyzes the records of the files (stdin when none); the status. */
 static int
 run_records(struct run *x, char **files, int nfiles)
@@ -286,7 +216,9 @@ run_records(struct run *x, char **files, int nfiles)
 	if (!x->c.dry_run && dt_az_open_state(x) < 0)
 		return DT_EXIT_CONFIG;
 	dt_cli_catch_signals(on_signal, 0);
-	take_run_id(x, NULL);
+	if (x->c.run_id_env != NULL)
+		utf8_format(x->run_id, sizeof(x->run_id), "%s",
+		    x->c.run_id_env);
 	r = dt_reader_new(files, nfiles, (size_t)x->c.max_line);
 	if (r == NULL) {
 		dt_error("out of memory");
@@ -305,13 +237,12 @@ int
 main(int argc, char **argv)
 {
 	static struct run x;
-	int first, exit_now;
+	int rc;
 
-	if (dt_log_init("dt-analyze") < 0 || dt_watch_start() < 0)
+	if (dt_cli_start("dt-analyze") < 0)
 		return DT_EXIT_CONFIG;
-	dt_out_init();
-	if ((first = configure(&x.c, argc, argv, &exit_now)) < 0)
-		return exit_now;
+	if ((rc = dt_az_configure(&x.c, argc, argv)) != 0)
+		return rc;
 	if (x.c.merge_dir != NULL)
 		x.status = dt_az_merge_stages(x.c.merge_dir,
 		    dt_az_open_state(&x) == 0 ? x.sh : NULL);
@@ -326,7 +257,7 @@ main(int argc, char **argv)
 		else if (x.c.preflight)
 			x.status = dt_az_preflight(&x);
 		else if (!x.c.check_config)
-			x.status = run_records(&x, argv + first, argc - first);
+			x.status = run_records(&x, argv + optind, argc - optind);
 	}
 	dt_az_teardown(&x);
 	return dt_cli_close_stdout(x.status);

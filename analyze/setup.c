@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "config.h"
+#include "exit.h"
 #include "log.h"
 #include "schema.h"
 #include "shared.h"
@@ -29,9 +30,10 @@
 
 static const char usage_head[] =
     "usage: dt-analyze [-hnqVvw] [-B url] [-k failures] [-s schema]\n"
-    "                  [--api agent|chat] [--budget usd] [--max-text-bytes n]\n"
-    "                  [--model model] [--prompt file] [--rpm n]\n"
-    "                  [--timeout seconds] [--too-large cut|reject] [file ...]\n"
+    "                  [--api agent|chat] [--budget usd]\n"
+    "                  [--max-text-bytes n] [--model model] [--prompt file]\n"
+    "                  [--rpm n] [--timeout seconds] [--too-large cut|reject]\n"
+    "                  [file ...]\n"
     "       dt-analyze --check-config | --preflight | --estimate |\n"
     "                  --prompt-version [option ...]\n"
     "       dt-analyze --merge-stages dir\n"
@@ -44,77 +46,62 @@ static const char usage_head[] =
 
 static const char usage_tail[] =
     "The default prompt and schema are looked for in ../share/dt beside\n"
-    "this program, then in " DT_DATADIR ".  When the file named by\n"
-    "DT_STOP_FILE appears (the run is stopping), no more calls are made:\n"
-    "every later record passes through at once as an \"unavailable\" error,\n"
-    "which gives its row back without using an attempt, and the exit\n"
-    "status is 75.  The key comes from PERPLEXITY_API_KEY or\n"
-    "PERPLEXITY_API_KEY_FILE, never from a flag.\n"
-    "An error answer of the API that is not about the record (a refused\n"
-    "key, no credits, a wrong URL, the same refusal for 2 records and a\n"
-    "plain test text: a misspelt model) opens the circuit for the whole\n"
-    "run: no more calls, every row is given back unused (error kind\n"
-    "\"config\"), exit status 78 with one line saying what to fix.\n"
+    "this program, then in " DT_DATADIR ".  The key comes from\n"
+    "PERPLEXITY_API_KEY or PERPLEXITY_API_KEY_FILE.  Once DT_STOP_FILE\n"
+    "exists (exit 75), or the API refused the run's setup (the circuit\n"
+    "opens, exit 78, one line says what to fix), no more calls are made\n"
+    "and every later record passes through at once with a retryable error.\n"
     "Exit status: 0 all analyzed, 1 some records failed, 65 bad input\n"
     "lines, 69 circuit open, 75 budget spent or interrupted, 78 bad\n"
     "configuration, or the API refused the run's setup.\n";
 
 /* What the table below fills in; dt_az_configure() copies it out. */
-static struct config conf;
+static struct config conf = {.price_in = -1, .price_out = -1,
+    .price_request = -1};
 static long long pol_tries, pol_base, pol_cap, pol_total, pol_max_resp;
 
 static struct dt_opt opts[] = {
-	{0, "estimate", NULL, DT_OPT_SWITCH, &conf.estimate, NULL, 0, 0,
-	    NULL, "read dt-fetch --backlog's object on stdin and print "
-	    "the runs, tokens and cost the backlog will take; call "
-	    "nothing"},
-	{'n', "dry-run", NULL, DT_OPT_SWITCH, &conf.dry_run, NULL, 0, 0,
-	    NULL, "print the requests instead of sending them"},
+	{0, "estimate", NULL, DT_OPT_SWITCH, &conf.estimate, NULL, 0, 0, NULL,
+	    "read dt-fetch --backlog's object on stdin and print the runs, "
+	    "tokens and cost the backlog will take; call nothing"},
+	{'n', "dry-run", NULL, DT_OPT_SWITCH, &conf.dry_run, NULL, 0, 0, NULL,
+	    "print the requests instead of sending them"},
 	{0, "prompt-version", NULL, DT_OPT_SWITCH, &conf.show_version, NULL,
 	    0, 0, NULL, "print the prompt version analyses get (from the "
-	    "prompt, the schema and the model) and exit; read no input, "
-	    "send nothing"},
+	    "prompt, the schema and the model) and exit; send nothing"},
 	{0, "merge-stages", NULL, DT_OPT_TEXT, &conf.merge_dir, NULL, 0, 0,
 	    "DIR", "write one stage record summing the \"stage.*\" files "
 	    "dt-fanout's jobs left in DIR; read no input"},
 	{0, "preflight", NULL, DT_OPT_SWITCH, &conf.preflight, NULL, 0, 0,
-	    NULL, "send one tiny request (a few words, at most 16 "
-	    "output tokens) as a run would, and print one line: "
-	    "\"perplexity: ready: ...\" or \"perplexity: not ready: "
-	    "...\" naming the variable to fix; exit 0, 78, or 69 "
-	    "(unreachable)"},
+	    NULL, "send one tiny request as a run would and print one line, "
+	    "\"perplexity: ready: ...\" or \"perplexity: not ready: ...\" "
+	    "naming the variable to fix; exit 0, 78, or 69 (unreachable)"},
 	{0, "api", "DT_API", DT_OPT_CHOICE, &conf.api, "agent", 0, 0,
 	    "agent|chat", "Agent API or chat completions"},
-	{'B', "base-url", "PERPLEXITY_BASE_URL", DT_OPT_TEXT,
-	    &conf.base_url, "https://api.perplexity.ai", 0, 0, "URL",
-	    "API base URL"},
-	{0, "model", "PERPLEXITY_MODEL", DT_OPT_TEXT, &conf.model, NULL, 0,
-	    0, "NAME", "model; perplexity/sonar, with --api chat sonar"},
-	{'w', "web-search", "DT_WEB_SEARCH", DT_OPT_BOOL,
-	    &conf.web_search, "0", 0, 0, NULL,
-	    "let the model search the web"},
-	{0, NULL, "DT_CHAT_DISABLE_SEARCH", DT_OPT_BOOL,
-	    &conf.disable_search, "1", 0, 0, NULL, "chat: send "
-	    "disable_search when web search is off"},
-	{0, "prompt", "DT_PROMPT_FILE", DT_OPT_TEXT, &conf.prompt_file,
-	    NULL, 0, 0, "FILE", "instructions"},
-	{'s', "schema", "DT_SCHEMA_FILE", DT_OPT_TEXT, &conf.schema_file,
-	    NULL, 0, 0, "FILE",
-	    "analysis JSON schema"},
+	{'B', "base-url", "PERPLEXITY_BASE_URL", DT_OPT_TEXT, &conf.base_url,
+	    "https://api.perplexity.ai", 0, 0, "URL", "API base URL"},
+	{0, "model", "PERPLEXITY_MODEL", DT_OPT_TEXT, &conf.model, NULL, 0, 0,
+	    "NAME", "model; perplexity/sonar, with --api chat sonar"},
+	{'w', "web-search", "DT_WEB_SEARCH", DT_OPT_BOOL, &conf.web_search,
+	    "0", 0, 0, NULL, "let the model search the web"},
+	{0, NULL, "DT_CHAT_DISABLE_SEARCH", DT_OPT_BOOL, &conf.disable_search,
+	    "1", 0, 0, NULL, "chat: send disable_search without web search"},
+	{0, "prompt", "DT_PROMPT_FILE", DT_OPT_TEXT, &conf.prompt_file, NULL,
+	    0, 0, "FILE", "instructions"},
+	{'s', "schema", "DT_SCHEMA_FILE", DT_OPT_TEXT, &conf.schema_file, NULL,
+	    0, 0, "FILE", "analysis JSON schema"},
 	{0, NULL, "DT_SCHEMA_NAME", DT_OPT_TEXT, &conf.schema_name,
 	    "analysis", 0, 0, NULL, "json_schema.name"},
 	DT_OPT_USE("TIMEOUT_SECONDS", &conf.timeout_s),
-	{0, NULL, "DT_FIRST_TIMEOUT_SECONDS", DT_OPT_INT,
-	    &conf.first_timeout_s, NULL, 1, 86400, NULL, "per call until "
-	    "one succeeded; TIMEOUT_SECONDS when not set"},
-	{0, "max-text-bytes", "DT_MAX_TEXT_BYTES", DT_OPT_INT,
-	    &conf.max_text, "16384", 64, 1 << 24, "N", "longest text sent"},
-	{0, "too-large", "DT_TOO_LARGE", DT_OPT_CHOICE,
-	    &conf.reject_large, "cut", 0, 0, "cut|reject",
-	    "longer texts are cut or rejected"},
-	{0, NULL, "DT_MAX_OUTPUT_TOKENS", DT_OPT_INT,
-	    &conf.max_output_tokens, "1024", 16, 1 << 20, NULL,
-	    "max_output_tokens, max_tokens on chat"},
+	{0, NULL, "DT_FIRST_TIMEOUT_SECONDS", DT_OPT_INT, &conf.first_timeout_s,
+	    NULL, 1, 86400, NULL, "per call until one succeeded; "
+	    "TIMEOUT_SECONDS when not set"},
+	{0, "max-text-bytes", "DT_MAX_TEXT_BYTES", DT_OPT_INT, &conf.max_text,
+	    "16384", 64, 1 << 24, "N", "longest text sent"},
+	{0, "too-large", "DT_TOO_LARGE", DT_OPT_CHOICE, &conf.reject_large,
+	    "cut", 0, 0, "cut|reject", "longer texts are cut or rejected"},
+	{0, NULL, "DT_MAX_OUTPUT_TOKENS", DT_OPT_INT, &conf.max_output_tokens,
+	    "1024", 16, 1 << 20, NULL, "max_output_tokens, max_tokens on chat"},
 	{0, NULL, "DT_PACK", DT_OPT_INT, &conf.pack, "10", 1, DT_AZ_PACK_MAX,
 	    NULL, "records per request; 1 for one a request"},
 	{0, "rpm", "DT_RPM", DT_OPT_INT, &conf.rpm, "50", 0, 1000000, "N",
@@ -123,11 +110,11 @@ static struct dt_opt opts[] = {
 	    "60000", 100, 3600000, NULL, "the window"},
 	{0, "budget", "DT_BUDGET_USD", DT_OPT_NUM, &conf.budget, NULL, 0,
 	    1000000000, "USD", "stop calling once the run spent this"},
-	{0, NULL, "DT_PRICE_INPUT_PER_M", DT_OPT_NUM, &conf.price_in, NULL,
-	    0, 1000000, NULL, "USD per million input tokens for "
-	    "--estimate; the model's published price when not set"},
-	{0, NULL, "DT_PRICE_OUTPUT_PER_M", DT_OPT_NUM, &conf.price_out,
-	    NULL, 0, 1000000, NULL, "USD per million output tokens"},
+	{0, NULL, "DT_PRICE_INPUT_PER_M", DT_OPT_NUM, &conf.price_in, NULL, 0,
+	    1000000, NULL, "USD per million input tokens for --estimate; "
+	    "the model's published price when not set"},
+	{0, NULL, "DT_PRICE_OUTPUT_PER_M", DT_OPT_NUM, &conf.price_out, NULL,
+	    0, 1000000, NULL, "USD per million output tokens"},
 	{0, NULL, "DT_PRICE_PER_REQUEST", DT_OPT_NUM, &conf.price_request,
 	    NULL, 0, 1000, NULL, "USD per request"},
 	{'k', "breaker", "DT_BREAKER_THRESHOLD", DT_OPT_INT, &conf.breaker,
@@ -142,14 +129,14 @@ static struct dt_opt opts[] = {
 	{0, NULL, "DT_RETRY_TOTAL_MS", DT_OPT_INT, &pol_total, "120000", 0,
 	    86400000, NULL, "longest time spent retrying a record"},
 	{0, NULL, "DT_MAX_RESPONSE_BYTES", DT_OPT_INT, &pol_max_resp,
-	    "1048576", 4096, 1 << 30, NULL,
-	    "larger answers are refused as invalid output"},
+	    "1048576", 4096, 1 << 30, NULL, "larger answers are refused as "
+	    "invalid output"},
 	{.env = "DT_MAX_LINE", .type = DT_OPT_SHARED, .out = &conf.max_line,
 	    .min = 1024, .max = 1 << 28},
 	DT_OPT_USE("DT_STOP_FILE", &conf.stop_file),
 	DT_OPT_USE("DT_RUN_ID", &conf.run_id_env),
-	{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, NULL, NULL, 0, 0,
-	    NULL, "the API key"},
+	{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, NULL, NULL, 0, 0, NULL,
+	    "the API key"},
 };
 
 int
@@ -171,45 +158,29 @@ dt_az_configure(struct config *c, int argc, char **argv)
 	if (conf.model == NULL)
 		conf.model = conf.api == DT_API_CHAT ? "sonar" :
 		    "perplexity/sonar";
-	/* Their defaults depend on the model: dt_az_estimate() knows them. */
-	conf.prices_set = dt_env("DT_PRICE_INPUT_PER_M", NULL) != NULL ||
-	    dt_env("DT_PRICE_OUTPUT_PER_M", NULL) != NULL;
-	conf.request_price_set = dt_env("DT_PRICE_PER_REQUEST", NULL) != NULL;
 	conf.pol.max_tries = (int)pol_tries;
 	conf.pol.base_ms = (long)pol_base;
 	conf.pol.cap_ms = (long)pol_cap;
 	conf.pol.max_total_ms = (long)pol_total;
 	conf.pol.max_response = (size_t)pol_max_resp;
 	*c = conf;
-	return 0;
-}
-
-/*
- * Reads the file at path: its bytes and a NUL, a new string the caller
- * frees (the length in *len), or NULL with errno set.
- */
-static char *
-slurp(const char *path, size_t *len)
-{
-	struct dt_buf b = {0};
-	char chunk[8192];
-	FILE *f;
-	size_t r;
-	int err;
-
-	if ((f = fopen(path, "re")) == NULL)
-		return NULL;
-	while ((r = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		dt_buf_add(&b, chunk, r);
-	err = ferror(f) ? errno : dt_buf_add(&b, "", 0) < 0 ? ENOMEM : 0;
-	fclose(f);
-	if (err != 0 || b.oom) {
-		dt_buf_free(&b);
-		errno = err != 0 ? err : ENOMEM;
-		return NULL;
+	if (c->show_version && (optind < argc || c->dry_run ||
+	    c->check_config || c->preflight || c->estimate))
+		return dt_cli_usage_error("--prompt-version reads no files and "
+		    "goes with no other mode");
+	if ((c->preflight || c->estimate) && (optind < argc || c->dry_run ||
+	    c->check_config || (c->preflight && c->estimate)))
+		return dt_cli_usage_error("--preflight and --estimate read no "
+		    "files and go with no other mode");
+	if (dt_env_secret("PERPLEXITY_API_KEY", &c->key) < 0)
+		return DT_EXIT_CONFIG;
+	if (c->key == NULL && !c->dry_run && !c->estimate &&
+	    !c->show_version && c->merge_dir == NULL) {
+		dt_error("PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is "
+		    "not set");
+		return DT_EXIT_CONFIG;
 	}
-	*len = b.len;
-	return b.p;
+	return 0;
 }
 
 /*
@@ -223,117 +194,57 @@ check_model(const char *m, int api)
 	const char *slash = strchr(m, '/');
 	size_t i, n = strlen(m);
 
-	if (utf8_cut(m, n, n) != n) {
+	for (i = 0; i < n && (unsigned char)m[i] > ' ' && m[i] != 0x7f; i++)
+		;
+	if (utf8_cut(m, n, n) != n)
 		dt_error("PERPLEXITY_MODEL: the model name is not valid UTF-8");
-		return -1;
-	}
-	for (i = 0; i < n; i++)
-		if ((unsigned char)m[i] <= ' ' || m[i] == 0x7f) {
-			dt_error("PERPLEXITY_MODEL: the model name contains "
-			    "white space or a control character (byte %zu)",
-			    i + 1);
-			return -1;
-		}
-	if (api == DT_API_AGENT && (slash == NULL || slash == m ||
-	    slash[1] == '\0' || strchr(slash + 1, '/') != NULL)) {
+	else if (i < n)
+		dt_error("PERPLEXITY_MODEL: the model name contains white "
+		    "space or a control character (byte %zu)", i + 1);
+	else if (api == DT_API_AGENT && (slash == NULL || slash == m ||
+	    slash[1] == '\0' || strchr(slash + 1, '/') != NULL))
 		dt_error("PERPLEXITY_MODEL: '%s' is not a model name of the "
 		    "Agent API (DT_API=agent), which are provider/model, such "
 		    "as perplexity/sonar", m);
-		return -1;
-	}
-	if (api == DT_API_CHAT && slash != NULL) {
+	else if (api == DT_API_CHAT && slash != NULL)
 		dt_error("PERPLEXITY_MODEL: '%s' is not a model name of chat "
 		    "completions (DT_API=chat), which are bare names, such as "
 		    "sonar", m);
-		return -1;
-	}
-	return 0;
+	else
+		return 0;
+	return -1;
 }
 
-/* The prompt: non-empty UTF-8 text.  Returns 0, or -1 (logged). */
+/* The prompt file: non-empty UTF-8 text.  Returns 0, or -1 (logged). */
 static int
 load_prompt(struct run *x, size_t *plen)
 {
 	const char *path = x->c.prompt_file;
+	struct dt_buf b = {0};
+	char chunk[8192];
+	FILE *f = fopen(path, "re");
+	size_t n;
+	int err = f == NULL ? errno : 0;
 
-	if ((x->prompt = slurp(path, plen)) == NULL) {
-		dt_error("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (*plen == 0 || strlen(x->prompt) != *plen) {
+	while (f != NULL && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		dt_buf_add(&b, chunk, n);
+	if (f != NULL && ferror(f))
+		err = errno;
+	if (f != NULL)
+		fclose(f);
+	x->prompt = b.p;
+	*plen = n = b.len;
+	if (err != 0 || b.oom)
+		dt_error("%s: %s", path, b.oom ? "out of memory" :
+		    strerror(err));
+	else if (n == 0 || strlen(b.p) != n)
 		dt_error("%s: the prompt must be non-empty text", path);
-		return -1;
-	}
-	if (utf8_cut(x->prompt, *plen, *plen) != *plen) {
+	else if (utf8_cut(b.p, n, n) != n)
 		dt_error("%s: the prompt is not valid UTF-8 (byte %zu)", path,
-		    utf8_cut(x->prompt, *plen, *plen) + 1);
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Loads the prompt and schema and derives prompt_version: the first 16
- * hex digits of SHA-256 over the prompt, the schema in canonical form
- * (sorted keys, compact) and the model, NUL-separated.
- */
-static int
-load_request(struct run *x)
-{
-	struct config *c = &x->c;
-	json_error_t je;
-	char err[300], *canon;
-	size_t plen, n = strlen(c->schema_name);
-
-	if (load_prompt(x, &plen) < 0 || check_model(c->model, c->api) < 0)
-		return -1;
-	if ((x->schema = json_load_file(c->schema_file, 0, &je)) == NULL) {
-		dt_error("%s:%d: %s", c->schema_file, je.line, je.text);
-		return -1;
-	}
-	if (dt_schema_check(x->schema, err, sizeof(err)) < 0) {
-		dt_error("%s: %s", c->schema_file, err);
-		return -1;
-	}
-	if (n < 1 || n > 64 || strspn(c->schema_name, "abcdefghijklmnopqrstu"
-	    "vwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n) {
-		dt_error("DT_SCHEMA_NAME: '%s' must be 1 to 64 letters, digits, "
-		    "'_' or '-'", c->schema_name);
-		return -1;
-	}
-	if ((canon = json_dumps(x->schema, JSON_COMPACT | JSON_SORT_KEYS)) ==
-	    NULL) {
-		dt_error("out of memory");
-		return -1;
-	}
-	dt_api_digest((struct iovec[]){{x->prompt, plen}, {"", 1},
-	    {canon, strlen(canon)}, {"", 1}, {(void *)c->model,
-	    strlen(c->model)}}, 5, x->version, 16);
-	free(canon);
-	x->api = (struct dt_api){.kind = c->api, .model = c->model,
-	    .prompt = x->prompt, .schema = x->schema,
-	    .schema_name = c->schema_name,
-	    .max_output_tokens = c->max_output_tokens,
-	    .web_search = c->web_search, .disable_search = c->disable_search};
-	return 0;
-}
-
-/* Makes dir (mode 0700) unless it exists as this user's directory. */
-static int
-own_dir(const char *dir)
-{
-	struct stat sb;
-
-	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || lstat(dir, &sb) < 0) {
-		dt_error("%s: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(sb.st_mode) || sb.st_uid != geteuid()) {
-		dt_error("%s: not a directory of this user; refusing to keep "
-		    "state there", dir);
-		return -1;
-	}
-	return 0;
+		    utf8_cut(b.p, n, n) + 1);
+	else
+		return 0;
+	return -1;
 }
 
 int
@@ -341,37 +252,41 @@ dt_az_open_state(struct run *x)
 {
 	const char *dir = dt_env("DT_STATE_DIR", NULL);
 	const char *tmp = dt_env("TMPDIR", "/tmp");
-	char err[512], safe[128];
-	size_t i;
+	char err[512], safe[128], *p;
+	struct stat sb;
 
+	snprintf(safe, sizeof(safe), "%s", x->c.run_id_env != NULL ?
+	    x->c.run_id_env : "");
+	for (p = safe; *p != '\0'; p++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", *p))
+			*p = '_';
 	if (dir != NULL)
 		snprintf(x->state_dir, sizeof(x->state_dir), "%s", dir);
-	else if (x->c.run_id_env != NULL) {
-		snprintf(safe, sizeof(safe), "%s", x->c.run_id_env);
-		for (i = 0; safe[i] != '\0'; i++)
-			if (!strchr("abcdefghijklmnopqrstuvwxyz"
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.", safe[i]))
-				safe[i] = '_';
+	else if (safe[0] != '\0')
 		snprintf(x->state_dir, sizeof(x->state_dir),
 		    "%s/dt-analyze-%ld-%s", tmp, (long)geteuid(), safe);
-	} else {
+	else
 		snprintf(x->state_dir, sizeof(x->state_dir),
 		    "%s/dt-analyze.XXXXXX", tmp);
-		if (mkdtemp(x->state_dir) == NULL) {
-			dt_error("%s: %s", x->state_dir, strerror(errno));
-			return -1;
-		}
-		x->own_state_dir = 1;
-	}
-	if (!x->own_state_dir && own_dir(x->state_dir) < 0)
-		return -1;
-	if ((x->sh = dt_shared_open(x->state_dir, x->c.rpm,
-	    x->c.rpm_window_ms, err, sizeof(err))) == NULL) {
+	x->own_state_dir = dir == NULL && safe[0] == '\0';
+	/* Another user's directory is refused: it could read or forge ours. */
+	if (x->own_state_dir ? mkdtemp(x->state_dir) == NULL :
+	    ((mkdir(x->state_dir, 0700) < 0 && errno != EEXIST) ||
+	    lstat(x->state_dir, &sb) < 0))
+		dt_error("%s: %s", x->state_dir, strerror(errno));
+	else if (!x->own_state_dir && (!S_ISDIR(sb.st_mode) ||
+	    sb.st_uid != geteuid()))
+		dt_error("%s: not a directory of this user; refusing to keep "
+		    "state there", x->state_dir);
+	else if ((x->sh = dt_shared_open(x->state_dir, x->c.rpm,
+	    x->c.rpm_window_ms, err, sizeof(err))) == NULL)
 		dt_error("%s", err);
-		return -1;
+	else {
+		dt_debug("state shared in %s", x->state_dir);
+		return 0;
 	}
-	dt_debug("state shared in %s", x->state_dir);
-	return 0;
+	return -1;
 }
 
 /* The URL, the headers and (unless --dry-run) the client. */
@@ -384,42 +299,64 @@ setup_http(struct run *x)
 	while (n > 0 && base[n - 1] == '/')
 		n--;
 	if (strncmp(base, "http://", 7) != 0 &&
-	    strncmp(base, "https://", 8) != 0) {
+	    strncmp(base, "https://", 8) != 0)
 		dt_error("PERPLEXITY_BASE_URL: '%s' is not an http(s) URL",
 		    base);
-		return -1;
-	}
-	/* Room for the path; the URL goes into --dry-run's JSON. */
-	if (n > sizeof(x->url) - 32) {
+	else if (n > sizeof(x->url) - 32)
 		dt_error("PERPLEXITY_BASE_URL: longer than %zu bytes",
 		    sizeof(x->url) - 32);
-		return -1;
-	}
-	if (utf8_cut(base, n, n) != n) {
+	else if (utf8_cut(base, n, n) != n)
 		dt_error("PERPLEXITY_BASE_URL: not valid UTF-8");
-		return -1;
-	}
-	snprintf(x->url, sizeof(x->url), "%.*s%s", (int)n, base,
-	    x->c.api == DT_API_CHAT ? "/chat/completions" : "/v1/agent");
-	if (asprintf(&x->auth, "Authorization: Bearer %s",
+	else if (asprintf(&x->auth, "Authorization: Bearer %s",
 	    x->c.key != NULL ? x->c.key : "***") < 0) {
 		x->auth = NULL;
 		dt_error("out of memory");
-		return -1;
+	} else {
+		snprintf(x->url, sizeof(x->url), "%.*s%s", (int)n, base,
+		    x->c.api == DT_API_CHAT ? "/chat/completions" :
+		    "/v1/agent");
+		x->headers[0] = x->auth;
+		x->headers[1] = "Content-Type: application/json";
+		x->headers[2] = "Accept: application/json";
+		return x->c.dry_run || (x->http = dt_http_new("perplexity")) !=
+		    NULL ? 0 : -1;
 	}
-	x->headers[0] = x->auth;
-	x->headers[1] = "Content-Type: application/json";
-	x->headers[2] = "Accept: application/json";
-	if (!x->c.dry_run && (x->http = dt_http_new("perplexity")) == NULL)
-		return -1;
-	return 0;
+	return -1;
 }
 
 int
 dt_az_setup(struct run *x)
 {
-	return load_request(x) < 0 || dt_az_pack_setup(x) < 0 ||
-	    setup_http(x) < 0 ? -1 : 0;
+	struct config *c = &x->c;
+	json_error_t je;
+	char err[300], *canon = NULL;
+	size_t plen, n = strlen(c->schema_name);
+
+	if (load_prompt(x, &plen) < 0 || check_model(c->model, c->api) < 0)
+		return -1;
+	if ((x->schema = json_load_file(c->schema_file, 0, &je)) == NULL)
+		dt_error("%s:%d: %s", c->schema_file, je.line, je.text);
+	else if (dt_schema_check(x->schema, err, sizeof(err)) < 0)
+		dt_error("%s: %s", c->schema_file, err);
+	else if (n < 1 || n > 64 || strspn(c->schema_name, "abcdefghijklmnop"
+	    "qrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n)
+		dt_error("DT_SCHEMA_NAME: '%s' must be 1 to 64 letters, "
+		    "digits, '_' or '-'", c->schema_name);
+	else if ((canon = json_dumps(x->schema, JSON_COMPACT |
+	    JSON_SORT_KEYS)) == NULL)
+		dt_error("out of memory");
+	if (canon == NULL)
+		return -1;
+	dt_api_digest((struct iovec[]){{x->prompt, plen}, {"", 1},
+	    {canon, strlen(canon)}, {"", 1}, {(void *)c->model,
+	    strlen(c->model)}}, 5, x->version, 16);
+	free(canon);
+	x->api = (struct dt_api){.kind = c->api, .model = c->model,
+	    .prompt = x->prompt, .schema = x->schema,
+	    .schema_name = c->schema_name,
+	    .max_output_tokens = c->max_output_tokens,
+	    .web_search = c->web_search, .disable_search = c->disable_search};
+	return dt_az_pack_setup(x) < 0 || setup_http(x) < 0 ? -1 : 0;
 }
 
 void
