@@ -1,7 +1,6 @@
 /*
- * analyze.h: what dt-analyze's files share: its configuration, the state
- * of a run, and the steps every record goes through.  docs/analyze.md
- * says what each file holds.  Shared names begin with dt_az_.
+ * analyze.h: what dt-analyze's files share (docs/analyze.md lists them):
+ * its settings, the state of a run, the steps of a record.
  */
 #ifndef DT_ANALYZE_H
 #define DT_ANALYZE_H
@@ -23,36 +22,26 @@ enum { K_TIMEOUT, K_RATE, K_UNAVAIL, K_CONFIG, K_4XX, K_INVALID, K_TOOLARGE,
     K_BAD, K_BUDGET };
 extern const char *const dt_az_kinds[NKINDS];
 
-/* The settings (setup.c has the table that fills them). */
+/* The settings, as setup.c's table names them; NULL or -1 when unset. */
 struct config {
-	int api;
-	const char *base_url, *model;
+	int api, web_search, disable_search, reject_large;
+	const char *base_url, *model, *prompt_file, *schema_file;
+	const char *schema_name, *stop_file, *run_id_env, *merge_dir;
 	char *key;
-	int web_search, disable_search;
-	long long timeout_s, first_timeout_s;
-	const char *prompt_file, *schema_file, *schema_name;
-	const char *stop_file;  /* DT_STOP_FILE or NULL */
-	long long max_text;
-	int reject_large;
-	long long max_output_tokens;
-	long long pack;         /* DT_PACK: records per request */
-	long long rpm, rpm_window_ms;
-	double budget;
-	long long breaker;
+	long long timeout_s, first_timeout_s, max_text, max_output_tokens;
+	long long pack, rpm, rpm_window_ms, breaker, max_line;
+	long long deadline_s, shards;   /* for --estimate */
+	double budget, price_in, price_out, price_request;
 	struct dt_http_policy pol;
-	long long max_line;
 	int dry_run, check_config, preflight, estimate, show_version;
-	const char *merge_dir;  /* --merge-stages DIR */
-	double price_in, price_out, price_request; /* DT_PRICE_*, -1 unset */
-	const char *run_id_env;
 };
 
+/* What the stage record counts. */
 struct counts {
 	unsigned long records, analyzed, errors, passed, bad, skipped;
 	unsigned long kind[NKINDS];
-	long long tokens;
+	long long tokens, est_in, est_out;
 	double cost;
-	long long est_in, est_out;
 };
 
 struct run {
@@ -79,32 +68,27 @@ struct run {
 	char last_refused[400]; /* the last 4xx a record of this worker got */
 };
 
-/* The signal that arrived (SIGTERM, SIGINT), 0 before one did. */
+/* The signal that arrived, and (call.c) 1 once the stop file was seen. */
 extern volatile sig_atomic_t dt_az_signal;
-/* 1 once the stop file was seen (call.c). */
 extern int dt_az_stopping;
 
 /* setup.c */
 
 /*
- * Reads the command line, the environment and the key into c, and
- * checks that the modes go together: --help and --version print and
- * exit here.  Returns 0, or the exit status (64 usage, 78 a bad
- * setting).  optind is then the first file.
+ * Reads the command line, the environment and the key into c (--help
+ * and --version exit here).  Returns 0, or the exit status (64 usage,
+ * 78 a bad setting).  optind is then the first file.
  */
 int dt_az_configure(struct config *c, int argc, char **argv);
 
 /*
- * Loads the prompt and the schema, checks the model name and derives
- * prompt_version; then builds the URL and headers and, unless
- * --dry-run, the HTTP client.  Returns 0, or -1 after one error line.
+ * Loads the prompt and the schema, checks the model, derives
+ * prompt_version (docs/analyze.md), the URL, the headers and (but with
+ * --dry-run) the HTTP client.  Returns 0, or -1 after one error line.
  */
 int dt_az_setup(struct run *x);
 
-/*
- * Opens the state the workers of a run share (DT_STATE_DIR, else one
- * directory per run id, else a private one).  Returns 0 or -1 (logged).
- */
+/* Opens the state the workers of a run share.  Returns 0 or -1 (logged). */
 int dt_az_open_state(struct run *x);
 
 /* Frees what dt_az_setup() and dt_az_open_state() set in x. */
@@ -198,23 +182,18 @@ void dt_az_hold(struct run *x, struct dt_az_group *g, json_t *rec,
  */
 void dt_az_flush(struct run *x, struct dt_az_group *g);
 
-/* modes.c and estimate.c */
+/* modes.c */
 
-/* --estimate: reads dt-fetch --backlog's object.  Returns the exit status. */
+/* --estimate and --preflight.  They return the exit status. */
 int dt_az_estimate(struct run *x);
-
-/* --preflight: one tiny request; prints one line.  Returns the status. */
 int dt_az_preflight(struct run *x);
 
-/*
- * --dry-run: prints the request for the n records of it (a single one
- * for n == 1), with the key masked, and counts its estimate.
- */
+/* --dry-run: prints the request for the n records of it, key masked. */
 void dt_az_dry_run(struct run *x, struct dt_az_item *it, int n);
 
 /* output.c */
 
-/* Sets an error of kind k on rec and counts it; status is what it calls for. */
+/* Sets an error of kind k on rec and counts it with its exit status. */
 void dt_az_set_error(struct run *x, json_t *rec, int k, int retryable,
     int status, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
@@ -232,17 +211,15 @@ void dt_az_set_analysis(struct run *x, json_t *rec, json_t *analysis,
     const struct dt_az_sent *o, const struct dt_usage *u, int pack);
 
 /*
- * Ends the run: adds the exit status its end calls for (a signal, the
- * stop file, the circuit) to x and writes the stage record, to a
- * dt-fanout job's file "stage.<pid>" in DT_FANOUT_STAGE_DIR when set.
+ * Ends the run: adds the status its end calls for and writes the stage
+ * record (a dt-fanout job's to "stage.<pid>" in DT_FANOUT_STAGE_DIR).
  */
 void dt_az_finish(struct run *x);
 
 /*
- * --merge-stages: writes one stage record summing those dt-fanout's jobs
- * left in dir, then, while the run's circuit (sh, may be NULL) is
- * closed, the line about the records they gave back.  Returns 0, or the
- * exit status of a failed write.
+ * --merge-stages: writes one stage record summing the jobs' in dir and,
+ * while the run's circuit (sh, or NULL) is closed, the line about the
+ * records they gave back.  Returns 0, or the status of a failed write.
  */
 int dt_az_merge_stages(const char *dir, struct dt_shared *sh);
 

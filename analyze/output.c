@@ -146,38 +146,48 @@ peak_rss_kb(long fallback)
 }
 
 /*
- * The stage record's members after "counts" (docs/analyze.md); in a
- * fan-out job's file (job) also the records refused one by one, which
- * --merge-stages tells about once for all jobs.
+ * The stage record (docs/analyze.md); in a fan-out job's file (job)
+ * with the records refused one by one, which --merge-stages tells about
+ * once for all jobs.  A new reference, or NULL.
  */
 static json_t *
-stage_more(const struct run *x, int job)
+stage_record(const struct run *x, const char *message, int interrupted,
+    int job)
 {
+	const struct counts *n = &x->n;
 	struct rusage ru;
-	json_t *m = json_pack("{sIsfss}", "tokens", (json_int_t)x->n.tokens,
-	    "cost_usd", x->n.cost, "prompt_version", x->version);
+	json_t *c, *m;
+	int i, refused;
 
-	if (x->c.dry_run) {
-		json_object_set_new(m, "dry_run", json_true());
-		json_object_set_new(m, "estimate", json_pack("{sIsI}",
-		    "input_tokens", (json_int_t)x->n.est_in,
-		    "max_output_tokens", (json_int_t)x->n.est_out));
-	}
+	c = json_pack("{sIsIsIsIsIsI}", "records", (json_int_t)n->records,
+	    "analyzed", (json_int_t)n->analyzed, "errors",
+	    (json_int_t)n->errors, "passed", (json_int_t)n->passed, "bad",
+	    (json_int_t)n->bad, "skipped", (json_int_t)n->skipped);
+	for (i = 0; i < NKINDS; i++)
+		if (n->kind[i] > 0)
+			json_object_set_new(c, dt_az_kinds[i],
+			    json_integer((json_int_t)n->kind[i]));
+	m = json_pack("{sIsfss}", "tokens", (json_int_t)n->tokens, "cost_usd",
+	    n->cost, "prompt_version", x->version);
+	if (x->c.dry_run)
+		json_object_update_new(m, json_pack("{sbs{sIsI}}", "dry_run", 1,
+		    "estimate", "input_tokens", (json_int_t)n->est_in,
+		    "max_output_tokens", (json_int_t)n->est_out));
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		json_object_set_new(m, "resources", json_pack("{sIsI}",
 		    "cpu_ms", (json_int_t)(ru.ru_utime.tv_sec +
 		    ru.ru_stime.tv_sec) * 1000 + (ru.ru_utime.tv_usec +
 		    ru.ru_stime.tv_usec) / 1000, "maxrss_kb",
 		    (json_int_t)peak_rss_kb(ru.ru_maxrss)));
-	if (x->n.kind[K_CONFIG] == 0 || x->last_refused[0] == '\0' ||
-	    x->sh == NULL || dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED)
-		return m;
-	if (job)
+	refused = n->kind[K_CONFIG] > 0 && x->last_refused[0] != '\0' &&
+	    x->sh != NULL && dt_shared_breaker(x->sh) == DT_BREAKER_CLOSED;
+	if (refused && job)
 		json_object_set_new(m, "refused", json_pack("{sIss}", "records",
-		    (json_int_t)x->n.kind[K_CONFIG], "last", x->last_refused));
-	else
-		say_refused((json_int_t)x->n.kind[K_CONFIG], x->last_refused);
-	return m;
+		    (json_int_t)n->kind[K_CONFIG], "last", x->last_refused));
+	else if (refused)
+		say_refused((json_int_t)n->kind[K_CONFIG], x->last_refused);
+	return dt_record_stage("dt-analyze", x->run_id[0] != '\0' ?
+	    x->run_id : NULL, x->status, message, c, m, interrupted);
 }
 
 /* Under dt-fanout, the job's file for its stage record, else NULL. */
@@ -205,38 +215,21 @@ job_file(void)
 void
 dt_az_finish(struct run *x)
 {
-	json_t *c, *more, *rec;
 	const char *message;
-	int i, interrupted;
+	int interrupted;
+	json_t *rec;
 	FILE *f;
 
 	message = ending(x, &interrupted);
 	f = dt_out_status() == 0 ? job_file() : NULL;
-	more = stage_more(x, f != NULL);
-	if (dt_out_status() != 0) {
-		json_decref(more);
-		return;
-	}
-	c = json_pack("{sIsIsIsIsIsI}", "records", (json_int_t)x->n.records,
-	    "analyzed", (json_int_t)x->n.analyzed, "errors",
-	    (json_int_t)x->n.errors, "passed", (json_int_t)x->n.passed, "bad",
-	    (json_int_t)x->n.bad, "skipped", (json_int_t)x->n.skipped);
-	for (i = 0; c != NULL && i < NKINDS; i++)
-		if (x->n.kind[i] > 0)
-			json_object_set_new(c, dt_az_kinds[i],
-			    json_integer((json_int_t)x->n.kind[i]));
-	if (c == NULL)
-		json_decref(more);
-	rec = c == NULL ? NULL : dt_record_stage("dt-analyze",
-	    x->run_id[0] != '\0' ? x->run_id : NULL, x->status, message, c,
-	    more, interrupted);
-	if (rec == NULL) {
+	rec = stage_record(x, message, interrupted, f != NULL);
+	if (rec == NULL && dt_out_status() == 0) {
 		dt_error("cannot encode the stage record (out of memory)");
 		x->status = dt_exit_worse(x->status, DT_EXIT_IOERR);
-	} else if (f == NULL)
+	} else if (f == NULL && dt_out_status() == 0)
 		dt_emit(rec);
-	else if (json_dumpf(rec, f, DT_LINE_FLAGS) < 0 || fputc('\n', f) ==
-	    EOF || fflush(f) == EOF) {
+	else if (f != NULL && (json_dumpf(rec, f, DT_LINE_FLAGS) < 0 ||
+	    fputc('\n', f) == EOF || fflush(f) == EOF)) {
 		dt_error("cannot write the stage record: %s", strerror(errno));
 		x->status = dt_exit_worse(x->status, DT_EXIT_IOERR);
 	}
@@ -293,35 +286,13 @@ load_stage(const char *path)
 	return NULL;
 }
 
-/* Adds the stage record rec (stolen) into *sum, a new reference. */
-static void
-merge(json_t **sum, json_t *rec)
-{
-	json_t *s = *sum, *msg;
-	int a, b, worse;
-
-	if (s == NULL) {
-		*sum = rec;
-		return;
-	}
-	a = (int)json_integer_value(json_object_get(s, "status"));
-	b = (int)json_integer_value(json_object_get(rec, "status"));
-	/* The message goes with the most severe status. */
-	worse = dt_exit_worse(a, b);
-	msg = json_incref(json_object_get(worse == a ? s : rec, "message"));
-	add(s, rec);
-	json_object_set_new(s, "status", json_integer(worse));
-	json_object_set_new(s, "message", msg != NULL ? msg : json_null());
-	json_decref(rec);
-}
-
 int
 dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 {
 	struct dirent **names = NULL;
-	json_t *sum = NULL, *rec, *refused;
+	json_t *sum = NULL, *rec, *msg, *refused;
 	char path[4096];
-	int i, n;
+	int i, n, a, worse;
 
 	if ((n = scandir(dir, &names, NULL, alphasort)) < 0) {
 		dt_error("%s: %s", dir, strerror(errno));
@@ -329,10 +300,23 @@ dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 	}
 	for (i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
-		if (strncmp(names[i]->d_name, "stage.", 6) == 0 &&
-		    (rec = load_stage(path)) != NULL)
-			merge(&sum, rec);
+		rec = strncmp(names[i]->d_name, "stage.", 6) == 0 ?
+		    load_stage(path) : NULL;
 		free(names[i]);
+		if (sum == NULL)
+			sum = rec;
+		if (rec == NULL || rec == sum)
+			continue;
+		/* The message goes with the most severe status. */
+		a = (int)json_integer_value(json_object_get(sum, "status"));
+		worse = dt_exit_worse(a, (int)json_integer_value(
+		    json_object_get(rec, "status")));
+		msg = json_incref(json_object_get(worse == a ? sum : rec,
+		    "message"));
+		add(sum, rec);
+		json_object_set_new(sum, "status", json_integer(worse));
+		json_object_set_new(sum, "message", msg ? msg : json_null());
+		json_decref(rec);
 	}
 	free(names);
 	if (sum == NULL)

@@ -11,8 +11,9 @@
 #include "schema.h"
 #include "utf8.h"
 
-static const char *const types[] = {"object", "array", "string", "number",
-    "integer", "boolean", "null", NULL};
+/* The type names, in the order of Jansson's json_type (true, false). */
+static const char *const types[] = {"object", "array", "string", "integer",
+    "number", "boolean", "boolean", "null", NULL};
 
 static const char *const bounds[] = {"minLength", "maxLength", "minItems",
     "maxItems", "minimum", "maximum", NULL};
@@ -51,16 +52,6 @@ in_list(const char *s, const char *const *list)
 	return 0;
 }
 
-/* The schema's name of v's type, in the order of Jansson's json_type. */
-static const char *
-type_name(const json_t *v)
-{
-	static const char *const names[] = {"object", "array", "string",
-	    "integer", "number", "boolean", "boolean", "null"};
-
-	return names[json_typeof(v)];
-}
-
 /* Whether v is of the type named t; a whole real is an integer too. */
 static int
 is_type(const json_t *v, const char *t)
@@ -72,7 +63,7 @@ is_type(const json_t *v, const char *t)
 	if (strcmp(t, "integer") == 0)
 		return json_is_integer(v) || (json_is_real(v) && isfinite(d) &&
 		    floor(d) == d);
-	return strcmp(t, type_name(v)) == 0;
+	return strcmp(t, types[json_typeof(v)]) == 0;
 }
 
 /* "type" t: a name or a non-empty list of them; v of one of them. */
@@ -100,8 +91,8 @@ walk_type(const json_t *t, const json_t *v, const char *path, char *err,
 	if (v == NULL)
 		return 0;
 	return json_is_string(t) ? fail(err, len, path, "expected %s, got %s",
-	    name, type_name(v)) : fail(err, len, path,
-	    "%s is not one of the allowed types", type_name(v));
+	    name, types[json_typeof(v)]) : fail(err, len, path,
+	    "%s is not one of the allowed types", types[json_typeof(v)]);
 }
 
 /*

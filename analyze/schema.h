@@ -1,13 +1,11 @@
 /*
- * schema.h: the subset of JSON Schema that dt-analyze checks locally.
- *
- * Supported keywords: type (a name or a list of names), properties,
- * required, additionalProperties (a boolean or a schema), items, minItems,
+ * schema.h: the subset of JSON Schema that dt-analyze checks locally:
+ * type (a name or a list of names), properties, required,
+ * additionalProperties (a boolean or a schema), items, minItems,
  * maxItems, minLength, maxLength (in Unicode code points), minimum,
  * maximum, enum; the annotations title, description, default, examples,
- * $schema, $id and $comment are accepted and ignored.  Anything else is
- * refused when the schema is loaded, so that a schema can never promise
- * a check that is silently skipped.
+ * $schema, $id and $comment are ignored.  Any other keyword is refused
+ * when the schema is loaded: a schema never promises a check not made.
  */
 #ifndef DT_SCHEMA_H
 #define DT_SCHEMA_H
@@ -16,17 +14,15 @@
 #include <jansson.h>
 
 /*
- * Checks that schema is an object that uses only the supported keywords
- * with values of the right shape, recursively.  Returns 0, or -1 with a
- * description ("$.properties.topics: unsupported keyword \"pattern\"")
- * in err.
+ * Checks that schema uses only those keywords, with values of the right
+ * shape.  Returns 0, or -1 with a description in err
+ * ("$.properties.topics: unsupported keyword \"pattern\"").
  */
 int dt_schema_check(const json_t *schema, char *err, size_t errlen);
 
 /*
- * Validates value against schema (which passed dt_schema_check).
- * Returns 0 when it is valid, or -1 with the first violation found,
- * named by its path ("$.topics[5]: ..."), in err.
+ * Validates value against schema (checked before).  Returns 0, or -1
+ * with the first violation found, named by its path ("$.topics[5]: ...").
  */
 int dt_schema_validate(const json_t *schema, const json_t *value, char *err,
     size_t errlen);

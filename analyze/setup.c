@@ -133,6 +133,8 @@ static struct dt_opt opts[] = {
 	    "invalid output"},
 	{.env = "DT_MAX_LINE", .type = DT_OPT_SHARED, .out = &conf.max_line,
 	    .min = 1024, .max = 1 << 28},
+	DT_OPT_USE("DT_DEADLINE_SECONDS", &conf.deadline_s),
+	DT_OPT_USE("DT_SHARDS", &conf.shards),
 	DT_OPT_USE("DT_STOP_FILE", &conf.stop_file),
 	DT_OPT_USE("DT_RUN_ID", &conf.run_id_env),
 	{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, NULL, NULL, 0, 0, NULL,

@@ -26,6 +26,7 @@ setup() {
 	# The settings part is written from dt-analyze's table.
 	assert_line '  -k, --breaker N          open the circuit after N consecutive outage failures'
 	assert_line '  DT_RPM_WINDOW_MS         the window (default 60000, 100 to 3600000)'
+	assert_line '  DT_SHARDS                pods of a scale-out run (default 1, 1 to 1000)'
 	assert_equal "$stderr" ""
 	run -0 --separate-stderr dt-analyze --version
 	assert_output "dt-analyze 0.1.0"
@@ -72,6 +73,9 @@ Try 'dt-analyze --help'."
 	run -78 --separate-stderr dt-analyze -s "$BATS_TEST_TMPDIR/bad.json" </dev/null
 	assert_output ""
 	assert_equal "${#stderr_lines[@]}" 1
+	# --estimate's settings are checked with the others, in every mode.
+	DT_SHARDS=0 run -78 --separate-stderr dt-analyze </dev/null
+	assert_equal "$stderr" "dt-analyze: error: DT_SHARDS: 0 is out of range (1 to 1000)"
 	DT_SCHEMA_NAME='a b' run -78 --separate-stderr dt-analyze </dev/null
 	assert_equal "$stderr" "dt-analyze: error: DT_SCHEMA_NAME: 'a b' must be 1 to 64 letters, digits, '_' or '-'"
 	PERPLEXITY_BASE_URL=ftp://x run -78 --separate-stderr dt-analyze </dev/null
