@@ -44,27 +44,21 @@ struct counts {
 	double cost;
 };
 
+/* The state of a run. */
 struct run {
 	struct config c;
-	struct dt_api api;
-	char *prompt;
-	json_t *schema;
-	char version[17];       /* prompt_version */
-	char *pack_prompt;      /* the prompt with the rules for packs */
-	json_t *pack_schema;    /* {"results": [analysis + id]} */
-	struct dt_api pack_api; /* api with the two above; packed */
-	char url[2048];
-	char *auth;
+	struct dt_api api, pack_api;    /* pack_api: for packed requests */
+	char *prompt, *pack_prompt;     /* pack_prompt: with the pack rules */
+	json_t *schema, *pack_schema;   /* pack_schema: {"results": [...]} */
+	char version[17];               /* prompt_version */
+	char url[2048], *auth;
 	const char *headers[4];
 	struct dt_http *http;
 	struct dt_shared *sh;
-	char state_dir[4096];
-	int own_state_dir;
-	char run_id[256];
+	char state_dir[4096], run_id[256];
+	int own_state_dir, status, seen_success;
 	const char *where;      /* position of the current record */
 	struct counts n;
-	int status;
-	int seen_success;
 	char last_refused[400]; /* the last 4xx a record of this worker got */
 };
 

@@ -1,7 +1,6 @@
 /*
- * dt-analyze: adds a model's structured analysis of its text to every
- * source record, checked against a JSON schema, or an "error"
- * (docs/analyze.md).
+ * dt-analyze: adds a model's analysis of its text, checked against a
+ * JSON schema, or an "error" to every source record (docs/analyze.md).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,18 +27,15 @@ on_signal(int sig)
 	dt_az_signal = sig;
 }
 
-/*
- * A text over DT_MAX_TEXT_BYTES: rejected (-1, the error set on rec), or
- * cut on a character boundary with a visible marker (0).
- */
+/* A text over DT_MAX_TEXT_BYTES: cut with a marker (0) or rejected (-1). */
 static int
 cut_text(struct run *x, json_t *rec, struct dt_az_item *t)
 {
 	size_t keep, len = t->len;
 
 	if (x->c.reject_large) {
-		dt_warn("%s: id %s: text of %zu bytes is over the limit of %lld",
-		    x->where, t->id, len, x->c.max_text);
+		dt_warn("%s: id %s: text of %zu bytes is over the limit of "
+		    "%lld", x->where, t->id, len, x->c.max_text);
 		dt_az_set_error(x, rec, K_TOOLARGE, 0, DT_EXIT_PARTIAL,
 		    "text of %zu bytes is over the limit of %lld bytes", len,
 		    x->c.max_text);
@@ -127,7 +123,7 @@ prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 /* 1 in a dt-fanout job: its input is one group, written a piece at a time. */
 static int fanout_job;
 
-/* While waiting for a call slot: no call will come from this worker. */
+/* Whether no call will come from this worker (waiting for a call slot). */
 static int
 no_call_coming(void *arg)
 {
@@ -139,9 +135,8 @@ no_call_coming(void *arg)
 }
 
 /*
- * Under dt-fanout, which starts more workers than may call at once, a
- * worker takes one of DT_FANOUT_SLOTS call slots before its records and
- * keeps it until it exits.  Returns 0, or -1 after an error line.
+ * Under dt-fanout, which starts more workers than may call, a worker
+ * takes one of DT_FANOUT_SLOTS call slots until it exits.  0, or -1.
  */
 static int
 call_slot(struct run *x)
@@ -163,10 +158,8 @@ call_slot(struct run *x)
 }
 
 /*
- * The read-process-write loop: every line becomes one output line, in
- * input order, until the input ends, a signal arrives or stdout fails.
- * A group is sent once it is full or (but in a dt-fanout job) no more
- * input is ready: it never waits for input once it holds a record.
+ * Every line becomes one output line, in input order.  A group is sent
+ * once it is full or (but in a dt-fanout job) no more input is ready.
  */
 static void
 read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
@@ -257,7 +250,8 @@ main(int argc, char **argv)
 		else if (x.c.preflight)
 			x.status = dt_az_preflight(&x);
 		else if (!x.c.check_config)
-			x.status = run_records(&x, argv + optind, argc - optind);
+			x.status = run_records(&x, argv + optind,
+			    argc - optind);
 	}
 	dt_az_teardown(&x);
 	return dt_cli_close_stdout(x.status);

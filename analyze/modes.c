@@ -144,10 +144,8 @@ dt_az_dry_run(struct run *x, struct dt_az_item *it, int n)
 #define PRICE_WEB_SEARCH 0.005
 
 /*
- * USD per million input and output tokens and per request, from
- * docs.perplexity.ai: the Agent API's models page (no fee per request
- * without tools) and the pricing page's Sonar API (chat completions, 5
- * USD per 1,000 requests at the low search context size).
+ * USD per million input and output tokens and per request: the Agent
+ * API's models page and the Sonar API's pricing (low search context).
  */
 static const struct price {
 	const char *model;
@@ -155,26 +153,21 @@ static const struct price {
 } agent_sonar = {"perplexity/sonar", 0.25, 2.50, 0},
     chat_sonar = {"sonar", 1.0, 1.0, 0.005};
 
-/*
- * The tokens of a request for an empty text, or with DT_PACK over 1 a
- * packed request's for DT_PACK empty texts shared by them.
- */
+/* The tokens of a request but its text: a text's share of a pack's. */
 static long long
 fixed_tokens(struct run *x)
 {
-	long long n, i, pack = x->c.pack;
-	struct dt_az_item *it = NULL;
-	char *body = NULL;
+	static struct dt_az_item it[DT_AZ_PACK_MAX];
+	int i, pack = (int)x->c.pack;
 	size_t blen = 0;
+	char *body;
+	long long n;
 
-	if (pack > 1 && (it = calloc((size_t)pack, sizeof(*it))) != NULL) {
-		for (i = 0; i < pack; i++)
-			it[i].text = "";
-		body = dt_az_group_body(x, it, (int)pack, &blen);
-	} else if (pack == 1)
-		body = dt_api_body(&x->api, "", 0, &blen);
+	for (i = 0; i < pack; i++)
+		it[i].text = "";
+	body = pack > 1 ? dt_az_group_body(x, it, pack, &blen) :
+	    dt_api_body(&x->api, "", 0, &blen);
 	n = dt_api_estimate_tokens(body, body != NULL ? blen : 0);
-	free(it);
 	free(body);
 	return (n + pack - 1) / pack;
 }
@@ -190,10 +183,8 @@ num(json_t *o, const char *key, long long def)
 }
 
 /*
- * The cost lines for todo texts of in and out tokens each, as measured
- * (hist), for a first run of about first texts (0: no such line) and
- * against the budget.  Prices not set are the model's published ones,
- * else perplexity/sonar's (and the line says so).
+ * The cost lines for todo texts of in and out tokens, as measured (hist),
+ * for a first run of first texts (if any) and against the budget.
  */
 static void
 print_cost(const struct config *c, long long in, long long out,
@@ -237,15 +228,11 @@ print_cost(const struct config *c, long long in, long long out,
 		    "spent that (about %lld texts)\n", c->budget, per_msg > 0 ?
 		    (long long)(c->budget / per_msg) : 0);
 	else
-		printf("budget: DT_BUDGET_USD is not set: no run has a spending "
-		    "limit\n");
+		printf("budget: DT_BUDGET_USD is not set: no run has a "
+		    "spending limit\n");
 }
 
-/*
- * Prints the runs the backlog takes: at most DT_MAX_RECORDS rows each,
- * and the calls DT_RPM allows in DT_DEADLINE_SECONDS.  Returns the rows
- * a run takes (0: no limit) and sets *runs.
- */
+/* Prints and sets *runs; returns the rows a run takes (0: no limit). */
 static long long
 print_runs(const struct config *c, long long unclaimed, long long max_records,
     double share, long long *runs)
@@ -263,8 +250,8 @@ print_runs(const struct config *c, long long unclaimed, long long max_records,
 	per_run *= c->shards;
 	*runs = per_run > 0 ? (unclaimed + per_run - 1) / per_run : 1;
 	if (per_run == 0)
-		printf("runs: 1 (no DT_MAX_RECORDS and no DT_RPM: one run takes "
-		    "all, until DT_DEADLINE_SECONDS)\n");
+		printf("runs: 1 (no DT_MAX_RECORDS and no DT_RPM: one run "
+		    "takes all, until DT_DEADLINE_SECONDS)\n");
 	else
 		printf("runs: %lld of at most %lld rows each (DT_MAX_RECORDS "
 		    "%lld%s; DT_RPM %lld for DT_DEADLINE_SECONDS %lld: %lld "
@@ -277,7 +264,7 @@ print_runs(const struct config *c, long long unclaimed, long long max_records,
 	return per_run;
 }
 
-/* Prints the estimate for dt-fetch --backlog's object; 0, or -1. */
+/* Prints the estimate for dt-fetch --backlog's object; the status. */
 static int
 print_estimate(struct run *x, json_t *fetch)
 {
@@ -295,7 +282,7 @@ print_estimate(struct run *x, json_t *fetch)
 	    max_records < 0 || blank > rows) {
 		dt_error("--estimate: the input is not what dt-fetch --backlog "
 		    "writes");
-		return -1;
+		return DT_EXIT_DATAERR;
 	}
 	printf("backlog: %lld unclaimed, %lld leased, %lld parked, %lld "
 	    "done\n", unclaimed, num(bl, "leased", 0), num(bl, "failed", 0),
@@ -303,7 +290,7 @@ print_estimate(struct run *x, json_t *fetch)
 	if (unclaimed == 0) {
 		printf("nothing to do: a run now claims nothing and costs "
 		    "nothing\n");
-		return 0;
+		return DT_EXIT_OK;
 	}
 	/* The first rows a claim takes stand for the rest. */
 	share = rows > 0 ? (double)(rows - blank) / (double)rows : 1;
@@ -332,21 +319,18 @@ print_estimate(struct run *x, json_t *fetch)
 	print_cost(c, fixed + text_tokens, out, todo, per_run > 0 &&
 	    runs > 1 ? (double)per_run * share : 0, json_object_get(fetch,
 	    "history"));
-	return 0;
+	return DT_EXIT_OK;
 }
 
 int
 dt_az_estimate(struct run *x)
 {
 	json_error_t je;
-	json_t *in;
-	int rc;
+	json_t *in = json_loadf(stdin, 0, &je);
+	int rc = in != NULL ? print_estimate(x, in) : DT_EXIT_DATAERR;
 
-	if ((in = json_loadf(stdin, 0, &je)) == NULL) {
+	if (in == NULL)
 		dt_error("--estimate: <stdin>:%d: %s", je.line, je.text);
-		return DT_EXIT_DATAERR;
-	}
-	rc = print_estimate(x, in) < 0 ? DT_EXIT_DATAERR : DT_EXIT_OK;
 	json_decref(in);
 	return rc;
 }

@@ -85,11 +85,7 @@ say_refused(json_int_t n, const char *last)
 	    "attempt", (long long)n, n == 1 ? " was" : "s were", last);
 }
 
-/*
- * Adds the exit status the end of the run calls for to x.  Returns the
- * stage record's message (NULL when all went well) and sets
- * *interrupted when a signal or the stop file ended the run.
- */
+/* Adds the status the run's end calls for; the stage record's message. */
 static const char *
 ending(struct run *x, int *interrupted)
 {
@@ -145,11 +141,7 @@ peak_rss_kb(long fallback)
 	return kb;
 }
 
-/*
- * The stage record (docs/analyze.md); in a fan-out job's file (job)
- * with the records refused one by one, which --merge-stages tells about
- * once for all jobs.  A new reference, or NULL.
- */
+/* The stage record, a job's (job) with the records refused one by one. */
 static json_t *
 stage_record(const struct run *x, const char *message, int interrupted,
     int job)
@@ -190,58 +182,52 @@ stage_record(const struct run *x, const char *message, int interrupted,
 	    x->run_id : NULL, x->status, message, c, m, interrupted);
 }
 
-/* Under dt-fanout, the job's file for its stage record, else NULL. */
-static FILE *
+/* Under dt-fanout, the job's file for its stage record, else -1. */
+static int
 job_file(void)
 {
 	const char *dir = getenv("DT_FANOUT_STAGE_DIR");
 	char path[4096];
-	FILE *f = NULL;
 	int fd;
 
 	if (dir == NULL || *dir == '\0')
-		return NULL;
+		return -1;
 	snprintf(path, sizeof(path), "%s/stage.%ld", dir, (long)getpid());
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) < 0 || (f = fdopen(fd, "w")) == NULL) {
+	    O_NOFOLLOW, 0600)) < 0)
 		dt_warn("%s: %s; writing the stage record to standard output",
 		    path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-	}
-	return f;
+	return fd;
 }
 
 void
 dt_az_finish(struct run *x)
 {
 	const char *message;
-	int interrupted;
+	int interrupted, fd;
 	json_t *rec;
-	FILE *f;
 
 	message = ending(x, &interrupted);
-	f = dt_out_status() == 0 ? job_file() : NULL;
-	rec = stage_record(x, message, interrupted, f != NULL);
+	fd = dt_out_status() == 0 ? job_file() : -1;
+	rec = stage_record(x, message, interrupted, fd >= 0);
 	if (rec == NULL && dt_out_status() == 0) {
 		dt_error("cannot encode the stage record (out of memory)");
 		x->status = dt_exit_worse(x->status, DT_EXIT_IOERR);
-	} else if (f == NULL && dt_out_status() == 0)
+	} else if (fd < 0 && dt_out_status() == 0)
 		dt_emit(rec);
-	else if (f != NULL && (json_dumpf(rec, f, DT_LINE_FLAGS) < 0 ||
-	    fputc('\n', f) == EOF || fflush(f) == EOF)) {
+	else if (fd >= 0 && (json_dumpfd(rec, fd, DT_LINE_FLAGS) < 0 ||
+	    write(fd, "\n", 1) != 1)) {
 		dt_error("cannot write the stage record: %s", strerror(errno));
 		x->status = dt_exit_worse(x->status, DT_EXIT_IOERR);
 	}
-	if (f != NULL)
-		fclose(f);
+	if (fd >= 0)
+		close(fd);
 	json_decref(rec);
 }
 
 /*
- * Adds from into to: every number (the largest "maxrss_kb"), member
- * objects member by member; a string or true replaces to's, and a
- * member to lacks is copied.
+ * Adds from's numbers into to's (the largest maxrss_kb), recursively; a
+ * string, true or a member to lacks is copied.
  */
 static void
 add(json_t *to, json_t *from)

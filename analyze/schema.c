@@ -1,7 +1,6 @@
 /*
- * schema.c: local checks of the analysis schema (schema.h).  One walk of
- * a schema does both: with no value it checks the schema's shape, with
- * one it validates the value.
+ * schema.c: the local schema checks (schema.h), one walk for both: with
+ * no value it checks the schema's shape, with one it validates it.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -17,10 +16,6 @@ static const char *const types[] = {"object", "array", "string", "integer",
 
 static const char *const bounds[] = {"minLength", "maxLength", "minItems",
     "maxItems", "minimum", "maximum", NULL};
-
-/* Checked with the members of a value (walk_members). */
-static const char *const members[] = {"properties", "additionalProperties",
-    NULL};
 
 static const char *const ignored[] = {"title", "description", "default",
     "examples", "$schema", "$id", "$comment", NULL};
@@ -95,10 +90,7 @@ walk_type(const json_t *t, const json_t *v, const char *path, char *err,
 	    "%s is not one of the allowed types", types[json_typeof(v)]);
 }
 
-/*
- * A bound k (schema.h) of value b: a whole number >= 0 for a length or
- * a count, a number for minimum and maximum; v within it.
- */
+/* A bound k: a count (a whole number >= 0) or a number; v within it. */
 static int
 walk_bound(const char *k, const json_t *b, const json_t *v,
     const char *path, char *err, size_t len)
@@ -131,37 +123,6 @@ walk_bound(const char *k, const json_t *b, const json_t *v,
 	    upper ? "more" : "fewer", lim);
 }
 
-/* Writes path plus a member name (up to 60 bytes of it) into sub. */
-static void
-member_path(char *sub, size_t len, const char *path, const char *k)
-{
-	utf8_format(sub, len, "%s.%.*s", path, (int)utf8_cut(k, strlen(k), 60),
-	    k);
-}
-
-/* v's members against "properties", else "additionalProperties". */
-static int
-walk_members(const json_t *s, const json_t *v, const char *path, char *err,
-    size_t len)
-{
-	json_t *addl = json_object_get(s, "additionalProperties"), *e, *ps;
-	const char *k;
-	char sub[256];
-
-	json_object_foreach((json_t *)v, k, e) {
-		ps = json_object_get(json_object_get(s, "properties"), k);
-		if (ps == NULL && json_is_false(addl))
-			return fail(err, len, path, "unexpected property "
-			    "\"%.*s\"", (int)utf8_cut(k, strlen(k), 60), k);
-		if (ps == NULL && json_is_object(addl))
-			ps = addl;
-		member_path(sub, sizeof(sub), path, k);
-		if (ps != NULL && walk(ps, e, sub, err, len) < 0)
-			return -1;
-	}
-	return 0;
-}
-
 /* The keyword k of a schema, of value kv; v against it. */
 static int
 walk_keyword(const char *k, const json_t *kv, const json_t *v,
@@ -176,14 +137,17 @@ walk_keyword(const char *k, const json_t *kv, const json_t *v,
 		return walk_type(kv, v, path, err, len);
 	if (in_list(k, bounds))
 		return walk_bound(k, kv, v, path, err, len);
-	if (in_list(k, ignored) || (v != NULL && in_list(k, members)))
+	if (in_list(k, ignored))
 		return 0;
+	/* walk() checks a value's members against these two. */
 	if (strcmp(k, "properties") == 0) {
+		if (v != NULL)
+			return 0;
 		if (!json_is_object(kv))
 			return fail(err, len, path,
 			    "\"properties\" must be an object");
 		json_object_foreach((json_t *)kv, name, e) {
-			member_path(sub, sizeof(sub), path, name);
+			utf8_format(sub, sizeof(sub), "%s.%.60s", path, name);
 			if (walk(e, NULL, sub, err, len) < 0)
 				return -1;
 		}
@@ -191,7 +155,8 @@ walk_keyword(const char *k, const json_t *kv, const json_t *v,
 	}
 	if (strcmp(k, "additionalProperties") == 0) {
 		snprintf(sub, sizeof(sub), "%s.%s", path, k);
-		return json_is_boolean(kv) ? 0 : walk(kv, NULL, sub, err, len);
+		return v != NULL || json_is_boolean(kv) ? 0 : walk(kv, NULL,
+		    sub, err, len);
 	}
 	if (strcmp(k, "required") == 0) {
 		if (!json_is_array(kv))
@@ -228,27 +193,42 @@ walk_keyword(const char *k, const json_t *kv, const json_t *v,
 				return 0;
 		return !json_is_string(v) ? fail(err, len, path,
 		    "value is not one of the allowed values") : fail(err, len,
-		    path, "\"%.*s\" is not one of the allowed values",
-		    (int)utf8_cut(json_string_value(v), json_string_length(v),
-		    60), json_string_value(v));
+		    path, "\"%.60s\" is not one of the allowed values",
+		    json_string_value(v));
 	}
 	return fail(err, len, path, "unsupported keyword \"%s\"", k);
 }
 
-/* Checks the schema s at path (v NULL), or validates v against it. */
+/*
+ * Checks the schema s at path (v NULL), or validates v against it: the
+ * keywords, then v's members against "properties", else against
+ * "additionalProperties".
+ */
 static int
 walk(const json_t *s, const json_t *v, const char *path, char *err,
     size_t len)
 {
+	json_t *addl = json_object_get(s, "additionalProperties"), *kv, *ps;
 	const char *k;
-	json_t *kv;
+	char sub[256];
 
 	if (!json_is_object(s))
 		return fail(err, len, path, "a schema must be an object");
 	json_object_foreach((json_t *)s, k, kv)
 		if (walk_keyword(k, kv, v, path, err, len) < 0)
 			return -1;
-	return json_is_object(v) ? walk_members(s, v, path, err, len) : 0;
+	json_object_foreach((json_t *)v, k, kv) {
+		ps = json_object_get(json_object_get(s, "properties"), k);
+		if (ps == NULL && json_is_false(addl))
+			return fail(err, len, path, "unexpected property "
+			    "\"%.60s\"", k);
+		if (ps == NULL && json_is_object(addl))
+			ps = addl;
+		utf8_format(sub, sizeof(sub), "%s.%.60s", path, k);
+		if (ps != NULL && walk(ps, kv, sub, err, len) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 int

@@ -1,7 +1,6 @@
 /*
- * setup.c: dt-analyze's settings, the prompt and schema with
- * prompt_version, the HTTP client, and the state the workers of a run
- * share.
+ * setup.c: dt-analyze's settings, the prompt and schema, the HTTP client
+ * and the state the workers of a run share.
  */
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -15,7 +14,6 @@
 #include <jansson.h>
 
 #include "analyze.h"
-#include "buf.h"
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
@@ -38,11 +36,10 @@ static const char usage_head[] =
     "                  --prompt-version [option ...]\n"
     "       dt-analyze --merge-stages dir\n"
     "\n"
-    "Adds a structured analysis of each record's \"text\" to the record.\n"
-    "A record whose text is null, empty or blank gets \"skip\" instead,\n"
-    "with no call.  Up to DT_PACK records go in one request; a record\n"
-    "whose item of the answer is missing, repeated or invalid is sent\n"
-    "again alone, and its record says so in \"pack\".\n";
+    "Adds a structured analysis of each record's \"text\" to the record,\n"
+    "or \"skip\" with no call when the text is null, empty or blank.  Up\n"
+    "to DT_PACK records go in one request; a record whose item of the\n"
+    "answer fails is sent again alone, and its record says so in \"pack\".\n";
 
 static const char usage_tail[] =
     "The default prompt and schema are looked for in ../share/dt beside\n"
@@ -60,7 +57,12 @@ static struct config conf = {.price_in = -1, .price_out = -1,
     .price_request = -1};
 static long long pol_tries, pol_base, pol_cap, pol_total, pol_max_resp;
 
+/* The first two defaults are found beside the program (dt_data_file). */
 static struct dt_opt opts[] = {
+	{0, "prompt", "DT_PROMPT_FILE", DT_OPT_TEXT, &conf.prompt_file, NULL,
+	    0, 0, "FILE", "instructions"},
+	{'s', "schema", "DT_SCHEMA_FILE", DT_OPT_TEXT, &conf.schema_file, NULL,
+	    0, 0, "FILE", "analysis JSON schema"},
 	{0, "estimate", NULL, DT_OPT_SWITCH, &conf.estimate, NULL, 0, 0, NULL,
 	    "read dt-fetch --backlog's object on stdin and print the runs, "
 	    "tokens and cost the backlog will take; call nothing"},
@@ -86,10 +88,6 @@ static struct dt_opt opts[] = {
 	    "0", 0, 0, NULL, "let the model search the web"},
 	{0, NULL, "DT_CHAT_DISABLE_SEARCH", DT_OPT_BOOL, &conf.disable_search,
 	    "1", 0, 0, NULL, "chat: send disable_search without web search"},
-	{0, "prompt", "DT_PROMPT_FILE", DT_OPT_TEXT, &conf.prompt_file, NULL,
-	    0, 0, "FILE", "instructions"},
-	{'s', "schema", "DT_SCHEMA_FILE", DT_OPT_TEXT, &conf.schema_file, NULL,
-	    0, 0, "FILE", "analysis JSON schema"},
 	{0, NULL, "DT_SCHEMA_NAME", DT_OPT_TEXT, &conf.schema_name,
 	    "analysis", 0, 0, NULL, "json_schema.name"},
 	DT_OPT_USE("TIMEOUT_SECONDS", &conf.timeout_s),
@@ -146,15 +144,10 @@ dt_az_configure(struct config *c, int argc, char **argv)
 {
 	const struct dt_cmd cmd = {usage_head, usage_tail, opts,
 	    sizeof(opts) / sizeof(opts[0])};
-	size_t i;
 	int rc;
 
-	/* The default prompt and schema are found beside the program. */
-	for (i = 0; i < cmd.n; i++)
-		if (opts[i].out == &conf.prompt_file)
-			opts[i].def = dt_data_file("prompt.txt");
-		else if (opts[i].out == &conf.schema_file)
-			opts[i].def = dt_data_file("schema.json");
+	opts[0].def = dt_data_file("prompt.txt");
+	opts[1].def = dt_data_file("schema.json");
 	if ((rc = dt_opts_parse(&cmd, argc, argv, &conf.check_config)) != 0)
 		return rc;
 	if (conf.model == NULL)
@@ -185,11 +178,7 @@ dt_az_configure(struct config *c, int argc, char **argv)
 	return 0;
 }
 
-/*
- * A model name has its API's form: provider/model on the Agent API, a
- * bare name on chat completions, and no white space or control
- * characters.  Returns 0, or -1 after one error line.
- */
+/* The model: provider/model on the Agent API, a bare name on chat. */
 static int
 check_model(const char *m, int api)
 {
@@ -222,31 +211,25 @@ static int
 load_prompt(struct run *x, size_t *plen)
 {
 	const char *path = x->c.prompt_file;
-	struct dt_buf b = {0};
-	char chunk[8192];
 	FILE *f = fopen(path, "re");
-	size_t n;
-	int err = f == NULL ? errno : 0;
+	size_t cap = 0;
+	/* Up to a NUL, which text does not hold. */
+	ssize_t n = f != NULL ? getdelim(&x->prompt, &cap, '\0', f) : -1;
+	int rc = -1;
 
-	while (f != NULL && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		dt_buf_add(&b, chunk, n);
-	if (f != NULL && ferror(f))
-		err = errno;
+	*plen = n > 0 ? (size_t)n : 0;
+	if (f == NULL || ferror(f))
+		dt_error("%s: %s", path, strerror(errno));
+	else if (n <= 0 || strlen(x->prompt) != *plen)
+		dt_error("%s: the prompt must be non-empty text", path);
+	else if (utf8_cut(x->prompt, *plen, *plen) != *plen)
+		dt_error("%s: the prompt is not valid UTF-8 (byte %zu)", path,
+		    utf8_cut(x->prompt, *plen, *plen) + 1);
+	else
+		rc = 0;
 	if (f != NULL)
 		fclose(f);
-	x->prompt = b.p;
-	*plen = n = b.len;
-	if (err != 0 || b.oom)
-		dt_error("%s: %s", path, b.oom ? "out of memory" :
-		    strerror(err));
-	else if (n == 0 || strlen(b.p) != n)
-		dt_error("%s: the prompt must be non-empty text", path);
-	else if (utf8_cut(b.p, n, n) != n)
-		dt_error("%s: the prompt is not valid UTF-8 (byte %zu)", path,
-		    utf8_cut(b.p, n, n) + 1);
-	else
-		return 0;
-	return -1;
+	return rc;
 }
 
 int
