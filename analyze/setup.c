@@ -255,7 +255,7 @@ dt_az_open_state(struct run *x)
 		snprintf(x->state_dir, sizeof(x->state_dir),
 		    "%s/dt-analyze.XXXXXX", tmp);
 	x->own_state_dir = dir == NULL && safe[0] == '\0';
-	/* Another user's directory is refused: it could read or forge ours. */
+	/* One not made here must be this user's: no other may forge it. */
 	if (x->own_state_dir ? mkdtemp(x->state_dir) == NULL :
 	    ((mkdir(x->state_dir, 0700) < 0 && errno != EEXIST) ||
 	    lstat(x->state_dir, &sb) < 0))
