@@ -98,13 +98,12 @@ ending(struct run *x, int *interrupted)
 	else if (br != DT_BREAKER_CLOSED && br != DT_BREAKER_OUTAGE &&
 	    x->n.kind[K_CONFIG] > 0)
 		x->status = dt_exit_worse(x->status, DT_EXIT_CONFIG);
-	if (dt_az_signal) {
+	if (dt_az_signal)
 		dt_warn("interrupted by signal %d; %lu records done",
 		    (int)dt_az_signal, x->n.records);
-		return "interrupted by a signal";
-	}
 	if (*interrupted)
-		return "stopped: the run is stopping";
+		return dt_az_signal ? "interrupted by a signal" :
+		    "stopped: the run is stopping";
 	switch (x->status) {
 	case DT_EXIT_OK:
 		return NULL;
