@@ -13,7 +13,6 @@
 #include "api.h"
 #include "http.h"
 #include "ndjson.h"
-#include "retry.h"
 
 #define NKINDS 9
 

@@ -1,6 +1,6 @@
 /*
  * call.c: calling the API for one request until it has an answer or a
- * final error.  What an answer means comes from lib/retry.h; whether a
+ * final error.  What an answer means comes from lib/http.h; whether a
  * refusal is the record's or the run's setup is decided here from the
  * answers all workers got (docs/analyze.md, "Setup errors").
  */

@@ -1,5 +1,5 @@
 /*
- * http.c: libcurl with the retry policy every stage shares.
+ * http.c: libcurl, with the retry policy every stage shares.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -17,11 +17,9 @@
 #include "cli.h"
 #include "config.h"
 #include "http.h"
-#include "retry.h"
 #include "log.h"
 
 #define DEFAULT_MAX_RESPONSE ((size_t)8 * 1024 * 1024)
-#define DEFAULT_TIMEOUT_MS 300000L
 
 struct dt_http {
 	CURL *curl;
@@ -32,6 +30,8 @@ struct dt_http {
 	struct dt_http_resp *resp; /* the response being filled */
 	struct dt_buf body;        /* its body so far */
 	size_t max_response;
+	long timeout_ms;
+	long ratelimit_ms;         /* x-ratelimit-reset, -1 when absent */
 	int toobig;
 };
 
@@ -93,7 +93,6 @@ dt_http_resp_clear(struct dt_http_resp *resp)
 	free(resp->content_range);
 	memset(resp, 0, sizeof(*resp));
 	resp->retry_after_ms = -1;
-	resp->ratelimit_reset_ms = -1;
 }
 
 static size_t
@@ -116,31 +115,22 @@ on_body(char *data, size_t size, size_t nmemb, void *arg)
 static long
 parse_duration_ms(const char *s)
 {
-	static const struct {
-		const char *name;
-		double ms;
-	} unit[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000},
-	    {"", 1000}};
 	double total = 0, v;
 	char *end;
-	size_t i;
-	int any = 0;
+	size_t k;
 
-	for (s += strspn(s, " \t"); *s != '\0' && !isspace((unsigned char)*s);
-	    any = 1) {
-		errno = 0;
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s = end + k) {
 		v = strtod(s, &end);
-		if (end == s || errno != 0 || v < 0)
+		if (end == s || !(v >= 0))
 			return -1;
-		for (i = 0; i < 4 && strncmp(end, unit[i].name,
-		    strlen(unit[i].name)) != 0; i++)
-			;
-		if (i == 4 && *end != '\0' && !isspace((unsigned char)*end))
-			return -1;
-		total += v * unit[i].ms;
-		s = end + strlen(unit[i].name);
+		k = strncmp(end, "ms", 2) == 0 ? 2 : *end != '\0' &&
+		    strchr("smh", *end) != NULL;
+		total += v * (k == 2 ? 1 : *end == 'm' ? 60000 :
+		    *end == 'h' ? 3600000 : 1000);
 	}
-	return any && total <= 86400000.0 ? (long)total : -1;
+	return total <= 86400000.0 ? (long)total : -1;
 }
 
 long
@@ -183,7 +173,8 @@ header_value(char *line, size_t n, const char *name)
 static size_t
 on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
-	struct dt_http_resp *r = ((struct dt_http *)arg)->resp;
+	struct dt_http *h = arg;
+	struct dt_http_resp *r = h->resp;
 	size_t n = size * nmemb;
 	char line[512], *v;
 
@@ -199,59 +190,53 @@ on_header(char *data, size_t size, size_t nmemb, void *arg)
 		r->content_range = strdup(v);
 	} else if ((v = header_value(line, n, "x-ratelimit-reset")) != NULL ||
 	    (v = header_value(line, n, "x-ratelimit-reset-requests")) != NULL)
-		r->ratelimit_reset_ms = parse_duration_ms(v);
+		h->ratelimit_ms = parse_duration_ms(v);
 	else if (strncmp(line, "HTTP/", 5) == 0) {
 		/* A new response (after 100 Continue): forget the old one. */
 		r->retry_after_ms = -1;
-		r->ratelimit_reset_ms = -1;
+		h->ratelimit_ms = -1;
 	}
 	return n;
 }
 
-/* Logs one line of libcurl's trace, credentials masked. */
-static void
-trace_line(const struct dt_http *h, const char *dir, char *line, int out)
-{
-	static const char *masked[] = {"authorization", "apikey",
-	    "x-api-key", "cookie", "proxy-authorization"};
-	char safe[1024], *sp;
-	size_t i, k;
-
-	for (i = 0; i < sizeof(masked) / sizeof(masked[0]); i++) {
-		k = strlen(masked[i]);
-		if (strncasecmp(line, masked[i], k) == 0 && line[k] == ':') {
-			line[k + 1] = '\0';
-			dt_log(DT_LOG_TRACE, "%s: %s %s ***", h->what, dir,
-			    line);
-			return;
-		}
-	}
-	/* A request line's path may hold a token. */
-	if (out && (sp = strchr(line, ' ')) != NULL && sp[1] == '/') {
-		*sp = '\0';
-		dt_log(DT_LOG_TRACE, "%s: %s %s %s", h->what, dir, line,
-		    dt_http_safe_url(sp + 1, safe, sizeof(safe)));
-	} else
-		dt_log(DT_LOG_TRACE, "%s: %s %s", h->what, dir, line);
-}
-
-/* Traces the headers libcurl sends and receives; never a body. */
+/* Traces the headers libcurl sends and receives, credentials masked. */
 static int
 on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 {
-	char *copy, *line, *save;
+	static const char *masked[] = {"authorization", "apikey",
+	    "x-api-key", "cookie", "proxy-authorization"};
+	const char *what = ((struct dt_http *)arg)->what;
+	const char *dir = type == CURLINFO_TEXT ? "*" :
+	    type == CURLINFO_HEADER_OUT ? ">" : "<";
+	char *copy, *line, *save, *sp, safe[1024];
+	const char *tail;
+	size_t i, k;
 
 	(void)c;
-	if (type != CURLINFO_TEXT && type != CURLINFO_HEADER_OUT &&
-	    type != CURLINFO_HEADER_IN)
-		return 0;
-	if ((copy = strndup(data, size)) == NULL)
+	if ((type != CURLINFO_TEXT && type != CURLINFO_HEADER_OUT &&
+	    type != CURLINFO_HEADER_IN) || (copy = strndup(data, size)) == NULL)
 		return 0;
 	for (line = strtok_r(copy, "\r\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\r\n", &save))
-		trace_line(arg, type == CURLINFO_TEXT ? "*" :
-		    type == CURLINFO_HEADER_OUT ? ">" : "<", line,
-		    type == CURLINFO_HEADER_OUT);
+	    line = strtok_r(NULL, "\r\n", &save)) {
+		tail = "";
+		for (i = 0; i < sizeof(masked) / sizeof(masked[0]); i++) {
+			k = strlen(masked[i]);
+			if (strncasecmp(line, masked[i], k) == 0 &&
+			    line[k] == ':') {
+				line[k + 1] = '\0';
+				tail = " ***";
+			}
+		}
+		/* A request line's path may hold a token. */
+		if (type == CURLINFO_HEADER_OUT &&
+		    (sp = strchr(line, ' ')) != NULL && sp[1] == '/') {
+			*sp = '\0';
+			tail = dt_http_safe_url(sp + 1, safe + 1,
+			    sizeof(safe) - 1) - 1;
+			safe[0] = ' ';
+		}
+		dt_log(DT_LOG_TRACE, "%s: %s %s%s", what, dir, line, tail);
+	}
 	free(copy);
 	return 0;
 }
@@ -268,25 +253,40 @@ on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
 	return *(const volatile sig_atomic_t *)arg != 0;
 }
 
-/* The DT_HTTP_* for libcurl's result cc. */
-static int
-classify(CURLcode cc, int toobig)
+/* Sets resp's result and error from libcurl's result cc. */
+static void
+set_result(struct dt_http *h, CURLcode cc, struct dt_http_resp *resp)
 {
 	static const CURLcode dropped[] = {CURLE_COULDNT_RESOLVE_HOST,
 	    CURLE_COULDNT_CONNECT, CURLE_SEND_ERROR, CURLE_RECV_ERROR,
 	    CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2,
 	    CURLE_HTTP2_STREAM};
+	char *clean = NULL;
 	size_t i;
 
+	resp->result = cc == CURLE_OK ? DT_HTTP_OK : DT_HTTP_EOTHER;
 	for (i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
 		if (cc == dropped[i])
-			return DT_HTTP_ECONNECT;
-	if (cc == CURLE_OK || cc == CURLE_ABORTED_BY_CALLBACK)
-		return cc == CURLE_OK ? DT_HTTP_OK : DT_HTTP_ECANCELED;
-	if (cc == CURLE_OPERATION_TIMEDOUT)
-		return DT_HTTP_ETIMEOUT;
-	return cc == CURLE_WRITE_ERROR && toobig ? DT_HTTP_ETOOBIG :
-	    DT_HTTP_EOTHER;
+			resp->result = DT_HTTP_ECONNECT;
+	if (cc == CURLE_ABORTED_BY_CALLBACK) {
+		resp->result = DT_HTTP_ECANCELED;
+		snprintf(resp->error, sizeof(resp->error),
+		    "interrupted before the answer");
+	} else if (cc == CURLE_OPERATION_TIMEDOUT) {
+		resp->result = DT_HTTP_ETIMEOUT;
+		snprintf(resp->error, sizeof(resp->error),
+		    "no complete response within %ld ms", h->timeout_ms);
+	} else if (cc == CURLE_WRITE_ERROR && h->toobig) {
+		resp->result = DT_HTTP_ETOOBIG;
+		snprintf(resp->error, sizeof(resp->error),
+		    "response larger than %zu bytes", h->max_response);
+	} else if (cc != CURLE_OK) {
+		clean = dt_redact(h->errbuf[0] ? h->errbuf :
+		    curl_easy_strerror(cc));
+		snprintf(resp->error, sizeof(resp->error), "%s",
+		    clean ? clean : curl_easy_strerror(cc));
+		free(clean);
+	}
 }
 
 /* Sets the handle up for req, with the header list hdrs. */
@@ -307,8 +307,7 @@ set_options(struct dt_http *h, const struct dt_http_req *req,
 	curl_easy_setopt(c, CURLOPT_USERAGENT, h->user_agent);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ?
-	    req->timeout_ms : DEFAULT_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
 	    req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -337,37 +336,12 @@ set_options(struct dt_http *h, const struct dt_http_req *req,
 	    (curl_off_t)(req->body ? req->body_len : 0));
 }
 
-/* Fills resp->error for a transfer that ended with cc. */
-static void
-describe_failure(const struct dt_http *h, const struct dt_http_req *req,
-    CURLcode cc, struct dt_http_resp *resp)
-{
-	char *clean;
-
-	if (resp->result == DT_HTTP_ETOOBIG)
-		snprintf(resp->error, sizeof(resp->error),
-		    "response larger than %zu bytes", h->max_response);
-	else if (resp->result == DT_HTTP_ECANCELED)
-		snprintf(resp->error, sizeof(resp->error),
-		    "interrupted before the answer");
-	else if (resp->result == DT_HTTP_ETIMEOUT)
-		snprintf(resp->error, sizeof(resp->error),
-		    "no complete response within %ld ms", req->timeout_ms > 0 ?
-		    req->timeout_ms : DEFAULT_TIMEOUT_MS);
-	else if (cc != CURLE_OK) {
-		clean = dt_redact(h->errbuf[0] ? h->errbuf :
-		    curl_easy_strerror(cc));
-		snprintf(resp->error, sizeof(resp->error), "%s",
-		    clean ? clean : curl_easy_strerror(cc));
-		free(clean);
-	}
-}
-
 int
 dt_http_once(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp)
 {
-	struct curl_slist *hdrs = NULL, *t = NULL;
+	/* "Expect:": no 100-continue round trip for a large body. */
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:"), *t;
 	const char *const *hp;
 	const char *method = req->method ? req->method : "GET";
 	char safe[1024];
@@ -376,26 +350,23 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 
 	pol = pol != NULL ? pol : &default_policy;
 	dt_http_resp_clear(resp);
-	memset(&h->body, 0, sizeof(h->body));
+	h->body = (struct dt_buf){0};
 	h->resp = resp;
 	h->toobig = 0;
+	h->ratelimit_ms = -1;
 	h->errbuf[0] = '\0';
 	h->max_response = pol->max_response ? pol->max_response :
 	    DEFAULT_MAX_RESPONSE;
-	/* "Expect:": no 100-continue round trip for a large body. */
-	for (hp = req->headers; hp != NULL && *hp != NULL; hp++) {
-		if ((t = curl_slist_append(hdrs, *hp)) == NULL)
-			break;
-		hdrs = t;
-	}
-	if ((hp != NULL && *hp != NULL) ||
-	    (t = curl_slist_append(hdrs, "Expect:")) == NULL) {
+	h->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 300000L;
+	for (t = hdrs, hp = req->headers; t != NULL && hp != NULL &&
+	    *hp != NULL; hp++)
+		t = curl_slist_append(hdrs, *hp);
+	if (t == NULL || dt_buf_add(&h->body, "", 0) < 0) {
 		curl_slist_free_all(hdrs);
 		resp->result = DT_HTTP_EOTHER;
 		snprintf(resp->error, sizeof(resp->error), "out of memory");
 		return resp->result;
 	}
-	hdrs = t;
 	set_options(h, req, method, hdrs);
 	dt_http_safe_url(req->url, safe, sizeof(safe));
 	dt_debug("%s: %s %s", h->what, method, safe);
@@ -407,18 +378,52 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 	curl_easy_getinfo(h->curl, CURLINFO_TOTAL_TIME_T, &us);
 	resp->elapsed_ms = (long)(us / 1000);
-	resp->result = classify(cc, h->toobig);
-	if (resp->body == NULL && (resp->body = strdup("")) == NULL) {
-		resp->result = DT_HTTP_EOTHER;
-		snprintf(resp->error, sizeof(resp->error), "out of memory");
-	} else
-		describe_failure(h, req, cc, resp);
+	set_result(h, cc, resp);
 	if (cc != CURLE_OK)     /* only a complete response has a status */
 		resp->status = 0;
+	if (resp->status == 429 && resp->retry_after_ms < 0)
+		resp->retry_after_ms = h->ratelimit_ms;
 	dt_debug("%s: %s %s -> %ld in %ld ms%s%s", h->what, method, safe,
 	    resp->status, resp->elapsed_ms, resp->error[0] ? ": " : "",
 	    resp->error);
 	return resp->result;
+}
+
+int
+dt_retry_answer(const struct dt_http_resp *resp)
+{
+	long st = resp->status;
+
+	if (resp->result == DT_HTTP_ETIMEOUT ||
+	    resp->result == DT_HTTP_ECONNECT)
+		return DT_ANSWER_OUTAGE;
+	if (resp->result != DT_HTTP_OK)
+		return DT_ANSWER_FAILED;
+	if (st >= 200 && st <= 299)
+		return DT_ANSWER_OK;
+	if (st == 408 || st == 429 || (st >= 500 && st <= 599))
+		return DT_ANSWER_OUTAGE;
+	if ((st >= 300 && st <= 399) || (st >= 401 && st <= 404))
+		return DT_ANSWER_SETUP;
+	return st >= 400 && st <= 499 ? DT_ANSWER_REFUSED : DT_ANSWER_FAILED;
+}
+
+void
+dt_retry_check(const struct dt_http_policy *pol,
+    const struct dt_http_resp *resp, int answer, int outages,
+    long long spent_ms, struct dt_retry *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->answer = answer;
+	if (answer != DT_ANSWER_OUTAGE)
+		return;
+	r->wait_ms = dt_http_backoff_ms(pol, outages, resp);
+	if (outages >= pol->max_tries)
+		r->gave_up = DT_RETRY_TRIES;
+	else if (spent_ms + r->wait_ms > pol->max_total_ms)
+		r->gave_up = DT_RETRY_TIME;
+	else
+		r->retry = 1;
 }
 
 long
@@ -427,12 +432,8 @@ dt_http_backoff_ms(const struct dt_http_policy *pol, int n,
 {
 	double ceiling;
 
-	pol = pol != NULL ? pol : &default_policy;
 	if (resp != NULL && resp->retry_after_ms >= 0)
 		return resp->retry_after_ms;
-	if (resp != NULL && resp->status == 429 &&
-	    resp->ratelimit_reset_ms >= 0)
-		return resp->ratelimit_reset_ms;
 	for (ceiling = (double)pol->base_ms; --n > 0 &&
 	    ceiling < (double)pol->cap_ms; ceiling *= 2)
 		;
@@ -461,8 +462,7 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 		resp->tries = try;
 		dt_retry_check(pol, resp, dt_retry_answer(resp), try,
 		    dt_now_ms() - start, &r);
-		if (r.answer != DT_ANSWER_OUTAGE || stopping() ||
-		    resp->result == DT_HTTP_ECANCELED)
+		if (r.answer != DT_ANSWER_OUTAGE || stopping())
 			break;
 		if (r.gave_up == DT_RETRY_TRIES)
 			snprintf(next, sizeof(next), "giving up after %d tries",
@@ -481,12 +481,11 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 			snprintf(why, sizeof(why), "%s", resp->error);
 		dt_warn("%s: %s %s: %s; %s", h->what, method,
 		    dt_http_safe_url(req->url, safe, sizeof(safe)), why, next);
-		if (!r.retry)
-			break;
 		/* The wait, in slices a stop cuts short. */
-		for (left = r.wait_ms; left > 0 && !stopping(); left -= 100)
+		for (left = r.wait_ms; r.retry && left > 0 && !stopping();
+		    left -= 100)
 			dt_sleep_ms(left > 100 ? 100 : (long)left);
-		if (stopping())
+		if (!r.retry || stopping())
 			break;
 	}
 	return resp->result;
@@ -519,21 +518,16 @@ dt_http_safe_url(const char *url, char *buf, size_t len)
 	 * Registered secrets first and whole: the masks below find a token's
 	 * end by its form, which a token holding a '/' does not keep to.
 	 */
-	if ((clean = dt_redact(url)) == NULL) {
-		snprintf(buf, len, "(URL not shown: out of memory)");
-		return buf;
-	}
-	p = clean;
-	if ((q = strstr(p, "://")) != NULL) {     /* scheme://[userinfo@] */
+	if ((p = clean = dt_redact(url)) != NULL &&
+	    (q = strstr(p, "://")) != NULL) {   /* scheme://[userinfo@] */
 		dt_buf_add(&b, p, (size_t)(q + 3 - p));
 		p = q + 3;
-		at = memchr(p, '@', strcspn(p, "/?#"));
-		if (at != NULL) {
+		if ((at = memchr(p, '@', strcspn(p, "/?#"))) != NULL) {
 			dt_buf_puts(&b, "***@");
 			p = at + 1;
 		}
 	}
-	while (*p != '\0') {
+	while (p != NULL && *p != '\0') {
 		if (!in_query && strncmp(p, "/bot", 4) == 0 && p[4] != '\0' &&
 		    p[4] != '/') {
 			/*
@@ -560,8 +554,8 @@ dt_http_safe_url(const char *url, char *buf, size_t len)
 			dt_buf_add(&b, p++, 1);
 		}
 	}
-	snprintf(buf, len, "%s", b.oom ? "(URL not shown: out of memory)" :
-	    b.p != NULL ? b.p : "");
+	snprintf(buf, len, "%s", clean == NULL || b.oom ?
+	    "(URL not shown: out of memory)" : b.p != NULL ? b.p : "");
 	dt_buf_free(&b);
 	free(clean);
 	return buf;

@@ -1,8 +1,8 @@
 /*
- * http.h: HTTP over libcurl, with the retry policy of retry.h.  TLS is
- * always verified (DT_CA_BUNDLE: an extra CA bundle); requests carry
- * "User-Agent: dt/<version> (<prog>)"; each retry logs one warning.  No
- * log line holds a secret: URLs go through dt_http_safe_url() and
+ * http.h: HTTP over libcurl, and the one retry policy every caller obeys
+ * (as curl's retrycheck()).  TLS is always verified (DT_CA_BUNDLE: an
+ * extra CA bundle); requests carry "User-Agent: dt/<version> (<prog>)".
+ * No log line holds a secret: URLs go through dt_http_safe_url() and
  * credential headers are masked in traces.
  */
 #ifndef DT_HTTP_H
@@ -40,9 +40,9 @@ struct dt_http_resp {
 	long status;            /* HTTP status, 0 when no response */
 	char *body;             /* NUL-terminated; owned, freed by _clear */
 	size_t len;
-	long retry_after_ms;    /* from Retry-After, -1 when absent */
+	/* Retry-After, or a 429's x-ratelimit-reset; -1 when absent */
+	long retry_after_ms;
 	char *content_range;    /* Content-Range header or NULL */
-	long ratelimit_reset_ms; /* from x-ratelimit-reset, -1 when absent */
 	long elapsed_ms;        /* total time of the last attempt */
 	int tries;              /* attempts made by dt_http_send() */
 	char error[256];        /* human-readable cause when result != OK */
@@ -56,6 +56,31 @@ struct dt_http_policy {
 	size_t max_response;    /* bytes; 0 = 8 MiB */
 };
 
+/* What an answer means to its caller. */
+enum {
+	DT_ANSWER_OK = 0,       /* a 2xx: the caller reads the body */
+	DT_ANSWER_OUTAGE = 1,   /* no answer, 408, 429, 5xx: retried; never
+				 * the request's fault */
+	DT_ANSWER_SETUP = 2,    /* 3xx, 401, 402, 403, 404: the key, account
+				 * or URL; not retried; opens a breaker */
+	DT_ANSWER_REFUSED = 3,  /* another 4xx: not retried */
+	DT_ANSWER_FAILED = 4    /* anything else (a body over the limit,
+				 * TLS, an odd status): not retried */
+};
+
+/* Why an outage is not retried (struct dt_retry's gave_up). */
+enum {
+	DT_RETRY_TRIES = 1,     /* the policy's max_tries are used up */
+	DT_RETRY_TIME = 2       /* the wait would pass its max_total_ms */
+};
+
+struct dt_retry {
+	int answer;             /* DT_ANSWER_* */
+	int retry;              /* 1: wait wait_ms, then call again */
+	long wait_ms;           /* the wait (also set when it gave up) */
+	int gave_up;            /* 0, or DT_RETRY_* for an outage not retried */
+};
+
 /*
  * Returns a client whose log lines name the service what ("supabase"),
  * or NULL after logging.  dt_http_free() accepts NULL.
@@ -67,13 +92,30 @@ void dt_http_free(struct dt_http *h);
 int dt_http_once(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp);
 
-/* Makes attempts until dt_retry_check() says to stop; resp is the last. */
+/*
+ * Makes attempts until dt_retry_check() says to stop, logging one
+ * warning per failed try; resp is the last.
+ */
 int dt_http_send(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp);
 
+/* Classifies an answer as DT_ANSWER_*, from its result and status. */
+int dt_retry_answer(const struct dt_http_resp *resp);
+
 /*
- * The wait before retry n (from 1): the server's Retry-After (or a 429's
- * x-ratelimit-reset), else random in [0, min(cap_ms, base_ms * 2^(n-1))].
+ * Decides what follows an answer (dt_retry_answer(resp), or
+ * DT_ANSWER_OUTAGE for a 2xx whose body says the call failed), the
+ * outages-th outage of a request first sent spent_ms ago.  An outage is
+ * retried unless the tries are used up or the wait (dt_http_backoff_ms)
+ * would end past max_total_ms.  Fills *r.
+ */
+void dt_retry_check(const struct dt_http_policy *pol,
+    const struct dt_http_resp *resp, int answer, int outages,
+    long long spent_ms, struct dt_retry *r);
+
+/*
+ * The wait before retry n (from 1): resp's retry_after_ms, else random
+ * in [0, min(cap_ms, base_ms * 2^(n-1))].
  */
 long dt_http_backoff_ms(const struct dt_http_policy *pol, int n,
     const struct dt_http_resp *resp);

@@ -14,8 +14,8 @@
 #include "cli.h"
 #include "clock.h"
 #include "exit.h"
+#include "http.h"
 #include "log.h"
-#include "retry.h"
 #include "text.h"
 
 /* One call to the Bot API, and what came of it. */

@@ -43,7 +43,6 @@
 #include "config.h"
 #include "exit.h"
 #include "http.h"
-#include "retry.h"
 #include "log.h"
 #include "record.h"
 
@@ -271,8 +270,7 @@ main(int argc, char **argv)
 		struct dt_http_policy pol = {.max_tries = 10,
 		    .base_ms = (long)num(argv[2]), .cap_ms = (long)num(argv[3]),
 		    .max_total_ms = 1000000};
-		struct dt_http_resp resp = {.retry_after_ms = -1,
-		    .ratelimit_reset_ms = -1};
+		struct dt_http_resp resp = {.retry_after_ms = -1};
 		long lo = -1, hi = -1, w;
 		int i;
 
@@ -293,8 +291,7 @@ main(int argc, char **argv)
 		struct dt_http_policy pol = {.max_tries = 4, .base_ms = 100,
 		    .cap_ms = 1000, .max_total_ms = 10000};
 		struct dt_http_resp resp = {.result = (int)num(argv[2]),
-		    .status = (long)num(argv[3]), .retry_after_ms = -1,
-		    .ratelimit_reset_ms = -1};
+		    .status = (long)num(argv[3]), .retry_after_ms = -1};
 		struct dt_retry r;
 
 		dt_retry_check(&pol, &resp, dt_retry_answer(&resp),
