@@ -186,8 +186,6 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 			x->n.records++;
 			x->n.bad++;
 			dt_az_count_error(x, K_BAD, DT_EXIT_DATAERR);
-			rec = dt_record_bad_line(x->where, dt_reader_error(r),
-			    dt_reader_excerpt(r));
 			if (rec != NULL && !x->c.dry_run)
 				dt_az_hold(x, g, rec, 0);
 			else

@@ -20,22 +20,18 @@
 #include "ndjson.h"
 #include "utf8.h"
 
-#define EXCERPT_BYTES 256
-
 struct dt_reader {
 	char **paths;
 	int npaths, next;       /* the files, and the index of the next */
 	int fd;                 /* -1 when none is open */
 	const char *name;       /* the open file's name in messages */
-	int eof;                /* the open file reached its end */
 	size_t max_line;
 	char in[64 * 1024];     /* read(2)'s bytes; in[pos..len) unread */
 	size_t pos, len;
 	char *line;             /* the current line, max_line + 1 bytes */
 	size_t line_len;
-	unsigned long lineno, nrecords, nbad, nfail;
+	unsigned long lineno;
 	char where[512], error[256];
-	char *excerpt;
 };
 
 struct dt_reader *
@@ -59,12 +55,10 @@ dt_reader_new(char **paths, int n, size_t max_line)
 void
 dt_reader_free(struct dt_reader *r)
 {
-	if (r == NULL)
-		return;
-	if (r->fd > STDIN_FILENO)
+	if (r != NULL && r->fd > STDIN_FILENO)
 		close(r->fd);
-	free(r->line);
-	free(r->excerpt);
+	if (r != NULL)
+		free(r->line);
 	free(r);
 }
 
@@ -79,70 +73,51 @@ open_next(struct dt_reader *r)
 	path = r->npaths > 0 ? r->paths[r->next] : "-";
 	r->next++;
 	r->lineno = 0;
-	r->eof = 0;
 	r->pos = r->len = 0;
-	if (strcmp(path, "-") == 0) {
+	r->name = strcmp(path, "-") == 0 ? "<stdin>" : path;
+	if (strcmp(path, "-") == 0)
 		r->fd = STDIN_FILENO;
-		r->name = "<stdin>";
-		return 1;
-	}
-	r->name = path;
-	if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	else if ((r->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		snprintf(r->where, sizeof(r->where), "%s", path);
 		dt_error("%s: %s", path, strerror(errno));
-		r->nfail++;
 		return -1;
 	}
 	return 1;
 }
 
-/* The open input's next byte, -1 at its end, -2 after a read error. */
-static int
-next_byte(struct dt_reader *r)
-{
-	ssize_t n;
-
-	if (r->pos == r->len) {
-		if (r->eof)
-			return -1;
-		do
-			n = read(r->fd, r->in, sizeof(r->in));
-		while (n < 0 && errno == EINTR);
-		if (n < 0) {
-			dt_error("%s: %s", r->name, strerror(errno));
-			r->nfail++;
-			return -2;
-		}
-		r->pos = 0;
-		r->len = (size_t)n;
-		if (n == 0) {
-			r->eof = 1;
-			return -1;
-		}
-	}
-	return (unsigned char)r->in[r->pos++];
-}
-
 /*
  * Reads one line into r->line, only its first max_line bytes when it
  * is longer (*toolong).  Returns 1, 0 at the end of the input, -1 after
- * a read error.
+ * a read error (logged).
  */
 static int
 read_line(struct dt_reader *r, int *toolong)
 {
-	int c, got = 0;
+	const char *p, *nl;
+	size_t n;
+	ssize_t got;
+	int any = 0;
 
 	r->line_len = 0;
 	*toolong = 0;
-	while ((c = next_byte(r)) >= 0) {
-		/* That byte and the rest of the buffer, up to a newline. */
-		const char *p = r->in + r->pos - 1;
-		const char *nl = memchr(p, '\n', r->len - r->pos + 1);
-		size_t n = nl != NULL ? (size_t)(nl - p) : r->len - r->pos + 1;
-
-		got = 1;
-		r->pos += n - (nl == NULL);
+	for (;;) {
+		if (r->pos == r->len) {
+			do
+				got = read(r->fd, r->in, sizeof(r->in));
+			while (got < 0 && errno == EINTR);
+			if (got < 0)
+				dt_error("%s: %s", r->name, strerror(errno));
+			if (got <= 0)
+				return got < 0 ? -1 : any;
+			r->pos = 0;
+			r->len = (size_t)got;
+		}
+		/* The buffer up to a newline, copied as far as it fits. */
+		any = 1;
+		p = r->in + r->pos;
+		nl = memchr(p, '\n', r->len - r->pos);
+		n = nl != NULL ? (size_t)(nl - p) : r->len - r->pos;
+		r->pos += n + (nl != NULL);
 		if (n > r->max_line - r->line_len) {
 			*toolong = 1;
 			n = r->max_line - r->line_len;
@@ -152,40 +127,47 @@ read_line(struct dt_reader *r, int *toolong)
 		if (nl != NULL)
 			return 1;
 	}
-	return c == -1 ? got : -1;
 }
 
 static int
-bad(struct dt_reader *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+bad(struct dt_reader *r, json_t **rec, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-/* Logs and counts the current line as bad; returns DT_NDJSON_BAD. */
+/* Logs the current line as bad, and makes its error record. */
 static int
-bad(struct dt_reader *r, const char *fmt, ...)
+bad(struct dt_reader *r, json_t **rec, const char *fmt, ...)
 {
 	va_list ap;
+	char *excerpt;
 
 	va_start(ap, fmt);
 	vsnprintf(r->error, sizeof(r->error), fmt, ap);
 	va_end(ap);
 	/* Jansson's error text may quote a character cut in two. */
 	utf8_fix(r->error);
-	r->excerpt = utf8_dup(r->line, r->line_len, EXCERPT_BYTES);
-	r->nbad++;
 	dt_warn("%s: %s", r->where, r->error);
+	excerpt = utf8_dup(r->line, r->line_len, 256);
+	*rec = excerpt == NULL ? NULL : json_pack("{s:{s:s, s:s, s:b}, "
+	    "s:{s:s, s:s}}", "error", "kind", "bad_record", "message",
+	    r->error, "retryable", 0, "input", "where", r->where, "excerpt",
+	    excerpt);
+	free(excerpt);
 	return DT_NDJSON_BAD;
 }
 
-/*
- * Reads the next line that is not blank into r->line.  Returns
- * DT_NDJSON_RECORD, or DT_NDJSON_BAD for a line too long,
- * DT_NDJSON_EOF or DT_NDJSON_ERROR.
- */
-static int
-next_line(struct dt_reader *r)
+int
+dt_reader_next(struct dt_reader *r, json_t **rec)
 {
+	static const char *const got[] = {[JSON_ARRAY] = "an array",
+	    [JSON_STRING] = "a string", [JSON_INTEGER] = "a number",
+	    [JSON_REAL] = "a number", [JSON_TRUE] = "a boolean",
+	    [JSON_FALSE] = "a boolean", [JSON_NULL] = "null"};
+	json_error_t jerr;
+	size_t off;
 	int toolong, rc;
 
+	*rec = NULL;
+	r->error[0] = '\0';
 	for (;;) {
 		if (r->fd < 0 && (rc = open_next(r)) <= 0)
 			return rc == 0 ? DT_NDJSON_EOF : DT_NDJSON_ERROR;
@@ -199,55 +181,31 @@ next_line(struct dt_reader *r)
 		}
 		snprintf(r->where, sizeof(r->where), "%s:%lu", r->name,
 		    ++r->lineno);
-		/* A byte order mark (Windows editors) opens an input. */
 		if (r->lineno == 1 && r->line_len >= 3 &&
 		    memcmp(r->line, "\xEF\xBB\xBF", 3) == 0) {
 			r->line_len -= 3;
 			memmove(r->line, r->line + 3, r->line_len);
 		}
 		if (toolong)
-			return bad(r, "line too long (limit %zu bytes)",
+			return bad(r, rec, "line too long (limit %zu bytes)",
 			    r->max_line);
 		r->line[r->line_len] = '\0';
 		if (strspn(r->line, " \t\r") < r->line_len)
-			return DT_NDJSON_RECORD;
+			break;
 	}
-}
-
-int
-dt_reader_next(struct dt_reader *r, json_t **rec)
-{
-	static const char *const got[] = {[JSON_ARRAY] = "an array",
-	    [JSON_STRING] = "a string", [JSON_INTEGER] = "a number",
-	    [JSON_REAL] = "a number", [JSON_TRUE] = "a boolean",
-	    [JSON_FALSE] = "a boolean", [JSON_NULL] = "null"};
-	json_error_t jerr;
-	size_t off;
-	int rc;
-
-	*rec = NULL;
-	r->error[0] = '\0';
-	free(r->excerpt);
-	r->excerpt = NULL;
-	if ((rc = next_line(r)) != DT_NDJSON_RECORD)
-		return rc;
 	if ((off = utf8_cut(r->line, r->line_len, r->line_len)) !=
 	    r->line_len)
-		return bad(r, "not valid UTF-8 (byte %zu)", off + 1);
+		return bad(r, rec, "not valid UTF-8 (byte %zu)", off + 1);
 	*rec = json_loadb(r->line, r->line_len, JSON_ALLOW_NUL |
 	    JSON_DECODE_ANY, &jerr);
 	if (*rec == NULL)
-		return bad(r, "invalid JSON: %s (column %d)", jerr.text,
+		return bad(r, rec, "invalid JSON: %s (column %d)", jerr.text,
 		    jerr.column);
-	if (!json_is_object(*rec)) {
-		rc = bad(r, "not a JSON object (got %s)",
-		    got[json_typeof(*rec)]);
-		json_decref(*rec);
-		*rec = NULL;
-		return rc;
-	}
-	r->nrecords++;
-	return DT_NDJSON_RECORD;
+	if (json_is_object(*rec))
+		return DT_NDJSON_RECORD;
+	rc = json_typeof(*rec);
+	json_decref(*rec);
+	return bad(r, rec, "not a JSON object (got %s)", got[rc]);
 }
 
 int
@@ -256,7 +214,7 @@ dt_reader_wait(struct dt_reader *r, int timeout_ms)
 	struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
 	int n;
 
-	if (r->fd < 0 || r->pos < r->len || r->eof)
+	if (r->fd < 0 || r->pos < r->len)
 		return 1;
 	do
 		n = poll(&pfd, 1, timeout_ms);
@@ -274,30 +232,6 @@ const char *
 dt_reader_error(const struct dt_reader *r)
 {
 	return r->error;
-}
-
-const char *
-dt_reader_excerpt(const struct dt_reader *r)
-{
-	return r->excerpt != NULL ? r->excerpt : "";
-}
-
-unsigned long
-dt_reader_nrecords(const struct dt_reader *r)
-{
-	return r->nrecords;
-}
-
-unsigned long
-dt_reader_nbad(const struct dt_reader *r)
-{
-	return r->nbad;
-}
-
-unsigned long
-dt_reader_nfail(const struct dt_reader *r)
-{
-	return r->nfail;
 }
 
 static int out_status;

@@ -2,10 +2,10 @@
  * ndjson.h: newline-delimited JSON in and out.
  *
  * The reader streams files or stdin a line at a time, with a longest
- * line, so memory stays flat.  Blank lines are skipped.  A line too
- * long, not UTF-8, not JSON or not an object is logged with its place
- * ("<stdin>:42: invalid JSON: ..."), counted, and returned as
- * DT_NDJSON_BAD so that a stage writes an error record for it.
+ * line, so memory stays flat.  Blank lines are skipped, and so is a byte
+ * order mark opening an input.  A line too long, not UTF-8, not JSON or
+ * not an object is logged with its place ("<stdin>:42: invalid JSON:
+ * ..."), and returned as an error record for the stage to write.
  */
 #ifndef DT_NDJSON_H
 #define DT_NDJSON_H
@@ -21,7 +21,7 @@
 enum {
 	DT_NDJSON_EOF = 0,    /* no more input */
 	DT_NDJSON_RECORD = 1, /* *rec holds a new reference to an object */
-	DT_NDJSON_BAD = 2,    /* a bad line; see dt_reader_error() */
+	DT_NDJSON_BAD = 2,    /* a bad line: *rec is its error record */
 	DT_NDJSON_ERROR = -1  /* an input file could not be opened or read */
 };
 
@@ -34,8 +34,11 @@ struct dt_reader;
 struct dt_reader *dt_reader_new(char **paths, int n, size_t max_line);
 
 /*
- * Reads the next record (DT_NDJSON_RECORD: *rec is a new reference,
- * else NULL).  After a bad line or file the next call goes on.
+ * Reads the next record into *rec, a new reference (NULL at the end, on
+ * an error, or out of memory).  For a bad line it is {"error":{"kind":
+ * "bad_record","message","retryable":false},"input":{"where","excerpt"}},
+ * the excerpt the line's first 256 bytes as UTF-8 (U+FFFD for a byte of
+ * no character).  After a bad line or file the next call goes on.
  */
 int dt_reader_next(struct dt_reader *r, json_t **rec);
 
@@ -44,14 +47,6 @@ const char *dt_reader_where(const struct dt_reader *r);
 
 /* Why the last line was bad ("invalid JSON: ..."), else "". */
 const char *dt_reader_error(const struct dt_reader *r);
-
-/* The last bad line's start: <= 256 bytes of UTF-8 (U+FFFD), else "". */
-const char *dt_reader_excerpt(const struct dt_reader *r);
-
-/* Counts of records, bad lines and bad files so far. */
-unsigned long dt_reader_nrecords(const struct dt_reader *r);
-unsigned long dt_reader_nbad(const struct dt_reader *r);
-unsigned long dt_reader_nfail(const struct dt_reader *r);
 
 /*
  * Waits up to timeout_ms (-1: forever) until dt_reader_next() would not

@@ -78,14 +78,6 @@ dt_record_set_error(json_t *rec, const char *kind, int retryable,
 }
 
 json_t *
-dt_record_bad_line(const char *where, const char *why, const char *excerpt)
-{
-	return json_pack("{s:{s:s, s:s, s:b}, s:{s:s, s:s}}",
-	    "error", "kind", "bad_record", "message", why, "retryable", 0,
-	    "input", "where", where, "excerpt", excerpt ? excerpt : "");
-}
-
-json_t *
 dt_record_stage(const char *stage, const char *run_id, int status,
     const char *message, json_t *counts, json_t *more, int interrupted)
 {

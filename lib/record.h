@@ -24,14 +24,6 @@ int dt_record_set_error(json_t *rec, const char *kind, int retryable,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /*
- * Returns a new error record for a line that could not be read:
- * {"error":{"kind":"bad_record",...},"input":{"where","excerpt"}}, or
- * NULL when out of memory.
- */
-json_t *dt_record_bad_line(const char *where, const char *why,
-    const char *excerpt);
-
-/*
  * Returns a new stage record, the last line a stage writes:
  * {"stage","run_id","status","message","counts",<more's members>,
  *  "interrupted"}, null for a NULL run_id and a NULL or empty message;

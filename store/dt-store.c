@@ -594,14 +594,13 @@ loop(struct dt_store *s, struct dt_reader *r)
 			    "SIGTERM");
 		if ((rc = dt_reader_next(r, &rec)) == DT_NDJSON_EOF)
 			break;
-		/* A file that cannot be read counts in main(). */
 		if (rc == DT_NDJSON_RECORD)
 			take(s, rec, dt_reader_where(r));
-		else if (rc == DT_NDJSON_BAD && (rec = dt_record_bad_line(
-		    dt_reader_where(r), dt_reader_error(r),
-		    dt_reader_excerpt(r))) != NULL)
+		else if (rec != NULL)
 			failed(s, rec, "bad_record", dt_reader_error(r),
 			    DT_EXIT_DATAERR);
+		else    /* a file that cannot be read, or out of memory */
+			s->status = dt_exit_worse(s->status, DT_EXIT_DATAERR);
 		json_decref(rec);
 	}
 	flush(s);
@@ -687,8 +686,6 @@ main(int argc, char **argv)
 		return DT_EXIT_TEMPFAIL;
 	}
 	loop(s, r);
-	if (dt_reader_nbad(r) > 0 || dt_reader_nfail(r) > 0)
-		s->status = dt_exit_worse(s->status, DT_EXIT_DATAERR);
 	dt_reader_free(r);
 	finish(s);
 	dt_supabase_free(s->sb);

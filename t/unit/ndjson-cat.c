@@ -18,13 +18,13 @@
 #include "exit.h"
 #include "log.h"
 #include "ndjson.h"
-#include "record.h"
 
 int
 main(int argc, char **argv)
 {
 	struct dt_reader *r;
 	long long max = 0;
+	unsigned long n[3] = {0, 0, 0};  /* records, bad lines, bad files */
 	json_t *rec;
 	int c, rc, status = 0, rss = 0;
 
@@ -41,22 +41,20 @@ main(int argc, char **argv)
 	    NULL)
 		return 70;
 	while ((rc = dt_reader_next(r, &rec)) != DT_NDJSON_EOF) {
+		n[rc < 0 ? 2 : rc - 1]++;
 		if (rc == DT_NDJSON_ERROR)
 			continue;
-		if (rc == DT_NDJSON_BAD)
-			rec = dt_record_bad_line(dt_reader_where(r),
-			    dt_reader_error(r), dt_reader_excerpt(r));
 		c = dt_emit(rec);
 		json_decref(rec);
 		if (c < 0)
 			break;
 	}
-	if (dt_reader_nbad(r) > 0)
+	if (n[1] > 0)
 		status = DT_EXIT_DATAERR;
-	if (dt_reader_nfail(r) > 0)
+	if (n[2] > 0)
 		status = 66;
-	fprintf(stderr, "ndjson-cat: %lu records, %lu bad lines\n",
-	    dt_reader_nrecords(r), dt_reader_nbad(r));
+	fprintf(stderr, "ndjson-cat: %lu records, %lu bad lines\n", n[0],
+	    n[1]);
 	dt_reader_free(r);
 	if (rss) {
 		char line[256];
