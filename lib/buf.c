@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "buf.h"
 
 /* Makes room for n more bytes and the NUL.  Returns 0 or -1. */
@@ -63,26 +61,6 @@ dt_buf_printf(struct dt_buf *b, const char *fmt, ...)
 	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	b->len += (size_t)n;
-	return 0;
-}
-
-static int
-add_cb(const char *s, size_t n, void *b)
-{
-	return dt_buf_add(b, s, n);
-}
-
-int
-dt_buf_json(struct dt_buf *b, const json_t *v, size_t flags)
-{
-	size_t len = b->len;
-
-	if (json_dump_callback(v, add_cb, b, flags | JSON_ENCODE_ANY) < 0) {
-		b->len = len;
-		if (b->p != NULL)
-			b->p[len] = '\0';
-		return -1;
-	}
 	return 0;
 }
 

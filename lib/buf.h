@@ -1,37 +1,25 @@
 /*
- * buf.h: the one growable text buffer: JSON, report text, queued output.
+ * buf.h: the one growable text buffer.  Start it zeroed; p holds len
+ * bytes and a NUL (NULL before the first append).  An append that runs
+ * out of memory leaves len as it was, sets oom (which stays set, so a
+ * caller may check it once at the end) and returns -1; else 0.
  */
 #ifndef DT_BUF_H
 #define DT_BUF_H
 
 #include <stddef.h>
 
-#include <jansson.h>
-
-/*
- * A growable byte buffer: start it zeroed, free it with dt_buf_free().
- * p holds len bytes and a NUL (NULL before the first append).  An
- * append that runs out of memory leaves len as it was, sets oom (which
- * stays set, so a caller may check it once at the end) and returns -1.
- */
 struct dt_buf {
 	char *p;
 	size_t len, cap;
 	int oom;
 };
 
-/* Append the n bytes at s, the string s, printf's output.  0 or -1. */
+/* Append the n bytes at s, the string s, printf's output. */
 int dt_buf_add(struct dt_buf *b, const char *s, size_t n);
 int dt_buf_puts(struct dt_buf *b, const char *s);
 int dt_buf_printf(struct dt_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-
-/*
- * Appends v as json_dump_callback() encodes it with flags (JSON_EMBED:
- * an object's members without its braces).  Returns 0, or -1 when out
- * of memory or v cannot be encoded (len is then unchanged).
- */
-int dt_buf_json(struct dt_buf *b, const json_t *v, size_t flags);
 
 /* Frees what b holds and zeroes it.  Accepts a zeroed b and NULL. */
 void dt_buf_free(struct dt_buf *b);

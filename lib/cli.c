@@ -3,28 +3,122 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
 #include "log.h"
 #include "ndjson.h"
-#include "watch.h"
 
 #ifndef DT_DATADIR
 #define DT_DATADIR "/usr/local/share/dt"
 #endif
 
+static long watched;
+static int watch_fd = -1;
+
+/* Is the watched process the parent of this process, or an ancestor? */
+static int
+ancestor(void)
+{
+	char path[64], buf[1024], *s;
+	long p = (long)getppid();
+	int depth;
+	size_t n;
+	FILE *f;
+
+	for (depth = 0; p > 0 && depth < 256; depth++) {
+		if (p == watched)
+			return 1;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", p);
+		if ((f = fopen(path, "re")) == NULL)
+			return 0;
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		/* The parent's pid follows the command name and the state. */
+		if ((s = strrchr(buf, ')')) == NULL ||
+		    sscanf(s + 1, " %*c %ld", &p) != 1)
+			return 0;
+	}
+	return 0;
+}
+
+static void
+gone(void)
+{
+	dt_error("the process that started this run (DT_WATCH_PID %ld) has "
+	    "ended; stopping at once", watched);
+	_exit(DT_EXIT_TEMPFAIL);
+}
+
+/*
+ * A parent-death signal is not enough: a stage's parent is a subshell or
+ * GNU parallel, which outlive a killed dt-entrypoint.  The pidfd becomes
+ * readable when it ends; without one (seccomp, old kernels) the poll is
+ * a one-second sleep and the ancestry is looked at instead.
+ */
+static void *
+watch(void *arg)
+{
+	struct pollfd pfd = {.fd = watch_fd, .events = POLLIN};
+
+	(void)arg;
+	for (;;)
+		if (poll(&pfd, 1, 1000) > 0 || !ancestor())
+			gone();
+	return NULL;
+}
+
+static int
+watch_start(void)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	sigset_t all, old;
+	long long pid;
+	int rc;
+
+	if (dt_env_ll("DT_WATCH_PID", 0, 1, 4194304, &pid) < 0)
+		return -1;
+	if ((watched = (long)pid) == 0)
+		return 0;
+#ifdef SYS_pidfd_open
+	watch_fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);
+	if (watch_fd < 0 && errno == ESRCH)
+		gone();
+#endif
+	/* After the pidfd is open, so that it is this process it watches. */
+	if (!ancestor())
+		gone();
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, watch, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		dt_error("DT_WATCH_PID: cannot start the watch (%s); stopping "
+		    "rather than run unwatched", strerror(rc));
+		_exit(DT_EXIT_TEMPFAIL);
+	}
+	return 0;
+}
+
 int
 dt_cli_start(const char *prog)
 {
-	if (dt_log_init(prog) < 0 || dt_watch_start() < 0)
+	if (dt_log_init(prog) < 0 || watch_start() < 0)
 		return -1;
 	dt_out_init();
 	dt_config_register_secrets();

@@ -9,8 +9,11 @@
 #endif
 
 /*
- * What every program does first: logging, the watch (watch.h), stdout
- * and the secrets.  Returns 0, or -1: exit DT_EXIT_CONFIG then.
+ * What every program does first: logging, stdout, the secrets, and the
+ * watch: with DT_WATCH_PID (dt-entrypoint, or dt-fanout run alone,
+ * which must be an ancestor) a thread that takes no signal ends this
+ * program with DT_EXIT_TEMPFAIL and one error line once that process
+ * ends, SIGKILL included.  Returns 0, or -1: exit DT_EXIT_CONFIG then.
  */
 int dt_cli_start(const char *prog);
 

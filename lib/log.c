@@ -13,7 +13,6 @@
 
 #include <jansson.h>
 
-#include "buf.h"
 #include "log.h"
 #include "utf8.h"
 
@@ -26,9 +25,7 @@ static int json_format;
 static char *secrets[MAX_SECRETS];
 static int nsecrets;
 
-/* The levels as DT_LOG_LEVEL names them, and as a line does. */
-static const char *level_vars[] = {"error", "warn", "info", "debug",
-    "trace"};
+/* The levels as a line names them; DT_LOG_LEVEL also takes "warn". */
 static const char *level_names[] = {"error", "warning", "info", "debug",
     "trace"};
 
@@ -48,8 +45,8 @@ dt_log_init(const char *name)
 	if (l == NULL || *l == '\0')
 		return rc;
 	for (i = DT_LOG_TRACE; i >= 0; i--)
-		if (strcasecmp(l, level_vars[i]) == 0 ||
-		    strcasecmp(l, level_names[i]) == 0 ||
+		if (strcasecmp(l, level_names[i]) == 0 ||
+		    (i == DT_LOG_WARN && strcasecmp(l, "warn") == 0) ||
 		    (l[0] == '0' + i && l[1] == '\0'))
 			break;
 	if (i < 0) {
@@ -71,10 +68,8 @@ void
 dt_log_adjust(int delta)
 {
 	level += delta;
-	if (level < DT_LOG_ERROR)
-		level = DT_LOG_ERROR;
-	if (level > DT_LOG_TRACE)
-		level = DT_LOG_TRACE;
+	level = level < DT_LOG_ERROR ? DT_LOG_ERROR : level > DT_LOG_TRACE ?
+	    DT_LOG_TRACE : level;
 }
 
 int
@@ -133,14 +128,15 @@ dt_write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Appends msg to b as a JSON log line's object. */
-static void
-json_line(struct dt_buf *b, int l, const char *msg)
+/* Returns msg as a new JSON log line's object text, or NULL. */
+static char *
+json_line(int l, const char *msg)
 {
 	struct timeval tv;
 	struct tm tm;
 	char ts[64];
 	json_t *o;
+	char *s;
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
@@ -149,23 +145,21 @@ json_line(struct dt_buf *b, int l, const char *msg)
 	    (long)(tv.tv_usec / 1000));
 	o = json_pack("{s:s, s:s, s:s, s:s}", "ts", ts, "prog", prog,
 	    "level", level_names[l], "msg", msg);
-	if (o != NULL)
-		dt_buf_json(b, o, JSON_COMPACT);
+	s = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
+	return s;
 }
 
 void
 dt_log(int l, const char *fmt, ...)
 {
-	struct dt_buf b = {0};
-	char *msg = NULL, *clean = NULL, *p;
-	int saved = errno;
+	char *msg = NULL, *clean = NULL, *line = NULL, *p;
+	int saved = errno, n = -1;
 	va_list ap;
 
 	if (l > level)
 		return;
-	l = l < DT_LOG_ERROR ? DT_LOG_ERROR : l > DT_LOG_TRACE ?
-	    DT_LOG_TRACE : l;
+	l = l < DT_LOG_ERROR ? DT_LOG_ERROR : l;
 	va_start(ap, fmt);
 	if (vasprintf(&msg, fmt, ap) < 0)
 		msg = NULL;
@@ -180,15 +174,19 @@ dt_log(int l, const char *fmt, ...)
 			*p = ' ';
 	if (json_format && clean != NULL) {
 		utf8_fix(clean);        /* Jansson takes UTF-8 only */
-		json_line(&b, l, clean);
+		if ((p = json_line(l, clean)) != NULL)
+			n = asprintf(&line, "%s\n", p);
+		free(p);
 	}
-	if (b.len == 0)
-		dt_buf_printf(&b, "%s: %s: %s", prog, level_names[l],
+	if (n < 0)
+		n = asprintf(&line, "%s: %s: %s\n", prog, level_names[l],
 		    clean != NULL ? clean : "(out of memory)");
 	/* One write(2) per line keeps lines whole between processes. */
-	if (dt_buf_add(&b, "\n", 1) == 0 && !b.oom)
-		dt_write_all(STDERR_FILENO, b.p, b.len);
-	dt_buf_free(&b);
+	if (n >= 0)
+		dt_write_all(STDERR_FILENO, line, (size_t)n);
+	if (n < 0)
+		line = NULL;
+	free(line);
 	free(msg);
 	free(clean);
 	errno = saved;

@@ -15,29 +15,23 @@
 #include "log.h"
 #include "progress.h"
 
-/* The file dt-fetch keeps its count in, below DT_STATE_DIR. */
-#define CLAIMED_FILE "fetch.claimed"
-
-/* Reads "2026-12-01T22:00:00Z" (as dt-entrypoint writes it).  -1: not. */
-static double
-utc_time(const char *s)
+/* Writes DT_STATE_DIR/fetch.claimed into path; returns 0, -1 unset. */
+static int
+claimed_path(char *path, size_t len)
 {
-	struct tm tm;
-	const char *end;
+	const char *dir = dt_env("DT_STATE_DIR", NULL);
 
-	memset(&tm, 0, sizeof(tm));
-	if (s == NULL || (end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) ==
-	    NULL || (*end != 'Z' && *end != '\0'))
-		return -1;
-	return (double)timegm(&tm);
+	if (dir != NULL)
+		snprintf(path, len, "%s/fetch.claimed", dir);
+	return dir != NULL ? 0 : -1;
 }
 
 int
 dt_progress_init(struct dt_progress *p)
 {
-	const char *dir = dt_env("DT_STATE_DIR", NULL);
+	const char *s = dt_env("DT_RUN_STARTED_AT", NULL), *end;
 	long long every = 0, deadline = 0;
-	double started = utc_time(dt_env("DT_RUN_STARTED_AT", NULL));
+	struct tm tm = {0};
 	int bad = 0;
 
 	memset(p, 0, sizeof(*p));
@@ -47,24 +41,19 @@ dt_progress_init(struct dt_progress *p)
 	p->every_ms = every * 1000;
 	p->start_ms = dt_now_ms();
 	p->next_ms = p->start_ms + p->every_ms;
-	if (dir != NULL) {
-		snprintf(p->claimed_file, sizeof(p->claimed_file), "%s/%s", dir,
-		    CLAIMED_FILE);
-		if (started > 0)        /* only dt-entrypoint's runs have it */
-			p->deadline = started + (double)deadline;
-	}
+	/* "2026-12-01T22:00:00Z", as dt-entrypoint writes it. */
+	if (s != NULL && (end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) !=
+	    NULL && (*end == 'Z' || *end == '\0'))
+		p->deadline = (double)timegm(&tm) + (double)deadline;
 	return bad;
 }
 
 long long
 dt_progress_wait_ms(const struct dt_progress *p)
 {
-	long long left;
+	long long left = p->next_ms - dt_now_ms();
 
-	if (p->every_ms <= 0)
-		return -1;
-	left = p->next_ms - dt_now_ms();
-	return left > 0 ? left : 0;
+	return p->every_ms <= 0 ? -1 : left > 0 ? left : 0;
 }
 
 void
@@ -77,7 +66,7 @@ dt_progress_add(struct dt_progress *p, json_t *rec)
 }
 
 /* "45 s", "12 min", "3.5 h" into buf. */
-static void
+static const char *
 duration(double s, char *buf, size_t len)
 {
 	if (s < 90)
@@ -86,6 +75,7 @@ duration(double s, char *buf, size_t len)
 		snprintf(buf, len, "%.0f min", s / 60);
 	else
 		snprintf(buf, len, "%.1f h", s / 3600);
+	return buf;
 }
 
 void
@@ -95,7 +85,7 @@ dt_progress_tick(struct dt_progress *p, long long done, long long failed,
 	long long now = dt_now_ms(), handled = done + failed + skipped;
 	long long claimed = 0, total = -1;
 	double minutes, rate, left = -1, until_stop = -1;
-	char what[160], d[32];
+	char what[160], d[32], path[4200];
 	int finished = 0;
 	FILE *f;
 
@@ -105,17 +95,14 @@ dt_progress_tick(struct dt_progress *p, long long done, long long failed,
 		p->next_ms += p->every_ms;
 	minutes = (double)(now - p->start_ms) / 60000.0;
 	rate = minutes > 0 ? (double)handled / minutes : 0;
-	/* dt-fetch's count of rows claimed, and whether it is final. */
-	if (p->claimed_file[0] != '\0' &&
-	    (f = fopen(p->claimed_file, "re")) != NULL) {
+	if (claimed_path(path, sizeof(path)) == 0 &&
+	    (f = fopen(path, "re")) != NULL) {
 		if (fscanf(f, "%lld %d", &claimed, &finished) != 2 ||
 		    claimed < 0)
 			claimed = finished = 0;
-		else if (finished)
-			total = claimed;
-		else if (p->max_records > 0)
-			total = claimed > p->max_records ? claimed :
-			    p->max_records;
+		else if (finished || p->max_records > 0)
+			total = finished || claimed > p->max_records ?
+			    claimed : p->max_records;
 		fclose(f);
 	}
 	if (p->deadline > 0)
@@ -123,15 +110,14 @@ dt_progress_tick(struct dt_progress *p, long long done, long long failed,
 	if (total >= 0 && rate > 0)
 		left = (double)(total > handled ? total - handled : 0) / rate *
 		    60;
-	if (until_stop >= 0 && (left < 0 || left > until_stop)) {
-		duration(until_stop, d, sizeof(d));
+	if (until_stop >= 0 && (left < 0 || left > until_stop))
 		snprintf(what, sizeof(what), "at most %s left (the deadline)",
-		    d);
-	} else if (left >= 0) {
-		duration(left, d, sizeof(d));
+		    duration(until_stop, d, sizeof(d)));
+	else if (left >= 0)
 		snprintf(what, sizeof(what), "about %s left (%lld of %s%lld "
-		    "rows)", d, handled, finished ? "" : "at most ", total);
-	} else
+		    "rows)", duration(left, d, sizeof(d)), handled, finished ?
+		    "" : "at most ", total);
+	else
 		snprintf(what, sizeof(what), "time left unknown (%lld rows "
 		    "claimed so far)", claimed);
 	dt_info("progress: %lld done, %lld failed, %lld skipped in %.1f min "
@@ -142,13 +128,11 @@ dt_progress_tick(struct dt_progress *p, long long done, long long failed,
 void
 dt_progress_note_claimed(long long rows, int finished)
 {
-	const char *dir = dt_env("DT_STATE_DIR", NULL);
 	char path[4200], tmp[4300];
 	FILE *f;
 
-	if (dir == NULL)
+	if (claimed_path(path, sizeof(path)) < 0)
 		return;
-	snprintf(path, sizeof(path), "%s/%s", dir, CLAIMED_FILE);
 	snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
 	if ((f = fopen(tmp, "we")) == NULL) {
 		dt_debug("%s: %s", tmp, strerror(errno));

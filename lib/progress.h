@@ -1,12 +1,10 @@
 /*
- * progress.h: dt-store's progress lines during a long run.
- *
- * dt-store sees every record when it is done, with its cost, so it says
- * how a run goes: one info line every DT_PROGRESS_SECONDS (0: none)
- * with the records done, failed and skipped, the rate, the cost so far
- * and the time left.  That needs the rows claimed, which dt-fetch keeps
- * in DT_STATE_DIR/fetch.claimed, and the deadline (DT_RUN_STARTED_AT
- * plus DT_DEADLINE_SECONDS, as dt-entrypoint sets them).
+ * progress.h: dt-store's progress lines during a long run: one info
+ * line every DT_PROGRESS_SECONDS (0: none) with the records done, failed
+ * and skipped, the rate, the cost so far and the time left.  The time
+ * left needs the rows dt-fetch claimed (DT_STATE_DIR/fetch.claimed) and
+ * the deadline (DT_RUN_STARTED_AT plus DT_DEADLINE_SECONDS, as
+ * dt-entrypoint sets them).
  */
 #ifndef DT_PROGRESS_H
 #define DT_PROGRESS_H
@@ -19,7 +17,6 @@ struct dt_progress {
 	long long next_ms;      /* when the next line is due */
 	double deadline;        /* wall clock when claiming stops, 0: unknown */
 	long long max_records;  /* DT_MAX_RECORDS, 0: no cap */
-	char claimed_file[4200]; /* "" without DT_STATE_DIR */
 	double cost;            /* USD of the analyses seen */
 };
 
@@ -38,7 +35,7 @@ void dt_progress_tick(struct dt_progress *p, long long done,
 
 /*
  * For dt-fetch: writes "<rows claimed> <1 once claiming is over, else
- * 0>" to DT_STATE_DIR/fetch.claimed, through a rename so that no reader
+ * 0>" to DT_STATE_DIR/fetch.claimed through a rename, so that no reader
  * sees half of it.  Nothing without DT_STATE_DIR; a failure is logged
  * at debug level only.
  */
