@@ -1,5 +1,5 @@
 /*
- * config.c: strict parsing of configuration values.
+ * config.c: settings from tables, strictly parsed.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -62,15 +62,9 @@ dt_parse_ll(const char *name, const char *s, long long min, long long max,
 	return number(name, s, 1, min, max, out);
 }
 
-int
-dt_parse_double(const char *name, const char *s, long long min,
-    long long max, double *out)
-{
-	return number(name, s, 0, min, max, out);
-}
-
-int
-dt_parse_bool(const char *name, const char *s, int *out)
+/* Parses 1/0, true/false, yes/no, on/off (any case) into *out. */
+static int
+boolean(const char *name, const char *s, int *out)
 {
 	static const char *words[] = {"0", "1", "false", "true", "no", "yes",
 	    "off", "on"};
@@ -293,7 +287,7 @@ set_value(const struct dt_opt *o, const char *name, const char *s)
 		return number(name, s, o->type == DT_OPT_INT, o->min, o->max,
 		    o->out);
 	case DT_OPT_BOOL:
-		return dt_parse_bool(name, s, o->out);
+		return boolean(name, s, o->out);
 	case DT_OPT_CHOICE:
 		for (i = 0, w = o->arg; *w != '\0'; i++, w += len + !!w[len]) {
 			len = strcspn(w, "|");

@@ -79,13 +79,6 @@ int dt_env_shared(const char *env, void *out);
 int dt_parse_ll(const char *name, const char *s, long long min,
     long long max, long long *out);
 
-/* Like dt_parse_ll() for a finite decimal fraction. */
-int dt_parse_double(const char *name, const char *s, long long min,
-    long long max, double *out);
-
-/* Parses 1/0, true/false, yes/no, on/off (any case). */
-int dt_parse_bool(const char *name, const char *s, int *out);
-
 /* The variable name's value (borrowed), or def when unset or empty. */
 const char *dt_env(const char *name, const char *def);
 

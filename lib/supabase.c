@@ -14,16 +14,14 @@
 #include "supabase.h"
 #include "utf8.h"
 
-#define MAX_RESPONSE ((size_t)256 * 1024 * 1024)
-
 #define NOT_SECRET_KEY "this is not a secret (service) key: set SUPABASE_KEY " \
 	"to a secret key (sb_secret_...) or the legacy service_role key"
 
 struct dt_supabase {
 	struct dt_http *http;
-	char *url;              /* base URL, no trailing slash */
-	char *apikey_hdr;       /* "apikey: <key>" */
-	char *auth_hdr;         /* "Authorization: Bearer <key>" */
+	struct dt_buf url;      /* base URL, no trailing slash */
+	struct dt_buf apikey;   /* "apikey: <key>" */
+	struct dt_buf auth;     /* "Authorization: Bearer <key>" */
 	long long timeout, tries, backoff_ms;
 };
 
@@ -31,18 +29,14 @@ struct dt_supabase {
 static int
 check_url(const char *url)
 {
-	const char *host = url;
+	const char *host = url == NULL ? NULL : strncmp(url, "http://", 7) ==
+	    0 ? url + 7 : strncmp(url, "https://", 8) == 0 ? url + 8 : NULL;
 	char safe[512];
 
-	if (url == NULL) {
+	if (url == NULL)
 		dt_error("SUPABASE_URL is not set (the project URL, e.g. "
 		    "https://xyz.supabase.co)");
-		return -1;
-	}
-	if (strncmp(url, "http://", 7) == 0 ||
-	    strncmp(url, "https://", 8) == 0)
-		host = strstr(url, "://") + 3;
-	if (host == url)
+	else if (host == NULL)
 		dt_error("SUPABASE_URL: not an http:// or https:// URL: %s",
 		    dt_http_safe_url(url, safe, sizeof(safe)));
 	else if (strpbrk(url, "?# ") != NULL)
@@ -72,18 +66,17 @@ read_config(struct dt_supabase *sb, const char **url, char **key)
 	bad += dt_env_shared("DT_SUPABASE_TRIES", &sb->tries) < 0;
 	bad += dt_env_shared("DT_SUPABASE_BACKOFF_MS", &sb->backoff_ms) < 0;
 	if (dt_env_secret("SUPABASE_KEY", key) < 0)
-		bad++;
-	else if (*key == NULL) {
+		return bad + 1;
+	if (*key == NULL)
 		dt_error("SUPABASE_KEY is not set (a secret key, sb_secret_..., "
 		    "or the legacy service_role key; or SUPABASE_KEY_FILE naming "
 		    "a file that holds it)");
-		bad++;
-	} else if (strncmp(*key, "sb_publishable_", 15) == 0) {
+	else if (strncmp(*key, "sb_publishable_", 15) == 0)
 		dt_error("SUPABASE_KEY: a publishable key (sb_publishable_...); "
 		    NOT_SECRET_KEY);
-		bad++;
-	}
-	return bad;
+	else
+		return bad;
+	return bad + 1;
 }
 
 int
@@ -102,7 +95,6 @@ struct dt_supabase *
 dt_supabase_new(void)
 {
 	struct dt_supabase *sb = calloc(1, sizeof(*sb));
-	struct dt_buf apikey = {0}, auth = {0};
 	const char *url;
 	char *key = NULL;
 	size_t n;
@@ -114,27 +106,21 @@ dt_supabase_new(void)
 		free(sb);
 		return NULL;
 	}
-	dt_buf_printf(&apikey, "apikey: %s", key);
-	dt_buf_printf(&auth, "Authorization: Bearer %s", key);
+	dt_buf_printf(&sb->apikey, "apikey: %s", key);
+	dt_buf_printf(&sb->auth, "Authorization: Bearer %s", key);
 	free(key);
-	sb->apikey_hdr = apikey.p;
-	sb->auth_hdr = auth.p;
-	if ((sb->url = strdup(url)) == NULL || apikey.oom || auth.oom) {
-		dt_error("out of memory");
-		dt_supabase_free(sb);
-		return NULL;
-	}
-	n = strlen(sb->url);
-	while (n > 0 && sb->url[n - 1] == '/')
-		sb->url[--n] = '\0';
 	/* A URL that already ends in /rest/v1 is taken as the API root. */
-	if (n >= 8 && strcmp(sb->url + n - 8, "/rest/v1") == 0)
-		sb->url[n - 8] = '\0';
-	if ((sb->http = dt_http_new("supabase")) == NULL) {
-		dt_supabase_free(sb);
-		return NULL;
-	}
-	return sb;
+	for (n = strlen(url); n > 0 && url[n - 1] == '/'; n--)
+		;
+	if (n >= 8 && strncmp(url + n - 8, "/rest/v1", 8) == 0)
+		n -= 8;
+	dt_buf_add(&sb->url, url, n);
+	if (sb->apikey.oom || sb->auth.oom || sb->url.oom)
+		dt_error("out of memory");
+	else if ((sb->http = dt_http_new("supabase")) != NULL)
+		return sb;
+	dt_supabase_free(sb);
+	return NULL;
 }
 
 void
@@ -142,9 +128,9 @@ dt_supabase_free(struct dt_supabase *sb)
 {
 	if (sb != NULL) {
 		dt_http_free(sb->http);
-		free(sb->url);
-		free(sb->apikey_hdr);
-		free(sb->auth_hdr);
+		dt_buf_free(&sb->url);
+		dt_buf_free(&sb->apikey);
+		dt_buf_free(&sb->auth);
 	}
 	free(sb);
 }
@@ -152,19 +138,14 @@ dt_supabase_free(struct dt_supabase *sb)
 int
 dt_sb_exit(int kind)
 {
-	switch (kind) {
-	case DT_SB_OK:
-		return DT_EXIT_OK;
-	case DT_SB_UNAVAILABLE:
-	case DT_SB_TIMEOUT:
-		return DT_EXIT_UNAVAILABLE;
-	case DT_SB_CONFIG:
-		return DT_EXIT_CONFIG;
-	case DT_SB_REJECTED:
-		return DT_EXIT_DATAERR;
-	default:
-		return DT_EXIT_TEMPFAIL;
-	}
+	static const int status[] = {[DT_SB_OK] = DT_EXIT_OK,
+	    [DT_SB_UNAVAILABLE] = DT_EXIT_UNAVAILABLE,
+	    [DT_SB_TIMEOUT] = DT_EXIT_UNAVAILABLE,
+	    [DT_SB_CONFIG] = DT_EXIT_CONFIG,
+	    [DT_SB_REJECTED] = DT_EXIT_DATAERR,
+	    [DT_SB_BADREPLY] = DT_EXIT_TEMPFAIL};
+
+	return status[kind];
 }
 
 void
@@ -198,38 +179,15 @@ describe_error(struct dt_sb_result *res, const char *raw)
 	if (!json_is_object(res->body) && raw != NULL && *raw != '\0')
 		dt_buf_printf(&b, ": %.*s",
 		    (int)utf8_cut(raw, strlen(raw), 200), raw);
-	/*
-	 * PostgREST answers a permission error with 401 only to the anon
-	 * role, which a publishable or anon key gets: dt's tables are
-	 * service_role's alone.
-	 */
+	/* Only the anon role, which a publishable key gets, sees a 401. */
 	if (res->status == 401 && code != NULL && strcmp(code, "42501") == 0)
 		dt_buf_printf(&b, ": %s", NOT_SECRET_KEY);
-	/* It may quote what the server said; never a secret. */
 	clean = b.p != NULL ? dt_redact(b.p) : NULL;
 	snprintf(res->message, sizeof(res->message), "%s", clean != NULL ?
 	    clean : "out of memory");
 	utf8_fix(res->message);
 	free(clean);
 	dt_buf_free(&b);
-}
-
-/*
- * The whole result's size, the number after the slash of a Content-Range
- * value ("0-999/5000"), or -1 when there is none or it is "*".
- */
-static long long
-range_total(const char *v)
-{
-	const char *slash = v != NULL ? strrchr(v, '/') : NULL;
-	char *end;
-	long long n;
-
-	if (slash == NULL || slash[1] < '0' || slash[1] > '9')
-		return -1;
-	errno = 0;
-	n = strtoll(slash + 1, &end, 10);
-	return errno != 0 || end[strspn(end, " \t\r")] != '\0' ? -1 : n;
 }
 
 int
@@ -256,34 +214,36 @@ dt_supabase_call(struct dt_supabase *sb, const char *method,
 static void
 read_reply(struct dt_sb_result *res, const struct dt_http_resp *resp)
 {
-	long st = resp->status;
+	static const int kinds[] = {[DT_ANSWER_OK] = DT_SB_OK,
+	    [DT_ANSWER_OUTAGE] = DT_SB_UNAVAILABLE,
+	    [DT_ANSWER_SETUP] = DT_SB_CONFIG,
+	    [DT_ANSWER_REFUSED] = DT_SB_REJECTED,
+	    [DT_ANSWER_FAILED] = DT_SB_UNAVAILABLE};
+	const char *slash = resp->content_range != NULL ?
+	    strrchr(resp->content_range, '/') : NULL;
+	char *end;
 
 	res->tries = resp->tries;
-	res->status = st;
-	res->total = range_total(resp->content_range);
-	if (resp->result != DT_HTTP_OK) {
-		res->kind = resp->result == DT_HTTP_ETIMEOUT ? DT_SB_TIMEOUT :
-		    resp->result == DT_HTTP_ETOOBIG ? DT_SB_BADREPLY :
-		    DT_SB_UNAVAILABLE;
+	res->status = resp->status;
+	res->kind = resp->result == DT_HTTP_ETIMEOUT ? DT_SB_TIMEOUT :
+	    resp->result == DT_HTTP_ETOOBIG ? DT_SB_BADREPLY :
+	    kinds[dt_retry_answer(resp)];
+	/* The whole result's size, after the slash of "0-999/5000". */
+	errno = 0;
+	res->total = slash != NULL && slash[1] >= '0' && slash[1] <= '9' ?
+	    strtoll(slash + 1, &end, 10) : -1;
+	if (res->total >= 0 && (errno != 0 || *end != '\0'))
+		res->total = -1;
+	if (resp->result != DT_HTTP_OK)
 		utf8_format(res->message, sizeof(res->message), "%s",
 		    resp->error);
-		return;
-	}
-	if (resp->len > 0)
-		res->body = json_loadb(resp->body, resp->len, JSON_DECODE_ANY,
-		    NULL);
-	if (st >= 200 && st < 300 && resp->len > 0 && res->body == NULL) {
+	else if (resp->len > 0 && (res->body = json_loadb(resp->body,
+	    resp->len, JSON_DECODE_ANY, NULL)) == NULL && res->kind == DT_SB_OK) {
 		res->kind = DT_SB_BADREPLY;
 		snprintf(res->message, sizeof(res->message),
-		    "HTTP %ld: the reply is not JSON", st);
-	} else if (st >= 200 && st < 300)
-		res->kind = DT_SB_OK;
-	else {
+		    "HTTP %ld: the reply is not JSON", res->status);
+	} else if (res->kind != DT_SB_OK)
 		describe_error(res, resp->body);
-		res->kind = st == 401 || st == 403 || st == 404 ? DT_SB_CONFIG :
-		    st >= 500 || st == 429 || st == 408 ? DT_SB_UNAVAILABLE :
-		    DT_SB_REJECTED;
-	}
 }
 
 int
@@ -296,10 +256,10 @@ dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
 		.base_ms = (long)sb->backoff_ms,
 		.cap_ms = sb->backoff_ms * 20 > 1 ? (long)sb->backoff_ms * 20 : 1,
 		.max_total_ms = 60000,
-		.max_response = MAX_RESPONSE,
+		.max_response = (size_t)256 * 1024 * 1024,
 	};
 	struct dt_buf url = {0}, prefer_hdr = {0};
-	const char *headers[] = {sb->apikey_hdr, sb->auth_hdr,
+	const char *headers[] = {sb->apikey.p, sb->auth.p,
 	    "Content-Type: application/json", "Accept: application/json",
 	    NULL, NULL};
 	struct dt_http_resp resp = {0};
@@ -308,7 +268,7 @@ dt_supabase_call_raw(struct dt_supabase *sb, const char *method,
 	    .timeout_ms = (long)sb->timeout * 1000};
 
 	memset(res, 0, sizeof(*res));
-	dt_buf_printf(&url, "%s/rest/v1/%s", sb->url, path);
+	dt_buf_printf(&url, "%s/rest/v1/%s", sb->url.p, path);
 	if (prefer != NULL && dt_buf_printf(&prefer_hdr, "Prefer: %s",
 	    prefer) == 0)
 		headers[4] = prefer_hdr.p;

@@ -16,7 +16,7 @@ enum {
 	DT_SB_OK = 0,          /* 2xx */
 	DT_SB_UNAVAILABLE = 1, /* connection failed, 5xx or 429 after retries */
 	DT_SB_TIMEOUT = 2,     /* timed out after retries */
-	DT_SB_CONFIG = 3,      /* 401, 403, 404: wrong key, URL, table, function */
+	DT_SB_CONFIG = 3,      /* 3xx, 401-404: wrong key, URL, table, function */
 	DT_SB_REJECTED = 4,    /* other 4xx: the server refused this request */
 	DT_SB_BADREPLY = 5     /* 2xx whose body is not the JSON expected */
 };

@@ -1,7 +1,6 @@
 /*
  * utf8.h: keeping text valid UTF-8, as Jansson requires of every string
- * in a record, when a byte limit cuts it.  Static, so that a fuzz target
- * compiling a stage's file has them without linking anything.
+ * in a record, when a byte limit cuts it.
  */
 #ifndef DT_UTF8_H
 #define DT_UTF8_H
@@ -19,31 +18,20 @@
 static inline size_t
 utf8_seq(const unsigned char *s, size_t n)
 {
-	unsigned long cp = s[0];
-	size_t len, i;
+	size_t len = s[0] < 0x80 ? 1 : s[0] < 0xc2 ? 0 : s[0] < 0xe0 ? 2 :
+	    s[0] < 0xf0 ? 3 : s[0] < 0xf5 ? 4 : 0;
+	unsigned long cp = s[0] & (0x7f >> len);
+	size_t i;
 
-	if (cp < 0x80)
-		return 1;
-	if (cp >= 0xc2 && cp <= 0xdf)
-		len = 2;
-	else if (cp >= 0xe0 && cp <= 0xef)
-		len = 3;
-	else if (cp >= 0xf0 && cp <= 0xf4)
-		len = 4;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	cp &= 0x7f >> len;
+	if (len < 2)
+		return len;
 	for (i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
+		if (i >= n || (s[i] & 0xc0) != 0x80)
 			return 0;
 		cp = (cp << 6) | (s[i] & 0x3f);
 	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return len;
+	return (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ? 0 : len;
 }
 
 /* Writes code point c (a valid one) to out; returns its 1 to 4 bytes. */
@@ -85,15 +73,12 @@ utf8_fix(char *s)
 {
 	size_t i = 0, o = 0, n = strlen(s), k;
 
-	while (i < n) {
-		if ((k = utf8_seq((unsigned char *)s + i, n - i)) == 0) {
+	while (i < n)
+		if ((k = utf8_seq((unsigned char *)s + i, n - i)) == 0)
 			i++;
-			continue;
-		}
-		memmove(s + o, s + i, k);
-		o += k;
-		i += k;
-	}
+		else
+			for (; k > 0; k--)
+				s[o++] = s[i++];
 	s[o] = '\0';
 	return o;
 }
@@ -118,33 +103,25 @@ utf8_format(char *buf, size_t len, const char *fmt, ...)
 /*
  * Returns a new copy of at most max bytes of the n at s, whole
  * characters, with U+FFFD for each byte of none and each NUL; NULL when
- * out of memory.  The caller frees it.
+ * out of memory.
  */
 static inline char *
 utf8_dup(const char *s, size_t n, size_t max)
 {
-	size_t i = 0, o = 0;
-	char *out;
+	size_t i = 0, o = 0, k;
+	char *out = malloc(max + 1);
 
-	if ((out = malloc(max + 1)) == NULL)
-		return NULL;
-	while (i < n) {
-		const char *c = s + i;
-		size_t k = *c != '\0' ? utf8_seq((const unsigned char *)c,
-		    n - i) : 0, w = k;
-
-		if (k == 0) {   /* a byte that starts no character */
-			c = "\xef\xbf\xbd";
-			w = 3;
-			k = 1;
-		}
-		if (o + w > max)
+	while (out != NULL && i < n) {
+		k = s[i] != '\0' ? utf8_seq((const unsigned char *)s + i,
+		    n - i) : 0;
+		if (o + (k > 0 ? k : 3) > max)
 			break;
-		memcpy(out + o, c, w);
-		o += w;
-		i += k;
+		memcpy(out + o, k > 0 ? s + i : "\xef\xbf\xbd", k > 0 ? k : 3);
+		o += k > 0 ? k : 3;
+		i += k > 0 ? k : 1;
 	}
-	out[o] = '\0';
+	if (out != NULL)
+		out[o] = '\0';
 	return out;
 }
 

@@ -19,22 +19,22 @@ load test_helper/common
 }
 
 @test "config: fractions and booleans are parsed strictly" {
-	run -0 libcheck double DT_BUDGET_USD 2.5 0 1000
-	assert_output 2.5
-	run -78 --separate-stderr libcheck double DT_BUDGET_USD nan 0 1000
-	assert_equal "$stderr" "libcheck: error: DT_BUDGET_USD: 'nan' is not a number (0 to 1000)"
-	run -78 --separate-stderr libcheck double DT_BUDGET_USD 1001 0 1000
-	assert_equal "$stderr" "libcheck: error: DT_BUDGET_USD: 1001 is out of range (0 to 1000)"
+	X_RATIO=0.25 run -0 libcheck opts
+	assert_output --partial " ratio=0.25 "
+	X_RATIO=nan run -78 --separate-stderr libcheck opts
+	assert_equal "$stderr" "libcheck: error: X_RATIO: 'nan' is not a number (0 to 1)"
+	X_RATIO=1.5 run -78 --separate-stderr libcheck opts
+	assert_equal "$stderr" "libcheck: error: X_RATIO: 1.5 is out of range (0 to 1)"
 	for v in 1 true YES on; do
-		run -0 libcheck bool X "$v"
-		assert_output 1
+		X_WEB=$v run -0 libcheck opts
+		assert_output --partial " web=1 "
 	done
 	for v in 0 false no OFF; do
-		run -0 libcheck bool X "$v"
-		assert_output 0
+		X_WEB=$v run -0 libcheck opts
+		assert_output --partial " web=0 "
 	done
-	run -78 --separate-stderr libcheck bool DT_WEB_SEARCH maybe
-	assert_equal "$stderr" "libcheck: error: DT_WEB_SEARCH: 'maybe' is not a boolean (1/0, true/false, yes/no, on/off)"
+	X_WEB=maybe run -78 --separate-stderr libcheck opts
+	assert_equal "$stderr" "libcheck: error: X_WEB: 'maybe' is not a boolean (1/0, true/false, yes/no, on/off)"
 }
 
 @test "config: an unset or empty variable takes the default; a set one is checked" {

@@ -3,8 +3,6 @@
  * tests can check it with exact output.  Used by t/0xx-lib-*.bats.
  *
  *   libcheck ll NAME VALUE MIN MAX         dt_parse_ll
- *   libcheck double NAME VALUE MIN MAX     dt_parse_double
- *   libcheck bool NAME VALUE               dt_parse_bool
  *   libcheck env-ll NAME DEF MIN MAX       dt_env_ll
  *   libcheck secret NAME                   dt_env_secret: prints length
  *   libcheck opts [option ...] [arg ...]   dt_opts_parse with a table of
@@ -205,19 +203,6 @@ main(int argc, char **argv)
 		    &v) != 0)
 			return DT_EXIT_CONFIG;
 		printf("%lld\n", v);
-	} else if (strcmp(cmd, "double") == 0 && argc == 6) {
-		double v;
-
-		if (dt_parse_double(argv[2], argv[3], num(argv[4]), num(argv[5]),
-		    &v) != 0)
-			return DT_EXIT_CONFIG;
-		printf("%g\n", v);
-	} else if (strcmp(cmd, "bool") == 0 && argc == 4) {
-		int v;
-
-		if (dt_parse_bool(argv[2], argv[3], &v) != 0)
-			return DT_EXIT_CONFIG;
-		printf("%d\n", v);
 	} else if (strcmp(cmd, "env-ll") == 0 && argc == 6) {
 		long long v;
 
