@@ -9,18 +9,13 @@
 #endif
 
 /*
- * What every program does first: logging, stdout, the secrets, and the
- * watch: with DT_WATCH_PID (dt-entrypoint, or dt-fanout run alone,
- * which must be an ancestor) a thread that takes no signal ends this
- * program with DT_EXIT_TEMPFAIL and one error line once that process
- * ends, SIGKILL included.  Returns 0, or -1: exit DT_EXIT_CONFIG then.
+ * Starts logging, stdout, the secrets and the watch: with DT_WATCH_PID
+ * (an ancestor) a thread ends this program with DT_EXIT_TEMPFAIL and one
+ * error line once that process ends.  Returns 0, or -1 (exit 78).
  */
 int dt_cli_start(const char *prog);
 
-/*
- * Prints "<prog>: <msg>" (unless fmt is NULL: getopt said why) and
- * "Try '<prog> --help'." to stderr.  Returns DT_EXIT_USAGE.
- */
+/* Prints "<prog>: <msg>" (fmt NULL: none) and the --help hint; 64. */
 int dt_cli_usage_error(const char *fmt, ...)
 	__attribute__((format(printf, 1, 2)));
 
@@ -28,8 +23,8 @@ int dt_cli_usage_error(const char *fmt, ...)
 int dt_cli_close_stdout(int status);
 
 /*
- * The path of data file name: <program's dir>/../share/dt/<name> when it
- * exists, else DT_DATADIR/<name>.  Static, valid for eight more calls.
+ * <program dir>/../share/dt/<name> when it exists, else DT_DATADIR/<name>;
+ * static, valid for eight more calls.
  */
 const char *dt_data_file(const char *name);
 
@@ -37,9 +32,8 @@ const char *dt_data_file(const char *name);
 void dt_cli_catch_signals(void (*handler)(int), int flags);
 
 /*
- * Prints --preflight's line on stdout, "<service>: ready: <message>" or
- * (status != 0) "<service>: not ready: ...", secrets as "***".  Returns
- * status, or DT_EXIT_IOERR when stdout cannot be written.
+ * Prints "<service>: ready: <message>" (status != 0: "not ready") on
+ * stdout, secrets redacted.  Returns status, or DT_EXIT_IOERR.
  */
 int dt_preflight_line(const char *service, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

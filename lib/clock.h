@@ -4,10 +4,7 @@
 #ifndef DT_CLOCK_H
 #define DT_CLOCK_H
 
-/*
- * Milliseconds on CLOCK_MONOTONIC, which the wall clock does not move
- * and every process of a run shares.
- */
+/* Milliseconds on CLOCK_MONOTONIC, which every process shares. */
 long long dt_now_ms(void);
 
 /* Sleeps ms milliseconds (none when ms <= 0), resuming after a signal. */

@@ -102,81 +102,76 @@ dt_env_ll(const char *name, long long def, long long min, long long max,
 }
 
 /*
- * Returns the one line of the secret file path (a trailing newline, CRLF
- * too, trimmed) as a new string, or NULL with the reason in why, which
- * names the path and never quotes the contents.
+ * Reads secret name into *out (new; NULL when unset) from its variable
+ * or from the one line of the file name_FILE names, and registers it.
+ * Returns 0, or -1 after one error line (none when quiet) that names the
+ * variable or the path, never the value.
  */
-static char *
-read_secret_file(const char *path, char *why, size_t len)
+static int
+secret(const char *name, char **out, int quiet)
 {
-	char *buf = malloc(SECRET_FILE_MAX + 1);
-	FILE *f = fopen(path, "r");
+	char var[128], why[600] = "", *s = NULL;
+	const char *v = dt_env(name, NULL), *path;
 	size_t n = 0;
+	FILE *f = NULL;
 
-	if (f == NULL || buf == NULL)
-		snprintf(why, len, "cannot read %s: %s", path, f == NULL ?
-		    strerror(errno) : "out of memory");
-	else if ((n = fread(buf, 1, SECRET_FILE_MAX + 1, f)) >
-	    SECRET_FILE_MAX || ferror(f))
-		snprintf(why, len, "%s: %s", path, ferror(f) ? strerror(errno) :
-		    "file is too large");
-	else {
-		buf[n] = '\0';
-		if (n > 0 && buf[n - 1] == '\n')
-			buf[--n] = '\0';
-		if (n > 0 && buf[n - 1] == '\r')
-			buf[--n] = '\0';
-		if (n == 0 || strlen(buf) != n || strpbrk(buf, "\r\n") != NULL)
-			snprintf(why, len, "%s: %s", path, n == 0 ?
-			    "file is empty" : "file holds more than one line");
-		else
-			why = NULL;
+	*out = NULL;
+	snprintf(var, sizeof(var), "%s_FILE", name);
+	if ((path = dt_env(var, NULL)) != NULL && v != NULL)
+		snprintf(why, sizeof(why), "%s and %s are both set; set only "
+		    "one", name, var);
+	else if (v == NULL && path == NULL)
+		return 0;
+	else if (v != NULL && (s = strdup(v)) == NULL)
+		snprintf(why, sizeof(why), "%s: out of memory", name);
+	else if (v == NULL && ((f = fopen(path, "r")) == NULL ||
+	    (s = malloc(SECRET_FILE_MAX + 1)) == NULL))
+		snprintf(why, sizeof(why), "%s: cannot read %s: %s", var, path,
+		    f == NULL ? strerror(errno) : "out of memory");
+	else if (v == NULL && ((n = fread(s, 1, SECRET_FILE_MAX + 1, f)) >
+	    SECRET_FILE_MAX || ferror(f)))
+		snprintf(why, sizeof(why), "%s: %s: %s", var, path, ferror(f) ?
+		    strerror(errno) : "file is too large");
+	else if (v == NULL) {
+		/* A trailing newline (CRLF too) is the file's, not the key's. */
+		s[n] = '\0';
+		if (n > 0 && s[n - 1] == '\n')
+			s[--n] = '\0';
+		if (n > 0 && s[n - 1] == '\r')
+			s[--n] = '\0';
+		if (n == 0 || strlen(s) != n || strpbrk(s, "\r\n") != NULL)
+			snprintf(why, sizeof(why), "%s: %s: %s", var, path,
+			    n == 0 ? "file is empty" :
+			    "file holds more than one line");
 	}
 	if (f != NULL)
 		fclose(f);
-	if (why == NULL)
-		return buf;
-	free(buf);
-	return NULL;
+	if (why[0] == '\0') {
+		dt_log_secret(s);
+		/* White space or a control character: pasted badly. */
+		for (n = 0; (unsigned char)s[n] > ' ' && s[n] != 0x7f; n++)
+			;
+		if (s[n] != '\0')
+			snprintf(why, sizeof(why), "%s: the value contains %s "
+			    "(byte %zu); remove it", v != NULL ? name : var,
+			    s[n] == '\n' || s[n] == '\r' ? "a line break" :
+			    s[n] == ' ' || s[n] == '\t' ? "white space" :
+			    "a control character", n + 1);
+	}
+	if (why[0] == '\0') {
+		*out = s;
+		return 0;
+	}
+	if (!quiet)
+		dt_error("%s", why);
+	free(s);
+	return -1;
 }
 
 int
 dt_env_secret(const char *name, char **out)
 {
-	char filevar[128], why[600];
-	const char *v = dt_env(name, NULL), *path;
-	char *s;
-	size_t i;
-
-	*out = NULL;
-	snprintf(filevar, sizeof(filevar), "%s_FILE", name);
-	path = dt_env(filevar, NULL);
-	if (v != NULL && path != NULL) {
-		dt_error("%s and %s are both set; set only one", name, filevar);
-		return -1;
-	}
-	if (v == NULL && path == NULL)
-		return 0;
-	if (v != NULL ? (s = strdup(v)) == NULL :
-	    (s = read_secret_file(path, why, sizeof(why))) == NULL) {
-		dt_error("%s: %s", v != NULL ? name : filevar, v != NULL ?
-		    "out of memory" : why);
-		return -1;
-	}
-	dt_log_secret(s);
-	/* A key with white space or a control character was pasted badly. */
-	for (i = 0; (unsigned char)s[i] > ' ' && s[i] != 0x7f; i++)
-		;
-	if (s[i] != '\0') {
-		dt_error("%s: the value contains %s (byte %zu); remove it",
-		    v != NULL ? name : filevar, s[i] == '\n' || s[i] == '\r' ?
-		    "a line break" : s[i] == ' ' || s[i] == '\t' ?
-		    "white space" : "a control character", i + 1);
-		free(s);
-		return -1;
-	}
-	*out = s;
-	return 0;
+	return secret(name, out, 0);
 }
 
 void
@@ -185,19 +180,14 @@ dt_config_register_secrets(void)
 	static const char *names[] = {"SUPABASE_KEY", "SUPABASE_ANON_KEY",
 	    "SUPABASE_PUBLISHABLE_KEY", "SUPABASE_SERVICE_ROLE_JWT",
 	    "PERPLEXITY_API_KEY", "TELEGRAM_BOT_TOKEN"};
-	char filevar[128], why[600], *s;
-	const char *path;
+	char *s;
 	size_t i;
 
+	/* Quietly: a program that does not use one must not fail. */
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		dt_log_secret(dt_env(names[i], NULL));
-		snprintf(filevar, sizeof(filevar), "%s_FILE", names[i]);
-		/* Quietly: a program that does not use it must not fail. */
-		if ((path = dt_env(filevar, NULL)) != NULL &&
-		    (s = read_secret_file(path, why, sizeof(why))) != NULL) {
-			dt_log_secret(s);
+		if (secret(names[i], &s, 1) == 0)
 			free(s);
-		}
 	}
 }
 

@@ -1,10 +1,7 @@
 /*
- * config.h: configuration from the environment, overridden by flags.
- *
- * A program declares each of its settings once, in a table of struct
- * dt_opt, and dt_opts_parse() reads the command line and the
- * environment from it, checks every value and writes --help.  A bad
- * value gets one error line naming the variable or option and the cause.
+ * config.h: settings from the environment, overridden by flags, each
+ * declared once in a program's table of struct dt_opt.  A bad value gets
+ * one error line naming the variable or option and the cause.
  */
 #ifndef DT_CONFIG_H
 #define DT_CONFIG_H
@@ -23,10 +20,7 @@ enum dt_opt_type {
 	DT_OPT_SHARED   /* as lib/config.c's table declares env */
 };
 
-/*
- * One setting: a flag, a variable or both.  The flag overrides the
- * variable, which overrides the default (text, read as a variable is).
- */
+/* A flag, a variable or both; flag over variable over default. */
 struct dt_opt {
 	int ch;                 /* short option letter, or 0 */
 	const char *flag;       /* long option without "--", or NULL */
@@ -56,26 +50,19 @@ struct dt_cmd {
 };
 
 /*
- * Reads the environment, then the command line, into the table's outs;
- * every program also has -h, -V, -v, -q and --check-config (sets
- * *check; with -v logs each value and where it came from).  Returns 0,
- * DT_EXIT_USAGE after a bad option or flag value, or DT_EXIT_CONFIG
- * after a bad variable (under --check-config: any bad value).  optind
- * is then the first operand.
+ * Reads the environment, then the command line, into the table's outs,
+ * and handles -h, -V, -v, -q and --check-config (*check; with -v it logs
+ * each value and its source).  Returns 0, DT_EXIT_USAGE after a bad flag,
+ * DT_EXIT_CONFIG after a bad variable (or, under --check-config, any bad
+ * value).  optind is then the first operand.
  */
 int dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv,
     int *check);
 
-/*
- * Reads the shared setting env (lib/config.c's table: TIMEOUT_SECONDS,
- * DT_MAX_LINE, ...) into out.  Returns 0, or -1 after logging.
- */
+/* Reads shared setting env (TIMEOUT_SECONDS ...) into out; 0 or -1. */
 int dt_env_shared(const char *env, void *out);
 
-/*
- * Parses s, strictly, as a whole number in [min, max] into *out.
- * Returns 0, or -1 after an error line naming name ("BATCH_SIZE").
- */
+/* Parses s strictly into *out in [min, max]; 0, or -1 naming name. */
 int dt_parse_ll(const char *name, const char *s, long long min,
     long long max, long long *out);
 
@@ -87,10 +74,9 @@ int dt_env_ll(const char *name, long long def, long long min, long long max,
     long long *out);
 
 /*
- * Reads a secret from name or from the file name_FILE names (both is an
- * error, so is white space in it) and registers it with dt_log_secret().
- * Returns 0 with *out new (the caller frees it) or NULL when unset, or
- * -1 after logging; the value is never shown.
+ * Reads secret name, or the one line of the file name_FILE names, into
+ * *out (new; NULL when unset) and registers it with dt_log_secret().
+ * Returns 0, or -1 after logging: both set, white space in it ...
  */
 int dt_env_secret(const char *name, char **out);
 

@@ -56,16 +56,13 @@ struct dt_http_policy {
 	size_t max_response;    /* bytes; 0 = 8 MiB */
 };
 
-/* What an answer means to its caller. */
+/* What an answer means; only an outage is retried. */
 enum {
 	DT_ANSWER_OK = 0,       /* a 2xx: the caller reads the body */
-	DT_ANSWER_OUTAGE = 1,   /* no answer, 408, 429, 5xx: retried; never
-				 * the request's fault */
-	DT_ANSWER_SETUP = 2,    /* 3xx, 401, 402, 403, 404: the key, account
-				 * or URL; not retried; opens a breaker */
-	DT_ANSWER_REFUSED = 3,  /* another 4xx: not retried */
-	DT_ANSWER_FAILED = 4    /* anything else (a body over the limit,
-				 * TLS, an odd status): not retried */
+	DT_ANSWER_OUTAGE = 1,   /* no answer, 408, 429, 5xx: not the request's */
+	DT_ANSWER_SETUP = 2,    /* 3xx, 401-404: the key, account or URL */
+	DT_ANSWER_REFUSED = 3,  /* another 4xx */
+	DT_ANSWER_FAILED = 4    /* TLS, a body over the limit, an odd status */
 };
 
 /* Why an outage is not retried (struct dt_retry's gave_up). */
@@ -81,10 +78,7 @@ struct dt_retry {
 	int gave_up;            /* 0, or DT_RETRY_* for an outage not retried */
 };
 
-/*
- * Returns a client whose log lines name the service what ("supabase"),
- * or NULL after logging.  dt_http_free() accepts NULL.
- */
+/* A client logging as what ("supabase"), or NULL (logged); free NULL. */
 struct dt_http *dt_http_new(const char *what);
 void dt_http_free(struct dt_http *h);
 
@@ -92,10 +86,7 @@ void dt_http_free(struct dt_http *h);
 int dt_http_once(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp);
 
-/*
- * Makes attempts until dt_retry_check() says to stop, logging one
- * warning per failed try; resp is the last.
- */
+/* Tries until dt_retry_check() stops, one warning a try; resp: the last. */
 int dt_http_send(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp);
 
@@ -103,11 +94,10 @@ int dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 int dt_retry_answer(const struct dt_http_resp *resp);
 
 /*
- * Decides what follows an answer (dt_retry_answer(resp), or
- * DT_ANSWER_OUTAGE for a 2xx whose body says the call failed), the
- * outages-th outage of a request first sent spent_ms ago.  An outage is
- * retried unless the tries are used up or the wait (dt_http_backoff_ms)
- * would end past max_total_ms.  Fills *r.
+ * Fills *r for an answer (dt_retry_answer(resp), or an outage for a 2xx
+ * whose body says the call failed), the outages-th of a request first
+ * sent spent_ms ago: an outage is retried unless the tries are used up
+ * or the wait (dt_http_backoff_ms) would end past max_total_ms.
  */
 void dt_retry_check(const struct dt_http_policy *pol,
     const struct dt_http_resp *resp, int answer, int outages,
@@ -133,10 +123,7 @@ long dt_http_parse_retry_after(const char *value, long long now);
  */
 const char *dt_http_safe_url(const char *url, char *buf, size_t len);
 
-/*
- * Makes dt_http_send() stop retrying and waiting once *flag is non-zero
- * (a SIGTERM handler's); a request on the wire finishes.  NULL clears.
- */
+/* dt_http_send() stops retrying once *flag (NULL: none) is non-zero. */
 void dt_http_set_stop_flag(volatile int *flag);
 
 /* Frees what resp owns and zeroes it. */

@@ -1,11 +1,8 @@
 /*
- * ndjson.h: newline-delimited JSON in and out.
- *
- * The reader streams files or stdin a line at a time, with a longest
- * line, so memory stays flat.  Blank lines are skipped, and so is a byte
- * order mark opening an input.  A line too long, not UTF-8, not JSON or
- * not an object is logged with its place ("<stdin>:42: invalid JSON:
- * ..."), and returned as an error record for the stage to write.
+ * ndjson.h: newline-delimited JSON in and out.  The reader streams files
+ * or stdin a line at a time up to a longest line, skipping blank lines
+ * and a byte order mark.  A bad line is logged with its place
+ * ("<stdin>:42: invalid JSON: ...") and comes back as an error record.
  */
 #ifndef DT_NDJSON_H
 #define DT_NDJSON_H
@@ -34,11 +31,9 @@ struct dt_reader;
 struct dt_reader *dt_reader_new(char **paths, int n, size_t max_line);
 
 /*
- * Reads the next record into *rec, a new reference (NULL at the end, on
- * an error, or out of memory).  For a bad line it is {"error":{"kind":
- * "bad_record","message","retryable":false},"input":{"where","excerpt"}},
- * the excerpt the line's first 256 bytes as UTF-8 (U+FFFD for a byte of
- * no character).  After a bad line or file the next call goes on.
+ * Reads the next record into *rec, new (NULL at the end or on an error).
+ * A bad line's is {"error":{"kind":"bad_record","message","retryable"},
+ * "input":{"where","excerpt"}}, the excerpt its first 256 bytes as UTF-8.
  */
 int dt_reader_next(struct dt_reader *r, json_t **rec);
 
@@ -48,19 +43,13 @@ const char *dt_reader_where(const struct dt_reader *r);
 /* Why the last line was bad ("invalid JSON: ..."), else "". */
 const char *dt_reader_error(const struct dt_reader *r);
 
-/*
- * Waits up to timeout_ms (-1: forever) until dt_reader_next() would not
- * block: returns 1, or 0 on timeout.
- */
+/* Waits up to timeout_ms (-1: ever) for input; 1, or 0 on a timeout. */
 int dt_reader_wait(struct dt_reader *r, int timeout_ms);
 
 /* Frees the reader and closes its files.  Accepts NULL. */
 void dt_reader_free(struct dt_reader *r);
 
-/*
- * Writes rec (borrowed) to stdout as one line, in one write.  Returns 0,
- * or -1 from the first write error on (logged, EPIPE aside).
- */
+/* Writes rec as one line in one write; 0, or -1 since an error. */
 int dt_emit(json_t *rec);
 
 /* 0 while output is fine, DT_EXIT_PIPE after EPIPE, else DT_EXIT_IOERR. */

@@ -238,7 +238,8 @@ read_reply(struct dt_sb_result *res, const struct dt_http_resp *resp)
 		utf8_format(res->message, sizeof(res->message), "%s",
 		    resp->error);
 	else if (resp->len > 0 && (res->body = json_loadb(resp->body,
-	    resp->len, JSON_DECODE_ANY, NULL)) == NULL && res->kind == DT_SB_OK) {
+	    resp->len, JSON_DECODE_ANY, NULL)) == NULL &&
+	    res->kind == DT_SB_OK) {
 		res->kind = DT_SB_BADREPLY;
 		snprintf(res->message, sizeof(res->message),
 		    "HTTP %ld: the reply is not JSON", res->status);
