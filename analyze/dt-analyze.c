@@ -146,7 +146,8 @@ call_slot(struct run *x)
 
 	if (x->sh == NULL || getenv("DT_FANOUT_SLOTS") == NULL)
 		return 0;
-	if (dt_env_ll("DT_FANOUT_SLOTS", 0, 1, 100000, &slots) < 0)
+	if (dt_parse_ll("DT_FANOUT_SLOTS", getenv("DT_FANOUT_SLOTS"), 1,
+	    100000, &slots) < 0)
 		return -1;
 	fanout_job = 1;
 	if (dt_shared_call_slot(x->sh, (int)slots, no_call_coming, x, err,

@@ -23,6 +23,13 @@
 #define DT_DATADIR "/usr/local/share/dt"
 #endif
 
+/* The statuses, most severe first; -1 is any other. */
+static const int severity[] = {
+#define DT_SEVERITY(status) status,
+#include "exit.def"
+#undef DT_SEVERITY
+};
+
 static long watched;
 static int watch_fd = -1;
 
@@ -88,7 +95,8 @@ watch_start(void)
 	long long pid;
 	int rc;
 
-	if (dt_env_ll("DT_WATCH_PID", 0, 1, 4194304, &pid) < 0)
+	if (dt_parse_ll("DT_WATCH_PID", dt_env("DT_WATCH_PID", "0"), 0,
+	    4194304, &pid) < 0)
 		return -1;
 	if ((watched = (long)pid) == 0)
 		return 0;
@@ -123,6 +131,27 @@ dt_cli_start(const char *prog)
 	dt_out_init();
 	dt_config_register_secrets();
 	return 0;
+}
+
+/* The status's severity: higher is worse. */
+static size_t
+rank(int status)
+{
+	size_t n = sizeof(severity) / sizeof(severity[0]), i, other = 0;
+
+	for (i = 0; i < n; i++) {
+		if (severity[i] == status)
+			return n - i;
+		if (severity[i] == -1)
+			other = n - i;
+	}
+	return other;
+}
+
+int
+dt_exit_worse(int a, int b)
+{
+	return rank(b) > rank(a) ? b : a;
 }
 
 int

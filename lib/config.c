@@ -88,19 +88,6 @@ dt_env(const char *name, const char *def)
 	return v != NULL && *v != '\0' ? v : def;
 }
 
-int
-dt_env_ll(const char *name, long long def, long long min, long long max,
-    long long *out)
-{
-	const char *v = dt_env(name, NULL);
-
-	if (v == NULL) {
-		*out = def;
-		return 0;
-	}
-	return dt_parse_ll(name, v, min, max, out);
-}
-
 /*
  * Reads secret name into *out (new; NULL when unset) from its variable
  * or from the one line of the file name_FILE names, and registers it.

@@ -69,10 +69,6 @@ int dt_parse_ll(const char *name, const char *s, long long min,
 /* The variable name's value (borrowed), or def when unset or empty. */
 const char *dt_env(const char *name, const char *def);
 
-/* Reads a whole-number variable; def when unset or empty. */
-int dt_env_ll(const char *name, long long def, long long min, long long max,
-    long long *out);
-
 /*
  * Reads secret name, or the one line of the file name_FILE names, into
  * *out (new; NULL when unset) and registers it with dt_log_secret().

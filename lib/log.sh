@@ -19,7 +19,7 @@
 #                               text format every line goes on as it came
 #   dt_exit_worst STATUS...     prints the most severe of the exit
 #                               statuses, ranked by exit.def beside this
-#                               file (the table lib/exit.c is built from);
+#                               file (the table lib/cli.c is built from);
 #                               78 and an error line when it cannot be read
 #
 # Every configured secret (the variables lib/config.c registers, and the

@@ -38,14 +38,14 @@ load test_helper/common
 }
 
 @test "config: an unset or empty variable takes the default; a set one is checked" {
-	run -0 libcheck env-ll BATCH_SIZE 100 1 1000
-	assert_output 100
-	BATCH_SIZE= run -0 libcheck env-ll BATCH_SIZE 100 1 1000
-	assert_output 100
-	BATCH_SIZE=7 run -0 libcheck env-ll BATCH_SIZE 100 1 1000
-	assert_output 7
-	BATCH_SIZE=-1 run -78 --separate-stderr libcheck env-ll BATCH_SIZE 100 1 1000
-	assert_equal "$stderr" "libcheck: error: BATCH_SIZE: -1 is out of range (1 to 1000)"
+	run -0 libcheck opts
+	assert_output --partial "count=5 "
+	X_COUNT= run -0 libcheck opts
+	assert_output --partial "count=5 "
+	X_COUNT=7 run -0 libcheck opts
+	assert_output --partial "count=7 "
+	X_COUNT=-1 run -78 --separate-stderr libcheck opts
+	assert_equal "$stderr" "libcheck: error: X_COUNT: -1 is out of range (1 to 10)"
 }
 
 @test "config: a secret comes from its variable or from NAME_FILE with the newline trimmed" {

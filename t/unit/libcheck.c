@@ -3,7 +3,6 @@
  * tests can check it with exact output.  Used by t/0xx-lib-*.bats.
  *
  *   libcheck ll NAME VALUE MIN MAX         dt_parse_ll
- *   libcheck env-ll NAME DEF MIN MAX       dt_env_ll
  *   libcheck secret NAME                   dt_env_secret: prints length
  *   libcheck opts [option ...] [arg ...]   dt_opts_parse with a table of
  *                                          every type (X_* variables):
@@ -201,13 +200,6 @@ main(int argc, char **argv)
 
 		if (dt_parse_ll(argv[2], argv[3], num(argv[4]), num(argv[5]),
 		    &v) != 0)
-			return DT_EXIT_CONFIG;
-		printf("%lld\n", v);
-	} else if (strcmp(cmd, "env-ll") == 0 && argc == 6) {
-		long long v;
-
-		if (dt_env_ll(argv[2], num(argv[3]), num(argv[4]),
-		    num(argv[5]), &v) != 0)
 			return DT_EXIT_CONFIG;
 		printf("%lld\n", v);
 	} else if (strcmp(cmd, "opts") == 0) {
