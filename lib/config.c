@@ -216,8 +216,7 @@ static const struct dt_opt shared[] = {
 
 #define NSHARED (sizeof(shared) / sizeof(shared[0]))
 
-/* What every program has besides its table (dt_opts_parse()). */
-#define NCOMMON 5
+#define MAX_OPTS 128    /* a program's table and the common options */
 #define OPT_LONG 256    /* entry i without a letter: OPT_LONG + i */
 
 /*
@@ -298,15 +297,14 @@ dt_env_shared(const char *env, void *out)
 }
 
 /*
- * Returns a new array of cmd's table, shared entries resolved, and the
- * options every program has (check is --check-config's out); *n is its
- * length.
+ * Fills o with cmd's table, shared entries resolved, and the options
+ * every program has (check is --check-config's out).  Returns their count.
  */
-static struct dt_opt *
-all_options(const struct dt_cmd *cmd, int *check, size_t *n)
+static size_t
+all_options(const struct dt_cmd *cmd, int *check, struct dt_opt *o)
 {
 	static int dummy;
-	const struct dt_opt common[NCOMMON] = {
+	const struct dt_opt common[] = {
 		{0, "check-config", NULL, DT_OPT_SWITCH, check, NULL, 0, 0, NULL,
 		    "check the settings (and read the secret files) and exit: "
 		    "read no input, connect to nothing; print nothing and "
@@ -321,16 +319,14 @@ all_options(const struct dt_cmd *cmd, int *check, size_t *n)
 		{'v', "verbose", NULL, DT_OPT_SWITCH, &dummy, NULL, 0, 0, NULL,
 		    "log more (repeatable: -vv traces HTTP)"},
 	};
-	struct dt_opt *o;
-	size_t i;
+	size_t i, n = sizeof(common) / sizeof(common[0]);
 
-	*n = cmd->n + NCOMMON;
-	if ((o = calloc(*n, sizeof(*o))) == NULL)
-		return NULL;
+	if (cmd->n + n > MAX_OPTS)
+		abort();        /* a table longer than any program's */
 	for (i = 0; i < cmd->n; i++)
 		o[i] = resolve(&cmd->opt[i]);
 	memcpy(o + cmd->n, common, sizeof(common));
-	return o;
+	return cmd->n + n;
 }
 
 /* Whether o takes a value on the command line. */
@@ -471,17 +467,11 @@ by_letter(const void *a, const void *b)
 static int
 opts_help(const struct dt_cmd *cmd)
 {
-	struct dt_opt *o, *sorted;
+	struct dt_opt o[MAX_OPTS], sorted[MAX_OPTS];
 	char left[128], text[512];
-	size_t n, i, k = 0;
 	int check = 0, env_only = 0;
+	size_t n = all_options(cmd, &check, o), i, k = 0;
 
-	if ((o = all_options(cmd, &check, &n)) == NULL ||
-	    (sorted = calloc(n, sizeof(*sorted))) == NULL) {
-		free(o);
-		dt_error("out of memory");
-		return DT_EXIT_TEMPFAIL;
-	}
 	fputs(cmd->head, stdout);
 	putchar('\n');
 	for (i = 0; i < n; i++)
@@ -512,40 +502,30 @@ opts_help(const struct dt_cmd *cmd)
 		putchar('\n');
 		fputs(cmd->tail, stdout);
 	}
-	free(sorted);
-	free(o);
 	return dt_cli_close_stdout(DT_EXIT_OK);
 }
 
 int
 dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv, int *check)
 {
-	struct option *lo = NULL;
-	struct dt_opt *o;
-	const char **given = NULL;
-	char optstring[128];
-	size_t n, i, k = 0, nl = 0;
-	int ch, nconf = 0, nflag = 0, rc = DT_EXIT_USAGE;
+	struct option lo[MAX_OPTS + 1] = {{0}};
+	struct dt_opt o[MAX_OPTS];
+	const char *given[MAX_OPTS] = {0};
+	char optstring[2 * MAX_OPTS + 1];
+	size_t n = all_options(cmd, check, o), i, k = 0, nl = 0;
+	int ch, nconf = 0, nflag = 0;
 
 	*check = 0;
-	if ((o = all_options(cmd, check, &n)) == NULL ||
-	    (lo = calloc(n + 1, sizeof(*lo))) == NULL ||
-	    (given = calloc(n, sizeof(*given))) == NULL) {
-		dt_error("out of memory");
-		rc = DT_EXIT_TEMPFAIL;
-		goto out;
-	}
 	for (i = 0; i < n; i++) {
-		int val = o[i].ch != 0 ? o[i].ch : OPT_LONG + (int)i;
-
-		if (o[i].ch != 0 && k + 3 < sizeof(optstring)) {
+		if (o[i].ch != 0) {
 			optstring[k++] = (char)o[i].ch;
 			if (takes_value(&o[i]))
 				optstring[k++] = ':';
 		}
 		if (o[i].flag != NULL)
 			lo[nl++] = (struct option){o[i].flag, takes_value(&o[i]) ?
-			    required_argument : no_argument, NULL, val};
+			    required_argument : no_argument, NULL,
+			    o[i].ch != 0 ? o[i].ch : OPT_LONG + (int)i};
 	}
 	optstring[k] = '\0';
 	/* getopt's own messages name argv[0]: the name, not the path. */
@@ -554,14 +534,10 @@ dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv, int *check)
 		for (i = 0; i < n; i++)
 			if (ch == (o[i].ch != 0 ? o[i].ch : OPT_LONG + (int)i))
 				break;
-		if (i == n) {
-			rc = dt_cli_usage_error(NULL);
-			goto out;
-		}
-		if (ch == 'h') {
-			free(o), free(lo), free(given);
+		if (i == n)
+			return dt_cli_usage_error(NULL);
+		if (ch == 'h')
 			exit(opts_help(cmd));
-		}
 		if (ch == 'V') {
 			printf("%s %s\n", dt_prog(), DT_VERSION);
 			exit(dt_cli_close_stdout(DT_EXIT_OK));
@@ -575,14 +551,8 @@ dt_opts_parse(const struct dt_cmd *cmd, int argc, char **argv, int *check)
 	}
 	read_values(o, n, given, *check, &nconf, &nflag);
 	if (*check)
-		rc = nconf + nflag > 0 ? DT_EXIT_CONFIG : 0;
-	else if (nconf > 0)
-		rc = DT_EXIT_CONFIG;
-	else
-		rc = nflag > 0 ? dt_cli_usage_error(NULL) : 0;
-out:
-	free(o);
-	free(lo);
-	free(given);
-	return rc;
+		return nconf + nflag > 0 ? DT_EXIT_CONFIG : 0;
+	if (nconf > 0)
+		return DT_EXIT_CONFIG;
+	return nflag > 0 ? dt_cli_usage_error(NULL) : 0;
 }
