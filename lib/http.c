@@ -27,11 +27,9 @@ struct dt_http {
 	const char *ca_bundle;
 	char user_agent[96];
 	char errbuf[CURL_ERROR_SIZE];
-	struct dt_http_resp *resp; /* the response being filled */
-	struct dt_buf body;        /* its body so far */
+	struct dt_buf body;        /* the response's body so far */
 	size_t max_response;
 	long timeout_ms;
-	long ratelimit_ms;         /* x-ratelimit-reset, -1 when absent */
 	int toobig;
 };
 
@@ -153,50 +151,14 @@ dt_http_parse_retry_after(const char *value, long long now)
 	return (long long)t <= now ? 0 : (long)((long long)t - now) * 1000;
 }
 
-/* The value of header name in line, trimmed in place, or NULL. */
-static char *
-header_value(char *line, size_t n, const char *name)
+/* The value of header name in the last response, or NULL. */
+static const char *
+header(CURL *c, const char *name)
 {
-	size_t k = strlen(name);
-	char *v, *end = line + n;
+	struct curl_header *h;
 
-	if (n <= k || strncasecmp(line, name, k) != 0 || line[k] != ':')
-		return NULL;
-	for (v = line + k + 1; v < end && isspace((unsigned char)*v); v++)
-		;
-	while (end > v && isspace((unsigned char)end[-1]))
-		end--;
-	*end = '\0';
-	return v;
-}
-
-static size_t
-on_header(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct dt_http *h = arg;
-	struct dt_http_resp *r = h->resp;
-	size_t n = size * nmemb;
-	char line[512], *v;
-
-	if (n >= sizeof(line))
-		return n;
-	memcpy(line, data, n);
-	line[n] = '\0';
-	if ((v = header_value(line, n, "retry-after")) != NULL)
-		r->retry_after_ms = dt_http_parse_retry_after(v,
-		    (long long)time(NULL));
-	else if ((v = header_value(line, n, "content-range")) != NULL) {
-		free(r->content_range);
-		r->content_range = strdup(v);
-	} else if ((v = header_value(line, n, "x-ratelimit-reset")) != NULL ||
-	    (v = header_value(line, n, "x-ratelimit-reset-requests")) != NULL)
-		h->ratelimit_ms = parse_duration_ms(v);
-	else if (strncmp(line, "HTTP/", 5) == 0) {
-		/* A new response (after 100 Continue): forget the old one. */
-		r->retry_after_ms = -1;
-		h->ratelimit_ms = -1;
-	}
-	return n;
+	return curl_easy_header(c, name, 0, CURLH_HEADER, -1, &h) ==
+	    CURLHE_OK ? h->value : NULL;
 }
 
 /* Traces the headers libcurl sends and receives, credentials masked. */
@@ -312,8 +274,6 @@ set_options(struct dt_http *h, const struct dt_http_req *req,
 	    req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 10000L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, h);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, h);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->errbuf);
 	if (req->cancel != NULL) {
 		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -343,7 +303,7 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 	/* "Expect:": no 100-continue round trip for a large body. */
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:"), *t;
 	const char *const *hp;
-	const char *method = req->method ? req->method : "GET";
+	const char *method = req->method ? req->method : "GET", *v;
 	char safe[1024];
 	curl_off_t us = 0;
 	CURLcode cc;
@@ -351,9 +311,7 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 	pol = pol != NULL ? pol : &default_policy;
 	dt_http_resp_clear(resp);
 	h->body = (struct dt_buf){0};
-	h->resp = resp;
 	h->toobig = 0;
-	h->ratelimit_ms = -1;
 	h->errbuf[0] = '\0';
 	h->max_response = pol->max_response ? pol->max_response :
 	    DEFAULT_MAX_RESPONSE;
@@ -372,7 +330,6 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 	dt_debug("%s: %s %s", h->what, method, safe);
 	cc = curl_easy_perform(h->curl);
 	curl_slist_free_all(hdrs);
-	h->resp = NULL;
 	resp->body = h->body.p;         /* resp's from here */
 	resp->len = h->body.len;
 	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -381,8 +338,15 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 	set_result(h, cc, resp);
 	if (cc != CURLE_OK)     /* only a complete response has a status */
 		resp->status = 0;
-	if (resp->status == 429 && resp->retry_after_ms < 0)
-		resp->retry_after_ms = h->ratelimit_ms;
+	if ((v = header(h->curl, "retry-after")) != NULL)
+		resp->retry_after_ms = dt_http_parse_retry_after(v,
+		    (long long)time(NULL));
+	else if (resp->status == 429 && ((v = header(h->curl,
+	    "x-ratelimit-reset")) != NULL || (v = header(h->curl,
+	    "x-ratelimit-reset-requests")) != NULL))
+		resp->retry_after_ms = parse_duration_ms(v);
+	if ((v = header(h->curl, "content-range")) != NULL)
+		resp->content_range = strdup(v);
 	dt_debug("%s: %s %s -> %ld in %ld ms%s%s", h->what, method, safe,
 	    resp->status, resp->elapsed_ms, resp->error[0] ? ": " : "",
 	    resp->error);

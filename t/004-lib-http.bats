@@ -93,6 +93,17 @@ setup() {
 	[[ $stderr == *"HTTP 503; giving up: waiting 30.0 s more would pass the 5 s retry limit" ]] || fail "$stderr"
 }
 
+@test "http: a 429's x-ratelimit-reset is the wait when no Retry-After came" {
+	script_responses '[{"status":429,"headers":{"x-ratelimit-reset":"1m30s"}},{"status":200}]'
+	run -0 --separate-stderr libcheck http -n 3 -b 1 -T 5000 "$FIXTURE_URL/r"
+	assert_line --index 0 "0 429 1 12"
+	[[ $stderr == *"HTTP 429; giving up: waiting 90.0 s more would pass the 5 s retry limit" ]] || fail "$stderr"
+	script_responses '[{"status":429,"headers":{"x-ratelimit-reset":"250ms"}},{"status":200}]'
+	run -0 --separate-stderr libcheck http -n 3 -b 1 -c 1 "$FIXTURE_URL/r"
+	assert_line --index 0 "0 200 2 12"
+	[[ $stderr == *"HTTP 429; retrying in 0.2 s (2 of 3 tries left)" ]] || fail "$stderr"
+}
+
 @test "http: backoff is full jitter under an exponential, capped ceiling" {
 	run -0 libcheck backoff 100 1000 1
 	read -r lo hi <<<"$output"
