@@ -13,7 +13,6 @@
 #include <jansson.h>
 
 #include "analyze.h"
-#include "clock.h"
 #include "exit.h"
 #include "log.h"
 #include "shared.h"

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "clock.h"
+#include "log.h"
 #include "shared.h"
 
 #define STATE_MAGIC 0x64747361u /* "dtsa" */

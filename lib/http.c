@@ -13,7 +13,6 @@
 #include <curl/curl.h>
 
 #include "buf.h"
-#include "clock.h"
 #include "cli.h"
 #include "config.h"
 #include "http.h"

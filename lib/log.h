@@ -2,6 +2,7 @@
  * log.h: diagnostics on stderr, one line each: "dt-fetch: warning: ...",
  * or under DT_LOG_FORMAT=json an object {ts, prog, level, msg}.  Every
  * secret registered with dt_log_secret() becomes "***" in every line.
+ * And the clock the lines, retries and batches are timed by.
  */
 #ifndef DT_LOG_H
 #define DT_LOG_H
@@ -51,5 +52,11 @@ void dt_log_text(const char *label, const char *text);
 
 /* Writes len bytes at p to fd through signals.  Returns 0, or -1 (errno). */
 int dt_write_all(int fd, const char *p, size_t len);
+
+/* Milliseconds on CLOCK_MONOTONIC, which every process shares. */
+long long dt_now_ms(void);
+
+/* Sleeps ms milliseconds (none when ms <= 0), resuming after a signal. */
+void dt_sleep_ms(long ms);
 
 #endif

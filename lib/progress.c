@@ -10,7 +10,6 @@
 
 #include <jansson.h>
 
-#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "progress.h"

@@ -12,7 +12,6 @@
 #include <jansson.h>
 
 #include "buf.h"
-#include "clock.h"
 #include "ledger.h"
 #include "log.h"
 #include "supabase.h"

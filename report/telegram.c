@@ -12,7 +12,6 @@
 
 #include "buf.h"
 #include "cli.h"
-#include "clock.h"
 #include "exit.h"
 #include "http.h"
 #include "log.h"

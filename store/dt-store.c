@@ -13,7 +13,6 @@
 
 #include <jansson.h>
 
-#include "clock.h"
 #include "cli.h"
 #include "config.h"
 #include "exit.h"
