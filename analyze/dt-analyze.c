@@ -113,7 +113,7 @@ prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 	t->text = s;
 	t->len = len;
 	t->cut = NULL;
-	dt_log_text("text", t->text);
+	dt_debug("text: %.200s", t->text);      /* private: debug only */
 	if (t->len > (size_t)x->c.max_text && cut_text(x, rec, t) < 0)
 		return 0;
 	snprintf(t->where, sizeof(t->where), "%s", x->where);

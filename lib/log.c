@@ -209,9 +209,3 @@ dt_sleep_ms(long ms)
 	while (ms > 0 && nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }
-
-void
-dt_log_text(const char *label, const char *text)
-{
-	dt_log(DT_LOG_DEBUG, "%s: %.200s", label, text ? text : "(null)");
-}

@@ -47,9 +47,6 @@ void dt_log(int level, const char *fmt, ...)
 #define dt_info(...) dt_log(DT_LOG_INFO, __VA_ARGS__)
 #define dt_debug(...) dt_log(DT_LOG_DEBUG, __VA_ARGS__)
 
-/* Logs "label: text" (cut to 200 bytes) at debug only: text is private. */
-void dt_log_text(const char *label, const char *text);
-
 /* Writes len bytes at p to fd through signals.  Returns 0, or -1 (errno). */
 int dt_write_all(int fd, const char *p, size_t len);
 

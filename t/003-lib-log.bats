@@ -76,8 +76,10 @@ load test_helper/common
 }
 
 @test "log: users' text appears only at debug level" {
-	run -0 --separate-stderr libcheck text "message 42" "мой личный текст"
-	assert_equal "$stderr" ""
-	run -0 --separate-stderr libcheck text "message 42" "мой личный текст" -v
-	assert_equal "$stderr" "libcheck: debug: message 42: мой личный текст"
+	echo '{"id":1,"text":"мой личный текст"}' >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-analyze --dry-run "$BATS_TEST_TMPDIR/in"
+	[[ $stderr != *личный* ]] || fail "$stderr"
+	run -0 --separate-stderr dt-analyze --dry-run -v "$BATS_TEST_TMPDIR/in"
+	grep -qxF "dt-analyze: debug: text: мой личный текст" <<<"$stderr" ||
+		fail "$stderr"
 }

@@ -10,7 +10,6 @@
  *   libcheck shared NAME                   dt_env_shared (a number)
  *   libcheck log LEVEL MESSAGE [-v|-q ...] dt_log after registering the
  *                                          well-known secrets
- *   libcheck text LABEL TEXT [-v ...]      dt_log_text
  *   libcheck worse A B                     dt_exit_worse
  *   libcheck safe-url URL                  dt_http_safe_url
  *   libcheck retry-after VALUE NOW         dt_http_parse_retry_after
@@ -229,9 +228,6 @@ main(int argc, char **argv)
 		verbosity(argc, argv, 4);
 		dt_config_register_secrets();
 		dt_log((int)l, "%s", argv[3]);
-	} else if (strcmp(cmd, "text") == 0 && argc >= 4) {
-		verbosity(argc, argv, 4);
-		dt_log_text(argv[2], argv[3]);
 	} else if (strcmp(cmd, "worse") == 0 && argc == 4)
 		printf("%d\n", dt_exit_worse((int)num(argv[2]),
 		    (int)num(argv[3])));
