@@ -130,8 +130,9 @@ parse_duration_ms(const char *s)
 	return total <= 86400000.0 ? (long)total : -1;
 }
 
-long
-dt_http_parse_retry_after(const char *value, long long now)
+/* Retry-After (seconds or an HTTP-date) in ms, at most a day, or -1. */
+static long
+retry_after(const char *value, long long now)
 {
 	size_t digits;
 	time_t t;
@@ -338,8 +339,7 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 	if (cc != CURLE_OK)     /* only a complete response has a status */
 		resp->status = 0;
 	if ((v = header(h->curl, "retry-after")) != NULL)
-		resp->retry_after_ms = dt_http_parse_retry_after(v,
-		    (long long)time(NULL));
+		resp->retry_after_ms = retry_after(v, (long long)time(NULL));
 	else if (resp->status == 429 && ((v = header(h->curl,
 	    "x-ratelimit-reset")) != NULL || (v = header(h->curl,
 	    "x-ratelimit-reset-requests")) != NULL))

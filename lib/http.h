@@ -111,12 +111,6 @@ long dt_http_backoff_ms(const struct dt_http_policy *pol, int n,
     const struct dt_http_resp *resp);
 
 /*
- * Parses Retry-After (seconds or an HTTP-date, against now in epoch
- * seconds) into milliseconds, at most a day, or -1.
- */
-long dt_http_parse_retry_after(const char *value, long long now);
-
-/*
  * Copies url into buf with its credentials masked: registered secrets,
  * userinfo, a Bot API token (/bot<token>/, up to the path's last '/')
  * and query values named like key or token.  Returns buf.

@@ -79,14 +79,19 @@ setup() {
 }
 
 @test "http: Retry-After as an HTTP-date is parsed, and a wait past the limit gives up" {
-	run -0 libcheck retry-after 'Wed, 21 Oct 2015 07:28:00 GMT' 1445412470
-	assert_output 10000
-	run -0 libcheck retry-after 'Wed, 21 Oct 2015 07:28:00 GMT' 1445412490
-	assert_output 0
-	run -0 libcheck retry-after 120 0
-	assert_output 120000
-	run -0 libcheck retry-after 'soon' 0
-	assert_output -- -1
+	# A date past is no wait, one far ahead a day; a word is no Retry-After.
+	script_responses '[{"status":503,"headers":{"Retry-After":"Wed, 21 Oct 2015 07:28:00 GMT"}},{"status":200}]'
+	run -0 --separate-stderr libcheck http -n 3 -b 1 -T 5000 "$FIXTURE_URL/r"
+	[[ $stderr == *"HTTP 503; retrying in 0.0 s (2 of 3 tries left)" ]] || fail "$stderr"
+	script_responses '[{"status":503,"headers":{"Retry-After":"Fri, 01 Jan 2100 00:00:00 GMT"}},{"status":200}]'
+	run -0 --separate-stderr libcheck http -n 3 -b 1 -T 5000 "$FIXTURE_URL/r"
+	[[ $stderr == *"HTTP 503; giving up: waiting 86400.0 s more would pass the 5 s retry limit" ]] || fail "$stderr"
+	script_responses '[{"status":503,"headers":{"Retry-After":"120"}},{"status":200}]'
+	run -0 --separate-stderr libcheck http -n 3 -b 1 -T 5000 "$FIXTURE_URL/r"
+	[[ $stderr == *"HTTP 503; giving up: waiting 120.0 s more would pass the 5 s retry limit" ]] || fail "$stderr"
+	script_responses '[{"status":503,"headers":{"Retry-After":"soon"}},{"status":200}]'
+	run -0 --separate-stderr libcheck http -n 3 -b 1 -c 1 -T 5000 "$FIXTURE_URL/r"
+	assert_line --index 0 "0 200 2 12"
 	script_responses '[{"status":503,"headers":{"Retry-After":"30"}},{"status":200}]'
 	run -0 --separate-stderr libcheck http -n 3 -b 1 -T 5000 "$FIXTURE_URL/r"
 	assert_line --index 0 "0 503 1 12"

@@ -12,7 +12,6 @@
  *                                          well-known secrets
  *   libcheck worse A B                     dt_exit_worse
  *   libcheck safe-url URL                  dt_http_safe_url
- *   libcheck retry-after VALUE NOW         dt_http_parse_retry_after
  *   libcheck backoff BASE CAP N [RA]       dt_http_backoff_ms, 1000 draws:
  *                                          prints min and max
  *   libcheck answer RESULT STATUS OUTAGES SPENT_MS
@@ -236,10 +235,7 @@ main(int argc, char **argv)
 
 		dt_config_register_secrets();
 		printf("%s\n", dt_http_safe_url(argv[2], buf, sizeof(buf)));
-	} else if (strcmp(cmd, "retry-after") == 0 && argc == 4)
-		printf("%ld\n", dt_http_parse_retry_after(argv[2],
-		    num(argv[3])));
-	else if (strcmp(cmd, "backoff") == 0 && (argc == 5 || argc == 6)) {
+	} else if (strcmp(cmd, "backoff") == 0 && (argc == 5 || argc == 6)) {
 		struct dt_http_policy pol = {.max_tries = 10,
 		    .base_ms = (long)num(argv[2]), .cap_ms = (long)num(argv[3]),
 		    .max_total_ms = 1000000};
