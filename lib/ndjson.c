@@ -28,10 +28,10 @@ struct dt_reader {
 	size_t max_line;
 	char in[64 * 1024];     /* read(2)'s bytes; in[pos..len) unread */
 	size_t pos, len;
-	char *line;             /* the current line, max_line + 1 bytes */
-	size_t line_len;
 	unsigned long lineno;
 	char where[512], error[256];
+	size_t line_len;
+	char line[];            /* the current line, max_line + 1 bytes */
 };
 
 struct dt_reader *
@@ -39,16 +39,14 @@ dt_reader_new(char **paths, int n, size_t max_line)
 {
 	struct dt_reader *r;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	max_line = max_line ? max_line : DT_NDJSON_MAX_LINE_DEFAULT;
+	if ((r = malloc(sizeof(*r) + max_line + 1)) == NULL)
 		return NULL;
+	memset(r, 0, sizeof(*r));
 	r->paths = paths;
 	r->npaths = n;
 	r->fd = -1;
-	r->max_line = max_line ? max_line : DT_NDJSON_MAX_LINE_DEFAULT;
-	if ((r->line = malloc(r->max_line + 1)) == NULL) {
-		free(r);
-		return NULL;
-	}
+	r->max_line = max_line;
 	return r;
 }
 
@@ -57,8 +55,6 @@ dt_reader_free(struct dt_reader *r)
 {
 	if (r != NULL && r->fd > STDIN_FILENO)
 		close(r->fd);
-	if (r != NULL)
-		free(r->line);
 	free(r);
 }
 
