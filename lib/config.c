@@ -336,17 +336,6 @@ takes_value(const struct dt_opt *o)
 	return o->type != DT_OPT_SWITCH && o->type != DT_OPT_BOOL;
 }
 
-/* Logs for --check-config -v the value v of o and where it came from. */
-static void
-show(const struct dt_opt *o, const char *name, const char *v,
-    const char *from)
-{
-	if (v == NULL || o->type == DT_OPT_SECRET)
-		dt_debug("%s: %s", name, v != NULL ? "set" : "not set");
-	else
-		dt_debug("%s = %s (%s)", name, v, from);
-}
-
 /*
  * Reads every variable of the table (or its default), then every flag
  * given (given[i]), counting the bad ones in *nconf and *nflag.  An
@@ -381,8 +370,11 @@ read_values(const struct dt_opt *o, size_t n, const char **given,
 		if (p->out != NULL && p->type != DT_OPT_SECRET && v != NULL &&
 		    set_value(p, name, v) < 0)
 			++*nconf;
+		else if (show_all && given[i] == NULL && p->env != NULL &&
+		    (v == NULL || p->type == DT_OPT_SECRET))
+			dt_debug("%s: %s", name, v != NULL ? "set" : "not set");
 		else if (show_all && given[i] == NULL && p->env != NULL)
-			show(p, name, v, from);
+			dt_debug("%s = %s (%s)", name, v, from);
 	}
 	for (i = 0; i < n; i++) {
 		if (given[i] == NULL)
@@ -391,7 +383,7 @@ read_values(const struct dt_opt *o, size_t n, const char **given,
 		if (set_value(&o[i], name, given[i]) < 0)
 			++*nflag;
 		else if (show_all)
-			show(&o[i], name, given[i], "flag");
+			dt_debug("%s = %s (flag)", name, given[i]);
 	}
 }
 
