@@ -89,7 +89,6 @@ watch(void *arg)
 static int
 watch_start(void)
 {
-	pthread_attr_t attr;
 	pthread_t t;
 	sigset_t all, old;
 	long long pid;
@@ -110,10 +109,8 @@ watch_start(void)
 		gone();
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &attr, watch, NULL);
-	pthread_attr_destroy(&attr);
+	if ((rc = pthread_create(&t, NULL, watch, NULL)) == 0)
+		pthread_detach(t);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
 		dt_error("DT_WATCH_PID: cannot start the watch (%s); stopping "

@@ -349,6 +349,9 @@ dt_http_once(struct dt_http *h, const struct dt_http_req *req,
 	dt_debug("%s: %s %s -> %ld in %ld ms%s%s", h->what, method, safe,
 	    resp->status, resp->elapsed_ms, resp->error[0] ? ": " : "",
 	    resp->error);
+	if (resp->result == DT_HTTP_OK && resp->status / 100 != 2)
+		snprintf(resp->error, sizeof(resp->error), "HTTP %ld",
+		    resp->status);
 	return resp->result;
 }
 
@@ -413,7 +416,7 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 	static int seeded;
 	const char *method = req->method ? req->method : "GET";
 	long long start = dt_now_ms(), left;
-	char safe[1024], why[300], next[128];
+	char safe[1024], next[128];
 	struct dt_retry r;
 	int try;
 
@@ -438,12 +441,9 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 			snprintf(next, sizeof(next), "retrying in %.1f s "
 			    "(%d of %d tries left)", r.wait_ms / 1000.0,
 			    pol->max_tries - try, pol->max_tries);
-		if (resp->result == DT_HTTP_OK)
-			snprintf(why, sizeof(why), "HTTP %ld", resp->status);
-		else
-			snprintf(why, sizeof(why), "%s", resp->error);
 		dt_warn("%s: %s %s: %s; %s", h->what, method,
-		    dt_http_safe_url(req->url, safe, sizeof(safe)), why, next);
+		    dt_http_safe_url(req->url, safe, sizeof(safe)), resp->error,
+		    next);
 		/* The wait, in slices a stop cuts short. */
 		for (left = r.wait_ms; r.retry && left > 0 && !stopping();
 		    left -= 100)

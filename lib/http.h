@@ -45,7 +45,7 @@ struct dt_http_resp {
 	char *content_range;    /* Content-Range header or NULL */
 	long elapsed_ms;        /* total time of the last attempt */
 	int tries;              /* attempts made by dt_http_send() */
-	char error[256];        /* human-readable cause when result != OK */
+	char error[256];        /* the cause, or "HTTP 503" for a status not 2xx */
 };
 
 struct dt_http_policy {
