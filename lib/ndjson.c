@@ -125,12 +125,8 @@ read_line(struct dt_reader *r, int *toolong)
 	}
 }
 
-static int
-bad(struct dt_reader *r, json_t **rec, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 /* Logs the current line as bad, and makes its error record. */
-static int
+static int __attribute__((format(printf, 3, 4)))
 bad(struct dt_reader *r, json_t **rec, const char *fmt, ...)
 {
 	va_list ap;

@@ -84,11 +84,7 @@ utf8_fix(char *s)
 }
 
 /* snprintf into buf (len > 0), then utf8_fix(); returns the length. */
-static inline size_t
-utf8_format(char *buf, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static inline size_t
+static inline size_t __attribute__((format(printf, 3, 4)))
 utf8_format(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
