@@ -71,8 +71,8 @@ gone(void)
 /*
  * A parent-death signal is not enough: a stage's parent is a subshell or
  * GNU parallel, which outlive a killed dt-entrypoint.  The pidfd becomes
- * readable when it ends; without one (seccomp, old kernels) the poll is
- * a one-second sleep and the ancestry is looked at instead.
+ * readable when it ends; without one (seccomp, old kernels) the ancestry
+ * is looked at every second.
  */
 static void *
 watch(void *arg)
@@ -80,9 +80,17 @@ watch(void *arg)
 	struct pollfd pfd = {.fd = watch_fd, .events = POLLIN};
 
 	(void)arg;
-	for (;;)
-		if (poll(&pfd, 1, 1000) > 0 || !ancestor())
+	while (watch_fd >= 0) {
+		if (poll(&pfd, 1, -1) > 0)
 			gone();
+		if (errno != EINTR)
+			watch_fd = -1;
+	}
+	for (;;) {
+		sleep(1);
+		if (!ancestor())
+			gone();
+	}
 	return NULL;
 }
 
