@@ -454,26 +454,14 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 	return resp->result;
 }
 
-/* Returns 1 when a query parameter's name looks like a credential's. */
-static int
-secret_param(const char *name, size_t n)
-{
-	static const char *names[] = {"key", "apikey", "api_key", "token",
-	    "access_token", "secret", "password", "sig", "signature"};
-	size_t i;
-
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i]) == n && strncasecmp(name, names[i], n) == 0)
-			return 1;
-	return 0;
-}
-
 const char *
 dt_http_safe_url(const char *url, char *buf, size_t len)
 {
+	static const char secret_params[] = "|key|apikey|api_key|token|"
+	    "access_token|secret|password|sig|signature|";
 	struct dt_buf b = {0};
 	const char *p, *at, *q;
-	char *clean;
+	char *clean, name[40];
 	int in_query = 0;
 	size_t n;
 
@@ -508,7 +496,9 @@ dt_http_safe_url(const char *url, char *buf, size_t len)
 			n = strcspn(p + 1, "=&#");
 			dt_buf_add(&b, p, n + 1);
 			p += n + 1;
-			if (*p == '=' && secret_param(p - n, n)) {
+			snprintf(name, sizeof(name), "|%.*s|", (int)n, p - n);
+			if (*p == '=' && n + 2 < sizeof(name) &&
+			    strcasestr(secret_params, name) != NULL) {
 				dt_buf_puts(&b, "=***");
 				p += 1 + strcspn(p + 1, "&#");
 			}
