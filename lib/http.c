@@ -165,14 +165,14 @@ header(CURL *c, const char *name)
 static int
 on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 {
-	static const char *masked[] = {"authorization", "apikey",
-	    "x-api-key", "cookie", "proxy-authorization"};
+	static const char masked[] = "|authorization|apikey|x-api-key|"
+	    "cookie|proxy-authorization|";
 	const char *what = ((struct dt_http *)arg)->what;
 	const char *dir = type == CURLINFO_TEXT ? "*" :
 	    type == CURLINFO_HEADER_OUT ? ">" : "<";
-	char *copy, *line, *save, *sp, safe[1024];
+	char *copy, *line, *save, *sp, safe[1024], name[40];
 	const char *tail;
-	size_t i, k;
+	size_t k;
 
 	(void)c;
 	if ((type != CURLINFO_TEXT && type != CURLINFO_HEADER_OUT &&
@@ -181,13 +181,12 @@ on_debug(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
 	for (line = strtok_r(copy, "\r\n", &save); line != NULL;
 	    line = strtok_r(NULL, "\r\n", &save)) {
 		tail = "";
-		for (i = 0; i < sizeof(masked) / sizeof(masked[0]); i++) {
-			k = strlen(masked[i]);
-			if (strncasecmp(line, masked[i], k) == 0 &&
-			    line[k] == ':') {
-				line[k + 1] = '\0';
-				tail = " ***";
-			}
+		k = strcspn(line, ":");
+		snprintf(name, sizeof(name), "|%.*s|", (int)k, line);
+		if (line[k] == ':' && k + 2 < sizeof(name) &&
+		    strcasestr(masked, name) != NULL) {
+			line[k + 1] = '\0';
+			tail = " ***";
 		}
 		/* A request line's path may hold a token. */
 		if (type == CURLINFO_HEADER_OUT &&
