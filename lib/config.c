@@ -120,7 +120,7 @@ secret(const char *name, char **out, int quiet)
 		snprintf(why, sizeof(why), "%s: %s: %s", var, path, ferror(f) ?
 		    strerror(errno) : "file is too large");
 	else if (v == NULL) {
-		/* A trailing newline (CRLF too) is the file's, not the key's. */
+		/* A trailing newline (CRLF too) is the file's. */
 		s[n] = '\0';
 		if (n > 0 && s[n - 1] == '\n')
 			s[--n] = '\0';

@@ -45,7 +45,7 @@ struct dt_http_resp {
 	char *content_range;    /* Content-Range header or NULL */
 	long elapsed_ms;        /* total time of the last attempt */
 	int tries;              /* attempts made by dt_http_send() */
-	char error[256];        /* the cause, or "HTTP 503" for a status not 2xx */
+	char error[256];        /* the cause, or "HTTP 503" for a non-2xx */
 };
 
 struct dt_http_policy {
@@ -59,7 +59,7 @@ struct dt_http_policy {
 /* What an answer means; only an outage is retried. */
 enum {
 	DT_ANSWER_OK = 0,       /* a 2xx: the caller reads the body */
-	DT_ANSWER_OUTAGE = 1,   /* no answer, 408, 429, 5xx: not the request's */
+	DT_ANSWER_OUTAGE = 1,   /* no answer, 408, 429, 5xx: retried */
 	DT_ANSWER_SETUP = 2,    /* 3xx, 401-404: the key, account or URL */
 	DT_ANSWER_REFUSED = 3,  /* another 4xx */
 	DT_ANSWER_FAILED = 4    /* TLS, a body over the limit, an odd status */

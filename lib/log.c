@@ -184,7 +184,7 @@ dt_log(int l, const char *fmt, ...)
 	/* One write(2) per line keeps lines whole between processes. */
 	if (n >= 0)
 		dt_write_all(STDERR_FILENO, line, (size_t)n);
-	if (n < 0)
+	else
 		line = NULL;
 	free(line);
 	free(msg);
