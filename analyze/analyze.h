@@ -55,7 +55,7 @@ struct run {
 	struct dt_http *http;
 	struct dt_shared *sh;
 	char state_dir[4096], run_id[256];
-	int own_state_dir, status, seen_success;
+	int own_state_dir, status;
 	const char *where;      /* position of the current record */
 	struct counts n;
 	char last_refused[400]; /* the last 4xx a record of this worker got */
@@ -89,31 +89,17 @@ void dt_az_teardown(struct run *x);
 
 /* call.c */
 
-/* What dt_az_send() got: every call's usage, the last call's answer. */
-struct dt_az_sent {
-	json_t *answer;         /* DT_AZ_ANSWERED: a new reference */
-	struct dt_usage sum;
-	int tries;
-	long long latency_ms;
-	char model[128];
-	char why[600];          /* why the answer was not taken */
-};
-
-enum {
-	DT_AZ_ANSWERED = 0,     /* out->answer holds the answer */
-	DT_AZ_ERROR = 1,        /* an error is set on rec (and counted once) */
-	DT_AZ_ALONE = 2         /* a packed answer cannot be used as a whole
-				 * (out->why): send each message alone */
-};
-
 /*
  * Sends a request (body, len bytes, built with api) until it has an
  * answer or a final error, under the run's retries, circuit, budget and
- * rate limit.  Errors go on rec; id names the request in logs.  Adds
- * the usage to the run's totals.  Returns DT_AZ_*; fills out.
+ * rate limit; id names it in logs.  Returns 1 with the answer on rec
+ * ("analysis", "model", "usage", "latency_ms", "tries"), 0 with an
+ * "error" (counted once), -1 when a packed answer cannot be used as a
+ * whole (why in rec's "alone"); "tries" and "usage" go on rec whenever
+ * calls were made or paid for.  Adds the usage to the run's totals.
  */
 int dt_az_send(struct run *x, const struct dt_api *api, const char *body,
-    size_t len, json_t *rec, const char *id, struct dt_az_sent *out);
+    size_t len, json_t *rec, const char *id);
 
 /* Sends one record's text (len bytes): an analysis or an error on rec. */
 void dt_az_call(struct run *x, json_t *rec, const char *id,
@@ -132,18 +118,15 @@ struct dt_az_item {
 };
 
 #define DT_AZ_PACK_MAX 100     /* DT_PACK's largest value (setup.c) */
-#define DT_AZ_HOLD 4
+#define DT_AZ_HOLD 4            /* held records per DT_PACK, at most */
 
 /*
  * The records read and not yet written, in input order: those to
- * analyze (up to DT_PACK, in calls) and the records read after the
- * first of them, held so that the output keeps the input's order (up
- * to DT_AZ_HOLD times DT_PACK records in all).
+ * analyze (calls) and all from the first of them on (held).
  */
 struct dt_az_group {
 	struct dt_az_item calls[DT_AZ_PACK_MAX];
 	json_t *held[DT_AZ_HOLD * DT_AZ_PACK_MAX]; /* references */
-	unsigned char is_call[DT_AZ_HOLD * DT_AZ_PACK_MAX]; /* in calls */
 	int ncalls, nheld;
 };
 
@@ -162,9 +145,9 @@ char *dt_az_group_body(struct run *x, struct dt_az_item *it, int n,
     size_t *blen);
 
 /*
- * Takes rec (a reference) to be written: at once when no record waits
- * for a call, else after the group.  is_call: rec is the group's next
- * record to analyze (calls[ncalls], already filled in but for rec).
+ * Takes rec (a reference) to be written at once, or after the group when
+ * a record of it waits for a call.  is_call: rec is the next record to
+ * analyze (calls[ncalls], filled in but for rec).
  */
 void dt_az_hold(struct run *x, struct dt_az_group *g, json_t *rec,
     int is_call);
@@ -192,16 +175,6 @@ void dt_az_set_error(struct run *x, json_t *rec, int k, int retryable,
 
 /* Counts an error of kind k without setting one. */
 void dt_az_count_error(struct run *x, int k, int status);
-
-/* The record's "usage" for u: a new object, or NULL when out of memory. */
-json_t *dt_az_usage_json(const struct dt_usage *u);
-
-/*
- * Sets analysis (stolen) on rec with o's model, latency and tries, the
- * usage u and, when pack is over 0, "pack":{"size":pack}; counts it.
- */
-void dt_az_set_analysis(struct run *x, json_t *rec, json_t *analysis,
-    const struct dt_az_sent *o, const struct dt_usage *u, int pack);
 
 /*
  * Ends the run: adds the status its end calls for and writes the stage

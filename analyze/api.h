@@ -26,27 +26,15 @@ struct dt_api {
 	long long max_output_tokens;
 	int web_search;         /* agent: add the web_search tool */
 	int disable_search;     /* chat: send "disable_search": true */
-	int packed;             /* the packed schema: dt_api_parse checks
-				 * only for a "results" array (pack.c checks
-				 * each item) */
-};
-
-struct dt_usage {
-	long long input_tokens;
-	long long output_tokens;
-	long long total_tokens;
-	double cost_usd;        /* the API's own total, 0 when it sent none */
+	int packed;             /* check the answer for "results" only */
 };
 
 enum {
-	DT_API_OK = 0,          /* *analysis holds a valid analysis */
+	DT_API_OK = 0,          /* a valid analysis */
 	DT_API_FAILED = 1,      /* the API says the run failed (outage) */
 	DT_API_INVALID = 2      /* output missing, cut short, not JSON or
 				 * not valid against the schema */
 };
-
-/* Bytes of a response body that is not JSON kept in dt_api_parse's *raw. */
-#define DT_API_RAW_MAX 4096
 
 /*
  * Writes the first nhex hex digits of the SHA-256 of the n parts, one
@@ -65,29 +53,26 @@ char *dt_api_body(const struct dt_api *a, const char *text, size_t len,
     size_t *body_len);
 
 /*
- * Reads a 2xx response body.  Fills *u with the usage the API reported
- * (zeros when none) and model (cap bytes) with the model that answered.
- * Returns DT_API_OK with a new reference in *analysis (with a->packed,
- * the whole {"results": [...]}); otherwise a description in why and,
- * when the API returned output text, a new string with it in *raw (or
- * the first DT_API_RAW_MAX bytes of a body that is not JSON).  model,
- * why and *raw are valid UTF-8.
+ * Reads a 2xx response body into *reply, a new object (NULL only when
+ * out of memory): "model", the model that answered; "usage", as a
+ * record has it; with DT_API_OK "analysis" (with a->packed, the whole
+ * {"results": [...]}), else "why" and, when the API returned output
+ * text or a body that is not JSON, its first 1 KiB in "output", cut on
+ * a character, with "output_cut": true when cut.  Returns DT_API_*.
  */
 int dt_api_parse(const struct dt_api *a, const char *body, size_t len,
-    json_t **analysis, struct dt_usage *u, char *model, size_t cap,
-    char *why, size_t whylen, char **raw);
+    json_t **reply);
+
+/* Adds the numbers of the usage from to those of to (both a record's). */
+void dt_api_add_usage(json_t *to, json_t *from);
 
 /*
  * The message of an error body ({"error":{"message":...}} or
- * {"error":"..."}) into buf, cut on a character to fit; "" when none.
+ * {"error":"..."}) into msg, and its "type", else its "code", into type
+ * (may be NULL), each cut on a character to fit; "" when none.
  */
-void dt_api_error_message(const char *body, size_t n, char *buf, size_t len);
-
-/*
- * The error's "type", else its "code", into buf; "" when none.  The
- * same answer for different records tells a setup error.
- */
-void dt_api_error_type(const char *body, size_t n, char *buf, size_t len);
+void dt_api_error(const char *body, size_t n, char *msg, size_t mlen,
+    char *type, size_t tlen);
 
 /* Rough token count of n bytes (about four a token), for estimates. */
 long long dt_api_estimate_tokens(const char *s, size_t n);

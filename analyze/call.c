@@ -1,10 +1,11 @@
 /*
  * call.c: calling the API for one request until it has an answer or a
- * final error.  What an answer means comes from lib/http.h; whether a
- * refusal is the record's or the run's setup is decided here from the
- * answers all workers got (docs/analyze.md, "Setup errors").
+ * final error, as lib/http.h classifies answers, under the run's shared
+ * state (docs/analyze.md, "Setup errors" and "Shared between ...").
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,55 +19,42 @@
 #include "shared.h"
 #include "utf8.h"
 
-#define RAW_KEEP 1024           /* bytes of bad output kept in an error */
-
-/* Refusals alike for this many calls in a row, the last with a test text. */
-#define SETUP_THRESHOLD 3
+#define SETUP_THRESHOLD 3       /* refusals alike that open the circuit */
 
 int dt_az_stopping;
 
-/* What the loop of call_loop() does after a step. */
-enum {
-	NEXT_CALL,              /* call (again) */
-	END_OUT,                /* done; tries and usage are not added */
-	END_FAIL,               /* done with an error; add tries and usage */
-	END_DONE,               /* done; add them when a call was made */
-	END_ALONE               /* a pack's answer is unusable as a whole */
-};
+enum { NEXT_CALL, END, END_ALONE };  /* what follows a step */
 
 /* One request's calls. */
 struct call {
-	json_t *rec;            /* where an error goes */
+	json_t *rec;            /* where the outcome goes */
 	const char *id;
 	const struct dt_api *api;
 	struct dt_http_req req;
 	struct dt_http_resp resp;
-	struct dt_usage sum;    /* every call's usage, added up */
-	json_t *analysis;       /* the last call's, a new reference */
-	char *raw;              /* the last call's bad output, or NULL */
-	char why[600], model[128];
+	json_t *reply;          /* the last 2xx's, from dt_api_parse() */
+	json_t *usage;          /* every call's, added up */
 	long long start;
 	int tries, outages, invalid;
-	int lead, warm;         /* dt_shared_warm()'s answers */
+	int lead;               /* this worker makes the warm-up call */
+	int proven;             /* some call of the run got an analysis */
 	int rc;                 /* dt_api_parse()'s, -1 for no 2xx */
 	int answer;             /* DT_ANSWER_* of the last call */
+	char why[600];
 };
 
-/*
- * Whether the stop file (DT_STOP_FILE) exists: dt-entrypoint creates it
- * on SIGTERM or at its deadline, dt-analyze when the API refuses the
- * run's setup.
- */
+/* Whether DT_STOP_FILE exists: no more calls in this run. */
 static int
 stop_requested(struct run *x)
 {
+	int br;
+
 	if (!dt_az_stopping && x->c.stop_file != NULL &&
 	    access(x->c.stop_file, F_OK) == 0) {
 		dt_az_stopping = 1;
 		/* A circuit opened for a setup error said why already. */
-		if (x->sh == NULL ||
-		    dt_shared_breaker(x->sh) == DT_BREAKER_CLOSED ||
-		    dt_shared_breaker(x->sh) == DT_BREAKER_OUTAGE)
+		br = dt_shared_breaker(x->sh);
+		if (br == DT_BREAKER_CLOSED || br == DT_BREAKER_OUTAGE)
 			dt_info("the run is stopping: no more API calls");
 	}
 	return dt_az_stopping;
@@ -87,69 +75,69 @@ nap(struct run *x, long long ms)
 	return 1;
 }
 
-/* Tells the other workers how the warm-up call ended, if it was ours. */
-static void
-warm_done(struct run *x, struct call *k, int how)
+/* Opens the locked breaker; returns 1 when this call did. */
+static int
+trip(struct dt_state *st, int reason, const char *why)
 {
-	if (k->lead == DT_WARM_LEAD)
-		dt_shared_warm_done(x->sh, how);
-	k->lead = DT_WARM_GO;
+	if (st->breaker != DT_BREAKER_CLOSED)
+		return 0;
+	utf8_format(st->why, sizeof(st->why), "%s", why);
+	st->breaker = reason;
+	return 1;
+}
+
+/* Ends our warm-up call; unless proven, again keeps the next alone. */
+static void
+warm_done(struct run *x, struct call *k, int again)
+{
+	struct dt_state *st;
+
+	if (k->lead) {
+		st = dt_shared_lock(x->sh);
+		st->warm_pid = 0;
+		st->warm_tried |= !again || st->proven;
+		dt_shared_unlock(x->sh);
+	}
+	k->lead = 0;
+}
+
+/* Releases a budget reservation and adds what the call cost. */
+static void
+settle(struct run *x, double reserved, double cost)
+{
+	struct dt_state *st = dt_shared_lock(x->sh);
+
+	st->reserved = st->reserved > reserved ? st->reserved - reserved : 0;
+	st->spent += cost;
+	if (cost > st->max_cost)
+		st->max_cost = cost;
+	dt_shared_unlock(x->sh);
 }
 
 /* An error answer that no retry changes: the record's or the setup's. */
 static int
 refused(const struct call *k)
 {
-	return k->rc == -1 && (k->answer == DT_ANSWER_SETUP ||
-	    k->answer == DT_ANSWER_REFUSED);
-}
-
-/* Before each call: a signal, the circuit, the stop file. */
-static int
-may_call(struct run *x, struct call *k)
-{
-	int br = dt_shared_breaker(x->sh);
-
-	if (dt_az_signal) {
-		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
-		    "interrupted before the API answered");
-		return END_OUT;
-	}
-	/* The breaker first: a run stopped for its setup says so. */
-	if (br == DT_BREAKER_OUTAGE) {
-		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_UNAVAILABLE,
-		    "circuit open after %lld consecutive outage failures; not "
-		    "calling the API in this run", x->c.breaker);
-		return END_DONE;
-	} else if (br != DT_BREAKER_CLOSED) {
-		dt_shared_breaker_why(x->sh, k->why, sizeof(k->why));
-		dt_az_set_error(x, k->rec, K_CONFIG, 1, DT_EXIT_CONFIG,
-		    "not called: %s", k->why);
-		return END_DONE;
-	}
-	if (!stop_requested(x))
-		return NEXT_CALL;
-	if (k->tries == 0) {
-		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
-		    "the run is stopping; the API was not called");
-		return END_OUT;
-	}
-	dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
-	    "the run is stopping; no call after the %d made", k->tries);
-	return END_FAIL;
+	return k->answer == DT_ANSWER_SETUP || k->answer == DT_ANSWER_REFUSED;
 }
 
 /*
- * Reserves budget and waits for a request slot.  Returns 1 to call now
- * (*reserved taken), 0 when the run is stopping, -1 when the budget is
- * spent.
+ * Reserves the dearest call seen so far from the budget, if there is
+ * one, and waits for a request slot.  Returns 1 to call now (*reserved
+ * taken), 0 when the run is stopping, -1 when the budget is spent.
  */
 static int
 budget_and_slot(struct run *x, const char *id, double *reserved)
 {
+	struct dt_state *st = dt_shared_lock(x->sh);
+	double b = x->c.budget, used = st->spent + st->reserved;
+	int ok = b <= 0 || (used < b && used + st->max_cost <= b);
 	long long wait;
 
-	if (!dt_shared_budget_take(x->sh, x->c.budget, reserved))
+	*reserved = ok && b > 0 ? st->max_cost : 0;
+	st->reserved += *reserved;
+	dt_shared_unlock(x->sh);
+	if (!ok)
 		return -1;
 	if ((wait = dt_shared_slot(x->sh)) > 0)
 		dt_debug("%s: id %s: waiting %lld ms for a request slot",
@@ -157,78 +145,104 @@ budget_and_slot(struct run *x, const char *id, double *reserved)
 	while (wait > 0 && !nap(x, wait))
 		wait = dt_shared_slot(x->sh);
 	if (dt_az_signal || dt_az_stopping || wait > 0) {
-		dt_shared_budget_settle(x->sh, x->c.budget, *reserved, 0);
+		settle(x, *reserved, 0);
 		return 0;
 	}
 	return 1;
 }
 
 /*
- * Waits for this worker's turn: the warm-up (one worker makes the first
- * call, and each call while the answers look like a setup error), the
- * budget, a request slot.  Returns 1 to call now, 0 to look again, -1
- * when the budget is spent (the error is set).
+ * Waits for this worker's turn: the warm-up (one worker at a time makes
+ * the first call, and each while the answers look like a setup error,
+ * under a lease should it die), the budget, a request slot.  Returns 1
+ * to call now, 0 to look again, -1 with an error set on the record (a
+ * signal, the circuit, the stop file, the budget).
  */
 static int
 take_turn(struct run *x, struct call *k, double *reserved)
 {
 	struct config *c = &x->c;
 	long long lease = ((c->first_timeout_s > c->timeout_s ?
-	    c->first_timeout_s : c->timeout_s) + 10) * 1000;
-	int turn;
+	    c->first_timeout_s : c->timeout_s) + 10) * 1000, now;
+	struct dt_state *st;
+	char why[sizeof(st->why)];
+	int wait, br, turn = -1;
 
-	while ((k->lead = dt_shared_warm(x->sh, lease, &k->warm)) ==
-	    DT_WARM_WAIT)
-		if (nap(x, 20))
-			break;
-	if (dt_az_signal || dt_az_stopping ||
-	    dt_shared_breaker(x->sh) != DT_BREAKER_CLOSED)
-		turn = 0;
+	do {
+		st = dt_shared_lock(x->sh);
+		now = dt_now_ms();
+		k->proven = st->proven;
+		wait = !st->warm_tried && st->warm_pid != 0 &&
+		    st->warm_until > now && (kill(st->warm_pid, 0) == 0 ||
+		    errno != ESRCH);
+		if ((k->lead = !st->warm_tried && !wait)) {
+			st->warm_pid = (int32_t)getpid();
+			st->warm_until = now + lease;
+		}
+		dt_shared_unlock(x->sh);
+	} while (wait && !nap(x, 20));
+	st = dt_shared_lock(x->sh);
+	br = st->breaker;
+	memcpy(why, st->why, sizeof(why));
+	dt_shared_unlock(x->sh);
+	if (dt_az_signal)
+		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
+		    "interrupted before the API answered");
+	else if (br == DT_BREAKER_OUTAGE)
+		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_UNAVAILABLE,
+		    "circuit open after %lld consecutive outage failures; not "
+		    "calling the API in this run", c->breaker);
+	else if (br != DT_BREAKER_CLOSED)
+		dt_az_set_error(x, k->rec, K_CONFIG, 1, DT_EXIT_CONFIG,
+		    "not called: %s", why);
+	else if (stop_requested(x) && k->tries == 0)
+		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
+		    "the run is stopping; the API was not called");
+	else if (dt_az_stopping)
+		dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
+		    "the run is stopping; no call after the %d made", k->tries);
 	else if ((turn = budget_and_slot(x, k->id, reserved)) < 0) {
-		warm_done(x, k, DT_WARM_FAILED);
+		warm_done(x, k, 0);
 		dt_az_set_error(x, k->rec, K_BUDGET, 1, DT_EXIT_TEMPFAIL,
 		    "the run's budget of %.4f USD is spent; not calling the "
 		    "API", c->budget);
 	}
-	if (turn == 0)
-		warm_done(x, k, DT_WARM_AGAIN);
+	if (turn != 1)
+		warm_done(x, k, 1);
 	return turn;
 }
 
-/*
- * Makes one call and reads its answer into k.  Returns 0 when a signal
- * came first or abandoned the call: there is no answer.
- */
+/* Makes one call into k.  Returns 0 when a signal left no answer. */
 static int
 call_once(struct run *x, struct call *k, double reserved)
 {
 	struct config *c = &x->c;
-	struct dt_usage u = {0};
+	struct dt_state *st;
+	const char *why;
+	json_t *u = NULL;
 
 	/* A DT_FIRST_TIMEOUT_SECONDS set on purpose holds until an answer. */
-	k->req.timeout_ms = (long)(c->timeout_s * 1000);
-	if (!k->warm && !x->seen_success && c->first_timeout_s > c->timeout_s)
-		k->req.timeout_ms = (long)(c->first_timeout_s * 1000);
+	k->req.timeout_ms = (long)((!k->proven && c->first_timeout_s >
+	    c->timeout_s ? c->first_timeout_s : c->timeout_s) * 1000);
 	if (dt_az_signal || dt_http_once(x->http, &k->req, &c->pol,
 	    &k->resp) == DT_HTTP_ECANCELED) {
-		dt_shared_budget_settle(x->sh, c->budget, reserved, 0);
-		warm_done(x, k, DT_WARM_AGAIN);
+		settle(x, reserved, 0);
+		warm_done(x, k, 1);
 		return 0;
 	}
 	k->tries++;
 	k->rc = -1;
-	k->analysis = NULL;
-	free(k->raw);
-	k->raw = NULL;
+	json_decref(k->reply);
+	k->reply = NULL;
 	k->answer = dt_retry_answer(&k->resp);
 	if (k->answer == DT_ANSWER_OK) {
 		k->rc = dt_api_parse(k->api, k->resp.body, k->resp.len,
-		    &k->analysis, &u, k->model, sizeof(k->model), k->why,
-		    sizeof(k->why), &k->raw);
-		k->sum.input_tokens += u.input_tokens;
-		k->sum.output_tokens += u.output_tokens;
-		k->sum.total_tokens += u.total_tokens;
-		k->sum.cost_usd += u.cost_usd;
+		    &k->reply);
+		u = json_object_get(k->reply, "usage");
+		dt_api_add_usage(k->usage, u);
+		why = json_string_value(json_object_get(k->reply, "why"));
+		utf8_format(k->why, sizeof(k->why), "%s", k->reply == NULL ?
+		    "out of memory" : why != NULL ? why : "");
 		if (k->rc == DT_API_FAILED)
 			k->answer = DT_ANSWER_OUTAGE;
 	} else if (k->resp.result == DT_HTTP_ETOOBIG) {
@@ -236,14 +250,19 @@ call_once(struct run *x, struct call *k, double reserved)
 		utf8_format(k->why, sizeof(k->why), "%s", k->resp.error);
 	} else if (k->resp.result != DT_HTTP_OK)
 		k->answer = DT_ANSWER_OUTAGE;   /* TLS, say */
-	dt_shared_budget_settle(x->sh, c->budget, reserved, u.cost_usd);
-	/* Any answer from the model ends a streak of refusals. */
+	settle(x, reserved, json_number_value(json_object_get(u, "cost_usd")));
+	st = dt_shared_lock(x->sh);
+	/* An answer from the model ends a streak of refusals. */
 	if (k->rc != -1)
-		dt_shared_setup_ok(x->sh, k->rc == DT_API_OK);
-	/* A refusal keeps the lead until it is told (on_refusal). */
+		st->streak = 0;
+	/* Any answer but an outage ends a run of outages. */
+	if (k->rc == DT_API_OK || k->rc == DT_API_INVALID || refused(k))
+		st->fails = 0;
+	k->proven = st->proven |= k->rc == DT_API_OK;
+	dt_shared_unlock(x->sh);
+	/* A refusal keeps the lead until on_refusal() tells. */
 	if (!refused(k))
-		warm_done(x, k, k->rc == DT_API_OK ? DT_WARM_OK :
-		    DT_WARM_FAILED);
+		warm_done(x, k, 0);
 	return 1;
 }
 
@@ -252,7 +271,6 @@ static int
 on_invalid(struct run *x, struct call *k)
 {
 	json_t *e;
-	size_t n;
 
 	if (k->api->packed || ++k->invalid < 2) {
 		dt_warn("%s: id %s: %s; %s", x->where, k->id, k->why,
@@ -262,23 +280,29 @@ on_invalid(struct run *x, struct call *k)
 	}
 	dt_az_set_error(x, k->rec, K_INVALID, 1, DT_EXIT_PARTIAL,
 	    "%s (after %d tries)", k->why, k->tries);
-	if (k->raw != NULL) {
-		n = utf8_cut(k->raw, strlen(k->raw), RAW_KEEP);
-		e = json_object_get(k->rec, "error");
-		json_object_set_new(e, "output", json_stringn(k->raw, n));
-		if (n < strlen(k->raw))
-			json_object_set_new(e, "output_cut", json_true());
-	}
-	return END_FAIL;
+	e = json_object_get(k->rec, "error");
+	json_object_set(e, "output", json_object_get(k->reply, "output"));
+	json_object_set(e, "output_cut", json_object_get(k->reply,
+	    "output_cut"));
+	return END;
 }
 
-/*
- * The line that says what to fix when the API refuses the run's setup:
- * the variable, the API's own answer, and what happens to the rows.
- */
+/* "HTTP <status>: <the API's message>" into buf, its error type in sig. */
 static void
-setup_line(struct run *x, long status, const char *sig, const char *apimsg,
-    const char *answer, char *buf, size_t len)
+http_answer(const struct dt_http_resp *r, char *buf, size_t len, char *sig,
+    size_t slen)
+{
+	char msg[300];
+
+	dt_api_error(r->body, r->len, msg, sizeof(msg), sig, slen);
+	utf8_format(buf, len, "HTTP %ld%s%s", r->status, msg[0] ? ": " : "",
+	    msg);
+}
+
+/* The line that says what to fix when the API refuses the run's setup. */
+static void
+setup_line(struct run *x, long status, const char *sig, const char *answer,
+    char *buf, size_t len)
 {
 	if (status == 401 || status == 403)
 		utf8_format(buf, len, "PERPLEXITY_API_KEY: the API refused the "
@@ -292,9 +316,9 @@ setup_line(struct run *x, long status, const char *sig, const char *apimsg,
 		    "(https://api.perplexity.ai)", x->url, answer);
 	else if (status == 404)
 		utf8_format(buf, len, "PERPLEXITY_BASE_URL: %s does not exist "
-		    "(%s); check PERPLEXITY_BASE_URL (https://api.perplexity.ai) "
-		    "and DT_API", x->url, answer);
-	else if (strcasestr(apimsg, "model") != NULL ||
+		    "(%s); check PERPLEXITY_BASE_URL "
+		    "(https://api.perplexity.ai) and DT_API", x->url, answer);
+	else if (strcasestr(answer, "model") != NULL ||
 	    strcasestr(sig, "model") != NULL)
 		utf8_format(buf, len, "PERPLEXITY_MODEL: the API refused model "
 		    "'%s' (%s); fix the model name", x->c.model, answer);
@@ -305,78 +329,78 @@ setup_line(struct run *x, long status, const char *sig, const char *apimsg,
 }
 
 /*
+ * Opens the circuit with line for a refusal that is the setup's, else
+ * counts it (status, sig) towards the streak of refusals alike, which
+ * opens it at SETUP_THRESHOLD.  Returns 1 when this call opened it;
+ * *streak gets the streak's length.
+ */
+static int
+note_refusal(struct run *x, long status, const char *sig, const char *line,
+    int setup, int *streak)
+{
+	struct dt_state *st = dt_shared_lock(x->sh);
+	char key[sizeof(st->sig)];
+	int opened;
+
+	utf8_format(key, sizeof(key), "%ld %s", status, sig);
+	if (!setup && strcmp(st->sig, key) != 0) {
+		st->streak = 0;
+		memcpy(st->sig, key, sizeof(key));
+	}
+	*streak = setup ? 0 : (int)++st->streak;
+	opened = (setup || *streak >= SETUP_THRESHOLD) && trip(st, setup &&
+	    (status == 401 || status == 403) ? DT_BREAKER_AUTH :
+	    DT_BREAKER_SETUP, line);
+	dt_shared_unlock(x->sh);
+	return opened;
+}
+
+/* Adds a request's usage to the run's totals; 1 when it cost something. */
+static int
+add_totals(struct run *x, json_t *u)
+{
+	long long t = json_integer_value(json_object_get(u, "total_tokens"));
+	double c = json_number_value(json_object_get(u, "cost_usd"));
+
+	x->n.tokens += t;
+	x->n.cost += c;
+	return t > 0 || c > 0;
+}
+
+/*
  * The last call of a streak of refusals: the same request with a plain
  * text of no user's.  Refused alike, the setup is at fault and the
- * circuit opens (returns 1); analyzed, the refusals were the records'.
- * Its cost counts in the stage's totals, not in any record's.
+ * circuit opens (returns 1).  Its cost counts in the run's totals only.
  */
 static int
 probe_setup(struct run *x, const struct call *like, const char *line)
 {
 	static const char text[] = "Thanks for the update, see you tomorrow.";
-	struct call p = {.api = &x->api, .req = like->req, .id = like->id};
-	char *body, sig[64];
-	size_t blen;
+	struct call p = {.api = &x->api, .req = like->req, .id = like->id,
+	    .usage = json_object(), .rc = -1};
+	char *body = dt_api_body(&x->api, text, sizeof(text) - 1,
+	    &p.req.body_len), answer[400], sig[64];
 	double reserved;
 	int opened = 0, streak;
 
-	if ((body = dt_api_body(&x->api, text, sizeof(text) - 1, &blen)) !=
-	    NULL && budget_and_slot(x, like->id, &reserved) > 0) {
-		p.req.body = body;
-		p.req.body_len = blen;
+	p.req.body = body;
+	if (body != NULL && budget_and_slot(x, like->id, &reserved) > 0) {
 		if (call_once(x, &p, reserved) && refused(&p)) {
-			dt_api_error_type(p.resp.body, p.resp.len, sig,
+			http_answer(&p.resp, answer, sizeof(answer), sig,
 			    sizeof(sig));
-			opened = dt_shared_setup_note(x->sh, p.resp.status, sig,
-			    SETUP_THRESHOLD, line, &streak);
+			opened = note_refusal(x, p.resp.status, sig, line,
+			    0, &streak);
 		}
-		x->n.tokens += p.sum.total_tokens;
-		x->n.cost += p.sum.cost_usd;
+		add_totals(x, p.usage);
 		dt_debug("the test call with a plain text: %s", p.rc ==
 		    DT_API_OK ? "analyzed: the setup is good" : opened ?
 		    "refused alike: the setup is at fault" : "no verdict");
 	}
 	dt_http_resp_clear(&p.resp);
-	json_decref(p.analysis);
-	free(p.raw);
+	json_decref(p.reply);
+	json_decref(p.usage);
 	free(body);
 	return opened;
-}
-
-/* Opens the circuit for a setup error; returns 1 when this call did. */
-static int
-open_for_setup(struct run *x, struct call *k, const char *line,
-    int *streak)
-{
-	const struct dt_http_resp *r = &k->resp;
-	char sig[64];
-	int opened;
-
-	if (k->answer == DT_ANSWER_SETUP)
-		return dt_shared_breaker_trip(x->sh, r->status == 401 ||
-		    r->status == 403 ? DT_BREAKER_AUTH : DT_BREAKER_SETUP,
-		    line);
-	dt_api_error_type(r->body, r->len, sig, sizeof(sig));
-	opened = dt_shared_setup_note(x->sh, r->status, sig, SETUP_THRESHOLD,
-	    line, streak);
-	/* A refused pack may hold the one message at fault. */
-	if (!opened && k->api->packed)
-		return -1;
-	/* The last call of a streak asks about a plain text instead. */
-	if (!opened && *streak == SETUP_THRESHOLD - 1)
-		opened = probe_setup(x, k, line);
-	return opened;
-}
-
-/* Creates the stop file (NULL: none): the run claims no more. */
-static void
-stop_the_run(const char *stop_file)
-{
-	int fd;
-
-	if (stop_file != NULL && (fd = open(stop_file, O_WRONLY | O_CREAT |
-	    O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
-		close(fd);
 }
 
 /*
@@ -388,47 +412,50 @@ static int
 on_refusal(struct run *x, struct call *k)
 {
 	const struct dt_http_resp *r = &k->resp;
-	char apimsg[300], sig[64], answer[400], line[1024];
-	int streak = 0, opened, proven = dt_shared_setup_proven(x->sh);
+	int setup = k->answer == DT_ANSWER_SETUP, packed = k->api->packed;
+	char sig[64], answer[400], line[1024];
+	int streak = 0, opened = 0, fd;
 
-	dt_api_error_message(r->body, r->len, apimsg, sizeof(apimsg));
-	dt_api_error_type(r->body, r->len, sig, sizeof(sig));
-	utf8_format(answer, sizeof(answer), "HTTP %ld%s%s", r->status,
-	    apimsg[0] ? ": " : "", apimsg);
-	setup_line(x, r->status, sig, apimsg, answer, line, sizeof(line));
-	if (k->answer == DT_ANSWER_REFUSED && proven && !k->api->packed) {
-		warm_done(x, k, DT_WARM_FAILED);
+	http_answer(r, answer, sizeof(answer), sig, sizeof(sig));
+	setup_line(x, r->status, sig, answer, line, sizeof(line));
+	if (!setup && k->proven && !packed) {
+		warm_done(x, k, 0);
 		dt_warn("%s: id %s: %s; the API answered other records of this "
 		    "run", x->where, k->id, answer);
 		dt_az_set_error(x, k->rec, K_4XX, 1, DT_EXIT_PARTIAL, "%s",
 		    answer);
-		return END_FAIL;
+		return END;
 	}
-	opened = k->answer == DT_ANSWER_REFUSED && proven ? -1 :
-	    open_for_setup(x, k, line, &streak);
-	if (opened < 0) {
-		warm_done(x, k, proven ? DT_WARM_FAILED : DT_WARM_AGAIN);
+	if (setup || !k->proven)
+		opened = note_refusal(x, r->status, sig, line, setup,
+		    &streak);
+	/* A refused pack may hold the one message at fault. */
+	if (!setup && !opened && packed) {
+		warm_done(x, k, 1);
 		utf8_format(k->why, sizeof(k->why), "%s", answer);
-		dt_log(dt_shared_setup_proven(x->sh) ? DT_LOG_WARN :
-		    DT_LOG_DEBUG, "%s: id %s: %s; sending each message alone",
-		    x->where, k->id, answer);
+		dt_log(k->proven ? DT_LOG_WARN : DT_LOG_DEBUG, "%s: id %s: %s; "
+		    "sending each message alone", x->where, k->id, answer);
 		return END_ALONE;
 	}
-	warm_done(x, k, dt_shared_setup_proven(x->sh) ? DT_WARM_OK :
-	    DT_WARM_AGAIN);
+	if (!setup && !opened && streak == SETUP_THRESHOLD - 1)
+		opened = probe_setup(x, k, line);
+	warm_done(x, k, 1);
 	dt_az_set_error(x, k->rec, K_CONFIG, 1, dt_shared_breaker(x->sh) ==
 	    DT_BREAKER_CLOSED ? DT_EXIT_PARTIAL : DT_EXIT_CONFIG, "%s", answer);
 	if (opened) {
 		dt_error("%s; no more calls in this run, every row is given "
 		    "back", line);
-		stop_the_run(x->c.stop_file);
+		/* The stop file tells dt-fetch to claim no more. */
+		if (x->c.stop_file != NULL && (fd = open(x->c.stop_file,
+		    O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) >= 0)
+			close(fd);
 	} else {
 		dt_debug("%s: id %s: %s (%d in a row); the row is given back",
 		    x->where, k->id, answer, streak);
 		utf8_format(x->last_refused, sizeof(x->last_refused),
 		    "id %s: %s", k->id, answer);
 	}
-	return END_FAIL;
+	return END;
 }
 
 /* An outage: retried as dt_retry_check() says, under the breaker. */
@@ -437,139 +464,110 @@ on_outage(struct run *x, struct call *k)
 {
 	struct config *c = &x->c;
 	const struct dt_http_resp *r = &k->resp;
+	int kind = K_UNAVAIL, opened;
+	struct dt_state *st;
 	struct dt_retry rt;
-	char apimsg[300];
-	int kind = K_UNAVAIL;
+	long long until;
 
-	if (k->rc != DT_API_FAILED && r->result == DT_HTTP_OK) {
-		dt_api_error_message(r->body, r->len, apimsg, sizeof(apimsg));
-		utf8_format(k->why, sizeof(k->why), "HTTP %ld%s%s", r->status,
-		    apimsg[0] ? ": " : "", apimsg);
-	} else if (k->rc != DT_API_FAILED)
+	/* A failed run's reason is in k->why already. */
+	if (k->rc != DT_API_FAILED && r->result == DT_HTTP_OK)
+		http_answer(r, k->why, sizeof(k->why), NULL, 0);
+	else if (k->rc != DT_API_FAILED)
 		utf8_format(k->why, sizeof(k->why), "%s", r->error);
-	if (k->rc != DT_API_FAILED && (r->result == DT_HTTP_ETIMEOUT ||
-	    r->status == 408))
+	if (r->result == DT_HTTP_ETIMEOUT || r->status == 408)
 		kind = K_TIMEOUT;
-	else if (k->rc != DT_API_FAILED && r->status == 429)
+	else if (r->status == 429)
 		kind = K_RATE;
-	k->outages++;
-	if (dt_shared_breaker_note(x->sh, 1, c->breaker) != DT_BREAKER_CLOSED) {
+	st = dt_shared_lock(x->sh);
+	if (++st->fails >= c->breaker && c->breaker > 0)
+		trip(st, DT_BREAKER_OUTAGE, "");
+	opened = st->breaker != DT_BREAKER_CLOSED;
+	dt_shared_unlock(x->sh);
+	if (opened) {
 		dt_warn("%s: id %s: %s; circuit open", x->where, k->id, k->why);
 		return NEXT_CALL;
 	}
-	dt_retry_check(&c->pol, r, DT_ANSWER_OUTAGE, k->outages,
+	dt_retry_check(&c->pol, r, DT_ANSWER_OUTAGE, ++k->outages,
 	    dt_now_ms() - k->start, &rt);
 	if (!rt.retry) {
 		dt_warn("%s: id %s: %s; giving up after %d tries", x->where,
 		    k->id, k->why, k->tries);
 		dt_az_set_error(x, k->rec, kind, 1, DT_EXIT_PARTIAL,
 		    "%s (after %d tries)", k->why, k->tries);
-		return END_FAIL;
+		return END;
 	}
 	dt_warn("%s: id %s: %s; retrying in %.1f s (%d of %d tries left)",
 	    x->where, k->id, k->why, rt.wait_ms / 1000.0,
 	    c->pol.max_tries - k->outages, c->pol.max_tries);
 	/* After a 429 every worker of the run holds back. */
-	if (r->status == 429)
-		dt_shared_hold(x->sh, rt.wait_ms);
-	else
+	if (r->status != 429)
 		nap(x, rt.wait_ms);
+	else {
+		st = dt_shared_lock(x->sh);
+		if ((until = dt_now_ms() + rt.wait_ms) > st->hold_until)
+			st->hold_until = until;
+		dt_shared_unlock(x->sh);
+	}
 	return NEXT_CALL;
 }
 
-/* What follows an answer. */
 static int
 answered(struct run *x, struct call *k)
 {
-	/* Any answer but an outage closes a run of outages. */
-	if (k->rc == DT_API_OK || k->rc == DT_API_INVALID || refused(k))
-		dt_shared_breaker_note(x->sh, 0, x->c.breaker);
-	if (k->rc == DT_API_OK) {
-		x->seen_success = 1;
-		return END_OUT;
-	}
+	if (k->rc == DT_API_OK)
+		return END;
 	if (k->rc == DT_API_INVALID)
 		return on_invalid(x, k);
 	if (refused(k))
 		return on_refusal(x, k);
 	if (k->answer == DT_ANSWER_OUTAGE)
 		return on_outage(x, k);
-	/* A status no HTTP server should send. */
-	utf8_format(k->why, sizeof(k->why), "unexpected HTTP %ld",
-	    k->resp.status);
 	dt_az_set_error(x, k->rec, K_UNAVAIL, 1, DT_EXIT_PARTIAL,
-	    "%s (after %d tries)", k->why, k->tries);
-	return END_FAIL;
-}
-
-/* Calls until k's request has an answer or a final error (END_*). */
-static int
-call_loop(struct run *x, struct call *k)
-{
-	double reserved;
-	int end, turn;
-
-	k->start = dt_now_ms();
-	k->req.method = "POST";
-	k->req.url = x->url;
-	k->req.headers = x->headers;
-	k->req.connect_timeout_ms = 10000;
-	k->req.cancel = &dt_az_signal;
-	for (;;) {
-		if ((end = may_call(x, k)) != NEXT_CALL)
-			break;
-		if ((turn = take_turn(x, k, &reserved)) < 0) {
-			end = END_OUT;
-			break;
-		}
-		if (turn == 0 || !call_once(x, k, reserved))
-			continue;
-		if ((end = answered(x, k)) != NEXT_CALL)
-			break;
-	}
-	if (end == END_FAIL || (end == END_DONE && k->tries > 0)) {
-		json_object_set_new(k->rec, "tries", json_integer(k->tries));
-		if (k->sum.total_tokens > 0 || k->sum.cost_usd > 0)
-			json_object_set_new(k->rec, "usage",
-			    dt_az_usage_json(&k->sum));
-	}
-	x->n.tokens += k->sum.total_tokens;
-	x->n.cost += k->sum.cost_usd;
-	return end;
+	    "unexpected HTTP %ld (after %d tries)", k->resp.status, k->tries);
+	return END;
 }
 
 int
 dt_az_send(struct run *x, const struct dt_api *api, const char *body,
-    size_t len, json_t *rec, const char *id, struct dt_az_sent *out)
+    size_t len, json_t *rec, const char *id)
 {
-	struct call k = {.rec = rec, .id = id, .api = api};
-	int end;
+	struct call k = {.rec = rec, .id = id, .api = api, .rc = -1,
+	    .usage = json_object(), .start = dt_now_ms(), .req = {
+	    .method = "POST", .url = x->url, .headers = x->headers,
+	    .body = body, .body_len = len, .connect_timeout_ms = 10000,
+	    .cancel = &dt_az_signal}};
+	json_t *u = k.usage;
+	double reserved;
+	int end = NEXT_CALL, turn, ok;
 
-	memset(out, 0, sizeof(*out));
-	k.req.body = body;
-	k.req.body_len = len;
-	end = call_loop(x, &k);
-	out->sum = k.sum;
-	out->tries = k.tries;
-	out->latency_ms = k.resp.elapsed_ms;
-	utf8_format(out->model, sizeof(out->model), "%s", k.model);
-	utf8_format(out->why, sizeof(out->why), "%s", k.why);
-	if (end == END_OUT && k.rc == DT_API_OK && k.analysis != NULL) {
-		out->answer = k.analysis;
-		k.analysis = NULL;
+	while (end == NEXT_CALL) {
+		if ((turn = take_turn(x, &k, &reserved)) < 0)
+			end = END;
+		else if (turn > 0 && call_once(x, &k, reserved))
+			end = answered(x, &k);
 	}
+	if ((ok = end == END && k.rc == DT_API_OK))
+		json_object_update_new(rec, json_pack("{s:O, s:O, s:O, s:I, "
+		    "s:i}", "analysis", json_object_get(k.reply, "analysis"),
+		    "model", json_object_get(k.reply, "model"), "usage", u,
+		    "latency_ms", (json_int_t)k.resp.elapsed_ms, "tries",
+		    k.tries));
+	if (!ok && k.tries > 0)
+		json_object_set_new(rec, "tries", json_integer(k.tries));
+	if (add_totals(x, u) && !ok)
+		json_object_set(rec, "usage", u);
+	if (end == END_ALONE)
+		json_object_set_new(rec, "alone", json_string(k.why));
 	dt_http_resp_clear(&k.resp);
-	json_decref(k.analysis);
-	free(k.raw);
-	return end == END_ALONE ? DT_AZ_ALONE : out->answer != NULL ?
-	    DT_AZ_ANSWERED : DT_AZ_ERROR;
+	json_decref(k.reply);
+	json_decref(u);
+	return ok ? 1 : end == END_ALONE ? -1 : 0;
 }
 
 void
 dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
     size_t len)
 {
-	struct dt_az_sent o;
 	size_t blen;
 	char *body = dt_api_body(&x->api, text, len, &blen);
 
@@ -577,8 +575,10 @@ dt_az_call(struct run *x, json_t *rec, const char *id, const char *text,
 		dt_error("out of memory");
 		dt_az_set_error(x, rec, K_UNAVAIL, 1, DT_EXIT_TEMPFAIL,
 		    "out of memory");
-	} else if (dt_az_send(x, &x->api, body, blen, rec, id, &o) ==
-	    DT_AZ_ANSWERED)
-		dt_az_set_analysis(x, rec, o.answer, &o, &o.sum, 0);
+	} else if (dt_az_send(x, &x->api, body, blen, rec, id) > 0) {
+		json_object_set_new(rec, "prompt_version",
+		    json_string(x->version));
+		x->n.analyzed++;
+	}
 	free(body);
 }

@@ -24,25 +24,29 @@ static int
 preflight_answer(struct run *x, const struct dt_api *a,
     const struct dt_http_resp *r, const char *safe)
 {
-	struct dt_usage u = {0};
-	json_t *analysis = NULL;
-	char msg[300], http[340], why[600], model[128], *raw = NULL;
+	json_t *reply = NULL, *u;
+	const char *m;
+	char msg[300], http[340];
 	long st = r->status;
 	int rc;
 
-	dt_api_error_message(r->body, r->len, msg, sizeof(msg));
+	dt_api_error(r->body, r->len, msg, sizeof(msg), NULL, 0);
 	snprintf(http, sizeof(http), "HTTP %ld%s%s", st, msg[0] ? ": " : "",
 	    msg);
 	if (st >= 200 && st <= 299) {
-		rc = dt_api_parse(a, r->body, r->len, &analysis, &u, model,
-		    sizeof(model), why, sizeof(why), &raw) == DT_API_FAILED ?
+		rc = dt_api_parse(a, r->body, r->len, &reply);
+		m = json_string_value(json_object_get(reply, "model"));
+		u = json_object_get(reply, "usage");
+		rc = rc == DT_API_FAILED ?
 		    PREFLIGHT(DT_EXIT_UNAVAILABLE, "model %s at %s: the API "
-		    "says the call failed (%s)", x->c.model, safe, why) :
+		    "says the call failed (%s)", x->c.model, safe,
+		    json_string_value(json_object_get(reply, "why"))) :
 		    PREFLIGHT(DT_EXIT_OK, "model %s answered at %s (HTTP %ld, "
-		    "%lld tokens, %.6f USD)", model[0] ? model : x->c.model,
-		    safe, st, u.total_tokens, u.cost_usd);
-		json_decref(analysis);
-		free(raw);
+		    "%lld tokens, %.6f USD)", m != NULL && *m ? m : x->c.model,
+		    safe, st, (long long)json_integer_value(
+		    json_object_get(u, "total_tokens")),
+		    json_number_value(json_object_get(u, "cost_usd")));
+		json_decref(reply);
 		return rc;
 	}
 	if (st == 401 || st == 403)

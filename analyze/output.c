@@ -51,31 +51,6 @@ dt_az_set_error(struct run *x, json_t *rec, int k, int retryable, int status,
 	dt_az_count_error(x, k, status);
 }
 
-json_t *
-dt_az_usage_json(const struct dt_usage *u)
-{
-	return json_pack("{s:I, s:I, s:I, s:f}", "prompt_tokens",
-	    (json_int_t)u->input_tokens, "completion_tokens",
-	    (json_int_t)u->output_tokens, "total_tokens",
-	    (json_int_t)u->total_tokens, "cost_usd", u->cost_usd);
-}
-
-void
-dt_az_set_analysis(struct run *x, json_t *rec, json_t *analysis,
-    const struct dt_az_sent *o, const struct dt_usage *u, int pack)
-{
-	json_object_set_new(rec, "analysis", analysis);
-	json_object_set_new(rec, "model", json_string(o->model));
-	json_object_set_new(rec, "usage", dt_az_usage_json(u));
-	json_object_set_new(rec, "latency_ms", json_integer(o->latency_ms));
-	json_object_set_new(rec, "tries", json_integer(o->tries));
-	json_object_set_new(rec, "prompt_version", json_string(x->version));
-	if (pack > 0)
-		json_object_set_new(rec, "pack", json_pack("{s:i}", "size",
-		    pack));
-	x->n.analyzed++;
-}
-
 /* The line about rows given back (for a fan-out, --merge-stages's). */
 static void
 say_refused(json_int_t n, const char *last)

@@ -31,42 +31,33 @@ static const char pack_rules[] =
     "object {\"results\": [...]} holding exactly one analysis per "
     "message, each with the message's \"id\" copied exactly.\n";
 
-/* The packed schema: {"results": [the analysis schema plus "id"]}. */
-static json_t *
-pack_schema(const json_t *schema)
-{
-	json_t *item, *props, *req;
-
-	if (!json_is_object(json_object_get(schema, "properties")) ||
-	    json_object_get(json_object_get(schema, "properties"), "id") !=
-	    NULL || (item = json_deep_copy(schema)) == NULL)
-		return NULL;
-	props = json_object_get(item, "properties");
-	json_object_set_new(props, "id", json_pack("{s:s}", "type", "string"));
-	if (!json_is_array(req = json_object_get(item, "required"))) {
-		req = json_array();
-		json_object_set_new(item, "required", req);
-	}
-	json_array_append_new(req, json_string("id"));
-	json_object_del(item, "$comment");
-	return json_pack("{s:s, s:{s:{s:s, s:o}}, s:[s], s:b}", "type",
-	    "object", "properties", "results", "type", "array", "items", item,
-	    "required", "results", "additionalProperties", 0);
-}
-
 int
 dt_az_pack_setup(struct run *x)
 {
+	json_t *props = json_object_get(x->schema, "properties"), *item, *req;
+
 	if (x->c.pack <= 1)
 		return 0;
-	if ((x->pack_schema = pack_schema(x->schema)) == NULL) {
+	if (!json_is_object(props) || json_object_get(props, "id") != NULL) {
 		dt_warn("DT_PACK: %s is not an object schema with properties "
 		    "and no \"id\" of its own; one message per request",
 		    x->c.schema_file);
 		x->c.pack = 1;
 		return 0;
 	}
-	if (asprintf(&x->pack_prompt, "%s%s", x->prompt, pack_rules) < 0) {
+	/* {"results": [the analysis schema plus a required "id"]} */
+	item = json_deep_copy(x->schema);
+	json_object_set_new(json_object_get(item, "properties"), "id",
+	    json_pack("{s:s}", "type", "string"));
+	if (!json_is_array(req = json_object_get(item, "required")))
+		json_object_set_new(item, "required", req = json_array());
+	json_array_append_new(req, json_string("id"));
+	json_object_del(item, "$comment");
+	x->pack_schema = json_pack("{s:s, s:{s:{s:s, s:o}}, s:[s], s:b}",
+	    "type", "object", "properties", "results", "type", "array",
+	    "items", item, "required", "results", "additionalProperties", 0);
+	if (x->pack_schema == NULL || asprintf(&x->pack_prompt, "%s%s",
+	    x->prompt, pack_rules) < 0) {
 		x->pack_prompt = NULL;
 		dt_error("out of memory");
 		return -1;
@@ -82,23 +73,21 @@ char *
 dt_az_group_body(struct run *x, struct dt_az_item *it, int n, size_t *blen)
 {
 	struct dt_api a = x->pack_api;
+	long long one = x->c.max_output_tokens;
 	json_t *arr = json_array();
-	char key[16], *data = NULL, *body = NULL;
+	char key[16], *data, *body = NULL;
 	int i;
-	/* Never less than one message may ask for. */
-	long long cap = x->c.max_output_tokens > PACK_OUTPUT_CAP ?
-	    x->c.max_output_tokens : PACK_OUTPUT_CAP;
 
-	for (i = 0; arr != NULL && i < n; i++) {
+	for (i = 0; i < n; i++) {
 		snprintf(key, sizeof(key), "%d", i + 1);
 		json_array_append_new(arr, json_pack("{s:s, s:s%}", "id", key,
 		    "text", it[i].text, it[i].len));
 	}
-	a.max_output_tokens = x->c.max_output_tokens * n;
-	if (a.max_output_tokens > cap)
-		a.max_output_tokens = cap;
+	/* Up to the cap, never less than one message may ask for. */
+	a.max_output_tokens = one * n < PACK_OUTPUT_CAP ? one * n :
+	    one > PACK_OUTPUT_CAP ? one : PACK_OUTPUT_CAP;
 	/* The marker is made for the whole array: no text can close it. */
-	if (arr != NULL && (data = json_dumps(arr, JSON_COMPACT)) != NULL)
+	if ((data = json_dumps(arr, JSON_COMPACT)) != NULL)
 		body = dt_api_body(&a, data, strlen(data), blen);
 	json_decref(arr);
 	free(data);
@@ -106,148 +95,106 @@ dt_az_group_body(struct run *x, struct dt_az_item *it, int n, size_t *blen)
 }
 
 /*
- * Message j's share of the n messages' usage u: tokens split evenly
- * with the remainder to the first messages, the cost split evenly with
- * what rounding leaves to the last, so that the shares add up to u.
+ * Message j of n's share of the usage u: tokens split evenly, the
+ * remainder one each to the first messages; the cost split evenly, what
+ * rounding leaves to the last.  A new object.
  */
-static struct dt_usage
-share_of(const struct dt_usage *u, int j, int n)
+static json_t *
+share_of(json_t *u, int j, int n)
 {
-	struct dt_usage s = *u;
+	json_t *s = json_object(), *v;
+	const char *k;
+	json_int_t t;
+	double c;
 
-	s.input_tokens = u->input_tokens / n + (j < u->input_tokens % n);
-	s.output_tokens = u->output_tokens / n + (j < u->output_tokens % n);
-	s.total_tokens = u->total_tokens / n + (j < u->total_tokens % n);
-	s.cost_usd = u->cost_usd / n;
-	if (j == n - 1)
-		s.cost_usd = u->cost_usd - s.cost_usd * (n - 1);
+	json_object_foreach(u, k, v) {
+		t = json_integer_value(v);
+		c = json_number_value(v) / n;
+		json_object_set_new(s, k, json_is_integer(v) ?
+		    json_integer(t / n + (j < t % n)) : json_real(j < n - 1 ?
+		    c : json_number_value(v) - c * (n - 1)));
+	}
 	return s;
 }
 
-/* Adds the share s and the tries of the pack to what rec has. */
+/*
+ * Adds message j of n's share of the pack's usage and tries to rec's,
+ * and its "pack": the size and, when it was sent alone, why.
+ */
 static void
-add_share(json_t *rec, struct dt_usage u, int tries)
+add_share(json_t *rec, json_t *pack, int j, int n, const char *alone)
 {
-	json_t *old = json_object_get(rec, "usage");
+	json_t *u = share_of(json_object_get(pack, "usage"), j, n);
+	json_int_t tries = json_integer_value(json_object_get(rec, "tries")) +
+	    json_integer_value(json_object_get(pack, "tries"));
 
-	u.input_tokens += json_integer_value(json_object_get(old,
-	    "prompt_tokens"));
-	u.output_tokens += json_integer_value(json_object_get(old,
-	    "completion_tokens"));
-	u.total_tokens += json_integer_value(json_object_get(old,
-	    "total_tokens"));
-	u.cost_usd += json_number_value(json_object_get(old, "cost_usd"));
-	if (u.total_tokens > 0 || u.cost_usd > 0)
-		json_object_set_new(rec, "usage", dt_az_usage_json(&u));
-	tries += (int)json_integer_value(json_object_get(rec, "tries"));
+	dt_api_add_usage(u, json_object_get(rec, "usage"));
+	if (json_integer_value(json_object_get(u, "total_tokens")) > 0 ||
+	    json_number_value(json_object_get(u, "cost_usd")) > 0)
+		json_object_set(rec, "usage", u);
+	json_decref(u);
 	if (tries > 0)
 		json_object_set_new(rec, "tries", json_integer(tries));
-}
-
-/* Sends message j of the n alone, after the pack failed it (why). */
-static void
-alone(struct run *x, struct dt_az_item *it, int j, int n, const char *why,
-    const struct dt_az_sent *o)
-{
-	x->where = it[j].where;
-	dt_az_call(x, it[j].rec, it[j].id, it[j].text, it[j].len);
-	add_share(it[j].rec, share_of(&o->sum, j, n), o->tries);
-	json_object_set_new(it[j].rec, "pack", json_pack("{s:i, s:s}", "size",
-	    n, "alone", why));
-}
-
-/* The scratch record's error on every record of the group. */
-static void
-spread_error(struct run *x, struct dt_az_item *it, int n, json_t *scratch,
-    const struct dt_az_sent *o)
-{
-	json_t *e = json_object_get(scratch, "error");
-	const char *kind = json_string_value(json_object_get(e, "kind"));
-	int i, k;
-
-	/* dt_az_send() counted it once; the others count here. */
-	for (k = 0; k < NKINDS; k++)
-		if (kind != NULL && strcmp(kind, dt_az_kinds[k]) == 0)
-			break;
-	for (i = 0; i < n; i++) {
-		json_object_set_new(it[i].rec, "error", json_deep_copy(e));
-		if (i > 0 && k < NKINDS)
-			dt_az_count_error(x, k, DT_EXIT_OK);
-		if (o->tries > 0)
-			add_share(it[i].rec, share_of(&o->sum, i, n), o->tries);
-		json_object_set_new(it[i].rec, "pack", json_pack("{s:i}",
-		    "size", n));
-	}
+	json_object_set_new(rec, "pack", json_pack("{s:i, s:s*}", "size", n,
+	    "alone", alone));
 }
 
 /*
- * Sorts the answer's items by the message their id names ("1" to "n")
- * into got, marking the repeated ones; an item with an id that was not
- * sent is logged and left out.
+ * Each message gets its item's analysis, or is sent alone.  An item
+ * must name a message sent ("1" to "n") and match the schema without
+ * its id; an item with an id that was not sent is logged and left out.
  */
 static void
-sort_items(struct run *x, json_t *answer, json_t **got, int *twice, int n)
+spread_answer(struct run *x, struct dt_az_item *it, int n, json_t *pack)
 {
-	json_t *item;
+	json_t *got[DT_AZ_PACK_MAX] = {0}, *item, *a;
+	int twice[DT_AZ_PACK_MAX] = {0}, j;
+	char key[32], why[400], err[300];
 	const char *id;
-	char *end;
 	size_t i;
-	long j;
+	long k;
 
-	json_array_foreach(json_object_get(answer, "results"), i, item) {
+	json_array_foreach(json_object_get(json_object_get(pack, "analysis"),
+	    "results"), i, item) {
 		id = json_string_value(json_object_get(item, "id"));
-		j = id != NULL && *id >= '1' && *id <= '9' ?
-		    strtol(id, &end, 10) : 0;
-		if (j < 1 || j > n || *end != '\0') {
+		k = id != NULL ? strtol(id, NULL, 10) : 0;
+		snprintf(key, sizeof(key), "%ld", k);
+		if (k < 1 || k > n || strcmp(key, id) != 0)
 			dt_warn("%s: the packed answer holds an item for a "
 			    "message that was not sent (item %zu); left out",
 			    x->where, i + 1);
-			continue;
+		else {
+			twice[k - 1] = got[k - 1] != NULL;
+			got[k - 1] = item;
 		}
-		if (got[j - 1] != NULL)
-			twice[j - 1] = 1;
-		got[j - 1] = item;
 	}
-}
-
-/* Each message gets its item's analysis, or is sent alone. */
-static void
-spread_answer(struct run *x, struct dt_az_item *it, int n,
-    const struct dt_az_sent *o)
-{
-	json_t **got = calloc((size_t)n, sizeof(json_t *)), *a;
-	int *twice = calloc((size_t)n, sizeof(*twice)), j;
-	char why[400], err[300];
-	struct dt_usage s;
-
-	if (got != NULL && twice != NULL)
-		sort_items(x, o->answer, got, twice, n);
 	for (j = 0; j < n; j++) {
-		a = NULL;
-		if (got == NULL || twice == NULL)
-			utf8_format(why, sizeof(why), "out of memory");
-		else if (got[j] == NULL)
+		if ((a = json_deep_copy(got[j])) == NULL)
 			utf8_format(why, sizeof(why), "its item is missing");
 		else if (twice[j])
 			utf8_format(why, sizeof(why), "its item is repeated");
-		else if ((a = json_deep_copy(got[j])) == NULL ||
-		    json_object_del(a, "id") < 0 ||
+		else if (json_object_del(a, "id") < 0 ||
 		    dt_schema_validate(x->schema, a, err, sizeof(err)) < 0)
 			utf8_format(why, sizeof(why), "its item does not match "
-			    "the schema: %s", a == NULL ? "out of memory" :
-			    err);
+			    "the schema: %s", err);
 		else {
-			s = share_of(&o->sum, j, n);
-			dt_az_set_analysis(x, it[j].rec, a, o, &s, n);
+			json_object_update_new(it[j].rec, json_pack("{s:o, s:O,"
+			    " s:o, s:O, s:O, s:s, s:{s:i}}", "analysis", a,
+			    "model", json_object_get(pack, "model"), "usage",
+			    share_of(json_object_get(pack, "usage"), j, n),
+			    "latency_ms", json_object_get(pack, "latency_ms"),
+			    "tries", json_object_get(pack, "tries"),
+			    "prompt_version", x->version, "pack", "size", n));
+			x->n.analyzed++;
 			continue;
 		}
 		json_decref(a);
 		dt_warn("%s: id %s: in the packed answer %s; sending it alone",
 		    it[j].where, it[j].id, why);
-		alone(x, it, j, n, why, o);
+		x->where = it[j].where;
+		dt_az_call(x, it[j].rec, it[j].id, it[j].text, it[j].len);
+		add_share(it[j].rec, pack, j, n, why);
 	}
-	free(got);
-	free(twice);
 }
 
 /*
@@ -258,35 +205,44 @@ spread_answer(struct run *x, struct dt_az_item *it, int n,
 static void
 call_group(struct run *x, struct dt_az_item *it, int n)
 {
-	struct dt_az_sent o = {0};
-	json_t *scratch;
-	char *body = NULL, label[300];
-	size_t blen = 0;
-	int rc = DT_AZ_ALONE, j;
+	json_t *pack = json_object(), *e;
+	const char *why = "out of memory", *kind;
+	char *body, label[300];
+	int rc = -1, j, k;
+	size_t blen;
 
 	x->where = it[0].where;
 	if (n == 1) {
 		dt_az_call(x, it[0].rec, it[0].id, it[0].text, it[0].len);
+		json_decref(pack);
 		return;
 	}
 	snprintf(label, sizeof(label), "%s (and %d more in its pack)",
 	    it[0].id, n - 1);
-	if ((scratch = json_object()) == NULL ||
-	    (body = dt_az_group_body(x, it, n, &blen)) == NULL)
-		utf8_format(o.why, sizeof(o.why), "out of memory");
-	else
-		rc = dt_az_send(x, &x->pack_api, body, blen, scratch, label,
-		    &o);
-	if (rc == DT_AZ_ANSWERED)
-		spread_answer(x, it, n, &o);
-	else if (rc == DT_AZ_ERROR)
-		spread_error(x, it, n, scratch, &o);
-	else
-		for (j = 0; j < n; j++)
-			alone(x, it, j, n, o.why, &o);
-	json_decref(o.answer);
-	json_decref(scratch);
+	if ((body = dt_az_group_body(x, it, n, &blen)) != NULL &&
+	    (rc = dt_az_send(x, &x->pack_api, body, blen, pack, label)) < 0)
+		why = json_string_value(json_object_get(pack, "alone"));
 	free(body);
+	if (rc > 0)
+		spread_answer(x, it, n, pack);
+	/* The pack's error goes on every record, counted once so far. */
+	e = json_object_get(pack, "error");
+	kind = json_string_value(json_object_get(e, "kind"));
+	for (k = 0; k < NKINDS; k++)
+		if (kind != NULL && strcmp(kind, dt_az_kinds[k]) == 0)
+			break;
+	for (j = 0; rc == 0 && j < n; j++) {
+		json_object_set_new(it[j].rec, "error", json_deep_copy(e));
+		if (j > 0 && k < NKINDS)
+			dt_az_count_error(x, k, DT_EXIT_OK);
+		add_share(it[j].rec, pack, j, n, NULL);
+	}
+	for (j = 0; rc < 0 && j < n; j++) {
+		x->where = it[j].where;
+		dt_az_call(x, it[j].rec, it[j].id, it[j].text, it[j].len);
+		add_share(it[j].rec, pack, j, n, why);
+	}
+	json_decref(pack);
 }
 
 void
@@ -299,8 +255,8 @@ dt_az_flush(struct run *x, struct dt_az_group *g)
 	else if (dt_out_status() == 0)
 		call_group(x, g->calls, g->ncalls);
 	for (i = 0; i < g->nheld; i++) {
-		/* --dry-run printed the requests instead of these. */
-		if (!(x->c.dry_run && g->is_call[i]))
+		/* --dry-run prints requests, not records. */
+		if (!x->c.dry_run)
 			dt_emit(g->held[i]);
 		json_decref(g->held[i]);
 	}
@@ -315,12 +271,11 @@ dt_az_hold(struct run *x, struct dt_az_group *g, json_t *rec, int is_call)
 {
 	if (is_call)
 		g->calls[g->ncalls++].rec = rec;
-	if (g->ncalls == 0) {
+	if (g->ncalls > 0)
+		g->held[g->nheld++] = rec;
+	else {
 		if (!x->c.dry_run)
 			dt_emit(rec);
 		json_decref(rec);
-		return;
 	}
-	g->held[g->nheld] = rec;
-	g->is_call[g->nheld++] = (unsigned char)is_call;
 }

@@ -1,14 +1,14 @@
 /*
  * fuzz/api.c: dt-analyze's reader of API replies (analyze/api.c) on
  * arbitrary bodies: dt_api_parse for the Agent API and for chat
- * completions, and dt_api_error_message.
+ * completions, and dt_api_error.
  *
  * Input: byte 0 bit 0 picks the API kind; the rest is the body.  Checks:
- * an analysis is returned only with DT_API_OK and then it is valid
- * against the schema; otherwise there is a reason; the reason, the model
- * name and the error message are valid UTF-8 (they end up in JSON
- * records, which cannot hold anything else), NUL-terminated within
- * their buffers.
+ * the reply has an analysis only with DT_API_OK and then it is valid
+ * against the schema; otherwise it has a reason; the model name is no
+ * longer than a record keeps; the error message and type are valid
+ * UTF-8 (they end up in JSON records, which cannot hold anything else),
+ * NUL-terminated within their buffers.
  *
  * fuzz-sources: analyze/api.c analyze/schema.c
  * fuzz-options: -max_len=8192
@@ -43,10 +43,9 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct dt_api a = { 0 };
-	struct dt_usage u;
-	json_t *analysis;
-	char model[64], why[512], msg[300], verr[300], *raw;
-	const char *body;
+	json_t *reply, *analysis;
+	char msg[300], type[64], verr[300];
+	const char *body, *model;
 	size_t len;
 	int rc;
 
@@ -61,28 +60,30 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	body = (const char *)data + 1;
 	len = size - 1;
 
-	why[0] = '\0';
-	model[0] = '\0';
-	rc = dt_api_parse(&a, body, len, &analysis, &u, model, sizeof(model),
-	    why, sizeof(why), &raw);
-	FUZZ_CHECK(memchr(model, '\0', sizeof(model)) != NULL);
-	FUZZ_CHECK(fuzz_utf8_ok(model, strlen(model)));
+	rc = dt_api_parse(&a, body, len, &reply);
+	FUZZ_CHECK(reply != NULL);
+	model = json_string_value(json_object_get(reply, "model"));
+	FUZZ_CHECK(model != NULL && strlen(model) < 128);
+	analysis = json_object_get(reply, "analysis");
 	if (rc == DT_API_OK) {
-		FUZZ_CHECK(analysis != NULL && raw == NULL);
+		FUZZ_CHECK(analysis != NULL);
+		FUZZ_CHECK(json_object_get(reply, "why") == NULL);
 		FUZZ_CHECK(dt_schema_validate(schema, analysis, verr,
 		    sizeof(verr)) == 0);
-		json_decref(analysis);
 	} else {
 		FUZZ_CHECK(rc == DT_API_FAILED || rc == DT_API_INVALID);
 		FUZZ_CHECK(analysis == NULL);
-		FUZZ_CHECK(why[0] != '\0');
-		FUZZ_CHECK(fuzz_utf8_ok(why, strlen(why)));
-		free(raw);
+		FUZZ_CHECK(json_string_length(json_object_get(reply,
+		    "why")) > 0);
 	}
+	json_decref(reply);
 
 	memset(msg, 'x', sizeof(msg));
-	dt_api_error_message(body, len, msg, sizeof(msg));
+	memset(type, 'x', sizeof(type));
+	dt_api_error(body, len, msg, sizeof(msg), type, sizeof(type));
 	FUZZ_CHECK(memchr(msg, '\0', sizeof(msg)) != NULL);
 	FUZZ_CHECK(fuzz_utf8_ok(msg, strlen(msg)));
+	FUZZ_CHECK(memchr(type, '\0', sizeof(type)) != NULL);
+	FUZZ_CHECK(fuzz_utf8_ok(type, strlen(type)));
 	return 0;
 }

@@ -125,6 +125,19 @@ Try 'dt-analyze --help'."
 	assert_no_secret "$PPLX_KEY" <(echo "$output") <(echo "$stderr")
 }
 
+@test "dt-analyze: --dry-run prints requests, never the records that need no call, wherever they come" {
+	{
+		echo '{"id":1,"text":null}'
+		records 1
+		echo '{"id":3,"text":null}'
+		echo '{"stage":"dt-fetch","status":0}'
+	} >"$BATS_TEST_TMPDIR/in"
+	DT_PACK=5 run -0 --separate-stderr dt-analyze --dry-run "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(printf '%s\n' "${lines[@]}" | jq -c '[.id, .dry_run, .stage]' | tr '\n' ' ')" \
+		'[1,true,null] [null,true,"dt-analyze"] '
+	assert_equal "$(pplx requests | wc -l)" 0
+}
+
 @test "dt-analyze: --dry-run works without a key and says so" {
 	records 1 | env -u PERPLEXITY_API_KEY dt-analyze --dry-run >"$BATS_TEST_TMPDIR/out"
 	assert_equal "$(head -1 "$BATS_TEST_TMPDIR/out" | jq -r '.request.headers.Authorization')" "Bearer (PERPLEXITY_API_KEY unset)"

@@ -166,6 +166,8 @@ signal_in_call() {
 	assert_equal "$status" 75
 	assert_equal "$(head -1 "$BATS_TEST_TMPDIR/out" | jq -c .error)" \
 		'{"kind":"unavailable","message":"interrupted before the API answered","retryable":true}'
+	# The call it made before the signal is counted on the record.
+	assert_equal "$(head -1 "$BATS_TEST_TMPDIR/out" | jq -c .tries)" 1
 	assert_equal "$(tail -1 "$BATS_TEST_TMPDIR/out" | jq -c '[.status, .counts.records, .interrupted]')" '[75,1,true]'
 }
 
