@@ -1,6 +1,6 @@
 /*
  * fuzz/report-format.c: dt-report's summary and Telegram message
- * formatting (report/tally.c, report/summary.c, report/format.c).
+ * formatting (report/tally.c, report/format.c).
  *
  * Input: byte 0 picks the language (bit 0: en/ru), the mode (bit 1) and
  * the message size limit (bits 2-7: 4096, or smaller to force splits).
@@ -15,16 +15,14 @@
  * its tags, each closed in the same message in the right order, and no
  * bare '<' or '&'.
  *
- * fuzz-sources: report/tally.c
- * fuzz-sources: report/summary.c report/format.c
+ * fuzz-sources: report/tally.c report/format.c
  * fuzz-options: -max_len=8192
  */
 #include <string.h>
 
 #include <jansson.h>
 
-#include "../report/tally.h"
-#include "../report/text.h"
+#include "../report/report.h"
 #include "fuzz.h"
 
 /* A run with stored and failed records and two stage reports. */

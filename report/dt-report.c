@@ -25,9 +25,7 @@
 #include "ndjson.h"
 #include "supabase.h"
 
-#include "ledger.h"
-#include "tally.h"
-#include "text.h"
+#include "report.h"
 
 #define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
@@ -414,7 +412,7 @@ summarise(struct run *r)
 	if (r->shard)
 		json_object_set_new(s, "shard", json_pack("{sIsIso}", "index",
 		    (json_int_t)r->shard_index, "of", (json_int_t)r->shards,
-		    "internal", dt_rpt_shard_json(&r->tally)));
+		    "internal", json_deep_copy(r->tally.n)));
 	return 0;
 }
 

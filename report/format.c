@@ -11,8 +11,7 @@
 
 #include <jansson.h>
 
-#include "tally.h"
-#include "text.h"
+#include "report.h"
 #include "utf8.h"
 
 #define NAME_CHARS 32

@@ -15,7 +15,7 @@
 #include "exit.h"
 #include "http.h"
 #include "log.h"
-#include "text.h"
+#include "report.h"
 
 /* One call to the Bot API, and what came of it. */
 struct call {
