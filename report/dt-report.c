@@ -1,9 +1,6 @@
 /*
- * dt-report: sums up a run.  Reads dt-store's status records (or any
- * stage's saved output), prints one run-summary JSON object on stdout,
- * sends the report to Telegram, writes the run ledger row and pushes the
- * run's metrics.  See docs/report.md.  Here: main, the settings and the
- * steps; tally.h, text.h and ledger.h name the other files.
+ * dt-report: sums up a run (docs/report.md).  Here: main, the settings
+ * and the steps; report.h names the other files.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -140,10 +137,7 @@ static const struct dt_opt opts[] = {
 static const struct dt_cmd cmd = {usage_head, usage_tail, opts,
     sizeof(opts) / sizeof(opts[0])};
 
-/*
- * Reads an RFC 3339 time ("2024-05-01T10:00:00Z", "...+03:00",
- * fractions) or seconds since the epoch into *out.  Returns 0 or -1.
- */
+/* Reads an RFC 3339 time or seconds since the epoch.  Returns 0 or -1. */
 static int
 parse_time(const char *s, double *out)
 {
@@ -188,10 +182,7 @@ problem(int bad, const char *fmt, ...)
 	return bad != 0;
 }
 
-/*
- * Checks that the URL *url (of the variable name) is http(s) and makes
- * it a copy in buf without trailing slashes.  Returns 0 or 1 (logged).
- */
+/* Checks the http(s) URL *url; *url becomes buf, without trailing '/'. */
 static int
 bad_url(const char *name, const char **url, char *buf, size_t len)
 {
@@ -209,10 +200,7 @@ bad_url(const char *name, const char **url, char *buf, size_t len)
 	return 0;
 }
 
-/*
- * Whether chat is @username or a whole number (negative for groups) of
- * at most 16 digits: Telegram's ids have up to 52 significant bits.
- */
+/* Whether chat is @username or a number of at most 16 digits (52 bits). */
 static int
 chat_ok(const char *chat)
 {
@@ -268,9 +256,8 @@ check_settings(struct run *r)
 }
 
 /*
- * Reads the environment, then the flags, checks them all (one line per
- * problem) and reads the schema.  Returns 0, DT_EXIT_USAGE after a bad
- * command line, or DT_EXIT_CONFIG after bad settings.
+ * Reads and checks the settings (one line per problem) and the schema.
+ * Returns 0, DT_EXIT_USAGE or DT_EXIT_CONFIG.
  */
 static int
 configure(struct run *r, int argc, char **argv)
@@ -291,7 +278,6 @@ configure(struct run *r, int argc, char **argv)
 	if (r->tg.timeout_s > 60)
 		r->tg.timeout_s = 60;
 	bad += check_settings(r);
-	/* The schema dt-analyze uses, unless told otherwise. */
 	if (r->schema_file == NULL)
 		r->schema_file = dt_env("DT_SCHEMA_FILE", NULL);
 	if (r->schema_file == NULL && access(dt_data_file("schema.json"),
@@ -302,7 +288,6 @@ configure(struct run *r, int argc, char **argv)
 		dt_error("DT_REPORT_SCHEMA: %s: %s", r->schema_file, err.text);
 		bad++;
 	}
-	/* Input files are input, not configuration: not opened. */
 	if (r->check && r->db)
 		bad += dt_supabase_check();
 	return bad > 0 ? DT_EXIT_CONFIG : 0;
@@ -316,7 +301,6 @@ setup(struct run *r)
 		r->status = DT_EXIT_CONFIG;
 		return -1;
 	}
-	/* In the pipeline dt-report starts when the other stages do. */
 	if (r->started == NULL)
 		r->t_start = (double)time(NULL);
 	if (dt_rpt_tally_init(&r->tally, r->schema, (size_t)r->top,
@@ -359,10 +343,8 @@ read_input(struct run *r)
 }
 
 /*
- * Builds the run summary.  The run started at DT_RUN_STARTED_AT, else
- * at the stages' (a merged run's first shard's) earliest started_at,
- * else, reading a pipe, when dt-report did; else it is not known.
- * Returns 0 or -1.
+ * Builds the summary.  The run started at DT_RUN_STARTED_AT, else at the
+ * stages' earliest started_at, else, reading a pipe, when dt-report did.
  */
 static int
 summarise(struct run *r)
@@ -416,10 +398,7 @@ summarise(struct run *r)
 	return 0;
 }
 
-/*
- * Writes the messages, separated by a "-- 8< --" line, to the file path
- * (NULL: stderr).  Returns 0, or -1 after logging.
- */
+/* Writes the messages, "-- 8< --" between, to path (NULL: stderr). */
 static int
 write_messages(const char *path, json_t *msgs)
 {
@@ -437,10 +416,7 @@ write_messages(const char *path, json_t *msgs)
 	return 0;
 }
 
-/*
- * Adds what the database says, makes the messages and sends them (or
- * shows them), and notes the report in the summary.  Returns 0 or -1.
- */
+/* Adds the database's part, makes the messages and sends or shows them. */
 static int
 send_report(struct run *r)
 {
@@ -495,10 +471,7 @@ send_report(struct run *r)
 	return 0;
 }
 
-/*
- * Writes the run's ledger row and pushes its metrics: best effort, but
- * a shard's row is its report.
- */
+/* The ledger row and the metrics: best effort, but a shard's row counts. */
 static void
 record(struct run *r)
 {

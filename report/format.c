@@ -1,8 +1,6 @@
 /*
- * format.c: the Telegram report made from the run summary, and untrusted
- * text made fit to count and to show (text.h).  Every line closes the
- * tags it opens and text from the data is clipped and escaped, so the
- * report can be cut between any two lines.
+ * format.c: the Telegram report made from the summary (report.h).  Each
+ * line closes its tags and escapes the data's text: it can be cut there.
  */
 #include <math.h>
 #include <stdint.h>
@@ -21,11 +19,7 @@
 #define DASH " \xE2\x80\x94 "   /* " — " */
 #define NBSP "\xC2\xA0"
 
-/*
- * The report's words and the names from the data (fields, statuses,
- * values) it knows: key, English (NULL: the key), Russian.  None
- * holds markup: put_name() shows them in place of names from the data.
- */
+/* The report's words and known names: key, English (NULL: key), Russian. */
 static const char *const words[][3] = {
 	{"dt run: ok", NULL, "Прогон dt: успешно"},
 	{"dt run: partial", NULL, "Прогон dt: частично"},
@@ -192,10 +186,7 @@ put_name(struct rep *r, const char *name)
 		put_text(r, name, NAME_CHARS);
 }
 
-/*
- * The members of o above 0 as "name n · name n" after first, n as how
- * says (put_num); after "stored", how many were reused when any were.
- */
+/* o's members above 0 as "name n · name n" after first; reused: stored's. */
 static void
 put_pairs(struct rep *r, json_t *o, const char *first, int how,
     double reused)
@@ -497,10 +488,7 @@ dt_rpt_messages(json_t *summary, const char *lang, size_t limit)
 	return parts;
 }
 
-/*
- * Decodes the character at s (n bytes left) into *c and returns its
- * length; a byte that starts no valid character is U+FFFD of length 1.
- */
+/* Decodes the character at s into *c (invalid: U+FFFD); returns bytes. */
 static size_t
 next_char(const char *s, size_t n, uint32_t *c)
 {

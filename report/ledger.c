@@ -23,10 +23,7 @@
 	"exit_code,counts,tokens,cost_usd&finished_at=not.is.null" \
 	"&run_id=not.like.*%%2F*&order=finished_at.desc&limit=1"
 
-/*
- * Makes one call to /rest/v1/<path>.  Returns the parsed body (new;
- * json_null() when empty), or NULL after a warning quoting the server.
- */
+/* One call to /rest/v1/<path>: the body (new), or NULL after a warning. */
 static json_t *
 call(struct dt_supabase *sb, const char *method, const char *path,
     json_t *body, const char *prefer)
@@ -44,11 +41,7 @@ call(struct dt_supabase *sb, const char *method, const char *path,
 	return out;
 }
 
-/*
- * GETs the rows of dt_runs the path fmt asks for, its %s the URL-encoded
- * run_id ("" when NULL).  Returns PostgREST's array (new), or NULL after
- * logging.
- */
+/* GETs the path fmt, its %s the URL-encoded run_id (NULL: ""). */
 static json_t *
 get_runs(struct dt_supabase *sb, const char *fmt, const char *run_id)
 {
@@ -126,10 +119,7 @@ dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id)
 	return rc;
 }
 
-/*
- * Merges into t the finished shard rows not merged yet (done[k]: 1
- * merged, 2 not mergeable).  Returns how many it took.
- */
+/* Merges the finished shard rows not done yet (done[k]: 1, or 2: bad). */
 static int
 take_shards(struct dt_supabase *sb, const char *run_id, long long n,
     struct dt_rpt_tally *t, char *done)
@@ -205,9 +195,9 @@ dt_rpt_db_merge_shards(struct dt_supabase *sb, const char *run_id,
 }
 
 /*
- * The gauges: the number at key (and sub) of the summary, divided by
- * div; with a label, one sample per member of the object at key, and 0
- * for each known value it lacks.  optional: only when there is one.
+ * The gauges: the summary's number at key (and sub) / div, or with a
+ * label one sample per member and 0 per known value it lacks; optional:
+ * only when there is one.
  */
 static const struct {
 	const char *name, *help, *key, *sub, *label;

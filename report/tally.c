@@ -104,8 +104,6 @@ dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
 void
 dt_rpt_tally_free(struct dt_rpt_tally *t)
 {
-	if (t == NULL)
-		return;
 	json_decref(t->n);
 	json_decref(t->stages);
 	t->n = t->stages = NULL;
@@ -118,13 +116,8 @@ add_to(json_t *obj, const char *key, double x, int real)
 	json_t *old = json_object_get(obj, key);
 	double sum = json_number_value(old) + x;
 
-	if (json_is_integer(old) && !real && fabs(sum) < 9e15)
-		json_integer_set(old, (json_int_t)sum);
-	else if (json_is_real(old))
-		json_real_set(old, sum);
-	else
-		json_object_set_new(obj, key, real || fabs(sum) >= 9e15 ?
-		    json_real(sum) : json_integer((json_int_t)sum));
+	json_object_set_new(obj, key, real || json_is_real(old) ||
+	    fabs(sum) >= 9e15 ? json_real(sum) : json_integer((json_int_t)sum));
 }
 
 /* Adds the numbers in from to those in to, object by object; arrays join. */
@@ -159,10 +152,7 @@ count_named(json_t *obj, const char *name, size_t len)
 	add_to(obj, clean, 1, 0);
 }
 
-/*
- * A cost: a number, or an object with "total_cost" or else the sum of
- * its "*_cost" members.  Returns 1 with *out set, or 0 when v has none.
- */
+/* *out: the number v, its "total_cost" or its "*_cost" sum.  0: none. */
 static int
 cost_of(json_t *v, double *out)
 {
@@ -220,15 +210,11 @@ tally_string(json_t *counts, int is_enum, json_t *v)
 	char key[DT_RPT_KEY_MAX + 1];
 	const char *s = json_string_value(v);
 
-	if (s == NULL)
-		return;
-	if (!is_enum) {
-		if (dt_rpt_topic_norm(s, json_string_length(v), key,
-		    sizeof(key)) > 0)
-			add_to(counts, key, 1, 0);
-	} else
-		add_to(counts, json_object_get(counts, s) != NULL ? s :
-		    "other", 1, 0);
+	if (is_enum && s != NULL)
+		add_to(counts, json_object_get(counts, s) ? s : "other", 1, 0);
+	else if (s != NULL && dt_rpt_topic_norm(s, json_string_length(v), key,
+	    sizeof(key)) > 0)
+		add_to(counts, key, 1, 0);
 }
 
 /* Counts the value v of the field f; returns 1 when its type is counted. */
@@ -281,9 +267,8 @@ keep_started(struct dt_rpt_tally *t, const char *at)
 }
 
 /*
- * Adds a stage report, or a stage of a shard's summary, to the stage of
- * its name (8 stages at most): reports (1 unless it says) and counts
- * add, the worst status, interrupted or missing stay, messages join.
+ * Adds a stage report, or a shard's stage, to its stage (8 at most):
+ * counts add, the worst status and interrupted or missing stay.
  */
 static void
 tally_stage(struct dt_rpt_tally *t, json_t *rec)
@@ -441,43 +426,37 @@ rounded(double v, double unit)
 	return json_real(round(v / unit) * unit);
 }
 
-struct entry {
-	const char *value;
-	json_int_t count;
-};
-
-/* Largest count first; equal counts by value. */
+/* Whether count a of value x comes before count b of value y. */
 static int
-entry_cmp(const void *a, const void *b)
+before(json_int_t a, const char *x, json_int_t b, const char *y)
 {
-	const struct entry *x = a, *y = b;
-
-	if (x->count != y->count)
-		return x->count > y->count ? -1 : 1;
-	return strcmp(x->value, y->value);
+	return a > b || (a == b && strcmp(x, y) < 0);
 }
 
-/* The k most common values of counts as [{"value", "count"}]. */
+/* counts' k most common values, [{"value", "count"}]; *shown adds them. */
 static json_t *
 top_values(json_t *counts, size_t k, json_int_t *shown)
 {
-	struct entry *all = calloc(json_object_size(counts) + 1,
-	    sizeof(*all));
 	json_t *arr = json_array(), *v;
-	const char *value;
-	size_t n = 0, i;
+	const char *key, *best, *last = NULL;
+	json_int_t n = 0, last_n = 0;
 
-	json_object_foreach(all != NULL ? counts : NULL, value, v) {
-		all[n].value = value;
-		all[n++].count = json_integer_value(v);
+	while (json_array_size(arr) < k) {
+		best = NULL;
+		json_object_foreach(counts, key, v)
+			if ((last == NULL || before(last_n, last,
+			    json_integer_value(v), key)) && (best == NULL ||
+			    before(json_integer_value(v), key, n, best))) {
+				best = key;
+				n = json_integer_value(v);
+			}
+		if ((last = best) == NULL)
+			break;
+		json_array_append_new(arr, json_pack("{sssI}", "value", best,
+		    "count", n));
+		*shown += n;
+		last_n = n;
 	}
-	qsort(all, n, sizeof(*all), entry_cmp);
-	for (i = 0; i < n && i < k; i++) {
-		json_array_append_new(arr, json_pack("{sssI}", "value",
-		    all[i].value, "count", all[i].count));
-		*shown += all[i].count;
-	}
-	free(all);
 	return arr;
 }
 

@@ -1,8 +1,6 @@
 /*
- * telegram.c: the Bot API's sendMessage, getMe and getChat (text.h).
- * Flood control's wait is in the body (parameters.retry_after), so the
- * retry loop is here, obeying dt_retry_check().  The bot token is in the
- * URL path: it is a registered secret and never logged.
+ * telegram.c: the Bot API's sendMessage, getMe and getChat (report.h).
+ * The token in the URL is a registered secret, never logged.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +35,8 @@ chat_json(const char *chat)
 }
 
 /*
- * Reads Telegram's answer in resp into c->why and c->migrate, and a
- * 429's parameters.retry_after into resp->retry_after_ms.  Returns the
- * answer (new) when it says ok with HTTP 200, else NULL.
+ * Reads the answer into c->why, c->migrate and a 429's retry_after_ms.
+ * Returns it (new) when it says ok with HTTP 200, else NULL.
  */
 static json_t *
 read_answer(struct dt_http_resp *resp, struct call *c)
@@ -72,11 +69,7 @@ read_answer(struct dt_http_resp *resp, struct call *c)
 	return NULL;
 }
 
-/*
- * Calls c->method until it succeeds or dt_retry_check() says to stop,
- * logging each retry.  Returns Telegram's answer (new), or NULL with
- * c->why and c->code set.
- */
+/* Calls c->method, retrying as dt_retry_check() says; NULL: c->why. */
 static json_t *
 tg_call(struct dt_http *h, const struct dt_rpt_tg *tg, struct call *c)
 {
