@@ -290,28 +290,22 @@ configure(struct run *r, int argc, char **argv)
 	}
 	if (r->check && r->db)
 		bad += dt_supabase_check();
-	return bad > 0 ? DT_EXIT_CONFIG : 0;
-}
-
-/* Sets up the Supabase client and the tally.  Returns 0 or -1. */
-static int
-setup(struct run *r)
-{
-	if (r->db && (r->sb = dt_supabase_new()) == NULL) {
-		r->status = DT_EXIT_CONFIG;
-		return -1;
-	}
 	if (r->started == NULL)
 		r->t_start = (double)time(NULL);
-	if (dt_rpt_tally_init(&r->tally, r->schema, (size_t)r->top,
-	    r->topics_field) < 0) {
-		r->status = DT_EXIT_UNAVAILABLE;
-		return -1;
-	}
 	/* A shard's row is its report; shard 0's --merge-shards sends. */
 	r->shard = r->merge == 0 && r->shards > 1;
 	r->send = !r->dry_run && !r->shard;
-	return 0;
+	return bad > 0 ? DT_EXIT_CONFIG : 0;
+}
+
+/* Sets up the Supabase client and the tally.  Returns an exit status. */
+static int
+setup(struct run *r)
+{
+	if (r->db && (r->sb = dt_supabase_new()) == NULL)
+		return DT_EXIT_CONFIG;
+	return dt_rpt_tally_init(&r->tally, r->schema, (size_t)r->top,
+	    r->topics_field) < 0 ? DT_EXIT_UNAVAILABLE : 0;
 }
 
 /* Tallies the input and the stages expected to report. */
@@ -513,7 +507,7 @@ main(int argc, char **argv)
 		return r->status;
 	if (r->preflight)
 		r->status = dt_rpt_tg_preflight(&r->tg, r->status != 0);
-	else if (r->status == 0 && !r->check && setup(r) == 0) {
+	else if (r->status == 0 && !r->check && (r->status = setup(r)) == 0) {
 		if (r->merge > 0)
 			r->merged = dt_rpt_db_merge_shards(r->sb, r->run_id,
 			    r->merge, r->wait_s * 1000, r->stop_file,

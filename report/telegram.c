@@ -186,7 +186,6 @@ dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad)
 	struct dt_http *h = NULL;
 	json_t *me = NULL, *chat = NULL;
 	const char *bot = "?", *title = NULL, *type = "chat";
-	char line[1200];
 	int rc;
 
 	if (bad)
@@ -207,26 +206,24 @@ dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad)
 	json_unpack(chat, "{s:{s?s,s?s,s?s}}", "result", "first_name", &title,
 	    "title", &title, "type", &type);
 	if (h == NULL)
-		snprintf(line, sizeof(line), "cannot set up HTTP");
-	else if (chat != NULL && title != NULL)
-		snprintf(line, sizeof(line), "bot @%s, chat %s (%s \"%s\")",
-		    bot, tg->chat_id, type, title);
+		rc = dt_preflight_line("telegram", DT_EXIT_UNAVAILABLE,
+		    "cannot set up HTTP");
 	else if (chat != NULL)
-		snprintf(line, sizeof(line), "bot @%s, chat %s (%s)", bot,
-		    tg->chat_id, type);
+		rc = dt_preflight_line("telegram", DT_EXIT_OK, "bot @%s, chat "
+		    "%s (%s%s%s%s)", bot, tg->chat_id, type, title ? " \"" :
+		    "", title ? title : "", title ? "\"" : "");
 	else if (c.code != DT_EXIT_CONFIG)
-		snprintf(line, sizeof(line), "TELEGRAM_API_URL: Telegram "
-		    "cannot be reached (%s: %s)", c.method, c.why);
+		rc = dt_preflight_line("telegram", DT_EXIT_UNAVAILABLE,
+		    "TELEGRAM_API_URL: Telegram cannot be reached (%s: %s)",
+		    c.method, c.why);
 	else if (me == NULL)
-		snprintf(line, sizeof(line), "TELEGRAM_BOT_TOKEN: Telegram "
-		    "does not know this bot token (getMe: %s)", c.why);
+		rc = dt_preflight_line("telegram", c.code, "TELEGRAM_BOT_TOKEN:"
+		    " Telegram does not know this bot token (getMe: %s)",
+		    c.why);
 	else
-		snprintf(line, sizeof(line), "TELEGRAM_CHAT_ID: bot @%s "
-		    "cannot see chat %s (getChat: %s); add the bot to the "
-		    "chat, or fix the id", bot, tg->chat_id, c.why);
-	rc = dt_preflight_line("telegram", chat != NULL ? DT_EXIT_OK :
-	    c.code == DT_EXIT_CONFIG ? c.code : DT_EXIT_UNAVAILABLE, "%s",
-	    line);
+		rc = dt_preflight_line("telegram", c.code, "TELEGRAM_CHAT_ID: "
+		    "bot @%s cannot see chat %s (getChat: %s); add the bot to "
+		    "the chat, or fix the id", bot, tg->chat_id, c.why);
 	json_decref(me);
 	json_decref(chat);
 	dt_http_free(h);
