@@ -3,6 +3,7 @@
  * line closes its tags and escapes the data's text: it can be cut there.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,9 +24,8 @@
 static const char *const words[][3] = {
 	{"dt run: ok", NULL, "Прогон dt: успешно"},
 	{"dt run: partial", NULL, "Прогон dt: частично"},
-	{"dt run: FAILED", NULL, "Прогон dt: СБОЙ"},
-	{"Run", NULL, "Прогон"}, {"Records", NULL, "Записи"},
-	{"Errors", NULL, "Ошибки"},
+	{"dt run: FAILED", NULL, "Прогон dt: СБОЙ"}, {"Run", NULL, "Прогон"},
+	{"Records", NULL, "Записи"}, {"Errors", NULL, "Ошибки"},
 	{"Unreadable input lines", NULL, "Нечитаемые строки на входе"},
 	{"Tokens", NULL, "Токены"}, {"cost", NULL, "стоимость"},
 	{"Latency", NULL, "Задержка"}, {"max", NULL, "макс"},
@@ -186,6 +186,44 @@ put_name(struct rep *r, const char *name)
 		put_text(r, name, NAME_CHARS);
 }
 
+/*
+ * Writes fmt, whose conversions take: %s a string as it is, %w a word
+ * (tr), %n a name (put_name), %q an int and a text from the data
+ * (put_text); and doubles: %d a count, %$ dollars, %p a share, %t a time
+ * in ms; %+d and %+$ signed.
+ */
+static void
+say(struct rep *r, const char *fmt, ...)
+{
+	va_list ap;
+	int how, max;
+
+	va_start(ap, fmt);
+	for (; *fmt != '\0'; fmt++) {
+		if (*fmt != '%') {
+			dt_buf_add(&r->b, fmt, 1);
+			continue;
+		}
+		how = *++fmt == '+' ? SIGN : 0;
+		fmt += how != 0;
+		if (*fmt == 's')
+			put(r, va_arg(ap, const char *));
+		else if (*fmt == 'w')
+			put(r, tr(r, va_arg(ap, const char *)));
+		else if (*fmt == 'n')
+			put_name(r, va_arg(ap, const char *));
+		else if (*fmt == 'q') {
+			max = va_arg(ap, int);
+			put_text(r, va_arg(ap, const char *), (size_t)max);
+		} else if (*fmt == 't')
+			put_time(r, va_arg(ap, double));
+		else
+			put_num(r, va_arg(ap, double), 0, how | (*fmt == '$' ?
+			    USD : *fmt == 'p' ? PCT : 0));
+	}
+	va_end(ap);
+}
+
 /* o's members above 0 as "name n · name n" after first; reused: stored's. */
 static void
 put_pairs(struct rep *r, json_t *o, const char *first, int how,
@@ -197,16 +235,11 @@ put_pairs(struct rep *r, json_t *o, const char *first, int how,
 	json_object_foreach(o, k, v) {
 		if (json_number_value(v) <= 0)
 			continue;
-		put(r, first);
-		first = SEP;
-		put_name(r, k);
-		put(r, " ");
+		say(r, "%s%n ", first, k);
 		put_num(r, json_number_value(v), 0, how);
-		if (reused > 0 && strcmp(k, "stored") == 0) {
-			put(r, " (");
-			put_num(r, reused, 0, 0);
-			dt_buf_printf(&r->b, " %s)", tr(r, "reused"));
-		}
+		first = SEP;
+		if (reused > 0 && strcmp(k, "stored") == 0)
+			say(r, " (%d %w)", reused, "reused");
 	}
 }
 
@@ -222,35 +255,30 @@ head_lines(struct rep *r, json_t *s)
 	size_t i = state == NULL ? 2 : strcmp(state, "ok") == 0 ? 0 :
 	    strcmp(state, "partial") == 0 ? 1 : 2;
 
-	dt_buf_printf(&r->b, "%s <b>%s</b>", heads[i][0], tr(r, heads[i][1]));
-	if (json_is_string(v = json_object_get(s, "run_id"))) {
-		dt_buf_printf(&r->b, "\n%s: <code>", tr(r, "Run"));
-		put_text(r, json_string_value(v), 64);
-		put(r, "</code>");
-	}
+	say(r, "%s <b>%w</b>", heads[i][0], heads[i][1]);
+	if (json_is_string(v = json_object_get(s, "run_id")))
+		say(r, "\n%w: <code>%q</code>", "Run", 64,
+		    json_string_value(v));
 	if (json_is_object(shards)) {
 		v = json_object_get(shards, "missing");
-		dt_buf_printf(&r->b, "\n%s: %.0f %s %.0f", tr(r, "Shards"),
-		    num_at(shards, "of") - (double)json_array_size(v),
-		    tr(r, "of"), num_at(shards, "of"));
+		say(r, "\n%w: %d %w %d", "Shards", num_at(shards, "of") -
+		    (double)json_array_size(v), "of", num_at(shards, "of"));
 		json_array_foreach(v, i, k)
-			dt_buf_printf(&r->b, "%s%.0f", i > 0 ? ", " :
-			    tr(r, "; missing: "), json_number_value(k));
+			say(r, "%s%d", i > 0 ? ", " : tr(r, "; missing: "),
+			    json_number_value(k));
 		if (json_array_size(v) > 0)
-			put(r, tr(r, " (no finished ledger row)"));
+			say(r, "%w", " (no finished ledger row)");
 	}
-	dt_buf_printf(&r->b, "\n%s: ", tr(r, "Records"));
-	put_num(r, num_at(s, "records"), 0, 0);
+	say(r, "\n%w: %d", "Records", num_at(s, "records"));
 	put_pairs(r, json_object_get(s, "by_status"), DASH, 0,
 	    num_at(s, "reused"));
 	if (json_object_size(json_object_get(s, "by_error")) > 0) {
-		dt_buf_printf(&r->b, "\n%s", tr(r, "Errors"));
+		say(r, "\n%w", "Errors");
 		put_pairs(r, json_object_get(s, "by_error"), ": ", 0, 0);
 	}
-	if (num_at(s, "bad_lines") > 0) {
-		dt_buf_printf(&r->b, "\n%s: ", tr(r, "Unreadable input lines"));
-		put_num(r, num_at(s, "bad_lines"), 0, 0);
-	}
+	if (num_at(s, "bad_lines") > 0)
+		say(r, "\n%w: %d", "Unreadable input lines",
+		    num_at(s, "bad_lines"));
 	put(r, "\n");
 }
 
@@ -258,59 +286,34 @@ head_lines(struct rep *r, json_t *s)
 static void
 usage_lines(struct rep *r, json_t *s)
 {
-	static const char *const backlog[][2] = {{"unclaimed", "unclaimed"},
-	    {"leased", "leased"}, {"failed", "parked"}};
-	static const char *const deltas[] = {"records", "failed", "tokens"};
 	json_t *lat = json_object_get(s, "latency_ms"), *v;
 	json_t *cost = json_object_get(s, "cost_usd");
 	json_t *d = json_object_get(json_object_get(s, "previous"), "delta");
-	size_t i;
 
 	if (num_at(v = json_object_get(s, "tokens"), "total") > 0 ||
 	    json_is_number(cost)) {
-		dt_buf_printf(&r->b, "%s: ", tr(r, "Tokens"));
-		put_num(r, num_at(v, "total"), 0, 0);
-		if (json_is_number(cost)) {
-			dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
-			put_num(r, json_number_value(cost), 0, USD);
-		}
+		say(r, "%w: %d", "Tokens", num_at(v, "total"));
+		if (json_is_number(cost))
+			say(r, SEP "%w %$", "cost", json_number_value(cost));
 		put(r, "\n");
 	}
-	if (num_at(lat, "count") > 0) {
-		dt_buf_printf(&r->b, "%s: p50 ", tr(r, "Latency"));
-		put_time(r, num_at(lat, "p50"));
-		put(r, SEP "p95 ");
-		put_time(r, num_at(lat, "p95"));
-		dt_buf_printf(&r->b, SEP "%s ", tr(r, "max"));
-		put_time(r, num_at(lat, "max"));
-		put(r, "\n");
-	}
-	if (json_is_number(v = json_object_get(s, "duration_s"))) {
-		dt_buf_printf(&r->b, "%s: ", tr(r, "Duration"));
-		put_time(r, json_number_value(v) * 1000);
-		put(r, "\n");
-	}
-	if (json_is_object(v = json_object_get(s, "backlog"))) {
-		dt_buf_printf(&r->b, "%s: ", tr(r, "Backlog"));
-		for (i = 0; i < 3; i++) {
-			put(r, i > 0 ? SEP : "");
-			put_num(r, num_at(v, backlog[i][0]), 0, 0);
-			dt_buf_printf(&r->b, " %s", tr(r, backlog[i][1]));
-		}
-		put(r, "\n");
-	}
+	if (num_at(lat, "count") > 0)
+		say(r, "%w: p50 %t" SEP "p95 %t" SEP "%w %t\n", "Latency",
+		    num_at(lat, "p50"), num_at(lat, "p95"), "max",
+		    num_at(lat, "max"));
+	if (json_is_number(v = json_object_get(s, "duration_s")))
+		say(r, "%w: %t\n", "Duration", json_number_value(v) * 1000);
+	if (json_is_object(v = json_object_get(s, "backlog")))
+		say(r, "%w: %d %w" SEP "%d %w" SEP "%d %w\n", "Backlog",
+		    num_at(v, "unclaimed"), "unclaimed", num_at(v, "leased"),
+		    "leased", num_at(v, "failed"), "parked");
 	if (!json_is_object(d))
 		return;
-	dt_buf_printf(&r->b, "%s: ", tr(r, "Since the last run"));
-	for (i = 0; i < 3; i++) {
-		dt_buf_printf(&r->b, "%s%s ", i > 0 ? SEP : "",
-		    tr(r, deltas[i]));
-		put_num(r, num_at(d, deltas[i]), 0, SIGN);
-	}
-	if (json_is_number(v = json_object_get(d, "cost_usd"))) {
-		dt_buf_printf(&r->b, SEP "%s ", tr(r, "cost"));
-		put_num(r, json_number_value(v), 0, USD | SIGN);
-	}
+	say(r, "%w: %w %+d" SEP "%w %+d" SEP "%w %+d", "Since the last run",
+	    "records", num_at(d, "records"), "failed", num_at(d, "failed"),
+	    "tokens", num_at(d, "tokens"));
+	if (json_is_number(v = json_object_get(d, "cost_usd")))
+		say(r, SEP "%w %+$", "cost", json_number_value(v));
 	put(r, "\n");
 }
 
@@ -329,32 +332,29 @@ failure_lines(struct rep *r, json_t *s)
 		    "interrupted")))
 			continue;
 		if (!header++)
-			dt_buf_printf(&r->b, "\n<b>%s</b>\n",
-			    tr(r, "What failed"));
-		put(r, "\xE2\x80\xA2 <b>");
-		put_text(r, json_string_value(json_object_get(stage, "stage")),
-		    NAME_CHARS);
+			say(r, "\n<b>%w</b>\n", "What failed");
+		say(r, "\xE2\x80\xA2 <b>%q</b>", NAME_CHARS, json_string_value(
+		    json_object_get(stage, "stage")));
 		if (json_is_true(json_object_get(stage, "missing"))) {
-			dt_buf_printf(&r->b, "</b> %s\n", tr(r, "ended without "
-			    "its stage record (crashed or killed?)"));
+			say(r, " %w\n", "ended without its stage record "
+			    "(crashed or killed?)");
 			continue;
 		}
-		dt_buf_printf(&r->b, "</b> (%s %d", tr(r, "exit"), status);
+		dt_buf_printf(&r->b, " (%s %d", tr(r, "exit"), status);
 		snprintf(key, sizeof(key), "exit %d", status);
 		if (tr(r, key) != key)
-			dt_buf_printf(&r->b, ", %s", tr(r, key));
+			say(r, ", %w", key);
 		if (json_is_true(json_object_get(stage, "interrupted")))
-			dt_buf_printf(&r->b, ", %s", tr(r, "interrupted"));
+			say(r, ", %w", "interrupted");
 		if (num_at(stage, "reports") > 1) {
 			put(r, ", ");
 			dt_buf_printf(&r->b, tr(r, "%d reports"),
 			    (int)num_at(stage, "reports"));
 		}
 		put(r, ")");
-		json_array_foreach(json_object_get(stage, "messages"), j, m) {
-			put(r, j == 0 ? ": " : "; ");
-			put_text(r, json_string_value(m), 200);
-		}
+		json_array_foreach(json_object_get(stage, "messages"), j, m)
+			say(r, "%s%q", j == 0 ? ": " : "; ", 200,
+			    json_string_value(m));
 		put(r, "\n");
 	}
 }
@@ -370,26 +370,19 @@ field_value(struct rep *r, const char *kind, json_t *f)
 	if (strcmp(kind, "enum") == 0)
 		put_pairs(r, json_object_get(f, "shares"), "", PCT, 0);
 	else if (strcmp(kind, "label") == 0) {
-		json_array_foreach(json_object_get(f, "top"), i, v) {
-			put(r, i > 0 ? SEP : "");
-			put_text(r, json_string_value(json_object_get(v,
-			    "value")), NAME_CHARS);
-			put(r, " ");
-			put_num(r, num_at(v, "count") / total, 0, PCT);
-		}
-		if (num_at(f, "other") > 0) {
-			dt_buf_printf(&r->b, SEP "%s ", tr(r, "other"));
-			put_num(r, num_at(f, "other") / total, 0, PCT);
-		}
+		json_array_foreach(json_object_get(f, "top"), i, v)
+			say(r, "%s%q %p", i > 0 ? SEP : "", NAME_CHARS,
+			    json_string_value(json_object_get(v, "value")),
+			    num_at(v, "count") / total);
+		if (num_at(f, "other") > 0)
+			say(r, SEP "%w %p", "other",
+			    num_at(f, "other") / total);
 	} else if (strcmp(kind, "mean") == 0) {
-		dt_buf_printf(&r->b, "%s ", tr(r, "mean"));
+		say(r, "%w ", "mean");
 		put_num(r, num_at(f, "mean"), 2, 0);
-	} else if (strcmp(kind, "items") == 0) {
-		put_num(r, num_at(f, "items"), 0, 0);
-		dt_buf_printf(&r->b, " %s ", tr(r, "in"));
-		put_num(r, num_at(f, "records"), 0, 0);
-		dt_buf_printf(&r->b, " %s", tr(r, "messages"));
-	}
+	} else if (strcmp(kind, "items") == 0)
+		say(r, "%d %w %d %w", num_at(f, "items"), "in",
+		    num_at(f, "records"), "messages");
 }
 
 /* The short fields, one line each, then the topic lists. */
@@ -402,17 +395,13 @@ analysis_lines(struct rep *r, json_t *s)
 
 	if (num_at(an, "records") == 0)
 		return;
-	dt_buf_printf(&r->b, "\n<b>%s</b>: ", tr(r, "Analyses"));
-	put_num(r, num_at(an, "records"), 0, 0);
-	put(r, "\n");
+	say(r, "\n<b>%w</b>: %d\n", "Analyses", num_at(an, "records"));
 	json_object_foreach(json_object_get(an, "fields"), name, f) {
 		kind = json_string_value(json_object_get(f, "kind"));
 		if (kind == NULL || strcmp(kind, "topics") == 0 ||
 		    num_at(f, "records") == 0)
 			continue;
-		put(r, "<b>");
-		put_name(r, name);
-		put(r, "</b>: ");
+		say(r, "<b>%n</b>: ", name);
 		field_value(r, kind, f);
 		put(r, "\n");
 	}
@@ -422,17 +411,11 @@ analysis_lines(struct rep *r, json_t *s)
 		if (kind == NULL || strcmp(kind, "topics") != 0 ||
 		    json_array_size(top) == 0)
 			continue;
-		put(r, "\n<b>");
-		put_name(r, name);
-		put(r, "</b>");
-		put(r, "\n");
+		say(r, "\n<b>%n</b>\n", name);
 		json_array_foreach(top, i, e) {
 			dt_buf_printf(&r->b, "%zu. ", i + 1);
-			put_text(r, json_string_value(json_object_get(e,
-			    "value")), 48);
-			put(r, DASH);
-			put_num(r, num_at(e, "count"), 0, 0);
-			put(r, "\n");
+			say(r, "%q" DASH "%d\n", 48, json_string_value(
+			    json_object_get(e, "value")), num_at(e, "count"));
 		}
 	}
 }
