@@ -90,8 +90,8 @@ static const struct dt_opt opts[] = {
 	    "sent"},
 	{0, NULL, "TELEGRAM_CHAT_ID", DT_OPT_TEXT, &run.tg.chat_id, NULL, 0, 0,
 	    NULL, "the chat: a number, a negative group id or @channel"},
-	{0, NULL, "TELEGRAM_THREAD_ID", DT_OPT_TEXT, &run.tg.thread_id, NULL,
-	    0, 0, NULL, "the forum topic"},
+	{0, NULL, "TELEGRAM_THREAD_ID", DT_OPT_INT, &run.tg.thread_id, NULL,
+	    1, 2147483647, NULL, "the forum topic"},
 	{0, NULL, "TELEGRAM_API_URL", DT_OPT_TEXT, &run.tg.api_url,
 	    "https://api.telegram.org", 0, 0, NULL, "Bot API base URL"},
 	{0, NULL, "DT_REPORT_NOTIFY", DT_OPT_CHOICE, &run.notify, "problems",
@@ -220,7 +220,6 @@ check_settings(struct run *r)
 	static char tg_url[1024], pg_url[1024];
 	const char *job = r->pg_job;
 	int bad = 0;
-	long long t;
 
 	r->db = dt_env("SUPABASE_URL", NULL) != NULL;
 	bad += problem(r->shard_index >= r->shards, "DT_SHARD_INDEX: %lld is "
@@ -240,9 +239,6 @@ check_settings(struct run *r)
 	bad += problem(r->tg.chat_id != NULL && !chat_ok(r->tg.chat_id),
 	    "TELEGRAM_CHAT_ID: '%s' is neither a chat number nor an @channel "
 	    "name", r->tg.chat_id);
-	if (r->tg.thread_id != NULL && dt_parse_ll("TELEGRAM_THREAD_ID",
-	    r->tg.thread_id, 1, 2147483647LL, &t) < 0)
-		bad++;
 	bad += problem(r->merge > 0 && (!r->db || r->run_id == NULL),
 	    "--merge-shards reads the run ledger: it needs SUPABASE_URL, "
 	    "SUPABASE_KEY and DT_RUN_ID");

@@ -77,7 +77,7 @@ struct dt_rpt_tg {
 	const char *api_url;    /* without trailing slash */
 	char *token;
 	const char *chat_id;
-	const char *thread_id;  /* NULL or digits */
+	long long thread_id;    /* 0: none */
 	long long timeout_s;    /* per request */
 	long long retry_s;      /* the most time spent waiting to retry */
 };

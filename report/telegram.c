@@ -148,8 +148,8 @@ dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, json_t *msgs,
 			snprintf(what, sizeof(what), " (message %d of %zu)",
 			    *sent + 1, n);
 		c.body = json_pack("{soso*sOsssbs{sb}}", "chat_id",
-		    chat_json(chat), "message_thread_id", tg->thread_id ?
-		    json_integer(strtoll(tg->thread_id, NULL, 10)) : NULL,
+		    chat_json(chat), "message_thread_id", tg->thread_id > 0 ?
+		    json_integer(tg->thread_id) : NULL,
 		    "text", json_array_get(msgs, (size_t)*sent), "parse_mode",
 		    "HTML", "disable_notification", silent || *sent > 0,
 		    "link_preview_options", "is_disabled", 1);
