@@ -12,8 +12,6 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include <jansson.h>
-
 #include "cli.h"
 #include "config.h"
 #include "exit.h"

@@ -8,8 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "report.h"
 #include "utf8.h"
 

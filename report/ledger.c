@@ -10,9 +10,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <jansson.h>
 
-#include "buf.h"
 #include "http.h"
 #include "log.h"
 #include "report.h"

@@ -6,9 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
-#include "buf.h"
 #include "cli.h"
 #include "exit.h"
 #include "http.h"
