@@ -423,8 +423,8 @@ dt_rpt_messages(json_t *summary, const char *lang, size_t limit)
 {
 	struct rep r = {{0}, lang != NULL && strcmp(lang, "ru") == 0};
 	struct dt_buf part = {0};
-	json_t *parts = json_array(), *m;
-	size_t units = 0, n, i;
+	json_t *parts = json_array();
+	size_t n, i;
 	char *line, *nl;
 	int rc = 0;
 
@@ -436,27 +436,24 @@ dt_rpt_messages(json_t *summary, const char *lang, size_t limit)
 	for (line = r.b.p; line != NULL && (nl = strchr(line, '\n')) != NULL;
 	    line = nl + 1) {
 		n = dt_rpt_html_utf16(line, (size_t)(nl - line));
-		if (part.len > 0 && units + 1 + n > limit - PART_RESERVE) {
+		if (part.len > 0 && dt_rpt_html_utf16(part.p, part.len) + 1 +
+		    n > limit - PART_RESERVE) {
 			rc |= json_array_append_new(parts, json_stringn(part.p,
 			    part.len));
 			part.len = 0;
 		}
-		if (part.len == 0 && n == 0)
-			continue;
-		units = part.len > 0 ? units + 1 + n : n;
-		if (part.len > 0)
-			dt_buf_add(&part, "\n", 1);
-		dt_buf_add(&part, line, (size_t)(nl - line));
+		if (part.len > 0 || n > 0)
+			dt_buf_printf(&part, "%s%.*s", part.len > 0 ? "\n" : "",
+			    (int)(nl - line), line);
 	}
 	rc |= json_array_append_new(parts, json_stringn(part.p, part.len));
-	json_array_foreach(parts, i, m) {
-		if (i == 0)
-			continue;
+	for (i = 1; i < json_array_size(parts); i++) {
 		part.len = 0;
 		dt_buf_puts(&part, "<i>");
 		dt_buf_printf(&part, tr(&r, "part %d of %d"), (int)i + 1,
 		    (int)json_array_size(parts));
-		dt_buf_printf(&part, "</i>\n%s", json_string_value(m));
+		dt_buf_printf(&part, "</i>\n%s", json_string_value(
+		    json_array_get(parts, i)));
 		rc |= json_array_set_new(parts, i, json_stringn(part.p,
 		    part.len));
 	}

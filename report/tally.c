@@ -541,10 +541,8 @@ tally_state(const struct dt_rpt_tally *t, int *status)
 		failed |= !intr && st != DT_EXIT_OK && st != DT_EXIT_PARTIAL;
 		partial |= intr || st == DT_EXIT_PARTIAL;
 	}
-	if (failed_recs > 0)
-		*status = dt_exit_worse(*status, DT_EXIT_PARTIAL);
-	if (t->bad_lines > 0)
-		*status = dt_exit_worse(*status, DT_EXIT_DATAERR);
+	*status = dt_exit_worse(dt_exit_worse(*status, failed_recs > 0 ?
+	    DT_EXIT_PARTIAL : 0), t->bad_lines > 0 ? DT_EXIT_DATAERR : 0);
 	return failed ? "failed" : partial ? "partial" : "ok";
 }
 
