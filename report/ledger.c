@@ -243,32 +243,12 @@ static const struct {
 	    NULL, 1, 1},
 };
 
-/* A sample; lname NULL: without a label. */
-static void
-sample(struct dt_buf *b, const char *name, const char *lname,
-    const char *lvalue, double v)
-{
-	dt_buf_puts(b, name);
-	if (lname != NULL) {
-		dt_buf_printf(b, "{%s=\"", lname);
-		for (; *lvalue != '\0'; lvalue++) {
-			if (strchr("\\\"\n", *lvalue) == NULL)
-				dt_buf_add(b, lvalue, 1);
-			else
-				dt_buf_printf(b, "\\%c", *lvalue == '\n' ? 'n' :
-				    *lvalue);
-		}
-		dt_buf_puts(b, "\"}");
-	}
-	dt_buf_printf(b, " %.17g\n", v);
-}
-
 /* The metrics of the summary s, with "success", "finished", "succeeded". */
 static void
 metrics_text(struct dt_buf *b, json_t *s)
 {
-	const char *const *known, *k;
-	json_t *v, *m;
+	const char *const *known, *k, *c;
+	json_t *v, *all, *m;
 	size_t i;
 
 	for (i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
@@ -280,18 +260,22 @@ metrics_text(struct dt_buf *b, json_t *s)
 			continue;
 		dt_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n",
 		    gauges[i].name, gauges[i].help, gauges[i].name);
-		if (gauges[i].label == NULL) {
-			sample(b, gauges[i].name, NULL, NULL,
+		if (gauges[i].label == NULL)
+			dt_buf_printf(b, "%s %.17g\n", gauges[i].name,
 			    json_number_value(v) / gauges[i].div);
-			continue;
+		all = json_object();
+		for (known = gauges[i].known; known && *known; known++)
+			json_object_set_new(all, *known, json_integer(0));
+		json_object_update(all, gauges[i].label ? v : NULL);
+		json_object_foreach(all, k, m) {
+			dt_buf_printf(b, "%s{%s=\"", gauges[i].name,
+			    gauges[i].label);
+			for (c = k; *c != '\0'; c++)
+				dt_buf_printf(b, strchr("\\\"\n", *c) ? "\\%c" :
+				    "%c", *c == '\n' ? 'n' : *c);
+			dt_buf_printf(b, "\"} %.17g\n", json_number_value(m));
 		}
-		for (known = gauges[i].known; *known != NULL; known++)
-			if (json_object_get(v, *known) == NULL)
-				sample(b, gauges[i].name, gauges[i].label,
-				    *known, 0);
-		json_object_foreach(v, k, m)
-			sample(b, gauges[i].name, gauges[i].label, k,
-			    json_number_value(m));
+		json_decref(all);
 	}
 }
 
