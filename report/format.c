@@ -18,7 +18,10 @@
 #define DASH " \xE2\x80\x94 "   /* " — " */
 #define NBSP "\xC2\xA0"
 
-/* The report's words and known names: key, English (NULL: key), Russian. */
+/*
+ * The report's words and known names: key, English (NULL: key), Russian.
+ * A name's words have no markup and at most NAME_CHARS characters.
+ */
 static const char *const words[][3] = {
 	{"dt run: ok", NULL, "Прогон dt: успешно"},
 	{"dt run: partial", NULL, "Прогон dt: частично"},
@@ -172,21 +175,9 @@ put_text(struct rep *r, const char *s, size_t max_chars)
 			dt_buf_add(&r->b, p, 1);
 }
 
-/* A field, status or value name, in the report's language when known. */
-static void
-put_name(struct rep *r, const char *name)
-{
-	const char *w = tr(r, name);
-
-	if (w != name)
-		put(r, w);
-	else
-		put_text(r, name, NAME_CHARS);
-}
-
 /*
  * Writes fmt, whose conversions take: %s a string as it is, %w a word
- * (tr), %n a name (put_name), %q an int and a text from the data
+ * (tr), %n a name (a known one's word), %q an int and a text from the data
  * (put_text); and doubles: %d a count, %$ dollars, %p a share, %t a time
  * in ms; %+d and %+$ signed.
  */
@@ -209,7 +200,8 @@ say(struct rep *r, const char *fmt, ...)
 		else if (*fmt == 'w')
 			put(r, tr(r, va_arg(ap, const char *)));
 		else if (*fmt == 'n')
-			put_name(r, va_arg(ap, const char *));
+			put_text(r, tr(r, va_arg(ap, const char *)),
+			    NAME_CHARS);
 		else if (*fmt == 'q') {
 			max = va_arg(ap, int);
 			put_text(r, va_arg(ap, const char *), (size_t)max);
