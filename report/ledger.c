@@ -21,14 +21,21 @@
 	"exit_code,counts,tokens,cost_usd&finished_at=not.is.null" \
 	"&run_id=not.like.*%%2F*&order=finished_at.desc&limit=1"
 
-/* One call to /rest/v1/<path>: the body (new), or NULL after a warning. */
+/*
+ * One call to /rest/v1/<path>, the path fmt's %s the URL-encoded run_id
+ * (NULL: "").  Returns the body (new), or NULL after a warning.
+ */
 static json_t *
-call(struct dt_supabase *sb, const char *method, const char *path,
-    json_t *body, const char *prefer)
+call(struct dt_supabase *sb, const char *method, const char *fmt,
+    const char *run_id, json_t *body, const char *prefer)
 {
+	char path[1024], *esc = curl_easy_escape(NULL, run_id ? run_id : "",
+	    0);
 	struct dt_sb_result res;
 	json_t *out = NULL;
 
+	snprintf(path, sizeof(path), fmt, esc ? esc : "");
+	curl_free(esc);
 	if (dt_supabase_call(sb, method, path, body, prefer, 1, &res) ==
 	    DT_SB_OK)
 		out = res.body != NULL ? json_incref(res.body) : json_null();
@@ -37,18 +44,6 @@ call(struct dt_supabase *sb, const char *method, const char *path,
 		    (int)strcspn(path, "?"), path, res.message);
 	dt_sb_result_clear(&res);
 	return out;
-}
-
-/* GETs the path fmt, its %s the URL-encoded run_id (NULL: ""). */
-static json_t *
-get_runs(struct dt_supabase *sb, const char *fmt, const char *run_id)
-{
-	char path[1024], *esc = curl_easy_escape(NULL, run_id ? run_id : "",
-	    0);
-
-	snprintf(path, sizeof(path), fmt, esc ? esc : "");
-	curl_free(esc);
-	return call(sb, "GET", path, NULL, NULL);
 }
 
 static json_int_t
@@ -65,7 +60,7 @@ dt_rpt_db_read(struct dt_supabase *sb, const char *table,
 	json_t *args = json_pack("{ssss}", "p_source_table", table,
 	    "p_id_column", id_column), *r, *prev, *delta, *cost;
 
-	r = call(sb, "POST", "rpc/dt_backlog", args, NULL);
+	r = call(sb, "POST", "rpc/dt_backlog", NULL, args, NULL);
 	json_decref(args);
 	prev = json_is_array(r) ? json_array_get(r, 0) : r;
 	if (json_is_object(prev))
@@ -74,8 +69,8 @@ dt_rpt_db_read(struct dt_supabase *sb, const char *table,
 		dt_error("supabase: rpc/dt_backlog: expected an object");
 	json_decref(r);
 
-	r = get_runs(sb, run_id ? PREVIOUS "&run_id=neq.%s" : PREVIOUS "%s",
-	    run_id);
+	r = call(sb, "GET", run_id ? PREVIOUS "&run_id=neq.%s" : PREVIOUS
+	    "%s", run_id, NULL, NULL);
 	if ((prev = json_array_get(r, 0)) != NULL) {
 		delta = json_pack("{sIsIsI}", "records", int_at(s, "records") -
 		    int_at(json_object_get(prev, "counts"), "records"),
@@ -109,7 +104,7 @@ dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id)
 	    "cost_usd", json_object_get(s, "cost_usd"), "summary", s), *r;
 	int rc;
 
-	r = row ? call(sb, "POST", "dt_runs?on_conflict=run_id", row,
+	r = row ? call(sb, "POST", "dt_runs?on_conflict=run_id", NULL, row,
 	    "resolution=merge-duplicates,return=minimal") : NULL;
 	rc = r != NULL ? 0 : -1;
 	json_decref(row);
@@ -122,8 +117,9 @@ static int
 take_shards(struct dt_supabase *sb, const char *run_id, long long n,
     struct dt_rpt_tally *t, char *done)
 {
-	json_t *arr = get_runs(sb, "dt_runs?select=run_id,finished_at,summary"
-	    "&finished_at=not.is.null&run_id=like.%s%%2F*", run_id), *row;
+	json_t *arr = call(sb, "GET", "dt_runs?select=run_id,finished_at,"
+	    "summary&finished_at=not.is.null&run_id=like.%s%%2F*", run_id,
+	    NULL, NULL), *row;
 	size_t i, len = strlen(run_id);
 	const char *id;
 	char *end;
