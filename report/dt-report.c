@@ -53,8 +53,7 @@ static struct run {
 	const char *table, *id_column, *pg_url, *pg_job;
 	struct dt_rpt_tg tg;
 	char **files;
-	int nfiles;
-	int db;                 /* SUPABASE_URL is set */
+	int nfiles, db;         /* db: SUPABASE_URL is set */
 	double t_start, t_end;
 	struct dt_rpt_tally tally;      /* 500 KiB: static, not on the stack */
 	struct dt_http *h;
@@ -465,7 +464,6 @@ record(struct run *r)
 {
 	const char *id = json_string_value(json_object_get(r->summary,
 	    "run_id"));
-	int success = r->status == DT_EXIT_OK || r->status == DT_EXIT_PARTIAL;
 	char shard_id[300];
 	int ok;
 
@@ -484,7 +482,8 @@ record(struct run *r)
 	}
 	if (r->pg_url != NULL && r->send) {
 		ok = dt_rpt_metrics_push(r->h, r->pg_url, r->pg_job, r->summary,
-		    success, (long long)r->t_end, (long)r->tg.timeout_s * 1000);
+		    r->status <= DT_EXIT_PARTIAL, (long long)r->t_end,
+		    (long)r->tg.timeout_s * 1000);
 		json_object_set_new(r->summary, "metrics", json_string(ok == 0 ?
 		    "pushed" : "failed"));
 	}
