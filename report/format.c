@@ -132,7 +132,6 @@ put_num(struct rep *r, double v, int places, int how)
 	put(r, (how & USD) && r->ru ? NBSP "$" : how & PCT ? "%" : "");
 }
 
-/* The number at key in o; 0 when there is none. */
 static double
 num_at(json_t *o, const char *key)
 {

@@ -112,48 +112,38 @@ dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id)
 	return rc;
 }
 
-/* Merges the finished shard rows not done yet (done[k]: 1, or 2: bad). */
-static int
-take_shards(struct dt_supabase *sb, const char *run_id, long long n,
-    struct dt_rpt_tally *t, char *done)
-{
-	json_t *arr = call(sb, "GET", "dt_runs?select=run_id,finished_at,"
-	    "summary&finished_at=not.is.null&run_id=like.%s%%2F*", run_id,
-	    NULL, NULL), *row;
-	size_t i, len = strlen(run_id);
-	const char *id;
-	char *end;
-	long long k;
-	int found = 0;
-
-	json_array_foreach(arr, i, row) {
-		id = json_string_value(json_object_get(row, "run_id"));
-		if (id == NULL || strncmp(id, run_id, len) != 0 ||
-		    id[len] != '/' || !isdigit((unsigned char)id[len + 1]))
-			continue;
-		k = strtoll(id + len + 1, &end, 10);
-		if (*end != '\0' || k >= n || done[k])
-			continue;
-		done[k] = dt_rpt_tally_merge(t, json_object_get(row,
-		    "summary")) == 0 ? 1 : 2;
-		found++;
-	}
-	json_decref(arr);
-	return found;
-}
-
 json_t *
 dt_rpt_db_merge_shards(struct dt_supabase *sb, const char *run_id,
     long long n, long long wait_ms, const char *stop_file,
     long long drain_s, struct dt_rpt_tally *t)
 {
 	long long now = dt_now_ms(), end = now + wait_ms, delay = 250, k;
-	json_t *merged = json_array(), *missing = json_array();
+	json_t *merged = json_array(), *missing = json_array(), *arr, *row;
 	struct dt_buf b = {0};
-	char done[1000] = {0};
+	char done[1000] = {0}, *e;      /* done[k]: 1 merged, 2 not mergeable */
 	int found = 0, stopped = 0, said = 0;
+	size_t i, len = strlen(run_id);
+	const char *id;
 
-	while ((found += take_shards(sb, run_id, n, t, done)) < n) {
+	for (;;) {
+		arr = call(sb, "GET", "dt_runs?select=run_id,finished_at,"
+		    "summary&finished_at=not.is.null&run_id=like.%s%%2F*",
+		    run_id, NULL, NULL);
+		json_array_foreach(arr, i, row) {
+			id = json_string_value(json_object_get(row, "run_id"));
+			if (id == NULL || strncmp(id, run_id, len) != 0 ||
+			    id[len] != '/' ||
+			    !isdigit((unsigned char)id[len + 1]) ||
+			    (k = strtoll(id + len + 1, &e, 10)) >= n ||
+			    *e != '\0' || done[k])
+				continue;
+			done[k] = dt_rpt_tally_merge(t, json_object_get(row,
+			    "summary")) == 0 ? 1 : 2;
+			found++;
+		}
+		json_decref(arr);
+		if (found >= n)
+			break;
 		now = dt_now_ms();
 		if (!stopped && stop_file != NULL &&
 		    access(stop_file, F_OK) == 0) {

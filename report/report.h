@@ -41,7 +41,7 @@ void dt_rpt_tally_free(struct dt_rpt_tally *t);
 void dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec);
 
 /* Adds each listed stage that sent no report as missing (logged). */
-int dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list);
+void dt_rpt_tally_expect(struct dt_rpt_tally *t, const char *list);
 
 /* Adds a shard's summary.  Returns 0, or -1 (warned): no shard part. */
 int dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s);
