@@ -490,7 +490,6 @@ dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len)
 {
 	size_t o = 0, k, m, max = len - 1 < DT_RPT_KEY_MAX ? len - 1 :
 	    DT_RPT_KEY_MAX;
-	char tmp[4];
 	uint32_t c;
 	int space = 0;
 
@@ -505,14 +504,13 @@ dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len)
 			c += 32;
 		else if (c >= 0x400 && c <= 0x40F)
 			c += 80;
-		m = utf8_put(tmp, c);
+		m = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
 		if (o + space + m > max)
 			break;
 		if (space)
 			buf[o++] = ' ';
 		space = 0;
-		memcpy(buf + o, tmp, m);
-		o += m;
+		o += utf8_put(buf + o, c);
 	}
 	buf[o] = '\0';
 	return o;
@@ -550,10 +548,8 @@ dt_rpt_html_utf16(const char *html, size_t n)
 			units += p[i] == '&';
 			while (i < n && p[i] != end)
 				i++;
-		} else if (p[i] < 0x80 || (p[i] >= 0xC0 && p[i] < 0xF0))
-			units++;
-		else if (p[i] >= 0xF0)
-			units += 2;
+		} else          /* a lead byte: 1 unit, or 2 above U+FFFF */
+			units += p[i] >= 0xF0 ? 2 : (p[i] & 0xC0) != 0x80;
 	}
 	return units;
 }

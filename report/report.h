@@ -29,10 +29,7 @@ struct dt_rpt_tally {
 	size_t top;             /* topics to report */
 };
 
-/*
- * Sets up a tally for the analysis schema's fields (NULL: dt-analyze's
- * defaults).  Returns 0, or -1 after logging.
- */
+/* Sets up a tally for the schema's fields (NULL: dt-analyze's); 0 or -1. */
 int dt_rpt_tally_init(struct dt_rpt_tally *t, json_t *schema, size_t top,
     const char *topics_field);
 void dt_rpt_tally_free(struct dt_rpt_tally *t);
@@ -51,9 +48,8 @@ json_t *dt_rpt_summary(const struct dt_rpt_tally *t, const char *run_id,
     const char *started, const char *finished, double duration_s);
 
 /*
- * Normalises a topic (s, n bytes) into buf: white space trimmed and
- * single, invisible characters dropped, capitals small, at most
- * DT_RPT_KEY_MAX bytes.  Returns the length.
+ * Normalises a topic (s, n bytes) into buf: white space trimmed and single,
+ * invisible characters dropped, capitals small.  Returns the length.
  */
 size_t dt_rpt_topic_norm(const char *s, size_t n, char *buf, size_t len);
 
@@ -96,10 +92,7 @@ int dt_rpt_tg_preflight(const struct dt_rpt_tg *tg, int bad);
 void dt_rpt_db_read(struct dt_supabase *sb, const char *table,
     const char *id_column, json_t *s);
 
-/*
- * --merge-shards: merges the n rows "<run_id>/<k>" into t as they finish
- * within wait_ms.  Returns a new {"of", "merged", "missing"}.
- */
+/* --merge-shards: merges the n rows "<run_id>/<k>" as they finish. */
 json_t *dt_rpt_db_merge_shards(struct dt_supabase *sb, const char *run_id,
     long long n, long long wait_ms, const char *stop_file,
     long long drain_s, struct dt_rpt_tally *t);
