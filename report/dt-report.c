@@ -409,16 +409,13 @@ send_report(struct run *r)
 {
 	int tg = r->tg.token != NULL && r->send, parts, rc;
 
-	if (r->send && (r->tg.token != NULL || r->pg_url != NULL) &&
-	    (r->h = dt_http_new("dt-report")) == NULL) {
-		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
-		return -1;
-	}
 	if (r->sb != NULL && !r->shard)
 		dt_rpt_db_read(r->sb, r->table, r->id_column, r->summary);
 	if ((r->msgs = dt_rpt_messages(r->summary, r->lang ? "ru" : "en",
-	    4096)) == NULL) {
+	    4096)) == NULL)
 		dt_error("out of memory");
+	if (r->msgs == NULL || (r->send && (tg || r->pg_url != NULL) &&
+	    (r->h = dt_http_new("dt-report")) == NULL)) {
 		r->status = dt_exit_worse(r->status, DT_EXIT_UNAVAILABLE);
 		return -1;
 	}

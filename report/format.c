@@ -38,7 +38,7 @@ static const char *const words[][3] = {
 	{"in", NULL, "в"}, {"messages", NULL, "сообщениях"},
 	{"part %d of %d", NULL, "часть %d из %d"}, {"h", NULL, "ч"},
 	{"min", NULL, "мин"}, {"s", NULL, "с"}, {"ms", NULL, "мс"},
-	{"%d reports", NULL, "отчётов: %d"}, {"records", NULL, "записи"},
+	{", %d reports", NULL, ", отчётов: %d"}, {"records", NULL, "записи"},
 	{"tokens", NULL, "токены"}, {"other", NULL, "другие"},
 	{"Shards", NULL, "Шарды"}, {"of", NULL, "из"},
 	{"; missing: ", NULL, "; нет отчёта от "},
@@ -177,8 +177,8 @@ put_text(struct rep *r, const char *s, size_t max_chars)
 /*
  * Writes fmt, whose conversions take: %s a string as it is, %w a word
  * (tr), %n a name (a known one's word), %q an int and a text from the data
- * (put_text); and doubles: %d a count, %$ dollars, %p a share, %t a time
- * in ms; %+d and %+$ signed.
+ * (put_text); and doubles: %d a count, %f a number to 2 places, %$
+ * dollars, %p a share, %t a time in ms; %+d and %+$ signed.
  */
 static void
 say(struct rep *r, const char *fmt, ...)
@@ -207,8 +207,8 @@ say(struct rep *r, const char *fmt, ...)
 		} else if (*fmt == 't')
 			put_time(r, va_arg(ap, double));
 		else
-			put_num(r, va_arg(ap, double), 0, how | (*fmt == '$' ?
-			    USD : *fmt == 'p' ? PCT : 0));
+			put_num(r, va_arg(ap, double), *fmt == 'f' ? 2 : 0,
+			    how | (*fmt == '$' ? USD : *fmt == 'p' ? PCT : 0));
 	}
 	va_end(ap);
 }
@@ -335,11 +335,9 @@ failure_lines(struct rep *r, json_t *s)
 			say(r, ", %w", key);
 		if (json_is_true(json_object_get(stage, "interrupted")))
 			say(r, ", %w", "interrupted");
-		if (num_at(stage, "reports") > 1) {
-			put(r, ", ");
-			dt_buf_printf(&r->b, tr(r, "%d reports"),
+		if (num_at(stage, "reports") > 1)
+			dt_buf_printf(&r->b, tr(r, ", %d reports"),
 			    (int)num_at(stage, "reports"));
-		}
 		put(r, ")");
 		json_array_foreach(json_object_get(stage, "messages"), j, m)
 			say(r, "%s%q", j == 0 ? ": " : "; ", 200,
@@ -366,10 +364,9 @@ field_value(struct rep *r, const char *kind, json_t *f)
 		if (num_at(f, "other") > 0)
 			say(r, SEP "%w %p", "other",
 			    num_at(f, "other") / total);
-	} else if (strcmp(kind, "mean") == 0) {
-		say(r, "%w ", "mean");
-		put_num(r, num_at(f, "mean"), 2, 0);
-	} else if (strcmp(kind, "items") == 0)
+	} else if (strcmp(kind, "mean") == 0)
+		say(r, "%w %f", "mean", num_at(f, "mean"));
+	else if (strcmp(kind, "items") == 0)
 		say(r, "%d %w %d %w", num_at(f, "items"), "in",
 		    num_at(f, "records"), "messages");
 }
@@ -401,11 +398,10 @@ analysis_lines(struct rep *r, json_t *s)
 		    json_array_size(top) == 0)
 			continue;
 		say(r, "\n<b>%n</b>\n", name);
-		json_array_foreach(top, i, e) {
-			dt_buf_printf(&r->b, "%zu. ", i + 1);
-			say(r, "%q" DASH "%d\n", 48, json_string_value(
-			    json_object_get(e, "value")), num_at(e, "count"));
-		}
+		json_array_foreach(top, i, e)
+			say(r, "%d. %q" DASH "%d\n", (double)i + 1, 48,
+			    json_string_value(json_object_get(e, "value")),
+			    num_at(e, "count"));
 	}
 }
 

@@ -244,14 +244,13 @@ add_message(json_t *s, json_t *m)
 	char clean[240];
 	size_t i;
 
-	if (json_string_length(m) == 0)
+	if (json_string_length(m) == 0 || json_array_size(all) >= 4)
 		return;
 	dt_rpt_clip(json_string_value(m), 200, clean, sizeof(clean));
 	json_array_foreach(all, i, old)
 		if (is(json_string_value(old), clean))
 			return;
-	if (json_array_size(all) < 4)
-		json_array_append_new(all, json_string(clean));
+	json_array_append_new(all, json_string(clean));
 }
 
 /* Keeps at (RFC 3339; NULL: none) when it is the earliest start seen. */
