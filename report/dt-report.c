@@ -55,7 +55,7 @@ static struct run {
 	char **files;
 	int nfiles, db;         /* db: SUPABASE_URL is set */
 	double t_start, t_end;
-	struct dt_rpt_tally tally;      /* 500 KiB: static, not on the stack */
+	struct dt_rpt_tally tally;
 	struct dt_http *h;
 	struct dt_supabase *sb;
 	json_t *schema, *summary, *msgs;
@@ -141,7 +141,7 @@ parse_time(const char *s, double *out)
 	struct tm tm = {0};
 	const char *p;
 	char *end;
-	double frac = 0;
+	double frac;
 	long off;
 
 	errno = 0;
@@ -151,10 +151,8 @@ parse_time(const char *s, double *out)
 	if ((p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL &&
 	    (p = strptime(s, "%Y-%m-%d %H:%M:%S", &tm)) == NULL)
 		return -1;
-	if (*p == '.') {
-		frac = strtod(p, &end);
-		p = end;
-	}
+	frac = *p == '.' ? strtod(p, NULL) : 0;
+	p += *p == '.' ? strspn(p + 1, "0123456789") + 1 : 0;
 	if ((p = strptime(strcmp(p, "z") == 0 ? "Z" : p, "%z", &tm)) == NULL
 	    || *p != '\0')
 		return -1;

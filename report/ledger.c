@@ -101,12 +101,11 @@ dt_rpt_db_upsert(struct dt_supabase *sb, json_t *s, const char *run_id)
 	    json_object_get(s, "bad_lines"), "by_status", json_object_get(s,
 	    "by_status"), "by_error", json_object_get(s, "by_error"),
 	    "tokens", json_object_get(json_object_get(s, "tokens"), "total"),
-	    "cost_usd", json_object_get(s, "cost_usd"), "summary", s), *r;
-	int rc;
+	    "cost_usd", json_object_get(s, "cost_usd"), "summary", s);
+	json_t *r = row ? call(sb, "POST", "dt_runs?on_conflict=run_id", NULL,
+	    row, "resolution=merge-duplicates,return=minimal") : NULL;
+	int rc = r != NULL ? 0 : -1;
 
-	r = row ? call(sb, "POST", "dt_runs?on_conflict=run_id", NULL, row,
-	    "resolution=merge-duplicates,return=minimal") : NULL;
-	rc = r != NULL ? 0 : -1;
 	json_decref(row);
 	json_decref(r);
 	return rc;
@@ -160,8 +159,7 @@ dt_rpt_db_merge_shards(struct dt_supabase *sb, const char *run_id,
 			    "%.0f s for the others", found, n,
 			    (double)(end - now) / 1000);
 		dt_sleep_ms((long)(delay < end - now ? delay : end - now));
-		if ((delay *= 2) > 5000)
-			delay = 5000;
+		delay = delay < 2500 ? delay * 2 : 5000;
 	}
 	for (k = 0; k < n; k++) {
 		json_array_append_new(done[k] == 1 ? merged : missing,

@@ -343,12 +343,11 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 	json_t *ms = json_object_get(rec, "latency_ms");
 	const char *name;
 
-	if (run_id != NULL && *run_id != '\0') {
-		if (t->run_id[0] == '\0')
-			dt_rpt_clip(run_id, 100, t->run_id, sizeof(t->run_id));
-		else if (strncmp(t->run_id, run_id, sizeof(t->run_id) - 1))
-			t->mixed_runs = 1;
-	}
+	if (run_id != NULL && *run_id != '\0' && t->run_id[0] == '\0')
+		dt_rpt_clip(run_id, 100, t->run_id, sizeof(t->run_id));
+	else if (run_id != NULL && *run_id != '\0')
+		t->mixed_runs |= strncmp(t->run_id, run_id,
+		    sizeof(t->run_id) - 1) != 0;
 	if (json_is_string(json_object_get(rec, "stage")) &&
 	    json_object_get(rec, "id") == NULL) {
 		tally_stage(t, rec);
@@ -407,8 +406,7 @@ dt_rpt_tally_merge(struct dt_rpt_tally *t, json_t *s)
 	t->bad_lines += (uint64_t)whole(json_object_get(s, "bad_lines"));
 	json_array_foreach(json_object_get(s, "stages"), i, st)
 		tally_stage(t, st);
-	if (json_is_true(json_object_get(s, "mixed_run_ids")))
-		t->mixed_runs = 1;
+	t->mixed_runs |= json_is_true(json_object_get(s, "mixed_run_ids"));
 	keep_started(t, json_string_value(json_object_get(s, "started_at")));
 	return 0;
 }
@@ -523,8 +521,7 @@ tally_state(const struct dt_rpt_tally *t, int *status)
 {
 	json_int_t failed_recs = json_integer_value(json_object_get(t->n,
 	    "failed"));
-	int failed = 0, partial = failed_recs > 0 || t->bad_lines > 0;
-	int st, intr;
+	int failed = 0, partial = failed_recs > 0 || t->bad_lines > 0, st, intr;
 	const char *name;
 	json_t *s;
 
