@@ -342,12 +342,15 @@ dt_rpt_tally_add(struct dt_rpt_tally *t, json_t *rec)
 	json_t *analysis = json_object_get(rec, "analysis"), *f;
 	json_t *ms = json_object_get(rec, "latency_ms");
 	const char *name;
+	char id[sizeof(t->run_id)];
 
-	if (run_id != NULL && *run_id != '\0' && t->run_id[0] == '\0')
-		dt_rpt_clip(run_id, 100, t->run_id, sizeof(t->run_id));
-	else if (run_id != NULL && *run_id != '\0')
-		t->mixed_runs |= strncmp(t->run_id, run_id,
-		    sizeof(t->run_id) - 1) != 0;
+	if (run_id != NULL && *run_id != '\0') {
+		dt_rpt_clip(run_id, 100, id, sizeof(id));
+		if (t->run_id[0] == '\0')
+			memcpy(t->run_id, id, sizeof(id));
+		else
+			t->mixed_runs |= strcmp(t->run_id, id) != 0;
+	}
 	if (json_is_string(json_object_get(rec, "stage")) &&
 	    json_object_get(rec, "id") == NULL) {
 		tally_stage(t, rec);

@@ -135,6 +135,18 @@ $(cat t/fixtures/report/run-ok.en.html)"
 	assert_equal "$(jq -c '[.started_at, .duration_s]' <<<"$output")" '["2024-05-01T13:00:00+03:00",252.5]'
 }
 
+@test "dt-report: records of one run with a long run id are one run; two ids are mixed" {
+	long=$(printf 'r%.0s' $(seq 150))
+	for id in "$long" "$long" "$long"; do
+		printf '{"id":1,"run_id":"%s","status":"stored"}\n' "$id"
+	done >"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(jq -c '[.records, .mixed_run_ids]' <<<"$output")" '[3,null]'
+	printf '{"id":2,"run_id":"other","status":"stored"}\n' >>"$BATS_TEST_TMPDIR/in"
+	run -0 --separate-stderr dt-report -n --message-file "$M" "$BATS_TEST_TMPDIR/in"
+	assert_equal "$(jq -c '[.records, .mixed_run_ids]' <<<"$output")" '[4,true]'
+}
+
 @test "dt-report: without a schema file the default analysis fields are reported" {
 	unset DT_REPORT_SCHEMA
 	# A copy away from the build's share/dt finds no schema beside it.
