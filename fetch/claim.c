@@ -1,6 +1,4 @@
-/*
- * claim.c: dt-fetch's --claim and --peek (fetch.h).
- */
+/* claim.c: dt-fetch's --claim and --peek (fetch.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -110,30 +108,26 @@ fit_record(struct dt_fetch *f, json_t *rec, json_t *row, json_t *id)
 static int
 reuse_record(struct dt_fetch *f, json_t *rec, json_t *row)
 {
-	json_t *r = json_object_get(row, "reused");
-	json_t *analysis = json_object_get(r, "analysis");
-	json_t *model = json_object_get(r, "model");
-	json_t *from = json_object_get(r, "from");
-	json_t *version = json_object_get(r, "prompt_version");
-	json_t *as = json_object_get(r, "same_text_as");
+	json_t *r = json_object_get(row, "reused"), *analysis, *model = NULL;
+	const char *from, *version, *as;
 
-	if (json_is_object(analysis) && json_is_string(from) &&
-	    json_is_string(version)) {
+	if (json_unpack(r, "{sos?ossss}", "analysis", &analysis, "model",
+	    &model, "from", &from, "prompt_version", &version) == 0 &&
+	    json_is_object(analysis)) {
 		f->reused++;
 		return json_object_update_new(rec, json_pack(
-		    "{sOsOsOs{sisisisi}sis{sO}}", "analysis", analysis, "model",
+		    "{sOsOsss{sisisisi}sis{ss}}", "analysis", analysis, "model",
 		    json_is_string(model) ? model : json_null(),
 		    "prompt_version", version, "usage", "prompt_tokens", 0,
 		    "completion_tokens", 0, "total_tokens", 0, "cost_usd", 0,
 		    "tries", 0, "reused", "from", from));
 	}
-	if (!json_is_string(as))
+	if (json_unpack(r, "{ss}", "same_text_as", &as) != 0)
 		return 0;
 	f->same_text++;
-	return json_object_update_new(rec, json_pack("{s{sO}s{ssss+}}",
+	return json_object_update_new(rec, json_pack("{s{ss}s{ssss+}}",
 	    "same_text", "as", as, "skip", "reason", "same_text", "message",
-	    "takes the analysis of the row with the same text, ",
-	    json_string_value(as)));
+	    "takes the analysis of the row with the same text, ", as));
 }
 
 /* Writes a reply's rows, *last the last source id (new): n, or -1 (failed). */

@@ -1,8 +1,8 @@
 /*
- * dt-fetch: claims unanalyzed rows of the bot's table through Supabase's
- * data API and writes them as NDJSON source records, then the stage
- * record (docs/supabase.md).  Here: main, the settings and the calls
- * other than claiming (--requeue, --preflight, --backlog).
+ * dt-fetch: claims unanalyzed rows of the bot's table through Supabase
+ * and writes them as NDJSON source records, then the stage record
+ * (docs/supabase.md).  Here: main, the settings, --requeue, --preflight
+ * and --backlog.
  */
 #include <libgen.h>
 #include <stdio.h>
@@ -112,11 +112,12 @@ is_word(const char *s)
 
 /* Returns 1 after logging when v is given but not 1 to max bytes long. */
 static int
-bad_length(const char *what, const char *v, size_t max, const char *a)
+bad_length(const char *what, const char *v, size_t max)
 {
 	if (v == NULL || (*v != '\0' && strlen(v) <= max))
 		return 0;
-	dt_error("%s: must be %s1 to %zu characters", what, a, max);
+	dt_error("%s: must be %s1 to %zu characters", what, max == RUN_ID_MAX ?
+	    "" : "a name of ", max);
 	return 1;
 }
 
@@ -209,15 +210,12 @@ check_settings(struct dt_fetch *f)
 	struct tm tm;
 	char t[32];
 
-	nconf += bad_length("DT_SOURCE_TABLE/--table", f->table, 127,
-	    "a name of ");
-	nconf += bad_length("DT_SOURCE_ID/--id-column", f->id_col, 127,
-	    "a name of ");
-	nconf += bad_length("DT_SOURCE_TEXT/--text-column", f->text_col, 127,
-	    "a name of ");
+	nconf += bad_length("DT_SOURCE_TABLE/--table", f->table, 127);
+	nconf += bad_length("DT_SOURCE_ID/--id-column", f->id_col, 127);
+	nconf += bad_length("DT_SOURCE_TEXT/--text-column", f->text_col, 127);
 	if (f->stop_file != NULL)
 		nconf += bad_stop_file(f->stop_file);
-	if (bad_length("DT_RUN_ID/--run-id", run_id, RUN_ID_MAX, ""))
+	if (bad_length("DT_RUN_ID/--run-id", run_id, RUN_ID_MAX))
 		nconf++;
 	else if (run_id != NULL)
 		snprintf(f->run_id, sizeof(f->run_id), "%s", run_id);
@@ -241,7 +239,7 @@ call(struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
     json_t *args, int type)
 {
 	struct dt_sb_result res;
-	const char *code, *m = res.message;
+	const char *code = "", *m = res.message;
 	json_t *body = NULL;
 	char path[64];
 	int down;
@@ -255,9 +253,7 @@ call(struct dt_fetch *f, struct dt_supabase *sb, const char *fn,
 	snprintf(path, sizeof(path), "rpc/%s", fn);
 	dt_supabase_call(sb, "POST", path, args, NULL, 1, &res);
 	json_decref(args);
-	if ((code = json_string_value(json_object_get(res.body, "code"))) ==
-	    NULL)
-		code = "";
+	json_unpack(res.body, "{ss}", "code", &code);
 	down = res.kind == DT_SB_UNAVAILABLE || res.kind == DT_SB_TIMEOUT;
 	if (res.kind == DT_SB_OK && type >= 0 && (res.body == NULL ||
 	    (int)json_typeof(res.body) != type))
@@ -407,8 +403,7 @@ inspect(struct dt_fetch *f)
 		out = backlog(f, sb);
 	else if ((out = call(f, sb, "dt_requeue", json_pack("{ss?sb}",
 	    "p_kind", f->kind, "p_dry_run", f->dry_run), JSON_OBJECT)) !=
-	    NULL && (!json_is_integer(json_object_get(out, "rows")) ||
-	    !json_is_object(json_object_get(out, "by_kind"))))
+	    NULL && json_unpack(out, "{sIs{}}", "rows", &n[0], "by_kind"))
 		dt_fetch_fail(f, DT_EXIT_TEMPFAIL, "the dt_requeue reply is "
 		    "not {\"rows\",\"by_kind\"}");
 	dt_supabase_free(sb);
@@ -428,7 +423,6 @@ inspect(struct dt_fetch *f)
 		    "backlog: %lld unclaimed, %lld leased, %lld parked (%lld "
 		    "done%s)", f->table, n[0], n[1], n[2], n[3], skipped);
 	else if (f->mode == 'R') {
-		n[0] = json_integer_value(json_object_get(out, "rows"));
 		printf("%s %lld parked row%s%s%s", f->dry_run ? "would requeue"
 		    : "requeued", n[0], n[0] == 1 ? "" : "s", f->kind != NULL ?
 		    " of kind " : "", f->kind != NULL ? f->kind : "");

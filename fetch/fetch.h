@@ -1,7 +1,4 @@
-/*
- * fetch.h: what dt-fetch.c (main, the settings, the calls other than
- * claiming) and claim.c (--claim and --peek) share.
- */
+/* fetch.h: what dt-fetch.c and claim.c (--claim and --peek) share. */
 #ifndef DT_FETCH_H
 #define DT_FETCH_H
 
@@ -32,16 +29,16 @@ int dt_fetch_fail(struct dt_fetch *f, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /*
- * The arguments of a dt_claim (mode 'c') or dt_peek call for want rows
- * after the id after (peek; NULL first).  New, or NULL: out of memory.
+ * dt_claim's or dt_peek's arguments for want rows after the id after
+ * (peek; NULL: the first).  New, or NULL: out of memory.
  */
 json_t *dt_fetch_request_args(struct dt_fetch *f, long long want,
     json_t *after);
 
 /*
- * --claim and --peek: source records until the cap, an empty batch, an
- * error or a stop (75), then the stage record; --dry-run: the first
- * request.  Returns the exit status.
+ * --claim and --peek until the cap, an empty batch, an error or a stop
+ * (75), then the stage record; --dry-run: the first request.  Returns
+ * the exit status.
  */
 int dt_fetch_claim(struct dt_fetch *f);
 
