@@ -139,7 +139,7 @@ static void
 emit_status(struct dt_store *s, json_t *rec, json_t *result)
 {
 	const char *status = text_or(result, "outcome", "");
-	json_t *as = same_text_as(rec), *w;
+	json_t *as = same_text_as(rec);
 
 	if (strcmp(status, "settled") == 0 || strcmp(status, "held") == 0 ||
 	    strcmp(status, "pending") == 0 || strcmp(status, "dry_run") == 0)
@@ -153,9 +153,10 @@ emit_status(struct dt_store *s, json_t *rec, json_t *result)
 	else if (strcmp(status, "stored") == 0 && (as != NULL ||
 	    json_is_object(json_object_get(rec, "reused"))))
 		count(s, "reused", 1);
-	if (strcmp(status, "stored") == 0 && as != NULL && json_is_object(w =
-	    json_object_get(s->wanted, json_string_value(as))))
-		json_object_update(rec, w);
+	/* A follower's line shows the analysis it took, when it came. */
+	if (strcmp(status, "stored") == 0 && as != NULL)
+		json_object_update(rec, json_object_get(s->wanted,
+		    json_string_value(as)));
 	json_object_set_new(rec, "store", result ? result : json_null());
 	json_object_set_new(rec, "status", json_string(status));
 	dt_emit(rec);
@@ -172,27 +173,10 @@ failed(struct dt_store *s, json_t *rec, const char *outcome,
 	    "message", why));
 }
 
-/* Notes in s->wanted the analysis rec follows, or has for a follower. */
-static void
-note_analysis(struct dt_store *s, json_t *rec)
-{
-	json_t *as = same_text_as(rec);
-	json_t *analysis = json_object_get(rec, "analysis");
-	char num[32];
-	const char *sid = sid_of(rec, num);
-
-	if (as != NULL)
-		json_object_update_missing_new(s->wanted, json_pack("{sn}",
-		    json_string_value(as)));
-	if (json_is_object(analysis) &&
-	    json_is_null(json_object_get(s->wanted, sid)))
-		json_object_set_new(s->wanted, sid, json_pack("{sOsO?sO?}",
-		    "analysis", analysis, "model", json_object_get(rec,
-		    "model"), "prompt_version", json_object_get(rec,
-		    "prompt_version")));
-}
-
-/* rec's element of a dt_settle request (new; NULL: out of memory). */
+/*
+ * rec's element of a dt_settle request (new; NULL: out of memory).  Notes
+ * in s->wanted the analysis rec follows, or has for a follower.
+ */
 static json_t *
 settle_item(struct dt_store *s, json_t *rec)
 {
@@ -202,25 +186,33 @@ settle_item(struct dt_store *s, json_t *rec)
 	json_t *usage = json_object_get(rec, "usage");
 	json_t *cost = json_object_get(rec, "cost_usd");
 	json_t *from = json_object_get(json_object_get(rec, "reused"), "from");
+	json_t *analysis = json_object_get(rec, "analysis");
 	char num[32];
 	const char *sid = sid_of(rec, num);
 
-	if (as != NULL)
+	if (as != NULL) {
+		json_object_update_missing_new(s->wanted, json_pack("{sn}",
+		    json_string_value(as)));
 		return json_pack("{sss{sOso*}}", "id", sid, "same_text", "as",
 		    as, "final", s->final ? json_true() : NULL);
+	}
 	if (json_is_object(error))
 		return json_pack("{sss{sssssO*}}", "id", sid, "error", "kind",
 		    text_or(error, "kind", "bad_record"), "message",
 		    text_or(error, "message", ""),
 		    "retryable", json_is_boolean(retryable) ? retryable : NULL);
-	if (!json_is_object(json_object_get(rec, "analysis")))
+	if (!json_is_object(analysis))
 		return json_pack("{sss{ssss}}", "id", sid, "skip", "reason",
 		    text_or(skip, "reason", "no_text"), "message",
 		    text_or(skip, "message", ""));
+	if (json_is_null(json_object_get(s->wanted, sid)))
+		json_object_set_new(s->wanted, sid, json_pack("{sOsO?sO?}",
+		    "analysis", analysis, "model", json_object_get(rec, "model"),
+		    "prompt_version", json_object_get(rec, "prompt_version")));
 	if (!json_is_number(cost))
 		cost = json_object_get(usage, "cost_usd");
 	return json_pack("{sssOss*ss*sO*sO*sO*sO*sO*so*}", "id", sid,
-	    "analysis", json_object_get(rec, "analysis"),
+	    "analysis", analysis,
 	    "model", text_or(rec, "model", NULL),
 	    "prompt_version", text_or(rec, "prompt_version", NULL),
 	    "prompt_tokens", column(usage, "prompt_tokens"),
@@ -259,10 +251,9 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 	static const struct dt_http_policy pol = {.max_tries = 1,
 	    .base_ms = 250, .cap_ms = 5000};
 	long long start = dt_now_ms(), until, now, wait;
-	char last[sizeof(((struct dt_sb_result *)0)->message)];
 	struct dt_sb_result res;
+	int n, kind = DT_SB_UNAVAILABLE;
 	json_t *probe;
-	int n, kind;
 
 	if (give_up_at(s, start) <= start || (probe = json_pack("{sss[]}",
 	    "p_run_id", s->run_id, "p_results")) == NULL)
@@ -281,21 +272,22 @@ outage_wait(struct dt_store *s, const char *path, const char *why)
 			dt_sleep_ms(wait < 250 ? wait : 250);
 		if (give_up_at(s, start) <= dt_now_ms())
 			break;
+		/* res.message stays: it says why on the way out. */
 		kind = dt_supabase_call(s->sb, "POST", path, probe, NULL, 0,
 		    &res);
-		snprintf(last, sizeof(last), "%s", res.message);
-		why = last;
-		dt_sb_result_clear(&res);
-		if (kind != DT_SB_UNAVAILABLE && kind != DT_SB_TIMEOUT) {
-			dt_info("Supabase answers again after %lld ms; sending "
-			    "the batch again", dt_now_ms() - start);
-			json_decref(probe);
-			return 0;
-		}
+		json_decref(res.body);
+		why = res.message;
+		if (kind != DT_SB_UNAVAILABLE && kind != DT_SB_TIMEOUT)
+			break;
+	}
+	json_decref(probe);
+	if (kind != DT_SB_UNAVAILABLE && kind != DT_SB_TIMEOUT) {
+		dt_info("Supabase answers again after %lld ms; sending the "
+		    "batch again", dt_now_ms() - start);
+		return 0;
 	}
 	dt_error("Supabase still unavailable after %lld s (%s); giving up",
 	    (dt_now_ms() - start) / 1000, why);
-	json_decref(probe);
 	return -1;
 }
 
@@ -356,11 +348,9 @@ post(struct dt_store *s, size_t from, size_t to, struct dt_sb_result *res)
 	int answered = 0;
 	size_t i;
 
-	for (i = from; i < to; i++) {
-		note_analysis(s, json_array_get(s->batch, i));
+	for (i = from; i < to; i++)
 		json_array_append_new(items, settle_item(s,
 		    json_array_get(s->batch, i)));
-	}
 	req = json_pack("{ssso}", "p_run_id", s->run_id, "p_results", items);
 	if (json_array_size(items) == to - from)
 		text = json_dumps(req, DT_LINE_FLAGS);
@@ -673,9 +663,8 @@ main(int argc, char **argv)
 		s->status = DT_EXIT_CONFIG;
 	}
 	s->held = json_pack("{s[]s[]s{}}", "batch", "waiting", "wanted");
-	s->batch = json_object_get(s->held, "batch");
-	s->waiting = json_object_get(s->held, "waiting");
-	s->wanted = json_object_get(s->held, "wanted");
+	json_unpack(s->held, "{sososo}", "batch", &s->batch, "waiting",
+	    &s->waiting, "wanted", &s->wanted);
 	s->counts = json_pack("{sisisisisisisisisisi}", "stored", 0,
 	    "released", 0, "failed", 0, "skipped", 0, "unchanged", 0, "lost",
 	    0, "not_stored", 0, "bad", 0, "batches", 0, "outages", 0);
