@@ -121,26 +121,6 @@ bad_length(const char *what, const char *v, size_t max)
 	return 1;
 }
 
-/* Splits --columns' "a,b" into f->columns.  Returns 0 or 1 after logging. */
-static int
-bad_columns(struct dt_fetch *f, const char *s)
-{
-	const char *p;
-	size_t n;
-
-	f->columns = json_array();
-	for (p = s; *p != '\0'; p += p[n] == ',' ? n + 1 : n) {
-		n = strcspn(p, ",");
-		if (n == 0 || n > 63) {
-			dt_error("DT_SOURCE_COLUMNS/--columns: bad column "
-			    "list: %s", s);
-			return 1;
-		}
-		json_array_append_new(f->columns, json_stringn(p, n));
-	}
-	return f->columns == NULL;
-}
-
 /* Returns 1 after logging when DT_STOP_FILE's directory does not exist. */
 static int
 bad_stop_file(const char *path)
@@ -204,11 +184,26 @@ check_modes(struct dt_fetch *f, int argc, char **argv)
 static int
 check_settings(struct dt_fetch *f)
 {
-	int nconf = cols != NULL ? bad_columns(f, cols) : 0;
 	time_t now = time(NULL);
+	int nconf = 0;
+	const char *p;
 	unsigned int r;
 	struct tm tm;
 	char t[32];
+	size_t n;
+
+	/* --columns' "a,b": names of 1 to 63 bytes. */
+	if (cols != NULL && (f->columns = json_array()) == NULL)
+		nconf++;
+	for (p = cols; p != NULL && *p != '\0'; p += p[n] == ',' ? n + 1 : n) {
+		if ((n = strcspn(p, ",")) == 0 || n > 63) {
+			dt_error("DT_SOURCE_COLUMNS/--columns: bad column "
+			    "list: %s", cols);
+			nconf++;
+			break;
+		}
+		json_array_append_new(f->columns, json_stringn(p, n));
+	}
 
 	nconf += bad_length("DT_SOURCE_TABLE/--table", f->table, 127);
 	nconf += bad_length("DT_SOURCE_ID/--id-column", f->id_col, 127);
@@ -299,7 +294,7 @@ static void
 history(struct dt_supabase *sb, json_t *out)
 {
 	struct dt_sb_result res;
-	double prompt = 0, completion = 0, cost = 0;
+	double p = 0, c = 0, cost = 0;
 	long long ncost = 0;
 	json_t *row, *u;
 	size_t i, n;
@@ -311,9 +306,8 @@ history(struct dt_supabase *sb, json_t *out)
 		dt_debug("no history of analyses: %s", res.message);
 	n = json_array_size(res.body);
 	json_array_foreach(res.body, i, row) {
-		prompt += (double)json_integer_value(json_object_get(row,
-		    "prompt_tokens"));
-		completion += (double)json_integer_value(json_object_get(row,
+		p += json_number_value(json_object_get(row, "prompt_tokens"));
+		c += json_number_value(json_object_get(row,
 		    "completion_tokens"));
 		if (json_is_number(u = json_object_get(row, "cost_usd"))) {
 			cost += json_number_value(u);
@@ -322,8 +316,8 @@ history(struct dt_supabase *sb, json_t *out)
 	}
 	if (n > 0)
 		json_object_set_new(out, "history", json_pack("{sIsfsfsf}",
-		    "rows", (json_int_t)n, "prompt_tokens", prompt / (double)n,
-		    "completion_tokens", completion / (double)n, "cost_usd",
+		    "rows", (json_int_t)n, "prompt_tokens", p / (double)n,
+		    "completion_tokens", c / (double)n, "cost_usd",
 		    ncost > 0 ? cost / (double)ncost : 0.0));
 	dt_sb_result_clear(&res);
 }

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -153,7 +152,6 @@ emit_status(struct dt_store *s, json_t *rec, json_t *result)
 	else if (strcmp(status, "stored") == 0 && (as != NULL ||
 	    json_is_object(json_object_get(rec, "reused"))))
 		count(s, "reused", 1);
-	/* A follower's line shows the analysis it took, when it came. */
 	if (strcmp(status, "stored") == 0 && as != NULL)
 		json_object_update(rec, json_object_get(s->wanted,
 		    json_string_value(as)));
@@ -207,8 +205,9 @@ settle_item(struct dt_store *s, json_t *rec)
 		    text_or(skip, "message", ""));
 	if (json_is_null(json_object_get(s->wanted, sid)))
 		json_object_set_new(s->wanted, sid, json_pack("{sOsO?sO?}",
-		    "analysis", analysis, "model", json_object_get(rec, "model"),
-		    "prompt_version", json_object_get(rec, "prompt_version")));
+		    "analysis", analysis, "model", json_object_get(rec,
+		    "model"), "prompt_version", json_object_get(rec,
+		    "prompt_version")));
 	if (!json_is_number(cost))
 		cost = json_object_get(usage, "cost_usd");
 	return json_pack("{sssOss*ss*sO*sO*sO*sO*sO*so*}", "id", sid,
