@@ -1,7 +1,4 @@
-/*
- * analyze.h: what dt-analyze's files share (docs/analyze.md lists them):
- * its settings, the state of a run, the steps of a record.
- */
+/* analyze.h: what dt-analyze's files share (docs/analyze.md lists them). */
 #ifndef DT_ANALYZE_H
 #define DT_ANALYZE_H
 
@@ -14,9 +11,8 @@
 #include "http.h"
 #include "ndjson.h"
 
-#define NKINDS 9
-
 /* Error kinds, in the order the stage record counts them (dt_az_kinds). */
+#define NKINDS 9
 enum { K_TIMEOUT, K_RATE, K_UNAVAIL, K_CONFIG, K_4XX, K_INVALID, K_TOOLARGE,
     K_BAD, K_BUDGET };
 extern const char *const dt_az_kinds[NKINDS];
@@ -35,7 +31,6 @@ struct config {
 	int dry_run, check_config, preflight, estimate, show_version;
 };
 
-/* What the stage record counts. */
 struct counts {
 	unsigned long records, analyzed, errors, passed, bad, skipped;
 	unsigned long kind[NKINDS];
@@ -43,7 +38,6 @@ struct counts {
 	double cost;
 };
 
-/* The state of a run. */
 struct run {
 	struct config c;
 	struct dt_api api, pack_api;    /* pack_api: for packed requests */
@@ -68,16 +62,15 @@ extern int dt_az_stopping;
 /* setup.c */
 
 /*
- * Reads the command line, the environment and the key into c (--help
- * and --version exit here).  Returns 0, or the exit status (64 usage,
- * 78 a bad setting).  optind is then the first file.
+ * Reads the command line, the environment and the key into c.  Returns
+ * 0 with optind at the first file, or the exit status.
  */
 int dt_az_configure(struct config *c, int argc, char **argv);
 
 /*
- * Loads the prompt and the schema, checks the model, derives
- * prompt_version (docs/analyze.md), the URL, the headers and (but with
- * --dry-run) the HTTP client.  Returns 0, or -1 after one error line.
+ * Loads the prompt and the schema, checks the model, and sets the
+ * prompt_version, the request and (but with --dry-run) the HTTP client.
+ * Returns 0, or -1 after one error line.
  */
 int dt_az_setup(struct run *x);
 
@@ -160,7 +153,7 @@ void dt_az_flush(struct run *x, struct dt_az_group *g);
 
 /* modes.c */
 
-/* --estimate and --preflight.  They return the exit status. */
+/* --estimate and --preflight; the exit status. */
 int dt_az_estimate(struct run *x);
 int dt_az_preflight(struct run *x);
 
@@ -176,16 +169,13 @@ void dt_az_set_error(struct run *x, json_t *rec, int k, int retryable,
 /* Counts an error of kind k without setting one. */
 void dt_az_count_error(struct run *x, int k, int status);
 
-/*
- * Ends the run: adds the status its end calls for and writes the stage
- * record (a dt-fanout job's to "stage.<pid>" in DT_FANOUT_STAGE_DIR).
- */
+/* Adds the status the run's end calls for and writes the stage record. */
 void dt_az_finish(struct run *x);
 
 /*
  * --merge-stages: writes one stage record summing the jobs' in dir and,
- * while the run's circuit (sh, or NULL) is closed, the line about the
- * records they gave back.  Returns 0, or the status of a failed write.
+ * while the circuit of sh (or NULL) is closed, the line about records
+ * given back.  Returns 0, or the status of a failed write.
  */
 int dt_az_merge_stages(const char *dir, struct dt_shared *sh);
 

@@ -268,11 +268,12 @@ print_runs(const struct config *c, long long unclaimed, long long max_records,
 	return per_run;
 }
 
-/* Prints the estimate for dt-fetch --backlog's object; the status. */
-static int
-print_estimate(struct run *x, json_t *fetch)
+int
+dt_az_estimate(struct run *x)
 {
 	const struct config *c = &x->c;
+	json_error_t je;
+	json_t *fetch = json_loadf(stdin, 0, &je);
 	json_t *bl = json_object_get(fetch, "backlog");
 	json_t *sample = json_object_get(fetch, "sample");
 	long long unclaimed = num(bl, "unclaimed", -1);
@@ -284,8 +285,13 @@ print_estimate(struct run *x, json_t *fetch)
 
 	if (unclaimed < 0 || rows < 0 || blank < 0 || bytes < 0 ||
 	    max_records < 0 || blank > rows) {
-		dt_error("--estimate: the input is not what dt-fetch --backlog "
-		    "writes");
+		if (fetch == NULL)
+			dt_error("--estimate: <stdin>:%d: %s", je.line,
+			    je.text);
+		else
+			dt_error("--estimate: the input is not what dt-fetch "
+			    "--backlog writes");
+		json_decref(fetch);
 		return DT_EXIT_DATAERR;
 	}
 	printf("backlog: %lld unclaimed, %lld leased, %lld parked, %lld "
@@ -294,6 +300,7 @@ print_estimate(struct run *x, json_t *fetch)
 	if (unclaimed == 0) {
 		printf("nothing to do: a run now claims nothing and costs "
 		    "nothing\n");
+		json_decref(fetch);
 		return DT_EXIT_OK;
 	}
 	/* The first rows a claim takes stand for the rest. */
@@ -323,18 +330,6 @@ print_estimate(struct run *x, json_t *fetch)
 	print_cost(c, fixed + text_tokens, out, todo, per_run > 0 &&
 	    runs > 1 ? (double)per_run * share : 0, json_object_get(fetch,
 	    "history"));
+	json_decref(fetch);
 	return DT_EXIT_OK;
-}
-
-int
-dt_az_estimate(struct run *x)
-{
-	json_error_t je;
-	json_t *in = json_loadf(stdin, 0, &je);
-	int rc = in != NULL ? print_estimate(x, in) : DT_EXIT_DATAERR;
-
-	if (in == NULL)
-		dt_error("--estimate: <stdin>:%d: %s", je.line, je.text);
-	json_decref(in);
-	return rc;
 }

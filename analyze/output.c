@@ -108,8 +108,7 @@ peak_rss_kb(long fallback)
 	long kb = fallback;
 
 	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "VmHWM:", 6) == 0)
-			kb = strtol(line + 6, NULL, 10);
+		sscanf(line, "VmHWM: %ld", &kb);
 	if (f != NULL)
 		fclose(f);
 	return kb;
@@ -156,33 +155,23 @@ stage_record(const struct run *x, const char *message, int interrupted,
 	    x->run_id : NULL, x->status, message, c, m, interrupted);
 }
 
-/* Under dt-fanout, the job's file for its stage record, else -1. */
-static int
-job_file(void)
-{
-	const char *dir = getenv("DT_FANOUT_STAGE_DIR");
-	char path[4096];
-	int fd;
-
-	if (dir == NULL || *dir == '\0')
-		return -1;
-	snprintf(path, sizeof(path), "%s/stage.%ld", dir, (long)getpid());
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-	    O_NOFOLLOW, 0600)) < 0)
-		dt_warn("%s: %s; writing the stage record to standard output",
-		    path, strerror(errno));
-	return fd;
-}
-
 void
 dt_az_finish(struct run *x)
 {
-	const char *message;
-	int interrupted, fd;
+	const char *dir = getenv("DT_FANOUT_STAGE_DIR"), *message;
+	char path[4096];
+	int interrupted, fd = -1;
 	json_t *rec;
 
 	message = ending(x, &interrupted);
-	fd = dt_out_status() == 0 ? job_file() : -1;
+	if (dir != NULL && *dir != '\0' && dt_out_status() == 0) {
+		snprintf(path, sizeof(path), "%s/stage.%ld", dir,
+		    (long)getpid());
+		if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+		    O_NOFOLLOW, 0600)) < 0)
+			dt_warn("%s: %s; writing the stage record to standard "
+			    "output", path, strerror(errno));
+	}
 	rec = stage_record(x, message, interrupted, fd >= 0);
 	if (rec == NULL && dt_out_status() == 0) {
 		dt_error("cannot encode the stage record (out of memory)");

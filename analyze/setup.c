@@ -44,13 +44,11 @@ static const char usage_head[] =
 static const char usage_tail[] =
     "The default prompt and schema are looked for in ../share/dt beside\n"
     "this program, then in " DT_DATADIR ".  The key comes from\n"
-    "PERPLEXITY_API_KEY or PERPLEXITY_API_KEY_FILE.  Once DT_STOP_FILE\n"
-    "exists (exit 75), or the API refused the run's setup (the circuit\n"
-    "opens, exit 78, one line says what to fix), no more calls are made\n"
-    "and every later record passes through at once with a retryable error.\n"
+    "PERPLEXITY_API_KEY or PERPLEXITY_API_KEY_FILE.  Once a run stops\n"
+    "calling, every later record passes with a retryable error.\n"
     "Exit status: 0 all analyzed, 1 some records failed, 65 bad input\n"
-    "lines, 69 circuit open, 75 budget spent or interrupted, 78 bad\n"
-    "configuration, or the API refused the run's setup.\n";
+    "lines, 69 circuit open, 75 budget spent, DT_STOP_FILE or interrupted,\n"
+    "78 bad configuration, or the API refused the run's setup.\n";
 
 /* What the table below fills in; dt_az_configure() copies it out. */
 static struct config conf = {.price_in = -1, .price_out = -1,
@@ -64,20 +62,16 @@ static struct dt_opt opts[] = {
 	{'s', "schema", "DT_SCHEMA_FILE", DT_OPT_TEXT, &conf.schema_file, NULL,
 	    0, 0, "FILE", "analysis JSON schema"},
 	{0, "estimate", NULL, DT_OPT_SWITCH, &conf.estimate, NULL, 0, 0, NULL,
-	    "read dt-fetch --backlog's object on stdin and print the runs, "
-	    "tokens and cost the backlog will take; call nothing"},
+	    "print the runs, tokens and cost of dt-fetch --backlog's object"},
 	{'n', "dry-run", NULL, DT_OPT_SWITCH, &conf.dry_run, NULL, 0, 0, NULL,
 	    "print the requests instead of sending them"},
 	{0, "prompt-version", NULL, DT_OPT_SWITCH, &conf.show_version, NULL,
-	    0, 0, NULL, "print the prompt version analyses get (from the "
-	    "prompt, the schema and the model) and exit; send nothing"},
+	    0, 0, NULL, "print the prompt version analyses get and exit"},
 	{0, "merge-stages", NULL, DT_OPT_TEXT, &conf.merge_dir, NULL, 0, 0,
-	    "DIR", "write one stage record summing the \"stage.*\" files "
-	    "dt-fanout's jobs left in DIR; read no input"},
+	    "DIR", "sum the \"stage.*\" records of dt-fanout's jobs in DIR"},
 	{0, "preflight", NULL, DT_OPT_SWITCH, &conf.preflight, NULL, 0, 0,
-	    NULL, "send one tiny request as a run would and print one line, "
-	    "\"perplexity: ready: ...\" or \"perplexity: not ready: ...\" "
-	    "naming the variable to fix; exit 0, 78, or 69 (unreachable)"},
+	    NULL, "send one tiny request; print if the API is ready or what "
+	    "to fix; exit 0, 78, or 69 (unreachable)"},
 	{0, "api", "DT_API", DT_OPT_CHOICE, &conf.api, "agent", 0, 0,
 	    "agent|chat", "Agent API or chat completions"},
 	{'B', "base-url", "PERPLEXITY_BASE_URL", DT_OPT_TEXT, &conf.base_url,
@@ -109,8 +103,7 @@ static struct dt_opt opts[] = {
 	{0, "budget", "DT_BUDGET_USD", DT_OPT_NUM, &conf.budget, NULL, 0,
 	    1000000000, "USD", "stop calling once the run spent this"},
 	{0, NULL, "DT_PRICE_INPUT_PER_M", DT_OPT_NUM, &conf.price_in, NULL, 0,
-	    1000000, NULL, "USD per million input tokens for --estimate; "
-	    "the model's published price when not set"},
+	    1000000, NULL, "USD per million input tokens for --estimate"},
 	{0, NULL, "DT_PRICE_OUTPUT_PER_M", DT_OPT_NUM, &conf.price_out, NULL,
 	    0, 1000000, NULL, "USD per million output tokens"},
 	{0, NULL, "DT_PRICE_PER_REQUEST", DT_OPT_NUM, &conf.price_request,
@@ -127,8 +120,7 @@ static struct dt_opt opts[] = {
 	{0, NULL, "DT_RETRY_TOTAL_MS", DT_OPT_INT, &pol_total, "120000", 0,
 	    86400000, NULL, "longest time spent retrying a record"},
 	{0, NULL, "DT_MAX_RESPONSE_BYTES", DT_OPT_INT, &pol_max_resp,
-	    "1048576", 4096, 1 << 30, NULL, "larger answers are refused as "
-	    "invalid output"},
+	    "1048576", 4096, 1 << 30, NULL, "larger answers are invalid"},
 	{.env = "DT_MAX_LINE", .type = DT_OPT_SHARED, .out = &conf.max_line,
 	    .min = 1024, .max = 1 << 28},
 	DT_OPT_USE("DT_DEADLINE_SECONDS", &conf.deadline_s),
