@@ -24,7 +24,7 @@ struct config {
 	const char *schema_name, *stop_file, *run_id_env, *merge_dir;
 	char *key;
 	long long timeout_s, first_timeout_s, max_text, max_output_tokens;
-	long long pack, rpm, rpm_window_ms, breaker, max_line;
+	long long pack, rpm, rpm_window_ms, breaker, max_line, slots;
 	long long deadline_s, shards;   /* for --estimate */
 	double budget, price_in, price_out, price_request;
 	struct dt_http_policy pol;

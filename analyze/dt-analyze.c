@@ -120,9 +120,6 @@ prepare(struct run *x, json_t *rec, struct dt_az_item *t)
 	return 1;
 }
 
-/* 1 in a dt-fanout job: its input is one group, written a piece at a time. */
-static int fanout_job;
-
 /* Whether no call will come from this worker (waiting for a call slot). */
 static int
 no_call_coming(void *arg)
@@ -135,32 +132,9 @@ no_call_coming(void *arg)
 }
 
 /*
- * Under dt-fanout, which starts more workers than may call, a worker
- * takes one of DT_FANOUT_SLOTS call slots until it exits.  0, or -1.
- */
-static int
-call_slot(struct run *x)
-{
-	long long slots;
-	char err[512];
-
-	if (x->sh == NULL || getenv("DT_FANOUT_SLOTS") == NULL)
-		return 0;
-	if (dt_parse_ll("DT_FANOUT_SLOTS", getenv("DT_FANOUT_SLOTS"), 1,
-	    100000, &slots) < 0)
-		return -1;
-	fanout_job = 1;
-	if (dt_shared_call_slot(x->sh, (int)slots, no_call_coming, x, err,
-	    sizeof(err)) < 0) {
-		dt_error("%s", err);
-		return -1;
-	}
-	return 0;
-}
-
-/*
  * Every line becomes one output line, in input order.  A group is sent
- * once it is full or (but in a dt-fanout job) no more input is ready.
+ * once it is full or (but in a dt-fanout job, whose input is one group
+ * written a piece at a time) no more input is ready.
  */
 static void
 read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
@@ -170,7 +144,7 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 
 	while (!dt_az_signal && dt_out_status() == 0) {
 		if (g->ncalls > 0 && (g->ncalls == x->c.pack ||
-		    g->nheld == x->c.pack * DT_AZ_HOLD || (!fanout_job &&
+		    g->nheld == x->c.pack * DT_AZ_HOLD || (x->c.slots == 0 &&
 		    !dt_reader_wait(r, 0)))) {
 			dt_az_flush(x, g);
 			continue;
@@ -204,6 +178,7 @@ run_records(struct run *x, char **files, int nfiles)
 {
 	static struct dt_az_group g;
 	struct dt_reader *r = NULL;
+	char err[512];
 
 	if (!x->c.dry_run && dt_az_open_state(x) < 0)
 		return DT_EXIT_CONFIG;
@@ -215,9 +190,12 @@ run_records(struct run *x, char **files, int nfiles)
 	if (r == NULL) {
 		dt_error("out of memory");
 		x->status = DT_EXIT_TEMPFAIL;
-	} else if (call_slot(x) < 0)
+	} else if (x->sh != NULL && x->c.slots > 0 && dt_shared_call_slot(
+	    x->sh, (int)x->c.slots, no_call_coming, x, err, sizeof(err)) < 0) {
+		/* Under dt-fanout a worker holds a call slot until it exits. */
+		dt_error("%s", err);
 		x->status = DT_EXIT_TEMPFAIL;
-	else {
+	} else {
 		read_records(x, r, &g);
 		dt_az_finish(x);
 	}

@@ -1,8 +1,6 @@
 /*
- * modes.c: what dt-analyze does besides a run: --preflight (one tiny
- * request, as a run would make it), --dry-run (the requests a run would
- * send) and --estimate (the runs, tokens and cost a backlog will take,
- * for dt-entrypoint --dry-run: docs/entrypoint.md).
+ * modes.c: --preflight (one tiny request, as a run would make it),
+ * --dry-run and --estimate (for dt-entrypoint --dry-run).
  */
 #include <math.h>
 #include <stdio.h>
@@ -68,7 +66,6 @@ preflight_answer(struct run *x, const struct dt_api *a,
 	    "check PERPLEXITY_MODEL, DT_API and DT_SCHEMA_FILE", http);
 }
 
-/* Whatever the answer holds, a 2xx says the key, model and URL work. */
 int
 dt_az_preflight(struct run *x)
 {
@@ -147,10 +144,7 @@ dt_az_dry_run(struct run *x, struct dt_az_item *it, int n)
 /* The Agent API's web_search tool, per invocation (the pricing page). */
 #define PRICE_WEB_SEARCH 0.005
 
-/*
- * USD per million input and output tokens and per request: the Agent
- * API's models page and the Sonar API's pricing (low search context).
- */
+/* USD per million tokens in and out, and per request (docs/analyze.md). */
 static const struct price {
 	const char *model;
 	double in, out, request;
@@ -186,10 +180,7 @@ num(json_t *o, const char *key, long long def)
 	    (long long)json_integer_value(v) : def;
 }
 
-/*
- * The cost lines for todo texts of in and out tokens, as measured (hist),
- * for a first run of first texts (if any) and against the budget.
- */
+/* The cost lines for todo texts of in and out tokens, and the others. */
 static void
 print_cost(const struct config *c, long long in, long long out,
     long long todo, double first, json_t *hist)
@@ -312,10 +303,7 @@ dt_az_estimate(struct run *x)
 	    "%lld have no text (skipped, no call), the others average %.0f "
 	    "bytes\n", todo, rows, blank, avg_bytes);
 	per_run = print_runs(c, unclaimed, max_records, share, &runs);
-	/*
-	 * An answer: 100 tokens (the schema's names, the JSON around them)
-	 * and half the text's (a summary says it again, shorter).
-	 */
+	/* An answer: 100 tokens of JSON and names, half the text's more. */
 	text_tokens = dt_api_estimate_tokens(NULL, (size_t)avg_bytes);
 	fixed = fixed_tokens(x);
 	out = 100 + text_tokens / 2;

@@ -1,7 +1,4 @@
-/*
- * schema.c: the local schema checks (schema.h), one walk for both: with
- * no value it checks the schema's shape, with one it validates it.
- */
+/* schema.c: one walk checks a schema (no value) or validates a value. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -199,11 +196,7 @@ walk_keyword(const char *k, const json_t *kv, const json_t *v,
 	return fail(err, len, path, "unsupported keyword \"%s\"", k);
 }
 
-/*
- * Checks the schema s at path (v NULL), or validates v against it: the
- * keywords, then v's members against "properties", else against
- * "additionalProperties".
- */
+/* The keywords of s at path, then v's members against "properties". */
 static int
 walk(const json_t *s, const json_t *v, const char *path, char *err,
     size_t len)

@@ -1,11 +1,6 @@
 /*
- * schema.h: the subset of JSON Schema that dt-analyze checks locally:
- * type (a name or a list of names), properties, required,
- * additionalProperties (a boolean or a schema), items, minItems,
- * maxItems, minLength, maxLength (in Unicode code points), minimum,
- * maximum, enum; the annotations title, description, default, examples,
- * $schema, $id and $comment are ignored.  Any other keyword is refused
- * when the schema is loaded: a schema never promises a check not made.
+ * schema.h: the subset of JSON Schema dt-analyze checks locally (the
+ * keywords docs/analyze.md lists); a schema using any other is refused.
  */
 #ifndef DT_SCHEMA_H
 #define DT_SCHEMA_H
@@ -15,8 +10,8 @@
 
 /*
  * Checks that schema uses only those keywords, with values of the right
- * shape.  Returns 0, or -1 with a description in err
- * ("$.properties.topics: unsupported keyword \"pattern\"").
+ * shape.  Returns 0, or -1 with the cause in err ("$.properties.topics:
+ * unsupported keyword \"pattern\"").
  */
 int dt_schema_check(const json_t *schema, char *err, size_t errlen);
 

@@ -127,6 +127,8 @@ static struct dt_opt opts[] = {
 	DT_OPT_USE("DT_SHARDS", &conf.shards),
 	DT_OPT_USE("DT_STOP_FILE", &conf.stop_file),
 	DT_OPT_USE("DT_RUN_ID", &conf.run_id_env),
+	{0, NULL, "DT_FANOUT_SLOTS", DT_OPT_INT, &conf.slots, NULL, 1, 100000,
+	    NULL, "workers of a dt-fanout run that may call at once"},
 	{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, NULL, NULL, 0, 0, NULL,
 	    "the API key"},
 };

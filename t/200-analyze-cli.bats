@@ -76,6 +76,8 @@ Try 'dt-analyze --help'."
 	# --estimate's settings are checked with the others, in every mode.
 	DT_SHARDS=0 run -78 --separate-stderr dt-analyze </dev/null
 	assert_equal "$stderr" "dt-analyze: error: DT_SHARDS: 0 is out of range (1 to 1000)"
+	DT_FANOUT_SLOTS=0 run -78 --separate-stderr dt-analyze </dev/null
+	assert_equal "$stderr" "dt-analyze: error: DT_FANOUT_SLOTS: 0 is out of range (1 to 100000)"
 	DT_SCHEMA_NAME='a b' run -78 --separate-stderr dt-analyze </dev/null
 	assert_equal "$stderr" "dt-analyze: error: DT_SCHEMA_NAME: 'a b' must be 1 to 64 letters, digits, '_' or '-'"
 	PERPLEXITY_BASE_URL=ftp://x run -78 --separate-stderr dt-analyze </dev/null
