@@ -31,10 +31,10 @@ struct config {
 	int dry_run, check_config, preflight, estimate, show_version;
 };
 
+/* The stage record's counts, as Jansson writes them. */
 struct counts {
-	unsigned long records, analyzed, errors, passed, bad, skipped;
-	unsigned long kind[NKINDS];
-	long long tokens, est_in, est_out;
+	json_int_t records, analyzed, errors, passed, bad, skipped;
+	json_int_t kind[NKINDS], tokens, est_in, est_out;
 	double cost;
 };
 

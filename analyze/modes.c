@@ -227,13 +227,13 @@ print_cost(const struct config *c, long long in, long long out,
 		    "spending limit\n");
 }
 
-/* Prints and sets *runs; returns the rows a run takes (0: no limit). */
-static long long
+/* Prints the runs line; returns the texts of a first run when not all. */
+static double
 print_runs(const struct config *c, long long unclaimed, long long max_records,
-    double share, long long *runs)
+    double share)
 {
 	long long per_run = max_records, calls = c->rpm * c->deadline_s / 60;
-	long long by_rate = (long long)((double)(calls * c->pack) /
+	long long runs, by_rate = (long long)((double)(calls * c->pack) /
 	    (share > 0 ? share : 1));
 	char packs[64] = "";
 
@@ -243,7 +243,7 @@ print_runs(const struct config *c, long long unclaimed, long long max_records,
 	if (c->rpm > 0 && (per_run == 0 || by_rate < per_run))
 		per_run = by_rate;
 	per_run *= c->shards;
-	*runs = per_run > 0 ? (unclaimed + per_run - 1) / per_run : 1;
+	runs = per_run > 0 ? (unclaimed + per_run - 1) / per_run : 1;
 	if (per_run == 0)
 		printf("runs: 1 (no DT_MAX_RECORDS and no DT_RPM: one run "
 		    "takes all, until DT_DEADLINE_SECONDS)\n");
@@ -251,12 +251,12 @@ print_runs(const struct config *c, long long unclaimed, long long max_records,
 		printf("runs: %lld of at most %lld rows each (DT_MAX_RECORDS "
 		    "%lld%s; DT_RPM %lld for DT_DEADLINE_SECONDS %lld: %lld "
 		    "calls%s%s%s); at one run every %d h the backlog is done "
-		    "in about %lld h\n", *runs, per_run, max_records,
+		    "in about %lld h\n", runs, per_run, max_records,
 		    max_records == 0 ? ", no cap" : "", c->rpm, c->deadline_s,
 		    c->rpm > 0 ? calls : 0, packs, c->rpm > 0 ? "" :
 		    ", no limit", c->shards > 1 ? ", times DT_SHARDS" : "",
-		    SCHEDULE_HOURS, (*runs - 1) * SCHEDULE_HOURS);
-	return per_run;
+		    SCHEDULE_HOURS, (runs - 1) * SCHEDULE_HOURS);
+	return runs > 1 ? (double)per_run * share : 0;
 }
 
 int
@@ -271,8 +271,8 @@ dt_az_estimate(struct run *x)
 	long long rows = num(sample, "rows", -1), blank = num(sample, "blank",
 	    -1), bytes = num(sample, "text_bytes", -1);
 	long long max_records = num(fetch, "max_records", -1);
-	long long per_run, runs, text_tokens, fixed, out, todo;
-	double avg_bytes, share;
+	long long text_tokens, fixed, out, todo;
+	double avg_bytes, share, first;
 
 	if (unclaimed < 0 || rows < 0 || blank < 0 || bytes < 0 ||
 	    max_records < 0 || blank > rows) {
@@ -302,7 +302,7 @@ dt_az_estimate(struct run *x)
 	printf("texts: %lld to analyze; of the first %lld rows a claim takes, "
 	    "%lld have no text (skipped, no call), the others average %.0f "
 	    "bytes\n", todo, rows, blank, avg_bytes);
-	per_run = print_runs(c, unclaimed, max_records, share, &runs);
+	first = print_runs(c, unclaimed, max_records, share);
 	/* An answer: 100 tokens of JSON and names, half the text's more. */
 	text_tokens = dt_api_estimate_tokens(NULL, (size_t)avg_bytes);
 	fixed = fixed_tokens(x);
@@ -315,9 +315,8 @@ dt_az_estimate(struct run *x)
 	    "its share of the prompt, the schema and a packed request" :
 	    "the prompt, the schema and the request", text_tokens, out,
 	    c->max_output_tokens);
-	print_cost(c, fixed + text_tokens, out, todo, per_run > 0 &&
-	    runs > 1 ? (double)per_run * share : 0, json_object_get(fetch,
-	    "history"));
+	print_cost(c, fixed + text_tokens, out, todo, first,
+	    json_object_get(fetch, "history"));
 	json_decref(fetch);
 	return DT_EXIT_OK;
 }

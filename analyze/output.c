@@ -74,8 +74,8 @@ ending(struct run *x, int *interrupted)
 	    x->n.kind[K_CONFIG] > 0)
 		x->status = dt_exit_worse(x->status, DT_EXIT_CONFIG);
 	if (dt_az_signal)
-		dt_warn("interrupted by signal %d; %lu records done",
-		    (int)dt_az_signal, x->n.records);
+		dt_warn("interrupted by signal %d; %lld records done",
+		    (int)dt_az_signal, (long long)x->n.records);
 	if (*interrupted)
 		return dt_az_signal ? "interrupted by a signal" :
 		    "stopped: the run is stopping";
@@ -116,28 +116,27 @@ peak_rss_kb(long fallback)
 
 /* The stage record, a job's (job) with the records refused one by one. */
 static json_t *
-stage_record(const struct run *x, const char *message, int interrupted,
-    int job)
+stage_record(struct run *x, int job)
 {
 	const struct counts *n = &x->n;
 	struct rusage ru;
 	json_t *c, *m;
-	int i, refused;
+	int i, refused, interrupted;
+	const char *message = ending(x, &interrupted);
 
-	c = json_pack("{sIsIsIsIsIsI}", "records", (json_int_t)n->records,
-	    "analyzed", (json_int_t)n->analyzed, "errors",
-	    (json_int_t)n->errors, "passed", (json_int_t)n->passed, "bad",
-	    (json_int_t)n->bad, "skipped", (json_int_t)n->skipped);
+	c = json_pack("{sIsIsIsIsIsI}", "records", n->records, "analyzed",
+	    n->analyzed, "errors", n->errors, "passed", n->passed, "bad",
+	    n->bad, "skipped", n->skipped);
 	for (i = 0; i < NKINDS; i++)
 		if (n->kind[i] > 0)
 			json_object_set_new(c, dt_az_kinds[i],
-			    json_integer((json_int_t)n->kind[i]));
-	m = json_pack("{sIsfss}", "tokens", (json_int_t)n->tokens, "cost_usd",
+			    json_integer(n->kind[i]));
+	m = json_pack("{sIsfss}", "tokens", n->tokens, "cost_usd",
 	    n->cost, "prompt_version", x->version);
 	if (x->c.dry_run)
 		json_object_update_new(m, json_pack("{sbs{sIsI}}", "dry_run", 1,
-		    "estimate", "input_tokens", (json_int_t)n->est_in,
-		    "max_output_tokens", (json_int_t)n->est_out));
+		    "estimate", "input_tokens", n->est_in, "max_output_tokens",
+		    n->est_out));
 	if (getrusage(RUSAGE_SELF, &ru) == 0)
 		json_object_set_new(m, "resources", json_pack("{sIsI}",
 		    "cpu_ms", (json_int_t)(ru.ru_utime.tv_sec +
@@ -148,9 +147,9 @@ stage_record(const struct run *x, const char *message, int interrupted,
 	    x->sh != NULL && dt_shared_breaker(x->sh) == DT_BREAKER_CLOSED;
 	if (refused && job)
 		json_object_set_new(m, "refused", json_pack("{sIss}", "records",
-		    (json_int_t)n->kind[K_CONFIG], "last", x->last_refused));
+		    n->kind[K_CONFIG], "last", x->last_refused));
 	else if (refused)
-		say_refused((json_int_t)n->kind[K_CONFIG], x->last_refused);
+		say_refused(n->kind[K_CONFIG], x->last_refused);
 	return dt_record_stage("dt-analyze", x->run_id[0] != '\0' ?
 	    x->run_id : NULL, x->status, message, c, m, interrupted);
 }
@@ -158,12 +157,11 @@ stage_record(const struct run *x, const char *message, int interrupted,
 void
 dt_az_finish(struct run *x)
 {
-	const char *dir = getenv("DT_FANOUT_STAGE_DIR"), *message;
+	const char *dir = getenv("DT_FANOUT_STAGE_DIR");
 	char path[4096];
-	int interrupted, fd = -1;
+	int fd = -1;
 	json_t *rec;
 
-	message = ending(x, &interrupted);
 	if (dir != NULL && *dir != '\0' && dt_out_status() == 0) {
 		snprintf(path, sizeof(path), "%s/stage.%ld", dir,
 		    (long)getpid());
@@ -172,7 +170,7 @@ dt_az_finish(struct run *x)
 			dt_warn("%s: %s; writing the stage record to standard "
 			    "output", path, strerror(errno));
 	}
-	rec = stage_record(x, message, interrupted, fd >= 0);
+	rec = stage_record(x, fd >= 0);
 	if (rec == NULL && dt_out_status() == 0) {
 		dt_error("cannot encode the stage record (out of memory)");
 		x->status = dt_exit_worse(x->status, DT_EXIT_IOERR);

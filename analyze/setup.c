@@ -28,10 +28,7 @@
 
 static const char usage_head[] =
     "usage: dt-analyze [-hnqVvw] [-B url] [-k failures] [-s schema]\n"
-    "                  [--api agent|chat] [--budget usd]\n"
-    "                  [--max-text-bytes n] [--model model] [--prompt file]\n"
-    "                  [--rpm n] [--timeout seconds] [--too-large cut|reject]\n"
-    "                  [file ...]\n"
+    "                  [option ...] [file ...]\n"
     "       dt-analyze --check-config | --preflight | --estimate |\n"
     "                  --prompt-version [option ...]\n"
     "       dt-analyze --merge-stages dir\n"
@@ -129,8 +126,8 @@ static struct dt_opt opts[] = {
 	DT_OPT_USE("DT_RUN_ID", &conf.run_id_env),
 	{0, NULL, "DT_FANOUT_SLOTS", DT_OPT_INT, &conf.slots, NULL, 1, 100000,
 	    NULL, "workers of a dt-fanout run that may call at once"},
-	{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, NULL, NULL, 0, 0, NULL,
-	    "the API key"},
+	{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, &conf.key, NULL, 0, 0,
+	    NULL, "the API key"},
 };
 
 int
@@ -161,8 +158,6 @@ dt_az_configure(struct config *c, int argc, char **argv)
 	    c->check_config || (c->preflight && c->estimate)))
 		return dt_cli_usage_error("--preflight and --estimate read no "
 		    "files and go with no other mode");
-	if (dt_env_secret("PERPLEXITY_API_KEY", &c->key) < 0)
-		return DT_EXIT_CONFIG;
 	if (c->key == NULL && !c->dry_run && !c->estimate &&
 	    !c->show_version && c->merge_dir == NULL) {
 		dt_error("PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is "
