@@ -126,7 +126,6 @@ walk_keyword(const char *k, const json_t *kv, const json_t *v,
     const char *path, char *err, size_t len)
 {
 	char sub[256];
-	const char *name;
 	json_t *e;
 	size_t i;
 
@@ -136,20 +135,10 @@ walk_keyword(const char *k, const json_t *kv, const json_t *v,
 		return walk_bound(k, kv, v, path, err, len);
 	if (in_list(k, ignored))
 		return 0;
-	/* walk() checks a value's members against these two. */
-	if (strcmp(k, "properties") == 0) {
-		if (v != NULL)
-			return 0;
-		if (!json_is_object(kv))
-			return fail(err, len, path,
-			    "\"properties\" must be an object");
-		json_object_foreach((json_t *)kv, name, e) {
-			utf8_format(sub, sizeof(sub), "%s.%.60s", path, name);
-			if (walk(e, NULL, sub, err, len) < 0)
-				return -1;
-		}
-		return 0;
-	}
+	/* walk() walks the members of these two. */
+	if (strcmp(k, "properties") == 0)
+		return json_is_object(kv) ? 0 : fail(err, len, path,
+		    "\"properties\" must be an object");
 	if (strcmp(k, "additionalProperties") == 0) {
 		snprintf(sub, sizeof(sub), "%s.%s", path, k);
 		return v != NULL || json_is_boolean(kv) ? 0 : walk(kv, NULL,
@@ -196,12 +185,16 @@ walk_keyword(const char *k, const json_t *kv, const json_t *v,
 	return fail(err, len, path, "unsupported keyword \"%s\"", k);
 }
 
-/* The keywords of s at path, then v's members against "properties". */
+/*
+ * The keywords of s at path, then the schemas of "properties" (v NULL)
+ * or v's members against them.
+ */
 static int
 walk(const json_t *s, const json_t *v, const char *path, char *err,
     size_t len)
 {
 	json_t *addl = json_object_get(s, "additionalProperties"), *kv, *ps;
+	json_t *props = json_object_get(s, "properties");
 	const char *k;
 	char sub[256];
 
@@ -210,15 +203,16 @@ walk(const json_t *s, const json_t *v, const char *path, char *err,
 	json_object_foreach((json_t *)s, k, kv)
 		if (walk_keyword(k, kv, v, path, err, len) < 0)
 			return -1;
-	json_object_foreach((json_t *)v, k, kv) {
-		ps = json_object_get(json_object_get(s, "properties"), k);
+	json_object_foreach(v != NULL ? (json_t *)v : props, k, kv) {
+		ps = v != NULL ? json_object_get(props, k) : kv;
 		if (ps == NULL && json_is_false(addl))
 			return fail(err, len, path, "unexpected property "
 			    "\"%.60s\"", k);
 		if (ps == NULL && json_is_object(addl))
 			ps = addl;
 		utf8_format(sub, sizeof(sub), "%s.%.60s", path, k);
-		if (ps != NULL && walk(ps, kv, sub, err, len) < 0)
+		if (ps != NULL && walk(ps, v != NULL ? kv : NULL, sub, err,
+		    len) < 0)
 			return -1;
 	}
 	return 0;
