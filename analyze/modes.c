@@ -117,21 +117,18 @@ dt_az_dry_run(struct run *x, struct dt_az_item *it, int n)
 	x->n.est_out += max_out;
 	for (j = 0; j < n; j++)
 		json_array_append(ids, json_object_get(it[j].rec, "id"));
-	out = body == NULL ? NULL : json_pack("{s:O, s:b, s:{s:s, s:s, "
-	    "s:{s:s, s:s}, s:O}, s:{s:I, s:I}}", n > 1 ? "ids" : "id", n > 1 ?
-	    ids : json_array_get(ids, 0), "dry_run", 1, "request", "method",
-	    "POST", "url", x->url, "headers", "Authorization", x->c.key ?
+	out = json_pack("{s:O, s:b, s:{s:s, s:s, s:{s:s, s:s}, s:O}, "
+	    "s:{s:I, s:I}, s:o*, s:O*}", n > 1 ? "ids" : "id", n > 1 ? ids :
+	    json_array_get(ids, 0), "dry_run", 1, "request", "method", "POST",
+	    "url", x->url, "headers", "Authorization", x->c.key ?
 	    "Bearer ***" : "Bearer (PERPLEXITY_API_KEY unset)", "Content-Type",
 	    "application/json", "body", body, "estimate", "input_tokens",
-	    (json_int_t)in, "max_output_tokens", (json_int_t)max_out);
+	    (json_int_t)in, "max_output_tokens", (json_int_t)max_out, "pack",
+	    n > 1 ? json_pack("{s:i}", "size", n) : NULL, "text_cut", n > 1 ?
+	    NULL : json_object_get(it->rec, "text_cut"));
 	if (out == NULL)
 		dt_error("out of memory");
-	else if (n > 1)
-		json_object_set_new(out, "pack", json_pack("{s:i}", "size", n));
-	else if (json_object_get(it->rec, "text_cut") != NULL)
-		json_object_set(out, "text_cut", json_object_get(it->rec,
-		    "text_cut"));
-	if (out != NULL)
+	else
 		dt_emit(out);
 	json_decref(out);
 	json_decref(body);
