@@ -33,16 +33,12 @@ static const char usage_head[] =
     "                  --prompt-version [option ...]\n"
     "       dt-analyze --merge-stages dir\n"
     "\n"
-    "Adds a structured analysis of each record's \"text\" to the record,\n"
-    "or \"skip\" with no call when the text is null, empty or blank.  Up\n"
-    "to DT_PACK records go in one request; a record whose item of the\n"
-    "answer fails is sent again alone, and its record says so in \"pack\".\n";
+    "Adds a model's analysis of each record's \"text\" to the record (or\n"
+    "\"skip\" when it has none), up to DT_PACK records a request.\n";
 
 static const char usage_tail[] =
     "The default prompt and schema are looked for in ../share/dt beside\n"
-    "this program, then in " DT_DATADIR ".  The key comes from\n"
-    "PERPLEXITY_API_KEY or PERPLEXITY_API_KEY_FILE.  Once a run stops\n"
-    "calling, every later record passes with a retryable error.\n"
+    "this program, then in " DT_DATADIR ".\n"
     "Exit status: 0 all analyzed, 1 some records failed, 65 bad input\n"
     "lines, 69 circuit open, 75 budget spent, DT_STOP_FILE or interrupted,\n"
     "78 bad configuration, or the API refused the run's setup.\n";
@@ -67,8 +63,7 @@ static struct dt_opt opts[] = {
 	{0, "merge-stages", NULL, DT_OPT_TEXT, &conf.merge_dir, NULL, 0, 0,
 	    "DIR", "sum the \"stage.*\" records of dt-fanout's jobs in DIR"},
 	{0, "preflight", NULL, DT_OPT_SWITCH, &conf.preflight, NULL, 0, 0,
-	    NULL, "send one tiny request; print if the API is ready or what "
-	    "to fix; exit 0, 78, or 69 (unreachable)"},
+	    NULL, "send one tiny request; say if the API is ready, else why"},
 	{0, "api", "DT_API", DT_OPT_CHOICE, &conf.api, "agent", 0, 0,
 	    "agent|chat", "Agent API or chat completions"},
 	{'B', "base-url", "PERPLEXITY_BASE_URL", DT_OPT_TEXT, &conf.base_url,
@@ -83,8 +78,7 @@ static struct dt_opt opts[] = {
 	    "analysis", 0, 0, NULL, "json_schema.name"},
 	DT_OPT_USE("TIMEOUT_SECONDS", &conf.timeout_s),
 	{0, NULL, "DT_FIRST_TIMEOUT_SECONDS", DT_OPT_INT, &conf.first_timeout_s,
-	    NULL, 1, 86400, NULL, "per call until one succeeded; "
-	    "TIMEOUT_SECONDS when not set"},
+	    NULL, 1, 86400, NULL, "per call until one succeeded, if set"},
 	{0, "max-text-bytes", "DT_MAX_TEXT_BYTES", DT_OPT_INT, &conf.max_text,
 	    "16384", 64, 1 << 24, "N", "longest text sent"},
 	{0, "too-large", "DT_TOO_LARGE", DT_OPT_CHOICE, &conf.reject_large,
