@@ -161,34 +161,6 @@ dt_az_configure(struct config *c, int argc, char **argv)
 	return 0;
 }
 
-/* The model: provider/model on the Agent API, a bare name on chat. */
-static int
-check_model(const char *m, int api)
-{
-	const char *slash = strchr(m, '/');
-	size_t i, n = strlen(m);
-
-	for (i = 0; i < n && (unsigned char)m[i] > ' ' && m[i] != 0x7f; i++)
-		;
-	if (utf8_cut(m, n, n) != n)
-		dt_error("PERPLEXITY_MODEL: the model name is not valid UTF-8");
-	else if (i < n)
-		dt_error("PERPLEXITY_MODEL: the model name contains white "
-		    "space or a control character (byte %zu)", i + 1);
-	else if (api == DT_API_AGENT && (slash == NULL || slash == m ||
-	    slash[1] == '\0' || strchr(slash + 1, '/') != NULL))
-		dt_error("PERPLEXITY_MODEL: '%s' is not a model name of the "
-		    "Agent API (DT_API=agent), which are provider/model, such "
-		    "as perplexity/sonar", m);
-	else if (api == DT_API_CHAT && slash != NULL)
-		dt_error("PERPLEXITY_MODEL: '%s' is not a model name of chat "
-		    "completions (DT_API=chat), which are bare names, such as "
-		    "sonar", m);
-	else
-		return 0;
-	return -1;
-}
-
 /* The prompt file: non-empty UTF-8 text.  Returns 0, or -1 (logged). */
 static int
 load_prompt(struct run *x, size_t *plen)
@@ -296,18 +268,36 @@ int
 dt_az_setup(struct run *x)
 {
 	struct config *c = &x->c;
+	const char *m = c->model, *slash = strchr(m, '/');
 	json_error_t je;
 	char err[300], *canon = NULL;
-	size_t plen, n = strlen(c->schema_name);
+	size_t i, plen, n = strlen(m), ns = strlen(c->schema_name);
 
-	if (load_prompt(x, &plen) < 0 || check_model(c->model, c->api) < 0)
+	for (i = 0; i < n && (unsigned char)m[i] > ' ' && m[i] != 0x7f; i++)
+		;
+	if (load_prompt(x, &plen) < 0)
 		return -1;
-	if ((x->schema = json_load_file(c->schema_file, 0, &je)) == NULL)
+	/* A model is provider/model on the Agent API, a bare name on chat. */
+	if (utf8_cut(m, n, n) != n)
+		dt_error("PERPLEXITY_MODEL: the model name is not valid UTF-8");
+	else if (i < n)
+		dt_error("PERPLEXITY_MODEL: the model name contains white "
+		    "space or a control character (byte %zu)", i + 1);
+	else if (c->api == DT_API_AGENT && (slash == NULL || slash == m ||
+	    slash[1] == '\0' || strchr(slash + 1, '/') != NULL))
+		dt_error("PERPLEXITY_MODEL: '%s' is not a model name of the "
+		    "Agent API (DT_API=agent), which are provider/model, such "
+		    "as perplexity/sonar", m);
+	else if (c->api == DT_API_CHAT && slash != NULL)
+		dt_error("PERPLEXITY_MODEL: '%s' is not a model name of chat "
+		    "completions (DT_API=chat), which are bare names, such as "
+		    "sonar", m);
+	else if ((x->schema = json_load_file(c->schema_file, 0, &je)) == NULL)
 		dt_error("%s:%d: %s", c->schema_file, je.line, je.text);
 	else if (dt_schema_check(x->schema, err, sizeof(err)) < 0)
 		dt_error("%s: %s", c->schema_file, err);
-	else if (n < 1 || n > 64 || strspn(c->schema_name, "abcdefghijklmnop"
-	    "qrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != n)
+	else if (ns < 1 || ns > 64 || strspn(c->schema_name, "abcdefghijklmn"
+	    "opqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != ns)
 		dt_error("DT_SCHEMA_NAME: '%s' must be 1 to 64 letters, "
 		    "digits, '_' or '-'", c->schema_name);
 	else if ((canon = json_dumps(x->schema, JSON_COMPACT |
