@@ -237,7 +237,7 @@ int
 dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 {
 	struct dirent **names = NULL;
-	json_t *sum = NULL, *rec, *msg, *refused;
+	json_t *sum = NULL, *rec, *refused;
 	char path[4096];
 	int i, n, a, worse;
 
@@ -258,11 +258,10 @@ dt_az_merge_stages(const char *dir, struct dt_shared *sh)
 		a = (int)json_integer_value(json_object_get(sum, "status"));
 		worse = dt_exit_worse(a, (int)json_integer_value(
 		    json_object_get(rec, "status")));
-		msg = json_incref(json_object_get(worse == a ? sum : rec,
-		    "message"));
+		if (worse == a)
+			json_object_del(rec, "message");
 		add(sum, rec);
 		json_object_set_new(sum, "status", json_integer(worse));
-		json_object_set_new(sum, "message", msg ? msg : json_null());
 		json_decref(rec);
 	}
 	free(names);
