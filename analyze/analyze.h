@@ -62,17 +62,11 @@ extern int dt_az_stopping;
 /* setup.c */
 
 /*
- * Reads the command line, the environment and the key into c.  Returns
- * 0 with optind at the first file, or the exit status.
+ * Reads the settings and the key and, but for --merge-stages, loads the
+ * prompt and the schema and sets up the requests.  Returns 0 with optind
+ * at the first file, or the exit status after one error line.
  */
-int dt_az_configure(struct config *c, int argc, char **argv);
-
-/*
- * Loads the prompt and the schema, checks the model, and sets the
- * prompt_version, the request and (but with --dry-run) the HTTP client.
- * Returns 0, or -1 after one error line.
- */
-int dt_az_setup(struct run *x);
+int dt_az_setup(struct run *x, int argc, char **argv);
 
 /* Opens the state the workers of a run share.  Returns 0 or -1 (logged). */
 int dt_az_open_state(struct run *x);

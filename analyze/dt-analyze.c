@@ -12,7 +12,6 @@
 
 #include "analyze.h"
 #include "cli.h"
-#include "config.h"
 #include "exit.h"
 #include "log.h"
 #include "record.h"
@@ -211,25 +210,20 @@ main(int argc, char **argv)
 
 	if (dt_cli_start("dt-analyze") < 0)
 		return DT_EXIT_CONFIG;
-	if ((rc = dt_az_configure(&x.c, argc, argv)) != 0)
-		return rc;
-	if (x.c.merge_dir != NULL)
+	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
+	if ((rc = dt_az_setup(&x, argc, argv)) != 0)
+		x.status = rc;
+	else if (x.c.merge_dir != NULL)
 		x.status = dt_az_merge_stages(x.c.merge_dir,
 		    dt_az_open_state(&x) == 0 ? x.sh : NULL);
-	else {
-		srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
-		if (dt_az_setup(&x) < 0)
-			x.status = DT_EXIT_CONFIG;
-		else if (x.c.show_version)
-			printf("%s\n", x.version);
-		else if (x.c.estimate)
-			x.status = dt_az_estimate(&x);
-		else if (x.c.preflight)
-			x.status = dt_az_preflight(&x);
-		else if (!x.c.check_config)
-			x.status = run_records(&x, argv + optind,
-			    argc - optind);
-	}
+	else if (x.c.show_version)
+		printf("%s\n", x.version);
+	else if (x.c.estimate)
+		x.status = dt_az_estimate(&x);
+	else if (x.c.preflight)
+		x.status = dt_az_preflight(&x);
+	else if (!x.c.check_config)
+		x.status = run_records(&x, argv + optind, argc - optind);
 	dt_az_teardown(&x);
 	return dt_cli_close_stdout(x.status);
 }

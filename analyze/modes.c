@@ -71,7 +71,6 @@ dt_az_preflight(struct run *x)
 {
 	static const char text[] = "Preflight check.";
 	struct dt_api a = x->api;
-	struct dt_http_policy pol = x->c.pol;
 	struct dt_http_resp resp = {0};
 	struct dt_http_req req = {.method = "POST", .url = x->url,
 	    .headers = x->headers, .connect_timeout_ms = 10000,
@@ -81,11 +80,10 @@ dt_az_preflight(struct run *x)
 	int rc;
 
 	a.max_output_tokens = 16;
-	pol.max_tries = 1;
 	body = dt_api_body(&a, text, sizeof(text) - 1, &req.body_len);
 	if ((req.body = body) == NULL)
 		return PREFLIGHT(DT_EXIT_TEMPFAIL, "out of memory");
-	dt_http_once(x->http, &req, &pol, &resp);
+	dt_http_once(x->http, &req, &x->c.pol, &resp);
 	dt_http_safe_url(x->url, safe, sizeof(safe));
 	if (resp.result != DT_HTTP_OK)
 		rc = PREFLIGHT(DT_EXIT_UNAVAILABLE, "PERPLEXITY_BASE_URL: %s "

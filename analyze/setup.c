@@ -43,7 +43,7 @@ static const char usage_tail[] =
     "lines, 69 circuit open, 75 budget spent, DT_STOP_FILE or interrupted,\n"
     "78 bad configuration, or the API refused the run's setup.\n";
 
-/* What the table below fills in; dt_az_configure() copies it out. */
+/* What the table below fills in; dt_az_setup() copies it out. */
 static struct config conf = {.price_in = -1, .price_out = -1,
     .price_request = -1};
 static long long pol_tries, pol_base, pol_cap, pol_total, pol_max_resp;
@@ -123,43 +123,6 @@ static struct dt_opt opts[] = {
 	{0, NULL, "PERPLEXITY_API_KEY", DT_OPT_SECRET, &conf.key, NULL, 0, 0,
 	    NULL, "the API key"},
 };
-
-int
-dt_az_configure(struct config *c, int argc, char **argv)
-{
-	const struct dt_cmd cmd = {usage_head, usage_tail, opts,
-	    sizeof(opts) / sizeof(opts[0])};
-	int rc;
-
-	opts[0].def = dt_data_file("prompt.txt");
-	opts[1].def = dt_data_file("schema.json");
-	if ((rc = dt_opts_parse(&cmd, argc, argv, &conf.check_config)) != 0)
-		return rc;
-	if (conf.model == NULL)
-		conf.model = conf.api == DT_API_CHAT ? "sonar" :
-		    "perplexity/sonar";
-	conf.pol.max_tries = (int)pol_tries;
-	conf.pol.base_ms = (long)pol_base;
-	conf.pol.cap_ms = (long)pol_cap;
-	conf.pol.max_total_ms = (long)pol_total;
-	conf.pol.max_response = (size_t)pol_max_resp;
-	*c = conf;
-	if (c->show_version && (optind < argc || c->dry_run ||
-	    c->check_config || c->preflight || c->estimate))
-		return dt_cli_usage_error("--prompt-version reads no files and "
-		    "goes with no other mode");
-	if ((c->preflight || c->estimate) && (optind < argc || c->dry_run ||
-	    c->check_config || (c->preflight && c->estimate)))
-		return dt_cli_usage_error("--preflight and --estimate read no "
-		    "files and go with no other mode");
-	if (c->key == NULL && !c->dry_run && !c->estimate &&
-	    !c->show_version && c->merge_dir == NULL) {
-		dt_error("PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is "
-		    "not set");
-		return DT_EXIT_CONFIG;
-	}
-	return 0;
-}
 
 /* The prompt file: non-empty UTF-8 text.  Returns 0, or -1 (logged). */
 static int
@@ -264,8 +227,13 @@ setup_http(struct run *x)
 	return -1;
 }
 
-int
-dt_az_setup(struct run *x)
+/*
+ * Loads the prompt and the schema, checks the model, and sets the
+ * prompt_version, the request and (but with --dry-run) the HTTP client.
+ * Returns 0, or -1 after one error line.
+ */
+static int
+load(struct run *x)
 {
 	struct config *c = &x->c;
 	const char *m = c->model, *slash = strchr(m, '/');
@@ -315,6 +283,44 @@ dt_az_setup(struct run *x)
 	    .max_output_tokens = c->max_output_tokens,
 	    .web_search = c->web_search, .disable_search = c->disable_search};
 	return dt_az_pack_setup(x) < 0 || setup_http(x) < 0 ? -1 : 0;
+}
+
+int
+dt_az_setup(struct run *x, int argc, char **argv)
+{
+	struct config *c = &x->c;
+	const struct dt_cmd cmd = {usage_head, usage_tail, opts,
+	    sizeof(opts) / sizeof(opts[0])};
+	int rc;
+
+	opts[0].def = dt_data_file("prompt.txt");
+	opts[1].def = dt_data_file("schema.json");
+	if ((rc = dt_opts_parse(&cmd, argc, argv, &conf.check_config)) != 0)
+		return rc;
+	if (conf.model == NULL)
+		conf.model = conf.api == DT_API_CHAT ? "sonar" :
+		    "perplexity/sonar";
+	conf.pol.max_tries = (int)pol_tries;
+	conf.pol.base_ms = (long)pol_base;
+	conf.pol.cap_ms = (long)pol_cap;
+	conf.pol.max_total_ms = (long)pol_total;
+	conf.pol.max_response = (size_t)pol_max_resp;
+	*c = conf;
+	if (c->show_version && (optind < argc || c->dry_run ||
+	    c->check_config || c->preflight || c->estimate))
+		return dt_cli_usage_error("--prompt-version reads no files and "
+		    "goes with no other mode");
+	if ((c->preflight || c->estimate) && (optind < argc || c->dry_run ||
+	    c->check_config || (c->preflight && c->estimate)))
+		return dt_cli_usage_error("--preflight and --estimate read no "
+		    "files and go with no other mode");
+	if (c->key == NULL && !c->dry_run && !c->estimate &&
+	    !c->show_version && c->merge_dir == NULL) {
+		dt_error("PERPLEXITY_API_KEY (or PERPLEXITY_API_KEY_FILE) is "
+		    "not set");
+		return DT_EXIT_CONFIG;
+	}
+	return c->merge_dir != NULL || load(x) == 0 ? 0 : DT_EXIT_CONFIG;
 }
 
 void
