@@ -46,7 +46,10 @@ dt_az_pack_setup(struct run *x)
 		return 0;
 	}
 	/* {"results": [the analysis schema plus a required "id"]} */
-	item = json_deep_copy(x->schema);
+	if ((item = json_deep_copy(x->schema)) == NULL) {
+		dt_error("out of memory");
+		return -1;
+	}
 	json_object_set_new(json_object_get(item, "properties"), "id",
 	    json_pack("{s:s}", "type", "string"));
 	if (!json_is_array(req = json_object_get(item, "required")))
