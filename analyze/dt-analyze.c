@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -210,7 +209,6 @@ main(int argc, char **argv)
 
 	if (dt_cli_start("dt-analyze") < 0)
 		return DT_EXIT_CONFIG;
-	srandom((unsigned)time(NULL) ^ ((unsigned)getpid() << 16));
 	if ((rc = dt_az_setup(&x, argc, argv)) != 0)
 		x.status = rc;
 	else if (x.c.merge_dir != NULL)

@@ -63,7 +63,8 @@ dt_http_new(const char *what)
 	if ((global_done || curl_global_init(CURL_GLOBAL_DEFAULT) ==
 	    CURLE_OK) && (h = calloc(1, sizeof(*h))) != NULL &&
 	    (h->curl = curl_easy_init()) != NULL) {
-		global_done = 1;
+		if (!global_done++)     /* for dt_http_backoff_ms()'s jitter */
+			srandom((unsigned)(time(NULL) ^ (getpid() << 16)));
 		snprintf(h->what, sizeof(h->what), "%s", what);
 		snprintf(h->user_agent, sizeof(h->user_agent), "dt/%s (%s)",
 		    DT_VERSION, dt_prog());
@@ -412,7 +413,6 @@ int
 dt_http_send(struct dt_http *h, const struct dt_http_req *req,
     const struct dt_http_policy *pol, struct dt_http_resp *resp)
 {
-	static int seeded;
 	const char *method = req->method ? req->method : "GET";
 	long long start = dt_now_ms(), left;
 	char safe[1024], next[128];
@@ -420,8 +420,6 @@ dt_http_send(struct dt_http *h, const struct dt_http_req *req,
 	int try;
 
 	pol = pol != NULL ? pol : &default_policy;
-	if (!seeded++)
-		srandom((unsigned)(time(NULL) ^ (getpid() << 16)));
 	for (try = 1;; try++) {
 		dt_http_once(h, req, pol, resp);
 		resp->tries = try;
