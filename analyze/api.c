@@ -287,8 +287,7 @@ dt_api_error(const char *body, size_t n, char *msg, size_t mlen, char *type,
 }
 
 long long
-dt_api_estimate_tokens(const char *s, size_t n)
+dt_api_estimate_tokens(size_t n)
 {
-	(void)s;
 	return (long long)(n + 3) / 4;
 }

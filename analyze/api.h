@@ -75,6 +75,6 @@ void dt_api_error(const char *body, size_t n, char *msg, size_t mlen,
     char *type, size_t tlen);
 
 /* Rough token count of n bytes (about four a token), for estimates. */
-long long dt_api_estimate_tokens(const char *s, size_t n);
+long long dt_api_estimate_tokens(size_t n);
 
 #endif

@@ -181,6 +181,7 @@ take_turn(struct run *x, struct call *k, double *reserved)
 		}
 		dt_shared_unlock(x->sh);
 	} while (wait && !nap(x, 20));
+	/* Read after the wait: the circuit may have opened meanwhile. */
 	st = dt_shared_lock(x->sh);
 	br = st->breaker;
 	memcpy(why, st->why, sizeof(why));
@@ -534,8 +535,7 @@ dt_az_send(struct run *x, const struct dt_api *api, const char *body,
 	struct call k = {.rec = rec, .id = id, .api = api, .rc = -1,
 	    .usage = json_object(), .start = dt_now_ms(), .req = {
 	    .method = "POST", .url = x->url, .headers = x->headers,
-	    .body = body, .body_len = len, .connect_timeout_ms = 10000,
-	    .cancel = &dt_az_signal}};
+	    .body = body, .body_len = len, .cancel = &dt_az_signal}};
 	json_t *u = k.usage;
 	double reserved;
 	int end = NEXT_CALL, turn, ok;

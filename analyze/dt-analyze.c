@@ -159,10 +159,8 @@ read_records(struct run *x, struct dt_reader *r, struct dt_az_group *g)
 			x->n.records++;
 			x->n.bad++;
 			dt_az_count_error(x, K_BAD, DT_EXIT_DATAERR);
-			if (rec != NULL && !x->c.dry_run)
+			if (rec != NULL)
 				dt_az_hold(x, g, rec, 0);
-			else
-				json_decref(rec);
 		}
 	}
 	/* Records read before a signal still get their lines. */

@@ -73,9 +73,9 @@ dt_az_preflight(struct run *x)
 	struct dt_api a = x->api;
 	struct dt_http_resp resp = {0};
 	struct dt_http_req req = {.method = "POST", .url = x->url,
-	    .headers = x->headers, .connect_timeout_ms = 10000,
-	    .timeout_ms = 1000 * (long)(x->c.first_timeout_s >
-	    x->c.timeout_s ? x->c.first_timeout_s : x->c.timeout_s)};
+	    .headers = x->headers, .timeout_ms = 1000 *
+	    (long)(x->c.first_timeout_s > x->c.timeout_s ?
+	    x->c.first_timeout_s : x->c.timeout_s)};
 	char *body, safe[512];
 	int rc;
 
@@ -103,7 +103,7 @@ dt_az_dry_run(struct run *x, struct dt_az_item *it, int n)
 	    dt_api_body(&x->api, it->text, it->len, &blen);
 	json_t *body = s != NULL ? json_loads(s, 0, NULL) : NULL, *out;
 	json_t *ids = json_array();
-	long long in = dt_api_estimate_tokens(s, s != NULL ? blen : 0);
+	long long in = dt_api_estimate_tokens(s != NULL ? blen : 0);
 	/* The Agent API's max_output_tokens or chat's max_tokens. */
 	long long max_out = json_integer_value(json_object_get(body,
 	    "max_output_tokens")) + json_integer_value(json_object_get(body,
@@ -160,7 +160,7 @@ fixed_tokens(struct run *x)
 		it[i].text = "";
 	body = pack > 1 ? dt_az_group_body(x, it, pack, &blen) :
 	    dt_api_body(&x->api, "", 0, &blen);
-	n = dt_api_estimate_tokens(body, body != NULL ? blen : 0);
+	n = dt_api_estimate_tokens(body != NULL ? blen : 0);
 	free(body);
 	return (n + pack - 1) / pack;
 }
@@ -299,7 +299,7 @@ dt_az_estimate(struct run *x)
 	    "bytes\n", todo, rows, blank, avg_bytes);
 	first = print_runs(c, unclaimed, max_records, share);
 	/* An answer: 100 tokens of JSON and names, half the text's more. */
-	text_tokens = dt_api_estimate_tokens(NULL, (size_t)avg_bytes);
+	text_tokens = dt_api_estimate_tokens((size_t)avg_bytes);
 	fixed = fixed_tokens(x);
 	out = 100 + text_tokens / 2;
 	if (out > c->max_output_tokens)
