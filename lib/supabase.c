@@ -183,9 +183,8 @@ describe_error(struct dt_sb_result *res, const char *raw)
 	if (res->status == 401 && code != NULL && strcmp(code, "42501") == 0)
 		dt_buf_printf(&b, ": %s", NOT_SECRET_KEY);
 	clean = b.p != NULL ? dt_redact(b.p) : NULL;
-	snprintf(res->message, sizeof(res->message), "%s", clean != NULL ?
+	utf8_format(res->message, sizeof(res->message), "%s", clean != NULL ?
 	    clean : "out of memory");
-	utf8_fix(res->message);
 	free(clean);
 	dt_buf_free(&b);
 }
