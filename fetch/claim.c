@@ -42,14 +42,15 @@ json_t *
 dt_fetch_request_args(struct dt_fetch *f, long long want, json_t *after)
 {
 	int c = f->mode == 'c';
+	char key[RUN_ID_MAX + 24];
 
 	/* The server cuts texts to characters, fit_record() to bytes. */
-	return json_pack("{so*so*so*so*ss*so*sIsssssssO*sI}",
-	    "p_run_id", c ? json_string(f->run_id) : NULL,
+	snprintf(key, sizeof(key), "%s:%lld", f->run_id, f->batches + 1);
+	return json_pack("{ss*so*so*ss*ss*so*sIsssssssO*sI}",
+	    "p_run_id", c ? f->run_id : NULL,
 	    "p_lease_seconds", c ? json_integer(f->lease) : NULL,
 	    "p_max_attempts", c ? json_integer(f->attempts) : NULL,
-	    "p_claim_key", c ? json_sprintf("%s:%lld", f->run_id,
-	    f->batches + 1) : NULL,
+	    "p_claim_key", c ? key : NULL,
 	    "p_prompt_version", f->reuse,
 	    "p_after", c ? NULL : after != NULL ? json_incref(after) :
 	    json_null(),
