@@ -227,7 +227,7 @@ settle_item(struct dt_store *s, json_t *rec)
 static long long
 give_up_at(struct dt_store *s, long long start)
 {
-	long long until = start + s->outage_s * 1000;
+	long long until = start + s->outage_s * 1000, age;
 	struct timespec now;
 	struct stat st;
 
@@ -235,9 +235,11 @@ give_up_at(struct dt_store *s, long long start)
 		s->stop_ms = dt_now_ms();
 	if (s->stop_ms == 0 && s->stop_file != NULL &&
 	    stat(s->stop_file, &st) == 0 &&
-	    clock_gettime(CLOCK_REALTIME, &now) == 0)
-		s->stop_ms = dt_now_ms() - (now.tv_sec - st.st_mtim.tv_sec) *
-		    1000LL - (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
+	    clock_gettime(CLOCK_REALTIME, &now) == 0) {
+		age = (now.tv_sec - st.st_mtim.tv_sec) * 1000LL +
+		    (now.tv_nsec - st.st_mtim.tv_nsec) / 1000000;
+		s->stop_ms = dt_now_ms() - (age > 0 ? age : 0);
+	}
 	if (s->stop_ms != 0 && s->stop_ms + s->drain_s * 500 < until)
 		until = s->stop_ms + s->drain_s * 500;
 	return until;
