@@ -181,12 +181,14 @@ problem(int bad, const char *fmt, ...)
 static int
 bad_url(const char *name, const char **url, char *buf, size_t len)
 {
+	char safe[512];
 	size_t n;
 
 	if (*url == NULL)
 		return 0;
 	if (problem(strncmp(*url, "http://", 7) != 0 && strncmp(*url,
-	    "https://", 8) != 0, "%s: '%s' is not an http(s) URL", name, *url))
+	    "https://", 8) != 0, "%s: '%s' is not an http(s) URL", name,
+	    dt_http_safe_url(*url, safe, sizeof(safe))))
 		return 1;
 	snprintf(buf, len, "%s", *url);
 	for (n = strlen(buf); n > 0 && buf[n - 1] == '/'; n--)

@@ -241,7 +241,7 @@ static void
 add_message(json_t *s, json_t *m)
 {
 	json_t *all = json_object_get(s, "messages"), *old;
-	char clean[240];
+	char clean[200 * 4 + 8];
 	size_t i;
 
 	if (json_string_length(m) == 0 || json_array_size(all) >= 4)

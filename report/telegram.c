@@ -133,7 +133,7 @@ int
 dt_rpt_tg_send(struct dt_http *h, const struct dt_rpt_tg *tg, json_t *msgs,
     int silent, int *sent)
 {
-	char chat[32], what[48] = "";
+	char chat[40], what[48] = "";
 	struct call c = {.method = "sendMessage", .tries = 8, .what = what};
 	size_t n = json_array_size(msgs);
 	json_t *answer;
