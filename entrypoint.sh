@@ -271,7 +271,7 @@ export DT_RUN_ID DT_RUN_STARTED_AT
 state=$(mktemp -d "${TMPDIR:-/tmp}/dt-run.XXXXXX")
 export DT_STATE_DIR=$state
 # No child outlives dt-entrypoint, however it ends (SIGKILL included):
-# each stage watches this process (DT_WATCH_PID, lib/watch.h) and ends
+# each stage watches this process (DT_WATCH_PID, lib/cli.c) and ends
 # with it, and the timers below wait on a lifeline, a FIFO that only
 # this shell holds open for writing, whose end they see when it is gone.
 export DT_WATCH_PID=$$
