@@ -224,6 +224,10 @@ dt-report: info: report sent to Telegram (1 message, silently)"
 @test "dt-report: @channel chat ids and forum threads" {
 	run -0 env TELEGRAM_CHAT_ID=@dt_reports TELEGRAM_THREAD_ID=42 dt-report t/fixtures/report/run-ok.ndjson
 	assert_equal "$(tg_messages | jq -c '[.chat_id, .message_thread_id]')" '["@dt_reports",42]'
+	# A username of 32 characters, the longest Telegram has, goes whole.
+	chat=@a$(printf 'b%.0s' $(seq 31))
+	run -0 env TELEGRAM_CHAT_ID="$chat" dt-report t/fixtures/report/run-ok.ndjson
+	assert_equal "$(tg_messages | jq -s -r 'last.chat_id')" "$chat"
 	run -78 --separate-stderr env TELEGRAM_THREAD_ID=x dt-report t/fixtures/report/run-ok.ndjson
 	assert_equal "$stderr" "dt-report: error: TELEGRAM_THREAD_ID: 'x' is not a whole number (1 to 2147483647)"
 }
